@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Runs every test from a fresh machine: setup, release + ASan/UBSan builds,
+# fuzz targets, then pytest, which runs the C unit-test binaries (both builds),
+# the fuzzers for a bounded time, the reference comparisons and the
+# integration tests. pytest's summary is the closing line.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh --test
+jobs=$(nproc)
+make -j"$jobs" MODE=release all tests
+make -j"$jobs" MODE=asan tests
+make -j"$jobs" MODE=fuzz fuzz
+exec .venv/bin/python -m pytest -q -ra tests "$@"

@@ -1,0 +1,76 @@
+/* The CPU backend: a thread pool with a cheap barrier, run-time SIMD dispatch,
+ * and the kernels the forward pass is built from.
+ *
+ * Execution model. The forward pass runs inside ONE parallel region per step:
+ * hl_pool_run(pool, fn, ctx) calls fn(ctx, ith, nth) on every thread (the
+ * caller is thread 0) and returns when all are done. Inside, stages are
+ * separated by hl_pool_barrier(pool). Kernels therefore come as "slice"
+ * functions taking (ith, nth): each thread computes its own part of the
+ * output, with no allocation and no synchronisation of their own. Workers
+ * spin briefly at the barrier, then sleep, so a descheduled sibling does not
+ * collapse throughput on a shared machine.
+ *
+ * Matrix multiply. out[i][j] = sum_k x[i][k] * W[j][k] for i < m (batch rows)
+ * and j < n (weight rows). W is a weight tensor exactly as GGUF stores it
+ * (n rows of k elements of type wtype, ne[0] = k). Activations are first
+ * converted once per call to the format the weight type's dot product wants
+ * (Q8_0 for Q4_0/Q5_0/Q8_0, Q8_1 for Q4_1/Q5_1, Q8_K for the K-quants, F16 or
+ * F32 otherwise), then every thread multiplies its share of the weight rows
+ * with all m activation rows, so one pass over the weights serves the batch.
+ * Every SIMD path is tested against the scalar reference in quant/. */
+#ifndef HL_BACKEND_CPU_H
+#define HL_BACKEND_CPU_H
+
+#include "quant/quant.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- CPU features and dispatch ---- */
+typedef struct hl_cpu_info {
+    int avx2, fma, f16c, avx512f, avx512bw, avx512vl, avx512vnni, avxvnni;
+    int n_cores;        /* online logical CPUs */
+    char model[128];    /* "AMD EPYC ..." from /proc/cpuinfo or cpuid */
+} hl_cpu_info;
+void hl_cpu_detect(hl_cpu_info *info);
+/* "AVX512-VNNI", "AVX2", or "scalar": the kernel level in use. HL_SIMD=scalar|avx2
+ * in the environment forces a lower level (tests use it to cover every path). */
+const char *hl_cpu_simd_level(void);
+
+/* ---- thread pool ---- */
+typedef struct hl_pool hl_pool;
+hl_pool *hl_pool_new(int n_threads); /* n_threads <= 0: number of cores */
+void hl_pool_free(hl_pool *pool);
+int hl_pool_size(const hl_pool *pool);
+typedef void (*hl_pool_fn)(void *ctx, int ith, int nth);
+void hl_pool_run(hl_pool *pool, hl_pool_fn fn, void *ctx);
+/* Only valid inside hl_pool_run; every thread must call it the same number of times. */
+void hl_pool_barrier(hl_pool *pool);
+
+/* ---- matrix multiply ---- */
+/* The activation type used with weights of type wtype. */
+hl_type hl_matmul_act_type(hl_type wtype);
+/* Bytes of scratch needed to hold m converted activation rows of length k. */
+size_t hl_matmul_act_size(hl_type wtype, int64_t m, int64_t k);
+/* Converts activation rows (row stride ldx floats) into xq; threads split rows. */
+void hl_matmul_prepare(hl_type wtype, const float *x, int64_t ldx, int64_t m, int64_t k, void *xq, int ith, int nth);
+/* out rows have stride ldo floats. Threads split the n weight rows. */
+void hl_matmul_slice(hl_type wtype, const void *w, int64_t n, int64_t k, const void *xq, int64_t m, float *out,
+                     int64_t ldo, int ith, int nth);
+/* Convenience for tests and one-off callers: prepare + barrier + slice on the pool. */
+void hl_matmul(hl_pool *pool, hl_type wtype, const void *w, int64_t n, int64_t k, const float *x, int64_t m,
+               float *out, int64_t ldo, void *scratch);
+
+/* ---- vector kernels (single thread; callers split work) ---- */
+float hl_vec_dot_f32(const float *a, const float *b, int64_t n);
+float hl_vec_dot_f16(const hl_f16 *a, const float *b, int64_t n); /* a in f16, b in f32 */
+void hl_vec_axpy_f16(float *y, const hl_f16 *x, float a, int64_t n); /* y += a * x */
+void hl_vec_to_f16(hl_f16 *dst, const float *src, int64_t n);
+void hl_vec_rmsnorm(float *out, const float *x, const float *w, int64_t n, float eps); /* w may be NULL */
+void hl_vec_softmax(float *x, int64_t n); /* in place, numerically stable */
+void hl_vec_silu_mul(float *out, const float *gate, const float *up, int64_t n);
+void hl_vec_gelu_mul(float *out, const float *gate, const float *up, int64_t n); /* tanh approximation */
+void hl_vec_add(float *y, const float *x, int64_t n);                           /* y += x */
+void hl_vec_scale(float *y, float s, int64_t n);
+
+#endif

@@ -1,0 +1,2 @@
+DEPS_base :=
+LIBS_base :=

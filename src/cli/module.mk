@@ -1,0 +1,2 @@
+DEPS_cli := base
+LIBS_cli :=

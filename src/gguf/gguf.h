@@ -1,0 +1,128 @@
+/* GGUF reader and writer.
+ *
+ * File layout (little-endian), versions 2 and 3:
+ *   u32 magic "GGUF" | u32 version | u64 n_tensors | u64 n_kv
+ *   n_kv x { string key | u32 value_type | value }
+ *   n_tensors x { string name | u32 n_dims | u64 dims[n_dims] | u32 type | u64 offset }
+ *   padding to general.alignment (default 32)
+ *   tensor data; each tensor at data_start + offset, offset a multiple of alignment
+ * string = u64 length + bytes (no NUL). Value types: 0 u8, 1 i8, 2 u16, 3 i16,
+ * 4 u32, 5 i32, 6 f32, 7 bool, 8 string, 9 array (u32 elem type, u64 count,
+ * elems; arrays may nest), 10 u64, 11 i64, 12 f64.
+ *
+ * The reader maps the file read-only and validates everything before use:
+ * magic, version, counts against file size, string lengths, value types,
+ * nesting depth, duplicate keys and tensor names, dims (positive, product
+ * without overflow, rows a multiple of the block length), tensor type ids,
+ * offsets (aligned, in bounds, non-overlapping). A file that passes can be
+ * read without further checks. The gguf_file owns the mapping; every pointer
+ * it hands out borrows from it and lives until gguf_close. */
+#ifndef HL_GGUF_H
+#define HL_GGUF_H
+
+#include "base/err.h"
+#include "quant/quant.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum gguf_vtype {
+    GGUF_U8 = 0, GGUF_I8 = 1, GGUF_U16 = 2, GGUF_I16 = 3, GGUF_U32 = 4, GGUF_I32 = 5,
+    GGUF_F32 = 6, GGUF_BOOL = 7, GGUF_STRING = 8, GGUF_ARRAY = 9, GGUF_U64 = 10,
+    GGUF_I64 = 11, GGUF_F64 = 12,
+} gguf_vtype;
+
+typedef struct gguf_str {
+    const char *ptr; /* not NUL-terminated; borrowed from the mapping */
+    uint64_t len;
+} gguf_str;
+
+typedef struct gguf_kv gguf_kv;
+typedef struct gguf_file gguf_file;
+
+#define GGUF_MAX_DIMS 4
+
+typedef struct gguf_tensor {
+    const char *name;          /* NUL-terminated copy, owned by the gguf_file */
+    hl_type type;
+    uint32_t n_dims;
+    int64_t ne[GGUF_MAX_DIMS]; /* ne[0] = row length (fastest), unused dims = 1 */
+    uint64_t offset;           /* relative to the data section */
+    uint64_t size;             /* bytes */
+    const void *data;          /* points into the mapping */
+} gguf_tensor;
+
+/* ---- reading ---- */
+int gguf_open(gguf_file **out, const char *path, hl_err *err);
+/* Parses an in-memory image (borrowed; must outlive the gguf_file). Used by
+ * the fuzzer and tests. */
+int gguf_open_memory(gguf_file **out, const void *data, size_t size, hl_err *err);
+void gguf_close(gguf_file *f);
+
+uint32_t gguf_version(const gguf_file *f);
+uint32_t gguf_alignment(const gguf_file *f);
+size_t gguf_file_size(const gguf_file *f);
+
+/* metadata */
+int64_t gguf_n_kv(const gguf_file *f);
+const gguf_kv *gguf_kv_at(const gguf_file *f, int64_t i);
+const gguf_kv *gguf_find(const gguf_file *f, const char *key); /* NULL if absent */
+const char *gguf_kv_key(const gguf_kv *kv);                      /* NUL-terminated */
+gguf_vtype gguf_kv_type(const gguf_kv *kv);
+
+/* Typed getters: return 0 and set *out when the key exists and its value
+ * converts losslessly (any integer type to int64 if in range; f32/f64 to
+ * double; bool); otherwise return HL_ENOENT (absent) or HL_EINVAL (wrong
+ * type) and leave *out unchanged, so callers can preset defaults. */
+int gguf_get_int(const gguf_file *f, const char *key, int64_t *out);
+int gguf_get_float(const gguf_file *f, const char *key, double *out);
+int gguf_get_bool(const gguf_file *f, const char *key, int *out);
+int gguf_get_str(const gguf_file *f, const char *key, gguf_str *out);
+
+/* Arrays: element type and count; elements by index. Nested arrays are
+ * reachable through gguf_arr_get_arr. */
+typedef struct gguf_arr {
+    gguf_vtype type;
+    uint64_t n;
+    const uint8_t *data; /* start of the first element in the mapping */
+    const void *index;   /* internal: offsets of elements for strings/arrays */
+} gguf_arr;
+int gguf_get_arr(const gguf_file *f, const char *key, gguf_arr *out);
+int gguf_kv_arr(const gguf_kv *kv, gguf_arr *out);
+gguf_str gguf_arr_str(const gguf_arr *a, uint64_t i);
+int64_t gguf_arr_int(const gguf_arr *a, uint64_t i);   /* integer and bool element types */
+double gguf_arr_float(const gguf_arr *a, uint64_t i);  /* f32/f64 (and integers) */
+int gguf_arr_get_arr(const gguf_arr *a, uint64_t i, gguf_arr *out);
+/* scalar value of a kv as int/float/string (for printing) */
+int64_t gguf_kv_int(const gguf_kv *kv);
+double gguf_kv_float(const gguf_kv *kv);
+gguf_str gguf_kv_str(const gguf_kv *kv);
+
+/* tensors */
+int64_t gguf_n_tensors(const gguf_file *f);
+const gguf_tensor *gguf_tensor_at(const gguf_file *f, int64_t i);
+const gguf_tensor *gguf_find_tensor(const gguf_file *f, const char *name);
+
+/* ---- writing ---- */
+typedef struct gguf_writer gguf_writer;
+gguf_writer *gguf_writer_new(void);
+void gguf_writer_free(gguf_writer *w);
+/* Keys are copied; setting an existing key replaces it. */
+void gguf_set_u32(gguf_writer *w, const char *key, uint32_t v);
+void gguf_set_i32(gguf_writer *w, const char *key, int32_t v);
+void gguf_set_u64(gguf_writer *w, const char *key, uint64_t v);
+void gguf_set_f32(gguf_writer *w, const char *key, float v);
+void gguf_set_bool(gguf_writer *w, const char *key, int v);
+void gguf_set_str(gguf_writer *w, const char *key, const char *v);
+void gguf_set_arr_str(gguf_writer *w, const char *key, const char *const *v, uint64_t n);
+void gguf_set_arr_i32(gguf_writer *w, const char *key, const int32_t *v, uint64_t n);
+void gguf_set_arr_f32(gguf_writer *w, const char *key, const float *v, uint64_t n);
+/* Copies every kv of f (for requantizing / rewriting files). */
+void gguf_set_kv_from(gguf_writer *w, const gguf_file *f);
+/* data is copied (or borrowed until write when borrow != 0). ne as in gguf_tensor. */
+int gguf_add_tensor(gguf_writer *w, const char *name, hl_type type, uint32_t n_dims, const int64_t *ne,
+                    const void *data, size_t size, int borrow, hl_err *err);
+/* Writes version 3 atomically (temporary file + rename). */
+int gguf_write(gguf_writer *w, const char *path, hl_err *err);
+
+#endif

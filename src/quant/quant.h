@@ -1,0 +1,115 @@
+/* Tensor element types and quantized block formats, as stored in GGUF files.
+ *
+ * Every type is a sequence of blocks; a block holds `blck` elements in `size`
+ * bytes. Row lengths must be a multiple of the block length. Layouts (QK =
+ * 32 for the legacy formats, QK_K = 256 for the K-quants; "half" is IEEE f16):
+ *
+ *   Q4_0  { half d; u8 qs[16]; }                       x = (q - 8) * d
+ *   Q4_1  { half d; half m; u8 qs[16]; }               x = q * d + m
+ *         (qs[j] low nibble = element j, high nibble = element j + 16)
+ *   Q5_0  { half d; u8 qh[4]; u8 qs[16]; }             x = (q - 16) * d
+ *   Q5_1  { half d; half m; u8 qh[4]; u8 qs[16]; }     x = q * d + m
+ *         (bit j of the little-endian u32 qh is the 5th bit of element j)
+ *   Q8_0  { half d; i8 qs[32]; }                       x = q * d
+ *   Q8_1  { half d; half s; i8 qs[32]; }               s = d * sum(qs)
+ *   Q2_K  { u8 scales[16]; u8 qs[64]; half d; half dmin; }
+ *   Q3_K  { u8 hmask[32]; u8 qs[64]; u8 scales[12]; half d; }
+ *   Q4_K  { half d; half dmin; u8 scales[12]; u8 qs[128]; }
+ *   Q5_K  { half d; half dmin; u8 scales[12]; u8 qh[32]; u8 qs[128]; }
+ *   Q6_K  { u8 ql[128]; u8 qh[64]; i8 scales[16]; half d; }
+ *   Q8_K  { float d; i8 qs[256]; i16 bsums[16]; }      (activations only)
+ *
+ * This module is the scalar reference ("the oracle"): dequantization that
+ * matches the `gguf` Python package bit for bit, and quantization for the types
+ * used for activations and for writing test files. SIMD kernels live in
+ * backend/cpu and are tested against these functions. */
+#ifndef HL_QUANT_H
+#define HL_QUANT_H
+
+#include "base/half.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Type ids are GGML's, as written in GGUF tensor infos. */
+typedef enum hl_type {
+    HL_TYPE_F32 = 0,
+    HL_TYPE_F16 = 1,
+    HL_TYPE_Q4_0 = 2,
+    HL_TYPE_Q4_1 = 3,
+    HL_TYPE_Q5_0 = 6,
+    HL_TYPE_Q5_1 = 7,
+    HL_TYPE_Q8_0 = 8,
+    HL_TYPE_Q8_1 = 9,
+    HL_TYPE_Q2_K = 10,
+    HL_TYPE_Q3_K = 11,
+    HL_TYPE_Q4_K = 12,
+    HL_TYPE_Q5_K = 13,
+    HL_TYPE_Q6_K = 14,
+    HL_TYPE_Q8_K = 15,
+    HL_TYPE_I8 = 24,
+    HL_TYPE_I16 = 25,
+    HL_TYPE_I32 = 26,
+    HL_TYPE_I64 = 27,
+    HL_TYPE_F64 = 28,
+    HL_TYPE_BF16 = 30,
+    HL_TYPE_COUNT = 40 /* upper bound of ids we know the name of */
+} hl_type;
+
+#define HL_QK 32
+#define HL_QK_K 256
+#define HL_K_SCALE_SIZE 12
+
+typedef struct { hl_f16 d; uint8_t qs[HL_QK / 2]; } hl_block_q4_0;
+typedef struct { hl_f16 d, m; uint8_t qs[HL_QK / 2]; } hl_block_q4_1;
+typedef struct { hl_f16 d; uint8_t qh[4]; uint8_t qs[HL_QK / 2]; } hl_block_q5_0;
+typedef struct { hl_f16 d, m; uint8_t qh[4]; uint8_t qs[HL_QK / 2]; } hl_block_q5_1;
+typedef struct { hl_f16 d; int8_t qs[HL_QK]; } hl_block_q8_0;
+typedef struct { hl_f16 d, s; int8_t qs[HL_QK]; } hl_block_q8_1;
+typedef struct { uint8_t scales[HL_QK_K / 16]; uint8_t qs[HL_QK_K / 4]; hl_f16 d, dmin; } hl_block_q2_K;
+typedef struct { uint8_t hmask[HL_QK_K / 8]; uint8_t qs[HL_QK_K / 4]; uint8_t scales[12]; hl_f16 d; } hl_block_q3_K;
+typedef struct { hl_f16 d, dmin; uint8_t scales[HL_K_SCALE_SIZE]; uint8_t qs[HL_QK_K / 2]; } hl_block_q4_K;
+typedef struct { hl_f16 d, dmin; uint8_t scales[HL_K_SCALE_SIZE]; uint8_t qh[HL_QK_K / 8]; uint8_t qs[HL_QK_K / 2]; } hl_block_q5_K;
+typedef struct { uint8_t ql[HL_QK_K / 2]; uint8_t qh[HL_QK_K / 4]; int8_t scales[HL_QK_K / 16]; hl_f16 d; } hl_block_q6_K;
+typedef struct { float d; int8_t qs[HL_QK_K]; int16_t bsums[HL_QK_K / 16]; } hl_block_q8_K;
+
+_Static_assert(sizeof(hl_block_q4_0) == 18, "q4_0 layout");
+_Static_assert(sizeof(hl_block_q4_1) == 20, "q4_1 layout");
+_Static_assert(sizeof(hl_block_q5_0) == 22, "q5_0 layout");
+_Static_assert(sizeof(hl_block_q5_1) == 24, "q5_1 layout");
+_Static_assert(sizeof(hl_block_q8_0) == 34, "q8_0 layout");
+_Static_assert(sizeof(hl_block_q8_1) == 36, "q8_1 layout");
+_Static_assert(sizeof(hl_block_q2_K) == 84, "q2_K layout");
+_Static_assert(sizeof(hl_block_q3_K) == 110, "q3_K layout");
+_Static_assert(sizeof(hl_block_q4_K) == 144, "q4_K layout");
+_Static_assert(sizeof(hl_block_q5_K) == 176, "q5_K layout");
+_Static_assert(sizeof(hl_block_q6_K) == 210, "q6_K layout");
+_Static_assert(sizeof(hl_block_q8_K) == 292, "q8_K layout");
+
+typedef struct hl_type_traits {
+    const char *name;   /* "Q4_K", as GGUF tools print it */
+    uint32_t blck;      /* elements per block (1 for plain types) */
+    uint32_t size;      /* bytes per block */
+    int quantized;      /* block-quantized (not a plain number type) */
+} hl_type_traits;
+
+/* NULL for an id we do not know. */
+const hl_type_traits *hl_type_get(int type);
+const char *hl_type_name(int type); /* "unknown" for unknown ids */
+/* Parses "q4_k_m"-style names case-insensitively into a type; -1 if unknown. */
+int hl_type_from_name(const char *name);
+/* Bytes for a row of n elements; 0 if n is not a multiple of the block length. */
+size_t hl_row_size(hl_type type, int64_t n);
+
+/* Dequantizes n elements (a multiple of the block length) from src to f32.
+ * Supports every type above except Q8_1/Q8_K bsums-only details; returns -1
+ * for a type it cannot convert. */
+int hl_dequantize(hl_type type, const void *src, float *dst, int64_t n);
+
+/* Reference quantizers (round to nearest, as GGML's reference code defines
+ * the formats). n must be a multiple of the block length; returns bytes
+ * written, or 0 for an unsupported type. Supported: F32, F16, BF16, Q4_0,
+ * Q4_1, Q5_0, Q5_1, Q8_0, Q8_1, Q8_K, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K. */
+size_t hl_quantize(hl_type type, const float *src, void *dst, int64_t n);
+
+#endif
