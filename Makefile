@@ -6,6 +6,7 @@
 #   make tests                every unit-test binary
 #   make MODE=asan tests      the same under ASan + UBSan
 #   make MODE=fuzz fuzz       fuzz targets (clang + libFuzzer)
+#   make benches              benchmark drivers (bench/<module>/bench_*.c)
 #
 # A module declares what it links against in src/<module>/module.mk:
 #   DEPS_<module> := the modules it uses, in link order (users before used)
@@ -55,7 +56,7 @@ mod_srcs = $(wildcard src/$(1)/*.c)
 link_libs = $(foreach m,$(1) $(DEPS_$(1)),$(if $(call mod_srcs,$(m)),$(call lib_of,$(m))))
 ext_libs  = $(sort $(foreach m,$(1) $(DEPS_$(1)),$(LIBS_$(m)))) -lm
 
-.PHONY: all tests fuzz clean
+.PHONY: all tests benches fuzz clean
 all: $(BUILD)/hyperlama
 
 # ---- objects -------------------------------------------------------------
@@ -91,6 +92,16 @@ TEST_BINS += $(BUILD)/tests/$(2)/$(basename $(notdir $(1)))
 endef
 $(foreach m,$(MODULES),$(foreach t,$(wildcard tests/unit/$(m)/test_*.c),$(eval $(call test_rules,$(t),$(m)))))
 tests: $(TEST_BINS)
+
+# ---- benchmark drivers: bench/<module>/bench_*.c (own main) ----------------
+define bench_rules
+$(BUILD)/bench/$(basename $(notdir $(1))): $(patsubst %.c,$(BUILD)/obj/%.o,$(1)) $(call link_libs,$(2))
+	@mkdir -p $$(@D)
+	$$(CC) $$(LDFLAGS) -o $$@ $$^ $$(call ext_libs,$(2))
+BENCH_BINS += $(BUILD)/bench/$(basename $(notdir $(1)))
+endef
+$(foreach m,$(MODULES),$(foreach t,$(wildcard bench/$(m)/bench_*.c),$(eval $(call bench_rules,$(t),$(m)))))
+benches: $(BENCH_BINS)
 
 # ---- fuzz targets: fuzz/<module>/fuzz_*.c (MODE=fuzz) ---------------------
 define fuzz_rules
