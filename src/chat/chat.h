@@ -1,0 +1,84 @@
+/* Chat templates: our own interpreter for the Jinja subset that models ship in
+ * `tokenizer.chat_template`, rendering exactly what Python jinja2 renders in the
+ * environment Hugging Face transformers uses (ImmutableSandboxedEnvironment with
+ * trim_blocks=True, lstrip_blocks=True; tojson without HTML escaping and with
+ * ensure_ascii=False; raise_exception(msg) and strftime_now(fmt) as globals).
+ *
+ * A template is parsed once (chat_template_parse) into an immutable tree that
+ * can be rendered many times, from many threads at once, each render with its
+ * own context. Everything about a template is untrusted: unsupported syntax is
+ * a parse error naming line and column; a render is bounded in recursion
+ * depth, loop iterations and output size and fails with a clear message rather
+ * than hanging or growing without limit.
+ *
+ * The context is a json-c object whose keys become the template's variables:
+ *   messages               list of {role, content (string or list of parts
+ *                          {type:"text", text:...}), tool_calls, name,
+ *                          tool_call_id, ...}
+ *   tools                  list of tool definitions (optional)
+ *   add_generation_prompt  bool
+ *   bos_token, eos_token   strings
+ *   ... any extra keys (e.g. enable_thinking) are visible too.
+ * json-c integers become template ints, doubles floats, objects dicts (in the
+ * object's key order), arrays lists, null none. */
+#ifndef HL_CHAT_CHAT_H
+#define HL_CHAT_CHAT_H
+
+#include "base/buf.h"
+#include "base/err.h"
+
+#include <stddef.h>
+
+struct json_object;
+
+typedef struct chat_template chat_template;
+
+/* ---- limits ------------------------------------------------------------- */
+
+/* Bounds for one render; chat_limits_default() gives the values used by
+ * chat_template_render (1M loop iterations, 16 MB output, depth 256). */
+typedef struct chat_limits {
+    size_t max_output;     /* bytes of rendered text (and of any string built) */
+    size_t max_iterations; /* loop iterations + macro calls, all loops together */
+    int max_depth;         /* nesting of macro calls / expression evaluation */
+} chat_limits;
+
+chat_limits chat_limits_default(void);
+
+/* ---- templates ---------------------------------------------------------- */
+
+/* Parses template source src[0..len) (need not be NUL-terminated; at most
+ * 4 MB). On success *out owns the parsed template (free with
+ * chat_template_free). On failure returns HL_EINVAL (HL_ERANGE when too large)
+ * and err says "template line L, column C: what is wrong". */
+int chat_template_parse(chat_template **out, const char *src, size_t len, hl_err *err);
+void chat_template_free(chat_template *t);
+
+/* Renders t with the variables in ctx (a json-c object; borrowed, not
+ * modified) and appends the text to out. On failure returns a negative code
+ * and err says why: raise_exception(msg) from the template gives
+ * HL_EINVAL with "template error: msg"; an exceeded limit gives HL_ERANGE.
+ * out may then hold partial output (callers discard it). */
+int chat_template_render(const chat_template *t, struct json_object *ctx, hl_buf *out, hl_err *err);
+int chat_template_render_limits(const chat_template *t, struct json_object *ctx, const chat_limits *lim,
+                                hl_buf *out, hl_err *err);
+
+/* ---- building a context from simple inputs ------------------------------ */
+
+typedef struct chat_message {
+    const char *role;    /* "system", "user", "assistant", "tool" */
+    const char *content; /* NUL-terminated UTF-8; NULL means none (json null) */
+} chat_message;
+
+/* Builds a new context object {messages:[{role,content}...],
+ * add_generation_prompt, bos_token, eos_token} (bos/eos may be NULL -> "").
+ * The caller owns *out (json_object_put). Extra keys (tools, ...) can be added
+ * with json_object_object_add before rendering. */
+int chat_context_new(struct json_object **out, const chat_message *msgs, size_t n_msgs,
+                     int add_generation_prompt, const char *bos_token, const char *eos_token,
+                     hl_err *err);
+
+/* Convenience: parse + render in one call (for a template used once). */
+int chat_render_once(const char *src, size_t len, struct json_object *ctx, hl_buf *out, hl_err *err);
+
+#endif

@@ -1,0 +1,2 @@
+DEPS_chat := base
+LIBS_chat := -ljson-c
