@@ -1,0 +1,2 @@
+DEPS_sample := base
+LIBS_sample :=
