@@ -53,7 +53,10 @@ typedef enum hl_type {
     HL_TYPE_I64 = 27,
     HL_TYPE_F64 = 28,
     HL_TYPE_BF16 = 30,
-    HL_TYPE_COUNT = 40 /* upper bound of ids we know the name of */
+    /* Ids 16..23, 29, 34, 35, 39..41 (IQ*, TQ*, MXFP4, NVFP4, Q1_0) have traits
+     * (name, block size) so files holding them can be described, but no
+     * conversion: hl_type_traits.supported is 0 for them. */
+    HL_TYPE_COUNT = 42 /* upper bound (exclusive) of ids we know the name of */
 } hl_type;
 
 #define HL_QK 32
@@ -91,19 +94,27 @@ typedef struct hl_type_traits {
     uint32_t blck;      /* elements per block (1 for plain types) */
     uint32_t size;      /* bytes per block */
     int quantized;      /* block-quantized (not a plain number type) */
+    int supported;      /* hl_dequantize can convert it */
+    int quantizable;    /* hl_quantize can produce it */
 } hl_type_traits;
 
 /* NULL for an id we do not know. */
 const hl_type_traits *hl_type_get(int type);
 const char *hl_type_name(int type); /* "unknown" for unknown ids */
-/* Parses "q4_k_m"-style names case-insensitively into a type; -1 if unknown. */
+/* Parses a type name as hl_type_name prints it, case-insensitively ("q4_K",
+ * "Q8_0", "f16", "bf16"); -1 if unknown. File-type names with a mix suffix
+ * ("q4_k_m") are the quantize command's business, not this function's. */
 int hl_type_from_name(const char *name);
-/* Bytes for a row of n elements; 0 if n is not a multiple of the block length. */
+/* Bytes for a row of n elements; 0 if the type is unknown, n is negative or
+ * not a multiple of the block length, or the size would overflow. */
 size_t hl_row_size(hl_type type, int64_t n);
 
 /* Dequantizes n elements (a multiple of the block length) from src to f32.
- * Supports every type above except Q8_1/Q8_K bsums-only details; returns -1
- * for a type it cannot convert. */
+ * Bit-identical to gguf-py's gguf.quants.dequantize (float32 numpy with the
+ * same operation order). Supports F32, F16, BF16, F64, I8..I64, Q4_0, Q4_1,
+ * Q5_0, Q5_1, Q8_0, Q8_1, Q2_K..Q6_K, Q8_K. Returns 0, HL_ENOTSUP for a type it
+ * cannot convert, HL_EINVAL for a bad n. src must be aligned for the block
+ * struct (GGUF tensor data is). */
 int hl_dequantize(hl_type type, const void *src, float *dst, int64_t n);
 
 /* Reference quantizers (round to nearest, as GGML's reference code defines

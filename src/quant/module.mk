@@ -1,0 +1,2 @@
+DEPS_quant := base
+LIBS_quant :=
