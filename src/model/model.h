@@ -1,0 +1,130 @@
+/* The model: architectures, weight binding and the batched forward pass.
+ *
+ * hl_model_load opens a GGUF file, reads the hyperparameters of its
+ * architecture (general.architecture picks a description from the table in
+ * arch.c: llama, qwen2, ...), and binds every tensor the architecture needs,
+ * checking presence, element type and exact shape once, so the forward pass
+ * never checks. Weights stay in the read-only mapping (no copies). A loaded
+ * model is immutable and may be shared by any number of threads.
+ *
+ * One forward step (hl_model_forward) processes an hl_batch: a flat list of
+ * tokens, each with its position, the index of its sequence in the batch's
+ * sequence list, and whether its logits are wanted. Prefill chunks and single
+ * decode tokens of several sequences mix freely. Every token's K/V is written
+ * to its slot in the paged pool (kv.h) through its sequence's block table, then
+ * each token attends causally to positions 0..pos of its own sequence; every
+ * earlier position must already be in the pool (from an earlier step, or
+ * earlier in this batch). Logits are written densely, in batch order, for the
+ * tokens that want them: logits[i * n_vocab ...] for the i-th wanting token.
+ *
+ * Results for one sequence do not depend on what else is in the batch nor on
+ * the number of threads: every reduction is done in a fixed order by one
+ * thread. The model knows nothing of tokenizers or chat templates; the runner
+ * loads those from the same file through hl_model_gguf(). */
+#ifndef HL_MODEL_H
+#define HL_MODEL_H
+
+#include "backend/cpu/cpu.h"
+#include "base/err.h"
+#include "gguf/gguf.h"
+#include "model/kv.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct hl_model hl_model;
+typedef struct hl_forward_ctx hl_forward_ctx;
+
+typedef enum hl_rope_style {
+    HL_ROPE_NORM = 0, /* rotate adjacent pairs (x[2i], x[2i+1]): llama GGUFs (Q/K permuted by the converter) */
+    HL_ROPE_NEOX = 1, /* rotate halves (x[i], x[i + n_rot/2]): qwen2, gemma, phi3 */
+} hl_rope_style;
+
+typedef enum hl_act { HL_ACT_SILU = 0, HL_ACT_GELU = 1 } hl_act;
+
+/* Hyperparameters, from the GGUF keys <arch>.*; filled at load, then constant. */
+typedef struct hl_hparams {
+    char arch[32];          /* general.architecture */
+    char name[128];         /* general.name (may be empty) */
+    int32_t n_vocab;        /* rows of token_embd.weight */
+    int32_t n_ctx_train;    /* <arch>.context_length */
+    int32_t n_embd;         /* <arch>.embedding_length: residual stream width */
+    int32_t n_layer;        /* <arch>.block_count */
+    int32_t n_ff;           /* <arch>.feed_forward_length */
+    int32_t n_head;         /* <arch>.attention.head_count */
+    int32_t n_head_kv;      /* <arch>.attention.head_count_kv (GQA; = n_head without it) */
+    int32_t head_dim_k;     /* <arch>.attention.key_length (default n_embd / n_head) */
+    int32_t head_dim_v;     /* <arch>.attention.value_length (default head_dim_k) */
+    int32_t n_rot;          /* <arch>.rope.dimension_count: leading dims of a head that rotate */
+    float norm_eps;         /* <arch>.attention.layer_norm_rms_epsilon */
+    float rope_freq_base;   /* <arch>.rope.freq_base (default 10000) */
+    float rope_freq_scale;  /* 1 / <arch>.rope.scaling.factor for linear scaling, else 1 */
+    float attn_scale;       /* multiplies q.k: 1/sqrt(head_dim_k) unless the arch says otherwise */
+    float embd_scale;       /* multiplies embedding rows: 1, or sqrt(n_embd) (gemma) */
+    hl_rope_style rope_style;
+    hl_act act;
+    int has_rope_freqs;     /* rope_freqs.weight present: per-frequency divisors (Llama 3 scaling) */
+    int tied_output;        /* no output.weight: logits use token_embd.weight */
+} hl_hparams;
+
+/* ---- lifecycle ---- */
+/* Loads path; on failure *out is NULL and err says what is wrong with the
+ * file ("tensor blk.3.attn_q.weight has shape [576, 512], expected [576, 576]",
+ * "unsupported architecture 'mamba' (supported: llama, qwen2)"). */
+int hl_model_load(hl_model **out, const char *path, hl_err *err);
+/* Same, from an already opened file; the model takes ownership of f (it is
+ * closed by hl_model_free, or on failure). */
+int hl_model_load_gguf(hl_model **out, gguf_file *f, hl_err *err);
+void hl_model_free(hl_model *m);
+
+/* ---- inspection ---- */
+const hl_hparams *hl_model_hparams(const hl_model *m);
+/* The open file (borrowed, lives as long as the model): tokenizer and chat
+ * template metadata are read from it by the runner. */
+const gguf_file *hl_model_gguf(const hl_model *m);
+/* Bytes of weights the forward pass reads per step (decode bandwidth bound). */
+size_t hl_model_weight_bytes(const hl_model *m);
+/* Comma-separated list of supported architecture names (static string). */
+const char *hl_model_supported_archs(void);
+
+/* KV pool shape for this model (n_blocks, block_size 0 = default). */
+hl_kv_params hl_model_kv_params(const hl_model *m, int32_t n_blocks, int32_t block_size);
+
+/* ---- batches ---- */
+typedef struct hl_batch_token {
+    int32_t token;  /* token id, < n_vocab */
+    int32_t pos;    /* position in its sequence */
+    int32_t seq;    /* index into hl_batch.seqs */
+    int32_t logits; /* nonzero: write this token's logits */
+} hl_batch_token;
+
+typedef struct hl_batch_seq {
+    const int32_t *blocks; /* block table: blocks[i] holds positions [i*bs, (i+1)*bs) */
+    int32_t n_blocks;      /* entries in blocks; must cover every position used */
+} hl_batch_seq;
+
+typedef struct hl_batch {
+    const hl_batch_token *tokens; /* n_tokens entries, any order */
+    int32_t n_tokens;
+    const hl_batch_seq *seqs;     /* n_seqs entries */
+    int32_t n_seqs;
+} hl_batch;
+
+/* ---- the forward pass ---- */
+/* Scratch for batches of up to max_tokens tokens run on pools of up to
+ * max_threads threads. One context per engine thread; not shareable. */
+int hl_forward_ctx_new(hl_forward_ctx **out, const hl_model *m, int32_t max_tokens, int32_t max_threads,
+                       hl_err *err);
+void hl_forward_ctx_free(hl_forward_ctx *ctx);
+int32_t hl_forward_ctx_max_tokens(const hl_forward_ctx *ctx);
+
+/* Runs one step. logits: [n_wanted][n_vocab] floats, n_wanted = tokens with
+ * logits != 0 (may be NULL when n_wanted is 0). Fails with HL_EINVAL for a
+ * malformed batch (token id out of range, position outside the block table,
+ * block id outside the pool, bad sequence index) and HL_ERANGE when the batch
+ * exceeds the context's max_tokens or the pool exceeds max_threads; nothing is
+ * written to the pool then. Allocates nothing. */
+int hl_model_forward(const hl_model *m, hl_forward_ctx *ctx, hl_pool *pool, hl_kv_cache *kv, const hl_batch *batch,
+                     float *logits, hl_err *err);
+
+#endif

@@ -1,0 +1,2 @@
+DEPS_model := backend/cpu gguf quant base
+LIBS_model :=
