@@ -1,0 +1,378 @@
+"""Independent float32 numpy forward pass for GGUF llama and qwen2 models: the
+oracle the C engine's logits are compared against (tests/reference/).
+
+It owns: reading hyperparameters from GGUF metadata, dequantizing weights with
+the `gguf` package (never with our C code, so the two sides share nothing but
+the file), the transformer itself (RMSNorm, RoPE in GGML's "NORM" adjacent-pair
+mode for llama and "NEOX" half-split mode for qwen2, optional Llama-3
+rope_freqs factors, grouped-query attention with a KV cache, SwiGLU, qwen2's
+QKV biases, tied embeddings), greedy decoding, and an optional emulation of
+the engine's 8-bit activation quantization inside quantized matmuls.
+
+Two modes (see docs/testing.md, "Logits against the numpy reference"):
+  * float    : activations stay f32. The distance from this mode to the engine
+               is the engine's true numerical error (what users get).
+  * emulated : every matmul input is quantized and dequantized per block the
+               way the engine's integer dot products see it (Q8_0 / Q8_1 /
+               Q8_K, chosen by the weight's type). Then the only remaining
+               differences are summation order and f32 rounding, so this mode
+               must agree much more tightly, and long greedy runs (which
+               amplify any near-tie at one step into a different text) are
+               compared against it.
+
+Usage as a library:
+    m = Model("model.gguf")
+    logits = m.logits([1, 403, 407], mode=EMULATED)   # [n_tokens, n_vocab]
+    ids = m.greedy([1, 403, 407], 40, mode=FLOAT)
+Nothing here is tuned for speed beyond using BLAS for matmuls; weights are
+dequantized lazily, layer by layer, and kept (f32) for repeated calls.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+import gguf
+from gguf import GGMLQuantizationType as QT
+
+
+# --------------------------------------------------------------------------
+# Modes
+# --------------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class Mode:
+    act_quant: bool = False   # quantize-dequantize matmul inputs like the engine
+    f16_act: bool = False     # round inputs of F16-weight matmuls to f16 (GGML does)
+    kv_f16: bool = False      # store K and V rounded to f16 (an f16 KV cache)
+    name: str = "float"
+
+
+FLOAT = Mode(name="float")
+EMULATED = Mode(act_quant=True, name="emulated")
+
+
+# Which 8-bit activation format a weight type's integer dot product uses (the
+# "vec_dot_type" of the GGML formats): legacy symmetric formats pair with
+# Q8_0, the ones with a min (offset) with Q8_1 (whose extra sum term carries the
+# offset), and all K-quants with the 256-element Q8_K.
+_ACT_FORMAT = {
+    QT.Q4_0: "q8_0", QT.Q5_0: "q8_0", QT.Q8_0: "q8_0",
+    QT.Q4_1: "q8_1", QT.Q5_1: "q8_1",
+    QT.Q2_K: "q8_k", QT.Q3_K: "q8_k", QT.Q4_K: "q8_k", QT.Q5_K: "q8_k", QT.Q6_K: "q8_k",
+}
+
+
+def _round_half_away(x: np.ndarray) -> np.ndarray:
+    # C roundf(): ties go away from zero (np.round would go to even).
+    return np.sign(x) * np.floor(np.abs(x) + np.float32(0.5))
+
+
+def qdq_q8_0(x: np.ndarray) -> np.ndarray:
+    """Quantize-dequantize rows of x in blocks of 32 as Q8_0 (and Q8_1, whose
+    values are the same: its extra field s = d * sum(q) only re-expresses the
+    block sum). Per the format: d = max|x| / 127, q = roundf(x / d) with ties
+    away from zero, and d is stored as f16, so the value the dot product sees
+    is q * f16(d)."""
+    n, k = x.shape
+    assert k % 32 == 0, "Q8_0 activations need rows that are a multiple of 32"
+    b = x.reshape(n, k // 32, 32).astype(np.float32)
+    amax = np.abs(b).max(axis=2, keepdims=True)
+    d = amax / np.float32(127.0)
+    with np.errstate(divide="ignore"):
+        idv = np.where(d > 0, np.float32(1.0) / d, np.float32(0.0)).astype(np.float32)
+    q = _round_half_away(b * idv)
+    d16 = d.astype(np.float16).astype(np.float32)
+    return (q * d16).reshape(n, k).astype(np.float32)
+
+
+def qdq_q8_k(x: np.ndarray) -> np.ndarray:
+    """Quantize-dequantize rows of x in blocks of 256 as Q8_K. The format scales
+    by the signed element of largest magnitude: iscale = -127 / max, q =
+    nearest_int(x * iscale) (ties to even) clipped above at 127, d = 1 / iscale
+    kept as f32. The sign flip only mirrors q; the value seen is q * d."""
+    n, k = x.shape
+    assert k % 256 == 0, "Q8_K activations need rows that are a multiple of 256"
+    b = x.reshape(n, k // 256, 256).astype(np.float32)
+    idx = np.abs(b).argmax(axis=2)[..., None]
+    mx = np.take_along_axis(b, idx, axis=2)
+    with np.errstate(divide="ignore"):
+        iscale = np.where(mx != 0, np.float32(-127.0) / mx, np.float32(0.0)).astype(np.float32)
+        d = np.where(mx != 0, np.float32(1.0) / iscale, np.float32(0.0)).astype(np.float32)
+    q = np.minimum(np.rint(b * iscale), 127.0)
+    return (q * d).reshape(n, k).astype(np.float32)
+
+
+def quantize_activations(x: np.ndarray, wtype: QT, mode: Mode) -> np.ndarray:
+    """What the engine's matmul sees of its f32 input x for a weight of type wtype."""
+    if mode.act_quant:
+        fmt = _ACT_FORMAT.get(wtype)
+        if fmt == "q8_0" or fmt == "q8_1":
+            return qdq_q8_0(x)
+        if fmt == "q8_k":
+            return qdq_q8_k(x)
+    if mode.f16_act and wtype == QT.F16:
+        return x.astype(np.float16).astype(np.float32)
+    return x
+
+
+# --------------------------------------------------------------------------
+# Hyperparameters and weights
+# --------------------------------------------------------------------------
+
+def _field(reader: gguf.GGUFReader, key: str, default=None):
+    f = reader.fields.get(key)
+    if f is None:
+        return default
+    return f.contents()
+
+
+@dataclasses.dataclass
+class HParams:
+    arch: str
+    n_layer: int
+    n_embd: int
+    n_head: int
+    n_head_kv: int
+    head_dim: int
+    n_rot: int
+    n_ff: int
+    n_vocab: int
+    rope_base: float
+    eps: float
+    rope_neox: bool       # True: rotate (i, i + n_rot/2); False: (2i, 2i + 1)
+
+
+def read_hparams(reader: gguf.GGUFReader) -> HParams:
+    arch = _field(reader, "general.architecture")
+    if arch not in ("llama", "qwen2"):
+        raise ValueError(f"reference forward pass supports llama and qwen2, not {arch!r}")
+    g = lambda k, d=None: _field(reader, f"{arch}.{k}", d)  # noqa: E731
+    n_embd = int(g("embedding_length"))
+    n_head = int(g("attention.head_count"))
+    n_head_kv = int(g("attention.head_count_kv", n_head))
+    head_dim = int(g("attention.key_length", n_embd // n_head))
+    n_vocab = len(reader.fields["tokenizer.ggml.tokens"].data)
+    return HParams(
+        arch=arch,
+        n_layer=int(g("block_count")),
+        n_embd=n_embd,
+        n_head=n_head,
+        n_head_kv=n_head_kv,
+        head_dim=head_dim,
+        n_rot=int(g("rope.dimension_count", head_dim)),
+        n_ff=int(g("feed_forward_length")),
+        n_vocab=n_vocab,
+        rope_base=float(g("rope.freq_base", 10000.0)),
+        eps=float(g("attention.layer_norm_rms_epsilon", 1e-5)),
+        # GGUF llama files hold Q/K permuted by the converter so that GGML's
+        # adjacent-pair rotation reproduces HF's half rotation; qwen2 files are
+        # not permuted and need the half (NEOX) rotation directly.
+        rope_neox=(arch == "qwen2"),
+    )
+
+
+class Weights:
+    """Dequantized f32 weights by GGUF tensor name, made on first use. Matrices
+    come back as [n_out, n_in] (GGUF's ne[1] rows of ne[0] elements)."""
+
+    def __init__(self, reader: gguf.GGUFReader, keep: bool = True):
+        self._tensors = {t.name: t for t in reader.tensors}
+        self._cache: dict[str, np.ndarray] = {}
+        self.keep = keep
+
+    def has(self, name: str) -> bool:
+        return name in self._tensors
+
+    def type(self, name: str) -> QT:
+        return self._tensors[name].tensor_type
+
+    def get(self, name: str) -> np.ndarray:
+        w = self._cache.get(name)
+        if w is not None:
+            return w
+        t = self._tensors[name]
+        ne = [int(v) for v in t.shape]  # GGUF order: ne[0] is the row length
+        w = gguf.quants.dequantize(t.data, t.tensor_type).astype(np.float32, copy=False)
+        w = w.reshape(list(reversed(ne))) if len(ne) > 1 else w.reshape(ne)
+        w = np.ascontiguousarray(w)
+        if self.keep:
+            self._cache[name] = w
+        return w
+
+    def row(self, name: str, i: int) -> np.ndarray:
+        """One row of a matrix (an embedding lookup) without dequantizing all of it."""
+        if name in self._cache:
+            return self._cache[name][i]
+        t = self._tensors[name]
+        return gguf.quants.dequantize(t.data[i:i + 1], t.tensor_type).reshape(-1).astype(np.float32)
+
+
+# --------------------------------------------------------------------------
+# The model
+# --------------------------------------------------------------------------
+
+def rms_norm(x: np.ndarray, w: np.ndarray, eps: float) -> np.ndarray:
+    # mean of squares in f32 over the row, as a float engine does it
+    ms = np.mean(x * x, axis=-1, keepdims=True, dtype=np.float32)
+    return (x / np.sqrt(ms + np.float32(eps))) * w
+
+
+def silu(x: np.ndarray) -> np.ndarray:
+    return x / (np.float32(1.0) + np.exp(-x))
+
+
+class KVCache:
+    """Keys and values of every past position, per layer: [n_head_kv, n_pos, head_dim]."""
+
+    def __init__(self, hp: HParams):
+        self.k = [np.zeros((hp.n_head_kv, 0, hp.head_dim), np.float32) for _ in range(hp.n_layer)]
+        self.v = [np.zeros((hp.n_head_kv, 0, hp.head_dim), np.float32) for _ in range(hp.n_layer)]
+        self.n_pos = 0
+
+
+class Model:
+    def __init__(self, path, keep_weights: bool = True):
+        self.path = str(path)
+        self.reader = gguf.GGUFReader(self.path)
+        self.hp = read_hparams(self.reader)
+        self.w = Weights(self.reader, keep=keep_weights)
+        hp = self.hp
+        # Inverse frequencies theta_i = base^(-2i/n_rot), computed in float64 and
+        # rounded once; Llama-3 style files divide them by rope_freqs factors.
+        inv = hp.rope_base ** (-np.arange(0, hp.n_rot, 2, dtype=np.float64) / hp.n_rot)
+        if self.w.has("rope_freqs.weight"):
+            inv = inv / self.w.get("rope_freqs.weight").astype(np.float64)
+        self.inv_freq = inv
+        self.out_name = "output.weight" if self.w.has("output.weight") else "token_embd.weight"
+
+    # -- pieces -------------------------------------------------------------
+
+    def matmul(self, x: np.ndarray, name: str, mode: Mode) -> np.ndarray:
+        """x [n, n_in] times weight [n_out, n_in]^T, with the engine's view of x."""
+        xin = quantize_activations(x, self.w.type(name), mode)
+        y = xin @ self.w.get(name).T
+        bias = name.replace(".weight", ".bias")
+        if self.w.has(bias):
+            y = y + self.w.get(bias)
+        return y.astype(np.float32, copy=False)
+
+    def rope(self, x: np.ndarray, pos: np.ndarray) -> np.ndarray:
+        """Rotates x [n_head, n, head_dim] for positions pos [n]; the first n_rot
+        dimensions rotate, the rest pass through."""
+        hp = self.hp
+        ang = pos.astype(np.float64)[:, None] * self.inv_freq[None, :]  # [n, n_rot/2]
+        cos = np.cos(ang).astype(np.float32)
+        sin = np.sin(ang).astype(np.float32)
+        out = x.copy()
+        r = x[..., :hp.n_rot]
+        if hp.rope_neox:
+            half = hp.n_rot // 2
+            a, b = r[..., :half], r[..., half:]
+            out[..., :half] = a * cos - b * sin
+            out[..., half:hp.n_rot] = a * sin + b * cos
+        else:
+            a, b = r[..., 0::2], r[..., 1::2]
+            out[..., 0:hp.n_rot:2] = a * cos - b * sin
+            out[..., 1:hp.n_rot:2] = a * sin + b * cos
+        return out
+
+    def embed(self, tokens) -> np.ndarray:
+        hp = self.hp
+        for t in tokens:
+            if not 0 <= t < hp.n_vocab:
+                raise ValueError(f"token id {t} out of range [0, {hp.n_vocab})")
+        return np.stack([self.w.row("token_embd.weight", int(t)) for t in tokens]).astype(np.float32)
+
+    # -- the forward pass ---------------------------------------------------
+
+    def forward(self, tokens, cache: KVCache, mode: Mode = FLOAT) -> np.ndarray:
+        """Runs tokens after what cache already holds; returns their logits
+        [len(tokens), n_vocab] and appends their keys and values to cache."""
+        hp = self.hp
+        n = len(tokens)
+        pos = np.arange(cache.n_pos, cache.n_pos + n)
+        x = self.embed(tokens)                                     # [n, n_embd]
+        group = hp.n_head // hp.n_head_kv
+        scale = np.float32(1.0 / math.sqrt(hp.head_dim))
+        n_past = cache.n_pos
+        # causal mask over [n queries, n_past + n keys]
+        mask = np.where(np.arange(n_past + n)[None, :] <= pos[:, None], 0.0, -np.inf).astype(np.float32)
+        for il in range(hp.n_layer):
+            p = f"blk.{il}."
+            # attention block: pre-norm, projections, RoPE on q and k
+            h = rms_norm(x, self.w.get(p + "attn_norm.weight"), hp.eps)
+            q = self.matmul(h, p + "attn_q.weight", mode)          # [n, n_head*hd]
+            k = self.matmul(h, p + "attn_k.weight", mode)          # [n, n_head_kv*hd]
+            v = self.matmul(h, p + "attn_v.weight", mode)
+            q = q.reshape(n, hp.n_head, hp.head_dim).transpose(1, 0, 2)
+            k = k.reshape(n, hp.n_head_kv, hp.head_dim).transpose(1, 0, 2)
+            v = v.reshape(n, hp.n_head_kv, hp.head_dim).transpose(1, 0, 2)
+            q = self.rope(q, pos)
+            k = self.rope(k, pos)
+            if mode.kv_f16:
+                k = k.astype(np.float16).astype(np.float32)
+                v = v.astype(np.float16).astype(np.float32)
+            cache.k[il] = np.concatenate([cache.k[il], k], axis=1)
+            cache.v[il] = np.concatenate([cache.v[il], v], axis=1)
+            K, V = cache.k[il], cache.v[il]                        # [n_head_kv, n_past+n, hd]
+            # GQA: query head j reads kv head j // group
+            Kh = np.repeat(K, group, axis=0)
+            Vh = np.repeat(V, group, axis=0)
+            s = (q @ Kh.transpose(0, 2, 1)) * scale + mask[None]  # [n_head, n, n_past+n]
+            s = s - s.max(axis=-1, keepdims=True)
+            e = np.exp(s)
+            a = (e / e.sum(axis=-1, keepdims=True)) @ Vh           # [n_head, n, hd]
+            a = a.transpose(1, 0, 2).reshape(n, hp.n_head * hp.head_dim)
+            x = x + self.matmul(a, p + "attn_output.weight", mode)
+            # feed-forward block: pre-norm, SwiGLU
+            h = rms_norm(x, self.w.get(p + "ffn_norm.weight"), hp.eps)
+            g = self.matmul(h, p + "ffn_gate.weight", mode)
+            u = self.matmul(h, p + "ffn_up.weight", mode)
+            x = x + self.matmul(silu(g) * u, p + "ffn_down.weight", mode)
+        cache.n_pos += n
+        x = rms_norm(x, self.w.get("output_norm.weight"), hp.eps)
+        return self.matmul(x, self.out_name, mode)
+
+    def logits(self, tokens, mode: Mode = FLOAT) -> np.ndarray:
+        """Logits after every token of one fresh sequence: [len(tokens), n_vocab]."""
+        return self.forward(list(tokens), KVCache(self.hp), mode)
+
+    def greedy(self, tokens, n_new: int, mode: Mode = FLOAT, stop=()):
+        """Prefills tokens, then appends n_new argmax tokens one at a time
+        (incremental decoding through the KV cache, as a server does). Stops
+        early after emitting a token in stop. Returns the new ids."""
+        cache = KVCache(self.hp)
+        logits = self.forward(list(tokens), cache, mode)[-1]
+        out = []
+        for _ in range(n_new):
+            t = int(np.argmax(logits))
+            out.append(t)
+            if t in stop:
+                break
+            logits = self.forward([t], cache, mode)[-1]
+        return out
+
+
+def logsumexp(x: np.ndarray) -> np.ndarray:
+    m = x.max(axis=-1, keepdims=True).astype(np.float64)
+    return (m[..., 0] + np.log(np.exp(x.astype(np.float64) - m).sum(axis=-1)))
+
+
+if __name__ == "__main__":
+    import argparse
+    ap = argparse.ArgumentParser(description="numpy reference logits / greedy ids for a GGUF model")
+    ap.add_argument("model")
+    ap.add_argument("--tokens", required=True, help="comma-separated token ids")
+    ap.add_argument("--mode", choices=["float", "emulated"], default="float")
+    ap.add_argument("--greedy", type=int, default=0)
+    a = ap.parse_args()
+    m = Model(a.model)
+    toks = [int(t) for t in a.tokens.split(",")]
+    md = FLOAT if a.mode == "float" else EMULATED
+    if a.greedy:
+        print(m.greedy(toks, a.greedy, md))
+    else:
+        lg = m.logits(toks, md)
+        print("argmax per position:", lg.argmax(axis=-1).tolist())
