@@ -1,0 +1,2 @@
+DEPS_runner := model backend/cpu tokenizer chat sample gguf quant base
+LIBS_runner := -lxxhash
