@@ -117,10 +117,15 @@ size_t hl_row_size(hl_type type, int64_t n);
  * struct (GGUF tensor data is). */
 int hl_dequantize(hl_type type, const void *src, float *dst, int64_t n);
 
-/* Reference quantizers (round to nearest, as GGML's reference code defines
- * the formats). n must be a multiple of the block length; returns bytes
- * written, or 0 for an unsupported type. Supported: F32, F16, BF16, Q4_0,
- * Q4_1, Q5_0, Q5_1, Q8_0, Q8_1, Q8_K, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K. */
+/* Reference quantizers. n must be a multiple of the block length; returns
+ * bytes written (hl_row_size), or 0 for an unsupported type or bad n.
+ * Supported: F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 (bit-identical to
+ * gguf-py's gguf.quants.quantize), Q8_1 and Q8_K (activations: d = max|x|/127,
+ * q = round-half-away(x * (1/d)); Q8_1 s = f16(d * sum q) with the f32 d;
+ * Q8_K bsums[k] = sum of q[16k..16k+15]) and Q2_K, Q3_K, Q4_K, Q5_K, Q6_K
+ * (scale search by weighted least squares; see quant_kquant.c). Values must
+ * be finite; magnitudes beyond f16 range (~65504 * 127) overflow the f16
+ * scales. dst needs the block struct's alignment. */
 size_t hl_quantize(hl_type type, const float *src, void *dst, int64_t n);
 
 #endif
