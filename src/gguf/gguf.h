@@ -16,14 +16,23 @@
  * without overflow, rows a multiple of the block length), tensor type ids,
  * offsets (aligned, in bounds, non-overlapping). A file that passes can be
  * read without further checks. The gguf_file owns the mapping; every pointer
- * it hands out borrows from it and lives until gguf_close. */
+ * it hands out borrows from it and lives until gguf_close.
+ *
+ * Opening parses only the header region (metadata and tensor table), never the
+ * tensor data, so a multi-GB model opens in milliseconds. Keys and tensor
+ * names are hashed; arrays of strings or arrays get an element-offset index at
+ * load so element access is O(1). Limits (refused beyond): 16M kvs, 16M
+ * tensors, key length 64 KiB, tensor name length 1 KiB, arrays nested 8 deep,
+ * general.alignment a nonzero power of two up to 1 GiB. */
 #ifndef HL_GGUF_H
 #define HL_GGUF_H
 
+#include "base/buf.h"
 #include "base/err.h"
 #include "quant/quant.h"
 
 #include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 
 typedef enum gguf_vtype {
@@ -62,6 +71,10 @@ void gguf_close(gguf_file *f);
 uint32_t gguf_version(const gguf_file *f);
 uint32_t gguf_alignment(const gguf_file *f);
 size_t gguf_file_size(const gguf_file *f);
+/* File offset of the tensor data section (tensor offsets are relative to it). */
+uint64_t gguf_data_offset(const gguf_file *f);
+/* The mapped (or borrowed) file image. */
+const void *gguf_file_data(const gguf_file *f);
 
 /* metadata */
 int64_t gguf_n_kv(const gguf_file *f);
@@ -80,7 +93,9 @@ int gguf_get_bool(const gguf_file *f, const char *key, int *out);
 int gguf_get_str(const gguf_file *f, const char *key, gguf_str *out);
 
 /* Arrays: element type and count; elements by index. Nested arrays are
- * reachable through gguf_arr_get_arr. */
+ * reachable through gguf_arr_get_arr. An index out of range or an element
+ * accessor that does not fit the element type is a programmer error (assert):
+ * check a->type and a->n first. */
 typedef struct gguf_arr {
     gguf_vtype type;
     uint64_t n;
@@ -92,22 +107,41 @@ int gguf_kv_arr(const gguf_kv *kv, gguf_arr *out);
 gguf_str gguf_arr_str(const gguf_arr *a, uint64_t i);
 int64_t gguf_arr_int(const gguf_arr *a, uint64_t i);   /* integer and bool element types */
 double gguf_arr_float(const gguf_arr *a, uint64_t i);  /* f32/f64 (and integers) */
-int gguf_arr_get_arr(const gguf_arr *a, uint64_t i, gguf_arr *out);
-/* scalar value of a kv as int/float/string (for printing) */
+int gguf_arr_get_arr(const gguf_arr *a, uint64_t i, gguf_arr *out); /* HL_EINVAL unless type is ARRAY */
+/* Scalar value of a kv as int/float/string (for printing): integers and bool
+ * via gguf_kv_int (u64 above INT64_MAX wraps; use gguf_kv_u64), floats via
+ * gguf_kv_float; 0 / empty for other types. */
 int64_t gguf_kv_int(const gguf_kv *kv);
+uint64_t gguf_kv_u64(const gguf_kv *kv);
 double gguf_kv_float(const gguf_kv *kv);
 gguf_str gguf_kv_str(const gguf_kv *kv);
+/* Raw serialized bytes of a kv's value (as in the file), for copying. */
+const void *gguf_kv_raw(const gguf_kv *kv, uint64_t *size);
+const char *gguf_vtype_name(gguf_vtype t); /* "u32", "string", "array" ...; "?" if unknown */
 
 /* tensors */
 int64_t gguf_n_tensors(const gguf_file *f);
 const gguf_tensor *gguf_tensor_at(const gguf_file *f, int64_t i);
 const gguf_tensor *gguf_find_tensor(const gguf_file *f, const char *name);
 
+/* ---- inspecting ---- */
+/* Human-readable listing for `hyperlama inspect`: version, alignment, every
+ * kv (arrays summarized by element type, count and first elements; long
+ * strings truncated), then the tensor table when show_tensors. Returns 0, or
+ * HL_EIO when writing to out failed. */
+int gguf_print(FILE *out, const gguf_file *f, int show_tensors);
+/* Machine-readable dump (JSON object: version, alignment, data_offset, kv
+ * list with types and values, tensors with type, shape, offset, size). Arrays
+ * list at most max_elems elements (all when max_elems < 0), plus their
+ * count. Returns 0 or HL_ENOMEM. */
+int gguf_dump_json(hl_buf *out, const gguf_file *f, int64_t max_elems);
+
 /* ---- writing ---- */
 typedef struct gguf_writer gguf_writer;
 gguf_writer *gguf_writer_new(void);
 void gguf_writer_free(gguf_writer *w);
-/* Keys are copied; setting an existing key replaces it. */
+/* Keys are copied; setting an existing key replaces it. Setters never fail:
+ * an allocation failure is remembered and reported by gguf_write. */
 void gguf_set_u32(gguf_writer *w, const char *key, uint32_t v);
 void gguf_set_i32(gguf_writer *w, const char *key, int32_t v);
 void gguf_set_u64(gguf_writer *w, const char *key, uint64_t v);
@@ -117,12 +151,23 @@ void gguf_set_str(gguf_writer *w, const char *key, const char *v);
 void gguf_set_arr_str(gguf_writer *w, const char *key, const char *const *v, uint64_t n);
 void gguf_set_arr_i32(gguf_writer *w, const char *key, const int32_t *v, uint64_t n);
 void gguf_set_arr_f32(gguf_writer *w, const char *key, const float *v, uint64_t n);
+/* Any scalar type (not STRING/ARRAY): v points to the value in host layout
+ * (uint8_t for BOOL, 0 or 1). */
+void gguf_set_scalar(gguf_writer *w, const char *key, gguf_vtype type, const void *v);
+/* Array of fixed-size elements (not STRING/ARRAY), packed little-endian. */
+void gguf_set_arr(gguf_writer *w, const char *key, gguf_vtype elem, const void *v, uint64_t n);
+/* A value already serialized in GGUF form (nested arrays, copies between
+ * files). The bytes must be a well-formed value of that type: the writer
+ * does not parse them. */
+void gguf_set_raw(gguf_writer *w, const char *key, gguf_vtype type, const void *bytes, size_t n);
 /* Copies every kv of f (for requantizing / rewriting files). */
 void gguf_set_kv_from(gguf_writer *w, const gguf_file *f);
 /* data is copied (or borrowed until write when borrow != 0). ne as in gguf_tensor. */
 int gguf_add_tensor(gguf_writer *w, const char *name, hl_type type, uint32_t n_dims, const int64_t *ne,
                     const void *data, size_t size, int borrow, hl_err *err);
-/* Writes version 3 atomically (temporary file + rename). */
+/* Writes version 3 atomically, streaming (temporary file next to path,
+ * fsync, rename): tensor data is never gathered in memory. Alignment is
+ * general.alignment when set (a u32 power of two), else 32. */
 int gguf_write(gguf_writer *w, const char *path, hl_err *err);
 
 #endif

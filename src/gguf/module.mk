@@ -1,0 +1,2 @@
+DEPS_gguf := quant base
+LIBS_gguf :=
