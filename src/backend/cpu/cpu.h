@@ -17,7 +17,17 @@
  * (Q8_0 for Q4_0/Q5_0/Q8_0, Q8_1 for Q4_1/Q5_1, Q8_K for the K-quants, F16 or
  * F32 otherwise), then every thread multiplies its share of the weight rows
  * with all m activation rows, so one pass over the weights serves the batch.
- * Every SIMD path is tested against the scalar reference in quant/. */
+ * Float weights (F32, F16, BF16) take F32 activations (a plain copy), which
+ * keeps them exact; the integer formats take 8-bit activations so the inner
+ * loops are integer multiply-adds.
+ *
+ * Dispatch. The SIMD level is chosen once, at first use, from cpuid (and the
+ * HL_SIMD environment variable); the *_at variants take an explicit level so
+ * tests can compare every SIMD kernel with the scalar one in one process.
+ * The scalar kernels (integer sums times scales, as the formats define them)
+ * are the oracle; every SIMD kernel computes the same integer sums. For a
+ * given level, out[i][j] does not depend on m, on the thread count or on
+ * which rows a thread got (batch invariance). */
 #ifndef HL_BACKEND_CPU_H
 #define HL_BACKEND_CPU_H
 
@@ -28,7 +38,7 @@
 
 /* ---- CPU features and dispatch ---- */
 typedef struct hl_cpu_info {
-    int avx2, fma, f16c, avx512f, avx512bw, avx512vl, avx512vnni, avxvnni;
+    int avx2, fma, f16c, bmi2, avx512f, avx512bw, avx512vl, avx512vnni, avxvnni;
     int n_cores;        /* online logical CPUs */
     char model[128];    /* "AMD EPYC ..." from /proc/cpuinfo or cpuid */
 } hl_cpu_info;
@@ -36,6 +46,15 @@ void hl_cpu_detect(hl_cpu_info *info);
 /* "AVX512-VNNI", "AVX2", or "scalar": the kernel level in use. HL_SIMD=scalar|avx2
  * in the environment forces a lower level (tests use it to cover every path). */
 const char *hl_cpu_simd_level(void);
+
+/* Kernel levels, lowest first. */
+typedef enum hl_simd { HL_SIMD_SCALAR = 0, HL_SIMD_AVX2 = 1, HL_SIMD_AVX512 = 2 } hl_simd;
+/* The level in use (detected once, capped by HL_SIMD). */
+hl_simd hl_cpu_simd(void);
+/* Nonzero when this CPU can run kernels of that level (AVX512 has no kernels
+ * of its own yet and runs the AVX2 ones). */
+int hl_cpu_simd_supported(hl_simd level);
+const char *hl_simd_name(hl_simd level);
 
 /* ---- thread pool ---- */
 typedef struct hl_pool hl_pool;
@@ -48,7 +67,11 @@ void hl_pool_run(hl_pool *pool, hl_pool_fn fn, void *ctx);
 void hl_pool_barrier(hl_pool *pool);
 
 /* ---- matrix multiply ---- */
-/* The activation type used with weights of type wtype. */
+/* Nonzero for the weight types hl_matmul_* accept: F32, F16, BF16, Q4_0, Q4_1,
+ * Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K. k must be a multiple of the
+ * type's block length (32 or 256). */
+int hl_matmul_supported(hl_type wtype);
+/* The activation type used with weights of type wtype (HL_TYPE_COUNT if unsupported). */
 hl_type hl_matmul_act_type(hl_type wtype);
 /* Bytes of scratch needed to hold m converted activation rows of length k. */
 size_t hl_matmul_act_size(hl_type wtype, int64_t m, int64_t k);
@@ -60,6 +83,14 @@ void hl_matmul_slice(hl_type wtype, const void *w, int64_t n, int64_t k, const v
 /* Convenience for tests and one-off callers: prepare + barrier + slice on the pool. */
 void hl_matmul(hl_pool *pool, hl_type wtype, const void *w, int64_t n, int64_t k, const float *x, int64_t m,
                float *out, int64_t ldo, void *scratch);
+/* The same at an explicit kernel level (must be supported by this CPU). xq
+ * must come from hl_matmul_prepare_at with the same level. */
+void hl_matmul_prepare_at(hl_simd level, hl_type wtype, const float *x, int64_t ldx, int64_t m, int64_t k, void *xq,
+                          int ith, int nth);
+void hl_matmul_slice_at(hl_simd level, hl_type wtype, const void *w, int64_t n, int64_t k, const void *xq, int64_t m,
+                        float *out, int64_t ldo, int ith, int nth);
+void hl_matmul_at(hl_simd level, hl_pool *pool, hl_type wtype, const void *w, int64_t n, int64_t k, const float *x,
+                  int64_t m, float *out, int64_t ldo, void *scratch);
 
 /* ---- vector kernels (single thread; callers split work) ---- */
 float hl_vec_dot_f32(const float *a, const float *b, int64_t n);
@@ -72,5 +103,24 @@ void hl_vec_silu_mul(float *out, const float *gate, const float *up, int64_t n);
 void hl_vec_gelu_mul(float *out, const float *gate, const float *up, int64_t n); /* tanh approximation */
 void hl_vec_add(float *y, const float *x, int64_t n);                           /* y += x */
 void hl_vec_scale(float *y, float s, int64_t n);
+
+/* The vector kernels of one level, for tests and benchmarks. */
+typedef struct hl_vec_ops {
+    float (*dot_f32)(const float *a, const float *b, int64_t n);
+    float (*dot_f16)(const hl_f16 *a, const float *b, int64_t n);
+    void (*axpy_f16)(float *y, const hl_f16 *x, float a, int64_t n);
+    void (*to_f16)(hl_f16 *dst, const float *src, int64_t n);
+    void (*rmsnorm)(float *out, const float *x, const float *w, int64_t n, float eps);
+    void (*softmax)(float *x, int64_t n);
+    void (*silu_mul)(float *out, const float *gate, const float *up, int64_t n);
+    void (*gelu_mul)(float *out, const float *gate, const float *up, int64_t n);
+    void (*add)(float *y, const float *x, int64_t n);
+    void (*scale)(float *y, float s, int64_t n);
+} hl_vec_ops;
+const hl_vec_ops *hl_vec_ops_at(hl_simd level);
+
+/* The kernel table of a level (opaque; built once, read-only afterwards). */
+typedef struct hl_cpu_kernels hl_cpu_kernels;
+const hl_cpu_kernels *hl_cpu_kernels_at(hl_simd level);
 
 #endif

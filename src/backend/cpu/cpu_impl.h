@@ -1,0 +1,47 @@
+/* Internals of the CPU backend shared by its files (not for other modules):
+ * the kernel table one SIMD level provides, and the per-level constructors.
+ * A table is built once per level and never changes afterwards, so it may be
+ * shared freely between threads. Tile kernels compute a small block of the
+ * output (nw weight rows x nx activation rows) so one unpacked weight block is
+ * reused across several activation rows; for batch invariance every kernel
+ * must compute out[i][j] with the same arithmetic whatever nw and nx are. */
+#ifndef HL_BACKEND_CPU_IMPL_H
+#define HL_BACKEND_CPU_IMPL_H
+
+#include "backend/cpu/cpu.h"
+
+/* Converts one activation row of k floats to the activation format. */
+typedef void (*hl_act_fn)(const float *x, void *y, int64_t k);
+/* out[i * ldo + j] = dot(weight row j, activation row i), j < nw, i < nx;
+ * rows are wstride / xstride bytes apart. nw <= tile_nw, nx <= tile_nx. */
+typedef void (*hl_tile_fn)(int64_t k, const void *w, size_t wstride, int nw, const void *x, size_t xstride, int nx,
+                           float *out, int64_t ldo);
+
+struct hl_cpu_kernels {
+    hl_simd level;
+    hl_act_fn act[HL_TYPE_COUNT];   /* indexed by activation type */
+    hl_tile_fn tile[HL_TYPE_COUNT]; /* indexed by weight type */
+    unsigned char tile_nw[HL_TYPE_COUNT], tile_nx[HL_TYPE_COUNT];
+    hl_vec_ops vec;
+};
+
+void hl_cpu_kernels_init_scalar(hl_cpu_kernels *k);
+/* Overrides the entries it accelerates; the rest stay scalar. */
+void hl_cpu_kernels_init_avx2(hl_cpu_kernels *k);
+
+/* Scalar pieces other files reuse (defined in act_scalar.c / dot_scalar.c). */
+void hl_act_q8_0_scalar(const float *x, void *y, int64_t k);
+void hl_act_q8_1_scalar(const float *x, void *y, int64_t k);
+void hl_act_q8_K_scalar(const float *x, void *y, int64_t k);
+void hl_act_f32_copy(const float *x, void *y, int64_t k);
+typedef float (*hl_dot_fn)(int64_t k, const void *w, const void *x);
+hl_dot_fn hl_dot_scalar_for(hl_type wtype);
+void hl_vec_ops_init_scalar(hl_vec_ops *v);
+
+/* Splits [0, n) into nth contiguous, balanced parts; part ith is [*a, *b). */
+static inline void hl_cpu_split(int64_t n, int ith, int nth, int64_t *a, int64_t *b) {
+    *a = n * ith / nth;
+    *b = n * (ith + 1) / nth;
+}
+
+#endif

@@ -1,0 +1,2 @@
+DEPS_backend/cpu := quant base
+LIBS_backend/cpu :=

@@ -1,0 +1,86 @@
+/* Tests for the thread pool: every thread runs exactly once per hl_pool_run,
+ * barriers really separate phases (no thread sees a stale value written
+ * before the barrier by another), under many runs and many barriers, with
+ * more threads than cores (so siblings get descheduled and waiters must
+ * sleep), and pools created and freed repeatedly. */
+#include "harness.h"
+
+#include "backend/cpu/cpu.h"
+
+#include <stdatomic.h>
+#include <stdlib.h>
+
+typedef struct {
+    hl_pool *pool;
+    int n_barriers;
+    int *slots;          /* one per thread */
+    _Atomic int errors;
+    _Atomic int calls;
+} stress_ctx;
+
+/* Phase p: each thread writes p into its slot, barrier, then checks that every
+ * slot holds p, barrier (so nobody writes p + 1 while another still reads). */
+static void stress_fn(void *vctx, int ith, int nth) {
+    stress_ctx *c = vctx;
+    atomic_fetch_add(&c->calls, 1);
+    for (int p = 0; p < c->n_barriers; p++) {
+        __atomic_store_n(&c->slots[ith], p, __ATOMIC_RELAXED);
+        hl_pool_barrier(c->pool);
+        for (int t = 0; t < nth; t++)
+            if (__atomic_load_n(&c->slots[t], __ATOMIC_RELAXED) != p) atomic_fetch_add(&c->errors, 1);
+        hl_pool_barrier(c->pool);
+    }
+}
+
+static void stress(int nt, int runs, int barriers) {
+    hl_pool *pool = hl_pool_new(nt);
+    CHECK(pool != NULL);
+    CHECK_EQ(hl_pool_size(pool), nt);
+    stress_ctx c = {.pool = pool, .n_barriers = barriers};
+    c.slots = calloc((size_t)nt, sizeof(int));
+    for (int r = 0; r < runs; r++) hl_pool_run(pool, stress_fn, &c);
+    CHECK_EQ(atomic_load(&c.errors), 0);
+    CHECK_EQ(atomic_load(&c.calls), nt * runs);
+    free(c.slots);
+    hl_pool_free(pool);
+}
+
+TEST(pool_one_thread) { stress(1, 10, 10); }
+TEST(pool_two_threads_many_barriers) { stress(2, 200, 200); }
+TEST(pool_three_threads_oversubscribed) { stress(3, 100, 100); }
+TEST(pool_eight_threads_oversubscribed) { stress(8, 20, 50); }
+TEST(pool_many_short_runs) { stress(2, 20000, 0); }
+
+TEST(pool_create_free_repeatedly) {
+    for (int i = 0; i < 50; i++) stress(1 + i % 4, 2, 2);
+}
+
+typedef struct {
+    _Atomic long sum;
+} sum_ctx;
+static void sum_fn(void *vctx, int ith, int nth) {
+    sum_ctx *c = vctx;
+    atomic_fetch_add(&c->sum, ith + 1);
+    (void)nth;
+}
+
+TEST(pool_reuse_sums) {
+    hl_pool *pool = hl_pool_new(3);
+    for (int r = 0; r < 1000; r++) {
+        sum_ctx c = {0};
+        hl_pool_run(pool, sum_fn, &c);
+        if (atomic_load(&c.sum) != 6) {
+            CHECK_EQ(atomic_load(&c.sum), 6);
+            break;
+        }
+    }
+    hl_pool_free(pool);
+}
+
+TEST(pool_default_size_is_cores) {
+    hl_pool *pool = hl_pool_new(0);
+    hl_cpu_info ci;
+    hl_cpu_detect(&ci);
+    CHECK_EQ(hl_pool_size(pool), ci.n_cores);
+    hl_pool_free(pool);
+}

@@ -1,0 +1,115 @@
+/* Tests for the vector kernels of every SIMD level this CPU has, against
+ * straightforward double-precision references written here (not the scalar
+ * kernels), on odd lengths so vector tails are exercised. */
+#include "harness.h"
+
+#include "backend/cpu/cpu.h"
+
+#include <stdlib.h>
+
+static uint64_t rs = 88172645463325252ull;
+static float rndf(void) {
+    rs ^= rs << 13;
+    rs ^= rs >> 7;
+    rs ^= rs << 17;
+    return (float)((rs >> 40) & 0xFFFFFF) / 16777216.0f * 2.0f - 1.0f;
+}
+
+static const int64_t lens[] = {1, 7, 8, 31, 64, 577, 1536};
+#define N_LENS (sizeof lens / sizeof lens[0])
+
+static void check_level(hl_simd lv) {
+    const hl_vec_ops *v = hl_vec_ops_at(lv);
+    const char *ln = hl_simd_name(lv);
+    for (size_t li = 0; li < N_LENS; li++) {
+        int64_t n = lens[li];
+        float *a = malloc(sizeof(float) * (size_t)n), *b = malloc(sizeof(float) * (size_t)n);
+        float *o = malloc(sizeof(float) * (size_t)n), *w = malloc(sizeof(float) * (size_t)n);
+        hl_f16 *h = malloc(sizeof(hl_f16) * (size_t)n);
+        for (int64_t i = 0; i < n; i++) {
+            a[i] = rndf() * 3;
+            b[i] = rndf() * 3;
+            w[i] = rndf();
+        }
+        /* dot f32 */
+        double ref = 0, mag = 0;
+        for (int64_t i = 0; i < n; i++) ref += (double)a[i] * b[i], mag += fabs((double)a[i] * b[i]);
+        float got = v->dot_f32(a, b, n);
+        if (fabs(got - ref) > 1e-6 * mag + 1e-6) hl_test_fail(__FILE__, __LINE__, "%s dot_f32 n=%lld: %g vs %g", ln, (long long)n, got, ref);
+        /* to_f16 must round exactly like the reference conversion */
+        v->to_f16(h, a, n);
+        int badh = 0;
+        for (int64_t i = 0; i < n; i++) badh += h[i] != hl_f32_to_f16(a[i]);
+        if (badh) hl_test_fail(__FILE__, __LINE__, "%s to_f16 n=%lld: %d mismatches", ln, (long long)n, badh);
+        /* dot f16 */
+        ref = mag = 0;
+        for (int64_t i = 0; i < n; i++) ref += (double)hl_f16_to_f32(h[i]) * b[i], mag += fabs((double)a[i] * b[i]);
+        got = v->dot_f16(h, b, n);
+        if (fabs(got - ref) > 1e-6 * mag + 1e-6) hl_test_fail(__FILE__, __LINE__, "%s dot_f16 n=%lld: %g vs %g", ln, (long long)n, got, ref);
+        /* axpy f16 */
+        memcpy(o, b, sizeof(float) * (size_t)n);
+        v->axpy_f16(o, h, 0.75f, n);
+        for (int64_t i = 0; i < n; i++) CHECK_NEAR(o[i], b[i] + 0.75 * hl_f16_to_f32(h[i]), 1e-6 * (fabs(b[i]) + 3));
+        /* rmsnorm, with and without weights */
+        double ss = 0;
+        for (int64_t i = 0; i < n; i++) ss += (double)a[i] * a[i];
+        double sc = 1.0 / sqrt(ss / n + 1e-5);
+        v->rmsnorm(o, a, w, n, 1e-5f);
+        for (int64_t i = 0; i < n; i++) CHECK_NEAR(o[i], a[i] * sc * w[i], 2e-6 * fabs(a[i] * sc) + 1e-7);
+        v->rmsnorm(o, a, NULL, n, 1e-5f);
+        for (int64_t i = 0; i < n; i++) CHECK_NEAR(o[i], a[i] * sc, 2e-6 * fabs(a[i] * sc) + 1e-7);
+        /* softmax, with a large offset to test stability */
+        for (int64_t i = 0; i < n; i++) w[i] = o[i] = a[i] * 10 + 1000.0f;
+        v->softmax(o, n);
+        double mx = -1e30, sum = 0;
+        for (int64_t i = 0; i < n; i++) mx = fmax(mx, w[i]);
+        for (int64_t i = 0; i < n; i++) sum += exp(w[i] - mx);
+        for (int64_t i = 0; i < n; i++) {
+            double r = exp(w[i] - mx) / sum;
+            if (fabs(o[i] - r) > 1e-5 * r + 1e-9) {
+                hl_test_fail(__FILE__, __LINE__, "%s softmax n=%lld [%lld]: %g vs %g", ln, (long long)n, (long long)i, o[i], r);
+                break;
+            }
+        }
+        /* silu * up, gelu(tanh) * up, over a wide range of gate values */
+        for (int64_t i = 0; i < n; i++) a[i] = rndf() * 12;
+        v->silu_mul(o, a, b, n);
+        for (int64_t i = 0; i < n; i++) {
+            double g = a[i], r = g / (1 + exp(-g)) * b[i];
+            if (fabs(o[i] - r) > 1e-5 * fabs(r) + 1e-6) {
+                hl_test_fail(__FILE__, __LINE__, "%s silu n=%lld g=%g: %g vs %g", ln, (long long)n, g, o[i], r);
+                break;
+            }
+        }
+        v->gelu_mul(o, a, b, n);
+        for (int64_t i = 0; i < n; i++) {
+            double g = a[i], r = 0.5 * g * (1 + tanh(sqrt(2 / M_PI) * (g + 0.044715 * g * g * g))) * b[i];
+            if (fabs(o[i] - r) > 1e-5 * fabs(r) + 1e-6) {
+                hl_test_fail(__FILE__, __LINE__, "%s gelu n=%lld g=%g: %g vs %g", ln, (long long)n, g, o[i], r);
+                break;
+            }
+        }
+        /* add, scale: exact */
+        memcpy(o, a, sizeof(float) * (size_t)n);
+        v->add(o, b, n);
+        for (int64_t i = 0; i < n; i++) CHECK(o[i] == a[i] + b[i]);
+        v->scale(o, 0.3f, n);
+        for (int64_t i = 0; i < n; i++) CHECK(o[i] == (a[i] + b[i]) * 0.3f);
+        free(a); free(b); free(o); free(w); free(h);
+    }
+}
+
+TEST(vec_scalar) { check_level(HL_SIMD_SCALAR); }
+TEST(vec_avx2) {
+    if (!hl_cpu_simd_supported(HL_SIMD_AVX2)) {
+        hl_test_skip("no AVX2");
+        return;
+    }
+    check_level(HL_SIMD_AVX2);
+}
+TEST(vec_public_entry_points) {
+    float a[5] = {1, 2, 3, 4, 5}, b[5] = {1, 1, 1, 1, 1};
+    CHECK_NEAR(hl_vec_dot_f32(a, b, 5), 15, 1e-6);
+    hl_vec_scale(a, 2, 5);
+    CHECK_NEAR(a[4], 10, 0);
+}
