@@ -1,0 +1,16 @@
+/* The architecture registry: maps general.architecture to its description.
+ * Each description lives in its own arch_<name>.c; adding an architecture is
+ * that file plus one line here. */
+#include "model/model_impl.h"
+
+#include <string.h>
+
+static const hl_arch *const hl_archs[] = {&hl_arch_llama, &hl_arch_qwen2, &hl_arch_qwen3};
+
+const hl_arch *hl_arch_find(const char *name) {
+    for (size_t i = 0; i < sizeof hl_archs / sizeof hl_archs[0]; i++)
+        if (strcmp(hl_archs[i]->name, name) == 0) return hl_archs[i];
+    return NULL;
+}
+
+const char *hl_model_supported_archs(void) { return "llama, qwen2, qwen3"; }

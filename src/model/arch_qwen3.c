@@ -1,0 +1,38 @@
+/* The qwen3 architecture (dense Qwen3): qwen2 without the QKV biases but with
+ * a per-head RMSNorm on queries and keys before rope (attn_q_norm /
+ * attn_k_norm, one weight of head_dim shared by all heads). Its head_dim is
+ * set explicitly (attention.key_length), not n_embd / n_head. */
+#include "model/model_impl.h"
+
+#define G(f) offsetof(hl_weights, f)
+#define L(f) offsetof(hl_layer_weights, f)
+
+static const hl_arch_tensor qwen3_global[] = {
+    {"token_embd.weight", G(token_embd), HL_DIM_EMBD, HL_DIM_VOCAB, HL_TK_EMBD, 0},
+    {"output_norm.weight", G(output_norm), HL_DIM_EMBD, HL_DIM_NONE, HL_TK_VEC, 0},
+    {"output.weight", G(output), HL_DIM_EMBD, HL_DIM_VOCAB, HL_TK_MATMUL, HL_TF_OPTIONAL},
+};
+
+static const hl_arch_tensor qwen3_layer[] = {
+    {"blk.%d.attn_norm.weight", L(attn_norm), HL_DIM_EMBD, HL_DIM_NONE, HL_TK_VEC, 0},
+    {"blk.%d.attn_q.weight", L(wq), HL_DIM_EMBD, HL_DIM_Q, HL_TK_MATMUL, 0},
+    {"blk.%d.attn_k.weight", L(wk), HL_DIM_EMBD, HL_DIM_K, HL_TK_MATMUL, 0},
+    {"blk.%d.attn_v.weight", L(wv), HL_DIM_EMBD, HL_DIM_V, HL_TK_MATMUL, 0},
+    {"blk.%d.attn_q_norm.weight", L(q_norm), HL_DIM_HEAD_K, HL_DIM_NONE, HL_TK_VEC, 0},
+    {"blk.%d.attn_k_norm.weight", L(k_norm), HL_DIM_HEAD_K, HL_DIM_NONE, HL_TK_VEC, 0},
+    {"blk.%d.attn_output.weight", L(wo), HL_DIM_O, HL_DIM_EMBD, HL_TK_MATMUL, 0},
+    {"blk.%d.ffn_norm.weight", L(ffn_norm), HL_DIM_EMBD, HL_DIM_NONE, HL_TK_VEC, 0},
+    {"blk.%d.ffn_gate.weight", L(ffn_gate), HL_DIM_EMBD, HL_DIM_FF, HL_TK_MATMUL, 0},
+    {"blk.%d.ffn_up.weight", L(ffn_up), HL_DIM_EMBD, HL_DIM_FF, HL_TK_MATMUL, 0},
+    {"blk.%d.ffn_down.weight", L(ffn_down), HL_DIM_FF, HL_DIM_EMBD, HL_TK_MATMUL, 0},
+};
+
+const hl_arch hl_arch_qwen3 = {
+    .name = "qwen3",
+    .rope_style = HL_ROPE_NEOX,
+    .act = HL_ACT_SILU,
+    .global = qwen3_global,
+    .n_global = sizeof qwen3_global / sizeof qwen3_global[0],
+    .layer = qwen3_layer,
+    .n_layer_tensors = sizeof qwen3_layer / sizeof qwen3_layer[0],
+};

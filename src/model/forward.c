@@ -1,0 +1,416 @@
+/* The generic forward pass over a batch, driven by the architecture
+ * description, plus the scratch context it runs in.
+ *
+ * The whole step is ONE parallel region (hl_pool_run); stages are separated
+ * by barriers and every thread computes its own slice of each stage:
+ *   - row stages (norms, residual adds, activation conversion) split tokens,
+ *     always with the same split, so consecutive row stages need no barrier;
+ *   - matmul stages split weight rows (hl_matmul_slice);
+ *   - rope/store splits (token, head) units, attention splits (token, head).
+ * Every value is computed by exactly one thread in an order that depends only
+ * on its own token and sequence, so results do not depend on the batch's other
+ * contents or on the thread count. Nothing is allocated here after
+ * hl_forward_ctx_new. */
+#include "model/model_impl.h"
+
+#include "base/assert.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- context ---- */
+
+static void *scratch_alloc(size_t bytes) {
+    size_t n = (bytes + 63) & ~(size_t)63;
+    void *p = aligned_alloc(64, n ? n : 64);
+    if (p) memset(p, 0, n ? n : 64);
+    return p;
+}
+
+void hl_forward_ctx_free(hl_forward_ctx *c) {
+    if (!c) return;
+    free(c->x);
+    free(c->xb);
+    free(c->q);
+    free(c->k);
+    free(c->v);
+    free(c->att);
+    free(c->gate);
+    free(c->up);
+    free(c->rope);
+    free(c->xout);
+    free(c->scores);
+    for (int i = 0; i < 3; i++) free(c->xq[i]);
+    free(c->out_row);
+    free(c);
+}
+
+static size_t act_bytes(const hl_wt *w, int64_t m) {
+    return w->data ? hl_matmul_act_size(w->type, m, w->ne0) : 0;
+}
+
+int hl_forward_ctx_new(hl_forward_ctx **out, const hl_model *m, int32_t max_tokens, int32_t max_threads,
+                       hl_err *err) {
+    *out = NULL;
+    if (max_tokens <= 0 || max_tokens > (1 << 20))
+        return hl_err_set(err, HL_EINVAL, "forward context: max_tokens %d out of range (1..%d)", max_tokens, 1 << 20);
+    if (max_threads <= 0 || max_threads > 1024)
+        return hl_err_set(err, HL_EINVAL, "forward context: max_threads %d out of range (1..1024)", max_threads);
+    const hl_hparams *hp = &m->hp;
+    size_t T = (size_t)max_tokens;
+    hl_forward_ctx *c = calloc(1, sizeof *c);
+    if (!c) return hl_err_set(err, HL_ENOMEM, "out of memory");
+    c->max_tokens = max_tokens;
+    c->max_threads = max_threads;
+    c->n_embd = hp->n_embd;
+    c->n_vocab = hp->n_vocab;
+    size_t qd = (size_t)hp->n_head * hp->head_dim_k, kd = (size_t)hp->n_head_kv * hp->head_dim_k;
+    size_t vd = (size_t)hp->n_head_kv * hp->head_dim_v, od = (size_t)hp->n_head * hp->head_dim_v;
+    c->x = scratch_alloc(T * hp->n_embd * sizeof(float));
+    c->xb = scratch_alloc(T * hp->n_embd * sizeof(float));
+    c->q = scratch_alloc(T * qd * sizeof(float));
+    c->k = scratch_alloc(T * kd * sizeof(float));
+    c->v = scratch_alloc(T * vd * sizeof(float));
+    c->att = scratch_alloc(T * od * sizeof(float));
+    c->gate = scratch_alloc(T * hp->n_ff * sizeof(float));
+    c->up = scratch_alloc(T * hp->n_ff * sizeof(float));
+    c->rope = scratch_alloc(T * (size_t)(hp->n_rot / 2) * 2 * sizeof(float));
+    c->xout = scratch_alloc(T * hp->n_embd * sizeof(float));
+    c->scores = scratch_alloc((size_t)max_threads * HL_ATTN_CHUNK * sizeof(float));
+    c->out_row = calloc(T, sizeof *c->out_row);
+    /* activation buffers: the largest conversion any matmul of any layer needs */
+    size_t xs = act_bytes(&m->w.output, max_tokens);
+    for (int32_t l = 0; l < hp->n_layer; l++) {
+        const hl_layer_weights *L = &m->w.layers[l];
+        const hl_wt *ws[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->ffn_gate, &L->ffn_up, &L->ffn_down};
+        for (size_t i = 0; i < sizeof ws / sizeof ws[0]; i++) {
+            size_t b = act_bytes(ws[i], max_tokens);
+            if (b > xs) xs = b;
+        }
+    }
+    c->xq_size = xs;
+    int ok = c->x && c->xb && c->q && c->k && c->v && c->att && c->gate && c->up && c->rope && c->xout &&
+             c->scores && c->out_row;
+    for (int i = 0; i < 3; i++) ok = ok && (c->xq[i] = scratch_alloc(xs)) != NULL;
+    if (!ok) {
+        hl_forward_ctx_free(c);
+        return hl_err_set(err, HL_ENOMEM, "out of memory allocating forward scratch for %d tokens", max_tokens);
+    }
+    *out = c;
+    return 0;
+}
+
+int32_t hl_forward_ctx_max_tokens(const hl_forward_ctx *c) { return c->max_tokens; }
+
+/* ---- helpers ---- */
+
+static inline void split(int64_t n, int ith, int nth, int64_t *i0, int64_t *i1) {
+    *i0 = n * ith / nth;
+    *i1 = n * (ith + 1) / nth;
+}
+
+/* Up to three matmuls that read the same input: the input is converted once
+ * per distinct activation type; slot[i] names the buffer weight i reads. */
+typedef struct act_group {
+    const hl_wt *w[3];
+    int n;
+    int slot[3];
+} act_group;
+
+static act_group group_of(const hl_wt *a, const hl_wt *b, const hl_wt *c) {
+    act_group g = {.w = {a, b, c}, .n = c ? 3 : b ? 2 : 1};
+    for (int i = 0; i < g.n; i++) {
+        g.slot[i] = i;
+        for (int j = 0; j < i; j++)
+            if (hl_matmul_act_type(g.w[j]->type) == hl_matmul_act_type(g.w[i]->type)) {
+                g.slot[i] = g.slot[j];
+                break;
+            }
+    }
+    return g;
+}
+
+/* Converts rows [r0, r1) of x (stride ldx) for every distinct type in g. The
+ * conversion of one row is independent of the others, so each thread converts
+ * exactly the rows it produced, with no barrier in between. */
+static void prep_rows(hl_forward_ctx *c, const act_group *g, const float *x, int64_t ldx, int64_t r0, int64_t r1) {
+    if (r1 <= r0) return;
+    for (int i = 0; i < g->n; i++) {
+        if (g->slot[i] != i) continue;
+        const hl_wt *w = g->w[i];
+        size_t rs = hl_matmul_act_size(w->type, 1, w->ne0);
+        hl_matmul_prepare(w->type, x + r0 * ldx, ldx, r1 - r0, w->ne0, (char *)c->xq[i] + (size_t)r0 * rs, 0, 1);
+    }
+}
+
+static void mm_slice(hl_forward_ctx *c, const act_group *g, int i, float *out, int64_t ldo, int64_t m, int ith,
+                     int nth) {
+    const hl_wt *w = g->w[i];
+    hl_matmul_slice(w->type, w->data, w->ne1, w->ne0, c->xq[g->slot[i]], m, out, ldo, ith, nth);
+}
+
+/* Rotates the first n_rot dims of one head by the token's angles (cs holds
+ * cos, sin pairs). NORM rotates adjacent pairs, NEOX the two halves. */
+static void rope_head(float *x, const float *cs, int32_t n_rot, hl_rope_style style) {
+    int32_t half = n_rot / 2;
+    if (style == HL_ROPE_NORM) {
+        for (int32_t i = 0; i < half; i++) {
+            float c = cs[2 * i], s = cs[2 * i + 1];
+            float x0 = x[2 * i], x1 = x[2 * i + 1];
+            x[2 * i] = x0 * c - x1 * s;
+            x[2 * i + 1] = x0 * s + x1 * c;
+        }
+    } else {
+        for (int32_t i = 0; i < half; i++) {
+            float c = cs[2 * i], s = cs[2 * i + 1];
+            float x0 = x[i], x1 = x[i + half];
+            x[i] = x0 * c - x1 * s;
+            x[i + half] = x0 * s + x1 * c;
+        }
+    }
+}
+
+/* Causal attention of one query head of one token over its sequence's cached
+ * positions 0..pos: online softmax in fixed chunks of positions (the chunking
+ * depends only on positions, so the result is batch-independent). */
+static void attend(float *out, const float *qh, const hl_f16 *kl, const hl_f16 *vl, const hl_batch_seq *seq,
+                   int32_t pos, int32_t bs, int32_t n_kv, int32_t kvh, int32_t hdk, int32_t hdv, float scale,
+                   float *scores) {
+    memset(out, 0, (size_t)hdv * sizeof(float));
+    float mx = -INFINITY, sum = 0.0f;
+    const size_t kstride = (size_t)n_kv * hdk, vstride = (size_t)n_kv * hdv;
+    for (int32_t c0 = 0; c0 <= pos; c0 += HL_ATTN_CHUNK) {
+        int32_t c1 = c0 + HL_ATTN_CHUNK <= pos + 1 ? c0 + HL_ATTN_CHUNK : pos + 1;
+        float cmax = -INFINITY;
+        for (int32_t p = c0; p < c1; p++) {
+            size_t slot = (size_t)seq->blocks[p / bs] * bs + (size_t)(p % bs);
+            float s = hl_vec_dot_f16(kl + slot * kstride + (size_t)kvh * hdk, qh, hdk) * scale;
+            scores[p - c0] = s;
+            if (s > cmax) cmax = s;
+        }
+        if (cmax > mx) {
+            float corr = expf(mx - cmax); /* 0 on the first chunk */
+            if (c0 > 0) hl_vec_scale(out, corr, hdv);
+            sum *= corr;
+            mx = cmax;
+        }
+        for (int32_t p = c0; p < c1; p++) {
+            size_t slot = (size_t)seq->blocks[p / bs] * bs + (size_t)(p % bs);
+            float wgt = expf(scores[p - c0] - mx);
+            sum += wgt;
+            hl_vec_axpy_f16(out, vl + slot * vstride + (size_t)kvh * hdv, wgt, hdv);
+        }
+    }
+    hl_vec_scale(out, 1.0f / sum, hdv);
+}
+
+/* ---- the step ---- */
+
+static void forward_thread(void *vctx, int ith, int nth) {
+    hl_forward_ctx *c = vctx;
+    const hl_model *m = c->m;
+    const hl_hparams *hp = &m->hp;
+    const hl_weights *W = &m->w;
+    const hl_batch *b = c->batch;
+    hl_pool *pool = c->pool;
+    const int64_t T = b->n_tokens, E = hp->n_embd, F = hp->n_ff;
+    const int32_t nh = hp->n_head, nkv = hp->n_head_kv, hdk = hp->head_dim_k, hdv = hp->head_dim_v;
+    const int32_t half = hp->n_rot / 2, gqa = nh / nkv, bs = hl_kv_block_size(c->kv);
+    const int64_t QD = (int64_t)nh * hdk, KD = (int64_t)nkv * hdk, VD = (int64_t)nkv * hdv, OD = (int64_t)nh * hdv;
+    const float eps = hp->norm_eps;
+    float *x = c->x, *xb = c->xb, *q = c->q, *k = c->k, *v = c->v, *att = c->att;
+    int64_t r0, r1; /* this thread's tokens in every row stage */
+    split(T, ith, nth, &r0, &r1);
+
+    /* embeddings and each token's rope angles */
+    for (int64_t t = r0; t < r1; t++) {
+        const hl_batch_token *bt = &b->tokens[t];
+        hl_dequantize(W->token_embd.type, (const char *)W->token_embd.data + (size_t)bt->token * W->token_embd.row_bytes,
+                      x + t * E, E);
+        if (hp->embd_scale != 1.0f) hl_vec_scale(x + t * E, hp->embd_scale, E);
+        float *cs = c->rope + t * half * 2;
+        for (int32_t i = 0; i < half; i++) {
+            double th = (double)bt->pos * m->rope_inv_freq[i];
+            cs[2 * i] = (float)cos(th);
+            cs[2 * i + 1] = (float)sin(th);
+        }
+    }
+
+    for (int32_t l = 0; l < hp->n_layer; l++) {
+        const hl_layer_weights *L = &W->layers[l];
+        hl_f16 *kl = hl_kv_layer_k(c->kv, l), *vl = hl_kv_layer_v(c->kv, l);
+
+        /* residual of the previous block's feed-forward, then attention norm and conversion for Q, K, V */
+        act_group gqkv = group_of(&L->wq, &L->wk, &L->wv);
+        for (int64_t t = r0; t < r1; t++) {
+            if (l > 0) {
+                const hl_wt *pn = &W->layers[l - 1].post_ffn_norm;
+                if (pn->data) hl_vec_rmsnorm(xb + t * E, xb + t * E, pn->data, E, eps);
+                hl_vec_add(x + t * E, xb + t * E, E);
+            }
+            hl_vec_rmsnorm(xb + t * E, x + t * E, L->attn_norm.data, E, eps);
+        }
+        prep_rows(c, &gqkv, xb, E, r0, r1);
+        hl_pool_barrier(pool);
+
+        /* Q, K, V projections */
+        mm_slice(c, &gqkv, 0, q, QD, T, ith, nth);
+        mm_slice(c, &gqkv, 1, k, KD, T, ith, nth);
+        mm_slice(c, &gqkv, 2, v, VD, T, ith, nth);
+        hl_pool_barrier(pool);
+
+        /* biases, q/k norms, rope; K and V go into the paged cache */
+        int64_t u0, u1;
+        split(T * (nh + nkv), ith, nth, &u0, &u1);
+        for (int64_t u = u0; u < u1; u++) {
+            int64_t t = u / (nh + nkv);
+            int32_t j = (int32_t)(u % (nh + nkv));
+            const hl_batch_token *bt = &b->tokens[t];
+            const float *cs = c->rope + t * half * 2;
+            if (j < nh) {
+                float *qh = q + t * QD + (int64_t)j * hdk;
+                if (L->bq.data) hl_vec_add(qh, (const float *)L->bq.data + (int64_t)j * hdk, hdk);
+                if (L->q_norm.data) hl_vec_rmsnorm(qh, qh, L->q_norm.data, hdk, eps);
+                rope_head(qh, cs, hp->n_rot, hp->rope_style);
+            } else {
+                int32_t g = j - nh;
+                float *kh = k + t * KD + (int64_t)g * hdk, *vh = v + t * VD + (int64_t)g * hdv;
+                if (L->bk.data) hl_vec_add(kh, (const float *)L->bk.data + (int64_t)g * hdk, hdk);
+                if (L->k_norm.data) hl_vec_rmsnorm(kh, kh, L->k_norm.data, hdk, eps);
+                rope_head(kh, cs, hp->n_rot, hp->rope_style);
+                if (L->bv.data) hl_vec_add(vh, (const float *)L->bv.data + (int64_t)g * hdv, hdv);
+                const hl_batch_seq *seq = &b->seqs[bt->seq];
+                size_t slot = (size_t)seq->blocks[bt->pos / bs] * bs + (size_t)(bt->pos % bs);
+                hl_vec_to_f16(kl + (slot * nkv + g) * hdk, kh, hdk);
+                hl_vec_to_f16(vl + (slot * nkv + g) * hdv, vh, hdv);
+            }
+        }
+        hl_pool_barrier(pool);
+
+        /* attention: one (token, head) per unit */
+        split(T * nh, ith, nth, &u0, &u1);
+        float *scores = c->scores + (size_t)ith * HL_ATTN_CHUNK;
+        for (int64_t u = u0; u < u1; u++) {
+            int64_t t = u / nh;
+            int32_t h = (int32_t)(u % nh);
+            const hl_batch_token *bt = &b->tokens[t];
+            attend(att + t * OD + (int64_t)h * hdv, q + t * QD + (int64_t)h * hdk, kl, vl, &b->seqs[bt->seq], bt->pos,
+                   bs, nkv, h / gqa, hdk, hdv, hp->attn_scale, scores);
+        }
+        hl_pool_barrier(pool);
+
+        /* output projection */
+        act_group go = group_of(&L->wo, NULL, NULL);
+        prep_rows(c, &go, att, OD, r0, r1);
+        hl_pool_barrier(pool);
+        mm_slice(c, &go, 0, xb, E, T, ith, nth);
+        hl_pool_barrier(pool);
+
+        /* residual, feed-forward norm, conversion for gate and up */
+        act_group ggu = group_of(&L->ffn_gate, &L->ffn_up, NULL);
+        for (int64_t t = r0; t < r1; t++) {
+            if (L->post_attn_norm.data) hl_vec_rmsnorm(xb + t * E, xb + t * E, L->post_attn_norm.data, E, eps);
+            hl_vec_add(x + t * E, xb + t * E, E);
+            hl_vec_rmsnorm(xb + t * E, x + t * E, L->ffn_norm.data, E, eps);
+        }
+        prep_rows(c, &ggu, xb, E, r0, r1);
+        hl_pool_barrier(pool);
+
+        /* gate and up projections */
+        mm_slice(c, &ggu, 0, c->gate, F, T, ith, nth);
+        mm_slice(c, &ggu, 1, c->up, F, T, ith, nth);
+        hl_pool_barrier(pool);
+
+        /* activation, conversion for down */
+        act_group gd = group_of(&L->ffn_down, NULL, NULL);
+        for (int64_t t = r0; t < r1; t++) {
+            if (hp->act == HL_ACT_GELU)
+                hl_vec_gelu_mul(c->gate + t * F, c->gate + t * F, c->up + t * F, F);
+            else
+                hl_vec_silu_mul(c->gate + t * F, c->gate + t * F, c->up + t * F, F);
+        }
+        prep_rows(c, &gd, c->gate, F, r0, r1);
+        hl_pool_barrier(pool);
+
+        /* down projection (added to the residual by the next row stage) */
+        mm_slice(c, &gd, 0, xb, E, T, ith, nth);
+        hl_pool_barrier(pool);
+    }
+
+    /* last residual, final norm of the rows that want logits (packed densely) */
+    act_group gout = group_of(&W->output, NULL, NULL);
+    const hl_wt *pn = &W->layers[hp->n_layer - 1].post_ffn_norm;
+    for (int64_t t = r0; t < r1; t++) {
+        int32_t o = c->out_row[t];
+        if (o < 0) continue;
+        if (pn->data) hl_vec_rmsnorm(xb + t * E, xb + t * E, pn->data, E, eps);
+        hl_vec_add(x + t * E, xb + t * E, E);
+        hl_vec_rmsnorm(c->xout + (int64_t)o * E, x + t * E, W->output_norm.data, E, eps);
+        prep_rows(c, &gout, c->xout, E, o, o + 1);
+    }
+    if (c->n_wanted == 0) return;
+    hl_pool_barrier(pool);
+
+    /* logits, straight into the caller's buffer */
+    mm_slice(c, &gout, 0, c->logits, hp->n_vocab, c->n_wanted, ith, nth);
+}
+
+static int check_batch(const hl_model *m, const hl_forward_ctx *c, hl_pool *pool, const hl_kv_cache *kv,
+                       const hl_batch *b, const float *logits, hl_err *err) {
+    if (b->n_tokens <= 0) return hl_err_set(err, HL_EINVAL, "empty batch");
+    if (b->n_tokens > c->max_tokens)
+        return hl_err_set(err, HL_ERANGE, "batch of %d tokens exceeds the forward context's %d", b->n_tokens,
+                          c->max_tokens);
+    if (hl_pool_size(pool) > c->max_threads)
+        return hl_err_set(err, HL_ERANGE, "thread pool of %d exceeds the forward context's %d threads",
+                          hl_pool_size(pool), c->max_threads);
+    if (c->n_embd != m->hp.n_embd || c->n_vocab != m->hp.n_vocab)
+        return hl_err_set(err, HL_EINVAL, "forward context was created for another model");
+    const hl_kv_params *kp = hl_kv_get_params(kv);
+    if (kp->n_layer != m->hp.n_layer || kp->n_head_kv != m->hp.n_head_kv || kp->head_dim_k != m->hp.head_dim_k ||
+        kp->head_dim_v != m->hp.head_dim_v)
+        return hl_err_set(err, HL_EINVAL, "KV cache shape does not match the model");
+    if (b->n_seqs <= 0 || !b->seqs) return hl_err_set(err, HL_EINVAL, "batch has no sequences");
+    for (int32_t s = 0; s < b->n_seqs; s++) {
+        const hl_batch_seq *sq = &b->seqs[s];
+        if (sq->n_blocks < 0 || (sq->n_blocks > 0 && !sq->blocks))
+            return hl_err_set(err, HL_EINVAL, "sequence %d has an invalid block table", s);
+        for (int32_t i = 0; i < sq->n_blocks; i++)
+            if (sq->blocks[i] < 0 || sq->blocks[i] >= kp->n_blocks)
+                return hl_err_set(err, HL_EINVAL, "sequence %d: block table entry %d = %d outside the pool (%d blocks)",
+                                  s, i, sq->blocks[i], kp->n_blocks);
+    }
+    int32_t n_wanted = 0;
+    for (int32_t t = 0; t < b->n_tokens; t++) {
+        const hl_batch_token *bt = &b->tokens[t];
+        if (bt->token < 0 || bt->token >= m->hp.n_vocab)
+            return hl_err_set(err, HL_EINVAL, "token id %d out of range (vocabulary of %d)", bt->token, m->hp.n_vocab);
+        if (bt->seq < 0 || bt->seq >= b->n_seqs)
+            return hl_err_set(err, HL_EINVAL, "batch token %d names sequence %d of %d", t, bt->seq, b->n_seqs);
+        if (bt->pos < 0 || bt->pos / kp->block_size >= b->seqs[bt->seq].n_blocks)
+            return hl_err_set(err, HL_EINVAL, "position %d of sequence %d is outside its block table (%d blocks of %d)",
+                              bt->pos, bt->seq, b->seqs[bt->seq].n_blocks, kp->block_size);
+        if (bt->logits) n_wanted++;
+    }
+    if (n_wanted > 0 && !logits) return hl_err_set(err, HL_EINVAL, "logits wanted but no output buffer given");
+    return 0;
+}
+
+int hl_model_forward(const hl_model *m, hl_forward_ctx *c, hl_pool *pool, hl_kv_cache *kv, const hl_batch *b,
+                     float *logits, hl_err *err) {
+    int rc = check_batch(m, c, pool, kv, b, logits, err);
+    if (rc) return rc;
+    int32_t n_wanted = 0;
+    for (int32_t t = 0; t < b->n_tokens; t++) c->out_row[t] = b->tokens[t].logits ? n_wanted++ : -1;
+    c->m = m;
+    c->pool = pool;
+    c->kv = kv;
+    c->batch = b;
+    c->logits = logits;
+    c->n_wanted = n_wanted;
+    hl_pool_run(pool, forward_thread, c);
+    c->batch = NULL;
+    c->logits = NULL;
+    return 0;
+}

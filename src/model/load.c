@@ -1,0 +1,320 @@
+/* Loading a model: reads the hyperparameters of the file's architecture,
+ * then binds and validates every tensor the architecture's description lists
+ * (presence, element type, exact shape), once, so the forward pass never
+ * checks. Weights are borrowed from the GGUF mapping; nothing is copied. The
+ * file's values are untrusted: every dimension is range-checked before it is
+ * used to size anything. */
+#include "model/model_impl.h"
+
+#include "base/assert.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Generous upper bounds; anything larger is a corrupt or hostile file. */
+#define MAX_EMBD (1 << 16)
+#define MAX_LAYER 1024
+#define MAX_HEAD 1024
+#define MAX_HEAD_DIM 1024
+#define MAX_FF (1 << 20)
+#define MAX_VOCAB (1 << 22)
+
+/* Reads an integer key "<arch>.<suffix>"; absent leaves *out unchanged unless
+ * required. The value must lie in [lo, hi]. */
+static int hp_int(const gguf_file *f, const char *arch, const char *suffix, int required, int64_t lo, int64_t hi,
+                  int32_t *out, hl_err *err) {
+    char key[160];
+    snprintf(key, sizeof key, "%s.%s", arch, suffix);
+    int64_t v;
+    int rc = gguf_get_int(f, key, &v);
+    if (rc == HL_ENOENT) {
+        if (required) return hl_err_set(err, HL_EINVAL, "model metadata lacks %s", key);
+        return 0;
+    }
+    if (rc) return hl_err_set(err, HL_EINVAL, "model metadata %s is not an integer", key);
+    if (v < lo || v > hi)
+        return hl_err_set(err, HL_EINVAL, "model metadata %s = %lld is out of range [%lld, %lld]", key, (long long)v,
+                          (long long)lo, (long long)hi);
+    *out = (int32_t)v;
+    return 0;
+}
+
+static int hp_float(const gguf_file *f, const char *arch, const char *suffix, double lo, double hi, float *out,
+                    hl_err *err) {
+    char key[160];
+    snprintf(key, sizeof key, "%s.%s", arch, suffix);
+    double v;
+    int rc = gguf_get_float(f, key, &v);
+    if (rc == HL_ENOENT) return 0;
+    if (rc) return hl_err_set(err, HL_EINVAL, "model metadata %s is not a number", key);
+    if (!(v >= lo && v <= hi))
+        return hl_err_set(err, HL_EINVAL, "model metadata %s = %g is out of range [%g, %g]", key, v, lo, hi);
+    *out = (float)v;
+    return 0;
+}
+
+static void copy_str(char *dst, size_t cap, gguf_str s) {
+    size_t n = s.len < cap - 1 ? (size_t)s.len : cap - 1;
+    memcpy(dst, s.ptr, n);
+    dst[n] = 0;
+}
+
+static int read_hparams(hl_model *m, hl_err *err) {
+    const gguf_file *f = m->file;
+    hl_hparams *hp = &m->hp;
+    const char *a = hp->arch;
+    int rc;
+    if ((rc = hp_int(f, a, "embedding_length", 1, 1, MAX_EMBD, &hp->n_embd, err)) ||
+        (rc = hp_int(f, a, "block_count", 1, 1, MAX_LAYER, &hp->n_layer, err)) ||
+        (rc = hp_int(f, a, "feed_forward_length", 1, 1, MAX_FF, &hp->n_ff, err)) ||
+        (rc = hp_int(f, a, "attention.head_count", 1, 1, MAX_HEAD, &hp->n_head, err)))
+        return rc;
+    hp->n_ctx_train = 2048;
+    hp->n_head_kv = hp->n_head;
+    if ((rc = hp_int(f, a, "context_length", 0, 1, INT32_MAX, &hp->n_ctx_train, err)) ||
+        (rc = hp_int(f, a, "attention.head_count_kv", 0, 1, MAX_HEAD, &hp->n_head_kv, err)))
+        return rc;
+    if (hp->n_head % hp->n_head_kv)
+        return hl_err_set(err, HL_EINVAL, "model has %d attention heads, not a multiple of its %d KV heads", hp->n_head,
+                          hp->n_head_kv);
+    hp->head_dim_k = hp->n_embd % hp->n_head == 0 ? hp->n_embd / hp->n_head : 0;
+    if ((rc = hp_int(f, a, "attention.key_length", 0, 1, MAX_HEAD_DIM, &hp->head_dim_k, err))) return rc;
+    if (hp->head_dim_k <= 0)
+        return hl_err_set(err, HL_EINVAL, "embedding length %d is not a multiple of the %d heads and %s.attention.key_length is absent",
+                          hp->n_embd, hp->n_head, a);
+    if (hp->head_dim_k > MAX_HEAD_DIM)
+        return hl_err_set(err, HL_EINVAL, "head dimension %d is too large (max %d)", hp->head_dim_k, MAX_HEAD_DIM);
+    hp->head_dim_v = hp->head_dim_k;
+    if ((rc = hp_int(f, a, "attention.value_length", 0, 1, MAX_HEAD_DIM, &hp->head_dim_v, err))) return rc;
+    hp->n_rot = hp->head_dim_k;
+    if ((rc = hp_int(f, a, "rope.dimension_count", 0, 0, hp->head_dim_k, &hp->n_rot, err))) return rc;
+    if (hp->n_rot % 2) return hl_err_set(err, HL_EINVAL, "%s.rope.dimension_count %d is odd", a, hp->n_rot);
+    hp->norm_eps = 1e-5f;
+    hp->rope_freq_base = 10000.0f;
+    hp->rope_freq_scale = 1.0f;
+    if ((rc = hp_float(f, a, "attention.layer_norm_rms_epsilon", 0.0, 1.0, &hp->norm_eps, err)) ||
+        (rc = hp_float(f, a, "rope.freq_base", 1.0, 1e12, &hp->rope_freq_base, err)))
+        return rc;
+    /* rope scaling: linear is a plain scale of the angles; llama3 comes as rope_freqs.weight. */
+    char key[160];
+    gguf_str st;
+    snprintf(key, sizeof key, "%s.rope.scaling.type", a);
+    if (gguf_get_str(f, key, &st) == 0) {
+        char type[32];
+        copy_str(type, sizeof type, st);
+        if (strcmp(type, "linear") == 0) {
+            float factor = 1.0f;
+            if ((rc = hp_float(f, a, "rope.scaling.factor", 1e-3, 1e6, &factor, err))) return rc;
+            hp->rope_freq_scale = 1.0f / factor;
+        } else if (strcmp(type, "none") != 0 && strcmp(type, "llama3") != 0) {
+            return hl_err_set(err, HL_ENOTSUP, "rope scaling type '%s' is not supported (supported: none, linear, llama3)",
+                              type);
+        }
+    }
+    hp->attn_scale = 1.0f / sqrtf((float)hp->head_dim_k);
+    hp->embd_scale = m->arch->embd_scale_sqrt ? sqrtf((float)hp->n_embd) : 1.0f;
+    hp->rope_style = m->arch->rope_style;
+    hp->act = m->arch->act;
+    if (gguf_get_str(f, "general.name", &st) == 0) copy_str(hp->name, sizeof hp->name, st);
+    return 0;
+}
+
+static int64_t dim_value(const hl_hparams *hp, hl_dim d) {
+    switch (d) {
+    case HL_DIM_NONE: return 1;
+    case HL_DIM_EMBD: return hp->n_embd;
+    case HL_DIM_VOCAB: return hp->n_vocab;
+    case HL_DIM_FF: return hp->n_ff;
+    case HL_DIM_Q: return (int64_t)hp->n_head * hp->head_dim_k;
+    case HL_DIM_K: return (int64_t)hp->n_head_kv * hp->head_dim_k;
+    case HL_DIM_V: return (int64_t)hp->n_head_kv * hp->head_dim_v;
+    case HL_DIM_O: return (int64_t)hp->n_head * hp->head_dim_v;
+    case HL_DIM_HEAD_K: return hp->head_dim_k;
+    case HL_DIM_ROT_HALF: return hp->n_rot / 2;
+    }
+    HL_UNREACHABLE();
+}
+
+static void fmt_shape(char *buf, size_t cap, const int64_t *ne, int n) {
+    size_t o = 0;
+    o += (size_t)snprintf(buf + o, cap - o, "[");
+    for (int i = 0; i < n && o < cap; i++) o += (size_t)snprintf(buf + o, cap - o, "%s%lld", i ? ", " : "", (long long)ne[i]);
+    if (o < cap) snprintf(buf + o, cap - o, "]");
+}
+
+/* Binds one tensor into *w after checking presence, shape and type. */
+static int bind_tensor(hl_model *m, const char *name, const hl_arch_tensor *at, hl_wt *w, hl_err *err) {
+    const gguf_tensor *t = gguf_find_tensor(m->file, name);
+    if (!t) {
+        if (at->flags & HL_TF_OPTIONAL) return 0;
+        return hl_err_set(err, HL_EINVAL, "tensor %s is missing (required by architecture %s)", name, m->arch->name);
+    }
+    int64_t want[2] = {dim_value(&m->hp, at->ne0), dim_value(&m->hp, at->ne1)};
+    int want_dims = at->ne1 == HL_DIM_NONE ? 1 : 2;
+    int ok = 1;
+    for (uint32_t i = 0; i < GGUF_MAX_DIMS; i++) {
+        int64_t e = i < 2 ? want[i] : 1;
+        if (t->ne[i] != e) ok = 0;
+    }
+    if (!ok) {
+        char got[96], exp[96];
+        fmt_shape(got, sizeof got, t->ne, t->n_dims > 0 ? (int)t->n_dims : 1);
+        fmt_shape(exp, sizeof exp, want, want_dims);
+        return hl_err_set(err, HL_EINVAL, "tensor %s has shape %s, expected %s", name, got, exp);
+    }
+    switch (at->kind) {
+    case HL_TK_VEC:
+        if (t->type != HL_TYPE_F32)
+            return hl_err_set(err, HL_ENOTSUP, "tensor %s has type %s, expected F32", name, hl_type_name(t->type));
+        break;
+    case HL_TK_MATMUL:
+        if (!hl_matmul_supported(t->type))
+            return hl_err_set(err, HL_ENOTSUP, "tensor %s has type %s, which the CPU backend cannot multiply", name,
+                              hl_type_name(t->type));
+        break;
+    case HL_TK_EMBD:
+        /* rows are dequantized on the fly; the matmul types are the ones hl_dequantize handles */
+        if (!hl_matmul_supported(t->type))
+            return hl_err_set(err, HL_ENOTSUP, "tensor %s has type %s, which cannot be used as an embedding table", name,
+                              hl_type_name(t->type));
+        break;
+    }
+    size_t rb = hl_row_size(t->type, t->ne[0]);
+    if (rb == 0 || (uint64_t)rb * (uint64_t)t->ne[1] > t->size)
+        return hl_err_set(err, HL_EINVAL, "tensor %s: row length %lld does not fit type %s", name,
+                          (long long)t->ne[0], hl_type_name(t->type));
+    *w = (hl_wt){.data = t->data, .type = t->type, .ne0 = t->ne[0], .ne1 = t->ne[1], .row_bytes = rb};
+    if (at->kind != HL_TK_EMBD) m->weight_bytes += (size_t)t->size;
+    return 0;
+}
+
+static int bind_weights(hl_model *m, hl_err *err) {
+    const hl_arch *a = m->arch;
+    hl_hparams *hp = &m->hp;
+    /* n_vocab comes from the embedding table: check its row length first. */
+    const gguf_tensor *te = gguf_find_tensor(m->file, "token_embd.weight");
+    if (!te) return hl_err_set(err, HL_EINVAL, "tensor token_embd.weight is missing");
+    if (te->n_dims != 2 || te->ne[1] <= 0 || te->ne[1] > MAX_VOCAB) {
+        char got[96];
+        fmt_shape(got, sizeof got, te->ne, (int)te->n_dims);
+        return hl_err_set(err, HL_EINVAL, "tensor token_embd.weight has shape %s, expected [%d, n_vocab]", got,
+                          hp->n_embd);
+    }
+    hp->n_vocab = (int32_t)te->ne[1];
+    int32_t vocab_key = hp->n_vocab;
+    int rc = hp_int(m->file, hp->arch, "vocab_size", 0, 1, MAX_VOCAB, &vocab_key, err);
+    if (rc) return rc;
+    if (vocab_key != hp->n_vocab)
+        return hl_err_set(err, HL_EINVAL, "%s.vocab_size is %d but token_embd.weight has %d rows", hp->arch, vocab_key,
+                          hp->n_vocab);
+
+    for (int i = 0; i < a->n_global; i++) {
+        const hl_arch_tensor *at = &a->global[i];
+        if ((rc = bind_tensor(m, at->name, at, (hl_wt *)((char *)&m->w + at->offset), err))) return rc;
+    }
+    m->w.layers = calloc((size_t)hp->n_layer, sizeof *m->w.layers);
+    if (!m->w.layers) return hl_err_set(err, HL_ENOMEM, "out of memory");
+    for (int32_t l = 0; l < hp->n_layer; l++) {
+        for (int i = 0; i < a->n_layer_tensors; i++) {
+            const hl_arch_tensor *at = &a->layer[i];
+            char name[128];
+            snprintf(name, sizeof name, at->name, (int)l);
+            if ((rc = bind_tensor(m, name, at, (hl_wt *)((char *)&m->w.layers[l] + at->offset), err))) return rc;
+        }
+    }
+    if (!m->w.output.data) {
+        /* tied: the embedding table doubles as the output projection */
+        if (!hl_matmul_supported(m->w.token_embd.type))
+            return hl_err_set(err, HL_ENOTSUP, "output.weight is absent and token_embd.weight has type %s, which the CPU backend cannot multiply",
+                              hl_type_name(m->w.token_embd.type));
+        m->w.output = m->w.token_embd;
+        hp->tied_output = 1;
+        m->weight_bytes += m->w.token_embd.row_bytes * (size_t)hp->n_vocab;
+    }
+    hp->has_rope_freqs = m->w.rope_freqs.data != NULL;
+    return 0;
+}
+
+static int build_rope(hl_model *m, hl_err *err) {
+    const hl_hparams *hp = &m->hp;
+    int32_t half = hp->n_rot / 2;
+    m->rope_inv_freq = calloc(half > 0 ? (size_t)half : 1, sizeof(double));
+    if (!m->rope_inv_freq) return hl_err_set(err, HL_ENOMEM, "out of memory");
+    const float *factors = m->w.rope_freqs.data;
+    for (int32_t i = 0; i < half; i++) {
+        double f = (double)hp->rope_freq_scale * pow((double)hp->rope_freq_base, -2.0 * i / hp->n_rot);
+        if (factors) {
+            float d = factors[i];
+            if (!(d > 0.0f) || !isfinite(d))
+                return hl_err_set(err, HL_EINVAL, "rope_freqs.weight[%d] = %g is not a positive number", (int)i, d);
+            f /= d;
+        }
+        m->rope_inv_freq[i] = f;
+    }
+    return 0;
+}
+
+void hl_model_free(hl_model *m) {
+    if (!m) return;
+    free(m->w.layers);
+    free(m->rope_inv_freq);
+    gguf_close(m->file);
+    free(m);
+}
+
+int hl_model_load_gguf(hl_model **out, gguf_file *f, hl_err *err) {
+    *out = NULL;
+    hl_model *m = calloc(1, sizeof *m);
+    if (!m) {
+        gguf_close(f);
+        return hl_err_set(err, HL_ENOMEM, "out of memory");
+    }
+    m->file = f;
+    gguf_str as;
+    int rc;
+    if (gguf_get_str(f, "general.architecture", &as) != 0) {
+        rc = hl_err_set(err, HL_EINVAL, "model metadata lacks general.architecture (a string)");
+        goto fail;
+    }
+    copy_str(m->hp.arch, sizeof m->hp.arch, as);
+    if (as.len >= sizeof m->hp.arch || !(m->arch = hl_arch_find(m->hp.arch))) {
+        rc = hl_err_set(err, HL_ENOTSUP, "unsupported architecture '%.*s' (supported: %s)",
+                        (int)(as.len > 64 ? 64 : as.len), as.ptr, hl_model_supported_archs());
+        goto fail;
+    }
+    if ((rc = read_hparams(m, err)) || (rc = bind_weights(m, err)) || (rc = build_rope(m, err))) goto fail;
+    if (m->arch->hparams_hook && (rc = m->arch->hparams_hook(&m->hp, f, err))) goto fail;
+    *out = m;
+    return 0;
+fail:
+    hl_model_free(m);
+    return rc;
+}
+
+int hl_model_load(hl_model **out, const char *path, hl_err *err) {
+    *out = NULL;
+    gguf_file *f;
+    int rc = gguf_open(&f, path, err);
+    if (rc) return rc;
+    rc = hl_model_load_gguf(out, f, err);
+    if (rc) hl_err_prefix(err, "loading %s: ", path);
+    return rc;
+}
+
+const hl_hparams *hl_model_hparams(const hl_model *m) { return &m->hp; }
+const gguf_file *hl_model_gguf(const hl_model *m) { return m->file; }
+size_t hl_model_weight_bytes(const hl_model *m) { return m->weight_bytes; }
+
+hl_kv_params hl_model_kv_params(const hl_model *m, int32_t n_blocks, int32_t block_size) {
+    return (hl_kv_params){
+        .n_layer = m->hp.n_layer,
+        .n_head_kv = m->hp.n_head_kv,
+        .head_dim_k = m->hp.head_dim_k,
+        .head_dim_v = m->hp.head_dim_v,
+        .n_blocks = n_blocks,
+        .block_size = block_size ? block_size : HL_KV_DEFAULT_BLOCK_SIZE,
+        .type = HL_TYPE_F16,
+    };
+}
