@@ -1,2 +1,2 @@
-DEPS_cli := base
-LIBS_cli :=
+DEPS_cli := runner model backend/cpu tokenizer chat sample gguf quant base
+LIBS_cli := -ledit

@@ -1,0 +1,161 @@
+/* Command-line option parsing shared by the verbs: sampling flags, limits,
+ * threads and context size. */
+#include "cli/cli.h"
+#include "base/log.h"
+
+#include <errno.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+void cli_gen_opts_default(cli_gen_opts *o) {
+    memset(o, 0, sizeof *o);
+    o->sampling = hl_sampling_default_params();
+    o->num_predict = -1;
+    o->session = hl_session_default_params();
+}
+
+const char *cli_flag_value(const char *name, int argc, char **argv, int *i, int *bad) {
+    const char *a = argv[*i];
+    size_t n = strlen(name);
+    if (strncmp(a, name, n) != 0) return NULL;
+    if (a[n] == '=') return a + n + 1;
+    if (a[n] != 0) return NULL;
+    if (*i + 1 >= argc) {
+        fprintf(stderr, "Error: %s needs a value\n", name);
+        *bad = 1;
+        return NULL;
+    }
+    return argv[++*i];
+}
+
+static int parse_float(const char *flag, const char *v, float *out) {
+    char *end;
+    errno = 0;
+    double d = strtod(v, &end);
+    if (errno || end == v || *end) {
+        fprintf(stderr, "Error: %s expects a number, got '%s'\n", flag, v);
+        return -1;
+    }
+    *out = (float)d;
+    return 1;
+}
+
+static int parse_int(const char *flag, const char *v, long long min, long long max, long long *out) {
+    char *end;
+    errno = 0;
+    long long x = strtoll(v, &end, 10);
+    if (errno || end == v || *end || x < min || x > max) {
+        fprintf(stderr, "Error: %s expects an integer in [%lld, %lld], got '%s'\n", flag, min, max, v);
+        return -1;
+    }
+    *out = x;
+    return 1;
+}
+
+int cli_parse_gen_opt(cli_gen_opts *o, int argc, char **argv, int *i) {
+    const char *a = argv[*i];
+    if (strcmp(a, "--raw") == 0) return o->raw = 1, 1;
+    if (strcmp(a, "--verbose") == 0) return o->verbose = 1, 1;
+    static const struct {
+        const char *flag;
+        int kind; /* 0 float, 1 int */
+        size_t off;
+        long long min, max;
+    } table[] = {
+        {"--temperature", 0, offsetof(hl_sampling_params, temperature), 0, 0},
+        {"--top-p", 0, offsetof(hl_sampling_params, top_p), 0, 0},
+        {"--min-p", 0, offsetof(hl_sampling_params, min_p), 0, 0},
+        {"--typical-p", 0, offsetof(hl_sampling_params, typical_p), 0, 0},
+        {"--repeat-penalty", 0, offsetof(hl_sampling_params, repeat_penalty), 0, 0},
+        {"--presence-penalty", 0, offsetof(hl_sampling_params, presence_penalty), 0, 0},
+        {"--frequency-penalty", 0, offsetof(hl_sampling_params, frequency_penalty), 0, 0},
+        {"--top-k", 1, offsetof(hl_sampling_params, top_k), -1, 1 << 30},
+        {"--repeat-last-n", 1, offsetof(hl_sampling_params, repeat_last_n), -1, 1 << 20},
+    };
+    int bad = 0;
+    for (size_t t = 0; t < sizeof table / sizeof table[0]; t++) {
+        const char *v = cli_flag_value(table[t].flag, argc, argv, i, &bad);
+        if (bad) return -1;
+        if (!v) continue;
+        char *field = (char *)&o->sampling + table[t].off;
+        if (table[t].kind == 0) return parse_float(table[t].flag, v, (float *)field);
+        long long x;
+        if (parse_int(table[t].flag, v, table[t].min, table[t].max, &x) < 0) return -1;
+        *(int32_t *)field = (int32_t)x;
+        return 1;
+    }
+    const char *v;
+    long long x;
+    if ((v = cli_flag_value("--seed", argc, argv, i, &bad))) {
+        if (parse_int("--seed", v, -1, INT64_MAX, &x) < 0) return -1;
+        o->sampling.has_seed = x >= 0;
+        o->sampling.seed = (uint64_t)x;
+        return 1;
+    }
+    if ((v = cli_flag_value("--num-predict", argc, argv, i, &bad))) {
+        if (parse_int("--num-predict", v, -2, 1 << 30, &x) < 0) return -1;
+        o->num_predict = x < 0 ? -1 : (int32_t)x;
+        return 1;
+    }
+    if ((v = cli_flag_value("--num-ctx", argc, argv, i, &bad))) {
+        if (parse_int("--num-ctx", v, 16, 1 << 24, &x) < 0) return -1;
+        o->session.num_ctx = (int32_t)x;
+        return 1;
+    }
+    if ((v = cli_flag_value("--threads", argc, argv, i, &bad))) {
+        if (parse_int("--threads", v, 1, 1024, &x) < 0) return -1;
+        o->session.n_threads = (int32_t)x;
+        return 1;
+    }
+    if ((v = cli_flag_value("--batch-size", argc, argv, i, &bad))) {
+        if (parse_int("--batch-size", v, 1, 1 << 16, &x) < 0) return -1;
+        o->session.n_batch = (int32_t)x;
+        return 1;
+    }
+    if ((v = cli_flag_value("--stop", argc, argv, i, &bad))) {
+        if (o->n_stops >= HL_CLI_MAX_STOPS) {
+            fprintf(stderr, "Error: at most %d --stop strings\n", HL_CLI_MAX_STOPS);
+            return -1;
+        }
+        o->stops[o->n_stops++] = v;
+        return 1;
+    }
+    if ((v = cli_flag_value("--system", argc, argv, i, &bad))) {
+        o->system = v;
+        return 1;
+    }
+    return bad ? -1 : 0;
+}
+
+void cli_print_gen_opts_help(FILE *out) {
+    fprintf(out,
+            "Generation flags:\n"
+            "  --raw                     send the prompt as is (no chat template)\n"
+            "  --verbose                 print timings (prompt eval and eval rates)\n"
+            "  --system TEXT             system message\n"
+            "  --num-predict N           maximum tokens to generate (-1: until done)\n"
+            "  --stop TEXT               stop when TEXT is generated (repeatable)\n"
+            "  --temperature F           0 = greedy (default 0.8)\n"
+            "  --top-k N                 (default 40; 0 = off)\n"
+            "  --top-p F                 (default 0.9; 1 = off)\n"
+            "  --min-p F                 (default 0; 0 = off)\n"
+            "  --typical-p F             (default 1 = off)\n"
+            "  --repeat-penalty F        (default 1.1)\n"
+            "  --repeat-last-n N         (default 64; -1 = whole context)\n"
+            "  --presence-penalty F      (default 0)\n"
+            "  --frequency-penalty F     (default 0)\n"
+            "  --seed N                  fixed seed: same seed, same output\n"
+            "  --num-ctx N               context window (default 4096)\n"
+            "  --threads N               CPU threads (default: all cores)\n"
+            "  --batch-size N            prompt tokens per step (default 512)\n");
+}
+
+int cli_load_model(const char *path, hl_loaded **out) {
+    hl_err err = {0};
+    if (hl_loaded_open(out, path, &err) != 0) {
+        fprintf(stderr, "Error: %s\n", err.msg);
+        return -1;
+    }
+    return 0;
+}

@@ -1,0 +1,47 @@
+/* The command-line program's internals: one function per verb, and the shared
+ * option parsing (sampling flags, threads, context). Each verb returns the
+ * process exit status (0 ok, 1 failure, 2 usage). */
+#ifndef HL_CLI_H
+#define HL_CLI_H
+
+#include "runner/session.h"
+#include "sample/sample.h"
+
+#include <stdint.h>
+#include <stdio.h>
+
+#define HL_VERSION "0.1.0"
+#define HL_CLI_MAX_STOPS 16
+
+/* Options shared by the verbs that generate. */
+typedef struct cli_gen_opts {
+    hl_sampling_params sampling;
+    int32_t num_predict;
+    const char *stops[HL_CLI_MAX_STOPS];
+    int32_t n_stops;
+    hl_session_params session;
+    int raw, verbose;
+    const char *system;
+} cli_gen_opts;
+
+void cli_gen_opts_default(cli_gen_opts *o);
+/* Tries to consume argv[*i] (and its value) as a generation option. Returns 1
+ * if consumed, 0 if not an option of this set, -1 on a bad value (message
+ * printed). Accepts "--flag value" and "--flag=value". */
+int cli_parse_gen_opt(cli_gen_opts *o, int argc, char **argv, int *i);
+void cli_print_gen_opts_help(FILE *out);
+
+/* Value of "--name value" / "--name=value" at argv[*i], or NULL if argv[*i]
+ * is not that flag; *bad set when the flag is there without a value. */
+const char *cli_flag_value(const char *name, int argc, char **argv, int *i, int *bad);
+
+int cmd_run(int argc, char **argv);
+int cmd_tokenize(int argc, char **argv);
+int cmd_inspect(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
+int cmd_logits(int argc, char **argv);
+
+/* Loads a model given on the command line, printing the error on failure. */
+int cli_load_model(const char *path, hl_loaded **out);
+
+#endif

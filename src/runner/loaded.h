@@ -1,0 +1,34 @@
+/* A loaded model: everything a runner needs from one GGUF file — the weights
+ * (model/), the tokenizer, and the chat template — opened together, immutable
+ * afterwards and shareable between threads. */
+#ifndef HL_RUNNER_LOADED_H
+#define HL_RUNNER_LOADED_H
+
+#include "base/err.h"
+#include "chat/chat.h"
+#include "model/model.h"
+#include "tokenizer/tokenizer.h"
+
+typedef struct hl_loaded {
+    hl_model *model;
+    tok_vocab *tok;
+    chat_template *tmpl;  /* NULL when the file has no (usable) chat template */
+    char *tmpl_src;       /* tokenizer.chat_template as a C string, or NULL */
+    char *tmpl_error;     /* why tmpl is NULL although tmpl_src is set, or NULL */
+    char *path;
+    int64_t load_ns;
+} hl_loaded;
+
+int hl_loaded_open(hl_loaded **out, const char *path, hl_err *err);
+void hl_loaded_free(hl_loaded *lm);
+
+/* Renders messages with the model's template (add_generation_prompt = 1).
+ * Fails with HL_ENOTSUP when the model has no template. Caller frees *out. */
+int hl_loaded_render_chat(const hl_loaded *lm, const chat_message *msgs, size_t n_msgs, char **out, hl_err *err);
+
+/* Tokenizes a prompt the way generation wants it: special-token texts parsed,
+ * BOS added when the model asks for it unless the text already starts with
+ * the BOS token's text (templates often write it themselves). */
+int hl_loaded_tokenize_prompt(const hl_loaded *lm, const char *text, int32_t **ids, size_t *n_ids, hl_err *err);
+
+#endif
