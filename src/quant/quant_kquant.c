@@ -10,7 +10,7 @@
  * format's 4/6/8-bit integers relative to one f16 super-block scale. Step 3
  * rounds every element to the nearest level of the scale actually stored
  * (f16 d times the integer sub-scale), so the rounding of steps 1-2 is not
- * compounded. Weights w = x^2 + mean(x^2) favour the large elements, which
+ * compounded. Weights w = x^2 + 4 mean(x^2) favour the large elements, which
  * matter most to a matmul, without ignoring the small ones. */
 #include "quant/quant.h"
 
@@ -38,7 +38,7 @@ static void make_weights(const float *x, float *w) {
     float s = 0.0f;
     for (int j = 0; j < HL_QK_K; j++) s += x[j] * x[j];
     const float sigma2 = s / HL_QK_K;
-    for (int j = 0; j < HL_QK_K; j++) w[j] = sigma2 > 0.0f ? x[j] * x[j] + sigma2 : 1.0f;
+    for (int j = 0; j < HL_QK_K; j++) w[j] = sigma2 > 0.0f ? x[j] * x[j] + 4.0f * sigma2 : 1.0f;
 }
 
 /* ---- sub-block fits ---------------------------------------------------------- */
@@ -194,6 +194,18 @@ static hl_f16 quantize_sscales(const float *v, int n, int lo, int hi, int *out) 
 
 /* ---- asymmetric formats: Q2_K, Q4_K, Q5_K --------------------------------------- */
 
+/* Weighted error of a sub-block stored with step dl and min ml. */
+static float asym_error(const float *x, const float *w, int n, int nmax, float dl, float ml) {
+    const float idl = dl > 0.0f ? 1.0f / dl : 0.0f;
+    float err = 0.0f;
+    for (int j = 0; j < n; j++) {
+        const int q = dl > 0.0f ? nearest_clamp((x[j] + ml) * idl, 0, nmax) : 0;
+        const float diff = dl * (float)q - ml - x[j];
+        err += w[j] * diff * diff;
+    }
+    return err;
+}
+
 /* Levels 0..nmax of every element, given the sub-block size, the stored
  * scales and mins; returns d and dmin as stored. */
 static void quantize_asym_block(const float *x, int sub, int nmax, int levels, uint8_t *q, uint8_t *sc,
@@ -206,6 +218,21 @@ static void quantize_asym_block(const float *x, int sub, int nmax, int levels, u
     *dmin16 = quantize_uscales(mins, nsub, levels, mn);
     const float d = hl_f16_to_f32(*d16), dmin = hl_f16_to_f32(*dmin16);
     for (int s = 0; s < nsub; s++) {
+        /* the rounded integer scale and min need not be the best pair for the
+         * stored d and dmin: try the neighbours */
+        const int sc0 = sc[s], mn0 = mn[s];
+        float best = INFINITY;
+        for (int a = sc0 - 1; a <= sc0 + 1; a++) {
+            for (int b = mn0 - 1; b <= mn0 + 1; b++) {
+                if (a < 0 || a > levels || b < 0 || b > levels) continue;
+                const float e = asym_error(x + s * sub, w + s * sub, sub, nmax, d * (float)a, dmin * (float)b);
+                if (e < best) {
+                    best = e;
+                    sc[s] = (uint8_t)a;
+                    mn[s] = (uint8_t)b;
+                }
+            }
+        }
         const float dl = d * (float)sc[s], ml = dmin * (float)mn[s];
         const float idl = dl > 0.0f ? 1.0f / dl : 0.0f;
         for (int j = 0; j < sub; j++)
@@ -269,6 +296,18 @@ void hl_quantize_q5_K(const float *x, void *dst, int64_t nb) {
 
 /* ---- symmetric formats: Q3_K, Q6_K ------------------------------------------------ */
 
+/* Weighted error of a sub-block stored with signed step dl. */
+static float sym_error(const float *x, const float *w, int n, int nmax, float dl) {
+    const float idl = dl != 0.0f ? 1.0f / dl : 0.0f;
+    float err = 0.0f;
+    for (int j = 0; j < n; j++) {
+        const int q = dl != 0.0f ? nearest_clamp(x[j] * idl, -nmax, nmax - 1) : 0;
+        const float diff = dl * (float)q - x[j];
+        err += w[j] * diff * diff;
+    }
+    return err;
+}
+
 /* Signed levels -nmax..nmax-1 of every element with 16 sub-blocks of 16 and
  * integer sub-scales in lo..hi; returns d as stored. */
 static hl_f16 quantize_sym_block(const float *x, int nmax, int lo, int hi, int *q, int *sc) {
@@ -278,6 +317,17 @@ static hl_f16 quantize_sym_block(const float *x, int nmax, int lo, int hi, int *
     const hl_f16 d16 = quantize_sscales(scale, 16, lo, hi, sc);
     const float d = hl_f16_to_f32(d16);
     for (int s = 0; s < 16; s++) {
+        /* the neighbours of the rounded integer scale may fit better */
+        const int sc0 = sc[s];
+        float best = INFINITY;
+        for (int a = sc0 - 1; a <= sc0 + 1; a++) {
+            if (a < lo || a > hi) continue;
+            const float e = sym_error(x + 16 * s, w + 16 * s, 16, nmax, d * (float)a);
+            if (e < best) {
+                best = e;
+                sc[s] = a;
+            }
+        }
         const float dl = d * (float)sc[s];
         const float idl = dl != 0.0f ? 1.0f / dl : 0.0f;
         for (int j = 0; j < 16; j++) q[16 * s + j] = dl != 0.0f ? nearest_clamp(x[16 * s + j] * idl, -nmax, nmax - 1) : 0;
