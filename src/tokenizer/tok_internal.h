@@ -1,0 +1,81 @@
+/* Internals shared by the tokenizer's files: the tok_vocab layout, its hash
+ * maps, and the per-algorithm encoders. Not part of the public interface. */
+#ifndef HL_TOK_INTERNAL_H
+#define HL_TOK_INTERNAL_H
+
+#include "tokenizer/tokenizer.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define TOK_MAX_REGEX 8
+#define TOK_MAX_TEXT_BYTES ((size_t)1 << 30) /* refuse inputs over 1 GiB */
+
+struct tok_vocab {
+    tok_kind kind;
+    char pre[64];                 /* effective pre-tokenizer name */
+    int32_t n;                    /* number of tokens */
+    char *blob;                   /* all token texts, each NUL-terminated */
+    uint32_t *off, *len;          /* [n] text of token i = blob + off[i], len[i] bytes */
+    float *score;                 /* [n] SPM scores (0 when absent) */
+    uint8_t *type;                /* [n] TOK_TYPE_* */
+    uint8_t *eog;                 /* [n] nonzero: ends generation */
+    uint32_t *slots;              /* text hash: token id + 1, 0 = empty */
+    uint32_t mask;                /* slots size - 1 */
+    size_t max_len;               /* longest token text in bytes */
+
+    /* byte-level BPE merges: (left id, right id) -> rank and result id */
+    uint64_t *mkeys;              /* key + 1 never 0: stored as ((l << 32) | r) + 1 */
+    int32_t *mrank, *mres;
+    uint32_t mmask;
+    int ignore_merges;            /* a whole pre-token in the vocab is emitted as is */
+
+    /* pre-tokenizer regexes (pcre2_code *), applied one after another */
+    void *re[TOK_MAX_REGEX];
+    int n_re;
+
+    int32_t bos, eos, eot, unk, pad, sep, cls, mask_id;
+    int add_bos, add_eos, add_space_prefix;
+
+    int32_t byte_tok[256];        /* SPM: <0xNN>; BPE: the token of one mapped byte; -1 none */
+    uint16_t byte_cp[256];        /* BPE: byte -> code point of the GPT-2 byte alphabet */
+    int16_t cp_byte[512];         /* inverse for code points < 512; -1 = not in the alphabet */
+
+    int32_t *specials;            /* control/user-defined/unknown ids by first byte, longest first */
+    int32_t n_specials;
+    int32_t spec_start[257];      /* specials[spec_start[b] .. spec_start[b+1]) start with byte b */
+};
+
+/* FNV-1a: simple, and fast enough for the few hundred thousand keys at load */
+static inline uint32_t tok_hash(const char *s, size_t n) {
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 16777619u;
+    return h;
+}
+
+int32_t tok_lookup(const tok_vocab *v, const char *s, size_t n);
+/* Rank and result of merging two token ids, or -1 when they do not merge. */
+int32_t tok_merge_rank(const tok_vocab *v, int32_t l, int32_t r, int32_t *res);
+
+/* A growable id list (encoders append to it). */
+typedef struct tok_ids {
+    int32_t *p;
+    size_t n, cap;
+    int oom;
+} tok_ids;
+void tok_ids_push(tok_ids *o, int32_t id);
+
+/* Encoders for one run of raw text (no special tokens inside). */
+int tok_spm_encode(const tok_vocab *v, const char *text, size_t len, tok_ids *out, hl_err *err);
+int tok_bpe_encode(const tok_vocab *v, const char *text, size_t len, tok_ids *out, hl_err *err);
+int tok_wpm_encode(const tok_vocab *v, const char *text, size_t len, tok_ids *out, hl_err *err);
+
+/* Pre-tokenizer setup for byte-level BPE (pretok.c). */
+int tok_pretok_init(tok_vocab *v, const char *pre_name, hl_err *err);
+void tok_pretok_free(tok_vocab *v);
+/* Splits text into pieces; calls fn for each (offsets into text). */
+typedef int (*tok_piece_fn)(void *ctx, const char *s, size_t n);
+int tok_pretok_split(const tok_vocab *v, const char *text, size_t len, tok_piece_fn fn, void *ctx,
+                     hl_err *err);
+
+#endif

@@ -1,0 +1,348 @@
+/* Loading a tokenizer from GGUF metadata (tokenizer.ggml.*): token texts,
+ * scores and types into one blob with an open-addressing hash, ranked BPE
+ * merges keyed by token-id pairs, special ids (0xFFFFFFFF = none), the
+ * end-of-generation set, and the vocabulary accessors of tokenizer.h. */
+#include "tokenizer/tok_internal.h"
+
+#include "base/log.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define TOK_MAX_VOCAB (16u << 20) /* ids are int32; anything larger is a broken file */
+
+static uint32_t pow2_at_least(uint64_t n) {
+    uint32_t s = 16;
+    while (s < n * 2) s <<= 1;
+    return s;
+}
+
+int32_t tok_lookup(const tok_vocab *v, const char *s, size_t n) {
+    if (n > v->max_len) return -1;
+    uint32_t i = tok_hash(s, n) & v->mask;
+    for (;;) {
+        uint32_t e = v->slots[i];
+        if (!e) return -1;
+        int32_t id = (int32_t)(e - 1);
+        if (v->len[id] == n && memcmp(v->blob + v->off[id], s, n) == 0) return id;
+        i = (i + 1) & v->mask;
+    }
+}
+
+static uint32_t hash_u64(uint64_t k) {
+    k ^= k >> 33;
+    k *= 0xff51afd7ed558ccdULL;
+    k ^= k >> 33;
+    return (uint32_t)k;
+}
+
+int32_t tok_merge_rank(const tok_vocab *v, int32_t l, int32_t r, int32_t *res) {
+    if (!v->mkeys || l < 0 || r < 0) return -1;
+    uint64_t key = (((uint64_t)(uint32_t)l << 32) | (uint32_t)r) + 1;
+    uint32_t i = hash_u64(key) & v->mmask;
+    for (;;) {
+        uint64_t k = v->mkeys[i];
+        if (!k) return -1;
+        if (k == key) {
+            *res = v->mres[i];
+            return v->mrank[i];
+        }
+        i = (i + 1) & v->mmask;
+    }
+}
+
+/* special id: absent or 0xFFFFFFFF (or out of range) is none */
+static int32_t get_id(const gguf_file *f, const char *key, int32_t dflt, int32_t n) {
+    int64_t x;
+    if (gguf_get_int(f, key, &x) != 0) return dflt;
+    if (x < 0 || x >= n) return -1;
+    return (int32_t)x;
+}
+
+static int get_flag(const gguf_file *f, const char *key, int dflt) {
+    int b;
+    if (gguf_get_bool(f, key, &b) == 0) return b != 0;
+    int64_t x;
+    if (gguf_get_int(f, key, &x) == 0) return x != 0;
+    return dflt;
+}
+
+static int str_eq(gguf_str s, const char *lit) {
+    size_t n = strlen(lit);
+    return s.len == n && memcmp(s.ptr, lit, n) == 0;
+}
+
+static int load_merges(tok_vocab *v, const gguf_file *f, hl_err *err) {
+    gguf_arr a;
+    if (gguf_get_arr(f, "tokenizer.ggml.merges", &a) != 0)
+        return hl_err_set(err, HL_EINVAL, "byte-level BPE vocabulary has no tokenizer.ggml.merges array");
+    if (a.type != GGUF_STRING)
+        return hl_err_set(err, HL_EINVAL, "tokenizer.ggml.merges must be an array of strings");
+    if (a.n > TOK_MAX_VOCAB * 2ull)
+        return hl_err_set(err, HL_ERANGE, "tokenizer.ggml.merges has %llu entries (limit %u)",
+                          (unsigned long long)a.n, TOK_MAX_VOCAB * 2);
+    uint32_t size = pow2_at_least(a.n ? a.n : 1);
+    v->mmask = size - 1;
+    v->mkeys = calloc(size, sizeof *v->mkeys);
+    v->mrank = malloc(size * sizeof *v->mrank);
+    v->mres = malloc(size * sizeof *v->mres);
+    char *tmp = malloc(v->max_len + 1);
+    if (!v->mkeys || !v->mrank || !v->mres || !tmp) {
+        free(tmp);
+        return hl_err_set(err, HL_ENOMEM, "out of memory for %llu merges", (unsigned long long)a.n);
+    }
+    uint64_t skipped = 0;
+    for (uint64_t m = 0; m < a.n; m++) {
+        gguf_str s = gguf_arr_str(&a, m);
+        /* "left right": the separator is the first space after the first byte,
+         * so a left part that is itself a space still parses */
+        const char *sp = s.len > 1 ? memchr(s.ptr + 1, ' ', s.len - 1) : NULL;
+        if (!sp) { skipped++; continue; }
+        size_t ln = (size_t)(sp - s.ptr), rn = s.len - ln - 1;
+        int32_t l = tok_lookup(v, s.ptr, ln), r = tok_lookup(v, sp + 1, rn);
+        if (l < 0 || r < 0 || ln + rn > v->max_len) { skipped++; continue; }
+        memcpy(tmp, s.ptr, ln);
+        memcpy(tmp + ln, sp + 1, rn);
+        int32_t res = tok_lookup(v, tmp, ln + rn);
+        if (res < 0) { skipped++; continue; }
+        uint64_t key = (((uint64_t)(uint32_t)l << 32) | (uint32_t)r) + 1;
+        uint32_t i = hash_u64(key) & v->mmask;
+        while (v->mkeys[i] && v->mkeys[i] != key) i = (i + 1) & v->mmask;
+        if (v->mkeys[i]) continue; /* duplicate merge: the first (best) rank wins */
+        v->mkeys[i] = key;
+        v->mrank[i] = (int32_t)m;
+        v->mres[i] = res;
+    }
+    free(tmp);
+    if (skipped) hl_debug("tokenizer: %llu merges refer to unknown tokens and were skipped", (unsigned long long)skipped);
+    return 0;
+}
+
+/* GPT-2's byte alphabet: printable bytes map to themselves, the others to
+ * 256 + k in byte order, so every byte has a visible code point. */
+static void init_byte_alphabet(tok_vocab *v) {
+    int k = 0;
+    for (int i = 0; i < 512; i++) v->cp_byte[i] = -1;
+    for (int b = 0; b < 256; b++) {
+        int keep = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174);
+        v->byte_cp[b] = (uint16_t)(keep ? b : 256 + k++);
+        v->cp_byte[v->byte_cp[b]] = (int16_t)b;
+    }
+}
+
+static const char *const EOG_TEXTS[] = {
+    "<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>", "<|eom_id|>",
+    "<EOT>", "_<EOT>", "<\xef\xbd\x9c" "end\xe2\x96\x81of\xe2\x96\x81sentence\xef\xbd\x9c>", "<|end_of_text|>",
+    "<|return|>", "<|call|>",
+};
+
+static int cmp_special(const void *a, const void *b, void *ctx) {
+    const tok_vocab *v = ctx;
+    int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+    unsigned char fx = (unsigned char)v->blob[v->off[x]], fy = (unsigned char)v->blob[v->off[y]];
+    if (fx != fy) return fx < fy ? -1 : 1;
+    if (v->len[x] != v->len[y]) return v->len[x] > v->len[y] ? -1 : 1;
+    return x < y ? -1 : x > y;
+}
+
+int tok_load(tok_vocab **out, const gguf_file *f, hl_err *err) {
+    *out = NULL;
+    gguf_str model = {0};
+    if (gguf_get_str(f, "tokenizer.ggml.model", &model) != 0)
+        return hl_err_set(err, HL_EINVAL, "model has no tokenizer (tokenizer.ggml.model missing)");
+    tok_kind kind;
+    if (str_eq(model, "llama")) kind = TOK_KIND_SPM;
+    else if (str_eq(model, "gpt2")) kind = TOK_KIND_BPE;
+    else if (str_eq(model, "bert")) kind = TOK_KIND_WPM;
+    else
+        return hl_err_set(err, HL_ENOTSUP, "tokenizer model '%.*s' is not supported (supported: llama, gpt2, bert)",
+                          (int)(model.len > 64 ? 64 : model.len), model.ptr);
+
+    gguf_arr toks;
+    if (gguf_get_arr(f, "tokenizer.ggml.tokens", &toks) != 0 || toks.type != GGUF_STRING)
+        return hl_err_set(err, HL_EINVAL, "tokenizer.ggml.tokens missing or not an array of strings");
+    if (toks.n == 0 || toks.n > TOK_MAX_VOCAB)
+        return hl_err_set(err, HL_ERANGE, "tokenizer.ggml.tokens has %llu entries (expected 1..%u)",
+                          (unsigned long long)toks.n, TOK_MAX_VOCAB);
+    int32_t n = (int32_t)toks.n;
+    gguf_arr scores = {0}, types = {0};
+    int have_scores = gguf_get_arr(f, "tokenizer.ggml.scores", &scores) == 0;
+    int have_types = gguf_get_arr(f, "tokenizer.ggml.token_type", &types) == 0;
+    if (have_scores && (scores.n != toks.n || (scores.type != GGUF_F32 && scores.type != GGUF_F64)))
+        return hl_err_set(err, HL_EINVAL, "tokenizer.ggml.scores has %llu entries of type %d for %d tokens",
+                          (unsigned long long)scores.n, (int)scores.type, n);
+    if (have_types && (types.n != toks.n || types.type == GGUF_STRING || types.type == GGUF_ARRAY ||
+                       types.type == GGUF_F32 || types.type == GGUF_F64))
+        return hl_err_set(err, HL_EINVAL, "tokenizer.ggml.token_type has %llu entries of type %d for %d tokens",
+                          (unsigned long long)types.n, (int)types.type, n);
+
+    tok_vocab *v = calloc(1, sizeof *v);
+    if (!v) return hl_err_set(err, HL_ENOMEM, "out of memory loading the tokenizer");
+    v->kind = kind;
+    v->n = n;
+    size_t total = 0;
+    for (int32_t i = 0; i < n; i++) total += gguf_arr_str(&toks, (uint64_t)i).len + 1;
+    v->blob = malloc(total);
+    v->off = malloc((size_t)n * sizeof *v->off);
+    v->len = malloc((size_t)n * sizeof *v->len);
+    v->score = calloc((size_t)n, sizeof *v->score);
+    v->type = malloc((size_t)n);
+    v->eog = calloc((size_t)n, 1);
+    v->mask = pow2_at_least((uint64_t)n) - 1;
+    v->slots = calloc((size_t)v->mask + 1, sizeof *v->slots);
+    int rc = 0;
+    if (!v->blob || !v->off || !v->len || !v->score || !v->type || !v->eog || !v->slots || total > UINT32_MAX) {
+        rc = hl_err_set(err, HL_ENOMEM, "out of memory for a %d-token vocabulary", n);
+        goto fail;
+    }
+    size_t pos = 0;
+    for (int32_t i = 0; i < n; i++) {
+        gguf_str s = gguf_arr_str(&toks, (uint64_t)i);
+        memcpy(v->blob + pos, s.ptr, s.len);
+        v->blob[pos + s.len] = 0;
+        v->off[i] = (uint32_t)pos;
+        v->len[i] = (uint32_t)s.len;
+        if (s.len > v->max_len) v->max_len = s.len;
+        pos += s.len + 1;
+        v->score[i] = have_scores ? (float)gguf_arr_float(&scores, (uint64_t)i) : 0.0f;
+        int64_t t = have_types ? gguf_arr_int(&types, (uint64_t)i) : TOK_TYPE_NORMAL;
+        v->type[i] = (uint8_t)(t >= 1 && t <= 6 ? t : TOK_TYPE_NORMAL);
+        /* duplicates: the first id keeps the text (later ones are reachable by id only) */
+        uint32_t h = tok_hash(s.ptr, s.len) & v->mask;
+        int dup = 0;
+        while (v->slots[h]) {
+            int32_t o = (int32_t)v->slots[h] - 1;
+            if (v->len[o] == s.len && memcmp(v->blob + v->off[o], s.ptr, s.len) == 0) { dup = 1; break; }
+            h = (h + 1) & v->mask;
+        }
+        if (!dup) v->slots[h] = (uint32_t)i + 1;
+    }
+
+    /* special ids and flags; SPM vocabularies default to <unk>=0 <s>=1 </s>=2 */
+    int spm = kind == TOK_KIND_SPM, wpm = kind == TOK_KIND_WPM;
+    v->bos = get_id(f, "tokenizer.ggml.bos_token_id", spm ? 1 : -1, n);
+    v->eos = get_id(f, "tokenizer.ggml.eos_token_id", spm ? 2 : -1, n);
+    v->unk = get_id(f, "tokenizer.ggml.unknown_token_id", spm ? 0 : -1, n);
+    v->eot = get_id(f, "tokenizer.ggml.eot_token_id", -1, n);
+    v->pad = get_id(f, "tokenizer.ggml.padding_token_id", -1, n);
+    v->sep = get_id(f, "tokenizer.ggml.seperator_token_id", -1, n);
+    v->cls = get_id(f, "tokenizer.ggml.cls_token_id", -1, n);
+    v->mask_id = get_id(f, "tokenizer.ggml.mask_token_id", -1, n);
+    if (wpm) {
+        if (v->cls < 0) v->cls = tok_lookup(v, "[CLS]", 5);
+        if (v->sep < 0) v->sep = tok_lookup(v, "[SEP]", 5);
+        if (v->unk < 0) v->unk = tok_lookup(v, "[UNK]", 5);
+        if (v->bos < 0) v->bos = v->cls;
+        if (v->eos < 0) v->eos = v->sep;
+    }
+    v->add_bos = get_flag(f, "tokenizer.ggml.add_bos_token", spm || wpm);
+    v->add_eos = get_flag(f, "tokenizer.ggml.add_eos_token", wpm);
+    v->add_space_prefix = get_flag(f, "tokenizer.ggml.add_space_prefix", spm);
+
+    if (v->eot < 0) {
+        for (size_t k = 0; k < sizeof EOG_TEXTS / sizeof *EOG_TEXTS && v->eot < 0; k++) {
+            int32_t id = tok_lookup(v, EOG_TEXTS[k], strlen(EOG_TEXTS[k]));
+            if (id >= 0 && id != v->eos && k < 8) v->eot = id;
+        }
+    }
+    for (size_t k = 0; k < sizeof EOG_TEXTS / sizeof *EOG_TEXTS; k++) {
+        int32_t id = tok_lookup(v, EOG_TEXTS[k], strlen(EOG_TEXTS[k]));
+        if (id >= 0) v->eog[id] = 1;
+    }
+    if (v->eos >= 0) v->eog[v->eos] = 1;
+    if (v->eot >= 0) v->eog[v->eot] = 1;
+    gguf_arr eogs;
+    if (gguf_get_arr(f, "tokenizer.ggml.eog_token_ids", &eogs) == 0 && eogs.type != GGUF_STRING &&
+        eogs.type != GGUF_ARRAY) {
+        for (uint64_t k = 0; k < eogs.n; k++) {
+            int64_t id = gguf_arr_int(&eogs, k);
+            if (id >= 0 && id < n) v->eog[id] = 1;
+        }
+    }
+
+    /* bytes: SPM byte-fallback tokens <0xNN>; BPE the one-byte symbols */
+    init_byte_alphabet(v);
+    for (int b = 0; b < 256; b++) {
+        char buf[8];
+        if (kind == TOK_KIND_BPE) {
+            uint32_t cp = v->byte_cp[b];
+            int k = cp < 0x80 ? (buf[0] = (char)cp, 1)
+                              : (buf[0] = (char)(0xC0 | (cp >> 6)), buf[1] = (char)(0x80 | (cp & 0x3F)), 2);
+            v->byte_tok[b] = tok_lookup(v, buf, (size_t)k);
+        } else {
+            static const char hex[] = "0123456789ABCDEF";
+            memcpy(buf, "<0x", 3);
+            buf[3] = hex[b >> 4];
+            buf[4] = hex[b & 15];
+            buf[5] = '>';
+            v->byte_tok[b] = tok_lookup(v, buf, 6);
+        }
+    }
+
+    /* special tokens matched inside text, longest first */
+    v->specials = malloc((size_t)n * sizeof *v->specials);
+    if (!v->specials) { rc = hl_err_set(err, HL_ENOMEM, "out of memory"); goto fail; }
+    for (int32_t i = 0; i < n; i++) {
+        int t = v->type[i];
+        if ((t == TOK_TYPE_CONTROL || t == TOK_TYPE_USER_DEFINED || t == TOK_TYPE_UNKNOWN) && v->len[i] > 0)
+            v->specials[v->n_specials++] = i;
+    }
+    qsort_r(v->specials, (size_t)v->n_specials, sizeof *v->specials, cmp_special, v);
+    for (int b = 0, k = 0; b <= 256; b++) {
+        while (k < v->n_specials && (unsigned char)v->blob[v->off[v->specials[k]]] < b) k++;
+        v->spec_start[b] = b == 256 ? v->n_specials : k;
+    }
+
+    if (kind == TOK_KIND_BPE) {
+        if ((rc = load_merges(v, f, err)) != 0) goto fail;
+        gguf_str pre = {0};
+        char name[64] = "default";
+        if (gguf_get_str(f, "tokenizer.ggml.pre", &pre) == 0) {
+            size_t k = pre.len < sizeof name - 1 ? pre.len : sizeof name - 1;
+            memcpy(name, pre.ptr, k);
+            name[k] = 0;
+        }
+        if ((rc = tok_pretok_init(v, name, err)) != 0) goto fail;
+    } else {
+        snprintf(v->pre, sizeof v->pre, "default");
+    }
+    *out = v;
+    return 0;
+fail:
+    tok_free(v);
+    return rc;
+}
+
+void tok_free(tok_vocab *v) {
+    if (!v) return;
+    tok_pretok_free(v);
+    free(v->blob);
+    free(v->off);
+    free(v->len);
+    free(v->score);
+    free(v->type);
+    free(v->eog);
+    free(v->slots);
+    free(v->mkeys);
+    free(v->mrank);
+    free(v->mres);
+    free(v->specials);
+    free(v);
+}
+
+int32_t tok_n_vocab(const tok_vocab *v) { return v->n; }
+tok_kind tok_get_kind(const tok_vocab *v) { return v->kind; }
+const char *tok_pre_name(const tok_vocab *v) { return v->pre; }
+int32_t tok_bos(const tok_vocab *v) { return v->bos; }
+int32_t tok_eos(const tok_vocab *v) { return v->eos; }
+int32_t tok_eot(const tok_vocab *v) { return v->eot; }
+int32_t tok_unk(const tok_vocab *v) { return v->unk; }
+int32_t tok_pad(const tok_vocab *v) { return v->pad; }
+int tok_add_bos(const tok_vocab *v) { return v->add_bos && v->bos >= 0; }
+int tok_add_eos(const tok_vocab *v) { return v->add_eos && v->eos >= 0; }
+int tok_is_eog(const tok_vocab *v, int32_t id) { return id >= 0 && id < v->n && v->eog[id]; }
+int tok_is_control(const tok_vocab *v, int32_t id) { return id >= 0 && id < v->n && v->type[id] == TOK_TYPE_CONTROL; }
+int tok_type(const tok_vocab *v, int32_t id) { return id >= 0 && id < v->n ? v->type[id] : 0; }
+const char *tok_text(const tok_vocab *v, int32_t id) { return id >= 0 && id < v->n ? v->blob + v->off[id] : NULL; }
+int32_t tok_find(const tok_vocab *v, const char *text, size_t len) { return tok_lookup(v, text, len); }
