@@ -111,10 +111,19 @@ def make_quant_input(rng, nblocks, blck=32):
         elif kind == 4:
             # small integers times a power of two: many exact rounding ties
             b = rng.integers(-16, 17, blck) * 2.0 ** rng.integers(-6, 3)
+        elif kind == 6:
+            # exact grids whose scales come out as powers of two, so x / d
+            # lands exactly on .5 ties: 8-bit (amax = 127 * 2^e), 4-bit
+            # (max = -8 * 2^e) and 5-bit (max = -16 * 2^e) alternately
+            e = 2.0 ** rng.integers(-8, 4)
+            top = (127, -8, -16)[(i // 8) % 3]
+            b = (rng.integers(-abs(top) + 1, abs(top), blck) + rng.choice([0.0, 0.5], blck)) * e
+            b[rng.integers(0, blck)] = top * e
         elif kind == 5:
             b = np.abs(rng.normal(size=blck)) + 3.0  # all positive (min > 0)
         else:
             b = rng.normal(size=blck) * np.exp(rng.uniform(-5, 3))
+        b = np.asarray(b, dtype=np.float64)
         out.append(b)
     return np.concatenate(out).astype(np.float32)
 

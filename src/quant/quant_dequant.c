@@ -1,10 +1,14 @@
 /* Dequantization to f32 of every block format we support: the scalar oracle.
  * Results are bit-identical to gguf-py (gguf.quants.dequantize), which
- * computes in float32 numpy, one rounding per operation. Each function below
- * states the operation order it reproduces; reordering (e.g. d * (sc * q)
- * instead of (d * sc) * q) or fusing a multiply-add changes the last bit.
- * GCC in ISO C mode (-std=c17) does not contract a*b+c into an FMA; for clang
- * we turn contraction off explicitly. */
+ * computes in float32 numpy, one rounding per operation; each function below
+ * states the operation order it reproduces. Why that order is safe to keep in
+ * SIMD kernels too: an f16 scale (11 significant bits) times the small
+ * integers of a block (sub-scale <= 8 bits, quant <= 6 bits) is exact in f32,
+ * so (d * sc) * q, d * (sc * q) and a fused multiply-add all round only once,
+ * at the final add of the min, and agree. Q8_K's f32 d is the exception:
+ * x = q * d rounds, but it is a single operation. We still keep gguf-py's
+ * order and disable contraction (GCC does not contract in ISO C mode; clang
+ * needs the pragma) so this file stays a literal transcription. */
 #include "quant/quant.h"
 
 #include "quant/quant_impl.h"
