@@ -29,6 +29,12 @@ void hl_cpu_kernels_init_scalar(hl_cpu_kernels *k);
 /* Overrides the entries it accelerates; the rest stay scalar. */
 void hl_cpu_kernels_init_avx2(hl_cpu_kernels *k);
 
+/* Parts of the AVX2 table, one per *_avx2.c file. */
+void hl_avx2_init_act(hl_cpu_kernels *k);
+void hl_avx2_init_legacy(hl_cpu_kernels *k);
+void hl_avx2_init_kquants(hl_cpu_kernels *k);
+void hl_avx2_init_vec(hl_cpu_kernels *k);
+
 /* Scalar pieces other files reuse (defined in act_scalar.c / dot_scalar.c). */
 void hl_act_q8_0_scalar(const float *x, void *y, int64_t k);
 void hl_act_q8_1_scalar(const float *x, void *y, int64_t k);
