@@ -1,0 +1,440 @@
+/* The per-sequence sampler: parameters, a private xoshiro256** PRNG, the
+ * penalty history (a ring of the last repeat_last_n tokens plus per-token
+ * counts and the list of tokens with a nonzero count, so penalties cost
+ * O(distinct tokens), not O(vocab)), and the chain described in sample.h.
+ * Every buffer is allocated in hl_sampler_new; sampling allocates nothing. */
+#include "sample/sample.h"
+
+#include "base/clock.h"
+#include "sample/select.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Top-k at most this large (with the logprob alternatives) goes through the
+ * one-pass heap; larger k builds every candidate and uses quickselect. */
+#define HEAP_TOP_MAX 256
+
+struct hl_sampler {
+    hl_sampling_params p; /* p.logit_bias points at bias below */
+    hl_logit_bias *bias;  /* owned copy */
+    int32_t n_vocab;
+
+    uint64_t seed;   /* the seed rng was (re)started from */
+    uint64_t rng[4]; /* xoshiro256** state */
+
+    /* penalty history */
+    int32_t *ring; /* [ring_cap] last tokens when repeat_last_n > 0 */
+    int32_t ring_cap, ring_len, ring_head;
+    int32_t *counts;     /* [n_vocab] occurrences within the window */
+    int32_t *active;     /* [n_vocab] tokens with counts > 0 */
+    int32_t *active_pos; /* [n_vocab] index in active, -1 when absent */
+    int32_t n_active;
+
+    float *work;   /* [n_vocab] logits after penalties and bias */
+    hl_cand *cand; /* [n_vocab] candidates for the truncation steps */
+};
+
+/* ---- PRNG: splitmix64 seeds xoshiro256** ----------------------------------- */
+
+static uint64_t splitmix64(uint64_t *x) {
+    uint64_t z = (*x += 0x9E3779B97F4A7C15ULL);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
+
+static void rng_seed(hl_sampler *s, uint64_t seed) {
+    uint64_t x = seed;
+    s->seed = seed;
+    for (int i = 0; i < 4; i++) s->rng[i] = splitmix64(&x);
+}
+
+static inline uint64_t rotl(uint64_t x, int k) {
+    return (x << k) | (x >> (64 - k));
+}
+
+static uint64_t rng_next(hl_sampler *s) {
+    uint64_t *r = s->rng;
+    uint64_t out = rotl(r[1] * 5, 7) * 9, t = r[1] << 17;
+    r[2] ^= r[0];
+    r[3] ^= r[1];
+    r[1] ^= r[2];
+    r[0] ^= r[3];
+    r[2] ^= t;
+    r[3] = rotl(r[3], 45);
+    return out;
+}
+
+/* uniform in [0, 1) with 53 random bits */
+static double rng_uniform(hl_sampler *s) {
+    return (double)(rng_next(s) >> 11) * 0x1.0p-53;
+}
+
+/* ---- parameters -------------------------------------------------------------- */
+
+hl_sampling_params hl_sampling_default_params(void) {
+    return (hl_sampling_params){
+        .temperature = 0.8f,
+        .top_k = 40,
+        .top_p = 0.9f,
+        .min_p = 0.0f,
+        .typical_p = 1.0f,
+        .repeat_penalty = 1.1f,
+        .repeat_last_n = 64,
+        .presence_penalty = 0.0f,
+        .frequency_penalty = 0.0f,
+        .seed = 0,
+        .has_seed = 0,
+        .logit_bias = NULL,
+        .n_logit_bias = 0,
+        .n_top_logprobs = 0,
+    };
+}
+
+static int check_params(const hl_sampling_params *p, int32_t n_vocab, hl_err *err) {
+    if (n_vocab <= 0) return hl_err_set(err, HL_EINVAL, "sampler: vocabulary size %d must be positive", n_vocab);
+    const struct { const char *name; float v; } fs[] = {
+        {"temperature", p->temperature}, {"top_p", p->top_p}, {"min_p", p->min_p},
+        {"typical_p", p->typical_p}, {"repeat_penalty", p->repeat_penalty},
+        {"presence_penalty", p->presence_penalty}, {"frequency_penalty", p->frequency_penalty},
+    };
+    for (size_t i = 0; i < sizeof fs / sizeof fs[0]; i++)
+        if (!isfinite(fs[i].v)) return hl_err_set(err, HL_EINVAL, "sampling option %s must be a finite number", fs[i].name);
+    if (p->repeat_penalty <= 0.0f)
+        return hl_err_set(err, HL_EINVAL, "repeat_penalty must be > 0 (got %g; 1 disables it)", (double)p->repeat_penalty);
+    if (p->top_p < 0.0f) return hl_err_set(err, HL_EINVAL, "top_p must be in [0, 1] (got %g)", (double)p->top_p);
+    if (p->typical_p < 0.0f) return hl_err_set(err, HL_EINVAL, "typical_p must be in [0, 1] (got %g)", (double)p->typical_p);
+    if (p->min_p > 1.0f) return hl_err_set(err, HL_EINVAL, "min_p must be in [0, 1] (got %g)", (double)p->min_p);
+    if (p->repeat_last_n < -1)
+        return hl_err_set(err, HL_EINVAL, "repeat_last_n must be >= -1 (got %d; -1 means the whole history, 0 disables)",
+                          p->repeat_last_n);
+    if (p->repeat_last_n > HL_SAMPLER_MAX_REPEAT_LAST_N)
+        return hl_err_set(err, HL_ERANGE, "repeat_last_n %d exceeds the limit of %d", p->repeat_last_n,
+                          HL_SAMPLER_MAX_REPEAT_LAST_N);
+    if (p->n_top_logprobs < 0 || p->n_top_logprobs > HL_SAMPLER_MAX_TOP_LOGPROBS)
+        return hl_err_set(err, HL_ERANGE, "top_logprobs must be between 0 and %d (got %d)", HL_SAMPLER_MAX_TOP_LOGPROBS,
+                          p->n_top_logprobs);
+    if (p->n_logit_bias < 0 || p->n_logit_bias > HL_SAMPLER_MAX_LOGIT_BIAS)
+        return hl_err_set(err, HL_ERANGE, "logit_bias has %d entries; at most %d are allowed", p->n_logit_bias,
+                          HL_SAMPLER_MAX_LOGIT_BIAS);
+    if (p->n_logit_bias > 0 && !p->logit_bias)
+        return hl_err_set(err, HL_EINVAL, "logit_bias count %d given without entries", p->n_logit_bias);
+    for (int32_t i = 0; i < p->n_logit_bias; i++) {
+        const hl_logit_bias *b = &p->logit_bias[i];
+        if (b->token < 0 || b->token >= n_vocab)
+            return hl_err_set(err, HL_EINVAL, "logit_bias token id %d is outside the vocabulary (0..%d)", b->token,
+                              n_vocab - 1);
+        if (!isfinite(b->bias))
+            return hl_err_set(err, HL_EINVAL, "logit_bias for token %d must be a finite number", b->token);
+    }
+    return 0;
+}
+
+/* ---- lifecycle --------------------------------------------------------------- */
+
+static int alloc_buffers(hl_sampler *s, hl_err *err) {
+    size_t n = (size_t)s->n_vocab;
+    s->counts = calloc(n, sizeof *s->counts);
+    s->active = malloc(n * sizeof *s->active);
+    s->active_pos = malloc(n * sizeof *s->active_pos);
+    s->work = malloc(n * sizeof *s->work);
+    s->cand = malloc(n * sizeof *s->cand);
+    if (s->ring_cap > 0) s->ring = malloc((size_t)s->ring_cap * sizeof *s->ring);
+    if (s->p.n_logit_bias > 0) s->bias = malloc((size_t)s->p.n_logit_bias * sizeof *s->bias);
+    if (!s->counts || !s->active || !s->active_pos || !s->work || !s->cand || (s->ring_cap > 0 && !s->ring) ||
+        (s->p.n_logit_bias > 0 && !s->bias))
+        return hl_err_set(err, HL_ENOMEM, "sampler: out of memory for a vocabulary of %d tokens", s->n_vocab);
+    for (size_t i = 0; i < n; i++) s->active_pos[i] = -1;
+    return 0;
+}
+
+int hl_sampler_new(hl_sampler **out, const hl_sampling_params *p, int32_t n_vocab, hl_err *err) {
+    *out = NULL;
+    int rc = check_params(p, n_vocab, err);
+    if (rc) return rc;
+    hl_sampler *s = calloc(1, sizeof *s);
+    if (!s) return hl_err_set(err, HL_ENOMEM, "sampler: out of memory");
+    s->p = *p;
+    s->n_vocab = n_vocab;
+    s->ring_cap = p->repeat_last_n > 0 ? p->repeat_last_n : 0;
+    rc = alloc_buffers(s, err);
+    if (rc) {
+        hl_sampler_free(s);
+        return rc;
+    }
+    if (p->n_logit_bias > 0) memcpy(s->bias, p->logit_bias, (size_t)p->n_logit_bias * sizeof *s->bias);
+    s->p.logit_bias = s->bias;
+    uint64_t seed = p->seed;
+    if (!p->has_seed) {
+        /* no seed given: clock and address, mixed, so concurrent samplers differ */
+        uint64_t x = (uint64_t)hl_now_ns() ^ ((uint64_t)(uintptr_t)s << 16);
+        seed = splitmix64(&x);
+    }
+    rng_seed(s, seed);
+    *out = s;
+    return 0;
+}
+
+void hl_sampler_free(hl_sampler *s) {
+    if (!s) return;
+    free(s->bias);
+    free(s->ring);
+    free(s->counts);
+    free(s->active);
+    free(s->active_pos);
+    free(s->work);
+    free(s->cand);
+    free(s);
+}
+
+uint64_t hl_sampler_seed(const hl_sampler *s) {
+    return s->seed;
+}
+
+int32_t hl_sampler_n_vocab(const hl_sampler *s) {
+    return s->n_vocab;
+}
+
+/* ---- history ------------------------------------------------------------------ */
+
+static void count_add(hl_sampler *s, int32_t t) {
+    if (s->counts[t]++ == 0) {
+        s->active_pos[t] = s->n_active;
+        s->active[s->n_active++] = t;
+    }
+}
+
+static void count_remove(hl_sampler *s, int32_t t) {
+    if (--s->counts[t] == 0) {
+        int32_t i = s->active_pos[t], last = s->active[--s->n_active];
+        s->active[i] = last;
+        s->active_pos[last] = i;
+        s->active_pos[t] = -1;
+    }
+}
+
+void hl_sampler_accept(hl_sampler *s, int32_t token) {
+    if (token < 0 || token >= s->n_vocab || s->p.repeat_last_n == 0) return;
+    if (s->ring_cap == 0) { /* whole history: counts only grow (saturating) */
+        if (s->counts[token] < INT32_MAX) count_add(s, token);
+        return;
+    }
+    if (s->ring_len == s->ring_cap) {
+        count_remove(s, s->ring[s->ring_head]);
+        s->ring_len--;
+        s->ring_head = (s->ring_head + 1) % s->ring_cap;
+    }
+    s->ring[(s->ring_head + s->ring_len) % s->ring_cap] = token;
+    s->ring_len++;
+    count_add(s, token);
+}
+
+void hl_sampler_reset(hl_sampler *s) {
+    for (int32_t i = 0; i < s->n_active; i++) {
+        s->counts[s->active[i]] = 0;
+        s->active_pos[s->active[i]] = -1;
+    }
+    s->n_active = 0;
+    s->ring_len = s->ring_head = 0;
+    rng_seed(s, s->seed);
+}
+
+int hl_sampler_clone(const hl_sampler *s, uint64_t fork_index, hl_sampler **out, hl_err *err) {
+    hl_sampling_params p = s->p;
+    p.has_seed = 1;
+    /* derived seed: a hash of (seed, index), so forks are distinct but stable */
+    uint64_t x = s->seed ^ (0xD1B54A32D192ED03ULL * (fork_index + 1));
+    p.seed = splitmix64(&x);
+    int rc = hl_sampler_new(out, &p, s->n_vocab, err);
+    if (rc) return rc;
+    hl_sampler *c = *out;
+    memcpy(c->counts, s->counts, (size_t)s->n_vocab * sizeof *c->counts);
+    memcpy(c->active, s->active, (size_t)s->n_active * sizeof *c->active);
+    memcpy(c->active_pos, s->active_pos, (size_t)s->n_vocab * sizeof *c->active_pos);
+    c->n_active = s->n_active;
+    if (s->ring_cap > 0) memcpy(c->ring, s->ring, (size_t)s->ring_cap * sizeof *c->ring);
+    c->ring_len = s->ring_len;
+    c->ring_head = s->ring_head;
+    return 0;
+}
+
+/* ---- the chain ------------------------------------------------------------------- */
+
+/* Steps 1-2: work = logits with penalties and bias applied; NaN -> -inf. */
+static void apply_penalties_and_bias(hl_sampler *s, const float *logits) {
+    float *w = s->work;
+    for (int32_t i = 0; i < s->n_vocab; i++) w[i] = logits[i] == logits[i] ? logits[i] : -INFINITY;
+    const float rp = s->p.repeat_penalty, fq = s->p.frequency_penalty, pr = s->p.presence_penalty;
+    if (rp != 1.0f || fq != 0.0f || pr != 0.0f) {
+        for (int32_t i = 0; i < s->n_active; i++) {
+            int32_t t = s->active[i];
+            float v = w[t];
+            if (rp != 1.0f) v = v > 0.0f ? v / rp : v * rp;
+            v -= (float)s->counts[t] * fq + pr;
+            w[t] = v;
+        }
+    }
+    for (int32_t i = 0; i < s->p.n_logit_bias; i++) {
+        const hl_logit_bias *b = &s->bias[i];
+        w[b->token] = b->bias <= -100.0f ? -INFINITY : w[b->token] + b->bias;
+    }
+}
+
+/* Softmax of c[0..n) at temperature 1 into c[i].p. */
+static void cand_softmax(hl_cand *c, int32_t n) {
+    float mx = -INFINITY;
+    for (int32_t i = 0; i < n; i++) mx = c[i].logit > mx ? c[i].logit : mx;
+    double sum = 0.0;
+    for (int32_t i = 0; i < n; i++) {
+        c[i].p = expf(c[i].logit - mx);
+        sum += c[i].p;
+    }
+    const float inv = (float)(1.0 / sum);
+    for (int32_t i = 0; i < n; i++) c[i].p *= inv;
+}
+
+static void keys_are_logits(hl_cand *c, int32_t n) {
+    for (int32_t i = 0; i < n; i++) c[i].key = c[i].logit;
+}
+
+/* Locally typical sampling: keep the tokens whose surprise is closest to the
+ * entropy, up to typical_p of the mass. */
+static int32_t step_typical(hl_cand *c, int32_t n, float tp) {
+    cand_softmax(c, n);
+    double ent = 0.0;
+    for (int32_t i = 0; i < n; i++)
+        if (c[i].p > 0.0f) ent -= (double)c[i].p * log((double)c[i].p);
+    for (int32_t i = 0; i < n; i++) {
+        double surprise = c[i].p > 0.0f ? -log((double)c[i].p) : INFINITY;
+        c[i].key = (float)-fabs(surprise - ent); /* closest to the entropy first */
+    }
+    /* llama.cpp stops once the mass strictly exceeds typical_p */
+    n = hl_sample_select_mass(c, n, tp, 1);
+    keys_are_logits(c, n);
+    return n;
+}
+
+static int32_t step_min_p(hl_cand *c, int32_t n, float min_p) {
+    float mx = -INFINITY;
+    for (int32_t i = 0; i < n; i++) mx = c[i].logit > mx ? c[i].logit : mx;
+    /* p_i >= min_p * p_max  <=>  logit_i >= max + log(min_p) */
+    const float thr = mx + logf(min_p);
+    int32_t k = 0;
+    for (int32_t i = 0; i < n; i++)
+        if (c[i].logit >= thr) c[k++] = c[i];
+    return k > 0 ? k : n; /* cannot happen (the max passes); kept defensive */
+}
+
+/* Step 8: temperature, softmax over the kept set, one draw. Returns the
+ * index into c of the chosen candidate. */
+static int32_t draw(hl_sampler *s, const hl_cand *c, int32_t n) {
+    if (n == 1) return 0;
+    float mx = -INFINITY;
+    for (int32_t i = 0; i < n; i++) mx = c[i].logit > mx ? c[i].logit : mx;
+    const float inv_t = 1.0f / s->p.temperature;
+    double sum = 0.0;
+    float *wt = s->work; /* work is no longer needed once candidates exist */
+    for (int32_t i = 0; i < n; i++) {
+        wt[i] = expf((c[i].logit - mx) * inv_t);
+        sum += wt[i];
+    }
+    const double u = rng_uniform(s) * sum;
+    double cum = 0.0;
+    for (int32_t i = 0; i < n; i++) {
+        cum += wt[i];
+        if (u < cum) return i;
+    }
+    return n - 1; /* rounding left u at the very top */
+}
+
+/* Every token banned: fall back to the raw argmax (lowest id on ties) rather
+ * than fail, since the runner must produce something. */
+static int32_t raw_argmax(const float *logits, int32_t n) {
+    int32_t best = 0;
+    float bv = -INFINITY;
+    for (int32_t i = 0; i < n; i++)
+        if (logits[i] > bv) bv = logits[i], best = i;
+    return best;
+}
+
+/* Fills the top alternatives (top[0..n_top) sorted, the first being the
+ * maximum of work) and returns the log-sum-exp of work, for the chosen
+ * token's logprob. */
+static double fill_logprobs(hl_sampler *s, hl_token_logprobs *lp, const hl_cand *top, int32_t n_top) {
+    const float *w = s->work;
+    const float mx = top[0].logit;
+    double sum = 0.0;
+    for (int32_t i = 0; i < s->n_vocab; i++) sum += expf(w[i] - mx);
+    const double lse = (double)mx + log(sum);
+    lp->n_top = n_top < s->p.n_top_logprobs ? n_top : s->p.n_top_logprobs;
+    for (int32_t i = 0; i < lp->n_top; i++) {
+        lp->top[i].token = top[i].id;
+        lp->top[i].logprob = (float)((double)top[i].logit - lse);
+    }
+    return lse;
+}
+
+static int32_t all_banned(const float *logits, int32_t nv, hl_token_logprobs *lp) {
+    int32_t tok = raw_argmax(logits, nv);
+    if (lp) {
+        lp->chosen.token = tok;
+        lp->chosen.logprob = -INFINITY;
+        lp->n_top = 0;
+    }
+    return tok;
+}
+
+int32_t hl_sampler_sample(hl_sampler *s, const float *logits, hl_token_logprobs *lp) {
+    const int32_t nv = s->n_vocab, ntop = lp ? s->p.n_top_logprobs : 0;
+    hl_cand *c = s->cand;
+    double lse = 0.0;
+    apply_penalties_and_bias(s, logits);
+
+    /* at least one candidate: the maximum anchors the log-sum-exp */
+    const int32_t want = ntop > 0 ? ntop : 1;
+    const int32_t k = s->p.top_k;
+    int32_t n;
+    if (s->p.temperature <= 0.0f) {
+        /* greedy: the heap's first entry is the argmax with ties to the lowest id */
+        n = hl_sample_heap_top(s->work, nv, want, c);
+        if (n == 0) return all_banned(logits, nv, lp);
+        if (lp) {
+            lse = fill_logprobs(s, lp, c, n);
+            lp->chosen = (hl_token_logprob){c[0].id, (float)((double)c[0].logit - lse)};
+        }
+        return c[0].id;
+    }
+    if (k > 0 && k < nv && (k > want ? k : want) <= HEAP_TOP_MAX) {
+        n = hl_sample_heap_top(s->work, nv, k > want ? k : want, c); /* sorted */
+        if (n == 0) return all_banned(logits, nv, lp);
+        if (lp) lse = fill_logprobs(s, lp, c, n);
+        if (n > k) n = k;
+    } else {
+        n = 0;
+        for (int32_t i = 0; i < nv; i++)
+            if (s->work[i] > -INFINITY) c[n++] = (hl_cand){.logit = s->work[i], .key = s->work[i], .id = i};
+        if (n == 0) return all_banned(logits, nv, lp);
+        if (lp) {
+            int32_t m = want < n ? want : n;
+            hl_sample_select_top(c, n, m);
+            hl_sample_sort(c, m);
+            lse = fill_logprobs(s, lp, c, m);
+        }
+        if (k > 0 && k < n) {
+            hl_sample_select_top(c, n, k);
+            n = k;
+        }
+    }
+    if (s->p.typical_p < 1.0f && n > 1) n = step_typical(c, n, s->p.typical_p);
+    if (s->p.top_p < 1.0f && n > 1) {
+        cand_softmax(c, n);
+        n = hl_sample_select_mass(c, n, s->p.top_p, 0);
+    }
+    if (s->p.min_p > 0.0f && n > 1) n = step_min_p(c, n, s->p.min_p);
+
+    int32_t i = draw(s, c, n);
+    if (lp) lp->chosen = (hl_token_logprob){c[i].id, (float)((double)c[i].logit - lse)};
+    return c[i].id;
+}

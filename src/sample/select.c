@@ -1,0 +1,138 @@
+/* Selection without full sorts for the sampler chain (see select.h): quickselect
+ * for top-k, a mass-weighted quickselect for nucleus / typical truncation, and a
+ * bounded min-heap that finds the top k of a raw logit row in one pass. */
+#include "sample/select.h"
+
+#include <math.h>
+#include <stdlib.h>
+
+static inline void cand_swap(hl_cand *a, hl_cand *b) {
+    hl_cand t = *a;
+    *a = *b;
+    *b = t;
+}
+
+static int cand_cmp(const void *pa, const void *pb) {
+    const hl_cand *a = pa, *b = pb;
+    if (hl_cand_before(a, b)) return -1;
+    if (hl_cand_before(b, a)) return 1;
+    return 0;
+}
+
+void hl_sample_sort(hl_cand *c, int32_t n) {
+    if (n > 1) qsort(c, (size_t)n, sizeof *c, cand_cmp);
+}
+
+/* Partitions c[lo..hi) around a median-of-three pivot; returns the pivot's
+ * final index p: c[lo..p) come before it, c(p..hi) after. Keys are distinct
+ * under the total order (ids are unique), so there are no equal elements to
+ * degrade the split. */
+static int32_t partition(hl_cand *c, int32_t lo, int32_t hi) {
+    int32_t mid = lo + (hi - lo) / 2, last = hi - 1;
+    /* order lo, mid, last so the median lands in mid */
+    if (hl_cand_before(&c[mid], &c[lo])) cand_swap(&c[mid], &c[lo]);
+    if (hl_cand_before(&c[last], &c[lo])) cand_swap(&c[last], &c[lo]);
+    if (hl_cand_before(&c[last], &c[mid])) cand_swap(&c[last], &c[mid]);
+    cand_swap(&c[mid], &c[last]);
+    const hl_cand pv = c[last];
+    int32_t store = lo;
+    for (int32_t i = lo; i < last; i++) {
+        if (hl_cand_before(&c[i], &pv)) {
+            if (i != store) cand_swap(&c[i], &c[store]);
+            store++;
+        }
+    }
+    cand_swap(&c[store], &c[last]);
+    return store;
+}
+
+/* Quickselect degrades to O(n^2) on adversarial inputs; past this many rounds
+ * we finish with a sort, which bounds the worst case at O(n log n). */
+#define SELECT_MAX_ROUNDS 64
+
+void hl_sample_select_top(hl_cand *c, int32_t n, int32_t k) {
+    int32_t lo = 0, hi = n;
+    for (int rounds = 0; k > lo && k < hi && hi - lo > 1; rounds++) {
+        if (rounds == SELECT_MAX_ROUNDS) {
+            hl_sample_sort(c + lo, hi - lo);
+            return;
+        }
+        int32_t p = partition(c, lo, hi);
+        if (p == k) return;
+        if (p < k) lo = p + 1;
+        else hi = p;
+    }
+}
+
+int32_t hl_sample_select_mass(hl_cand *c, int32_t n, double target, int strict) {
+    /* acc is the mass of c[0..lo), all of which come before everything in
+     * c[lo..hi); the crossing index lies in [lo, hi). */
+    double acc = 0.0;
+    int32_t lo = 0, hi = n;
+    for (int rounds = 0; hi - lo > 1; rounds++) {
+        if (rounds == SELECT_MAX_ROUNDS) {
+            hl_sample_sort(c + lo, hi - lo);
+            for (int32_t i = lo; i < hi; i++) {
+                acc += c[i].p;
+                if (strict ? acc > target : acc >= target) return i + 1;
+            }
+            return n;
+        }
+        int32_t p = partition(c, lo, hi);
+        double m = 0.0;
+        for (int32_t i = lo; i < p; i++) m += c[i].p;
+        if (strict ? acc + m > target : acc + m >= target) {
+            hi = p;
+        } else if (strict ? acc + m + c[p].p > target : acc + m + c[p].p >= target) {
+            return p + 1;
+        } else {
+            acc += m + c[p].p;
+            lo = p + 1;
+        }
+    }
+    if (hi <= lo) return lo > 0 ? lo : (n > 0 ? 1 : 0); /* only when target <= 0 */
+    /* one candidate left: it is the crossing if its mass gets there */
+    acc += c[lo].p;
+    if (strict ? acc > target : acc >= target) return lo + 1;
+    return n;
+}
+
+/* Min-heap on hl_cand_before: the root is the candidate that comes last. */
+static void heap_down(hl_cand *h, int32_t n, int32_t i) {
+    for (;;) {
+        int32_t l = 2 * i + 1, r = l + 1, m = i;
+        if (l < n && hl_cand_before(&h[m], &h[l])) m = l;
+        if (r < n && hl_cand_before(&h[m], &h[r])) m = r;
+        if (m == i) return;
+        cand_swap(&h[i], &h[m]);
+        i = m;
+    }
+}
+
+static void heap_up(hl_cand *h, int32_t i) {
+    while (i > 0) {
+        int32_t parent = (i - 1) / 2;
+        if (!hl_cand_before(&h[parent], &h[i])) return;
+        cand_swap(&h[parent], &h[i]);
+        i = parent;
+    }
+}
+
+int32_t hl_sample_heap_top(const float *logits, int32_t n, int32_t k, hl_cand *out) {
+    int32_t cnt = 0;
+    if (k <= 0) return 0;
+    for (int32_t i = 0; i < n; i++) {
+        float v = logits[i];
+        if (!(v > -INFINITY)) continue; /* -inf and NaN */
+        if (cnt < k) {
+            out[cnt] = (hl_cand){.logit = v, .key = v, .p = 0.0f, .id = i};
+            heap_up(out, cnt++);
+        } else if (v > out[0].key) {
+            /* ids rise as we scan, so an equal key never displaces the root */
+            out[0] = (hl_cand){.logit = v, .key = v, .p = 0.0f, .id = i};
+            heap_down(out, cnt, 0);
+        }
+    }
+    hl_sample_sort(out, cnt);
+    return cnt;
+}
