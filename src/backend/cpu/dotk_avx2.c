@@ -1,3 +1,205 @@
-/* AVX2 K-quant kernels (placeholder). */
+/* AVX2 tile kernels for the K-quants (Q2_K, Q3_K, Q4_K, Q5_K, Q6_K) with Q8_K
+ * activations. A 256-element weight superblock is unpacked once into unsigned
+ * bytes plus per-16-element scale vectors (i16), then multiplied with up to 4
+ * activation rows: maddubs (u8 x s8 -> i16 pairs), madd with the scales (->
+ * i32), summed over the superblock in exact integers; offsets (-32 for Q6_K,
+ * -4 for Q3_K) come out of Q8_K's bsums, mins likewise. Each output element
+ * keeps its own 8-lane float accumulator, updated with the same operations
+ * whatever the tile shape (batch invariance). */
+#include "backend/cpu/avx2_common.h"
 #include "backend/cpu/cpu_impl.h"
-void hl_avx2_init_kquants(hl_cpu_kernels *kt) { (void)kt; }
+
+#include <stdalign.h>
+
+enum { K_Q2, K_Q3, K_Q4, K_Q5, K_Q6 };
+
+typedef struct {
+    alignas(32) uint8_t q[256];      /* element values, unsigned */
+    alignas(32) int16_t scv[8][16]; /* chunk c: lanes 0-7 scale of group 2c, 8-15 of group 2c+1 */
+    alignas(32) int16_t s16[16];    /* per 16-group: the scale (Q3/Q6 offset term) or the min (Q2/Q4/Q5) */
+    float d, dmin;
+} kunp;
+
+HL_INLINE size_t kblock_size(int kind) {
+    switch (kind) {
+    case K_Q2: return sizeof(hl_block_q2_K);
+    case K_Q3: return sizeof(hl_block_q3_K);
+    case K_Q4: return sizeof(hl_block_q4_K);
+    case K_Q5: return sizeof(hl_block_q5_K);
+    default: return sizeof(hl_block_q6_K);
+    }
+}
+
+HL_INLINE __m256i ld256(const void *p) { return _mm256_loadu_si256((const __m256i *)p); }
+HL_INLINE void st256(void *p, __m256i v) { _mm256_store_si256((__m256i *)p, v); }
+/* bits (v >> s) & mask in every byte, for s < 8 */
+HL_INLINE __m256i bfield(__m256i v, int s, int mask) {
+    return _mm256_and_si256(_mm256_srli_epi16(v, s), _mm256_set1_epi8((char)mask));
+}
+
+HL_INLINE void set_group_scales(kunp *u, const int sc[16]) {
+    for (int c = 0; c < 8; c++)
+        st256(u->scv[c], _mm256_set_m128i(_mm_set1_epi16((short)sc[2 * c + 1]), _mm_set1_epi16((short)sc[2 * c])));
+}
+
+HL_INLINE void k4_scales(const uint8_t *q, int sc[8], int mn[8]) {
+    for (int j = 0; j < 4; j++) {
+        sc[j] = q[j] & 63;
+        mn[j] = q[j + 4] & 63;
+        sc[j + 4] = (q[j + 8] & 0xF) | ((q[j] >> 6) << 4);
+        mn[j + 4] = (q[j + 8] >> 4) | ((q[j + 4] >> 6) << 4);
+    }
+}
+
+HL_INLINE void unpack_k(int kind, const uint8_t *blk, kunp *u) {
+    int sc[16];
+    switch (kind) {
+    case K_Q4:
+    case K_Q5: {
+        const uint8_t *scales = blk + 4, *qs = blk + (kind == K_Q4 ? 16 : 48);
+        u->d = hl_h2f(hl_ld16(blk));
+        u->dmin = hl_h2f(hl_ld16(blk + 2));
+        int s8[8], m8[8];
+        k4_scales(scales, s8, m8);
+        for (int g = 0; g < 16; g++) {
+            sc[g] = s8[g / 2];
+            u->s16[g] = (int16_t)m8[g / 2];
+        }
+        __m256i qh = kind == K_Q5 ? ld256(blk + 16) : _mm256_setzero_si256();
+        for (int c = 0; c < 4; c++) {
+            __m256i v = ld256(qs + 32 * c);
+            __m256i lo = _mm256_and_si256(v, _mm256_set1_epi8(0x0F));
+            __m256i hi = bfield(v, 4, 0x0F);
+            if (kind == K_Q5) {
+                lo = _mm256_or_si256(lo, _mm256_slli_epi16(bfield(qh, 2 * c, 1), 4));
+                hi = _mm256_or_si256(hi, _mm256_slli_epi16(bfield(qh, 2 * c + 1, 1), 4));
+            }
+            st256(u->q + 64 * c, lo);
+            st256(u->q + 64 * c + 32, hi);
+        }
+        break;
+    }
+    case K_Q6: {
+        const hl_block_q6_K *b = (const hl_block_q6_K *)blk;
+        u->d = hl_h2f(hl_ld16(&b->d));
+        for (int g = 0; g < 16; g++) sc[g] = u->s16[g] = b->scales[g];
+        for (int h = 0; h < 2; h++) {
+            __m256i qh = ld256(b->qh + 32 * h);
+            for (int t = 0; t < 4; t++) {
+                __m256i ql = ld256(b->ql + 64 * h + 32 * (t & 1));
+                __m256i nib = (t >> 1) ? bfield(ql, 4, 0x0F) : _mm256_and_si256(ql, _mm256_set1_epi8(0x0F));
+                __m256i hi = _mm256_slli_epi16(bfield(qh, 2 * t, 3), 4);
+                st256(u->q + 128 * h + 32 * t, _mm256_or_si256(nib, hi));
+            }
+        }
+        break;
+    }
+    case K_Q3: {
+        const hl_block_q3_K *b = (const hl_block_q3_K *)blk;
+        u->d = hl_h2f(hl_ld16(&b->d));
+        for (int g = 0; g < 16; g++) {
+            int lo = g < 8 ? b->scales[g] & 0xF : b->scales[g - 8] >> 4;
+            int hi = (b->scales[8 + (g & 3)] >> (2 * (g / 4))) & 3;
+            sc[g] = u->s16[g] = (int16_t)((lo | (hi << 4)) - 32);
+        }
+        __m256i hm = ld256(b->hmask);
+        for (int h = 0; h < 2; h++) {
+            __m256i qs = ld256(b->qs + 32 * h);
+            for (int j = 0; j < 4; j++) {
+                __m256i q = _mm256_or_si256(bfield(qs, 2 * j, 3), _mm256_slli_epi16(bfield(hm, 4 * h + j, 1), 2));
+                st256(u->q + 128 * h + 32 * j, q);
+            }
+        }
+        break;
+    }
+    default: { /* K_Q2 */
+        const hl_block_q2_K *b = (const hl_block_q2_K *)blk;
+        u->d = hl_h2f(hl_ld16(&b->d));
+        u->dmin = hl_h2f(hl_ld16(&b->dmin));
+        for (int g = 0; g < 16; g++) {
+            sc[g] = b->scales[g] & 0xF;
+            u->s16[g] = (int16_t)(b->scales[g] >> 4);
+        }
+        for (int h = 0; h < 2; h++) {
+            __m256i qs = ld256(b->qs + 32 * h);
+            for (int j = 0; j < 4; j++) st256(u->q + 128 * h + 32 * j, bfield(qs, 2 * j, 3));
+        }
+        break;
+    }
+    }
+    set_group_scales(u, sc);
+}
+
+HL_INLINE void k_tile(const int kind, const int NW, const int NX, int64_t k, const uint8_t *w, size_t ws,
+                      const uint8_t *x, size_t xs, float *out, int64_t ldo) {
+    const size_t wbs = kblock_size(kind);
+    __m256 acc[2][4];
+#pragma GCC unroll 2
+    for (int j = 0; j < NW; j++)
+#pragma GCC unroll 4
+        for (int i = 0; i < NX; i++) acc[j][i] = _mm256_setzero_ps();
+    kunp u[2];
+    const int64_t nb = k / HL_QK_K;
+    for (int64_t b = 0; b < nb; b++) {
+#pragma GCC unroll 2
+        for (int j = 0; j < NW; j++) unpack_k(kind, w + j * ws + b * wbs, &u[j]);
+#pragma GCC unroll 4
+        for (int i = 0; i < NX; i++) {
+            const hl_block_q8_K *xb = (const hl_block_q8_K *)(x + i * xs) + b;
+            __m256i bs = ld256(xb->bsums);
+#pragma GCC unroll 2
+            for (int j = 0; j < NW; j++) {
+                __m256i isum = _mm256_setzero_si256();
+#pragma GCC unroll 8
+                for (int c = 0; c < 8; c++) {
+                    __m256i p = _mm256_maddubs_epi16(_mm256_load_si256((const __m256i *)(u[j].q + 32 * c)),
+                                                     ld256(xb->qs + 32 * c));
+                    isum = _mm256_add_epi32(isum, _mm256_madd_epi16(p, _mm256_load_si256((const __m256i *)u[j].scv[c])));
+                }
+                __m256i corr = _mm256_madd_epi16(bs, _mm256_load_si256((const __m256i *)u[j].s16));
+                if (kind == K_Q6) isum = _mm256_sub_epi32(isum, _mm256_slli_epi32(corr, 5));
+                if (kind == K_Q3) isum = _mm256_sub_epi32(isum, _mm256_slli_epi32(corr, 2));
+                acc[j][i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(u[j].d * xb->d), acc[j][i]);
+                if (kind == K_Q2 || kind == K_Q4 || kind == K_Q5)
+                    acc[j][i] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(corr), _mm256_set1_ps(u[j].dmin * xb->d), acc[j][i]);
+            }
+        }
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < NX; i++)
+#pragma GCC unroll 2
+        for (int j = 0; j < NW; j++) out[i * ldo + j] = hl_hsum8(acc[j][i]);
+}
+
+#define K_ENTRY(name, kind)                                                                                       \
+    static void name(int64_t k, const void *w, size_t ws, int nw, const void *x, size_t xs, int nx, float *o,       \
+                     int64_t ldo) {                                                                               \
+        const uint8_t *W = w, *X = x;                                                                             \
+        switch ((nw - 1) * 4 + nx - 1) {                                                                          \
+        case 0: k_tile(kind, 1, 1, k, W, ws, X, xs, o, ldo); break;                                               \
+        case 1: k_tile(kind, 1, 2, k, W, ws, X, xs, o, ldo); break;                                               \
+        case 2: k_tile(kind, 1, 3, k, W, ws, X, xs, o, ldo); break;                                               \
+        case 3: k_tile(kind, 1, 4, k, W, ws, X, xs, o, ldo); break;                                               \
+        case 4: k_tile(kind, 2, 1, k, W, ws, X, xs, o, ldo); break;                                               \
+        case 5: k_tile(kind, 2, 2, k, W, ws, X, xs, o, ldo); break;                                               \
+        case 6: k_tile(kind, 2, 3, k, W, ws, X, xs, o, ldo); break;                                               \
+        default: k_tile(kind, 2, 4, k, W, ws, X, xs, o, ldo); break;                                              \
+        }                                                                                                         \
+    }
+K_ENTRY(tile_q2_K, K_Q2)
+K_ENTRY(tile_q3_K, K_Q3)
+K_ENTRY(tile_q4_K, K_Q4)
+K_ENTRY(tile_q5_K, K_Q5)
+K_ENTRY(tile_q6_K, K_Q6)
+
+void hl_avx2_init_kquants(hl_cpu_kernels *kt) {
+    static const struct { hl_type t; hl_tile_fn f; } tiles[] = {
+        {HL_TYPE_Q2_K, tile_q2_K}, {HL_TYPE_Q3_K, tile_q3_K}, {HL_TYPE_Q4_K, tile_q4_K},
+        {HL_TYPE_Q5_K, tile_q5_K}, {HL_TYPE_Q6_K, tile_q6_K},
+    };
+    for (size_t i = 0; i < sizeof tiles / sizeof tiles[0]; i++) {
+        kt->tile[tiles[i].t] = tiles[i].f;
+        kt->tile_nw[tiles[i].t] = 2;
+        kt->tile_nx[tiles[i].t] = 4;
+    }
+}
