@@ -138,3 +138,276 @@ TEST(greedy_q5_0_matches_llamacpp) { check_greedy("stories260K-Q5_0.gguf", 40); 
 TEST(greedy_q4_0_prefix_matches_llamacpp) { check_greedy("stories260K-Q4_0.gguf", 16); }
 TEST(greedy_q4_1_prefix_matches_llamacpp) { check_greedy("stories260K-Q4_1.gguf", 16); }
 TEST(greedy_q5_1_prefix_matches_llamacpp) { check_greedy("stories260K-Q5_1.gguf", 16); }
+
+/* ---- batch machinery: the same work cut in different ways ---- */
+
+#define SLEN 40
+/* A 40-token sequence crossing two block boundaries: the prompt and the
+ * reference continuation. */
+static void seq_tokens(int32_t *s) {
+    int32_t ref[64];
+    int n = ref_greedy("stories260K.gguf", ref, 64);
+    memcpy(s, prompt, sizeof prompt);
+    for (int i = NPROMPT; i < SLEN; i++) s[i] = n == 40 ? ref[i - NPROMPT] : (i * 37) % 500 + 3;
+}
+
+static double max_diff(const float *a, const float *b, size_t n) {
+    double d = 0;
+    for (size_t i = 0; i < n; i++) {
+        double e = fabs((double)a[i] - (double)b[i]);
+        if (!(e <= d)) d = e; /* NaN propagates as a failure */
+    }
+    return d;
+}
+
+/* Logits of every token of S, one token per step, blocks 0,1,2. */
+static float *logits_one_by_one(rig *r, const int32_t *s) {
+    float *L = malloc((size_t)SLEN * r->n_vocab * sizeof(float));
+    int32_t blocks[3] = {0, 1, 2};
+    for (int i = 0; i < SLEN; i++) run_tokens(r, blocks, 3, &s[i], 1, i, L + (size_t)i * r->n_vocab, 1);
+    return L;
+}
+
+static void batch_prefill_equals_token_by_token_for(const char *file) {
+    int32_t s[SLEN];
+    seq_tokens(s);
+    rig r;
+    if (rig_open(&r, hl_test_shared(file), 2, 16)) return;
+    float *La = logits_one_by_one(&r, s);
+    float *Lb = malloc((size_t)SLEN * r.n_vocab * sizeof(float));
+    int32_t blocks[3] = {5, 6, 7}; /* fresh blocks */
+    run_tokens(&r, blocks, 3, s, SLEN, 0, Lb, 1);
+    double d = max_diff(La, Lb, (size_t)SLEN * r.n_vocab);
+    CHECK_NEAR(d, 0, 1e-5);
+    /* prefill in uneven chunks, continuing a cached prefix */
+    int32_t blocks2[3] = {8, 9, 10};
+    run_tokens(&r, blocks2, 3, s, 7, 0, Lb, 1);
+    run_tokens(&r, blocks2, 3, s + 7, 20, 7, Lb + (size_t)7 * r.n_vocab, 1);
+    run_tokens(&r, blocks2, 3, s + 27, SLEN - 27, 27, Lb + (size_t)27 * r.n_vocab, 1);
+    CHECK_NEAR(max_diff(La, Lb, (size_t)SLEN * r.n_vocab), 0, 1e-5);
+    free(La);
+    free(Lb);
+    rig_close(&r);
+}
+
+TEST(batch_prefill_equals_token_by_token) {
+    batch_prefill_equals_token_by_token_for("models/stories260K.gguf");
+    batch_prefill_equals_token_by_token_for("models/stories260K-Q4_0.gguf");
+    batch_prefill_equals_token_by_token_for("models/stories260K-Q5_1.gguf");
+}
+
+/* Sequence A (the one checked) runs in three steps mixed with sequences B and
+ * C at other positions, tokens shuffled in the batch, blocks scattered
+ * through the pool and interleaved with the other sequences' blocks. */
+static void mixed_batch_for(const char *file, int threads) {
+    int32_t s[SLEN], other[SLEN];
+    seq_tokens(s);
+    for (int i = 0; i < SLEN; i++) other[i] = s[SLEN - 1 - i];
+    rig r1;
+    if (rig_open(&r1, hl_test_shared(file), 1, 16)) return;
+    float *La = logits_one_by_one(&r1, s);
+    rig_close(&r1);
+
+    rig r;
+    if (rig_open(&r, hl_test_shared(file), threads, 16)) return;
+    const int32_t V = r.n_vocab;
+    int32_t blkA[3] = {11, 2, 7}, blkB[3] = {0, 9, 4}, blkC[3] = {13, 1, 8};
+    hl_batch_seq seqs[3] = {{blkC, 3}, {blkA, 3}, {blkB, 3}}; /* A is sequence 1 */
+    float *Lb = calloc((size_t)SLEN * V, sizeof(float));
+    float *out = malloc((size_t)128 * V * sizeof(float));
+    /* steps: [a0, a1) of A, [b0, b1) of B, [c0, c1) of C */
+    static const int steps[4][6] = {{0, 9, 0, 3, 0, 1}, {9, 25, 3, 18, 1, 2}, {25, 26, 18, 19, 2, 30}, {26, 40, 19, 40, 30, 31}};
+    for (int st = 0; st < 4; st++) {
+        hl_batch_token bt[128];
+        int n = 0;
+        const int *g = steps[st];
+        for (int i = g[0]; i < g[1]; i++) bt[n++] = (hl_batch_token){s[i], i, 1, 1};
+        for (int i = g[2]; i < g[3]; i++) bt[n++] = (hl_batch_token){other[i], i, 2, i == g[3] - 1};
+        for (int i = g[4]; i < g[5]; i++) bt[n++] = (hl_batch_token){other[(i * 7) % SLEN], i, 0, i % 3 == 0};
+        /* deterministic shuffle */
+        for (int i = n - 1; i > 0; i--) {
+            int j = (i * 2654435761u + st) % (unsigned)(i + 1);
+            hl_batch_token t = bt[i];
+            bt[i] = bt[j];
+            bt[j] = t;
+        }
+        hl_batch b = {bt, n, seqs, 3};
+        hl_err err = {0};
+        if (hl_model_forward(r.m, r.ctx, r.pool, r.kv, &b, out, &err)) {
+            hl_test_fail(__FILE__, __LINE__, "forward: %s", err.msg);
+            break;
+        }
+        int row = 0;
+        for (int i = 0; i < n; i++) {
+            if (!bt[i].logits) continue;
+            if (bt[i].seq == 1) memcpy(Lb + (size_t)bt[i].pos * V, out + (size_t)row * V, (size_t)V * sizeof(float));
+            row++;
+        }
+    }
+    double d = max_diff(La, Lb, (size_t)SLEN * V);
+    if (d > 1e-5) printf("     %s, %d threads: max diff %g\n", file, threads, d);
+    CHECK_NEAR(d, 0, 1e-5);
+    free(La);
+    free(Lb);
+    free(out);
+    rig_close(&r);
+}
+
+TEST(batch_mixed_sequences_and_scattered_blocks) {
+    mixed_batch_for("models/stories260K.gguf", 2);
+    mixed_batch_for("models/stories260K-Q8_0.gguf", 3);
+    mixed_batch_for("models/stories260K-Q4_1.gguf", 2);
+    mixed_batch_for("models/stories260K-F16.gguf", 1);
+}
+
+TEST(copied_block_continues_identically) {
+    int32_t s[SLEN];
+    seq_tokens(s);
+    rig r;
+    if (rig_open(&r, hl_test_shared("models/stories260K-Q8_0.gguf"), 2, 16)) return;
+    float *a = malloc((size_t)r.n_vocab * sizeof(float)), *b = malloc((size_t)r.n_vocab * sizeof(float));
+    int32_t t1[2] = {3, 4}, t2[2] = {3, 9};
+    run_tokens(&r, t1, 2, s, 20, 0, a, 0);   /* 20 tokens: block 3 full, block 4 partial */
+    hl_kv_copy_block(r.kv, 9, 4);            /* fork: copy the partial block */
+    run_tokens(&r, t1, 2, s + 20, 1, 20, a, 0);
+    run_tokens(&r, t2, 2, s + 20, 1, 20, b, 0);
+    CHECK_NEAR(max_diff(a, b, (size_t)r.n_vocab), 0, 0);
+    free(a);
+    free(b);
+    rig_close(&r);
+}
+
+/* ---- refusing bad input ---- */
+
+TEST(forward_refuses_malformed_batches) {
+    rig r;
+    if (rig_open(&r, hl_test_shared("models/stories260K.gguf"), 1, 4)) return;
+    float *L = malloc((size_t)r.n_vocab * sizeof(float));
+    int32_t blocks[2] = {0, 1}, bad_blocks[2] = {0, 4};
+    hl_batch_seq sq = {blocks, 2}, bsq = {bad_blocks, 2};
+    hl_err err = {0};
+    hl_batch_token t_vocab = {512, 0, 0, 1}, t_pos = {1, 32, 0, 1}, t_seq = {1, 0, 1, 1}, t_ok = {1, 17, 0, 1};
+    hl_batch b1 = {&t_vocab, 1, &sq, 1}, b2 = {&t_pos, 1, &sq, 1}, b3 = {&t_seq, 1, &sq, 1}, b4 = {&t_ok, 1, &bsq, 1};
+    CHECK_EQ(hl_model_forward(r.m, r.ctx, r.pool, r.kv, &b1, L, &err), HL_EINVAL);
+    CHECK(strstr(err.msg, "token id 512") != NULL);
+    CHECK_EQ(hl_model_forward(r.m, r.ctx, r.pool, r.kv, &b2, L, &err), HL_EINVAL);
+    CHECK(strstr(err.msg, "outside its block table") != NULL);
+    CHECK_EQ(hl_model_forward(r.m, r.ctx, r.pool, r.kv, &b3, L, &err), HL_EINVAL);
+    CHECK_EQ(hl_model_forward(r.m, r.ctx, r.pool, r.kv, &b4, L, &err), HL_EINVAL);
+    CHECK(strstr(err.msg, "outside the pool") != NULL);
+    hl_batch_token many[129];
+    for (int i = 0; i < 129; i++) many[i] = (hl_batch_token){1, i % 32, 0, 0};
+    hl_batch b5 = {many, 129, &sq, 1};
+    CHECK_EQ(hl_model_forward(r.m, r.ctx, r.pool, r.kv, &b5, L, &err), HL_ERANGE);
+    hl_batch b6 = {&t_ok, 1, &sq, 1};
+    CHECK_EQ(hl_model_forward(r.m, r.ctx, r.pool, r.kv, &b6, NULL, &err), HL_EINVAL);
+    CHECK_EQ(hl_model_forward(r.m, r.ctx, r.pool, r.kv, &b6, L, &err), 0);
+    free(L);
+    rig_close(&r);
+}
+
+typedef enum { EDIT_DROP, EDIT_SHAPE, EDIT_ARCH, EDIT_TYPE, EDIT_HEADS } edit_kind;
+
+/* Writes a copy of stories260K.gguf with one defect; returns 0 on success. */
+static int write_edited(const char *dst, edit_kind kind) {
+    hl_err err = {0};
+    gguf_file *f;
+    if (gguf_open(&f, hl_test_shared("models/stories260K.gguf"), &err)) {
+        hl_test_fail(__FILE__, __LINE__, "open: %s", err.msg);
+        return -1;
+    }
+    gguf_writer *w = gguf_writer_new();
+    gguf_set_kv_from(w, f);
+    if (kind == EDIT_ARCH) gguf_set_str(w, "general.architecture", "mamba");
+    if (kind == EDIT_HEADS) gguf_set_u32(w, "llama.attention.head_count_kv", 3);
+    static float zeros[64 * 64 * 2];
+    int rc = 0;
+    for (int64_t i = 0; !rc && i < gguf_n_tensors(f); i++) {
+        const gguf_tensor *t = gguf_tensor_at(f, i);
+        int target = strcmp(t->name, "blk.3.attn_q.weight") == 0;
+        if (target && kind == EDIT_DROP) continue;
+        if (target && kind == EDIT_SHAPE) {
+            int64_t ne[2] = {64, 32};
+            rc = gguf_add_tensor(w, t->name, HL_TYPE_F32, 2, ne, zeros, 64 * 32 * 4, 0, &err);
+        } else if (strcmp(t->name, "blk.2.attn_norm.weight") == 0 && kind == EDIT_TYPE) {
+            int64_t ne[1] = {64};
+            rc = gguf_add_tensor(w, t->name, HL_TYPE_F16, 1, ne, zeros, 64 * 2, 0, &err);
+        } else {
+            rc = gguf_add_tensor(w, t->name, t->type, t->n_dims, t->ne, t->data, t->size, 1, &err);
+        }
+    }
+    if (!rc) rc = gguf_write(w, dst, &err);
+    if (rc) hl_test_fail(__FILE__, __LINE__, "write: %s", err.msg);
+    gguf_writer_free(w);
+    gguf_close(f);
+    return rc;
+}
+
+static void check_refused(edit_kind kind, int code, const char *msg) {
+    char path[128];
+    snprintf(path, sizeof path, "/tmp/hl_test_model_%d_%d.gguf", (int)getpid(), (int)kind);
+    if (write_edited(path, kind)) return;
+    hl_model *m = NULL;
+    hl_err err = {0};
+    int rc = hl_model_load(&m, path, &err);
+    CHECK_EQ(rc, code);
+    CHECK(m == NULL);
+    if (!strstr(err.msg, msg)) hl_test_fail(__FILE__, __LINE__, "message \"%s\" lacks \"%s\"", err.msg, msg);
+    hl_model_free(m);
+    unlink(path);
+}
+
+TEST(load_refuses_missing_tensor) { check_refused(EDIT_DROP, HL_EINVAL, "tensor blk.3.attn_q.weight is missing"); }
+TEST(load_refuses_wrong_shape) {
+    check_refused(EDIT_SHAPE, HL_EINVAL, "tensor blk.3.attn_q.weight has shape [64, 32], expected [64, 64]");
+}
+TEST(load_refuses_unknown_arch) { check_refused(EDIT_ARCH, HL_ENOTSUP, "unsupported architecture 'mamba'"); }
+TEST(load_refuses_wrong_type) { check_refused(EDIT_TYPE, HL_ENOTSUP, "blk.2.attn_norm.weight has type F16"); }
+TEST(load_refuses_bad_head_counts) { check_refused(EDIT_HEADS, HL_EINVAL, "not a multiple of its 3 KV heads"); }
+
+TEST(load_reads_hparams) {
+    hl_model *m = NULL;
+    hl_err err = {0};
+    if (hl_model_load(&m, hl_test_shared("models/stories260K-Q4_0.gguf"), &err)) {
+        hl_test_fail(__FILE__, __LINE__, "%s", err.msg);
+        return;
+    }
+    const hl_hparams *hp = hl_model_hparams(m);
+    CHECK_STREQ(hp->arch, "llama");
+    CHECK_EQ(hp->n_embd, 64);
+    CHECK_EQ(hp->n_layer, 5);
+    CHECK_EQ(hp->n_head, 8);
+    CHECK_EQ(hp->n_head_kv, 4);
+    CHECK_EQ(hp->n_ff, 172);
+    CHECK_EQ(hp->n_vocab, 512);
+    CHECK_EQ(hp->head_dim_k, 8);
+    CHECK_EQ(hp->n_rot, 8);
+    CHECK_EQ(hp->rope_style, HL_ROPE_NORM);
+    CHECK_EQ(hp->tied_output, 0);
+    CHECK(hl_model_gguf(m) != NULL);
+    CHECK(hl_model_weight_bytes(m) > 0);
+    hl_model_free(m);
+}
+
+/* Real models (skipped when not downloaded): load, and a short greedy run
+ * produces in-vocabulary tokens with finite logits. */
+static void smoke_real(const char *file, const char *arch, int tied) {
+    const char *path = hl_test_model(file);
+    if (!path) return;
+    rig r;
+    if (rig_open(&r, path, 2, 8)) return;
+    CHECK_STREQ(hl_model_hparams(r.m)->arch, arch);
+    CHECK_EQ(hl_model_hparams(r.m)->tied_output, tied);
+    int32_t toks[3] = {1, 2, 3};
+    int32_t blocks[1] = {0};
+    float *L = malloc((size_t)r.n_vocab * 3 * sizeof(float));
+    run_tokens(&r, blocks, 1, toks, 3, 0, L, 1);
+    int finite = 1;
+    for (size_t i = 0; i < (size_t)r.n_vocab * 3; i++) finite &= isfinite(L[i]) != 0;
+    CHECK(finite);
+    free(L);
+    rig_close(&r);
+}
+
+TEST(real_smollm2_loads_and_runs) { smoke_real("smollm2-135m-instruct-q4_1.gguf", "llama", 1); }
+TEST(real_qwen25_loads_and_runs) { smoke_real("qwen2.5-coder-1.5b-instruct-q4_k_m.gguf", "qwen2", 0); }
