@@ -25,13 +25,17 @@
 
 #define MAX_SUB 32 /* largest sub-block */
 
-/* Nearest integer (half away from zero), clamped to [lo, hi]; NaN gives 0
- * clamped, never an undefined conversion. */
+/* Nearest integer clamped to [lo, hi] (|lo|, |hi| < 2^22); NaN gives lo.
+ * Adding 1.5 * 2^23 leaves the rounded integer in the low mantissa bits
+ * (ties to even, which these quantizers do not care about): several times
+ * faster than a libm roundf call in these inner loops. */
 static inline int nearest_clamp(float v, int lo, int hi) {
-    if (!(v == v)) return lo > 0 ? lo : (hi < 0 ? hi : 0);
-    if (v <= (float)lo) return lo;
+    if (!(v > (float)lo)) return lo;
     if (v >= (float)hi) return hi;
-    return (int)roundf(v);
+    const float t = v + 12582912.0f;
+    uint32_t u;
+    memcpy(&u, &t, sizeof u);
+    return (int)(int32_t)(u - 0x4B400000u);
 }
 
 static void make_weights(const float *x, float *w) {
@@ -90,8 +94,9 @@ static float fit_asym(const float *x, const float *w, int n, int nmax, float *m)
     }
     uint8_t q[MAX_SUB];
     float best_a = (hi - lo) / nmax, best_b = lo, best_err = INFINITY;
-    /* candidates stretch the [lo, hi] range over nmax-1 .. nmax+1 steps */
-    for (int k = 0; k <= 20; k++) {
+    /* candidates stretch the [lo, hi] range over nmax-1 .. nmax+1 steps (0.2 apart:
+     * finer spacing measured no better) */
+    for (int k = 0; k <= 20; k += 2) {
         const float iscale = ((float)nmax - 1.0f + 0.1f * (float)k) / (hi - lo);
         for (int j = 0; j < n; j++) q[j] = (uint8_t)nearest_clamp((x[j] - lo) * iscale, 0, nmax);
         float a, b;
@@ -128,7 +133,7 @@ static float fit_sym(const float *x, const float *w, int n, int nmax) {
     }
     if (amax < 1e-30f) return 0.0f;
     float best_s = 0.0f, best_score = 0.0f; /* score = (sum wxq)^2 / sum wqq */
-    for (int k = -10; k <= 10; k++) {
+    for (int k = -10; k <= 10; k += 2) {
         for (int side = 0; side < 2; side++) {
             /* side 0 maps xm near -nmax, side 1 near nmax - 1 */
             const float iscale = side == 0 ? -((float)nmax + 0.1f * (float)k) / xm
