@@ -20,7 +20,7 @@ struct tok_vocab {
     float *score;                 /* [n] SPM scores (0 when absent) */
     uint8_t *type;                /* [n] TOK_TYPE_* */
     uint8_t *eog;                 /* [n] nonzero: ends generation */
-    uint32_t *slots;              /* text hash: token id + 1, 0 = empty */
+    uint64_t *slots;              /* text hash: (hash << 32) | (token id + 1), 0 = empty */
     uint32_t mask;                /* slots size - 1 */
     size_t max_len;               /* longest token text in bytes */
 
@@ -46,14 +46,22 @@ struct tok_vocab {
     int32_t spec_start[257];      /* specials[spec_start[b] .. spec_start[b+1]) start with byte b */
 };
 
-/* FNV-1a: simple, and fast enough for the few hundred thousand keys at load */
+/* FNV-1a with a final avalanche: raw FNV's low bits cluster on the many
+ * vocabulary strings that share prefixes, and linear probing suffers. */
 static inline uint32_t tok_hash(const char *s, size_t n) {
     uint32_t h = 2166136261u;
     for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 16777619u;
+    h ^= h >> 16;
+    h *= 0x85ebca6bu;
+    h ^= h >> 13;
+    h *= 0xc2b2ae35u;
+    h ^= h >> 16;
     return h;
 }
 
 int32_t tok_lookup(const tok_vocab *v, const char *s, size_t n);
+/* The same with the hash already computed (load-time pipelines prefetch with it). */
+int32_t tok_lookup_h(const tok_vocab *v, const char *s, size_t n, uint32_t h);
 /* Rank and result of merging two token ids, or -1 when they do not merge. */
 int32_t tok_merge_rank(const tok_vocab *v, int32_t l, int32_t r, int32_t *res);
 

@@ -20,12 +20,19 @@ static uint32_t pow2_at_least(uint64_t n) {
 
 int32_t tok_lookup(const tok_vocab *v, const char *s, size_t n) {
     if (n > v->max_len) return -1;
-    uint32_t i = tok_hash(s, n) & v->mask;
+    return tok_lookup_h(v, s, n, tok_hash(s, n));
+}
+
+int32_t tok_lookup_h(const tok_vocab *v, const char *s, size_t n, uint32_t h) {
+    uint32_t i = h & v->mask;
     for (;;) {
-        uint32_t e = v->slots[i];
+        uint64_t e = v->slots[i];
         if (!e) return -1;
-        int32_t id = (int32_t)(e - 1);
-        if (v->len[id] == n && memcmp(v->blob + v->off[id], s, n) == 0) return id;
+        /* the stored hash spares a cache miss on the text for most probes */
+        if ((uint32_t)(e >> 32) == h) {
+            int32_t id = (int32_t)(uint32_t)e - 1;
+            if (v->len[id] == n && memcmp(v->blob + v->off[id], s, n) == 0) return id;
+        }
         i = (i + 1) & v->mask;
     }
 }
@@ -73,6 +80,34 @@ static int str_eq(gguf_str s, const char *lit) {
     return s.len == n && memcmp(s.ptr, lit, n) == 0;
 }
 
+typedef struct merge_pend {
+    const char *l, *r; /* NULL l: malformed entry */
+    size_t ln, rn;
+    uint32_t hl, hr;
+} merge_pend;
+
+/* Resolves one merge "l r" to ids and records its rank; nonzero when skipped
+ * (a part or the result is not in the vocabulary). tmp holds max_len bytes. */
+static int add_merge(tok_vocab *v, const merge_pend *p, int32_t rank, char *tmp) {
+    if (!p->l) return 1;
+    size_t ln = p->ln, rn = p->rn;
+    if (ln + rn > v->max_len) return 1;
+    int32_t l = tok_lookup_h(v, p->l, ln, p->hl), r = tok_lookup_h(v, p->r, rn, p->hr);
+    if (l < 0 || r < 0) return 1;
+    memcpy(tmp, p->l, ln);
+    memcpy(tmp + ln, p->r, rn);
+    int32_t res = tok_lookup(v, tmp, ln + rn);
+    if (res < 0) return 1;
+    uint64_t key = (((uint64_t)(uint32_t)l << 32) | (uint32_t)r) + 1;
+    uint32_t i = hash_u64(key) & v->mmask;
+    while (v->mkeys[i] && v->mkeys[i] != key) i = (i + 1) & v->mmask;
+    if (v->mkeys[i]) return 0; /* duplicate merge: the first (best) rank wins */
+    v->mkeys[i] = key;
+    v->mrank[i] = rank;
+    v->mres[i] = res;
+    return 0;
+}
+
 static int load_merges(tok_vocab *v, const gguf_file *f, hl_err *err) {
     gguf_arr a;
     if (gguf_get_arr(f, "tokenizer.ggml.merges", &a) != 0)
@@ -93,26 +128,32 @@ static int load_merges(tok_vocab *v, const gguf_file *f, hl_err *err) {
         return hl_err_set(err, HL_ENOMEM, "out of memory for %llu merges", (unsigned long long)a.n);
     }
     uint64_t skipped = 0;
-    for (uint64_t m = 0; m < a.n; m++) {
-        gguf_str s = gguf_arr_str(&a, m);
-        /* "left right": the separator is the first space after the first byte,
-         * so a left part that is itself a space still parses */
-        const char *sp = s.len > 1 ? memchr(s.ptr + 1, ' ', s.len - 1) : NULL;
-        if (!sp) { skipped++; continue; }
-        size_t ln = (size_t)(sp - s.ptr), rn = s.len - ln - 1;
-        int32_t l = tok_lookup(v, s.ptr, ln), r = tok_lookup(v, sp + 1, rn);
-        if (l < 0 || r < 0 || ln + rn > v->max_len) { skipped++; continue; }
-        memcpy(tmp, s.ptr, ln);
-        memcpy(tmp + ln, sp + 1, rn);
-        int32_t res = tok_lookup(v, tmp, ln + rn);
-        if (res < 0) { skipped++; continue; }
-        uint64_t key = (((uint64_t)(uint32_t)l << 32) | (uint32_t)r) + 1;
-        uint32_t i = hash_u64(key) & v->mmask;
-        while (v->mkeys[i] && v->mkeys[i] != key) i = (i + 1) & v->mmask;
-        if (v->mkeys[i]) continue; /* duplicate merge: the first (best) rank wins */
-        v->mkeys[i] = key;
-        v->mrank[i] = (int32_t)m;
-        v->mres[i] = res;
+    /* Random probes into a table of a few MB dominate loading, so the parts
+     * of merge m + AHEAD are hashed and their slots prefetched while merge m
+     * is resolved. */
+    enum { AHEAD = 16 };
+    merge_pend q[AHEAD];
+    for (uint64_t m = 0; m < a.n + AHEAD; m++) {
+        if (m >= AHEAD) skipped += add_merge(v, &q[(m - AHEAD) % AHEAD], (int32_t)(m - AHEAD), tmp) != 0;
+        if (m < a.n) {
+            merge_pend *p = &q[m % AHEAD];
+            gguf_str s = gguf_arr_str(&a, m);
+            /* "left right": the separator is the first space after the first
+             * byte, so a left part that is itself a space still parses */
+            const char *sp = s.len > 1 ? memchr(s.ptr + 1, ' ', s.len - 1) : NULL;
+            if (!sp) {
+                p->l = NULL;
+            } else {
+                p->l = s.ptr;
+                p->ln = (size_t)(sp - s.ptr);
+                p->r = sp + 1;
+                p->rn = s.len - p->ln - 1;
+                p->hl = tok_hash(p->l, p->ln);
+                p->hr = tok_hash(p->r, p->rn);
+                __builtin_prefetch(&v->slots[p->hl & v->mask]);
+                __builtin_prefetch(&v->slots[p->hr & v->mask]);
+            }
+        }
     }
     free(tmp);
     if (skipped) hl_debug("tokenizer: %llu merges refer to unknown tokens and were skipped", (unsigned long long)skipped);
@@ -197,8 +238,20 @@ int tok_load(tok_vocab **out, const gguf_file *f, hl_err *err) {
         goto fail;
     }
     size_t pos = 0;
+    enum { AHEAD = 16 };
+    uint32_t hq[AHEAD];
+    for (int32_t i = 0; i < n && i < AHEAD; i++) {
+        gguf_str s = gguf_arr_str(&toks, (uint64_t)i);
+        hq[i] = tok_hash(s.ptr, s.len);
+    }
     for (int32_t i = 0; i < n; i++) {
         gguf_str s = gguf_arr_str(&toks, (uint64_t)i);
+        uint32_t hv = hq[i % AHEAD];
+        if (i + AHEAD < n) { /* hash ahead and prefetch that slot: probes are cache misses */
+            gguf_str t = gguf_arr_str(&toks, (uint64_t)(i + AHEAD));
+            hq[i % AHEAD] = tok_hash(t.ptr, t.len);
+            __builtin_prefetch(&v->slots[hq[i % AHEAD] & v->mask]);
+        }
         memcpy(v->blob + pos, s.ptr, s.len);
         v->blob[pos + s.len] = 0;
         v->off[i] = (uint32_t)pos;
@@ -209,14 +262,15 @@ int tok_load(tok_vocab **out, const gguf_file *f, hl_err *err) {
         int64_t t = have_types ? gguf_arr_int(&types, (uint64_t)i) : TOK_TYPE_NORMAL;
         v->type[i] = (uint8_t)(t >= 1 && t <= 6 ? t : TOK_TYPE_NORMAL);
         /* duplicates: the first id keeps the text (later ones are reachable by id only) */
-        uint32_t h = tok_hash(s.ptr, s.len) & v->mask;
+        uint32_t h = hv & v->mask;
         int dup = 0;
         while (v->slots[h]) {
-            int32_t o = (int32_t)v->slots[h] - 1;
-            if (v->len[o] == s.len && memcmp(v->blob + v->off[o], s.ptr, s.len) == 0) { dup = 1; break; }
+            int32_t o = (int32_t)(uint32_t)v->slots[h] - 1;
+            if ((uint32_t)(v->slots[h] >> 32) == hv && v->len[o] == s.len &&
+                memcmp(v->blob + v->off[o], s.ptr, s.len) == 0) { dup = 1; break; }
             h = (h + 1) & v->mask;
         }
-        if (!dup) v->slots[h] = (uint32_t)i + 1;
+        if (!dup) v->slots[h] = ((uint64_t)hv << 32) | ((uint32_t)i + 1);
     }
 
     /* special ids and flags; SPM vocabularies default to <unk>=0 <s>=1 </s>=2 */
