@@ -1,0 +1,119 @@
+/* Internals of the engine shared by engine.c (thread, submission, handles,
+ * events) and sched.c (the scheduler step). Nothing outside runner/ sees this. */
+#ifndef HL_RUNNER_ENGINE_IMPL_H
+#define HL_RUNNER_ENGINE_IMPL_H
+
+#include "base/buf.h"
+#include "runner/engine.h"
+#include "runner/kvcache.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+/* One queued event; its text lives in the handle's text buffer. */
+typedef struct ev_rec {
+    hl_event_type type;
+    int32_t index, token;
+    size_t text_off, text_len;
+    hl_token_logprobs lp;
+    hl_choice_stats stats;
+    char error[256];
+} ev_rec;
+
+struct hl_handle {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    atomic_int refs;          /* engine + client */
+    atomic_int cancel;
+    void (*notify)(void *);
+    void *notify_ctx;
+    /* guarded by mu */
+    ev_rec *evs;
+    size_t n_evs, cap_evs, rd;
+    hl_buf text;              /* producer side */
+    hl_buf out_text;          /* text of the event last handed to the client */
+    int32_t choices_left;     /* choices not yet DONE */
+    int failed;
+    /* request, owned (engine side only after submit) */
+    int32_t *prompt;
+    size_t n_prompt;
+    hl_sampling_params sampling;
+    hl_logit_bias *bias;
+    char **stops;
+    int32_t n_stops;
+    int32_t num_predict, num_ctx, n_choices;
+    int logprobs;
+    int64_t t_submit;
+    struct hl_handle *next_in; /* inbox link */
+};
+
+typedef enum seq_state { SEQ_WAITING, SEQ_RUNNING, SEQ_DONE } seq_state;
+
+typedef struct seq {
+    hl_handle *h;
+    int32_t index;            /* choice */
+    seq_state state;
+    int32_t *tokens;          /* prompt + generated, [cap] */
+    int32_t n_tokens, cap, n_prompt;
+    int32_t n_computed;       /* tokens whose K/V is in the pool */
+    int32_t *blocks;          /* block table, [cap_blocks] */
+    int32_t n_blocks, cap_blocks;
+    int32_t n_committed;      /* full blocks registered in the prefix cache */
+    uint64_t last_key;        /* key of block n_committed-1 (root key when none) */
+    int32_t max_ctx;          /* prompt + generated cap */
+    int32_t n_gen;
+    int32_t prompt_cached;
+    int forked;               /* children created (choice 0 of n > 1) */
+    hl_sampler *smp;
+    hl_stop_matcher *stop;
+    tok_stream ts;
+    int64_t t_admit, t_first;
+    uint64_t order;           /* admission order: the newest is preempted first */
+    struct seq *next;         /* list link (waiting or running) */
+} seq;
+
+struct hl_engine {
+    const hl_loaded *lm;      /* borrowed */
+    hl_engine_params p;
+    int32_t n_vocab, block_size;
+    hl_pool *pool;
+    hl_kv_cache *kv;
+    hl_kvc kvc;
+    hl_forward_ctx *fctx;
+    float *logits;            /* [max_seqs][n_vocab] */
+    hl_batch_token *btok;     /* [step_tokens] */
+    hl_batch_seq *bseq;       /* [max_seqs] */
+    seq **bseq_owner;         /* [max_seqs] the seq of each batch entry */
+    int32_t *bseq_logit_row;  /* [max_seqs] logits row of the entry, -1 = none */
+    seq **snap;               /* [max_seqs] running sequences at the start of a step */
+    char *piece;              /* detokenization scratch */
+    size_t piece_cap;
+    pthread_t thread;
+    pthread_mutex_t mu;       /* guards inbox, stopping, n_queued */
+    pthread_cond_t cv;
+    hl_handle *inbox_head, *inbox_tail;
+    int stopping;
+    int32_t n_queued;         /* inbox + waiting, for the busy check */
+    /* engine-thread state */
+    seq *waiting;             /* FIFO */
+    seq *running;
+    int32_t n_running;
+    uint64_t next_order;
+    /* metrics, written by the engine thread */
+    _Atomic int32_t m_running, m_blocks_used;
+    _Atomic uint64_t m_prompt_tokens, m_gen_tokens, m_steps, m_preemptions, m_prefix_queries, m_prefix_hits;
+};
+
+/* engine.c: event queue (producer side) */
+void ev_push_token(hl_engine *e, seq *s, int32_t token, const char *text, size_t n, const hl_token_logprobs *lp);
+void ev_push_done(hl_engine *e, seq *s, const char *reason, const char *text, size_t n);
+void ev_push_error(hl_handle *h, const char *msg);
+void handle_unref(hl_handle *h);
+
+/* sched.c */
+void sched_admit(hl_engine *e, hl_handle *h);   /* new request → waiting seq(s) */
+int sched_step(hl_engine *e);                   /* one step; 0 when there was nothing to do */
+void sched_cancel_all(hl_engine *e);
+void seq_free(seq *s);
+
+#endif

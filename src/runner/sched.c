@@ -1,0 +1,396 @@
+/* The scheduler step: admission (with prefix-cache lookup), batch building
+ * (decodes first, then prefill chunks under the token budget), block
+ * allocation with preemption of the newest sequence, the forward pass, and
+ * per-sequence sampling, detokenization, stops and finishing. Runs on the
+ * engine thread only. */
+#include "runner/engine_impl.h"
+#include "base/clock.h"
+#include "base/log.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- sequences ---- */
+
+void seq_free(seq *s) {
+    if (!s) return;
+    hl_sampler_free(s->smp);
+    hl_stop_free(s->stop);
+    free(s->tokens);
+    free(s->blocks);
+    free(s);
+}
+
+static seq *seq_new(hl_engine *e, hl_handle *h, int32_t index, const int32_t *tokens, int32_t n_tokens,
+                    int32_t n_prompt) {
+    seq *s = calloc(1, sizeof *s);
+    if (!s) return NULL;
+    s->h = h;
+    s->index = index;
+    s->max_ctx = h->num_ctx;
+    s->cap = h->num_ctx;
+    s->n_prompt = n_prompt;
+    s->cap_blocks = (s->cap + e->block_size - 1) / e->block_size;
+    s->tokens = malloc((size_t)s->cap * sizeof *s->tokens);
+    s->blocks = malloc((size_t)s->cap_blocks * sizeof *s->blocks);
+    if (!s->tokens || !s->blocks || hl_stop_new(&s->stop, (const char *const *)h->stops, NULL, h->n_stops, NULL)) {
+        seq_free(s);
+        return NULL;
+    }
+    memcpy(s->tokens, tokens, (size_t)n_tokens * sizeof *tokens);
+    s->n_tokens = n_tokens;
+    s->last_key = HL_KVC_ROOT_KEY;
+    tok_stream_init(&s->ts, e->lm->tok, 0);
+    return s;
+}
+
+static void list_remove(seq **head, seq *s) {
+    for (seq **p = head; *p; p = &(*p)->next)
+        if (*p == s) {
+            *p = s->next;
+            s->next = NULL;
+            return;
+        }
+}
+
+static void list_append(seq **head, seq *s) {
+    seq **p = head;
+    while (*p) p = &(*p)->next;
+    s->next = NULL;
+    *p = s;
+}
+
+static void list_push_front(seq **head, seq *s) {
+    s->next = *head;
+    *head = s;
+}
+
+static void queued_done(hl_engine *e) {
+    pthread_mutex_lock(&e->mu);
+    e->n_queued--;
+    pthread_mutex_unlock(&e->mu);
+}
+
+void sched_admit(hl_engine *e, hl_handle *h) {
+    seq *s = seq_new(e, h, 0, h->prompt, (int32_t)h->n_prompt, (int32_t)h->n_prompt);
+    if (s && hl_sampler_new(&s->smp, &h->sampling, e->n_vocab, NULL)) {
+        seq_free(s);
+        s = NULL;
+    }
+    if (!s) {
+        queued_done(e);
+        ev_push_error(h, "out of memory admitting the request");
+        handle_unref(h);
+        return;
+    }
+    for (int32_t i = 0; i < s->n_tokens; i++) hl_sampler_accept(s->smp, s->tokens[i]);
+    s->state = SEQ_WAITING;
+    list_append(&e->waiting, s);
+}
+
+/* ---- blocks ---- */
+
+/* Registers the sequence's newly full blocks in the prefix cache. */
+static void commit_full_blocks(hl_engine *e, seq *s) {
+    if (!e->p.prefix_cache) return;
+    while ((s->n_committed + 1) * e->block_size <= s->n_computed) {
+        s->last_key = hl_kvc_commit(&e->kvc, s->blocks[s->n_committed], s->last_key,
+                                    s->tokens + (size_t)s->n_committed * (size_t)e->block_size);
+        s->n_committed++;
+    }
+}
+
+static void release_blocks(hl_engine *e, seq *s) {
+    commit_full_blocks(e, s);
+    for (int32_t i = 0; i < s->n_blocks; i++) hl_kvc_release(&e->kvc, s->blocks[i]);
+    s->n_blocks = 0;
+    s->n_computed = 0;
+    s->n_committed = 0;
+    s->last_key = HL_KVC_ROOT_KEY;
+}
+
+/* Reuses cached blocks for the start of the sequence: only blocks lying
+ * entirely before the last token, so at least that token is evaluated. */
+static void lookup_prefix(hl_engine *e, seq *s) {
+    if (!e->p.prefix_cache || s->n_blocks > 0) return;
+    uint64_t q0 = e->kvc.stats.queries, h0 = e->kvc.stats.hits;
+    int32_t full = (s->n_tokens - 1) / e->block_size;
+    for (int32_t i = 0; i < full; i++) {
+        const int32_t *t = s->tokens + (size_t)i * (size_t)e->block_size;
+        int32_t b = hl_kvc_lookup(&e->kvc, s->last_key, t);
+        if (b < 0) break;
+        s->blocks[s->n_blocks++] = b;
+        s->last_key = hl_kvc_key(s->last_key, t, e->block_size);
+        s->n_committed++;
+    }
+    s->n_computed = s->n_blocks * e->block_size;
+    atomic_fetch_add(&e->m_prefix_queries, e->kvc.stats.queries - q0);
+    atomic_fetch_add(&e->m_prefix_hits, e->kvc.stats.hits - h0);
+}
+
+/* ---- finishing ---- */
+
+static void finish(hl_engine *e, seq *s, const char *reason) {
+    /* release what the detokenizer and the stop matcher still hold */
+    const char *emit = NULL;
+    size_t n_emit = 0;
+    hl_buf rest = {0};
+    if (hl_stop_matched(s->stop) < 0) {
+        int n = tok_stream_flush(&s->ts, e->piece, e->piece_cap);
+        if (n > 0 && hl_stop_push(s->stop, e->piece, (size_t)n, &emit, &n_emit) >= 0) hl_buf_append(&rest, emit, n_emit);
+        if (hl_stop_matched(s->stop) < 0) {
+            hl_stop_flush(s->stop, &emit, &n_emit);
+            hl_buf_append(&rest, emit, n_emit);
+        }
+    }
+    release_blocks(e, s);
+    if (s->state == SEQ_RUNNING) {
+        list_remove(&e->running, s);
+        e->n_running--;
+    } else if (s->state == SEQ_WAITING) {
+        list_remove(&e->waiting, s);
+        if (s->index == 0 && !s->t_admit) queued_done(e);
+    }
+    s->state = SEQ_DONE;
+    hl_handle *h = s->h;
+    ev_push_done(e, s, reason, rest.data ? rest.data : "", rest.len);
+    hl_buf_free(&rest);
+    /* choices never forked (cancelled or failed before the prompt was done) */
+    if (s->index == 0 && h->n_choices > 1 && !s->forked) {
+        for (int32_t i = 1; i < h->n_choices; i++) {
+            seq ghost = *s;
+            ghost.index = i;
+            ghost.n_gen = 0;
+            ev_push_done(e, &ghost, reason, "", 0);
+        }
+    }
+    pthread_mutex_lock(&h->mu);
+    int last = h->choices_left == 0;
+    pthread_mutex_unlock(&h->mu);
+    seq_free(s);
+    if (last) handle_unref(h);
+}
+
+void sched_cancel_all(hl_engine *e) {
+    while (e->running) finish(e, e->running, "cancel");
+    while (e->waiting) finish(e, e->waiting, "cancel");
+}
+
+/* ---- forks (n > 1) ---- */
+
+/* Children share the parent's full blocks and recompute the partial last
+ * block (fewer than block_size tokens), so no block is ever written by two
+ * sequences. They wait at the head of the queue. */
+static void fork_children(hl_engine *e, seq *s) {
+    hl_handle *h = s->h;
+    s->forked = 1;
+    int32_t full = s->n_computed / e->block_size;
+    for (int32_t i = h->n_choices - 1; i >= 1; i--) {
+        seq *c = seq_new(e, h, i, s->tokens, s->n_tokens, s->n_prompt);
+        if (c && hl_sampler_clone(s->smp, (uint64_t)i, &c->smp, NULL)) {
+            seq_free(c);
+            c = NULL;
+        }
+        if (!c) {
+            seq ghost = *s;
+            ghost.index = i;
+            ev_push_done(e, &ghost, "cancel", "", 0);
+            continue;
+        }
+        for (int32_t b = 0; b < full; b++) {
+            hl_kvc_retain(&e->kvc, s->blocks[b]);
+            c->blocks[c->n_blocks++] = s->blocks[b];
+        }
+        c->n_computed = full * e->block_size;
+        c->n_committed = s->n_committed < full ? s->n_committed : full;
+        c->last_key = HL_KVC_ROOT_KEY;
+        for (int32_t b = 0; b < c->n_committed; b++)
+            c->last_key = hl_kvc_key(c->last_key, c->tokens + (size_t)b * (size_t)e->block_size, e->block_size);
+        c->prompt_cached = s->prompt_cached;
+        c->t_admit = s->t_admit;
+        c->state = SEQ_WAITING;
+        list_push_front(&e->waiting, c);
+    }
+}
+
+/* ---- sampling one row ---- */
+
+static void sample_row(hl_engine *e, seq *s, const float *logits) {
+    hl_handle *h = s->h;
+    if (s->index == 0 && h->n_choices > 1 && !s->forked) fork_children(e, s);
+    hl_token_logprobs lp;
+    int32_t tok = hl_sampler_sample(s->smp, logits, h->logprobs ? &lp : NULL);
+    if (!s->t_first) s->t_first = hl_now_ns();
+    if (tok_is_eog(e->lm->tok, tok)) {
+        finish(e, s, "stop");
+        return;
+    }
+    hl_sampler_accept(s->smp, tok);
+    s->tokens[s->n_tokens++] = tok;
+    s->n_gen++;
+    atomic_fetch_add(&e->m_gen_tokens, 1);
+    const char *emit = NULL;
+    size_t n_emit = 0;
+    int stopped = 0;
+    int n = tok_stream_push(&s->ts, tok, e->piece, e->piece_cap);
+    if (n > 0) stopped = hl_stop_push(s->stop, e->piece, (size_t)n, &emit, &n_emit) == 1;
+    ev_push_token(e, s, tok, emit ? emit : "", n_emit, h->logprobs ? &lp : NULL);
+    if (stopped) finish(e, s, "stop");
+    else if (h->num_predict >= 0 && s->n_gen >= h->num_predict) finish(e, s, "length");
+    else if (s->n_tokens >= s->max_ctx) finish(e, s, "length");
+}
+
+/* ---- the step ---- */
+
+static void preempt(hl_engine *e, seq *v) {
+    release_blocks(e, v);
+    list_remove(&e->running, v);
+    e->n_running--;
+    v->state = SEQ_WAITING;
+    list_push_front(&e->waiting, v);
+    atomic_fetch_add(&e->m_preemptions, 1);
+    hl_debug("engine: preempted a sequence of %d tokens (KV pool full)", v->n_tokens);
+}
+
+static int in_batch(hl_engine *e, int32_t n_bseq, const seq *s) {
+    for (int32_t i = 0; i < n_bseq; i++)
+        if (e->bseq_owner[i] == s) return 1;
+    return 0;
+}
+
+/* Newest running sequence not already in this step's batch, other than s. */
+static seq *pick_victim(hl_engine *e, int32_t n_bseq, const seq *s) {
+    seq *v = NULL;
+    for (seq *r = e->running; r; r = r->next)
+        if (r != s && !in_batch(e, n_bseq, r) && (!v || r->order > v->order)) v = r;
+    return v;
+}
+
+/* Grows s's block table to cover `end` positions. Returns the number of
+ * positions covered (may be less than end when the pool is full). */
+static int32_t grow_blocks(hl_engine *e, seq *s, int32_t end, int may_preempt, int32_t n_bseq) {
+    while (s->n_blocks * e->block_size < end) {
+        int32_t b = hl_kvc_alloc(&e->kvc);
+        if (b < 0) {
+            seq *v = may_preempt ? pick_victim(e, n_bseq, s) : NULL;
+            if (!v) break;
+            preempt(e, v);
+            continue;
+        }
+        s->blocks[s->n_blocks++] = b;
+    }
+    int32_t covered = s->n_blocks * e->block_size;
+    return covered < end ? covered : end;
+}
+
+static void admit_waiting(hl_engine *e) {
+    while (e->waiting && e->n_running < e->p.max_seqs) {
+        seq *s = e->waiting;
+        if (s->n_blocks == 0) lookup_prefix(e, s);
+        int32_t pending = s->n_tokens - s->n_computed;
+        int32_t first = pending < e->p.step_tokens ? pending : e->p.step_tokens;
+        int32_t need = (s->n_computed + first + e->block_size - 1) / e->block_size - s->n_blocks;
+        /* do not admit into a pool that cannot take its first chunk while others run */
+        if (need > e->kvc.n_free && e->n_running > 0) break;
+        e->waiting = s->next;
+        s->next = NULL;
+        if (!s->t_admit) {
+            s->t_admit = hl_now_ns();
+            if (s->index == 0) {
+                s->prompt_cached = s->n_computed;
+                queued_done(e);
+            }
+        }
+        s->state = SEQ_RUNNING;
+        s->order = ++e->next_order;
+        list_append(&e->running, s);
+        e->n_running++;
+    }
+}
+
+int sched_step(hl_engine *e) {
+    /* cancellations take effect within one step */
+    for (seq *s = e->running, *next; s; s = next) {
+        next = s->next;
+        if (atomic_load(&s->h->cancel)) finish(e, s, "cancel");
+    }
+    for (seq *s = e->waiting, *next; s; s = next) {
+        next = s->next;
+        if (atomic_load(&s->h->cancel)) finish(e, s, "cancel");
+    }
+    admit_waiting(e);
+    if (!e->running) return 0;
+
+    /* a snapshot, since preemption moves sequences between lists */
+    int32_t n_snap = 0;
+    for (seq *s = e->running; s && n_snap < e->p.max_seqs; s = s->next) e->snap[n_snap++] = s;
+    int32_t n_tok = 0, n_bseq = 0, n_rows = 0, budget = e->p.step_tokens;
+    for (int pass = 0; pass < 2; pass++) {
+        for (int32_t k = 0; k < n_snap && budget > 0; k++) {
+            seq *s = e->snap[k];
+            if (s->state != SEQ_RUNNING || in_batch(e, n_bseq, s)) continue;
+            int32_t pending = s->n_tokens - s->n_computed;
+            int is_decode = pending == 1;
+            if ((pass == 0) != is_decode) continue;
+            int32_t chunk = pending < budget ? pending : budget;
+            int32_t end = grow_blocks(e, s, s->n_computed + chunk, is_decode, n_bseq);
+            chunk = end - s->n_computed;
+            if (chunk <= 0) {
+                if (is_decode) preempt(e, s); /* nobody else left to preempt */
+                continue;
+            }
+            int wants = s->n_computed + chunk == s->n_tokens;
+            for (int32_t i = 0; i < chunk; i++) {
+                e->btok[n_tok + i] = (hl_batch_token){.token = s->tokens[s->n_computed + i], .pos = s->n_computed + i,
+                                                      .seq = n_bseq, .logits = wants && i == chunk - 1};
+            }
+            e->bseq[n_bseq] = (hl_batch_seq){.blocks = s->blocks, .n_blocks = s->n_blocks};
+            e->bseq_owner[n_bseq] = s;
+            e->bseq_logit_row[n_bseq] = wants ? n_rows++ : -1;
+            n_bseq++;
+            n_tok += chunk;
+            budget -= chunk;
+            if (!is_decode) atomic_fetch_add(&e->m_prompt_tokens, (uint64_t)chunk);
+        }
+    }
+    if (n_tok == 0) {
+        /* every running prefill is stuck on a full pool: make room */
+        seq *v = pick_victim(e, 0, NULL);
+        if (v && e->n_running > 1) preempt(e, v);
+        else if (v) {
+            ev_push_error(v->h, "the KV pool is too small for this request");
+            finish(e, v, "cancel");
+        }
+        return 1;
+    }
+    hl_batch batch = {.tokens = e->btok, .n_tokens = n_tok, .seqs = e->bseq, .n_seqs = n_bseq};
+    hl_err err = {0};
+    int rc = hl_model_forward(e->lm->model, e->fctx, e->pool, e->kv, &batch, e->logits, &err);
+    atomic_fetch_add(&e->m_steps, 1);
+    if (rc) {
+        hl_error("engine: forward pass failed: %s", err.msg);
+        for (int32_t i = 0; i < n_bseq; i++) {
+            seq *s = e->bseq_owner[i];
+            ev_push_error(s->h, err.msg);
+            finish(e, s, "cancel");
+        }
+        return 1;
+    }
+    /* advance every sequence, then sample (sampling may finish and free them) */
+    int32_t pos = 0;
+    for (int32_t i = 0; i < n_bseq; i++) {
+        seq *s = e->bseq_owner[i];
+        int32_t chunk = 0;
+        while (pos + chunk < n_tok && e->btok[pos + chunk].seq == i) chunk++;
+        pos += chunk;
+        s->n_computed += chunk;
+        commit_full_blocks(e, s);
+    }
+    for (int32_t i = 0; i < n_bseq; i++) {
+        if (e->bseq_logit_row[i] < 0) continue;
+        sample_row(e, e->bseq_owner[i], e->logits + (size_t)e->bseq_logit_row[i] * (size_t)e->n_vocab);
+    }
+    atomic_store(&e->m_running, e->n_running);
+    atomic_store(&e->m_blocks_used, hl_kvc_n_used(&e->kvc));
+    return 1;
+}

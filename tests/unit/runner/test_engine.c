@@ -1,0 +1,349 @@
+/* Tests for the continuous-batching engine on the real stories260K model:
+ * outputs under concurrency equal the same request run alone (batch
+ * invariance), prefix-cache hits, preemption under a tiny KV pool losing
+ * nothing, cancellation releasing blocks, forks (n > 1), the queue limit, stop
+ * strings, and agreement with llama.cpp's greedy reference ids. */
+#include "harness.h"
+
+#include "runner/engine.h"
+
+#include <stdlib.h>
+
+/* BOS + "Once upon a time", and llama.cpp's 40 greedy ids after it
+ * (../shared/models/stories260K-llamacpp-reference.txt). */
+static const int32_t ONCE[] = {1, 403, 407, 261, 378};
+static const int32_t ONCE_GREEDY[40] = {432, 383, 286, 261, 376, 298, 315, 421, 395, 317, 426, 338, 401, 396,
+                                         267, 337, 410, 408, 419, 292, 411, 322, 265, 282, 295, 433, 426, 385,
+                                         328, 432, 358, 394, 261, 370, 432, 352, 266, 268, 388, 426};
+
+typedef struct outcome {
+    int32_t tokens[4][512];
+    int32_t n[4];
+    char text[4][4096];
+    size_t n_text[4];
+    hl_choice_stats stats[4];
+    int done[4];
+    int error;
+} outcome;
+
+static hl_loaded *load(void) {
+    hl_loaded *lm = NULL;
+    hl_err err = {0};
+    if (hl_loaded_open(&lm, hl_test_shared("models/stories260K.gguf"), &err) != 0) {
+        hl_test_fail(__FILE__, __LINE__, "load: %s", err.msg);
+        return NULL;
+    }
+    return lm;
+}
+
+static hl_request greedy_req(const int32_t *prompt, size_t n, int32_t num_predict) {
+    hl_request r = {0};
+    r.prompt = prompt;
+    r.n_prompt = n;
+    r.sampling = hl_sampling_default_params();
+    r.sampling.temperature = 0;
+    r.sampling.repeat_penalty = 1;
+    r.num_predict = num_predict;
+    r.n_choices = 1;
+    return r;
+}
+
+static void collect(hl_handle *h, outcome *o) {
+    hl_event ev;
+    while (hl_handle_wait(h, &ev, 60000)) {
+        if (ev.type == HL_EVENT_ERROR) {
+            o->error = 1;
+            continue;
+        }
+        int i = ev.index;
+        if (i < 0 || i >= 4) continue;
+        if (ev.type == HL_EVENT_TOKEN && o->n[i] < 512) o->tokens[i][o->n[i]++] = ev.token;
+        if (o->n_text[i] + ev.n_text < sizeof o->text[i]) {
+            memcpy(o->text[i] + o->n_text[i], ev.text, ev.n_text);
+            o->n_text[i] += ev.n_text;
+        }
+        if (ev.type == HL_EVENT_DONE) {
+            o->stats[i] = ev.stats;
+            o->done[i] = 1;
+        }
+    }
+}
+
+static int run_one(hl_engine *e, const hl_request *r, outcome *o) {
+    hl_handle *h;
+    hl_err err = {0};
+    memset(o, 0, sizeof *o);
+    if (hl_engine_submit(e, r, NULL, NULL, &h, &err) != 0) return err.code ? err.code : -1;
+    collect(h, o);
+    hl_handle_release(h);
+    return 0;
+}
+
+TEST(engine_matches_llamacpp_greedy) {
+    hl_loaded *lm = load();
+    if (!lm) return;
+    hl_engine *e;
+    hl_engine_params p = hl_engine_default_params();
+    p.n_threads = 2;
+    CHECK_EQ(hl_engine_new(&e, lm, &p, NULL), 0);
+    outcome *o = calloc(1, sizeof *o);
+    hl_request r = greedy_req(ONCE, 5, 40);
+    CHECK_EQ(run_one(e, &r, o), 0);
+    CHECK_EQ(o->n[0], 40);
+    for (int i = 0; i < 40 && i < o->n[0]; i++) CHECK_EQ(o->tokens[0][i], ONCE_GREEDY[i]);
+    CHECK_STREQ(o->stats[0].done_reason, "length");
+    CHECK_EQ(o->stats[0].gen_tokens, 40);
+    CHECK(strncmp(o->text[0], ", there was a little girl named Lily.", 37) == 0);
+    free(o);
+    hl_engine_free(e);
+    hl_loaded_free(lm);
+}
+
+/* 12 different prompts at once, then each alone: identical tokens. */
+TEST(engine_concurrent_equals_alone) {
+    hl_loaded *lm = load();
+    if (!lm) return;
+    hl_engine *e;
+    hl_engine_params p = hl_engine_default_params();
+    p.n_threads = 2;
+    p.step_tokens = 64; /* force chunked prefill beside decodes */
+    CHECK_EQ(hl_engine_new(&e, lm, &p, NULL), 0);
+    enum { N = 12 };
+    int32_t prompts[N][40];
+    size_t lens[N];
+    for (int i = 0; i < N; i++) {
+        lens[i] = 5 + (size_t)(i * 3 % 31);
+        prompts[i][0] = 1;
+        for (size_t k = 1; k < lens[i]; k++) prompts[i][k] = 260 + (int32_t)((i * 37 + (int)k * 11) % 240);
+    }
+    outcome *alone = calloc(N, sizeof *alone), *together = calloc(N, sizeof *together);
+    hl_handle *hs[N];
+    for (int i = 0; i < N; i++) {
+        hl_request r = greedy_req(prompts[i], lens[i], 48);
+        CHECK_EQ(hl_engine_submit(e, &r, NULL, NULL, &hs[i], NULL), 0);
+    }
+    for (int i = 0; i < N; i++) {
+        collect(hs[i], &together[i]);
+        hl_handle_release(hs[i]);
+    }
+    for (int i = 0; i < N; i++) {
+        hl_request r = greedy_req(prompts[i], lens[i], 48);
+        CHECK_EQ(run_one(e, &r, &alone[i]), 0);
+        CHECK_EQ(together[i].n[0], alone[i].n[0]);
+        CHECK(memcmp(together[i].tokens[0], alone[i].tokens[0], sizeof(int32_t) * (size_t)alone[i].n[0]) == 0);
+    }
+    hl_engine_metrics m;
+    hl_engine_get_metrics(e, &m);
+    CHECK_EQ(m.running, 0);
+    CHECK_EQ(m.queued, 0);
+    free(alone);
+    free(together);
+    hl_engine_free(e);
+    hl_loaded_free(lm);
+}
+
+TEST(engine_prefix_cache_hit) {
+    hl_loaded *lm = load();
+    if (!lm) return;
+    hl_engine *e;
+    hl_engine_params p = hl_engine_default_params();
+    p.n_threads = 2;
+    CHECK_EQ(hl_engine_new(&e, lm, &p, NULL), 0);
+    int32_t prompt[70];
+    prompt[0] = 1;
+    for (int k = 1; k < 70; k++) prompt[k] = 300 + k;
+    outcome *a = calloc(1, sizeof *a), *b = calloc(1, sizeof *b);
+    hl_request r = greedy_req(prompt, 70, 20);
+    CHECK_EQ(run_one(e, &r, a), 0);
+    CHECK_EQ(a->stats[0].prompt_cached, 0);
+    CHECK_EQ(run_one(e, &r, b), 0);
+    CHECK_EQ(b->stats[0].prompt_cached, 64); /* 4 full blocks of 16 before the last token */
+    CHECK(memcmp(a->tokens[0], b->tokens[0], sizeof(int32_t) * 20) == 0);
+    hl_engine_metrics m;
+    hl_engine_get_metrics(e, &m);
+    CHECK(m.prefix_hits >= 4);
+    free(a);
+    free(b);
+    hl_engine_free(e);
+    hl_loaded_free(lm);
+}
+
+TEST(engine_preemption_loses_nothing) {
+    hl_loaded *lm = load();
+    if (!lm) return;
+    hl_engine *e, *big;
+    hl_engine_params p = hl_engine_default_params();
+    p.n_threads = 2;
+    p.n_blocks = 10; /* 160 token slots for 4 sequences of ~90 tokens */
+    CHECK_EQ(hl_engine_new(&e, lm, &p, NULL), 0);
+    hl_engine_params pb = hl_engine_default_params();
+    pb.n_threads = 2;
+    CHECK_EQ(hl_engine_new(&big, lm, &pb, NULL), 0);
+    enum { N = 4 };
+    int32_t prompts[N][12];
+    hl_handle *hs[N];
+    outcome *tiny = calloc(N, sizeof *tiny), *ref = calloc(N, sizeof *ref);
+    for (int i = 0; i < N; i++) {
+        prompts[i][0] = 1;
+        for (int k = 1; k < 12; k++) prompts[i][k] = 270 + i * 20 + k;
+        hl_request r = greedy_req(prompts[i], 12, 80);
+        CHECK_EQ(hl_engine_submit(e, &r, NULL, NULL, &hs[i], NULL), 0);
+    }
+    for (int i = 0; i < N; i++) {
+        collect(hs[i], &tiny[i]);
+        hl_handle_release(hs[i]);
+        hl_request r = greedy_req(prompts[i], 12, 80);
+        CHECK_EQ(run_one(big, &r, &ref[i]), 0);
+        CHECK_EQ(tiny[i].n[0], ref[i].n[0]);
+        CHECK(memcmp(tiny[i].tokens[0], ref[i].tokens[0], sizeof(int32_t) * (size_t)ref[i].n[0]) == 0);
+        CHECK_STREQ(tiny[i].text[0], ref[i].text[0]);
+    }
+    hl_engine_metrics m;
+    hl_engine_get_metrics(e, &m);
+    CHECK(m.preemptions > 0);
+    CHECK_EQ(m.running, 0);
+    free(tiny);
+    free(ref);
+    hl_engine_free(e);
+    hl_engine_free(big);
+    hl_loaded_free(lm);
+}
+
+TEST(engine_cancel_releases_blocks) {
+    hl_loaded *lm = load();
+    if (!lm) return;
+    hl_engine *e;
+    hl_engine_params p = hl_engine_default_params();
+    p.n_threads = 2;
+    p.prefix_cache = 0;
+    CHECK_EQ(hl_engine_new(&e, lm, &p, NULL), 0);
+    hl_request r = greedy_req(ONCE, 5, -1);
+    hl_handle *h;
+    CHECK_EQ(hl_engine_submit(e, &r, NULL, NULL, &h, NULL), 0);
+    hl_event ev;
+    int tokens = 0;
+    while (tokens < 5 && hl_handle_wait(h, &ev, 60000))
+        if (ev.type == HL_EVENT_TOKEN) tokens++;
+    hl_handle_cancel(h);
+    const char *reason = NULL;
+    while (hl_handle_wait(h, &ev, 60000))
+        if (ev.type == HL_EVENT_DONE) reason = ev.stats.done_reason;
+    CHECK_STREQ(reason, "cancel");
+    hl_handle_release(h);
+    hl_engine_metrics m;
+    hl_engine_get_metrics(e, &m);
+    CHECK_EQ(m.blocks_used, 0);
+    CHECK_EQ(m.running, 0);
+    hl_engine_free(e);
+    hl_loaded_free(lm);
+}
+
+TEST(engine_forks_share_prompt) {
+    hl_loaded *lm = load();
+    if (!lm) return;
+    hl_engine *e;
+    hl_engine_params p = hl_engine_default_params();
+    p.n_threads = 2;
+    CHECK_EQ(hl_engine_new(&e, lm, &p, NULL), 0);
+    outcome *o = calloc(1, sizeof *o), *o2 = calloc(1, sizeof *o2);
+    /* greedy: every choice is the reference continuation */
+    hl_request r = greedy_req(ONCE, 5, 30);
+    r.n_choices = 3;
+    CHECK_EQ(run_one(e, &r, o), 0);
+    for (int c = 0; c < 3; c++) {
+        CHECK(o->done[c]);
+        CHECK_EQ(o->n[c], 30);
+        CHECK(memcmp(o->tokens[c], ONCE_GREEDY, sizeof(int32_t) * 30) == 0);
+    }
+    /* sampled with a seed: choices differ from each other, and replay exactly */
+    r.sampling.temperature = 1.0f;
+    r.sampling.top_k = 0;
+    r.sampling.top_p = 1.0f;
+    r.sampling.has_seed = 1;
+    r.sampling.seed = 1234;
+    memset(o, 0, sizeof *o);
+    CHECK_EQ(run_one(e, &r, o), 0);
+    CHECK_EQ(run_one(e, &r, o2), 0);
+    int differ = 0;
+    for (int c = 0; c < 3; c++) {
+        CHECK_EQ(o->n[c], o2->n[c]);
+        CHECK(memcmp(o->tokens[c], o2->tokens[c], sizeof(int32_t) * (size_t)o->n[c]) == 0);
+        if (c && (o->n[c] != o->n[0] || memcmp(o->tokens[c], o->tokens[0], sizeof(int32_t) * (size_t)o->n[0]))) differ++;
+    }
+    CHECK(differ >= 1);
+    free(o);
+    free(o2);
+    hl_engine_free(e);
+    hl_loaded_free(lm);
+}
+
+TEST(engine_queue_limit_says_busy) {
+    hl_loaded *lm = load();
+    if (!lm) return;
+    hl_engine *e;
+    hl_engine_params p = hl_engine_default_params();
+    p.n_threads = 1;
+    p.max_seqs = 1;
+    p.max_queue = 2;
+    CHECK_EQ(hl_engine_new(&e, lm, &p, NULL), 0);
+    hl_handle *hs[8] = {0};
+    int busy = 0, ok = 0;
+    for (int i = 0; i < 8; i++) {
+        hl_request r = greedy_req(ONCE, 5, 200);
+        hl_err err = {0};
+        int rc = hl_engine_submit(e, &r, NULL, NULL, &hs[i], &err);
+        if (rc == HL_EBUSY) busy++;
+        else if (rc == 0) ok++;
+    }
+    CHECK(busy >= 1);
+    CHECK(ok >= 2);
+    for (int i = 0; i < 8; i++) hl_handle_release(hs[i]);
+    hl_engine_free(e);
+    hl_loaded_free(lm);
+}
+
+TEST(engine_stop_string_never_streamed) {
+    hl_loaded *lm = load();
+    if (!lm) return;
+    hl_engine *e;
+    hl_engine_params p = hl_engine_default_params();
+    p.n_threads = 2;
+    CHECK_EQ(hl_engine_new(&e, lm, &p, NULL), 0);
+    hl_request r = greedy_req(ONCE, 5, 40);
+    const char *stops[] = {"Lily"};
+    r.stops = stops;
+    r.n_stops = 1;
+    outcome *o = calloc(1, sizeof *o);
+    CHECK_EQ(run_one(e, &r, o), 0);
+    o->text[0][o->n_text[0]] = 0;
+    CHECK_STREQ(o->text[0], ", there was a little girl named ");
+    CHECK_STREQ(o->stats[0].done_reason, "stop");
+    free(o);
+    hl_engine_free(e);
+    hl_loaded_free(lm);
+}
+
+TEST(engine_rejects_bad_requests) {
+    hl_loaded *lm = load();
+    if (!lm) return;
+    hl_engine *e;
+    hl_engine_params p = hl_engine_default_params();
+    p.n_threads = 1;
+    p.max_ctx = 64;
+    CHECK_EQ(hl_engine_new(&e, lm, &p, NULL), 0);
+    hl_handle *h = NULL;
+    hl_err err = {0};
+    int32_t big[100];
+    for (int i = 0; i < 100; i++) big[i] = 300;
+    hl_request r = greedy_req(big, 100, 10);
+    CHECK_EQ(hl_engine_submit(e, &r, NULL, NULL, &h, &err), HL_ERANGE);
+    CHECK(strstr(err.msg, "context") != NULL);
+    int32_t badtok[2] = {1, 99999};
+    r = greedy_req(badtok, 2, 10);
+    CHECK_EQ(hl_engine_submit(e, &r, NULL, NULL, &h, &err), HL_EINVAL);
+    r = greedy_req(ONCE, 0, 10);
+    CHECK_EQ(hl_engine_submit(e, &r, NULL, NULL, &h, &err), HL_EINVAL);
+    CHECK(h == NULL);
+    hl_engine_free(e);
+    hl_loaded_free(lm);
+}
