@@ -130,6 +130,13 @@ static void lookup_prefix(hl_engine *e, seq *s) {
 
 /* ---- finishing ---- */
 
+/* Gauges for /metrics; published before DONE events so a client that has seen
+ * its request finish also sees the engine's state after it. */
+static void publish_gauges(hl_engine *e) {
+    atomic_store(&e->m_running, e->n_running);
+    atomic_store(&e->m_blocks_used, hl_kvc_n_used(&e->kvc));
+}
+
 static void finish(hl_engine *e, seq *s, const char *reason) {
     /* release what the detokenizer and the stop matcher still hold */
     const char *emit = NULL;
@@ -152,6 +159,7 @@ static void finish(hl_engine *e, seq *s, const char *reason) {
         if (s->index == 0 && !s->t_admit) queued_done(e);
     }
     s->state = SEQ_DONE;
+    publish_gauges(e);
     hl_handle *h = s->h;
     ev_push_done(e, s, reason, rest.data ? rest.data : "", rest.len);
     hl_buf_free(&rest);
@@ -390,7 +398,6 @@ int sched_step(hl_engine *e) {
         if (e->bseq_logit_row[i] < 0) continue;
         sample_row(e, e->bseq_owner[i], e->logits + (size_t)e->bseq_logit_row[i] * (size_t)e->n_vocab);
     }
-    atomic_store(&e->m_running, e->n_running);
-    atomic_store(&e->m_blocks_used, hl_kvc_n_used(&e->kvc));
+    publish_gauges(e);
     return 1;
 }
