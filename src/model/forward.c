@@ -150,6 +150,16 @@ static void mm_slice(hl_forward_ctx *c, const act_group *g, int i, float *out, i
     hl_matmul_slice(w->type, w->data, w->ne1, w->ne0, c->xq[g->slot[i]], m, out, ldo, ith, nth);
 }
 
+/* Rows [j0, j1) of matmul i of the group for all m activation rows, on the
+ * calling thread: lets a stage split work at head granularity itself. */
+static void mm_rows(hl_forward_ctx *c, const act_group *g, int i, int64_t j0, int64_t j1, float *out, int64_t ldo,
+                    int64_t m) {
+    const hl_wt *w = g->w[i];
+    if (j1 <= j0) return;
+    hl_matmul_slice(w->type, (const char *)w->data + (size_t)j0 * w->row_bytes, j1 - j0, w->ne0, c->xq[g->slot[i]], m,
+                    out + j0, ldo, 0, 1);
+}
+
 /* Rotates the first n_rot dims of one head by the token's angles (cs holds
  * cos, sin pairs). NORM rotates adjacent pairs, NEOX the two halves. */
 static void rope_head(float *x, const float *cs, int32_t n_rot, hl_rope_style style) {
@@ -174,7 +184,7 @@ static void rope_head(float *x, const float *cs, int32_t n_rot, hl_rope_style st
 /* Causal attention of one query head of one token over its sequence's cached
  * positions 0..pos: online softmax in fixed chunks of positions (the chunking
  * depends only on positions, so the result is batch-independent). */
-static void attend(float *out, const float *qh, const hl_f16 *kl, const hl_f16 *vl, const hl_batch_seq *seq,
+static void attend(const hl_vec_ops *vo, float *out, const float *qh, const hl_f16 *kl, const hl_f16 *vl, const hl_batch_seq *seq,
                    int32_t pos, int32_t bs, int32_t n_kv, int32_t kvh, int32_t hdk, int32_t hdv, float scale,
                    float *scores) {
     memset(out, 0, (size_t)hdv * sizeof(float));
@@ -185,13 +195,13 @@ static void attend(float *out, const float *qh, const hl_f16 *kl, const hl_f16 *
         float cmax = -INFINITY;
         for (int32_t p = c0; p < c1; p++) {
             size_t slot = (size_t)seq->blocks[p / bs] * bs + (size_t)(p % bs);
-            float s = hl_vec_dot_f16(kl + slot * kstride + (size_t)kvh * hdk, qh, hdk) * scale;
+            float s = vo->dot_f16(kl + slot * kstride + (size_t)kvh * hdk, qh, hdk) * scale;
             scores[p - c0] = s;
             if (s > cmax) cmax = s;
         }
         if (cmax > mx) {
             float corr = expf(mx - cmax); /* 0 on the first chunk */
-            if (c0 > 0) hl_vec_scale(out, corr, hdv);
+            if (c0 > 0) vo->scale(out, corr, hdv);
             sum *= corr;
             mx = cmax;
         }
@@ -199,10 +209,10 @@ static void attend(float *out, const float *qh, const hl_f16 *kl, const hl_f16 *
             size_t slot = (size_t)seq->blocks[p / bs] * bs + (size_t)(p % bs);
             float wgt = expf(scores[p - c0] - mx);
             sum += wgt;
-            hl_vec_axpy_f16(out, vl + slot * vstride + (size_t)kvh * hdv, wgt, hdv);
+            vo->axpy_f16(out, vl + slot * vstride + (size_t)kvh * hdv, wgt, hdv);
         }
     }
-    hl_vec_scale(out, 1.0f / sum, hdv);
+    vo->scale(out, 1.0f / sum, hdv);
 }
 
 /* ---- the step ---- */
@@ -214,6 +224,7 @@ static void forward_thread(void *vctx, int ith, int nth) {
     const hl_weights *W = &m->w;
     const hl_batch *b = c->batch;
     hl_pool *pool = c->pool;
+    const hl_vec_ops *vo = c->vo;
     const int64_t T = b->n_tokens, E = hp->n_embd, F = hp->n_ff;
     const int32_t nh = hp->n_head, nkv = hp->n_head_kv, hdk = hp->head_dim_k, hdv = hp->head_dim_v;
     const int32_t half = hp->n_rot / 2, gqa = nh / nkv, bs = hl_kv_block_size(c->kv);
@@ -228,7 +239,7 @@ static void forward_thread(void *vctx, int ith, int nth) {
         const hl_batch_token *bt = &b->tokens[t];
         hl_dequantize(W->token_embd.type, (const char *)W->token_embd.data + (size_t)bt->token * W->token_embd.row_bytes,
                       x + t * E, E);
-        if (hp->embd_scale != 1.0f) hl_vec_scale(x + t * E, hp->embd_scale, E);
+        if (hp->embd_scale != 1.0f) vo->scale(x + t * E, hp->embd_scale, E);
         float *cs = c->rope + t * half * 2;
         for (int32_t i = 0; i < half; i++) {
             double th = (double)bt->pos * m->rope_inv_freq[i];
@@ -246,45 +257,45 @@ static void forward_thread(void *vctx, int ith, int nth) {
         for (int64_t t = r0; t < r1; t++) {
             if (l > 0) {
                 const hl_wt *pn = &W->layers[l - 1].post_ffn_norm;
-                if (pn->data) hl_vec_rmsnorm(xb + t * E, xb + t * E, pn->data, E, eps);
-                hl_vec_add(x + t * E, xb + t * E, E);
+                if (pn->data) vo->rmsnorm(xb + t * E, xb + t * E, pn->data, E, eps);
+                vo->add(x + t * E, xb + t * E, E);
             }
-            hl_vec_rmsnorm(xb + t * E, x + t * E, L->attn_norm.data, E, eps);
+            vo->rmsnorm(xb + t * E, x + t * E, L->attn_norm.data, E, eps);
         }
         prep_rows(c, &gqkv, xb, E, r0, r1);
         hl_pool_barrier(pool);
 
-        /* Q, K, V projections */
-        mm_slice(c, &gqkv, 0, q, QD, T, ith, nth);
-        mm_slice(c, &gqkv, 1, k, KD, T, ith, nth);
-        mm_slice(c, &gqkv, 2, v, VD, T, ith, nth);
-        hl_pool_barrier(pool);
-
-        /* biases, q/k norms, rope; K and V go into the paged cache */
+        /* Q, K, V projections, split among threads at head granularity so that
+         * each thread then finishes its own heads for every token: bias, q/k
+         * norm, rope; K and V go into the paged cache. */
         int64_t u0, u1;
-        split(T * (nh + nkv), ith, nth, &u0, &u1);
-        for (int64_t u = u0; u < u1; u++) {
-            int64_t t = u / (nh + nkv);
-            int32_t j = (int32_t)(u % (nh + nkv));
-            const hl_batch_token *bt = &b->tokens[t];
-            const float *cs = c->rope + t * half * 2;
-            if (j < nh) {
-                float *qh = q + t * QD + (int64_t)j * hdk;
-                if (L->bq.data) hl_vec_add(qh, (const float *)L->bq.data + (int64_t)j * hdk, hdk);
-                if (L->q_norm.data) hl_vec_rmsnorm(qh, qh, L->q_norm.data, hdk, eps);
-                rope_head(qh, cs, hp->n_rot, hp->rope_style);
-            } else {
-                int32_t g = j - nh;
-                float *kh = k + t * KD + (int64_t)g * hdk, *vh = v + t * VD + (int64_t)g * hdv;
-                if (L->bk.data) hl_vec_add(kh, (const float *)L->bk.data + (int64_t)g * hdk, hdk);
-                if (L->k_norm.data) hl_vec_rmsnorm(kh, kh, L->k_norm.data, hdk, eps);
-                rope_head(kh, cs, hp->n_rot, hp->rope_style);
-                if (L->bv.data) hl_vec_add(vh, (const float *)L->bv.data + (int64_t)g * hdv, hdv);
-                const hl_batch_seq *seq = &b->seqs[bt->seq];
-                size_t slot = (size_t)seq->blocks[bt->pos / bs] * bs + (size_t)(bt->pos % bs);
-                hl_vec_to_f16(kl + (slot * nkv + g) * hdk, kh, hdk);
-                hl_vec_to_f16(vl + (slot * nkv + g) * hdv, vh, hdv);
+        split(nh + 2 * nkv, ith, nth, &u0, &u1);
+        for (int64_t u = u0; u < u1;) {
+            int kind = u < nh ? 0 : u < nh + nkv ? 1 : 2;
+            int64_t base = kind == 0 ? 0 : kind == 1 ? nh : nh + nkv;
+            int64_t end = kind == 0 ? nh : kind == 1 ? nh + nkv : nh + 2 * nkv;
+            if (end > u1) end = u1;
+            int32_t hd = kind == 2 ? hdv : hdk;
+            int64_t ld = kind == 0 ? QD : kind == 1 ? KD : VD;
+            float *out = kind == 0 ? q : kind == 1 ? k : v;
+            mm_rows(c, &gqkv, kind, (u - base) * hd, (end - base) * hd, out, ld, T);
+            const hl_wt *bias = kind == 0 ? &L->bq : kind == 1 ? &L->bk : &L->bv;
+            const hl_wt *hnorm = kind == 0 ? &L->q_norm : kind == 1 ? &L->k_norm : NULL;
+            for (int64_t hh = u - base; hh < end - base; hh++) {
+                for (int64_t t = 0; t < T; t++) {
+                    float *xh = out + t * ld + hh * hd;
+                    if (bias->data) vo->add(xh, (const float *)bias->data + hh * hd, hd);
+                    if (hnorm && hnorm->data) vo->rmsnorm(xh, xh, hnorm->data, hd, eps);
+                    if (kind < 2) rope_head(xh, c->rope + t * half * 2, hp->n_rot, hp->rope_style);
+                    if (kind > 0) {
+                        const hl_batch_token *bt = &b->tokens[t];
+                        const hl_batch_seq *seq = &b->seqs[bt->seq];
+                        size_t slot = (size_t)seq->blocks[bt->pos / bs] * bs + (size_t)(bt->pos % bs);
+                        vo->to_f16((kind == 1 ? kl : vl) + (slot * nkv + hh) * hd, xh, hd);
+                    }
+                }
             }
+            u = end;
         }
         hl_pool_barrier(pool);
 
@@ -295,7 +306,7 @@ static void forward_thread(void *vctx, int ith, int nth) {
             int64_t t = u / nh;
             int32_t h = (int32_t)(u % nh);
             const hl_batch_token *bt = &b->tokens[t];
-            attend(att + t * OD + (int64_t)h * hdv, q + t * QD + (int64_t)h * hdk, kl, vl, &b->seqs[bt->seq], bt->pos,
+            attend(vo, att + t * OD + (int64_t)h * hdv, q + t * QD + (int64_t)h * hdk, kl, vl, &b->seqs[bt->seq], bt->pos,
                    bs, nkv, h / gqa, hdk, hdv, hp->attn_scale, scores);
         }
         hl_pool_barrier(pool);
@@ -310,9 +321,9 @@ static void forward_thread(void *vctx, int ith, int nth) {
         /* residual, feed-forward norm, conversion for gate and up */
         act_group ggu = group_of(&L->ffn_gate, &L->ffn_up, NULL);
         for (int64_t t = r0; t < r1; t++) {
-            if (L->post_attn_norm.data) hl_vec_rmsnorm(xb + t * E, xb + t * E, L->post_attn_norm.data, E, eps);
-            hl_vec_add(x + t * E, xb + t * E, E);
-            hl_vec_rmsnorm(xb + t * E, x + t * E, L->ffn_norm.data, E, eps);
+            if (L->post_attn_norm.data) vo->rmsnorm(xb + t * E, xb + t * E, L->post_attn_norm.data, E, eps);
+            vo->add(x + t * E, xb + t * E, E);
+            vo->rmsnorm(xb + t * E, x + t * E, L->ffn_norm.data, E, eps);
         }
         prep_rows(c, &ggu, xb, E, r0, r1);
         hl_pool_barrier(pool);
@@ -326,9 +337,9 @@ static void forward_thread(void *vctx, int ith, int nth) {
         act_group gd = group_of(&L->ffn_down, NULL, NULL);
         for (int64_t t = r0; t < r1; t++) {
             if (hp->act == HL_ACT_GELU)
-                hl_vec_gelu_mul(c->gate + t * F, c->gate + t * F, c->up + t * F, F);
+                vo->gelu_mul(c->gate + t * F, c->gate + t * F, c->up + t * F, F);
             else
-                hl_vec_silu_mul(c->gate + t * F, c->gate + t * F, c->up + t * F, F);
+                vo->silu_mul(c->gate + t * F, c->gate + t * F, c->up + t * F, F);
         }
         prep_rows(c, &gd, c->gate, F, r0, r1);
         hl_pool_barrier(pool);
@@ -344,9 +355,9 @@ static void forward_thread(void *vctx, int ith, int nth) {
     for (int64_t t = r0; t < r1; t++) {
         int32_t o = c->out_row[t];
         if (o < 0) continue;
-        if (pn->data) hl_vec_rmsnorm(xb + t * E, xb + t * E, pn->data, E, eps);
-        hl_vec_add(x + t * E, xb + t * E, E);
-        hl_vec_rmsnorm(c->xout + (int64_t)o * E, x + t * E, W->output_norm.data, E, eps);
+        if (pn->data) vo->rmsnorm(xb + t * E, xb + t * E, pn->data, E, eps);
+        vo->add(x + t * E, xb + t * E, E);
+        vo->rmsnorm(c->xout + (int64_t)o * E, x + t * E, W->output_norm.data, E, eps);
         prep_rows(c, &gout, c->xout, E, o, o + 1);
     }
     if (c->n_wanted == 0) return;
@@ -404,6 +415,7 @@ int hl_model_forward(const hl_model *m, hl_forward_ctx *c, hl_pool *pool, hl_kv_
     int32_t n_wanted = 0;
     for (int32_t t = 0; t < b->n_tokens; t++) c->out_row[t] = b->tokens[t].logits ? n_wanted++ : -1;
     c->m = m;
+    c->vo = hl_vec_ops_at(hl_cpu_simd());
     c->pool = pool;
     c->kv = kv;
     c->batch = b;

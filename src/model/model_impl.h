@@ -135,6 +135,7 @@ struct hl_forward_ctx {
     int32_t *out_row; /* [max_tokens] dense logits row of each token, or -1 */
     /* per-call state, set by hl_model_forward before the parallel region */
     const hl_model *m;
+    const hl_vec_ops *vo; /* kernels of the SIMD level in use, resolved once per step */
     hl_pool *pool;
     hl_kv_cache *kv;
     const hl_batch *batch;
