@@ -14,7 +14,9 @@ Two modes (see docs/testing.md, "Logits against the numpy reference"):
                is the engine's true numerical error (what users get).
   * emulated : every matmul input is quantized and dequantized per block the
                way the engine's integer dot products see it (Q8_0 / Q8_1 /
-               Q8_K, chosen by the weight's type). Then the only remaining
+               Q8_K, chosen by the weight's type; Q8_1's block sum rounded
+               to f16 as stored), and K/V are rounded to f16 as the engine's
+               KV pool stores them. Then the only remaining
                differences are summation order and f32 rounding, so this mode
                must agree much more tightly, and long greedy runs (which
                amplify any near-tie at one step into a different text) are
@@ -46,11 +48,16 @@ class Mode:
     act_quant: bool = False   # quantize-dequantize matmul inputs like the engine
     f16_act: bool = False     # round inputs of F16-weight matmuls to f16 (GGML does)
     kv_f16: bool = False      # store K and V rounded to f16 (an f16 KV cache)
+    q8_1_sum_f16: bool = False  # Q8_1's block sum s is an f16 (see matmul)
+    f64_matmul: bool = False  # accumulate matmuls in f64: a differently-rounded
+                              # twin, to measure the noise floor of a mode
     name: str = "float"
 
 
 FLOAT = Mode(name="float")
-EMULATED = Mode(act_quant=True, name="emulated")
+# The engine keeps K and V in an f16 paged pool (src/model/kv.h), so the
+# emulated mode rounds them too; F16/F32 weights take f32 activations there.
+EMULATED = Mode(act_quant=True, kv_f16=True, q8_1_sum_f16=True, name="emulated")
 
 
 # Which 8-bit activation format a weight type's integer dot product uses (the
@@ -85,6 +92,23 @@ def qdq_q8_0(x: np.ndarray) -> np.ndarray:
     q = _round_half_away(b * idv)
     d16 = d.astype(np.float16).astype(np.float32)
     return (q * d16).reshape(n, k).astype(np.float32)
+
+
+def q8_1_sum_error(x: np.ndarray) -> np.ndarray:
+    """Per 32-block of x [n, k]: the rounding error of Q8_1's stored block sum,
+    s16 - d16 * sum(q) with s16 = f16(d16 * sum(q)), shape [n, k / 32]. A
+    Q4_1/Q5_1 dot product adds weight_min * s16 per block, so this error, times
+    the weight block's min, is what the engine adds on top of q * d16 inputs.
+    (Small per block, but on stories260K it moves logits by 0.25.)"""
+    n, k = x.shape
+    b = x.reshape(n, k // 32, 32).astype(np.float32)
+    d = np.abs(b).max(axis=2) / np.float32(127.0)
+    with np.errstate(divide="ignore"):
+        idv = np.where(d > 0, np.float32(1.0) / d, np.float32(0.0)).astype(np.float32)
+    qsum = _round_half_away(b * idv[..., None]).sum(axis=2, dtype=np.float32)
+    d16 = d.astype(np.float16).astype(np.float32)
+    s16 = (d16 * qsum).astype(np.float16).astype(np.float32)
+    return (s16 - d16 * qsum).astype(np.float32)
 
 
 def qdq_q8_k(x: np.ndarray) -> np.ndarray:
@@ -201,6 +225,21 @@ class Weights:
             self._cache[name] = w
         return w
 
+    def block_mins(self, name: str) -> np.ndarray:
+        """The f16 min m of every block of a Q4_1/Q5_1 matrix: [n_out, n_in / 32].
+        Both layouts start { half d; half m; ... }."""
+        key = name + "#mins"
+        w = self._cache.get(key)
+        if w is not None:
+            return w
+        t = self._tensors[name]
+        bsize = {QT.Q4_1: 20, QT.Q5_1: 24}[t.tensor_type]
+        raw = np.asarray(t.data).reshape(t.data.shape[0], -1, bsize)
+        w = np.ascontiguousarray(raw[:, :, 2:4]).view(np.float16)[..., 0].astype(np.float32)
+        if self.keep:
+            self._cache[key] = w
+        return w
+
     def row(self, name: str, i: int) -> np.ndarray:
         """One row of a matrix (an embedding lookup) without dequantizing all of it."""
         if name in self._cache:
@@ -231,6 +270,12 @@ class KVCache:
         self.v = [np.zeros((hp.n_head_kv, 0, hp.head_dim), np.float32) for _ in range(hp.n_layer)]
         self.n_pos = 0
 
+    def truncate(self, n_pos: int) -> None:
+        """Forgets every position from n_pos on (rejected draft tokens)."""
+        self.k = [k[:, :n_pos] for k in self.k]
+        self.v = [v[:, :n_pos] for v in self.v]
+        self.n_pos = n_pos
+
 
 class Model:
     def __init__(self, path, keep_weights: bool = True):
@@ -251,12 +296,19 @@ class Model:
 
     def matmul(self, x: np.ndarray, name: str, mode: Mode) -> np.ndarray:
         """x [n, n_in] times weight [n_out, n_in]^T, with the engine's view of x."""
-        xin = quantize_activations(x, self.w.type(name), mode)
-        y = xin @ self.w.get(name).T
+        wtype = self.w.type(name)
+        xin = quantize_activations(x, wtype, mode)
+        if mode.f64_matmul:
+            y = xin.astype(np.float64) @ self.w.get(name).T.astype(np.float64)
+        else:
+            y = xin @ self.w.get(name).T
+        if mode.act_quant and mode.q8_1_sum_f16 and _ACT_FORMAT.get(wtype) == "q8_1":
+            # sum_b m_b * s16_b where the dequantized inputs gave sum_b m_b * d16 * sum(q)
+            y = y + q8_1_sum_error(x) @ self.w.block_mins(name).T
         bias = name.replace(".weight", ".bias")
         if self.w.has(bias):
             y = y + self.w.get(bias)
-        return y.astype(np.float32, copy=False)
+        return y.astype(np.float32)
 
     def rope(self, x: np.ndarray, pos: np.ndarray) -> np.ndarray:
         """Rotates x [n_head, n, head_dim] for positions pos [n]; the first n_rot
@@ -353,6 +405,44 @@ class Model:
                 break
             logits = self.forward([t], cache, mode)[-1]
         return out
+
+
+def greedy_with_draft(model: "Model", tokens, n_new: int, mode: Mode, draft, stop=()):
+    """The same ids as model.greedy(tokens, n_new, mode), found faster when a
+    draft (a guess of the continuation, e.g. the other mode's greedy ids) is
+    mostly right: the draft is checked in one batched forward pass (causal, so
+    logits after draft token i depend only on tokens before it, exactly as in
+    one-at-a-time decoding) and accepted up to its first disagreement with the
+    argmax; decoding resumes from there. Only a speed-up: a bad draft costs
+    time, never correctness (up to f32 summation-order noise between batched
+    and single-row matmuls, far below any logit gap that decides a token)."""
+    cache = KVCache(model.hp)
+    last = model.forward(list(tokens), cache, mode)[-1]
+    out: list[int] = []
+    draft = list(draft)
+    while len(out) < n_new:
+        t = int(np.argmax(last))
+        out.append(t)
+        if t in stop or len(out) == n_new:
+            break
+        guess = draft[len(out):n_new] if draft[:len(out)] == out else []
+        if not guess:
+            last = model.forward([t], cache, mode)[-1]
+            continue
+        base = cache.n_pos
+        lg = model.forward([t] + guess, cache, mode)        # logits after t, guess[0], ...
+        nacc = 0
+        while nacc < len(guess) and int(np.argmax(lg[nacc])) == guess[nacc]:
+            nacc += 1
+            if guess[nacc - 1] in stop:
+                break
+        nacc = min(nacc, n_new - len(out))
+        out.extend(guess[:nacc])
+        if (out and out[-1] in stop) or len(out) >= n_new:
+            break
+        cache.truncate(base + 1 + nacc)                     # keep t and accepted guesses
+        last = lg[nacc]
+    return out[:n_new]
 
 
 def logsumexp(x: np.ndarray) -> np.ndarray:
