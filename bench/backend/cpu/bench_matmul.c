@@ -1,0 +1,119 @@
+/* Matmul throughput per weight type and shape (SmolLM2-135M and
+ * Qwen2.5-1.5B projections): m = 1 reports GB/s of weight bytes read (decode
+ * is bandwidth-bound), m = 512 reports GOP/s (2 ops per multiply-add;
+ * prefill is compute-bound), each with 1 and 2 threads, median of several
+ * runs. Usage: bench_matmul [type ...] [-m M] [-t threads] [-r reps] [-s shapes]
+ * (shapes: smol, qwen, all). Also times hl_pool_barrier. */
+#include "backend/cpu/cpu.h"
+#include "base/clock.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int cmp_d(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+typedef struct { int64_t n, k; const char *what; } shape;
+static const shape smol[] = {{576, 576, "smol q/o"}, {1536, 576, "smol up"}, {576, 1536, "smol down"}, {49152, 576, "smol lm_head"}};
+static const shape qwen[] = {{1536, 1536, "qwen q/o"}, {256, 1536, "qwen k/v"}, {8960, 1536, "qwen up"}, {1536, 8960, "qwen down"}, {151936, 1536, "qwen lm_head"}};
+
+static double run_once(hl_pool *pool, hl_type t, const void *w, int64_t n, int64_t k, const float *x, int64_t m, float *out, void *scratch) {
+    int64_t t0 = hl_now_ns();
+    hl_matmul(pool, t, w, n, k, x, m, out, n, scratch);
+    return (double)(hl_now_ns() - t0) * 1e-9;
+}
+
+static void bench(hl_type t, const shape *s, int64_t m, int nt, int reps) {
+    size_t wsz = hl_row_size(t, s->k) * (size_t)s->n;
+    uint8_t *w = malloc(wsz);
+    for (size_t i = 0; i < wsz; i++) w[i] = (uint8_t)(i * 2654435761u >> 13);
+    /* keep f16 / scale fields finite: zero the top bits of every 2-byte word is too crude; random bytes may give
+       inf/nan scales, which do not change the speed */
+    float *x = malloc(sizeof(float) * (size_t)(m * s->k));
+    for (int64_t i = 0; i < m * s->k; i++) x[i] = (float)((i * 7919) % 2001 - 1000) / 1000.0f;
+    float *out = malloc(sizeof(float) * (size_t)(m * s->n));
+    void *scratch = malloc(hl_matmul_act_size(t, m, s->k));
+    hl_pool *pool = hl_pool_new(nt);
+    double ts[64];
+    if (reps > 64) reps = 64;
+    run_once(pool, t, w, s->n, s->k, x, m, out, scratch); /* warm-up */
+    for (int r = 0; r < reps; r++) ts[r] = run_once(pool, t, w, s->n, s->k, x, m, out, scratch);
+    qsort(ts, (size_t)reps, sizeof(double), cmp_d);
+    /* median, and best (the best is what a quiet machine gives; the box is shared) */
+    double med = ts[reps / 2], best = ts[0];
+    if (m == 1)
+        printf("%-5s %-13s %6lldx%-5lld m=%-4lld t=%d  %9.1f us  %6.1f GB/s (best %6.1f)\n", hl_type_name(t), s->what,
+               (long long)s->n, (long long)s->k, (long long)m, nt, med * 1e6, (double)wsz / med * 1e-9,
+               (double)wsz / best * 1e-9);
+    else
+        printf("%-5s %-13s %6lldx%-5lld m=%-4lld t=%d  %9.1f us  %6.1f GOP/s (best %6.1f)\n", hl_type_name(t), s->what,
+               (long long)s->n, (long long)s->k, (long long)m, nt, med * 1e6, 2.0 * (double)m * s->n * s->k / med * 1e-9,
+               2.0 * (double)m * s->n * s->k / best * 1e-9);
+    fflush(stdout);
+    hl_pool_free(pool);
+    free(w); free(x); free(out); free(scratch);
+}
+
+typedef struct { hl_pool *pool; int iters; } bar_ctx;
+static void bar_fn(void *v, int ith, int nth) {
+    bar_ctx *c = v;
+    for (int i = 0; i < c->iters; i++) hl_pool_barrier(c->pool);
+}
+static void bench_barrier(int nt) {
+    hl_pool *pool = hl_pool_new(nt);
+    bar_ctx c = {pool, 100000};
+    hl_pool_run(pool, bar_fn, &c);
+    double ts[7];
+    for (int r = 0; r < 7; r++) {
+        int64_t t0 = hl_now_ns();
+        hl_pool_run(pool, bar_fn, &c);
+        ts[r] = (double)(hl_now_ns() - t0) / c.iters;
+    }
+    qsort(ts, 7, sizeof(double), cmp_d);
+    int64_t t0 = hl_now_ns();
+    for (int i = 0; i < 10000; i++) hl_pool_run(pool, bar_fn, &(bar_ctx){pool, 0});
+    double run_ns = (double)(hl_now_ns() - t0) / 10000;
+    printf("pool t=%d: barrier %.0f ns (median), empty hl_pool_run %.0f ns\n", nt, ts[3], run_ns);
+    hl_pool_free(pool);
+}
+
+int main(int argc, char **argv) {
+    hl_type types[16];
+    int nt_types = 0, reps = 7, only_t = 0;
+    int64_t only_m = 0;
+    const char *shapes = "all";
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "-m") && i + 1 < argc) only_m = atoll(argv[++i]);
+        else if (!strcmp(argv[i], "-t") && i + 1 < argc) only_t = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "-r") && i + 1 < argc) reps = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "-s") && i + 1 < argc) shapes = argv[++i];
+        else if (!strcmp(argv[i], "barrier")) { bench_barrier(2); bench_barrier(1); return 0; }
+        else {
+            int t = hl_type_from_name(argv[i]);
+            if (t < 0 || !hl_matmul_supported((hl_type)t)) { fprintf(stderr, "unknown/unsupported type %s\n", argv[i]); return 2; }
+            if (nt_types < 16) types[nt_types++] = (hl_type)t;
+        }
+    }
+    if (!nt_types) { types[0] = HL_TYPE_Q4_1; types[1] = HL_TYPE_Q4_K; types[2] = HL_TYPE_Q6_K; nt_types = 3; }
+    printf("kernels: %s\n", hl_cpu_simd_level());
+    bench_barrier(2);
+    for (int ti = 0; ti < nt_types; ti++) {
+        for (int si = 0; si < 2; si++) {
+            const shape *sh = si == 0 ? smol : qwen;
+            int cnt = si == 0 ? 4 : 5;
+            if ((si == 0 && !strcmp(shapes, "qwen")) || (si == 1 && !strcmp(shapes, "smol"))) continue;
+            for (int c = 0; c < cnt; c++)
+                for (int mi = 0; mi < 2; mi++) {
+                    int64_t m = mi == 0 ? 1 : 512;
+                    if (only_m && m != only_m) continue;
+                    if (m == 512 && sh[c].n > 20000) continue; /* lm_head at 512 rows: minutes, skip */
+                    for (int nt = 1; nt <= 2; nt++)
+                        if (!only_t || nt == only_t) bench(types[ti], &sh[c], m, nt, m == 1 ? reps : 3);
+                }
+        }
+    }
+    return 0;
+}
