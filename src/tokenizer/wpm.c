@@ -3,7 +3,8 @@
  * CJK ideographs split off as words) followed by greedy longest-match over
  * the vocabulary. The GGUF vocabulary marks word starts with U+2581 instead
  * of marking continuations with "##", so each word is looked up as
- * "\u2581word". A word that cannot be covered becomes one [UNK]. */
+ * "\u2581word". A word that cannot be covered, or longer than 100
+ * characters, becomes one [UNK]. */
 #include "tokenizer/tok_internal.h"
 
 #include "base/utf8.h"
@@ -45,7 +46,12 @@ static int wbuf_put(wbuf *b, const char *s, size_t n) {
 /* word = "\u2581" + letters; greedy longest match, all-or-nothing */
 static void emit_word(const tok_vocab *v, const char *w, size_t n, tok_ids *out) {
     if (n <= 3) return; /* only the marker */
-    size_t mark = out->n;
+    size_t mark = out->n, chars = 0;
+    for (size_t i = 3; i < n; i++) chars += ((unsigned char)w[i] & 0xC0) != 0x80;
+    if (chars > 100) { /* BERT's max_input_chars_per_word: overlong words are [UNK] */
+        if (v->unk >= 0) tok_ids_push(out, v->unk);
+        return;
+    }
     for (size_t i = 0; i < n;) {
         size_t j = n - i > v->max_len ? i + v->max_len : n;
         int32_t id = -1;

@@ -189,4 +189,5 @@ def test_llama_spm():
 def test_bert_bge():
     p = SHARED / "models/tokenizer/ggml-vocab-bert-bge.gguf"
     # decoding WordPiece is lossy (lowercase, no accents, spacing): ids only
-    compare(p, hf_wordpiece(read_vocab(p)), extra=["[CLS] hello [SEP] world [MASK]"], decode=False)
+    compare(p, hf_wordpiece(read_vocab(p)), extra=["[CLS] hello [SEP] world [MASK]", "x" * 101 + " y" * 3],
+            decode=False)

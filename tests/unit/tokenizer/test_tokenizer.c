@@ -296,3 +296,29 @@ TEST(smollm2_flags) {
     CHECK(im_end >= 0 && tok_is_eog(v, im_end));
     tok_free(v);
 }
+
+TEST(gemma3_spm_without_space_prefix) {
+    const char *m = hl_test_model("gemma-3-270m-q4_k_m.gguf");
+    if (!m) return;
+    tok_vocab *v = load(m);
+    if (!v) return;
+    CHECK_EQ(tok_get_kind(v), TOK_KIND_SPM);
+    CHECK(tok_add_bos(v));
+    int32_t eot = tok_find(v, "<end_of_turn>", 13);
+    CHECK(eot >= 0 && tok_is_eog(v, eot));
+    /* no space prefix: "Hello" starts without U+2581, and decoding is exact */
+    const char *s = "Hello world  \xe6\x97\xa5\xe6\x9c\xac \xf0\x9f\xa6\x99\n";
+    int32_t *a;
+    size_t na = enc(v, s, 1, 1, &a);
+    CHECK(na >= 3);
+    CHECK_EQ(a[0], tok_bos(v));
+    CHECK_EQ(a[1], tok_find(v, "Hello", 5));
+    char *text;
+    size_t tl;
+    hl_err err = {0};
+    CHECK_EQ(tok_decode(v, a, na, 0, &text, &tl, &err), 0);
+    CHECK_STREQ(text, s);
+    free(text);
+    free(a);
+    tok_free(v);
+}
