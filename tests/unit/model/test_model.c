@@ -306,7 +306,7 @@ TEST(forward_refuses_malformed_batches) {
     rig_close(&r);
 }
 
-typedef enum { EDIT_DROP, EDIT_SHAPE, EDIT_ARCH, EDIT_TYPE, EDIT_HEADS } edit_kind;
+typedef enum { EDIT_DROP, EDIT_SHAPE, EDIT_ARCH, EDIT_TYPE, EDIT_HEADS, EDIT_ROPE_FREQS, EDIT_ROPE_LINEAR, EDIT_ROPE_YARN } edit_kind;
 
 /* Writes a copy of stories260K.gguf with one defect; returns 0 on success. */
 static int write_edited(const char *dst, edit_kind kind) {
@@ -320,8 +320,18 @@ static int write_edited(const char *dst, edit_kind kind) {
     gguf_set_kv_from(w, f);
     if (kind == EDIT_ARCH) gguf_set_str(w, "general.architecture", "mamba");
     if (kind == EDIT_HEADS) gguf_set_u32(w, "llama.attention.head_count_kv", 3);
+    if (kind == EDIT_ROPE_LINEAR || kind == EDIT_ROPE_YARN) {
+        gguf_set_str(w, "llama.rope.scaling.type", kind == EDIT_ROPE_LINEAR ? "linear" : "yarn");
+        gguf_set_f32(w, "llama.rope.scaling.factor", 2.0f);
+    }
     static float zeros[64 * 64 * 2];
     int rc = 0;
+    if (kind == EDIT_ROPE_FREQS) {
+        /* Llama 3 style divisors: all 2 is the same as linear scaling by 2 */
+        static const float twos[4] = {2, 2, 2, 2};
+        int64_t ne[1] = {4};
+        rc = gguf_add_tensor(w, "rope_freqs.weight", HL_TYPE_F32, 1, ne, twos, sizeof twos, 0, &err);
+    }
     for (int64_t i = 0; !rc && i < gguf_n_tensors(f); i++) {
         const gguf_tensor *t = gguf_tensor_at(f, i);
         int target = strcmp(t->name, "blk.3.attn_q.weight") == 0;
@@ -364,6 +374,42 @@ TEST(load_refuses_wrong_shape) {
 TEST(load_refuses_unknown_arch) { check_refused(EDIT_ARCH, HL_ENOTSUP, "unsupported architecture 'mamba'"); }
 TEST(load_refuses_wrong_type) { check_refused(EDIT_TYPE, HL_ENOTSUP, "blk.2.attn_norm.weight has type F16"); }
 TEST(load_refuses_bad_head_counts) { check_refused(EDIT_HEADS, HL_EINVAL, "not a multiple of its 3 KV heads"); }
+
+TEST(load_refuses_unsupported_rope_scaling) { check_refused(EDIT_ROPE_YARN, HL_ENOTSUP, "rope scaling type 'yarn'"); }
+
+/* rope_freqs.weight (Llama 3) and rope.scaling linear are two routes to the
+ * same angles when every divisor equals the factor; both must differ from the
+ * unscaled model. */
+TEST(rope_freqs_and_linear_scaling_agree) {
+    const char *names[3] = {NULL, NULL, NULL};
+    char p1[128], p2[128];
+    snprintf(p1, sizeof p1, "/tmp/hl_test_model_%d_freqs.gguf", (int)getpid());
+    snprintf(p2, sizeof p2, "/tmp/hl_test_model_%d_linear.gguf", (int)getpid());
+    if (write_edited(p1, EDIT_ROPE_FREQS) || write_edited(p2, EDIT_ROPE_LINEAR)) return;
+    names[0] = p1;
+    names[1] = p2;
+    int32_t s[SLEN];
+    seq_tokens(s);
+    float *L[3];
+    for (int i = 0; i < 3; i++) {
+        rig r;
+        L[i] = NULL;
+        if (rig_open(&r, i < 2 ? names[i] : hl_test_shared("models/stories260K.gguf"), 2, 16)) return;
+        if (i == 0) CHECK_EQ(hl_model_hparams(r.m)->has_rope_freqs, 1);
+        if (i == 1) CHECK_NEAR(hl_model_hparams(r.m)->rope_freq_scale, 0.5, 1e-7);
+        L[i] = malloc((size_t)SLEN * r.n_vocab * sizeof(float));
+        int32_t blocks[3] = {0, 1, 2};
+        run_tokens(&r, blocks, 3, s, SLEN, 0, L[i], 1);
+        rig_close(&r);
+    }
+    size_t n = (size_t)SLEN * 512;
+    CHECK_NEAR(max_diff(L[0], L[1], n), 0, 1e-5);
+    CHECK(max_diff(L[0], L[2], n) > 1e-2);
+    CHECK_NEAR(max_diff(L[0], L[2], 512), 0, 1e-6); /* position 0 does not rotate */
+    for (int i = 0; i < 3; i++) free(L[i]);
+    unlink(p1);
+    unlink(p2);
+}
 
 TEST(load_reads_hparams) {
     hl_model *m = NULL;
