@@ -31,6 +31,9 @@ LDFLAGS  := -pthread
 ifeq ($(WERROR),1)
 CFLAGS += -Werror
 endif
+ifeq ($(MODE),fuzz)
+CFLAGS := $(filter-out -Wno-format-truncation,$(CFLAGS))
+endif
 ifeq ($(MODE),release)
 CFLAGS += -O2 -DNDEBUG_FAST
 else ifeq ($(MODE),asan)
