@@ -191,8 +191,12 @@ static int binop(crender *r, const cnode *at, int op, cv a, cv b, cv *out) {
         return 0;
     }
     if (op == COP_ADD && a.t == CV_LIST && b.t == CV_LIST) {
+        if (a.u.l->tuple != b.u.l->tuple)
+            return chat_rerr(r, at, HL_EINVAL, "can only concatenate %s (not \"%s\") to %s", a.u.l->tuple ? "tuple" : "list",
+                             b.u.l->tuple ? "tuple" : "list", a.u.l->tuple ? "tuple" : "list");
         cv l = cv_list_new(a.u.l->n + b.u.l->n);
         if (l.t != CV_LIST) return oom(r);
+        l.u.l->tuple = a.u.l->tuple;
         for (size_t i = 0; i < a.u.l->n; i++) cv_list_push(l, cv_ref(a.u.l->v[i]));
         for (size_t i = 0; i < b.u.l->n; i++) cv_list_push(l, cv_ref(b.u.l->v[i]));
         *out = l;
@@ -323,6 +327,7 @@ static int do_slice(crender *r, cscope *s, const cnode *n, cv obj, cv *out) {
     if (obj.t == CV_LIST) {
         cv l = cv_list_new(0);
         if (l.t != CV_LIST) return oom(r);
+        l.u.l->tuple = obj.u.l->tuple;
         for (int64_t i = a; st > 0 ? i < b : i > b; i += st)
             if (cv_list_push(l, cv_ref(obj.u.l->v[i]))) { cv_unref(l); return oom(r); }
         *out = l;
@@ -530,6 +535,7 @@ static int ev(crender *r, cscope *s, const cnode *n, cv *out) {
     case CN_TUPLE: {
         cv l = cv_list_new((size_t)n->n_items);
         if (l.t != CV_LIST) return oom(r);
+        l.u.l->tuple = n->k == CN_TUPLE;
         for (int i = 0; i < n->n_items; i++) {
             if ((rc = ev(r, s, n->items[i], &a))) { cv_unref(l); return rc; }
             if (cv_list_push(l, a)) { cv_unref(l); return oom(r); }

@@ -58,6 +58,7 @@ struct cv_str {
 };
 struct cv_list {
     int rc;
+    int tuple; /* prints as (a, b) */
     size_t n, cap;
     cv *v;
 };

@@ -304,6 +304,7 @@ int chat_lex(ctoks *out, const char *src, size_t len, hl_err *err) {
             size_t r = L.p;
             while (s[r] != '%') r++;
             size_t body = r + 2, end = 0;
+            if (s[r - 1] == '-') while (body < n && is_ws(s[body])) body++;
             size_t e = find_endraw(&L, body, &end);
             if (e >= n) return lerr(&L, open_at, "%s", "'{% raw %}' is never closed with '{% endraw %}'");
             size_t be = e;

@@ -255,6 +255,7 @@ int chat_method(crender *r, const cnode *at, cv self, const char *name, cv *args
             else {
                 cv pair = cv_list_new(2);
                 if (pair.t != CV_LIST) { cv_unref(l); *rc = oom(r); return 1; }
+                pair.u.l->tuple = 1;
                 cv_list_push(pair, cv_ref(d->k[i]));
                 cv_list_push(pair, cv_ref(d->v[i]));
                 cv_list_push(l, pair);

@@ -181,7 +181,7 @@ int cv_equal(cv a, cv b) {
     case CV_NONE: return 1;
     case CV_STR: return a.u.s->len == b.u.s->len && memcmp(a.u.s->data, b.u.s->data, a.u.s->len) == 0;
     case CV_LIST:
-        if (a.u.l->n != b.u.l->n) return 0;
+        if (a.u.l->n != b.u.l->n || a.u.l->tuple != b.u.l->tuple) return 0;
         for (size_t i = 0; i < a.u.l->n; i++)
             if (!cv_equal(a.u.l->v[i], b.u.l->v[i])) return 0;
         return 1;
@@ -286,12 +286,13 @@ void cv_repr(hl_buf *b, cv v) {
     switch (v.t) {
     case CV_STR: str_repr(b, v.u.s->data, v.u.s->len); return;
     case CV_LIST:
-        hl_buf_putc(b, '[');
+        hl_buf_putc(b, v.u.l->tuple ? '(' : '[');
         for (size_t i = 0; i < v.u.l->n; i++) {
             if (i) hl_buf_puts(b, ", ");
             cv_repr(b, v.u.l->v[i]);
         }
-        hl_buf_putc(b, ']');
+        if (v.u.l->tuple && v.u.l->n == 1) hl_buf_putc(b, ',');
+        hl_buf_putc(b, v.u.l->tuple ? ')' : ']');
         return;
     case CV_DICT:
         hl_buf_putc(b, '{');
