@@ -16,6 +16,15 @@ static const struct {
     {"tokenize", cmd_tokenize, "Print the token ids of a text"},
     {"inspect", cmd_inspect, "Print a GGUF file's metadata and tensors"},
     {"logits", cmd_logits, "Dump the logits of a token sequence (for reference checks)"},
+    {"pull", cmd_pull, "Pull a model from a registry"},
+    {"create", cmd_create, "Create a model from a Modelfile"},
+    {"show", cmd_show, "Show information for a model"},
+    {"list", cmd_list, "List models"},
+    {"ls", cmd_list, "List models (alias of list)"},
+    {"cp", cmd_cp, "Copy a model"},
+    {"rm", cmd_rm, "Remove a model"},
+    {"push", cmd_push, "Push a model to a registry (not supported yet)"},
+    {"import", cmd_import, "Import models from an Ollama store"},
 };
 
 static void usage(FILE *out) {

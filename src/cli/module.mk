@@ -1,2 +1,2 @@
-DEPS_cli := runner model backend/cpu tokenizer chat sample gguf quant base
-LIBS_cli := -ledit
+DEPS_cli := store gotmpl runner model backend/cpu tokenizer chat sample gguf quant base
+LIBS_cli := -ledit -lsqlite3 -lcurl -lcrypto -ljson-c

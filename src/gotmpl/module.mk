@@ -1,0 +1,2 @@
+DEPS_gotmpl := base
+LIBS_gotmpl := -ljson-c
