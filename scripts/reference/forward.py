@@ -391,16 +391,20 @@ class Model:
         """Logits after every token of one fresh sequence: [len(tokens), n_vocab]."""
         return self.forward(list(tokens), KVCache(self.hp), mode)
 
-    def greedy(self, tokens, n_new: int, mode: Mode = FLOAT, stop=()):
+    def greedy(self, tokens, n_new: int, mode: Mode = FLOAT, stop=(), gaps=None):
         """Prefills tokens, then appends n_new argmax tokens one at a time
         (incremental decoding through the KV cache, as a server does). Stops
-        early after emitting a token in stop. Returns the new ids."""
+        early after emitting a token in stop. Returns the new ids; if gaps is
+        a list, appends each step's top-1 minus top-2 logit (how close a tie)."""
         cache = KVCache(self.hp)
         logits = self.forward(list(tokens), cache, mode)[-1]
         out = []
         for _ in range(n_new):
             t = int(np.argmax(logits))
             out.append(t)
+            if gaps is not None:
+                two = np.partition(logits, -2)[-2:]
+                gaps.append(float(abs(two[1] - two[0])))
             if t in stop:
                 break
             logits = self.forward([t], cache, mode)[-1]

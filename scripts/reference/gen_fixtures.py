@@ -11,6 +11,7 @@ reference modes (forward.py: "float" and "emulated"):
   gap_emu      [n_pos] f32        emulated top-1 minus top-2 logit (near ties)
   lse_float, lse_emu [n_pos] f64  logsumexp over the whole vocabulary
   greedy_float, greedy_emu        greedy continuation ids (prompt then argmax)
+  greedy_emu_gap                  top-1 minus top-2 logit at each emulated greedy step
 Full logits rows are not stored (151936 floats per position for Qwen).
 
 Run once, after a change to the prompts or the reference (it takes tens of
@@ -103,7 +104,9 @@ def gen_model(key: str) -> None:
         # Greedy: the emulated run decodes token by token; the float run uses
         # it as a draft (forward.greedy_with_draft gives the same ids, faster).
         stop = ()  # no early stop: the engine's --greedy N may run past EOS
-        ge = model.greedy(ids, n_greedy, F.EMULATED, stop=stop)
+        gaps: list[float] = []
+        ge = model.greedy(ids, n_greedy, F.EMULATED, stop=stop, gaps=gaps)
+        d["greedy_emu_gap"] = np.asarray(gaps, np.float32)
         gf = F.greedy_with_draft(model, ids, n_greedy, F.FLOAT, ge, stop=stop)
         d["greedy_emu"] = np.asarray(ge, np.int32)
         d["greedy_float"] = np.asarray(gf, np.int32)
