@@ -10,6 +10,7 @@
 #include "backend/cpu/cpu_impl.h"
 
 #include <stdalign.h>
+#include <stddef.h>
 
 enum { K_Q2, K_Q3, K_Q4, K_Q5, K_Q6 };
 
@@ -130,6 +131,65 @@ HL_INLINE void unpack_k(int kind, const uint8_t *blk, kunp *u) {
     set_group_scales(u, sc);
 }
 
+/* Batch-1 path for Q4_K, Q5_K and Q6_K: the integer sums straight from the
+ * packed block, without the unpack buffer (decode is bound by how fast the
+ * weights stream through). Produces exactly the lanes the buffered path
+ * produces: isum lane l = sum over chunks of scale * (4 products), corr =
+ * madd(bsums, s16). */
+HL_INLINE void k_direct(int kind, const uint8_t *blk, const hl_block_q8_K *xb, __m256i *isum_out, __m256i *corr_out) {
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    __m256i isum = _mm256_setzero_si256();
+    if (kind == K_Q4 || kind == K_Q5) {
+        uint32_t a0 = hl_ld32(blk + 4), a1 = hl_ld32(blk + 8), a2 = hl_ld32(blk + 12);
+        uint32_t sc_lo = a0 & 0x3f3f3f3fu, mn_lo = a1 & 0x3f3f3f3fu;
+        uint32_t sc_hi = (a2 & 0x0f0f0f0fu) | (((a0 >> 6) & 0x03030303u) << 4);
+        uint32_t mn_hi = ((a2 >> 4) & 0x0f0f0f0fu) | (((a1 >> 6) & 0x03030303u) << 4);
+        __m128i mn8 = _mm_set_epi32(0, 0, (int)mn_hi, (int)mn_lo), sc8 = _mm_set_epi32(0, 0, (int)sc_hi, (int)sc_lo);
+        __m256i mins16 = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(mn8, mn8)); /* lane g = min[g / 2] */
+        __m256i sc16 = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(sc8, sc8));   /* i32 lane t = (sc[t], sc[t]) */
+        const uint8_t *qs = blk + (kind == K_Q4 ? 16 : 48);
+        __m256i qh = kind == K_Q5 ? ld256(blk + 16) : _mm256_setzero_si256();
+#pragma GCC unroll 4
+        for (int c = 0; c < 4; c++) {
+            __m256i v = ld256(qs + 32 * c);
+            __m256i lo = _mm256_and_si256(v, m4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+            if (kind == K_Q5) {
+                lo = _mm256_or_si256(lo, _mm256_slli_epi16(bfield(qh, 2 * c, 1), 4));
+                hi = _mm256_or_si256(hi, _mm256_slli_epi16(bfield(qh, 2 * c + 1, 1), 4));
+            }
+            __m256i s0 = _mm256_permutevar8x32_epi32(sc16, _mm256_set1_epi32(2 * c));
+            __m256i s1 = _mm256_permutevar8x32_epi32(sc16, _mm256_set1_epi32(2 * c + 1));
+            __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, ld256(xb->qs + 64 * c)), s0);
+            __m256i p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, ld256(xb->qs + 64 * c + 32)), s1);
+            isum = _mm256_add_epi32(isum, _mm256_add_epi32(p0, p1));
+        }
+        *corr_out = _mm256_madd_epi16(ld256(xb->bsums), mins16);
+    } else { /* K_Q6 */
+        const hl_block_q6_K *b = (const hl_block_q6_K *)blk;
+        __m128i sv = _mm_loadu_si128((const __m128i *)b->scales);
+#pragma GCC unroll 2
+        for (int h = 0; h < 2; h++) {
+            __m256i qh = ld256(b->qh + 32 * h);
+            __m256i qla = ld256(b->ql + 64 * h), qlb = ld256(b->ql + 64 * h + 32);
+#pragma GCC unroll 4
+            for (int t = 0; t < 4; t++) {
+                __m256i ql = (t & 1) ? qlb : qla;
+                __m256i nib = (t >> 1) ? _mm256_and_si256(_mm256_srli_epi16(ql, 4), m4) : _mm256_and_si256(ql, m4);
+                __m256i q = _mm256_or_si256(nib, _mm256_slli_epi16(bfield(qh, 2 * t, 3), 4));
+                const int c = 4 * h + t;
+                /* lanes 0-7: scale of group 2c, lanes 8-15: of group 2c + 1 */
+                __m128i ctl = _mm_set_epi64x(0x0101010101010101ll * (2 * c + 1), 0x0101010101010101ll * (2 * c));
+                __m256i scv = _mm256_cvtepi8_epi16(_mm_shuffle_epi8(sv, ctl));
+                isum = _mm256_add_epi32(isum, _mm256_madd_epi16(_mm256_maddubs_epi16(q, ld256(xb->qs + 32 * c)), scv));
+            }
+        }
+        __m256i corr = _mm256_madd_epi16(ld256(xb->bsums), _mm256_cvtepi8_epi16(sv));
+        *corr_out = corr;
+        isum = _mm256_sub_epi32(isum, _mm256_slli_epi32(corr, 5));
+    }
+    *isum_out = isum;
+}
+
 HL_INLINE void k_tile(const int kind, const int NW, const int NX, int64_t k, const uint8_t *w, size_t ws,
                       const uint8_t *x, size_t xs, float *out, int64_t ldo) {
     const size_t wbs = kblock_size(kind);
@@ -140,7 +200,25 @@ HL_INLINE void k_tile(const int kind, const int NW, const int NX, int64_t k, con
         for (int i = 0; i < NX; i++) acc[j][i] = _mm256_setzero_ps();
     kunp u[2];
     const int64_t nb = k / HL_QK_K;
-    for (int64_t b = 0; b < nb; b++) {
+    int64_t nb_done = 0;
+    if (NX == 1 && (kind == K_Q4 || kind == K_Q5 || kind == K_Q6)) {
+        for (int64_t b = 0; b < nb; b++) {
+            const hl_block_q8_K *xb = (const hl_block_q8_K *)x + b;
+#pragma GCC unroll 2
+            for (int j = 0; j < NW; j++) {
+                const uint8_t *wb = w + j * ws + b * wbs;
+                __m256i isum, corr;
+                k_direct(kind, wb, xb, &isum, &corr);
+                float d = hl_h2f(hl_ld16(kind == K_Q6 ? wb + offsetof(hl_block_q6_K, d) : wb));
+                acc[j][0] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(d * xb->d), acc[j][0]);
+                if (kind != K_Q6)
+                    acc[j][0] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(corr), _mm256_set1_ps(hl_h2f(hl_ld16(wb + 2)) * xb->d),
+                                                 acc[j][0]);
+            }
+        }
+        nb_done = nb;
+    }
+    for (int64_t b = nb_done; b < nb; b++) {
 #pragma GCC unroll 2
         for (int j = 0; j < NW; j++) unpack_k(kind, w + j * ws + b * wbs, &u[j]);
 #pragma GCC unroll 4
