@@ -55,7 +55,24 @@ CONVERSATIONS = {
                             {"role": "tool", "content": "warm", "tool_call_id": "call_2"}],
     "assistant_last": [{"role": "user", "content": "Say hi"}, {"role": "assistant", "content": "hi"}],
     "empty_content": [{"role": "user", "content": ""}],
+    "tool_call_str_args": [{"role": "system", "content": "Tools allowed."},
+                           {"role": "user", "content": "Add 2 and 3, and get the weather in Oslo."},
+                           {"role": "assistant", "content": None, "tool_calls": [
+                               {"id": "abcDEF123", "type": "function",
+                                "function": {"name": "add", "arguments": "{\"a\": 2, \"b\": 3}"}},
+                               {"id": "xyz987654", "type": "function",
+                                "function": {"name": "get_weather", "arguments": "{\"city\": \"Oslo\"}"}}]},
+                           {"role": "tool", "tool_call_id": "abcDEF123", "content": "5"},
+                           {"role": "tool", "tool_call_id": "xyz987654", "content": "rain"},
+                           {"role": "assistant", "content": "5, and rain in Oslo."},
+                           {"role": "user", "content": "ok"}],
+    "thinking": [{"role": "user", "content": "Why?"},
+                 {"role": "assistant", "content": "<think>\nLet me think.\n</think>\n\nBecause."},
+                 {"role": "user", "content": "Sure?"}],
 }
+
+# extra context variables some conversations are rendered with
+CONV_EXTRA = {"thinking": {"enable_thinking": False}, "single_user": {"enable_thinking": True}}
 
 EXTRA = {"bos_token": "<s>", "eos_token": "</s>"}
 
@@ -127,7 +144,7 @@ CASES = [(t, c, agp, tools) for t in TEMPLATE_SRC for c in CONVERSATIONS for agp
                          ids=[f"{t}-{c}-{'gen' if a else 'nogen'}{'-tools' if x else ''}" for t, c, a, x in CASES])
 def test_template_matches_jinja2(template, conv, agp, tools):
     src = TEMPLATE_SRC[template]
-    ctx = dict(EXTRA, messages=copy.deepcopy(CONVERSATIONS[conv]), add_generation_prompt=agp)
+    ctx = dict(EXTRA, messages=copy.deepcopy(CONVERSATIONS[conv]), add_generation_prompt=agp, **CONV_EXTRA.get(conv, {}))
     if tools:
         ctx["tools"] = copy.deepcopy(TOOLS)
     ok_ref, ref = render_ref(src, copy.deepcopy(ctx))
