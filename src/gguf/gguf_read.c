@@ -420,8 +420,9 @@ static int check_layout(pctx *p) {
 static void resolve(gguf_file *f) {
     for (size_t i = 0; i < f->n_recs; i++) {
         gguf_arr_rec *r = &f->recs[i];
-        if (r->type == GGUF_STRING || r->type == GGUF_ARRAY) r->offs = f->offs + r->offs_at;
-        if (r->type == GGUF_ARRAY) r->kids = f->recs + r->kids_at;
+        /* empty arrays may leave a pool unallocated: their index is never read */
+        if ((r->type == GGUF_STRING || r->type == GGUF_ARRAY) && r->n) r->offs = f->offs + r->offs_at;
+        if (r->type == GGUF_ARRAY && r->n) r->kids = f->recs + r->kids_at;
     }
     for (int64_t i = 0; i < f->n_kv; i++) {
         gguf_kv *kv = &f->kvs[i];

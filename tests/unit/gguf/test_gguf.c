@@ -356,6 +356,13 @@ TEST(corrupted_values) {
     put64(val, 4, 0);
     CHECK_EQ(open_copy(img, build_kv_image(img, val, 12, GGUF_ARRAY), &err), HL_EINVAL);
     CHECK(strstr(err.msg, "unknown array element type 77") != NULL);
+    /* empty arrays of strings and of arrays (found by the fuzzer: their
+     * index pools stay unallocated) */
+    put32(val, 0, GGUF_STRING);
+    put64(val, 4, 0);
+    CHECK_EQ(open_copy(img, build_kv_image(img, val, 12, GGUF_ARRAY), &err), 0);
+    put32(val, 0, GGUF_ARRAY);
+    CHECK_EQ(open_copy(img, build_kv_image(img, val, 12, GGUF_ARRAY), &err), 0);
     /* bool that is neither 0 nor 1 */
     val[0] = 2;
     CHECK_EQ(open_copy(img, build_kv_image(img, val, 1, GGUF_BOOL), &err), HL_EINVAL);
