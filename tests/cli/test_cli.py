@@ -1,0 +1,222 @@
+"""The hyperlama command line, driven as a user drives it, checked against
+llama.cpp's reference outputs in ../shared/models/stories260K-llamacpp-reference.txt
+(token ids and greedy text) and against behaviour the flags promise."""
+import json
+import os
+import pty
+import re
+import select
+import subprocess
+import time
+
+import pytest
+
+from conftest import HYPERLAMA, SHARED, model_path
+
+REF = SHARED / "models" / "stories260K-llamacpp-reference.txt"
+
+
+def reference():
+    """{file: {"tokens": {text: ids}, "greedy_ids": [...], "greedy_text": str}}"""
+    out, cur = {}, None
+    for line in REF.read_text().splitlines():
+        if line.startswith("## "):
+            cur = out.setdefault(line[3:].split()[0], {"tokens": {}})
+        elif cur is None or line.startswith("#") or not line.strip():
+            continue
+        elif line.startswith("greedy ids: "):
+            cur["greedy_ids"] = json.loads(line[len("greedy ids: "):])
+        elif line.startswith("greedy text: "):
+            cur["greedy_text"] = json.loads(line[len("greedy text: "):])
+        else:
+            m = re.match(r'^(".*") -> (\[.*\])$', line)
+            if m:
+                cur["tokens"][json.loads(m.group(1))] = json.loads(m.group(2))
+    return out
+
+
+REFS = reference()
+GREEDY_EXACT = ["stories260K.gguf", "stories260K-F16.gguf", "stories260K-Q8_0.gguf", "stories260K-Q5_0.gguf"]
+
+
+def hl(*args, input=None, timeout=120, check=True):
+    r = subprocess.run([str(HYPERLAMA), *map(str, args)], input=input, capture_output=True, text=True,
+                       timeout=timeout)
+    if check and r.returncode != 0:
+        raise AssertionError(f"hyperlama {' '.join(map(str, args))} exited {r.returncode}:\n{r.stderr}")
+    return r
+
+
+@pytest.mark.parametrize("name", GREEDY_EXACT)
+def test_run_raw_greedy_matches_llamacpp(hyperlama, name):
+    """Pure greedy (no repeat penalty, as the reference ran) reproduces llama.cpp's text."""
+    r = hl("run", SHARED / "models" / name, "Once upon a time", "--raw", "--temperature", "0",
+           "--repeat-penalty", "1", "--num-predict", "40", "--threads", "2")
+    assert r.stdout == REFS[name]["greedy_text"]
+
+
+@pytest.mark.parametrize("name", sorted(REFS))
+def test_tokenize_matches_llamacpp(hyperlama, name):
+    for text, ids in REFS[name]["tokens"].items():
+        r = hl("tokenize", SHARED / "models" / name, text)
+        assert json.loads(r.stdout) == ids, text
+
+
+def test_tokenize_add_special_adds_bos(hyperlama):
+    r = hl("tokenize", SHARED / "models/stories260K.gguf", "Once upon a time", "--add-special")
+    assert json.loads(r.stdout) == [1] + REFS["stories260K.gguf"]["tokens"]["Once upon a time"]
+
+
+def test_stop_string_is_not_printed(hyperlama):
+    r = hl("run", SHARED / "models/stories260K.gguf", "Once upon a time", "--raw", "--temperature", "0",
+           "--repeat-penalty", "1", "--num-predict", "40", "--stop", "Lily")
+    full = REFS["stories260K.gguf"]["greedy_text"]
+    assert r.stdout == full[:full.index("Lily")]
+
+
+def test_seed_reproducible_and_sensitive(hyperlama):
+    args = ["run", SHARED / "models/stories260K.gguf", "Once upon a time", "--raw", "--temperature", "1.0",
+            "--num-predict", "60"]
+    a = hl(*args, "--seed", "7").stdout
+    b = hl(*args, "--seed", "7").stdout
+    c = hl(*args, "--seed", "8").stdout
+    assert a == b
+    assert a != c
+
+
+def test_num_predict_limits_tokens(hyperlama):
+    r = hl("run", SHARED / "models/stories260K.gguf", "Once upon a time", "--raw", "--temperature", "0",
+           "--num-predict", "5", "--verbose")
+    assert re.search(r"^eval count:\s+5 token\(s\)$", r.stderr, re.M), r.stderr
+
+
+def test_verbose_prints_ollama_timing_block(hyperlama):
+    r = hl("run", SHARED / "models/stories260K.gguf", "Once upon a time", "--raw", "--num-predict", "8", "--verbose")
+    for label in ("total duration:", "load duration:", "prompt eval count:", "prompt eval duration:",
+                  "prompt eval rate:", "eval count:", "eval duration:", "eval rate:"):
+        assert label in r.stderr
+    assert re.search(r"^prompt eval count:\s+5 token\(s\)$", r.stderr, re.M)  # BOS + 4 tokens
+
+
+def test_piped_stdin_becomes_the_prompt(hyperlama):
+    r = hl("run", SHARED / "models/stories260K.gguf", "--raw", "--temperature", "0", "--repeat-penalty", "1",
+           "--num-predict", "40", input="Once upon a time")
+    assert r.stdout == REFS["stories260K.gguf"]["greedy_text"]
+
+
+def test_chat_template_answer(hyperlama):
+    """SmolLM2 with its own chat template answers in words and stops by itself."""
+    model = model_path("smollm2-135m-instruct-q4_1.gguf")
+    r = hl("run", model, "What is the capital of France?", "--temperature", "0", "--num-predict", "64",
+           "--verbose")
+    assert "Paris" in r.stdout
+    assert "<|im_end|>" not in r.stdout and "<|im_start|>" not in r.stdout
+
+
+def test_bench_json(hyperlama):
+    r = hl("bench", SHARED / "models/stories260K.gguf", "-p", "64", "-n", "16", "-r", "2", "--json")
+    doc = json.loads(r.stdout)
+    tests = {x["test"]: x for x in doc["results"]}
+    assert set(tests) == {"pp64", "tg16"}
+    assert all(x["median"] > 0 and len(x["samples"]) == 2 for x in tests.values())
+    assert doc["peak_rss_mib"] > 0 and doc["weight_bytes"] > 0
+
+
+def test_inspect_lists_metadata_and_tensors(hyperlama):
+    r = hl("inspect", SHARED / "models/stories260K-Q4_0.gguf")
+    assert "general.architecture" in r.stdout and "llama" in r.stdout
+    assert "blk.0.attn_q.weight" in r.stdout and "Q4_0" in r.stdout
+
+
+@pytest.mark.parametrize("bad", ["invalid/stories260k-gguf-v1.gguf", "invalid/stories260k-v2-q8_0-misaligned-rows.gguf"])
+def test_invalid_files_are_refused_clearly(hyperlama, bad):
+    for verb in ("inspect", "run"):
+        args = [verb, SHARED / "models" / bad] + (["hi", "--raw"] if verb == "run" else [])
+        r = hl(*args, check=False)
+        assert r.returncode == 1
+        assert r.stderr.startswith("Error: ") and len(r.stderr) > 20
+        assert "version 1" in r.stderr or "172" in r.stderr
+
+
+def test_unknown_flag_and_missing_model(hyperlama):
+    r = hl("run", SHARED / "models/stories260K.gguf", "hi", "--bogus", check=False)
+    assert r.returncode == 2 and "unknown flag" in r.stderr
+    r = hl("run", "/nonexistent/model.gguf", "hi", check=False)
+    assert r.returncode == 1 and "Error:" in r.stderr
+
+
+def test_logits_dump_shape(hyperlama, tmp_path):
+    out = tmp_path / "l.bin"
+    hl("logits", SHARED / "models/stories260K.gguf", "--tokens", "1,403,407,261,378", "--all", "--out", out)
+    import numpy as np
+    data = out.read_bytes()
+    rows, vocab = np.frombuffer(data[:8], dtype=np.int32)
+    assert (rows, vocab) == (5, 512)
+    logits = np.frombuffer(data[8:], dtype=np.float32).reshape(rows, vocab)
+    # the argmax after the prompt is llama.cpp's first greedy token
+    assert int(logits[-1].argmax()) == REFS["stories260K.gguf"]["greedy_ids"][0]
+    r = hl("logits", SHARED / "models/stories260K.gguf", "--tokens", "1,403,407,261,378", "--greedy", "40")
+    assert json.loads(r.stdout) == REFS["stories260K.gguf"]["greedy_ids"]
+
+
+class Pty:
+    """Drives the interactive chat in a real pseudo-terminal."""
+
+    def __init__(self, args):
+        self.pid, self.fd = pty.fork()
+        if self.pid == 0:
+            os.execv(str(HYPERLAMA), [str(HYPERLAMA), *map(str, args)])
+        self.buf = b""
+
+    def expect(self, pattern, timeout=60):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            m = re.search(pattern, self.buf)
+            if m:
+                out = self.buf[:m.end()]
+                self.buf = self.buf[m.end():]
+                return out
+            r, _, _ = select.select([self.fd], [], [], 0.2)
+            if r:
+                try:
+                    chunk = os.read(self.fd, 4096)
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                self.buf += chunk
+        raise AssertionError(f"timed out waiting for {pattern!r}; got {self.buf[-2000:]!r}")
+
+    def send(self, s):
+        os.write(self.fd, s.encode())
+
+    def close(self):
+        try:
+            _, status = os.waitpid(self.pid, 0)
+            return os.waitstatus_to_exitcode(status)
+        finally:
+            os.close(self.fd)
+
+
+def test_interactive_chat_in_a_terminal(hyperlama):
+    p = Pty(["run", SHARED / "models/stories260K.gguf", "--temperature", "0", "--repeat-penalty", "1",
+             "--num-predict", "12"])
+    p.expect(rb">>> ")
+    p.send("Once upon a time\r")
+    out = p.expect(rb">>> ")
+    assert b"there was a little girl" in out
+    p.send('"""One day\r')
+    p.expect(rb"\.\.\. ")
+    p.send('Lily"""\r')
+    p.expect(rb">>> ")
+    p.send("/?\r")
+    assert b"/bye" in p.expect(rb">>> ")
+    p.send("/bye\r")
+    assert p.close() == 0
+
+
+def test_interactive_ctrl_d_leaves(hyperlama):
+    p = Pty(["run", SHARED / "models/stories260K.gguf", "--num-predict", "4"])
+    p.expect(rb">>> ")
+    p.send("\x04")
+    assert p.close() == 0
