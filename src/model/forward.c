@@ -39,6 +39,7 @@ void hl_forward_ctx_free(hl_forward_ctx *c) {
     free(c->gate);
     free(c->up);
     free(c->rope);
+    free(c->rope_swa);
     free(c->xout);
     free(c->scores);
     for (int i = 0; i < 3; i++) free(c->xq[i]);
@@ -76,6 +77,7 @@ int hl_forward_ctx_new(hl_forward_ctx **out, const hl_model *m, int32_t max_toke
     c->gate = scratch_alloc(T * hp->n_ff * sizeof(float));
     c->up = scratch_alloc(T * hp->n_ff * sizeof(float));
     c->rope = scratch_alloc(T * (size_t)(hp->n_rot / 2) * 2 * sizeof(float));
+    c->rope_swa = scratch_alloc(T * (size_t)(hp->n_rot / 2) * 2 * sizeof(float));
     c->xout = scratch_alloc(T * hp->n_embd * sizeof(float));
     c->scores = scratch_alloc((size_t)max_threads * HL_ATTN_CHUNK * sizeof(float));
     c->out_row = calloc(T, sizeof *c->out_row);
@@ -90,7 +92,7 @@ int hl_forward_ctx_new(hl_forward_ctx **out, const hl_model *m, int32_t max_toke
         }
     }
     c->xq_size = xs;
-    int ok = c->x && c->xb && c->q && c->k && c->v && c->att && c->gate && c->up && c->rope && c->xout &&
+    int ok = c->x && c->xb && c->q && c->k && c->v && c->att && c->gate && c->up && c->rope && c->rope_swa && c->xout &&
              c->scores && c->out_row;
     for (int i = 0; i < 3; i++) ok = ok && (c->xq[i] = scratch_alloc(xs)) != NULL;
     if (!ok) {
@@ -182,15 +184,15 @@ static void rope_head(float *x, const float *cs, int32_t n_rot, hl_rope_style st
 }
 
 /* Causal attention of one query head of one token over its sequence's cached
- * positions 0..pos: online softmax in fixed chunks of positions (the chunking
+ * positions p0..pos: online softmax in fixed chunks of positions (the chunking
  * depends only on positions, so the result is batch-independent). */
 static void attend(const hl_vec_ops *vo, float *out, const float *qh, const hl_f16 *kl, const hl_f16 *vl, const hl_batch_seq *seq,
-                   int32_t pos, int32_t bs, int32_t n_kv, int32_t kvh, int32_t hdk, int32_t hdv, float scale,
-                   float *scores) {
+                   int32_t p0, int32_t pos, int32_t bs, int32_t n_kv, int32_t kvh, int32_t hdk, int32_t hdv,
+                   float scale, float *scores) {
     memset(out, 0, (size_t)hdv * sizeof(float));
     float mx = -INFINITY, sum = 0.0f;
     const size_t kstride = (size_t)n_kv * hdk, vstride = (size_t)n_kv * hdv;
-    for (int32_t c0 = 0; c0 <= pos; c0 += HL_ATTN_CHUNK) {
+    for (int32_t c0 = p0; c0 <= pos; c0 += HL_ATTN_CHUNK) {
         int32_t c1 = c0 + HL_ATTN_CHUNK <= pos + 1 ? c0 + HL_ATTN_CHUNK : pos + 1;
         float cmax = -INFINITY;
         for (int32_t p = c0; p < c1; p++) {
@@ -201,7 +203,7 @@ static void attend(const hl_vec_ops *vo, float *out, const float *qh, const hl_f
         }
         if (cmax > mx) {
             float corr = expf(mx - cmax); /* 0 on the first chunk */
-            if (c0 > 0) vo->scale(out, corr, hdv);
+            if (c0 > p0) vo->scale(out, corr, hdv);
             sum *= corr;
             mx = cmax;
         }
@@ -240,17 +242,24 @@ static void forward_thread(void *vctx, int ith, int nth) {
         hl_dequantize(W->token_embd.type, (const char *)W->token_embd.data + (size_t)bt->token * W->token_embd.row_bytes,
                       x + t * E, E);
         if (hp->embd_scale != 1.0f) vo->scale(x + t * E, hp->embd_scale, E);
-        float *cs = c->rope + t * half * 2;
+        float *cs = c->rope + t * half * 2, *cw = c->rope_swa + t * half * 2;
         for (int32_t i = 0; i < half; i++) {
             double th = (double)bt->pos * m->rope_inv_freq[i];
             cs[2 * i] = (float)cos(th);
             cs[2 * i + 1] = (float)sin(th);
+            if (hp->n_swa > 0) {
+                double tw = (double)bt->pos * m->rope_inv_freq_swa[i];
+                cw[2 * i] = (float)cos(tw);
+                cw[2 * i + 1] = (float)sin(tw);
+            }
         }
     }
 
     for (int32_t l = 0; l < hp->n_layer; l++) {
         const hl_layer_weights *L = &W->layers[l];
         hl_f16 *kl = hl_kv_layer_k(c->kv, l), *vl = hl_kv_layer_v(c->kv, l);
+        const int swa = m->layer_swa[l];
+        const float *rope = swa ? c->rope_swa : c->rope;
 
         /* residual of the previous block's feed-forward, then attention norm and conversion for Q, K, V */
         act_group gqkv = group_of(&L->wq, &L->wk, &L->wv);
@@ -286,7 +295,7 @@ static void forward_thread(void *vctx, int ith, int nth) {
                     float *xh = out + t * ld + hh * hd;
                     if (bias->data) vo->add(xh, (const float *)bias->data + hh * hd, hd);
                     if (hnorm && hnorm->data) vo->rmsnorm(xh, xh, hnorm->data, hd, eps);
-                    if (kind < 2) rope_head(xh, c->rope + t * half * 2, hp->n_rot, hp->rope_style);
+                    if (kind < 2) rope_head(xh, rope + t * half * 2, hp->n_rot, hp->rope_style);
                     if (kind > 0) {
                         const hl_batch_token *bt = &b->tokens[t];
                         const hl_batch_seq *seq = &b->seqs[bt->seq];
@@ -306,8 +315,10 @@ static void forward_thread(void *vctx, int ith, int nth) {
             int64_t t = u / nh;
             int32_t h = (int32_t)(u % nh);
             const hl_batch_token *bt = &b->tokens[t];
-            attend(vo, att + t * OD + (int64_t)h * hdv, q + t * QD + (int64_t)h * hdk, kl, vl, &b->seqs[bt->seq], bt->pos,
-                   bs, nkv, h / gqa, hdk, hdv, hp->attn_scale, scores);
+            /* sliding-window layers see the last n_swa positions, this one included */
+            int32_t p0 = swa && bt->pos >= hp->n_swa ? bt->pos - hp->n_swa + 1 : 0;
+            attend(vo, att + t * OD + (int64_t)h * hdv, q + t * QD + (int64_t)h * hdk, kl, vl, &b->seqs[bt->seq], p0,
+                   bt->pos, bs, nkv, h / gqa, hdk, hdv, hp->attn_scale, scores);
         }
         hl_pool_barrier(pool);
 

@@ -113,6 +113,12 @@ static int read_hparams(hl_model *m, hl_err *err) {
                               type);
         }
     }
+    hp->rope_freq_base_swa = 10000.0f;
+    if (m->arch->swa_period > 0) {
+        if ((rc = hp_int(f, a, "attention.sliding_window", 0, 0, INT32_MAX, &hp->n_swa, err)) ||
+            (rc = hp_float(f, a, "rope.freq_base_swa", 1.0, 1e12, &hp->rope_freq_base_swa, err)))
+            return rc;
+    }
     hp->attn_scale = 1.0f / sqrtf((float)hp->head_dim_k);
     hp->embd_scale = m->arch->embd_scale_sqrt ? sqrtf((float)hp->n_embd) : 1.0f;
     hp->rope_style = m->arch->rope_style;
@@ -240,8 +246,11 @@ static int bind_weights(hl_model *m, hl_err *err) {
 static int build_rope(hl_model *m, hl_err *err) {
     const hl_hparams *hp = &m->hp;
     int32_t half = hp->n_rot / 2;
-    m->rope_inv_freq = calloc(half > 0 ? (size_t)half : 1, sizeof(double));
-    if (!m->rope_inv_freq) return hl_err_set(err, HL_ENOMEM, "out of memory");
+    size_t n = half > 0 ? (size_t)half : 1;
+    m->rope_inv_freq = calloc(n, sizeof(double));
+    m->rope_inv_freq_swa = calloc(n, sizeof(double));
+    m->layer_swa = calloc((size_t)hp->n_layer, 1);
+    if (!m->rope_inv_freq || !m->rope_inv_freq_swa || !m->layer_swa) return hl_err_set(err, HL_ENOMEM, "out of memory");
     const float *factors = m->w.rope_freqs.data;
     for (int32_t i = 0; i < half; i++) {
         double f = (double)hp->rope_freq_scale * pow((double)hp->rope_freq_base, -2.0 * i / hp->n_rot);
@@ -252,7 +261,12 @@ static int build_rope(hl_model *m, hl_err *err) {
             f /= d;
         }
         m->rope_inv_freq[i] = f;
+        /* local layers keep the short-context rope: their own base, no scaling */
+        m->rope_inv_freq_swa[i] = pow((double)hp->rope_freq_base_swa, -2.0 * i / hp->n_rot);
     }
+    int period = m->arch->swa_period;
+    for (int32_t l = 0; hp->n_swa > 0 && period > 0 && l < hp->n_layer; l++)
+        m->layer_swa[l] = period == 1 || (l + 1) % period != 0;
     return 0;
 }
 
@@ -260,6 +274,8 @@ void hl_model_free(hl_model *m) {
     if (!m) return;
     free(m->w.layers);
     free(m->rope_inv_freq);
+    free(m->rope_inv_freq_swa);
+    free(m->layer_swa);
     gguf_close(m->file);
     free(m);
 }
@@ -285,7 +301,7 @@ int hl_model_load_gguf(hl_model **out, gguf_file *f, hl_err *err) {
         goto fail;
     }
     if ((rc = read_hparams(m, err)) || (rc = bind_weights(m, err)) || (rc = build_rope(m, err))) goto fail;
-    if (m->arch->hparams_hook && (rc = m->arch->hparams_hook(&m->hp, f, err))) goto fail;
+    if (m->arch->hook && (rc = m->arch->hook(m, err))) goto fail;
     *out = m;
     return 0;
 fail:

@@ -2,7 +2,7 @@
  *
  * hl_model_load opens a GGUF file, reads the hyperparameters of its
  * architecture (general.architecture picks a description from the table in
- * arch.c: llama, qwen2, ...), and binds every tensor the architecture needs,
+ * arch.c: llama, qwen2, qwen3, gemma3), and binds every tensor the architecture needs,
  * checking presence, element type and exact shape once, so the forward pass
  * never checks. Weights stay in the read-only mapping (no copies). A loaded
  * model is immutable and may be shared by any number of threads.
@@ -65,6 +65,8 @@ typedef struct hl_hparams {
     hl_act act;
     int has_rope_freqs;     /* rope_freqs.weight present: per-frequency divisors (Llama 3 scaling) */
     int tied_output;        /* no output.weight: logits use token_embd.weight */
+    int32_t n_swa;          /* <arch>.attention.sliding_window: window of local layers (0 = none) */
+    float rope_freq_base_swa; /* rope base of sliding-window layers (gemma3: 10000) */
 } hl_hparams;
 
 /* ---- lifecycle ---- */

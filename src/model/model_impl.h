@@ -52,12 +52,15 @@ typedef struct hl_arch {
     hl_rope_style rope_style;
     hl_act act;
     int embd_scale_sqrt;   /* multiply embeddings by sqrt(n_embd) */
+    /* Sliding-window attention: 0 = the arch has none (the key is ignored);
+     * n > 0 = every n-th layer is global, the others local (1 = all local). */
+    int swa_period;
     const hl_arch_tensor *global;
     int n_global;
     const hl_arch_tensor *layer;
     int n_layer_tensors;
-    /* Optional: adjusts hparams after the generic keys are read. */
-    int (*hparams_hook)(hl_hparams *hp, const gguf_file *f, hl_err *err);
+    /* Optional: adjusts the model after hparams and weights are bound. */
+    int (*hook)(hl_model *m, hl_err *err);
 } hl_arch;
 
 const hl_arch *hl_arch_find(const char *name); /* NULL if unknown */
@@ -65,6 +68,7 @@ const hl_arch *hl_arch_find(const char *name); /* NULL if unknown */
 extern const hl_arch hl_arch_llama;
 extern const hl_arch hl_arch_qwen2;
 extern const hl_arch hl_arch_qwen3;
+extern const hl_arch hl_arch_gemma3;
 
 /* ---- bound weights ---- */
 
@@ -108,6 +112,8 @@ struct hl_model {
     hl_hparams hp;
     hl_weights w;
     double *rope_inv_freq; /* [n_rot / 2] owned: freq_scale * base^(-2i/n_rot) / factor_i */
+    double *rope_inv_freq_swa; /* [n_rot / 2] owned: the same for sliding-window layers (base_swa, unscaled) */
+    uint8_t *layer_swa;    /* [n_layer] owned: 1 = layer attends within n_swa positions only */
     size_t weight_bytes;
     gguf_file *file;       /* owned; weights point into its mapping */
 };
@@ -128,6 +134,7 @@ struct hl_forward_ctx {
     float *gate;    /* [max_tokens][n_ff] */
     float *up;      /* [max_tokens][n_ff] */
     float *rope;    /* [max_tokens][n_rot / 2][2] cos, sin of each token's angles */
+    float *rope_swa; /* [max_tokens][n_rot / 2][2] the same for sliding-window layers */
     float *xout;    /* [max_tokens][n_embd] final-normed rows that want logits, dense */
     float *scores;  /* [max_threads][HL_ATTN_CHUNK] */
     void *xq[3];    /* converted activations, one per distinct activation type in a stage */

@@ -457,3 +457,15 @@ static void smoke_real(const char *file, const char *arch, int tied) {
 
 TEST(real_smollm2_loads_and_runs) { smoke_real("smollm2-135m-instruct-q4_1.gguf", "llama", 1); }
 TEST(real_qwen25_loads_and_runs) { smoke_real("qwen2.5-coder-1.5b-instruct-q4_k_m.gguf", "qwen2", 0); }
+TEST(real_gemma3_loads_and_runs) {
+    smoke_real("gemma-3-270m-q4_k_m.gguf", "gemma3", 1);
+    const char *path = hl_test_model("gemma-3-270m-q4_k_m.gguf");
+    if (!path) return;
+    hl_model *m = NULL;
+    hl_err err = {0};
+    if (hl_model_load(&m, path, &err)) return;
+    CHECK_EQ(hl_model_hparams(m)->n_swa, 512);
+    CHECK_EQ(hl_model_hparams(m)->head_dim_k, 256);
+    CHECK_EQ(hl_model_hparams(m)->rope_style, HL_ROPE_NEOX);
+    hl_model_free(m);
+}

@@ -1,0 +1,46 @@
+/* The gemma3 architecture (Gemma 3 text models): embeddings scaled by
+ * sqrt(n_embd); per-head RMSNorm of queries and keys; RMSNorm after the
+ * attention and feed-forward branches as well as before them; GELU (tanh)
+ * gated feed-forward; NEOX rope; tied output. Five of every six layers are
+ * local (sliding window of attention.sliding_window positions, rope base
+ * 10000); every sixth is global (rope.freq_base). The converter stores the
+ * norm weights with Gemma's "+1" already applied, so they are plain RMSNorm
+ * weights here. */
+#include "model/model_impl.h"
+
+#define G(f) offsetof(hl_weights, f)
+#define L(f) offsetof(hl_layer_weights, f)
+
+static const hl_arch_tensor gemma3_global[] = {
+    {"token_embd.weight", G(token_embd), HL_DIM_EMBD, HL_DIM_VOCAB, HL_TK_EMBD, 0},
+    {"output_norm.weight", G(output_norm), HL_DIM_EMBD, HL_DIM_NONE, HL_TK_VEC, 0},
+    {"output.weight", G(output), HL_DIM_EMBD, HL_DIM_VOCAB, HL_TK_MATMUL, HL_TF_OPTIONAL},
+};
+
+static const hl_arch_tensor gemma3_layer[] = {
+    {"blk.%d.attn_norm.weight", L(attn_norm), HL_DIM_EMBD, HL_DIM_NONE, HL_TK_VEC, 0},
+    {"blk.%d.attn_q.weight", L(wq), HL_DIM_EMBD, HL_DIM_Q, HL_TK_MATMUL, 0},
+    {"blk.%d.attn_k.weight", L(wk), HL_DIM_EMBD, HL_DIM_K, HL_TK_MATMUL, 0},
+    {"blk.%d.attn_v.weight", L(wv), HL_DIM_EMBD, HL_DIM_V, HL_TK_MATMUL, 0},
+    {"blk.%d.attn_q_norm.weight", L(q_norm), HL_DIM_HEAD_K, HL_DIM_NONE, HL_TK_VEC, 0},
+    {"blk.%d.attn_k_norm.weight", L(k_norm), HL_DIM_HEAD_K, HL_DIM_NONE, HL_TK_VEC, 0},
+    {"blk.%d.attn_output.weight", L(wo), HL_DIM_O, HL_DIM_EMBD, HL_TK_MATMUL, 0},
+    {"blk.%d.post_attention_norm.weight", L(post_attn_norm), HL_DIM_EMBD, HL_DIM_NONE, HL_TK_VEC, 0},
+    {"blk.%d.ffn_norm.weight", L(ffn_norm), HL_DIM_EMBD, HL_DIM_NONE, HL_TK_VEC, 0},
+    {"blk.%d.ffn_gate.weight", L(ffn_gate), HL_DIM_EMBD, HL_DIM_FF, HL_TK_MATMUL, 0},
+    {"blk.%d.ffn_up.weight", L(ffn_up), HL_DIM_EMBD, HL_DIM_FF, HL_TK_MATMUL, 0},
+    {"blk.%d.ffn_down.weight", L(ffn_down), HL_DIM_FF, HL_DIM_EMBD, HL_TK_MATMUL, 0},
+    {"blk.%d.post_ffw_norm.weight", L(post_ffn_norm), HL_DIM_EMBD, HL_DIM_NONE, HL_TK_VEC, 0},
+};
+
+const hl_arch hl_arch_gemma3 = {
+    .name = "gemma3",
+    .rope_style = HL_ROPE_NEOX,
+    .act = HL_ACT_GELU,
+    .embd_scale_sqrt = 1,
+    .swa_period = 6,
+    .global = gemma3_global,
+    .n_global = sizeof gemma3_global / sizeof gemma3_global[0],
+    .layer = gemma3_layer,
+    .n_layer_tensors = sizeof gemma3_layer / sizeof gemma3_layer[0],
+};
