@@ -17,6 +17,7 @@
 static void put_quoted(hl_buf *b, gguf_str s, size_t max) {
     hl_buf_putc(b, '"');
     size_t n = s.len < max ? (size_t)s.len : max;
+    while (n < s.len && n > 0 && ((unsigned char)s.ptr[n] & 0xC0) == 0x80) n--; /* cut between characters */
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s.ptr[i];
         if (c == '\n') hl_buf_puts(b, "\\n");

@@ -209,13 +209,20 @@ int gguf_add_tensor(gguf_writer *w, const char *name, hl_type type, uint32_t n_d
 
 /* ---- streaming the file out -------------------------------------------- */
 
-static uint32_t writer_alignment(const gguf_writer *w) {
-    for (size_t i = 0; i < w->n_kv; i++)
-        if (strcmp(w->kvs[i].key, "general.alignment") == 0 && w->kvs[i].type == GGUF_U32 && w->kvs[i].val.len == 4) {
-            uint32_t a = gguf_ld32((const uint8_t *)w->kvs[i].val.data);
-            if (a && !(a & (a - 1)) && a <= GGUF_MAX_ALIGNMENT) return a;
-        }
-    return GGUF_DEFAULT_ALIGNMENT;
+/* general.alignment when set, else the default; a value our reader (and
+ * others) would refuse is refused here rather than written. */
+static int writer_alignment(const gguf_writer *w, uint32_t *align, hl_err *err) {
+    *align = GGUF_DEFAULT_ALIGNMENT;
+    for (size_t i = 0; i < w->n_kv; i++) {
+        if (strcmp(w->kvs[i].key, "general.alignment") != 0) continue;
+        if (w->kvs[i].type != GGUF_U32 || w->kvs[i].val.len != 4)
+            return hl_err_set(err, HL_EINVAL, "general.alignment must be a u32 (it is a %s)", gguf_vtype_name(w->kvs[i].type));
+        uint32_t a = gguf_ld32((const uint8_t *)w->kvs[i].val.data);
+        if (!a || (a & (a - 1)) || a > GGUF_MAX_ALIGNMENT)
+            return hl_err_set(err, HL_EINVAL, "general.alignment %u is not a power of two between 1 and %u", a, GGUF_MAX_ALIGNMENT);
+        *align = a;
+    }
+    return 0;
 }
 
 static int wr(FILE *fp, const void *p, size_t n) { return n == 0 || fwrite(p, 1, n, fp) == n ? 0 : -1; }
@@ -272,6 +279,9 @@ static int write_all(const gguf_writer *w, FILE *fp, uint32_t align) {
 
 int gguf_write(gguf_writer *w, const char *path, hl_err *err) {
     if (w->oom) return hl_err_set(err, HL_ENOMEM, "out of memory building GGUF metadata for %s", path);
+    uint32_t align;
+    int rc = writer_alignment(w, &align, err);
+    if (rc) return rc;
     char tmp[4096];
     if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= sizeof tmp)
         return hl_err_set(err, HL_EINVAL, "path too long: %s", path);
@@ -284,7 +294,7 @@ int gguf_write(gguf_writer *w, const char *path, hl_err *err) {
         unlink(tmp);
         return hl_err_set(err, HL_EIO, "cannot open %s: %s", tmp, strerror(e));
     }
-    int rc = write_all(w, fp, writer_alignment(w));
+    rc = write_all(w, fp, align);
     int e = errno;
     if (!rc && (fflush(fp) != 0 || fsync(fileno(fp)) != 0)) {
         rc = HL_EIO;

@@ -541,6 +541,15 @@ TEST(writer_round_trip) {
     CHECK(gguf_get_arr(f2, "a.nested", &a) == 0 && gguf_arr_get_arr(&a, 1, &sub) == 0 && gguf_arr_int(&sub, 0) == 3);
     CHECK(gguf_get_str(f2, "v.str", &s) == 0 && str_eq(s, "hello \"world\"\n"));
 
+    /* an alignment the reader would refuse is refused at write time */
+    gguf_writer *w3 = gguf_writer_new();
+    gguf_set_u32(w3, "general.alignment", 48);
+    char path3[256];
+    CHECK_EQ(gguf_write(w3, tmp_path(path3, sizeof path3, "rt3"), &err), HL_EINVAL);
+    CHECK_STREQ(err.msg, "general.alignment 48 is not a power of two between 1 and 1073741824");
+    CHECK(access(path3, F_OK) != 0);
+    gguf_writer_free(w3);
+
     FILE *null = fopen("/dev/null", "w");
     CHECK_EQ(gguf_print(null, f2, 1), 0);
     fclose(null);
@@ -568,5 +577,26 @@ TEST(open_big_model_fast) {
     gguf_arr toks;
     CHECK_EQ(gguf_get_arr(f, "tokenizer.ggml.tokens", &toks), 0);
     CHECK(toks.n > 150000);
+    gguf_close(f);
+}
+
+/* The inspect listing names every key and tensor with the facts of the
+ * models README (512 tokens, 48 tensors, ffn_down rows of 172). */
+TEST(print_listing) {
+    gguf_file *f;
+    hl_err err;
+    CHECK_EQ(gguf_open(&f, hl_test_shared("models/stories260K-Q4_0.gguf"), &err), 0);
+    char *text = NULL;
+    size_t len = 0;
+    FILE *mem = open_memstream(&text, &len);
+    CHECK_EQ(gguf_print(mem, f, 1), 0);
+    fclose(mem);
+    CHECK(strstr(text, "GGUF version 3") != NULL);
+    CHECK(strstr(text, "tokenizer.ggml.tokens") && strstr(text, "[string x 512] [\"<unk>\", \"<s>\", \"</s>\""));
+    CHECK(strstr(text, "tokenizer.ggml.seperator_token_id") && strstr(text, "4294967295"));
+    CHECK(strstr(text, "tensors (48):") != NULL);
+    CHECK(strstr(text, "blk.0.ffn_down.weight") && strstr(text, "172 x 64"));
+    for (int64_t i = 0; i < gguf_n_kv(f); i++) CHECK(strstr(text, gguf_kv_key(gguf_kv_at(f, i))) != NULL);
+    free(text);
     gguf_close(f);
 }
