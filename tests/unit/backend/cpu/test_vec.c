@@ -99,13 +99,30 @@ static void check_level(hl_simd lv) {
     }
 }
 
-TEST(vec_scalar) { check_level(HL_SIMD_SCALAR); }
+/* masked attention: -inf scores get exactly zero weight */
+static void check_masked_softmax(hl_simd lv) {
+    float x[11];
+    for (int i = 0; i < 11; i++) x[i] = i % 3 == 0 ? -INFINITY : (float)i * 0.1f;
+    hl_vec_ops_at(lv)->softmax(x, 11);
+    double sum = 0;
+    for (int i = 0; i < 11; i++) {
+        if (i % 3 == 0) CHECK(x[i] == 0.0f);
+        sum += x[i];
+    }
+    CHECK_NEAR(sum, 1.0, 1e-6);
+}
+
+TEST(vec_scalar) {
+    check_level(HL_SIMD_SCALAR);
+    check_masked_softmax(HL_SIMD_SCALAR);
+}
 TEST(vec_avx2) {
     if (!hl_cpu_simd_supported(HL_SIMD_AVX2)) {
         hl_test_skip("no AVX2");
         return;
     }
     check_level(HL_SIMD_AVX2);
+    check_masked_softmax(HL_SIMD_AVX2);
 }
 TEST(vec_public_entry_points) {
     float a[5] = {1, 2, 3, 4, 5}, b[5] = {1, 1, 1, 1, 1};
