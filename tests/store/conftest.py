@@ -1,0 +1,45 @@
+"""Fixtures for the store tests: a fresh store folder per test and the local
+registry server (tests/store/registry_server.py) on 127.0.0.1."""
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+
+from storepaths import HYPERLAMA, SHARED  # noqa: E402
+import registry_server  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def registry():
+    with registry_server.Server(SHARED) as s:
+        yield s
+
+
+@pytest.fixture
+def env(tmp_path, registry):
+    e = dict(os.environ)
+    e["HYPERLAMA_MODELS"] = str(tmp_path / "models")
+    e["HYPERLAMA_REGISTRY"] = registry.url
+    e["OLLAMA_MODELS"] = str(tmp_path / "ollama")
+    e.pop("NO_COLOR", None)
+    return e
+
+
+@pytest.fixture
+def hl(env):
+    if not HYPERLAMA.exists():
+        pytest.fail(f"{HYPERLAMA} not built: run make")
+
+    def run(*args, check=True, **kw):
+        r = subprocess.run([str(HYPERLAMA), *map(str, args)], env=env, capture_output=True, text=True, timeout=120, **kw)
+        if check and r.returncode != 0:
+            raise AssertionError(f"hyperlama {' '.join(map(str, args))} failed ({r.returncode}):\n{r.stdout}\n{r.stderr}")
+        return r
+
+    run.env = env
+    run.root = pathlib.Path(env["HYPERLAMA_MODELS"])
+    return run
