@@ -262,10 +262,12 @@ int hl_sampler_clone(const hl_sampler *s, uint64_t fork_index, hl_sampler **out,
 
 /* ---- the chain ------------------------------------------------------------------- */
 
-/* Steps 1-2: work = logits with penalties and bias applied; NaN -> -inf. */
+/* Steps 1-2: work = logits with penalties and bias applied. NaN is left in
+ * place: every later pass tests `v > -INFINITY`, which is false for NaN, so a
+ * NaN logit is treated as banned without an extra pass here. */
 static void apply_penalties_and_bias(hl_sampler *s, const float *logits) {
     float *w = s->work;
-    for (int32_t i = 0; i < s->n_vocab; i++) w[i] = logits[i] == logits[i] ? logits[i] : -INFINITY;
+    memcpy(w, logits, (size_t)s->n_vocab * sizeof *w);
     const float rp = s->p.repeat_penalty, fq = s->p.frequency_penalty, pr = s->p.presence_penalty;
     if (rp != 1.0f || fq != 0.0f || pr != 0.0f) {
         for (int32_t i = 0; i < s->n_active; i++) {
@@ -288,7 +290,7 @@ static void cand_softmax(hl_cand *c, int32_t n) {
     for (int32_t i = 0; i < n; i++) mx = c[i].logit > mx ? c[i].logit : mx;
     double sum = 0.0;
     for (int32_t i = 0; i < n; i++) {
-        c[i].p = expf(c[i].logit - mx);
+        c[i].p = hl_sample_expf(c[i].logit - mx);
         sum += c[i].p;
     }
     const float inv = (float)(1.0 / sum);
@@ -337,7 +339,7 @@ static int32_t draw(hl_sampler *s, const hl_cand *c, int32_t n) {
     double sum = 0.0;
     float *wt = s->work; /* work is no longer needed once candidates exist */
     for (int32_t i = 0; i < n; i++) {
-        wt[i] = expf((c[i].logit - mx) * inv_t);
+        wt[i] = hl_sample_expf((c[i].logit - mx) * inv_t);
         sum += wt[i];
     }
     const double u = rng_uniform(s) * sum;
@@ -359,15 +361,33 @@ static int32_t raw_argmax(const float *logits, int32_t n) {
     return best;
 }
 
-/* Fills the top alternatives (top[0..n_top) sorted, the first being the
- * maximum of work) and returns the log-sum-exp of work, for the chosen
- * token's logprob. */
-static double fill_logprobs(hl_sampler *s, hl_token_logprobs *lp, const hl_cand *top, int32_t n_top) {
-    const float *w = s->work;
-    const float mx = top[0].logit;
-    double sum = 0.0;
-    for (int32_t i = 0; i < s->n_vocab; i++) sum += expf(w[i] - mx);
-    const double lse = (double)mx + log(sum);
+/* sum of e^(w[i] - mx) over the row (banned and NaN entries add ~1e-38).
+ * Float lanes keep the inner loop vectorizable; each 256-element block is
+ * folded into a double so the rounding error stays ~256 ulp at any size. */
+static double sum_exp(const float *w, int32_t n, float mx) {
+    double total = 0.0;
+    int32_t i = 0;
+    while (i < n) {
+        int32_t end = n - i > 256 ? i + 256 : n;
+        hl_v4f a0 = {0}, a1 = {0};
+        for (; i + 8 <= end; i += 8) {
+            hl_v4f v0, v1;
+            memcpy(&v0, w + i, sizeof v0);
+            memcpy(&v1, w + i + 4, sizeof v1);
+            a0 += hl_sample_expf4(v0 - mx);
+            a1 += hl_sample_expf4(v1 - mx);
+        }
+        for (; i < end; i++) a0[0] += hl_sample_expf(w[i] - mx);
+        a0 += a1;
+        for (int j = 0; j < 4; j++) total += a0[j];
+    }
+    return total;
+}
+
+/* Fills the top alternatives from top[0..n_top) (sorted, top[0] the maximum
+ * of work) given z = sum_exp(work, top[0].logit); returns the log-sum-exp. */
+static double fill_logprobs(hl_sampler *s, hl_token_logprobs *lp, const hl_cand *top, int32_t n_top, double z) {
+    const double lse = (double)top[0].logit + log(z);
     lp->n_top = n_top < s->p.n_top_logprobs ? n_top : s->p.n_top_logprobs;
     for (int32_t i = 0; i < lp->n_top; i++) {
         lp->top[i].token = top[i].id;
@@ -386,22 +406,40 @@ static int32_t all_banned(const float *logits, int32_t nv, hl_token_logprobs *lp
     return tok;
 }
 
+/* Builds candidates from work entries >= cut (finite only); with z > 0 also
+ * sets p = e^(logit - mx) / z, the probability within the whole row. */
+static int32_t gather(hl_sampler *s, float cut, float mx, double z) {
+    const float *w = s->work;
+    hl_cand *c = s->cand;
+    const float inv_z = z > 0.0 ? (float)(1.0 / z) : 0.0f;
+    int32_t n = 0;
+    for (int32_t i = 0; i < s->n_vocab; i++) {
+        float v = w[i];
+        if (v >= cut && v > -INFINITY) c[n++] = (hl_cand){.logit = v, .key = v, .p = 0.0f, .id = i};
+    }
+    if (z > 0.0)
+        for (int32_t i = 0; i < n; i++) c[i].p = hl_sample_expf(c[i].logit - mx) * inv_z;
+    return n;
+}
+
 int32_t hl_sampler_sample(hl_sampler *s, const float *logits, hl_token_logprobs *lp) {
     const int32_t nv = s->n_vocab, ntop = lp ? s->p.n_top_logprobs : 0;
+    const hl_sampling_params *p = &s->p;
     hl_cand *c = s->cand;
-    double lse = 0.0;
     apply_penalties_and_bias(s, logits);
 
-    /* at least one candidate: the maximum anchors the log-sum-exp */
+    /* at least one candidate: the maximum anchors every softmax */
     const int32_t want = ntop > 0 ? ntop : 1;
-    const int32_t k = s->p.top_k;
+    const int32_t k = p->top_k;
+    double lse = 0.0;
     int32_t n;
-    if (s->p.temperature <= 0.0f) {
+    int topp_done = 0;
+    if (p->temperature <= 0.0f) {
         /* greedy: the heap's first entry is the argmax with ties to the lowest id */
         n = hl_sample_heap_top(s->work, nv, want, c);
         if (n == 0) return all_banned(logits, nv, lp);
         if (lp) {
-            lse = fill_logprobs(s, lp, c, n);
+            lse = fill_logprobs(s, lp, c, n, sum_exp(s->work, nv, c[0].logit));
             lp->chosen = (hl_token_logprob){c[0].id, (float)((double)c[0].logit - lse)};
         }
         return c[0].id;
@@ -409,30 +447,45 @@ int32_t hl_sampler_sample(hl_sampler *s, const float *logits, hl_token_logprobs 
     if (k > 0 && k < nv && (k > want ? k : want) <= HEAP_TOP_MAX) {
         n = hl_sample_heap_top(s->work, nv, k > want ? k : want, c); /* sorted */
         if (n == 0) return all_banned(logits, nv, lp);
-        if (lp) lse = fill_logprobs(s, lp, c, n);
+        if (lp) lse = fill_logprobs(s, lp, c, n, sum_exp(s->work, nv, c[0].logit));
         if (n > k) n = k;
     } else {
-        n = 0;
-        for (int32_t i = 0; i < nv; i++)
-            if (s->work[i] > -INFINITY) c[n++] = (hl_cand){.logit = s->work[i], .key = s->work[i], .id = i};
-        if (n == 0) return all_banned(logits, nv, lp);
-        if (lp) {
-            int32_t m = want < n ? want : n;
-            hl_sample_select_top(c, n, m);
-            hl_sample_sort(c, m);
-            lse = fill_logprobs(s, lp, c, m);
+        hl_cand top[HL_SAMPLER_MAX_TOP_LOGPROBS];
+        int32_t m = hl_sample_heap_top(s->work, nv, want, top);
+        if (m == 0) return all_banned(logits, nv, lp);
+        const float mx = top[0].logit;
+        const int cut_topp = p->top_p < 1.0f - 1e-4f && !(k > 0 && k < nv) && p->typical_p >= 1.0f;
+        double z = lp || cut_topp ? sum_exp(s->work, nv, mx) : 0.0;
+        if (lp) lse = fill_logprobs(s, lp, top, m, z);
+        float cut = -INFINITY;
+        if (cut_topp) {
+            /* Tokens below mx - d carry less than n e^-d = (1 - top_p) z / 4 of
+             * the mass, so the nucleus (mass >= top_p z) lies wholly above the
+             * cut: skip them without sorting or even gathering them. */
+            cut = mx - (float)log(4.0 * nv / ((1.0 - p->top_p) * z));
+        }
+        if (p->min_p > 0.0f && (k <= 0 || k >= nv) && p->typical_p >= 1.0f) {
+            /* min-p keeps logit >= mx + log(min_p) after top-p; both keep a
+             * sorted prefix and mx is in both, so dropping the rest first is exact */
+            float mcut = mx + logf(p->min_p);
+            cut = mcut > cut ? mcut : cut;
+        }
+        n = gather(s, cut, mx, cut_topp ? z : 0.0);
+        if (cut_topp) {
+            n = hl_sample_select_mass(c, n, p->top_p, 0);
+            topp_done = 1;
         }
         if (k > 0 && k < n) {
             hl_sample_select_top(c, n, k);
             n = k;
         }
     }
-    if (s->p.typical_p < 1.0f && n > 1) n = step_typical(c, n, s->p.typical_p);
-    if (s->p.top_p < 1.0f && n > 1) {
+    if (p->typical_p < 1.0f && n > 1) n = step_typical(c, n, p->typical_p);
+    if (p->top_p < 1.0f && n > 1 && !topp_done) {
         cand_softmax(c, n);
-        n = hl_sample_select_mass(c, n, s->p.top_p, 0);
+        n = hl_sample_select_mass(c, n, p->top_p, 0);
     }
-    if (s->p.min_p > 0.0f && n > 1) n = step_min_p(c, n, s->p.min_p);
+    if (p->min_p > 0.0f && n > 1) n = step_min_p(c, n, p->min_p);
 
     int32_t i = draw(s, c, n);
     if (lp) lp->chosen = (hl_token_logprob){c[i].id, (float)((double)c[i].logit - lse)};
