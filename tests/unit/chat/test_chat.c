@@ -1,0 +1,158 @@
+/* Unit tests of the chat-template interpreter's error paths and limits:
+ * syntax errors name line and column, unknown filters and tests are parse
+ * errors, raise_exception's message reaches the caller, runaway templates
+ * stop at the iteration / output / depth limits, and the context builder
+ * produces what the templates expect. Rendering correctness is compared with
+ * jinja2 in tests/chat/ (Python). */
+#include "harness.h"
+
+#include "base/buf.h"
+#include "chat/chat.h"
+
+#include <json-c/json.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* parse + render with an empty context; returns the status, fills out/err */
+static int render(const char *src, hl_buf *out, hl_err *err) {
+    json_object *ctx = json_object_new_object();
+    json_object_object_add(ctx, "messages", json_tokener_parse("[{\"role\":\"user\",\"content\":\"hi\"}]"));
+    int rc = chat_render_once(src, strlen(src), ctx, out, err);
+    json_object_put(ctx);
+    return rc;
+}
+
+static void expect_error(const char *src, int code, const char *needle) {
+    hl_buf out = {0};
+    hl_err err = {0};
+    int rc = render(src, &out, &err);
+    if (rc != code || !strstr(err.msg, needle))
+        hl_test_fail(__FILE__, __LINE__, "template %s: rc %d (want %d), message \"%s\" (want \"%s\")", src, rc, code,
+                     err.msg, needle);
+    hl_buf_free(&out);
+}
+
+static void expect_output(const char *src, const char *want) {
+    hl_buf out = {0};
+    hl_err err = {0};
+    int rc = render(src, &out, &err);
+    CHECK_EQ(rc, 0);
+    if (rc) printf("    %s\n", err.msg);
+    CHECK_STREQ(out.data ? out.data : "", want);
+    hl_buf_free(&out);
+}
+
+TEST(syntax_errors_name_line_and_column) {
+    expect_error("{% if x %}\nunclosed", HL_EINVAL, "template line 1, column 4: unexpected end of template: 'if' block is never closed");
+    expect_error("ok\n{% for x in y %}", HL_EINVAL, "template line 2, column 4:");
+    expect_error("a\nb\n  {{ 1 + }}", HL_EINVAL, "template line 3, column 10: unexpected '}}'");
+    expect_error("{{ x | foo }}", HL_EINVAL, "template line 1, column 8: unknown filter 'foo'");
+    expect_error("\n\n{% if x is frobbed %}{% endif %}", HL_EINVAL, "template line 3, column 12: unknown test 'frobbed'");
+    expect_error("{% endif %}", HL_EINVAL, "unexpected 'endif'");
+    expect_error("{{ 'abc }}", HL_EINVAL, "unterminated string literal");
+    expect_error("{{ x ", HL_EINVAL, "never closed");
+    expect_error("{# comment", HL_EINVAL, "comment '{#' is never closed");
+    expect_error("{% include 'x.jinja' %}", HL_EINVAL, "unsupported statement 'include'");
+    expect_error("{% break %}", HL_EINVAL, "'break' outside of a for loop");
+    expect_error("{{ a $ b }}", HL_EINVAL, "unexpected character '$'");
+    expect_error("{% raw %}never ends", HL_EINVAL, "never closed");
+}
+
+TEST(render_errors) {
+    expect_error("{{ raise_exception('roles must alternate') }}", HL_EINVAL, "template error: roles must alternate");
+    expect_error("line\n{{ nope.attr }}", HL_EINVAL, "template line 2, column 9: 'nope' is undefined");
+    expect_error("{{ 1 + 'a' }}", HL_EINVAL, "unsupported operand type(s) for +: 'int' and 'str'");
+    expect_error("{{ 1 // 0 }}", HL_EINVAL, "division or modulo by zero");
+    expect_error("{% set l = [1] %}{{ l.append(2) }}", HL_EINVAL, "unsafe");
+    expect_error("{{ x | batch(2) }}", HL_ENOTSUP, "filter 'batch' is not supported");
+    expect_error("{{ (none | tojson) ~ (x | tojson) }}", HL_EINVAL, "not JSON serializable");
+    expect_error("{% for a, b in [[1, 2, 3]] %}{% endfor %}", HL_EINVAL, "cannot unpack");
+    expect_error("{{ 5() }}", HL_EINVAL, "not callable");
+    expect_error("{% set x = 1 %}{% set x.y = 2 %}", HL_EINVAL, "non-namespace");
+}
+
+TEST(limits_stop_runaway_templates) {
+    /* 1000 x 1000 x 2 iterations exceed the default 1M */
+    expect_error("{% for i in range(1000) %}{% for j in range(1000) %}{% for k in range(2) %}{% endfor %}{% endfor %}{% endfor %}",
+                 HL_ERANGE, "loop iterations");
+    expect_error("{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}", HL_ERANGE, "deeper than 256");
+    expect_error("{{ range(1000000) | list }}", HL_ERANGE, "Range too big");
+    /* doubling a string 30 times would reach 1 GB */
+    expect_error("{% set ns = namespace(s='xxxxxxxxxxxxxxxx') %}{% for i in range(30) %}{% set ns.s = ns.s + ns.s %}{% endfor %}{{ ns.s }}",
+                 HL_ERANGE, "limit");
+    expect_error("{% for i in range(100000) %}{{ 'y' * 200 }}{% endfor %}", HL_ERANGE, "exceeds the limit");
+
+    chat_template *t = NULL;
+    hl_err err = {0};
+    const char *src = "{% for i in range(50) %}ab{% endfor %}";
+    CHECK_EQ(chat_template_parse(&t, src, strlen(src), &err), 0);
+    chat_limits lim = chat_limits_default();
+    lim.max_iterations = 10;
+    hl_buf out = {0};
+    CHECK_EQ(chat_template_render_limits(t, NULL, &lim, &out, &err), HL_ERANGE);
+    lim = chat_limits_default();
+    lim.max_output = 20;
+    hl_buf_reset(&out);
+    CHECK_EQ(chat_template_render_limits(t, NULL, &lim, &out, &err), HL_ERANGE);
+    lim.max_output = 100;
+    hl_buf_reset(&out);
+    CHECK_EQ(chat_template_render_limits(t, NULL, &lim, &out, &err), 0);
+    CHECK_EQ(out.len, 100);
+    hl_buf_free(&out);
+    chat_template_free(t);
+}
+
+TEST(deep_nesting_is_an_error_not_a_crash) {
+    size_t n = 5000;
+    char *src = malloc(32768);
+    size_t k = 0;
+    memcpy(src + k, "{{ ", 3), k += 3;
+    for (size_t i = 0; i < n; i++) src[k++] = '(';
+    src[k++] = '1';
+    for (size_t i = 0; i < n; i++) src[k++] = ')';
+    memcpy(src + k, " }}", 4);
+    expect_error(src, HL_EINVAL, "nested too deeply");
+    k = 0;
+    for (size_t i = 0; i < 2000; i++) k += (size_t)sprintf(src + k, "{%% if 1 %%}");
+    src[k] = 0;
+    expect_error(src, HL_EINVAL, "nested too deeply");
+    free(src);
+}
+
+TEST(undefined_behaves_like_jinja2) {
+    expect_output("[{{ nothing }}][{{ nothing | length }}][{% for x in nothing %}x{% endfor %}][{{ nothing is defined }}]",
+                  "[][0][][False]");
+    expect_output("{{ messages[0].missing is defined }}|{{ messages[5] is defined }}", "False|False");
+}
+
+TEST(context_builder_and_reuse) {
+    chat_message msgs[] = {{"system", "Be brief."}, {"user", "Hi"}, {"assistant", NULL}};
+    json_object *ctx = NULL;
+    hl_err err = {0};
+    CHECK_EQ(chat_context_new(&ctx, msgs, 3, 1, "<s>", NULL, &err), 0);
+    const char *src = "{{ bos_token }}{% for m in messages %}{{ m.role }}={{ m.content }};{% endfor %}"
+                      "{% if add_generation_prompt %}>{% endif %}[{{ eos_token }}]";
+    chat_template *t = NULL;
+    CHECK_EQ(chat_template_parse(&t, src, strlen(src), &err), 0);
+    for (int i = 0; i < 3; i++) { /* a parsed template renders any number of times */
+        hl_buf out = {0};
+        CHECK_EQ(chat_template_render(t, ctx, &out, &err), 0);
+        CHECK_STREQ(out.data, "<s>system=Be brief.;user=Hi;assistant=None;>[]");
+        hl_buf_free(&out);
+    }
+    chat_template_free(t);
+    json_object_put(ctx);
+    /* a context must be an object */
+    json_object *arr = json_object_new_array();
+    hl_buf out = {0};
+    CHECK_EQ(chat_render_once("x", 1, arr, &out, &err), HL_EINVAL);
+    json_object_put(arr);
+    hl_buf_free(&out);
+}
+
+TEST(template_size_limit) {
+    chat_template *t = NULL;
+    hl_err err = {0};
+    CHECK_EQ(chat_template_parse(&t, "x", (size_t)5 << 20, &err), HL_ERANGE);
+    CHECK(t == NULL);
+}
