@@ -77,6 +77,11 @@ static void bench_barrier(int nt) {
     for (int i = 0; i < 10000; i++) hl_pool_run(pool, bar_fn, &(bar_ctx){pool, 0});
     double run_ns = (double)(hl_now_ns() - t0) / 10000;
     printf("pool t=%d: barrier %.0f ns (median), empty hl_pool_run %.0f ns\n", nt, ts[3], run_ns);
+    if (nt == 2) {
+        t0 = hl_now_ns();
+        for (int i = 0; i < 100000; i++) __builtin_ia32_pause();
+        printf("pause: %.1f ns each\n", (double)(hl_now_ns() - t0) / 100000);
+    }
     hl_pool_free(pool);
 }
 
@@ -110,6 +115,7 @@ int main(int argc, char **argv) {
                     int64_t m = mi == 0 ? 1 : 512;
                     if (only_m && m != only_m) continue;
                     if (m == 512 && sh[c].n > 20000) continue; /* lm_head at 512 rows: minutes, skip */
+                    if (sh[c].k % (int64_t)hl_type_get(types[ti])->blck) continue; /* K-quants need k % 256 == 0 */
                     for (int nt = 1; nt <= 2; nt++)
                         if (!only_t || nt == only_t) bench(types[ti], &sh[c], m, nt, m == 1 ? reps : 3);
                 }

@@ -61,6 +61,10 @@ typedef struct hl_pool hl_pool;
 hl_pool *hl_pool_new(int n_threads); /* n_threads <= 0: number of cores */
 void hl_pool_free(hl_pool *pool);
 int hl_pool_size(const hl_pool *pool);
+/* How long waiters spin before sleeping: at a barrier (default 5 us) and
+ * between runs (default 50 us); a negative value keeps the current one. Call
+ * only while no run is in progress. */
+void hl_pool_set_spin(hl_pool *pool, int barrier_us, int idle_us);
 typedef void (*hl_pool_fn)(void *ctx, int ith, int nth);
 void hl_pool_run(hl_pool *pool, hl_pool_fn fn, void *ctx);
 /* Only valid inside hl_pool_run; every thread must call it the same number of times. */

@@ -9,6 +9,7 @@
 #include "backend/cpu/cpu.h"
 
 #include "base/assert.h"
+#include "base/clock.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -29,11 +30,13 @@
 #define HL_PAUSE() ((void)0)
 #endif
 
-/* Spin iterations before sleeping. A pause is ~10-140 cycles depending on the
- * core, so these are a few microseconds (barrier) and some tens (idle
- * workers waiting for the next run, which usually follows soon). */
-#define HL_SPIN_BARRIER 2000
-#define HL_SPIN_IDLE 20000
+/* How long a waiter spins before sleeping, in time rather than iterations
+ * because a pause costs 10-140 cycles depending on the core (~24 ns on the
+ * Zen 3 we measured): a few microseconds at a barrier (the common case when
+ * both threads run and stages are balanced), some tens for idle workers
+ * waiting for the next run, which usually follows soon. */
+#define HL_SPIN_BARRIER_NS 5000
+#define HL_SPIN_IDLE_NS 50000
 
 typedef struct {
     alignas(64) _Atomic uint32_t word;
@@ -42,6 +45,7 @@ typedef struct {
 
 struct hl_pool {
     int n;
+    int64_t spin_barrier_ns, spin_idle_ns;
     pthread_t *threads;
     struct hl_worker *workers;
     /* run dispatch: fn/ctx are published by the generation bump */
@@ -66,11 +70,17 @@ static void hl_futex_wake_all(_Atomic uint32_t *w) {
     syscall(SYS_futex, (uint32_t *)w, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
 }
 
-/* Waits until f->word != old: spin, then sleep. */
-static void hl_wait_change(hl_futex_word *f, uint32_t old, int spins) {
-    for (int i = 0; i < spins; i++) {
+/* Waits until f->word != old: spin for about spin_ns, then sleep. */
+static void hl_wait_change(hl_futex_word *f, uint32_t old, int64_t spin_ns) {
+    int64_t start = 0;
+    for (uint32_t i = 1;; i++) {
         if (atomic_load_explicit(&f->word, memory_order_acquire) != old) return;
         HL_PAUSE();
+        if ((i & 15) == 0) { /* the clock is ~20 ns: look at it every 16 pauses */
+            int64_t now = hl_now_ns();
+            if (!start) start = now;
+            else if (now - start >= spin_ns) break;
+        }
     }
     while (atomic_load_explicit(&f->word, memory_order_acquire) == old) {
         /* seq_cst increment, then the kernel re-checks word: either the waker
@@ -94,7 +104,7 @@ void hl_pool_barrier(hl_pool *pool) {
         atomic_store(&pool->bar_count, 0);
         hl_publish(&pool->phase, ph + 1);
     } else {
-        hl_wait_change(&pool->phase, ph, HL_SPIN_BARRIER);
+        hl_wait_change(&pool->phase, ph, pool->spin_barrier_ns);
     }
 }
 
@@ -103,7 +113,7 @@ static void *hl_worker_main(void *arg) {
     hl_pool *pool = wk->pool;
     uint32_t seen = 0;
     for (;;) {
-        hl_wait_change(&pool->gen, seen, HL_SPIN_IDLE);
+        hl_wait_change(&pool->gen, seen, pool->spin_idle_ns);
         seen = atomic_load(&pool->gen.word);
         if (atomic_load(&pool->stop)) break;
         pool->fn(pool->ctx, wk->ith, pool->n);
@@ -120,7 +130,7 @@ hl_pool *hl_pool_new(int n_threads) {
     if (n_threads > 512) n_threads = 512;
     hl_pool *pool = aligned_alloc(64, (sizeof(hl_pool) + 63) / 64 * 64);
     if (!pool) return NULL;
-    *pool = (hl_pool){.n = n_threads};
+    *pool = (hl_pool){.n = n_threads, .spin_barrier_ns = HL_SPIN_BARRIER_NS, .spin_idle_ns = HL_SPIN_IDLE_NS};
     pool->threads = calloc((size_t)n_threads, sizeof(pthread_t));
     pool->workers = calloc((size_t)n_threads, sizeof(struct hl_worker));
     if (!pool->threads || !pool->workers) {
@@ -141,6 +151,11 @@ hl_pool *hl_pool_new(int n_threads) {
 }
 
 int hl_pool_size(const hl_pool *pool) { return pool->n; }
+
+void hl_pool_set_spin(hl_pool *pool, int barrier_us, int idle_us) {
+    if (barrier_us >= 0) pool->spin_barrier_ns = (int64_t)barrier_us * 1000;
+    if (idle_us >= 0) pool->spin_idle_ns = (int64_t)idle_us * 1000;
+}
 
 void hl_pool_run(hl_pool *pool, hl_pool_fn fn, void *ctx) {
     if (pool->n <= 1) {
