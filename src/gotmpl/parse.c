@@ -317,6 +317,8 @@ typedef enum { T_EOF, T_TEXT, T_ACTION } tok_kind;
 /* Finds the next action: text before it goes to *text. Handles trim markers
  * and comments. Returns T_ACTION with ps->a..a_end set to the action body. */
 static tok_kind next(parser *ps, const char **text, size_t *text_len) {
+    *text = ps->p;
+    *text_len = 0;
     for (;;) {
         if (ps->p >= ps->end) return T_EOF;
         const char *open = strstr(ps->p, "{{");
