@@ -40,6 +40,7 @@ int cmd_tokenize(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_logits(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
 /* store verbs (cmd_store.c) */
 int cmd_list(int argc, char **argv);
 int cmd_show(int argc, char **argv);

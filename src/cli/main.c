@@ -11,6 +11,7 @@ static const struct {
     int (*fn)(int argc, char **argv);
     const char *help;
 } verbs[] = {
+    {"serve", cmd_serve, "Start the server (Ollama and OpenAI APIs)"},
     {"run", cmd_run, "Run a model (one answer, or an interactive chat)"},
     {"bench", cmd_bench, "Measure prompt processing and generation speed"},
     {"tokenize", cmd_tokenize, "Print the token ids of a text"},

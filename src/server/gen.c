@@ -1,0 +1,351 @@
+/* Generation shared by the Ollama and OpenAI routes: resolve and pin the
+ * model, turn the request into prompt tokens (raw text, or messages through
+ * the model's chat template; Ollama's truncate drops the oldest messages),
+ * merge options (defaults < Modelfile PARAMETERs < request), check the context,
+ * submit to the engine and hand the response to a streamed reply whose pull
+ * function (per API) formats the token events. */
+#include "server/internal.h"
+#include "base/clock.h"
+#include "base/json_write.h"
+#include "base/log.h"
+
+#include <json-c/json.h>
+#include <microhttpd.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+int64_t srv_wall_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000000ll + ts.tv_nsec;
+}
+
+void srv_iso_time(char *out, size_t cap, int64_t ns) {
+    time_t t = (time_t)(ns / 1000000000ll);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    char base[32];
+    strftime(base, sizeof base, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out, cap, "%s.%09lldZ", base, (long long)(ns % 1000000000ll));
+}
+
+void srv_token_piece(const srv_run *run, int32_t tok, char *buf, size_t cap) {
+    int n = tok_piece_ex(run->model->lm->tok, tok, 1, buf, cap - 1);
+    if (n < 0) n = 0;
+    if ((size_t)n > cap - 1) n = (int)cap - 1;
+    buf[n] = 0;
+}
+
+static void run_notify(void *ctx) {
+    srv_run *run = ctx;
+    srv_stream *st = __atomic_load_n(&run->st, __ATOMIC_ACQUIRE);
+    if (st) srv_stream_wake(st);
+}
+
+static void run_cancel(void *ctx) {
+    srv_run *run = ctx;
+    if (run->h) hl_handle_cancel(run->h);
+}
+
+static void run_free(void *ctx) {
+    srv_run *run = ctx;
+    if (run->h) hl_handle_release(run->h); /* cancels if still running; no notify after this */
+    if (run->t_first) {
+        srv_metrics_latency(&run->srv->metrics, (double)(run->t_first - run->t_start) / 1e9, run->itl, run->n_itl);
+    }
+    int64_t gen = 0;
+    for (int i = 0; i < run->g.n; i++) gen += run->choices[i].stats.gen_tokens;
+    srv_metrics_tokens(&run->srv->metrics, (int64_t)run->n_prompt, gen);
+    if (run->model) srv_models_put(&run->srv->models, run->model, run->g.has_keep_alive, run->g.keep_alive_ns);
+    for (int i = 0; i < SRV_MAX_CHOICES; i++) {
+        hl_buf_free(&run->choices[i].text);
+        hl_buf_free(&run->choices[i].logprobs);
+    }
+    srv_gen_free(&run->g);
+    free(run->prompt);
+    free(run->gen_ids);
+    free(run->itl);
+    free(run);
+}
+
+int srv_run_drain(srv_run *run, void (*on_event)(srv_run *, const hl_event *, hl_buf *), hl_buf *out) {
+    hl_event ev;
+    while (run->h && hl_handle_next(run->h, &ev)) {
+        if (ev.type == HL_EVENT_ERROR) {
+            run->error = 1;
+            snprintf(run->errmsg, sizeof run->errmsg, "%s", ev.error);
+            break;
+        }
+        if (ev.index < 0 || ev.index >= run->g.n) continue;
+        srv_choice *c = &run->choices[ev.index];
+        if (ev.type == HL_EVENT_TOKEN) {
+            int64_t now = hl_now_ns();
+            if (!run->t_first) run->t_first = now;
+            else if (ev.index == 0) {
+                if (run->n_itl == run->cap_itl) {
+                    size_t nc = run->cap_itl ? run->cap_itl * 2 : 64;
+                    double *ni = realloc(run->itl, nc * sizeof *ni);
+                    if (ni) run->itl = ni, run->cap_itl = nc;
+                }
+                if (run->n_itl < run->cap_itl) run->itl[run->n_itl++] = (double)(now - run->t_last) / 1e9;
+            }
+            if (ev.index == 0) run->t_last = now;
+            if (ev.index == 0 && run->g.api == SRV_OLLAMA_GENERATE) {
+                if (run->n_gen == run->cap_gen) {
+                    size_t nc = run->cap_gen ? run->cap_gen * 2 : 256;
+                    int32_t *ng = realloc(run->gen_ids, nc * sizeof *ng);
+                    if (ng) run->gen_ids = ng, run->cap_gen = nc;
+                }
+                if (run->n_gen < run->cap_gen) run->gen_ids[run->n_gen++] = ev.token;
+            }
+        } else if (ev.type == HL_EVENT_DONE) {
+            c->stats = ev.stats;
+            c->done = 1;
+            run->n_done++;
+        }
+        if (ev.n_text) hl_buf_append(&c->text, ev.text, ev.n_text);
+        on_event(run, &ev, out);
+    }
+    return run->error || run->n_done >= run->g.n;
+}
+
+/* ---- prompt construction --------------------------------------------------- */
+
+static int render_messages(srv_run *run, const srv_msg *msgs, size_t n, const char *sys_default, char **out, hl_err *err) {
+    const hl_loaded *lm = run->model->lm;
+    if (!lm->tmpl) {
+        if (lm->tmpl_error) return hl_err_set(err, HL_ENOTSUP, "the model's chat template is not supported: %s", lm->tmpl_error);
+        return hl_err_set(err, HL_EINVAL, "the model has no chat template: use /api/generate with \"raw\": true or /v1/completions");
+    }
+    struct json_object *ctx = json_object_new_object(), *arr = json_object_new_array();
+    int has_system = 0;
+    for (size_t i = 0; i < n; i++) has_system |= !strcmp(msgs[i].role, "system");
+    if (!has_system && sys_default && *sys_default) {
+        struct json_object *m = json_object_new_object();
+        json_object_object_add(m, "role", json_object_new_string("system"));
+        json_object_object_add(m, "content", json_object_new_string(sys_default));
+        json_object_array_add(arr, m);
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct json_object *m = json_object_new_object();
+        json_object_object_add(m, "role", json_object_new_string(msgs[i].role));
+        json_object_object_add(m, "content", json_object_new_string(msgs[i].content));
+        json_object_array_add(arr, m);
+    }
+    json_object_object_add(ctx, "messages", arr);
+    json_object_object_add(ctx, "add_generation_prompt", json_object_new_boolean(1));
+    int32_t bos = tok_bos(lm->tok), eos = tok_eos(lm->tok);
+    const char *bt = bos >= 0 ? tok_text(lm->tok, bos) : NULL, *et = eos >= 0 ? tok_text(lm->tok, eos) : NULL;
+    json_object_object_add(ctx, "bos_token", json_object_new_string(bt ? bt : ""));
+    json_object_object_add(ctx, "eos_token", json_object_new_string(et ? et : ""));
+    hl_buf b = {0};
+    int rc = chat_template_render(lm->tmpl, ctx, &b, err);
+    json_object_put(ctx);
+    if (!rc && b.oom) rc = hl_err_set(err, HL_ENOMEM, "out of memory rendering the chat template");
+    if (rc) {
+        hl_buf_free(&b);
+        return rc;
+    }
+    *out = b.data ? hl_buf_take(&b) : strdup("");
+    return 0;
+}
+
+static int build_prompt(srv_run *run, int32_t num_ctx, hl_err *err) {
+    srv_gen *g = &run->g;
+    const hl_loaded *lm = run->model->lm;
+    const char *sys_default = g->system ? g->system : run->model->sm.system;
+    char *text = NULL;
+    int rc = 0;
+    if (g->tmpl && *g->tmpl && !g->raw)
+        return hl_err_set(err, HL_ENOTSUP, "\"template\" (a Go template) is not supported yet: send \"raw\": true with a formatted prompt");
+    if (g->api == SRV_OLLAMA_GENERATE || g->api == SRV_OAI_COMPLETION) {
+        const char *p = g->prompt ? g->prompt : "";
+        if (g->raw || g->api == SRV_OAI_COMPLETION || !lm->tmpl) {
+            if (sys_default && *sys_default && !g->raw && g->api == SRV_OLLAMA_GENERATE) {
+                size_t n = strlen(sys_default) + strlen(p) + 3;
+                text = malloc(n);
+                if (text) snprintf(text, n, "%s\n\n%s", sys_default, p);
+            } else {
+                text = strdup(p);
+            }
+            if (!text) return hl_err_set(err, HL_ENOMEM, "out of memory");
+        } else {
+            srv_msg m = {(char *)"user", (char *)p};
+            rc = render_messages(run, &m, 1, sys_default, &text, err);
+            if (rc) return rc;
+        }
+    }
+    size_t first = 0; /* messages dropped by truncate */
+    for (;;) {
+        if (g->api == SRV_OLLAMA_CHAT || g->api == SRV_OAI_CHAT) {
+            free(text);
+            text = NULL;
+            /* keep system messages, drop the oldest others */
+            srv_msg *view = malloc((g->n_msgs ? g->n_msgs : 1) * sizeof *view);
+            if (!view) return hl_err_set(err, HL_ENOMEM, "out of memory");
+            size_t nv = 0, skipped = 0;
+            for (size_t i = 0; i < g->n_msgs; i++) {
+                if (strcmp(g->msgs[i].role, "system") && skipped < first) {
+                    skipped++;
+                    continue;
+                }
+                view[nv++] = g->msgs[i];
+            }
+            rc = render_messages(run, view, nv, sys_default, &text, err);
+            free(view);
+            if (rc) return rc;
+        }
+        free(run->prompt);
+        run->prompt = NULL;
+        if (g->n_context) {
+            int32_t *ids = NULL;
+            size_t n = 0;
+            rc = tok_encode(lm->tok, text, strlen(text), 0, 1, &ids, &n, err);
+            if (rc) break;
+            run->prompt = malloc((g->n_context + n + 1) * sizeof *run->prompt);
+            if (!run->prompt) {
+                free(ids);
+                rc = hl_err_set(err, HL_ENOMEM, "out of memory");
+                break;
+            }
+            int32_t nv = tok_n_vocab(lm->tok);
+            for (size_t i = 0; i < g->n_context; i++)
+                if (g->context[i] >= nv) {
+                    free(ids);
+                    rc = hl_err_set(err, HL_EINVAL, "\"context\" holds token id %d, outside the vocabulary", g->context[i]);
+                    break;
+                }
+            if (rc) break;
+            memcpy(run->prompt, g->context, g->n_context * sizeof *run->prompt);
+            if (n) memcpy(run->prompt + g->n_context, ids, n * sizeof *ids);
+            run->n_prompt = g->n_context + n;
+            free(ids);
+        } else {
+            rc = hl_loaded_tokenize_prompt(lm, text, &run->prompt, &run->n_prompt, err);
+            if (rc) break;
+        }
+        if ((int64_t)run->n_prompt < num_ctx) break;
+        size_t others = 0;
+        for (size_t i = 0; i < g->n_msgs; i++) others += strcmp(g->msgs[i].role, "system") != 0;
+        if (g->truncate && (g->api == SRV_OLLAMA_CHAT) && first + 1 < others) {
+            first++;
+            continue;
+        }
+        rc = hl_err_set(err, HL_ERANGE,
+                        "the prompt is %zu tokens, but the context holds %d (num_ctx): shorten the prompt%s or raise num_ctx",
+                        run->n_prompt, num_ctx, g->api == SRV_OLLAMA_CHAT ? ", send \"truncate\": true to drop old messages," : "");
+        break;
+    }
+    run->dropped_msgs = (int)first;
+    free(text);
+    return rc;
+}
+
+static int reply_gen_error(srv_req *r, srv_gen *g, int rc, const char *msg) {
+    int status = srv_status_of(rc);
+    if (r->oai) {
+        const char *code = rc == HL_ERANGE && strstr(msg, "context") ? "context_length_exceeded"
+                         : rc == HL_ENOENT ? "model_not_found" : NULL;
+        const char *param = rc == HL_ERANGE && strstr(msg, "context") ? "messages" : rc == HL_ENOENT ? "model" : g->err_param;
+        return srv_reply_oai_error(r, status, msg, status == 503 ? "server_error" : "invalid_request_error", param, code);
+    }
+    return srv_reply_error(r, status, msg);
+}
+
+/* Ollama: an empty prompt (or no messages) loads the model, or unloads it with keep_alive 0. */
+static int reply_load_unload(srv_req *r, srv_run *run) {
+    int unload = run->g.has_keep_alive && run->g.keep_alive_ns == 0;
+    char ts[64];
+    srv_iso_time(ts, sizeof ts, srv_wall_ns());
+    hl_buf b = {0};
+    hl_buf_printf(&b, "{\"model\":");
+    hl_json_escape(&b, run->g.model, strlen(run->g.model));
+    hl_buf_printf(&b, ",\"created_at\":\"%s\",", ts);
+    if (run->g.api == SRV_OLLAMA_CHAT) hl_buf_puts(&b, "\"message\":{\"role\":\"assistant\",\"content\":\"\"},");
+    else hl_buf_puts(&b, "\"response\":\"\",");
+    hl_buf_printf(&b, "\"done_reason\":\"%s\",\"done\":true}\n", unload ? "unload" : "load");
+    int rc = srv_reply_json(r, 200, &b);
+    run_free(run); /* drops the reference; keep_alive 0 unloads */
+    return rc;
+}
+
+int srv_gen_start(srv_req *r, srv_gen *g, srv_pull_fn pull, const char *ctype) {
+    hl_err err = {0};
+    srv_run *run = calloc(1, sizeof *run);
+    if (!run) {
+        srv_gen_free(g);
+        return srv_reply_error(r, 500, "out of memory");
+    }
+    run->srv = r->srv;
+    run->g = *g;
+    memset(g, 0, sizeof *g);
+    g = &run->g;
+    if (g->n < 1) g->n = 1;
+    snprintf(r->model, sizeof r->model, "%s", g->model);
+    run->t_start = hl_now_ns();
+    run->created = srv_wall_ns() / 1000000000ll;
+    {
+        /* ids only need to be unique among live requests: time mixed with the run's address */
+        uint64_t x = (uint64_t)srv_wall_ns() ^ ((uint64_t)(uintptr_t)run * 0x9E3779B97F4A7C15ull);
+        snprintf(run->id, sizeof run->id, "%s-%016llx", g->api == SRV_OAI_COMPLETION ? "cmpl" : "chatcmpl", (unsigned long long)x);
+    }
+    int rc = srv_models_get(&r->srv->models, g->model, &run->model, &err);
+    if (rc) {
+        rc = reply_gen_error(r, g, rc, err.msg);
+        run_free(run);
+        return rc;
+    }
+    run->load_ns = hl_now_ns() - run->t_start;
+    if ((g->api == SRV_OLLAMA_GENERATE && (!g->prompt || !*g->prompt) && !g->n_context) ||
+        (g->api == SRV_OLLAMA_CHAT && g->n_msgs == 0))
+        return reply_load_unload(r, run);
+
+    /* options: defaults < Modelfile parameters < request */
+    srv_opts o = {0};
+    o.s = hl_sampling_default_params();
+    o.num_predict = g->api == SRV_OAI_COMPLETION ? 16 : -1;
+    srv_opts_merge(&o, &run->model->params);
+    if (g->api == SRV_OAI_CHAT || g->api == SRV_OAI_COMPLETION) {
+        /* OpenAI's defaults where the request says nothing, as Ollama's compatibility layer does */
+        if (!(g->opts.set & SRV_O_TEMP)) o.s.temperature = 1.0f;
+        if (!(g->opts.set & SRV_O_TOPP)) o.s.top_p = 1.0f;
+    }
+    srv_opts_merge(&o, &g->opts);
+    int32_t max_ctx = hl_engine_max_ctx(run->model->eng);
+    int32_t num_ctx = (o.set & SRV_O_NCTX) && o.num_ctx > 0 ? o.num_ctx : r->srv->cfg.num_ctx > 0 ? r->srv->cfg.num_ctx : max_ctx;
+    if (num_ctx > max_ctx) num_ctx = max_ctx;
+
+    rc = build_prompt(run, num_ctx, &err);
+    if (rc) {
+        srv_opts_free(&o);
+        rc = reply_gen_error(r, g, rc, err.msg);
+        run_free(run);
+        return rc;
+    }
+    hl_request req = {0};
+    req.prompt = run->prompt;
+    req.n_prompt = run->n_prompt;
+    req.sampling = o.s;
+    req.sampling.logit_bias = g->bias;
+    req.sampling.n_logit_bias = g->n_bias;
+    req.sampling.n_top_logprobs = g->logprobs ? g->top_logprobs : 0;
+    req.num_predict = o.num_predict < 0 ? -1 : o.num_predict;
+    req.num_ctx = num_ctx;
+    req.stops = (const char *const *)o.stops;
+    req.n_stops = o.n_stops;
+    req.n_choices = g->n;
+    req.logprobs = g->logprobs;
+    rc = hl_engine_submit(run->model->eng, &req, run_notify, run, &run->h, &err);
+    srv_opts_free(&o);
+    if (rc) {
+        if (rc == HL_ERANGE && r->oai) snprintf(err.msg, sizeof err.msg, "This model's maximum context length is %d tokens. However, your messages resulted in %zu tokens. Please reduce the length of the messages.", num_ctx, run->n_prompt);
+        rc = reply_gen_error(r, g, rc, err.msg);
+        run_free(run);
+        return rc;
+    }
+    srv_stream *st = NULL;
+    rc = srv_reply_stream(r, 200, ctype, pull, run_free, run_cancel, run, &st);
+    if (rc == MHD_YES && st) __atomic_store_n(&run->st, st, __ATOMIC_RELEASE);
+    return rc;
+}

@@ -1,0 +1,279 @@
+/* The server's internals shared between its files: the server object, the
+ * per-request state, streamed responses, loaded models, metrics and parsed
+ * generation requests. Not part of the module's interface (server.h). */
+#ifndef HL_SERVER_INTERNAL_H
+#define HL_SERVER_INTERNAL_H
+
+#include "server/server.h"
+#include "runner/engine.h"
+#include "store/store.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+struct MHD_Connection;
+struct MHD_Daemon;
+struct json_object;
+
+/* ---- generation options (requests.c) ------------------------------------ */
+
+enum {
+    SRV_O_TEMP = 1 << 0, SRV_O_TOPK = 1 << 1, SRV_O_TOPP = 1 << 2, SRV_O_MINP = 1 << 3, SRV_O_TYPP = 1 << 4,
+    SRV_O_REPP = 1 << 5, SRV_O_REPN = 1 << 6, SRV_O_PRES = 1 << 7, SRV_O_FREQ = 1 << 8, SRV_O_SEED = 1 << 9,
+    SRV_O_NPRED = 1 << 10, SRV_O_NCTX = 1 << 11, SRV_O_STOP = 1 << 12,
+};
+
+/* Options as a request (or a Modelfile's PARAMETERs) set them: only the
+ * fields whose bit is in `set` count, so layers can be merged. */
+typedef struct srv_opts {
+    uint32_t set;
+    hl_sampling_params s;
+    int32_t num_predict, num_ctx;
+    char *stops[HL_STOP_MAX_STRINGS];
+    int n_stops;
+} srv_opts;
+
+typedef enum srv_api { SRV_OLLAMA_GENERATE = 1, SRV_OLLAMA_CHAT, SRV_OAI_CHAT, SRV_OAI_COMPLETION } srv_api;
+
+typedef struct srv_msg {
+    char *role, *content;
+} srv_msg;
+
+#define SRV_MAX_MESSAGES 4096
+#define SRV_MAX_CHOICES 16
+#define SRV_MAX_CONTEXT_IDS (1 << 20)
+
+/* One parsed generation request, from any of the four endpoints. */
+typedef struct srv_gen {
+    srv_api api;
+    char *model;
+    char *prompt, *system, *tmpl, *suffix;
+    int raw, stream, include_usage, echo;
+    srv_msg *msgs;
+    size_t n_msgs;
+    int has_keep_alive;
+    int64_t keep_alive_ns; /* < 0 forever */
+    srv_opts opts;
+    hl_logit_bias *bias;
+    int32_t n_bias;
+    int n;            /* choices */
+    int logprobs;     /* report logprobs */
+    int top_logprobs; /* alternatives per token */
+    int truncate;     /* Ollama chat: drop the oldest messages to fit */
+    int32_t *context; /* Ollama generate: tokens of an earlier exchange */
+    size_t n_context;
+    char err_param[64]; /* OpenAI: the parameter an error is about */
+} srv_gen;
+
+int srv_parse_ollama(srv_api api, const char *body, size_t n, srv_gen *g, hl_err *err);
+int srv_parse_openai(srv_api api, const char *body, size_t n, srv_gen *g, hl_err *err);
+void srv_gen_free(srv_gen *g);
+/* Ollama "options" (or a Modelfile's params JSON) into o; unknown keys are
+ * logged and ignored, wrong types are errors. */
+int srv_parse_options(struct json_object *obj, srv_opts *o, hl_err *err);
+void srv_opts_merge(srv_opts *dst, const srv_opts *src); /* src's set fields win */
+void srv_opts_free(srv_opts *o);
+/* Parses body strictly (UTF-8 validated, depth-limited). Caller puts *out. */
+int srv_json_parse(const char *body, size_t n, struct json_object **out, hl_err *err);
+
+/* ---- metrics (metrics.c) ------------------------------------------------- */
+
+#define SRV_HIST_BUCKETS 14
+typedef struct srv_hist {
+    uint64_t counts[SRV_HIST_BUCKETS + 1]; /* last: +Inf */
+    double sum;
+    uint64_t n;
+} srv_hist;
+
+typedef struct srv_req_count {
+    char model[128];
+    int status;
+    uint64_t n;
+} srv_req_count;
+
+typedef struct srv_metrics {
+    pthread_mutex_t m;
+    srv_req_count reqs[256];
+    int n_reqs;
+    srv_hist ttft, itl;
+    uint64_t prompt_tokens, gen_tokens;
+} srv_metrics;
+
+void srv_metrics_init(srv_metrics *m);
+void srv_metrics_destroy(srv_metrics *m);
+void srv_metrics_request(srv_metrics *m, const char *model, int status);
+void srv_metrics_latency(srv_metrics *m, double ttft_s, const double *itl_s, size_t n_itl);
+void srv_metrics_tokens(srv_metrics *m, int64_t prompt, int64_t gen);
+
+/* ---- loaded models (models.c) -------------------------------------------- */
+
+typedef struct srv_model {
+    char *key;          /* normalized name ("registry.ollama.ai/library/x:latest") or file path */
+    char *name;         /* display name */
+    char *path;
+    hl_loaded *lm;
+    hl_engine *eng;
+    store_model sm;     /* store metadata (zero for file paths) */
+    int from_store;
+    srv_opts params;    /* the Modelfile's PARAMETERs */
+    int refs, loading, failed;
+    int64_t keep_alive_ns;       /* applied when the last user leaves */
+    int64_t expires_ns;          /* monotonic; INT64_MAX: never */
+    int64_t expires_wall;        /* unix seconds, 0 when never */
+    int64_t last_used_ns;
+    int64_t size_bytes;
+    struct srv_model *next;
+} srv_model;
+
+typedef struct srv_models {
+    pthread_mutex_t m;
+    pthread_cond_t cv;
+    srv_model *head;
+    const srv_config *cfg;
+    store *st;          /* may be NULL when the store could not be opened */
+    pthread_t reaper;
+    int stop, reaper_started;
+    atomic_int n_loading;
+} srv_models;
+
+int srv_models_init(srv_models *ms, const srv_config *cfg, store *st, hl_err *err);
+void srv_models_destroy(srv_models *ms); /* unloads everything */
+/* Finds or loads a model and takes a reference. HL_ENOENT: no such model. */
+int srv_models_get(srv_models *ms, const char *name, srv_model **out, hl_err *err);
+/* Drops the reference; keep_alive_ns (< 0 forever, 0 now) sets the expiry. */
+void srv_models_put(srv_models *ms, srv_model *m, int has_keep_alive, int64_t keep_alive_ns);
+/* Unloads a model now if it is loaded and idle (keep_alive 0 with no prompt). */
+int srv_models_unload(srv_models *ms, const char *name);
+/* Calls fn for each ready model under the lock (fn must not block). */
+void srv_models_each(srv_models *ms, void (*fn)(void *ctx, srv_model *m), void *ctx);
+/* Normalizes a model name to its key (a file path stays as given). */
+int srv_model_key(const char *name, char *out, size_t cap, int *is_path, hl_err *err);
+
+/* ---- streamed responses (stream.c) ---------------------------------------- */
+
+typedef struct srv_stream srv_stream;
+/* Appends whatever output is ready to out; returns 1 when the response is
+ * complete (out holds the last bytes), 0 when more will come later. Called
+ * from an HTTP thread with no stream lock held. */
+typedef int (*srv_pull_fn)(srv_stream *st, void *ctx, hl_buf *out);
+
+struct srv_stream {
+    pthread_mutex_t m;
+    uint64_t wakes;
+    int suspended, finished;
+    struct MHD_Connection *conn;
+    hl_buf out;
+    size_t out_pos;
+    srv_pull_fn pull;
+    void (*free_ctx)(void *ctx);
+    void (*cancel)(void *ctx); /* server shutdown: stop soon */
+    void *ctx;
+    struct srv_server *srv;
+    struct srv_stream *prev, *next; /* the server's list of live streams */
+};
+
+/* Wakes a suspended stream (safe from any thread, never blocks for long). */
+void srv_stream_wake(srv_stream *st);
+
+/* ---- the server and one request (http.c) ---------------------------------- */
+
+typedef struct srv_server {
+    srv_config cfg;
+    struct MHD_Daemon *d;
+    int port;
+    srv_models models;
+    srv_metrics metrics;
+    store *st;
+    pthread_mutex_t lm;       /* guards streams */
+    srv_stream *streams;
+    atomic_int active;        /* requests in flight */
+    atomic_int shutting_down;
+    int64_t started_ns;
+} srv_server;
+
+typedef struct srv_req {
+    srv_server *srv;
+    struct MHD_Connection *conn;
+    char method[16];
+    char url[512];
+    hl_buf body;
+    int too_big;
+    int64_t t0;
+    int status;
+    char model[128];
+    char origin[256];         /* echoed in CORS headers when allowed */
+    int origin_ok;
+    int oai;                  /* route is /v1/: OpenAI error format */
+    int upload_fd;            /* POST /api/blobs: body goes to a file */
+    char upload_path[4096];
+    int64_t upload_len;
+    char note[160];           /* extra log text (tokens, timings) */
+} srv_req;
+
+/* Responses. Each returns the MHD result of queueing it. */
+int srv_reply(srv_req *r, int status, const char *ctype, const char *body, size_t n);
+int srv_reply_json(srv_req *r, int status, hl_buf *json); /* frees json */
+int srv_reply_error(srv_req *r, int status, const char *msg); /* Ollama or OpenAI shape by route */
+int srv_reply_oai_error(srv_req *r, int status, const char *msg, const char *type, const char *param, const char *code);
+/* Queues a streamed response that pulls from pull/ctx; takes ownership of ctx
+ * (free_ctx runs when the response is done, also on failure). */
+int srv_reply_stream(srv_req *r, int status, const char *ctype, srv_pull_fn pull, void (*free_ctx)(void *),
+                     void (*cancel)(void *), void *ctx, srv_stream **out);
+/* Maps an error code to an HTTP status (HL_ENOENT 404, HL_EBUSY 503 ...). */
+int srv_status_of(int code);
+
+/* Routes */
+int srv_route_ollama(srv_req *r);   /* /api/generate, /api/chat, /api/tags, /api/show, /api/ps, /api/version */
+int srv_route_store(srv_req *r);    /* /api/pull, create, copy, delete, blobs */
+int srv_route_openai(srv_req *r);   /* /v1/... */
+int srv_route_misc(srv_req *r);     /* /, /health, /metrics */
+void srv_metrics_render(srv_server *s, hl_buf *out);
+
+/* ---- generation shared by both APIs (gen.c) ------------------------------- */
+
+typedef struct srv_run srv_run;
+typedef struct srv_choice {
+    hl_buf text;
+    hl_choice_stats stats;
+    int done;
+    hl_buf logprobs;   /* API-specific JSON fragments, comma-joined */
+    int n_lp;
+} srv_choice;
+
+/* One generation in flight: the model reference, the handle, the tokens. */
+struct srv_run {
+    srv_server *srv;
+    srv_model *model;
+    srv_gen g;
+    hl_handle *h;
+    srv_stream *st;
+    int32_t *prompt;
+    size_t n_prompt;
+    int32_t *gen_ids;   /* choice 0's tokens (Ollama generate's context) */
+    size_t n_gen, cap_gen;
+    int dropped_msgs;   /* truncate: messages dropped from the history */
+    srv_choice choices[SRV_MAX_CHOICES];
+    int n_done;
+    int error;
+    char errmsg[256];
+    int64_t t_start, t_first, t_last, load_ns;
+    double *itl;
+    size_t n_itl, cap_itl;
+    int sent_first;     /* OpenAI streaming: role chunk sent */
+    char id[40];
+    int64_t created;
+};
+
+/* Parses nothing: resolves the model, builds the prompt, submits. On error
+ * replies itself. Takes ownership of g in every case. */
+int srv_gen_start(srv_req *r, srv_gen *g, srv_pull_fn pull, const char *ctype);
+/* Drains available events into run state; calls on_token per TOKEN event.
+ * Returns 1 when every choice is done (or the request failed). */
+int srv_run_drain(srv_run *run, void (*on_token)(srv_run *, const hl_event *, hl_buf *), hl_buf *out);
+/* The token's text as the API shows it (its piece, special tokens rendered). */
+void srv_token_piece(const srv_run *run, int32_t tok, char *buf, size_t cap);
+void srv_iso_time(char *out, size_t cap, int64_t unix_ns);
+int64_t srv_wall_ns(void);
+
+#endif

@@ -1,0 +1,307 @@
+/* Loaded models: one hl_loaded + hl_engine per model, shared by the requests
+ * that use it (reference counted). A model stays loaded for its keep_alive
+ * after its last request (default 5m; 0 unloads at once; negative: forever); a
+ * reaper thread unloads expired ones. At most cfg->max_loaded are loaded: the
+ * least recently used idle model makes room. Names resolve as a file path to a
+ * GGUF when one exists, else through the store (Modelfile params, system and
+ * template come along). Loading happens outside the lock; others asking for
+ * the same model wait for it. */
+#include "server/internal.h"
+#include "base/clock.h"
+#include "base/log.h"
+
+#include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+static int64_t auto_kv_bytes(void) {
+    int64_t avail = 0;
+    FILE *f = fopen("/proc/meminfo", "r");
+    if (f) {
+        char line[256];
+        long long kb;
+        while (fgets(line, sizeof line, f))
+            if (sscanf(line, "MemAvailable: %lld kB", &kb) == 1) avail = kb * 1024;
+        fclose(f);
+    }
+    int64_t two = 2ll << 30;
+    if (avail <= 0) return 512ll << 20;
+    return avail / 4 < two ? avail / 4 : two;
+}
+
+int srv_model_key(const char *name, char *out, size_t cap, int *is_path, hl_err *err) {
+    struct stat sb;
+    *is_path = 0;
+    if ((strchr(name, '/') || strstr(name, ".gguf")) && stat(name, &sb) == 0 && S_ISREG(sb.st_mode)) {
+        char *rp = realpath(name, NULL);
+        snprintf(out, cap, "%s", rp ? rp : name);
+        free(rp);
+        *is_path = 1;
+        return 0;
+    }
+    store_name n;
+    int rc = store_name_parse(name, &n, err);
+    if (rc) return rc;
+    store_name_full(&n, out, cap);
+    return 0;
+}
+
+static void *reaper_main(void *arg);
+
+int srv_models_init(srv_models *ms, const srv_config *cfg, store *st, hl_err *err) {
+    memset(ms, 0, sizeof *ms);
+    pthread_mutex_init(&ms->m, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&ms->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    ms->cfg = cfg;
+    ms->st = st;
+    if (pthread_create(&ms->reaper, NULL, reaper_main, ms) != 0) return hl_err_set(err, HL_ENOMEM, "cannot start a thread");
+    ms->reaper_started = 1;
+    return 0;
+}
+
+static void model_free(srv_model *m) {
+    if (!m) return;
+    if (m->lm) hl_info("unloading %s", m->name ? m->name : m->key);
+    hl_engine_free(m->eng);
+    hl_loaded_free(m->lm);
+    store_model_free(&m->sm);
+    srv_opts_free(&m->params);
+    free(m->key);
+    free(m->name);
+    free(m->path);
+    free(m);
+}
+
+void srv_models_destroy(srv_models *ms) {
+    if (ms->reaper_started) {
+        pthread_mutex_lock(&ms->m);
+        ms->stop = 1;
+        pthread_cond_broadcast(&ms->cv);
+        pthread_mutex_unlock(&ms->m);
+        pthread_join(ms->reaper, NULL);
+        ms->reaper_started = 0;
+    }
+    srv_model *m = ms->head;
+    while (m) {
+        srv_model *next = m->next;
+        model_free(m);
+        m = next;
+    }
+    ms->head = NULL;
+    pthread_cond_destroy(&ms->cv);
+    pthread_mutex_destroy(&ms->m);
+}
+
+static void unlink_model(srv_models *ms, srv_model *m) {
+    for (srv_model **pp = &ms->head; *pp; pp = &(*pp)->next)
+        if (*pp == m) {
+            *pp = m->next;
+            return;
+        }
+}
+
+static void set_expiry(srv_model *m, int64_t ka) {
+    if (ka < 0) {
+        m->expires_ns = INT64_MAX;
+        m->expires_wall = 0;
+    } else {
+        m->expires_ns = hl_now_ns() + ka;
+        m->expires_wall = (int64_t)time(NULL) + ka / 1000000000ll;
+    }
+}
+
+/* Loads the files of m (outside the lock). */
+static int load_model(srv_models *ms, srv_model *m, const char *name, int is_path, hl_err *err) {
+    int rc;
+    if (is_path) {
+        m->path = strdup(m->key);
+        const char *base = strrchr(m->key, '/');
+        m->name = strdup(base ? base + 1 : m->key);
+    } else {
+        if (!ms->st) return hl_err_set(err, HL_ENOENT, "model \"%s\" not found: the model store is unavailable", name);
+        rc = store_resolve(ms->st, name, &m->sm, err);
+        if (rc) {
+            if (rc == HL_ENOENT) hl_err_set(err, HL_ENOENT, "model \"%s\" not found, try pulling it first", name);
+            return rc;
+        }
+        m->from_store = 1;
+        m->path = strdup(m->sm.model_path ? m->sm.model_path : "");
+        m->name = strdup(m->sm.info.name);
+        if (m->sm.params_json) {
+            struct json_object *pj;
+            if (srv_json_parse(m->sm.params_json, strlen(m->sm.params_json), &pj, err) == 0) {
+                rc = srv_parse_options(pj, &m->params, err);
+                json_object_put(pj);
+                if (rc) return hl_err_prefix(err, "model \"%s\" parameters: ", name);
+            }
+        }
+        if (!m->sm.model_path) return hl_err_set(err, HL_EINVAL, "model \"%s\" has no model layer", name);
+    }
+    if (!m->path || !m->name) return hl_err_set(err, HL_ENOMEM, "out of memory");
+    rc = hl_loaded_open(&m->lm, m->path, err);
+    if (rc) return rc;
+    hl_engine_params p = hl_engine_default_params();
+    const srv_config *c = ms->cfg;
+    p.n_threads = c->threads;
+    p.kv_bytes = (size_t)(c->kv_bytes > 0 ? c->kv_bytes : auto_kv_bytes());
+    p.max_seqs = c->max_seqs;
+    p.max_queue = c->max_queue;
+    if (c->block_size > 0) p.block_size = c->block_size;
+    if (c->step_tokens > 0) p.step_tokens = c->step_tokens;
+    p.prefix_cache = c->prefix_cache;
+    rc = hl_engine_new(&m->eng, m->lm, &p, err);
+    if (rc) return rc;
+    m->size_bytes = (int64_t)hl_model_weight_bytes(m->lm->model) + (int64_t)p.kv_bytes;
+    hl_info("loaded %s (%s) in %.0f ms, context %d", m->name, m->path, (double)m->lm->load_ns / 1e6, hl_engine_max_ctx(m->eng));
+    return 0;
+}
+
+int srv_models_get(srv_models *ms, const char *name, srv_model **out, hl_err *err) {
+    *out = NULL;
+    char key[4096];
+    int is_path = 0;
+    int rc = srv_model_key(name, key, sizeof key, &is_path, err);
+    if (rc) return rc == HL_EINVAL ? hl_err_set(err, HL_ENOENT, "model \"%s\" not found: %s", name, err ? err->msg : "") : rc;
+    pthread_mutex_lock(&ms->m);
+    for (;;) {
+        srv_model *m;
+        for (m = ms->head; m; m = m->next)
+            if (!strcmp(m->key, key)) break;
+        if (m && m->loading) {
+            pthread_cond_wait(&ms->cv, &ms->m);
+            continue;
+        }
+        if (m) {
+            m->refs++;
+            m->last_used_ns = hl_now_ns();
+            pthread_mutex_unlock(&ms->m);
+            *out = m;
+            return 0;
+        }
+        /* make room: unload the least recently used idle model */
+        int n = 0;
+        srv_model *lru = NULL;
+        for (srv_model *x = ms->head; x; x = x->next) {
+            n++;
+            if (!x->refs && !x->loading && (!lru || x->last_used_ns < lru->last_used_ns)) lru = x;
+        }
+        if (n >= ms->cfg->max_loaded) {
+            if (!lru) {
+                struct timespec ts;
+                clock_gettime(CLOCK_MONOTONIC, &ts);
+                ts.tv_sec += 1;
+                pthread_cond_timedwait(&ms->cv, &ms->m, &ts);
+                continue; /* a model in use will become idle */
+            }
+            unlink_model(ms, lru);
+            pthread_mutex_unlock(&ms->m);
+            model_free(lru);
+            pthread_mutex_lock(&ms->m);
+            continue;
+        }
+        m = calloc(1, sizeof *m);
+        if (!m || !(m->key = strdup(key))) {
+            free(m);
+            pthread_mutex_unlock(&ms->m);
+            return hl_err_set(err, HL_ENOMEM, "out of memory");
+        }
+        m->loading = 1;
+        m->keep_alive_ns = ms->cfg->keep_alive_ns;
+        m->next = ms->head;
+        ms->head = m;
+        atomic_fetch_add(&ms->n_loading, 1);
+        pthread_mutex_unlock(&ms->m);
+        rc = load_model(ms, m, name, is_path, err);
+        atomic_fetch_sub(&ms->n_loading, 1);
+        pthread_mutex_lock(&ms->m);
+        m->loading = 0;
+        if (rc) {
+            unlink_model(ms, m);
+            pthread_cond_broadcast(&ms->cv);
+            pthread_mutex_unlock(&ms->m);
+            model_free(m);
+            return rc;
+        }
+        m->refs = 1;
+        m->last_used_ns = hl_now_ns();
+        set_expiry(m, m->keep_alive_ns);
+        pthread_cond_broadcast(&ms->cv);
+        pthread_mutex_unlock(&ms->m);
+        *out = m;
+        return 0;
+    }
+}
+
+void srv_models_put(srv_models *ms, srv_model *m, int has_keep_alive, int64_t ka) {
+    if (!m) return;
+    srv_model *dead = NULL;
+    pthread_mutex_lock(&ms->m);
+    if (has_keep_alive) m->keep_alive_ns = ka;
+    m->refs--;
+    m->last_used_ns = hl_now_ns();
+    set_expiry(m, m->keep_alive_ns);
+    if (m->refs == 0 && m->keep_alive_ns == 0) {
+        unlink_model(ms, m);
+        dead = m;
+    }
+    pthread_cond_broadcast(&ms->cv);
+    pthread_mutex_unlock(&ms->m);
+    model_free(dead);
+}
+
+int srv_models_unload(srv_models *ms, const char *name) {
+    char key[4096];
+    int is_path;
+    if (srv_model_key(name, key, sizeof key, &is_path, NULL)) return 0;
+    srv_model *dead = NULL;
+    pthread_mutex_lock(&ms->m);
+    for (srv_model *m = ms->head; m; m = m->next)
+        if (!strcmp(m->key, key) && !m->loading) {
+            m->keep_alive_ns = 0;
+            if (!m->refs) {
+                unlink_model(ms, m);
+                dead = m;
+            }
+            break;
+        }
+    pthread_mutex_unlock(&ms->m);
+    model_free(dead);
+    return dead != NULL;
+}
+
+void srv_models_each(srv_models *ms, void (*fn)(void *, srv_model *), void *ctx) {
+    pthread_mutex_lock(&ms->m);
+    for (srv_model *m = ms->head; m; m = m->next)
+        if (!m->loading) fn(ctx, m);
+    pthread_mutex_unlock(&ms->m);
+}
+
+static void *reaper_main(void *arg) {
+    srv_models *ms = arg;
+    pthread_mutex_lock(&ms->m);
+    while (!ms->stop) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        ts.tv_nsec += 250000000;
+        if (ts.tv_nsec >= 1000000000) ts.tv_sec++, ts.tv_nsec -= 1000000000;
+        pthread_cond_timedwait(&ms->cv, &ms->m, &ts);
+        int64_t now = hl_now_ns();
+        for (srv_model *m = ms->head; m; m = m->next) {
+            if (m->loading || m->refs || m->expires_ns > now) continue;
+            unlink_model(ms, m);
+            pthread_mutex_unlock(&ms->m);
+            model_free(m);
+            pthread_mutex_lock(&ms->m);
+            break; /* the list changed: look again next round */
+        }
+    }
+    pthread_mutex_unlock(&ms->m);
+    return NULL;
+}

@@ -1,0 +1,317 @@
+/* The OpenAI-compatible API: POST /v1/chat/completions and /v1/completions
+ * (SSE streaming ending with "data: [DONE]", stream_options.include_usage,
+ * n > 1 choices, logprobs), GET /v1/models and /v1/models/{id}. Errors carry
+ * message, type, param and code with the matching status. */
+#include "server/internal.h"
+#include "base/json_write.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static const char *finish_reason(const char *done) {
+    if (!done) return "stop";
+    if (!strcmp(done, "length")) return "length";
+    return "stop";
+}
+
+static void lp_entry(srv_run *run, const hl_event *ev, hl_buf *b) {
+    char piece[256];
+    srv_token_piece(run, ev->lp.chosen.token, piece, sizeof piece);
+    if (run->g.api == SRV_OAI_CHAT) {
+        if (b->len) hl_buf_putc(b, ',');
+        hl_buf_puts(b, "{\"token\":");
+        hl_json_escape(b, piece, strlen(piece));
+        hl_buf_printf(b, ",\"logprob\":%.6g,\"bytes\":[", (double)ev->lp.chosen.logprob);
+        for (size_t i = 0; piece[i]; i++) hl_buf_printf(b, i ? ",%u" : "%u", (unsigned char)piece[i]);
+        hl_buf_puts(b, "],\"top_logprobs\":[");
+        for (int k = 0; k < ev->lp.n_top && k < run->g.top_logprobs; k++) {
+            char p2[256];
+            srv_token_piece(run, ev->lp.top[k].token, p2, sizeof p2);
+            hl_buf_puts(b, k ? ",{\"token\":" : "{\"token\":");
+            hl_json_escape(b, p2, strlen(p2));
+            hl_buf_printf(b, ",\"logprob\":%.6g,\"bytes\":[", (double)ev->lp.top[k].logprob);
+            for (size_t i = 0; p2[i]; i++) hl_buf_printf(b, i ? ",%u" : "%u", (unsigned char)p2[i]);
+            hl_buf_puts(b, "]}");
+        }
+        hl_buf_puts(b, "]}");
+    }
+}
+
+static void completion_lp(srv_run *run, const hl_event *ev, hl_buf *tokens, hl_buf *lps, hl_buf *tops) {
+    char piece[256];
+    srv_token_piece(run, ev->lp.chosen.token, piece, sizeof piece);
+    if (tokens->len) hl_buf_putc(tokens, ','), hl_buf_putc(lps, ','), hl_buf_putc(tops, ',');
+    hl_json_escape(tokens, piece, strlen(piece));
+    hl_buf_printf(lps, "%.6g", (double)ev->lp.chosen.logprob);
+    hl_buf_putc(tops, '{');
+    for (int k = 0; k < ev->lp.n_top && k < run->g.top_logprobs; k++) {
+        char p2[256];
+        srv_token_piece(run, ev->lp.top[k].token, p2, sizeof p2);
+        if (k) hl_buf_putc(tops, ',');
+        hl_json_escape(tops, p2, strlen(p2));
+        hl_buf_printf(tops, ":%.6g", (double)ev->lp.top[k].logprob);
+    }
+    hl_buf_putc(tops, '}');
+}
+
+static void chunk_head(srv_run *run, hl_buf *out) {
+    int chat = run->g.api == SRV_OAI_CHAT;
+    hl_buf_printf(out, "data: {\"id\":\"%s\",\"object\":\"%s\",\"created\":%lld,\"model\":", run->id,
+                  chat ? "chat.completion.chunk" : "text_completion", (long long)run->created);
+    hl_json_escape(out, run->g.model, strlen(run->g.model));
+    hl_buf_puts(out, ",\"system_fingerprint\":\"hyperlama\",\"choices\":[");
+}
+
+static void chunk_tail(srv_run *run, hl_buf *out) {
+    hl_buf_puts(out, "]");
+    if (run->g.include_usage) hl_buf_puts(out, ",\"usage\":null");
+    hl_buf_puts(out, "}\n\n");
+}
+
+static void usage(srv_run *run, hl_buf *out) {
+    int64_t gen = 0;
+    int32_t cached = 0;
+    for (int i = 0; i < run->g.n; i++) gen += run->choices[i].stats.gen_tokens;
+    cached = run->choices[0].stats.prompt_cached;
+    hl_buf_printf(out, "\"usage\":{\"prompt_tokens\":%zu,\"completion_tokens\":%lld,\"total_tokens\":%lld,"
+                       "\"prompt_tokens_details\":{\"cached_tokens\":%d}}",
+                  run->n_prompt, (long long)gen, (long long)(gen + (int64_t)run->n_prompt), cached);
+}
+
+static void on_event(srv_run *run, const hl_event *ev, hl_buf *out) {
+    srv_choice *c = &run->choices[ev->index];
+    int chat = run->g.api == SRV_OAI_CHAT;
+    hl_buf lp = {0}, t1 = {0}, t2 = {0}, t3 = {0};
+    if (run->g.logprobs && ev->type == HL_EVENT_TOKEN) {
+        if (chat) lp_entry(run, ev, run->g.stream ? &lp : &c->logprobs);
+        else if (run->g.stream) completion_lp(run, ev, &t1, &t2, &t3);
+        else {
+            /* non-streamed completions keep three parallel arrays in one buffer, split by \x01 later */
+            completion_lp(run, ev, &t1, &t2, &t3);
+            if (c->n_lp++) hl_buf_putc(&c->logprobs, '\x02');
+            hl_buf_append(&c->logprobs, t1.data, t1.len);
+            hl_buf_putc(&c->logprobs, '\x01');
+            hl_buf_append(&c->logprobs, t2.data, t2.len);
+            hl_buf_putc(&c->logprobs, '\x01');
+            hl_buf_append(&c->logprobs, t3.data, t3.len);
+        }
+    }
+    if (run->g.stream) {
+        if (chat && !run->sent_first) {
+            /* the first chunk of each choice carries the role */
+            for (int i = 0; i < run->g.n; i++) {
+                chunk_head(run, out);
+                hl_buf_printf(out, "{\"index\":%d,\"delta\":{\"role\":\"assistant\",\"content\":\"\"},\"logprobs\":null,\"finish_reason\":null}", i);
+                chunk_tail(run, out);
+            }
+            run->sent_first = 1;
+        }
+        if (ev->n_text || lp.len || t1.len) {
+            chunk_head(run, out);
+            hl_buf_printf(out, "{\"index\":%d,", ev->index);
+            if (chat) {
+                hl_buf_puts(out, "\"delta\":{\"content\":");
+                hl_json_escape(out, ev->text, ev->n_text);
+                hl_buf_puts(out, "},\"logprobs\":");
+                if (lp.len) {
+                    hl_buf_puts(out, "{\"content\":[");
+                    hl_buf_append(out, lp.data, lp.len);
+                    hl_buf_puts(out, "]}");
+                } else hl_buf_puts(out, "null");
+            } else {
+                hl_buf_puts(out, "\"text\":");
+                hl_json_escape(out, ev->text, ev->n_text);
+                hl_buf_puts(out, ",\"logprobs\":");
+                if (t1.len) {
+                    hl_buf_puts(out, "{\"tokens\":[");
+                    hl_buf_append(out, t1.data, t1.len);
+                    hl_buf_puts(out, "],\"token_logprobs\":[");
+                    hl_buf_append(out, t2.data, t2.len);
+                    hl_buf_puts(out, "],\"top_logprobs\":[");
+                    hl_buf_append(out, t3.data, t3.len);
+                    hl_buf_puts(out, "]}");
+                } else hl_buf_puts(out, "null");
+            }
+            hl_buf_puts(out, ",\"finish_reason\":null}");
+            chunk_tail(run, out);
+        }
+        if (ev->type == HL_EVENT_DONE) {
+            chunk_head(run, out);
+            hl_buf_printf(out, "{\"index\":%d,%s,\"logprobs\":null,\"finish_reason\":\"%s\"}", ev->index,
+                          chat ? "\"delta\":{}" : "\"text\":\"\"", finish_reason(ev->stats.done_reason));
+            chunk_tail(run, out);
+        }
+    }
+    hl_buf_free(&lp);
+    hl_buf_free(&t1);
+    hl_buf_free(&t2);
+    hl_buf_free(&t3);
+}
+
+static void completion_logprobs_json(srv_choice *c, hl_buf *out) {
+    hl_buf parts[3] = {{0}};
+    const char *p = c->logprobs.data ? c->logprobs.data : "";
+    const char *end = p + c->logprobs.len;
+    while (p < end) {
+        for (int k = 0; k < 3; k++) {
+            const char *q = p;
+            while (q < end && *q != (k < 2 ? '\x01' : '\x02')) q++;
+            if (parts[k].len) hl_buf_putc(&parts[k], ',');
+            hl_buf_append(&parts[k], p, (size_t)(q - p));
+            p = q < end ? q + 1 : end;
+        }
+    }
+    hl_buf_puts(out, "{\"tokens\":[");
+    hl_buf_append(out, parts[0].data ? parts[0].data : "", parts[0].len);
+    hl_buf_puts(out, "],\"token_logprobs\":[");
+    hl_buf_append(out, parts[1].data ? parts[1].data : "", parts[1].len);
+    hl_buf_puts(out, "],\"top_logprobs\":[");
+    hl_buf_append(out, parts[2].data ? parts[2].data : "", parts[2].len);
+    hl_buf_puts(out, "]}");
+    for (int k = 0; k < 3; k++) hl_buf_free(&parts[k]);
+}
+
+static int pull(srv_stream *st, void *ctx, hl_buf *out) {
+    srv_run *run = ctx;
+    (void)st;
+    if (!srv_run_drain(run, on_event, out)) return 0;
+    int chat = run->g.api == SRV_OAI_CHAT;
+    if (run->error) {
+        hl_buf_puts(out, run->g.stream ? "data: {\"error\":{\"message\":" : "{\"error\":{\"message\":");
+        hl_json_escape(out, run->errmsg, strlen(run->errmsg));
+        hl_buf_puts(out, ",\"type\":\"server_error\",\"param\":null,\"code\":null}}");
+        hl_buf_puts(out, run->g.stream ? "\n\ndata: [DONE]\n\n" : "\n");
+        return 1;
+    }
+    if (run->g.stream) {
+        if (run->g.include_usage) {
+            chunk_head(run, out);
+            hl_buf_puts(out, "],");
+            usage(run, out);
+            hl_buf_puts(out, "}\n\n");
+        }
+        hl_buf_puts(out, "data: [DONE]\n\n");
+        return 1;
+    }
+    hl_buf_printf(out, "{\"id\":\"%s\",\"object\":\"%s\",\"created\":%lld,\"model\":", run->id,
+                  chat ? "chat.completion" : "text_completion", (long long)run->created);
+    hl_json_escape(out, run->g.model, strlen(run->g.model));
+    hl_buf_puts(out, ",\"system_fingerprint\":\"hyperlama\",\"choices\":[");
+    for (int i = 0; i < run->g.n; i++) {
+        srv_choice *c = &run->choices[i];
+        const char *text = c->text.data ? c->text.data : "";
+        hl_buf_printf(out, "%s{\"index\":%d,", i ? "," : "", i);
+        if (chat) {
+            hl_buf_puts(out, "\"message\":{\"role\":\"assistant\",\"content\":");
+            hl_json_escape(out, text, c->text.len);
+            hl_buf_puts(out, ",\"refusal\":null},\"logprobs\":");
+            if (run->g.logprobs) {
+                hl_buf_puts(out, "{\"content\":[");
+                hl_buf_append(out, c->logprobs.data ? c->logprobs.data : "", c->logprobs.len);
+                hl_buf_puts(out, "]}");
+            } else hl_buf_puts(out, "null");
+        } else {
+            hl_buf_puts(out, "\"text\":");
+            if (run->g.echo) {
+                hl_buf t = {0};
+                hl_buf_puts(&t, run->g.prompt ? run->g.prompt : "");
+                hl_buf_append(&t, text, c->text.len);
+                hl_json_escape(out, t.data ? t.data : "", t.len);
+                hl_buf_free(&t);
+            } else hl_json_escape(out, text, c->text.len);
+            hl_buf_puts(out, ",\"logprobs\":");
+            if (run->g.logprobs) completion_logprobs_json(c, out);
+            else hl_buf_puts(out, "null");
+        }
+        hl_buf_printf(out, ",\"finish_reason\":\"%s\"}", finish_reason(c->stats.done_reason));
+    }
+    hl_buf_puts(out, "],");
+    usage(run, out);
+    hl_buf_puts(out, "}\n");
+    return 1;
+}
+
+static int route_completion(srv_req *r, srv_api api) {
+    srv_gen g;
+    hl_err err = {0};
+    int rc = srv_parse_openai(api, r->body.data ? r->body.data : "", r->body.len, &g, &err);
+    if (rc) {
+        int status = srv_status_of(rc == HL_ENOENT ? HL_EINVAL : rc);
+        rc = srv_reply_oai_error(r, status, err.msg, "invalid_request_error", g.err_param, rc == HL_ENOTSUP ? "unsupported_parameter" : NULL);
+        srv_gen_free(&g);
+        return rc;
+    }
+    return srv_gen_start(r, &g, pull, g.stream ? "text/event-stream" : "application/json");
+}
+
+static void model_obj(hl_jw *w, const char *id, int64_t created) {
+    hl_jw_obj_begin(w);
+    hl_jw_key(w, "id"); hl_jw_str(w, id);
+    hl_jw_key(w, "object"); hl_jw_str(w, "model");
+    hl_jw_key(w, "created"); hl_jw_int(w, created);
+    hl_jw_key(w, "owned_by"); hl_jw_str(w, "library");
+    hl_jw_obj_end(w);
+}
+
+typedef struct loaded_ctx {
+    hl_jw *w;
+    const char *want;
+    int found;
+} loaded_ctx;
+
+static void loaded_one(void *ctx, srv_model *m) {
+    loaded_ctx *lc = ctx;
+    if (m->from_store) return; /* listed from the store already */
+    if (lc->want) {
+        if (!strcmp(lc->want, m->key) || !strcmp(lc->want, m->name)) lc->found = 1;
+        return;
+    }
+    model_obj(lc->w, m->key, m->last_used_ns ? srv_wall_ns() / 1000000000ll : 0);
+}
+
+static int route_models(srv_req *r, const char *id) {
+    hl_buf b = {0};
+    hl_jw w;
+    hl_jw_init(&w, &b);
+    hl_err err;
+    if (id) {
+        store_info info;
+        loaded_ctx lc = {&w, id, 0};
+        srv_models_each(&r->srv->models, loaded_one, &lc);
+        if (r->srv->st && store_info_get(r->srv->st, id, &info, &err) == 0) model_obj(&w, info.name, info.modified);
+        else if (lc.found) model_obj(&w, id, srv_wall_ns() / 1000000000ll);
+        else {
+            hl_buf_free(&b);
+            char msg[700];
+            snprintf(msg, sizeof msg, "The model '%s' does not exist", id);
+            return srv_reply_oai_error(r, 404, msg, "invalid_request_error", "model", "model_not_found");
+        }
+        return srv_reply_json(r, 200, &b);
+    }
+    hl_jw_obj_begin(&w);
+    hl_jw_key(&w, "object"); hl_jw_str(&w, "list");
+    hl_jw_key(&w, "data");
+    hl_jw_arr_begin(&w);
+    store_info *list = NULL;
+    size_t n = 0;
+    if (r->srv->st && store_list(r->srv->st, &list, &n, &err) == 0) {
+        for (size_t i = 0; i < n; i++) model_obj(&w, list[i].name, list[i].modified);
+        free(list);
+    }
+    loaded_ctx lc = {&w, NULL, 0};
+    srv_models_each(&r->srv->models, loaded_one, &lc);
+    hl_jw_arr_end(&w);
+    hl_jw_obj_end(&w);
+    return srv_reply_json(r, 200, &b);
+}
+
+int srv_route_openai(srv_req *r) {
+    const char *u = r->url;
+    int post = !strcmp(r->method, "POST"), get = !strcmp(r->method, "GET") || !strcmp(r->method, "HEAD");
+    if (!strcmp(u, "/v1/chat/completions")) return post ? route_completion(r, SRV_OAI_CHAT) : srv_reply_error(r, 405, "method not allowed");
+    if (!strcmp(u, "/v1/completions")) return post ? route_completion(r, SRV_OAI_COMPLETION) : srv_reply_error(r, 405, "method not allowed");
+    if (!strcmp(u, "/v1/models")) return get ? route_models(r, NULL) : srv_reply_error(r, 405, "method not allowed");
+    if (!strncmp(u, "/v1/models/", 11) && u[11]) return get ? route_models(r, u + 11) : srv_reply_error(r, 405, "method not allowed");
+    if (!strcmp(u, "/v1/embeddings")) return srv_reply_oai_error(r, 400, "embeddings are not supported yet", "invalid_request_error", NULL, "unsupported");
+    return -1;
+}
