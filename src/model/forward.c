@@ -104,6 +104,7 @@ int hl_forward_ctx_new(hl_forward_ctx **out, const hl_model *m, int32_t max_toke
 }
 
 int32_t hl_forward_ctx_max_tokens(const hl_forward_ctx *c) { return c->max_tokens; }
+void hl_forward_ctx_set_threads(hl_forward_ctx *c, hl_threads_mode mode) { c->threads_mode = mode; }
 
 /* ---- helpers ---- */
 
@@ -219,13 +220,22 @@ static void attend(const hl_vec_ops *vo, float *out, const float *qh, const hl_f
 
 /* ---- the step ---- */
 
+/* A step this small runs on the calling thread alone: each barrier costs
+ * microseconds (far more when a sibling thread is descheduled on a busy
+ * machine) and a tiny model's stages are shorter than that. Results do not
+ * depend on the thread count, so this is only a speed decision. */
+#define HL_SERIAL_BYTES (1u << 20)
+
+static void sync_threads(hl_forward_ctx *c) {
+    if (!c->serial) hl_pool_barrier(c->pool);
+}
+
 static void forward_thread(void *vctx, int ith, int nth) {
     hl_forward_ctx *c = vctx;
     const hl_model *m = c->m;
     const hl_hparams *hp = &m->hp;
     const hl_weights *W = &m->w;
     const hl_batch *b = c->batch;
-    hl_pool *pool = c->pool;
     const hl_vec_ops *vo = c->vo;
     const int64_t T = b->n_tokens, E = hp->n_embd, F = hp->n_ff;
     const int32_t nh = hp->n_head, nkv = hp->n_head_kv, hdk = hp->head_dim_k, hdv = hp->head_dim_v;
@@ -272,7 +282,7 @@ static void forward_thread(void *vctx, int ith, int nth) {
             vo->rmsnorm(xb + t * E, x + t * E, L->attn_norm.data, E, eps);
         }
         prep_rows(c, &gqkv, xb, E, r0, r1);
-        hl_pool_barrier(pool);
+        sync_threads(c);
 
         /* Q, K, V projections, split among threads at head granularity so that
          * each thread then finishes its own heads for every token: bias, q/k
@@ -306,7 +316,7 @@ static void forward_thread(void *vctx, int ith, int nth) {
             }
             u = end;
         }
-        hl_pool_barrier(pool);
+        sync_threads(c);
 
         /* attention: one (token, head) per unit */
         split(T * nh, ith, nth, &u0, &u1);
@@ -320,14 +330,14 @@ static void forward_thread(void *vctx, int ith, int nth) {
             attend(vo, att + t * OD + (int64_t)h * hdv, q + t * QD + (int64_t)h * hdk, kl, vl, &b->seqs[bt->seq], p0,
                    bt->pos, bs, nkv, h / gqa, hdk, hdv, hp->attn_scale, scores);
         }
-        hl_pool_barrier(pool);
+        sync_threads(c);
 
         /* output projection */
         act_group go = group_of(&L->wo, NULL, NULL);
         prep_rows(c, &go, att, OD, r0, r1);
-        hl_pool_barrier(pool);
+        sync_threads(c);
         mm_slice(c, &go, 0, xb, E, T, ith, nth);
-        hl_pool_barrier(pool);
+        sync_threads(c);
 
         /* residual, feed-forward norm, conversion for gate and up */
         act_group ggu = group_of(&L->ffn_gate, &L->ffn_up, NULL);
@@ -337,12 +347,12 @@ static void forward_thread(void *vctx, int ith, int nth) {
             vo->rmsnorm(xb + t * E, x + t * E, L->ffn_norm.data, E, eps);
         }
         prep_rows(c, &ggu, xb, E, r0, r1);
-        hl_pool_barrier(pool);
+        sync_threads(c);
 
         /* gate and up projections */
         mm_slice(c, &ggu, 0, c->gate, F, T, ith, nth);
         mm_slice(c, &ggu, 1, c->up, F, T, ith, nth);
-        hl_pool_barrier(pool);
+        sync_threads(c);
 
         /* activation, conversion for down */
         act_group gd = group_of(&L->ffn_down, NULL, NULL);
@@ -353,11 +363,11 @@ static void forward_thread(void *vctx, int ith, int nth) {
                 vo->silu_mul(c->gate + t * F, c->gate + t * F, c->up + t * F, F);
         }
         prep_rows(c, &gd, c->gate, F, r0, r1);
-        hl_pool_barrier(pool);
+        sync_threads(c);
 
         /* down projection (added to the residual by the next row stage) */
         mm_slice(c, &gd, 0, xb, E, T, ith, nth);
-        hl_pool_barrier(pool);
+        sync_threads(c);
     }
 
     /* last residual, final norm of the rows that want logits (packed densely) */
@@ -372,7 +382,7 @@ static void forward_thread(void *vctx, int ith, int nth) {
         prep_rows(c, &gout, c->xout, E, o, o + 1);
     }
     if (c->n_wanted == 0) return;
-    hl_pool_barrier(pool);
+    sync_threads(c);
 
     /* logits, straight into the caller's buffer */
     mm_slice(c, &gout, 0, c->logits, hp->n_vocab, c->n_wanted, ith, nth);
@@ -432,7 +442,14 @@ int hl_model_forward(const hl_model *m, hl_forward_ctx *c, hl_pool *pool, hl_kv_
     c->batch = b;
     c->logits = logits;
     c->n_wanted = n_wanted;
-    hl_pool_run(pool, forward_thread, c);
+    size_t per_layer = m->weight_bytes / (size_t)m->hp.n_layer;
+    size_t rows = b->n_tokens < 8 ? 1 : (size_t)b->n_tokens / 8;
+    c->serial = hl_pool_size(pool) == 1 || c->threads_mode == HL_THREADS_SERIAL ||
+                (c->threads_mode == HL_THREADS_AUTO && per_layer * rows < HL_SERIAL_BYTES);
+    if (c->serial)
+        forward_thread(c, 0, 1);
+    else
+        hl_pool_run(pool, forward_thread, c);
     c->batch = NULL;
     c->logits = NULL;
     return 0;

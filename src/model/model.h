@@ -119,6 +119,12 @@ int hl_forward_ctx_new(hl_forward_ctx **out, const hl_model *m, int32_t max_toke
                        hl_err *err);
 void hl_forward_ctx_free(hl_forward_ctx *ctx);
 int32_t hl_forward_ctx_max_tokens(const hl_forward_ctx *ctx);
+/* Threading policy. AUTO (the default) runs steps of tiny models on the
+ * calling thread alone, since barriers would cost more than the work; the
+ * others force one choice (tests use PARALLEL to cover the threaded path).
+ * Results are the same either way. */
+typedef enum { HL_THREADS_AUTO = 0, HL_THREADS_PARALLEL = 1, HL_THREADS_SERIAL = 2 } hl_threads_mode;
+void hl_forward_ctx_set_threads(hl_forward_ctx *ctx, hl_threads_mode mode);
 
 /* Runs one step. logits: [n_wanted][n_vocab] floats, n_wanted = tokens with
  * logits != 0 (may be NULL when n_wanted is 0). Fails with HL_EINVAL for a

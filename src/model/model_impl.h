@@ -148,6 +148,8 @@ struct hl_forward_ctx {
     const hl_batch *batch;
     float *logits;
     int32_t n_wanted;
+    int serial; /* this step runs on the calling thread only (no barriers) */
+    hl_threads_mode threads_mode;
 };
 
 /* kv.c internals the forward pass uses to address slots without calls. */

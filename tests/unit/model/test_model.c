@@ -60,6 +60,8 @@ static int rig_open(rig *r, const char *path, int n_threads, int32_t n_blocks) {
         return -1;
     }
     r->pool = hl_pool_new(n_threads);
+    /* the stories model is small enough for AUTO to go serial: force threads */
+    hl_forward_ctx_set_threads(r->ctx, HL_THREADS_PARALLEL);
     r->n_vocab = hl_model_hparams(r->m)->n_vocab;
     return 0;
 }
