@@ -84,9 +84,11 @@ const char *gguf_kv_key(const gguf_kv *kv);                      /* NUL-terminat
 gguf_vtype gguf_kv_type(const gguf_kv *kv);
 
 /* Typed getters: return 0 and set *out when the key exists and its value
- * converts losslessly (any integer type to int64 if in range; f32/f64 to
- * double; bool); otherwise return HL_ENOENT (absent) or HL_EINVAL (wrong
- * type) and leave *out unchanged, so callers can preset defaults. */
+ * converts losslessly (any integer type to int64 if in range, so a u32
+ * 0xFFFFFFFF "none" id reads as 4294967295; f32/f64, or an integer up to
+ * 2^53, to double; bool only to bool); otherwise return HL_ENOENT (absent) or
+ * HL_EINVAL (wrong type) and leave *out unchanged, so callers can preset
+ * defaults. */
 int gguf_get_int(const gguf_file *f, const char *key, int64_t *out);
 int gguf_get_float(const gguf_file *f, const char *key, double *out);
 int gguf_get_bool(const gguf_file *f, const char *key, int *out);
@@ -138,7 +140,7 @@ int gguf_dump_json(hl_buf *out, const gguf_file *f, int64_t max_elems);
 
 /* ---- writing ---- */
 typedef struct gguf_writer gguf_writer;
-gguf_writer *gguf_writer_new(void);
+gguf_writer *gguf_writer_new(void); /* NULL when out of memory */
 void gguf_writer_free(gguf_writer *w);
 /* Keys are copied; setting an existing key replaces it. Setters never fail:
  * an allocation failure is remembered and reported by gguf_write. */

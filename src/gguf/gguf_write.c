@@ -282,6 +282,9 @@ int gguf_write(gguf_writer *w, const char *path, hl_err *err) {
     uint32_t align;
     int rc = writer_alignment(w, &align, err);
     if (rc) return rc;
+    for (size_t i = 0; i < w->n_kv; i++)
+        if (strlen(w->kvs[i].key) > GGUF_MAX_KEY_LEN)
+            return hl_err_set(err, HL_EINVAL, "metadata key '%.64s...' is longer than %u bytes", w->kvs[i].key, GGUF_MAX_KEY_LEN);
     char tmp[4096];
     if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= sizeof tmp)
         return hl_err_set(err, HL_EINVAL, "path too long: %s", path);
