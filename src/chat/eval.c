@@ -105,6 +105,46 @@ static const char *op_str(int op) {
     return op >= 1 && op <= 8 ? s[op] : "?";
 }
 
+/* "fmt" % args for the conversions templates use: %s %r %d %i %f %.Nf %% */
+static int str_percent(crender *r, const cnode *at, cv fmt, cv args, cv *out) {
+    cv one = args;
+    cv *av = &one;
+    size_t na = 1, ai = 0;
+    if (args.t == CV_LIST && args.u.l->tuple) { av = args.u.l->v; na = args.u.l->n; }
+    hl_buf b = {0};
+    const char *s = fmt.u.s->data;
+    size_t n = fmt.u.s->len;
+    int rc = 0;
+    for (size_t i = 0; i < n && !rc; i++) {
+        if (s[i] != '%') { hl_buf_putc(&b, s[i]); continue; }
+        if (++i >= n) { rc = chat_rerr(r, at, HL_EINVAL, "incomplete format"); break; }
+        int prec = -1;
+        if (s[i] == '.') {
+            prec = 0;
+            while (++i < n && s[i] >= '0' && s[i] <= '9') prec = prec * 10 + (s[i] - '0');
+            if (i >= n || prec > 50) { rc = chat_rerr(r, at, HL_EINVAL, "incomplete format"); break; }
+        }
+        char c = s[i];
+        if (c == '%') { hl_buf_putc(&b, '%'); continue; }
+        if (ai >= na) { rc = chat_rerr(r, at, HL_EINVAL, "not enough arguments for format string"); break; }
+        cv v = av[ai++];
+        if (c == 's' && prec < 0) cv_to_str(&b, v);
+        else if (c == 'r' && prec < 0) cv_repr(&b, v);
+        else if ((c == 'd' || c == 'i') && prec < 0 && is_num(v))
+            hl_buf_printf(&b, "%lld", (long long)(v.t == CV_FLOAT ? (int64_t)v.u.f : as_i(v)));
+        else if (c == 'f' && is_num(v)) hl_buf_printf(&b, "%.*f", prec < 0 ? 6 : prec, as_f(v));
+        else rc = chat_rerr(r, at, HL_ENOTSUP, "unsupported %% format '%c' (or argument type %s)", c, cv_type_name(v));
+    }
+    if (!rc && ai < na) rc = chat_rerr(r, at, HL_EINVAL, "not all arguments converted during string formatting");
+    if (!rc && b.oom) rc = oom(r);
+    if (!rc) {
+        *out = cv_str_new(b.data ? b.data : "", b.len);
+        if (cv_is_oom(*out)) rc = oom(r);
+    }
+    hl_buf_free(&b);
+    return rc;
+}
+
 static int binop(crender *r, const cnode *at, int op, cv a, cv b, cv *out) {
     if (op == COP_CONCAT) {
         hl_buf t = {0};
@@ -176,6 +216,7 @@ static int binop(crender *r, const cnode *at, int op, cv a, cv b, cv *out) {
             }
         }
     }
+    if (op == COP_MOD && a.t == CV_STR) return str_percent(r, at, a, b, out);
     if (op == COP_ADD && a.t == CV_STR && b.t == CV_STR) {
         size_t n = a.u.s->len + b.u.s->len;
         if (n > r->lim.max_output) return chat_rerr(r, at, HL_ERANGE, "string exceeds the output limit");

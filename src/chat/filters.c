@@ -4,6 +4,7 @@
  * message; names jinja2 does not know fail at parse time, as in jinja2. */
 #include "chat/internal.h"
 
+#include <ctype.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -228,7 +229,14 @@ static int sort_items(crender *r, const cnode *at, cv list, const char *attr, in
     return 0;
 }
 
+/* Python's round(x, nd): correctly rounded from the exact binary value, which
+ * printf also does (half to even on exact ties) */
 static double py_round(double x, int64_t nd) {
+    if (nd >= 0 && nd < 300 && isfinite(x)) {
+        char buf[400];
+        snprintf(buf, sizeof buf, "%.*f", (int)nd, x);
+        return strtod(buf, NULL);
+    }
     double p = pow(10.0, (double)nd);
     double y = x * p, f = floor(y), d = y - f;
     double rnd = d > 0.5 ? f + 1 : d < 0.5 ? f : (fmod(f, 2.0) == 0 ? f : f + 1);
@@ -485,16 +493,32 @@ int chat_filter(crender *r, const cnode *at, const char *name, cv self, cv *args
         if (self.t == CV_INT || self.t == CV_BOOL) f = (double)(self.t == CV_INT ? self.u.i : self.u.b);
         else if (self.t == CV_FLOAT) f = self.u.f;
         else if (self.t == CV_STR) {
-            char *end;
+            /* Python's int(s, base) / float(s): surrounding whitespace and
+             * underscores between digits are allowed */
+            char buf[128];
+            size_t k = 0, n = self.u.s->len;
             const char *s = self.u.s->data;
-            f = strtod(s, &end);
-            while (*end == ' ' || *end == '\t' || *end == '\n') end++;
-            ok = end != s && *end == 0;
-            if (ok && is_int && self.t == CV_STR) {
-                long long iv = strtoll(s, &end, 10);
-                while (*end == ' ' || *end == '\t' || *end == '\n') end++;
-                if (*end == 0) { *out = cv_int(iv); return 0; }
+            if (n >= sizeof buf) ok = 0;
+            for (size_t i = 0; ok && i < n; i++)
+                if (!(s[i] == '_' && i > 0 && i + 1 < n && isalnum((unsigned char)s[i - 1]) && isalnum((unsigned char)s[i + 1])))
+                    buf[k++] = s[i];
+            buf[k] = 0;
+            char *end, *b = buf;
+            while (*b == ' ' || (*b >= 9 && *b <= 13)) b++;
+            if (ok && is_int) {
+                cv *base = ARG(1, "base");
+                int bs = base && base->t == CV_INT ? (int)base->u.i : 10;
+                if (bs < 0 || bs == 1 || bs > 36) return chat_rerr(r, at, HL_EINVAL, "int() base must be >= 2 and <= 36, or 0");
+                long long iv = strtoll(b, &end, bs);
+                while (*end == ' ' || (*end >= 9 && *end <= 13)) end++;
+                if (end != b && *end == 0 && (isdigit((unsigned char)b[0]) || ((b[0] == '-' || b[0] == '+') && b[1]))) { *out = cv_int(iv); return 0; }
             }
+            if (ok) {
+                f = strtod(b, &end);
+                while (*end == ' ' || (*end >= 9 && *end <= 13)) end++;
+                ok = end != b && *end == 0 && !(b[0] == '0' && (b[1] == 'x' || b[1] == 'X'));
+            }
+            if (ok && !is_int) { *out = cv_float(f); return 0; }
         } else ok = 0;
         if (!ok || isnan(f) || (is_int && isinf(f))) {
             *out = dv ? cv_ref(*dv) : is_int ? cv_int(0) : cv_float(0.0);
@@ -515,7 +539,7 @@ int chat_filter(crender *r, const cnode *at, const char *name, cv self, cv *args
         double x = self.t == CV_FLOAT ? self.u.f : (double)(self.t == CV_INT ? self.u.i : self.u.b);
         const char *meth = m && m->t == CV_STR ? m->u.s->data : "common";
         double pw = pow(10.0, (double)prec);
-        if (!strcmp(meth, "common")) *out = self.t == CV_FLOAT ? cv_float(py_round(x, prec)) : cv_float(x);
+        if (!strcmp(meth, "common")) *out = self.t == CV_FLOAT ? cv_float(py_round(x, prec)) : cv_int((int64_t)x);
         else if (!strcmp(meth, "ceil")) *out = cv_float(ceil(x * pw) / pw);
         else if (!strcmp(meth, "floor")) *out = cv_float(floor(x * pw) / pw);
         else return chat_rerr(r, at, HL_EINVAL, "method must be common, ceil or floor");

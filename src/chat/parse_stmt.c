@@ -306,6 +306,23 @@ static int parse_body(parser *P, cnode **out, const char *const *ends, int *whic
             chat_p_next(P);
             if (!(n = chat_p_mk(P, CN_OUTPUT, k))) { rc = HL_ENOMEM; break; }
             if ((rc = chat_p_parse_expr(P, &n->a))) break;
+            if (chat_p_is_op(chat_p_cur(P), ",")) { /* {{ a, b }} prints a tuple */
+                cnode *t = chat_p_mk(P, CN_TUPLE, k);
+                nvec items = {0};
+                if (!t || chat_p_nv_push(&items, n->a, NULL)) { free(items.v); free(items.names); rc = HL_ENOMEM; break; }
+                while (!rc && chat_p_is_op(chat_p_cur(P), ",")) {
+                    chat_p_next(P);
+                    if (chat_p_cur(P)->t == CT_VAR_END) break;
+                    cnode *e;
+                    if (!(rc = chat_p_parse_expr(P, &e))) rc = chat_p_nv_push(&items, e, NULL);
+                }
+                t->n_items = items.n;
+                if (!rc) rc = chat_p_nv_take(P, &items, &t->items, NULL);
+                free(items.v);
+                free(items.names);
+                if (rc) break;
+                n->a = t;
+            }
             if (chat_p_cur(P)->t != CT_VAR_END) {
                 char bb[64];
                 rc = chat_p_perr(P, chat_p_cur(P), "expected end of print statement '}}', found %s", chat_p_tok_desc(chat_p_cur(P), bb, sizeof bb));

@@ -255,6 +255,15 @@ void cv_float_repr(hl_buf *b, double f) {
     }
 }
 
+/* Python's str.isprintable() for the code points templates meet: separators
+ * and format/private-use characters are escaped by repr() */
+static int py_printable(uint32_t cp) {
+    if ((cp >= 0x2000 && cp <= 0x200f) || (cp >= 0x2028 && cp <= 0x202f) || (cp >= 0x205f && cp <= 0x206f)) return 0;
+    if (cp == 0x1680 || cp == 0x3000 || cp == 0xfeff || (cp >= 0xfff9 && cp <= 0xfffb) || cp == 0x061c) return 0;
+    if ((cp >= 0xe000 && cp <= 0xf8ff) || cp >= 0xf0000 || (cp >= 0xe0000 && cp <= 0xe007f)) return 0;
+    return 1;
+}
+
 static void str_repr(hl_buf *b, const char *s, size_t n) {
     int has_sq = memchr(s, '\'', n) != NULL, has_dq = memchr(s, '"', n) != NULL;
     char q = (has_sq && !has_dq) ? '"' : '\'';
@@ -272,7 +281,8 @@ static void str_repr(hl_buf *b, const char *s, size_t n) {
             uint32_t cp;
             int l = hl_utf8_decode(s + i, n - i, &cp);
             if (l <= 0) { hl_buf_printf(b, "\\x%02x", c); i++; continue; }
-            if (cp < 0xa0) hl_buf_printf(b, "\\x%02x", cp);
+            if (cp <= 0xa0 || cp == 0xad) hl_buf_printf(b, "\\x%02x", cp);
+            else if (!py_printable(cp)) hl_buf_printf(b, cp > 0xffff ? "\\U%08x" : "\\u%04x", cp);
             else hl_buf_append(b, s + i, (size_t)l);
             i += (size_t)l;
             continue;
