@@ -1,8 +1,10 @@
 /* Times hl_sampler_sample on a realistic vocabulary (default 151936, Qwen2's)
  * for the common configurations: greedy, Ollama's defaults (top-k 40), top-p
- * alone over the whole vocabulary, min-p alone, and with logprobs. Logits are
- * a peaked random row (a few strong tokens over a Gaussian-ish tail), like a
- * language model's. Usage: bench_sample [n_vocab] [iterations] */
+ * alone over the whole vocabulary, min-p, and with logprobs, on two logit
+ * rows: "peaked" (20 strong tokens at 15..20 over a tail of spread ~2, like a
+ * confident language model) and "flat" (strong tokens only ~2 spreads above
+ * the tail, so the nucleus holds most of the vocabulary: the worst case).
+ * Usage: bench_sample [n_vocab] [iterations] */
 #include "base/clock.h"
 #include "sample/sample.h"
 
@@ -24,8 +26,10 @@ int main(int argc, char **argv) {
     float *lg = malloc((size_t)nv * sizeof *lg);
     if (!lg) return 1;
     uint64_t x = 1;
+    for (int row = 0; row < 2; row++) {
+    const float head = row == 0 ? 15.0f : 8.0f;
     for (int32_t i = 0; i < nv; i++) lg[i] = (rnd(&x) + rnd(&x) + rnd(&x) - 1.5f) * 4.0f;
-    for (int j = 0; j < 20; j++) lg[(int32_t)(rnd(&x) * (float)nv)] = 8.0f + (float)j * 0.3f;
+    for (int j = 0; j < 20; j++) lg[(int32_t)(rnd(&x) * (float)nv)] = head + (float)j * 0.25f;
 
     struct { const char *name; float temp; int32_t k; float tp, mp; int lp; } cfg[] = {
         {"greedy", 0, 40, 0.9f, 0, 0},
@@ -36,7 +40,7 @@ int main(int argc, char **argv) {
         {"temperature only (k, p off)", 1.0f, 0, 1.0f, 0, 0},
         {"top-k 1000 (quickselect path)", 0.8f, 1000, 0.9f, 0, 0},
     };
-    printf("n_vocab %d, %d iterations each\n", nv, iters);
+    printf("%s row: n_vocab %d, %d iterations each\n", row == 0 ? "peaked" : "flat", nv, iters);
     for (size_t c = 0; c < sizeof cfg / sizeof cfg[0]; c++) {
         hl_sampling_params p = hl_sampling_default_params();
         p.temperature = cfg[c].temp;
@@ -66,6 +70,7 @@ int main(int argc, char **argv) {
         double mean = (double)(hl_now_ns() - t0) / iters / 1e3;
         printf("%-36s mean %8.1f us   best %8.1f us\n", cfg[c].name, mean, (double)best / 1e3);
         hl_sampler_free(s);
+    }
     }
     free(lg);
     return 0;

@@ -284,15 +284,24 @@ static void apply_penalties_and_bias(hl_sampler *s, const float *logits) {
     }
 }
 
+/* c[i].p = e^((logit - mx) * inv_t) * scale, four at a time. */
+static void exp_into(hl_cand *c, int32_t n, float mx, float inv_t, float scale) {
+    int32_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        hl_v4f v = {c[i].logit, c[i + 1].logit, c[i + 2].logit, c[i + 3].logit};
+        hl_v4f e = hl_sample_expf4((v - mx) * inv_t) * scale;
+        for (int j = 0; j < 4; j++) c[i + j].p = e[j];
+    }
+    for (; i < n; i++) c[i].p = hl_sample_expf((c[i].logit - mx) * inv_t) * scale;
+}
+
 /* Softmax of c[0..n) at temperature 1 into c[i].p. */
 static void cand_softmax(hl_cand *c, int32_t n) {
     float mx = -INFINITY;
     for (int32_t i = 0; i < n; i++) mx = c[i].logit > mx ? c[i].logit : mx;
+    exp_into(c, n, mx, 1.0f, 1.0f);
     double sum = 0.0;
-    for (int32_t i = 0; i < n; i++) {
-        c[i].p = hl_sample_expf(c[i].logit - mx);
-        sum += c[i].p;
-    }
+    for (int32_t i = 0; i < n; i++) sum += c[i].p;
     const float inv = (float)(1.0 / sum);
     for (int32_t i = 0; i < n; i++) c[i].p *= inv;
 }
@@ -331,21 +340,18 @@ static int32_t step_min_p(hl_cand *c, int32_t n, float min_p) {
 
 /* Step 8: temperature, softmax over the kept set, one draw. Returns the
  * index into c of the chosen candidate. */
-static int32_t draw(hl_sampler *s, const hl_cand *c, int32_t n) {
+static int32_t draw(hl_sampler *s, hl_cand *c, int32_t n) {
     if (n == 1) return 0;
     float mx = -INFINITY;
     for (int32_t i = 0; i < n; i++) mx = c[i].logit > mx ? c[i].logit : mx;
-    const float inv_t = 1.0f / s->p.temperature;
+    /* p is free scratch once the truncation steps are done */
+    exp_into(c, n, mx, 1.0f / s->p.temperature, 1.0f);
     double sum = 0.0;
-    float *wt = s->work; /* work is no longer needed once candidates exist */
-    for (int32_t i = 0; i < n; i++) {
-        wt[i] = hl_sample_expf((c[i].logit - mx) * inv_t);
-        sum += wt[i];
-    }
+    for (int32_t i = 0; i < n; i++) sum += c[i].p;
     const double u = rng_uniform(s) * sum;
     double cum = 0.0;
     for (int32_t i = 0; i < n; i++) {
-        cum += wt[i];
+        cum += c[i].p;
         if (u < cum) return i;
     }
     return n - 1; /* rounding left u at the very top */
@@ -413,12 +419,23 @@ static int32_t gather(hl_sampler *s, float cut, float mx, double z) {
     hl_cand *c = s->cand;
     const float inv_z = z > 0.0 ? (float)(1.0 / z) : 0.0f;
     int32_t n = 0;
-    for (int32_t i = 0; i < s->n_vocab; i++) {
-        float v = w[i];
-        if (v >= cut && v > -INFINITY) c[n++] = (hl_cand){.logit = v, .key = v, .p = 0.0f, .id = i};
+    /* Blocks of 16 with nothing kept (most of them, under a top-p or min-p
+     * cut) are skipped after one vectorizable test; inside a block the store
+     * is branch-free: always write, advance only when kept (cand has n_vocab
+     * slots, so the write is always in bounds). */
+    const int32_t nv = s->n_vocab;
+    for (int32_t i0 = 0; i0 < nv; i0 += 16) {
+        const int32_t end = nv - i0 > 16 ? i0 + 16 : nv;
+        int any = 0;
+        for (int32_t i = i0; i < end; i++) any |= (w[i] >= cut) & (w[i] > -INFINITY);
+        if (!any) continue;
+        for (int32_t i = i0; i < end; i++) {
+            float v = w[i];
+            c[n] = (hl_cand){.logit = v, .key = v, .p = 0.0f, .id = i};
+            n += (v >= cut) & (v > -INFINITY);
+        }
     }
-    if (z > 0.0)
-        for (int32_t i = 0; i < n; i++) c[i].p = hl_sample_expf(c[i].logit - mx) * inv_z;
+    if (z > 0.0) exp_into(c, n, mx, 1.0f, inv_z);
     return n;
 }
 

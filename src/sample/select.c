@@ -64,11 +64,11 @@ void hl_sample_select_top(hl_cand *c, int32_t n, int32_t k) {
     }
 }
 
-int32_t hl_sample_select_mass(hl_cand *c, int32_t n, double target, int strict) {
-    /* acc is the mass of c[0..lo), all of which come before everything in
-     * c[lo..hi); the crossing index lies in [lo, hi). */
-    double acc = 0.0;
-    int32_t lo = 0, hi = n;
+/* The mass quickselect on c[lo..hi), given acc = mass of c[0..lo), all of
+ * which come first. Returns the kept count, or hi when the range runs out
+ * before the target (all of it is kept). */
+static int32_t mass_qselect(hl_cand *c, int32_t lo, int32_t hi, double acc, double target, int strict) {
+    const int32_t end = hi;
     for (int rounds = 0; hi - lo > 1; rounds++) {
         if (rounds == SELECT_MAX_ROUNDS) {
             hl_sample_sort(c + lo, hi - lo);
@@ -76,7 +76,7 @@ int32_t hl_sample_select_mass(hl_cand *c, int32_t n, double target, int strict) 
                 acc += c[i].p;
                 if (strict ? acc > target : acc >= target) return i + 1;
             }
-            return n;
+            return end;
         }
         int32_t p = partition(c, lo, hi);
         double m = 0.0;
@@ -90,11 +90,58 @@ int32_t hl_sample_select_mass(hl_cand *c, int32_t n, double target, int strict) 
             lo = p + 1;
         }
     }
-    if (hi <= lo) return lo > 0 ? lo : (n > 0 ? 1 : 0); /* only when target <= 0 */
+    if (hi <= lo) return lo > 0 ? lo : (end > 0 ? 1 : 0); /* only when target <= acc at the start */
     /* one candidate left: it is the crossing if its mass gets there */
     acc += c[lo].p;
     if (strict ? acc > target : acc >= target) return lo + 1;
-    return n;
+    return end;
+}
+
+/* Above this size a histogram of the mass over key bins first narrows the
+ * search to the one bin where the running mass crosses the target: two cheap
+ * streaming passes instead of quickselect rounds over the whole vocabulary. */
+#define MASS_HIST_MIN 2048
+#define MASS_BINS 256
+
+static inline int32_t mass_bin(float mx, float key, float scale) {
+    float b = (mx - key) * scale; /* monotone in key, so bins follow the order */
+    return b < (float)(MASS_BINS - 1) ? (int32_t)b : MASS_BINS - 1;
+}
+
+int32_t hl_sample_select_mass(hl_cand *c, int32_t n, double target, int strict) {
+    if (n < MASS_HIST_MIN) return mass_qselect(c, 0, n, 0.0, target, strict);
+    float mx = -INFINITY, mn = INFINITY;
+    for (int32_t i = 0; i < n; i++) {
+        mx = c[i].key > mx ? c[i].key : mx;
+        mn = c[i].key < mn ? c[i].key : mn;
+    }
+    if (!(mx > mn) || !isfinite(mx - mn)) return mass_qselect(c, 0, n, 0.0, target, strict);
+    const float scale = (float)MASS_BINS / (mx - mn);
+    double mass[MASS_BINS] = {0};
+    for (int32_t i = 0; i < n; i++) mass[mass_bin(mx, c[i].key, scale)] += c[i].p;
+    double acc = 0.0;
+    int32_t b = 0;
+    for (; b < MASS_BINS; b++) {
+        if (strict ? acc + mass[b] > target : acc + mass[b] >= target) break;
+        acc += mass[b];
+    }
+    if (b == MASS_BINS) return n;
+    /* bins before b to the front, then bin b; acc is exactly their mass */
+    int32_t lo = 0;
+    for (int32_t i = 0; i < n; i++)
+        if (mass_bin(mx, c[i].key, scale) < b) {
+            if (i != lo) cand_swap(&c[i], &c[lo]);
+            lo++;
+        }
+    int32_t hi = lo;
+    for (int32_t i = lo; i < n; i++)
+        if (mass_bin(mx, c[i].key, scale) == b) {
+            if (i != hi) cand_swap(&c[i], &c[hi]);
+            hi++;
+        }
+    acc = 0.0;
+    for (int32_t i = 0; i < lo; i++) acc += c[i].p;
+    return mass_qselect(c, lo, hi, acc, target, strict);
 }
 
 /* Min-heap on hl_cand_before: the root is the candidate that comes last. */
