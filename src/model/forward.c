@@ -153,6 +153,32 @@ static void mm_slice(hl_forward_ctx *c, const act_group *g, int i, float *out, i
     hl_matmul_slice(w->type, w->data, w->ne1, w->ne0, c->xq[g->slot[i]], m, out, ldo, ith, nth);
 }
 
+/* Elements per block of the activation format weight w wants (1 for F32). */
+static int64_t act_block(const hl_wt *w) {
+    const hl_type_traits *tr = hl_type_get(hl_matmul_act_type(w->type));
+    return tr ? (int64_t)tr->blck : 1;
+}
+
+/* Converts elements [j0, j1) of activation row t (x points at the row) into
+ * row t of xq for weight w. The activation formats are sequences of
+ * independent blocks, so a block-aligned span converts on its own into the
+ * bytes it occupies in the whole row. */
+static void prep_span(const hl_wt *w, void *xq, const float *x, int64_t t, int64_t j0, int64_t j1) {
+    if (j1 <= j0) return;
+    hl_type at = hl_matmul_act_type(w->type);
+    size_t row = hl_row_size(at, w->ne0), off = hl_row_size(at, j0);
+    hl_matmul_prepare(w->type, x + j0, j1 - j0, 1, j1 - j0, (char *)xq + (size_t)t * row + off, 0, 1);
+}
+
+/* Heads per attention unit so that a unit's output span is whole activation
+ * blocks of wo's input; 0 when heads cannot be grouped that way. */
+static int32_t heads_per_unit(const hl_wt *wo, int32_t hdv, int32_t nh) {
+    int64_t blk = act_block(wo);
+    for (int32_t k = 1; k <= nh; k++)
+        if (nh % k == 0 && ((int64_t)k * hdv) % blk == 0) return k;
+    return 0;
+}
+
 /* Rows [j0, j1) of matmul i of the group for all m activation rows, on the
  * calling thread: lets a stage split work at head granularity itself. */
 static void mm_rows(hl_forward_ctx *c, const act_group *g, int i, int64_t j0, int64_t j1, float *out, int64_t ldo,
@@ -318,24 +344,33 @@ static void forward_thread(void *vctx, int ith, int nth) {
         }
         sync_threads(c);
 
-        /* attention: one (token, head) per unit */
-        split(T * nh, ith, nth, &u0, &u1);
+        /* attention, in units of whole activation blocks of the output
+         * projection's input (usually one head), so that each thread converts
+         * the part of the attention row it produced: no separate conversion
+         * stage. Block-aligned spans convert independently of each other. */
+        act_group go = group_of(&L->wo, NULL, NULL);
+        int32_t hpu = heads_per_unit(&L->wo, hdv, nh);
         float *scores = c->scores + (size_t)ith * HL_ATTN_CHUNK;
+        int64_t nu = nh / (hpu ? hpu : 1);
+        split(T * nu, ith, nth, &u0, &u1);
         for (int64_t u = u0; u < u1; u++) {
-            int64_t t = u / nh;
-            int32_t h = (int32_t)(u % nh);
+            int64_t t = u / nu;
+            int32_t h0 = (int32_t)(u % nu) * (hpu ? hpu : 1), h1 = h0 + (hpu ? hpu : 1);
             const hl_batch_token *bt = &b->tokens[t];
             /* sliding-window layers see the last n_swa positions, this one included */
             int32_t p0 = swa && bt->pos >= hp->n_swa ? bt->pos - hp->n_swa + 1 : 0;
-            attend(vo, att + t * OD + (int64_t)h * hdv, q + t * QD + (int64_t)h * hdk, kl, vl, &b->seqs[bt->seq], p0,
-                   bt->pos, bs, nkv, h / gqa, hdk, hdv, hp->attn_scale, scores);
+            for (int32_t h = h0; h < h1; h++)
+                attend(vo, att + t * OD + (int64_t)h * hdv, q + t * QD + (int64_t)h * hdk, kl, vl, &b->seqs[bt->seq],
+                       p0, bt->pos, bs, nkv, h / gqa, hdk, hdv, hp->attn_scale, scores);
+            if (hpu) prep_span(&L->wo, c->xq[0], att + t * OD, t, (int64_t)h0 * hdv, (int64_t)h1 * hdv);
+        }
+        if (!hpu) { /* heads do not align with activation blocks: convert whole rows */
+            sync_threads(c);
+            prep_rows(c, &go, att, OD, r0, r1);
         }
         sync_threads(c);
 
         /* output projection */
-        act_group go = group_of(&L->wo, NULL, NULL);
-        prep_rows(c, &go, att, OD, r0, r1);
-        sync_threads(c);
         mm_slice(c, &go, 0, xb, E, T, ith, nth);
         sync_threads(c);
 
@@ -349,20 +384,25 @@ static void forward_thread(void *vctx, int ith, int nth) {
         prep_rows(c, &ggu, xb, E, r0, r1);
         sync_threads(c);
 
-        /* gate and up projections */
-        mm_slice(c, &ggu, 0, c->gate, F, T, ith, nth);
-        mm_slice(c, &ggu, 1, c->up, F, T, ith, nth);
-        sync_threads(c);
-
-        /* activation, conversion for down */
+        /* gate and up projections, split in whole activation blocks of the
+         * down projection's input so each thread applies the activation and
+         * converts its own columns right away */
         act_group gd = group_of(&L->ffn_down, NULL, NULL);
-        for (int64_t t = r0; t < r1; t++) {
+        gd.slot[0] = 2; /* gate/up still read slots 0 and 1 during this stage */
+        int64_t blk = act_block(&L->ffn_down);
+        int64_t nb = F / blk;
+        split(nb, ith, nth, &u0, &u1);
+        int64_t j0 = u0 * blk, j1 = u1 * blk;
+        mm_rows(c, &ggu, 0, j0, j1, c->gate, F, T);
+        mm_rows(c, &ggu, 1, j0, j1, c->up, F, T);
+        for (int64_t t = 0; t < T && j1 > j0; t++) {
+            float *g = c->gate + t * F + j0;
             if (hp->act == HL_ACT_GELU)
-                vo->gelu_mul(c->gate + t * F, c->gate + t * F, c->up + t * F, F);
+                vo->gelu_mul(g, g, c->up + t * F + j0, j1 - j0);
             else
-                vo->silu_mul(c->gate + t * F, c->gate + t * F, c->up + t * F, F);
+                vo->silu_mul(g, g, c->up + t * F + j0, j1 - j0);
+            prep_span(&L->ffn_down, c->xq[2], c->gate + t * F, t, j0, j1);
         }
-        prep_rows(c, &gd, c->gate, F, r0, r1);
         sync_threads(c);
 
         /* down projection (added to the residual by the next row stage) */
