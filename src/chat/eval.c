@@ -243,6 +243,21 @@ static int binop(crender *r, const cnode *at, int op, cv a, cv b, cv *out) {
         *out = l;
         return 0;
     }
+    if (op == COP_MUL && ((a.t == CV_LIST && (b.t == CV_INT || b.t == CV_BOOL)) || (b.t == CV_LIST && (a.t == CV_INT || a.t == CV_BOOL)))) {
+        cv src = a.t == CV_LIST ? a : b;
+        int64_t k = a.t == CV_LIST ? as_i(b) : as_i(a);
+        if (k < 0) k = 0;
+        if (src.u.l->n && (uint64_t)k > 1000000 / src.u.l->n)
+            return chat_rerr(r, at, HL_ERANGE, "list repetition longer than 1000000 items");
+        cv l = cv_list_new(0);
+        if (l.t != CV_LIST) return oom(r);
+        l.u.l->tuple = src.u.l->tuple;
+        for (int64_t i = 0; i < k; i++)
+            for (size_t j = 0; j < src.u.l->n; j++)
+                if (cv_list_push(l, cv_ref(src.u.l->v[j]))) { cv_unref(l); return oom(r); }
+        *out = l;
+        return 0;
+    }
     if (op == COP_MUL && ((a.t == CV_STR && (b.t == CV_INT || b.t == CV_BOOL)) || (b.t == CV_STR && (a.t == CV_INT || a.t == CV_BOOL)))) {
         cv s = a.t == CV_STR ? a : b;
         int64_t k = a.t == CV_STR ? as_i(b) : as_i(a);

@@ -145,7 +145,7 @@ typedef enum {
     CN_NEG, CN_POS, CN_NOT, CN_AND, CN_OR, CN_BINOP, CN_CMP, CN_COND, CN_LIST, CN_TUPLE, CN_DICT,
     /* statements */
     CN_BODY, CN_TEXT, CN_OUTPUT, CN_IF, CN_FOR, CN_SET, CN_SETBLOCK, CN_MACRO, CN_CALLBLOCK,
-    CN_FILTERBLOCK, CN_BREAK, CN_CONTINUE, CN_GENERATION,
+    CN_FILTERBLOCK, CN_BREAK, CN_CONTINUE, CN_GENERATION, CN_WITH,
 } cnode_kind;
 
 typedef struct cnode {
@@ -160,7 +160,7 @@ typedef struct cnode {
     const char **kw_names; /* keyword arguments (or macro parameter names) */
     struct cnode **kw_vals;
     int n_kw;
-    int flag; /* CN_FOR: has recursive; CN_SET: target kind */
+    int flag; /* CN_SET: 1 = namespace attribute; CN_MACRO/CN_CALLBLOCK: 1 uses varargs, 2 uses kwargs */
 } cnode;
 
 struct chat_template {

@@ -21,6 +21,20 @@ static int expect_block_end(parser *P) {
 static int parse_body(parser *P, cnode **out, const char *const *ends, int *which, const ctok *opener);
 
 
+/* does the subtree read the variable `name`? (macros accept extra arguments
+ * only when their body reads varargs / kwargs, as in jinja2) */
+static int reads_name(const cnode *n, const char *name) {
+    if (!n) return 0;
+    if (n->k == CN_NAME && !strcmp(n->name, name)) return 1;
+    if (n->k == CN_MACRO) return 0; /* a nested macro has its own */
+    if (reads_name(n->a, name) || reads_name(n->b, name) || reads_name(n->c, name) || reads_name(n->d, name)) return 1;
+    for (int i = 0; i < n->n_items; i++)
+        if (reads_name(n->items[i], name)) return 1;
+    for (int i = 0; i < n->n_kw; i++)
+        if (n->kw_vals && reads_name(n->kw_vals[i], name)) return 1;
+    return 0;
+}
+
 static int mk_body(parser *P, nvec *v, cnode *owner) {
     owner->n_items = v->n;
     if (chat_p_nv_take(P, v, &owner->items, NULL)) return hl_err_set(P->err, HL_ENOMEM, "out of memory");
@@ -237,6 +251,10 @@ static int parse_stmt(parser *P, cnode **out) {
         P->loops = saved;
         n->items = b->items;
         n->n_items = b->n_items;
+        for (int i = 0; i < n->n_items; i++) {
+            if (reads_name(n->items[i], "varargs")) n->flag |= 1;
+            if (reads_name(n->items[i], "kwargs")) n->flag |= 2;
+        }
         if (!is_call && chat_p_cur(P)->t == CT_NAME) chat_p_next(P); /* {% endmacro name %} */
         TRY(expect_block_end(P));
     } else if (chat_p_is_name(kw, "filter")) {
@@ -245,6 +263,36 @@ static int parse_stmt(parser *P, cnode **out) {
         TRY(parse_filter_chain(P, &n->a, 0));
         TRY(expect_block_end(P));
         static const char *const ends[] = {"endfilter", NULL};
+        cnode *b;
+        TRY(parse_body(P, &b, ends, &which, kw));
+        n->items = b->items;
+        n->n_items = b->n_items;
+        TRY(expect_block_end(P));
+    } else if (chat_p_is_name(kw, "with")) {
+        chat_p_next(P);
+        NN(n = chat_p_mk(P, CN_WITH, kw));
+        nvec names = {0}, vals = {0};
+        int rc = 0;
+        while (!rc && chat_p_cur(P)->t != CT_BLOCK_END) {
+            if (names.n && (rc = chat_p_expect_op(P, ","))) break;
+            const ctok *t = chat_p_cur(P);
+            if (t->t != CT_NAME) { rc = chat_p_perr(P, t, "expected a variable name in 'with'"); break; }
+            const char *nm = chat_p_dup(P, t->s, t->n);
+            chat_p_next(P);
+            cnode *e = NULL;
+            if (!(rc = chat_p_expect_op(P, "=")) && !(rc = chat_p_parse_expr(P, &e)))
+                rc = (!nm || chat_p_nv_push(&names, NULL, nm) || chat_p_nv_push(&vals, e, NULL)) ? HL_ENOMEM : 0;
+        }
+        if (!rc) {
+            cnode **dummy;
+            n->n_kw = names.n;
+            rc = chat_p_nv_take(P, &names, &dummy, &n->kw_names);
+            if (!rc) rc = chat_p_nv_take(P, &vals, &n->kw_vals, NULL);
+        }
+        free(names.v); free(names.names); free(vals.v); free(vals.names);
+        if (rc) return rc == HL_ENOMEM ? hl_err_set(P->err, HL_ENOMEM, "out of memory") : rc;
+        TRY(expect_block_end(P));
+        static const char *const ends[] = {"endwith", NULL};
         cnode *b;
         TRY(parse_body(P, &b, ends, &which, kw));
         n->items = b->items;
@@ -267,7 +315,7 @@ static int parse_stmt(parser *P, cnode **out) {
         TRY(expect_block_end(P));
     } else {
         static const char *const known_ends[] = {"endif", "endfor", "endset", "endmacro", "endcall", "endfilter",
-                                                 "endgeneration", "elif", "else", NULL};
+                                                 "endgeneration", "endwith", "elif", "else", NULL};
         for (int i = 0; known_ends[i]; i++)
             if (chat_p_is_name(kw, known_ends[i]))
                 return chat_p_perr(P, kw, "unexpected '%s' (no open block it could close)", known_ends[i]);

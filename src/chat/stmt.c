@@ -126,7 +126,7 @@ int chat_call_macro(crender *r, const cnode *at, const cnode *m, cv *args, int n
     const char *mname = m->name ? m->name : "caller";
     cscope *ms = chat_scope_new(r->root);
     if (!ms) { r->depth--; return oom(r); }
-    if (nargs > m->n_kw) {
+    if (nargs > m->n_kw && !(m->flag & 1)) {
         rc = chat_rerr(r, at, HL_EINVAL, "macro '%s' takes not more than %d argument(s)", mname, m->n_kw);
         goto done;
     }
@@ -147,10 +147,25 @@ int chat_call_macro(crender *r, const cnode *at, const cnode *m, cv *args, int n
         }
         if (!rc) rc = chat_scope_set(ms, m->kw_names[i], v) ? oom(r) : 0;
     }
+    cv extra_kw = cv_dict_new();
+    if (extra_kw.t != CV_DICT) rc = oom(r);
     for (int k = 0; k < nkw && !rc; k++) {
         int known = 0;
         for (int i = 0; i < m->n_kw; i++) known |= strcmp(kwn[k], m->kw_names[i]) == 0;
-        if (!known) rc = chat_rerr(r, at, HL_EINVAL, "macro '%s' takes no keyword argument '%s'", mname, kwn[k]);
+        if (known) continue;
+        if (!(m->flag & 2)) rc = chat_rerr(r, at, HL_EINVAL, "macro '%s' takes no keyword argument '%s'", mname, kwn[k]);
+        else if (cv_dict_set(extra_kw, cv_str_cstr(kwn[k]), cv_ref(kwv[k]))) rc = oom(r);
+    }
+    if (!rc && (m->flag & 2)) rc = chat_scope_set(ms, "kwargs", cv_ref(extra_kw)) ? oom(r) : 0;
+    cv_unref(extra_kw);
+    if (!rc && (m->flag & 1)) {
+        cv va = cv_list_new(0);
+        if (va.t != CV_LIST) rc = oom(r);
+        else {
+            va.u.l->tuple = 1;
+            for (int i = m->n_kw; i < nargs; i++) cv_list_push(va, cv_ref(args[i]));
+            rc = chat_scope_set(ms, "varargs", va) ? oom(r) : 0;
+        }
     }
     if (!rc && caller) {
         cv c = {CV_MACRO, {0}};
@@ -242,6 +257,16 @@ static int exec_stmt(crender *r, cscope *s, const cnode *n, hl_buf *out) {
         return chat_check_out(r, n, out);
     }
     case CN_GENERATION: return exec_body(r, s, n->items, n->n_items, out);
+    case CN_WITH: { /* values are computed in the outer scope, then bound in a new one */
+        cscope *ws = chat_scope_new(s);
+        if (!ws) return oom(r);
+        rc = 0;
+        for (int i = 0; i < n->n_kw && !rc; i++)
+            if (!(rc = chat_ev(r, s, n->kw_vals[i], &v))) rc = chat_scope_set(ws, n->kw_names[i], v) ? oom(r) : 0;
+        if (!rc) rc = exec_body(r, ws, n->items, n->n_items, out);
+        chat_scope_destroy(ws);
+        return rc;
+    }
     case CN_BREAK: return EXEC_BREAK;
     case CN_CONTINUE: return EXEC_CONTINUE;
     case CN_BODY: return exec_body(r, s, n->items, n->n_items, out);

@@ -329,7 +329,7 @@ void cv_to_str(hl_buf *b, cv v) {
     case CV_LIST:
     case CV_DICT: cv_repr(b, v); return;
     case CV_NS: hl_buf_puts(b, "<Namespace>"); return;
-    case CV_MACRO: hl_buf_puts(b, "<Macro>"); return;
+    case CV_MACRO: hl_buf_printf(b, "<Macro '%s'>", v.u.macro->name ? v.u.macro->name : "caller"); return;
     case CV_FUNC: hl_buf_puts(b, "<function>"); return;
     case CV_LOOP: hl_buf_puts(b, "<LoopContext>"); return;
     }
