@@ -17,10 +17,17 @@ typedef void (*hl_act_fn)(const float *x, void *y, int64_t k);
 typedef void (*hl_tile_fn)(int64_t k, const void *w, size_t wstride, int nw, const void *x, size_t xstride, int nx,
                            float *out, int64_t ldo);
 
+/* Optional batched path (m > 1) over n weight rows and m activation rows,
+ * free to choose its own loop order; returns 0 if it declines the shape (the
+ * caller then tiles). Must give the same bits per element as the tile. */
+typedef int (*hl_gemm_fn)(int64_t k, const void *w, size_t wstride, int64_t n, const void *x, size_t xstride,
+                          int64_t m, float *out, int64_t ldo);
+
 struct hl_cpu_kernels {
     hl_simd level;
     hl_act_fn act[HL_TYPE_COUNT];   /* indexed by activation type */
     hl_tile_fn tile[HL_TYPE_COUNT]; /* indexed by weight type */
+    hl_gemm_fn gemm[HL_TYPE_COUNT]; /* NULL: tile loop */
     unsigned char tile_nw[HL_TYPE_COUNT], tile_nx[HL_TYPE_COUNT];
     hl_vec_ops vec;
 };

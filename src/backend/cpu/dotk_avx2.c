@@ -190,6 +190,91 @@ HL_INLINE void k_direct(int kind, const uint8_t *blk, const hl_block_q8_K *xb, _
     *isum_out = isum;
 }
 
+/* One unpacked weight superblock times one activation superblock, folded
+ * into acc: the arithmetic every path shares. */
+HL_INLINE __m256 k_pair(const int kind, const kunp *u, const hl_block_q8_K *xb, __m256i bs, __m256 acc) {
+    __m256i isum = _mm256_setzero_si256();
+#pragma GCC unroll 8
+    for (int c = 0; c < 8; c++) {
+        __m256i p = _mm256_maddubs_epi16(_mm256_load_si256((const __m256i *)(u->q + 32 * c)), ld256(xb->qs + 32 * c));
+        isum = _mm256_add_epi32(isum, _mm256_madd_epi16(p, _mm256_load_si256((const __m256i *)u->scv[c])));
+    }
+    __m256i corr = _mm256_madd_epi16(bs, _mm256_load_si256((const __m256i *)u->s16));
+    if (kind == K_Q6) isum = _mm256_sub_epi32(isum, _mm256_slli_epi32(corr, 5));
+    if (kind == K_Q3) isum = _mm256_sub_epi32(isum, _mm256_slli_epi32(corr, 2));
+    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(u->d * xb->d), acc);
+    if (kind == K_Q2 || kind == K_Q4 || kind == K_Q5)
+        acc = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(corr), _mm256_set1_ps(u->dmin * xb->d), acc);
+    return acc;
+}
+
+/* A tile over weight rows already unpacked: u[j * nb + b] is superblock b of
+ * row j. */
+HL_INLINE void k_tile_unp(const int kind, const int NW, const int NX, int64_t nb, const kunp *u, const uint8_t *x,
+                          size_t xs, float *out, int64_t ldo) {
+    __m256 acc[2][4];
+#pragma GCC unroll 2
+    for (int j = 0; j < NW; j++)
+#pragma GCC unroll 4
+        for (int i = 0; i < NX; i++) acc[j][i] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+#pragma GCC unroll 4
+        for (int i = 0; i < NX; i++) {
+            const hl_block_q8_K *xb = (const hl_block_q8_K *)(x + i * xs) + b;
+            __m256i bs = ld256(xb->bsums);
+#pragma GCC unroll 2
+            for (int j = 0; j < NW; j++) acc[j][i] = k_pair(kind, &u[j * nb + b], xb, bs, acc[j][i]);
+        }
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < NX; i++)
+#pragma GCC unroll 2
+        for (int j = 0; j < NW; j++) out[i * ldo + j] = hl_hsum8(acc[j][i]);
+}
+
+/* Batched path (m > 1): unpack a group of weight rows once into a stack
+ * buffer, then sweep the whole batch over them in 2 x 4 tiles, so the unpack
+ * cost is paid once per row instead of once per 4 activation rows. */
+#define K_GEMM_UNITS 160 /* 160 superblocks x 576 bytes = 90 KiB of stack */
+HL_INLINE int k_gemm(const int kind, int64_t k, const uint8_t *w, size_t ws, int64_t n, const uint8_t *x, size_t xs,
+                     int64_t m, float *out, int64_t ldo) {
+    const int64_t nb = k / HL_QK_K;
+    if (nb * 2 > K_GEMM_UNITS) return 0; /* rows too long for the buffer: the caller tiles */
+    kunp buf[K_GEMM_UNITS];
+    int64_t rows = K_GEMM_UNITS / nb;
+    rows -= rows % 2;
+    const size_t wbs = kblock_size(kind);
+    for (int64_t j0 = 0; j0 < n; j0 += rows) {
+        int64_t jn = n - j0 < rows ? n - j0 : rows;
+        for (int64_t j = 0; j < jn; j++)
+            for (int64_t b = 0; b < nb; b++) unpack_k(kind, w + (j0 + j) * ws + b * wbs, &buf[j * nb + b]);
+        for (int64_t i = 0; i < m; i += 4) {
+            int nx = m - i < 4 ? (int)(m - i) : 4;
+            for (int64_t j = 0; j < jn; j += 2) {
+                const kunp *u = &buf[j * nb];
+                const uint8_t *xi = x + i * xs;
+                float *o = out + i * ldo + j0 + j;
+                if (jn - j >= 2) {
+                    switch (nx) {
+                    case 1: k_tile_unp(kind, 2, 1, nb, u, xi, xs, o, ldo); break;
+                    case 2: k_tile_unp(kind, 2, 2, nb, u, xi, xs, o, ldo); break;
+                    case 3: k_tile_unp(kind, 2, 3, nb, u, xi, xs, o, ldo); break;
+                    default: k_tile_unp(kind, 2, 4, nb, u, xi, xs, o, ldo); break;
+                    }
+                } else {
+                    switch (nx) {
+                    case 1: k_tile_unp(kind, 1, 1, nb, u, xi, xs, o, ldo); break;
+                    case 2: k_tile_unp(kind, 1, 2, nb, u, xi, xs, o, ldo); break;
+                    case 3: k_tile_unp(kind, 1, 3, nb, u, xi, xs, o, ldo); break;
+                    default: k_tile_unp(kind, 1, 4, nb, u, xi, xs, o, ldo); break;
+                    }
+                }
+            }
+        }
+    }
+    return 1;
+}
+
 HL_INLINE void k_tile(const int kind, const int NW, const int NX, int64_t k, const uint8_t *w, size_t ws,
                       const uint8_t *x, size_t xs, float *out, int64_t ldo) {
     const size_t wbs = kblock_size(kind);
@@ -226,21 +311,7 @@ HL_INLINE void k_tile(const int kind, const int NW, const int NX, int64_t k, con
             const hl_block_q8_K *xb = (const hl_block_q8_K *)(x + i * xs) + b;
             __m256i bs = ld256(xb->bsums);
 #pragma GCC unroll 2
-            for (int j = 0; j < NW; j++) {
-                __m256i isum = _mm256_setzero_si256();
-#pragma GCC unroll 8
-                for (int c = 0; c < 8; c++) {
-                    __m256i p = _mm256_maddubs_epi16(_mm256_load_si256((const __m256i *)(u[j].q + 32 * c)),
-                                                     ld256(xb->qs + 32 * c));
-                    isum = _mm256_add_epi32(isum, _mm256_madd_epi16(p, _mm256_load_si256((const __m256i *)u[j].scv[c])));
-                }
-                __m256i corr = _mm256_madd_epi16(bs, _mm256_load_si256((const __m256i *)u[j].s16));
-                if (kind == K_Q6) isum = _mm256_sub_epi32(isum, _mm256_slli_epi32(corr, 5));
-                if (kind == K_Q3) isum = _mm256_sub_epi32(isum, _mm256_slli_epi32(corr, 2));
-                acc[j][i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(u[j].d * xb->d), acc[j][i]);
-                if (kind == K_Q2 || kind == K_Q4 || kind == K_Q5)
-                    acc[j][i] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(corr), _mm256_set1_ps(u[j].dmin * xb->d), acc[j][i]);
-            }
+            for (int j = 0; j < NW; j++) acc[j][i] = k_pair(kind, &u[j], xb, bs, acc[j][i]);
         }
     }
 #pragma GCC unroll 4
@@ -264,6 +335,17 @@ HL_INLINE void k_tile(const int kind, const int NW, const int NX, int64_t k, con
         default: k_tile(kind, 2, 4, k, W, ws, X, xs, o, ldo); break;                                              \
         }                                                                                                         \
     }
+#define K_GEMM_ENTRY(name, kind)                                                                                   \
+    static int name(int64_t k, const void *w, size_t ws, int64_t n, const void *x, size_t xs, int64_t m, float *o,    \
+                    int64_t ldo) {                                                                                 \
+        return k_gemm(kind, k, w, ws, n, x, xs, m, o, ldo);                                                        \
+    }
+K_GEMM_ENTRY(gemm_q2_K, K_Q2)
+K_GEMM_ENTRY(gemm_q3_K, K_Q3)
+K_GEMM_ENTRY(gemm_q4_K, K_Q4)
+K_GEMM_ENTRY(gemm_q5_K, K_Q5)
+K_GEMM_ENTRY(gemm_q6_K, K_Q6)
+
 K_ENTRY(tile_q2_K, K_Q2)
 K_ENTRY(tile_q3_K, K_Q3)
 K_ENTRY(tile_q4_K, K_Q4)
@@ -271,12 +353,13 @@ K_ENTRY(tile_q5_K, K_Q5)
 K_ENTRY(tile_q6_K, K_Q6)
 
 void hl_avx2_init_kquants(hl_cpu_kernels *kt) {
-    static const struct { hl_type t; hl_tile_fn f; } tiles[] = {
-        {HL_TYPE_Q2_K, tile_q2_K}, {HL_TYPE_Q3_K, tile_q3_K}, {HL_TYPE_Q4_K, tile_q4_K},
-        {HL_TYPE_Q5_K, tile_q5_K}, {HL_TYPE_Q6_K, tile_q6_K},
+    static const struct { hl_type t; hl_tile_fn f; hl_gemm_fn g; } tiles[] = {
+        {HL_TYPE_Q2_K, tile_q2_K, gemm_q2_K}, {HL_TYPE_Q3_K, tile_q3_K, gemm_q3_K}, {HL_TYPE_Q4_K, tile_q4_K, gemm_q4_K},
+        {HL_TYPE_Q5_K, tile_q5_K, gemm_q5_K}, {HL_TYPE_Q6_K, tile_q6_K, gemm_q6_K},
     };
     for (size_t i = 0; i < sizeof tiles / sizeof tiles[0]; i++) {
         kt->tile[tiles[i].t] = tiles[i].f;
+        kt->gemm[tiles[i].t] = tiles[i].g;
         kt->tile_nw[tiles[i].t] = 2;
         kt->tile_nx[tiles[i].t] = 4;
     }

@@ -106,6 +106,10 @@ void hl_matmul_slice_at(hl_simd level, hl_type wtype, const void *w, int64_t n, 
     HL_ASSERT(wrow > 0 && xrow > 0);
     int64_t j0, j1;
     hl_cpu_split(n, ith, nth, &j0, &j1);
+    if (j1 <= j0) return;
+    if (m > 1 && kt->gemm[wtype] &&
+        kt->gemm[wtype](k, (const char *)w + j0 * wrow, wrow, j1 - j0, xq, xrow, m, out + j0, ldo))
+        return;
     /* weight rows per block: ~24 KiB so they stay in L1/L2 while the batch sweeps over them */
     int64_t jb = (int64_t)(24576 / wrow);
     jb = jb < tw ? tw : jb - jb % tw;
