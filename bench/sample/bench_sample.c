@@ -38,7 +38,8 @@ int main(int argc, char **argv) {
         {"top-p 0.9 alone (k off)", 0.8f, 0, 0.9f, 0, 0},
         {"top-p 0.95 + min-p 0.05 (k off)", 1.0f, 0, 0.95f, 0.05f, 0},
         {"temperature only (k, p off)", 1.0f, 0, 1.0f, 0, 0},
-        {"top-k 1000 (quickselect path)", 0.8f, 1000, 0.9f, 0, 0},
+        {"top-k 1000 (heap path)", 0.8f, 1000, 0.9f, 0, 0},
+        {"top-k 5000 (quickselect path)", 0.8f, 5000, 0.9f, 0, 0},
     };
     printf("%s row: n_vocab %d, %d iterations each\n", row == 0 ? "peaked" : "flat", nv, iters);
     for (size_t c = 0; c < sizeof cfg / sizeof cfg[0]; c++) {

@@ -14,7 +14,7 @@
 
 /* Top-k at most this large (with the logprob alternatives) goes through the
  * one-pass heap; larger k builds every candidate and uses quickselect. */
-#define HEAP_TOP_MAX 256
+#define HEAP_TOP_MAX 1024
 
 struct hl_sampler {
     hl_sampling_params p; /* p.logit_bias points at bias below */

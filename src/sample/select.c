@@ -4,7 +4,6 @@
 #include "sample/select.h"
 
 #include <math.h>
-#include <stdlib.h>
 
 static inline void cand_swap(hl_cand *a, hl_cand *b) {
     hl_cand t = *a;
@@ -12,15 +11,17 @@ static inline void cand_swap(hl_cand *a, hl_cand *b) {
     *b = t;
 }
 
-static int cand_cmp(const void *pa, const void *pb) {
-    const hl_cand *a = pa, *b = pb;
-    if (hl_cand_before(a, b)) return -1;
-    if (hl_cand_before(b, a)) return 1;
-    return 0;
-}
+static void heap_down(hl_cand *h, int32_t n, int32_t i);
 
+/* Heapsort rather than qsort: in place and allocation-free (glibc's qsort
+ * may malloc a merge buffer), O(n log n) worst case, and the orders are total
+ * so stability does not matter. */
 void hl_sample_sort(hl_cand *c, int32_t n) {
-    if (n > 1) qsort(c, (size_t)n, sizeof *c, cand_cmp);
+    for (int32_t i = n / 2 - 1; i >= 0; i--) heap_down(c, n, i);
+    for (int32_t end = n - 1; end > 0; end--) {
+        cand_swap(&c[0], &c[end]); /* the root comes last among c[0..end] */
+        heap_down(c, end, 0);
+    }
 }
 
 /* Partitions c[lo..hi) around a median-of-three pivot; returns the pivot's

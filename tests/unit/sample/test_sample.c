@@ -236,9 +236,9 @@ TEST(top_k_top_p_min_p_typical_match_reference) {
 }
 
 TEST(large_vocab_paths_match_reference) {
-    /* 20k tokens: a head of 300 distinct logits over a low tail, at high
+    /* 20k tokens: a head of 1200 distinct logits over a low tail, at high
      * temperature so every kept token is drawn often; exercises the heap
-     * (k <= 256) and quickselect (k > 256) paths and the mass selection */
+     * (k <= 1024) and quickselect (k > 1024) paths and the mass selection */
     const int n = 20000;
     float *lg = malloc((size_t)n * sizeof *lg);
     uint64_t x = 7;
@@ -246,14 +246,14 @@ TEST(large_vocab_paths_match_reference) {
         x = x * 6364136223846793005ULL + 1442695040888963407ULL;
         lg[i] = -30.0f + (float)((x >> 40) % 1000) * 1e-3f;
     }
-    for (int j = 0; j < 300; j++) lg[(j * 163 + 11) % n] = 10.0f + 0.01f * (float)j;
-    struct { int k; float tp, mp; } cfg[] = {{200, 1, 0}, {280, 1, 0}, {0, 0.6f, 0}, {0, 1, 0.98f}, {280, 0.5f, 0}};
+    for (int j = 0; j < 1200; j++) lg[(j * 163 + 11) % n] = 10.0f + 0.002f * (float)j;
+    struct { int k; float tp, mp; } cfg[] = {{200, 1, 0}, {1100, 1, 0}, {0, 0.3f, 0}, {0, 1, 0.998f}, {1100, 0.5f, 0}};
     for (size_t i = 0; i < sizeof cfg / sizeof cfg[0]; i++) {
         hl_sampling_params p = plain(cfg[i].mp > 0 ? 1.0f : 50.0f);
         p.top_k = cfg[i].k;
         p.top_p = cfg[i].tp;
         p.min_p = cfg[i].mp;
-        run_chain(&p, lg, n, 9000);
+        run_chain(&p, lg, n, 12000);
     }
     free(lg);
 }
@@ -531,4 +531,55 @@ TEST(fast_exp_matches_libm) {
     CHECK(hl_sample_expf(NAN) < 1e-37f);
     CHECK(hl_sample_expf(-1000.0f) < 1e-37f);
     CHECK_NEAR(hl_sample_expf(0.0f), 1.0, 1e-7);
+}
+
+TEST(large_nucleus_grouped_distribution) {
+    /* a flat row: the nucleus holds thousands of tokens, so the histogram path
+     * of the mass selection runs inside the sampler. Too many cells for a
+     * per-token test: compare the mass of 16 groups (id mod 16) instead, and
+     * require no draw outside the reference support. */
+    const int n = 20000, draws = 8000, G = 16;
+    float *lg = malloc((size_t)n * sizeof *lg);
+    double *dist = malloc((size_t)n * sizeof *dist);
+    uint64_t x = 3;
+    for (int i = 0; i < n; i++) {
+        x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+        lg[i] = (float)((x >> 40) % 100000) * 3e-5f + (float)(i % 16) * 0.05f;
+    }
+    float tps[] = {0.5f, 0.9f};
+    for (int j = 0; j < 2; j++) {
+        hl_sampling_params p = plain(1.0f);
+        p.top_p = tps[j];
+        p.min_p = j == 1 ? 0.2f : 0.0f;
+        ref_dist(lg, n, &p, NULL, 0, dist);
+        int support = 0;
+        for (int i = 0; i < n; i++) support += dist[i] > 0;
+        CHECK(support > 2048);
+        hl_sampler *s;
+        CHECK_EQ(hl_sampler_new(&s, &p, n, NULL), 0);
+        double expect[16] = {0};
+        int got[16] = {0}, outside = 0;
+        for (int i = 0; i < n; i++) expect[i % G] += dist[i] * draws;
+        for (int d = 0; d < draws; d++) {
+            int32_t t = hl_sampler_sample(s, lg, NULL);
+            got[t % G]++;
+            outside += dist[t] == 0;
+        }
+        CHECK_EQ(outside, 0);
+        double chi = 0;
+        for (int g = 0; g < G; g++) chi += (got[g] - expect[g]) * (got[g] - expect[g]) / expect[g];
+        if (!(chi < 15 + 8 * sqrt(30.0) + 10)) hl_test_fail(__FILE__, __LINE__, "chi-square %.1f (df 15)", chi);
+        hl_sampler_free(s);
+    }
+    /* top_p 0 keeps only the most likely token */
+    hl_sampling_params p = plain(1.0f);
+    p.top_p = 0.0f;
+    hl_sampler *s;
+    CHECK_EQ(hl_sampler_new(&s, &p, n, NULL), 0);
+    int32_t best = 0;
+    for (int i = 1; i < n; i++) best = lg[i] > lg[best] ? i : best;
+    for (int d = 0; d < 50; d++) CHECK_EQ(hl_sampler_sample(s, lg, NULL), best);
+    hl_sampler_free(s);
+    free(dist);
+    free(lg);
 }
