@@ -214,10 +214,11 @@ static int sort_items(crender *r, const cnode *at, cv list, const char *attr, in
         for (size_t j = i; j > 0; j--) {
             int c = chat_order(keys.u.l->v[j - 1], keys.u.l->v[j], fold);
             if (c == -2) {
+                int rc = chat_rerr(r, at, HL_EINVAL, "sort: '<' not supported between instances of '%s' and '%s'",
+                                   cv_type_name(keys.u.l->v[j - 1]), cv_type_name(keys.u.l->v[j]));
                 cv_unref(res);
                 cv_unref(keys);
-                return chat_rerr(r, at, HL_EINVAL, "sort: '<' not supported between instances of '%s' and '%s'",
-                                 cv_type_name(keys.u.l->v[j - 1]), cv_type_name(keys.u.l->v[j]));
+                return rc;
             }
             if (reverse ? c >= 0 : c <= 0) break;
             cv t = keys.u.l->v[j]; keys.u.l->v[j] = keys.u.l->v[j - 1]; keys.u.l->v[j - 1] = t;
