@@ -93,7 +93,44 @@ static int sorted_keys(json_object *o, char ***out) {
     return n;
 }
 
+/* A Go value with its own JSON form (a Stringer / Marshaler in Ollama's api
+ * types): the text rides along as userdata, tagged by a magic number. */
+typedef struct json_text {
+    unsigned magic;
+    char text[];
+} json_text;
+#define JSON_TEXT_MAGIC 0x6a736f6eu
+
+static void free_json_text(json_object *o, void *p) {
+    (void)o;
+    free(p);
+}
+
+int gt_set_json_text(json_object *v, const char *text, size_t len) {
+    if (!v || !(json_object_is_type(v, json_type_object) || json_object_is_type(v, json_type_array))) return -1;
+    json_text *t = malloc(sizeof *t + len + 1);
+    if (!t) return -1;
+    t->magic = JSON_TEXT_MAGIC;
+    memcpy(t->text, text, len);
+    t->text[len] = 0;
+    json_object_set_userdata(v, t, free_json_text);
+    return 0;
+}
+
+const char *gt_json_text(json_object *v) {
+    if (!v || !(json_object_is_type(v, json_type_object) || json_object_is_type(v, json_type_array))) return NULL;
+    json_text *t = json_object_get_userdata(v);
+    return t && t->magic == JSON_TEXT_MAGIC ? t->text : NULL;
+}
+
+static void put_json(hl_buf *b, json_object *v, int sorted);
+
 static void print_value(hl_buf *b, json_object *v, int top) {
+    const char *jt = gt_json_text(v);
+    if (jt) { /* a Go Stringer: fmt prints String(), which is JSON */
+        hl_buf_puts(b, jt);
+        return;
+    }
     if (!v) {
         hl_buf_puts(b, top ? "<no value>" : "<nil>");
         return;
@@ -129,9 +166,12 @@ static void print_value(hl_buf *b, json_object *v, int top) {
     }
 }
 
-/* Go's json.Marshal: sorted keys, HTML-safe escapes. */
-static void put_json(hl_buf *b, json_object *v) {
+/* Go's json.Marshal: map keys sorted (insertion order when !sorted, for
+ * struct-shaped objects), HTML-safe escapes. */
+static void put_json(hl_buf *b, json_object *v, int sorted) {
     if (!v) { hl_buf_puts(b, "null"); return; }
+    const char *jt = gt_json_text(v);
+    if (jt) { hl_buf_puts(b, jt); return; }
     switch (json_object_get_type(v)) {
     case json_type_string: {
         const unsigned char *s = (const unsigned char *)json_object_get_string(v);
@@ -173,21 +213,35 @@ static void put_json(hl_buf *b, json_object *v) {
         hl_buf_putc(b, '[');
         for (size_t i = 0; i < json_object_array_length(v); i++) {
             if (i) hl_buf_putc(b, ',');
-            put_json(b, json_object_array_get_idx(v, i));
+            put_json(b, json_object_array_get_idx(v, i), sorted);
         }
         hl_buf_putc(b, ']');
         break;
     case json_type_object: {
+        if (!sorted) {
+            int i = 0;
+            hl_buf_putc(b, '{');
+            json_object_object_foreach(v, key, val) {
+                if (i++) hl_buf_putc(b, ',');
+                json_object *ks = json_object_new_string(key);
+                put_json(b, ks, 1);
+                json_object_put(ks);
+                hl_buf_putc(b, ':');
+                put_json(b, val, sorted);
+            }
+            hl_buf_putc(b, '}');
+            break;
+        }
         char **k;
         int n = sorted_keys(v, &k);
         hl_buf_putc(b, '{');
         for (int i = 0; i < n; i++) {
             if (i) hl_buf_putc(b, ',');
             json_object *ks = json_object_new_string(k[i]);
-            put_json(b, ks);
+            put_json(b, ks, 1);
             json_object_put(ks);
             hl_buf_putc(b, ':');
-            put_json(b, json_object_object_get(v, k[i]));
+            put_json(b, json_object_object_get(v, k[i]), sorted);
         }
         hl_buf_putc(b, '}');
         free(k);
@@ -311,7 +365,7 @@ static json_object *call(ev *e, const char *fn, json_object **a, int n) {
     if (!strcmp(fn, "json") || !strcmp(fn, "toJson")) {
         if (n != 1) { efail(e, "wrong number of args for json", NULL); return NULL; }
         hl_buf b = {0};
-        put_json(&b, a[0]);
+        put_json(&b, a[0], 1);
         json_object *r = json_object_new_string_len(b.data ? b.data : "", (int)b.len);
         hl_buf_free(&b);
         return r;
@@ -340,7 +394,7 @@ static json_object *call(ev *e, const char *fn, json_object **a, int n) {
             if (!c) break;
             if (c == '%') { hl_buf_putc(&b, '%'); continue; }
             json_object *v = k < n ? a[k++] : NULL;
-            if (c == 'q') put_json(&b, v);
+            if (c == 'q') put_json(&b, v, 1);
             else if (c == 'd' && v) hl_buf_printf(&b, "%lld", (long long)num(v));
             else print_value(&b, v, 0);
         }
@@ -509,3 +563,5 @@ int gotmpl_render(const gotmpl *t, struct json_object *data, hl_buf *out, hl_err
     free(e);
     return rc;
 }
+
+void gt_put_json(hl_buf *b, json_object *v, int sorted) { put_json(b, v, sorted); }

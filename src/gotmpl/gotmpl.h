@@ -26,5 +26,30 @@ int gotmpl_parse(gotmpl **out, const char *text, size_t len, hl_err *err);
 void gotmpl_free(gotmpl *t);
 /* Appends the rendering to out. data may be NULL (renders as nil). */
 int gotmpl_render(const gotmpl *t, struct json_object *data, hl_buf *out, hl_err *err);
+/* Whether the template names ident (a field or variable, case-insensitive),
+ * as Ollama's Template.Vars() sees it. */
+int gotmpl_uses(const gotmpl *t, const char *ident);
+
+/* ---- chat prompts with Ollama's semantics (chat.c) ---- */
+
+typedef struct gotmpl_msg {
+    const char *role, *content;
+    const char *thinking;        /* NULL: "" */
+    const char *tool_calls_json; /* NULL, or [{"function":{"name":..,"arguments":{..}}}] */
+    const char *tool_name;       /* a tool result's tool; NULL: "" */
+} gotmpl_msg;
+
+typedef struct gotmpl_chat {
+    const gotmpl_msg *msgs; /* borrowed */
+    size_t n_msgs;
+    const char *tools_json; /* NULL, or a JSON array of tools (Ollama/OpenAI shape) */
+    const char *prompt, *suffix; /* both set: fill-in-the-middle ({Prompt, Suffix}) */
+} gotmpl_chat;
+
+/* Renders a Modelfile TEMPLATE over a conversation exactly as Ollama does:
+ * collated messages, .Messages templates rendered once, legacy
+ * .System/.Prompt/.Response templates once per turn with the last turn cut
+ * after {{ .Response }} (see chat.c). Appends to out. */
+int gotmpl_render_chat(const char *tmpl, size_t len, const gotmpl_chat *c, hl_buf *out, hl_err *err);
 
 #endif

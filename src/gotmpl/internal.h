@@ -60,5 +60,16 @@ struct gotmpl {
 };
 
 void gt_node_free(gt_node *n);
+/* Frees what an operand owns (not the operand itself). */
+void gt_operand_free(gt_operand *o);
+
+/* Attaches a JSON text to an object or array: a Go value with a String()
+ * method returning its JSON (Ollama's tools, tool-call arguments). Printing
+ * it or passing it to json writes that text; its fields stay addressable by
+ * their Go names. */
+int gt_set_json_text(json_object *v, const char *text, size_t len);
+const char *gt_json_text(json_object *v); /* NULL when none */
+/* Go's json.Marshal of v (object keys sorted, or in insertion order). */
+void gt_put_json(hl_buf *b, json_object *v, int sorted);
 
 #endif

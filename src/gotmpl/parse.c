@@ -34,7 +34,8 @@ static int fail(parser *ps, const char *fmt, const char *arg) {
 static void *xcalloc(size_t n, size_t sz) { return calloc(n ? n : 1, sz); }
 
 static void pipe_free(gt_pipe *p);
-static void operand_free(gt_operand *o) {
+void gt_operand_free(gt_operand *o) {
+    if (!o) return;
     free(o->name);
     for (int i = 0; i < o->n_fields; i++) free(o->fields[i]);
     free(o->fields);
@@ -44,7 +45,7 @@ static void pipe_free(gt_pipe *p) {
     if (!p) return;
     for (int i = 0; i < p->n_vars; i++) free(p->vars[i]);
     for (int c = 0; c < p->n_cmds; c++) {
-        for (int a = 0; a < p->cmds[c].n_args; a++) operand_free(&p->cmds[c].args[a]);
+        for (int a = 0; a < p->cmds[c].n_args; a++) gt_operand_free(&p->cmds[c].args[a]);
         free(p->cmds[c].args);
     }
     free(p->cmds);
@@ -264,8 +265,8 @@ static gt_pipe *parse_pipe(parser *ps, int allow_decl, char close) {
             gt_operand o;
             int r = parse_operand(ps, &o);
             if (r < 0) {
-                operand_free(&o);
-                for (int a = 0; a < cmd.n_args; a++) operand_free(&cmd.args[a]);
+                gt_operand_free(&o);
+                for (int a = 0; a < cmd.n_args; a++) gt_operand_free(&cmd.args[a]);
                 free(cmd.args);
                 pipe_free(p);
                 return NULL;
@@ -273,7 +274,7 @@ static gt_pipe *parse_pipe(parser *ps, int allow_decl, char close) {
             if (r == 1) break;
             gt_operand *na = realloc(cmd.args, (size_t)(cmd.n_args + 1) * sizeof *na);
             if (!na) {
-                operand_free(&o);
+                gt_operand_free(&o);
                 pipe_free(p);
                 fail(ps, "out of memory", NULL);
                 return NULL;

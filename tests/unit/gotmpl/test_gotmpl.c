@@ -60,9 +60,128 @@ TEST(gotmpl_errors) {
     }
 }
 
+/* ---- chat rendering with Ollama's semantics ---- */
+
+static void expect_chat(const char *tmpl, const gotmpl_msg *m, size_t n, const char *want) {
+    hl_buf b = {0};
+    hl_err err = {0};
+    gotmpl_chat c = {.msgs = m, .n_msgs = n};
+    if (gotmpl_render_chat(tmpl, strlen(tmpl), &c, &b, &err)) hl_test_fail(__FILE__, __LINE__, "%s: %s", tmpl, err.msg);
+    else CHECK_STREQ(b.data ? b.data : "", want);
+    hl_buf_free(&b);
+}
+
+/* The cases and expected strings of Ollama's TestExecuteWithMessages
+ * (template/template_test.go): legacy templates, with and without
+ * {{ .Response }}, must give the same prompt as the .Messages form. */
+TEST(gotmpl_chat_ollama_cases) {
+    const char *mistral[] = {
+        "[INST] {{ if .System }}{{ .System }}\n\n{{ end }}{{ .Prompt }}[/INST] ",
+        "[INST] {{ if .System }}{{ .System }}\n\n{{ end }}{{ .Prompt }}[/INST] {{ .Response }}",
+        "[INST] {{ if .System }}{{ .System }}\n\n{{ end }}\n{{- range .Messages }}\n{{- if eq .Role \"user\" }}{{ .Content }}[/INST] "
+        "{{ else if eq .Role \"assistant\" }}{{ .Content }}[INST] {{ end }}\n{{- end }}"};
+    gotmpl_msg m1[] = {{"user", "Hello friend!"}, {"assistant", "Hello human!"}, {"user", "What is your name?"}};
+    gotmpl_msg m2[] = {{"system", "You are a helpful assistant!"}, {"user", "Hello friend!"}, {"assistant", "Hello human!"},
+                       {"user", "What is your name?"}};
+    for (int i = 0; i < 3; i++) {
+        expect_chat(mistral[i], m1, 3, "[INST] Hello friend![/INST] Hello human![INST] What is your name?[/INST] ");
+        expect_chat(mistral[i], m2, 4,
+                    "[INST] You are a helpful assistant!\n\nHello friend![/INST] Hello human![INST] What is your name?[/INST] ");
+    }
+    const char *asst[] = {"[INST] {{ .Prompt }}[/INST] ", "[INST] {{ .Prompt }}[/INST] {{ .Response }}",
+                          "\n{{- range $i, $m := .Messages }}\n{{- if eq .Role \"user\" }}[INST] {{ .Content }}[/INST] "
+                          "{{ else if eq .Role \"assistant\" }}{{ .Content }}{{ end }}\n{{- end }}"};
+    gotmpl_msg m3[] = {{"user", "Hello friend!"}, {"assistant", "Hello human!"}, {"user", "What is your name?"},
+                       {"assistant", "My name is Ollama and I"}};
+    for (int i = 0; i < 3; i++)
+        expect_chat(asst[i], m3, 4, "[INST] Hello friend![/INST] Hello human![INST] What is your name?[/INST] My name is Ollama and I");
+    const char *chatml[] = {
+        "{{ if .System }}<|im_start|>system\n{{ .System }}<|im_end|>\n{{ end }}{{ if .Prompt }}<|im_start|>user\n{{ .Prompt }}<|im_end|>\n"
+        "{{ end }}<|im_start|>assistant\n{{ .Response }}<|im_end|>\n",
+        "\n{{- range $index, $_ := .Messages }}<|im_start|>{{ .Role }}\n{{ .Content }}<|im_end|>\n{{ end }}<|im_start|>assistant\n"};
+    for (int i = 0; i < 2; i++)
+        expect_chat(chatml[i], m2, 4,
+                    "<|im_start|>system\nYou are a helpful assistant!<|im_end|>\n<|im_start|>user\nHello friend!<|im_end|>\n"
+                    "<|im_start|>assistant\nHello human!<|im_end|>\n<|im_start|>user\nWhat is your name?<|im_end|>\n"
+                    "<|im_start|>assistant\n");
+}
+
+TEST(gotmpl_chat_collate_suffix_tools) {
+    /* consecutive roles merge; every system message also lands in .System */
+    gotmpl_msg m[] = {{"system", "a"}, {"system", "b"}, {"user", "x"}, {"user", "y"}};
+    expect_chat("{{ .System }}|{{ range .Messages }}{{ .Role }}={{ .Content }};{{ end }}", m, 4,
+                "a\n\nb|system=a\n\nb;user=x\n\ny;");
+    /* fill in the middle */
+    const char *fim = "{{- if .Suffix }}<PRE> {{ .Prompt }} <SUF>{{ .Suffix }} <MID>\n{{- else }}{{ .Prompt }}\n{{- end }}";
+    hl_buf b = {0};
+    hl_err err = {0};
+    gotmpl_chat c = {.prompt = "def add(", .suffix = "return x"};
+    CHECK_EQ(gotmpl_render_chat(fim, strlen(fim), &c, &b, &err), 0);
+    CHECK_STREQ(b.data, "<PRE> def add( <SUF>return x <MID>");
+    hl_buf_free(&b);
+    gotmpl_msg u[] = {{"user", "hello"}};
+    expect_chat(fim, u, 1, "hello");
+    /* a template with neither .Messages nor .Response gets {{ .Response }} appended */
+    gotmpl_msg ua[] = {{"user", "q"}, {"assistant", "a"}, {"user", "q2"}};
+    expect_chat("<{{ .Prompt }}>", ua, 3, "<q>a<q2>");
+    /* tool calls: arguments print as JSON (sorted keys), tools as JSON in struct order */
+    gotmpl_msg tc[] = {{"user", "w?"}, {"assistant", "", NULL, "[{\"function\":{\"name\":\"f\",\"arguments\":{\"b\":1,\"a\":\"<\"}}}]"}};
+    const char *t = "{{ range .Messages }}{{ range .ToolCalls }}{{ .Function.Name }}({{ .Function.Arguments }}){{ end }}{{ end }}"
+                    "{{ range .Tools }}{{ .Function }}{{ end }}";
+    c = (gotmpl_chat){.msgs = tc, .n_msgs = 2,
+                      .tools_json = "[{\"type\":\"function\",\"function\":{\"parameters\":{\"properties\":{\"z\":{\"type\":\"string\"}},"
+                                    "\"type\":\"object\",\"required\":[\"z\"]},\"name\":\"f\"}}]"};
+    CHECK_EQ(gotmpl_render_chat(t, strlen(t), &c, &b, &err), 0);
+    CHECK_STREQ(b.data, "f({\"a\":\"\\u003c\",\"b\":1}){\"name\":\"f\",\"parameters\":{\"type\":\"object\",\"required\":[\"z\"],"
+                        "\"properties\":{\"z\":{\"type\":\"string\"}}}}");
+    hl_buf_free(&b);
+}
+
+/* GOTMPL_TEMPLATE + GOTMPL_CHAT: render a conversation file
+ * {"messages":[{"role","content","tool_calls"}], "tools":[...]} with
+ * gotmpl_render_chat (tests/gotmpl/test_ollama_templates.py). */
+static void chat_mode(const char *t, size_t tl, const char *cp) {
+    char *d;
+    size_t dl;
+    hl_err err = {0};
+    if (hl_read_file(cp, 1 << 24, &d, &dl, &err)) {
+        fprintf(stderr, "%s\n", err.msg);
+        exit(2);
+    }
+    json_object *conv = json_tokener_parse(d), *msgs = NULL, *tools = NULL;
+    json_object_object_get_ex(conv, "messages", &msgs);
+    json_object_object_get_ex(conv, "tools", &tools);
+    size_t n = msgs ? json_object_array_length(msgs) : 0;
+    gotmpl_msg *m = calloc(n + 1, sizeof *m);
+    for (size_t i = 0; i < n; i++) {
+        json_object *o = json_object_array_get_idx(msgs, i), *v;
+        if (json_object_object_get_ex(o, "role", &v)) m[i].role = json_object_get_string(v);
+        if (json_object_object_get_ex(o, "content", &v)) m[i].content = json_object_get_string(v);
+        if (json_object_object_get_ex(o, "tool_calls", &v)) m[i].tool_calls_json = json_object_to_json_string(v);
+    }
+    gotmpl_chat c = {.msgs = m, .n_msgs = n, .tools_json = tools ? json_object_to_json_string(tools) : NULL};
+    hl_buf b = {0};
+    if (gotmpl_render_chat(t, tl, &c, &b, &err)) {
+        fprintf(stderr, "%s\n", err.msg);
+        exit(1);
+    }
+    fwrite(b.data ? b.data : "", 1, b.len, stdout);
+    exit(0);
+}
+
 /* render mode for the Go comparison */
 __attribute__((constructor)) static void render_mode(void) {
-    const char *tp = getenv("GOTMPL_TEMPLATE"), *dp = getenv("GOTMPL_DATA");
+    const char *tp = getenv("GOTMPL_TEMPLATE"), *dp = getenv("GOTMPL_DATA"), *cp = getenv("GOTMPL_CHAT");
+    if (tp && cp) {
+        char *t;
+        size_t tl;
+        hl_err err = {0};
+        if (hl_read_file(tp, 1 << 20, &t, &tl, &err)) {
+            fprintf(stderr, "%s\n", err.msg);
+            exit(2);
+        }
+        chat_mode(t, tl, cp);
+    }
     if (!tp || !dp) return;
     char *t, *d;
     size_t tl, dl;
