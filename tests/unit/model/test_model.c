@@ -47,14 +47,14 @@ typedef struct rig {
     int32_t n_vocab;
 } rig;
 
-static int rig_open(rig *r, const char *path, int n_threads, int32_t n_blocks) {
+static int rig_open_bs(rig *r, const char *path, int n_threads, int32_t n_blocks, int32_t block_size) {
     memset(r, 0, sizeof *r);
     hl_err err = {0};
     if (hl_model_load(&r->m, path, &err)) {
         hl_test_fail(__FILE__, __LINE__, "load %s: %s", path, err.msg);
         return -1;
     }
-    hl_kv_params kp = hl_model_kv_params(r->m, n_blocks, 16);
+    hl_kv_params kp = hl_model_kv_params(r->m, n_blocks, block_size);
     if (hl_kv_new(&r->kv, &kp, &err) || hl_forward_ctx_new(&r->ctx, r->m, 128, 8, &err)) {
         hl_test_fail(__FILE__, __LINE__, "setup: %s", err.msg);
         return -1;
@@ -64,6 +64,10 @@ static int rig_open(rig *r, const char *path, int n_threads, int32_t n_blocks) {
     hl_forward_ctx_set_threads(r->ctx, HL_THREADS_PARALLEL);
     r->n_vocab = hl_model_hparams(r->m)->n_vocab;
     return 0;
+}
+
+static int rig_open(rig *r, const char *path, int n_threads, int32_t n_blocks) {
+    return rig_open_bs(r, path, n_threads, n_blocks, 16);
 }
 
 static void rig_close(rig *r) {
@@ -260,6 +264,31 @@ TEST(batch_mixed_sequences_and_scattered_blocks) {
     mixed_batch_for("models/stories260K-Q8_0.gguf", 3);
     mixed_batch_for("models/stories260K-Q4_1.gguf", 2);
     mixed_batch_for("models/stories260K-F16.gguf", 1);
+}
+
+/* Block sizes other than 16 (1, an odd 7, 64) address the same positions. */
+TEST(block_size_does_not_change_results) {
+    int32_t s[SLEN];
+    seq_tokens(s);
+    rig r;
+    if (rig_open(&r, hl_test_shared("models/stories260K-Q8_0.gguf"), 2, 16)) return;
+    float *La = logits_one_by_one(&r, s);
+    rig_close(&r);
+    static const int32_t sizes[3] = {1, 7, 64};
+    for (int i = 0; i < 3; i++) {
+        int32_t bs = sizes[i], nb = (SLEN + bs - 1) / bs, blocks[64];
+        if (rig_open_bs(&r, hl_test_shared("models/stories260K-Q8_0.gguf"), 2, 2 * nb, bs)) return;
+        for (int j = 0; j < nb; j++) blocks[j] = 2 * nb - 1 - 2 * j; /* descending, every other block */
+        float *Lb = malloc((size_t)SLEN * r.n_vocab * sizeof(float));
+        run_tokens(&r, blocks, nb, s, 23, 0, Lb, 1);
+        run_tokens(&r, blocks, nb, s + 23, SLEN - 23, 23, Lb + (size_t)23 * r.n_vocab, 1);
+        double d = max_diff(La, Lb, (size_t)SLEN * r.n_vocab);
+        if (d > 1e-5) printf("     block size %d: max diff %g\n", bs, d);
+        CHECK_NEAR(d, 0, 1e-5);
+        free(Lb);
+        rig_close(&r);
+    }
+    free(La);
 }
 
 TEST(copied_block_continues_identically) {
