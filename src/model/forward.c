@@ -352,8 +352,9 @@ static void forward_thread(void *vctx, int ith, int nth) {
         int32_t hpu = heads_per_unit(&L->wo, hdv, nh);
         float *scores = c->scores + (size_t)ith * HL_ATTN_CHUNK;
         int64_t nu = nh / (hpu ? hpu : 1);
-        split(T * nu, ith, nth, &u0, &u1);
-        for (int64_t u = u0; u < u1; u++) {
+        /* units dealt round-robin: in a causal prefill later tokens cost more,
+         * so contiguous ranges would leave the early threads idle */
+        for (int64_t u = ith; u < T * nu; u += nth) {
             int64_t t = u / nu;
             int32_t h0 = (int32_t)(u % nu) * (hpu ? hpu : 1), h1 = h0 + (hpu ? hpu : 1);
             const hl_batch_token *bt = &b->tokens[t];
