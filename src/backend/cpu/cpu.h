@@ -79,9 +79,17 @@ int hl_matmul_supported(hl_type wtype);
 hl_type hl_matmul_act_type(hl_type wtype);
 /* Bytes of scratch needed to hold m converted activation rows of length k. */
 size_t hl_matmul_act_size(hl_type wtype, int64_t m, int64_t k);
-/* Converts activation rows (row stride ldx floats) into xq; threads split rows. */
+/* Converts activation rows (row stride ldx floats) into xq; threads split rows.
+ * Typical use inside hl_pool_run (xq sized by hl_matmul_act_size):
+ *     hl_matmul_prepare(t, x, ldx, m, k, xq, ith, nth);
+ *     hl_pool_barrier(pool);
+ *     hl_matmul_slice(t, w, n, k, xq, m, out, ldo, ith, nth);
+ *     hl_pool_barrier(pool);   (before anyone reads out)
+ * Projections of the same input (q/k/v, gate/up) whose weight types share an
+ * activation type can share one prepared xq. */
 void hl_matmul_prepare(hl_type wtype, const float *x, int64_t ldx, int64_t m, int64_t k, void *xq, int ith, int nth);
-/* out rows have stride ldo floats. Threads split the n weight rows. */
+/* out rows have stride ldo floats. Threads split the n weight rows in
+ * contiguous, balanced chunks; thread ith writes only its columns of out. */
 void hl_matmul_slice(hl_type wtype, const void *w, int64_t n, int64_t k, const void *xq, int64_t m, float *out,
                      int64_t ldo, int ith, int nth);
 /* Convenience for tests and one-off callers: prepare + barrier + slice on the pool. */

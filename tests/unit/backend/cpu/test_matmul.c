@@ -203,3 +203,31 @@ TEST(cpu_detect_reports) {
     printf("cpu: %s, %d cores, avx2 %d fma %d f16c %d avx512f %d, kernels %s\n", ci.model, ci.n_cores, ci.avx2, ci.fma,
            ci.f16c, ci.avx512f, lv);
 }
+
+/* Strided activations (ldx > k) and outputs (ldo > n), as a forward pass
+ * uses them with views into wider buffers: same results as the packed case,
+ * and the padding columns of out are never written. */
+TEST(matmul_strides) {
+    const int64_t m = 5, n = 9, k = 256, ldx = 300, ldo = 13;
+    hl_type t = HL_TYPE_Q4_K;
+    void *w = make_weights(t, n, k);
+    float *x = malloc(sizeof(float) * (size_t)(m * ldx)), *xp = malloc(sizeof(float) * (size_t)(m * k));
+    for (int64_t i = 0; i < m * ldx; i++) x[i] = rndf();
+    for (int64_t i = 0; i < m; i++) memcpy(xp + i * k, x + i * ldx, sizeof(float) * (size_t)k);
+    size_t xs = hl_matmul_act_size(t, m, k);
+    void *q1 = malloc(xs), *q2 = malloc(xs);
+    float out1[5 * 13], out2[5 * 9];
+    for (int i = 0; i < 5 * 13; i++) out1[i] = 12345.0f;
+    hl_matmul_prepare(t, x, ldx, m, k, q1, 0, 1);
+    hl_matmul_prepare(t, xp, k, m, k, q2, 0, 1);
+    CHECK(memcmp(q1, q2, xs) == 0);
+    /* two "threads" called one after the other: each writes only its rows */
+    hl_matmul_slice(t, w, n, k, q1, m, out1, ldo, 0, 2);
+    hl_matmul_slice(t, w, n, k, q1, m, out1, ldo, 1, 2);
+    hl_matmul_slice(t, w, n, k, q2, m, out2, n, 0, 1);
+    for (int64_t i = 0; i < m; i++) {
+        CHECK(memcmp(out1 + i * ldo, out2 + i * n, sizeof(float) * (size_t)n) == 0);
+        for (int64_t j = n; j < ldo; j++) CHECK(out1[i * ldo + j] == 12345.0f);
+    }
+    free(w); free(x); free(xp); free(q1); free(q2);
+}
