@@ -72,7 +72,9 @@ CONVERSATIONS = {
 }
 
 # extra context variables some conversations are rendered with
-CONV_EXTRA = {"thinking": {"enable_thinking": False}, "single_user": {"enable_thinking": True}}
+CONV_EXTRA = {"thinking": {"enable_thinking": False}, "single_user": {"enable_thinking": True},
+              "no_system_multi": {"documents": [{"title": "Doc A", "text": "Alpha \"quoted\""},
+                                                {"title": "Doc B", "text": "Beta"}], "enable_citations": True}}
 
 EXTRA = {"bos_token": "<s>", "eos_token": "</s>"}
 
