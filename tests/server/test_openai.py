@@ -1,0 +1,130 @@
+"""The OpenAI API through the official openai Python SDK: chat and completions,
+streamed and not, include_usage, n=2, stop, seed reproducibility, logprobs,
+and errors in OpenAI's shape."""
+import openai
+import pytest
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    return openai.OpenAI(base_url=server.url + "/v1", api_key="unused", max_retries=0, timeout=120)
+
+
+def test_completion_greedy_matches_llamacpp(client, stories):
+    # llama.cpp's greedy continuation of "Once upon a time" (shared reference file)
+    r = client.completions.create(model=stories, prompt="Once upon a time", max_tokens=10, temperature=0)
+    assert r.object == "text_completion"
+    assert r.choices[0].text == ", there was a little girl named Lily"
+    assert r.choices[0].finish_reason == "length"
+    assert r.usage.completion_tokens == 10 and r.usage.prompt_tokens == 5
+
+
+def test_completion_default_max_tokens_is_16(client, stories):
+    r = client.completions.create(model=stories, prompt="Once upon a time", temperature=0)
+    assert r.usage.completion_tokens == 16
+
+
+def test_completion_stream_equals_non_stream(client, stories):
+    full = client.completions.create(model=stories, prompt="Lily went", max_tokens=24, temperature=0).choices[0].text
+    parts = [c.choices[0].text for c in client.completions.create(
+        model=stories, prompt="Lily went", max_tokens=24, temperature=0, stream=True) if c.choices]
+    assert "".join(parts) == full
+
+
+def test_completion_stop(client, stories):
+    r = client.completions.create(model=stories, prompt="Once upon a time", max_tokens=30, temperature=0, stop=["Lily"])
+    assert r.choices[0].text == ", there was a little girl named "
+    assert r.choices[0].finish_reason == "stop"
+
+
+def test_seed_reproducible(client, stories):
+    kw = dict(model=stories, prompt="The dog", max_tokens=24, temperature=1.0, seed=1234)
+    a = client.completions.create(**kw).choices[0].text
+    b = client.completions.create(**kw).choices[0].text
+    assert a == b
+    others = {client.completions.create(**{**kw, "seed": s}).choices[0].text for s in range(5)}
+    assert len(others) > 1
+
+
+def test_n2_choices(client, stories):
+    r = client.completions.create(model=stories, prompt="Once upon a time", max_tokens=12, temperature=1.0, n=2, seed=7)
+    assert [c.index for c in r.choices] == [0, 1]
+    assert r.usage.completion_tokens == 24
+    s = client.completions.create(model=stories, prompt="Once upon a time", max_tokens=12, temperature=1.0, n=2,
+                                  seed=7, stream=True)
+    texts = ["", ""]
+    for c in s:
+        for ch in c.choices:
+            texts[ch.index] += ch.text
+    assert texts == [r.choices[0].text, r.choices[1].text]
+
+
+def test_completion_logprobs(client, stories):
+    r = client.completions.create(model=stories, prompt="Once upon a time", max_tokens=5, temperature=0, logprobs=3)
+    lp = r.choices[0].logprobs
+    assert len(lp.tokens) == 5 and len(lp.token_logprobs) == 5 and len(lp.top_logprobs) == 5
+    assert "".join(lp.tokens) == r.choices[0].text
+    for tok, l, top in zip(lp.tokens, lp.token_logprobs, lp.top_logprobs):
+        assert l <= 0 and len(top) == 3
+        assert max(top.values()) == pytest.approx(l, abs=1e-5)  # greedy picks the most likely
+
+
+def test_chat(client, smollm):
+    r = client.chat.completions.create(model=smollm, messages=[
+        {"role": "system", "content": "You are terse."},
+        {"role": "user", "content": [{"type": "text", "text": "What is the capital of France?"}]}],
+        max_tokens=20, temperature=0)
+    assert r.object == "chat.completion"
+    assert r.choices[0].message.role == "assistant"
+    assert "Paris" in r.choices[0].message.content
+    assert r.usage.total_tokens == r.usage.prompt_tokens + r.usage.completion_tokens
+
+
+def test_chat_stream_include_usage(client, smollm):
+    msgs = [{"role": "user", "content": "Count from 1 to 5."}]
+    full = client.chat.completions.create(model=smollm, messages=msgs, max_tokens=16, temperature=0)
+    chunks = list(client.chat.completions.create(model=smollm, messages=msgs, max_tokens=16, temperature=0,
+                                                 stream=True, stream_options={"include_usage": True}))
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == full.choices[0].message.content
+    assert chunks[0].choices[0].delta.role == "assistant"
+    assert chunks[-1].choices == [] and chunks[-1].usage.completion_tokens == full.usage.completion_tokens
+    assert all(c.usage is None for c in chunks[:-1])
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] in ("stop", "length")
+
+
+def test_chat_developer_role_and_logprobs(client, smollm):
+    r = client.chat.completions.create(model=smollm, messages=[
+        {"role": "developer", "content": "Answer with one word."},
+        {"role": "user", "content": "Hi"}], max_tokens=4, temperature=0, logprobs=True, top_logprobs=2)
+    content = r.choices[0].logprobs.content
+    assert len(content) == r.usage.completion_tokens
+    assert all(len(c.top_logprobs) == 2 and c.logprob <= 0 for c in content)
+
+
+def test_errors(client, server, stories):
+    with pytest.raises(openai.NotFoundError) as e:
+        client.chat.completions.create(model="no-such-model", messages=[{"role": "user", "content": "x"}])
+    assert e.value.body["code"] == "model_not_found"
+    with pytest.raises(openai.BadRequestError) as e:
+        client.chat.completions.create(model=stories, messages=[{"role": "user", "content": "x"}],
+                                       tools=[{"type": "function", "function": {"name": "f", "parameters": {}}}])
+    assert e.value.body["param"] == "tools"
+    with pytest.raises(openai.BadRequestError) as e:
+        client.completions.create(model=stories, prompt="x", temperature=5)
+    assert e.value.body["param"] == "temperature"
+    with pytest.raises(openai.BadRequestError) as e:  # stories260K has no chat template
+        client.chat.completions.create(model=stories, messages=[{"role": "user", "content": "x"}])
+    with pytest.raises(openai.BadRequestError) as e:
+        client.completions.create(model=stories, prompt="Once upon a time " * 600, max_tokens=4)
+    assert e.value.body["code"] == "context_length_exceeded"
+    assert server.healthy()
+
+
+def test_models(client, server, stories):
+    client.completions.create(model=stories, prompt="x", max_tokens=1)
+    ids = [m.id for m in client.models.list().data]
+    assert stories in ids
+    assert client.models.retrieve(stories).id == stories
+    with pytest.raises(openai.NotFoundError):
+        client.models.retrieve("nope")
