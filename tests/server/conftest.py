@@ -65,7 +65,8 @@ class Server:
         pytest.fail("server did not start:\n" + self.logtext())
 
     def logtext(self):
-        self.log.flush()
+        if not self.log.closed:
+            self.log.flush()
         return (self.tmp / "server.log").read_text(errors="replace")
 
     def healthy(self):
