@@ -33,6 +33,7 @@ struct hl_sampler {
     int32_t n_active;
 
     float *work;   /* [n_vocab] logits after penalties and bias */
+    hl_sample_sum_exp_fn sum_exp; /* picked for this CPU at creation */
     hl_cand *cand; /* [n_vocab] candidates for the truncation steps */
 };
 
@@ -173,6 +174,7 @@ int hl_sampler_new(hl_sampler **out, const hl_sampling_params *p, int32_t n_voca
         seed = splitmix64(&x);
     }
     rng_seed(s, seed);
+    s->sum_exp = hl_sample_have_avx2() ? hl_sample_sum_exp_avx2 : hl_sample_sum_exp;
     *out = s;
     return 0;
 }
@@ -357,6 +359,44 @@ static int32_t draw(hl_sampler *s, hl_cand *c, int32_t n) {
     return n - 1; /* rounding left u at the very top */
 }
 
+/* Step 8 over the whole row when no step truncated anything: the same draw
+ * as draw() without building candidates. Pass 1 sums the weights; pass 2
+ * walks 4-element chunks by their sums and looks inside only the chunk where
+ * the running sum passes u. Banned entries (weight ~1e-38) are never chosen. */
+static int32_t draw_row(hl_sampler *s, float mx) {
+    const float *w = s->work;
+    const int32_t nv = s->n_vocab, n4 = nv & ~3;
+    const float inv_t = 1.0f / s->p.temperature;
+    const double total = s->sum_exp(w, nv, mx, inv_t);
+    const double u = rng_uniform(s) * total;
+    double cum = 0.0;
+    int32_t last = -1;
+    for (int32_t i = 0; i < n4; i += 4) {
+        hl_v4f v;
+        memcpy(&v, w + i, sizeof v);
+        hl_v4f e = hl_sample_expf4((v - mx) * inv_t);
+        double next = cum + (double)((e[0] + e[1]) + (e[2] + e[3]));
+        if (u < next) {
+            for (int j = 0; j < 4; j++) {
+                if (!(w[i + j] > -INFINITY)) continue;
+                cum += e[j];
+                last = i + j;
+                if (u < cum) return i + j;
+            }
+        } else {
+            for (int j = 0; j < 4; j++) last = w[i + j] > -INFINITY ? i + j : last;
+        }
+        cum = next;
+    }
+    for (int32_t i = n4; i < nv; i++) {
+        if (!(w[i] > -INFINITY)) continue;
+        cum += hl_sample_expf((w[i] - mx) * inv_t);
+        last = i;
+        if (u < cum) return i;
+    }
+    return last; /* rounding left u past the end: the last allowed token */
+}
+
 /* Every token banned: fall back to the raw argmax (lowest id on ties) rather
  * than fail, since the runner must produce something. */
 static int32_t raw_argmax(const float *logits, int32_t n) {
@@ -370,7 +410,7 @@ static int32_t raw_argmax(const float *logits, int32_t n) {
 /* sum of e^(w[i] - mx) over the row (banned and NaN entries add ~1e-38).
  * Float lanes keep the inner loop vectorizable; each 256-element block is
  * folded into a double so the rounding error stays ~256 ulp at any size. */
-static double sum_exp(const float *w, int32_t n, float mx) {
+double hl_sample_sum_exp(const float *w, int32_t n, float mx, float inv_t) {
     double total = 0.0;
     int32_t i = 0;
     while (i < n) {
@@ -380,14 +420,27 @@ static double sum_exp(const float *w, int32_t n, float mx) {
             hl_v4f v0, v1;
             memcpy(&v0, w + i, sizeof v0);
             memcpy(&v1, w + i + 4, sizeof v1);
-            a0 += hl_sample_expf4(v0 - mx);
-            a1 += hl_sample_expf4(v1 - mx);
+            a0 += hl_sample_expf4((v0 - mx) * inv_t);
+            a1 += hl_sample_expf4((v1 - mx) * inv_t);
         }
-        for (; i < end; i++) a0[0] += hl_sample_expf(w[i] - mx);
+        for (; i < end; i++) a0[0] += hl_sample_expf((w[i] - mx) * inv_t);
         a0 += a1;
         for (int j = 0; j < 4; j++) total += a0[j];
     }
     return total;
+}
+
+/* AVX2 and FMA present, and not capped by HL_SIMD=scalar (the same switch the
+ * CPU backend honours, so one variable forces the portable paths). */
+int hl_sample_have_avx2(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    const char *cap = getenv("HL_SIMD");
+    if (cap && strcmp(cap, "scalar") == 0) return 0;
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#else
+    return 0;
+#endif
 }
 
 /* Fills the top alternatives from top[0..n_top) (sorted, top[0] the maximum
@@ -456,7 +509,7 @@ int32_t hl_sampler_sample(hl_sampler *s, const float *logits, hl_token_logprobs 
         n = hl_sample_heap_top(s->work, nv, want, c);
         if (n == 0) return all_banned(logits, nv, lp);
         if (lp) {
-            lse = fill_logprobs(s, lp, c, n, sum_exp(s->work, nv, c[0].logit));
+            lse = fill_logprobs(s, lp, c, n, s->sum_exp(s->work, nv, c[0].logit, 1.0f));
             lp->chosen = (hl_token_logprob){c[0].id, (float)((double)c[0].logit - lse)};
         }
         return c[0].id;
@@ -464,7 +517,7 @@ int32_t hl_sampler_sample(hl_sampler *s, const float *logits, hl_token_logprobs 
     if (k > 0 && k < nv && (k > want ? k : want) <= HEAP_TOP_MAX) {
         n = hl_sample_heap_top(s->work, nv, k > want ? k : want, c); /* sorted */
         if (n == 0) return all_banned(logits, nv, lp);
-        if (lp) lse = fill_logprobs(s, lp, c, n, sum_exp(s->work, nv, c[0].logit));
+        if (lp) lse = fill_logprobs(s, lp, c, n, s->sum_exp(s->work, nv, c[0].logit, 1.0f));
         if (n > k) n = k;
     } else {
         hl_cand top[HL_SAMPLER_MAX_TOP_LOGPROBS];
@@ -472,7 +525,7 @@ int32_t hl_sampler_sample(hl_sampler *s, const float *logits, hl_token_logprobs 
         if (m == 0) return all_banned(logits, nv, lp);
         const float mx = top[0].logit;
         const int cut_topp = p->top_p < 1.0f - 1e-4f && !(k > 0 && k < nv) && p->typical_p >= 1.0f;
-        double z = lp || cut_topp ? sum_exp(s->work, nv, mx) : 0.0;
+        double z = lp || cut_topp ? s->sum_exp(s->work, nv, mx, 1.0f) : 0.0;
         if (lp) lse = fill_logprobs(s, lp, top, m, z);
         float cut = -INFINITY;
         if (cut_topp) {
@@ -486,6 +539,12 @@ int32_t hl_sampler_sample(hl_sampler *s, const float *logits, hl_token_logprobs 
              * sorted prefix and mx is in both, so dropping the rest first is exact */
             float mcut = mx + logf(p->min_p);
             cut = mcut > cut ? mcut : cut;
+        }
+        if (!(k > 0 && k < nv) && p->top_p >= 1.0f && p->min_p <= 0.0f && p->typical_p >= 1.0f) {
+            /* nothing truncates: draw straight from the row */
+            int32_t tok = draw_row(s, mx);
+            if (lp) lp->chosen = (hl_token_logprob){tok, (float)((double)s->work[tok] - lse)};
+            return tok;
         }
         n = gather(s, cut, mx, cut_topp ? z : 0.0);
         if (cut_topp) {

@@ -51,6 +51,14 @@ static inline float hl_sample_expf(float x) {
     return hl_sample_expf4(v)[0];
 }
 
+/* sum of e^((w[i] - mx) * inv_t) over w[0..n): the portable version (in
+ * sampler.c) and the AVX2+FMA one (exp_avx2.c; call only when the CPU has
+ * both, see hl_sample_have_avx2). */
+typedef double (*hl_sample_sum_exp_fn)(const float *w, int32_t n, float mx, float inv_t);
+double hl_sample_sum_exp(const float *w, int32_t n, float mx, float inv_t);
+double hl_sample_sum_exp_avx2(const float *w, int32_t n, float mx, float inv_t);
+int hl_sample_have_avx2(void);
+
 /* Nonzero when a comes before b: larger key, then lower id. */
 static inline int hl_cand_before(const hl_cand *a, const hl_cand *b) {
     return a->key > b->key || (a->key == b->key && a->id < b->id);
