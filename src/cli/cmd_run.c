@@ -1,17 +1,31 @@
 /* `hyperlama run MODEL [PROMPT]`: one answer streamed to stdout, or an
  * interactive multi-turn chat when no prompt is given and stdin is a terminal
- * (piped stdin becomes the prompt, as with Ollama). */
+ * (piped stdin becomes the prompt, as with Ollama).
+ *
+ * MODEL is a GGUF path, or a store name (pulled first when the store lacks
+ * it). A store model brings its Modelfile layers: TEMPLATE (a Go template,
+ * rendered with Ollama's semantics; otherwise the GGUF's Jinja template),
+ * SYSTEM, MESSAGEs and PARAMETERs. Precedence, lowest first: built-in
+ * defaults, the model's PARAMETERs, command-line flags, then `/set parameter`
+ * in the chat. Before loading, the weights plus the KV cache for the context
+ * are checked against available memory. */
 #include "cli/cli.h"
 #include "base/buf.h"
 #include "base/clock.h"
 #include "base/log.h"
+#include "gguf/gguf.h"
+#include "gotmpl/gotmpl.h"
+#include "store/modelfile.h"
+#include "store/store.h"
 
 #include <editline/readline.h>
+#include <errno.h>
 #include <locale.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* Set by SIGINT while an answer streams: stops that answer, not the program. */
@@ -55,6 +69,13 @@ typedef struct conversation {
     size_t n, cap;
 } conversation;
 
+static const char *role_const(const char *r) {
+    static const char *roles[] = {"system", "user", "assistant", "tool"};
+    for (size_t i = 0; i < 4; i++)
+        if (!strcmp(r, roles[i])) return roles[i];
+    return "user";
+}
+
 static int conv_add(conversation *c, const char *role, const char *content, size_t len) {
     if (c->n == c->cap) {
         size_t cap = c->cap ? c->cap * 2 : 8;
@@ -65,7 +86,7 @@ static int conv_add(conversation *c, const char *role, const char *content, size
     }
     char *copy = strndup(content, len);
     if (!copy) return -1;
-    c->msgs[c->n++] = (chat_message){.role = role, .content = copy};
+    c->msgs[c->n++] = (chat_message){.role = role_const(role), .content = copy};
     return 0;
 }
 
@@ -77,6 +98,234 @@ static void conv_free(conversation *c) {
     conv_clear(c, 0);
     free(c->msgs);
 }
+
+/* ---- the model being run and its settings ---- */
+
+typedef struct run_state {
+    int argc;
+    char **argv;           /* the verb's arguments: flags are re-applied over model params */
+    char *name;            /* as the user typed it (store name or path) */
+    store *st;             /* NULL until a store name is used */
+    store_model sm;        /* zero for a GGUF path */
+    int from_store;
+    hl_loaded *lm;
+    hl_session *s;
+    store_modelfile model_params; /* the model's PARAMETER lines */
+    store_modelfile user_params;  /* /set parameter lines (win over flags) */
+    char *system;          /* the current system message, or NULL */
+    cli_gen_opts o;        /* effective options */
+    int verbose;
+} run_state;
+
+static int parse_num(const char *v, double *d) {
+    char *end;
+    errno = 0;
+    *d = strtod(v, &end);
+    return errno || end == v || *end;
+}
+
+/* One Ollama option onto the generation options (values already checked by
+ * store_param_check). Options we do not use (mirostat, num_gpu ...) are
+ * accepted and ignored, as Ollama ignores those its runner lacks. */
+static void apply_param(cli_gen_opts *o, const char *key, const char *value) {
+    double d;
+    if (!strcmp(key, "stop")) {
+        if (o->n_stops < HL_CLI_MAX_STOPS) o->stops[o->n_stops++] = value;
+        return;
+    }
+    if (parse_num(value, &d)) return;
+    hl_sampling_params *sp = &o->sampling;
+    if (!strcmp(key, "temperature")) sp->temperature = (float)d;
+    else if (!strcmp(key, "top_k")) sp->top_k = (int32_t)d;
+    else if (!strcmp(key, "top_p")) sp->top_p = (float)d;
+    else if (!strcmp(key, "min_p")) sp->min_p = (float)d;
+    else if (!strcmp(key, "typical_p")) sp->typical_p = (float)d;
+    else if (!strcmp(key, "repeat_penalty")) sp->repeat_penalty = (float)d;
+    else if (!strcmp(key, "repeat_last_n")) sp->repeat_last_n = (int32_t)d;
+    else if (!strcmp(key, "presence_penalty")) sp->presence_penalty = (float)d;
+    else if (!strcmp(key, "frequency_penalty")) sp->frequency_penalty = (float)d;
+    else if (!strcmp(key, "seed")) {
+        sp->has_seed = d >= 0;
+        sp->seed = (uint64_t)(d >= 0 ? d : 0);
+    } else if (!strcmp(key, "num_predict")) o->num_predict = d < 0 ? -1 : (int32_t)d;
+    else if (!strcmp(key, "num_ctx")) o->session.num_ctx = (int32_t)d;
+    else if (!strcmp(key, "num_thread")) o->session.n_threads = (int32_t)d;
+    else if (!strcmp(key, "num_batch")) o->session.n_batch = (int32_t)d;
+}
+
+static int has_stop(const store_modelfile *mf) {
+    for (size_t i = 0; i < mf->n; i++)
+        if (!strcmp(mf->cmds[i].key, "stop")) return 1;
+    return 0;
+}
+
+/* defaults < model PARAMETERs < flags < /set parameter. A later layer that
+ * sets stop strings replaces the earlier ones. */
+static int rs_effective(run_state *rs) {
+    cli_gen_opts flags;
+    cli_gen_opts_default(&flags);
+    for (int i = 0; i < rs->argc; i++)
+        if (cli_parse_gen_opt(&flags, rs->argc, rs->argv, &i) < 0) return -1;
+    cli_gen_opts o;
+    cli_gen_opts_default(&o);
+    for (size_t i = 0; i < rs->model_params.n; i++)
+        apply_param(&o, rs->model_params.cmds[i].key, rs->model_params.cmds[i].value);
+    if (flags.n_stops) o.n_stops = 0;
+    for (int i = 0; i < rs->argc; i++) cli_parse_gen_opt(&o, rs->argc, rs->argv, &i);
+    if (has_stop(&rs->user_params)) o.n_stops = 0;
+    for (size_t i = 0; i < rs->user_params.n; i++)
+        apply_param(&o, rs->user_params.cmds[i].key, rs->user_params.cmds[i].value);
+    o.verbose = o.verbose || rs->verbose;
+    o.system = rs->system;
+    rs->o = o;
+    return 0;
+}
+
+/* ---- memory check ---- */
+
+static int64_t mem_available(void) {
+    const char *lim = getenv("HYPERLAMA_MEMORY_LIMIT"); /* bytes; for tests and capped hosts */
+    if (lim && *lim) return strtoll(lim, NULL, 10);
+    FILE *f = fopen("/proc/meminfo", "r");
+    if (!f) return -1;
+    char line[256];
+    long long kb = -1;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "MemAvailable: %lld kB", &kb) == 1) break;
+    fclose(f);
+    return kb < 0 ? -1 : kb * 1024;
+}
+
+static int64_t meta_int(const gguf_file *g, const char *arch, const char *suffix, int64_t dflt) {
+    char key[160];
+    int64_t v;
+    snprintf(key, sizeof key, "%s.%s", arch, suffix);
+    return gguf_get_int(g, key, &v) == 0 ? v : dflt;
+}
+
+/* Weights (the file) plus an f16 KV cache for the context the session will
+ * use, against MemAvailable: refuse with the numbers and what to try. */
+static int check_memory(const char *path, int32_t num_ctx, hl_err *err) {
+    gguf_file *g;
+    if (gguf_open(&g, path, err)) return -1;
+    gguf_str a;
+    char arch[64] = "llama";
+    if (gguf_get_str(g, "general.architecture", &a) == 0) snprintf(arch, sizeof arch, "%.*s", (int)a.len, a.ptr);
+    int64_t n_layer = meta_int(g, arch, "block_count", 0), n_embd = meta_int(g, arch, "embedding_length", 0);
+    int64_t n_head = meta_int(g, arch, "attention.head_count", 1), train = meta_int(g, arch, "context_length", 0);
+    int64_t n_kv = meta_int(g, arch, "attention.head_count_kv", n_head);
+    int64_t kdim = meta_int(g, arch, "attention.key_length", n_head ? n_embd / n_head : 0);
+    int64_t vdim = meta_int(g, arch, "attention.value_length", kdim);
+    int64_t weights = (int64_t)gguf_file_size(g);
+    gguf_close(g);
+    int64_t ctx = num_ctx > 0 ? num_ctx : 4096;
+    if (train > 0 && ctx > train) ctx = train;
+    int64_t kv = 2 /* f16 */ * n_layer * ctx * n_kv * (kdim + vdim);
+    int64_t need = weights + kv + (64ll << 20) /* activations, buffers */;
+    int64_t avail = mem_available();
+    if (avail < 0 || need <= avail) return 0;
+    char nb[32], wb[32], kb[32], ab[32];
+    store_human_bytes(need, nb, sizeof nb);
+    store_human_bytes(weights, wb, sizeof wb);
+    store_human_bytes(kv, kb, sizeof kb);
+    store_human_bytes(avail, ab, sizeof ab);
+    return hl_err_set(err, HL_ENOMEM,
+                      "model requires more system memory (%s: %s of weights + %s of KV cache for a %lld-token "
+                      "context) than is available (%s). Try a smaller quantization (e.g. q4_K_M), a smaller "
+                      "model, or a smaller context (--num-ctx %lld)",
+                      nb, wb, kb, (long long)ctx, ab, (long long)(ctx > 512 ? ctx / 4 : 256));
+}
+
+/* ---- loading ---- */
+
+static int file_exists(const char *p) {
+    struct stat st;
+    return stat(p, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+static void rs_unload(run_state *rs) {
+    if (rs->s) hl_session_free(rs->s);
+    if (rs->lm) hl_loaded_free(rs->lm);
+    rs->s = NULL;
+    rs->lm = NULL;
+    store_model_free(&rs->sm);
+    memset(&rs->sm, 0, sizeof rs->sm);
+    store_modelfile_free(&rs->model_params);
+    memset(&rs->model_params, 0, sizeof rs->model_params);
+    free(rs->name);
+    rs->name = NULL;
+    rs->from_store = 0;
+}
+
+static int open_store_once(run_state *rs) {
+    hl_err err = {0};
+    if (rs->st) return 0;
+    if (store_open(&rs->st, NULL, &err)) {
+        fprintf(stderr, "Error: %s\n", err.msg);
+        return -1;
+    }
+    return 0;
+}
+
+/* Resolves name (path or store name; pulls a missing store model), checks
+ * memory, loads, and starts a session. Prints errors. */
+static int rs_load(run_state *rs, const char *name) {
+    hl_err err = {0};
+    rs_unload(rs);
+    rs->name = strdup(name);
+    const char *path = name;
+    if (!file_exists(name)) {
+        store_name sn;
+        if (store_name_parse(name, &sn, &err)) {
+            fprintf(stderr, "Error: %s is neither a file nor a model name: %s\n", name, err.msg);
+            return -1;
+        }
+        if (open_store_once(rs)) return -1;
+        int rc = store_resolve(rs->st, name, &rs->sm, &err);
+        if (rc == HL_ENOENT) {
+            /* like Ollama: pull what the store lacks, then run it */
+            char *sugg = store_suggest(rs->st, name);
+            char *av[] = {(char *)name};
+            if (cmd_pull(1, av) != 0) {
+                if (sugg) fprintf(stderr, "Did you mean: %s?\n", sugg);
+                free(sugg);
+                return -1;
+            }
+            free(sugg);
+            memset(&rs->sm, 0, sizeof rs->sm);
+            rc = store_resolve(rs->st, name, &rs->sm, &err);
+        }
+        if (rc) {
+            fprintf(stderr, "Error: %s\n", err.msg);
+            return -1;
+        }
+        if (!rs->sm.model_path) {
+            fprintf(stderr, "Error: model %s has no model layer\n", name);
+            return -1;
+        }
+        if (rs->sm.has_adapter) hl_warn("%s has an ADAPTER layer; adapters are not supported yet and are ignored", name);
+        rs->from_store = 1;
+        path = rs->sm.model_path;
+        if (rs->sm.params_json && store_params_from_json(rs->sm.params_json, &rs->model_params, &err)) {
+            fprintf(stderr, "Error: model %s parameters: %s\n", name, err.msg);
+            return -1;
+        }
+        if (!rs->system && rs->sm.system) rs->system = strdup(rs->sm.system);
+    }
+    if (rs_effective(rs)) return -1;
+    if (check_memory(path, rs->o.session.num_ctx, &err)) {
+        fprintf(stderr, "Error: %s\n", err.msg);
+        return -1;
+    }
+    if (cli_load_model(path, &rs->lm)) return -1;
+    if (hl_session_new(&rs->s, rs->lm, &rs->o.session, &err)) {
+        fprintf(stderr, "Error: %s\n", err.msg);
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- one answer ---- */
 
 typedef struct capture {
     hl_buf text;
@@ -90,21 +339,61 @@ static int emit_capture(void *user, const char *text, size_t n) {
     return g_interrupted;
 }
 
+/* The whole conversation as the template sees it: system, the Modelfile's
+ * MESSAGEs, then this chat's turns. */
+static int build_messages(const run_state *rs, const conversation *conv, conversation *all) {
+    if (rs->system && conv_add(all, "system", rs->system, strlen(rs->system))) return -1;
+    if (rs->sm.messages_json) {
+        store_modelfile mf = {0};
+        hl_err e;
+        if (store_messages_from_json(rs->sm.messages_json, &mf, &e) == 0)
+            for (size_t i = 0; i < mf.n; i++) conv_add(all, mf.cmds[i].key, mf.cmds[i].value, strlen(mf.cmds[i].value));
+        store_modelfile_free(&mf);
+    }
+    for (size_t i = 0; i < conv->n; i++) conv_add(all, conv->msgs[i].role, conv->msgs[i].content, strlen(conv->msgs[i].content));
+    return 0;
+}
+
+static int render_prompt(const run_state *rs, const conversation *conv, char **out, hl_err *err) {
+    conversation all = {0};
+    build_messages(rs, conv, &all);
+    int rc;
+    if (rs->sm.template_text) {
+        gotmpl_msg *m = calloc(all.n + 1, sizeof *m);
+        if (!m) rc = hl_err_set(err, HL_ENOMEM, "out of memory");
+        else {
+            for (size_t i = 0; i < all.n; i++) m[i] = (gotmpl_msg){.role = all.msgs[i].role, .content = all.msgs[i].content};
+            gotmpl_chat c = {.msgs = m, .n_msgs = all.n};
+            hl_buf b = {0};
+            rc = gotmpl_render_chat(rs->sm.template_text, strlen(rs->sm.template_text), &c, &b, err);
+            *out = rc ? NULL : hl_buf_take(&b);
+            if (!rc && !*out) *out = strdup("");
+            hl_buf_free(&b);
+            free(m);
+        }
+    } else {
+        rc = hl_loaded_render_chat(rs->lm, all.msgs, all.n, out, err);
+    }
+    conv_free(&all);
+    return rc;
+}
+
+static int has_template(const run_state *rs) { return rs->sm.template_text || rs->lm->tmpl; }
+
 /* Renders (or takes raw) the prompt, generates, streams. The answer text is
  * returned in cap->text for the conversation. */
-static int answer(hl_session *s, const hl_loaded *lm, const cli_gen_opts *o, const conversation *conv,
-                  const char *raw_prompt, capture *cap) {
+static int answer(run_state *rs, const conversation *conv, const char *raw_prompt, capture *cap) {
     hl_err err = {0};
     char *prompt = NULL;
-    int rc;
+    const cli_gen_opts *o = &rs->o;
     if (raw_prompt) prompt = strdup(raw_prompt);
-    else if ((rc = hl_loaded_render_chat(lm, conv->msgs, conv->n, &prompt, &err)) != 0) {
+    else if (render_prompt(rs, conv, &prompt, &err) != 0) {
         fprintf(stderr, "Error: %s\n", err.msg);
         return -1;
     }
     int32_t *ids = NULL;
     size_t n_ids = 0;
-    rc = hl_loaded_tokenize_prompt(lm, prompt, &ids, &n_ids, &err);
+    int rc = hl_loaded_tokenize_prompt(rs->lm, prompt, &ids, &n_ids, &err);
     free(prompt);
     if (rc) {
         fprintf(stderr, "Error: %s\n", err.msg);
@@ -114,7 +403,7 @@ static int answer(hl_session *s, const hl_loaded *lm, const cli_gen_opts *o, con
     hl_gen_stats st;
     int64_t t0 = hl_now_ns();
     g_interrupted = 0;
-    rc = hl_session_generate(s, ids, n_ids, &gp, emit_capture, cap, &st, &err);
+    rc = hl_session_generate(rs->s, ids, n_ids, &gp, emit_capture, cap, &st, &err);
     int64_t total = hl_now_ns() - t0;
     free(ids);
     if (rc) {
@@ -126,7 +415,7 @@ static int answer(hl_session *s, const hl_loaded *lm, const cli_gen_opts *o, con
     fflush(stdout);
     if (o->verbose) {
         if (cap->echo) fputc('\n', stderr);
-        print_stats(&st, total, lm->load_ns);
+        print_stats(&st, total, rs->lm->load_ns);
     }
     return 0;
 }
@@ -139,25 +428,241 @@ static char *read_all_stdin(void) {
     return hl_buf_take(&b);
 }
 
-static void print_repl_help(void) {
+/* ---- the interactive chat ---- */
+
+static void help_main(void) {
     printf("Available Commands:\n"
+           "  /set            Set session variables\n"
+           "  /show           Show model information\n"
+           "  /load <model>   Load a session or model\n"
+           "  /save <model>   Save your current session\n"
            "  /clear          Clear session context\n"
            "  /bye            Exit\n"
-           "  /?, /help       Help for a command\n\n"
+           "  /?, /help       Help for a command\n"
+           "  /? shortcuts    Help for keyboard shortcuts\n\n"
            "Use \"\"\" to begin a multi-line message.\n\n");
 }
 
-/* Interactive chat: >>> prompt, line editing and history, """ blocks. */
-static int repl(hl_session *s, const hl_loaded *lm, const cli_gen_opts *o) {
+static void help_set(void) {
+    printf("Available Commands:\n"
+           "  /set parameter ...     Set a parameter\n"
+           "  /set system <string>   Set system message\n"
+           "  /set history           Enable history\n"
+           "  /set nohistory         Disable history\n"
+           "  /set verbose           Show LLM stats\n"
+           "  /set quiet             Disable LLM stats\n\n");
+}
+
+static void help_show(void) {
+    printf("Available Commands:\n"
+           "  /show info         Show details for this model\n"
+           "  /show license      Show model license\n"
+           "  /show modelfile    Show Modelfile for this model\n"
+           "  /show parameters   Show parameters for this model\n"
+           "  /show system       Show system message\n"
+           "  /show template     Show prompt template\n\n");
+}
+
+static void help_shortcuts(void) {
+    printf("Available keyboard shortcuts:\n"
+           "  Ctrl + a            Move to the beginning of the line (Home)\n"
+           "  Ctrl + e            Move to the end of the line (End)\n"
+           "  Ctrl + k            Delete the sentence after the cursor\n"
+           "  Ctrl + u            Delete the sentence before the cursor\n"
+           "  Ctrl + w            Delete the word before the cursor\n\n"
+           "  Ctrl + l            Clear the screen\n"
+           "  Ctrl + c            Stop the model from responding\n"
+           "  Ctrl + d            Exit hyperlama (/bye)\n\n");
+}
+
+static void help_parameters(void) {
+    printf("Available Parameters:\n"
+           "  /set parameter seed <int>             Random number seed\n"
+           "  /set parameter num_predict <int>      Max number of tokens to predict\n"
+           "  /set parameter top_k <int>            Pick from top k num of tokens\n"
+           "  /set parameter top_p <float>          Pick token based on sum of probabilities\n"
+           "  /set parameter min_p <float>          Pick token based on top token probability * min_p\n"
+           "  /set parameter num_ctx <int>          Set the context size\n"
+           "  /set parameter temperature <float>    Set creativity level\n"
+           "  /set parameter repeat_penalty <float> How strongly to penalize repetitions\n"
+           "  /set parameter repeat_last_n <int>    Set how far back to look for repetitions\n"
+           "  /set parameter num_gpu <int>          The number of layers to send to the GPU\n"
+           "  /set parameter stop <string> <string> ...   Set the stop parameters\n\n");
+}
+
+/* Splits s on spaces into at most max words (in place). */
+static int split_words(char *s, char **w, int max) {
+    int n = 0;
+    for (char *p = strtok(s, " \t"); p && n < max; p = strtok(NULL, " \t")) w[n++] = p;
+    return n;
+}
+
+static void unquote(char *s) {
+    size_t n = strlen(s);
+    if (n >= 2 && s[0] == '"' && s[n - 1] == '"') {
+        memmove(s, s + 1, n - 2);
+        s[n - 2] = 0;
+    }
+}
+
+/* Drops earlier /set values of key (every stop when key is stop). */
+static void drop_user_param(store_modelfile *mf, const char *key) {
+    size_t k = 0;
+    for (size_t i = 0; i < mf->n; i++) {
+        if (!strcmp(mf->cmds[i].key, key)) {
+            free(mf->cmds[i].key);
+            free(mf->cmds[i].value);
+        } else mf->cmds[k++] = mf->cmds[i];
+    }
+    mf->n = k;
+}
+
+static int needs_new_session(const char *key) {
+    return !strcmp(key, "num_ctx") || !strcmp(key, "num_thread") || !strcmp(key, "num_batch");
+}
+
+static void set_parameter(run_state *rs, char **w, int n) {
+    if (n < 2) {
+        help_parameters();
+        return;
+    }
+    hl_err err = {0};
+    const char *key = w[0];
+    for (int i = 1; i < n; i++) {
+        int dep = 0;
+        if (store_param_check(key, w[i], &dep, &err)) {
+            printf("Couldn't set parameter: %s\n\n", err.msg);
+            return;
+        }
+    }
+    drop_user_param(&rs->user_params, key);
+    for (int i = 1; i < (strcmp(key, "stop") ? 2 : n); i++) store_modelfile_add(&rs->user_params, STORE_MF_PARAMETER, key, w[i], &err);
+    rs_effective(rs);
+    if (needs_new_session(key)) {
+        hl_session *s;
+        if (hl_session_new(&s, rs->lm, &rs->o.session, &err)) {
+            printf("Couldn't set parameter: %s\n\n", err.msg);
+            return;
+        }
+        hl_session_free(rs->s);
+        rs->s = s;
+    }
+    if (!strcmp(key, "stop")) {
+        printf("Set parameter '%s' to '", key);
+        for (int i = 1; i < n; i++) printf("%s%s", i > 1 ? ", " : "", w[i]);
+        printf("'\n");
+    } else printf("Set parameter '%s' to '%s'\n", key, w[1]);
+}
+
+/* Parameters as `/show parameters` lists them. */
+static void print_param_list(const store_modelfile *mf) {
+    for (size_t i = 0; i < mf->n; i++) {
+        const char *k = mf->cmds[i].key, *v = mf->cmds[i].value;
+        if (!strcmp(k, "stop")) printf("%-30s \"%s\"\n", k, v);
+        else printf("%-30s %s\n", k, v);
+    }
+}
+
+static void show(run_state *rs, const char *what) {
+    const store_model *m = &rs->sm;
+    if (!what || !*what) {
+        help_show();
+    } else if (!strcmp(what, "info")) {
+        if (rs->from_store) {
+            char *av[] = {rs->name};
+            cmd_show(1, av);
+        } else {
+            printf("  Model\n    %-16s%s\n    %-16s%d\n\n", "file", rs->name, "context length", hl_session_num_ctx(rs->s));
+        }
+    } else if (!strcmp(what, "license")) {
+        if (m->license) printf("%s\n", m->license);
+        else printf("No license was specified for this model.\n");
+    } else if (!strcmp(what, "modelfile")) {
+        if (rs->from_store) {
+            char *mf = store_modelfile_of(m, m->info.name);
+            printf("%s\n", mf ? mf : "");
+            free(mf);
+        } else printf("# Modelfile generated by \"hyperlama show\"\nFROM %s\n\n", rs->name);
+    } else if (!strcmp(what, "parameters")) {
+        if (!rs->model_params.n && !rs->user_params.n) printf("No parameters were specified for this model.\n");
+        if (rs->model_params.n) {
+            printf("Model defined parameters:\n");
+            print_param_list(&rs->model_params);
+        }
+        if (rs->user_params.n) {
+            printf("%sUser defined parameters:\n", rs->model_params.n ? "\n" : "");
+            print_param_list(&rs->user_params);
+        }
+        printf("\n");
+    } else if (!strcmp(what, "system")) {
+        if (rs->system) printf("%s\n\n", rs->system);
+        else printf("No system message was specified for this model.\n");
+    } else if (!strcmp(what, "template")) {
+        if (m->template_text) printf("%s\n", m->template_text);
+        else if (rs->lm->tmpl_src) printf("%s\n", rs->lm->tmpl_src);
+        else printf("No prompt template was specified for this model.\n");
+    } else {
+        printf("Unknown command '/show %s'. Type /? for help\n", what);
+    }
+}
+
+/* /save NAME: a new store model FROM the current one with this session's
+ * system message, parameters and messages. */
+static void save(run_state *rs, const conversation *conv, const char *name) {
+    hl_err err = {0};
+    if (!name || !*name) {
+        printf("Usage:\n  /save <modelname>\n");
+        return;
+    }
+    if (open_store_once(rs)) return;
+    store_modelfile mf = {0};
+    char from[4096];
+    if (rs->from_store) snprintf(from, sizeof from, "%s", rs->sm.info.full);
+    else if (!realpath(rs->name, from)) snprintf(from, sizeof from, "%s", rs->name);
+    int rc = store_modelfile_add(&mf, STORE_MF_FROM, NULL, from, &err);
+    for (size_t i = 0; !rc && i < rs->user_params.n; i++)
+        rc = store_modelfile_add(&mf, STORE_MF_PARAMETER, rs->user_params.cmds[i].key, rs->user_params.cmds[i].value, &err);
+    if (!rc && rs->system) rc = store_modelfile_add(&mf, STORE_MF_SYSTEM, NULL, rs->system, &err);
+    for (size_t i = 0; !rc && i < conv->n; i++)
+        rc = store_modelfile_add(&mf, STORE_MF_MESSAGE, conv->msgs[i].role, conv->msgs[i].content, &err);
+    char *text = rc ? NULL : store_modelfile_format(&mf);
+    store_modelfile_free(&mf);
+    if (!rc && !text) rc = hl_err_set(&err, HL_ENOMEM, "out of memory");
+    store_ops ops = {0};
+    if (!rc) rc = store_create(rs->st, name, text, strlen(text), NULL, &ops, &err);
+    free(text);
+    if (rc) printf("error: %s\n", err.msg);
+    else printf("Created new model '%s'\n", name);
+}
+
+static void history_path(char *out, size_t cap) {
+    const char *home = getenv("HOME");
+    out[0] = 0;
+    if (!home || !*home) return;
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s/.hyperlama", home);
+    mkdir(dir, 0755);
+    snprintf(out, cap, "%s/history", dir);
+}
+
+/* Interactive chat: >>> prompt, line editing and history, """ blocks,
+ * Ollama's slash commands. */
+static int repl(run_state *rs) {
     setlocale(LC_ALL, "");
     conversation conv = {0};
-    if (o->system) conv_add(&conv, "system", o->system, strlen(o->system));
-    size_t base = conv.n;
     struct sigaction sa = {0};
     sa.sa_handler = on_sigint;
     sigaction(SIGINT, &sa, NULL);
+    char hist[4200];
+    history_path(hist, sizeof hist);
+    int use_history = hist[0] != 0;
+    if (use_history) read_history(hist);
+    if (!rs->o.raw && !has_template(rs)) {
+        hl_warn("%s has no usable chat template; sending prompts as is", rs->name);
+        rs->o.raw = 1;
+    }
     hl_buf multi = {0};
-    int in_multi = 0;
+    int in_multi = 0, multi_system = 0;
     for (;;) {
         g_interrupted = 0;
         char *line = readline(in_multi ? "... " : ">>> ");
@@ -172,27 +677,45 @@ static int repl(hl_session *s, const hl_loaded *lm, const cli_gen_opts *o) {
             printf("\nUse Ctrl + d or /bye to exit.\n");
             continue;
         }
-        if (*line) add_history(line);
+        if (*line && use_history) {
+            add_history(line);
+            write_history(hist);
+        }
         if (in_multi) {
             char *end = strstr(line, "\"\"\"");
-            if (end) {
-                hl_buf_append(&multi, line, (size_t)(end - line));
-                in_multi = 0;
-                free(line);
-                line = hl_buf_take(&multi);
-            } else {
+            if (!end) {
                 hl_buf_puts(&multi, line);
                 hl_buf_putc(&multi, '\n');
                 free(line);
                 continue;
             }
-        } else if (strncmp(line, "\"\"\"", 3) == 0) {
-            const char *rest = line + 3;
+            hl_buf_append(&multi, line, (size_t)(end - line));
+            in_multi = 0;
+            free(line);
+            line = hl_buf_take(&multi);
+            if (!line) line = strdup("");
+            if (multi_system) {
+                free(rs->system);
+                rs->system = line;
+                rs_effective(rs);
+                printf("Set system message.\n");
+                continue;
+            }
+        } else if (strncmp(line, "\"\"\"", 3) == 0 || strncmp(line, "/set system \"\"\"", 15) == 0) {
+            multi_system = line[0] == '/';
+            const char *rest = line + (multi_system ? 15 : 3);
             char *end = strstr(rest, "\"\"\"");
             if (end) {
                 char *t = strndup(rest, (size_t)(end - rest));
                 free(line);
                 line = t;
+                if (multi_system) {
+                    free(rs->system);
+                    rs->system = line;
+                    rs_effective(rs);
+                    printf("Set system message.\n");
+                    continue;
+                }
             } else {
                 hl_buf_puts(&multi, rest);
                 if (*rest) hl_buf_putc(&multi, '\n');
@@ -201,18 +724,79 @@ static int repl(hl_session *s, const hl_loaded *lm, const cli_gen_opts *o) {
                 continue;
             }
         } else if (line[0] == '/') {
-            if (strcmp(line, "/bye") == 0 || strcmp(line, "/exit") == 0) {
+            char *w[64];
+            char *copy = strdup(line);
+            int n = split_words(copy, w, 64);
+            const char *cmd = n ? w[0] : "/";
+            if (!strcmp(cmd, "/bye") || !strcmp(cmd, "/exit")) {
+                free(copy);
                 free(line);
                 break;
-            } else if (strcmp(line, "/clear") == 0) {
-                conv_clear(&conv, base);
-                hl_session_reset(s);
+            } else if (!strcmp(cmd, "/clear")) {
+                conv_clear(&conv, 0);
+                hl_session_reset(rs->s);
                 printf("Cleared session context\n");
-            } else if (strcmp(line, "/?") == 0 || strcmp(line, "/help") == 0) {
-                print_repl_help();
+            } else if (!strcmp(cmd, "/?") || !strcmp(cmd, "/help")) {
+                const char *topic = n > 1 ? w[1] : "";
+                if (!strcmp(topic, "set") || !strcmp(topic, "/set")) help_set();
+                else if (!strcmp(topic, "show") || !strcmp(topic, "/show")) help_show();
+                else if (!strcmp(topic, "shortcut") || !strcmp(topic, "shortcuts")) help_shortcuts();
+                else help_main();
+            } else if (!strcmp(cmd, "/set")) {
+                const char *what = n > 1 ? w[1] : "";
+                if (!strcmp(what, "parameter")) set_parameter(rs, w + 2, n - 2);
+                else if (!strcmp(what, "system")) {
+                    const char *p = strstr(line, "system") + 6;
+                    while (*p == ' ') p++;
+                    free(rs->system);
+                    rs->system = strdup(p);
+                    unquote(rs->system);
+                    rs_effective(rs);
+                    printf("Set system message.\n");
+                } else if (!strcmp(what, "verbose")) {
+                    rs->verbose = 1;
+                    rs_effective(rs);
+                    printf("Set 'verbose' mode.\n");
+                } else if (!strcmp(what, "quiet")) {
+                    rs->verbose = 0;
+                    rs_effective(rs);
+                    printf("Set 'quiet' mode.\n");
+                } else if (!strcmp(what, "history")) {
+                    use_history = hist[0] != 0;
+                    printf("Set 'history' mode.\n");
+                } else if (!strcmp(what, "nohistory")) {
+                    use_history = 0;
+                    printf("Set 'nohistory' mode.\n");
+                } else if (!*what) help_set();
+                else printf("Unknown command '/set %s'. Type /? for help\n", what);
+            } else if (!strcmp(cmd, "/show")) {
+                show(rs, n > 1 ? w[1] : NULL);
+            } else if (!strcmp(cmd, "/load")) {
+                if (n < 2) printf("Usage:\n  /load <modelname>\n");
+                else {
+                    printf("Loading model '%s'\n", w[1]);
+                    char *keep_sys = rs->system;
+                    rs->system = NULL; /* the new model's SYSTEM applies */
+                    store_modelfile_free(&rs->user_params);
+                    memset(&rs->user_params, 0, sizeof rs->user_params);
+                    if (rs_load(rs, w[1])) {
+                        rs->system = keep_sys;
+                        free(copy);
+                        free(line);
+                        hl_buf_free(&multi);
+                        conv_free(&conv);
+                        return 1;
+                    }
+                    free(keep_sys);
+                    conv_clear(&conv, 0);
+                    if (!has_template(rs)) rs->o.raw = 1;
+                }
+            } else if (!strcmp(cmd, "/save")) {
+                save(rs, &conv, n > 1 ? w[1] : NULL);
             } else {
-                printf("Unknown command '%s'. Type /? for help\n", line);
+                printf("Unknown command '%s'. Type /? for help\n", cmd);
             }
+            free(copy);
             free(line);
             continue;
         }
@@ -223,7 +807,7 @@ static int repl(hl_session *s, const hl_loaded *lm, const cli_gen_opts *o) {
         conv_add(&conv, "user", line, strlen(line));
         free(line);
         capture cap = {.echo = 1};
-        if (answer(s, lm, o, &conv, o->raw ? conv.msgs[conv.n - 1].content : NULL, &cap) == 0) {
+        if (answer(rs, &conv, rs->o.raw ? conv.msgs[conv.n - 1].content : NULL, &cap) == 0) {
             conv_add(&conv, "assistant", cap.text.data ? cap.text.data : "", cap.text.len);
         } else {
             conv_clear(&conv, conv.n - 1); /* drop the unanswered turn */
@@ -238,8 +822,10 @@ static int repl(hl_session *s, const hl_loaded *lm, const cli_gen_opts *o) {
 
 static void usage(FILE *out) {
     fprintf(out, "Run a model\n\nUsage:\n  hyperlama run MODEL [PROMPT] [flags]\n\n"
-                 "MODEL is a path to a GGUF file. Without PROMPT, starts an interactive chat\n"
-                 "(or reads the prompt from stdin when it is not a terminal).\n\n");
+                 "MODEL is a model name from the store (pulled first when missing) or a path to a\n"
+                 "GGUF file. Without PROMPT, starts an interactive chat (or reads the prompt from\n"
+                 "stdin when it is not a terminal). The model's Modelfile PARAMETERs are the\n"
+                 "defaults; flags override them.\n\n");
     cli_print_gen_opts_help(out);
 }
 
@@ -274,48 +860,35 @@ int cmd_run(int argc, char **argv) {
     }
     if (!have_prompt && !isatty(STDIN_FILENO)) {
         char *in = read_all_stdin();
-        hl_buf_puts(&prompt, in);
+        hl_buf_puts(&prompt, in ? in : "");
         free(in);
         have_prompt = 1;
     }
-    hl_loaded *lm;
-    if (cli_load_model(model, &lm)) {
-        hl_buf_free(&prompt);
-        return 1;
-    }
-    hl_session *s;
-    hl_err err = {0};
-    if (hl_session_new(&s, lm, &o.session, &err)) {
-        fprintf(stderr, "Error: %s\n", err.msg);
-        hl_loaded_free(lm);
-        hl_buf_free(&prompt);
-        return 1;
-    }
+    run_state rs = {.argc = argc, .argv = argv};
+    if (o.system) rs.system = strdup(o.system);
     int rc = 0;
-    if (have_prompt) {
+    if (rs_load(&rs, model)) rc = 1;
+    else if (have_prompt) {
         conversation conv = {0};
-        if (o.system) conv_add(&conv, "system", o.system, strlen(o.system));
         conv_add(&conv, "user", prompt.data ? prompt.data : "", prompt.len);
-        if (!o.raw && !lm->tmpl) {
+        if (!rs.o.raw && !has_template(&rs)) {
             hl_warn("%s has no usable chat template; sending the prompt as is", model);
-            o.raw = 1;
+            rs.o.raw = 1;
         }
         capture cap = {.echo = 1};
         struct sigaction sa = {0};
         sa.sa_handler = on_sigint;
         sigaction(SIGINT, &sa, NULL);
-        rc = answer(s, lm, &o, &conv, o.raw ? (prompt.data ? prompt.data : "") : NULL, &cap) ? 1 : 0;
+        rc = answer(&rs, &conv, rs.o.raw ? (prompt.data ? prompt.data : "") : NULL, &cap) ? 1 : 0;
         hl_buf_free(&cap.text);
         conv_free(&conv);
     } else {
-        if (!o.raw && !lm->tmpl) {
-            hl_warn("%s has no usable chat template; sending prompts as is", model);
-            o.raw = 1;
-        }
-        rc = repl(s, lm, &o);
+        rc = repl(&rs);
     }
-    hl_session_free(s);
-    hl_loaded_free(lm);
+    rs_unload(&rs);
+    store_modelfile_free(&rs.user_params);
+    free(rs.system);
+    if (rs.st) store_close(rs.st);
     hl_buf_free(&prompt);
     return rc;
 }
