@@ -23,9 +23,23 @@
  *   8. temperature: logit / temperature, softmax over the kept set, draw.
  *
  * Steps 5-7 measure probabilities with the softmax of the kept set at
- * temperature 1 (renormalized after each step), as llama.cpp does. Every step
- * keeps at least one token. Ties in ordering are broken by lower token id so the
- * result never depends on memory layout. NaN logits count as banned.
+ * temperature 1 (renormalized after each step), as llama.cpp does; top-p keeps
+ * up to and including the token where the running mass reaches top_p (>=),
+ * typical-p where it exceeds typical_p (>), as llama.cpp. Every step keeps at
+ * least one token. Ties in ordering are broken by lower token id so the result
+ * never depends on memory layout. NaN logits count as banned; if every token is
+ * banned the raw argmax is returned (logprob -inf) rather than failing.
+ *
+ * Penalty history: all three penalties count the same window of accepted
+ * tokens (llama.cpp semantics). For OpenAI's "count over the generated text",
+ * accept only generated tokens with repeat_last_n = -1 and repeat_penalty 1.
+ *
+ * Cost: O(vocab) per token, never a full sort (bounded heap for top-k, a
+ * mass-weighted quickselect narrowed by a histogram for top-p/typical, and a
+ * provable cut that skips the negligible tail before top-p). Exponentials use
+ * a polynomial accurate to ~2e-7 relative (AVX2+FMA when the CPU has it;
+ * HL_SIMD=scalar forces the portable code), so logprobs agree with a double
+ * log-softmax to ~1e-5. bench/sample/bench_sample.c measures it.
  *
  * A stop matcher (hl_stop_*) watches the detokenized text of one sequence and
  * holds back any tail that could be the start of a stop string (or is an
