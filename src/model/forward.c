@@ -79,7 +79,11 @@ int hl_forward_ctx_new(hl_forward_ctx **out, const hl_model *m, int32_t max_toke
     c->rope = scratch_alloc(T * (size_t)(hp->n_rot / 2) * 2 * sizeof(float));
     c->rope_swa = scratch_alloc(T * (size_t)(hp->n_rot / 2) * 2 * sizeof(float));
     c->xout = scratch_alloc(T * hp->n_embd * sizeof(float));
-    c->scores = scratch_alloc((size_t)max_threads * HL_ATTN_CHUNK * sizeof(float));
+    /* scores for a whole training context per thread (capped), so attention
+     * normally takes the single-pass path */
+    int64_t ns = hp->n_ctx_train < HL_ATTN_CHUNK ? HL_ATTN_CHUNK : hp->n_ctx_train;
+    c->n_scores = (int32_t)(ns > HL_ATTN_MAX_SCORES ? HL_ATTN_MAX_SCORES : ns);
+    c->scores = scratch_alloc((size_t)max_threads * (size_t)c->n_scores * sizeof(float));
     c->out_row = calloc(T, sizeof *c->out_row);
     /* activation buffers: the largest conversion any matmul of any layer needs */
     size_t xs = act_bytes(&m->w.output, max_tokens);
@@ -211,37 +215,51 @@ static void rope_head(float *x, const float *cs, int32_t n_rot, hl_rope_style st
 }
 
 /* Causal attention of one query head of one token over its sequence's cached
- * positions p0..pos: online softmax in fixed chunks of positions (the chunking
- * depends only on positions, so the result is batch-independent). */
-static void attend(const hl_vec_ops *vo, float *out, const float *qh, const hl_f16 *kl, const hl_f16 *vl, const hl_batch_seq *seq,
-                   int32_t p0, int32_t pos, int32_t bs, int32_t n_kv, int32_t kvh, int32_t hdk, int32_t hdv,
-                   float scale, float *scores) {
+ * positions p0..pos. Up to n_scores positions: scores for all, one vectorized
+ * softmax, then the weighted sum of values. Longer spans (beyond the model's
+ * training context): online softmax over fixed chunks of HL_ATTN_CHUNK
+ * positions. Which path runs, and the chunking, depend only on the positions,
+ * so a token's result never depends on the rest of the batch. */
+static void attend(const hl_vec_ops *vo, float *out, const float *qh, const hl_f16 *kl, const hl_f16 *vl,
+                   const hl_batch_seq *seq, int32_t p0, int32_t pos, int32_t bs, int32_t n_kv, int32_t kvh,
+                   int32_t hdk, int32_t hdv, float scale, float *scores, int32_t n_scores) {
     memset(out, 0, (size_t)hdv * sizeof(float));
-    float mx = -INFINITY, sum = 0.0f;
+    const hl_f16 *kh = kl + (size_t)kvh * hdk, *vh = vl + (size_t)kvh * hdv;
     const size_t kstride = (size_t)n_kv * hdk, vstride = (size_t)n_kv * hdv;
-    for (int32_t c0 = p0; c0 <= pos; c0 += HL_ATTN_CHUNK) {
-        int32_t c1 = c0 + HL_ATTN_CHUNK <= pos + 1 ? c0 + HL_ATTN_CHUNK : pos + 1;
-        float cmax = -INFINITY;
+    const int32_t chunk = pos - p0 + 1 <= n_scores ? pos - p0 + 1 : HL_ATTN_CHUNK;
+    float mx = -INFINITY, sum = 0.0f;
+    for (int32_t c0 = p0; c0 <= pos; c0 += chunk) {
+        int32_t c1 = c0 + chunk <= pos + 1 ? c0 + chunk : pos + 1;
+        /* walk the block table incrementally: no division per position */
+        int32_t bi = c0 / bs, si = c0 % bs;
         for (int32_t p = c0; p < c1; p++) {
-            size_t slot = (size_t)seq->blocks[p / bs] * bs + (size_t)(p % bs);
-            float s = vo->dot_f16(kl + slot * kstride + (size_t)kvh * hdk, qh, hdk) * scale;
-            scores[p - c0] = s;
-            if (s > cmax) cmax = s;
+            size_t slot = (size_t)seq->blocks[bi] * bs + (size_t)si;
+            if (++si == bs) si = 0, bi++;
+            scores[p - c0] = vo->dot_f16(kh + slot * kstride, qh, hdk) * scale;
         }
-        if (cmax > mx) {
-            float corr = expf(mx - cmax); /* 0 on the first chunk */
-            if (c0 > p0) vo->scale(out, corr, hdv);
-            sum *= corr;
-            mx = cmax;
+        if (chunk == pos - p0 + 1) {
+            /* everything in one piece: plain softmax gives the weights */
+            vo->softmax(scores, c1 - c0);
+        } else {
+            float cmax = -INFINITY, csum = 0.0f;
+            for (int32_t p = c0; p < c1; p++) cmax = scores[p - c0] > cmax ? scores[p - c0] : cmax;
+            if (cmax > mx) {
+                float corr = expf(mx - cmax); /* 0 on the first chunk */
+                if (c0 > p0) vo->scale(out, corr, hdv);
+                sum *= corr;
+                mx = cmax;
+            }
+            for (int32_t p = c0; p < c1; p++) csum += scores[p - c0] = expf(scores[p - c0] - mx);
+            sum += csum;
         }
+        bi = c0 / bs, si = c0 % bs;
         for (int32_t p = c0; p < c1; p++) {
-            size_t slot = (size_t)seq->blocks[p / bs] * bs + (size_t)(p % bs);
-            float wgt = expf(scores[p - c0] - mx);
-            sum += wgt;
-            vo->axpy_f16(out, vl + slot * vstride + (size_t)kvh * hdv, wgt, hdv);
+            size_t slot = (size_t)seq->blocks[bi] * bs + (size_t)si;
+            if (++si == bs) si = 0, bi++;
+            vo->axpy_f16(out, vh + slot * vstride, scores[p - c0], hdv);
         }
     }
-    vo->scale(out, 1.0f / sum, hdv);
+    if (chunk != pos - p0 + 1) vo->scale(out, 1.0f / sum, hdv);
 }
 
 /* ---- the step ---- */
@@ -350,7 +368,7 @@ static void forward_thread(void *vctx, int ith, int nth) {
          * stage. Block-aligned spans convert independently of each other. */
         act_group go = group_of(&L->wo, NULL, NULL);
         int32_t hpu = heads_per_unit(&L->wo, hdv, nh);
-        float *scores = c->scores + (size_t)ith * HL_ATTN_CHUNK;
+        float *scores = c->scores + (size_t)ith * c->n_scores;
         int64_t nu = nh / (hpu ? hpu : 1);
         /* units dealt round-robin: in a causal prefill later tokens cost more,
          * so contiguous ranges would leave the early threads idle */
@@ -362,7 +380,7 @@ static void forward_thread(void *vctx, int ith, int nth) {
             int32_t p0 = swa && bt->pos >= hp->n_swa ? bt->pos - hp->n_swa + 1 : 0;
             for (int32_t h = h0; h < h1; h++)
                 attend(vo, att + t * OD + (int64_t)h * hdv, q + t * QD + (int64_t)h * hdk, kl, vl, &b->seqs[bt->seq],
-                       p0, bt->pos, bs, nkv, h / gqa, hdk, hdv, hp->attn_scale, scores);
+                       p0, bt->pos, bs, nkv, h / gqa, hdk, hdv, hp->attn_scale, scores, c->n_scores);
             if (hpu) prep_span(&L->wo, c->xq[0], att + t * OD, t, (int64_t)h0 * hdv, (int64_t)h1 * hdv);
         }
         if (!hpu) { /* heads do not align with activation blocks: convert whole rows */

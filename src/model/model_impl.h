@@ -120,7 +120,8 @@ struct hl_model {
 
 /* ---- forward context ---- */
 
-#define HL_ATTN_CHUNK 256 /* positions scored per online-softmax step */
+#define HL_ATTN_CHUNK 256 /* positions scored per online-softmax step (long spans) */
+#define HL_ATTN_MAX_SCORES (1 << 17) /* single-pass attention up to this many positions */
 
 struct hl_forward_ctx {
     int32_t max_tokens, max_threads;
@@ -136,7 +137,8 @@ struct hl_forward_ctx {
     float *rope;    /* [max_tokens][n_rot / 2][2] cos, sin of each token's angles */
     float *rope_swa; /* [max_tokens][n_rot / 2][2] the same for sliding-window layers */
     float *xout;    /* [max_tokens][n_embd] final-normed rows that want logits, dense */
-    float *scores;  /* [max_threads][HL_ATTN_CHUNK] */
+    float *scores;  /* [max_threads][n_scores] attention weights of one query */
+    int32_t n_scores; /* min(max(n_ctx_train, HL_ATTN_CHUNK), HL_ATTN_MAX_SCORES) */
     void *xq[3];    /* converted activations, one per distinct activation type in a stage */
     size_t xq_size; /* bytes of each xq buffer */
     int32_t *out_row; /* [max_tokens] dense logits row of each token, or -1 */

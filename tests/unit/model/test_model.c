@@ -337,7 +337,7 @@ TEST(forward_refuses_malformed_batches) {
     rig_close(&r);
 }
 
-typedef enum { EDIT_DROP, EDIT_SHAPE, EDIT_ARCH, EDIT_TYPE, EDIT_HEADS, EDIT_ROPE_FREQS, EDIT_ROPE_LINEAR, EDIT_ROPE_YARN } edit_kind;
+typedef enum { EDIT_DROP, EDIT_SHAPE, EDIT_ARCH, EDIT_TYPE, EDIT_HEADS, EDIT_ROPE_FREQS, EDIT_ROPE_LINEAR, EDIT_ROPE_YARN, EDIT_CTX } edit_kind;
 
 /* Writes a copy of stories260K.gguf with one defect; returns 0 on success. */
 static int write_edited(const char *dst, edit_kind kind) {
@@ -351,6 +351,7 @@ static int write_edited(const char *dst, edit_kind kind) {
     gguf_set_kv_from(w, f);
     if (kind == EDIT_ARCH) gguf_set_str(w, "general.architecture", "mamba");
     if (kind == EDIT_HEADS) gguf_set_u32(w, "llama.attention.head_count_kv", 3);
+    if (kind == EDIT_CTX) gguf_set_u32(w, "llama.context_length", 16);
     if (kind == EDIT_ROPE_LINEAR || kind == EDIT_ROPE_YARN) {
         gguf_set_str(w, "llama.rope.scaling.type", kind == EDIT_ROPE_LINEAR ? "linear" : "yarn");
         gguf_set_f32(w, "llama.rope.scaling.factor", 2.0f);
@@ -440,6 +441,43 @@ TEST(rope_freqs_and_linear_scaling_agree) {
     for (int i = 0; i < 3; i++) free(L[i]);
     unlink(p1);
     unlink(p2);
+}
+
+/* Past the training context attention switches from one softmax over all
+ * positions to an online softmax over chunks of 256: both must agree. A copy
+ * of the model claiming a 16-token training context takes the chunked path
+ * for every position past 256. */
+TEST(long_attention_chunked_path_agrees) {
+    char p1[128];
+    snprintf(p1, sizeof p1, "/tmp/hl_test_model_%d_ctx.gguf", (int)getpid());
+    if (write_edited(p1, EDIT_CTX)) return;
+    enum { N = 600 };
+    int32_t *toks = malloc(N * sizeof(int32_t)), blocks[40];
+    for (int i = 0; i < N; i++) toks[i] = i == 0 ? 1 : 3 + (i * 131) % 500;
+    for (int i = 0; i < 40; i++) blocks[i] = 39 - i;
+    float *L[2];
+    for (int f = 0; f < 2; f++) {
+        rig r;
+        L[f] = NULL;
+        if (rig_open(&r, f ? p1 : hl_test_shared("models/stories260K.gguf"), 2, 40)) return;
+        L[f] = malloc((size_t)N * r.n_vocab * sizeof(float));
+        for (int i = 0; i < N; i += 100) run_tokens(&r, blocks, 40, toks + i, 100, i, L[f] + (size_t)i * r.n_vocab, 1);
+        rig_close(&r);
+    }
+    /* identical where both take one pass; within rounding just past the
+     * switch; later, f16 rounding of K/V turns 1e-7 differences into
+     * occasional 5e-4 steps that compound over positions and layers, so only
+     * an error of the size a wrong rescaling would give (O(1)) is a bug */
+    CHECK_NEAR(max_diff(L[0], L[1], (size_t)256 * 512), 0, 0);
+    double early = max_diff(L[0] + (size_t)256 * 512, L[1] + (size_t)256 * 512, (size_t)20 * 512);
+    double d = max_diff(L[0], L[1], (size_t)N * 512);
+    printf("     chunked vs single-pass attention: max diff %g at positions 256..275, %g up to %d\n", early, d, N);
+    CHECK_NEAR(early, 0, 1e-4);
+    CHECK_NEAR(d, 0, 0.1);
+    free(L[0]);
+    free(L[1]);
+    free(toks);
+    unlink(p1);
 }
 
 TEST(load_reads_hparams) {
