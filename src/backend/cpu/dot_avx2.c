@@ -1,11 +1,11 @@
 /* AVX2 tile kernels for the 32-element formats (Q4_0, Q4_1, Q5_0, Q5_1,
  * Q8_0) and the float types (F32, F16, BF16). A tile is up to 2 weight rows x
- * 4 activation rows: each weight block is unpacked to 32 bytes once and
- * multiplied with the 4 activation blocks, so prefill reads weights once per 4
+ * 4 activation rows: each pair of weight blocks is unpacked once and
+ * multiplied with the 4 activation rows, so prefill reads weights once per 4
  * rows. Integer products use maddubs (u8 x s8 -> i16 pairs), then madd with
  * ones (-> i32); Q8_0 weights use |w| * sign(x, w), Q4_0 / Q5_0 take their
- * unsigned values and subtract offset * sum(x). Every output element
- * is accumulated in its own 8-lane float vector with the same operations
+ * unsigned values and subtract offset * sum(x). Every output element is
+ * accumulated in its own 8-lane float vector with the same operations
  * whatever the tile shape, so results do not depend on batch size. */
 #include "backend/cpu/avx2_common.h"
 #include "backend/cpu/cpu_impl.h"
@@ -14,20 +14,109 @@
 
 enum { K_Q4_0, K_Q4_1, K_Q5_0, K_Q5_1, K_Q8_0 };
 
-HL_INLINE __m256i nibbles32(const uint8_t *qs) {
-    __m128i q = _mm_loadu_si128((const __m128i *)qs);
-    __m256i v = _mm256_set_m128i(_mm_srli_epi16(q, 4), q);
-    return _mm256_and_si256(v, _mm256_set1_epi8(0x0F));
+/* Blocks are processed in pairs with the two blocks side by side: the low
+ * 128-bit lane holds block b, the high lane block b + 1. One vector "lo"
+ * carries elements 0-15 of both blocks, "hi" elements 16-31, so the i32
+ * lane sums 0-3 belong to block b and 4-7 to block b + 1, and a single
+ * convert + FMA with the scale vector [s_b x4 | s_b+1 x4] serves both. A
+ * missing second block (odd block count) is all zeros. */
+HL_INLINE __m256i ld2x16(const uint8_t *p0, const uint8_t *p1) {
+    __m128i a = _mm_loadu_si128((const __m128i *)p0);
+    if (!p1) return _mm256_zextsi128_si256(a);
+    return _mm256_inserti128_si256(_mm256_castsi128_si256(a), _mm_loadu_si128((const __m128i *)p1), 1);
 }
 
-/* byte i = 0x10 if bit i of the 32-bit qh is set, else 0 */
-HL_INLINE __m256i bits32(uint32_t qh) {
-    const __m256i shuf = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3,
-                                          3, 3, 3, 3, 3, 3);
+/* the f16 header words of two blocks (d or d,m / d,s) as floats [h0.0, h0.1, h1.0, h1.1] */
+HL_INLINE __m128 headers(const uint8_t *b0, const uint8_t *b1, int two_halves) {
+    uint32_t h0 = two_halves ? hl_ld32(b0) : hl_ld16(b0);
+    uint32_t h1 = b1 ? (two_halves ? hl_ld32(b1) : hl_ld16(b1)) : 0;
+    return _mm_cvtph_ps(_mm_set_epi32(0, 0, (int)h1, (int)h0));
+}
+
+/* byte i of each lane = 0x10 if the matching bit of the two qh words is set */
+HL_INLINE void qh_bits(uint32_t qh0, uint32_t qh1, __m256i *lo, __m256i *hi) {
     const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ull);
-    __m256i v = _mm256_shuffle_epi8(_mm256_set1_epi32((int)qh), shuf);
-    v = _mm256_cmpeq_epi8(_mm256_and_si256(v, bit), bit);
-    return _mm256_and_si256(v, _mm256_set1_epi8(0x10));
+    const __m256i ctl_lo = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 4, 4, 4, 4, 4, 4, 4, 4, 5, 5,
+                                            5, 5, 5, 5, 5, 5);
+    const __m256i ctl_hi = _mm256_setr_epi8(2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3, 6, 6, 6, 6, 6, 6, 6, 6, 7, 7,
+                                            7, 7, 7, 7, 7, 7);
+    __m256i v = _mm256_set1_epi64x((long long)(((uint64_t)qh1 << 32) | qh0));
+    __m256i a = _mm256_shuffle_epi8(v, ctl_lo), b = _mm256_shuffle_epi8(v, ctl_hi);
+    *lo = _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(a, bit), bit), _mm256_set1_epi8(0x10));
+    *hi = _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(b, bit), bit), _mm256_set1_epi8(0x10));
+}
+
+typedef struct {
+    __m256i lo, hi; /* values: unsigned (Q4/Q5 kinds) or signed (Q8_0) */
+    __m256i alo, ahi; /* Q8_0: |values| */
+    __m128 h;       /* [d0, m0, d1, m1] (m = 0 without a min) */
+} wpair;
+
+HL_INLINE void unpack_pair(int kind, const uint8_t *b0, const uint8_t *b1, wpair *u) {
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    const int has_min = kind == K_Q4_1 || kind == K_Q5_1;
+    u->h = headers(b0, b1, has_min);
+    if (kind == K_Q8_0) {
+        __m256i v0 = _mm256_loadu_si256((const __m256i *)(b0 + 2));
+        __m256i v1 = b1 ? _mm256_loadu_si256((const __m256i *)(b1 + 2)) : _mm256_setzero_si256();
+        u->lo = _mm256_permute2x128_si256(v0, v1, 0x20);
+        u->hi = _mm256_permute2x128_si256(v0, v1, 0x31);
+        u->alo = _mm256_sign_epi8(u->lo, u->lo);
+        u->ahi = _mm256_sign_epi8(u->hi, u->hi);
+        return;
+    }
+    const size_t qs_off = kind == K_Q4_0 ? 2 : kind == K_Q4_1 ? 4 : kind == K_Q5_0 ? 6 : 8;
+    __m256i v = ld2x16(b0 + qs_off, b1 ? b1 + qs_off : NULL);
+    u->lo = _mm256_and_si256(v, m4);
+    u->hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+    if (kind == K_Q5_0 || kind == K_Q5_1) {
+        const size_t qh_off = kind == K_Q5_0 ? 2 : 4;
+        __m256i bl, bh;
+        qh_bits(hl_ld32(b0 + qh_off), b1 ? hl_ld32(b1 + qh_off) : 0, &bl, &bh);
+        u->lo = _mm256_or_si256(u->lo, bl);
+        u->hi = _mm256_or_si256(u->hi, bh);
+    }
+}
+
+typedef struct {
+    __m256i lo, hi, off; /* off: offset * lane sums of x (Q4_0: 8, Q5_0: 16) */
+    __m128 h;            /* [dx0, sx0, dx1, sx1] (s = 0 for Q8_0 activations) */
+} xpair;
+
+HL_INLINE void load_xpair(int kind, const uint8_t *x0, const uint8_t *x1, xpair *v) {
+    const int has_min = kind == K_Q4_1 || kind == K_Q5_1;
+    const size_t q = has_min ? 4 : 2;
+    v->h = headers(x0, x1, has_min);
+    v->lo = ld2x16(x0 + q, x1 ? x1 + q : NULL);
+    v->hi = ld2x16(x0 + q + 16, x1 ? x1 + q + 16 : NULL);
+    v->off = _mm256_setzero_si256();
+    if (kind == K_Q4_0 || kind == K_Q5_0) {
+        const __m256i one8 = _mm256_set1_epi8(1), one16 = _mm256_set1_epi16(1);
+        __m256i s = _mm256_add_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(one8, v->lo), one16),
+                                     _mm256_madd_epi16(_mm256_maddubs_epi16(one8, v->hi), one16));
+        v->off = _mm256_slli_epi32(s, kind == K_Q4_0 ? 3 : 4);
+    }
+}
+
+/* acc += (integer sums of the block pair) * [s_b x4 | s_b+1 x4]; for the
+ * formats with a min, the m * s products ride along in lanes 1 and 3. */
+HL_INLINE __m256 pair_fma(int kind, const wpair *u, const xpair *v, __m256 acc) {
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256i isum;
+    if (kind == K_Q8_0) {
+        isum = _mm256_add_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(u->alo, _mm256_sign_epi8(v->lo, u->lo)), ones),
+                                _mm256_madd_epi16(_mm256_maddubs_epi16(u->ahi, _mm256_sign_epi8(v->hi, u->hi)), ones));
+    } else {
+        isum = _mm256_add_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(u->lo, v->lo), ones),
+                                _mm256_madd_epi16(_mm256_maddubs_epi16(u->hi, v->hi), ones));
+        if (kind == K_Q4_0 || kind == K_Q5_0) isum = _mm256_sub_epi32(isum, v->off);
+    }
+    __m128 p = _mm_mul_ps(u->h, v->h);
+    __m256 scale = _mm256_permutevar8x32_ps(_mm256_castps128_ps256(p), _mm256_setr_epi32(0, 0, 0, 0, 2, 2, 2, 2));
+    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), scale, acc);
+    if (kind == K_Q4_1 || kind == K_Q5_1)
+        acc = _mm256_add_ps(acc, _mm256_zextps128_ps256(_mm_blend_ps(_mm_setzero_ps(), p, 0xA)));
+    return acc;
 }
 
 HL_INLINE size_t wblock_size(int kind) {
@@ -40,124 +129,44 @@ HL_INLINE size_t wblock_size(int kind) {
     }
 }
 
-/* Unpacks one weight block to unsigned values (Q4_0: q, Q5_0: q with its
- * 5th bit, both still offset by 8 / 16) or signed ones (Q8_0), plus scale
- * and min. */
-HL_INLINE __m256i unpack_w(int kind, const uint8_t *blk, float *d, float *m) {
-    *d = hl_h2f(hl_ld16(blk));
-    switch (kind) {
-    case K_Q4_0: return nibbles32(blk + 2);
-    case K_Q4_1: *m = hl_h2f(hl_ld16(blk + 2)); return nibbles32(blk + 4);
-    case K_Q5_0: return _mm256_or_si256(nibbles32(blk + 6), bits32(hl_ld32(blk + 2)));
-    case K_Q5_1: *m = hl_h2f(hl_ld16(blk + 2)); return _mm256_or_si256(nibbles32(blk + 8), bits32(hl_ld32(blk + 4)));
-    default: return _mm256_loadu_si256((const __m256i *)(blk + 2));
-    }
-}
-
-/* The 8 i32 lane sums (4 products each) of one weight block with one
- * activation block; xoff = offset * (lane sums of x) for the offset formats. */
-HL_INLINE __m256i block_isum(int kind, __m256i wq, __m256i wa, __m256i xv, __m256i xoff) {
-    const __m256i ones = _mm256_set1_epi16(1);
-    if (kind == K_Q8_0) return _mm256_madd_epi16(_mm256_maddubs_epi16(wa, _mm256_sign_epi8(xv, wq)), ones);
-    __m256i s = _mm256_madd_epi16(_mm256_maddubs_epi16(wq, xv), ones);
-    return (kind == K_Q4_0 || kind == K_Q5_0) ? _mm256_sub_epi32(s, xoff) : s;
-}
-
-/* lane sums of x times the format's offset (8 for Q4_0, 16 for Q5_0) */
-HL_INLINE __m256i x_offset(int kind, __m256i xv) {
-    if (kind != K_Q4_0 && kind != K_Q5_0) return _mm256_setzero_si256();
-    __m256i s = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(1), xv), _mm256_set1_epi16(1));
-    return _mm256_slli_epi32(s, kind == K_Q4_0 ? 3 : 4);
-}
-
-/* G (1 or 2) blocks starting at block b, for every pair of the tile. For
- * the formats with a min, the two f16 header halves (d, m) of the weight
- * and (d, s) of the activation are converted together and multiplied in one
- * go: lane 0 = dw * dx scales the integer sum, lane 1 = m * s is the min
- * term, accumulated in lane 1 of ms. */
+/* G (1 or 2) blocks starting at block b, for every pair of the tile. */
 HL_INLINE void legacy_step(const int kind, const int NW, const int NX, const int G, int64_t b, const uint8_t *w,
-                           size_t ws, const uint8_t *x, size_t xs, __m256 acc[2][4], __m128 ms[2][4]) {
+                           size_t ws, const uint8_t *x, size_t xs, __m256 acc[2][4]) {
     const int has_min = kind == K_Q4_1 || kind == K_Q5_1;
     const size_t wbs = wblock_size(kind), xbs = has_min ? sizeof(hl_block_q8_1) : sizeof(hl_block_q8_0);
-    const size_t xq_off = has_min ? 4 : 2;
-    __m256i wq[2][2], wa[2][2];
-    float dw[2][2], mw[2][2];
-    __m128 hw[2][2];
+    wpair u[2];
 #pragma GCC unroll 2
-    for (int j = 0; j < NW; j++)
-#pragma GCC unroll 2
-        for (int g = 0; g < G; g++) {
-            const uint8_t *wb = w + j * ws + (b + g) * wbs;
-            wq[j][g] = unpack_w(kind, wb, &dw[j][g], &mw[j][g]);
-            if (has_min) hw[j][g] = _mm_cvtph_ps(_mm_cvtsi32_si128((int)hl_ld32(wb)));
-            wa[j][g] = kind == K_Q8_0 ? _mm256_sign_epi8(wq[j][g], wq[j][g]) : wq[j][g];
-        }
+    for (int j = 0; j < NW; j++) {
+        const uint8_t *wb = w + j * ws + b * wbs;
+        unpack_pair(kind, wb, G == 2 ? wb + wbs : NULL, &u[j]);
+    }
 #pragma GCC unroll 4
     for (int i = 0; i < NX; i++) {
-        __m256i xv[2], xo[2];
-        float dx[2];
-        __m128 hx[2];
+        const uint8_t *xb = x + i * xs + b * xbs;
+        xpair v;
+        load_xpair(kind, xb, G == 2 ? xb + xbs : NULL, &v);
 #pragma GCC unroll 2
-        for (int g = 0; g < G; g++) {
-            const uint8_t *xb = x + i * xs + (b + g) * xbs;
-            xv[g] = _mm256_loadu_si256((const __m256i *)(xb + xq_off));
-            xo[g] = x_offset(kind, xv[g]);
-            if (has_min) hx[g] = _mm_cvtph_ps(_mm_cvtsi32_si128((int)hl_ld32(xb)));
-            else dx[g] = hl_h2f(hl_ld16(xb));
-        }
-#pragma GCC unroll 2
-        for (int j = 0; j < NW; j++) {
-            __m256 t;
-            if (has_min) {
-                __m128 p0 = _mm_mul_ps(hw[j][0], hx[0]);
-                t = _mm256_mul_ps(_mm256_cvtepi32_ps(block_isum(kind, wq[j][0], wa[j][0], xv[0], xo[0])),
-                                  _mm256_broadcastss_ps(p0));
-                ms[j][i] = _mm_add_ps(ms[j][i], p0);
-                if (G == 2) {
-                    __m128 p1 = _mm_mul_ps(hw[j][1], hx[1]);
-                    t = _mm256_fmadd_ps(_mm256_cvtepi32_ps(block_isum(kind, wq[j][1], wa[j][1], xv[1], xo[1])),
-                                        _mm256_broadcastss_ps(p1), t);
-                    ms[j][i] = _mm_add_ps(ms[j][i], p1);
-                }
-            } else {
-                t = _mm256_mul_ps(_mm256_cvtepi32_ps(block_isum(kind, wq[j][0], wa[j][0], xv[0], xo[0])),
-                                  _mm256_set1_ps(dw[j][0] * dx[0]));
-                if (G == 2)
-                    t = _mm256_fmadd_ps(_mm256_cvtepi32_ps(block_isum(kind, wq[j][1], wa[j][1], xv[1], xo[1])),
-                                        _mm256_set1_ps(dw[j][1] * dx[1]), t);
-            }
-            acc[j][i] = _mm256_add_ps(acc[j][i], t);
-        }
+        for (int j = 0; j < NW; j++) acc[j][i] = pair_fma(kind, &u[j], &v, acc[j][i]);
     }
 }
 
-/* Blocks are taken two at a time: t = f(b) * s(b) + f(b+1) * s(b+1), then
- * acc += t, which halves the dependency chain on acc at batch 1. The min
- * terms (Q4_1, Q5_1) go to a separate accumulator. The same sequence runs for
- * every (nw, nx), so a row's result never depends on the tile shape. */
+/* The same sequence of steps runs for every (nw, nx), so a row's result
+ * never depends on the tile shape, the batch size or the thread split. */
 HL_INLINE void legacy_tile(const int kind, const int NW, const int NX, int64_t k, const uint8_t *w, size_t ws,
                            const uint8_t *x, size_t xs, float *out, int64_t ldo) {
     __m256 acc[2][4];
-    __m128 ms[2][4];
 #pragma GCC unroll 2
     for (int j = 0; j < NW; j++)
 #pragma GCC unroll 4
-        for (int i = 0; i < NX; i++) {
-            acc[j][i] = _mm256_setzero_ps();
-            ms[j][i] = _mm_setzero_ps();
-        }
+        for (int i = 0; i < NX; i++) acc[j][i] = _mm256_setzero_ps();
     const int64_t nb = k / HL_QK;
     int64_t b = 0;
-    for (; b + 2 <= nb; b += 2) legacy_step(kind, NW, NX, 2, b, w, ws, x, xs, acc, ms);
-    if (b < nb) legacy_step(kind, NW, NX, 1, b, w, ws, x, xs, acc, ms);
+    for (; b + 2 <= nb; b += 2) legacy_step(kind, NW, NX, 2, b, w, ws, x, xs, acc);
+    if (b < nb) legacy_step(kind, NW, NX, 1, b, w, ws, x, xs, acc);
 #pragma GCC unroll 4
     for (int i = 0; i < NX; i++)
 #pragma GCC unroll 2
-        for (int j = 0; j < NW; j++) {
-            float m = 0.0f;
-            if (kind == K_Q4_1 || kind == K_Q5_1) m = _mm_cvtss_f32(_mm_movehdup_ps(ms[j][i])); /* lane 1 */
-            out[i * ldo + j] = hl_hsum8(acc[j][i]) + m;
-        }
+        for (int j = 0; j < NW; j++) out[i * ldo + j] = hl_hsum8(acc[j][i]);
 }
 
 #define LEGACY_ENTRY(name, kind)                                                                                  \
