@@ -414,7 +414,8 @@ static json_object *eval_operand(ev *e, const gt_operand *o, json_object *dot) {
     case O_FIELD: v = json_object_get(dot); break;
     case O_VAR: v = json_object_get(lookup_var(e, o->name)); break;
     case O_STRING: return json_object_new_string_len(o->name, (int)o->name_len);
-    case O_NUMBER: return o->is_int ? json_object_new_int64((int64_t)o->num) : json_object_new_double(o->num);
+    case O_NUMBER: /* integers beyond int64 stay doubles (the cast would be undefined) */
+        return o->is_int && fabs(o->num) < 9.2e18 ? json_object_new_int64((int64_t)o->num) : json_object_new_double(o->num);
     case O_BOOL: return json_object_new_boolean(o->boolean);
     case O_NIL: return NULL;
     case O_FUNC: return call(e, o->name, NULL, 0);

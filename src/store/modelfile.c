@@ -211,7 +211,9 @@ static void put_value(hl_buf *b, const char *v) {
                 !isspace((unsigned char)v[n - 1]) && v[0] != '"';
     if (plain) {
         hl_buf_puts(b, v);
-    } else if (!strchr(v, '\n') && !strchr(v, '\r')) {
+    } else if (!strchr(v, '\n')) {
+        /* one line, even with a CR in it: "..." holds anything but a newline
+         * (a CR-only value may contain """, which the multi-line form cannot) */
         hl_buf_putc(b, '"');
         for (const char *p = v; *p; p++) {
             if (*p == '"' || *p == '\\') hl_buf_putc(b, '\\');
