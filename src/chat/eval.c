@@ -135,7 +135,8 @@ static int str_percent(crender *r, const cnode *at, cv fmt, cv args, cv *out) {
         else if (c == 'f' && is_num(v)) hl_buf_printf(&b, "%.*f", prec < 0 ? 6 : prec, as_f(v));
         else rc = chat_rerr(r, at, HL_ENOTSUP, "unsupported %% format '%c' (or argument type %s)", c, cv_type_name(v));
     }
-    if (!rc && ai < na) rc = chat_rerr(r, at, HL_EINVAL, "not all arguments converted during string formatting");
+    /* Python lets a list or dict argument go unused (it could be a mapping) */
+    if (!rc && ai < na && !(av == &one && (args.t == CV_LIST || args.t == CV_DICT))) rc = chat_rerr(r, at, HL_EINVAL, "not all arguments converted during string formatting");
     if (!rc && b.oom) rc = oom(r);
     if (!rc) {
         *out = cv_str_new(b.data ? b.data : "", b.len);
@@ -231,7 +232,7 @@ static int binop(crender *r, const cnode *at, int op, cv a, cv b, cv *out) {
         out->u.s = p;
         return 0;
     }
-    if (op == COP_ADD && a.t == CV_LIST && b.t == CV_LIST) {
+    if (op == COP_ADD && a.t == CV_LIST && b.t == CV_LIST && !a.u.l->gen && !b.u.l->gen) {
         if (a.u.l->tuple != b.u.l->tuple)
             return chat_rerr(r, at, HL_EINVAL, "can only concatenate %s (not \"%s\") to %s", a.u.l->tuple ? "tuple" : "list",
                              b.u.l->tuple ? "tuple" : "list", a.u.l->tuple ? "tuple" : "list");
@@ -243,7 +244,8 @@ static int binop(crender *r, const cnode *at, int op, cv a, cv b, cv *out) {
         *out = l;
         return 0;
     }
-    if (op == COP_MUL && ((a.t == CV_LIST && (b.t == CV_INT || b.t == CV_BOOL)) || (b.t == CV_LIST && (a.t == CV_INT || a.t == CV_BOOL)))) {
+    if (op == COP_MUL && ((a.t == CV_LIST && !a.u.l->gen && (b.t == CV_INT || b.t == CV_BOOL)) ||
+                          (b.t == CV_LIST && !b.u.l->gen && (a.t == CV_INT || a.t == CV_BOOL)))) {
         cv src = a.t == CV_LIST ? a : b;
         int64_t k = a.t == CV_LIST ? as_i(b) : as_i(a);
         if (k < 0) k = 0;
@@ -320,6 +322,7 @@ static int norm_index(int64_t i, size_t n, size_t *out) {
 
 static int getitem(crender *r, const cnode *at, cv obj, cv key, cv *out) {
     if (obj.t == CV_UNDEF) return undef_err(r, at, obj);
+    if (obj.t == CV_LIST && obj.u.l->gen) return chat_rerr(r, at, HL_EINVAL, "'generator' object is not subscriptable");
     if ((obj.t == CV_LIST || obj.t == CV_STR) && (key.t == CV_INT || key.t == CV_BOOL)) {
         size_t i;
         if (obj.t == CV_LIST) {
@@ -371,7 +374,7 @@ static int do_slice(crender *r, cscope *s, const cnode *n, cv obj, cv *out) {
     if (!has_st) st = 1;
     if (st == 0) return chat_rerr(r, n, HL_EINVAL, "slice step cannot be zero");
     if (obj.t == CV_UNDEF) return undef_err(r, n, obj);
-    if (obj.t != CV_LIST && obj.t != CV_STR)
+    if ((obj.t != CV_LIST && obj.t != CV_STR) || (obj.t == CV_LIST && obj.u.l->gen))
         return chat_rerr(r, n, HL_EINVAL, "'%s' object is not subscriptable", cv_type_name(obj));
     int64_t len = obj.t == CV_LIST ? (int64_t)obj.u.l->n : (int64_t)cv_u8_len(obj.u.s->data, obj.u.s->len);
     /* Python's slice.indices() */

@@ -129,7 +129,10 @@ static int getattr_path(cv obj, const char *path, cv *out) {
 static int length_of(crender *r, const cnode *at, cv v, int64_t *n) {
     switch (v.t) {
     case CV_STR: *n = (int64_t)cv_u8_len(v.u.s->data, v.u.s->len); return 0;
-    case CV_LIST: *n = (int64_t)v.u.l->n; return 0;
+    case CV_LIST:
+        if (v.u.l->gen) return chat_rerr(r, at, HL_EINVAL, "object of type 'generator' has no len()");
+        *n = (int64_t)v.u.l->n;
+        return 0;
     case CV_DICT:
     case CV_NS: *n = (int64_t)v.u.d->n; return 0;
     case CV_UNDEF: *n = 0; return 0;
@@ -192,6 +195,7 @@ static int seq_apply(crender *r, const cnode *at, const char *fname, cv self, cv
 out:
     cv_unref(items);
     if (rc) { cv_unref(res); return rc; }
+    res.u.l->gen = 1;
     *out = res;
     return 0;
 }
@@ -302,6 +306,9 @@ int chat_filter(crender *r, const cnode *at, const char *name, cv self, cv *args
             for (int64_t i = left; i < pad; i++) hl_buf_putc(&b, ' ');
             *out = b.oom ? cv_undef("<out of memory>") : cv_str_new(b.data ? b.data : "", b.len);
             hl_buf_free(&b);
+        } else if (IS("indent") && self.t != CV_STR) {
+            cv_unref(s);
+            return chat_rerr(r, at, HL_EINVAL, "indent needs a string, not %s", cv_type_name(self));
         } else if (IS("indent")) {
             cv *w = ARG(0, "width"), *first = ARG(1, "first"), *blank = ARG(2, "blank");
             hl_buf ind = {0}, b = {0};
@@ -346,6 +353,7 @@ int chat_filter(crender *r, const cnode *at, const char *name, cv self, cv *args
             cv d = self;
             d.t = CV_DICT;
             chat_method(r, at, d, "items", NULL, 0, NULL, NULL, 0, out, &mrc);
+            if (!mrc) out->u.l->gen = 1;
             return mrc;
         }
     } else if (IS("dictsort")) {
@@ -378,6 +386,8 @@ int chat_filter(crender *r, const cnode *at, const char *name, cv self, cv *args
         *out = b.oom ? cv_undef("<out of memory>") : cv_str_new(b.data ? b.data : "", b.len);
         hl_buf_free(&b);
     } else if (IS("first") || IS("last")) {
+        if (IS("last") && self.t == CV_LIST && self.u.l->gen)
+            return chat_rerr(r, at, HL_EINVAL, "'generator' object is not reversible");
         cv items;
         if ((rc = chat_iterate(r, at, self, &items))) return rc;
         size_t n = items.u.l->n;
@@ -401,8 +411,11 @@ int chat_filter(crender *r, const cnode *at, const char *name, cv self, cv *args
             cv items;
             if ((rc = chat_iterate(r, at, self, &items))) return rc;
             cv l = cv_list_new(items.u.l->n);
-            if (l.t == CV_LIST)
+            if (l.t == CV_LIST) {
+                /* reversed(list) is an iterator; a generator is listed and reversed */
+                l.u.l->gen = !(self.t == CV_LIST && self.u.l->gen);
                 for (size_t i = items.u.l->n; i > 0; i--) cv_list_push(l, cv_ref(items.u.l->v[i - 1]));
+            }
             cv_unref(items);
             *out = l;
         }
@@ -429,6 +442,7 @@ int chat_filter(crender *r, const cnode *at, const char *name, cv self, cv *args
         }
         cv_unref(seen);
         cv_unref(items);
+        if (l.t == CV_LIST) l.u.l->gen = 1;
         *out = l;
     } else if (IS("sort")) {
         cv *rev = ARG(0, "reverse"), *cs = ARG(1, "case_sensitive"), *attr = ARG(2, "attribute");
@@ -481,6 +495,23 @@ int chat_filter(crender *r, const cnode *at, const char *name, cv self, cv *args
         cv_unref(items);
     } else if (IS("select") || IS("reject") || IS("selectattr") || IS("rejectattr") || IS("map")) {
         return seq_apply(r, at, name, self, args, nargs, kwn, kwv, nkw, out);
+    } else if (IS("batch")) {
+        cv *cnt = ARG(0, "linecount"), *fill = ARG(1, "fill_with");
+        if (!cnt || cnt->t != CV_INT || cnt->u.i <= 0) return chat_rerr(r, at, HL_EINVAL, "batch needs a positive count");
+        cv items;
+        if ((rc = chat_iterate(r, at, self, &items))) return rc;
+        size_t per = (size_t)cnt->u.i, n = items.u.l->n;
+        cv res = cv_list_new(0);
+        for (size_t i = 0; i < n && res.t == CV_LIST; i += per) {
+            cv row = cv_list_new(0);
+            if (row.t != CV_LIST) break;
+            for (size_t j = i; j < i + per && (j < n || fill) && j - i < 1000000; j++)
+                cv_list_push(row, j < n ? cv_ref(items.u.l->v[j]) : cv_ref(*fill));
+            cv_list_push(res, row);
+        }
+        cv_unref(items);
+        if (res.t == CV_LIST) res.u.l->gen = 1;
+        *out = res;
     } else if (IS("attr")) {
         cv *a = ARG(0, "name");
         if (!a || a->t != CV_STR) return chat_rerr(r, at, HL_EINVAL, "attr needs a name");
@@ -488,6 +519,7 @@ int chat_filter(crender *r, const cnode *at, const char *name, cv self, cv *args
         else *out = cv_undef(a->u.s->data);
     } else if (IS("int") || IS("float")) {
         int is_int = IS("int");
+        if (self.t == CV_UNDEF) return chat_rerr(r, at, HL_EINVAL, "'%s' is undefined", self.u.uname ? self.u.uname : "value");
         cv *dv = ARG(0, "default");
         double f = 0;
         int ok = 1;
@@ -569,25 +601,38 @@ int chat_test(crender *r, const cnode *at, const char *name, cv v, cv *args, int
     else if (IS("false")) *out = v.t == CV_BOOL && !v.u.b;
     else if (IS("mapping")) *out = v.t == CV_DICT;
     else if (IS("iterable")) *out = v.t == CV_STR || v.t == CV_LIST || v.t == CV_DICT || v.t == CV_UNDEF || v.t == CV_NS;
-    else if (IS("sequence")) *out = v.t == CV_STR || v.t == CV_LIST || v.t == CV_DICT;
+    else if (IS("sequence")) *out = v.t == CV_STR || (v.t == CV_LIST && !v.u.l->gen) || v.t == CV_DICT || v.t == CV_UNDEF;
     else if (IS("callable")) *out = v.t == CV_MACRO || v.t == CV_FUNC;
     else if (IS("sameas")) *out = v.t == a.t && (v.t == CV_NONE || v.t == CV_UNDEF || (v.t == CV_BOOL && v.u.b == a.u.b) ||
                                                 (v.t == CV_INT && v.u.i == a.u.i) || ((v.t == CV_STR || v.t == CV_LIST || v.t == CV_DICT) && v.u.s == a.u.s));
     else if (IS("escaped")) *out = 0;
-    else if (IS("lower") || IS("upper")) {
-        if (v.t != CV_STR) { *out = 0; return 0; }
+    else if (IS("lower") || IS("upper")) { /* str(value).islower() */
+        cv sv = str_of(v);
+        if (cv_is_oom(sv)) return oom(r);
         int mrc = 0;
         cv res;
-        chat_method(r, at, v, IS("lower") ? "islower" : "isupper", NULL, 0, NULL, NULL, 0, &res, &mrc);
+        chat_method(r, at, sv, IS("lower") ? "islower" : "isupper", NULL, 0, NULL, NULL, 0, &res, &mrc);
+        cv_unref(sv);
         if (mrc) return mrc;
         *out = res.u.b;
     } else if (IS("odd") || IS("even") || IS("divisibleby")) {
-        if (v.t != CV_INT && v.t != CV_BOOL) return chat_rerr(r, at, HL_EINVAL, "test '%s' needs an integer, not %s", name, cv_type_name(v));
-        int64_t x = v.t == CV_INT ? v.u.i : v.u.b;
-        if (IS("divisibleby")) {
-            if (a.t != CV_INT || a.u.i == 0) return chat_rerr(r, at, HL_EINVAL, "divisibleby needs a non-zero integer");
-            *out = x % a.u.i == 0;
-        } else *out = (x % 2 != 0) == IS("odd");
+        /* value % 2 == 1, value % 2 == 0, value % num == 0, with Python's modulo */
+        cv d = IS("divisibleby") ? a : cv_int(2);
+        int isnum = (v.t == CV_INT || v.t == CV_BOOL || v.t == CV_FLOAT) && (d.t == CV_INT || d.t == CV_BOOL || d.t == CV_FLOAT);
+        if (!isnum) return chat_rerr(r, at, HL_EINVAL, "test '%s': unsupported operand types '%s' and '%s'", name, cv_type_name(v), cv_type_name(d));
+        double x = v.t == CV_FLOAT ? v.u.f : (double)(v.t == CV_INT ? v.u.i : v.u.b);
+        double y = d.t == CV_FLOAT ? d.u.f : (double)(d.t == CV_INT ? d.u.i : d.u.b);
+        if (y == 0) return chat_rerr(r, at, HL_EINVAL, "test '%s': modulo by zero", name);
+        double m;
+        if (v.t != CV_FLOAT && d.t != CV_FLOAT) {
+            int64_t xi = v.t == CV_INT ? v.u.i : v.u.b, yi = d.t == CV_INT ? d.u.i : d.u.b, mi = yi == -1 ? 0 : xi % yi;
+            if (mi != 0 && ((mi < 0) != (yi < 0))) mi += yi;
+            m = (double)mi;
+        } else {
+            m = fmod(x, y);
+            if (m != 0 && ((m < 0) != (y < 0))) m += y;
+        }
+        *out = IS("odd") ? m == 1 : m == 0;
     } else if (IS("==") || IS("eq") || IS("equalto") || IS("!=") || IS("ne") || IS("<") || IS("lt") || IS("lessthan") ||
                IS("<=") || IS("le") || IS(">") || IS("gt") || IS("greaterthan") || IS(">=") || IS("ge") || IS("in")) {
         if (nargs < 1) return chat_rerr(r, at, HL_EINVAL, "test '%s' needs an argument", name);

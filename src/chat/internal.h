@@ -59,6 +59,8 @@ struct cv_str {
 struct cv_list {
     int rc;
     int tuple; /* prints as (a, b) */
+    int gen;   /* a jinja2 generator (from select, map, items, unique, reverse): always
+                  truthy, no len(), no indexing, not JSON; iterating is fine */
     size_t n, cap;
     cv *v;
 };

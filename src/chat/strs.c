@@ -392,7 +392,7 @@ int chat_order(cv a, cv b, int fold_case) {
         }
         return a.u.s->len < b.u.s->len ? -1 : a.u.s->len > b.u.s->len;
     }
-    if (a.t == CV_LIST && b.t == CV_LIST) {
+    if (a.t == CV_LIST && b.t == CV_LIST && !a.u.l->gen && !b.u.l->gen && a.u.l->tuple == b.u.l->tuple) {
         size_t n = a.u.l->n < b.u.l->n ? a.u.l->n : b.u.l->n;
         for (size_t i = 0; i < n; i++) {
             if (cv_equal(a.u.l->v[i], b.u.l->v[i])) continue;
@@ -416,6 +416,8 @@ int chat_compare(crender *r, const cnode *at, int op, cv a, cv b, int *out) {
         } else if (b.t == CV_LIST) {
             for (size_t i = 0; i < b.u.l->n && !hit; i++) hit = cv_equal(a, b.u.l->v[i]);
         } else if (b.t == CV_DICT || b.t == CV_NS) {
+            if (a.t == CV_LIST || a.t == CV_DICT || a.t == CV_NS)
+                return chat_rerr(r, at, HL_EINVAL, "unhashable type: '%s'", cv_type_name(a));
             hit = cv_dict_find(b, a) != NULL;
         } else if (b.t != CV_UNDEF) {
             return chat_rerr(r, at, HL_EINVAL, "argument of type '%s' is not iterable", cv_type_name(b));
@@ -435,7 +437,14 @@ int chat_compare(crender *r, const cnode *at, int op, cv a, cv b, int *out) {
 }
 
 int chat_iterate(crender *r, const cnode *at, cv v, cv *out) {
-    if (v.t == CV_LIST) { *out = cv_ref(v); return 0; }
+    if (v.t == CV_LIST && !v.u.l->gen) { *out = cv_ref(v); return 0; }
+    if (v.t == CV_LIST) { /* consuming a generator gives a plain list */
+        cv l = cv_list_new(v.u.l->n);
+        if (l.t != CV_LIST) return oom(r);
+        for (size_t i = 0; i < v.u.l->n; i++) cv_list_push(l, cv_ref(v.u.l->v[i]));
+        *out = l;
+        return 0;
+    }
     cv l = cv_list_new(0);
     if (l.t != CV_LIST) return oom(r);
     if (v.t == CV_DICT || v.t == CV_NS) {

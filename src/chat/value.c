@@ -158,7 +158,7 @@ int cv_truthy(cv v) {
     case CV_INT: return v.u.i != 0;
     case CV_FLOAT: return v.u.f != 0.0;
     case CV_STR: return v.u.s->len != 0;
-    case CV_LIST: return v.u.l->n != 0;
+    case CV_LIST: return v.u.l->gen || v.u.l->n != 0;
     case CV_DICT: return v.u.d->n != 0;
     default: return 1;
     }
@@ -181,6 +181,7 @@ int cv_equal(cv a, cv b) {
     case CV_NONE: return 1;
     case CV_STR: return a.u.s->len == b.u.s->len && memcmp(a.u.s->data, b.u.s->data, a.u.s->len) == 0;
     case CV_LIST:
+        if (a.u.l->gen || b.u.l->gen) return a.u.l == b.u.l;
         if (a.u.l->n != b.u.l->n || a.u.l->tuple != b.u.l->tuple) return 0;
         for (size_t i = 0; i < a.u.l->n; i++)
             if (!cv_equal(a.u.l->v[i], b.u.l->v[i])) return 0;
@@ -208,7 +209,7 @@ const char *cv_type_name(cv v) {
     case CV_INT: return "int";
     case CV_FLOAT: return "float";
     case CV_STR: return "str";
-    case CV_LIST: return "list";
+    case CV_LIST: return v.u.l->gen ? "generator" : v.u.l->tuple ? "tuple" : "list";
     case CV_DICT: return "dict";
     case CV_NS: return "Namespace";
     case CV_MACRO: return "Macro";
@@ -296,6 +297,7 @@ void cv_repr(hl_buf *b, cv v) {
     switch (v.t) {
     case CV_STR: str_repr(b, v.u.s->data, v.u.s->len); return;
     case CV_LIST:
+        if (v.u.l->gen) { hl_buf_puts(b, "<generator object>"); return; }
         hl_buf_putc(b, v.u.l->tuple ? '(' : '[');
         for (size_t i = 0; i < v.u.l->n; i++) {
             if (i) hl_buf_puts(b, ", ");
@@ -391,6 +393,7 @@ static int json_rec(hl_buf *b, cv v, int indent, const char *isep, const char *k
         return 0;
     case CV_STR: json_str(b, v.u.s->data, v.u.s->len); return 0;
     case CV_LIST:
+        if (v.u.l->gen) return hl_err_set(err, HL_EINVAL, "tojson: Object of type generator is not JSON serializable");
         if (v.u.l->n == 0) { hl_buf_puts(b, "[]"); return 0; }
         hl_buf_putc(b, '[');
         for (size_t i = 0; i < v.u.l->n; i++) {
