@@ -436,7 +436,8 @@ int hl_sample_have_avx2(void) {
 #if defined(__x86_64__) || defined(__i386__)
     const char *cap = getenv("HL_SIMD");
     if (cap && strcmp(cap, "scalar") == 0) return 0;
-    __builtin_cpu_init();
+    /* libgcc fills the CPU model in a constructor; no __builtin_cpu_init here,
+     * which would rewrite it while other threads read it */
     return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 #else
     return 0;
