@@ -1,8 +1,9 @@
-"""Randomly generated expressions (fixed seeds, so the cases are stable)
+"""Randomly generated expressions and whitespace layouts (fixed seeds, so the cases are stable)
 rendered by jinja2 and by our interpreter over the same context as
 test_jinja_exprs.py: combinations of operators, filters, tests and
 conditionals that nobody would write by hand but that exercise type rules and
-error parity. Two jinja2 behaviours we deliberately do not copy are skipped:
+error parity; and random text/tag layouts with every whitespace-control
+marker (-, +, trim_blocks, lstrip_blocks, comments, CRLF). Two jinja2 behaviours we deliberately do not copy are skipped:
 the text of a printed generator (it contains a memory address) and errors that
 jinja2 defers until a generator is consumed (we raise them at once)."""
 import random
@@ -62,4 +63,46 @@ def test_generated_matches_jinja2(src):
         assert not ok, f"jinja2 failed ({ref}) but we rendered {ours!r}"
         return
     assert ok, f"we failed ({ours}); jinja2 rendered {ref!r}"
+    assert ours == ref
+
+
+TEXT = ["", " ", "  ", "\n", "\n\n", "  \n", "\n  ", "\t", "x", " y ", "\n z\n", "a\n  ", "\r\n", " \t\n"]
+
+
+def tag_block(r, depth):
+    lm = lambda: r.choice(["", "", "-", "+"])  # noqa: E731
+    rm = lambda: r.choice(["", "", "-"])  # noqa: E731
+    k = r.random()
+    if depth > 2 or k < 0.35:
+        return "{{%s %s %s}}" % (r.choice(["", "-"]), r.choice(["n", "'v'", "l[0]", "''"]), rm())
+    if k < 0.45:
+        return "{#%s c %s#}" % (lm(), rm())
+    if k < 0.6:
+        return "{%%%s set v = 1 %s%%}" % (lm(), rm())
+    if k < 0.8:
+        return "{%%%s if %s %s%%}%s{%%%s else %s%%}%s{%%%s endif %s%%}" % (
+            lm(), r.choice(["t", "no"]), rm(), layout(r, depth + 1), lm(), rm(), layout(r, depth + 1), lm(), rm())
+    return "{%%%s for i in [1, 2] %s%%}%s{%%%s endfor %s%%}" % (lm(), rm(), layout(r, depth + 1), lm(), rm())
+
+
+def layout(r, depth=0):
+    out = r.choice(TEXT)
+    for _ in range(r.randint(0, 3)):
+        out += tag_block(r, depth) + r.choice(TEXT)
+    return out
+
+
+def layouts():
+    r = random.Random(7)
+    return [layout(r) for _ in range(200)]
+
+
+LAYOUTS = layouts()
+
+
+@pytest.mark.parametrize("src", LAYOUTS, ids=[f"w{i:03d}" for i in range(len(LAYOUTS))])
+def test_whitespace_layout_matches_jinja2(src):
+    ok_ref, ref = render_ref(src, CTX)
+    ok, ours = render_ours(src, CTX)
+    assert ok == ok_ref, (ref, ours)
     assert ours == ref
