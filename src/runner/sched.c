@@ -274,12 +274,26 @@ static seq *pick_victim(hl_engine *e, int32_t n_bseq, const seq *s) {
     return v;
 }
 
+/* Waiting sequences may hold blocks (prefix-cache hits, a fork's shared
+ * prompt). Running ones come first: give those back; they are cached, so a
+ * waiting sequence finds them again through the prefix cache when admitted.
+ * Returns the number of blocks released. */
+static int32_t reclaim_waiting(hl_engine *e) {
+    int32_t n = 0;
+    for (seq *w = e->waiting; w; w = w->next) {
+        n += w->n_blocks;
+        release_blocks(e, w);
+    }
+    return n;
+}
+
 /* Grows s's block table to cover `end` positions. Returns the number of
  * positions covered (may be less than end when the pool is full). */
 static int32_t grow_blocks(hl_engine *e, seq *s, int32_t end, int may_preempt, int32_t n_bseq) {
     while (s->n_blocks * e->block_size < end) {
         int32_t b = hl_kvc_alloc(&e->kvc);
         if (b < 0) {
+            if (reclaim_waiting(e) > 0) continue;
             seq *v = may_preempt ? pick_victim(e, n_bseq, s) : NULL;
             if (!v) break;
             preempt(e, v);
@@ -298,8 +312,12 @@ static void admit_waiting(hl_engine *e) {
         int32_t pending = s->n_tokens - s->n_computed;
         int32_t first = pending < e->p.step_tokens ? pending : e->p.step_tokens;
         int32_t need = (s->n_computed + first + e->block_size - 1) / e->block_size - s->n_blocks;
-        /* do not admit into a pool that cannot take its first chunk while others run */
-        if (need > e->kvc.n_free && e->n_running > 0) break;
+        /* do not admit into a pool that cannot take its first chunk while
+         * others run; a refused sequence holds no blocks while it waits */
+        if (need > e->kvc.n_free && e->n_running > 0) {
+            release_blocks(e, s);
+            break;
+        }
         e->waiting = s->next;
         s->next = NULL;
         if (!s->t_admit) {

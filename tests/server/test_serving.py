@@ -94,9 +94,6 @@ def test_prefix_cache_hit(make_server, smollm):
     assert b["prompt_eval_duration"] < a["prompt_eval_duration"] / 2
 
 
-@pytest.mark.xfail(run=False, reason="runner livelock: with the pool full of cached prompt blocks, a re-admitted "
-                   "sequence preempts itself forever (millions of preemptions, one running sequence); "
-                   "reported to the runner's owner; the engine's own unit test covers preemption")
 def test_preemption_loses_nothing(make_server, stories):
     # 8 streams of 5+120 tokens need ~64 blocks of 16; the pool holds 20. The
     # references come from a roomy server: running them first on the tiny one

@@ -347,3 +347,48 @@ TEST(engine_rejects_bad_requests) {
     hl_engine_free(e);
     hl_loaded_free(lm);
 }
+
+/* Many streams sharing a prompt prefix on a pool far too small for all of
+ * them: prefix lookups, preemption and re-admission must neither livelock nor
+ * change any output. */
+TEST(engine_tiny_pool_shared_prefix_no_livelock) {
+    hl_loaded *lm = load();
+    if (!lm) return;
+    hl_engine *e, *big;
+    hl_engine_params p = hl_engine_default_params();
+    p.n_threads = 2;
+    p.n_blocks = 12;
+    CHECK_EQ(hl_engine_new(&e, lm, &p, NULL), 0);
+    hl_engine_params pb = hl_engine_default_params();
+    pb.n_threads = 2;
+    CHECK_EQ(hl_engine_new(&big, lm, &pb, NULL), 0);
+    enum { N = 8 };
+    int32_t prompts[N][40];
+    hl_handle *hs[N];
+    outcome *tiny = calloc(N, sizeof *tiny), *ref = calloc(N, sizeof *ref);
+    for (int i = 0; i < N; i++) {
+        prompts[i][0] = 1;
+        for (int k = 1; k < 40; k++) prompts[i][k] = k < 34 ? 300 + k : 400 + i * 3 + k; /* 2 shared blocks */
+        hl_request r = greedy_req(prompts[i], 40, 60);
+        CHECK_EQ(hl_engine_submit(e, &r, NULL, NULL, &hs[i], NULL), 0);
+    }
+    for (int i = 0; i < N; i++) {
+        collect(hs[i], &tiny[i]);
+        hl_handle_release(hs[i]);
+        hl_request r = greedy_req(prompts[i], 40, 60);
+        CHECK_EQ(run_one(big, &r, &ref[i]), 0);
+        CHECK(tiny[i].done[0]);
+        CHECK_EQ(tiny[i].n[0], ref[i].n[0]);
+        CHECK(memcmp(tiny[i].tokens[0], ref[i].tokens[0], sizeof(int32_t) * (size_t)ref[i].n[0]) == 0);
+    }
+    hl_engine_metrics m;
+    hl_engine_get_metrics(e, &m);
+    CHECK(m.preemptions > 0);
+    CHECK(m.preemptions < 10000); /* progress, not a preemption storm */
+    CHECK_EQ(m.blocks_used, 0);
+    free(tiny);
+    free(ref);
+    hl_engine_free(e);
+    hl_engine_free(big);
+    hl_loaded_free(lm);
+}
