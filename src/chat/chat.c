@@ -12,7 +12,7 @@
 #define MAX_TEMPLATE (4u << 20)
 
 chat_limits chat_limits_default(void) {
-    chat_limits l = {16u << 20, 1000000, 256};
+    chat_limits l = {16u << 20, 1000000, 256, (size_t)1 << 30};
     return l;
 }
 
@@ -55,6 +55,7 @@ int chat_template_render_limits(const chat_template *t, struct json_object *ctx,
     crender r = {0};
     r.t = t;
     r.lim = lim ? *lim : chat_limits_default();
+    if (!r.lim.max_work) r.lim.max_work = chat_limits_default().max_work;
     r.err = err;
     r.root = chat_scope_new(NULL);
     if (!r.root) return hl_err_set(err, HL_ENOMEM, "out of memory");

@@ -36,11 +36,14 @@ typedef struct chat_template chat_template;
 /* ---- limits ------------------------------------------------------------- */
 
 /* Bounds for one render; chat_limits_default() gives the values used by
- * chat_template_render (1M loop iterations, 16 MB output, depth 256). */
+ * chat_template_render (1M loop iterations, 16 MB output, depth 256, 1 GB of
+ * work). */
 typedef struct chat_limits {
     size_t max_output;     /* bytes of rendered text (and of any string built) */
     size_t max_iterations; /* loop iterations + macro calls, all loops together */
     int max_depth;         /* nesting of macro calls / expression evaluation */
+    size_t max_work;       /* bytes of strings and lists built by operators, filters
+                              and methods over the whole render (0: the default) */
 } chat_limits;
 
 chat_limits chat_limits_default(void);

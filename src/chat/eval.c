@@ -87,6 +87,23 @@ static int undef_err(crender *r, const cnode *at, cv v) {
 
 static int ev(crender *r, cscope *s, const cnode *n, cv *out);
 
+/* Counts the size of a value just built against the render's work budget, so
+ * a loop that keeps rebuilding big strings or lists stops with an error
+ * instead of running for minutes. On failure *v is released. */
+static int charge(crender *r, const cnode *at, int rc, cv *v) {
+    if (rc) return rc;
+    size_t w = v->t == CV_STR ? v->u.s->len : v->t == CV_LIST ? v->u.l->n * sizeof(cv)
+             : (v->t == CV_DICT || v->t == CV_NS) ? v->u.d->n * 2 * sizeof(cv) : 0;
+    r->work += w;
+    if (r->work > r->lim.max_work) {
+        cv_unref(*v);
+        *v = cv_none();
+        return chat_rerr(r, at, HL_ERANGE, "template builds more than %zu bytes of strings and lists (runaway template?)",
+                         r->lim.max_work);
+    }
+    return 0;
+}
+
 static int check_out(crender *r, const cnode *at, hl_buf *out) {
     if (out->oom) return oom(r);
     if (out->len > r->lim.max_output)
@@ -454,14 +471,14 @@ static int eval_call(crender *r, cscope *s, const cnode *n, cv *out) {
             chat_method(r, n, obj, n->a->name, a.pos, a.np, n->kw_names, a.kw, a.nk, out, &mrc);
             args_free(&a);
             cv_unref(obj);
-            return mrc;
+            return charge(r, n, mrc, out);
         }
         cv callee;
         rc = getattr(r, n->a, obj, n->a->name, &callee);
         cv_unref(obj);
         if (rc) return rc;
         if ((rc = eval_args(r, s, n, &a))) { cv_unref(callee); return rc; }
-        rc = call_value(r, s, n, callee, &a, out);
+        rc = charge(r, n, call_value(r, s, n, callee, &a, out), out);
         args_free(&a);
         cv_unref(callee);
         return rc;
@@ -469,7 +486,7 @@ static int eval_call(crender *r, cscope *s, const cnode *n, cv *out) {
     cv callee;
     if ((rc = ev(r, s, n->a, &callee))) return rc;
     if ((rc = eval_args(r, s, n, &a))) { cv_unref(callee); return rc; }
-    rc = call_value(r, s, n, callee, &a, out);
+    rc = charge(r, n, call_value(r, s, n, callee, &a, out), out);
     args_free(&a);
     cv_unref(callee);
     return rc;
@@ -484,7 +501,7 @@ static int apply_filters(crender *r, cscope *s, const cnode *f, cv in, cv *out) 
     } else base = cv_ref(in);
     argv_ a;
     if ((rc = eval_args(r, s, f, &a))) { cv_unref(base); return rc; }
-    rc = chat_filter(r, f, f->name, base, a.pos, a.np, f->kw_names, a.kw, a.nk, out);
+    rc = charge(r, f, chat_filter(r, f, f->name, base, a.pos, a.np, f->kw_names, a.kw, a.nk, out), out);
     args_free(&a);
     cv_unref(base);
     return rc;
@@ -525,7 +542,7 @@ static int ev(crender *r, cscope *s, const cnode *n, cv *out) {
         if ((rc = ev(r, s, n->a, &a))) return rc;
         argv_ args;
         if ((rc = eval_args(r, s, n, &args))) { cv_unref(a); return rc; }
-        rc = chat_filter(r, n, n->name, a, args.pos, args.np, n->kw_names, args.kw, args.nk, out);
+        rc = charge(r, n, chat_filter(r, n, n->name, a, args.pos, args.np, n->kw_names, args.kw, args.nk, out), out);
         args_free(&args);
         cv_unref(a);
         return rc;
@@ -568,7 +585,7 @@ static int ev(crender *r, cscope *s, const cnode *n, cv *out) {
     case CN_BINOP:
         if ((rc = ev(r, s, n->a, &a))) return rc;
         if ((rc = ev(r, s, n->b, &b))) { cv_unref(a); return rc; }
-        rc = binop(r, n, n->op, a, b, out);
+        rc = charge(r, n, binop(r, n, n->op, a, b, out), out);
         cv_unref(a);
         cv_unref(b);
         return rc;

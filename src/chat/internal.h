@@ -197,6 +197,7 @@ typedef struct crender {
     const chat_template *t;
     chat_limits lim;
     size_t iters;
+    size_t work; /* bytes of values built so far (see chat_limits.max_work) */
     int depth;
     hl_err *err;
     cscope *root;

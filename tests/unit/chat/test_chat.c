@@ -64,7 +64,7 @@ TEST(render_errors) {
     expect_error("{{ 1 + 'a' }}", HL_EINVAL, "unsupported operand type(s) for +: 'int' and 'str'");
     expect_error("{{ 1 // 0 }}", HL_EINVAL, "division or modulo by zero");
     expect_error("{% set l = [1] %}{{ l.append(2) }}", HL_EINVAL, "unsafe");
-    expect_error("{{ x | batch(2) }}", HL_ENOTSUP, "filter 'batch' is not supported");
+    expect_error("{{ x | groupby('a') }}", HL_ENOTSUP, "filter 'groupby' is not supported");
     expect_error("{{ (none | tojson) ~ (x | tojson) }}", HL_EINVAL, "not JSON serializable");
     expect_error("{% for a, b in [[1, 2, 3]] %}{% endfor %}", HL_EINVAL, "cannot unpack");
     expect_error("{{ 5() }}", HL_EINVAL, "not callable");
@@ -81,6 +81,11 @@ TEST(limits_stop_runaway_templates) {
     expect_error("{% set ns = namespace(s='xxxxxxxxxxxxxxxx') %}{% for i in range(30) %}{% set ns.s = ns.s + ns.s %}{% endfor %}{{ ns.s }}",
                  HL_ERANGE, "limit");
     expect_error("{% for i in range(100000) %}{{ 'y' * 200 }}{% endfor %}", HL_ERANGE, "exceeds the limit");
+    /* quadratic rebuilding: 100k appends to a growing list, 1M-char strings rebuilt 1000 times */
+    expect_error("{% set ns = namespace(l=[]) %}{% for i in range(100000) %}{% set ns.l = ns.l + [i] %}{% endfor %}",
+                 HL_ERANGE, "runaway template");
+    expect_error("{% set big = 'x' * 1000000 %}{% for i in range(100000) %}{% set s = big ~ i %}{% endfor %}", HL_ERANGE,
+                 "runaway template");
 
     chat_template *t = NULL;
     hl_err err = {0};
