@@ -1,26 +1,37 @@
 /* The model: architectures, weight binding and the batched forward pass.
  *
  * hl_model_load opens a GGUF file, reads the hyperparameters of its
- * architecture (general.architecture picks a description from the table in
- * arch.c: llama, qwen2, qwen3, gemma3), and binds every tensor the architecture needs,
- * checking presence, element type and exact shape once, so the forward pass
- * never checks. Weights stay in the read-only mapping (no copies). A loaded
- * model is immutable and may be shared by any number of threads.
+ * architecture (general.architecture picks a description from the registry in
+ * arch.c: llama, qwen2, qwen3, gemma3) and binds every tensor the architecture
+ * needs, checking presence, element type and exact shape once, so the forward
+ * pass never checks. Weights stay in the read-only mapping (no copies, no
+ * repacking). A loaded model is immutable and may be shared by any number of
+ * threads. Adding an architecture = one arch_<name>.c filling an hl_arch
+ * (model_impl.h: tensor table with symbolic shapes, rope style, activation,
+ * embedding scale, sliding-window pattern) + one line in arch.c; the generic
+ * forward pass already handles QKV biases, per-head q/k norms, post-attention
+ * and post-FFN norms, GELU or SiLU, tied output, sliding windows.
  *
  * One forward step (hl_model_forward) processes an hl_batch: a flat list of
  * tokens, each with its position, the index of its sequence in the batch's
  * sequence list, and whether its logits are wanted. Prefill chunks and single
- * decode tokens of several sequences mix freely. Every token's K/V is written
- * to its slot in the paged pool (kv.h) through its sequence's block table, then
- * each token attends causally to positions 0..pos of its own sequence; every
+ * decode tokens of several sequences mix freely, in any order. Every token's
+ * K/V is written to its slot in the paged pool (kv.h) through its sequence's
+ * block table, then each token attends causally to positions 0..pos of its
+ * own sequence (the last n_swa of them in sliding-window layers); every
  * earlier position must already be in the pool (from an earlier step, or
  * earlier in this batch). Logits are written densely, in batch order, for the
  * tokens that want them: logits[i * n_vocab ...] for the i-th wanting token.
+ * Speculative verification is just a batch of several tokens of one sequence
+ * with logits wanted for each; rejected positions are overwritten later.
  *
  * Results for one sequence do not depend on what else is in the batch nor on
- * the number of threads: every reduction is done in a fixed order by one
- * thread. The model knows nothing of tokenizers or chat templates; the runner
- * loads those from the same file through hl_model_gguf(). */
+ * the number of threads: every value is computed by one thread in an order
+ * fixed by its own token and position (tests/unit/model checks both).
+ * Threads: one hl_pool_run region per step, ~7 barriers per layer; steps of
+ * tiny models run on the calling thread (hl_forward_ctx_set_threads).
+ * The model knows nothing of tokenizers or chat templates; the runner loads
+ * those from the same file through hl_model_gguf(). */
 #ifndef HL_MODEL_H
 #define HL_MODEL_H
 
@@ -84,7 +95,9 @@ const hl_hparams *hl_model_hparams(const hl_model *m);
 /* The open file (borrowed, lives as long as the model): tokenizer and chat
  * template metadata are read from it by the runner. */
 const gguf_file *hl_model_gguf(const hl_model *m);
-/* Bytes of weights the forward pass reads per step (decode bandwidth bound). */
+/* Bytes of weights the forward pass reads per step (decode bandwidth bound):
+ * every matmul weight and vector, not the embedding table unless it is tied
+ * to the output (only looked-up rows of it are read). */
 size_t hl_model_weight_bytes(const hl_model *m);
 /* Comma-separated list of supported architecture names (static string). */
 const char *hl_model_supported_archs(void);
