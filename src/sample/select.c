@@ -167,19 +167,41 @@ static void heap_up(hl_cand *h, int32_t i) {
 }
 
 int32_t hl_sample_heap_top(const float *logits, int32_t n, int32_t k, hl_cand *out) {
-    int32_t cnt = 0;
+    int32_t cnt = 0, i = 0;
     if (k <= 0) return 0;
-    for (int32_t i = 0; i < n; i++) {
+    for (; i < n && cnt < k; i++) {
         float v = logits[i];
         if (!(v > -INFINITY)) continue; /* -inf and NaN */
-        if (cnt < k) {
-            out[cnt] = (hl_cand){.logit = v, .key = v, .p = 0.0f, .id = i};
-            heap_up(out, cnt++);
-        } else if (v > out[0].key) {
-            /* ids rise as we scan, so an equal key never displaces the root */
-            out[0] = (hl_cand){.logit = v, .key = v, .p = 0.0f, .id = i};
-            heap_down(out, cnt, 0);
+        out[cnt] = (hl_cand){.logit = v, .key = v, .p = 0.0f, .id = i};
+        heap_up(out, cnt++);
+    }
+    /* Heap full: most entries fall below the root, so test blocks of 16
+     * against it first (a vectorizable reduction) and look inside only the
+     * rare block with a contender. NaN and -inf never pass `v > root`. */
+    while (i < n) {
+        const int32_t end = n - i > 16 ? i + 16 : n;
+        const float root = out[0].key;
+        int any = 0;
+        if (end - i == 16) {
+            hl_v4f v[4];
+            memcpy(v, logits + i, sizeof v);
+            const hl_v4f r = {root, root, root, root};
+            hl_v4i m = (v[0] > r) | (v[1] > r) | (v[2] > r) | (v[3] > r);
+            any = (m[0] | m[1] | m[2] | m[3]) != 0;
+        } else {
+            for (int32_t j = i; j < end; j++) any |= logits[j] > root;
         }
+        if (any) {
+            for (int32_t j = i; j < end; j++) {
+                float v = logits[j];
+                if (v > out[0].key) {
+                    /* ids rise as we scan, so an equal key never displaces the root */
+                    out[0] = (hl_cand){.logit = v, .key = v, .p = 0.0f, .id = j};
+                    heap_down(out, cnt, 0);
+                }
+            }
+        }
+        i = end;
     }
     hl_sample_sort(out, cnt);
     return cnt;
