@@ -480,6 +480,98 @@ TEST(long_attention_chunked_path_agrees) {
     unlink(p1);
 }
 
+/* The llama converter permutes Q and K rows so that GGUF's adjacent-pair
+ * (NORM) rope equals Hugging Face's half-split (NEOX) rope. Undoing that
+ * permutation and declaring the file qwen2 (NEOX rope, QKV biases, here zero)
+ * must give the llama file's logits: checks NEOX rope and the bias plumbing
+ * against the NORM path, which llama.cpp's greedy ids vouch for. */
+static int write_as_qwen2(const char *dst) {
+    hl_err err = {0};
+    gguf_file *f;
+    if (gguf_open(&f, hl_test_shared("models/stories260K.gguf"), &err)) return -1;
+    gguf_writer *w = gguf_writer_new();
+    gguf_set_kv_from(w, f);
+    gguf_set_str(w, "general.architecture", "qwen2");
+    static const char *const ikeys[] = {"context_length", "embedding_length", "feed_forward_length", "block_count",
+                                        "attention.head_count", "attention.head_count_kv", "rope.dimension_count"};
+    char key[96];
+    for (size_t i = 0; i < sizeof ikeys / sizeof ikeys[0]; i++) {
+        int64_t v = 0;
+        snprintf(key, sizeof key, "llama.%s", ikeys[i]);
+        gguf_get_int(f, key, &v);
+        snprintf(key, sizeof key, "qwen2.%s", ikeys[i]);
+        gguf_set_u32(w, key, (uint32_t)v);
+    }
+    double eps = 0;
+    gguf_get_float(f, "llama.attention.layer_norm_rms_epsilon", &eps);
+    gguf_set_f32(w, "qwen2.attention.layer_norm_rms_epsilon", (float)eps);
+    static float perm[5][2][64 * 64], zeros[64];
+    int rc = 0;
+    for (int64_t i = 0; !rc && i < gguf_n_tensors(f); i++) {
+        const gguf_tensor *t = gguf_tensor_at(f, i);
+        int layer = -1;
+        char which = 0;
+        if (sscanf(t->name, "blk.%d.attn_%c", &layer, &which) == 2 && (which == 'q' || which == 'k') &&
+            layer >= 0 && layer < 5 && t->type == HL_TYPE_F32) {
+            /* row j*2 + half of a GGUF head is row half*hd/2 + j of the HF head */
+            const float *src = t->data;
+            float *dstw = perm[layer][which == 'k'];
+            int64_t hd = 8, rows = t->ne[1], cols = t->ne[0];
+            for (int64_t r = 0; r < rows; r++) {
+                int64_t head = r / hd, rr = r % hd, j = rr % (hd / 2), half = rr / (hd / 2);
+                memcpy(dstw + r * cols, src + (head * hd + 2 * j + half) * cols, (size_t)cols * sizeof(float));
+            }
+            rc = gguf_add_tensor(w, t->name, t->type, t->n_dims, t->ne, dstw, t->size, 1, &err);
+            char bname[64];
+            int64_t ne[1] = {rows};
+            snprintf(bname, sizeof bname, "blk.%d.attn_%c.bias", layer, which);
+            if (!rc) rc = gguf_add_tensor(w, bname, HL_TYPE_F32, 1, ne, zeros, (size_t)rows * 4, 1, &err);
+            if (!rc && which == 'k') {
+                snprintf(bname, sizeof bname, "blk.%d.attn_v.bias", layer);
+                rc = gguf_add_tensor(w, bname, HL_TYPE_F32, 1, ne, zeros, (size_t)rows * 4, 1, &err);
+            }
+        } else {
+            rc = gguf_add_tensor(w, t->name, t->type, t->n_dims, t->ne, t->data, t->size, 1, &err);
+        }
+    }
+    if (!rc) rc = gguf_write(w, dst, &err);
+    if (rc) hl_test_fail(__FILE__, __LINE__, "write: %s", err.msg);
+    gguf_writer_free(w);
+    gguf_close(f);
+    return rc;
+}
+
+TEST(qwen2_neox_equals_llama_norm_on_unpermuted_weights) {
+    char p1[128];
+    snprintf(p1, sizeof p1, "/tmp/hl_test_model_%d_qwen2.gguf", (int)getpid());
+    if (write_as_qwen2(p1)) return;
+    int32_t s[SLEN];
+    seq_tokens(s);
+    float *L[2];
+    for (int f = 0; f < 2; f++) {
+        rig r;
+        L[f] = NULL;
+        if (rig_open(&r, f ? p1 : hl_test_shared("models/stories260K.gguf"), 2, 16)) return;
+        if (f) {
+            CHECK_STREQ(hl_model_hparams(r.m)->arch, "qwen2");
+            CHECK_EQ(hl_model_hparams(r.m)->rope_style, HL_ROPE_NEOX);
+        }
+        L[f] = malloc((size_t)SLEN * r.n_vocab * sizeof(float));
+        int32_t blocks[3] = {0, 1, 2};
+        run_tokens(&r, blocks, 3, s, SLEN, 0, L[f], 1);
+        rig_close(&r);
+    }
+    double d = max_diff(L[0], L[1], (size_t)SLEN * 512);
+    if (d > 0) printf("     qwen2/NEOX vs llama/NORM: max diff %g\n", d);
+    /* q.k sums over the head's dims in another order, and f16 rounding of K/V
+     * amplifies that over positions; a wrong pairing costs O(10) */
+    CHECK_NEAR(d, 0, 1e-2);
+    CHECK_NEAR(max_diff(L[0], L[1], 512), 0, 1e-5); /* position 0: one key, no rotation */
+    free(L[0]);
+    free(L[1]);
+    unlink(p1);
+}
+
 TEST(load_reads_hparams) {
     hl_model *m = NULL;
     hl_err err = {0};
