@@ -161,3 +161,57 @@ TEST(template_size_limit) {
     CHECK_EQ(chat_template_parse(&t, "x", (size_t)5 << 20, &err), HL_ERANGE);
     CHECK(t == NULL);
 }
+
+/* A parsed template is immutable: several threads render it at once (the
+ * server renders in its HTTP threads) and each gets the single-thread text. */
+#include <pthread.h>
+
+typedef struct render_job {
+    const chat_template *t;
+    json_object *ctx;
+    const char *want;
+    int ok;
+} render_job;
+
+static void *render_many(void *p) {
+    render_job *j = p;
+    j->ok = 1;
+    for (int i = 0; i < 200; i++) {
+        hl_buf out = {0};
+        hl_err err = {0};
+        if (chat_template_render(j->t, j->ctx, &out, &err) || !out.data || strcmp(out.data, j->want) != 0) j->ok = 0;
+        hl_buf_free(&out);
+    }
+    return NULL;
+}
+
+TEST(concurrent_renders_of_one_template) {
+    const char *src = "{% set ns = namespace(n=0) %}{% for m in messages %}{% set ns.n = ns.n + 1 %}"
+                      "{{ loop.index }}:{{ m.role | upper }}={{ m.content | tojson }}{{ ' ' if not loop.last }}{% endfor %}"
+                      "|{{ ns.n }}|{{ 'const string' }}";
+    chat_template *t = NULL;
+    hl_err err = {0};
+    CHECK_EQ(chat_template_parse(&t, src, strlen(src), &err), 0);
+    chat_message msgs[] = {{"system", "s"}, {"user", "u \"q\""}, {"assistant", "a"}};
+    json_object *ctx = NULL;
+    CHECK_EQ(chat_context_new(&ctx, msgs, 3, 1, NULL, NULL, &err), 0);
+    hl_buf want = {0};
+    CHECK_EQ(chat_template_render(t, ctx, &want, &err), 0);
+    CHECK_STREQ(want.data, "1:SYSTEM=\"s\" 2:USER=\"u \\\"q\\\"\" 3:ASSISTANT=\"a\"|3|const string");
+    pthread_t th[4];
+    render_job jobs[4];
+    for (int i = 0; i < 4; i++) {
+        /* json-c objects are not thread-safe to share: one context per thread */
+        jobs[i] = (render_job){t, NULL, want.data, 0};
+        CHECK_EQ(chat_context_new(&jobs[i].ctx, msgs, 3, 1, NULL, NULL, &err), 0);
+        pthread_create(&th[i], NULL, render_many, &jobs[i]);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(th[i], NULL);
+        CHECK(jobs[i].ok);
+        json_object_put(jobs[i].ctx);
+    }
+    hl_buf_free(&want);
+    json_object_put(ctx);
+    chat_template_free(t);
+}
