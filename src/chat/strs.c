@@ -6,6 +6,8 @@
  * is left unchanged (a known difference from Python). */
 #include "chat/internal.h"
 
+#include "base/utf8.h"
+
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +18,47 @@ static int oom(crender *r) { return hl_err_set(r->err, HL_ENOMEM, "out of memory
 
 static int py_space(unsigned char c) { return c == ' ' || (c >= 9 && c <= 13) || (c >= 0x1c && c <= 0x1f); }
 
+/* Python's str.isspace() for one code point */
+static int py_space_cp(uint32_t c) {
+    return c < 0x80 ? py_space((unsigned char)c)
+                    : c == 0x85 || c == 0xa0 || c == 0x1680 || (c >= 0x2000 && c <= 0x200a) || c == 0x2028 ||
+                          c == 0x2029 || c == 0x202f || c == 0x205f || c == 0x3000;
+}
+
+/* the code point starting at s[i] (byte length in *len; invalid bytes are
+ * taken one at a time as U+FFFD-like values that never match) */
+static uint32_t cp_at(const char *s, size_t n, size_t i, size_t *len) {
+    unsigned char c = (unsigned char)s[i];
+    if (c < 0x80) { *len = 1; return c; }
+    uint32_t cp;
+    int l = hl_utf8_decode(s + i, n - i, &cp);
+    if (l <= 0) { *len = 1; return 0xFFFFFFFFu; }
+    *len = (size_t)l;
+    return cp;
+}
+
+/* start of the code point that ends at s[e - 1] */
+static size_t cp_start_before(const char *s, size_t e) {
+    size_t b = e - 1;
+    while (b > 0 && e - b < 4 && ((unsigned char)s[b] & 0xC0) == 0x80) b--;
+    return b;
+}
+
+static int cp_in(uint32_t cp, const char *set, size_t n) {
+    for (size_t i = 0; i < n;) {
+        size_t l;
+        if (cp_at(set, n, i, &l) == cp) return 1;
+        i += l;
+    }
+    return 0;
+}
+
+/* byte length of the whitespace code point at s[i], 0 if none */
+static size_t ws_at(const char *s, size_t n, size_t i) {
+    size_t l;
+    return py_space_cp(cp_at(s, n, i, &l)) ? l : 0;
+}
+
 static cv mkstr(hl_buf *b) {
     cv v = b->oom ? cv_undef("<out of memory>") : cv_str_new(b->data ? b->data : "", b->len);
     hl_buf_free(b);
@@ -24,11 +67,22 @@ static cv mkstr(hl_buf *b) {
 
 /* str.strip family: which = 1 left, 2 right, 3 both; chars NULL = whitespace */
 cv chat_strip(const char *s, size_t n, const char *chars, size_t nc, int which) {
-    size_t a = 0, b = n;
+    size_t a = 0, b = n, l;
     if (which & 1)
-        while (a < b && (chars ? memchr(chars, s[a], nc) != NULL : py_space((unsigned char)s[a]))) a++;
+        while (a < b) {
+            uint32_t cp = cp_at(s, n, a, &l);
+            if (!(chars ? cp_in(cp, chars, nc) : py_space_cp(cp))) break;
+            a += l;
+        }
     if (which & 2)
-        while (b > a && (chars ? memchr(chars, s[b - 1], nc) != NULL : py_space((unsigned char)s[b - 1]))) b--;
+        while (b > a) {
+            size_t st = cp_start_before(s, b);
+            if (st < a) st = a;
+            uint32_t cp = cp_at(s, b, st, &l);
+            if (st + l != b) cp = 0xFFFFFFFFu; /* not a whole code point */
+            if (!(chars ? cp_in(cp, chars, nc) : py_space_cp(cp))) break;
+            b = st;
+        }
     return cv_str_new(s + a, b - a);
 }
 
@@ -102,16 +156,20 @@ static cv split(const char *s, size_t n, const char *sep, size_t sn, int64_t max
     int64_t splits = 0;
     if (!sep) {
         for (;;) {
-            while (i < n && py_space((unsigned char)s[i])) i++;
+            size_t w;
+            while (i < n && (w = ws_at(s, n, i))) i += w;
             if (i >= n) break;
             size_t j = i;
             if (maxsplit >= 0 && splits >= maxsplit) {
-                size_t e = n;
-                while (e > i && py_space((unsigned char)s[e - 1])) e--;
-                cv_list_push(l, cv_str_new(s + i, e - i));
+                cv t = chat_strip(s + i, n - i, NULL, 0, 2);
+                cv_list_push(l, t);
                 break;
             }
-            while (j < n && !py_space((unsigned char)s[j])) j++;
+            while (j < n && !ws_at(s, n, j)) {
+                size_t cl;
+                cp_at(s, n, j, &cl);
+                j += cl;
+            }
             cv_list_push(l, cv_str_new(s + i, j - i));
             splits++;
             i = j;

@@ -221,6 +221,10 @@ TEMPLATES = [
     '{% set a = 1 %}{% if t %}{% set a = 2 %}{% endif %}{{ a }}',
     '{% for x in l %}{% set inner = x %}{% endfor %}{{ inner }}',
     '{% set n2 = namespace(v=0) %}{% macro inc() %}{% set n2.v = n2.v + 1 %}{% endmacro %}{{ inc() }}{{ inc() }}{{ n2.v }}\n',
+    # Unicode whitespace in strip/trim/split and non-ASCII strip sets
+    "[{{ '\\u3000 全角 \\u3000' | trim }}][{{ '\\xa0nbsp\\xa0'.strip() }}][{{ '\\u2028x\\u2029'.strip() }}][{{ ' \\x85y\\x85 '.lstrip() }}][{{ 'z\\u200a'.rstrip() }}]",
+    "{{ 'a\\u3000b\\xa0c d'.split() }}|{{ 'éaé'.strip('é') }}|{{ 'ééxé'.lstrip('é') }}|{{ '世x世'.rstrip('世') }}|{{ 'a b  c'.split(None, 1) }}",
+    "{{ '\\u200bzero width\\u200b' | trim }}|{{ 'x\\u00a0\\u00a0' | trim | length }}\n",
 ]
 
 
