@@ -8,6 +8,7 @@
 #include "base/clock.h"
 #include "base/json_write.h"
 #include "base/log.h"
+#include "gotmpl/gotmpl.h"
 
 #include <json-c/json.h>
 #include <microhttpd.h>
@@ -112,21 +113,13 @@ int srv_run_drain(srv_run *run, void (*on_event)(srv_run *, const hl_event *, hl
 
 /* ---- prompt construction --------------------------------------------------- */
 
-static int render_messages(srv_run *run, const srv_msg *msgs, size_t n, const char *sys_default, char **out, hl_err *err) {
-    const hl_loaded *lm = run->model->lm;
+/* The model's Jinja template (from the GGUF) over msgs. */
+static int render_jinja(const hl_loaded *lm, const srv_msg *msgs, size_t n, char **out, hl_err *err) {
     if (!lm->tmpl) {
         if (lm->tmpl_error) return hl_err_set(err, HL_ENOTSUP, "the model's chat template is not supported: %s", lm->tmpl_error);
         return hl_err_set(err, HL_EINVAL, "the model has no chat template: use /api/generate with \"raw\": true or /v1/completions");
     }
     struct json_object *ctx = json_object_new_object(), *arr = json_object_new_array();
-    int has_system = 0;
-    for (size_t i = 0; i < n; i++) has_system |= !strcmp(msgs[i].role, "system");
-    if (!has_system && sys_default && *sys_default) {
-        struct json_object *m = json_object_new_object();
-        json_object_object_add(m, "role", json_object_new_string("system"));
-        json_object_object_add(m, "content", json_object_new_string(sys_default));
-        json_object_array_add(arr, m);
-    }
     for (size_t i = 0; i < n; i++) {
         struct json_object *m = json_object_new_object();
         json_object_object_add(m, "role", json_object_new_string(msgs[i].role));
@@ -148,59 +141,123 @@ static int render_messages(srv_run *run, const srv_msg *msgs, size_t n, const ch
         return rc;
     }
     *out = b.data ? hl_buf_take(&b) : strdup("");
+    return *out ? 0 : hl_err_set(err, HL_ENOMEM, "out of memory");
+}
+
+/* The Go template that formats this request, or NULL for the GGUF's Jinja
+ * one: the request's "template" (Ollama generate) wins over the Modelfile's
+ * TEMPLATE, as in Ollama. */
+static const char *go_template(const srv_run *run) {
+    if (run->g.tmpl && *run->g.tmpl) return run->g.tmpl;
+    return run->model->sm.template_text;
+}
+
+/* Renders msgs with the Go template when there is one (Ollama's semantics:
+ * gotmpl_render_chat), else with the GGUF's Jinja template. */
+static int render_messages(srv_run *run, const srv_msg *msgs, size_t n, char **out, hl_err *err) {
+    const char *gt = go_template(run);
+    if (!gt) return render_jinja(run->model->lm, msgs, n, out, err);
+    gotmpl_msg *m = calloc(n ? n : 1, sizeof *m);
+    if (!m) return hl_err_set(err, HL_ENOMEM, "out of memory");
+    for (size_t i = 0; i < n; i++) m[i] = (gotmpl_msg){.role = msgs[i].role, .content = msgs[i].content};
+    gotmpl_chat c = {.msgs = m, .n_msgs = n};
+    hl_buf b = {0};
+    int rc = gotmpl_render_chat(gt, strlen(gt), &c, &b, err);
+    free(m);
+    if (!rc && b.oom) rc = hl_err_set(err, HL_ENOMEM, "out of memory rendering the template");
+    if (rc) {
+        hl_buf_free(&b);
+        if (rc == HL_ENOMEM) return rc;
+        return hl_err_prefix(err, "%s: ", gt == run->g.tmpl ? "\"template\"" : "the model's TEMPLATE");
+    }
+    *out = b.data ? hl_buf_take(&b) : strdup("");
+    return *out ? 0 : hl_err_set(err, HL_ENOMEM, "out of memory");
+}
+
+/* The conversation a template sees, in Ollama's order.
+ *  generate: system ("system", else the Modelfile's SYSTEM), the Modelfile's
+ *            MESSAGEs unless "context" continues an earlier exchange, then the
+ *            prompt as a user message.
+ *  chat:     the Modelfile's SYSTEM when the request's first message is not a
+ *            system message, the Modelfile's MESSAGEs, then the request's
+ *            messages without the `drop` oldest non-system ones (truncate).
+ * The array borrows every string. */
+static int conversation(const srv_run *run, size_t drop, srv_msg **out, size_t *n_out, hl_err *err) {
+    const srv_gen *g = &run->g;
+    const srv_model *mdl = run->model;
+    size_t cap = 2 + mdl->n_mf_msgs + g->n_msgs, n = 0;
+    srv_msg *v = malloc(cap * sizeof *v);
+    if (!v) return hl_err_set(err, HL_ENOMEM, "out of memory");
+    const char *sys = mdl->sm.system;
+    if (g->api == SRV_OLLAMA_GENERATE) {
+        if (g->system && *g->system) sys = g->system;
+        if (sys && *sys) v[n++] = (srv_msg){(char *)"system", (char *)sys};
+        if (!g->n_context)
+            for (size_t i = 0; i < mdl->n_mf_msgs; i++) v[n++] = mdl->mf_msgs[i];
+        v[n++] = (srv_msg){(char *)"user", g->prompt ? g->prompt : (char *)""};
+    } else {
+        if (sys && *sys && (!g->n_msgs || strcmp(g->msgs[0].role, "system")))
+            v[n++] = (srv_msg){(char *)"system", (char *)sys};
+        for (size_t i = 0; i < mdl->n_mf_msgs; i++) v[n++] = mdl->mf_msgs[i];
+        size_t skipped = 0;
+        for (size_t i = 0; i < g->n_msgs; i++) {
+            if (strcmp(g->msgs[i].role, "system") && skipped < drop) {
+                skipped++;
+                continue;
+            }
+            v[n++] = g->msgs[i];
+        }
+    }
+    *out = v;
+    *n_out = n;
     return 0;
+}
+
+/* The prompt's text before tokenization, with `drop` messages truncated. */
+static int prompt_text(srv_run *run, size_t drop, char **text, hl_err *err) {
+    const srv_gen *g = &run->g;
+    *text = NULL;
+    int chat = g->api == SRV_OLLAMA_CHAT || g->api == SRV_OAI_CHAT;
+    int templated = chat || (g->api == SRV_OLLAMA_GENERATE && !g->raw && (go_template(run) || run->model->lm->tmpl));
+    if (!templated) {
+        /* raw text: /v1/completions, raw generate, or a model without any template */
+        const char *p = g->prompt ? g->prompt : "";
+        const char *sys = g->system && *g->system ? g->system : run->model->sm.system;
+        if (sys && *sys && !g->raw && g->api == SRV_OLLAMA_GENERATE) {
+            size_t n = strlen(sys) + strlen(p) + 3;
+            if ((*text = malloc(n))) snprintf(*text, n, "%s\n\n%s", sys, p);
+        } else {
+            *text = strdup(p);
+        }
+        return *text ? 0 : hl_err_set(err, HL_ENOMEM, "out of memory");
+    }
+    srv_msg *msgs = NULL;
+    size_t n = 0;
+    int rc = conversation(run, drop, &msgs, &n, err);
+    if (rc) return rc;
+    rc = render_messages(run, msgs, n, text, err);
+    free(msgs);
+    return rc;
 }
 
 static int build_prompt(srv_run *run, int32_t num_ctx, hl_err *err) {
     srv_gen *g = &run->g;
     const hl_loaded *lm = run->model->lm;
-    const char *sys_default = g->system ? g->system : run->model->sm.system;
     char *text = NULL;
     int rc = 0;
-    if (g->tmpl && *g->tmpl && !g->raw)
-        return hl_err_set(err, HL_ENOTSUP, "\"template\" (a Go template) is not supported yet: send \"raw\": true with a formatted prompt");
-    if (g->api == SRV_OLLAMA_GENERATE || g->api == SRV_OAI_COMPLETION) {
-        const char *p = g->prompt ? g->prompt : "";
-        if (g->raw || g->api == SRV_OAI_COMPLETION || !lm->tmpl) {
-            if (sys_default && *sys_default && !g->raw && g->api == SRV_OLLAMA_GENERATE) {
-                size_t n = strlen(sys_default) + strlen(p) + 3;
-                text = malloc(n);
-                if (text) snprintf(text, n, "%s\n\n%s", sys_default, p);
-            } else {
-                text = strdup(p);
-            }
-            if (!text) return hl_err_set(err, HL_ENOMEM, "out of memory");
-        } else {
-            srv_msg m = {(char *)"user", (char *)p};
-            rc = render_messages(run, &m, 1, sys_default, &text, err);
-            if (rc) return rc;
-        }
-    }
     size_t first = 0; /* messages dropped by truncate */
     for (;;) {
-        if (g->api == SRV_OLLAMA_CHAT || g->api == SRV_OAI_CHAT) {
-            free(text);
-            text = NULL;
-            /* keep system messages, drop the oldest others */
-            srv_msg *view = malloc((g->n_msgs ? g->n_msgs : 1) * sizeof *view);
-            if (!view) return hl_err_set(err, HL_ENOMEM, "out of memory");
-            size_t nv = 0, skipped = 0;
-            for (size_t i = 0; i < g->n_msgs; i++) {
-                if (strcmp(g->msgs[i].role, "system") && skipped < first) {
-                    skipped++;
-                    continue;
-                }
-                view[nv++] = g->msgs[i];
-            }
-            rc = render_messages(run, view, nv, sys_default, &text, err);
-            free(view);
-            if (rc) return rc;
-        }
+        free(text);
+        if ((rc = prompt_text(run, first, &text, err))) return rc;
         free(run->prompt);
         run->prompt = NULL;
         if (g->n_context) {
             int32_t *ids = NULL;
             size_t n = 0;
+            int32_t nv = tok_n_vocab(lm->tok);
+            for (size_t i = 0; i < g->n_context && !rc; i++)
+                if (g->context[i] >= nv) rc = hl_err_set(err, HL_EINVAL, "\"context\" holds token id %d, outside the vocabulary", g->context[i]);
+            if (rc) break;
             rc = tok_encode(lm->tok, text, strlen(text), 0, 1, &ids, &n, err);
             if (rc) break;
             run->prompt = malloc((g->n_context + n + 1) * sizeof *run->prompt);
@@ -209,14 +266,6 @@ static int build_prompt(srv_run *run, int32_t num_ctx, hl_err *err) {
                 rc = hl_err_set(err, HL_ENOMEM, "out of memory");
                 break;
             }
-            int32_t nv = tok_n_vocab(lm->tok);
-            for (size_t i = 0; i < g->n_context; i++)
-                if (g->context[i] >= nv) {
-                    free(ids);
-                    rc = hl_err_set(err, HL_EINVAL, "\"context\" holds token id %d, outside the vocabulary", g->context[i]);
-                    break;
-                }
-            if (rc) break;
             memcpy(run->prompt, g->context, g->n_context * sizeof *run->prompt);
             if (n) memcpy(run->prompt + g->n_context, ids, n * sizeof *ids);
             run->n_prompt = g->n_context + n;
@@ -240,6 +289,25 @@ static int build_prompt(srv_run *run, int32_t num_ctx, hl_err *err) {
     run->dropped_msgs = (int)first;
     free(text);
     return rc;
+}
+
+/* ignore_eos: every end-of-generation token gets the banning bias (the
+ * sampler never picks a token at <= -100), added to the request's own
+ * logit_bias, so generation ends only at num_predict, a stop string or the
+ * context's end. */
+static int ban_end_tokens(srv_run *run, hl_err *err) {
+    srv_gen *g = &run->g;
+    const tok_vocab *v = run->model->lm->tok;
+    int32_t nv = tok_n_vocab(v), n_end = 0;
+    for (int32_t t = 0; t < nv; t++) n_end += tok_is_eog(v, t) != 0;
+    if (!n_end) return 0;
+    if (g->n_bias + n_end > HL_SAMPLER_MAX_LOGIT_BIAS) return hl_err_set(err, HL_ERANGE, "\"logit_bias\" has too many entries to add ignore_eos's");
+    hl_logit_bias *nb = realloc(g->bias, (size_t)(g->n_bias + n_end) * sizeof *nb);
+    if (!nb) return hl_err_set(err, HL_ENOMEM, "out of memory");
+    g->bias = nb;
+    for (int32_t t = 0; t < nv; t++)
+        if (tok_is_eog(v, t)) g->bias[g->n_bias++] = (hl_logit_bias){t, -1000.0f};
+    return 0;
 }
 
 static int reply_gen_error(srv_req *r, srv_gen *g, int rc, const char *msg) {
@@ -305,12 +373,13 @@ int srv_gen_start(srv_req *r, srv_gen *g, srv_pull_fn pull, const char *ctype) {
     srv_opts o = {0};
     o.s = hl_sampling_default_params();
     o.num_predict = g->api == SRV_OAI_COMPLETION ? 16 : -1;
-    srv_opts_merge(&o, &run->model->params);
     if (g->api == SRV_OAI_CHAT || g->api == SRV_OAI_COMPLETION) {
-        /* OpenAI's defaults where the request says nothing, as Ollama's compatibility layer does */
-        if (!(g->opts.set & SRV_O_TEMP)) o.s.temperature = 1.0f;
-        if (!(g->opts.set & SRV_O_TOPP)) o.s.top_p = 1.0f;
+        /* OpenAI's defaults where the request says nothing; a Modelfile's
+         * PARAMETERs still come above them (they are the model's defaults) */
+        o.s.temperature = 1.0f;
+        o.s.top_p = 1.0f;
     }
+    srv_opts_merge(&o, &run->model->params);
     srv_opts_merge(&o, &g->opts);
     int32_t max_ctx = hl_engine_max_ctx(run->model->eng);
     int32_t num_ctx = (o.set & SRV_O_NCTX) && o.num_ctx > 0 ? o.num_ctx : r->srv->cfg.num_ctx > 0 ? r->srv->cfg.num_ctx : max_ctx;
@@ -329,6 +398,13 @@ int srv_gen_start(srv_req *r, srv_gen *g, srv_pull_fn pull, const char *ctype) {
     req.sampling = o.s;
     req.sampling.logit_bias = g->bias;
     req.sampling.n_logit_bias = g->n_bias;
+    if (g->ignore_eos && (rc = ban_end_tokens(run, &err))) {
+        srv_opts_free(&o);
+        rc = reply_gen_error(r, g, rc, err.msg);
+        run_free(run);
+        return rc;
+    }
+    if (g->ignore_eos) req.sampling.logit_bias = g->bias, req.sampling.n_logit_bias = g->n_bias;
     req.sampling.n_top_logprobs = g->logprobs ? g->top_logprobs : 0;
     req.num_predict = o.num_predict < 0 ? -1 : o.num_predict;
     req.num_ctx = num_ctx;

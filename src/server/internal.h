@@ -61,6 +61,7 @@ typedef struct srv_gen {
     int logprobs;     /* report logprobs */
     int top_logprobs; /* alternatives per token */
     int truncate;     /* Ollama chat: drop the oldest messages to fit */
+    int ignore_eos;   /* OpenAI (as vLLM): end tokens are banned, so only length or stops end it */
     int32_t *context; /* Ollama generate: tokens of an earlier exchange */
     size_t n_context;
     char err_param[64]; /* OpenAI: the parameter an error is about */
@@ -117,6 +118,8 @@ typedef struct srv_model {
     store_model sm;     /* store metadata (zero for file paths) */
     int from_store;
     srv_opts params;    /* the Modelfile's PARAMETERs */
+    srv_msg *mf_msgs;   /* the Modelfile's MESSAGEs, prepended to chats */
+    size_t n_mf_msgs;
     int refs, loading, failed;
     int64_t keep_alive_ns;       /* applied when the last user leaves */
     int64_t expires_ns;          /* monotonic; INT64_MAX: never */

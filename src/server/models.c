@@ -9,6 +9,7 @@
 #include "server/internal.h"
 #include "base/clock.h"
 #include "base/log.h"
+#include "store/modelfile.h"
 
 #include <json-c/json.h>
 #include <stdio.h>
@@ -73,6 +74,11 @@ static void model_free(srv_model *m) {
     hl_loaded_free(m->lm);
     store_model_free(&m->sm);
     srv_opts_free(&m->params);
+    for (size_t i = 0; i < m->n_mf_msgs; i++) {
+        free(m->mf_msgs[i].role);
+        free(m->mf_msgs[i].content);
+    }
+    free(m->mf_msgs);
     free(m->key);
     free(m->name);
     free(m->path);
@@ -117,6 +123,24 @@ static void set_expiry(srv_model *m, int64_t ka) {
     }
 }
 
+/* The Modelfile's MESSAGE layer, parsed once per load (every chat starts with it). */
+static int load_mf_messages(srv_model *m, hl_err *err) {
+    store_modelfile mf = {0};
+    int rc = store_messages_from_json(m->sm.messages_json, &mf, err);
+    if (!rc && mf.n) {
+        m->mf_msgs = calloc(mf.n, sizeof *m->mf_msgs);
+        if (!m->mf_msgs) rc = hl_err_set(err, HL_ENOMEM, "out of memory");
+        for (size_t i = 0; !rc && i < mf.n; i++) {
+            m->mf_msgs[i].role = strdup(mf.cmds[i].key ? mf.cmds[i].key : "user");
+            m->mf_msgs[i].content = strdup(mf.cmds[i].value ? mf.cmds[i].value : "");
+            m->n_mf_msgs++;
+            if (!m->mf_msgs[i].role || !m->mf_msgs[i].content) rc = hl_err_set(err, HL_ENOMEM, "out of memory");
+        }
+    }
+    store_modelfile_free(&mf);
+    return rc;
+}
+
 /* Loads the files of m (outside the lock). */
 static int load_model(srv_models *ms, srv_model *m, const char *name, int is_path, hl_err *err) {
     int rc;
@@ -142,6 +166,7 @@ static int load_model(srv_models *ms, srv_model *m, const char *name, int is_pat
                 if (rc) return hl_err_prefix(err, "model \"%s\" parameters: ", name);
             }
         }
+        if (m->sm.messages_json && (rc = load_mf_messages(m, err))) return hl_err_prefix(err, "model \"%s\" messages: ", name);
         if (!m->sm.model_path) return hl_err_set(err, HL_EINVAL, "model \"%s\" has no model layer", name);
     }
     if (!m->path || !m->name) return hl_err_set(err, HL_ENOMEM, "out of memory");

@@ -482,6 +482,9 @@ int srv_parse_openai(srv_api api, const char *body, size_t n, srv_gen *g, hl_err
         } else if (!strcmp(key, "top_logprobs") && chat) {
             if ((rc = get_int(v, key, 0, HL_SAMPLER_MAX_TOP_LOGPROBS, &x, err))) break;
             g->top_logprobs = (int)x;
+        } else if (!strcmp(key, "ignore_eos")) {
+            /* vLLM's extension: generate through end tokens (benchmarks need exact lengths) */
+            if ((rc = opt_bool(root, key, &g->ignore_eos, err))) break;
         } else if (!strcmp(key, "echo") && !chat) {
             if ((rc = opt_bool(root, key, &g->echo, err))) break;
         } else if (!strcmp(key, "suffix") && !chat) {
