@@ -50,6 +50,30 @@ int cmd_create(int argc, char **argv);
 int cmd_pull(int argc, char **argv);
 int cmd_push(int argc, char **argv);
 int cmd_import(int argc, char **argv);
+/* the server's running models (cmd_ps.c) */
+int cmd_ps(int argc, char **argv);
+int cmd_stop(int argc, char **argv);
+
+/* ---- talking to the server (client.h; helpers in cmd_store.c) ---- */
+struct cli_client;
+struct json_object;
+struct store_modelfile;
+/* Finds or starts the server; prints the error. */
+int cli_connect(struct cli_client *c);
+/* POST /api/show; prints a not-found error with near matches. */
+int cli_show_model(struct cli_client *c, const char *name, struct json_object **out);
+/* The default `show` page of an /api/show reply. */
+void cli_print_show(struct json_object *show);
+/* POST /api/pull with the progress bar; prints errors. */
+int cli_pull_model(struct cli_client *c, const char *name, int insecure);
+/* Names on the server near name (", "-separated, malloc'ed) or NULL. */
+char *cli_suggest(struct cli_client *c, const char *name);
+/* /api/show's "parameters" text into PARAMETER commands (plain values). */
+int cli_parse_param_text(const char *text, struct store_modelfile *mf);
+/* "2024-05-01T10:20:30.123Z" (or +hh:mm) as unix seconds; 0 when unreadable. */
+int64_t cli_parse_iso(const char *iso);
+/* Rows of cells under hdr, padded as Ollama's tables (at most 8 columns). */
+void cli_print_table(const char *const *hdr, int ncol, char (*cells)[8][256], size_t nrow);
 
 /* Loads a model given on the command line, printing the error on failure. */
 int cli_load_model(const char *path, hl_loaded **out);

@@ -22,6 +22,8 @@ static const struct {
     {"show", cmd_show, "Show information for a model"},
     {"list", cmd_list, "List models"},
     {"ls", cmd_list, "List models (alias of list)"},
+    {"ps", cmd_ps, "List running models"},
+    {"stop", cmd_stop, "Stop a running model"},
     {"cp", cmd_cp, "Copy a model"},
     {"rm", cmd_rm, "Remove a model"},
     {"push", cmd_push, "Push a model to a registry (not supported yet)"},
