@@ -1,9 +1,16 @@
 """Fixtures for the store tests: a fresh store folder per test and the local
-registry server (tests/store/registry_server.py) on 127.0.0.1."""
+registry server (tests/store/registry_server.py) on 127.0.0.1. The verbs talk
+to a server: each test gets its own address (HYPERLAMA_HOST on a free port)
+and HOME, so the server the first verb starts in the background uses this
+test's store, never meets a user's server on 11434, and is stopped at the end
+(through the pid file the CLI writes next to its log)."""
 import os
 import pathlib
+import signal
+import socket
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -19,14 +26,51 @@ def registry():
         yield s
 
 
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def stop_autostarted(home):
+    """Stops the server a verb started in the background under this HOME."""
+    pidf = pathlib.Path(home) / ".hyperlama" / "logs" / "server.pid"
+    if not pidf.exists():
+        return
+    pid = int(pidf.read_text().split()[0])
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.time() + 15
+    while time.time() < deadline and pathlib.Path(f"/proc/{pid}").exists():
+        try:
+            if pathlib.Path(f"/proc/{pid}/stat").read_text().split(") ")[1].startswith("Z"):
+                break  # exited, its parent (a finished CLI) not yet reaped
+        except (FileNotFoundError, IndexError):
+            break
+        time.sleep(0.05)
+    else:
+        if pathlib.Path(f"/proc/{pid}").exists():
+            os.kill(pid, signal.SIGKILL)
+
+
 @pytest.fixture
 def env(tmp_path, registry):
     e = dict(os.environ)
     e["HYPERLAMA_MODELS"] = str(tmp_path / "models")
     e["HYPERLAMA_REGISTRY"] = registry.url
     e["OLLAMA_MODELS"] = str(tmp_path / "ollama")
+    e["HYPERLAMA_HOST"] = f"127.0.0.1:{free_port()}"
+    e["HOME"] = str(tmp_path / "home")
+    e["HYPERLAMA_KV_BUDGET"] = "64MiB"
+    e["HYPERLAMA_NUM_THREADS"] = "2"
+    e.pop("HYPERLAMA_API_KEY", None)
+    e.pop("HYPERLAMA_CONFIG", None)
     e.pop("NO_COLOR", None)
-    return e
+    (tmp_path / "home").mkdir(exist_ok=True)
+    yield e
+    stop_autostarted(e["HOME"])
 
 
 @pytest.fixture
