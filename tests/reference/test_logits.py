@@ -85,6 +85,7 @@ class Tol:
     emu_max: float        # max |engine - emulated ref|, any position (rounding-flip events)
     emu_median: float | None  # median over positions of the per-position max (None: see stories)
     top1: float = 0.99    # fraction of positions whose argmax equals the emulated reference's
+    float_max_rest: float | None = None  # float max over positions >= 1 (position 0 can be an outlier)
 
 
 def compare(label, eng, ref, tol: Tol):
@@ -106,6 +107,9 @@ def compare(label, eng, ref, tol: Tol):
     fails = []
     if err_f.max() > tol.float_max:
         fails.append(f"float max {err_f.max():.4g} > {tol.float_max} at position {int(err_f.argmax())}")
+    if tol.float_max_rest is not None and len(err_f) > 1 and err_f[1:].max() > tol.float_max_rest:
+        fails.append(f"float max after position 0 {err_f[1:].max():.4g} > {tol.float_max_rest} "
+                     f"at position {1 + int(err_f[1:].argmax())}")
     if err_f.mean() > tol.float_mean:
         fails.append(f"float mean {err_f.mean():.4g} > {tol.float_mean}")
     if err_e.max() > tol.emu_max:
@@ -278,10 +282,16 @@ def test_stories260k_greedy(hyperlama, name, tmp_path):
 # Tol bounds; per model: top-1 agreement over all positions of all prompts;
 # tie: the greedy near-tie threshold (check_greedy).
 BIG = {
+    # emulated noise floor (twin): median 0.47, max 1.38; engine observed:
+    # median 0.29-0.52, max 1.32; float: max 2.26, mean 0.29-0.59
     "smollm2": dict(file="smollm2-135m-instruct-q4_1.gguf", tie=1.0, top1=0.99, top1_raw=0.95,
                     tol=Tol(float_max=4.0, float_mean=1.5, emu_max=3.0, emu_median=1.0, top1=0.0)),
+    # twin: median 0.22, max 0.43; engine: median 0.20-0.22, max 0.53; float:
+    # 15.3 at position 0 (massive first-token activations), after it max 0.50,
+    # mean 0.54-0.83 (0.19-0.27 without position 0)
     "qwen2.5-coder": dict(file="qwen2.5-coder-1.5b-instruct-q4_k_m.gguf", tie=1.0, top1=0.99, top1_raw=0.95,
-                          tol=Tol(float_max=20.0, float_mean=2.0, emu_max=3.0, emu_median=1.0, top1=0.0)),
+                          tol=Tol(float_max=20.0, float_mean=1.5, emu_max=1.0, emu_median=0.5, top1=0.0,
+                                  float_max_rest=1.5)),
 }
 
 
