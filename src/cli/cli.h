@@ -70,6 +70,15 @@ int cli_pull_model(struct cli_client *c, const char *name, int insecure);
 char *cli_suggest(struct cli_client *c, const char *name);
 /* /api/show's "parameters" text into PARAMETER commands (plain values). */
 int cli_parse_param_text(const char *text, struct store_modelfile *mf);
+/* run through the server (run_remote.c): MODEL is a store name; prompt NULL
+ * starts the interactive chat. */
+int cli_run_remote(int argc, char **argv, const char *model, const char *prompt);
+/* shared by both run paths (cmd_run.c) */
+int cli_check_memory(const char *gguf_path, int32_t num_ctx, hl_err *err);
+void cli_repl_help(const char *topic); /* "", "set", "show", "shortcuts", "parameters" */
+int cli_split_words(char *s, char **w, int max);
+void cli_unquote(char *s);
+void cli_history_path(char *out, size_t cap);
 /* "2024-05-01T10:20:30.123Z" (or +hh:mm) as unix seconds; 0 when unreadable. */
 int64_t cli_parse_iso(const char *iso);
 /* Rows of cells under hdr, padded as Ollama's tables (at most 8 columns). */

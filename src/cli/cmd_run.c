@@ -205,7 +205,7 @@ static int64_t meta_int(const gguf_file *g, const char *arch, const char *suffix
 
 /* Weights (the file) plus an f16 KV cache for the context the session will
  * use, against MemAvailable: refuse with the numbers and what to try. */
-static int check_memory(const char *path, int32_t num_ctx, hl_err *err) {
+int cli_check_memory(const char *path, int32_t num_ctx, hl_err *err) {
     gguf_file *g;
     if (gguf_open(&g, path, err)) return -1;
     gguf_str a;
@@ -313,7 +313,7 @@ static int rs_load(run_state *rs, const char *name) {
         if (!rs->system && rs->sm.system) rs->system = strdup(rs->sm.system);
     }
     if (rs_effective(rs)) return -1;
-    if (check_memory(path, rs->o.session.num_ctx, &err)) {
+    if (cli_check_memory(path, rs->o.session.num_ctx, &err)) {
         fprintf(stderr, "Error: %s\n", err.msg);
         return -1;
     }
@@ -490,14 +490,22 @@ static void help_parameters(void) {
            "  /set parameter stop <string> <string> ...   Set the stop parameters\n\n");
 }
 
+void cli_repl_help(const char *topic) {
+    if (!strcmp(topic, "set") || !strcmp(topic, "/set")) help_set();
+    else if (!strcmp(topic, "show") || !strcmp(topic, "/show")) help_show();
+    else if (!strcmp(topic, "shortcut") || !strcmp(topic, "shortcuts")) help_shortcuts();
+    else if (!strcmp(topic, "parameters")) help_parameters();
+    else help_main();
+}
+
 /* Splits s on spaces into at most max words (in place). */
-static int split_words(char *s, char **w, int max) {
+int cli_split_words(char *s, char **w, int max) {
     int n = 0;
     for (char *p = strtok(s, " \t"); p && n < max; p = strtok(NULL, " \t")) w[n++] = p;
     return n;
 }
 
-static void unquote(char *s) {
+void cli_unquote(char *s) {
     size_t n = strlen(s);
     if (n >= 2 && s[0] == '"' && s[n - 1] == '"') {
         memmove(s, s + 1, n - 2);
@@ -635,7 +643,7 @@ static void save(run_state *rs, const conversation *conv, const char *name) {
     else printf("Created new model '%s'\n", name);
 }
 
-static void history_path(char *out, size_t cap) {
+void cli_history_path(char *out, size_t cap) {
     const char *home = getenv("HOME");
     out[0] = 0;
     if (!home || !*home) return;
@@ -654,7 +662,7 @@ static int repl(run_state *rs) {
     sa.sa_handler = on_sigint;
     sigaction(SIGINT, &sa, NULL);
     char hist[4200];
-    history_path(hist, sizeof hist);
+    cli_history_path(hist, sizeof hist);
     int use_history = hist[0] != 0;
     if (use_history) read_history(hist);
     if (!rs->o.raw && !has_template(rs)) {
@@ -726,7 +734,7 @@ static int repl(run_state *rs) {
         } else if (line[0] == '/') {
             char *w[64];
             char *copy = strdup(line);
-            int n = split_words(copy, w, 64);
+            int n = cli_split_words(copy, w, 64);
             const char *cmd = n ? w[0] : "/";
             if (!strcmp(cmd, "/bye") || !strcmp(cmd, "/exit")) {
                 free(copy);
@@ -737,11 +745,7 @@ static int repl(run_state *rs) {
                 hl_session_reset(rs->s);
                 printf("Cleared session context\n");
             } else if (!strcmp(cmd, "/?") || !strcmp(cmd, "/help")) {
-                const char *topic = n > 1 ? w[1] : "";
-                if (!strcmp(topic, "set") || !strcmp(topic, "/set")) help_set();
-                else if (!strcmp(topic, "show") || !strcmp(topic, "/show")) help_show();
-                else if (!strcmp(topic, "shortcut") || !strcmp(topic, "shortcuts")) help_shortcuts();
-                else help_main();
+                cli_repl_help(n > 1 ? w[1] : "");
             } else if (!strcmp(cmd, "/set")) {
                 const char *what = n > 1 ? w[1] : "";
                 if (!strcmp(what, "parameter")) set_parameter(rs, w + 2, n - 2);
@@ -750,7 +754,7 @@ static int repl(run_state *rs) {
                     while (*p == ' ') p++;
                     free(rs->system);
                     rs->system = strdup(p);
-                    unquote(rs->system);
+                    cli_unquote(rs->system);
                     rs_effective(rs);
                     printf("Set system message.\n");
                 } else if (!strcmp(what, "verbose")) {
@@ -863,6 +867,15 @@ int cmd_run(int argc, char **argv) {
         hl_buf_puts(&prompt, in ? in : "");
         free(in);
         have_prompt = 1;
+    }
+    /* a store name runs through the server, as with Ollama; a GGUF path
+     * stays in this process */
+    store_name sn;
+    hl_err name_err = {0};
+    if (!file_exists(model) && store_name_parse(model, &sn, &name_err) == 0) {
+        int rrc = cli_run_remote(argc, argv, model, have_prompt ? (prompt.data ? prompt.data : "") : NULL);
+        hl_buf_free(&prompt);
+        return rrc;
     }
     run_state rs = {.argc = argc, .argv = argv};
     if (o.system) rs.system = strdup(o.system);

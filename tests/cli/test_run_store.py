@@ -29,6 +29,8 @@ def _load(name, path):
 
 
 registry_server = _load("hl_registry_server", pathlib.Path(__file__).resolve().parents[1] / "store" / "registry_server.py")
+store_conftest = _load("hl_store_conftest", pathlib.Path(__file__).resolve().parents[1] / "store" / "conftest.py")
+registry_server_free_port = store_conftest.free_port
 
 STORIES = SHARED / "models" / "stories260K.gguf"
 SMOL = pathlib.Path(os.environ.get("HL_MODELS_DIR", pathlib.Path.home() / ".cache/hyperlama/models")) / "smollm2-135m-instruct-q4_1.gguf"
@@ -37,12 +39,20 @@ GREEDY = ["--temperature", "0", "--repeat-penalty", "1"]
 
 @pytest.fixture
 def env(tmp_path):
+    # store names run through a server: the first verb starts one in the
+    # background on this test's own port and HOME; it is stopped at the end
     e = dict(os.environ)
     e["HYPERLAMA_MODELS"] = str(tmp_path / "models")
     e["HOME"] = str(tmp_path / "home")
     e["HYPERLAMA_REGISTRY"] = "http://127.0.0.1:9"  # nothing listens: pulls fail fast
+    e["HYPERLAMA_HOST"] = f"127.0.0.1:{registry_server_free_port()}"
+    e["HYPERLAMA_KV_BUDGET"] = "64MiB"
+    e["HYPERLAMA_NUM_THREADS"] = "2"
+    for k in ("HYPERLAMA_API_KEY", "HYPERLAMA_CONFIG"):
+        e.pop(k, None)
     (tmp_path / "home").mkdir()
-    return e
+    yield e
+    store_conftest.stop_autostarted(e["HOME"])
 
 
 def hl(env, *args, check=True, **kw):
