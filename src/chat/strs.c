@@ -9,6 +9,8 @@
 #include "base/utf8.h"
 
 #include <ctype.h>
+#include <locale.h>
+#include <wctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -86,27 +88,47 @@ cv chat_strip(const char *s, size_t n, const char *chars, size_t nc, int which) 
     return cv_str_new(s + a, b - a);
 }
 
-cv chat_case(const char *s, size_t n, int mode) { /* 0 lower, 1 upper, 2 capitalize, 3 str.title, 4 jinja title */
+/* Case changes: 0 lower, 1 upper, 2 str.capitalize, 3 str.title, 4 jinja's
+ * title filter. ASCII is mapped directly; other code points through the C.UTF-8
+ * locale's simple case mappings (made per call: no global state), plus
+ * Python's 'ß'.upper() == 'SS'. Other special casings (final sigma, ligatures,
+ * dotted I) are not reproduced. */
+cv chat_case(const char *s, size_t n, int mode) {
+    int ascii = 1;
+    for (size_t i = 0; i < n && ascii; i++) ascii = (unsigned char)s[i] < 0x80;
+    locale_t loc = ascii ? (locale_t)0 : newlocale(LC_CTYPE_MASK, "C.UTF-8", (locale_t)0);
     hl_buf b = {0};
-    hl_buf_append(&b, s, n);
-    if (b.oom) return mkstr(&b);
-    int start = 1;
-    for (size_t i = 0; i < b.len; i++) {
-        unsigned char c = (unsigned char)b.data[i];
+    int start = 1; /* at the start of a word (title) or of the string (capitalize) */
+    for (size_t i = 0; i < n;) {
+        size_t l;
+        uint32_t cp = cp_at(s, n, i, &l);
+        if (cp == 0xFFFFFFFFu) { hl_buf_append(&b, s + i, l); i += l; start = mode == 2 ? 0 : 1; continue; }
+        int up;
         switch (mode) {
-        case 0: b.data[i] = (char)tolower(c); break;
-        case 1: b.data[i] = (char)toupper(c); break;
-        case 2: b.data[i] = (char)(i == 0 ? toupper(c) : tolower(c)); break;
-        case 3:
-            if (isalpha(c)) { b.data[i] = (char)(start ? toupper(c) : tolower(c)); start = 0; }
-            else start = c < 0x80; /* a non-ASCII byte may be a letter: do not restart a word */
-            break;
-        case 4:
-            b.data[i] = (char)(start ? toupper(c) : tolower(c));
-            start = py_space(c) || c == '-' || c == '(' || c == '{' || c == '[' || c == '<';
-            break;
+        case 0: up = 0; break;
+        case 1: up = 1; break;
+        case 2: up = start; break;
+        default: up = start; break;
         }
+        uint32_t m = cp;
+        if (cp < 0x80) m = (uint32_t)(up ? toupper((int)cp) : tolower((int)cp));
+        else if (loc) m = (uint32_t)(up ? towupper_l((wint_t)cp, loc) : towlower_l((wint_t)cp, loc));
+        if (cp == 0xdf && up) hl_buf_puts(&b, "SS");
+        else {
+            char enc[4];
+            int el = hl_utf8_encode(m, enc);
+            if (el > 0) hl_buf_append(&b, enc, (size_t)el);
+            else hl_buf_append(&b, s + i, l);
+        }
+        if (mode == 2) start = 0;
+        else if (mode == 3) {
+            int cased = cp < 0x80 ? isalpha((int)cp) != 0
+                                  : loc && (iswupper_l((wint_t)cp, loc) || iswlower_l((wint_t)cp, loc));
+            start = !cased;
+        } else if (mode == 4) start = py_space_cp(cp) || cp == '-' || cp == '(' || cp == '{' || cp == '[' || cp == '<';
+        i += l;
     }
+    if (loc) freelocale(loc);
     return mkstr(&b);
 }
 
@@ -408,18 +430,28 @@ int chat_method(crender *r, const cnode *at, cv self, const char *name, cv *args
         *rc = str_format(r, at, self, args, nargs, kwn, kwv, nkw, out);
         return 1;
     } else if (!strcmp(name, "splitlines")) *out = splitlines(s, n);
-    else { /* is* predicates */
+    else { /* is* predicates, per code point */
+        int ascii = 1;
+        for (size_t i = 0; i < n && ascii; i++) ascii = (unsigned char)s[i] < 0x80;
+        locale_t loc = ascii ? (locale_t)0 : newlocale(LC_CTYPE_MASK, "C.UTF-8", (locale_t)0);
         int ok = n > 0, cased = 0;
-        for (size_t i = 0; i < n; i++) {
-            unsigned char c = (unsigned char)s[i];
-            if (!strcmp(name, "isdigit")) ok &= isdigit(c) != 0;
-            else if (!strcmp(name, "isalpha")) ok &= isalpha(c) != 0;
-            else if (!strcmp(name, "isalnum")) ok &= isalnum(c) != 0;
-            else if (!strcmp(name, "isspace")) ok &= py_space(c);
-            else if (!strcmp(name, "islower")) { ok &= !isupper(c); cased |= islower(c) != 0; }
-            else if (!strcmp(name, "isupper")) { ok &= !islower(c); cased |= isupper(c) != 0; }
+        for (size_t i = 0, l; i < n; i += l) {
+            uint32_t c = cp_at(s, n, i, &l);
+            int lo, up, al, dg;
+            if (c < 0x80) { lo = islower((int)c) != 0; up = isupper((int)c) != 0; al = isalpha((int)c) != 0; dg = isdigit((int)c) != 0; }
+            else if (loc && c != 0xFFFFFFFFu) {
+                lo = iswlower_l((wint_t)c, loc) != 0; up = iswupper_l((wint_t)c, loc) != 0;
+                al = iswalpha_l((wint_t)c, loc) != 0; dg = 0;
+            } else { lo = up = al = dg = 0; }
+            if (!strcmp(name, "isdigit")) ok &= dg;
+            else if (!strcmp(name, "isalpha")) ok &= al;
+            else if (!strcmp(name, "isalnum")) ok &= al || dg;
+            else if (!strcmp(name, "isspace")) ok &= py_space_cp(c);
+            else if (!strcmp(name, "islower")) { ok &= !up; cased |= lo; }
+            else if (!strcmp(name, "isupper")) { ok &= !lo; cased |= up; }
         }
-        if (!strcmp(name, "islower") || !strcmp(name, "isupper")) ok = ok && cased;
+        if (loc) freelocale(loc);
+        if (!strcmp(name, "islower") || !strcmp(name, "isupper")) ok = n > 0 && ok && cased;
         *out = cv_bool(ok);
     }
     if (cv_is_oom(*out)) *rc = oom(r);

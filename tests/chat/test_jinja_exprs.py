@@ -225,6 +225,12 @@ TEMPLATES = [
     "[{{ '\\u3000 全角 \\u3000' | trim }}][{{ '\\xa0nbsp\\xa0'.strip() }}][{{ '\\u2028x\\u2029'.strip() }}][{{ ' \\x85y\\x85 '.lstrip() }}][{{ 'z\\u200a'.rstrip() }}]",
     "{{ 'a\\u3000b\\xa0c d'.split() }}|{{ 'éaé'.strip('é') }}|{{ 'ééxé'.lstrip('é') }}|{{ '世x世'.rstrip('世') }}|{{ 'a b  c'.split(None, 1) }}",
     "{{ '\\u200bzero width\\u200b' | trim }}|{{ 'x\\u00a0\\u00a0' | trim | length }}\n",
+    # case mapping beyond ASCII
+    "{{ u.upper() }}|{{ u | upper }}|{{ 'ÉCOLE Ünïcödé ΑΒΓ ЖУК' | lower }}|{{ 'école ünï αβγ жук ÿ' | upper }}",
+    "{{ 'élan vital über-straße' | title }}|{{ 'élan vital über-straße'.title() }}|{{ 'émile ZOLA' | capitalize }}|{{ 'émile ZOLA'.capitalize() }}",
+    "{{ '世界abc déf'.title() }}|{{ '3rd élan'.title() }}|{{ 'ǆemal' | upper }}",
+    "{{ 'Straße' | upper }}|{{ 'ÀÉÎÕÜ' is upper }}|{{ 'àéîõü' is lower }}\n",
+    '{{ u[-2:] }}|{{ u[::-2] }}|{{ u | reverse }}|{{ u | length }}|{{ u.upper() }}|{{ u | list }}',
 ]
 
 
