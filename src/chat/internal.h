@@ -201,6 +201,7 @@ typedef struct crender {
     int depth;
     hl_err *err;
     cscope *root;
+    cscope *caller_scope; /* scope of the running {% call %} statement: its body (caller()) sees it */
 } crender;
 
 /* Sets err to "template line L, column C: msg" and returns code. */

@@ -124,7 +124,7 @@ int chat_call_macro(crender *r, const cnode *at, const cnode *m, cv *args, int n
         return chat_rerr(r, at, HL_ERANGE, "macro calls nested deeper than %d (recursive macro?)", r->lim.max_depth);
     }
     const char *mname = m->name ? m->name : "caller";
-    cscope *ms = chat_scope_new(r->root);
+    cscope *ms = chat_scope_new(m->k == CN_CALLBLOCK && r->caller_scope ? r->caller_scope : r->root);
     if (!ms) { r->depth--; return oom(r); }
     if (nargs > m->n_kw && !(m->flag & 1)) {
         rc = chat_rerr(r, at, HL_EINVAL, "macro '%s' takes not more than %d argument(s)", mname, m->n_kw);
@@ -238,7 +238,10 @@ static int exec_stmt(crender *r, cscope *s, const cnode *n, hl_buf *out) {
             if (!(rc = chat_ev(r, s, call->items[i], &args[na]))) na++;
         for (int i = 0; i < call->n_kw && !rc; i++)
             if (!(rc = chat_ev(r, s, call->kw_vals[i], &kws[nk]))) nk++;
+        cscope *saved = r->caller_scope;
+        r->caller_scope = s;
         if (!rc) rc = chat_call_macro(r, n, callee.u.macro, args, na, call->kw_names, kws, nk, n, &v);
+        r->caller_scope = saved;
         for (int i = 0; i < na; i++) cv_unref(args[i]);
         for (int i = 0; i < nk; i++) cv_unref(kws[i]);
         if (rc) return rc;

@@ -231,6 +231,9 @@ TEMPLATES = [
     "{{ '世界abc déf'.title() }}|{{ '3rd élan'.title() }}|{{ 'ǆemal' | upper }}",
     "{{ 'Straße' | upper }}|{{ 'ÀÉÎÕÜ' is upper }}|{{ 'àéîõü' is lower }}\n",
     '{{ u[-2:] }}|{{ u[::-2] }}|{{ u | reverse }}|{{ u | length }}|{{ u.upper() }}|{{ u | list }}',
+    # call blocks see the scope of the call site
+    '{% macro m() %}[{{ caller() }}]{% endmacro %}{% for x in l %}{% call m() %}{{ x }}{{ loop.index }}{% endcall %}{% endfor %}',
+    "{% macro m(v) %}<{{ caller(v * 2) }}>{% endmacro %}{% set k = 'K' %}{% call(y) m(3) %}{{ y }}{{ k }}{% endcall %}\n",
 ]
 
 
