@@ -246,3 +246,16 @@ def test_matches_jinja2(src):
         return
     assert ok, f"we failed ({ours}); jinja2 rendered {ref!r}"
     assert ours == ref
+
+
+def test_strftime_now_matches_jinja2():
+    """strftime_now(fmt) formats the local time like datetime.now().strftime
+    (rendered twice if a second boundary might have been crossed)."""
+    src = "{{ strftime_now('%d %b %Y') }}|{{ strftime_now('%Y-%m-%dT%H:%M') }}"
+    for _ in range(3):
+        ok_ref, ref = render_ref(src, CTX)
+        ok, ours = render_ours(src, CTX)
+        assert ok and ok_ref, (ref, ours)
+        if ours == ref:
+            return
+    assert ours == ref
