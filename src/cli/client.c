@@ -316,6 +316,22 @@ static void sleep_ms(int ms) {
     nanosleep(&ts, NULL);
 }
 
+/* The last non-empty line of the log (what a failed start said). */
+static void last_log_line(const char *path, char *out, size_t cap) {
+    out[0] = 0;
+    FILE *f = fopen(path, "r");
+    if (!f) return;
+    char tail[1024];
+    long size = fseek(f, 0, SEEK_END) == 0 ? ftell(f) : 0;
+    long from = size > (long)sizeof tail - 1 ? size - (long)sizeof tail + 1 : 0;
+    size_t n = fseek(f, from, SEEK_SET) == 0 ? fread(tail, 1, sizeof tail - 1, f) : 0;
+    fclose(f);
+    tail[n] = 0;
+    while (n && (tail[n - 1] == '\n' || tail[n - 1] == '\r')) tail[--n] = 0;
+    char *nl = strrchr(tail, '\n');
+    snprintf(out, cap, "%s", nl ? nl + 1 : tail);
+}
+
 int cli_client_ensure(cli_client *c, int timeout_ms, hl_err *err) {
     if (cli_client_ping(c)) return 0;
     char log[4200], pidf[4200], dir[4200];
@@ -356,8 +372,10 @@ int cli_client_ensure(cli_client *c, int timeout_ms, hl_err *err) {
         int st;
         if (waitpid(pid, &st, WNOHANG) == pid) {
             unlink(pidf);
-            return hl_err_set(err, HL_EIO, "the server at %s did not start (exit status %d): see %s", c->base,
-                              WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st), log);
+            char last[320];
+            last_log_line(log, last, sizeof last);
+            return hl_err_set(err, HL_EIO, "the server at %s did not start (exit status %d)%s%s; see %s", c->base,
+                              WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st), last[0] ? ": " : "", last, log);
         }
         if (cli_client_ping(c)) return 0;
         sleep_ms(100);
