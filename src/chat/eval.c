@@ -224,10 +224,16 @@ static int binop(crender *r, const cnode *at, int op, cv a, cv b, cv *out) {
             case COP_FLOORDIV:
             case COP_MOD: {
                 if (y == 0) return chat_rerr(r, at, HL_EINVAL, "float modulo by zero");
-                double m = fmod(x, y);
-                if (m != 0 && ((m < 0) != (y < 0))) m += y;
-                *out = cv_float(op == COP_MOD ? m : floor((x - m) / y + 0.5));
-                if (op == COP_FLOORDIV) *out = cv_float(floor(x / y));
+                /* Python's float divmod */
+                double m = fmod(x, y), d = (x - m) / y, q;
+                if (m != 0) {
+                    if ((y < 0) != (m < 0)) { m += y; d -= 1.0; }
+                } else m = copysign(0.0, y);
+                if (d != 0) {
+                    q = floor(d);
+                    if (d - q > 0.5) q += 1.0;
+                } else q = copysign(0.0, x / y);
+                *out = cv_float(op == COP_MOD ? m : q);
                 return 0;
             }
             case COP_POW: *out = cv_float(pow(x, y)); return 0;
@@ -354,8 +360,7 @@ static int getitem(crender *r, const cnode *at, cv obj, cv key, cv *out) {
     }
     if (obj.t == CV_DICT || obj.t == CV_NS) {
         cv *v = cv_dict_find(obj, key);
-        *out = v ? cv_ref(*v) : cv_undef(key.t == CV_STR ? "key" : "key");
-        if (!v && key.t == CV_STR) out->u.uname = "missing key";
+        *out = v ? cv_ref(*v) : cv_undef("missing key");
         return 0;
     }
     if (obj.t == CV_LOOP && key.t == CV_STR) {

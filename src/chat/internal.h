@@ -77,7 +77,7 @@ static inline cv cv_bool(int b) { cv v = {CV_BOOL, {0}}; v.u.b = !!b; return v; 
 static inline cv cv_int(int64_t i) { cv v = {CV_INT, {0}}; v.u.i = i; return v; }
 static inline cv cv_float(double f) { cv v = {CV_FLOAT, {0}}; v.u.f = f; return v; }
 
-cv cv_str_new(const char *s, size_t n); /* copies; CV_NONE-free: on OOM returns CV_UNDEF */
+cv cv_str_new(const char *s, size_t n); /* copies; on OOM returns an undefined that cv_is_oom() recognizes */
 cv cv_str_cstr(const char *s);
 cv cv_list_new(size_t cap);
 cv cv_dict_new(void);

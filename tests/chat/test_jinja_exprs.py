@@ -234,6 +234,8 @@ TEMPLATES = [
     # call blocks see the scope of the call site
     '{% macro m() %}[{{ caller() }}]{% endmacro %}{% for x in l %}{% call m() %}{{ x }}{{ loop.index }}{% endcall %}{% endfor %}',
     "{% macro m(v) %}<{{ caller(v * 2) }}>{% endmacro %}{% set k = 'K' %}{% call(y) m(3) %}{{ y }}{{ k }}{% endcall %}\n",
+    # Python float floor division and modulo
+    '{{ 7.5 // 2 }}|{{ -7.5 // 2 }}|{{ 7.5 // -2 }}|{{ 0.0 // 3 }}|{{ -0.0 // 3 }}|{{ 1 // 0.1 }}|{{ 1 % 0.1 }}|{{ -1 % 0.1 }}|{{ 5 % -0.0001 }}|{{ 0.3 // 0.1 }}|{{ -0.0 % 5 }}|{{ 0.0 % -5 }}\n',
 ]
 
 
