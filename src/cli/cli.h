@@ -58,6 +58,8 @@ int cmd_stop(int argc, char **argv);
 struct cli_client;
 struct json_object;
 struct store_modelfile;
+/* "Error: unknown flag: --x" / "unknown shorthand flag: 'x' in -x" (cobra's words). */
+void cli_unknown_flag(const char *arg);
 /* Finds or starts the server; prints the error. */
 int cli_connect(struct cli_client *c);
 /* POST /api/show; prints a not-found error with near matches. */

@@ -51,7 +51,8 @@ int cmd_ps(int argc, char **argv) {
         return 0;
     }
     for (int i = 0; i < argc; i++) {
-        fprintf(stderr, argv[i][0] == '-' ? "Error: unknown flag: %s\n" : "Error: accepts no arguments, received \"%s\"\n", argv[i]);
+        if (argv[i][0] == '-') cli_unknown_flag(argv[i]);
+        else fprintf(stderr, "Error: accepts no arguments, received \"%s\"\n", argv[i]);
         return 2;
     }
     cli_client c;
@@ -105,7 +106,7 @@ int cmd_stop(int argc, char **argv) {
         return 0;
     }
     if (argv[0][0] == '-') {
-        fprintf(stderr, "Error: unknown flag: %s\n", argv[0]);
+        cli_unknown_flag(argv[0]);
         return 2;
     }
     cli_client c;

@@ -847,8 +847,8 @@ int cmd_run(int argc, char **argv) {
         int r = cli_parse_gen_opt(&o, argc, argv, &i);
         if (r < 0) return 2;
         if (r > 0) continue;
-        if (argv[i][0] == '-' && argv[i][1] == '-') {
-            fprintf(stderr, "Error: unknown flag: %s\n", argv[i]);
+        if (argv[i][0] == '-' && argv[i][1]) {
+            cli_unknown_flag(argv[i]);
             return 2;
         }
         if (!model) model = argv[i];

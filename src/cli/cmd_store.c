@@ -45,6 +45,12 @@ static int fail(store *s, const hl_err *err) {
     return 1;
 }
 
+void cli_unknown_flag(const char *arg) {
+    /* cobra's wording, as Ollama prints it */
+    if (arg[1] != '-') fprintf(stderr, "Error: unknown shorthand flag: '%c' in %s\n", arg[1], arg);
+    else fprintf(stderr, "Error: unknown flag: %.*s\n", (int)strcspn(arg, "="), arg);
+}
+
 int cli_connect(cli_client *c) {
     hl_err err = {0};
     if (cli_client_init(c, &err) || cli_client_ensure(c, 10000, &err)) {
@@ -166,7 +172,8 @@ int cmd_list(int argc, char **argv) {
         return 0;
     }
     for (int i = 0; i < argc; i++) {
-        fprintf(stderr, argv[i][0] == '-' ? "Error: unknown flag: %s\n" : "Error: accepts no arguments, received \"%s\"\n", argv[i]);
+        if (argv[i][0] == '-') cli_unknown_flag(argv[i]);
+        else fprintf(stderr, "Error: accepts no arguments, received \"%s\"\n", argv[i]);
         return 2;
     }
     cli_client c;
@@ -321,7 +328,7 @@ int cmd_show(int argc, char **argv) {
                 }
                 what = argv[i] + 2;
             } else {
-                fprintf(stderr, "Error: unknown flag: %s\n", argv[i]);
+                cli_unknown_flag(argv[i]);
                 return 2;
             }
         } else if (!name) name = argv[i];
@@ -513,7 +520,7 @@ int cmd_create(int argc, char **argv) {
         else if ((v = cli_flag_value("-q", argc, argv, &i, &bad)) || (v = cli_flag_value("--quantize", argc, argv, &i, &bad))) quant = v;
         else if (bad) return 2;
         else if (argv[i][0] == '-') {
-            fprintf(stderr, "Error: unknown flag: %s\n", argv[i]);
+            cli_unknown_flag(argv[i]);
             return 2;
         } else name = argv[i];
     }
@@ -613,7 +620,7 @@ int cmd_pull(int argc, char **argv) {
     for (int i = 0; i < argc; i++) {
         if (!strcmp(argv[i], "--insecure")) insecure = 1;
         else if (argv[i][0] == '-') {
-            fprintf(stderr, "Error: unknown flag: %s\n", argv[i]);
+            cli_unknown_flag(argv[i]);
             return 2;
         } else name = argv[i];
     }
@@ -653,7 +660,7 @@ int cmd_import(int argc, char **argv) {
         else if ((v = cli_flag_value("--path", argc, argv, &i, &bad))) path = v;
         else if (bad) return 2;
         else if (argv[i][0] == '-') {
-            fprintf(stderr, "Error: unknown flag: %s\n", argv[i]);
+            cli_unknown_flag(argv[i]);
             return 2;
         } else name = argv[i];
     }
