@@ -101,6 +101,49 @@ oom:
     return hl_err_set(err, HL_ENOMEM, "out of memory");
 }
 
+int chat_context_from_openai(struct json_object **out, struct json_object *messages, struct json_object *tools,
+                             int add_generation_prompt, const char *bos_token, const char *eos_token, hl_err *err) {
+    *out = NULL;
+    if (!messages || !json_object_is_type(messages, json_type_array))
+        return hl_err_set(err, HL_EINVAL, "\"messages\" must be an array");
+    if (tools && !json_object_is_type(tools, json_type_array) && !json_object_is_type(tools, json_type_null))
+        return hl_err_set(err, HL_EINVAL, "\"tools\" must be an array");
+    json_object *ctx = json_object_new_object(), *msgs = NULL, *tl = NULL;
+    if (!ctx || json_object_deep_copy(messages, &msgs, NULL) != 0) goto oom;
+    json_object_object_add(ctx, "messages", msgs);
+    size_t n = json_object_array_length(msgs);
+    for (size_t i = 0; i < n; i++) {
+        json_object *m = json_object_array_get_idx(msgs, i), *calls;
+        if (!json_object_is_type(m, json_type_object)) {
+            json_object_put(ctx);
+            return hl_err_set(err, HL_EINVAL, "messages[%zu] is not an object", i);
+        }
+        if (!json_object_object_get_ex(m, "tool_calls", &calls) || !json_object_is_type(calls, json_type_array)) continue;
+        for (size_t k = 0; k < json_object_array_length(calls); k++) {
+            json_object *fn, *args;
+            json_object *call = json_object_array_get_idx(calls, k);
+            if (!json_object_object_get_ex(call, "function", &fn) || !json_object_object_get_ex(fn, "arguments", &args) ||
+                !json_object_is_type(args, json_type_string))
+                continue;
+            json_object *parsed = json_tokener_parse(json_object_get_string(args));
+            if (parsed && json_object_is_type(parsed, json_type_object)) json_object_object_add(fn, "arguments", parsed);
+            else json_object_put(parsed);
+        }
+    }
+    if (tools && json_object_is_type(tools, json_type_array)) {
+        if (json_object_deep_copy(tools, &tl, NULL) != 0) goto oom;
+        json_object_object_add(ctx, "tools", tl);
+    }
+    json_object_object_add(ctx, "add_generation_prompt", json_object_new_boolean(add_generation_prompt));
+    json_object_object_add(ctx, "bos_token", json_object_new_string(bos_token ? bos_token : ""));
+    json_object_object_add(ctx, "eos_token", json_object_new_string(eos_token ? eos_token : ""));
+    *out = ctx;
+    return 0;
+oom: /* msgs belongs to ctx once added; before that a failed deep copy left it NULL */
+    json_object_put(ctx);
+    return hl_err_set(err, HL_ENOMEM, "out of memory");
+}
+
 int chat_render_once(const char *src, size_t len, struct json_object *ctx, hl_buf *out, hl_err *err) {
     chat_template *t;
     int rc = chat_template_parse(&t, src, len, err);

@@ -81,6 +81,15 @@ int chat_context_new(struct json_object **out, const chat_message *msgs, size_t 
                      int add_generation_prompt, const char *bos_token, const char *eos_token,
                      hl_err *err);
 
+/* Builds a new context from an OpenAI-style request: `messages` (array of
+ * {role, content, tool_calls, tool_call_id, name ...}) and optional `tools`
+ * (array), both borrowed and deep-copied. Tool-call arguments sent as a JSON
+ * string (the OpenAI wire format) are parsed into objects, which is what
+ * templates written for transformers expect (`arguments | tojson`); arguments
+ * that are not valid JSON stay strings. The caller owns *out. */
+int chat_context_from_openai(struct json_object **out, struct json_object *messages, struct json_object *tools,
+                             int add_generation_prompt, const char *bos_token, const char *eos_token, hl_err *err);
+
 /* Convenience: parse + render in one call (for a template used once). */
 int chat_render_once(const char *src, size_t len, struct json_object *ctx, hl_buf *out, hl_err *err);
 

@@ -215,3 +215,35 @@ TEST(concurrent_renders_of_one_template) {
     json_object_put(ctx);
     chat_template_free(t);
 }
+
+TEST(context_from_openai_parses_tool_arguments) {
+    json_object *msgs = json_tokener_parse(
+        "[{\"role\":\"user\",\"content\":\"weather?\"},"
+        "{\"role\":\"assistant\",\"content\":null,\"tool_calls\":[{\"id\":\"c1\",\"type\":\"function\","
+        "\"function\":{\"name\":\"w\",\"arguments\":\"{\\\"city\\\": \\\"Oslo\\\", \\\"n\\\": 2}\"}},"
+        "{\"id\":\"c2\",\"type\":\"function\",\"function\":{\"name\":\"v\",\"arguments\":\"not json\"}}]},"
+        "{\"role\":\"tool\",\"tool_call_id\":\"c1\",\"content\":\"rain\"}]");
+    json_object *tools = json_tokener_parse("[{\"type\":\"function\",\"function\":{\"name\":\"w\"}}]");
+    json_object *ctx = NULL;
+    hl_err err = {0};
+    CHECK_EQ(chat_context_from_openai(&ctx, msgs, tools, 1, "<s>", "</s>", &err), 0);
+    const char *src = "{{ bos_token }}{{ tools[0].function.name }}|{% for m in messages %}{{ m.role }}:"
+                      "{% for c in m.tool_calls or [] %}{{ c.function.arguments | tojson }};{% endfor %}{% endfor %}"
+                      "|{{ messages[1].content is none }}|{{ add_generation_prompt }}";
+    hl_buf out = {0};
+    CHECK_EQ(chat_render_once(src, strlen(src), ctx, &out, &err), 0);
+    CHECK_STREQ(out.data, "<s>w|user:assistant:{\"city\": \"Oslo\", \"n\": 2};\"not json\";tool:|True|True");
+    /* the request's own objects are untouched */
+    CHECK_STREQ(json_object_get_string(json_object_object_get(
+                    json_object_object_get(json_object_array_get_idx(json_object_object_get(
+                                               json_object_array_get_idx(msgs, 1), "tool_calls"), 0), "function"),
+                    "arguments")),
+                "{\"city\": \"Oslo\", \"n\": 2}");
+    hl_buf_free(&out);
+    json_object_put(ctx);
+    json_object *bad = json_tokener_parse("{\"role\":\"user\"}");
+    CHECK_EQ(chat_context_from_openai(&ctx, bad, NULL, 0, NULL, NULL, &err), HL_EINVAL);
+    json_object_put(bad);
+    json_object_put(msgs);
+    json_object_put(tools);
+}
