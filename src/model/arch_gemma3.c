@@ -33,6 +33,18 @@ static const hl_arch_tensor gemma3_layer[] = {
     {"blk.%d.post_ffw_norm.weight", L(post_ffn_norm), HL_DIM_EMBD, HL_DIM_NONE, HL_TK_VEC, 0},
 };
 
+#include <math.h>
+
+/* Gemma 3 scales queries by query_pre_attn_scalar^-0.5, which GGUF does not
+ * carry: it is head_dim for every size except 27B (62 layers), where it is
+ * n_embd / n_head. */
+static int gemma3_hook(hl_model *m, hl_err *err) {
+    (void)err;
+    hl_hparams *hp = &m->hp;
+    if (hp->n_layer == 62) hp->attn_scale = 1.0f / sqrtf((float)hp->n_embd / (float)hp->n_head);
+    return 0;
+}
+
 const hl_arch hl_arch_gemma3 = {
     .name = "gemma3",
     .rope_style = HL_ROPE_NEOX,
@@ -43,4 +55,5 @@ const hl_arch hl_arch_gemma3 = {
     .n_global = sizeof gemma3_global / sizeof gemma3_global[0],
     .layer = gemma3_layer,
     .n_layer_tensors = sizeof gemma3_layer / sizeof gemma3_layer[0],
+    .hook = gemma3_hook,
 };

@@ -667,3 +667,33 @@ static void real_invariance(const char *file) {
 
 TEST(real_batch_invariance_smollm2) { real_invariance("smollm2-135m-instruct-q4_1.gguf"); }
 TEST(real_batch_invariance_gemma3) { real_invariance("gemma-3-270m-q4_k_m.gguf"); }
+
+TEST(kv_pool_shape_and_errors) {
+    hl_err err = {0};
+    hl_kv_cache *kv = NULL;
+    hl_kv_params p = {.n_layer = 3, .n_head_kv = 2, .head_dim_k = 8, .head_dim_v = 4, .n_blocks = 5, .block_size = 0,
+                      .type = HL_TYPE_F16};
+    CHECK_EQ(hl_kv_block_bytes(&p), 3 * 16 * 2 * (8 + 4) * 2);
+    CHECK_EQ(hl_kv_new(&kv, &p, &err), 0);
+    CHECK_EQ(hl_kv_block_size(kv), HL_KV_DEFAULT_BLOCK_SIZE);
+    CHECK_EQ(hl_kv_n_blocks(kv), 5);
+    /* slots are [block][slot][head][dim], contiguous per layer */
+    CHECK(hl_kv_k_slot(kv, 1, 2, 3) == hl_kv_k_slot(kv, 1, 0, 0) + (2 * 16 + 3) * 2 * 8);
+    CHECK(hl_kv_v_slot(kv, 2, 4, 15) == hl_kv_v_slot(kv, 2, 0, 0) + (4 * 16 + 15) * 2 * 4);
+    for (int l = 0; l < 3; l++) hl_kv_v_slot(kv, l, 1, 7)[5] = (hl_f16)(0x3c00 + l);
+    hl_kv_copy_block(kv, 3, 1);
+    for (int l = 0; l < 3; l++) CHECK_EQ(hl_kv_v_slot(kv, l, 3, 7)[5], 0x3c00 + l);
+    CHECK_EQ(hl_kv_k_slot(kv, 0, 3, 0)[0], 0);
+    hl_kv_free(kv);
+    hl_kv_params bad = p;
+    bad.n_blocks = 0;
+    CHECK_EQ(hl_kv_new(&kv, &bad, &err), HL_EINVAL);
+    CHECK(kv == NULL);
+    bad = p;
+    bad.block_size = 100000;
+    CHECK_EQ(hl_kv_new(&kv, &bad, &err), HL_EINVAL);
+    bad = p;
+    bad.type = HL_TYPE_Q8_0;
+    CHECK_EQ(hl_kv_new(&kv, &bad, &err), HL_ENOTSUP);
+    CHECK(strstr(err.msg, "Q8_0") != NULL);
+}
