@@ -330,3 +330,43 @@ def test_repl_through_server(srv, tmp_path):
     assert log.count("POST /api/chat 200") >= 2
     mf = srv("show", "saved", "--modelfile").stdout
     assert "num_predict 3" in mf and "MESSAGE user a time" in mf
+
+
+def metric(srv, name):
+    total = 0.0
+    for line in requests.get(srv.url + "/metrics", timeout=5).text.splitlines():
+        if line.startswith(name + " ") or line.startswith(name + "{"):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def test_ctrl_c_cancels_on_the_server(srv, tmp_path):
+    smol = pathlib.Path(os.environ.get("HL_MODELS_DIR", pathlib.Path.home() / ".cache/hyperlama/models")) / \
+        "smollm2-135m-instruct-q4_1.gguf"
+    if not smol.exists():
+        pytest.skip("SmolLM2 not downloaded")
+    mf = tmp_path / "smol.Modelfile"
+    mf.write_text(f"FROM {smol}\n")
+    srv("create", "smol", "-f", mf)
+    p = EnvPty(["run", "smol", "--num-predict", "4000", "--num-ctx", "4096", "--temperature", "0.8"], srv.env)
+    p.expect(rb">>> ")
+    p.send("Write a very long story about a dragon.\r")
+    p.expect(rb"dragon\.\r\n")  # the echo of the line
+    p.expect(rb"\w+ \w+ \w+", timeout=60)  # the answer is streaming
+    p.send("\x03")
+    t0 = time.time()
+    p.expect(rb">>> ", timeout=10)
+    assert time.time() - t0 < 5
+    # the server saw the client go (499: client closed) and stopped generating
+    deadline = time.time() + 5
+    while time.time() < deadline and "POST /api/chat 499" not in srv.logtext():
+        time.sleep(0.1)
+    assert "POST /api/chat 499" in srv.logtext()
+    a = requests.get(srv.url + "/api/ps", timeout=5).json()
+    n1 = metric(srv, "hyperlama_generation_tokens_total")
+    time.sleep(1.0)
+    n2 = metric(srv, "hyperlama_generation_tokens_total")
+    assert n1 == n2, (n1, n2)
+    assert a["models"] and a["models"][0]["name"] == "smol:latest"
+    p.send("/bye\r")
+    assert p.close() == 0
