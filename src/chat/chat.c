@@ -90,6 +90,9 @@ int chat_context_new(struct json_object **out, const chat_message *msgs, size_t 
     }
     json_object_object_add(ctx, "messages", arr);
     arr = NULL;
+    /* like transformers: tools and documents are always defined (None when absent) */
+    json_object_object_add(ctx, "tools", NULL);
+    json_object_object_add(ctx, "documents", NULL);
     json_object_object_add(ctx, "add_generation_prompt", json_object_new_boolean(add_generation_prompt));
     json_object_object_add(ctx, "bos_token", json_object_new_string(bos_token ? bos_token : ""));
     json_object_object_add(ctx, "eos_token", json_object_new_string(eos_token ? eos_token : ""));
@@ -133,7 +136,8 @@ int chat_context_from_openai(struct json_object **out, struct json_object *messa
     if (tools && json_object_is_type(tools, json_type_array)) {
         if (json_object_deep_copy(tools, &tl, NULL) != 0) goto oom;
         json_object_object_add(ctx, "tools", tl);
-    }
+    } else json_object_object_add(ctx, "tools", NULL); /* defined but None, as in transformers */
+    json_object_object_add(ctx, "documents", NULL);
     json_object_object_add(ctx, "add_generation_prompt", json_object_new_boolean(add_generation_prompt));
     json_object_object_add(ctx, "bos_token", json_object_new_string(bos_token ? bos_token : ""));
     json_object_object_add(ctx, "eos_token", json_object_new_string(eos_token ? eos_token : ""));

@@ -17,8 +17,12 @@
  *                          tool_call_id, ...}
  *   tools                  list of tool definitions (optional)
  *   add_generation_prompt  bool
- *   bos_token, eos_token   strings
+ *   bos_token, eos_token   strings (transformers also passes unk_token,
+ *                          pad_token ...: add them if a template needs them)
  *   ... any extra keys (e.g. enable_thinking) are visible too.
+ * transformers always defines tools and documents (None when absent); the
+ * context builders below do the same, and a hand-made context should too,
+ * since `tools is not none` is true for an undefined variable.
  * json-c integers become template ints, doubles floats, objects dicts (in the
  * object's key order), arrays lists, null none. */
 #ifndef HL_CHAT_CHAT_H
@@ -73,8 +77,10 @@ typedef struct chat_message {
     const char *content; /* NUL-terminated UTF-8; NULL means none (json null) */
 } chat_message;
 
-/* Builds a new context object {messages:[{role,content}...],
- * add_generation_prompt, bos_token, eos_token} (bos/eos may be NULL -> "").
+/* Builds a new context object {messages:[{role,content}...], tools: null,
+ * documents: null, add_generation_prompt, bos_token, eos_token} (bos/eos may
+ * be NULL -> ""). tools and documents are defined but None, exactly as
+ * transformers' apply_chat_template passes them when there are none.
  * The caller owns *out (json_object_put). Extra keys (tools, ...) can be added
  * with json_object_object_add before rendering. */
 int chat_context_new(struct json_object **out, const chat_message *msgs, size_t n_msgs,
@@ -86,7 +92,8 @@ int chat_context_new(struct json_object **out, const chat_message *msgs, size_t 
  * (array), both borrowed and deep-copied. Tool-call arguments sent as a JSON
  * string (the OpenAI wire format) are parsed into objects, which is what
  * templates written for transformers expect (`arguments | tojson`); arguments
- * that are not valid JSON stay strings. The caller owns *out. */
+ * that are not valid JSON stay strings. Without tools, tools is null (and
+ * documents always null), as in transformers. The caller owns *out. */
 int chat_context_from_openai(struct json_object **out, struct json_object *messages, struct json_object *tools,
                              int add_generation_prompt, const char *bos_token, const char *eos_token, hl_err *err);
 

@@ -76,7 +76,8 @@ CONV_EXTRA = {"thinking": {"enable_thinking": False}, "single_user": {"enable_th
               "no_system_multi": {"documents": [{"title": "Doc A", "text": "Alpha \"quoted\""},
                                                 {"title": "Doc B", "text": "Beta"}], "enable_citations": True}}
 
-EXTRA = {"bos_token": "<s>", "eos_token": "</s>"}
+# transformers' apply_chat_template always passes tools and documents (None when absent)
+EXTRA = {"bos_token": "<s>", "eos_token": "</s>", "tools": None, "documents": None}
 
 
 def gguf_chat_template(path):
