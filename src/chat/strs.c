@@ -1,9 +1,9 @@
-/* String helpers with Python str semantics for the ASCII range (strip, split,
- * case changes, find, replace, title, center), the string and dict and list
+/* String helpers with Python str semantics (strip and split with Unicode
+ * whitespace, case changes, find, replace, title), the string, dict and list
  * methods templates call (`x.strip()`, `d.items()`, `l.index(v)` ...), the
  * comparisons and `in`, iteration, and the global functions (range,
- * namespace, dict, raise_exception, strftime_now). Case mapping outside ASCII
- * is left unchanged (a known difference from Python). */
+ * namespace, dict, raise_exception, strftime_now). Strings are UTF-8 and
+ * indexed by code point, as Python does. */
 #include "chat/internal.h"
 
 #include "base/utf8.h"
