@@ -332,8 +332,18 @@ static void last_log_line(const char *path, char *out, size_t cap) {
     snprintf(out, cap, "%s", nl ? nl + 1 : tail);
 }
 
+/* Addresses a server started here would answer on. */
+static int is_local(const char *h) {
+    return !strncmp(h, "127.", 4) || !strcmp(h, "localhost") || !strcmp(h, "::1") || !strcmp(h, "0.0.0.0") ||
+           !strcmp(h, "::");
+}
+
 int cli_client_ensure(cli_client *c, int timeout_ms, hl_err *err) {
     if (cli_client_ping(c)) return 0;
+    /* a server elsewhere is not ours to start */
+    if (!is_local(c->host))
+        return hl_err_set(err, HL_EIO, "could not connect to the server at %s (HYPERLAMA_HOST): start it there with `hyperlama serve`",
+                          c->base);
     char log[4200], pidf[4200], dir[4200];
     cli_client_log_path(log, sizeof log);
     cli_client_pid_path(pidf, sizeof pidf);

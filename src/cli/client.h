@@ -32,7 +32,8 @@ int cli_client_init(cli_client *c, hl_err *err);
 /* Nonzero when something answers HTTP at the address (within ~1 s). */
 int cli_client_ping(cli_client *c);
 
-/* Makes sure a server answers: pings, and when none does, starts
+/* Makes sure a server answers: pings, and when none does and the address is
+ * this machine's (loopback, or every interface), starts
  * `/proc/self/exe serve` detached (setsid; stdout/stderr appended to
  * ~/.hyperlama/logs/server.log; its pid in ~/.hyperlama/logs/server.pid) and
  * waits up to timeout_ms for it to answer. The child inherits this process's

@@ -252,6 +252,9 @@ def test_host_forms_and_help(srv, tmp_path):
     assert srv("list", env=env).stdout.startswith("NAME")
     r = srv("list", env=dict(srv.env, HYPERLAMA_HOST="127.0.0.1:99999"), check=False)
     assert r.returncode == 1 and "HYPERLAMA_HOST" in r.stderr and "invalid port" in r.stderr
+    # a server elsewhere is not started here
+    r = srv("list", env=dict(srv.env, HYPERLAMA_HOST="nonexistent.invalid:5"), check=False)
+    assert r.returncode == 1 and "could not connect to the server at http://nonexistent.invalid:5" in r.stderr
     for verb in ["run", "list", "ls", "show", "ps", "stop", "rm", "cp", "create", "pull", "push", "serve"]:
         r = srv(verb, "--help")
         assert "Usage:" in r.stdout, verb
