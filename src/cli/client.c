@@ -7,6 +7,7 @@
 
 #include <curl/curl.h>
 #include <errno.h>
+#include <openssl/evp.h>
 #include <fcntl.h>
 #include <json-c/json.h>
 #include <pwd.h>
@@ -393,3 +394,81 @@ int cli_client_ensure(cli_client *c, int timeout_ms, hl_err *err) {
     return hl_err_set(err, HL_EIO, "the server at %s did not answer within %d s after starting: see %s", c->base,
                       timeout_ms / 1000, log);
 }
+
+/* ---- blobs (create against a server that does not share our files) ------- */
+
+static int sha256_file(const char *path, char out[72], int64_t *size, hl_err *err) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return hl_err_set(err, HL_ENOENT, "%s: %s", path, strerror(errno));
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    if (!md || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1) {
+        fclose(f);
+        EVP_MD_CTX_free(md);
+        return hl_err_set(err, HL_ENOMEM, "cannot initialize sha256");
+    }
+    static const size_t CHUNK = 1 << 20;
+    unsigned char *buf = malloc(CHUNK);
+    size_t n;
+    *size = 0;
+    while (buf && (n = fread(buf, 1, CHUNK, f)) > 0) {
+        EVP_DigestUpdate(md, buf, n);
+        *size += (int64_t)n;
+    }
+    int bad = !buf || ferror(f);
+    unsigned char d[32];
+    unsigned dl = 0;
+    EVP_DigestFinal_ex(md, d, &dl);
+    EVP_MD_CTX_free(md);
+    free(buf);
+    fclose(f);
+    if (bad) return hl_err_set(err, HL_EIO, "reading %s failed", path);
+    memcpy(out, "sha256:", 7);
+    for (int i = 0; i < 32; i++) snprintf(out + 7 + 2 * i, 3, "%02x", d[i]);
+    return 0;
+}
+
+int cli_upload_blob(cli_client *c, const char *path, char digest[72], hl_err *err) {
+    int64_t size;
+    int rc = sha256_file(path, digest, &size, err);
+    if (rc) return rc;
+    char url_path[128];
+    snprintf(url_path, sizeof url_path, "/api/blobs/%s", digest);
+    long status = 0;
+    hl_err e2 = {0};
+    if (cli_request(c, "HEAD", url_path, NULL, &status, NULL, &e2) == 0 && status == 200) return 0; /* already there */
+    FILE *f = fopen(path, "rb");
+    if (!f) return hl_err_set(err, HL_ENOENT, "%s: %s", path, strerror(errno));
+    CURL *h = curl_easy_init();
+    if (!h) {
+        fclose(f);
+        return hl_err_set(err, HL_ENOMEM, "cannot initialize libcurl");
+    }
+    char url[1200];
+    snprintf(url, sizeof url, "%s%s", c->base, url_path);
+    struct curl_slist *hdrs = curl_slist_append(NULL, "Content-Type: application/octet-stream");
+    if (c->auth[0]) hdrs = curl_slist_append(hdrs, c->auth);
+    xfer x = {.err = err};
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_POST, 1L);
+    curl_easy_setopt(h, CURLOPT_READDATA, f); /* libcurl's default reader is fread */
+    curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)size);
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, &x);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_NOPROXY, "*");
+    CURLcode res = curl_easy_perform(h);
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_cleanup(h);
+    curl_slist_free_all(hdrs);
+    fclose(f);
+    if (res != CURLE_OK) rc = hl_err_set(err, HL_EIO, "uploading %s failed: %s", path, curl_easy_strerror(res));
+    else if (status < 200 || status >= 300) {
+        error_from_body(&x, status, err);
+        rc = hl_err_prefix(err, "uploading %s: ", path);
+    }
+    hl_buf_free(&x.body);
+    return rc;
+}
+
+int cli_client_is_local(const cli_client *c) { return is_local(c->host); }

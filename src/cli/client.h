@@ -67,6 +67,12 @@ typedef int (*cli_line_fn)(void *ctx, struct json_object *obj);
  * non-streamed JSON reply (one object) is handed to fn as one line. */
 int cli_stream(cli_client *c, const char *path, const char *body, cli_line_fn fn, void *ctx, hl_err *err);
 
+/* Uploads a file as a blob (POST /api/blobs/sha256:..., skipped when HEAD
+ * finds it there) and returns its digest ("sha256:<hex>"). */
+int cli_upload_blob(cli_client *c, const char *path, char digest[72], hl_err *err);
+/* Nonzero when the server address is this machine (so it sees our files). */
+int cli_client_is_local(const cli_client *c);
+
 /* Text of member key when it is a string, else NULL (borrowed). */
 const char *cli_jstr(struct json_object *o, const char *key);
 /* Member key as an integer (0 when absent). */

@@ -505,6 +505,75 @@ static void absolute_from(const char *v, const char *base_dir, char *out, size_t
     else snprintf(out, cap, "%s", v);
 }
 
+/* The /api/create body for a server on another machine, as Ollama's CLI
+ * builds it: the GGUF uploaded as a blob ("files"), the other instructions
+ * as fields. */
+static int remote_create_body(cli_client *c, const store_modelfile *mf, const char *name, const char *quant, hl_buf *b,
+                              hl_err *err) {
+    hl_jw w;
+    hl_jw_init(&w, b);
+    hl_jw_obj_begin(&w);
+    hl_jw_key(&w, "model"); hl_jw_str(&w, name);
+    if (quant) { hl_jw_key(&w, "quantize"); hl_jw_str(&w, quant); }
+    hl_buf license = {0}, msgs = {0};
+    hl_jw mw;
+    hl_jw_init(&mw, &msgs);
+    hl_jw_arr_begin(&mw);
+    int rc = 0;
+    for (size_t i = 0; !rc && i < mf->n; i++) {
+        const store_mf_cmd *cmd = &mf->cmds[i];
+        switch (cmd->kind) {
+        case STORE_MF_FROM:
+            if (cmd->value[0] == '/') {
+                char digest[72];
+                if (access(cmd->value, R_OK) != 0) {
+                    rc = hl_err_set(err, HL_ENOENT, "line %d: FROM %s: no such file", cmd->line, cmd->value);
+                    break;
+                }
+                fprintf(stderr, "uploading %s\n", cmd->value);
+                if ((rc = cli_upload_blob(c, cmd->value, digest, err))) break;
+                const char *base = strrchr(cmd->value, '/') + 1;
+                hl_jw_key(&w, "files");
+                hl_jw_obj_begin(&w);
+                hl_jw_key(&w, base); hl_jw_str(&w, digest);
+                hl_jw_obj_end(&w);
+            } else {
+                hl_jw_key(&w, "from"); hl_jw_str(&w, cmd->value);
+            }
+            break;
+        case STORE_MF_TEMPLATE: hl_jw_key(&w, "template"); hl_jw_str(&w, cmd->value); break;
+        case STORE_MF_SYSTEM: hl_jw_key(&w, "system"); hl_jw_str(&w, cmd->value); break;
+        case STORE_MF_LICENSE:
+            if (license.len) hl_buf_puts(&license, "\n\n");
+            hl_buf_puts(&license, cmd->value);
+            break;
+        case STORE_MF_MESSAGE:
+            hl_jw_obj_begin(&mw);
+            hl_jw_key(&mw, "role"); hl_jw_str(&mw, cmd->key);
+            hl_jw_key(&mw, "content"); hl_jw_str(&mw, cmd->value);
+            hl_jw_obj_end(&mw);
+            break;
+        case STORE_MF_ADAPTER:
+            rc = hl_err_set(err, HL_ENOTSUP, "line %d: ADAPTER is not supported yet", cmd->line);
+            break;
+        case STORE_MF_PARAMETER: break;
+        }
+    }
+    hl_jw_arr_end(&mw);
+    char *params = NULL;
+    if (!rc) rc = store_params_json(mf, &params, NULL, NULL, err);
+    if (!rc) {
+        if (params) { hl_jw_key(&w, "parameters"); hl_jw_raw(&w, params, strlen(params)); }
+        if (license.len) { hl_jw_key(&w, "license"); hl_jw_str(&w, license.data); }
+        if (msgs.len > 2) { hl_jw_key(&w, "messages"); hl_jw_raw(&w, msgs.data, msgs.len); }
+    }
+    hl_jw_obj_end(&w);
+    free(params);
+    hl_buf_free(&license);
+    hl_buf_free(&msgs);
+    return rc;
+}
+
 int cmd_create(int argc, char **argv) {
     if (wants_help(argc, argv) || argc < 1) {
         printf("Create a model from a Modelfile\n\nUsage:\n  hyperlama create MODEL [flags]\n\nFlags:\n"
@@ -557,26 +626,33 @@ int cmd_create(int argc, char **argv) {
             mf.cmds[i].value = v;
         }
     }
-    char *out = rc ? NULL : store_modelfile_format(&mf);
-    store_modelfile_free(&mf);
-    if (rc || !out) {
-        fprintf(stderr, "Error: %s\n", rc ? err.msg : "out of memory");
-        return 1;
-    }
     cli_client c;
-    if (cli_connect(&c)) {
-        free(out);
+    if (rc) fprintf(stderr, "Error: %s\n", err.msg);
+    if (rc || cli_connect(&c)) {
+        store_modelfile_free(&mf);
         return 1;
     }
     hl_buf b = {0};
-    hl_jw w;
-    hl_jw_init(&w, &b);
-    hl_jw_obj_begin(&w);
-    hl_jw_key(&w, "model"); hl_jw_str(&w, name);
-    hl_jw_key(&w, "modelfile"); hl_jw_str(&w, out);
-    if (quant) { hl_jw_key(&w, "quantize"); hl_jw_str(&w, quant); }
-    hl_jw_obj_end(&w);
-    free(out);
+    if (cli_client_is_local(&c)) {
+        /* the server sees our files: it reads (and hard-links) them itself */
+        char *out = store_modelfile_format(&mf);
+        hl_jw w;
+        hl_jw_init(&w, &b);
+        hl_jw_obj_begin(&w);
+        hl_jw_key(&w, "model"); hl_jw_str(&w, name);
+        hl_jw_key(&w, "modelfile"); hl_jw_str(&w, out ? out : "");
+        if (quant) { hl_jw_key(&w, "quantize"); hl_jw_str(&w, quant); }
+        hl_jw_obj_end(&w);
+        free(out);
+    } else {
+        rc = remote_create_body(&c, &mf, name, quant, &b, &err);
+    }
+    store_modelfile_free(&mf);
+    if (rc || b.oom) {
+        fprintf(stderr, "Error: %s\n", rc ? err.msg : "out of memory");
+        hl_buf_free(&b);
+        return 1;
+    }
     progress_ui ui = {.tty = isatty(2)};
     rc = cli_stream(&c, "/api/create", b.data, on_progress_line, &ui, &err);
     finish_progress(&ui);

@@ -373,3 +373,67 @@ def test_ctrl_c_cancels_on_the_server(srv, tmp_path):
     assert a["models"] and a["models"][0]["name"] == "smol:latest"
     p.send("/bye\r")
     assert p.close() == 0
+
+
+def outward_ip():
+    """This machine's address on its network (not loopback), or None."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        s.connect(("10.255.255.255", 1))  # no packet is sent: this only picks a route
+        ip = s.getsockname()[0]
+    except OSError:
+        return None
+    finally:
+        s.close()
+    return None if ip.startswith("127.") else ip
+
+
+def test_create_on_a_remote_server_uploads_the_blob(tmp_path):
+    """A server on another address cannot read our paths: create uploads the
+    GGUF to /api/blobs and sends the other instructions as fields."""
+    ip = outward_ip()
+    if not ip:
+        pytest.skip("no non-loopback address")
+    port = free_port()
+    env = base_env(tmp_path, port)
+    env["HYPERLAMA_API_KEY"] = "test-key-" + os.urandom(8).hex()  # never an open server on the network
+    log = open(tmp_path / "server.log", "wb")
+    proc = subprocess.Popen([str(HYPERLAMA), "serve", "--host", f"0.0.0.0:{port}"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        client = dict(env, HYPERLAMA_HOST=f"{ip}:{port}")
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            try:
+                requests.get(f"http://{ip}:{port}/", timeout=1)
+                break
+            except requests.ConnectionError:
+                time.sleep(0.05)
+        d = tmp_path / "elsewhere"
+        d.mkdir()
+        (d / "m.gguf").write_bytes(STORIES.read_bytes())
+        (d / "Modelfile").write_text('FROM ./m.gguf\nSYSTEM Be brief.\nPARAMETER temperature 0.25\nPARAMETER stop "User:"\n'
+                                     "MESSAGE user hi\nMESSAGE assistant hello\nLICENSE MIT\n")
+        r = subprocess.run([str(HYPERLAMA), "create", "far", "-f", d / "Modelfile"], env=client, capture_output=True,
+                           text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+        assert "uploading" in r.stderr and "success" in r.stderr
+        text = (tmp_path / "server.log").read_text()
+        assert "POST /api/blobs/sha256:" + hashlib.sha256(STORIES.read_bytes()).hexdigest() in text
+        m = json.loads(manifest_bytes(pathlib.Path(env["HYPERLAMA_MODELS"]), "far"))
+        kinds = sorted(l["mediaType"].rsplit(".", 1)[1] for l in m["layers"])
+        assert kinds == sorted(["model", "system", "params", "messages", "license"])
+        show = subprocess.run([str(HYPERLAMA), "show", "far", "--parameters"], env=client, capture_output=True, text=True,
+                              timeout=60).stdout
+        assert re.search(r"^temperature\s+0.25$", show, re.M) and re.search(r'^stop\s+"User:"$', show, re.M)
+        # without the key the server refuses, and the CLI says why
+        r = subprocess.run([str(HYPERLAMA), "list"], env=dict(client, HYPERLAMA_API_KEY=""), capture_output=True,
+                           text=True, timeout=60)
+        assert r.returncode == 1 and "API key" in r.stderr
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
