@@ -105,9 +105,14 @@ static int exec_set(crender *r, cscope *s, const cnode *n) {
     return rc;
 }
 
+/* renders a block's body into a string; the body gets its own scope, so
+ * assignments inside {% set x %}...{% endset %} or a filter block stay there */
 static int capture(crender *r, cscope *s, const cnode *n, cv *out) {
     hl_buf b = {0};
-    int rc = exec_body(r, s, n->items, n->n_items, &b);
+    cscope *inner = chat_scope_new(s);
+    if (!inner) return oom(r);
+    int rc = exec_body(r, inner, n->items, n->n_items, &b);
+    chat_scope_destroy(inner);
     if (rc) { hl_buf_free(&b); return rc; }
     if (b.oom) { hl_buf_free(&b); return oom(r); }
     *out = cv_str_new(b.data ? b.data : "", b.len);
@@ -259,7 +264,13 @@ static int exec_stmt(crender *r, cscope *s, const cnode *n, hl_buf *out) {
         cv_unref(f);
         return chat_check_out(r, n, out);
     }
-    case CN_GENERATION: return exec_body(r, s, n->items, n->n_items, out);
+    case CN_GENERATION: { /* transformers implements it as a call block: its own scope */
+        cscope *inner = chat_scope_new(s);
+        if (!inner) return oom(r);
+        rc = exec_body(r, inner, n->items, n->n_items, out);
+        chat_scope_destroy(inner);
+        return rc;
+    }
     case CN_WITH: { /* values are computed in the outer scope, then bound in a new one */
         cscope *ws = chat_scope_new(s);
         if (!ws) return oom(r);
