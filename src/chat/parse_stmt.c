@@ -304,7 +304,10 @@ static int parse_stmt(parser *P, cnode **out) {
         TRY(expect_block_end(P));
         static const char *const ends[] = {"endgeneration", NULL};
         cnode *b;
+        int saved = P->loops; /* the body is a call block (a macro): no break/continue out of it */
+        P->loops = 0;
         TRY(parse_body(P, &b, ends, &which, kw));
+        P->loops = saved;
         n->items = b->items;
         n->n_items = b->n_items;
         TRY(expect_block_end(P));

@@ -236,6 +236,9 @@ TEMPLATES = [
     "{% macro m(v) %}<{{ caller(v * 2) }}>{% endmacro %}{% set k = 'K' %}{% call(y) m(3) %}{{ y }}{{ k }}{% endcall %}\n",
     # Python float floor division and modulo
     '{{ 7.5 // 2 }}|{{ -7.5 // 2 }}|{{ 7.5 // -2 }}|{{ 0.0 // 3 }}|{{ -0.0 // 3 }}|{{ 1 // 0.1 }}|{{ 1 % 0.1 }}|{{ -1 % 0.1 }}|{{ 5 % -0.0001 }}|{{ 0.3 // 0.1 }}|{{ -0.0 % 5 }}|{{ 0.0 % -5 }}\n',
+    # break inside a generation block (a macro) is an error, inside a set block it is not
+    '{% for i in l %}{% generation %}{% break %}{% endgeneration %}{% endfor %}',
+    '{% for i in l %}{% set x %}{% if i > 1 %}{% break %}{% endif %}{{ i }}{% endset %}{{ x }}{% endfor %}',
 ]
 
 
