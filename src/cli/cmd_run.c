@@ -1,14 +1,12 @@
 /* `hyperlama run MODEL [PROMPT]`: one answer streamed to stdout, or an
  * interactive multi-turn chat when no prompt is given and stdin is a terminal
- * (piped stdin becomes the prompt, as with Ollama).
- *
- * MODEL is a GGUF path, or a store name (pulled first when the store lacks
- * it). A store model brings its Modelfile layers: TEMPLATE (a Go template,
- * rendered with Ollama's semantics; otherwise the GGUF's Jinja template),
- * SYSTEM, MESSAGEs and PARAMETERs. Precedence, lowest first: built-in
- * defaults, the model's PARAMETERs, command-line flags, then `/set parameter`
- * in the chat. Before loading, the weights plus the KV cache for the context
- * are checked against available memory. */
+ * (piped stdin becomes the prompt, as with Ollama). A store name runs through
+ * the server (run_remote.c); a GGUF path runs here, in-process, as does a
+ * store model loaded with /load from such a chat (Modelfile TEMPLATE via
+ * gotmpl, SYSTEM, MESSAGEs, PARAMETERs: defaults < PARAMETERs < flags <
+ * /set parameter). Before loading, the weights plus the KV cache for the
+ * context are checked against available memory (cli_check_memory, used by
+ * both paths). */
 #include "cli/cli.h"
 #include "base/buf.h"
 #include "base/clock.h"
@@ -430,89 +428,6 @@ static char *read_all_stdin(void) {
 
 /* ---- the interactive chat ---- */
 
-static void help_main(void) {
-    printf("Available Commands:\n"
-           "  /set            Set session variables\n"
-           "  /show           Show model information\n"
-           "  /load <model>   Load a session or model\n"
-           "  /save <model>   Save your current session\n"
-           "  /clear          Clear session context\n"
-           "  /bye            Exit\n"
-           "  /?, /help       Help for a command\n"
-           "  /? shortcuts    Help for keyboard shortcuts\n\n"
-           "Use \"\"\" to begin a multi-line message.\n\n");
-}
-
-static void help_set(void) {
-    printf("Available Commands:\n"
-           "  /set parameter ...     Set a parameter\n"
-           "  /set system <string>   Set system message\n"
-           "  /set history           Enable history\n"
-           "  /set nohistory         Disable history\n"
-           "  /set verbose           Show LLM stats\n"
-           "  /set quiet             Disable LLM stats\n\n");
-}
-
-static void help_show(void) {
-    printf("Available Commands:\n"
-           "  /show info         Show details for this model\n"
-           "  /show license      Show model license\n"
-           "  /show modelfile    Show Modelfile for this model\n"
-           "  /show parameters   Show parameters for this model\n"
-           "  /show system       Show system message\n"
-           "  /show template     Show prompt template\n\n");
-}
-
-static void help_shortcuts(void) {
-    printf("Available keyboard shortcuts:\n"
-           "  Ctrl + a            Move to the beginning of the line (Home)\n"
-           "  Ctrl + e            Move to the end of the line (End)\n"
-           "  Ctrl + k            Delete the sentence after the cursor\n"
-           "  Ctrl + u            Delete the sentence before the cursor\n"
-           "  Ctrl + w            Delete the word before the cursor\n\n"
-           "  Ctrl + l            Clear the screen\n"
-           "  Ctrl + c            Stop the model from responding\n"
-           "  Ctrl + d            Exit hyperlama (/bye)\n\n");
-}
-
-static void help_parameters(void) {
-    printf("Available Parameters:\n"
-           "  /set parameter seed <int>             Random number seed\n"
-           "  /set parameter num_predict <int>      Max number of tokens to predict\n"
-           "  /set parameter top_k <int>            Pick from top k num of tokens\n"
-           "  /set parameter top_p <float>          Pick token based on sum of probabilities\n"
-           "  /set parameter min_p <float>          Pick token based on top token probability * min_p\n"
-           "  /set parameter num_ctx <int>          Set the context size\n"
-           "  /set parameter temperature <float>    Set creativity level\n"
-           "  /set parameter repeat_penalty <float> How strongly to penalize repetitions\n"
-           "  /set parameter repeat_last_n <int>    Set how far back to look for repetitions\n"
-           "  /set parameter num_gpu <int>          The number of layers to send to the GPU\n"
-           "  /set parameter stop <string> <string> ...   Set the stop parameters\n\n");
-}
-
-void cli_repl_help(const char *topic) {
-    if (!strcmp(topic, "set") || !strcmp(topic, "/set")) help_set();
-    else if (!strcmp(topic, "show") || !strcmp(topic, "/show")) help_show();
-    else if (!strcmp(topic, "shortcut") || !strcmp(topic, "shortcuts")) help_shortcuts();
-    else if (!strcmp(topic, "parameters")) help_parameters();
-    else help_main();
-}
-
-/* Splits s on spaces into at most max words (in place). */
-int cli_split_words(char *s, char **w, int max) {
-    int n = 0;
-    for (char *p = strtok(s, " \t"); p && n < max; p = strtok(NULL, " \t")) w[n++] = p;
-    return n;
-}
-
-void cli_unquote(char *s) {
-    size_t n = strlen(s);
-    if (n >= 2 && s[0] == '"' && s[n - 1] == '"') {
-        memmove(s, s + 1, n - 2);
-        s[n - 2] = 0;
-    }
-}
-
 /* Drops earlier /set values of key (every stop when key is stop). */
 static void drop_user_param(store_modelfile *mf, const char *key) {
     size_t k = 0;
@@ -531,7 +446,7 @@ static int needs_new_session(const char *key) {
 
 static void set_parameter(run_state *rs, char **w, int n) {
     if (n < 2) {
-        help_parameters();
+        cli_repl_help("parameters");
         return;
     }
     hl_err err = {0};
@@ -574,7 +489,7 @@ static void print_param_list(const store_modelfile *mf) {
 static void show(run_state *rs, const char *what) {
     const store_model *m = &rs->sm;
     if (!what || !*what) {
-        help_show();
+        cli_repl_help("show");
     } else if (!strcmp(what, "info")) {
         if (rs->from_store) {
             char *av[] = {rs->name};
@@ -643,15 +558,6 @@ static void save(run_state *rs, const conversation *conv, const char *name) {
     else printf("Created new model '%s'\n", name);
 }
 
-void cli_history_path(char *out, size_t cap) {
-    const char *home = getenv("HOME");
-    out[0] = 0;
-    if (!home || !*home) return;
-    char dir[4096];
-    snprintf(dir, sizeof dir, "%s/.hyperlama", home);
-    mkdir(dir, 0755);
-    snprintf(out, cap, "%s/history", dir);
-}
 
 /* Interactive chat: >>> prompt, line editing and history, """ blocks,
  * Ollama's slash commands. */
@@ -771,7 +677,7 @@ static int repl(run_state *rs) {
                 } else if (!strcmp(what, "nohistory")) {
                     use_history = 0;
                     printf("Set 'nohistory' mode.\n");
-                } else if (!*what) help_set();
+                } else if (!*what) cli_repl_help("set");
                 else printf("Unknown command '/set %s'. Type /? for help\n", what);
             } else if (!strcmp(cmd, "/show")) {
                 show(rs, n > 1 ? w[1] : NULL);
