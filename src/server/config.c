@@ -287,7 +287,7 @@ static int apply_kv(srv_config *c, const char *path, const srv_toml_kv *kv, hl_e
         return 0;
     case K_DUR: {
         int64_t ns;
-        if (v->type == SRV_TOML_INT) ns = v->i < 0 ? -1 : v->i * 1000000000ll;
+        if (v->type == SRV_TOML_INT) ns = v->i < 0 ? -1 : v->i > 9000000000ll ? 9000000000ll * 1000000000ll : v->i * 1000000000ll;
         else if (v->type == SRV_TOML_STR) {
             if (srv_parse_duration(v->s, &ns, &e2)) return hl_err_set(err, HL_EINVAL, "%s:%d:%d: %s", path, v->line, v->col, e2.msg);
         } else return type_err(path, kv, "a duration string like \"5m\"", err);

@@ -30,8 +30,8 @@ static void adv(tp *p) {
     if (p->s[p->i] == '\n') {
         p->line++;
         p->col = 1;
-    } else {
-        p->col++;
+    } else if (((unsigned char)p->s[p->i] & 0xC0) != 0x80) {
+        p->col++; /* columns count characters: UTF-8 continuation bytes add none */
     }
     p->i++;
 }
@@ -88,7 +88,7 @@ static int parse_basic_string(tp *p, hl_buf *out) {
             case '\\': ch = '\\'; break;
             case 'u':
             case 'U': {
-                int nd = e == 'u' ? 4 : 8;
+                int nd = e == 'u' ? 4 : 8, eline = p->line, ecol = p->col - 1; /* the backslash */
                 adv(p);
                 uint32_t cp = 0;
                 for (int k = 0; k < nd; k++) {
@@ -100,7 +100,10 @@ static int parse_basic_string(tp *p, hl_buf *out) {
                 }
                 char u[4];
                 int ul = hl_utf8_encode(cp, u);
-                if (!ul) return perr(p, "\\u escape is not a valid code point%s", "");
+                if (!ul) {
+                    p->line = eline, p->col = ecol; /* point at the escape, not past it */
+                    return perr(p, "\\u escape is not a valid code point%s", "");
+                }
                 hl_buf_append(out, u, (size_t)ul);
                 continue;
             }
@@ -235,7 +238,12 @@ static int parse_number(tp *p, srv_toml_val *v) {
     if (t[0] == '0' && (t[1] == 'x' || t[1] == 'o' || t[1] == 'b')) {
         base = t[1] == 'x' ? 16 : t[1] == 'o' ? 8 : 2;
         digits = t + 2;
+        /* strtoll would take a sign or spaces after the prefix: TOML allows neither */
+        if (!*digits || *digits == '+' || *digits == '-') return perr(p, "not a valid number: '%s'", tmp);
     } else {
+        /* TOML forbids leading zeros (0123 is not 123 or octal): refuse rather than misread */
+        const char *q = t + (t[0] == '+' || t[0] == '-');
+        if (q[0] == '0' && q[1] >= '0' && q[1] <= '9') return perr(p, "leading zeros are not allowed: '%s'", tmp);
         for (const char *q = t; *q; q++)
             if (*q == '.' || ((*q == 'e' || *q == 'E'))) is_float = 1;
     }
@@ -291,6 +299,9 @@ static int parse_value(tp *p, srv_toml_val *v, int depth) {
 }
 
 static int add_kv(tp *p, srv_toml *t, const char *key, srv_toml_val *v, int line, int col) {
+    /* the duplicate check is quadratic: a bound keeps a hostile file from making it slow */
+    if (t->n >= SRV_TOML_MAX_KEYS)
+        return hl_err_set(p->err, HL_ERANGE, "%s:%d:%d: more than %d keys", p->fname, line, col, SRV_TOML_MAX_KEYS);
     for (size_t i = 0; i < t->n; i++)
         if (!strcmp(t->kvs[i].key, key))
             return hl_err_set(p->err, HL_EINVAL, "%s:%d:%d: key '%s' is defined twice", p->fname, line, col, key);
@@ -315,8 +326,8 @@ int srv_toml_parse(const char *text, size_t n, const char *fname, srv_toml *out,
     tp p = {.s = text, .n = n, .line = 1, .col = 1, .fname = fname ? fname : "config", .err = err};
     if (n > SRV_TOML_MAX_BYTES) return hl_err_set(err, HL_ERANGE, "%s: larger than %d bytes", p.fname, SRV_TOML_MAX_BYTES);
     if (memchr(text, 0, n)) return hl_err_set(err, HL_EINVAL, "%s: contains a NUL byte", p.fname);
-    hl_buf table = {0};
-    int rc = 0;
+    hl_buf table = {0}, seen = {0}; /* seen: table names so far, each followed by a NUL */
+    int rc = 0, in_table = 0;
     while (!rc) {
         skip_ws_nl(&p);
         if (peek(&p) == -1) break;
@@ -333,13 +344,23 @@ int srv_toml_parse(const char *text, size_t n, const char *fname, srv_toml *out,
                 rc = perr(&p, "expected ']' after the table name%s", "");
                 break;
             }
+            if (table.oom) {
+                rc = hl_err_set(err, HL_ENOMEM, "out of memory");
+                break;
+            }
+            const char *tn = table.data ? table.data : ""; /* [""] is a valid, empty name */
+            for (size_t k = 0; k < seen.len; k += strlen(seen.data + k) + 1)
+                if (!strcmp(seen.data + k, tn)) rc = perr(&p, "table [%s] is defined twice", tn);
+            if (rc) break;
+            hl_buf_append(&seen, tn, strlen(tn) + 1);
+            in_table = 1;
             adv(&p);
             rc = end_of_line(&p);
             continue;
         }
         int line = p.line, col = p.col;
         hl_buf key = {0};
-        if (table.len) {
+        if (in_table) {
             hl_buf_append(&key, table.data, table.len);
             hl_buf_putc(&key, '.');
         }
@@ -352,12 +373,13 @@ int srv_toml_parse(const char *text, size_t n, const char *fname, srv_toml *out,
             rc = parse_value(&p, &v, 0);
             if (!rc) rc = end_of_line(&p);
             if (!rc && key.oom) rc = hl_err_set(err, HL_ENOMEM, "out of memory");
-            if (!rc) rc = add_kv(&p, out, key.data, &v, line, col);
+            if (!rc) rc = add_kv(&p, out, key.data ? key.data : "", &v, line, col);
             val_free(&v);
         }
         hl_buf_free(&key);
     }
     hl_buf_free(&table);
+    hl_buf_free(&seen);
     if (rc) srv_toml_free(out);
     return rc;
 }

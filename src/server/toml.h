@@ -4,8 +4,10 @@
  * booleans and arrays of scalars (may span lines). Not supported (refused with
  * a clear error, never misread): multi-line strings, inline tables, arrays of
  * tables, dates. Errors read "file:line:col: what is wrong". Keys are stored
- * flattened ("server.port"); a key defined twice is an error. Part of the
- * server module. */
+ * flattened ("server.port"); a key or table defined twice is an error.
+ * Columns count characters (UTF-8), from 1. Limits: SRV_TOML_MAX_BYTES of
+ * text, SRV_TOML_MAX_KEYS keys, arrays nested 8 deep with 65536 items. Part
+ * of the server module. */
 #ifndef HL_SERVER_TOML_H
 #define HL_SERVER_TOML_H
 
@@ -37,6 +39,7 @@ typedef struct srv_toml {
 } srv_toml;
 
 #define SRV_TOML_MAX_BYTES (1 << 20)
+#define SRV_TOML_MAX_KEYS 4096
 
 /* Parses text[0..n). fname only labels errors. On failure *out is empty. */
 int srv_toml_parse(const char *text, size_t n, const char *fname, srv_toml *out, hl_err *err);
