@@ -264,9 +264,9 @@ static int route_show(srv_req *r) {
     int rc = srv_model_key(name, key, sizeof key, &is_path, &err);
     if (!rc && !is_path) rc = r->srv->st ? store_load(r->srv->st, name, &sm, &err) : HL_ENOENT;
     if (rc) {
-        json_object_put(root);
         char msg[600];
-        snprintf(msg, sizeof msg, "model '%s' not found", name);
+        snprintf(msg, sizeof msg, "model '%s' not found", name); /* name lives in root */
+        json_object_put(root);
         return srv_reply_error(r, 404, msg);
     }
     hl_buf b = {0};
