@@ -568,8 +568,9 @@ static int ev(crender *r, cscope *s, const cnode *n, cv *out) {
         if ((rc = ev(r, s, n->a, &a))) return rc;
         if (a.t == CV_UNDEF) return undef_err(r, n, a);
         if (!is_num(a)) {
+            rc = chat_rerr(r, n, HL_EINVAL, "bad operand type for unary %c: '%s'", n->k == CN_NEG ? '-' : '+', cv_type_name(a));
             cv_unref(a);
-            return chat_rerr(r, n, HL_EINVAL, "bad operand type for unary %c: '%s'", n->k == CN_NEG ? '-' : '+', cv_type_name(a));
+            return rc;
         }
         if (n->k == CN_POS) *out = a.t == CV_BOOL ? cv_int(a.u.b) : a;
         else if (a.t == CV_FLOAT) *out = cv_float(-a.u.f);

@@ -68,6 +68,7 @@ TEST(render_errors) {
     expect_error("{{ (none | tojson) ~ (x | tojson) }}", HL_EINVAL, "not JSON serializable");
     expect_error("{% for a, b in [[1, 2, 3]] %}{% endfor %}", HL_EINVAL, "cannot unpack");
     expect_error("{{ 5() }}", HL_EINVAL, "not callable");
+    expect_error("{{ -'ab'.splitlines() }}", HL_EINVAL, "bad operand type for unary -: 'list'"); /* found by fuzzing */
     expect_error("{% set x = 1 %}{% set x.y = 2 %}", HL_EINVAL, "non-namespace");
 }
 
