@@ -114,7 +114,7 @@ int cmd_serve(int argc, char **argv) {
     if (!rc && port) {
         char *end;
         long p = strtol(port, &end, 10);
-        if (*end || p < 0 || p > 65535) rc = hl_err_set(&err, HL_EINVAL, "--port %s: expected 0..65535", port);
+        if (!*port || *end || p < 0 || p > 65535) rc = hl_err_set(&err, HL_EINVAL, "--port %s: expected 0..65535", port);
         else c.port = (int)p;
     }
     if (!rc && models) {
@@ -138,7 +138,7 @@ int cmd_serve(int argc, char **argv) {
         if (!ints[k][1]) continue;
         char *end;
         long x = strtol(ints[k][1], &end, 10);
-        if (*end || x < 0 || x > (1 << 24)) rc = hl_err_set(&err, HL_EINVAL, "%s %s: expected a non-negative integer", ints[k][0], ints[k][1]);
+        if (!*ints[k][1] || *end || x < 0 || x > (1 << 24)) rc = hl_err_set(&err, HL_EINVAL, "%s %s: expected a non-negative integer", ints[k][0], ints[k][1]);
         else *dst[k] = (int)x;
     }
     if (!rc) rc = srv_config_validate(&c, &err);

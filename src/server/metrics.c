@@ -91,6 +91,11 @@ static void eng_one(void *ctx, srv_model *m) {
     }
 }
 
+static void count_one(void *ctx, srv_model *m) {
+    (void)m;
+    ++*(int *)ctx;
+}
+
 void srv_metrics_render(srv_server *s, hl_buf *b) {
     srv_metrics *m = &s->metrics;
     pthread_mutex_lock(&m->m);
@@ -137,7 +142,8 @@ void srv_metrics_render(srv_server *s, hl_buf *b) {
     }
     hl_buf_printf(b, "# HELP hyperlama_models_loaded Models loaded now.\n# TYPE hyperlama_models_loaded gauge\n");
     int n = 0;
-    for (srv_model *x = s->models.head; x; x = x->next) n++; /* a racy read is fine for a gauge */
+    /* under the models' lock: an unlocked walk could step on a model the reaper just freed */
+    srv_models_each(&s->models, count_one, &n);
     hl_buf_printf(b, "hyperlama_models_loaded %d\n", n);
 }
 
