@@ -3,7 +3,9 @@ renders chat templates (ImmutableSandboxedEnvironment with trim_blocks and
 lstrip_blocks, loop controls, a {% generation %} block that just renders its
 body, tojson = json.dumps(ensure_ascii=False), raise_exception and
 strftime_now as globals), and a helper that runs our C renderer
-(build/<mode>/tests/chat/test_chat_render) on the same template and context."""
+(build/<mode>/tests/chat/test_chat_render) on the same template and context.
+The mode is release unless HL_CHAT_MODE says otherwise: HL_CHAT_MODE=asan runs
+every comparison under ASan + UBSan (after `make MODE=asan tests`)."""
 import json
 import os
 import pathlib
