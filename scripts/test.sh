@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh --test
 jobs=$(nproc)
-make -j"$jobs" MODE=release all tests
-make -j"$jobs" MODE=asan tests
-make -j"$jobs" MODE=fuzz fuzz
+make -s -j"$jobs" MODE=release all tests
+make -s -j"$jobs" MODE=asan tests
+make -s -j"$jobs" MODE=fuzz fuzz
 exec .venv/bin/python -m pytest -q -ra tests "$@"

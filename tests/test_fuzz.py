@@ -10,7 +10,7 @@ import pytest
 
 from conftest import BUILD, ROOT, SHARED
 
-FUZZ_SECONDS = int(os.environ.get("HL_FUZZ_SECONDS", "30"))
+FUZZ_SECONDS = int(os.environ.get("HL_FUZZ_SECONDS", "20"))
 
 
 def targets():
