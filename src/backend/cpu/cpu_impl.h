@@ -42,6 +42,13 @@ void hl_avx2_init_legacy(hl_cpu_kernels *k);
 void hl_avx2_init_kquants(hl_cpu_kernels *k);
 void hl_avx2_init_vec(hl_cpu_kernels *k);
 
+/* AVX2 batch-1 kernels (dotk1_avx2.c): out[j] = dot(weight row j, x) for
+ * j < nw <= 4, one Q8_K activation row x; same bits as the tiled path. */
+typedef void (*hl_k1_fn)(int64_t k, const void *w, size_t wstride, int nw, const void *x, float *out);
+void hl_avx2_k1_q4_K(int64_t k, const void *w, size_t wstride, int nw, const void *x, float *out);
+void hl_avx2_k1_q5_K(int64_t k, const void *w, size_t wstride, int nw, const void *x, float *out);
+void hl_avx2_k1_q6_K(int64_t k, const void *w, size_t wstride, int nw, const void *x, float *out);
+
 /* Scalar pieces other files reuse (defined in act_scalar.c / dot_scalar.c). */
 void hl_act_q8_0_scalar(const float *x, void *y, int64_t k);
 void hl_act_q8_1_scalar(const float *x, void *y, int64_t k);

@@ -13,6 +13,12 @@
 #include <stddef.h>
 
 enum { K_Q2, K_Q3, K_Q4, K_Q5, K_Q6 };
+/* weight rows per tile: 1 streams each row straight through, which measured
+ * best at batch 1 from DRAM (Qwen2.5-1.5B lm_head: 11.7 GB/s per CPU-second
+ * vs 8.4-9.3 with 2-4 rows side by side); m > 1 goes through k_gemm */
+#ifndef K1_NW
+#define K1_NW 1
+#endif
 
 typedef struct {
     alignas(32) uint8_t q[256];      /* element values, unsigned */
@@ -131,65 +137,6 @@ HL_INLINE void unpack_k(int kind, const uint8_t *blk, kunp *u) {
     set_group_scales(u, sc);
 }
 
-/* Batch-1 path for Q4_K, Q5_K and Q6_K: the integer sums straight from the
- * packed block, without the unpack buffer (decode is bound by how fast the
- * weights stream through). Produces exactly the lanes the buffered path
- * produces: isum lane l = sum over chunks of scale * (4 products), corr =
- * madd(bsums, s16). */
-HL_INLINE void k_direct(int kind, const uint8_t *blk, const hl_block_q8_K *xb, __m256i *isum_out, __m256i *corr_out) {
-    const __m256i m4 = _mm256_set1_epi8(0x0F);
-    __m256i isum = _mm256_setzero_si256();
-    if (kind == K_Q4 || kind == K_Q5) {
-        uint32_t a0 = hl_ld32(blk + 4), a1 = hl_ld32(blk + 8), a2 = hl_ld32(blk + 12);
-        uint32_t sc_lo = a0 & 0x3f3f3f3fu, mn_lo = a1 & 0x3f3f3f3fu;
-        uint32_t sc_hi = (a2 & 0x0f0f0f0fu) | (((a0 >> 6) & 0x03030303u) << 4);
-        uint32_t mn_hi = ((a2 >> 4) & 0x0f0f0f0fu) | (((a1 >> 6) & 0x03030303u) << 4);
-        __m128i mn8 = _mm_set_epi32(0, 0, (int)mn_hi, (int)mn_lo), sc8 = _mm_set_epi32(0, 0, (int)sc_hi, (int)sc_lo);
-        __m256i mins16 = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(mn8, mn8)); /* lane g = min[g / 2] */
-        __m256i sc16 = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(sc8, sc8));   /* i32 lane t = (sc[t], sc[t]) */
-        const uint8_t *qs = blk + (kind == K_Q4 ? 16 : 48);
-        __m256i qh = kind == K_Q5 ? ld256(blk + 16) : _mm256_setzero_si256();
-#pragma GCC unroll 4
-        for (int c = 0; c < 4; c++) {
-            __m256i v = ld256(qs + 32 * c);
-            __m256i lo = _mm256_and_si256(v, m4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
-            if (kind == K_Q5) {
-                lo = _mm256_or_si256(lo, _mm256_slli_epi16(bfield(qh, 2 * c, 1), 4));
-                hi = _mm256_or_si256(hi, _mm256_slli_epi16(bfield(qh, 2 * c + 1, 1), 4));
-            }
-            __m256i s0 = _mm256_permutevar8x32_epi32(sc16, _mm256_set1_epi32(2 * c));
-            __m256i s1 = _mm256_permutevar8x32_epi32(sc16, _mm256_set1_epi32(2 * c + 1));
-            __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, ld256(xb->qs + 64 * c)), s0);
-            __m256i p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, ld256(xb->qs + 64 * c + 32)), s1);
-            isum = _mm256_add_epi32(isum, _mm256_add_epi32(p0, p1));
-        }
-        *corr_out = _mm256_madd_epi16(ld256(xb->bsums), mins16);
-    } else { /* K_Q6 */
-        const hl_block_q6_K *b = (const hl_block_q6_K *)blk;
-        __m128i sv = _mm_loadu_si128((const __m128i *)b->scales);
-#pragma GCC unroll 2
-        for (int h = 0; h < 2; h++) {
-            __m256i qh = ld256(b->qh + 32 * h);
-            __m256i qla = ld256(b->ql + 64 * h), qlb = ld256(b->ql + 64 * h + 32);
-#pragma GCC unroll 4
-            for (int t = 0; t < 4; t++) {
-                __m256i ql = (t & 1) ? qlb : qla;
-                __m256i nib = (t >> 1) ? _mm256_and_si256(_mm256_srli_epi16(ql, 4), m4) : _mm256_and_si256(ql, m4);
-                __m256i q = _mm256_or_si256(nib, _mm256_slli_epi16(bfield(qh, 2 * t, 3), 4));
-                const int c = 4 * h + t;
-                /* lanes 0-7: scale of group 2c, lanes 8-15: of group 2c + 1 */
-                __m128i ctl = _mm_set_epi64x(0x0101010101010101ll * (2 * c + 1), 0x0101010101010101ll * (2 * c));
-                __m256i scv = _mm256_cvtepi8_epi16(_mm_shuffle_epi8(sv, ctl));
-                isum = _mm256_add_epi32(isum, _mm256_madd_epi16(_mm256_maddubs_epi16(q, ld256(xb->qs + 32 * c)), scv));
-            }
-        }
-        __m256i corr = _mm256_madd_epi16(ld256(xb->bsums), _mm256_cvtepi8_epi16(sv));
-        *corr_out = corr;
-        isum = _mm256_sub_epi32(isum, _mm256_slli_epi32(corr, 5));
-    }
-    *isum_out = isum;
-}
-
 /* One unpacked weight superblock times one activation superblock, folded
  * into acc: the arithmetic every path shares. */
 HL_INLINE __m256 k_pair(const int kind, const kunp *u, const hl_block_q8_K *xb, __m256i bs, __m256 acc) {
@@ -285,25 +232,7 @@ HL_INLINE void k_tile(const int kind, const int NW, const int NX, int64_t k, con
         for (int i = 0; i < NX; i++) acc[j][i] = _mm256_setzero_ps();
     kunp u[2];
     const int64_t nb = k / HL_QK_K;
-    int64_t nb_done = 0;
-    if (NX == 1 && (kind == K_Q4 || kind == K_Q5 || kind == K_Q6)) {
-        for (int64_t b = 0; b < nb; b++) {
-            const hl_block_q8_K *xb = (const hl_block_q8_K *)x + b;
-#pragma GCC unroll 2
-            for (int j = 0; j < NW; j++) {
-                const uint8_t *wb = w + j * ws + b * wbs;
-                __m256i isum, corr;
-                k_direct(kind, wb, xb, &isum, &corr);
-                float d = hl_h2f(hl_ld16(kind == K_Q6 ? wb + offsetof(hl_block_q6_K, d) : wb));
-                acc[j][0] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(d * xb->d), acc[j][0]);
-                if (kind != K_Q6)
-                    acc[j][0] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(corr), _mm256_set1_ps(hl_h2f(hl_ld16(wb + 2)) * xb->d),
-                                                 acc[j][0]);
-            }
-        }
-        nb_done = nb;
-    }
-    for (int64_t b = nb_done; b < nb; b++) {
+    for (int64_t b = 0; b < nb; b++) {
 #pragma GCC unroll 2
         for (int j = 0; j < NW; j++) unpack_k(kind, w + j * ws + b * wbs, &u[j]);
 #pragma GCC unroll 4
@@ -320,19 +249,28 @@ HL_INLINE void k_tile(const int kind, const int NW, const int NX, int64_t k, con
         for (int j = 0; j < NW; j++) out[i * ldo + j] = hl_hsum8(acc[j][i]);
 }
 
-#define K_ENTRY(name, kind)                                                                                       \
+/* nx == 1 (decode) goes to the batch-1 kernels of dotk1_avx2.c where there is
+ * one (same bits); otherwise the tile is cut into pairs of weight rows. */
+#define K_ENTRY(name, kind, k1)                                                                                   \
     static void name(int64_t k, const void *w, size_t ws, int nw, const void *x, size_t xs, int nx, float *o,       \
                      int64_t ldo) {                                                                               \
         const uint8_t *W = w, *X = x;                                                                             \
-        switch ((nw - 1) * 4 + nx - 1) {                                                                          \
-        case 0: k_tile(kind, 1, 1, k, W, ws, X, xs, o, ldo); break;                                               \
-        case 1: k_tile(kind, 1, 2, k, W, ws, X, xs, o, ldo); break;                                               \
-        case 2: k_tile(kind, 1, 3, k, W, ws, X, xs, o, ldo); break;                                               \
-        case 3: k_tile(kind, 1, 4, k, W, ws, X, xs, o, ldo); break;                                               \
-        case 4: k_tile(kind, 2, 1, k, W, ws, X, xs, o, ldo); break;                                               \
-        case 5: k_tile(kind, 2, 2, k, W, ws, X, xs, o, ldo); break;                                               \
-        case 6: k_tile(kind, 2, 3, k, W, ws, X, xs, o, ldo); break;                                               \
-        default: k_tile(kind, 2, 4, k, W, ws, X, xs, o, ldo); break;                                              \
+        hl_k1_fn f1 = k1;                                                                                         \
+        if (nx == 1 && f1) {                                                                                      \
+            f1(k, W, ws, nw, X, o);                                                                               \
+            return;                                                                                               \
+        }                                                                                                         \
+        for (int j = 0; j < nw; j += 2, W += 2 * ws, o += 2) {                                                    \
+            switch ((nw - j >= 2) * 4 + nx - 1) {                                                                 \
+            case 0: k_tile(kind, 1, 1, k, W, ws, X, xs, o, ldo); break;                                           \
+            case 1: k_tile(kind, 1, 2, k, W, ws, X, xs, o, ldo); break;                                           \
+            case 2: k_tile(kind, 1, 3, k, W, ws, X, xs, o, ldo); break;                                           \
+            case 3: k_tile(kind, 1, 4, k, W, ws, X, xs, o, ldo); break;                                           \
+            case 4: k_tile(kind, 2, 1, k, W, ws, X, xs, o, ldo); break;                                           \
+            case 5: k_tile(kind, 2, 2, k, W, ws, X, xs, o, ldo); break;                                           \
+            case 6: k_tile(kind, 2, 3, k, W, ws, X, xs, o, ldo); break;                                           \
+            default: k_tile(kind, 2, 4, k, W, ws, X, xs, o, ldo); break;                                          \
+            }                                                                                                     \
         }                                                                                                         \
     }
 #define K_GEMM_ENTRY(name, kind)                                                                                   \
@@ -346,11 +284,11 @@ K_GEMM_ENTRY(gemm_q4_K, K_Q4)
 K_GEMM_ENTRY(gemm_q5_K, K_Q5)
 K_GEMM_ENTRY(gemm_q6_K, K_Q6)
 
-K_ENTRY(tile_q2_K, K_Q2)
-K_ENTRY(tile_q3_K, K_Q3)
-K_ENTRY(tile_q4_K, K_Q4)
-K_ENTRY(tile_q5_K, K_Q5)
-K_ENTRY(tile_q6_K, K_Q6)
+K_ENTRY(tile_q2_K, K_Q2, NULL)
+K_ENTRY(tile_q3_K, K_Q3, NULL)
+K_ENTRY(tile_q4_K, K_Q4, hl_avx2_k1_q4_K)
+K_ENTRY(tile_q5_K, K_Q5, hl_avx2_k1_q5_K)
+K_ENTRY(tile_q6_K, K_Q6, hl_avx2_k1_q6_K)
 
 void hl_avx2_init_kquants(hl_cpu_kernels *kt) {
     static const struct { hl_type t; hl_tile_fn f; hl_gemm_fn g; } tiles[] = {
@@ -360,7 +298,7 @@ void hl_avx2_init_kquants(hl_cpu_kernels *kt) {
     for (size_t i = 0; i < sizeof tiles / sizeof tiles[0]; i++) {
         kt->tile[tiles[i].t] = tiles[i].f;
         kt->gemm[tiles[i].t] = tiles[i].g;
-        kt->tile_nw[tiles[i].t] = 2;
+        kt->tile_nw[tiles[i].t] = K1_NW;
         kt->tile_nx[tiles[i].t] = 4;
     }
 }

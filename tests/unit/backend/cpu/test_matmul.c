@@ -231,3 +231,11 @@ TEST(matmul_strides) {
     }
     free(w); free(x); free(xp); free(q1); free(q2);
 }
+
+/* Longer K-quant rows (6 superblocks, as in Qwen2.5-1.5B's projections): the
+ * batch-1 kernels loop over superblocks with prefetches that run past the
+ * row, and must still give the batched path's bits. */
+TEST(matmul_kquants_long_rows) {
+    static const hl_type kt[] = {HL_TYPE_Q2_K, HL_TYPE_Q3_K, HL_TYPE_Q4_K, HL_TYPE_Q5_K, HL_TYPE_Q6_K};
+    for (size_t i = 0; i < sizeof kt / sizeof kt[0]; i++) check_type(kt[i], 5, 11, 6 * HL_QK_K);
+}
