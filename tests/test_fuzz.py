@@ -8,7 +8,7 @@ import tempfile
 
 import pytest
 
-from conftest import BUILD, ROOT, SHARED
+from hltest import BUILD, ROOT, SHARED
 
 FUZZ_SECONDS = int(os.environ.get("HL_FUZZ_SECONDS", "20"))
 

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import HYPERLAMA, SHARED, model_path
+from hltest import HYPERLAMA, SHARED, model_path
 
 REF = SHARED / "models" / "stories260K-llamacpp-reference.txt"
 

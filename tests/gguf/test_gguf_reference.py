@@ -25,7 +25,7 @@ import pytest
 import gguf
 from gguf import GGUFValueType as VT
 
-from conftest import BUILD, MODELS, ROOT, SHARED, model_path
+from hltest import BUILD, MODELS, ROOT, SHARED, model_path
 
 TYPE_NAMES = {VT.UINT8: "u8", VT.INT8: "i8", VT.UINT16: "u16", VT.INT16: "i16", VT.UINT32: "u32",
               VT.INT32: "i32", VT.FLOAT32: "f32", VT.BOOL: "bool", VT.STRING: "string", VT.ARRAY: "array",

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from conftest import BUILD, ROOT
+from hltest import BUILD, ROOT
 
 BINARIES = [BUILD / mode / "tests/quant/test_quant" for mode in ("release", "asan")]
 

@@ -23,7 +23,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import HYPERLAMA, ROOT, SHARED, model_path
+from hltest import HYPERLAMA, ROOT, SHARED, model_path
 
 sys.path.insert(0, str(ROOT / "scripts" / "reference"))
 import forward as F  # noqa: E402

@@ -13,7 +13,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from conftest import ROOT
+from hltest import ROOT
 
 
 class LogitBias(ctypes.Structure):

@@ -9,19 +9,7 @@ import time
 import pytest
 import requests
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-HYPERLAMA = ROOT / "build" / "release" / "hyperlama"
-SHARED = pathlib.Path(os.environ.get("HL_SHARED_DIR", ROOT.parent / "shared"))
-MODELS = pathlib.Path(os.environ.get("HL_MODELS_DIR", pathlib.Path.home() / ".cache/hyperlama/models"))
-
-
-def model_path(name):
-    p = MODELS / name
-    if not p.exists():
-        if os.environ.get("CI"):
-            pytest.fail(f"model {p} missing")
-        pytest.skip(f"model {p} not fetched")
-    return p
+from hltest import HYPERLAMA, MODELS, ROOT, SHARED, model_path  # noqa: F401 (re-exported to the tests)
 
 STORIES = SHARED / "models" / "stories260K.gguf"
 

@@ -9,7 +9,7 @@ import tomllib
 
 import pytest
 
-from conftest import HYPERLAMA
+from hltest import HYPERLAMA
 
 FILE = """\
 # comment

@@ -76,7 +76,7 @@ def test_origins_env_and_api_key(make_server):
 
 
 def test_config_file_and_print_config(tmp_path, server):
-    from conftest import HYPERLAMA  # tests/server/conftest.py
+    from hltest import HYPERLAMA
     cfg = tmp_path / "c.toml"
     cfg.write_text('[server]\nport = 12345\norigins = ["https://a.example"]\n[models]\nkeep_alive = "10m"\n')
     env = {"HYPERLAMA_CONFIG": str(cfg), "PATH": "/usr/bin:/bin", "HYPERLAMA_HOST": "127.0.0.1:23456"}

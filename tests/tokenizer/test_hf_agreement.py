@@ -18,7 +18,7 @@ gguf = pytest.importorskip("gguf")
 tokenizers = pytest.importorskip("tokenizers")
 from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers  # noqa: E402
 
-from conftest import BUILD, ROOT, SHARED, model_path  # noqa: E402
+from hltest import BUILD, ROOT, SHARED, model_path  # noqa: E402
 
 DUMP = BUILD / "release" / "tests" / "tokenizer" / "test_tok_dump"
 
