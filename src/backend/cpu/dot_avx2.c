@@ -14,6 +14,10 @@
 
 enum { K_Q4_0, K_Q4_1, K_Q5_0, K_Q5_1, K_Q8_0 };
 
+/* batch-1 weight prefetch distance, bytes ahead in the row (measured best of
+ * 512 / 1024 / 2048 on large matrices streamed from DRAM) */
+#define LEGACY_PF 2048
+
 /* Blocks are processed in pairs with the two blocks side by side: the low
  * 128-bit lane holds block b, the high lane block b + 1. One vector "lo"
  * carries elements 0-15 of both blocks, "hi" elements 16-31, so the i32
@@ -107,16 +111,17 @@ HL_INLINE __m256 pair_fma(int kind, const wpair *u, const xpair *v, __m256 acc) 
         isum = _mm256_add_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(u->alo, _mm256_sign_epi8(v->lo, u->lo)), ones),
                                 _mm256_madd_epi16(_mm256_maddubs_epi16(u->ahi, _mm256_sign_epi8(v->hi, u->hi)), ones));
     } else {
-        isum = _mm256_add_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(u->lo, v->lo), ones),
-                                _mm256_madd_epi16(_mm256_maddubs_epi16(u->hi, v->hi), ones));
+        /* |pair sums| <= 2 * 31 * 127, so two of them still fit an i16 */
+        isum = _mm256_madd_epi16(
+            _mm256_add_epi16(_mm256_maddubs_epi16(u->lo, v->lo), _mm256_maddubs_epi16(u->hi, v->hi)), ones);
         if (kind == K_Q4_0 || kind == K_Q5_0) isum = _mm256_sub_epi32(isum, v->off);
     }
     __m128 p = _mm_mul_ps(u->h, v->h);
     __m256 scale = _mm256_permutevar8x32_ps(_mm256_castps128_ps256(p), _mm256_setr_epi32(0, 0, 0, 0, 2, 2, 2, 2));
-    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), scale, acc);
-    if (kind == K_Q4_1 || kind == K_Q5_1)
-        acc = _mm256_add_ps(acc, _mm256_zextps128_ps256(_mm_blend_ps(_mm_setzero_ps(), p, 0xA)));
-    return acc;
+    if (kind == K_Q4_1 || kind == K_Q5_1) /* one add on acc's dependency chain, not an FMA and an add */
+        return _mm256_add_ps(acc, _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), scale,
+                                                  _mm256_zextps128_ps256(_mm_blend_ps(_mm_setzero_ps(), p, 0xA))));
+    return _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), scale, acc);
 }
 
 HL_INLINE size_t wblock_size(int kind) {
@@ -138,6 +143,10 @@ HL_INLINE void legacy_step(const int kind, const int NW, const int NX, const int
 #pragma GCC unroll 2
     for (int j = 0; j < NW; j++) {
         const uint8_t *wb = w + j * ws + b * wbs;
+        if (NX == 1) { /* decode streams the weights from memory: ask for them early */
+            _mm_prefetch((const char *)wb + LEGACY_PF, _MM_HINT_T0);
+            if (kind == K_Q8_0) _mm_prefetch((const char *)wb + LEGACY_PF + 64, _MM_HINT_T0);
+        }
         unpack_pair(kind, wb, G == 2 ? wb + wbs : NULL, &u[j]);
     }
 #pragma GCC unroll 4
@@ -173,6 +182,10 @@ HL_INLINE void legacy_tile(const int kind, const int NW, const int NX, int64_t k
     static void name(int64_t k, const void *w, size_t ws, int nw, const void *x, size_t xs, int nx, float *o,       \
                      int64_t ldo) {                                                                               \
         const uint8_t *W = w, *X = x;                                                                             \
+        if (nx == 1) { /* one row at a time: a single stream from memory was faster than two */               \
+            for (int j = 0; j < nw; j++) legacy_tile(kind, 1, 1, k, W + j * ws, ws, X, xs, o + j, ldo);           \
+            return;                                                                                               \
+        }                                                                                                         \
         switch ((nw - 1) * 4 + nx - 1) {                                                                          \
         case 0: legacy_tile(kind, 1, 1, k, W, ws, X, xs, o, ldo); break;                                          \
         case 1: legacy_tile(kind, 1, 2, k, W, ws, X, xs, o, ldo); break;                                          \
