@@ -43,7 +43,7 @@ void hl_avx2_init_kquants(hl_cpu_kernels *k);
 void hl_avx2_init_vec(hl_cpu_kernels *k);
 
 /* AVX2 batch-1 kernels (dotk1_avx2.c): out[j] = dot(weight row j, x) for
- * j < nw <= 4, one Q8_K activation row x; same bits as the tiled path. */
+ * j < nw, one Q8_K activation row x; same bits as the tiled path. */
 typedef void (*hl_k1_fn)(int64_t k, const void *w, size_t wstride, int nw, const void *x, float *out);
 void hl_avx2_k1_q4_K(int64_t k, const void *w, size_t wstride, int nw, const void *x, float *out);
 void hl_avx2_k1_q5_K(int64_t k, const void *w, size_t wstride, int nw, const void *x, float *out);

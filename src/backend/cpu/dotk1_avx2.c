@@ -6,10 +6,10 @@
  * chunk with an in-lane byte shuffle (no lane-crossing permutes), the Q4_K /
  * Q5_K mins and the Q6_K -32 offset come out of Q8_K's bsums, the integer
  * sums stay in one __m256i for the whole superblock, and the float work is
- * one convert + FMA (two with mins) per superblock. Up to 4 weight rows go
- * through together so each activation superblock is loaded once for all of
- * them and the rows' dependency chains interleave; the next rows are
- * prefetched while these are computed.
+ * one convert + FMA (two with mins) per superblock. Rows go one at a time
+ * (one stream from memory measured faster than 2-4 rows side by side, even
+ * though those share the activation loads), and the next row is prefetched
+ * while this one is computed.
  *
  * Batch invariance: for each output element, the i32 lanes (lane l holds the
  * products of bytes 4l..4l+3 of every 32-element chunk, times the chunk's
@@ -117,42 +117,30 @@ HL_INLINE __m256 k1_q6(const uint8_t *blk, const hl_block_q8_K *xb, __m256 acc) 
     return _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(hl_h2f(hl_ld16(&b->d)) * xb->d), acc);
 }
 
-/* How far ahead to prefetch weights: the same place in the next group of
- * rows when rows are short (one steady stream), else this far into the row. */
+/* Prefetch distance: the same place in the next row when rows are short
+ * (one steady stream), else this far ahead in the row. */
 #define K1_PF_ROW 1536
 
-HL_INLINE void k1_rows(const int kind, const int NW, int64_t k, const uint8_t *w, size_t ws, const uint8_t *x,
-                       float *out) {
+HL_INLINE void k1_row(const int kind, int64_t k, const uint8_t *w, size_t ws, const uint8_t *x, float *out) {
     const size_t wbs = k1_block_size(kind);
     const int64_t nb = k / HL_QK_K;
-    const size_t pf = (size_t)NW * ws <= 4 * K1_PF_ROW ? (size_t)NW * ws : K1_PF_ROW;
-    __m256 acc[4];
-#pragma GCC unroll 4
-    for (int j = 0; j < NW; j++) acc[j] = _mm256_setzero_ps();
+    const size_t pf = ws <= 4 * K1_PF_ROW ? ws : K1_PF_ROW;
+    __m256 acc = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
         const hl_block_q8_K *xb = (const hl_block_q8_K *)x + b;
-#pragma GCC unroll 4
-        for (int j = 0; j < NW; j++) {
-            const uint8_t *wb = w + j * ws + b * wbs;
-            _mm_prefetch((const char *)wb + pf, _MM_HINT_T0);
-            _mm_prefetch((const char *)wb + pf + 64, _MM_HINT_T0);
-            _mm_prefetch((const char *)wb + pf + 128, _MM_HINT_T0);
-            if (kind == K1_Q6) _mm_prefetch((const char *)wb + pf + 192, _MM_HINT_T0);
-            acc[j] = kind == K1_Q6 ? k1_q6(wb, xb, acc[j]) : k1_q45(kind, wb, xb, acc[j]);
-        }
+        const uint8_t *wb = w + b * wbs;
+        _mm_prefetch((const char *)wb + pf, _MM_HINT_T0);
+        _mm_prefetch((const char *)wb + pf + 64, _MM_HINT_T0);
+        _mm_prefetch((const char *)wb + pf + 128, _MM_HINT_T0);
+        if (kind == K1_Q6) _mm_prefetch((const char *)wb + pf + 192, _MM_HINT_T0);
+        acc = kind == K1_Q6 ? k1_q6(wb, xb, acc) : k1_q45(kind, wb, xb, acc);
     }
-#pragma GCC unroll 4
-    for (int j = 0; j < NW; j++) out[j] = hl_hsum8(acc[j]);
+    *out = hl_hsum8(acc);
 }
 
 #define K1_ENTRY(name, kind)                                                                                  \
     void name(int64_t k, const void *w, size_t ws, int nw, const void *x, float *out) {                      \
-        switch (nw) {                                                                                         \
-        case 1: k1_rows(kind, 1, k, w, ws, x, out); break;                                                    \
-        case 2: k1_rows(kind, 2, k, w, ws, x, out); break;                                                    \
-        case 3: k1_rows(kind, 3, k, w, ws, x, out); break;                                                    \
-        default: k1_rows(kind, 4, k, w, ws, x, out); break;                                                   \
-        }                                                                                                     \
+        for (int j = 0; j < nw; j++) k1_row(kind, k, (const uint8_t *)w + j * ws, ws, x, out + j);            \
     }
 K1_ENTRY(hl_avx2_k1_q4_K, K1_Q4)
 K1_ENTRY(hl_avx2_k1_q5_K, K1_Q5)

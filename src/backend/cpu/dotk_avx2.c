@@ -13,12 +13,6 @@
 #include <stddef.h>
 
 enum { K_Q2, K_Q3, K_Q4, K_Q5, K_Q6 };
-/* weight rows per tile: 1 streams each row straight through, which measured
- * best at batch 1 from DRAM (Qwen2.5-1.5B lm_head: 11.7 GB/s per CPU-second
- * vs 8.4-9.3 with 2-4 rows side by side); m > 1 goes through k_gemm */
-#ifndef K1_NW
-#define K1_NW 1
-#endif
 
 typedef struct {
     alignas(32) uint8_t q[256];      /* element values, unsigned */
@@ -298,7 +292,7 @@ void hl_avx2_init_kquants(hl_cpu_kernels *kt) {
     for (size_t i = 0; i < sizeof tiles / sizeof tiles[0]; i++) {
         kt->tile[tiles[i].t] = tiles[i].f;
         kt->gemm[tiles[i].t] = tiles[i].g;
-        kt->tile_nw[tiles[i].t] = K1_NW;
+        kt->tile_nw[tiles[i].t] = 8; /* pairs for k_tile, single rows for the batch-1 kernels */
         kt->tile_nx[tiles[i].t] = 4;
     }
 }
