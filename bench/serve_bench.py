@@ -120,8 +120,19 @@ def stream_one(server, prompt, tokens, cache_prompt=None, deadline=None):
     t0 = time.perf_counter()
     deadline = min(deadline or float("inf"), t0 + REQUEST_TIMEOUT)
     ttft, n_chunks, usage = None, 0, None
+    try:
+        ttft, n_chunks, usage = read_stream(server, prompt, tokens, cache_prompt, t0, deadline)
+    except requests.exceptions.ReadTimeout:
+        pass  # silent past the deadline: counted as short
+    n = (usage or {}).get("completion_tokens") or n_chunks
+    return ttft if ttft is not None else float("nan"), n, time.perf_counter() - t0
+
+
+def read_stream(server, prompt, tokens, cache_prompt, t0, deadline):
+    ttft, n_chunks, usage = None, 0, None
+    # the read timeout bounds a stream that sends nothing at all before the deadline
     with requests.post(server.url + "/v1/completions", json=body_for(server, prompt, tokens, cache_prompt),
-                       stream=True, timeout=(10, REQUEST_TIMEOUT)) as r:
+                       stream=True, timeout=(10, max(5.0, deadline - t0))) as r:
         if r.status_code != 200:
             raise RuntimeError(f"{server.name}: HTTP {r.status_code}: {r.text[:300]}")
         for line in r.iter_lines():
@@ -142,8 +153,7 @@ def stream_one(server, prompt, tokens, cache_prompt=None, deadline=None):
                     n_chunks += 1
                     if ttft is None:
                         ttft = time.perf_counter() - t0
-    n = (usage or {}).get("completion_tokens") or n_chunks
-    return ttft if ttft is not None else float("nan"), n, time.perf_counter() - t0
+    return ttft, n_chunks, usage
 
 
 def wave(server, n_streams, tokens, tag):
@@ -231,8 +241,12 @@ def main():
     ap.add_argument("--ctx", type=int, default=2048, help="context per slot (tokens)")
     ap.add_argument("--kv-budget", default="1GiB", help="our KV memory (llama-server sizes its own from -c)")
     ap.add_argument("--no-peer", action="store_true", help="only our server")
+    ap.add_argument("--level-timeout", type=float, default=900.0,
+                    help="seconds one wave may take; a slower wave is cut and marked (!)")
     ap.add_argument("--out", help="also write the markdown here")
     args = ap.parse_args()
+    global LEVEL_TIMEOUT
+    LEVEL_TIMEOUT = args.level_timeout
     levels = [int(x) for x in args.concurrency.split(",") if x]
     if not levels or min(levels) < 1 or max(levels) > 64:
         raise SystemExit("--concurrency: 1..64 streams per level")
