@@ -188,12 +188,29 @@ class Pty:
         raise AssertionError(f"timed out waiting for {pattern!r}; got {self.buf[-2000:]!r}")
 
     def send(self, s):
+        # Type like a person: libedit flushes pending input when it switches the
+        # terminal to raw mode after printing the prompt, so keys sent in that
+        # instant would be lost.
+        time.sleep(0.3)
         os.write(self.fd, s.encode())
 
-    def close(self):
+    def close(self, timeout=30):
+        """Exit code of the program; fails (after killing it) if it does not exit."""
         try:
-            _, status = os.waitpid(self.pid, 0)
-            return os.waitstatus_to_exitcode(status)
+            deadline = time.time() + timeout
+            while time.time() < deadline:
+                pid, status = os.waitpid(self.pid, os.WNOHANG)
+                if pid:
+                    return os.waitstatus_to_exitcode(status)
+                r, _, _ = select.select([self.fd], [], [], 0.1)
+                if r:
+                    try:
+                        os.read(self.fd, 4096)  # keep the terminal drained
+                    except OSError:
+                        time.sleep(0.1)
+            os.kill(self.pid, 9)
+            os.waitpid(self.pid, 0)
+            raise AssertionError("the program did not exit")
         finally:
             os.close(self.fd)
 
