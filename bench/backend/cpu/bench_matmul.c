@@ -3,7 +3,10 @@
  * is bandwidth-bound), m = 512 reports GOP/s (2 ops per multiply-add;
  * prefill is compute-bound), each with 1 and 2 threads, median of several
  * runs. Usage: bench_matmul [type ...] [-m M] [-t threads] [-r reps] [-s shapes]
- * (shapes: smol, qwen, all). Also times hl_pool_barrier. */
+ * [-c] (shapes: smol, qwen, all). -c ("cold") rotates through enough copies
+ * of the weights (>= 96 MiB) that every call reads them from DRAM, as decode
+ * does once a model is larger than the L3 cache; without it, shapes smaller
+ * than the L3 are timed from cache. Also times hl_pool_barrier. */
 #include "backend/cpu/cpu.h"
 #include "base/clock.h"
 
@@ -70,10 +73,13 @@ static double run_once(hl_pool *pool, hl_type t, const void *w, int64_t n, int64
     return wall;
 }
 
-static void bench(hl_type t, const shape *s, int64_t m, int nt, int reps) {
+static void bench(hl_type t, const shape *s, int64_t m, int nt, int reps, int cold) {
     size_t wsz = hl_row_size(t, s->k) * (size_t)s->n;
-    uint8_t *w = malloc(wsz);
+    /* cold: copies of the weights used in turn, 96 MiB at least in all */
+    int ncopy = cold ? (int)((((size_t)96 << 20) + wsz - 1) / wsz) : 1;
+    uint8_t *w = malloc(wsz * (size_t)ncopy);
     fill_weights(t, w, wsz);
+    for (int c = 1; c < ncopy; c++) memcpy(w + (size_t)c * wsz, w, wsz);
     float *x = malloc(sizeof(float) * (size_t)(m * s->k));
     for (int64_t i = 0; i < m * s->k; i++) x[i] = (float)((i * 7919) % 2001 - 1000) / 1000.0f;
     float *out = malloc(sizeof(float) * (size_t)(m * s->n));
@@ -82,7 +88,8 @@ static void bench(hl_type t, const shape *s, int64_t m, int nt, int reps) {
     double ts[64], cs[64];
     if (reps > 64) reps = 64;
     run_once(pool, t, w, s->n, s->k, x, m, out, scratch, &cs[0]); /* warm-up */
-    for (int r = 0; r < reps; r++) ts[r] = run_once(pool, t, w, s->n, s->k, x, m, out, scratch, &cs[r]);
+    for (int r = 0; r < reps; r++)
+        ts[r] = run_once(pool, t, w + (size_t)((r + 1) % ncopy) * wsz, s->n, s->k, x, m, out, scratch, &cs[r]);
     qsort(ts, (size_t)reps, sizeof(double), cmp_d);
     qsort(cs, (size_t)reps, sizeof(double), cmp_d);
     double cpu_per_thread = cs[reps / 2] / nt;
@@ -132,7 +139,7 @@ static void bench_barrier(int nt) {
 
 int main(int argc, char **argv) {
     hl_type types[16];
-    int nt_types = 0, reps = 7, only_t = 0;
+    int nt_types = 0, reps = 7, only_t = 0, cold = 0;
     int64_t only_m = 0;
     const char *shapes = "all";
     for (int i = 1; i < argc; i++) {
@@ -140,6 +147,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "-t") && i + 1 < argc) only_t = atoi(argv[++i]);
         else if (!strcmp(argv[i], "-r") && i + 1 < argc) reps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "-s") && i + 1 < argc) shapes = argv[++i];
+        else if (!strcmp(argv[i], "-c")) cold = 1;
         else if (!strcmp(argv[i], "barrier")) { bench_barrier(2); bench_barrier(1); return 0; }
         else {
             int t = hl_type_from_name(argv[i]);
@@ -148,7 +156,7 @@ int main(int argc, char **argv) {
         }
     }
     if (!nt_types) { types[0] = HL_TYPE_Q4_1; types[1] = HL_TYPE_Q4_K; types[2] = HL_TYPE_Q6_K; nt_types = 3; }
-    printf("kernels: %s\n", hl_cpu_simd_level());
+    printf("kernels: %s%s\n", hl_cpu_simd_level(), cold ? ", weights cold (from DRAM)" : "");
     bench_barrier(2);
     for (int ti = 0; ti < nt_types; ti++) {
         for (int si = 0; si < 2; si++) {
@@ -162,7 +170,7 @@ int main(int argc, char **argv) {
                     if (m == 512 && sh[c].n > 20000) continue; /* lm_head at 512 rows: minutes, skip */
                     if (sh[c].k % (int64_t)hl_type_get(types[ti])->blck) continue; /* K-quants need k % 256 == 0 */
                     for (int nt = 1; nt <= 2; nt++)
-                        if (!only_t || nt == only_t) bench(types[ti], &sh[c], m, nt, m == 1 ? reps : 3);
+                        if (!only_t || nt == only_t) bench(types[ti], &sh[c], m, nt, m == 1 ? reps : 3, cold);
                 }
         }
     }
