@@ -7,6 +7,7 @@
 #include "runner/session.h"
 #include "sample/sample.h"
 
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -81,6 +82,23 @@ void cli_repl_help(const char *topic); /* "", "set", "show", "shortcuts", "param
 int cli_split_words(char *s, char **w, int max);
 void cli_unquote(char *s);
 void cli_history_path(char *out, size_t cap);
+/* What a `run` path does for the interactive chat's commands; cli_repl
+ * prints the messages that do not depend on the path. */
+typedef struct cli_chat_ops {
+    void (*answer)(void *ctx, const char *text);          /* a user turn: stream the answer */
+    void (*clear)(void *ctx);                             /* /clear */
+    void (*set_parameter)(void *ctx, char **words, int n); /* /set parameter KEY VALUE...: prints */
+    void (*set_system)(void *ctx, char *text);            /* takes text (owned; NULL when out of memory) */
+    void (*set_verbose)(void *ctx, int on);               /* /set verbose|quiet */
+    void (*show)(void *ctx, const char *what);            /* /show [what]; NULL: none given */
+    int (*load)(void *ctx, const char *name);             /* /load NAME: prints; nonzero ends the chat with failure */
+    void (*save)(void *ctx, const char *name);            /* /save [NAME]; NULL: none given */
+} cli_chat_ops;
+/* The interactive chat (repl_common.c): >>> prompt, line editing and
+ * history, """ blocks, Ollama's slash commands, each driving ops on ctx.
+ * interrupted is the flag the caller's SIGINT handler sets. Returns the exit
+ * status: 0, or 1 when a /load failed. */
+int cli_repl(const cli_chat_ops *ops, void *ctx, volatile sig_atomic_t *interrupted);
 /* "2024-05-01T10:20:30.123Z" (or +hh:mm) as unix seconds; 0 when unreadable. */
 int64_t cli_parse_iso(const char *iso);
 /* Rows of cells under hdr, padded as Ollama's tables (at most 8 columns). */

@@ -16,9 +16,7 @@
 #include "store/modelfile.h"
 #include "store/store.h"
 
-#include <editline/readline.h>
 #include <errno.h>
-#include <locale.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -559,175 +557,89 @@ static void save(run_state *rs, const conversation *conv, const char *name) {
 }
 
 
-/* Interactive chat: >>> prompt, line editing and history, """ blocks,
- * Ollama's slash commands. */
+/* ---- the chat's operations (cli_repl drives them) ---- */
+
+typedef struct run_chat {
+    run_state *rs;     /* borrowed */
+    conversation conv; /* this chat's turns */
+} run_chat;
+
+static void chat_answer(void *ctx, const char *text) {
+    run_chat *c = ctx;
+    conv_add(&c->conv, "user", text, strlen(text));
+    capture cap = {.echo = 1};
+    if (answer(c->rs, &c->conv, c->rs->o.raw ? c->conv.msgs[c->conv.n - 1].content : NULL, &cap) == 0) {
+        conv_add(&c->conv, "assistant", cap.text.data ? cap.text.data : "", cap.text.len);
+    } else {
+        conv_clear(&c->conv, c->conv.n - 1); /* drop the unanswered turn */
+    }
+    hl_buf_free(&cap.text);
+}
+
+static void chat_clear(void *ctx) {
+    run_chat *c = ctx;
+    conv_clear(&c->conv, 0);
+    hl_session_reset(c->rs->s);
+}
+
+static void chat_set_parameter(void *ctx, char **w, int n) { set_parameter(((run_chat *)ctx)->rs, w, n); }
+
+static void chat_set_system(void *ctx, char *text) {
+    run_state *rs = ((run_chat *)ctx)->rs;
+    free(rs->system);
+    rs->system = text;
+    rs_effective(rs);
+}
+
+static void chat_set_verbose(void *ctx, int on) {
+    run_state *rs = ((run_chat *)ctx)->rs;
+    rs->verbose = on;
+    rs_effective(rs);
+}
+
+static void chat_show(void *ctx, const char *what) { show(((run_chat *)ctx)->rs, what); }
+
+static int chat_load(void *ctx, const char *name) {
+    run_chat *c = ctx;
+    run_state *rs = c->rs;
+    char *keep_sys = rs->system;
+    rs->system = NULL; /* the new model's SYSTEM applies */
+    store_modelfile_free(&rs->user_params);
+    memset(&rs->user_params, 0, sizeof rs->user_params);
+    if (rs_load(rs, name)) {
+        rs->system = keep_sys;
+        return 1;
+    }
+    free(keep_sys);
+    conv_clear(&c->conv, 0);
+    if (!has_template(rs)) rs->o.raw = 1;
+    return 0;
+}
+
+static void chat_save(void *ctx, const char *name) {
+    run_chat *c = ctx;
+    save(c->rs, &c->conv, name);
+}
+
+static const cli_chat_ops CHAT_OPS = {
+    .answer = chat_answer, .clear = chat_clear, .set_parameter = chat_set_parameter,
+    .set_system = chat_set_system, .set_verbose = chat_set_verbose, .show = chat_show,
+    .load = chat_load, .save = chat_save,
+};
+
+/* Interactive chat with the model loaded here. */
 static int repl(run_state *rs) {
-    setlocale(LC_ALL, "");
-    conversation conv = {0};
     struct sigaction sa = {0};
     sa.sa_handler = on_sigint;
     sigaction(SIGINT, &sa, NULL);
-    char hist[4200];
-    cli_history_path(hist, sizeof hist);
-    int use_history = hist[0] != 0;
-    if (use_history) read_history(hist);
     if (!rs->o.raw && !has_template(rs)) {
         hl_warn("%s has no usable chat template; sending prompts as is", rs->name);
         rs->o.raw = 1;
     }
-    hl_buf multi = {0};
-    int in_multi = 0, multi_system = 0;
-    for (;;) {
-        g_interrupted = 0;
-        char *line = readline(in_multi ? "... " : ">>> ");
-        if (!line) { /* Ctrl+D */
-            if (in_multi) { in_multi = 0; hl_buf_reset(&multi); printf("\n"); continue; }
-            break;
-        }
-        if (g_interrupted) { /* Ctrl+C at the prompt clears the line */
-            free(line);
-            in_multi = 0;
-            hl_buf_reset(&multi);
-            printf("\nUse Ctrl + d or /bye to exit.\n");
-            continue;
-        }
-        if (*line && use_history) {
-            add_history(line);
-            write_history(hist);
-        }
-        if (in_multi) {
-            char *end = strstr(line, "\"\"\"");
-            if (!end) {
-                hl_buf_puts(&multi, line);
-                hl_buf_putc(&multi, '\n');
-                free(line);
-                continue;
-            }
-            hl_buf_append(&multi, line, (size_t)(end - line));
-            in_multi = 0;
-            free(line);
-            line = hl_buf_take(&multi);
-            if (!line) line = strdup("");
-            if (multi_system) {
-                free(rs->system);
-                rs->system = line;
-                rs_effective(rs);
-                printf("Set system message.\n");
-                continue;
-            }
-        } else if (strncmp(line, "\"\"\"", 3) == 0 || strncmp(line, "/set system \"\"\"", 15) == 0) {
-            multi_system = line[0] == '/';
-            const char *rest = line + (multi_system ? 15 : 3);
-            char *end = strstr(rest, "\"\"\"");
-            if (end) {
-                char *t = strndup(rest, (size_t)(end - rest));
-                free(line);
-                line = t;
-                if (multi_system) {
-                    free(rs->system);
-                    rs->system = line;
-                    rs_effective(rs);
-                    printf("Set system message.\n");
-                    continue;
-                }
-            } else {
-                hl_buf_puts(&multi, rest);
-                if (*rest) hl_buf_putc(&multi, '\n');
-                in_multi = 1;
-                free(line);
-                continue;
-            }
-        } else if (line[0] == '/') {
-            char *w[64];
-            char *copy = strdup(line);
-            int n = cli_split_words(copy, w, 64);
-            const char *cmd = n ? w[0] : "/";
-            if (!strcmp(cmd, "/bye") || !strcmp(cmd, "/exit")) {
-                free(copy);
-                free(line);
-                break;
-            } else if (!strcmp(cmd, "/clear")) {
-                conv_clear(&conv, 0);
-                hl_session_reset(rs->s);
-                printf("Cleared session context\n");
-            } else if (!strcmp(cmd, "/?") || !strcmp(cmd, "/help")) {
-                cli_repl_help(n > 1 ? w[1] : "");
-            } else if (!strcmp(cmd, "/set")) {
-                const char *what = n > 1 ? w[1] : "";
-                if (!strcmp(what, "parameter")) set_parameter(rs, w + 2, n - 2);
-                else if (!strcmp(what, "system")) {
-                    const char *p = strstr(line, "system") + 6;
-                    while (*p == ' ') p++;
-                    free(rs->system);
-                    rs->system = strdup(p);
-                    cli_unquote(rs->system);
-                    rs_effective(rs);
-                    printf("Set system message.\n");
-                } else if (!strcmp(what, "verbose")) {
-                    rs->verbose = 1;
-                    rs_effective(rs);
-                    printf("Set 'verbose' mode.\n");
-                } else if (!strcmp(what, "quiet")) {
-                    rs->verbose = 0;
-                    rs_effective(rs);
-                    printf("Set 'quiet' mode.\n");
-                } else if (!strcmp(what, "history")) {
-                    use_history = hist[0] != 0;
-                    printf("Set 'history' mode.\n");
-                } else if (!strcmp(what, "nohistory")) {
-                    use_history = 0;
-                    printf("Set 'nohistory' mode.\n");
-                } else if (!*what) cli_repl_help("set");
-                else printf("Unknown command '/set %s'. Type /? for help\n", what);
-            } else if (!strcmp(cmd, "/show")) {
-                show(rs, n > 1 ? w[1] : NULL);
-            } else if (!strcmp(cmd, "/load")) {
-                if (n < 2) printf("Usage:\n  /load <modelname>\n");
-                else {
-                    printf("Loading model '%s'\n", w[1]);
-                    char *keep_sys = rs->system;
-                    rs->system = NULL; /* the new model's SYSTEM applies */
-                    store_modelfile_free(&rs->user_params);
-                    memset(&rs->user_params, 0, sizeof rs->user_params);
-                    if (rs_load(rs, w[1])) {
-                        rs->system = keep_sys;
-                        free(copy);
-                        free(line);
-                        hl_buf_free(&multi);
-                        conv_free(&conv);
-                        return 1;
-                    }
-                    free(keep_sys);
-                    conv_clear(&conv, 0);
-                    if (!has_template(rs)) rs->o.raw = 1;
-                }
-            } else if (!strcmp(cmd, "/save")) {
-                save(rs, &conv, n > 1 ? w[1] : NULL);
-            } else {
-                printf("Unknown command '%s'. Type /? for help\n", cmd);
-            }
-            free(copy);
-            free(line);
-            continue;
-        }
-        if (!*line) {
-            free(line);
-            continue;
-        }
-        conv_add(&conv, "user", line, strlen(line));
-        free(line);
-        capture cap = {.echo = 1};
-        if (answer(rs, &conv, rs->o.raw ? conv.msgs[conv.n - 1].content : NULL, &cap) == 0) {
-            conv_add(&conv, "assistant", cap.text.data ? cap.text.data : "", cap.text.len);
-        } else {
-            conv_clear(&conv, conv.n - 1); /* drop the unanswered turn */
-        }
-        printf("\n");
-        hl_buf_free(&cap.text);
-    }
-    hl_buf_free(&multi);
-    conv_free(&conv);
-    return 0;
+    run_chat c = {.rs = rs};
+    int rc = cli_repl(&CHAT_OPS, &c, &g_interrupted);
+    conv_free(&c.conv);
+    return rc;
 }
 
 static void usage(FILE *out) {

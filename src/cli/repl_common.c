@@ -1,9 +1,15 @@
 /* What both paths of `run` share in the interactive chat (in-process for a
- * GGUF file in cmd_run.c, through the server in run_remote.c): the help
- * texts of the slash commands, word splitting and unquoting of command
- * lines, and where the input history lives. */
+ * GGUF file in cmd_run.c, through the server in run_remote.c): the chat
+ * loop itself (cli_repl: prompts, line editing and history, Ctrl+C/Ctrl+D,
+ * """ blocks, slash-command parsing and the messages that do not depend
+ * on the path), the help texts of the slash commands, word splitting and
+ * unquoting of command lines, and where the input history lives. What a
+ * command does to the model or conversation is the path's cli_chat_ops. */
 #include "cli/cli.h"
+#include "base/buf.h"
 
+#include <editline/readline.h>
+#include <locale.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -100,4 +106,164 @@ void cli_history_path(char *out, size_t cap) {
     snprintf(dir, sizeof dir, "%s/.hyperlama", home);
     mkdir(dir, 0755);
     snprintf(out, cap, "%s/history", dir);
+}
+
+/* ---- the chat loop ---- */
+
+/* The line editor's state: history on or off, and a """ block being read. */
+typedef struct repl_input {
+    char hist[4200];
+    int use_history;
+    hl_buf multi;
+    int in_multi, multi_system;
+} repl_input;
+
+static void set_system(const cli_chat_ops *ops, void *ctx, char *text) {
+    ops->set_system(ctx, text);
+    printf("Set system message.\n");
+}
+
+/* /set ...: what does not touch the model is handled here. */
+static void cmd_set(const cli_chat_ops *ops, void *ctx, repl_input *in, const char *line, char **w, int n) {
+    const char *what = n > 1 ? w[1] : "";
+    if (!strcmp(what, "parameter")) ops->set_parameter(ctx, w + 2, n - 2);
+    else if (!strcmp(what, "system")) {
+        const char *p = strstr(line, "system") + 6;
+        while (*p == ' ') p++;
+        char *s = strdup(p);
+        if (s) cli_unquote(s);
+        set_system(ops, ctx, s);
+    } else if (!strcmp(what, "verbose")) {
+        ops->set_verbose(ctx, 1);
+        printf("Set 'verbose' mode.\n");
+    } else if (!strcmp(what, "quiet")) {
+        ops->set_verbose(ctx, 0);
+        printf("Set 'quiet' mode.\n");
+    } else if (!strcmp(what, "history")) {
+        in->use_history = in->hist[0] != 0;
+        printf("Set 'history' mode.\n");
+    } else if (!strcmp(what, "nohistory")) {
+        in->use_history = 0;
+        printf("Set 'nohistory' mode.\n");
+    } else if (!*what) cli_repl_help("set");
+    else printf("Unknown command '/set %s'. Type /? for help\n", what);
+}
+
+/* One slash-command line. Returns 0 to go on, 1 to end the chat (/bye),
+ * -1 to end it with failure (a /load that failed). */
+static int slash_command(const cli_chat_ops *ops, void *ctx, repl_input *in, const char *line) {
+    char *w[64];
+    char *copy = strdup(line);
+    if (!copy) return -1;
+    int n = cli_split_words(copy, w, 64);
+    const char *cmd = n ? w[0] : "/";
+    int rc = 0;
+    if (!strcmp(cmd, "/bye") || !strcmp(cmd, "/exit")) {
+        rc = 1;
+    } else if (!strcmp(cmd, "/clear")) {
+        ops->clear(ctx);
+        printf("Cleared session context\n");
+    } else if (!strcmp(cmd, "/?") || !strcmp(cmd, "/help")) {
+        cli_repl_help(n > 1 ? w[1] : "");
+    } else if (!strcmp(cmd, "/set")) {
+        cmd_set(ops, ctx, in, line, w, n);
+    } else if (!strcmp(cmd, "/show")) {
+        ops->show(ctx, n > 1 ? w[1] : NULL);
+    } else if (!strcmp(cmd, "/load")) {
+        if (n < 2) printf("Usage:\n  /load <modelname>\n");
+        else {
+            printf("Loading model '%s'\n", w[1]);
+            if (ops->load(ctx, w[1])) rc = -1;
+        }
+    } else if (!strcmp(cmd, "/save")) {
+        ops->save(ctx, n > 1 ? w[1] : NULL);
+    } else {
+        printf("Unknown command '%s'. Type /? for help\n", cmd);
+    }
+    free(copy);
+    return rc;
+}
+
+/* Starts or continues a """ block. Returns the finished text (owned) to
+ * send or to take as the system message (in->multi_system), or NULL while
+ * the block goes on. Takes line. */
+static char *multi_line(repl_input *in, char *line) {
+    if (in->in_multi) {
+        char *end = strstr(line, "\"\"\"");
+        if (!end) {
+            hl_buf_puts(&in->multi, line);
+            hl_buf_putc(&in->multi, '\n');
+            free(line);
+            return NULL;
+        }
+        hl_buf_append(&in->multi, line, (size_t)(end - line));
+        in->in_multi = 0;
+        free(line);
+        char *text = hl_buf_take(&in->multi);
+        return text ? text : strdup("");
+    }
+    in->multi_system = line[0] == '/';
+    const char *rest = line + (in->multi_system ? 15 : 3);
+    char *end = strstr(rest, "\"\"\"");
+    if (end) {
+        char *t = strndup(rest, (size_t)(end - rest));
+        free(line);
+        return t;
+    }
+    hl_buf_puts(&in->multi, rest);
+    if (*rest) hl_buf_putc(&in->multi, '\n');
+    in->in_multi = 1;
+    free(line);
+    return NULL;
+}
+
+int cli_repl(const cli_chat_ops *ops, void *ctx, volatile sig_atomic_t *interrupted) {
+    setlocale(LC_ALL, "");
+    repl_input in = {0};
+    cli_history_path(in.hist, sizeof in.hist);
+    in.use_history = in.hist[0] != 0;
+    if (in.use_history) read_history(in.hist);
+    int rc = 0;
+    for (;;) {
+        *interrupted = 0;
+        char *line = readline(in.in_multi ? "... " : ">>> ");
+        if (!line) { /* Ctrl+D */
+            if (in.in_multi) { in.in_multi = 0; hl_buf_reset(&in.multi); printf("\n"); continue; }
+            break;
+        }
+        if (*interrupted) { /* Ctrl+C at the prompt clears the line */
+            free(line);
+            in.in_multi = 0;
+            hl_buf_reset(&in.multi);
+            printf("\nUse Ctrl + d or /bye to exit.\n");
+            continue;
+        }
+        if (*line && in.use_history) {
+            add_history(line);
+            write_history(in.hist);
+        }
+        if (in.in_multi || strncmp(line, "\"\"\"", 3) == 0 || strncmp(line, "/set system \"\"\"", 15) == 0) {
+            line = multi_line(&in, line);
+            if (!line) continue;
+            if (in.multi_system) {
+                set_system(ops, ctx, line);
+                continue;
+            }
+        } else if (line[0] == '/') {
+            int r = slash_command(ops, ctx, &in, line);
+            free(line);
+            if (r < 0) rc = 1;
+            if (r) break;
+            continue;
+        }
+        if (!*line) {
+            free(line);
+            continue;
+        }
+        ops->answer(ctx, line);
+        free(line);
+        printf("\n");
+    }
+    hl_buf_free(&in.multi);
+    return rc;
 }

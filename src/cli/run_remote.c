@@ -15,10 +15,8 @@
 #include "base/json_write.h"
 #include "store/modelfile.h"
 
-#include <editline/readline.h>
 #include <errno.h>
 #include <json-c/json.h>
-#include <locale.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -444,145 +442,42 @@ static void save(remote *r, const char *name) {
     else printf("Created new model '%s'\n", name);
 }
 
-static void set_system(remote *r, char *text) {
+/* ---- the chat's operations (cli_repl drives them) ---- */
+
+static void chat_answer(void *ctx, const char *text) { answer(ctx, text); }
+
+static void chat_clear(void *ctx) { hl_buf_reset(&((remote *)ctx)->msgs); }
+
+static void chat_set_parameter(void *ctx, char **w, int n) { set_parameter(ctx, w, n); }
+
+static void chat_set_system(void *ctx, char *text) {
+    remote *r = ctx;
     free(r->system);
     r->system = text;
-    printf("Set system message.\n");
 }
 
-static int repl(remote *r) {
-    setlocale(LC_ALL, "");
-    char hist[4200];
-    cli_history_path(hist, sizeof hist);
-    int use_history = hist[0] != 0;
-    if (use_history) read_history(hist);
-    hl_buf multi = {0};
-    int in_multi = 0, multi_system = 0, rc = 0;
-    for (;;) {
-        g_cancel = 0;
-        char *line = readline(in_multi ? "... " : ">>> ");
-        if (!line) { /* Ctrl+D */
-            if (in_multi) { in_multi = 0; hl_buf_reset(&multi); printf("\n"); continue; }
-            break;
-        }
-        if (g_cancel) { /* Ctrl+C at the prompt clears the line */
-            free(line);
-            in_multi = 0;
-            hl_buf_reset(&multi);
-            printf("\nUse Ctrl + d or /bye to exit.\n");
-            continue;
-        }
-        if (*line && use_history) {
-            add_history(line);
-            write_history(hist);
-        }
-        if (in_multi) {
-            char *end = strstr(line, "\"\"\"");
-            if (!end) {
-                hl_buf_puts(&multi, line);
-                hl_buf_putc(&multi, '\n');
-                free(line);
-                continue;
-            }
-            hl_buf_append(&multi, line, (size_t)(end - line));
-            in_multi = 0;
-            free(line);
-            line = hl_buf_take(&multi);
-            if (!line) line = strdup("");
-            if (multi_system) {
-                set_system(r, line);
-                continue;
-            }
-        } else if (strncmp(line, "\"\"\"", 3) == 0 || strncmp(line, "/set system \"\"\"", 15) == 0) {
-            multi_system = line[0] == '/';
-            const char *rest = line + (multi_system ? 15 : 3);
-            char *end = strstr(rest, "\"\"\"");
-            if (end) {
-                char *t = strndup(rest, (size_t)(end - rest));
-                free(line);
-                line = t;
-                if (multi_system) {
-                    set_system(r, line);
-                    continue;
-                }
-            } else {
-                hl_buf_puts(&multi, rest);
-                if (*rest) hl_buf_putc(&multi, '\n');
-                in_multi = 1;
-                free(line);
-                continue;
-            }
-        } else if (line[0] == '/') {
-            char *w[64];
-            char *copy = strdup(line);
-            int n = cli_split_words(copy, w, 64);
-            const char *cmd = n ? w[0] : "/";
-            int quit = 0;
-            if (!strcmp(cmd, "/bye") || !strcmp(cmd, "/exit")) {
-                quit = 1;
-            } else if (!strcmp(cmd, "/clear")) {
-                hl_buf_reset(&r->msgs);
-                printf("Cleared session context\n");
-            } else if (!strcmp(cmd, "/?") || !strcmp(cmd, "/help")) {
-                cli_repl_help(n > 1 ? w[1] : "");
-            } else if (!strcmp(cmd, "/set")) {
-                const char *what = n > 1 ? w[1] : "";
-                if (!strcmp(what, "parameter")) set_parameter(r, w + 2, n - 2);
-                else if (!strcmp(what, "system")) {
-                    const char *p = strstr(line, "system") + 6;
-                    while (*p == ' ') p++;
-                    char *s = strdup(p);
-                    cli_unquote(s);
-                    set_system(r, s);
-                } else if (!strcmp(what, "verbose")) {
-                    r->verbose = 1;
-                    printf("Set 'verbose' mode.\n");
-                } else if (!strcmp(what, "quiet")) {
-                    r->verbose = 0;
-                    printf("Set 'quiet' mode.\n");
-                } else if (!strcmp(what, "history")) {
-                    use_history = hist[0] != 0;
-                    printf("Set 'history' mode.\n");
-                } else if (!strcmp(what, "nohistory")) {
-                    use_history = 0;
-                    printf("Set 'nohistory' mode.\n");
-                } else if (!*what) cli_repl_help("set");
-                else printf("Unknown command '/set %s'. Type /? for help\n", what);
-            } else if (!strcmp(cmd, "/show")) {
-                show(r, n > 1 ? w[1] : NULL);
-            } else if (!strcmp(cmd, "/load")) {
-                if (n < 2) printf("Usage:\n  /load <modelname>\n");
-                else {
-                    printf("Loading model '%s'\n", w[1]);
-                    store_modelfile_free(&r->user);
-                    memset(&r->user, 0, sizeof r->user);
-                    free(r->system);
-                    r->system = NULL; /* the new model's SYSTEM applies */
-                    r->no_template = 0;
-                    hl_buf_reset(&r->msgs);
-                    if (load(r, w[1])) quit = rc = 1;
-                }
-            } else if (!strcmp(cmd, "/save")) {
-                save(r, n > 1 ? w[1] : NULL);
-            } else {
-                printf("Unknown command '%s'. Type /? for help\n", cmd);
-            }
-            free(copy);
-            free(line);
-            if (quit) break;
-            continue;
-        }
-        if (!*line) {
-            free(line);
-            continue;
-        }
-        answer(r, line);
-        free(line);
-        printf("\n");
-    }
-    hl_buf_free(&multi);
-    return rc;
+static void chat_set_verbose(void *ctx, int on) { ((remote *)ctx)->verbose = on; }
+
+static void chat_show(void *ctx, const char *what) { show(ctx, what); }
+
+static int chat_load(void *ctx, const char *name) {
+    remote *r = ctx;
+    store_modelfile_free(&r->user);
+    memset(&r->user, 0, sizeof r->user);
+    free(r->system);
+    r->system = NULL; /* the new model's SYSTEM applies */
+    r->no_template = 0;
+    hl_buf_reset(&r->msgs);
+    return load(r, name) ? 1 : 0;
 }
+
+static void chat_save(void *ctx, const char *name) { save(ctx, name); }
+
+static const cli_chat_ops CHAT_OPS = {
+    .answer = chat_answer, .clear = chat_clear, .set_parameter = chat_set_parameter,
+    .set_system = chat_set_system, .set_verbose = chat_set_verbose, .show = chat_show,
+    .load = chat_load, .save = chat_save,
+};
 
 int cli_run_remote(int argc, char **argv, const char *model, const char *prompt) {
     remote r = {.argc = argc, .argv = argv};
@@ -598,7 +493,7 @@ int cli_run_remote(int argc, char **argv, const char *model, const char *prompt)
     sa.sa_handler = on_sigint;
     sigaction(SIGINT, &sa, NULL);
     int rc = load(&r, model) ? 1 : 0;
-    if (!rc) rc = prompt ? (answer(&r, prompt) ? 1 : 0) : repl(&r);
+    if (!rc) rc = prompt ? (answer(&r, prompt) ? 1 : 0) : cli_repl(&CHAT_OPS, &r, &g_cancel);
     if (r.show) json_object_put(r.show);
     store_modelfile_free(&r.user);
     hl_buf_free(&r.msgs);
