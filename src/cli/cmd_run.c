@@ -173,6 +173,8 @@ static int rs_effective(run_state *rs) {
         apply_param(&o, rs->user_params.cmds[i].key, rs->user_params.cmds[i].value);
     o.verbose = o.verbose || rs->verbose;
     o.system = rs->system;
+    /* a loaded model without a chat template can only take raw prompts */
+    if (rs->lm && !rs->sm.template_text && !rs->lm->tmpl) o.raw = 1;
     rs->o = o;
     return 0;
 }

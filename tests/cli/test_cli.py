@@ -237,3 +237,18 @@ def test_interactive_ctrl_d_leaves(hyperlama):
     p.expect(rb">>> ")
     p.send("\x04")
     assert p.close() == 0
+
+
+def test_interactive_set_keeps_raw_mode_without_template(hyperlama):
+    """/set commands rebuild the options; a model without a chat template must
+    stay in raw mode afterwards (regression)."""
+    p = Pty(["run", SHARED / "models/stories260K.gguf", "--temperature", "0", "--repeat-penalty", "1",
+             "--num-predict", "12"])
+    p.expect(rb">>> ")
+    p.send("/set verbose\r")
+    p.expect(rb">>> ")
+    p.send("Once upon a time\r")
+    out = p.expect(rb">>> ")
+    assert b"there was a little girl" in out and b"eval rate:" in out
+    p.send("/bye\r")
+    assert p.close() == 0
