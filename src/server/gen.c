@@ -119,19 +119,17 @@ static int render_jinja(const hl_loaded *lm, const srv_msg *msgs, size_t n, char
         if (lm->tmpl_error) return hl_err_set(err, HL_ENOTSUP, "the model's chat template is not supported: %s", lm->tmpl_error);
         return hl_err_set(err, HL_EINVAL, "the model has no chat template: use /api/generate with \"raw\": true or /v1/completions");
     }
-    struct json_object *ctx = json_object_new_object(), *arr = json_object_new_array();
-    for (size_t i = 0; i < n; i++) {
-        struct json_object *m = json_object_new_object();
-        json_object_object_add(m, "role", json_object_new_string(msgs[i].role));
-        json_object_object_add(m, "content", json_object_new_string(msgs[i].content));
-        json_object_array_add(arr, m);
-    }
-    json_object_object_add(ctx, "messages", arr);
-    json_object_object_add(ctx, "add_generation_prompt", json_object_new_boolean(1));
+    /* the chat module's builder sets what transformers sets (tools and
+     * documents none, bos/eos tokens), so templates take the same branches */
+    chat_message *cm = calloc(n ? n : 1, sizeof *cm);
+    if (!cm) return hl_err_set(err, HL_ENOMEM, "out of memory");
+    for (size_t i = 0; i < n; i++) cm[i] = (chat_message){.role = msgs[i].role, .content = msgs[i].content};
     int32_t bos = tok_bos(lm->tok), eos = tok_eos(lm->tok);
     const char *bt = bos >= 0 ? tok_text(lm->tok, bos) : NULL, *et = eos >= 0 ? tok_text(lm->tok, eos) : NULL;
-    json_object_object_add(ctx, "bos_token", json_object_new_string(bt ? bt : ""));
-    json_object_object_add(ctx, "eos_token", json_object_new_string(et ? et : ""));
+    struct json_object *ctx = NULL;
+    int crc = chat_context_new(&ctx, cm, n, 1, bt ? bt : "", et ? et : "", err);
+    free(cm);
+    if (crc) return crc;
     hl_buf b = {0};
     int rc = chat_template_render(lm->tmpl, ctx, &b, err);
     json_object_put(ctx);
