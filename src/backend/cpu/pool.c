@@ -32,10 +32,14 @@
 
 /* How long a waiter spins before sleeping, in time rather than iterations
  * because a pause costs 10-140 cycles depending on the core (~24 ns on the
- * Zen 3 we measured): a few microseconds at a barrier (the common case when
- * both threads run and stages are balanced), some tens for idle workers
- * waiting for the next run, which usually follows soon. */
-#define HL_SPIN_BARRIER_NS 5000
+ * Zen 3 we measured): tens of microseconds, about one stage of a small
+ * model's decode step, at a barrier — with 5 us, a sibling arriving a little
+ * late found the others asleep and every one of SmolLM2's ~210 barriers per
+ * token could pay a futex wake-up (2-thread decode 77 t/s; 50 us: 140 t/s on
+ * the same machine) — and as long for idle workers waiting for the next run,
+ * which usually follows soon. Past that, waiters sleep, so a descheduled
+ * sibling never makes the others burn a core. */
+#define HL_SPIN_BARRIER_NS 50000
 #define HL_SPIN_IDLE_NS 50000
 
 typedef struct {
