@@ -98,6 +98,11 @@ typedef struct cli_chat_ops {
  * history, """ blocks, Ollama's slash commands, each driving ops on ctx.
  * interrupted is the flag the caller's SIGINT handler sets. Returns the exit
  * status: 0, or 1 when a /load failed. */
+/* /set parameter and /show parameters, shared by both chat paths (repl_common.c). */
+int cli_store_user_param(struct store_modelfile *user, char **words, int n);
+void cli_print_param_set(char **words, int n);
+void cli_print_param_list(const struct store_modelfile *mf);
+
 int cli_repl(const cli_chat_ops *ops, void *ctx, volatile sig_atomic_t *interrupted);
 /* "2024-05-01T10:20:30.123Z" (or +hh:mm) as unix seconds; 0 when unreadable. */
 int64_t cli_parse_iso(const char *iso);

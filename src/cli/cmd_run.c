@@ -428,38 +428,14 @@ static char *read_all_stdin(void) {
 
 /* ---- the interactive chat ---- */
 
-/* Drops earlier /set values of key (every stop when key is stop). */
-static void drop_user_param(store_modelfile *mf, const char *key) {
-    size_t k = 0;
-    for (size_t i = 0; i < mf->n; i++) {
-        if (!strcmp(mf->cmds[i].key, key)) {
-            free(mf->cmds[i].key);
-            free(mf->cmds[i].value);
-        } else mf->cmds[k++] = mf->cmds[i];
-    }
-    mf->n = k;
-}
-
 static int needs_new_session(const char *key) {
     return !strcmp(key, "num_ctx") || !strcmp(key, "num_thread") || !strcmp(key, "num_batch");
 }
 
 static void set_parameter(run_state *rs, char **w, int n) {
-    if (n < 2) {
-        cli_repl_help("parameters");
-        return;
-    }
+    if (cli_store_user_param(&rs->user_params, w, n)) return;
     hl_err err = {0};
     const char *key = w[0];
-    for (int i = 1; i < n; i++) {
-        int dep = 0;
-        if (store_param_check(key, w[i], &dep, &err)) {
-            printf("Couldn't set parameter: %s\n\n", err.msg);
-            return;
-        }
-    }
-    drop_user_param(&rs->user_params, key);
-    for (int i = 1; i < (strcmp(key, "stop") ? 2 : n); i++) store_modelfile_add(&rs->user_params, STORE_MF_PARAMETER, key, w[i], &err);
     rs_effective(rs);
     if (needs_new_session(key)) {
         hl_session *s;
@@ -470,20 +446,7 @@ static void set_parameter(run_state *rs, char **w, int n) {
         hl_session_free(rs->s);
         rs->s = s;
     }
-    if (!strcmp(key, "stop")) {
-        printf("Set parameter '%s' to '", key);
-        for (int i = 1; i < n; i++) printf("%s%s", i > 1 ? ", " : "", w[i]);
-        printf("'\n");
-    } else printf("Set parameter '%s' to '%s'\n", key, w[1]);
-}
-
-/* Parameters as `/show parameters` lists them. */
-static void print_param_list(const store_modelfile *mf) {
-    for (size_t i = 0; i < mf->n; i++) {
-        const char *k = mf->cmds[i].key, *v = mf->cmds[i].value;
-        if (!strcmp(k, "stop")) printf("%-30s \"%s\"\n", k, v);
-        else printf("%-30s %s\n", k, v);
-    }
+    cli_print_param_set(w, n);
 }
 
 static void show(run_state *rs, const char *what) {
@@ -510,11 +473,11 @@ static void show(run_state *rs, const char *what) {
         if (!rs->model_params.n && !rs->user_params.n) printf("No parameters were specified for this model.\n");
         if (rs->model_params.n) {
             printf("Model defined parameters:\n");
-            print_param_list(&rs->model_params);
+            cli_print_param_list(&rs->model_params);
         }
         if (rs->user_params.n) {
             printf("%sUser defined parameters:\n", rs->model_params.n ? "\n" : "");
-            print_param_list(&rs->user_params);
+            cli_print_param_list(&rs->user_params);
         }
         printf("\n");
     } else if (!strcmp(what, "system")) {

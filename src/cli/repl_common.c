@@ -6,6 +6,7 @@
  * unquoting of command lines, and where the input history lives. What a
  * command does to the model or conversation is the path's cli_chat_ops. */
 #include "cli/cli.h"
+#include "store/modelfile.h"
 #include "base/buf.h"
 
 #include <editline/readline.h>
@@ -266,4 +267,54 @@ int cli_repl(const cli_chat_ops *ops, void *ctx, volatile sig_atomic_t *interrup
     }
     hl_buf_free(&in.multi);
     return rc;
+}
+
+/* ---- /set parameter, shared by both paths ---- */
+
+/* Validates words w[1..n) as values of parameter w[0] and stores them in the
+ * session's parameters, replacing earlier values of that key (every value
+ * for stop, which may repeat). Prints the help or the error; -1 then. */
+int cli_store_user_param(store_modelfile *user, char **w, int n) {
+    if (n < 2) {
+        cli_repl_help("parameters");
+        return -1;
+    }
+    hl_err err = {0};
+    const char *key = w[0];
+    for (int i = 1; i < n; i++) {
+        int dep = 0;
+        if (store_param_check(key, w[i], &dep, &err)) {
+            printf("Couldn't set parameter: %s\n\n", err.msg);
+            return -1;
+        }
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < user->n; i++) {
+        if (!strcmp(user->cmds[i].key, key)) {
+            free(user->cmds[i].key);
+            free(user->cmds[i].value);
+        } else user->cmds[k++] = user->cmds[i];
+    }
+    user->n = k;
+    for (int i = 1; i < (strcmp(key, "stop") ? 2 : n); i++) store_modelfile_add(user, STORE_MF_PARAMETER, key, w[i], &err);
+    return 0;
+}
+
+/* The confirmation Ollama prints after /set parameter. */
+void cli_print_param_set(char **w, int n) {
+    const char *key = w[0];
+    if (!strcmp(key, "stop")) {
+        printf("Set parameter '%s' to '", key);
+        for (int i = 1; i < n; i++) printf("%s%s", i > 1 ? ", " : "", w[i]);
+        printf("'\n");
+    } else printf("Set parameter '%s' to '%s'\n", key, w[1]);
+}
+
+/* Parameters as `/show parameters` lists them. */
+void cli_print_param_list(const store_modelfile *mf) {
+    for (size_t i = 0; i < mf->n; i++) {
+        const char *k = mf->cmds[i].key, *v = mf->cmds[i].value;
+        if (!strcmp(k, "stop")) printf("%-30s \"%s\"\n", k, v);
+        else printf("%-30s %s\n", k, v);
+    }
 }

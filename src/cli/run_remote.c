@@ -324,41 +324,7 @@ static int answer(remote *r, const char *prompt) {
 /* ---- the interactive chat ---- */
 
 static void set_parameter(remote *r, char **w, int n) {
-    if (n < 2) {
-        cli_repl_help("parameters");
-        return;
-    }
-    hl_err err = {0};
-    const char *key = w[0];
-    for (int i = 1; i < n; i++) {
-        int dep = 0;
-        if (store_param_check(key, w[i], &dep, &err)) {
-            printf("Couldn't set parameter: %s\n\n", err.msg);
-            return;
-        }
-    }
-    size_t k = 0;
-    for (size_t i = 0; i < r->user.n; i++) {
-        if (!strcmp(r->user.cmds[i].key, key)) {
-            free(r->user.cmds[i].key);
-            free(r->user.cmds[i].value);
-        } else r->user.cmds[k++] = r->user.cmds[i];
-    }
-    r->user.n = k;
-    for (int i = 1; i < (strcmp(key, "stop") ? 2 : n); i++) store_modelfile_add(&r->user, STORE_MF_PARAMETER, key, w[i], &err);
-    if (!strcmp(key, "stop")) {
-        printf("Set parameter '%s' to '", key);
-        for (int i = 1; i < n; i++) printf("%s%s", i > 1 ? ", " : "", w[i]);
-        printf("'\n");
-    } else printf("Set parameter '%s' to '%s'\n", key, w[1]);
-}
-
-static void print_param_list(const store_modelfile *mf) {
-    for (size_t i = 0; i < mf->n; i++) {
-        const char *k = mf->cmds[i].key, *v = mf->cmds[i].value;
-        if (!strcmp(k, "stop")) printf("%-30s \"%s\"\n", k, v);
-        else printf("%-30s %s\n", k, v);
-    }
+    if (cli_store_user_param(&r->user, w, n) == 0) cli_print_param_set(w, n);
 }
 
 static void show(remote *r, const char *what) {
@@ -378,11 +344,11 @@ static void show(remote *r, const char *what) {
         if (!mp.n && !r->user.n) printf("No parameters were specified for this model.\n");
         if (mp.n) {
             printf("Model defined parameters:\n");
-            print_param_list(&mp);
+            cli_print_param_list(&mp);
         }
         if (r->user.n) {
             printf("%sUser defined parameters:\n", mp.n ? "\n" : "");
-            print_param_list(&r->user);
+            cli_print_param_list(&r->user);
         }
         printf("\n");
         store_modelfile_free(&mp);
