@@ -76,7 +76,32 @@ int cli_parse_param_text(const char *text, struct store_modelfile *mf);
 /* run through the server (run_remote.c): MODEL is a store name; prompt NULL
  * starts the interactive chat. */
 int cli_run_remote(int argc, char **argv, const char *model, const char *prompt);
-/* shared by both run paths (cmd_run.c) */
+/* ---- will it fit (memfit.c): one estimate for run's check and show's line ---- */
+/* What the estimate needs to know of a model. */
+typedef struct cli_mem_shape {
+    int64_t weights;               /* bytes of tensor data */
+    int64_t n_layer, n_head_kv;    /* <arch>.block_count, <arch>.attention.head_count_kv */
+    int64_t k_dim, v_dim;          /* per head (key_length/value_length, else embedding/heads) */
+    int64_t train_ctx;             /* <arch>.context_length, 0 unknown */
+} cli_mem_shape;
+/* The estimate: need = weights + f16 KV for ctx tokens + overhead. */
+typedef struct cli_mem_need {
+    int64_t weights, kv, overhead, need;
+    int64_t ctx;   /* num_ctx (4096 when 0), capped at the trained context */
+    int64_t avail; /* MemAvailable or $HYPERLAMA_MEMORY_LIMIT; -1 unknown */
+} cli_mem_need;
+int cli_mem_shape_gguf(const char *gguf_path, cli_mem_shape *out, hl_err *err);
+/* From an /api/show reply (model_info + weights_size). */
+int cli_mem_shape_show(struct json_object *show, cli_mem_shape *out, hl_err *err);
+void cli_mem_estimate(const cli_mem_shape *m, int32_t num_ctx, cli_mem_need *out);
+int cli_mem_fits(const cli_mem_need *n);
+int64_t cli_mem_available(void);
+void cli_mem_bytes(int64_t b, char *out, size_t cap); /* "1.3 GiB" */
+/* HL_ENOMEM with the numbers and what to try. */
+int cli_mem_error(const cli_mem_need *n, hl_err *err);
+/* show's line: "needs ..., N available" or "needs ..., only N available; try ..." */
+void cli_mem_fit_line(const cli_mem_need *n, char *out, size_t cap);
+/* Both run paths, before loading: 0 when the GGUF fits, else cli_mem_error. */
 int cli_check_memory(const char *gguf_path, int32_t num_ctx, hl_err *err);
 void cli_repl_help(const char *topic); /* "", "set", "show", "shortcuts", "parameters" */
 int cli_split_words(char *s, char **w, int max);

@@ -5,8 +5,8 @@
  * store model loaded with /load from such a chat (Modelfile TEMPLATE via
  * gotmpl, SYSTEM, MESSAGEs, PARAMETERs: defaults < PARAMETERs < flags <
  * /set parameter). Before loading, the weights plus the KV cache for the
- * context are checked against available memory (cli_check_memory, used by
- * both paths). */
+ * context are checked against available memory (cli_check_memory in
+ * memfit.c, used by both paths and by show's hardware-fit line). */
 #include "cli/cli.h"
 #include "base/buf.h"
 #include "base/clock.h"
@@ -177,61 +177,6 @@ static int rs_effective(run_state *rs) {
     if (rs->lm && !rs->sm.template_text && !rs->lm->tmpl) o.raw = 1;
     rs->o = o;
     return 0;
-}
-
-/* ---- memory check ---- */
-
-static int64_t mem_available(void) {
-    const char *lim = getenv("HYPERLAMA_MEMORY_LIMIT"); /* bytes; for tests and capped hosts */
-    if (lim && *lim) return strtoll(lim, NULL, 10);
-    FILE *f = fopen("/proc/meminfo", "r");
-    if (!f) return -1;
-    char line[256];
-    long long kb = -1;
-    while (fgets(line, sizeof line, f))
-        if (sscanf(line, "MemAvailable: %lld kB", &kb) == 1) break;
-    fclose(f);
-    return kb < 0 ? -1 : kb * 1024;
-}
-
-static int64_t meta_int(const gguf_file *g, const char *arch, const char *suffix, int64_t dflt) {
-    char key[160];
-    int64_t v;
-    snprintf(key, sizeof key, "%s.%s", arch, suffix);
-    return gguf_get_int(g, key, &v) == 0 ? v : dflt;
-}
-
-/* Weights (the file) plus an f16 KV cache for the context the session will
- * use, against MemAvailable: refuse with the numbers and what to try. */
-int cli_check_memory(const char *path, int32_t num_ctx, hl_err *err) {
-    gguf_file *g;
-    if (gguf_open(&g, path, err)) return -1;
-    gguf_str a;
-    char arch[64] = "llama";
-    if (gguf_get_str(g, "general.architecture", &a) == 0) snprintf(arch, sizeof arch, "%.*s", (int)a.len, a.ptr);
-    int64_t n_layer = meta_int(g, arch, "block_count", 0), n_embd = meta_int(g, arch, "embedding_length", 0);
-    int64_t n_head = meta_int(g, arch, "attention.head_count", 1), train = meta_int(g, arch, "context_length", 0);
-    int64_t n_kv = meta_int(g, arch, "attention.head_count_kv", n_head);
-    int64_t kdim = meta_int(g, arch, "attention.key_length", n_head ? n_embd / n_head : 0);
-    int64_t vdim = meta_int(g, arch, "attention.value_length", kdim);
-    int64_t weights = (int64_t)gguf_file_size(g);
-    gguf_close(g);
-    int64_t ctx = num_ctx > 0 ? num_ctx : 4096;
-    if (train > 0 && ctx > train) ctx = train;
-    int64_t kv = 2 /* f16 */ * n_layer * ctx * n_kv * (kdim + vdim);
-    int64_t need = weights + kv + (64ll << 20) /* activations, buffers */;
-    int64_t avail = mem_available();
-    if (avail < 0 || need <= avail) return 0;
-    char nb[32], wb[32], kb[32], ab[32];
-    store_human_bytes(need, nb, sizeof nb);
-    store_human_bytes(weights, wb, sizeof wb);
-    store_human_bytes(kv, kb, sizeof kb);
-    store_human_bytes(avail, ab, sizeof ab);
-    return hl_err_set(err, HL_ENOMEM,
-                      "model requires more system memory (%s: %s of weights + %s of KV cache for a %lld-token "
-                      "context) than is available (%s). Try a smaller quantization (e.g. q4_K_M), a smaller "
-                      "model, or a smaller context (--num-ctx %lld)",
-                      nb, wb, kb, (long long)ctx, ab, (long long)(ctx > 512 ? ctx / 4 : 256));
 }
 
 /* ---- loading ---- */

@@ -269,6 +269,24 @@ int cli_show_model(cli_client *c, const char *name, struct json_object **out) {
     return rc;
 }
 
+/* The hardware-fit row: the estimate `run` checks before loading, for the
+ * context the model's num_ctx parameter (else the default) asks for. */
+static void print_fit(struct json_object *s) {
+    cli_mem_shape m;
+    if (cli_mem_shape_show(s, &m, NULL)) return;
+    int32_t num_ctx = 0;
+    store_modelfile p = {0};
+    if (cli_parse_param_text(cli_jstr(s, "parameters"), &p) == 0)
+        for (size_t i = 0; i < p.n; i++)
+            if (!strcmp(p.cmds[i].key, "num_ctx")) num_ctx = atoi(p.cmds[i].value);
+    store_modelfile_free(&p);
+    cli_mem_need n;
+    cli_mem_estimate(&m, num_ctx, &n);
+    char line[768];
+    cli_mem_fit_line(&n, line, sizeof line);
+    printf("    %-20s%s\n", cli_mem_fits(&n) ? "fits in memory" : "does not fit", line);
+}
+
 /* The default `show` page from an /api/show reply. */
 void cli_print_show(struct json_object *s) {
     struct json_object *info = NULL, *details = NULL, *v;
@@ -290,6 +308,7 @@ void cli_print_show(struct json_object *s) {
     printf("    %-20s%lld\n", "context length", ctx);
     printf("    %-20s%lld\n", "embedding length", embd);
     printf("    %-20s%s\n", "quantization", quant ? quant : "");
+    print_fit(s);
     printf("\n");
     const char *t = cli_jstr(s, "parameters");
     if (t && *t) {

@@ -221,9 +221,14 @@ static int route_ps(srv_req *r) {
     return srv_reply_json(r, 200, &b);
 }
 
-/* model_info: the GGUF's scalar metadata (arrays are skipped, as Ollama does without verbose) */
-static void model_info(hl_jw *w, const char *path) {
+/* model_info: the GGUF's scalar metadata (arrays are skipped, as Ollama does
+ * without verbose), plus general.parameter_count summed over the tensors when
+ * the file does not carry it (Ollama reports it too). The tensors' bytes are
+ * returned for the top-level "weights_size", which Ollama's reply lacks: the
+ * CLI's hardware-fit line (show) needs it with the head counts. */
+static int64_t model_info(hl_jw *w, const char *path) {
     gguf_file *f = NULL;
+    int64_t weights = -1;
     hl_jw_key(w, "model_info");
     hl_jw_obj_begin(w);
     if (path && gguf_open(&f, path, NULL) == 0) {
@@ -240,9 +245,20 @@ static void model_info(hl_jw *w, const char *path) {
             else if (gguf_get_float(f, k, &dv) == 0) { hl_jw_key(w, k); hl_jw_double(w, dv); }
             else if (gguf_get_bool(f, k, &bv) == 0) { hl_jw_key(w, k); hl_jw_bool(w, bv); }
         }
+        int64_t params = 0;
+        weights = 0;
+        for (int64_t i = 0; i < gguf_n_tensors(f); i++) {
+            const gguf_tensor *t = gguf_tensor_at(f, i);
+            int64_t ne = 1;
+            for (uint32_t d = 0; d < t->n_dims; d++) ne *= t->ne[d];
+            params += ne;
+            weights += (int64_t)t->size;
+        }
+        if (!gguf_find(f, "general.parameter_count")) { hl_jw_key(w, "general.parameter_count"); hl_jw_int(w, params); }
         gguf_close(f);
     }
     hl_jw_obj_end(w);
+    return weights;
 }
 
 static int route_show(srv_req *r) {
@@ -308,7 +324,8 @@ static int route_show(srv_req *r) {
     } else {
         details(&w, "", "", "");
     }
-    model_info(&w, is_path ? key : sm.model_path);
+    int64_t weights = model_info(&w, is_path ? key : sm.model_path);
+    if (weights >= 0) { hl_jw_key(&w, "weights_size"); hl_jw_int(&w, weights); }
     hl_jw_key(&w, "capabilities");
     hl_jw_arr_begin(&w);
     hl_jw_str(&w, "completion");

@@ -8,6 +8,7 @@ must equal the answer to the prompt the template would produce, sent raw
 (text written out here by hand), and a Go-template ChatML model must answer
 exactly like the GGUF's own Jinja template (rendered by the chat module)."""
 import os
+import re
 import pathlib
 import sys
 
@@ -224,3 +225,84 @@ def test_repl_multiline_system_and_ctrl_d(env, tmp_path):
     assert b"One\r\nday" in p.expect(rb">>> ")
     p.send("\x04")
     assert p.close() == 0
+
+
+def _human(text):
+    """'80.0 KiB' -> (80.0, 1024): the value and its unit's size."""
+    num, unit = text.split()
+    return float(num), {"B": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "TiB": 1 << 40}[unit]
+
+
+def _expected_fit(path, num_ctx):
+    """The estimate computed here from the GGUF file with gguf-py (independent of
+    our reader): tensor bytes + f16 K and V for the context + 64 MiB."""
+    from gguf import GGUFReader
+    r = GGUFReader(str(path))
+
+    def field(key, default=None):
+        f = r.fields.get(key)
+        if f is None:
+            return default
+        v = f.parts[f.data[0]]
+        return bytes(v).decode() if f.types[0].name == "STRING" else int(v[0])
+
+    arch = field("general.architecture")
+    weights = sum(int(t.n_bytes) for t in r.tensors)
+    n_head = field(f"{arch}.attention.head_count")
+    n_kv = field(f"{arch}.attention.head_count_kv", n_head)
+    kdim = field(f"{arch}.attention.key_length", field(f"{arch}.embedding_length") // n_head)
+    vdim = field(f"{arch}.attention.value_length", kdim)
+    ctx = min(num_ctx or 4096, field(f"{arch}.context_length"))
+    kv = 2 * field(f"{arch}.block_count") * ctx * n_kv * (kdim + vdim)
+    return weights, kv, ctx, weights + kv + (64 << 20)
+
+
+def _mem_available():
+    for line in pathlib.Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemAvailable:"):
+            return int(line.split()[1]) * 1024
+
+
+FIT_RE = (r"^    (fits in memory|does not fit) +needs (\S+ \S+) \((\S+ \S+) of weights \+ (\S+ \S+) of KV cache "
+          r"for a (\d+)-token context \+ (\S+ \S+) of buffers\), (?:only )?(\S+ \S+) available")
+
+
+def _check_close(printed, want):
+    v, unit = _human(printed)
+    # one decimal of the printed unit: rounding error at most half a tenth
+    assert abs(v - want / unit) <= 0.051, (printed, want)
+
+
+@pytest.mark.parametrize("num_ctx", [None, 64])
+def test_show_hardware_fit(env, tmp_path, num_ctx):
+    import re
+    model = SHARED / "models" / "stories260K-Q8_0.gguf"
+    text = f"FROM {model}\n" + (f"PARAMETER num_ctx {num_ctx}\n" if num_ctx else "")
+    create(env, tmp_path, "fit", text)
+    out = hl(env, "show", "fit").stdout
+    m = re.search(FIT_RE, out, re.M)
+    assert m, out
+    weights, kv, ctx, need = _expected_fit(model, num_ctx)
+    assert int(m.group(5)) == ctx
+    _check_close(m.group(3), weights)
+    _check_close(m.group(4), kv)
+    _check_close(m.group(6), 64 << 20)
+    _check_close(m.group(2), need)
+    avail = _mem_available()
+    v, unit = _human(m.group(7))
+    assert abs(v * unit - avail) < max(0.05 * avail, 256 << 20)  # memory moves a little meanwhile
+    assert m.group(1) == ("fits in memory" if need <= avail else "does not fit")
+
+
+def test_show_hardware_fit_does_not_fit(env, tmp_path):
+    create(env, tmp_path, "tiny", TINY)
+    e = dict(env, HYPERLAMA_MEMORY_LIMIT=str(1 << 20))  # the CLI reads the limit; the server does not matter
+    r = subprocess.run([str(HYPERLAMA), "show", "tiny"], env=e, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    line = [l for l in r.stdout.splitlines() if "does not fit" in l]
+    assert line and "only 1.0 MiB available" in line[0] and "smaller quantization" in line[0], r.stdout
+    # run refuses with the same numbers show prints
+    r2 = subprocess.run([str(HYPERLAMA), "run", "tiny", "hi"], env=e, capture_output=True, text=True, timeout=60)
+    assert r2.returncode == 1
+    need = re.search(r"needs (\S+ \S+ \(.*?\))", line[0]).group(1)
+    assert f"more system memory ({need})" in r2.stderr, (need, r2.stderr)
