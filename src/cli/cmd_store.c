@@ -428,7 +428,42 @@ typedef struct progress_ui {
     char last_status[256];
     int64_t t0_ns, last_draw_ns, last_completed;
     double rate;
+    /* without a terminal: the lines already printed (a log gets each once,
+     * however the reports of parallel blobs interleave) */
+    char **printed;
+    size_t n_printed;
 } progress_ui;
+
+/* Prints line to stderr unless it was printed before (no terminal). */
+static void print_once(progress_ui *ui, const char *line) {
+    for (size_t i = 0; i < ui->n_printed; i++)
+        if (!strcmp(ui->printed[i], line)) return;
+    char **v = realloc(ui->printed, (ui->n_printed + 1) * sizeof *v);
+    char *copy = strdup(line);
+    if (!v || !copy) { /* out of memory: printing twice beats not at all */
+        if (v) ui->printed = v;
+        free(copy);
+    } else {
+        ui->printed = v;
+        ui->printed[ui->n_printed++] = copy;
+    }
+    fprintf(stderr, "%s\n", line);
+    fflush(stderr);
+}
+
+/* No terminal: one line per status, and a blob's line once it is complete
+ * ("pulling 1a2b3c4d5e6f: 100% 1.1 GB"). */
+static void progress_plain(progress_ui *ui, const store_progress *p) {
+    if (p->total <= 0 || !p->digest) {
+        print_once(ui, p->status);
+        return;
+    }
+    if (p->completed < p->total) return;
+    char total[32], line[384];
+    store_human_bytes(p->total, total, sizeof total);
+    snprintf(line, sizeof line, "%s: 100%% %s", p->status, total);
+    print_once(ui, line);
+}
 
 static void fmt_dur(double s, char *out, size_t cap) {
     if (s < 0 || s > 1e7) { snprintf(out, cap, "--"); return; }
@@ -440,30 +475,28 @@ static void fmt_dur(double s, char *out, size_t cap) {
 
 static void on_progress(void *ctx, const store_progress *p) {
     progress_ui *ui = ctx;
+    if (!ui->tty) {
+        progress_plain(ui, p);
+        return;
+    }
     int64_t now = hl_now_ns();
     int same = !strcmp(ui->last_status, p->status);
     if (p->total <= 0 || !p->digest) {
         if (same) return;
-        if (ui->tty && ui->last_status[0]) fputc('\n', stderr);
+        if (ui->last_status[0]) fputc('\n', stderr);
         fprintf(stderr, "%s", p->status);
-        if (!ui->tty) fputc('\n', stderr);
         snprintf(ui->last_status, sizeof ui->last_status, "%s", p->status);
         fflush(stderr);
         return;
     }
     if (!same) {
-        if (ui->tty && ui->last_status[0]) fputc('\n', stderr);
+        if (ui->last_status[0]) fputc('\n', stderr);
         snprintf(ui->last_status, sizeof ui->last_status, "%s", p->status);
         ui->t0_ns = now;
         ui->last_completed = p->completed;
         ui->rate = 0;
         ui->last_draw_ns = 0;
-        if (!ui->tty) {
-            fprintf(stderr, "%s\n", p->status);
-            return;
-        }
     }
-    if (!ui->tty) return;
     if (p->completed < p->total && now - ui->last_draw_ns < 100000000) return;
     double dt = (double)(now - ui->t0_ns) / 1e9;
     if (dt > 0.2) ui->rate = (double)(p->completed - ui->last_completed) / dt;
@@ -494,6 +527,10 @@ static void on_progress(void *ctx, const store_progress *p) {
 
 static void finish_progress(progress_ui *ui) {
     if (ui->tty && ui->last_status[0]) fputc('\n', stderr);
+    for (size_t i = 0; i < ui->n_printed; i++) free(ui->printed[i]);
+    free(ui->printed);
+    ui->printed = NULL;
+    ui->n_printed = 0;
 }
 
 /* ---- progress of create and pull, from the server's NDJSON lines ---- */

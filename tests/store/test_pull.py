@@ -108,3 +108,22 @@ def test_kill_create_anytime(hl, tmp_path):
     kill_loop(hl, ["create", "c", "-f", str(mf), "--quantize", "q8_0"], 8, 0.3)
     hl("create", "c", "-f", mf)
     check_store(hl.root)
+
+
+def test_pull_progress_without_terminal(hl, registry):
+    """stderr is a pipe (not a TTY): one line per status, none twice, and every
+    blob of the manifest reported exactly once, complete."""
+    for model in ("stories", "flaky"):
+        r = hl("pull", model)
+        lines = r.stderr.splitlines()
+        assert len(lines) == len(set(lines)), r.stderr
+        assert "\r" not in r.stderr and "\x1b" not in r.stderr
+        assert lines[0] == "pulling manifest" and lines[-1] == "success"
+        assert "verifying sha256 digest" in lines and "writing manifest" in lines
+        man = json.loads(registry.reg.manifests[("library", model, "latest")])
+        digests = {l["digest"] for l in man["layers"]} | {man["config"]["digest"]}
+        blob_lines = [l for l in lines if l.startswith("pulling ") and l != "pulling manifest"]
+        assert len(blob_lines) == len(digests), r.stderr
+        for d in digests:
+            mine = [l for l in blob_lines if l.startswith(f"pulling {d[7:19]}: ")]
+            assert len(mine) == 1 and mine[0].split(": ", 1)[1].startswith("100% "), (d, r.stderr)
