@@ -3,7 +3,7 @@
  * is bandwidth-bound), m = 512 reports GOP/s (2 ops per multiply-add;
  * prefill is compute-bound), each with 1 and 2 threads, median of several
  * runs. Usage: bench_matmul [type ...] [-m M] [-t threads] [-r reps] [-s shapes]
- * [-c] (shapes: smol, qwen, all). -c ("cold") rotates through enough copies
+ * [-c] (shapes: smol, qwen, all; -m M times that batch size alone, any M). -c ("cold") rotates through enough copies
  * of the weights (>= 96 MiB) that every call reads them from DRAM, as decode
  * does once a model is larger than the L3 cache; without it, shapes smaller
  * than the L3 are timed from cache. Also times hl_pool_barrier. */
@@ -164,10 +164,9 @@ int main(int argc, char **argv) {
             int cnt = si == 0 ? 4 : 5;
             if ((si == 0 && !strcmp(shapes, "qwen")) || (si == 1 && !strcmp(shapes, "smol"))) continue;
             for (int c = 0; c < cnt; c++)
-                for (int mi = 0; mi < 2; mi++) {
-                    int64_t m = mi == 0 ? 1 : 512;
-                    if (only_m && m != only_m) continue;
-                    if (m == 512 && sh[c].n > 20000) continue; /* lm_head at 512 rows: minutes, skip */
+                for (int mi = 0; mi < (only_m ? 1 : 2); mi++) {
+                    int64_t m = only_m ? only_m : mi == 0 ? 1 : 512;
+                    if (m >= 64 && sh[c].n > 20000) continue; /* lm_head at 512 rows: minutes, skip */
                     if (sh[c].k % (int64_t)hl_type_get(types[ti])->blck) continue; /* K-quants need k % 256 == 0 */
                     for (int nt = 1; nt <= 2; nt++)
                         if (!only_t || nt == only_t) bench(types[ti], &sh[c], m, nt, m == 1 ? reps : 3, cold);

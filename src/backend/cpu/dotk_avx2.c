@@ -52,6 +52,35 @@ HL_INLINE void k4_scales(const uint8_t *q, int sc[8], int mn[8]) {
     }
 }
 
+/* scv from 16 per-group i16 scales: chunk c gets group 2c in its low
+ * 128-bit lane and group 2c + 1 in its high lane, each repeated 8 times. */
+HL_INLINE void set_group_scales_v(kunp *u, __m256i g16) {
+    const __m256i lo = _mm256_permute2x128_si256(g16, g16, 0x00), hi = _mm256_permute2x128_si256(g16, g16, 0x11);
+#pragma GCC unroll 8
+    for (int c = 0; c < 8; c++) {
+        const char a = (char)(4 * (c & 3)), b = (char)(4 * (c & 3) + 2);
+        const __m256i ctl = _mm256_setr_epi8(a, a + 1, a, a + 1, a, a + 1, a, a + 1, a, a + 1, a, a + 1, a, a + 1, a,
+                                             a + 1, b, b + 1, b, b + 1, b, b + 1, b, b + 1, b, b + 1, b, b + 1, b,
+                                             b + 1, b, b + 1);
+        st256(u->scv[c], _mm256_shuffle_epi8(c < 4 ? lo : hi, ctl));
+    }
+}
+
+/* Q4_K / Q5_K: the 12 packed bytes hold eight 6-bit scales and eight 6-bit
+ * mins (sub-blocks of 32); returned as 16 i16 values per 16-element group
+ * (each sub-block's value twice). Word arithmetic instead of byte loops. */
+HL_INLINE void k4_scales_v(const uint8_t *q, __m256i *sc16, __m256i *mn16) {
+    const uint32_t a = hl_ld32(q), b = hl_ld32(q + 4), c = hl_ld32(q + 8);
+    const uint64_t sc = (uint64_t)(a & 0x3f3f3f3fu) |
+                        (uint64_t)((c & 0x0f0f0f0fu) | ((a >> 2) & 0x30303030u)) << 32;
+    const uint64_t mn = (uint64_t)(b & 0x3f3f3f3fu) |
+                        (uint64_t)(((c >> 4) & 0x0f0f0f0fu) | ((b >> 2) & 0x30303030u)) << 32;
+    __m128i s = _mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)sc));
+    __m128i m = _mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)mn));
+    *sc16 = _mm256_set_m128i(_mm_unpackhi_epi16(s, s), _mm_unpacklo_epi16(s, s));
+    *mn16 = _mm256_set_m128i(_mm_unpackhi_epi16(m, m), _mm_unpacklo_epi16(m, m));
+}
+
 HL_INLINE void unpack_k(int kind, const uint8_t *blk, kunp *u) {
     int sc[16];
     switch (kind) {
@@ -60,12 +89,10 @@ HL_INLINE void unpack_k(int kind, const uint8_t *blk, kunp *u) {
         const uint8_t *scales = blk + 4, *qs = blk + (kind == K_Q4 ? 16 : 48);
         u->d = hl_h2f(hl_ld16(blk));
         u->dmin = hl_h2f(hl_ld16(blk + 2));
-        int s8[8], m8[8];
-        k4_scales(scales, s8, m8);
-        for (int g = 0; g < 16; g++) {
-            sc[g] = s8[g / 2];
-            u->s16[g] = (int16_t)m8[g / 2];
-        }
+        __m256i sc16, mn16;
+        k4_scales_v(scales, &sc16, &mn16);
+        set_group_scales_v(u, sc16);
+        st256(u->s16, mn16);
         __m256i qh = kind == K_Q5 ? ld256(blk + 16) : _mm256_setzero_si256();
         for (int c = 0; c < 4; c++) {
             __m256i v = ld256(qs + 32 * c);
@@ -78,12 +105,14 @@ HL_INLINE void unpack_k(int kind, const uint8_t *blk, kunp *u) {
             st256(u->q + 64 * c, lo);
             st256(u->q + 64 * c + 32, hi);
         }
-        break;
+        return;
     }
     case K_Q6: {
         const hl_block_q6_K *b = (const hl_block_q6_K *)blk;
         u->d = hl_h2f(hl_ld16(&b->d));
-        for (int g = 0; g < 16; g++) sc[g] = u->s16[g] = b->scales[g];
+        const __m256i g16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)b->scales));
+        st256(u->s16, g16);
+        set_group_scales_v(u, g16);
         for (int h = 0; h < 2; h++) {
             __m256i qh = ld256(b->qh + 32 * h);
             for (int t = 0; t < 4; t++) {
@@ -93,7 +122,7 @@ HL_INLINE void unpack_k(int kind, const uint8_t *blk, kunp *u) {
                 st256(u->q + 128 * h + 32 * t, _mm256_or_si256(nib, hi));
             }
         }
-        break;
+        return;
     }
     case K_Q3: {
         const hl_block_q3_K *b = (const hl_block_q3_K *)blk;
@@ -128,7 +157,7 @@ HL_INLINE void unpack_k(int kind, const uint8_t *blk, kunp *u) {
         break;
     }
     }
-    set_group_scales(u, sc);
+    set_group_scales(u, sc); /* Q2_K, Q3_K */
 }
 
 /* One unpacked weight superblock times one activation superblock, folded
@@ -149,66 +178,84 @@ HL_INLINE __m256 k_pair(const int kind, const kunp *u, const hl_block_q8_K *xb, 
     return acc;
 }
 
-/* A tile over weight rows already unpacked: u[j * nb + b] is superblock b of
- * row j. */
-HL_INLINE void k_tile_unp(const int kind, const int NW, const int NX, int64_t nb, const kunp *u, const uint8_t *x,
-                          size_t xs, float *out, int64_t ldo) {
-    __m256 acc[2][4];
-#pragma GCC unroll 2
-    for (int j = 0; j < NW; j++)
-#pragma GCC unroll 4
-        for (int i = 0; i < NX; i++) acc[j][i] = _mm256_setzero_ps();
+/* One unpacked weight row times G activation rows (G <= 8), all
+ * superblocks: per 32-byte chunk the weight and scale vectors are loaded
+ * once and reused by every activation row, so the multiply ports, not the
+ * loads, bound the loop. Each output keeps the accumulator k_pair would give
+ * it: the integer sums are exact, and the per-superblock float updates run in
+ * the same order. */
+HL_INLINE void k_row_x(const int kind, const int G, int64_t nb, const kunp *u, const uint8_t *x, size_t xs,
+                       float *out, int64_t ldo) {
+    __m256 acc[8];
+#pragma GCC unroll 8
+    for (int i = 0; i < G; i++) acc[i] = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
-#pragma GCC unroll 4
-        for (int i = 0; i < NX; i++) {
+        const kunp *ub = &u[b];
+        __m256i isum[8];
+#pragma GCC unroll 8
+        for (int i = 0; i < G; i++) isum[i] = _mm256_setzero_si256();
+#pragma GCC unroll 8
+        for (int c = 0; c < 8; c++) {
+            const __m256i wv = _mm256_load_si256((const __m256i *)(ub->q + 32 * c));
+            const __m256i sv = _mm256_load_si256((const __m256i *)ub->scv[c]);
+#pragma GCC unroll 8
+            for (int i = 0; i < G; i++) {
+                const hl_block_q8_K *xb = (const hl_block_q8_K *)(x + i * xs) + b;
+                __m256i p = _mm256_maddubs_epi16(wv, ld256(xb->qs + 32 * c));
+                isum[i] = _mm256_add_epi32(isum[i], _mm256_madd_epi16(p, sv));
+                /* keep one running sum per row in a register: left alone, the
+                 * compiler turns the sums into trees whose partials spill */
+                __asm__("" : "+x"(isum[i]));
+            }
+        }
+        const __m256i s16 = _mm256_load_si256((const __m256i *)ub->s16);
+#pragma GCC unroll 8
+        for (int i = 0; i < G; i++) {
             const hl_block_q8_K *xb = (const hl_block_q8_K *)(x + i * xs) + b;
-            __m256i bs = ld256(xb->bsums);
-#pragma GCC unroll 2
-            for (int j = 0; j < NW; j++) acc[j][i] = k_pair(kind, &u[j * nb + b], xb, bs, acc[j][i]);
+            __m256i corr = _mm256_madd_epi16(ld256(xb->bsums), s16);
+            __m256i is = isum[i];
+            if (kind == K_Q6) is = _mm256_sub_epi32(is, _mm256_slli_epi32(corr, 5));
+            if (kind == K_Q3) is = _mm256_sub_epi32(is, _mm256_slli_epi32(corr, 2));
+            acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(is), _mm256_set1_ps(ub->d * xb->d), acc[i]);
+            if (kind == K_Q2 || kind == K_Q4 || kind == K_Q5)
+                acc[i] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(corr), _mm256_set1_ps(ub->dmin * xb->d), acc[i]);
         }
     }
-#pragma GCC unroll 4
-    for (int i = 0; i < NX; i++)
-#pragma GCC unroll 2
-        for (int j = 0; j < NW; j++) out[i * ldo + j] = hl_hsum8(acc[j][i]);
+#pragma GCC unroll 8
+    for (int i = 0; i < G; i++) out[i * ldo] = hl_hsum8(acc[i]);
 }
 
 /* Batched path (m > 1): unpack a group of weight rows once into a stack
- * buffer, then sweep the whole batch over them in 2 x 4 tiles, so the unpack
- * cost is paid once per row instead of once per 4 activation rows. */
+ * buffer, then, for every group of up to 8 activation rows, run each
+ * unpacked row over the group; the unpack cost is paid once per weight row
+ * and the activation group stays in L1/L2 while the rows pass over it. */
 #define K_GEMM_UNITS 160 /* 160 superblocks x 576 bytes = 90 KiB of stack */
 HL_INLINE int k_gemm(const int kind, int64_t k, const uint8_t *w, size_t ws, int64_t n, const uint8_t *x, size_t xs,
                      int64_t m, float *out, int64_t ldo) {
     const int64_t nb = k / HL_QK_K;
-    if (nb * 2 > K_GEMM_UNITS) return 0; /* rows too long for the buffer: the caller tiles */
+    if (nb > K_GEMM_UNITS) return 0; /* rows too long for the buffer: the caller tiles */
     kunp buf[K_GEMM_UNITS];
-    int64_t rows = K_GEMM_UNITS / nb;
-    rows -= rows % 2;
+    const int64_t rows = K_GEMM_UNITS / nb;
     const size_t wbs = kblock_size(kind);
     for (int64_t j0 = 0; j0 < n; j0 += rows) {
         int64_t jn = n - j0 < rows ? n - j0 : rows;
         for (int64_t j = 0; j < jn; j++)
             for (int64_t b = 0; b < nb; b++) unpack_k(kind, w + (j0 + j) * ws + b * wbs, &buf[j * nb + b]);
-        for (int64_t i = 0; i < m; i += 4) {
-            int nx = m - i < 4 ? (int)(m - i) : 4;
-            for (int64_t j = 0; j < jn; j += 2) {
+        for (int64_t i = 0; i < m; i += 8) {
+            const int g = m - i < 8 ? (int)(m - i) : 8;
+            const uint8_t *xi = x + i * xs;
+            for (int64_t j = 0; j < jn; j++) {
                 const kunp *u = &buf[j * nb];
-                const uint8_t *xi = x + i * xs;
                 float *o = out + i * ldo + j0 + j;
-                if (jn - j >= 2) {
-                    switch (nx) {
-                    case 1: k_tile_unp(kind, 2, 1, nb, u, xi, xs, o, ldo); break;
-                    case 2: k_tile_unp(kind, 2, 2, nb, u, xi, xs, o, ldo); break;
-                    case 3: k_tile_unp(kind, 2, 3, nb, u, xi, xs, o, ldo); break;
-                    default: k_tile_unp(kind, 2, 4, nb, u, xi, xs, o, ldo); break;
-                    }
-                } else {
-                    switch (nx) {
-                    case 1: k_tile_unp(kind, 1, 1, nb, u, xi, xs, o, ldo); break;
-                    case 2: k_tile_unp(kind, 1, 2, nb, u, xi, xs, o, ldo); break;
-                    case 3: k_tile_unp(kind, 1, 3, nb, u, xi, xs, o, ldo); break;
-                    default: k_tile_unp(kind, 1, 4, nb, u, xi, xs, o, ldo); break;
-                    }
+                switch (g) {
+                case 1: k_row_x(kind, 1, nb, u, xi, xs, o, ldo); break;
+                case 2: k_row_x(kind, 2, nb, u, xi, xs, o, ldo); break;
+                case 3: k_row_x(kind, 3, nb, u, xi, xs, o, ldo); break;
+                case 4: k_row_x(kind, 4, nb, u, xi, xs, o, ldo); break;
+                case 5: k_row_x(kind, 5, nb, u, xi, xs, o, ldo); break;
+                case 6: k_row_x(kind, 6, nb, u, xi, xs, o, ldo); break;
+                case 7: k_row_x(kind, 7, nb, u, xi, xs, o, ldo); break;
+                default: k_row_x(kind, 8, nb, u, xi, xs, o, ldo); break;
                 }
             }
         }
