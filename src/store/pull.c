@@ -12,6 +12,7 @@
  * Transport security: https, except to loopback hosts (tests, local mirrors)
  * or with ops->insecure. The default registry's base URL can be replaced by
  * ops->registry or $HYPERLAMA_REGISTRY. */
+#include "store/registry.h"
 #include "store/store_internal.h"
 
 #include "base/buf.h"
@@ -30,12 +31,12 @@
 
 #define PULL_RETRIES 6
 
-static int is_loopback(const char *host) {
+int store_is_loopback(const char *host) {
     return !strncmp(host, "127.", 4) || !strcasecmp(host, "localhost") || !strncasecmp(host, "localhost:", 10) ||
            !strncmp(host, "[::1]", 5);
 }
 
-static void setup_easy(CURL *c, const char *url) {
+void store_curl_setup(CURL *c, const char *url) {
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
     curl_easy_setopt(c, CURLOPT_MAXREDIRS, 10L);
@@ -56,24 +57,85 @@ static size_t mem_write(char *p, size_t sz, size_t n, void *ud) {
     return b->oom ? 0 : sz * n;
 }
 
-static int fetch_manifest(const char *url, hl_buf *out, hl_err *err) {
+/* The pull's bearer token (registry_auth.c): none until the registry answers
+ * 401, then sent with every request to the registry's own URLs and reused
+ * for all blobs. libcurl never forwards it across a redirect to another
+ * host, so a CDN behind a blob redirect does not see it. */
+#define PULL_AUTH_REFRESHES 4
+typedef struct pull_auth {
+    char registry[256];        /* host[:port], for messages */
+    char scope[STORE_PART_MAX * 2 + 32]; /* "repository:ns/model:pull" when the challenge has none */
+    const store_ops *ops;
+    char *token;
+    struct curl_slist *hdr;    /* "Authorization: Bearer ..." for token */
+    struct curl_slist *retired[PULL_AUTH_REFRESHES]; /* earlier headers, still in use by running transfers */
+    int gen;                   /* tokens obtained so far */
+} pull_auth;
+
+static void auth_free(pull_auth *a) {
+    free(a->token);
+    curl_slist_free_all(a->hdr);
+    for (int i = 0; i < PULL_AUTH_REFRESHES; i++) curl_slist_free_all(a->retired[i]);
+}
+
+/* Answers the challenge of c's last response with a fresh token. */
+static int auth_refresh(pull_auth *a, CURL *c, hl_err *err) {
+    if (a->gen >= PULL_AUTH_REFRESHES)
+        return hl_err_set(err, HL_EIO, "registry %s keeps asking for new tokens (%d so far)", a->registry, a->gen);
+    store_auth_challenge ch;
+    char *tok = NULL;
+    int rc = store_auth_challenge_of(c, &ch, a->registry, err);
+    if (!rc) rc = store_auth_token(&ch, a->registry, a->scope, a->ops, &tok, err);
+    if (rc) return rc;
+    struct curl_slist *h = store_auth_header(tok);
+    if (!h) {
+        free(tok);
+        return hl_err_set(err, HL_ENOMEM, "out of memory");
+    }
+    a->retired[a->gen++] = a->hdr;
+    a->hdr = h;
+    free(a->token);
+    a->token = tok;
+    return HL_OK;
+}
+
+static int fetch_manifest(const char *url, hl_buf *out, pull_auth *auth, hl_err *err) {
     CURL *c = curl_easy_init();
     if (!c) return hl_err_set(err, HL_ENOMEM, "cannot start a transfer");
-    setup_easy(c, url);
+    store_curl_setup(c, url);
     struct curl_slist *h = curl_slist_append(NULL, "Accept: " STORE_MT_MANIFEST);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, mem_write);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, out);
-    int rc = HL_OK;
+    int rc = HL_OK, with_token = 0;
     CURLcode cr = CURLE_OK;
     long status = 0;
     for (int attempt = 0; attempt < 3; attempt++) {
         hl_buf_reset(out);
         cr = curl_easy_perform(c);
-        if (cr == CURLE_OK) break;
+        if (cr != CURLE_OK) continue;
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+        if (status != 401 || with_token) break;
+        /* the registry wants a token: get one, then ask again with it */
+        if ((rc = auth_refresh(auth, c, err))) break;
+        curl_slist_free_all(h);
+        h = curl_slist_append(NULL, "Accept: " STORE_MT_MANIFEST);
+        h = h ? curl_slist_append(h, auth->hdr->data) : NULL;
+        if (!h) {
+            rc = hl_err_set(err, HL_ENOMEM, "out of memory");
+            break;
+        }
+        curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+        with_token = 1;
+        attempt--; /* the handshake is not a failed attempt */
     }
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    if (cr != CURLE_OK) rc = hl_err_set(err, HL_EIO, "pull model manifest: %s (%s)", curl_easy_strerror(cr), url);
+    if (rc) {
+        /* the handshake failed: err says why */
+    } else if (cr != CURLE_OK) rc = hl_err_set(err, HL_EIO, "pull model manifest: %s (%s)", curl_easy_strerror(cr), url);
+    else if (status == 401)
+        rc = hl_err_set(err, HL_EINVAL, "pull model manifest: registry %s refused the token it issued (HTTP 401 for %s)",
+                        auth->registry, url);
     else if (status == 404) rc = hl_err_set(err, HL_ENOENT, "pull model manifest: file does not exist (%s)", url);
     else if (status != 200) rc = hl_err_set(err, HL_EIO, "pull model manifest: HTTP %ld from %s", status, url);
     curl_slist_free_all(h);
@@ -92,6 +154,7 @@ typedef struct xfer {
     int fd;
     store_sha *sha;
     int attempts, done, failed, restart;
+    int auth_gen, auth_retried; /* the token generation sent; a 401 was answered once */
     int seen_body; /* the current response has delivered bytes */
     long status;
     char status_text[96];
@@ -103,6 +166,7 @@ typedef struct pull_ctx {
     xfer *x;
     int n;
     int64_t last_report_ns;
+    pull_auth *auth; /* NULL for a plain-URL pull */
 } pull_ctx;
 
 /* (Re)opens the partial file and hashes what is already there. */
@@ -176,7 +240,7 @@ static size_t blob_write(char *p, size_t sz, size_t n, void *ud) {
     return len;
 }
 
-static int start_xfer(CURLM *m, xfer *x, hl_err *err) {
+static int start_xfer(CURLM *m, xfer *x, const pull_auth *auth, hl_err *err) {
     if (xfer_open(x)) return hl_err_set(err, HL_EIO, "%s", x->err);
     if (x->size >= 0 && x->have == x->size) { /* nothing left to fetch */
         x->done = 1;
@@ -189,10 +253,12 @@ static int start_xfer(CURLM *m, xfer *x, hl_err *err) {
     x->c = curl_easy_init();
     if (!x->c) return hl_err_set(err, HL_ENOMEM, "cannot start a transfer");
     x->seen_body = 0;
-    setup_easy(x->c, x->url);
+    store_curl_setup(x->c, x->url);
     curl_easy_setopt(x->c, CURLOPT_WRITEFUNCTION, blob_write);
     curl_easy_setopt(x->c, CURLOPT_WRITEDATA, x);
     curl_easy_setopt(x->c, CURLOPT_PRIVATE, x);
+    if (auth && auth->hdr) curl_easy_setopt(x->c, CURLOPT_HTTPHEADER, auth->hdr);
+    x->auth_gen = auth ? auth->gen : 0;
     if (x->have > 0) {
         char range[64];
         snprintf(range, sizeof range, "%lld-", (long long)x->have);
@@ -217,7 +283,7 @@ static int run_xfers(pull_ctx *pc, int parallel, hl_err *err) {
     while (rc == HL_OK) {
         while (active < parallel && next < pc->n && rc == HL_OK) {
             xfer *x = &pc->x[next++];
-            if ((rc = start_xfer(m, x, err))) break;
+            if ((rc = start_xfer(m, x, pc->auth, err))) break;
             if (!x->done) active++;
         }
         if (rc || (active == 0 && next >= pc->n)) break;
@@ -246,6 +312,20 @@ static int run_xfers(pull_ctx *pc, int parallel, hl_err *err) {
                 rc = hl_err_set(err, HL_EIO, "%s", x->err);
                 break;
             }
+            if (res == CURLE_OK && x->status == 401 && pc->auth) {
+                /* a token (a newer one, when another blob already renewed it) */
+                if (x->auth_gen == pc->auth->gen) {
+                    if (x->auth_retried++) {
+                        rc = hl_err_set(err, HL_EINVAL, "download %s: registry %s refused the token it issued (HTTP 401)",
+                                        x->digest, pc->auth->registry);
+                        break;
+                    }
+                    if ((rc = auth_refresh(pc->auth, x->c, err))) break;
+                }
+                if ((rc = start_xfer(m, x, pc->auth, err))) break;
+                if (x->done) active--;
+                continue;
+            }
             if (res == CURLE_OK && x->status == 416) x->restart = 1; /* our Range made no sense: start over */
             else if (res == CURLE_OK && x->status >= 400 && x->status != 429 && x->status < 500) {
                 rc = hl_err_set(err, x->status == 404 ? HL_ENOENT : HL_EIO, "download %s: HTTP %ld",
@@ -259,7 +339,7 @@ static int run_xfers(pull_ctx *pc, int parallel, hl_err *err) {
             }
             /* resume from what we have (a dropped connection, a 5xx) */
             usleep(100000u * (unsigned)x->attempts);
-            if ((rc = start_xfer(m, x, err))) break;
+            if ((rc = start_xfer(m, x, pc->auth, err))) break;
             if (x->done) active--;
         }
         int64_t now = 0;
@@ -333,7 +413,7 @@ static int base_url(const store_name *n, const store_ops *ops, char *out, size_t
         snprintf(out, cap, "%s", b);
     } else if (!strcasecmp(n->host, "hf.co") || !strcasecmp(n->host, "huggingface.co")) {
         snprintf(out, cap, "https://hf.co");
-    } else if (is_loopback(n->host) || (ops && ops->insecure)) {
+    } else if (store_is_loopback(n->host) || (ops && ops->insecure)) {
         snprintf(out, cap, "http://%s", n->host);
     } else {
         snprintf(out, cap, "https://%s", n->host);
@@ -342,7 +422,7 @@ static int base_url(const store_name *n, const store_ops *ops, char *out, size_t
     while (l > 0 && out[l - 1] == '/') out[--l] = 0;
     if (strncmp(out, "http://", 7) == 0) {
         const char *h = out + 7;
-        if (!is_loopback(h) && !(ops && ops->insecure))
+        if (!store_is_loopback(h) && !(ops && ops->insecure))
             return hl_err_set(err, HL_EINVAL, "refusing plain http to %s (use https, or --insecure)", out);
     } else if (strncmp(out, "https://", 8) != 0) {
         return hl_err_set(err, HL_EINVAL, "registry URL must start with https:// (got %s)", out);
@@ -363,20 +443,27 @@ int store_pull(store *s, const char *name, const store_ops *ops, hl_err *err) {
     if ((rc = base_url(&n, ops, base, sizeof base, err))) return rc;
     snprintf(url, sizeof url, "%s/v2/%s/%s/manifests/%s", base, n.ns, n.model, n.tag);
     store_report(ops, "pulling manifest", NULL, 0, 0);
+    pull_auth auth = {.ops = ops};
+    const char *host = strstr(base, "://") + 3;
+    snprintf(auth.registry, sizeof auth.registry, "%.*s", (int)strcspn(host, "/"), host);
+    snprintf(auth.scope, sizeof auth.scope, "repository:%s/%s:pull", n.ns, n.model);
     hl_buf man = {0};
-    if ((rc = fetch_manifest(url, &man, err))) {
+    if ((rc = fetch_manifest(url, &man, &auth, err))) {
+        auth_free(&auth);
         hl_buf_free(&man);
         return rc;
     }
     store_manifest m;
     if ((rc = store_manifest_parse(man.data ? man.data : "", man.len, &m, err))) {
         hl_err_prefix(err, "pull %s: ", name);
+        auth_free(&auth);
         hl_buf_free(&man);
         return rc;
     }
     /* config + layers, without duplicates */
     xfer *xs = calloc((size_t)m.n_layers + 1, sizeof *xs);
     if (!xs) {
+        auth_free(&auth);
         hl_buf_free(&man);
         return hl_err_set(err, HL_ENOMEM, "out of memory");
     }
@@ -401,11 +488,12 @@ int store_pull(store *s, const char *name, const store_ops *ops, hl_err *err) {
         }
         nx++;
     }
-    pull_ctx pc = {ops, xs, nx, 0};
+    pull_ctx pc = {ops, xs, nx, 0, &auth};
     if (rc == HL_OK) rc = run_xfers(&pc, ops && ops->parallel > 0 ? ops->parallel : 4, err);
     if (rc == HL_OK) store_report(ops, "verifying sha256 digest", NULL, 0, 0);
     for (int i = 0; i < nx && rc == HL_OK; i++) rc = finish_xfer(s, &xs[i], err);
     free_xfers(xs, nx);
+    auth_free(&auth);
     if (rc == HL_OK) {
         store_report(ops, "writing manifest", NULL, 0, 0);
         char path[STORE_PATH_MAX], dir[STORE_PATH_MAX];
@@ -434,7 +522,7 @@ int store_pull(store *s, const char *name, const store_ops *ops, hl_err *err) {
 static int pull_url(store *s, const char *url, const store_ops *ops, hl_err *err) {
     if (strlen(url) >= 2048) return hl_err_set(err, HL_EINVAL, "URL is too long");
     const char *host = url + (url[4] == 's' ? 8 : 7);
-    if (url[4] != 's' && !is_loopback(host) && !(ops && ops->insecure))
+    if (url[4] != 's' && !store_is_loopback(host) && !(ops && ops->insecure))
         return hl_err_set(err, HL_EINVAL, "refusing plain http to %s (use https, or --insecure)", url);
     const char *q = strpbrk(url, "?#");
     size_t ulen = q ? (size_t)(q - url) : strlen(url);
@@ -456,7 +544,7 @@ static int pull_url(store *s, const char *url, const store_ops *ops, hl_err *err
     snprintf(x.url, sizeof x.url, "%s", url);
     snprintf(x.status_text, sizeof x.status_text, "pulling %.40s", slash);
     if ((rc = store_pathf(x.partial, sizeof x.partial, err, "%s/blobs/url-%.32s-partial", s->root, hex))) return rc;
-    pull_ctx pc = {ops, &x, 1, 0};
+    pull_ctx pc = {ops, &x, 1, 0, NULL};
     if ((rc = run_xfers(&pc, 1, err)) == HL_OK) {
         store_report(ops, "verifying sha256 digest", NULL, 0, 0);
         rc = finish_xfer(s, &x, err);

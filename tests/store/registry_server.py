@@ -9,15 +9,27 @@ with behaviours chosen by the model name:
             client must resume with a Range request
   corrupt   the model blob's bytes differ from its digest (one byte flipped)
   slow      blobs trickle out (for kill -9 tests)
-Also /files/<name>.gguf for plain-URL pulls. Requests are logged in
-`server.log` as (method, path, range header)."""
+  auth*     bearer-token auth, as Docker/Ollama registries do it: manifests and
+            blobs without a valid "Authorization: Bearer" answer 401 with a
+            WWW-Authenticate challenge (parameters out of the usual order, a
+            comma inside the quoted service); /token?service=..&scope=.. issues
+            tokens bound to that scope; blobs redirect to /cdn/ on a second
+            port (another origin) that refuses any request carrying
+            Authorization, so a client leaking its token there fails.
+            "authaccess" answers {"access_token": ..}; "authbad"'s token
+            endpoint answers 500; "authdeny" issues tokens the registry then
+            refuses; "authmalformed" sends an unterminated quoted realm.
+Also /files/<name>.gguf for plain-URL pulls. Requests are logged as
+(method, path, range header, authorization header)."""
 import hashlib
 import http.server
 import json
 import pathlib
+import secrets
 import sys
 import threading
 import time
+import urllib.parse
 
 
 def sha(b):
@@ -33,7 +45,8 @@ class Registry:
         q4 = (models / "stories260K-Q4_0.gguf").read_bytes()
         q8 = (models / "stories260K-Q8_0.gguf").read_bytes()
         self.files["stories260K-Q8_0.gguf"] = q8
-        for name, gguf in [("stories", q4), ("redirect", q4), ("flaky", q8), ("corrupt", q8), ("slow", q8)]:
+        for name, gguf in [("stories", q4), ("redirect", q4), ("flaky", q8), ("corrupt", q8), ("slow", q8),
+                           ("auth", q4), ("authaccess", q4), ("authbad", q4), ("authdeny", q4), ("authmalformed", q4)]:
             self.add_model("library", name, "latest", gguf)
         self.add_model("library", "stories", "q8", q8)
 
@@ -57,6 +70,9 @@ class Registry:
                           "size": len(config)},
                "layers": layers}
         self.manifests[(ns, name, tag)] = json.dumps(man).encode()
+
+
+AUTH_SERVICE = "test registry, v2"  # the comma must survive the challenge's quoting
 
 
 def make_handler(reg, log, state):
@@ -113,8 +129,41 @@ def make_handler(reg, log, state):
                 return
             self.send_bytes(body, status, extra=extra)
 
+        def challenge(self, model):
+            port = self.server.server_address[1]
+            realm = f'"http://127.0.0.1:{port}/token"'
+            if model == "authmalformed":
+                realm = realm[:-1]  # unterminated quoted string
+            scope = f"repository:library/{model}:pull"
+            body = json.dumps({"errors": [{"code": "UNAUTHORIZED"}]}).encode()
+            self.send_bytes(body, 401, "application/json",
+                            {"WWW-Authenticate": f'Bearer scope="{scope}", service="{AUTH_SERVICE}",realm={realm}'})
+
+        def authorized(self, model):
+            h = self.headers.get("Authorization", "")
+            return model != "authdeny" and h.startswith("Bearer ") and state["tokens"].get(h[7:]) == model
+
+        def token(self):
+            q = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query, strict_parsing=True)
+            scope = q.get("scope", [""])[0]
+            if q.get("service") != [AUTH_SERVICE] or not scope.startswith("repository:library/") or \
+                    not scope.endswith(":pull"):
+                return self.send_bytes(b'{"errors":[{"code":"DENIED"}]}', 403, "application/json")
+            model = scope[len("repository:library/"):-len(":pull")]
+            if model == "authbad":
+                return self.send_bytes(b"token service down", 500, "text/plain")
+            tok = secrets.token_urlsafe(24)
+            state["tokens"][tok] = model
+            key = "access_token" if model == "authaccess" else "token"
+            self.send_bytes(json.dumps({key: tok, "expires_in": 300}).encode(), ctype="application/json")
+
         def do_GET(self):
-            log.append((self.command, self.path, self.headers.get("Range")))
+            log.append((self.command, self.path, self.headers.get("Range"), self.headers.get("Authorization")))
+            on_cdn = self.server is state.get("cdn")
+            if on_cdn and (self.headers.get("Authorization") or not self.path.startswith("/cdn/")):
+                return self.send_bytes(b"the CDN takes no Authorization (a leaked registry token)", 400, "text/plain")
+            if self.path.startswith("/token?"):
+                return self.token()
             parts = self.path.split("?")[0].strip("/").split("/")
             if parts[0] == "files" and len(parts) == 2 and parts[1] in reg.files:
                 return self.serve_blob(reg.files[parts[1]], "file")
@@ -124,6 +173,15 @@ def make_handler(reg, log, state):
                     return self.serve_blob(reg.blobs[d], model)
             if parts[0] == "v2" and len(parts) == 5:
                 _, ns, model, kind, ref = parts
+                if model.startswith("auth") and not self.authorized(model):
+                    return self.challenge(model)
+                if model.startswith("auth") and kind == "blobs" and ref in reg.blobs:
+                    cdn = state["cdn"].server_address[1]
+                    self.send_response(307)
+                    self.send_header("Location", f"http://127.0.0.1:{cdn}/cdn/{model}/{ref}")
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 if kind == "manifests" and (ns, model, ref) in reg.manifests:
                     return self.send_bytes(reg.manifests[(ns, model, ref)], ctype="application/vnd.docker.distribution.manifest.v2+json")
                 if kind == "blobs" and ref in reg.blobs:
@@ -148,20 +206,28 @@ class Server:
     def __init__(self, shared):
         self.reg = Registry(shared)
         self.log = []
-        self.state = {"cut": set()}
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), make_handler(self.reg, self.log, self.state))
+        self.state = {"cut": set(), "tokens": {}}
+        handler = make_handler(self.reg, self.log, self.state)
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self.httpd.daemon_threads = True
+        # the CDN blob redirects of auth* models go to: another port is another origin
+        self.cdn = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.cdn.daemon_threads = True
+        self.state["cdn"] = self.cdn
         self.port = self.httpd.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.threads = [threading.Thread(target=h.serve_forever, daemon=True) for h in (self.httpd, self.cdn)]
+        self.thread = self.threads[0]
 
     def __enter__(self):
-        self.thread.start()
+        for t in self.threads:
+            t.start()
         return self
 
     def __exit__(self, *a):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        for h in (self.httpd, self.cdn):
+            h.shutdown()
+            h.server_close()
 
 
 if __name__ == "__main__":

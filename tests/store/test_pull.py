@@ -8,6 +8,7 @@ import random
 import signal
 import subprocess
 import time
+import urllib.parse
 
 from storepaths import HYPERLAMA, SHARED
 from storecheck import blob, check_store, index_names, manifests
@@ -127,3 +128,46 @@ def test_pull_progress_without_terminal(hl, registry):
         for d in digests:
             mine = [l for l in blob_lines if l.startswith(f"pulling {d[7:19]}: ")]
             assert len(mine) == 1 and mine[0].split(": ", 1)[1].startswith("100% "), (d, r.stderr)
+
+
+def _auth_headers(registry, n):
+    return [(e[1], e[3]) for e in registry.log[n:]]
+
+
+def test_pull_bearer_auth(hl, registry):
+    """401 + WWW-Authenticate -> token from the realm (service and scope
+    URL-encoded) -> manifest and blobs with the token; the blobs' CDN (another
+    origin) never sees the token, or it would answer 400."""
+    for model in ("auth", "authaccess"):
+        n = len(registry.log)
+        r = hl("pull", model)
+        assert r.stderr.splitlines()[-1] == "success"
+        raw = registry.reg.manifests[("library", model, "latest")]
+        assert manifests(hl.root)[f"registry.ollama.ai/library/{model}:latest"].read_bytes() == raw
+        for l in json.loads(raw)["layers"]:
+            assert blob(hl.root, l["digest"]).read_bytes() == registry.reg.blobs[l["digest"]]
+        check_store(hl.root)
+        reqs = _auth_headers(registry, n)
+        tokens = [p for p, _ in reqs if p.startswith("/token?")]
+        assert len(tokens) == 1, reqs  # one token for the whole pull
+        q = urllib.parse.parse_qs(urllib.parse.urlsplit(tokens[0]).query)
+        assert q == {"service": ["test registry, v2"], "scope": [f"repository:library/{model}:pull"]}
+        assert all(a is None for p, a in reqs if p.startswith("/cdn/") or p.startswith("/token"))
+        blobs = [(p, a) for p, a in reqs if "/blobs/" in p]
+        assert blobs and all(a and a.startswith("Bearer ") for p, a in blobs[-len(json.loads(raw)["layers"]):])
+        assert any(p.startswith(f"/cdn/{model}/") for p, _ in reqs)
+
+
+def test_pull_bearer_auth_errors_leave_store_unchanged(hl, registry):
+    hl("pull", "stories")
+    before = {p: p.read_bytes() for p in (hl.root / "blobs").iterdir()}
+    for model, words in [("authbad", ["token endpoint", "HTTP 500", "127.0.0.1"]),
+                         ("authdeny", ["refused the token", "127.0.0.1"]),
+                         ("authmalformed", ["WWW-Authenticate", "unterminated", "127.0.0.1"])]:
+        r = hl("pull", model, check=False)
+        assert r.returncode == 1, r.stderr
+        err = r.stderr.splitlines()[-1]
+        assert err.startswith("Error: ") and all(w in err for w in words), (model, err)
+        assert set(manifests(hl.root)) == {"registry.ollama.ai/library/stories:latest"}
+        assert {p: p.read_bytes() for p in (hl.root / "blobs").iterdir()} == before
+        check_store(hl.root)
