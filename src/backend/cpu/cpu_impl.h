@@ -48,6 +48,16 @@ typedef void (*hl_k1_fn)(int64_t k, const void *w, size_t wstride, int nw, const
 void hl_avx2_k1_q4_K(int64_t k, const void *w, size_t wstride, int nw, const void *x, float *out);
 void hl_avx2_k1_q5_K(int64_t k, const void *w, size_t wstride, int nw, const void *x, float *out);
 void hl_avx2_k1_q6_K(int64_t k, const void *w, size_t wstride, int nw, const void *x, float *out);
+/* The same for g (1..4) activation rows xstride bytes apart: out[i * ldo + j]
+ * for j < nw, i < g, each weight chunk decoded once for the g rows. */
+typedef void (*hl_kg_fn)(int64_t k, const void *w, size_t wstride, int64_t nw, const void *x, size_t xstride, int g,
+                         float *out, int64_t ldo);
+void hl_avx2_kg_q4_K(int64_t k, const void *w, size_t wstride, int64_t nw, const void *x, size_t xstride, int g,
+                     float *out, int64_t ldo);
+void hl_avx2_kg_q5_K(int64_t k, const void *w, size_t wstride, int64_t nw, const void *x, size_t xstride, int g,
+                     float *out, int64_t ldo);
+void hl_avx2_kg_q6_K(int64_t k, const void *w, size_t wstride, int64_t nw, const void *x, size_t xstride, int g,
+                     float *out, int64_t ldo);
 
 /* Scalar pieces other files reuse (defined in act_scalar.c / dot_scalar.c). */
 void hl_act_q8_0_scalar(const float *x, void *y, int64_t k);

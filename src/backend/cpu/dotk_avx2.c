@@ -314,16 +314,31 @@ HL_INLINE void k_tile(const int kind, const int NW, const int NX, int64_t k, con
             }                                                                                                     \
         }                                                                                                         \
     }
-#define K_GEMM_ENTRY(name, kind)                                                                                   \
+/* Small batches (m <= K_KG_MAX) decode each weight chunk in registers for
+ * all rows (dotk1_avx2.c): no unpack buffer to write and read back. */
+#ifndef K_KG_MAX
+#define K_KG_MAX 8
+#endif
+#define K_GEMM_ENTRY(name, kind, kg)                                                                               \
     static int name(int64_t k, const void *w, size_t ws, int64_t n, const void *x, size_t xs, int64_t m, float *o,    \
                     int64_t ldo) {                                                                                 \
+        hl_kg_fn fg = kg;                                                                                          \
+        if (fg && m <= K_KG_MAX) {                                                                                 \
+            /* weight rows in blocks of ~48 KiB, so groups after the first read them from L2 */                   \
+            const int64_t rb = ws < 49152 ? (int64_t)(49152 / ws) : 1;                                             \
+            for (int64_t j = 0; j < n; j += rb)                                                                    \
+                for (int64_t i = 0; i < m; i += 4)                                                                 \
+                    fg(k, (const uint8_t *)w + j * ws, ws, n - j < rb ? n - j : rb, (const uint8_t *)x + i * xs,   \
+                       xs, m - i < 4 ? (int)(m - i) : 4, o + i * ldo + j, ldo);                                    \
+            return 1;                                                                                              \
+        }                                                                                                          \
         return k_gemm(kind, k, w, ws, n, x, xs, m, o, ldo);                                                        \
     }
-K_GEMM_ENTRY(gemm_q2_K, K_Q2)
-K_GEMM_ENTRY(gemm_q3_K, K_Q3)
-K_GEMM_ENTRY(gemm_q4_K, K_Q4)
-K_GEMM_ENTRY(gemm_q5_K, K_Q5)
-K_GEMM_ENTRY(gemm_q6_K, K_Q6)
+K_GEMM_ENTRY(gemm_q2_K, K_Q2, NULL)
+K_GEMM_ENTRY(gemm_q3_K, K_Q3, NULL)
+K_GEMM_ENTRY(gemm_q4_K, K_Q4, hl_avx2_kg_q4_K)
+K_GEMM_ENTRY(gemm_q5_K, K_Q5, hl_avx2_kg_q5_K)
+K_GEMM_ENTRY(gemm_q6_K, K_Q6, hl_avx2_kg_q6_K)
 
 K_ENTRY(tile_q2_K, K_Q2, NULL)
 K_ENTRY(tile_q3_K, K_Q3, NULL)
