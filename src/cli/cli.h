@@ -127,6 +127,15 @@ typedef struct cli_chat_ops {
 int cli_store_user_param(struct store_modelfile *user, char **words, int n);
 void cli_print_param_set(char **words, int n);
 void cli_print_param_list(const struct store_modelfile *mf);
+/* A deep copy of an /api/show reply with the session's /set parameter
+ * values over the model's ("parameters" and "modelfile") and its system
+ * message (when non-NULL). Caller puts; NULL when out of memory. */
+struct json_object *cli_session_show(struct json_object *show, const struct store_modelfile *user, const char *system);
+/* /show WHAT in a chat (info, license, modelfile, parameters, system,
+ * template), from show as the session has changed it. */
+void cli_repl_show(struct json_object *show, const struct store_modelfile *user, const char *system, const char *what);
+/* The Parameters, System and License sections of show's page. */
+void cli_print_show_sections(struct json_object *show);
 
 int cli_repl(const cli_chat_ops *ops, void *ctx, volatile sig_atomic_t *interrupted);
 /* "2024-05-01T10:20:30.123Z" (or +hh:mm) as unix seconds; 0 when unreadable. */

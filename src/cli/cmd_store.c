@@ -310,6 +310,10 @@ void cli_print_show(struct json_object *s) {
     printf("    %-20s%s\n", "quantization", quant ? quant : "");
     print_fit(s);
     printf("\n");
+    cli_print_show_sections(s);
+}
+
+void cli_print_show_sections(struct json_object *s) {
     const char *t = cli_jstr(s, "parameters");
     if (t && *t) {
         printf("  Parameters\n");

@@ -327,42 +327,7 @@ static void set_parameter(remote *r, char **w, int n) {
     if (cli_store_user_param(&r->user, w, n) == 0) cli_print_param_set(w, n);
 }
 
-static void show(remote *r, const char *what) {
-    const char *t;
-    if (!what || !*what) {
-        cli_repl_help("show");
-    } else if (!strcmp(what, "info")) {
-        cli_print_show(r->show);
-    } else if (!strcmp(what, "license")) {
-        if ((t = cli_jstr(r->show, "license")) && *t) printf("%s\n", t);
-        else printf("No license was specified for this model.\n");
-    } else if (!strcmp(what, "modelfile")) {
-        printf("%s\n", (t = cli_jstr(r->show, "modelfile")) ? t : "");
-    } else if (!strcmp(what, "parameters")) {
-        store_modelfile mp = {0};
-        cli_parse_param_text(cli_jstr(r->show, "parameters"), &mp);
-        if (!mp.n && !r->user.n) printf("No parameters were specified for this model.\n");
-        if (mp.n) {
-            printf("Model defined parameters:\n");
-            cli_print_param_list(&mp);
-        }
-        if (r->user.n) {
-            printf("%sUser defined parameters:\n", mp.n ? "\n" : "");
-            cli_print_param_list(&r->user);
-        }
-        printf("\n");
-        store_modelfile_free(&mp);
-    } else if (!strcmp(what, "system")) {
-        t = r->system ? r->system : cli_jstr(r->show, "system");
-        if (t && *t) printf("%s\n\n", t);
-        else printf("No system message was specified for this model.\n");
-    } else if (!strcmp(what, "template")) {
-        if ((t = cli_jstr(r->show, "template")) && *t) printf("%s\n", t);
-        else printf("No prompt template was specified for this model.\n");
-    } else {
-        printf("Unknown command '/show %s'. Type /? for help\n", what);
-    }
-}
+static void show(remote *r, const char *what) { cli_repl_show(r->show, &r->user, r->system, what); }
 
 /* /save NAME: a model FROM the current one with this session's system
  * message, parameters and messages, created by the server. */

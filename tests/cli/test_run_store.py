@@ -306,3 +306,82 @@ def test_show_hardware_fit_does_not_fit(env, tmp_path):
     assert r2.returncode == 1
     need = re.search(r"needs (\S+ \S+ \(.*?\))", line[0]).group(1)
     assert f"more system memory ({need})" in r2.stderr, (need, r2.stderr)
+
+
+def _modelfile_commands(text):
+    """(INSTRUCTION, rest) pairs of a Modelfile, read here independently of the
+    store's parser (one-line values only, which is all this test writes)."""
+    out = []
+    for line in text.replace("\r\n", "\n").splitlines():
+        if line.strip() and not line.startswith("#"):
+            word, _, rest = line.partition(" ")
+            rest = rest.strip()
+            if len(rest) >= 6 and rest.startswith('"""') and rest.endswith('"""'):
+                rest = rest[3:-3]
+            out.append((word.upper(), rest))
+    return out
+
+
+def test_repl_show_reflects_set(env, tmp_path):
+    """/show info, modelfile, parameters and system follow /set parameter and
+    /set system, as Ollama's do; the session's Modelfile is a valid one."""
+    create(env, tmp_path, "tiny", TINY)
+    p = EnvPty(["run", "tiny"], env)
+    p.expect(rb">>> ")
+    for cmd in ("/set parameter num_predict 5", "/set parameter stop foo bar", "/set parameter num_ctx 64",
+                "/set system One day"):
+        p.send(cmd + "\r")
+        p.expect(rb">>> ")
+    p.send("/show info\r")
+    info = p.expect(rb">>> ").decode().replace("\r\n", "\n")
+    p.send("/show modelfile\r")
+    mf = p.expect(rb">>> ").decode().replace("\r\n", "\n")
+    p.send("/show system\r")
+    system = p.expect(rb">>> ").decode()
+    p.send("/show parameters\r")
+    params = p.expect(rb">>> ").decode()
+    p.send("/bye\r")
+    assert p.close() == 0
+    # info: the session's values, not the model's
+    sect = info.split("  Parameters\n", 1)[1].split("\n\n", 1)[0]
+    rows = [l.split(None, 1) for l in sect.splitlines()]
+    assert ["num_predict", "5"] in rows and ["num_predict", "12"] not in rows, info
+    assert ["stop", '"foo"'] in rows and ["stop", '"bar"'] in rows and ["temperature", "0"] in rows, info
+    assert "  System\n    One day\n" in info and "Once upon a time" not in info
+    assert "for a 64-token context" in info  # the fit line uses the session's num_ctx
+    # modelfile: SYSTEM and PARAMETERs replaced, the rest kept
+    cmds = _modelfile_commands(mf.split("/show modelfile", 1)[-1])
+    assert ("SYSTEM", "One day") in cmds and not any(c == "SYSTEM" and r != "One day" for c, r in cmds)
+    assert ("PARAMETER", "num_predict 5") in cmds and ("PARAMETER", "num_predict 12") not in cmds
+    assert ("PARAMETER", "temperature 0") in cmds and ("PARAMETER", "stop foo") in cmds
+    assert sum(c == "FROM" for c, _ in cmds) == 1 and any(c == "TEMPLATE" for c, _ in cmds)
+    assert "One day" in system and "Once upon a time" not in system
+    assert "User defined parameters:" in params and "num_ctx" in params
+    # the printed Modelfile is one a user can create from: its parameters come back
+    body = mf.split("/show modelfile", 1)[-1].split(">>> ")[0]
+    body = "\n".join(l for l in body.replace("\r\n", "\n").splitlines() if not l.startswith("/show"))
+    (tmp_path / "again.Modelfile").write_text(body)
+    hl(env, "create", "again", "-f", tmp_path / "again.Modelfile")
+    shown = hl(env, "show", "again", "--parameters").stdout.split("\n")
+    got = sorted(tuple(l.split(None, 1)) for l in shown if l.strip())
+    assert got == sorted([("num_ctx", "64"), ("num_predict", "5"), ("repeat_penalty", "1"), ("stop", '"foo"'),
+                          ("stop", '"bar"'), ("temperature", "0")]), got
+    assert hl(env, "show", "again", "--system").stdout.strip() == "One day"
+
+
+def test_repl_show_reflects_set_gguf_path(env, tmp_path):
+    """The in-process chat of a GGUF file shows the session's changes too."""
+    p = EnvPty(["run", STORIES], env)
+    p.expect(rb">>> ")
+    for cmd in ("/set parameter num_predict 5", "/set system Hi there"):
+        p.send(cmd + "\r")
+        p.expect(rb">>> ")
+    p.send("/show info\r")
+    info = p.expect(rb">>> ").decode().replace("\r\n", "\n")
+    p.send("/show modelfile\r")
+    cmds = _modelfile_commands(p.expect(rb">>> ").decode().split("/show modelfile", 1)[-1])
+    p.send("/bye\r")
+    assert p.close() == 0
+    assert "  Parameters\n" in info and ["num_predict", "5"] in [l.split(None, 1) for l in info.splitlines()]
+    assert "  System\n    Hi there\n" in info
+    assert ("FROM", str(STORIES)) in cmds and ("PARAMETER", "num_predict 5") in cmds and ("SYSTEM", "Hi there") in cmds
