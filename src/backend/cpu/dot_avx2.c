@@ -4,7 +4,9 @@
  * multiplied with the 4 activation rows, so prefill reads weights once per 4
  * rows. Integer products use maddubs (u8 x s8 -> i16 pairs), then madd with
  * ones (-> i32); Q8_0 weights use |w| * sign(x, w), Q4_0 / Q5_0 take their
- * unsigned values and subtract offset * sum(x). Every output element is
+ * unsigned values and subtract offset * sum(x). Batches (m > 1) take the
+ * gemm path below, which expands the activations once and reuses each
+ * decoded weight pair for up to 8 rows; the tile serves m = 1. Every output element is
  * accumulated in its own 8-lane float vector with the same operations
  * whatever the tile shape, so results do not depend on batch size. */
 #include "backend/cpu/avx2_common.h"
@@ -203,6 +205,114 @@ LEGACY_ENTRY(tile_q5_0, K_Q5_0)
 LEGACY_ENTRY(tile_q5_1, K_Q5_1)
 LEGACY_ENTRY(tile_q8_0, K_Q8_0)
 
+/* ---- batched path (m > 1): activations expanded once, weight rows swept ----
+ * Each activation block pair is expanded once per call into the vectors
+ * pair_fma would build for it (lo, hi, the offset term, and its scales
+ * already spread over the lanes), then every weight row of the slice decodes
+ * each block pair once and multiplies it with up to 8 expanded rows. Per
+ * element the integer sums, the two products (d_w * d_x and m_w * s_x) and the
+ * float sequence are those of pair_fma, so results match the tile bit for bit. */
+typedef struct {
+    __m256i lo, hi, off; /* off: as in xpair (zero unless Q4_0 / Q5_0) */
+    __m256 s8;           /* [dx0 x4 | dx1 x4] */
+    __m256 m8;           /* [0, sx0, 0, sx1, 0, 0, 0, 0] */
+} xexp;
+
+#define LEGACY_XBUF (96 * 1024) /* bytes of expanded activations per call, on the stack */
+
+HL_INLINE void expand_x(const int kind, const uint8_t *x, int64_t nb, xexp *e) {
+    const int has_min = kind == K_Q4_1 || kind == K_Q5_1;
+    const size_t xbs = has_min ? sizeof(hl_block_q8_1) : sizeof(hl_block_q8_0);
+    const __m256i idx = _mm256_setr_epi32(0, 0, 0, 0, 2, 2, 2, 2);
+    for (int64_t b = 0, p = 0; b < nb; b += 2, p++) {
+        xpair v;
+        load_xpair(kind, x + b * xbs, b + 1 < nb ? x + (b + 1) * xbs : NULL, &v);
+        e[p].lo = v.lo;
+        e[p].hi = v.hi;
+        e[p].off = v.off;
+        e[p].s8 = _mm256_permutevar8x32_ps(_mm256_castps128_ps256(v.h), idx);
+        e[p].m8 = _mm256_zextps128_ps256(_mm_blend_ps(_mm_setzero_ps(), v.h, 0xA));
+    }
+}
+
+HL_INLINE void legacy_row_x(const int kind, const int G, int64_t nb, const uint8_t *w, const xexp *e, int64_t np,
+                            float *out, int64_t ldo) {
+    const int has_min = kind == K_Q4_1 || kind == K_Q5_1;
+    const size_t wbs = wblock_size(kind);
+    const __m256i idx = _mm256_setr_epi32(0, 0, 0, 0, 2, 2, 2, 2);
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256 acc[8];
+#pragma GCC unroll 8
+    for (int i = 0; i < G; i++) acc[i] = _mm256_setzero_ps();
+    for (int64_t b = 0, p = 0; b < nb; b += 2, p++) {
+        wpair u;
+        unpack_pair(kind, w + b * wbs, b + 1 < nb ? w + (b + 1) * wbs : NULL, &u);
+        const __m256 ws8 = _mm256_permutevar8x32_ps(_mm256_castps128_ps256(u.h), idx);
+        const __m256 wm8 = _mm256_zextps128_ps256(_mm_blend_ps(_mm_setzero_ps(), u.h, 0xA));
+#pragma GCC unroll 8
+        for (int i = 0; i < G; i++) {
+            const xexp *v = &e[i * np + p];
+            __m256i isum;
+            if (kind == K_Q8_0) {
+                isum = _mm256_add_epi32(
+                    _mm256_madd_epi16(_mm256_maddubs_epi16(u.alo, _mm256_sign_epi8(v->lo, u.lo)), ones),
+                    _mm256_madd_epi16(_mm256_maddubs_epi16(u.ahi, _mm256_sign_epi8(v->hi, u.hi)), ones));
+            } else {
+                isum = _mm256_madd_epi16(
+                    _mm256_add_epi16(_mm256_maddubs_epi16(u.lo, v->lo), _mm256_maddubs_epi16(u.hi, v->hi)), ones);
+                if (kind == K_Q4_0 || kind == K_Q5_0) isum = _mm256_sub_epi32(isum, v->off);
+            }
+            const __m256 scale = _mm256_mul_ps(ws8, v->s8);
+            if (has_min)
+                acc[i] = _mm256_add_ps(acc[i], _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), scale, _mm256_mul_ps(wm8, v->m8)));
+            else
+                acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), scale, acc[i]);
+        }
+    }
+#pragma GCC unroll 8
+    for (int i = 0; i < G; i++) out[i * ldo] = hl_hsum8(acc[i]);
+}
+
+HL_INLINE int legacy_gemm(const int kind, int64_t k, const uint8_t *w, size_t ws, int64_t n, const uint8_t *x,
+                          size_t xs, int64_t m, float *out, int64_t ldo) {
+    const int64_t nb = k / HL_QK, np = (nb + 1) / 2;
+    const int64_t per_row = np * (int64_t)sizeof(xexp);
+    int64_t gmax = LEGACY_XBUF / per_row;
+    if (gmax < 1) return 0; /* rows too long for the buffer: the caller tiles */
+    if (gmax > 8) gmax = 8;
+    xexp e[LEGACY_XBUF / sizeof(xexp)];
+    for (int64_t i0 = 0; i0 < m; i0 += gmax) {
+        const int g = (int)(m - i0 < gmax ? m - i0 : gmax);
+        for (int i = 0; i < g; i++) expand_x(kind, x + (i0 + i) * xs, nb, e + i * np);
+        for (int64_t j = 0; j < n; j++) {
+            const uint8_t *wr = w + j * ws;
+            float *o = out + i0 * ldo + j;
+            switch (g) {
+            case 1: legacy_row_x(kind, 1, nb, wr, e, np, o, ldo); break;
+            case 2: legacy_row_x(kind, 2, nb, wr, e, np, o, ldo); break;
+            case 3: legacy_row_x(kind, 3, nb, wr, e, np, o, ldo); break;
+            case 4: legacy_row_x(kind, 4, nb, wr, e, np, o, ldo); break;
+            case 5: legacy_row_x(kind, 5, nb, wr, e, np, o, ldo); break;
+            case 6: legacy_row_x(kind, 6, nb, wr, e, np, o, ldo); break;
+            case 7: legacy_row_x(kind, 7, nb, wr, e, np, o, ldo); break;
+            default: legacy_row_x(kind, 8, nb, wr, e, np, o, ldo); break;
+            }
+        }
+    }
+    return 1;
+}
+
+#define LEGACY_GEMM_ENTRY(name, kind)                                                                             \
+    static int name(int64_t k, const void *w, size_t ws, int64_t n, const void *x, size_t xs, int64_t m, float *o,   \
+                    int64_t ldo) {                                                                                \
+        return legacy_gemm(kind, k, w, ws, n, x, xs, m, o, ldo);                                                  \
+    }
+LEGACY_GEMM_ENTRY(gemm_q4_0, K_Q4_0)
+LEGACY_GEMM_ENTRY(gemm_q4_1, K_Q4_1)
+LEGACY_GEMM_ENTRY(gemm_q5_0, K_Q5_0)
+LEGACY_GEMM_ENTRY(gemm_q5_1, K_Q5_1)
+LEGACY_GEMM_ENTRY(gemm_q8_0, K_Q8_0)
+
 /* ---- float weights x f32 activations ---- */
 enum { K_F32, K_F16, K_BF16 };
 
@@ -273,12 +383,14 @@ FLOAT_ENTRY(tile_f16, K_F16)
 FLOAT_ENTRY(tile_bf16, K_BF16)
 
 void hl_avx2_init_legacy(hl_cpu_kernels *kt) {
-    static const struct { hl_type t; hl_tile_fn f; } tiles[] = {
-        {HL_TYPE_Q4_0, tile_q4_0}, {HL_TYPE_Q4_1, tile_q4_1}, {HL_TYPE_Q5_0, tile_q5_0}, {HL_TYPE_Q5_1, tile_q5_1},
-        {HL_TYPE_Q8_0, tile_q8_0}, {HL_TYPE_F32, tile_f32},   {HL_TYPE_F16, tile_f16},   {HL_TYPE_BF16, tile_bf16},
+    static const struct { hl_type t; hl_tile_fn f; hl_gemm_fn g; } tiles[] = {
+        {HL_TYPE_Q4_0, tile_q4_0, gemm_q4_0}, {HL_TYPE_Q4_1, tile_q4_1, gemm_q4_1}, {HL_TYPE_Q5_0, tile_q5_0, gemm_q5_0},
+        {HL_TYPE_Q5_1, tile_q5_1, gemm_q5_1}, {HL_TYPE_Q8_0, tile_q8_0, gemm_q8_0}, {HL_TYPE_F32, tile_f32, NULL},
+        {HL_TYPE_F16, tile_f16, NULL},        {HL_TYPE_BF16, tile_bf16, NULL},
     };
     for (size_t i = 0; i < sizeof tiles / sizeof tiles[0]; i++) {
         kt->tile[tiles[i].t] = tiles[i].f;
+        kt->gemm[tiles[i].t] = tiles[i].g;
         kt->tile_nw[tiles[i].t] = 2;
         kt->tile_nx[tiles[i].t] = 4;
     }
