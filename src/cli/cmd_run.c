@@ -564,13 +564,14 @@ int cmd_run(int argc, char **argv) {
     for (int i = 0; i < argc; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             usage(stdout);
+            hl_buf_free(&prompt);
             return 0;
         }
         int r = cli_parse_gen_opt(&o, argc, argv, &i);
-        if (r < 0) return 2;
         if (r > 0) continue;
-        if (argv[i][0] == '-' && argv[i][1]) {
-            cli_unknown_flag(argv[i]);
+        if (r == 0 && argv[i][0] == '-' && argv[i][1]) cli_unknown_flag(argv[i]);
+        if (r < 0 || (argv[i][0] == '-' && argv[i][1])) {
+            hl_buf_free(&prompt);
             return 2;
         }
         if (!model) model = argv[i];

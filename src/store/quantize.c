@@ -113,10 +113,12 @@ int store_requantize(const char *src_path, const char *dst_path, const char *qna
     for (int64_t i = 0; i < gguf_n_tensors(f); i++) {
         const gguf_tensor *t = gguf_tensor_at(f, i);
         if (t->n_dims >= 2 && t->type != HL_TYPE_F32 && t->type != HL_TYPE_F16 && t->type != HL_TYPE_BF16) {
+            /* the message first: the tensor's name lives in f */
+            rc = hl_err_set(err, HL_EINVAL,
+                            "can only quantize from an F32, F16 or BF16 model; tensor %s is %s (quantize the original weights instead)",
+                            t->name, hl_type_name(t->type));
             gguf_close(f);
-            return hl_err_set(err, HL_EINVAL,
-                              "can only quantize from an F32, F16 or BF16 model; tensor %s is %s (quantize the original weights instead)",
-                              t->name, hl_type_name(t->type));
+            return rc;
         }
     }
     if (threads <= 0) threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
