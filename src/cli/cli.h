@@ -143,6 +143,24 @@ int64_t cli_parse_iso(const char *iso);
 /* Rows of cells under hdr, padded as Ollama's tables (at most 8 columns). */
 void cli_print_table(const char *const *hdr, int ncol, char (*cells)[8][256], size_t nrow);
 
+/* ---- progress display (progress.c) ---- */
+struct store_progress;
+typedef struct cli_progress {
+    int tty; /* stderr is a terminal: draw bars */
+    char last_status[256];
+    int64_t t0_ns, last_draw_ns, last_completed;
+    double rate;
+    /* without a terminal: the lines already printed */
+    char **printed;
+    size_t n_printed;
+} cli_progress;
+/* A store progress callback (ctx: cli_progress). */
+void cli_progress_report(void *ctx, const struct store_progress *p);
+/* A cli_line_fn for /api/pull and /api/create streams (ctx: cli_progress). */
+int cli_progress_line(void *ctx, struct json_object *o);
+/* Ends the last bar's line and frees what ui holds. */
+void cli_progress_finish(cli_progress *ui);
+
 /* Loads a model given on the command line, printing the error on failure. */
 int cli_load_model(const char *path, hl_loaded **out);
 

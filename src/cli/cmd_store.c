@@ -426,127 +426,6 @@ int cmd_cp(int argc, char **argv) {
     return 0;
 }
 
-/* ---- progress display ---- */
-typedef struct progress_ui {
-    int tty;
-    char last_status[256];
-    int64_t t0_ns, last_draw_ns, last_completed;
-    double rate;
-    /* without a terminal: the lines already printed (a log gets each once,
-     * however the reports of parallel blobs interleave) */
-    char **printed;
-    size_t n_printed;
-} progress_ui;
-
-/* Prints line to stderr unless it was printed before (no terminal). */
-static void print_once(progress_ui *ui, const char *line) {
-    for (size_t i = 0; i < ui->n_printed; i++)
-        if (!strcmp(ui->printed[i], line)) return;
-    char **v = realloc(ui->printed, (ui->n_printed + 1) * sizeof *v);
-    char *copy = strdup(line);
-    if (!v || !copy) { /* out of memory: printing twice beats not at all */
-        if (v) ui->printed = v;
-        free(copy);
-    } else {
-        ui->printed = v;
-        ui->printed[ui->n_printed++] = copy;
-    }
-    fprintf(stderr, "%s\n", line);
-    fflush(stderr);
-}
-
-/* No terminal: one line per status, and a blob's line once it is complete
- * ("pulling 1a2b3c4d5e6f: 100% 1.1 GB"). */
-static void progress_plain(progress_ui *ui, const store_progress *p) {
-    if (p->total <= 0 || !p->digest) {
-        print_once(ui, p->status);
-        return;
-    }
-    if (p->completed < p->total) return;
-    char total[32], line[384];
-    store_human_bytes(p->total, total, sizeof total);
-    snprintf(line, sizeof line, "%s: 100%% %s", p->status, total);
-    print_once(ui, line);
-}
-
-static void fmt_dur(double s, char *out, size_t cap) {
-    if (s < 0 || s > 1e7) { snprintf(out, cap, "--"); return; }
-    int h = (int)(s / 3600), m = (int)(s / 60) % 60, sec = (int)s % 60;
-    if (h) snprintf(out, cap, "%dh%dm", h, m);
-    else if (m) snprintf(out, cap, "%dm%ds", m, sec);
-    else snprintf(out, cap, "%ds", sec);
-}
-
-static void on_progress(void *ctx, const store_progress *p) {
-    progress_ui *ui = ctx;
-    if (!ui->tty) {
-        progress_plain(ui, p);
-        return;
-    }
-    int64_t now = hl_now_ns();
-    int same = !strcmp(ui->last_status, p->status);
-    if (p->total <= 0 || !p->digest) {
-        if (same) return;
-        if (ui->last_status[0]) fputc('\n', stderr);
-        fprintf(stderr, "%s", p->status);
-        snprintf(ui->last_status, sizeof ui->last_status, "%s", p->status);
-        fflush(stderr);
-        return;
-    }
-    if (!same) {
-        if (ui->last_status[0]) fputc('\n', stderr);
-        snprintf(ui->last_status, sizeof ui->last_status, "%s", p->status);
-        ui->t0_ns = now;
-        ui->last_completed = p->completed;
-        ui->rate = 0;
-        ui->last_draw_ns = 0;
-    }
-    if (p->completed < p->total && now - ui->last_draw_ns < 100000000) return;
-    double dt = (double)(now - ui->t0_ns) / 1e9;
-    if (dt > 0.2) ui->rate = (double)(p->completed - ui->last_completed) / dt;
-    ui->last_draw_ns = now;
-    int pct = (int)(100.0 * (double)p->completed / (double)p->total);
-    char done[32], total[32], rate[32], eta[32];
-    store_human_bytes(p->completed, done, sizeof done);
-    store_human_bytes(p->total, total, sizeof total);
-    store_human_bytes((int64_t)ui->rate, rate, sizeof rate);
-    fmt_dur(ui->rate > 0 ? (double)(p->total - p->completed) / ui->rate : -1, eta, sizeof eta);
-    char bar[3 * 25 + 1] = {0};
-    int filled = pct / 4;
-    size_t k = 0;
-    for (int i = 0; i < 25; i++) {
-        const char *c = i < filled ? "\xe2\x96\x88" : " "; /* U+2588 full block */
-        size_t l = strlen(c);
-        memcpy(bar + k, c, l);
-        k += l;
-    }
-    bar[k] = 0;
-    if (p->completed >= p->total)
-        fprintf(stderr, "\r%s %3d%% \xe2\x96\x95%s\xe2\x96\x8f %s\x1b[K", p->status, pct, bar, total);
-    else
-        fprintf(stderr, "\r%s %3d%% \xe2\x96\x95%s\xe2\x96\x8f %s/%s  %s/s  %s\x1b[K", p->status, pct, bar, done, total,
-                rate, eta);
-    fflush(stderr);
-}
-
-static void finish_progress(progress_ui *ui) {
-    if (ui->tty && ui->last_status[0]) fputc('\n', stderr);
-    for (size_t i = 0; i < ui->n_printed; i++) free(ui->printed[i]);
-    free(ui->printed);
-    ui->printed = NULL;
-    ui->n_printed = 0;
-}
-
-/* ---- progress of create and pull, from the server's NDJSON lines ---- */
-static int on_progress_line(void *ctx, struct json_object *o) {
-    const char *status = cli_jstr(o, "status");
-    if (!status) return 0;
-    store_progress p = {.status = status, .digest = cli_jstr(o, "digest"), .total = cli_jint(o, "total"),
-                        .completed = cli_jint(o, "completed")};
-    on_progress(ctx, &p);
-    return 0;
-}
-
 static void on_warn_print(void *ctx, const char *msg) {
     (void)ctx;
     fprintf(stderr, "warning: %s\n", msg);
@@ -713,9 +592,9 @@ int cmd_create(int argc, char **argv) {
         hl_buf_free(&b);
         return 1;
     }
-    progress_ui ui = {.tty = isatty(2)};
-    rc = cli_stream(&c, "/api/create", b.data, on_progress_line, &ui, &err);
-    finish_progress(&ui);
+    cli_progress ui = {.tty = isatty(2)};
+    rc = cli_stream(&c, "/api/create", b.data, cli_progress_line, &ui, &err);
+    cli_progress_finish(&ui);
     hl_buf_free(&b);
     if (rc) {
         fprintf(stderr, "Error: %s\n", err.msg);
@@ -733,9 +612,9 @@ int cli_pull_model(cli_client *c, const char *name, int insecure) {
     if (insecure) { hl_jw_key(&w, "insecure"); hl_jw_bool(&w, 1); }
     hl_jw_obj_end(&w);
     hl_err err = {0};
-    progress_ui ui = {.tty = isatty(2)};
-    int rc = cli_stream(c, "/api/pull", b.data, on_progress_line, &ui, &err);
-    finish_progress(&ui);
+    cli_progress ui = {.tty = isatty(2)};
+    int rc = cli_stream(c, "/api/pull", b.data, cli_progress_line, &ui, &err);
+    cli_progress_finish(&ui);
     hl_buf_free(&b);
     if (rc) fprintf(stderr, "Error: %s\n", rc == 1 ? "cancelled" : err.msg);
     return rc ? -1 : 0;
@@ -807,11 +686,11 @@ int cmd_import(int argc, char **argv) {
     store *s;
     if (open_store(&s)) return 1;
     hl_err err = {0};
-    progress_ui ui = {.tty = isatty(2)};
-    store_ops ops = {.progress = on_progress, .progress_ctx = &ui};
+    cli_progress ui = {.tty = isatty(2)};
+    store_ops ops = {.progress = cli_progress_report, .progress_ctx = &ui};
     int n = 0;
     int rc = store_import_ollama(s, path, name, &ops, &n, &err);
-    finish_progress(&ui);
+    cli_progress_finish(&ui);
     if (rc) return fail(s, &err);
     printf("imported %d model%s\n", n, n == 1 ? "" : "s");
     store_close(s);
