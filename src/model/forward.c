@@ -42,6 +42,7 @@ void hl_forward_ctx_free(hl_forward_ctx *c) {
     free(c->rope_swa);
     free(c->xout);
     free(c->scores);
+    free(c->rows);
     for (int i = 0; i < 3; i++) free(c->xq[i]);
     free(c->out_row);
     free(c);
@@ -83,7 +84,8 @@ int hl_forward_ctx_new(hl_forward_ctx **out, const hl_model *m, int32_t max_toke
      * normally takes the single-pass path */
     int64_t ns = hp->n_ctx_train < HL_ATTN_CHUNK ? HL_ATTN_CHUNK : hp->n_ctx_train;
     c->n_scores = (int32_t)(ns > HL_ATTN_MAX_SCORES ? HL_ATTN_MAX_SCORES : ns);
-    c->scores = scratch_alloc((size_t)max_threads * (size_t)c->n_scores * sizeof(float));
+    c->scores = scratch_alloc((size_t)max_threads * HL_ATTN_GROUP * (size_t)c->n_scores * sizeof(float));
+    c->rows = scratch_alloc((size_t)max_threads * (size_t)c->n_scores * sizeof *c->rows);
     c->out_row = calloc(T, sizeof *c->out_row);
     /* activation buffers: the largest conversion any matmul of any layer needs */
     size_t xs = act_bytes(&m->w.output, max_tokens);
@@ -97,7 +99,7 @@ int hl_forward_ctx_new(hl_forward_ctx **out, const hl_model *m, int32_t max_toke
     }
     c->xq_size = xs;
     int ok = c->x && c->xb && c->q && c->k && c->v && c->att && c->gate && c->up && c->rope && c->rope_swa && c->xout &&
-             c->scores && c->out_row;
+             c->scores && c->rows && c->out_row;
     for (int i = 0; i < 3; i++) ok = ok && (c->xq[i] = scratch_alloc(xs)) != NULL;
     if (!ok) {
         hl_forward_ctx_free(c);
@@ -174,13 +176,20 @@ static void prep_span(const hl_wt *w, void *xq, const float *x, int64_t t, int64
     hl_matmul_prepare(w->type, x + j0, j1 - j0, 1, j1 - j0, (char *)xq + (size_t)t * row + off, 0, 1);
 }
 
-/* Heads per attention unit so that a unit's output span is whole activation
- * blocks of wo's input; 0 when heads cannot be grouped that way. */
-static int32_t heads_per_unit(const hl_wt *wo, int32_t hdv, int32_t nh) {
+/* Heads per attention unit: a unit's output span must be whole activation
+ * blocks of wo's input (0 when heads cannot be grouped that way). Among the
+ * sizes that qualify, whole KV-head groups are preferred (each K and V row is
+ * then read once for all the heads that share it) as long as there are at
+ * least two units per thread to balance; otherwise the smallest. */
+static int32_t heads_per_unit(const hl_wt *wo, int32_t hdv, int32_t nh, int32_t gqa, int64_t n_tokens, int nth) {
     int64_t blk = act_block(wo);
-    for (int32_t k = 1; k <= nh; k++)
-        if (nh % k == 0 && ((int64_t)k * hdv) % blk == 0) return k;
-    return 0;
+    int32_t smallest = 0;
+    for (int32_t k = 1; k <= nh; k++) {
+        if (nh % k != 0 || ((int64_t)k * hdv) % blk != 0) continue;
+        if (!smallest) smallest = k;
+        if (k % gqa == 0) return n_tokens * (nh / k) >= 2 * (int64_t)nth ? k : smallest;
+    }
+    return smallest;
 }
 
 /* Rows [j0, j1) of matmul i of the group for all m activation rows, on the
@@ -214,52 +223,60 @@ static void rope_head(float *x, const float *cs, int32_t n_rot, hl_rope_style st
     }
 }
 
-/* Causal attention of one query head of one token over its sequence's cached
- * positions p0..pos. Up to n_scores positions: scores for all, one vectorized
- * softmax, then the weighted sum of values. Longer spans (beyond the model's
- * training context): online softmax over fixed chunks of HL_ATTN_CHUNK
- * positions. Which path runs, and the chunking, depend only on the positions,
- * so a token's result never depends on the rest of the batch. */
-static void attend(const hl_vec_ops *vo, float *out, const float *qh, const hl_f16 *kl, const hl_f16 *vl,
+/* Causal attention of nq query heads of one token that share KV head kvh,
+ * over its sequence's cached positions p0..pos. Up to n_scores positions:
+ * scores for all, one vectorized softmax per head, then the weighted sum of
+ * values. Longer spans (beyond the model's training context): online softmax
+ * over fixed chunks of HL_ATTN_CHUNK positions. Which path runs, and the
+ * chunking, depend only on the positions, and the kernels give each head the
+ * bits it would get alone, so a token's result never depends on the rest of
+ * the batch or on how heads are grouped. rows holds n_scores row pointers,
+ * scores nq * n_scores floats (this thread's scratch). */
+static void attend(const hl_vec_ops *vo, float *out, const float *qh, int32_t nq, const hl_f16 *kl, const hl_f16 *vl,
                    const hl_batch_seq *seq, int32_t p0, int32_t pos, int32_t bs, int32_t n_kv, int32_t kvh,
-                   int32_t hdk, int32_t hdv, float scale, float *scores, int32_t n_scores) {
-    memset(out, 0, (size_t)hdv * sizeof(float));
+                   int32_t hdk, int32_t hdv, float scale, float *scores, const hl_f16 **rows, int32_t n_scores) {
+    memset(out, 0, (size_t)nq * (size_t)hdv * sizeof(float));
     const hl_f16 *kh = kl + (size_t)kvh * hdk, *vh = vl + (size_t)kvh * hdv;
     const size_t kstride = (size_t)n_kv * hdk, vstride = (size_t)n_kv * hdv;
     const int32_t chunk = pos - p0 + 1 <= n_scores ? pos - p0 + 1 : HL_ATTN_CHUNK;
-    float mx = -INFINITY, sum = 0.0f;
+    float mx[HL_ATTN_GROUP], sum[HL_ATTN_GROUP];
+    for (int32_t h = 0; h < nq; h++) mx[h] = -INFINITY, sum[h] = 0.0f;
     for (int32_t c0 = p0; c0 <= pos; c0 += chunk) {
-        int32_t c1 = c0 + chunk <= pos + 1 ? c0 + chunk : pos + 1;
+        const int32_t c1 = c0 + chunk <= pos + 1 ? c0 + chunk : pos + 1, n = c1 - c0;
         /* walk the block table incrementally: no division per position */
         int32_t bi = c0 / bs, si = c0 % bs;
-        for (int32_t p = c0; p < c1; p++) {
-            size_t slot = (size_t)seq->blocks[bi] * bs + (size_t)si;
+        for (int32_t p = 0; p < n; p++) {
+            rows[p] = kh + ((size_t)seq->blocks[bi] * bs + (size_t)si) * kstride;
             if (++si == bs) si = 0, bi++;
-            scores[p - c0] = vo->dot_f16(kh + slot * kstride, qh, hdk) * scale;
         }
-        if (chunk == pos - p0 + 1) {
-            /* everything in one piece: plain softmax gives the weights */
-            vo->softmax(scores, c1 - c0);
-        } else {
-            float cmax = -INFINITY, csum = 0.0f;
-            for (int32_t p = c0; p < c1; p++) cmax = scores[p - c0] > cmax ? scores[p - c0] : cmax;
-            if (cmax > mx) {
-                float corr = expf(mx - cmax); /* 0 on the first chunk */
-                if (c0 > p0) vo->scale(out, corr, hdv);
-                sum *= corr;
-                mx = cmax;
+        vo->attn_scores_f16(rows, n, qh, hdk, nq, hdk, scale, scores, n_scores);
+        for (int32_t h = 0; h < nq; h++) {
+            float *sc = scores + (size_t)h * n_scores;
+            if (chunk == pos - p0 + 1) {
+                /* everything in one piece: plain softmax gives the weights */
+                vo->softmax(sc, n);
+                continue;
             }
-            for (int32_t p = c0; p < c1; p++) csum += scores[p - c0] = expf(scores[p - c0] - mx);
-            sum += csum;
+            float cmax = -INFINITY, csum = 0.0f;
+            for (int32_t p = 0; p < n; p++) cmax = sc[p] > cmax ? sc[p] : cmax;
+            if (cmax > mx[h]) {
+                float corr = expf(mx[h] - cmax); /* 0 on the first chunk */
+                if (c0 > p0) vo->scale(out + (size_t)h * hdv, corr, hdv);
+                sum[h] *= corr;
+                mx[h] = cmax;
+            }
+            for (int32_t p = 0; p < n; p++) csum += sc[p] = expf(sc[p] - mx[h]);
+            sum[h] += csum;
         }
         bi = c0 / bs, si = c0 % bs;
-        for (int32_t p = c0; p < c1; p++) {
-            size_t slot = (size_t)seq->blocks[bi] * bs + (size_t)si;
+        for (int32_t p = 0; p < n; p++) {
+            rows[p] = vh + ((size_t)seq->blocks[bi] * bs + (size_t)si) * vstride;
             if (++si == bs) si = 0, bi++;
-            vo->axpy_f16(out, vh + slot * vstride, scores[p - c0], hdv);
         }
+        vo->attn_wsum_f16(rows, n, scores, n_scores, nq, hdv, out, hdv);
     }
-    if (chunk != pos - p0 + 1) vo->scale(out, 1.0f / sum, hdv);
+    if (chunk != pos - p0 + 1)
+        for (int32_t h = 0; h < nq; h++) vo->scale(out + (size_t)h * hdv, 1.0f / sum[h], hdv);
 }
 
 /* ---- the step ---- */
@@ -367,8 +384,9 @@ static void forward_thread(void *vctx, int ith, int nth) {
          * the part of the attention row it produced: no separate conversion
          * stage. Block-aligned spans convert independently of each other. */
         act_group go = group_of(&L->wo, NULL, NULL);
-        int32_t hpu = heads_per_unit(&L->wo, hdv, nh);
-        float *scores = c->scores + (size_t)ith * c->n_scores;
+        int32_t hpu = heads_per_unit(&L->wo, hdv, nh, gqa, T, nth);
+        float *scores = c->scores + (size_t)ith * c->n_scores * HL_ATTN_GROUP;
+        const hl_f16 **rows = c->rows + (size_t)ith * c->n_scores;
         int64_t nu = nh / (hpu ? hpu : 1);
         /* units dealt round-robin: in a causal prefill later tokens cost more,
          * so contiguous ranges would leave the early threads idle */
@@ -378,9 +396,16 @@ static void forward_thread(void *vctx, int ith, int nth) {
             const hl_batch_token *bt = &b->tokens[t];
             /* sliding-window layers see the last n_swa positions, this one included */
             int32_t p0 = swa && bt->pos >= hp->n_swa ? bt->pos - hp->n_swa + 1 : 0;
-            for (int32_t h = h0; h < h1; h++)
-                attend(vo, att + t * OD + (int64_t)h * hdv, q + t * QD + (int64_t)h * hdk, kl, vl, &b->seqs[bt->seq],
-                       p0, bt->pos, bs, nkv, h / gqa, hdk, hdv, hp->attn_scale, scores, c->n_scores);
+            /* the unit's heads in runs that share a KV head */
+            for (int32_t h = h0; h < h1;) {
+                int32_t he = (h / gqa + 1) * gqa;
+                if (he > h1) he = h1;
+                if (he - h > HL_ATTN_GROUP) he = h + HL_ATTN_GROUP;
+                attend(vo, att + t * OD + (int64_t)h * hdv, q + t * QD + (int64_t)h * hdk, he - h, kl, vl,
+                       &b->seqs[bt->seq], p0, bt->pos, bs, nkv, h / gqa, hdk, hdv, hp->attn_scale, scores, rows,
+                       c->n_scores);
+                h = he;
+            }
             if (hpu) prep_span(&L->wo, c->xq[0], att + t * OD, t, (int64_t)h0 * hdv, (int64_t)h1 * hdv);
         }
         if (!hpu) { /* heads do not align with activation blocks: convert whole rows */

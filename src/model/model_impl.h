@@ -122,6 +122,7 @@ struct hl_model {
 
 #define HL_ATTN_CHUNK 256 /* positions scored per online-softmax step (long spans) */
 #define HL_ATTN_MAX_SCORES (1 << 17) /* single-pass attention up to this many positions */
+#define HL_ATTN_GROUP 8 /* query heads sharing a KV head attended together, at most */
 
 struct hl_forward_ctx {
     int32_t max_tokens, max_threads;
@@ -137,7 +138,8 @@ struct hl_forward_ctx {
     float *rope;    /* [max_tokens][n_rot / 2][2] cos, sin of each token's angles */
     float *rope_swa; /* [max_tokens][n_rot / 2][2] the same for sliding-window layers */
     float *xout;    /* [max_tokens][n_embd] final-normed rows that want logits, dense */
-    float *scores;  /* [max_threads][n_scores] attention weights of one query */
+    float *scores;  /* [max_threads][HL_ATTN_GROUP][n_scores] attention weights of a group of query heads */
+    const hl_f16 **rows; /* [max_threads][n_scores] K or V row pointers of the positions attended */
     int32_t n_scores; /* min(max(n_ctx_train, HL_ATTN_CHUNK), HL_ATTN_MAX_SCORES) */
     void *xq[3];    /* converted activations, one per distinct activation type in a stage */
     size_t xq_size; /* bytes of each xq buffer */

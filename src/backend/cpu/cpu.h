@@ -128,6 +128,14 @@ typedef struct hl_vec_ops {
     void (*gelu_mul)(float *out, const float *gate, const float *up, int64_t n);
     void (*add)(float *y, const float *x, int64_t n);
     void (*scale)(float *y, float s, int64_t n);
+    /* Attention over f16 rows (k[p], v[p]: row pointers, p < n) for nq query
+     * heads: s[h * ss + p] = dot_f16(k[p], q + h * qs, hd) * scale, and
+     * out[h * os + i] += sum over p, in order, of w[h * ws + p] * v[p][i] --
+     * bit for bit what dot_f16 per score and axpy_f16 per position give. */
+    void (*attn_scores_f16)(const hl_f16 *const *k, int32_t n, const float *q, int64_t qs, int32_t nq, int32_t hd,
+                            float scale, float *s, int64_t ss);
+    void (*attn_wsum_f16)(const hl_f16 *const *v, int32_t n, const float *w, int64_t ws, int32_t nq, int32_t hd,
+                          float *out, int64_t os);
 } hl_vec_ops;
 const hl_vec_ops *hl_vec_ops_at(hl_simd level);
 
