@@ -43,15 +43,6 @@ HL_INLINE void set_group_scales(kunp *u, const int sc[16]) {
         st256(u->scv[c], _mm256_set_m128i(_mm_set1_epi16((short)sc[2 * c + 1]), _mm_set1_epi16((short)sc[2 * c])));
 }
 
-HL_INLINE void k4_scales(const uint8_t *q, int sc[8], int mn[8]) {
-    for (int j = 0; j < 4; j++) {
-        sc[j] = q[j] & 63;
-        mn[j] = q[j + 4] & 63;
-        sc[j + 4] = (q[j + 8] & 0xF) | ((q[j] >> 6) << 4);
-        mn[j + 4] = (q[j + 8] >> 4) | ((q[j + 4] >> 6) << 4);
-    }
-}
-
 /* scv from 16 per-group i16 scales: chunk c gets group 2c in its low
  * 128-bit lane and group 2c + 1 in its high lane, each repeated 8 times. */
 HL_INLINE void set_group_scales_v(kunp *u, __m256i g16) {
