@@ -232,12 +232,18 @@ static void rope_head(float *x, const float *cs, int32_t n_rot, hl_rope_style st
  * bits it would get alone, so a token's result never depends on the rest of
  * the batch or on how heads are grouped. rows holds n_scores row pointers,
  * scores nq * n_scores floats (this thread's scratch). */
-static void attend(const hl_vec_ops *vo, float *out, const float *qh, int32_t nq, const hl_f16 *kl, const hl_f16 *vl,
+typedef struct {
+    const uint8_t *k, *v;  /* this layer's K and V storage */
+    size_t khb, vhb;       /* bytes of one head's row */
+    int q8;                /* rows are Q8_0 (else F16) */
+} kv_view;
+
+static void attend(const hl_vec_ops *vo, float *out, const float *qh, int32_t nq, const kv_view *kv,
                    const hl_batch_seq *seq, int32_t p0, int32_t pos, int32_t bs, int32_t n_kv, int32_t kvh,
-                   int32_t hdk, int32_t hdv, float scale, float *scores, const hl_f16 **rows, int32_t n_scores) {
+                   int32_t hdk, int32_t hdv, float scale, float *scores, const void **rows, int32_t n_scores) {
     memset(out, 0, (size_t)nq * (size_t)hdv * sizeof(float));
-    const hl_f16 *kh = kl + (size_t)kvh * hdk, *vh = vl + (size_t)kvh * hdv;
-    const size_t kstride = (size_t)n_kv * hdk, vstride = (size_t)n_kv * hdv;
+    const uint8_t *kh = kv->k + (size_t)kvh * kv->khb, *vh = kv->v + (size_t)kvh * kv->vhb;
+    const size_t kstride = (size_t)n_kv * kv->khb, vstride = (size_t)n_kv * kv->vhb;
     const int32_t chunk = pos - p0 + 1 <= n_scores ? pos - p0 + 1 : HL_ATTN_CHUNK;
     float mx[HL_ATTN_GROUP], sum[HL_ATTN_GROUP];
     for (int32_t h = 0; h < nq; h++) mx[h] = -INFINITY, sum[h] = 0.0f;
@@ -249,7 +255,7 @@ static void attend(const hl_vec_ops *vo, float *out, const float *qh, int32_t nq
             rows[p] = kh + ((size_t)seq->blocks[bi] * bs + (size_t)si) * kstride;
             if (++si == bs) si = 0, bi++;
         }
-        vo->attn_scores_f16(rows, n, qh, hdk, nq, hdk, scale, scores, n_scores);
+        (kv->q8 ? vo->attn_scores_q8_0 : vo->attn_scores_f16)(rows, n, qh, hdk, nq, hdk, scale, scores, n_scores);
         for (int32_t h = 0; h < nq; h++) {
             float *sc = scores + (size_t)h * n_scores;
             if (chunk == pos - p0 + 1) {
@@ -273,7 +279,7 @@ static void attend(const hl_vec_ops *vo, float *out, const float *qh, int32_t nq
             rows[p] = vh + ((size_t)seq->blocks[bi] * bs + (size_t)si) * vstride;
             if (++si == bs) si = 0, bi++;
         }
-        vo->attn_wsum_f16(rows, n, scores, n_scores, nq, hdv, out, hdv);
+        (kv->q8 ? vo->attn_wsum_q8_0 : vo->attn_wsum_f16)(rows, n, scores, n_scores, nq, hdv, out, hdv);
     }
     if (chunk != pos - p0 + 1)
         for (int32_t h = 0; h < nq; h++) vo->scale(out + (size_t)h * hdv, 1.0f / sum[h], hdv);
@@ -301,6 +307,7 @@ static void forward_thread(void *vctx, int ith, int nth) {
     const int64_t T = b->n_tokens, E = hp->n_embd, F = hp->n_ff;
     const int32_t nh = hp->n_head, nkv = hp->n_head_kv, hdk = hp->head_dim_k, hdv = hp->head_dim_v;
     const int32_t half = hp->n_rot / 2, gqa = nh / nkv, bs = hl_kv_block_size(c->kv);
+    const int kv_q8 = hl_kv_get_params(c->kv)->type == HL_TYPE_Q8_0;
     const int64_t QD = (int64_t)nh * hdk, KD = (int64_t)nkv * hdk, VD = (int64_t)nkv * hdv, OD = (int64_t)nh * hdv;
     const float eps = hp->norm_eps;
     float *x = c->x, *xb = c->xb, *q = c->q, *k = c->k, *v = c->v, *att = c->att;
@@ -328,7 +335,8 @@ static void forward_thread(void *vctx, int ith, int nth) {
 
     for (int32_t l = 0; l < hp->n_layer; l++) {
         const hl_layer_weights *L = &W->layers[l];
-        hl_f16 *kl = hl_kv_layer_k(c->kv, l), *vl = hl_kv_layer_v(c->kv, l);
+        uint8_t *kl = hl_kv_layer_k(c->kv, l), *vl = hl_kv_layer_v(c->kv, l);
+        const kv_view kvv = {kl, vl, hl_kv_head_bytes_k(c->kv), hl_kv_head_bytes_v(c->kv), kv_q8};
         const int swa = m->layer_swa[l];
         const float *rope = swa ? c->rope_swa : c->rope;
 
@@ -371,7 +379,9 @@ static void forward_thread(void *vctx, int ith, int nth) {
                         const hl_batch_token *bt = &b->tokens[t];
                         const hl_batch_seq *seq = &b->seqs[bt->seq];
                         size_t slot = (size_t)seq->blocks[bt->pos / bs] * bs + (size_t)(bt->pos % bs);
-                        vo->to_f16((kind == 1 ? kl : vl) + (slot * nkv + hh) * hd, xh, hd);
+                        uint8_t *dst = (kind == 1 ? kl : vl) + (slot * nkv + hh) * (kind == 1 ? kvv.khb : kvv.vhb);
+                        if (kv_q8) hl_matmul_prepare(HL_TYPE_Q8_0, xh, hd, 1, hd, dst, 0, 1);
+                        else vo->to_f16((hl_f16 *)dst, xh, hd);
                     }
                 }
             }
@@ -386,7 +396,7 @@ static void forward_thread(void *vctx, int ith, int nth) {
         act_group go = group_of(&L->wo, NULL, NULL);
         int32_t hpu = heads_per_unit(&L->wo, hdv, nh, gqa, T, nth);
         float *scores = c->scores + (size_t)ith * c->n_scores * HL_ATTN_GROUP;
-        const hl_f16 **rows = c->rows + (size_t)ith * c->n_scores;
+        const void **rows = c->rows + (size_t)ith * c->n_scores;
         int64_t nu = nh / (hpu ? hpu : 1);
         /* units dealt round-robin: in a causal prefill later tokens cost more,
          * so contiguous ranges would leave the early threads idle */
@@ -401,7 +411,7 @@ static void forward_thread(void *vctx, int ith, int nth) {
                 int32_t he = (h / gqa + 1) * gqa;
                 if (he > h1) he = h1;
                 if (he - h > HL_ATTN_GROUP) he = h + HL_ATTN_GROUP;
-                attend(vo, att + t * OD + (int64_t)h * hdv, q + t * QD + (int64_t)h * hdk, he - h, kl, vl,
+                attend(vo, att + t * OD + (int64_t)h * hdv, q + t * QD + (int64_t)h * hdk, he - h, &kvv,
                        &b->seqs[bt->seq], p0, bt->pos, bs, nkv, h / gqa, hdk, hdv, hp->attn_scale, scores, rows,
                        c->n_scores);
                 h = he;

@@ -1,5 +1,6 @@
 /* Paged KV storage: one allocation per layer for K and one for V, each
- * [n_blocks][block_size][n_head_kv][head_dim] F16, zeroed at creation so a
+ * [n_blocks][block_size][n_head_kv][head row] with rows of head_dim elements
+ * in F16 or Q8_0, zeroed at creation so a
  * never-written slot reads as zeros rather than garbage. Metadata (which
  * block belongs to which sequence) is the runner's. */
 #include "model/kv.h"
@@ -14,17 +15,28 @@
 
 struct hl_kv_cache {
     hl_kv_params p;
-    size_t k_slot, v_slot; /* elements per slot: n_head_kv * head_dim */
-    hl_f16 **k;            /* [n_layer] -> [n_blocks][block_size][n_head_kv][head_dim_k] */
-    hl_f16 **v;            /* [n_layer] -> [n_blocks][block_size][n_head_kv][head_dim_v] */
+    size_t k_head, v_head; /* bytes of one head's row */
+    size_t k_slot, v_slot; /* bytes per slot: n_head_kv rows */
+    uint8_t **k;           /* [n_layer] -> [n_blocks][block_size][n_head_kv][k_head bytes] */
+    uint8_t **v;           /* [n_layer] -> [n_blocks][block_size][n_head_kv][v_head bytes] */
 };
 
-static int kv_check(const hl_kv_params *p, hl_err *err) {
-    if (p->type != HL_TYPE_F16)
-        return hl_err_set(err, HL_ENOTSUP, "KV cache type %s is not supported (use f16)", hl_type_name(p->type));
+int hl_kv_type_from_name(const char *name) {
+    if (!strcmp(name, "f16")) return HL_TYPE_F16;
+    if (!strcmp(name, "q8_0")) return HL_TYPE_Q8_0;
+    return -1;
+}
+
+int hl_kv_check_params(const hl_kv_params *p, hl_err *err) {
+    if (p->type != HL_TYPE_F16 && p->type != HL_TYPE_Q8_0)
+        return hl_err_set(err, HL_ENOTSUP, "KV cache type %s is not supported (use f16 or q8_0)", hl_type_name(p->type));
     if (p->n_layer <= 0 || p->n_head_kv <= 0 || p->head_dim_k <= 0 || p->head_dim_v <= 0)
         return hl_err_set(err, HL_EINVAL, "KV cache shape invalid (layers %d, kv heads %d, head dims %d/%d)",
                           p->n_layer, p->n_head_kv, p->head_dim_k, p->head_dim_v);
+    if (p->type == HL_TYPE_Q8_0 && (p->head_dim_k % HL_QK || p->head_dim_v % HL_QK))
+        return hl_err_set(err, HL_ENOTSUP,
+                          "a q8_0 KV cache needs head dimensions that are multiples of 32 (this model: %d/%d); use f16",
+                          p->head_dim_k, p->head_dim_v);
     int32_t bs = p->block_size ? p->block_size : HL_KV_DEFAULT_BLOCK_SIZE;
     if (bs <= 0 || bs > HL_KV_MAX_BLOCK_SIZE)
         return hl_err_set(err, HL_EINVAL, "KV block size %d out of range (1..%d)", bs, HL_KV_MAX_BLOCK_SIZE);
@@ -34,8 +46,8 @@ static int kv_check(const hl_kv_params *p, hl_err *err) {
 
 size_t hl_kv_block_bytes(const hl_kv_params *p) {
     int32_t bs = p->block_size ? p->block_size : HL_KV_DEFAULT_BLOCK_SIZE;
-    return (size_t)p->n_layer * (size_t)bs * (size_t)p->n_head_kv * ((size_t)p->head_dim_k + (size_t)p->head_dim_v) *
-           sizeof(hl_f16);
+    return (size_t)p->n_layer * (size_t)bs * (size_t)p->n_head_kv *
+           (hl_row_size(p->type, p->head_dim_k) + hl_row_size(p->type, p->head_dim_v));
 }
 
 void hl_kv_free(hl_kv_cache *kv) {
@@ -51,21 +63,23 @@ void hl_kv_free(hl_kv_cache *kv) {
 
 int hl_kv_new(hl_kv_cache **out, const hl_kv_params *p, hl_err *err) {
     *out = NULL;
-    int rc = kv_check(p, err);
+    int rc = hl_kv_check_params(p, err);
     if (rc) return rc;
     hl_kv_cache *kv = calloc(1, sizeof *kv);
     if (!kv) return hl_err_set(err, HL_ENOMEM, "out of memory allocating the KV cache");
     kv->p = *p;
     if (!kv->p.block_size) kv->p.block_size = HL_KV_DEFAULT_BLOCK_SIZE;
-    kv->k_slot = (size_t)p->n_head_kv * (size_t)p->head_dim_k;
-    kv->v_slot = (size_t)p->n_head_kv * (size_t)p->head_dim_v;
+    kv->k_head = hl_row_size(p->type, p->head_dim_k);
+    kv->v_head = hl_row_size(p->type, p->head_dim_v);
+    kv->k_slot = (size_t)p->n_head_kv * kv->k_head;
+    kv->v_slot = (size_t)p->n_head_kv * kv->v_head;
     kv->k = calloc((size_t)p->n_layer, sizeof *kv->k);
     kv->v = calloc((size_t)p->n_layer, sizeof *kv->v);
     size_t slots = (size_t)p->n_blocks * (size_t)kv->p.block_size;
     int ok = kv->k && kv->v;
     for (int32_t l = 0; ok && l < p->n_layer; l++) {
-        kv->k[l] = calloc(slots * kv->k_slot, sizeof(hl_f16));
-        kv->v[l] = calloc(slots * kv->v_slot, sizeof(hl_f16));
+        kv->k[l] = calloc(slots, kv->k_slot);
+        kv->v[l] = calloc(slots, kv->v_slot);
         ok = kv->k[l] && kv->v[l];
     }
     if (!ok) {
@@ -87,23 +101,25 @@ void hl_kv_copy_block(hl_kv_cache *kv, int32_t dst, int32_t src) {
     size_t bs = (size_t)kv->p.block_size;
     for (int32_t l = 0; l < kv->p.n_layer; l++) {
         memcpy(kv->k[l] + (size_t)dst * bs * kv->k_slot, kv->k[l] + (size_t)src * bs * kv->k_slot,
-               bs * kv->k_slot * sizeof(hl_f16));
+               bs * kv->k_slot);
         memcpy(kv->v[l] + (size_t)dst * bs * kv->v_slot, kv->v[l] + (size_t)src * bs * kv->v_slot,
-               bs * kv->v_slot * sizeof(hl_f16));
+               bs * kv->v_slot);
     }
 }
 
-hl_f16 *hl_kv_k_slot(hl_kv_cache *kv, int32_t layer, int32_t block, int32_t slot) {
+void *hl_kv_k_slot(hl_kv_cache *kv, int32_t layer, int32_t block, int32_t slot) {
     HL_ASSERT(layer >= 0 && layer < kv->p.n_layer && block >= 0 && block < kv->p.n_blocks && slot >= 0 &&
               slot < kv->p.block_size);
     return kv->k[layer] + ((size_t)block * (size_t)kv->p.block_size + (size_t)slot) * kv->k_slot;
 }
 
-hl_f16 *hl_kv_v_slot(hl_kv_cache *kv, int32_t layer, int32_t block, int32_t slot) {
+void *hl_kv_v_slot(hl_kv_cache *kv, int32_t layer, int32_t block, int32_t slot) {
     HL_ASSERT(layer >= 0 && layer < kv->p.n_layer && block >= 0 && block < kv->p.n_blocks && slot >= 0 &&
               slot < kv->p.block_size);
     return kv->v[layer] + ((size_t)block * (size_t)kv->p.block_size + (size_t)slot) * kv->v_slot;
 }
 
-hl_f16 *hl_kv_layer_k(hl_kv_cache *kv, int32_t layer) { return kv->k[layer]; }
-hl_f16 *hl_kv_layer_v(hl_kv_cache *kv, int32_t layer) { return kv->v[layer]; }
+uint8_t *hl_kv_layer_k(hl_kv_cache *kv, int32_t layer) { return kv->k[layer]; }
+uint8_t *hl_kv_layer_v(hl_kv_cache *kv, int32_t layer) { return kv->v[layer]; }
+size_t hl_kv_head_bytes_k(const hl_kv_cache *kv) { return kv->k_head; }
+size_t hl_kv_head_bytes_v(const hl_kv_cache *kv) { return kv->v_head; }

@@ -3,7 +3,9 @@
  * The pool is a fixed number of blocks, each holding `block_size` token slots
  * for every layer, allocated once. Per layer, K is laid out as
  * [n_blocks][block_size][n_head_kv][head_dim_k] and V as
- * [n_blocks][block_size][n_head_kv][head_dim_v], element type F16. Position p
+ * [n_blocks][block_size][n_head_kv][head_dim_v], element type F16 or Q8_0
+ * (each head's row then head_dim / 32 blocks of 34 bytes: half the memory,
+ * so twice the tokens in the same budget). Position p
  * of a sequence lives in block table[p / block_size], slot p % block_size; the
  * forward pass addresses the pool only through the block tables passed in each
  * hl_batch.
@@ -34,10 +36,12 @@ typedef struct hl_kv_params {
     int32_t head_dim_v;
     int32_t n_blocks;   /* blocks in the pool (shared by all sequences) */
     int32_t block_size; /* token slots per block; 0 = HL_KV_DEFAULT_BLOCK_SIZE */
-    hl_type type;       /* HL_TYPE_F16 (only type supported for now) */
+    hl_type type;       /* HL_TYPE_F16 or HL_TYPE_Q8_0 (head dims multiples of 32) */
 } hl_kv_params;
 
 /* ---- lifecycle ---- */
+/* Checks a shape and type without allocating (what hl_kv_new would refuse). */
+int hl_kv_check_params(const hl_kv_params *p, hl_err *err);
 /* Allocates the whole pool (zeroed). Use hl_model_kv_params() (model.h) to fill
  * the shape from a loaded model. */
 int hl_kv_new(hl_kv_cache **out, const hl_kv_params *p, hl_err *err);
@@ -57,8 +61,13 @@ int32_t hl_kv_block_size(const hl_kv_cache *kv);
 void hl_kv_copy_block(hl_kv_cache *kv, int32_t dst, int32_t src);
 
 /* ---- raw access (the forward pass and tests) ---- */
-/* Start of K (resp. V) of one slot: n_head_kv * head_dim elements, head-major. */
-hl_f16 *hl_kv_k_slot(hl_kv_cache *kv, int32_t layer, int32_t block, int32_t slot);
-hl_f16 *hl_kv_v_slot(hl_kv_cache *kv, int32_t layer, int32_t block, int32_t slot);
+/* Start of K (resp. V) of one slot: n_head_kv rows of head_dim elements in
+ * the cache's type, head-major, hl_kv_head_bytes_k/v() apart. */
+void *hl_kv_k_slot(hl_kv_cache *kv, int32_t layer, int32_t block, int32_t slot);
+void *hl_kv_v_slot(hl_kv_cache *kv, int32_t layer, int32_t block, int32_t slot);
+size_t hl_kv_head_bytes_k(const hl_kv_cache *kv);
+size_t hl_kv_head_bytes_v(const hl_kv_cache *kv);
+/* "f16" / "q8_0" -> type; -1 for anything else. */
+int hl_kv_type_from_name(const char *name);
 
 #endif

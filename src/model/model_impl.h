@@ -139,7 +139,7 @@ struct hl_forward_ctx {
     float *rope_swa; /* [max_tokens][n_rot / 2][2] the same for sliding-window layers */
     float *xout;    /* [max_tokens][n_embd] final-normed rows that want logits, dense */
     float *scores;  /* [max_threads][HL_ATTN_GROUP][n_scores] attention weights of a group of query heads */
-    const hl_f16 **rows; /* [max_threads][n_scores] K or V row pointers of the positions attended */
+    const void **rows; /* [max_threads][n_scores] K or V row pointers of the positions attended */
     int32_t n_scores; /* min(max(n_ctx_train, HL_ATTN_CHUNK), HL_ATTN_MAX_SCORES) */
     void *xq[3];    /* converted activations, one per distinct activation type in a stage */
     size_t xq_size; /* bytes of each xq buffer */
@@ -157,7 +157,7 @@ struct hl_forward_ctx {
 };
 
 /* kv.c internals the forward pass uses to address slots without calls. */
-hl_f16 *hl_kv_layer_k(hl_kv_cache *kv, int32_t layer);
-hl_f16 *hl_kv_layer_v(hl_kv_cache *kv, int32_t layer);
+uint8_t *hl_kv_layer_k(hl_kv_cache *kv, int32_t layer);
+uint8_t *hl_kv_layer_v(hl_kv_cache *kv, int32_t layer);
 
 #endif

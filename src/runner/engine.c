@@ -13,7 +13,7 @@
 hl_engine_params hl_engine_default_params(void) {
     return (hl_engine_params){.n_threads = 0, .n_blocks = 0, .kv_bytes = (size_t)512 << 20, .block_size = 0,
                               .max_seqs = 32, .step_tokens = 512, .max_queue = 128, .max_ctx = 0,
-                              .prefix_cache = 1};
+                              .prefix_cache = 1, .kv_type = HL_TYPE_F16};
 }
 
 static void *engine_main(void *arg);
@@ -31,6 +31,12 @@ int hl_engine_new(hl_engine **out, const hl_loaded *lm, const hl_engine_params *
     const hl_hparams *hp = hl_model_hparams(lm->model);
     e->n_vocab = hp->n_vocab;
     hl_kv_params kp = hl_model_kv_params(lm->model, 1, e->p.block_size);
+    kp.type = e->p.kv_type;
+    int rc0 = hl_kv_check_params(&kp, err);
+    if (rc0) {
+        free(e);
+        return rc0;
+    }
     e->block_size = kp.block_size;
     if (e->p.n_blocks <= 0) {
         size_t budget = e->p.kv_bytes ? e->p.kv_bytes : (size_t)512 << 20;
@@ -85,8 +91,8 @@ int hl_engine_new(hl_engine **out, const hl_loaded *lm, const hl_engine_params *
         free(e);
         return rc;
     }
-    hl_debug("engine: %d KV blocks of %d tokens (%zu MiB), max context %d, %d sequences, %d tokens per step",
-             e->p.n_blocks, e->block_size, hl_kv_block_bytes(&kp) * (size_t)e->p.n_blocks >> 20, e->p.max_ctx,
+    hl_debug("engine: %d %s KV blocks of %d tokens (%zu MiB), max context %d, %d sequences, %d tokens per step",
+             e->p.n_blocks, hl_type_name(kp.type), e->block_size, hl_kv_block_bytes(&kp) * (size_t)e->p.n_blocks >> 20, e->p.max_ctx,
              e->p.max_seqs, e->p.step_tokens);
     *out = e;
     return HL_OK;

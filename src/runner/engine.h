@@ -40,6 +40,7 @@ typedef struct hl_engine_params {
     int32_t max_queue;   /* waiting requests before submit says busy (default 128) */
     int32_t max_ctx;     /* largest context a request may use (default: the model's, capped by the pool) */
     int prefix_cache;    /* reuse cached prompt blocks (default on) */
+    hl_type kv_type;     /* KV cache element type: HL_TYPE_F16 (default) or HL_TYPE_Q8_0 */
 } hl_engine_params;
 hl_engine_params hl_engine_default_params(void);
 

@@ -181,6 +181,7 @@ static int load_model(srv_models *ms, srv_model *m, const char *name, int is_pat
     if (c->block_size > 0) p.block_size = c->block_size;
     if (c->step_tokens > 0) p.step_tokens = c->step_tokens;
     p.prefix_cache = c->prefix_cache;
+    p.kv_type = (hl_type)c->kv_type;
     rc = hl_engine_new(&m->eng, m->lm, &p, err);
     if (rc) return rc;
     m->size_bytes = (int64_t)hl_model_weight_bytes(m->lm->model) + (int64_t)p.kv_bytes;

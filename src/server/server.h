@@ -50,6 +50,7 @@ typedef struct srv_config {
     int block_size;          /* KV block tokens; default 16 */
     int step_tokens;         /* tokens per scheduler step; default 512 */
     int prefix_cache;        /* default on */
+    int kv_type;             /* KV cache element type (hl_type): F16 (default) or Q8_0 */
     char version[32];        /* reported by /api/version */
     /* where the values came from, for --print-config */
     char *config_path;

@@ -34,6 +34,7 @@ max_queue = 7
 block_size = 32
 step_tokens = 256
 prefix_cache = false
+kv_cache_type = "q8_0"
 """
 
 
@@ -87,6 +88,7 @@ def test_missing_file_is_defaults_and_not_created_by_print(tmp_path):
     assert r.returncode == 0
     got = tomllib.loads(r.stdout)
     assert got["server"]["port"] == 11434 and got["engine"]["prefix_cache"] is True
+    assert got["engine"]["kv_cache_type"] == "f16"
     assert not (tmp_path / "config.toml").exists()
 
 
@@ -95,6 +97,7 @@ def test_missing_file_is_defaults_and_not_created_by_print(tmp_path):
     ("[server]\n\nbogus = 1\n", ":3:9: unknown setting 'server.bogus'"),
     ("[engine]\nthreads = 01\n", ":2:13: leading zeros are not allowed"),
     ("[server]\nport = 1\nport = 2\n", ":3:1: key 'server.port' is defined twice"),
+    ("[engine]\nkv_cache_type = \"q4_0\"\n", ":2:17: kv_cache_type must be \"f16\" or \"q8_0\""),
 ])
 def test_errors_name_file_line_col(tmp_path, text, where):
     r = print_config(tmp_path, text)
@@ -103,7 +106,8 @@ def test_errors_name_file_line_col(tmp_path, text, where):
 
 
 @pytest.mark.parametrize("env,flag", [({"HYPERLAMA_NUM_PARALLEL": "many"}, "HYPERLAMA_NUM_PARALLEL"),
-                                      ({"HYPERLAMA_KEEP_ALIVE": "soon"}, "HYPERLAMA_KEEP_ALIVE")])
+                                      ({"HYPERLAMA_KEEP_ALIVE": "soon"}, "HYPERLAMA_KEEP_ALIVE"),
+                                      ({"HYPERLAMA_KV_CACHE_TYPE": "q4"}, "HYPERLAMA_KV_CACHE_TYPE")])
 def test_bad_environment_is_named(tmp_path, env, flag):
     r = print_config(tmp_path, "", env)
     assert r.returncode != 0 and flag in r.stderr

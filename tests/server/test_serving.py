@@ -125,3 +125,33 @@ def test_graceful_shutdown(make_server, smollm):
     t.join()
     assert res["r"].status_code == 200 and res["r"].json()["eval_count"] > 0
     assert "shutting down" in s.logtext()
+
+
+def test_q8_0_kv_cache(make_server, smollm):
+    """HYPERLAMA_KV_CACHE_TYPE=q8_0: the same KV budget holds 128/68 times the
+    blocks (SmolLM2's 64-dim heads: 128 bytes per f16 row, 68 per Q8_0 row),
+    generation works, and concurrent streams still equal the same requests
+    alone (the q8_0 kernels are as batch-invariant as the f16 ones)."""
+    counts = {}
+    for kind in ("f16", "q8_0"):
+        s = make_server({"HYPERLAMA_KV_CACHE_TYPE": kind, "HYPERLAMA_NUM_PARALLEL": "4"})
+        gen_stream(s.url, smollm, "Hello", 2)  # loads the model
+        counts[kind] = s.metric("hyperlama_kv_blocks_total")
+        if kind == "q8_0":
+            alone = {p: gen_stream(s.url, smollm, p, 24) for p in PROMPTS[:4]}
+            assert all(len(t) > 0 for t in alone.values())
+            with ThreadPoolExecutor(4) as ex:
+                together = list(ex.map(lambda p: gen_stream(s.url, smollm, p, 24), PROMPTS[:4]))
+            assert together == [alone[p] for p in PROMPTS[:4]]
+        s.stop()
+    assert counts["f16"] > 0
+    assert abs(counts["q8_0"] / counts["f16"] - 128 / 68) < 0.02, counts
+
+
+def test_bad_kv_cache_type_is_refused(make_server, stories):
+    """q8_0 needs head dimensions that are multiples of 32: stories260K's are
+    8, so loading it says so (and the server stays up)."""
+    s = make_server({"HYPERLAMA_KV_CACHE_TYPE": "q8_0"})
+    r = requests.post(s.url + "/api/generate", json={"model": stories, "prompt": "Hi", "stream": False}, timeout=60)
+    assert r.status_code >= 400 and "multiples of 32" in r.json()["error"], r.text
+    assert s.healthy()

@@ -132,10 +132,16 @@ typedef struct hl_vec_ops {
      * heads: s[h * ss + p] = dot_f16(k[p], q + h * qs, hd) * scale, and
      * out[h * os + i] += sum over p, in order, of w[h * ws + p] * v[p][i] --
      * bit for bit what dot_f16 per score and axpy_f16 per position give. */
-    void (*attn_scores_f16)(const hl_f16 *const *k, int32_t n, const float *q, int64_t qs, int32_t nq, int32_t hd,
+    void (*attn_scores_f16)(const void *const *k, int32_t n, const float *q, int64_t qs, int32_t nq, int32_t hd,
                             float scale, float *s, int64_t ss);
-    void (*attn_wsum_f16)(const hl_f16 *const *v, int32_t n, const float *w, int64_t ws, int32_t nq, int32_t hd,
+    void (*attn_wsum_f16)(const void *const *v, int32_t n, const float *w, int64_t ws, int32_t nq, int32_t hd,
                           float *out, int64_t os);
+    /* The same over Q8_0 rows (hd a multiple of 32; the q8_0 KV cache): each
+     * head's result does not depend on nq or on the other heads. */
+    void (*attn_scores_q8_0)(const void *const *k, int32_t n, const float *q, int64_t qs, int32_t nq, int32_t hd,
+                             float scale, float *s, int64_t ss);
+    void (*attn_wsum_q8_0)(const void *const *v, int32_t n, const float *w, int64_t ws, int32_t nq, int32_t hd,
+                           float *out, int64_t os);
 } hl_vec_ops;
 const hl_vec_ops *hl_vec_ops_at(hl_simd level);
 

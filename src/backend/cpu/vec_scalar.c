@@ -65,19 +65,42 @@ static void v_scale(float *y, float s, int64_t n) {
     for (int64_t i = 0; i < n; i++) y[i] *= s;
 }
 
-static void v_attn_scores_f16(const hl_f16 *const *k, int32_t n, const float *q, int64_t qs, int32_t nq, int32_t hd,
+static void v_attn_scores_f16(const void *const *k, int32_t n, const float *q, int64_t qs, int32_t nq, int32_t hd,
                               float scale, float *s, int64_t ss) {
     for (int32_t h = 0; h < nq; h++)
         for (int32_t p = 0; p < n; p++) s[h * ss + p] = v_dot_f16(k[p], q + h * qs, hd) * scale;
 }
 
-static void v_attn_wsum_f16(const hl_f16 *const *v, int32_t n, const float *w, int64_t ws, int32_t nq, int32_t hd,
+static void v_attn_wsum_f16(const void *const *v, int32_t n, const float *w, int64_t ws, int32_t nq, int32_t hd,
                             float *out, int64_t os) {
     for (int32_t h = 0; h < nq; h++)
         for (int32_t p = 0; p < n; p++) v_axpy_f16(out + h * os, v[p], w[h * ws + p], hd);
 }
 
+static void v_attn_scores_q8_0(const void *const *k, int32_t n, const float *q, int64_t qs, int32_t nq, int32_t hd,
+                               float scale, float *s, int64_t ss) {
+    for (int32_t h = 0; h < nq; h++)
+        for (int32_t p = 0; p < n; p++) {
+            const hl_block_q8_0 *b = k[p];
+            float acc = 0.0f;
+            for (int32_t i = 0; i < hd; i++) acc += hl_f16_to_f32(b[i / HL_QK].d) * b[i / HL_QK].qs[i % HL_QK] * q[h * qs + i];
+            s[h * ss + p] = acc * scale;
+        }
+}
+
+static void v_attn_wsum_q8_0(const void *const *v, int32_t n, const float *w, int64_t ws, int32_t nq, int32_t hd,
+                             float *out, int64_t os) {
+    for (int32_t h = 0; h < nq; h++)
+        for (int32_t p = 0; p < n; p++) {
+            const hl_block_q8_0 *b = v[p];
+            for (int32_t i = 0; i < hd; i++)
+                out[h * os + i] += w[h * ws + p] * hl_f16_to_f32(b[i / HL_QK].d) * b[i / HL_QK].qs[i % HL_QK];
+        }
+}
+
 void hl_vec_ops_init_scalar(hl_vec_ops *v) {
+    v->attn_scores_q8_0 = v_attn_scores_q8_0;
+    v->attn_wsum_q8_0 = v_attn_wsum_q8_0;
     v->attn_scores_f16 = v_attn_scores_f16;
     v->attn_wsum_f16 = v_attn_wsum_f16;
     v->dot_f32 = v_dot_f32;

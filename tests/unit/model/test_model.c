@@ -47,7 +47,7 @@ typedef struct rig {
     int32_t n_vocab;
 } rig;
 
-static int rig_open_bs(rig *r, const char *path, int n_threads, int32_t n_blocks, int32_t block_size) {
+static int rig_open_kv(rig *r, const char *path, int n_threads, int32_t n_blocks, int32_t block_size, hl_type kv_type) {
     memset(r, 0, sizeof *r);
     hl_err err = {0};
     if (hl_model_load(&r->m, path, &err)) {
@@ -55,6 +55,7 @@ static int rig_open_bs(rig *r, const char *path, int n_threads, int32_t n_blocks
         return -1;
     }
     hl_kv_params kp = hl_model_kv_params(r->m, n_blocks, block_size);
+    kp.type = kv_type;
     if (hl_kv_new(&r->kv, &kp, &err) || hl_forward_ctx_new(&r->ctx, r->m, 128, 8, &err)) {
         hl_test_fail(__FILE__, __LINE__, "setup: %s", err.msg);
         return -1;
@@ -64,6 +65,10 @@ static int rig_open_bs(rig *r, const char *path, int n_threads, int32_t n_blocks
     hl_forward_ctx_set_threads(r->ctx, HL_THREADS_PARALLEL);
     r->n_vocab = hl_model_hparams(r->m)->n_vocab;
     return 0;
+}
+
+static int rig_open_bs(rig *r, const char *path, int n_threads, int32_t n_blocks, int32_t block_size) {
+    return rig_open_kv(r, path, n_threads, n_blocks, block_size, HL_TYPE_F16);
 }
 
 static int rig_open(rig *r, const char *path, int n_threads, int32_t n_blocks) {
@@ -634,20 +639,20 @@ TEST(real_gemma3_loads_and_runs) {
 /* Batch and thread invariance on real files, whose K-quant and mixed-type
  * layers the stories files do not have: token by token on one thread versus
  * one prefill on two threads mixed with another sequence. */
-static void real_invariance(const char *file) {
+static void real_invariance(const char *file, hl_type kv_type) {
     const char *path = hl_test_model(file);
     if (!path) return;
     enum { N = 12 };
     int32_t toks[N] = {2, 818, 5279, 529, 7001, 563, 506, 2891, 529, 7001, 236761, 1030};
     rig r1, r2;
-    if (rig_open(&r1, path, 1, 8)) return;
+    if (rig_open_kv(&r1, path, 1, 8, 16, kv_type)) return;
     const int32_t V = r1.n_vocab;
     for (int i = 0; i < N; i++) toks[i] %= V;
     float *La = malloc((size_t)N * V * sizeof(float)), *Lb = malloc((size_t)(N + 1) * V * sizeof(float));
     int32_t blocks[1] = {0};
     for (int i = 0; i < N; i++) run_tokens(&r1, blocks, 1, &toks[i], 1, i, La + (size_t)i * V, 1);
     rig_close(&r1);
-    if (rig_open(&r2, path, 2, 8)) return;
+    if (rig_open_kv(&r2, path, 2, 8, 16, kv_type)) return;
     int32_t bo[1] = {5}, bx[1] = {3};
     hl_batch_seq seqs[2] = {{bo, 1}, {bx, 1}};
     hl_batch_token bt[N + 3];
@@ -665,8 +670,58 @@ static void real_invariance(const char *file) {
     rig_close(&r2);
 }
 
-TEST(real_batch_invariance_smollm2) { real_invariance("smollm2-135m-instruct-q4_1.gguf"); }
-TEST(real_batch_invariance_gemma3) { real_invariance("gemma-3-270m-q4_k_m.gguf"); }
+TEST(real_batch_invariance_smollm2) { real_invariance("smollm2-135m-instruct-q4_1.gguf", HL_TYPE_F16); }
+TEST(real_batch_invariance_gemma3) { real_invariance("gemma-3-270m-q4_k_m.gguf", HL_TYPE_F16); }
+TEST(real_batch_invariance_q8_0_kv) { real_invariance("smollm2-135m-instruct-q4_1.gguf", HL_TYPE_Q8_0); }
+
+/* A q8_0 KV cache against the f16 one on a real model, 48 positions deep:
+ * keys and values differ by Q8_0's rounding (up to half a step of each
+ * 32-element block's scale, ~0.4% of the block's largest value), so the
+ * logits must stay close and the top token agree except at near-ties.
+ * Measured on SmolLM2: max 2.33, mean per-position max 0.78, 6 of 48 top-1
+ * flips, all at gaps < 0.5; the bounds below leave ~30% room. A broken
+ * layout or scale gives differences of tens. The kernels themselves are held
+ * to a double-precision reference in test_vec, and the f16 path to the numpy
+ * reference model in tests/reference. */
+TEST(q8_0_kv_close_to_f16) {
+    const char *path = hl_test_model("smollm2-135m-instruct-q4_1.gguf");
+    if (!path) return;
+    enum { N = 48 };
+    rig ra, rb;
+    if (rig_open_kv(&ra, path, 2, 8, 16, HL_TYPE_F16)) return;
+    if (rig_open_kv(&rb, path, 2, 8, 16, HL_TYPE_Q8_0)) return;
+    const int32_t V = ra.n_vocab;
+    int32_t toks[N];
+    for (int i = 0; i < N; i++) toks[i] = (int32_t)((1 + i * 7919) % 20000);
+    float *La = malloc((size_t)V * sizeof(float)), *Lb = malloc((size_t)V * sizeof(float));
+    int32_t blocks[4] = {0, 1, 2, 3};
+    double worst = 0, sum = 0;
+    int agree = 0, near_tie_misses = 0;
+    for (int i = 0; i < N; i++) {
+        run_tokens(&ra, blocks, 4, &toks[i], 1, i, La, 1);
+        run_tokens(&rb, blocks, 4, &toks[i], 1, i, Lb, 1);
+        int a = 0, b = 0;
+        for (int32_t j = 1; j < V; j++) {
+            if (La[j] > La[a]) a = j;
+            if (Lb[j] > Lb[b]) b = j;
+        }
+        double d = max_diff(La, Lb, (size_t)V);
+        worst = d > worst ? d : worst;
+        sum += d;
+        if (a == b) agree++;
+        else if (fabs(La[a] - La[b]) < 0.5) near_tie_misses++;
+    }
+    printf("     q8_0 vs f16 KV: max logit diff %.4f (mean of per-position max %.4f), top-1 %d/%d, near-tie misses %d\n",
+           worst, sum / N, agree, N, near_tie_misses);
+    CHECK(worst < 3.0);
+    CHECK(sum / N < 1.0);
+    CHECK_EQ(agree + near_tie_misses, N);
+    CHECK(worst > 0); /* the two caches really differ */
+    free(La);
+    free(Lb);
+    rig_close(&ra);
+    rig_close(&rb);
+}
 
 TEST(kv_pool_shape_and_errors) {
     hl_err err = {0};
@@ -678,12 +733,31 @@ TEST(kv_pool_shape_and_errors) {
     CHECK_EQ(hl_kv_block_size(kv), HL_KV_DEFAULT_BLOCK_SIZE);
     CHECK_EQ(hl_kv_n_blocks(kv), 5);
     /* slots are [block][slot][head][dim], contiguous per layer */
-    CHECK(hl_kv_k_slot(kv, 1, 2, 3) == hl_kv_k_slot(kv, 1, 0, 0) + (2 * 16 + 3) * 2 * 8);
-    CHECK(hl_kv_v_slot(kv, 2, 4, 15) == hl_kv_v_slot(kv, 2, 0, 0) + (4 * 16 + 15) * 2 * 4);
-    for (int l = 0; l < 3; l++) hl_kv_v_slot(kv, l, 1, 7)[5] = (hl_f16)(0x3c00 + l);
+#define K16(l, b, s) ((hl_f16 *)hl_kv_k_slot(kv, l, b, s))
+#define V16(l, b, s) ((hl_f16 *)hl_kv_v_slot(kv, l, b, s))
+    CHECK(K16(1, 2, 3) == K16(1, 0, 0) + (2 * 16 + 3) * 2 * 8);
+    CHECK(V16(2, 4, 15) == V16(2, 0, 0) + (4 * 16 + 15) * 2 * 4);
+    CHECK_EQ(hl_kv_head_bytes_k(kv), 16);
+    for (int l = 0; l < 3; l++) V16(l, 1, 7)[5] = (hl_f16)(0x3c00 + l);
     hl_kv_copy_block(kv, 3, 1);
-    for (int l = 0; l < 3; l++) CHECK_EQ(hl_kv_v_slot(kv, l, 3, 7)[5], 0x3c00 + l);
-    CHECK_EQ(hl_kv_k_slot(kv, 0, 3, 0)[0], 0);
+    for (int l = 0; l < 3; l++) CHECK_EQ(V16(l, 3, 7)[5], 0x3c00 + l);
+    CHECK_EQ(K16(0, 3, 0)[0], 0);
+    hl_kv_free(kv);
+    /* q8_0: rows of 34-byte blocks, half the bytes per block of slots */
+    hl_kv_params q = p;
+    q.type = HL_TYPE_Q8_0;
+    q.head_dim_k = 64;
+    q.head_dim_v = 32;
+    CHECK_EQ(hl_kv_block_bytes(&q), 3 * 16 * 2 * (68 + 34));
+    CHECK_EQ(hl_kv_new(&kv, &q, &err), 0);
+    CHECK_EQ(hl_kv_head_bytes_k(kv), 68);
+    CHECK_EQ(hl_kv_head_bytes_v(kv), 34);
+    CHECK((uint8_t *)hl_kv_k_slot(kv, 1, 2, 3) == (uint8_t *)hl_kv_k_slot(kv, 1, 0, 0) + (2 * 16 + 3) * 2 * 68);
+    ((uint8_t *)hl_kv_v_slot(kv, 2, 1, 7))[40] = 0x5a;
+    hl_kv_copy_block(kv, 4, 1);
+    CHECK_EQ(((uint8_t *)hl_kv_v_slot(kv, 2, 4, 7))[40], 0x5a);
+#undef K16
+#undef V16
     hl_kv_free(kv);
     hl_kv_params bad = p;
     bad.n_blocks = 0;
@@ -693,7 +767,13 @@ TEST(kv_pool_shape_and_errors) {
     bad.block_size = 100000;
     CHECK_EQ(hl_kv_new(&kv, &bad, &err), HL_EINVAL);
     bad = p;
-    bad.type = HL_TYPE_Q8_0;
+    bad.type = HL_TYPE_Q8_0; /* head dims 8 / 4: not whole Q8_0 blocks */
     CHECK_EQ(hl_kv_new(&kv, &bad, &err), HL_ENOTSUP);
-    CHECK(strstr(err.msg, "Q8_0") != NULL);
+    CHECK(strstr(err.msg, "multiples of 32") != NULL);
+    bad.type = HL_TYPE_Q4_0;
+    CHECK_EQ(hl_kv_new(&kv, &bad, &err), HL_ENOTSUP);
+    CHECK(strstr(err.msg, "f16 or q8_0") != NULL);
+    CHECK_EQ(hl_kv_type_from_name("q8_0"), HL_TYPE_Q8_0);
+    CHECK_EQ(hl_kv_type_from_name("f16"), HL_TYPE_F16);
+    CHECK_EQ(hl_kv_type_from_name("q4_0"), -1);
 }

@@ -128,6 +128,7 @@ static void check_attn(hl_simd lv) {
                 const int32_t hd = hds[hi], n = ns[ni], pool = 3 * n + 1;
                 hl_f16 *rows = malloc(sizeof(hl_f16) * (size_t)pool * hd);
                 const hl_f16 **rp = malloc(sizeof *rp * (size_t)n);
+                const void **vp = malloc(sizeof *vp * (size_t)n);
                 float *q = malloc(sizeof(float) * (size_t)nq * hd), *w = malloc(sizeof(float) * (size_t)nq * n);
                 float *s = malloc(sizeof(float) * (size_t)nq * 40), *o = malloc(sizeof(float) * (size_t)nq * hd);
                 float *o1 = malloc(sizeof(float) * (size_t)hd);
@@ -136,14 +137,14 @@ static void check_attn(hl_simd lv) {
                     tmp[0] = rndf() * 2;
                     v->to_f16(&rows[i], tmp, 1);
                 }
-                for (int32_t p = 0; p < n; p++) rp[p] = rows + (size_t)((p * 7) % pool) * hd; /* scattered */
+                for (int32_t p = 0; p < n; p++) vp[p] = rp[p] = rows + (size_t)((p * 7) % pool) * hd; /* scattered */
                 for (int32_t i = 0; i < nq * hd; i++) q[i] = rndf();
                 for (int32_t i = 0; i < nq * n; i++) w[i] = rndf();
                 for (int32_t i = 0; i < nq * hd; i++) o[i] = rndf();
                 float *o0 = malloc(sizeof(float) * (size_t)nq * hd);
                 memcpy(o0, o, sizeof(float) * (size_t)nq * hd);
-                v->attn_scores_f16(rp, n, q, hd, nq, hd, 0.125f, s, 40);
-                v->attn_wsum_f16(rp, n, w, n, nq, hd, o, hd);
+                v->attn_scores_f16(vp, n, q, hd, nq, hd, 0.125f, s, 40);
+                v->attn_wsum_f16(vp, n, w, n, nq, hd, o, hd);
                 int bad = 0;
                 for (int32_t h = 0; h < nq; h++) {
                     for (int32_t p = 0; p < n; p++) {
@@ -170,12 +171,74 @@ static void check_attn(hl_simd lv) {
                                          ln, hd, n, nq, h, i, o[h * hd + i], o1[i], ref);
                     }
                 }
-                free(rows); free(rp); free(q); free(w); free(s); free(o); free(o0); free(o1);
+                free(rows); free(rp); free(vp); free(q); free(w); free(s); free(o); free(o0); free(o1);
+            }
+}
+
+/* Q8_0 rows (the q8_0 KV cache): against a double-precision reference over
+ * the dequantized rows, and each head's result equal to the same head run
+ * alone (grouping must not change bits). */
+static void check_attn_q8(hl_simd lv) {
+    const hl_vec_ops *v = hl_vec_ops_at(lv);
+    const char *ln = hl_simd_name(lv);
+    static const int32_t hds[] = {32, 64, 128};
+    static const int32_t ns[] = {1, 6, 41};
+    for (size_t hi = 0; hi < 3; hi++)
+        for (size_t ni = 0; ni < 3; ni++)
+            for (int32_t nq = 1; nq <= 6; nq++) {
+                const int32_t hd = hds[hi], n = ns[ni], nb = hd / 32;
+                hl_block_q8_0 *rows = malloc(sizeof(hl_block_q8_0) * (size_t)(n * nb));
+                const void **vp = malloc(sizeof *vp * (size_t)n);
+                float *q = malloc(sizeof(float) * (size_t)nq * hd), *w = malloc(sizeof(float) * (size_t)nq * n);
+                float *s = malloc(sizeof(float) * (size_t)nq * 48), *s1 = malloc(sizeof(float) * 48);
+                float *o = malloc(sizeof(float) * (size_t)nq * hd), *o0 = malloc(sizeof(float) * (size_t)nq * hd);
+                float *o1 = malloc(sizeof(float) * (size_t)hd);
+                float tmp[1];
+                for (int32_t r = 0; r < n * nb; r++) {
+                    tmp[0] = rndf() * 0.05f + 0.001f;
+                    v->to_f16(&rows[r].d, tmp, 1);
+                    for (int i = 0; i < 32; i++) rows[r].qs[i] = (int8_t)((int)(rndf() * 127));
+                }
+                for (int32_t p = 0; p < n; p++) vp[p] = rows + (size_t)(n - 1 - p) * nb; /* reversed order */
+                for (int32_t i = 0; i < nq * hd; i++) q[i] = rndf(), o0[i] = o[i] = rndf();
+                for (int32_t i = 0; i < nq * n; i++) w[i] = rndf();
+                v->attn_scores_q8_0(vp, n, q, hd, nq, hd, 0.5f, s, 48);
+                v->attn_wsum_q8_0(vp, n, w, n, nq, hd, o, hd);
+                int bad = 0;
+                for (int32_t h = 0; h < nq; h++) {
+                    v->attn_scores_q8_0(vp, n, q + h * hd, hd, 1, hd, 0.5f, s1, 48);
+                    memcpy(o1, o0 + h * hd, sizeof(float) * (size_t)hd);
+                    v->attn_wsum_q8_0(vp, n, w + h * n, n, 1, hd, o1, hd);
+                    for (int32_t p = 0; p < n; p++) {
+                        const hl_block_q8_0 *b = vp[p];
+                        double ref = 0, mag = 0;
+                        for (int32_t i = 0; i < hd; i++) {
+                            double t = (double)hl_f16_to_f32(b[i / 32].d) * b[i / 32].qs[i % 32] * q[h * hd + i];
+                            ref += t, mag += fabs(t);
+                        }
+                        if ((fabs(s[h * 48 + p] - 0.5 * ref) > 1e-6 * mag + 1e-7 || s[h * 48 + p] != s1[p]) && bad++ < 3)
+                            hl_test_fail(__FILE__, __LINE__, "%s attn_scores_q8_0 hd=%d n=%d nq=%d h=%d p=%d: %.9g (alone %.9g, ref %.9g)",
+                                         ln, hd, n, nq, h, p, s[h * 48 + p], s1[p], 0.5 * ref);
+                    }
+                    for (int32_t i = 0; i < hd; i++) {
+                        double ref = o0[h * hd + i], mag = fabs(ref);
+                        for (int32_t p = 0; p < n; p++) {
+                            const hl_block_q8_0 *b = vp[p];
+                            double t = (double)w[h * n + p] * hl_f16_to_f32(b[i / 32].d) * b[i / 32].qs[i % 32];
+                            ref += t, mag += fabs(t);
+                        }
+                        if ((fabs(o[h * hd + i] - ref) > 1e-6 * mag + 1e-7 || o[h * hd + i] != o1[i]) && bad++ < 3)
+                            hl_test_fail(__FILE__, __LINE__, "%s attn_wsum_q8_0 hd=%d n=%d nq=%d h=%d i=%d: %.9g (alone %.9g, ref %.9g)",
+                                         ln, hd, n, nq, h, i, o[h * hd + i], o1[i], ref);
+                    }
+                }
+                free(rows); free(vp); free(q); free(w); free(s); free(s1); free(o); free(o0); free(o1);
             }
 }
 
 TEST(vec_scalar) {
     check_attn(HL_SIMD_SCALAR);
+    check_attn_q8(HL_SIMD_SCALAR);
     check_level(HL_SIMD_SCALAR);
     check_masked_softmax(HL_SIMD_SCALAR);
 }
@@ -187,6 +250,7 @@ TEST(vec_avx2) {
     check_level(HL_SIMD_AVX2);
     check_masked_softmax(HL_SIMD_AVX2);
     check_attn(HL_SIMD_AVX2);
+    check_attn_q8(HL_SIMD_AVX2);
 }
 TEST(vec_public_entry_points) {
     float a[5] = {1, 2, 3, 4, 5}, b[5] = {1, 1, 1, 1, 1};
