@@ -84,6 +84,10 @@ int32_t hl_kvc_alloc(hl_kvc *c) {
         unhash(c, id);
         c->stats.evictions++;
     }
+    if (b->partial) {
+        b->partial = 0;
+        c->stats.evictions++;
+    }
     b->ref = 1;
     return id;
 }
@@ -101,7 +105,7 @@ void hl_kvc_release(hl_kvc *c, int32_t id) {
     if (--b->ref > 0) return;
     /* cached blocks are kept as long as possible (most recent at the tail);
      * blocks with nothing worth keeping are reused first */
-    if (b->hashed) lru_push_tail(c, id);
+    if (b->hashed || b->partial) lru_push_tail(c, id);
     else lru_push_head(c, id);
 }
 
@@ -132,6 +136,7 @@ uint64_t hl_kvc_commit(hl_kvc *c, int32_t id, uint64_t parent, const int32_t *to
     b->key = key;
     b->parent = parent;
     b->hashed = 1;
+    b->partial = 0;
     int32_t *head = &c->buckets[key & (c->n_buckets - 1)];
     b->hnext = *head;
     *head = id;
@@ -145,6 +150,38 @@ int32_t hl_kvc_lookup(hl_kvc *c, uint64_t parent, const int32_t *tokens) {
     c->stats.hits++;
     hl_kvc_retain(c, id);
     return id;
+}
+
+void hl_kvc_commit_partial(hl_kvc *c, int32_t id, uint64_t parent, const int32_t *tokens, int32_t n) {
+    HL_ASSERT(id >= 0 && id < c->n_blocks);
+    hl_kvc_block *b = &c->blocks[id];
+    if (b->hashed || n <= 0 || n >= c->block_size) return;
+    memcpy(&c->tokens[(size_t)id * (size_t)c->block_size], tokens, (size_t)n * sizeof *tokens);
+    b->parent = parent;
+    b->n_valid = n;
+    b->partial = 1;
+}
+
+int32_t hl_kvc_lookup_partial(hl_kvc *c, uint64_t parent, const int32_t *tokens, int32_t n, int32_t *matched) {
+    *matched = 0;
+    if (n <= 0) return -1;
+    if (n > c->block_size - 1) n = c->block_size - 1;
+    c->stats.queries++;
+    int32_t best = -1, best_len = 0;
+    for (int32_t id = 0; id < c->n_blocks; id++) {
+        const hl_kvc_block *b = &c->blocks[id];
+        if (!(b->hashed || b->partial) || b->parent != parent) continue;
+        const int32_t *bt = &c->tokens[(size_t)id * (size_t)c->block_size];
+        const int32_t lim = b->hashed || b->n_valid > n ? n : b->n_valid;
+        int32_t l = 0;
+        while (l < lim && bt[l] == tokens[l]) l++;
+        if (l > best_len) best_len = l, best = id;
+    }
+    if (best < 0) return -1;
+    c->stats.hits++;
+    hl_kvc_retain(c, best);
+    *matched = best_len;
+    return best;
 }
 
 int32_t hl_kvc_n_used(const hl_kvc *c) { return c->n_blocks - c->n_free; }

@@ -10,7 +10,11 @@
  * hl_kvc_lookup and skips that prefill. Released blocks keep their contents
  * and key; they are reused least-recently-released first, cached ones after
  * never-cached ones, so the cache survives as long as memory allows.
- * Hash hits are verified against the stored token ids and parent key. */
+ * Hash hits are verified against the stored token ids and parent key.
+ * A sequence's last, partly filled block is kept too when it is released
+ * ("partial": its first n_valid positions under a parent key), so the next
+ * chat turn, which resends the history, reuses it through
+ * hl_kvc_lookup_partial instead of recomputing up to a block of tokens. */
 #ifndef HL_RUNNER_KVCACHE_H
 #define HL_RUNNER_KVCACHE_H
 
@@ -22,7 +26,9 @@ typedef struct hl_kvc_block {
     int32_t ref;          /* sequences holding it; 0 = on the reuse list */
     int32_t prev, next;   /* reuse (LRU) list links, -1 = none */
     int32_t hnext;        /* hash bucket chain, -1 = none */
-    uint8_t hashed;       /* committed under `key` */
+    uint8_t hashed;       /* committed under `key` (a full block) */
+    uint8_t partial;      /* not full: its first n_valid positions are kept under `parent` */
+    int32_t n_valid;      /* partial blocks: positions whose tokens and KV are valid */
     uint64_t key, parent; /* hash chain key and its parent's key */
 } hl_kvc_block;
 
@@ -64,6 +70,17 @@ uint64_t hl_kvc_commit(hl_kvc *c, int32_t id, uint64_t parent, const int32_t *to
 /* A cached block holding exactly `tokens` after `parent`, retained for the
  * caller (ref + 1), or -1. */
 int32_t hl_kvc_lookup(hl_kvc *c, uint64_t parent, const int32_t *tokens);
+/* The cached block (full or partial) under `parent` whose first tokens match
+ * the longest prefix (at most n < block_size) of `tokens`: retained, its match length
+ * in *matched (0 and -1 when none). The caller copies the block's KV into a
+ * block of its own and reuses only the matching positions (a sequence that
+ * diverges inside a block still skips the tokens before the divergence).
+ * Scans the blocks: O(n_blocks). */
+/* Keeps a released sequence's partly filled last block (n valid positions,
+ * 0 < n < block_size, after the prefix whose key is parent) for
+ * hl_kvc_lookup_partial. Ignored for a block that is committed full. */
+void hl_kvc_commit_partial(hl_kvc *c, int32_t id, uint64_t parent, const int32_t *tokens, int32_t n);
+int32_t hl_kvc_lookup_partial(hl_kvc *c, uint64_t parent, const int32_t *tokens, int32_t n, int32_t *matched);
 
 int32_t hl_kvc_n_used(const hl_kvc *c); /* blocks with ref > 0 */
 

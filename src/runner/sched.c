@@ -102,6 +102,11 @@ static void commit_full_blocks(hl_engine *e, seq *s) {
 
 static void release_blocks(hl_engine *e, seq *s) {
     commit_full_blocks(e, s);
+    /* keep the partly filled last block for the next turn of a chat */
+    int32_t tail = s->n_computed - s->n_committed * e->block_size;
+    if (e->p.prefix_cache && s->n_committed < s->n_blocks && tail > 0 && tail < e->block_size)
+        hl_kvc_commit_partial(&e->kvc, s->blocks[s->n_committed], s->last_key,
+                              s->tokens + (size_t)s->n_committed * (size_t)e->block_size, tail);
     for (int32_t i = 0; i < s->n_blocks; i++) hl_kvc_release(&e->kvc, s->blocks[i]);
     s->n_blocks = 0;
     s->n_computed = 0;
@@ -109,8 +114,12 @@ static void release_blocks(hl_engine *e, seq *s) {
     s->last_key = HL_KVC_ROOT_KEY;
 }
 
-/* Reuses cached blocks for the start of the sequence: only blocks lying
- * entirely before the last token, so at least that token is evaluated. */
+/* Reuses cached blocks for the start of the sequence: whole blocks lying
+ * entirely before the last token, then the matching start of a cached block
+ * the sequence diverges in (or ends in), copied into a block of its own, so
+ * at least the last token is evaluated. The positions reused hold exactly
+ * what recomputing them would give (a token's K/V depend only on the tokens
+ * before it), so a hit never changes a result. */
 static void lookup_prefix(hl_engine *e, seq *s) {
     if (!e->p.prefix_cache || s->n_blocks > 0) return;
     uint64_t q0 = e->kvc.stats.queries, h0 = e->kvc.stats.hits;
@@ -124,6 +133,17 @@ static void lookup_prefix(hl_engine *e, seq *s) {
         s->n_committed++;
     }
     s->n_computed = s->n_blocks * e->block_size;
+    int32_t matched = 0, rest = s->n_tokens - 1 - s->n_computed;
+    int32_t src = hl_kvc_lookup_partial(&e->kvc, s->last_key, s->tokens + s->n_computed, rest, &matched);
+    if (src >= 0) {
+        int32_t dst = hl_kvc_alloc(&e->kvc); /* src is retained: never the block handed out */
+        if (dst >= 0) {
+            hl_kv_copy_block(e->kv, dst, src);
+            s->blocks[s->n_blocks++] = dst;
+            s->n_computed += matched;
+        }
+        hl_kvc_release(&e->kvc, src);
+    }
     atomic_fetch_add(&e->m_prefix_queries, e->kvc.stats.queries - q0);
     atomic_fetch_add(&e->m_prefix_hits, e->kvc.stats.hits - h0);
 }

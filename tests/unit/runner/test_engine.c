@@ -157,7 +157,9 @@ TEST(engine_prefix_cache_hit) {
     CHECK_EQ(run_one(e, &r, a), 0);
     CHECK_EQ(a->stats[0].prompt_cached, 0);
     CHECK_EQ(run_one(e, &r, b), 0);
-    CHECK_EQ(b->stats[0].prompt_cached, 64); /* 4 full blocks of 16 before the last token */
+    /* 4 full blocks of 16, then 5 positions copied out of the fifth cached
+     * block (which also holds a's first generated tokens): all but the last */
+    CHECK_EQ(b->stats[0].prompt_cached, 69);
     CHECK(memcmp(a->tokens[0], b->tokens[0], sizeof(int32_t) * 20) == 0);
     hl_engine_metrics m;
     hl_engine_get_metrics(e, &m);
@@ -165,6 +167,74 @@ TEST(engine_prefix_cache_hit) {
     free(a);
     free(b);
     hl_engine_free(e);
+    hl_loaded_free(lm);
+}
+
+/* A prompt that diverges from a cached one inside a block reuses the
+ * positions before the divergence (copied into its own block), and its output
+ * equals the same request on an engine with nothing cached. */
+TEST(engine_prefix_cache_partial_block) {
+    hl_loaded *lm = load();
+    if (!lm) return;
+    hl_engine *e, *fresh;
+    hl_engine_params p = hl_engine_default_params();
+    p.n_threads = 2;
+    CHECK_EQ(hl_engine_new(&e, lm, &p, NULL), 0);
+    CHECK_EQ(hl_engine_new(&fresh, lm, &p, NULL), 0);
+    int32_t pa[70], pb[70];
+    pa[0] = pb[0] = 1;
+    for (int k = 1; k < 70; k++) pa[k] = pb[k] = 300 + k;
+    for (int k = 60; k < 70; k++) pb[k] = 400 + k; /* diverges at 60, inside block 3 (48..63) */
+    outcome *a = calloc(1, sizeof *a), *b = calloc(1, sizeof *b), *c = calloc(1, sizeof *c);
+    hl_request ra = greedy_req(pa, 70, 8), rb = greedy_req(pb, 70, 20);
+    CHECK_EQ(run_one(e, &ra, a), 0);
+    CHECK_EQ(run_one(e, &rb, b), 0);
+    CHECK_EQ(b->stats[0].prompt_cached, 60); /* 3 whole blocks + 12 positions of the fourth */
+    CHECK_EQ(run_one(fresh, &rb, c), 0);
+    CHECK_EQ(c->stats[0].prompt_cached, 0);
+    CHECK(memcmp(b->tokens[0], c->tokens[0], sizeof(int32_t) * 20) == 0);
+    free(a);
+    free(b);
+    free(c);
+    hl_engine_free(e);
+    hl_engine_free(fresh);
+    hl_loaded_free(lm);
+}
+
+/* The next turn of a chat resends the history: the previous request's
+ * partly filled last block is reused too (everything it computed), and the
+ * answer equals the same request on an engine with nothing cached. */
+TEST(engine_prefix_cache_reuses_last_turn_tail) {
+    hl_loaded *lm = load();
+    if (!lm) return;
+    hl_engine *e, *fresh;
+    hl_engine_params p = hl_engine_default_params();
+    p.n_threads = 2;
+    CHECK_EQ(hl_engine_new(&e, lm, &p, NULL), 0);
+    CHECK_EQ(hl_engine_new(&fresh, lm, &p, NULL), 0);
+    int32_t turn1[40], turn2[60];
+    turn1[0] = 1;
+    for (int k = 1; k < 40; k++) turn1[k] = 300 + k;
+    outcome *a = calloc(1, sizeof *a), *b = calloc(1, sizeof *b), *c = calloc(1, sizeof *c);
+    hl_request r1 = greedy_req(turn1, 40, 10);
+    CHECK_EQ(run_one(e, &r1, a), 0);
+    CHECK_EQ(a->n[0], 10);
+    /* history: the prompt, the answer, then 10 new tokens */
+    memcpy(turn2, turn1, sizeof turn1);
+    memcpy(turn2 + 40, a->tokens[0], 10 * sizeof(int32_t));
+    for (int k = 50; k < 60; k++) turn2[k] = 200 + k;
+    hl_request r2 = greedy_req(turn2, 60, 12);
+    CHECK_EQ(run_one(e, &r2, b), 0);
+    /* turn 1 computed 49 positions (its last answer token was never fed
+     * back): 3 whole blocks + 1 position of the kept tail */
+    CHECK_EQ(b->stats[0].prompt_cached, 49);
+    CHECK_EQ(run_one(fresh, &r2, c), 0);
+    CHECK(memcmp(b->tokens[0], c->tokens[0], sizeof(int32_t) * 12) == 0);
+    free(a);
+    free(b);
+    free(c);
+    hl_engine_free(e);
+    hl_engine_free(fresh);
     hl_loaded_free(lm);
 }
 

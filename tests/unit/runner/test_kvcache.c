@@ -91,3 +91,68 @@ TEST(kvc_duplicate_commit_keeps_one_copy) {
     CHECK(!c.blocks[b].hashed);
     hl_kvc_free(&c);
 }
+
+TEST(kvc_partial_lookup_longest_match_under_parent) {
+    hl_kvc c;
+    CHECK_EQ(hl_kvc_init(&c, 8, 4, NULL), 0);
+    int32_t a[4] = {1, 2, 3, 4}, b[4] = {5, 6, 7, 8}, b2[4] = {5, 6, 9, 9}, other[4] = {5, 6, 7, 8};
+    int32_t x = hl_kvc_alloc(&c), y = hl_kvc_alloc(&c), y2 = hl_kvc_alloc(&c), z = hl_kvc_alloc(&c);
+    uint64_t ka = hl_kvc_commit(&c, x, HL_KVC_ROOT_KEY, a);
+    hl_kvc_commit(&c, y, ka, b);
+    hl_kvc_commit(&c, y2, ka, b2);
+    hl_kvc_commit(&c, z, 12345, other); /* same tokens, another parent: never a candidate */
+    hl_kvc_release(&c, x);
+    hl_kvc_release(&c, y);
+    hl_kvc_release(&c, y2);
+    hl_kvc_release(&c, z);
+    int32_t m = -1;
+    int32_t want[3] = {5, 6, 7};
+    CHECK_EQ(hl_kvc_lookup_partial(&c, ka, want, 3, &m), y); /* y matches 3, y2 only 2 */
+    CHECK_EQ(m, 3);
+    CHECK_EQ(hl_kvc_n_used(&c), 1); /* the candidate is retained */
+    hl_kvc_release(&c, y);
+    int32_t want2[3] = {5, 6, 1};
+    int32_t got = hl_kvc_lookup_partial(&c, ka, want2, 3, &m);
+    CHECK(got == y || got == y2);
+    CHECK_EQ(m, 2);
+    hl_kvc_release(&c, got);
+    int32_t none[3] = {9, 9, 9};
+    CHECK_EQ(hl_kvc_lookup_partial(&c, ka, none, 3, &m), -1);
+    CHECK_EQ(m, 0);
+    CHECK_EQ(hl_kvc_lookup_partial(&c, 777, want, 3, &m), -1); /* unknown parent */
+    /* never a whole block: n is capped at block_size - 1 */
+    int32_t whole[4] = {5, 6, 7, 8};
+    CHECK_EQ(hl_kvc_lookup_partial(&c, ka, whole, 4, &m), y);
+    CHECK_EQ(m, 3);
+    hl_kvc_release(&c, y);
+    CHECK_EQ(hl_kvc_n_used(&c), 0);
+    hl_kvc_free(&c);
+}
+
+TEST(kvc_partial_tail_kept_and_limited_to_valid_positions) {
+    hl_kvc c;
+    CHECK_EQ(hl_kvc_init(&c, 4, 8, NULL), 0);
+    int32_t t[8] = {1, 2, 3, 9, 9, 9, 9, 9};
+    int32_t x = hl_kvc_alloc(&c), y = hl_kvc_alloc(&c);
+    hl_kvc_commit_partial(&c, x, HL_KVC_ROOT_KEY, t, 3); /* positions 0..2 valid */
+    hl_kvc_release(&c, y);                               /* never cached: reused first */
+    hl_kvc_release(&c, x);
+    CHECK_EQ(hl_kvc_alloc(&c), y);
+    int32_t m = 0, want[7] = {1, 2, 3, 9, 9, 9, 9};
+    CHECK_EQ(hl_kvc_lookup_partial(&c, HL_KVC_ROOT_KEY, want, 7, &m), x);
+    CHECK_EQ(m, 3); /* never past the valid positions, though the next tokens agree */
+    hl_kvc_release(&c, x);
+    /* committing the block full later supersedes the partial entry */
+    int32_t full[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+    hl_kvc_retain(&c, x);
+    hl_kvc_commit(&c, x, HL_KVC_ROOT_KEY, full);
+    hl_kvc_release(&c, x);
+    int32_t want2[7] = {1, 2, 3, 4, 5, 6, 0};
+    CHECK_EQ(hl_kvc_lookup_partial(&c, HL_KVC_ROOT_KEY, want2, 7, &m), x);
+    CHECK_EQ(m, 6);
+    hl_kvc_release(&c, x);
+    /* once reused for other content the entry is gone */
+    while (hl_kvc_alloc(&c) >= 0) {}
+    CHECK_EQ(hl_kvc_lookup_partial(&c, HL_KVC_ROOT_KEY, want2, 7, &m), -1);
+    hl_kvc_free(&c);
+}
