@@ -94,6 +94,29 @@ def test_prefix_cache_hit(make_server, smollm):
     assert b["prompt_eval_duration"] < a["prompt_eval_duration"] / 2
 
 
+def test_chat_turn_reuses_the_whole_history(make_server, smollm):
+    """The second turn resends the first (system, question, answer): every
+    position the first turn computed is reused, including those in its partly
+    filled last KV block, not just whole blocks."""
+    s = make_server()
+    msgs = [{"role": "system", "content": "You answer briefly."},
+            {"role": "user", "content": "Tell me one fact about the moon."}]
+
+    def chat(m):
+        return requests.post(s.url + "/api/chat", json={"model": smollm, "stream": False, "messages": m,
+                                                        "options": {"temperature": 0, "num_predict": 8}}).json()
+
+    a = chat(msgs)
+    assert a["eval_count"] == 8
+    b = chat(msgs + [a["message"], {"role": "user", "content": "And one about the sun?"}])
+    # the first turn computed its prompt and the answer tokens fed back (all
+    # but the last): every one of those positions is reused (whole 16-token
+    # blocks alone would stop at a multiple of 16)
+    computed = a["prompt_eval_count"] + a["eval_count"] - 1
+    assert computed % 16 != 0
+    assert b["prompt_cache_count"] == computed, (a["prompt_eval_count"], b["prompt_cache_count"])
+
+
 def test_preemption_loses_nothing(make_server, stories):
     # 8 streams of 5+120 tokens need ~64 blocks of 16; the pool holds 20. The
     # references come from a roomy server: running them first on the tiny one
