@@ -34,95 +34,12 @@ HL_INLINE size_t k1_block_size(int kind) {
     return kind == K1_Q4 ? sizeof(hl_block_q4_K) : kind == K1_Q5 ? sizeof(hl_block_q5_K) : sizeof(hl_block_q6_K);
 }
 
-/* 64 elements (chunk c: sub-blocks 2c and 2c+1, scales s0 and s1 as i16
- * lanes) of a Q4_K / Q5_K superblock times the activations: i32 lanes */
-HL_INLINE __m256i k1_chunk45(const int kind, const uint8_t *qs, __m256i qh, const int c, const int8_t *xq, __m256i s0,
-                             __m256i s1) {
-    const __m256i m4 = _mm256_set1_epi8(0x0F);
-    __m256i v = ld256(qs + 32 * c);
-    __m256i lo = _mm256_and_si256(v, m4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
-    if (kind == K1_Q5) {
-        /* bit 2c of qh -> bit 4 of lo, bit 2c+1 -> bit 4 of hi */
-        const __m256i b4 = _mm256_set1_epi8(0x10);
-        __m256i hl = 2 * c <= 4 ? _mm256_slli_epi16(qh, 4 - 2 * c) : _mm256_srli_epi16(qh, 2 * c - 4);
-        __m256i hh = 2 * c + 1 <= 4 ? _mm256_slli_epi16(qh, 3 - 2 * c) : _mm256_srli_epi16(qh, 2 * c - 3);
-        lo = _mm256_or_si256(lo, _mm256_and_si256(hl, b4));
-        hi = _mm256_or_si256(hi, _mm256_and_si256(hh, b4));
-    }
-    __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, ld256(xq + 64 * c)), s0);
-    __m256i p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, ld256(xq + 64 * c + 32)), s1);
-    return _mm256_add_epi32(p0, p1);
-}
+/* ---- G (1..4) activation rows at once: each weight chunk is decoded once
+ * in registers and multiplied with every row; G = 1 is the decode kernel ---- */
 
-/* 32 elements (chunk c = 4h + t: groups 2c, 2c+1) of a Q6_K superblock:
- * 4 low bits from ql, 2 high bits from qh, unsigned 0..63 (the -32 comes
- * from the bsums) */
-HL_INLINE __m256i k1_chunk6(const uint8_t *ql, __m256i qh, const int t, const int8_t *xq, __m256i scv) {
-    const __m256i m4 = _mm256_set1_epi8(0x0F), m30 = _mm256_set1_epi8(0x30);
-    __m256i l = ld256(ql + 32 * (t & 1));
-    __m256i nib = (t >> 1) ? _mm256_and_si256(_mm256_srli_epi16(l, 4), m4) : _mm256_and_si256(l, m4);
-    /* bits 2t, 2t+1 of qh -> bits 4, 5 */
-    __m256i hb = t < 2 ? _mm256_slli_epi16(qh, 4 - 2 * t) : t == 2 ? qh : _mm256_srli_epi16(qh, 2);
-    __m256i q = _mm256_or_si256(nib, _mm256_and_si256(hb, m30));
-    return _mm256_madd_epi16(_mm256_maddubs_epi16(q, ld256(xq + 32 * t)), scv);
-}
-
-/* One weight superblock times one activation superblock, folded into acc. */
-HL_INLINE __m256 k1_q45(const int kind, const uint8_t *blk, const hl_block_q8_K *xb, __m256 acc) {
-    /* the 12 scale bytes: 8 six-bit scales and 8 six-bit mins */
-    uint32_t a0 = hl_ld32(blk + 4), a1 = hl_ld32(blk + 8), a2 = hl_ld32(blk + 12);
-    uint32_t sc_lo = a0 & 0x3f3f3f3fu, mn_lo = a1 & 0x3f3f3f3fu;
-    uint32_t sc_hi = (a2 & 0x0f0f0f0fu) | (((a0 >> 6) & 0x03030303u) << 4);
-    uint32_t mn_hi = ((a2 >> 4) & 0x0f0f0f0fu) | (((a1 >> 6) & 0x03030303u) << 4);
-    __m128i sm = _mm_set_epi32((int)mn_hi, (int)mn_lo, (int)sc_hi, (int)sc_lo);
-    /* i16 scales s0..s7 in both 128-bit lanes, each twice: s0 s0 s1 s1 .. / s4 s4 .. s7 s7 */
-    __m256i sc = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(sm));
-    __m256i sc03 = _mm256_unpacklo_epi16(sc, sc), sc47 = _mm256_unpackhi_epi16(sc, sc);
-    /* i16 lane g = min[g / 2] (one min per 32 elements, bsums per 16) */
-    __m128i mn8 = _mm_unpackhi_epi64(sm, sm);
-    __m256i mins16 = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(mn8, mn8));
-    const uint8_t *qs = blk + (kind == K1_Q4 ? 16 : 48);
-    __m256i qh = kind == K1_Q5 ? ld256(blk + 16) : _mm256_setzero_si256();
-    /* written out so the shuffle immediates are constants at every -O level */
-    __m256i isum = k1_chunk45(kind, qs, qh, 0, xb->qs, K1_PICK(sc03, 0), K1_PICK(sc03, 1));
-    isum = _mm256_add_epi32(isum, k1_chunk45(kind, qs, qh, 1, xb->qs, K1_PICK(sc03, 2), K1_PICK(sc03, 3)));
-    isum = _mm256_add_epi32(isum, k1_chunk45(kind, qs, qh, 2, xb->qs, K1_PICK(sc47, 0), K1_PICK(sc47, 1)));
-    isum = _mm256_add_epi32(isum, k1_chunk45(kind, qs, qh, 3, xb->qs, K1_PICK(sc47, 2), K1_PICK(sc47, 3)));
-    __m256i corr = _mm256_madd_epi16(ld256(xb->bsums), mins16);
-    __m128 dd = _mm_mul_ps(_mm_cvtph_ps(_mm_cvtsi32_si128((int)hl_ld32(blk))), _mm_set1_ps(xb->d));
-    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_broadcastss_ps(dd), acc);
-    return _mm256_fnmadd_ps(_mm256_cvtepi32_ps(corr), _mm256_broadcastss_ps(_mm_movehdup_ps(dd)), acc);
-}
-
-HL_INLINE __m256 k1_q6(const uint8_t *blk, const hl_block_q8_K *xb, __m256 acc) {
-    const hl_block_q6_K *b = (const hl_block_q6_K *)blk;
-    __m128i sv = _mm_loadu_si128((const __m128i *)b->scales);
-    __m256i sc16 = _mm256_cvtepi8_epi16(sv);
-    /* even groups in the low 128-bit lane, odd ones in the high lane, each
-     * i16 twice: chunk c (groups 2c, 2c+1) then needs element c of each lane */
-    __m256i eo = _mm256_cvtepi8_epi16(_mm_shuffle_epi8(sv, _mm_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15)));
-    __m256i sa = _mm256_unpacklo_epi16(eo, eo), sb = _mm256_unpackhi_epi16(eo, eo);
-    __m256i qh0 = ld256(b->qh), qh1 = ld256(b->qh + 32);
-    const int8_t *x0 = xb->qs, *x1 = xb->qs + 128;
-    __m256i isum = k1_chunk6(b->ql, qh0, 0, x0, K1_PICK(sa, 0));
-    isum = _mm256_add_epi32(isum, k1_chunk6(b->ql, qh0, 1, x0, K1_PICK(sa, 1)));
-    isum = _mm256_add_epi32(isum, k1_chunk6(b->ql, qh0, 2, x0, K1_PICK(sa, 2)));
-    isum = _mm256_add_epi32(isum, k1_chunk6(b->ql, qh0, 3, x0, K1_PICK(sa, 3)));
-    isum = _mm256_add_epi32(isum, k1_chunk6(b->ql + 64, qh1, 0, x1, K1_PICK(sb, 0)));
-    isum = _mm256_add_epi32(isum, k1_chunk6(b->ql + 64, qh1, 1, x1, K1_PICK(sb, 1)));
-    isum = _mm256_add_epi32(isum, k1_chunk6(b->ql + 64, qh1, 2, x1, K1_PICK(sb, 2)));
-    isum = _mm256_add_epi32(isum, k1_chunk6(b->ql + 64, qh1, 3, x1, K1_PICK(sb, 3)));
-    __m256i corr = _mm256_madd_epi16(ld256(xb->bsums), sc16);
-    isum = _mm256_sub_epi32(isum, _mm256_slli_epi32(corr, 5));
-    return _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(hl_h2f(hl_ld16(&b->d)) * xb->d), acc);
-}
-
-/* ---- a few activation rows at once (m = 2..4): the same arithmetic per
- * row as above, each weight chunk decoded once in registers for all rows ---- */
-
-/* chunk c of a Q4_K / Q5_K superblock (sub-blocks 2c, 2c+1) decoded once and
- * multiplied with G activation rows; isum[i] gets exactly the lanes
- * k1_chunk45 gives row i */
+/* chunk c of a Q4_K / Q5_K superblock (sub-blocks 2c, 2c+1, scales s0 and
+ * s1 as i16 lanes) decoded once and multiplied with G activation rows; the
+ * Q5_K fifth bit comes from qh (bit 2c -> bit 4 of lo, 2c+1 -> of hi) */
 HL_INLINE void kg_chunk45(const int kind, const int G, const uint8_t *qs, __m256i qh, const int c,
                           const int8_t *const xq[4], __m256i s0, __m256i s1, __m256i isum[4]) {
     const __m256i m4 = _mm256_set1_epi8(0x0F);
@@ -265,7 +182,7 @@ HL_INLINE void k1_row(const int kind, int64_t k, const uint8_t *w, size_t ws, co
     const size_t wbs = k1_block_size(kind);
     const int64_t nb = k / HL_QK_K;
     const size_t pf = ws <= 4 * K1_PF_ROW ? ws : K1_PF_ROW;
-    __m256 acc = _mm256_setzero_ps();
+    __m256 acc[4] = {_mm256_setzero_ps()};
     for (int64_t b = 0; b < nb; b++) {
         const hl_block_q8_K *xb = (const hl_block_q8_K *)x + b;
         const uint8_t *wb = w + b * wbs;
@@ -273,9 +190,11 @@ HL_INLINE void k1_row(const int kind, int64_t k, const uint8_t *w, size_t ws, co
         _mm_prefetch((const char *)wb + pf + 64, _MM_HINT_T0);
         _mm_prefetch((const char *)wb + pf + 128, _MM_HINT_T0);
         if (kind == K1_Q6) _mm_prefetch((const char *)wb + pf + 192, _MM_HINT_T0);
-        acc = kind == K1_Q6 ? k1_q6(wb, xb, acc) : k1_q45(kind, wb, xb, acc);
+        const hl_block_q8_K *xbs[4] = {xb};
+        if (kind == K1_Q6) kg_q6(1, wb, xbs, acc);
+        else kg_q45(kind, 1, wb, xbs, acc);
     }
-    *out = hl_hsum8(acc);
+    *out = hl_hsum8(acc[0]);
 }
 
 #define K1_ENTRY(name, kind)                                                                                  \
