@@ -83,8 +83,10 @@ typedef struct cli_mem_shape {
     int64_t n_layer, n_head_kv;    /* <arch>.block_count, <arch>.attention.head_count_kv */
     int64_t k_dim, v_dim;          /* per head (key_length/value_length, else embedding/heads) */
     int64_t train_ctx;             /* <arch>.context_length, 0 unknown */
+    int kv_q8;                     /* the KV cache is stored as Q8_0 (the server's kv_cache_type) */
 } cli_mem_shape;
-/* The estimate: need = weights + f16 KV for ctx tokens + overhead. */
+/* The estimate: need = weights + KV (f16, or Q8_0 when the server uses it) for
+ * ctx tokens + overhead. */
 typedef struct cli_mem_need {
     int64_t weights, kv, overhead, need;
     int64_t ctx;   /* num_ctx (4096 when 0), capped at the trained context */

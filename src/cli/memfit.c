@@ -1,8 +1,9 @@
 /* Will a model fit in this machine's memory? The one estimate every verb
  * uses: `run` (both paths) refuses a model that does not fit before loading
  * it, and `show` prints the same numbers as its hardware-fit line. The
- * estimate is the weights (the tensors' bytes) plus an f16 KV cache for the
- * context the session will use (num_ctx, else 4096, never past the model's
+ * estimate is the weights (the tensors' bytes) plus the KV cache (f16, or
+ * Q8_0 when the server reports kv_cache_type "q8_0") for the context the
+ * session will use (num_ctx, else 4096, never past the model's
  * trained context) plus a fixed allowance for activations and buffers,
  * against MemAvailable (or HYPERLAMA_MEMORY_LIMIT, for tests and capped
  * hosts). The model's shape comes from its GGUF file or from the server's
@@ -89,15 +90,20 @@ int cli_mem_shape_show(struct json_object *show, cli_mem_shape *out, hl_err *err
     if (!info || !arch || !json_object_object_get_ex(show, "weights_size", &ws))
         return hl_err_set(err, HL_EINVAL, "the server did not report the model's size and shape (an older server?)");
     shape_from_meta(json_meta, info, arch, json_object_get_int64(ws), out);
+    const char *kvt = cli_jstr(show, "kv_cache_type");
+    out->kv_q8 = kvt && !strcmp(kvt, "q8_0");
     return 0;
 }
+
+/* One head's row of the cache: f16, or Q8_0 blocks of 32 (34 bytes each) */
+static int64_t kv_row_bytes(int64_t dim, int q8) { return q8 && dim % 32 == 0 ? dim / 32 * 34 : 2 * dim; }
 
 void cli_mem_estimate(const cli_mem_shape *m, int32_t num_ctx, cli_mem_need *out) {
     int64_t ctx = num_ctx > 0 ? num_ctx : MEM_DEFAULT_CTX;
     if (m->train_ctx > 0 && ctx > m->train_ctx) ctx = m->train_ctx;
     out->ctx = ctx;
     out->weights = m->weights;
-    out->kv = 2 /* f16 */ * m->n_layer * ctx * m->n_head_kv * (m->k_dim + m->v_dim);
+    out->kv = m->n_layer * ctx * m->n_head_kv * (kv_row_bytes(m->k_dim, m->kv_q8) + kv_row_bytes(m->v_dim, m->kv_q8));
     out->overhead = MEM_OVERHEAD;
     out->need = out->weights + out->kv + out->overhead;
     out->avail = cli_mem_available();

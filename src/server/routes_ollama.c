@@ -326,6 +326,9 @@ static int route_show(srv_req *r) {
     }
     int64_t weights = model_info(&w, is_path ? key : sm.model_path);
     if (weights >= 0) { hl_jw_key(&w, "weights_size"); hl_jw_int(&w, weights); }
+    /* ours too: how this server stores the KV cache (show's memory estimate) */
+    hl_jw_key(&w, "kv_cache_type");
+    hl_jw_str(&w, r->srv->cfg.kv_type == HL_TYPE_Q8_0 ? "q8_0" : "f16");
     hl_jw_key(&w, "capabilities");
     hl_jw_arr_begin(&w);
     hl_jw_str(&w, "completion");

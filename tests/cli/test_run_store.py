@@ -233,9 +233,10 @@ def _human(text):
     return float(num), {"B": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "TiB": 1 << 40}[unit]
 
 
-def _expected_fit(path, num_ctx):
+def _expected_fit(path, num_ctx, kv_q8=False):
     """The estimate computed here from the GGUF file with gguf-py (independent of
-    our reader): tensor bytes + f16 K and V for the context + 64 MiB."""
+    our reader): tensor bytes + K and V for the context (f16, or Q8_0 blocks of
+    32 values in 34 bytes) + 64 MiB."""
     from gguf import GGUFReader
     r = GGUFReader(str(path))
 
@@ -253,7 +254,8 @@ def _expected_fit(path, num_ctx):
     kdim = field(f"{arch}.attention.key_length", field(f"{arch}.embedding_length") // n_head)
     vdim = field(f"{arch}.attention.value_length", kdim)
     ctx = min(num_ctx or 4096, field(f"{arch}.context_length"))
-    kv = 2 * field(f"{arch}.block_count") * ctx * n_kv * (kdim + vdim)
+    row = (lambda d: d // 32 * 34) if kv_q8 else (lambda d: 2 * d)
+    kv = field(f"{arch}.block_count") * ctx * n_kv * (row(kdim) + row(vdim))
     return weights, kv, ctx, weights + kv + (64 << 20)
 
 
@@ -292,6 +294,24 @@ def test_show_hardware_fit(env, tmp_path, num_ctx):
     v, unit = _human(m.group(7))
     assert abs(v * unit - avail) < max(0.05 * avail, 256 << 20)  # memory moves a little meanwhile
     assert m.group(1) == ("fits in memory" if need <= avail else "does not fit")
+
+
+def test_show_hardware_fit_q8_0_kv(env, tmp_path):
+    """A server running kv_cache_type = q8_0 reports it in /api/show, and show's
+    estimate counts Q8_0 rows (34 bytes per 32 values) instead of f16."""
+    import re
+    if not SMOL.exists():
+        pytest.skip("SmolLM2 not downloaded")
+    e = dict(env, HYPERLAMA_KV_CACHE_TYPE="q8_0")  # the server this test starts inherits it
+    create(e, tmp_path, "smolq", f"FROM {SMOL}\nPARAMETER num_ctx 2048\n")
+    out = hl(e, "show", "smolq").stdout
+    m = re.search(FIT_RE, out, re.M)
+    assert m, out
+    weights, kv, ctx, need = _expected_fit(SMOL, 2048, kv_q8=True)
+    _, kv16, _, _ = _expected_fit(SMOL, 2048)
+    assert int(m.group(5)) == 2048 and kv < 0.6 * kv16
+    _check_close(m.group(4), kv)
+    _check_close(m.group(2), need)
 
 
 def test_show_hardware_fit_does_not_fit(env, tmp_path):
