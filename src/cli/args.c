@@ -2,6 +2,7 @@
  * threads and context size. */
 #include "cli/cli.h"
 #include "base/log.h"
+#include "model/kv.h"
 
 #include <errno.h>
 #include <stddef.h>
@@ -13,6 +14,13 @@ void cli_gen_opts_default(cli_gen_opts *o) {
     o->sampling = hl_sampling_default_params();
     o->num_predict = -1;
     o->session = hl_session_default_params();
+    /* the server's variable also sets in-process sessions; --kv-cache-type wins */
+    const char *kvt = getenv("HYPERLAMA_KV_CACHE_TYPE");
+    if (kvt && *kvt) {
+        int t = hl_kv_type_from_name(kvt);
+        if (t >= 0) o->session.kv_type = (hl_type)t;
+        else hl_warn("ignoring HYPERLAMA_KV_CACHE_TYPE=\"%s\" (expected f16 or q8_0)", kvt);
+    }
 }
 
 const char *cli_flag_value(const char *name, int argc, char **argv, int *i, int *bad) {
@@ -108,6 +116,15 @@ int cli_parse_gen_opt(cli_gen_opts *o, int argc, char **argv, int *i) {
         o->session.n_threads = (int32_t)x;
         return 1;
     }
+    if ((v = cli_flag_value("--kv-cache-type", argc, argv, i, &bad))) {
+        int t = hl_kv_type_from_name(v);
+        if (t < 0) {
+            fprintf(stderr, "Error: --kv-cache-type must be f16 or q8_0 (got \"%s\")\n", v);
+            return -1;
+        }
+        o->session.kv_type = (hl_type)t;
+        return 1;
+    }
     if ((v = cli_flag_value("--batch-size", argc, argv, i, &bad))) {
         if (parse_int("--batch-size", v, 1, 1 << 16, &x) < 0) return -1;
         o->session.n_batch = (int32_t)x;
@@ -148,7 +165,9 @@ void cli_print_gen_opts_help(FILE *out) {
             "  --seed N                  fixed seed: same seed, same output\n"
             "  --num-ctx N               context window (default 4096)\n"
             "  --threads N               CPU threads (default: all cores)\n"
-            "  --batch-size N            prompt tokens per step (default 512)\n");
+            "  --batch-size N            prompt tokens per step (default 512)\n"
+            "  --kv-cache-type T         f16 or q8_0 (half the memory; default f16 or\n"
+            "                            $HYPERLAMA_KV_CACHE_TYPE; through a server, its setting)\n");
 }
 
 int cli_load_model(const char *path, hl_loaded **out) {

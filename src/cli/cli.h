@@ -104,7 +104,7 @@ int cli_mem_error(const cli_mem_need *n, hl_err *err);
 /* show's line: "needs ..., N available" or "needs ..., only N available; try ..." */
 void cli_mem_fit_line(const cli_mem_need *n, char *out, size_t cap);
 /* Both run paths, before loading: 0 when the GGUF fits, else cli_mem_error. */
-int cli_check_memory(const char *gguf_path, int32_t num_ctx, hl_err *err);
+int cli_check_memory(const char *gguf_path, int32_t num_ctx, int kv_q8, hl_err *err);
 void cli_repl_help(const char *topic); /* "", "set", "show", "shortcuts", "parameters" */
 int cli_split_words(char *s, char **w, int max);
 void cli_unquote(char *s);

@@ -56,7 +56,7 @@ int cmd_bench(int argc, char **argv) {
         else if (bad) return 2;
         else if (strcmp(argv[i], "--json") == 0) json = 1;
         else if (strcmp(argv[i], "--help") == 0) {
-            printf("Usage: hyperlama bench MODEL [-p 512] [-n 128] [-r 5] [--threads N] [--json]\n\n"
+            printf("Usage: hyperlama bench MODEL [-p 512] [-n 128] [-r 5] [--threads N] [--kv-cache-type f16|q8_0] [--json]\n\n"
                    "Measures prompt processing (-p tokens in one batch) and generation (-n tokens,\n"
                    "one per step) in tokens/s over -r repetitions after a warm-up. 0 skips a test.\n");
             return 0;

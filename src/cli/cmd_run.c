@@ -258,7 +258,7 @@ static int rs_load(run_state *rs, const char *name) {
         if (!rs->system && rs->sm.system) rs->system = strdup(rs->sm.system);
     }
     if (rs_effective(rs)) return -1;
-    if (cli_check_memory(path, rs->o.session.num_ctx, &err)) {
+    if (cli_check_memory(path, rs->o.session.num_ctx, rs->o.session.kv_type == HL_TYPE_Q8_0, &err)) {
         fprintf(stderr, "Error: %s\n", err.msg);
         return -1;
     }

@@ -169,9 +169,10 @@ void cli_mem_fit_line(const cli_mem_need *n, char *out, size_t cap) {
     }
 }
 
-int cli_check_memory(const char *path, int32_t num_ctx, hl_err *err) {
+int cli_check_memory(const char *path, int32_t num_ctx, int kv_q8, hl_err *err) {
     cli_mem_shape m;
     if (cli_mem_shape_gguf(path, &m, err)) return -1;
+    m.kv_q8 = kv_q8;
     cli_mem_need n;
     cli_mem_estimate(&m, num_ctx, &n);
     return cli_mem_fits(&n) ? 0 : cli_mem_error(&n, err);

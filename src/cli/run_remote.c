@@ -176,7 +176,7 @@ static int load(remote *r, const char *name) {
     r->name = strdup(name);
     char *path = model_file(show);
     if (path) {
-        rc = cli_check_memory(path, num_ctx_of(r), &err);
+        rc = cli_check_memory(path, num_ctx_of(r), 0 /* the server's type is its own: count f16, the larger */, &err);
         free(path);
         if (rc) {
             fprintf(stderr, "Error: %s\n", err.msg);

@@ -23,7 +23,7 @@ struct hl_session {
 };
 
 hl_session_params hl_session_default_params(void) {
-    return (hl_session_params){.n_threads = 0, .num_ctx = 4096, .n_batch = 512};
+    return (hl_session_params){.n_threads = 0, .num_ctx = 4096, .n_batch = 512, .kv_type = HL_TYPE_F16};
 }
 
 int hl_session_new(hl_session **out, const hl_loaded *lm, const hl_session_params *p, hl_err *err) {
@@ -43,6 +43,7 @@ int hl_session_new(hl_session **out, const hl_loaded *lm, const hl_session_param
         return hl_err_set(err, HL_ENOMEM, "cannot start the thread pool");
     }
     hl_kv_params kp = hl_model_kv_params(lm->model, 1, 0);
+    kp.type = p->kv_type;
     s->block_size = kp.block_size;
     s->max_blocks = (s->num_ctx + s->block_size - 1) / s->block_size;
     kp.n_blocks = s->max_blocks;

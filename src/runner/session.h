@@ -23,6 +23,7 @@ typedef struct hl_session_params {
     int32_t n_threads; /* <= 0: one per core */
     int32_t num_ctx;   /* <= 0: 4096, capped at the model's training context */
     int32_t n_batch;   /* prompt tokens per forward step; <= 0: 512 */
+    hl_type kv_type;   /* KV cache element type: HL_TYPE_F16 (default) or HL_TYPE_Q8_0 */
 } hl_session_params;
 
 typedef struct hl_gen_params {

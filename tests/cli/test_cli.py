@@ -252,3 +252,23 @@ def test_interactive_set_keeps_raw_mode_without_template(hyperlama):
     assert b"there was a little girl" in out and b"eval rate:" in out
     p.send("/bye\r")
     assert p.close() == 0
+
+
+def test_kv_cache_type_flag(hyperlama):
+    """--kv-cache-type q8_0 runs a model whose heads are whole Q8_0 blocks, is
+    refused with a reason for one whose heads are not (stories260K: 8 dims),
+    and rejects an unknown type; $HYPERLAMA_KV_CACHE_TYPE sets the default."""
+    smol = model_path("smollm2-135m-instruct-q4_1.gguf")
+    if smol.exists():
+        r = hl("run", smol, "The capital of France is", "--raw", "--temperature", "0", "--num-predict", "8",
+               "--kv-cache-type", "q8_0", "--threads", "2")
+        assert r.stdout.strip()
+    r = hl("run", SHARED / "models/stories260K.gguf", "Once", "--kv-cache-type", "q8_0", "--num-predict", "4",
+           check=False)
+    assert r.returncode != 0 and "multiples of 32" in r.stderr, r.stderr
+    r = hl("run", SHARED / "models/stories260K.gguf", "Once", "--kv-cache-type", "q4", check=False)
+    assert r.returncode != 0 and "--kv-cache-type must be f16 or q8_0" in r.stderr
+    env = dict(os.environ, HYPERLAMA_KV_CACHE_TYPE="q8_0")
+    r = subprocess.run([str(HYPERLAMA), "run", str(SHARED / "models/stories260K.gguf"), "Once", "--num-predict", "4"],
+                       env=env, capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0 and "multiples of 32" in r.stderr, r.stderr
