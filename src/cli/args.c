@@ -178,3 +178,9 @@ int cli_load_model(const char *path, hl_loaded **out) {
     }
     return 0;
 }
+
+int cli_no_arguments(const char *first) {
+    if (first[0] == '-') cli_unknown_flag(first);
+    else fprintf(stderr, "Error: accepts no arguments, received \"%s\"\n", first);
+    return 2;
+}

@@ -61,6 +61,8 @@ struct json_object;
 struct store_modelfile;
 /* "Error: unknown flag: --x" / "unknown shorthand flag: 'x' in -x" (cobra's words). */
 void cli_unknown_flag(const char *arg);
+/* A verb that takes no arguments got one: says so as Ollama does; returns 2. */
+int cli_no_arguments(const char *first);
 /* Finds or starts the server; prints the error. */
 int cli_connect(struct cli_client *c);
 /* POST /api/show; prints a not-found error with near matches. */

@@ -50,11 +50,7 @@ int cmd_ps(int argc, char **argv) {
         printf("List running models\n\nUsage:\n  hyperlama ps [flags]\n\nFlags:\n  -h, --help   help for ps\n");
         return 0;
     }
-    for (int i = 0; i < argc; i++) {
-        if (argv[i][0] == '-') cli_unknown_flag(argv[i]);
-        else fprintf(stderr, "Error: accepts no arguments, received \"%s\"\n", argv[i]);
-        return 2;
-    }
+    if (argc > 0) return cli_no_arguments(argv[0]);
     cli_client c;
     if (cli_connect(&c)) return 1;
     struct json_object *root = NULL, *models = running(&c, &root);

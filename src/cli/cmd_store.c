@@ -171,11 +171,7 @@ int cmd_list(int argc, char **argv) {
                "at $HYPERLAMA_HOST (default 127.0.0.1:11434).\n");
         return 0;
     }
-    for (int i = 0; i < argc; i++) {
-        if (argv[i][0] == '-') cli_unknown_flag(argv[i]);
-        else fprintf(stderr, "Error: accepts no arguments, received \"%s\"\n", argv[i]);
-        return 2;
-    }
+    if (argc > 0) return cli_no_arguments(argv[0]);
     cli_client c;
     if (cli_connect(&c)) return 1;
     hl_err err = {0};
