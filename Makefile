@@ -94,7 +94,15 @@ $(BUILD)/tests/$(2)/$(basename $(notdir $(1))): $(patsubst %.c,$(BUILD)/obj/%.o,
 TEST_BINS += $(BUILD)/tests/$(2)/$(basename $(notdir $(1)))
 endef
 $(foreach m,$(MODULES),$(foreach t,$(wildcard tests/unit/$(m)/test_*.c),$(eval $(call test_rules,$(t),$(m)))))
-tests: $(TEST_BINS)
+# tools for the Python tests, not tests: tests/unit/<module>/dump_*.c (own main)
+define tool_rules
+$(BUILD)/tools/$(basename $(notdir $(1))): $(patsubst %.c,$(BUILD)/obj/%.o,$(1)) $(call link_libs,$(2))
+	@mkdir -p $$(@D)
+	$$(CC) $$(LDFLAGS) -o $$@ $$^ $$(call ext_libs,$(2))
+TOOL_BINS += $(BUILD)/tools/$(basename $(notdir $(1)))
+endef
+$(foreach m,$(MODULES),$(foreach t,$(wildcard tests/unit/$(m)/dump_*.c),$(eval $(call tool_rules,$(t),$(m)))))
+tests: $(TEST_BINS) $(TOOL_BINS)
 
 # ---- benchmark drivers: bench/<module>/bench_*.c (own main) ----------------
 define bench_rules
