@@ -72,11 +72,13 @@ int main(int argc, char **argv) {
     hl_forward_ctx *ctx;
     int max_tokens = n_prompt * n_seqs > 512 ? 512 : n_prompt * n_seqs;
     if (max_tokens < n_seqs) max_tokens = n_seqs;
-    if (hl_kv_new(&kv, &kp, &err) || hl_forward_ctx_new(&ctx, m, max_tokens, threads, &err)) {
+    hl_pool *pool = hl_pool_new(threads);
+    hl_backend *be = NULL;
+    if (hl_backend_open(&be, "cpu", pool, &err) || hl_kv_new(&kv, &kp, &err) ||
+        hl_forward_ctx_new(&ctx, m, be, max_tokens, &err)) {
         fprintf(stderr, "%s\n", err.msg);
         return 1;
     }
-    hl_pool *pool = hl_pool_new(threads);
     int32_t *tables = malloc(sizeof(int32_t) * (size_t)per_seq * n_seqs);
     hl_batch_seq *seqs = malloc(sizeof *seqs * (size_t)n_seqs);
     for (int s = 0; s < n_seqs; s++) {
@@ -99,7 +101,7 @@ int main(int argc, char **argv) {
             bt[i] = (hl_batch_token){ids[p], p, s, p == n_prompt - 1};
             if (bt[i].logits) nw++;
         }
-        if (hl_model_forward(m, ctx, pool, kv, &(hl_batch){bt, n, seqs, n_seqs}, logits, &err)) {
+        if (hl_model_forward(ctx, kv, &(hl_batch){bt, n, seqs, n_seqs}, logits, &err)) {
             fprintf(stderr, "%s\n", err.msg);
             return 1;
         }
@@ -113,7 +115,7 @@ int main(int argc, char **argv) {
     gen[0] = last[0];
     for (int step = 0; step < n_gen; step++) {
         for (int s = 0; s < n_seqs; s++) bt[s] = (hl_batch_token){last[s], n_prompt + step, s, 1};
-        if (hl_model_forward(m, ctx, pool, kv, &(hl_batch){bt, n_seqs, seqs, n_seqs}, logits, &err)) {
+        if (hl_model_forward(ctx, kv, &(hl_batch){bt, n_seqs, seqs, n_seqs}, logits, &err)) {
             fprintf(stderr, "%s\n", err.msg);
             return 1;
         }
@@ -139,8 +141,9 @@ int main(int argc, char **argv) {
     free(bt);
     free(seqs);
     free(tables);
-    hl_pool_free(pool);
     hl_forward_ctx_free(ctx);
+    hl_backend_free(be);
+    hl_pool_free(pool);
     hl_kv_free(kv);
     hl_model_free(m);
     return 0;

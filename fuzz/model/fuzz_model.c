@@ -15,21 +15,27 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     hl_model *m;
     if (hl_model_load_gguf(&m, f, &err)) return 0; /* takes f either way */
     const hl_hparams *hp = hl_model_hparams(m);
-    hl_kv_params kp = hl_model_kv_params(m, 2, 4);
-    hl_kv_cache *kv = NULL;
-    hl_forward_ctx *ctx = NULL;
     hl_pool *pool = hl_pool_new(1);
     float *logits = malloc((size_t)hp->n_vocab * 2 * sizeof(float));
-    if (logits && !hl_kv_new(&kv, &kp, &err) && !hl_forward_ctx_new(&ctx, m, 2, 1, &err)) {
-        int32_t blocks[2] = {1, 0};
-        hl_batch_seq seq = {blocks, 2};
-        hl_batch_token t[2] = {{0, 0, 0, 1}, {hp->n_vocab - 1, 5, 0, 1}};
-        hl_batch b = {t, 2, &seq, 1};
-        hl_model_forward(m, ctx, pool, kv, &b, logits, &err);
+    /* both backends: the CPU's fused step and the reference's op-by-op run */
+    static const char *const names[] = {"cpu", "ref"};
+    for (int i = 0; i < 2 && logits; i++) {
+        hl_backend *be = NULL;
+        hl_forward_ctx *ctx = NULL;
+        hl_kv_cache *kv = NULL;
+        if (!hl_backend_open(&be, names[i], pool, &err) && !hl_forward_ctx_new(&ctx, m, be, 2, &err) &&
+            !hl_forward_kv_new(ctx, 2, 4, HL_TYPE_F16, &kv, &err)) {
+            int32_t blocks[2] = {1, 0};
+            hl_batch_seq seq = {blocks, 2};
+            hl_batch_token t[2] = {{0, 0, 0, 1}, {hp->n_vocab - 1, 5, 0, 1}};
+            hl_batch b = {t, 2, &seq, 1};
+            hl_model_forward(ctx, kv, &b, logits, &err);
+        }
+        if (ctx) hl_forward_kv_free(ctx, kv);
+        hl_forward_ctx_free(ctx);
+        hl_backend_free(be);
     }
     free(logits);
-    hl_forward_ctx_free(ctx);
-    hl_kv_free(kv);
     hl_pool_free(pool);
     hl_model_free(m);
     return 0;

@@ -2,7 +2,7 @@
  * threads and context size. */
 #include "cli/cli.h"
 #include "base/log.h"
-#include "model/kv.h"
+#include "backend/kv.h"
 
 #include <errno.h>
 #include <stddef.h>

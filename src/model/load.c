@@ -192,6 +192,7 @@ static int bind_tensor(hl_model *m, const char *name, const hl_arch_tensor *at, 
         return hl_err_set(err, HL_EINVAL, "tensor %s: row length %lld does not fit type %s", name,
                           (long long)t->ne[0], hl_type_name(t->type));
     *w = (hl_wt){.data = t->data, .type = t->type, .ne0 = t->ne[0], .ne1 = t->ne[1], .row_bytes = rb};
+    snprintf(w->name, sizeof w->name, "%s", name);
     if (at->kind != HL_TK_EMBD) m->weight_bytes += (size_t)t->size;
     return 0;
 }
@@ -276,6 +277,7 @@ void hl_model_free(hl_model *m) {
     free(m->rope_inv_freq);
     free(m->rope_inv_freq_swa);
     free(m->layer_swa);
+    hl_plan_free(&m->plan);
     gguf_close(m->file);
     free(m);
 }
@@ -302,6 +304,7 @@ int hl_model_load_gguf(hl_model **out, gguf_file *f, hl_err *err) {
     }
     if ((rc = read_hparams(m, err)) || (rc = bind_weights(m, err)) || (rc = build_rope(m, err))) goto fail;
     if (m->arch->hook && (rc = m->arch->hook(m, err))) goto fail;
+    if ((rc = hl_plan_build(m, err))) goto fail;
     *out = m;
     return 0;
 fail:
@@ -320,6 +323,7 @@ int hl_model_load(hl_model **out, const char *path, hl_err *err) {
 }
 
 const hl_hparams *hl_model_hparams(const hl_model *m) { return &m->hp; }
+const hl_plan *hl_model_plan(const hl_model *m) { return &m->plan; }
 const gguf_file *hl_model_gguf(const hl_model *m) { return m->file; }
 size_t hl_model_weight_bytes(const hl_model *m) { return m->weight_bytes; }
 

@@ -35,23 +35,16 @@
 #ifndef HL_MODEL_H
 #define HL_MODEL_H
 
+#include "backend/backend.h"
 #include "backend/cpu/cpu.h"
 #include "base/err.h"
 #include "gguf/gguf.h"
-#include "model/kv.h"
 
 #include <stddef.h>
 #include <stdint.h>
 
 typedef struct hl_model hl_model;
 typedef struct hl_forward_ctx hl_forward_ctx;
-
-typedef enum hl_rope_style {
-    HL_ROPE_NORM = 0, /* rotate adjacent pairs (x[2i], x[2i+1]): llama GGUFs (Q/K permuted by the converter) */
-    HL_ROPE_NEOX = 1, /* rotate halves (x[i], x[i + n_rot/2]): qwen2, gemma, phi3 */
-} hl_rope_style;
-
-typedef enum hl_act { HL_ACT_SILU = 0, HL_ACT_GELU = 1 } hl_act;
 
 /* Hyperparameters, from the GGUF keys <arch>.*; filled at load, then constant. */
 typedef struct hl_hparams {
@@ -105,47 +98,48 @@ const char *hl_model_supported_archs(void);
 /* KV pool shape for this model (n_blocks, block_size 0 = default). */
 hl_kv_params hl_model_kv_params(const hl_model *m, int32_t n_blocks, int32_t block_size);
 
-/* ---- batches ---- */
-typedef struct hl_batch_token {
-    int32_t token;  /* token id, < n_vocab */
-    int32_t pos;    /* position in its sequence */
-    int32_t seq;    /* index into hl_batch.seqs */
-    int32_t logits; /* nonzero: write this token's logits */
-} hl_batch_token;
+/* The backend-neutral layer plan compiled from the architecture at load
+ * (backend/backend.h describes its ops and buffers); borrowed, lives as long
+ * as the model. */
+const hl_plan *hl_model_plan(const hl_model *m);
 
-typedef struct hl_batch_seq {
-    const int32_t *blocks; /* block table: blocks[i] holds positions [i*bs, (i+1)*bs) */
-    int32_t n_blocks;      /* entries in blocks; must cover every position used */
-} hl_batch_seq;
-
-typedef struct hl_batch {
-    const hl_batch_token *tokens; /* n_tokens entries, any order */
-    int32_t n_tokens;
-    const hl_batch_seq *seqs;     /* n_seqs entries */
-    int32_t n_seqs;
-} hl_batch;
+/* ---- backends ---- */
+/* Opens a backend by name: "cpu" (SIMD kernels on pool, which must be the
+ * process's pool), "ref" (the scalar reference, one thread; pool unused) or
+ * "auto" (the best available: the CPU today). Names are case-sensitive;
+ * anything else is HL_EINVAL naming the choices. */
+int hl_backend_open(hl_backend **out, const char *name, hl_pool *pool, hl_err *err);
+/* "auto, cpu, ref" (static string) */
+const char *hl_backend_names(void);
 
 /* ---- the forward pass ---- */
-/* Scratch for batches of up to max_tokens tokens run on pools of up to
- * max_threads threads. One context per engine thread; not shareable. */
-int hl_forward_ctx_new(hl_forward_ctx **out, const hl_model *m, int32_t max_tokens, int32_t max_threads,
-                       hl_err *err);
+/* The model bound to a backend, for batches of up to max_tokens tokens: the
+ * backend checks it can run every op and weight type of the plan (HL_ENOTSUP
+ * naming what it lacks), then takes the weights in and prepares its program.
+ * One context per engine thread; not shareable. The backend is borrowed. */
+int hl_forward_ctx_new(hl_forward_ctx **out, const hl_model *m, hl_backend *be, int32_t max_tokens, hl_err *err);
 void hl_forward_ctx_free(hl_forward_ctx *ctx);
 int32_t hl_forward_ctx_max_tokens(const hl_forward_ctx *ctx);
-/* Threading policy. AUTO (the default) runs steps of tiny models on the
- * calling thread alone, since barriers would cost more than the work; the
- * others force one choice (tests use PARALLEL to cover the threaded path).
- * Results are the same either way. */
-typedef enum { HL_THREADS_AUTO = 0, HL_THREADS_PARALLEL = 1, HL_THREADS_SERIAL = 2 } hl_threads_mode;
-void hl_forward_ctx_set_threads(hl_forward_ctx *ctx, hl_threads_mode mode);
+const char *hl_forward_backend_name(const hl_forward_ctx *ctx);
+void hl_forward_memory(const hl_forward_ctx *ctx, hl_backend_mem *out);
+
+/* KV storage for this model on the context's backend: n_blocks blocks of
+ * block_size (0 = default) positions, type F16 or Q8_0. */
+int hl_forward_kv_new(hl_forward_ctx *ctx, int32_t n_blocks, int32_t block_size, hl_type kv_type, hl_kv_cache **out,
+                      hl_err *err);
+void hl_forward_kv_free(hl_forward_ctx *ctx, hl_kv_cache *kv);
+void hl_forward_kv_copy_block(hl_forward_ctx *ctx, hl_kv_cache *kv, int32_t dst, int32_t src);
+/* Positions >= n_keep of the sequence with this block table are dead (a
+ * rolled-back draft); the blocks must be the sequence's own. */
+void hl_forward_kv_truncate(hl_forward_ctx *ctx, hl_kv_cache *kv, const int32_t *blocks, int32_t n_blocks,
+                            int32_t n_keep);
 
 /* Runs one step. logits: [n_wanted][n_vocab] floats, n_wanted = tokens with
  * logits != 0 (may be NULL when n_wanted is 0). Fails with HL_EINVAL for a
  * malformed batch (token id out of range, position outside the block table,
  * block id outside the pool, bad sequence index) and HL_ERANGE when the batch
- * exceeds the context's max_tokens or the pool exceeds max_threads; nothing is
- * written to the pool then. Allocates nothing. */
-int hl_model_forward(const hl_model *m, hl_forward_ctx *ctx, hl_pool *pool, hl_kv_cache *kv, const hl_batch *batch,
-                     float *logits, hl_err *err);
+ * exceeds the context's max_tokens; nothing is written to the pool then.
+ * Allocates nothing. */
+int hl_model_forward(hl_forward_ctx *ctx, hl_kv_cache *kv, const hl_batch *batch, float *logits, hl_err *err);
 
 #endif

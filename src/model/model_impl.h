@@ -73,12 +73,7 @@ extern const hl_arch hl_arch_gemma3;
 /* ---- bound weights ---- */
 
 /* A tensor bound from the mapping (data borrowed from the gguf_file). */
-typedef struct hl_wt {
-    const void *data; /* NULL when an optional tensor is absent */
-    hl_type type;
-    int64_t ne0, ne1; /* ne1 = 1 for vectors */
-    size_t row_bytes; /* bytes of one row of ne0 elements */
-} hl_wt;
+typedef hl_tensor hl_wt;
 
 typedef struct hl_layer_weights {
     hl_wt attn_norm;      /* [n_embd] */
@@ -115,49 +110,12 @@ struct hl_model {
     double *rope_inv_freq_swa; /* [n_rot / 2] owned: the same for sliding-window layers (base_swa, unscaled) */
     uint8_t *layer_swa;    /* [n_layer] owned: 1 = layer attends within n_swa positions only */
     size_t weight_bytes;
+    hl_plan plan;          /* compiled from arch + weights at load (plan.c); ops point into w */
     gguf_file *file;       /* owned; weights point into its mapping */
 };
 
-/* ---- forward context ---- */
-
-#define HL_ATTN_CHUNK 256 /* positions scored per online-softmax step (long spans) */
-#define HL_ATTN_MAX_SCORES (1 << 17) /* single-pass attention up to this many positions */
-#define HL_ATTN_GROUP 8 /* query heads sharing a KV head attended together, at most */
-
-struct hl_forward_ctx {
-    int32_t max_tokens, max_threads;
-    int32_t n_embd, n_vocab;
-    float *x;       /* [max_tokens][n_embd] residual stream */
-    float *xb;      /* [max_tokens][n_embd] normed input / branch output */
-    float *q;       /* [max_tokens][n_head * head_dim_k] */
-    float *k;       /* [max_tokens][n_head_kv * head_dim_k] */
-    float *v;       /* [max_tokens][n_head_kv * head_dim_v] */
-    float *att;     /* [max_tokens][n_head * head_dim_v] attention output */
-    float *gate;    /* [max_tokens][n_ff] */
-    float *up;      /* [max_tokens][n_ff] */
-    float *rope;    /* [max_tokens][n_rot / 2][2] cos, sin of each token's angles */
-    float *rope_swa; /* [max_tokens][n_rot / 2][2] the same for sliding-window layers */
-    float *xout;    /* [max_tokens][n_embd] final-normed rows that want logits, dense */
-    float *scores;  /* [max_threads][HL_ATTN_GROUP][n_scores] attention weights of a group of query heads */
-    const void **rows; /* [max_threads][n_scores] K or V row pointers of the positions attended */
-    int32_t n_scores; /* min(max(n_ctx_train, HL_ATTN_CHUNK), HL_ATTN_MAX_SCORES) */
-    void *xq[3];    /* converted activations, one per distinct activation type in a stage */
-    size_t xq_size; /* bytes of each xq buffer */
-    int32_t *out_row; /* [max_tokens] dense logits row of each token, or -1 */
-    /* per-call state, set by hl_model_forward before the parallel region */
-    const hl_model *m;
-    const hl_vec_ops *vo; /* kernels of the SIMD level in use, resolved once per step */
-    hl_pool *pool;
-    hl_kv_cache *kv;
-    const hl_batch *batch;
-    float *logits;
-    int32_t n_wanted;
-    int serial; /* this step runs on the calling thread only (no barriers) */
-    hl_threads_mode threads_mode;
-};
-
-/* kv.c internals the forward pass uses to address slots without calls. */
-uint8_t *hl_kv_layer_k(hl_kv_cache *kv, int32_t layer);
-uint8_t *hl_kv_layer_v(hl_kv_cache *kv, int32_t layer);
+/* plan.c: compiles m->plan from the bound weights and hparams. */
+int hl_plan_build(hl_model *m, hl_err *err);
+void hl_plan_free(hl_plan *p);
 
 #endif

@@ -11,7 +11,7 @@
 #include <time.h>
 
 hl_engine_params hl_engine_default_params(void) {
-    return (hl_engine_params){.n_threads = 0, .n_blocks = 0, .kv_bytes = (size_t)512 << 20, .block_size = 0,
+    return (hl_engine_params){.backend = NULL, .pool = NULL, .n_blocks = 0, .kv_bytes = (size_t)512 << 20, .block_size = 0,
                               .max_seqs = 32, .step_tokens = 512, .max_queue = 128, .max_ctx = 0,
                               .prefix_cache = 1, .kv_type = HL_TYPE_F16};
 }
@@ -30,6 +30,10 @@ int hl_engine_new(hl_engine **out, const hl_loaded *lm, const hl_engine_params *
     if (e->p.max_queue <= 0) e->p.max_queue = 128;
     const hl_hparams *hp = hl_model_hparams(lm->model);
     e->n_vocab = hp->n_vocab;
+    if (!e->p.backend || !e->p.pool) {
+        free(e);
+        return hl_err_set(err, HL_EINVAL, "an engine needs a backend and the process's thread pool");
+    }
     hl_kv_params kp = hl_model_kv_params(lm->model, 1, e->p.block_size);
     kp.type = e->p.kv_type;
     int rc0 = hl_kv_check_params(&kp, err);
@@ -56,11 +60,10 @@ int hl_engine_new(hl_engine **out, const hl_loaded *lm, const hl_engine_params *
     if (hp->n_ctx_train > 0 && e->p.max_ctx > hp->n_ctx_train) e->p.max_ctx = hp->n_ctx_train;
 
     int rc = HL_OK;
-    e->pool = hl_pool_new(e->p.n_threads);
-    if (!e->pool) rc = hl_err_set(err, HL_ENOMEM, "cannot start the thread pool");
-    if (!rc) rc = hl_kv_new(&e->kv, &kp, err);
+    e->pool = e->p.pool;
+    rc = hl_forward_ctx_new(&e->fctx, lm->model, e->p.backend, e->p.step_tokens, err);
+    if (!rc) rc = hl_forward_kv_new(e->fctx, e->p.n_blocks, e->block_size, kp.type, &e->kv, err);
     if (!rc) rc = hl_kvc_init(&e->kvc, e->p.n_blocks, e->block_size, err);
-    if (!rc) rc = hl_forward_ctx_new(&e->fctx, lm->model, e->p.step_tokens, hl_pool_size(e->pool), err);
     if (!rc) {
         e->logits = malloc((size_t)e->p.max_seqs * (size_t)e->n_vocab * sizeof *e->logits);
         e->btok = malloc((size_t)e->p.step_tokens * sizeof *e->btok);
@@ -83,10 +86,9 @@ int hl_engine_new(hl_engine **out, const hl_loaded *lm, const hl_engine_params *
         }
     }
     if (rc) {
+        if (e->fctx) hl_forward_kv_free(e->fctx, e->kv);
         hl_forward_ctx_free(e->fctx);
         hl_kvc_free(&e->kvc);
-        hl_kv_free(e->kv);
-        if (e->pool) hl_pool_free(e->pool);
         free(e->logits); free(e->btok); free(e->bseq); free(e->bseq_owner); free(e->bseq_logit_row); free(e->snap); free(e->piece);
         free(e);
         return rc;
@@ -107,10 +109,9 @@ void hl_engine_free(hl_engine *e) {
     pthread_join(e->thread, NULL);
     pthread_mutex_destroy(&e->mu);
     pthread_cond_destroy(&e->cv);
+    hl_forward_kv_free(e->fctx, e->kv);
     hl_forward_ctx_free(e->fctx);
     hl_kvc_free(&e->kvc);
-    hl_kv_free(e->kv);
-    hl_pool_free(e->pool);
     free(e->logits); free(e->btok); free(e->bseq); free(e->bseq_owner); free(e->bseq_logit_row); free(e->snap); free(e->piece);
     free(e);
 }

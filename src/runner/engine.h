@@ -31,7 +31,8 @@ typedef struct hl_handle hl_handle;
 #define HL_EBUSY (-20) /* the queue is full: try again later (HTTP 503) */
 
 typedef struct hl_engine_params {
-    int32_t n_threads;   /* <= 0: one per core */
+    hl_backend *backend; /* runs the model (borrowed; hl_backend_open in model.h); required */
+    hl_pool *pool;       /* the process's thread pool (borrowed): samplers run on it; required */
     int32_t n_blocks;    /* KV pool size in blocks; <= 0: from kv_bytes */
     size_t kv_bytes;     /* KV memory budget when n_blocks <= 0 (default 512 MiB) */
     int32_t block_size;  /* tokens per block; <= 0: 16 */

@@ -76,7 +76,7 @@ struct hl_engine {
     const hl_loaded *lm;      /* borrowed */
     hl_engine_params p;
     int32_t n_vocab, block_size;
-    hl_pool *pool;
+    hl_pool *pool;            /* borrowed: the process's */
     hl_kv_cache *kv;
     hl_kvc kvc;
     hl_forward_ctx *fctx;

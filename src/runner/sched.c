@@ -138,7 +138,7 @@ static void lookup_prefix(hl_engine *e, seq *s) {
     if (src >= 0) {
         int32_t dst = hl_kvc_alloc(&e->kvc); /* src is retained: never the block handed out */
         if (dst >= 0) {
-            hl_kv_copy_block(e->kv, dst, src);
+            hl_forward_kv_copy_block(e->fctx, e->kv, dst, src);
             s->blocks[s->n_blocks++] = dst;
             s->n_computed += matched;
         }
@@ -411,7 +411,7 @@ int sched_step(hl_engine *e) {
     }
     hl_batch batch = {.tokens = e->btok, .n_tokens = n_tok, .seqs = e->bseq, .n_seqs = n_bseq};
     hl_err err = {0};
-    int rc = hl_model_forward(e->lm->model, e->fctx, e->pool, e->kv, &batch, e->logits, &err);
+    int rc = hl_model_forward(e->fctx, e->kv, &batch, e->logits, &err);
     atomic_fetch_add(&e->m_steps, 1);
     if (rc) {
         hl_error("engine: forward pass failed: %s", err.msg);

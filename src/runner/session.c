@@ -11,6 +11,7 @@ struct hl_session {
     const hl_loaded *lm; /* borrowed */
     int32_t num_ctx, n_batch, n_vocab, block_size;
     hl_pool *pool;
+    hl_backend *be;
     hl_kv_cache *kv;
     hl_kvc kvc;
     hl_forward_ctx *fctx;
@@ -42,14 +43,12 @@ int hl_session_new(hl_session **out, const hl_loaded *lm, const hl_session_param
         free(s);
         return hl_err_set(err, HL_ENOMEM, "cannot start the thread pool");
     }
-    hl_kv_params kp = hl_model_kv_params(lm->model, 1, 0);
-    kp.type = p->kv_type;
-    s->block_size = kp.block_size;
+    s->block_size = HL_KV_DEFAULT_BLOCK_SIZE;
     s->max_blocks = (s->num_ctx + s->block_size - 1) / s->block_size;
-    kp.n_blocks = s->max_blocks;
-    int rc = hl_kv_new(&s->kv, &kp, err);
+    int rc = hl_backend_open(&s->be, "cpu", s->pool, err);
+    if (!rc) rc = hl_forward_ctx_new(&s->fctx, lm->model, s->be, s->n_batch, err);
+    if (!rc) rc = hl_forward_kv_new(s->fctx, s->max_blocks, s->block_size, p->kv_type, &s->kv, err);
     if (!rc) rc = hl_kvc_init(&s->kvc, s->max_blocks, s->block_size, err);
-    if (!rc) rc = hl_forward_ctx_new(&s->fctx, lm->model, s->n_batch, hl_pool_size(s->pool), err);
     if (rc) {
         hl_session_free(s);
         return rc;
@@ -68,9 +67,10 @@ int hl_session_new(hl_session **out, const hl_loaded *lm, const hl_session_param
 
 void hl_session_free(hl_session *s) {
     if (!s) return;
+    if (s->fctx) hl_forward_kv_free(s->fctx, s->kv);
     hl_forward_ctx_free(s->fctx);
     hl_kvc_free(&s->kvc);
-    hl_kv_free(s->kv);
+    hl_backend_free(s->be);
     hl_pool_free(s->pool);
     free(s->blocks);
     free(s->tokens);
@@ -120,7 +120,7 @@ static int eval_tokens(hl_session *s, const int32_t *toks, size_t n, int all, fl
         hl_batch_seq seq = {.blocks = s->blocks, .n_blocks = s->n_blocks};
         hl_batch batch = {.tokens = s->btok, .n_tokens = m, .seqs = &seq, .n_seqs = 1};
         float *dst = every ? out + done * (size_t)s->n_vocab : last_chunk ? (out ? out : s->last_logits) : NULL;
-        int rc = hl_model_forward(s->lm->model, s->fctx, s->pool, s->kv, &batch, dst, err);
+        int rc = hl_model_forward(s->fctx, s->kv, &batch, dst, err);
         if (rc) return rc;
         memcpy(s->tokens + s->n_past, toks + done, (size_t)m * sizeof *toks);
         s->n_past = end;

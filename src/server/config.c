@@ -4,7 +4,7 @@
  * defaults, then file, then environment, then flags. */
 #include "server/server.h"
 #include "server/toml.h"
-#include "model/kv.h"
+#include "backend/kv.h"
 #include "base/file.h"
 
 #include <ctype.h>
@@ -31,6 +31,7 @@ void srv_config_defaults(srv_config *c) {
     c->step_tokens = 512;
     c->prefix_cache = 1;
     c->kv_type = HL_TYPE_F16;
+    snprintf(c->backend, sizeof c->backend, "auto");
     snprintf(c->version, sizeof c->version, "0.1.0");
 }
 
@@ -91,7 +92,12 @@ static const char DEFAULT_TEXT[] =
     "# keep_alive = \"5m\"\n"
     "\n"
     "[engine]\n"
-    "# Compute threads per model; 0 = one per core. (HYPERLAMA_NUM_THREADS)\n"
+    "# What runs the models: \"auto\" (the best available: the CPU today), \"cpu\", or \"ref\" (the\n"
+    "# scalar reference backend: slow, for checking results). A model the chosen backend cannot\n"
+    "# run is run on the CPU, with a log line saying why. (HYPERLAMA_BACKEND)\n"
+    "# backend = \"auto\"\n"
+    "# Compute threads: one pool shared by every loaded model; 0 = one per core.\n"
+    "# (HYPERLAMA_NUM_THREADS)\n"
     "# threads = 0\n"
     "# KV-cache memory per model; \"0\" = min(2 GiB, 25% of available memory). (HYPERLAMA_KV_BUDGET)\n"
     "# kv_budget = \"0\"\n"
@@ -253,6 +259,7 @@ static const key_def KEYS[] = {
     {"engine.step_tokens", K_INT, OFF(step_tokens), 16, 1 << 20},
     {"engine.prefix_cache", K_BOOL, OFF(prefix_cache), 0, 1},
     {"engine.kv_cache_type", K_STR, OFF(kv_type), 0, 0},
+    {"engine.backend", K_STR, OFF(backend), 0, 0},
 };
 
 static int type_err(const char *path, const srv_toml_kv *kv, const char *want, hl_err *err) {
@@ -278,6 +285,10 @@ static int apply_kv(srv_config *c, const char *path, const srv_toml_kv *kv, hl_e
             if (strcmp(v->s, "pretty") && strcmp(v->s, "json"))
                 return hl_err_set(err, HL_EINVAL, "%s:%d:%d: log_format must be \"pretty\" or \"json\"", path, v->line, v->col);
             c->log_json = !strcmp(v->s, "json");
+        } else if (!strcmp(d->key, "engine.backend")) {
+            if (strcmp(v->s, "auto") && strcmp(v->s, "cpu") && strcmp(v->s, "ref"))
+                return hl_err_set(err, HL_EINVAL, "%s:%d:%d: backend must be \"auto\", \"cpu\" or \"ref\"", path, v->line, v->col);
+            snprintf(c->backend, sizeof c->backend, "%s", v->s);
         } else if (!strcmp(d->key, "engine.kv_cache_type")) {
             int t = hl_kv_type_from_name(v->s);
             if (t < 0)
@@ -389,6 +400,11 @@ int srv_config_apply_env(srv_config *c, hl_err *err) {
         if (strcmp(v, "json") && strcmp(v, "pretty")) return hl_err_set(err, HL_EINVAL, "HYPERLAMA_LOG_FORMAT must be pretty or json");
         c->log_json = !strcmp(v, "json");
     }
+    if ((v = getenv("HYPERLAMA_BACKEND")) && *v) {
+        if (strcmp(v, "auto") && strcmp(v, "cpu") && strcmp(v, "ref"))
+            return hl_err_set(err, HL_EINVAL, "HYPERLAMA_BACKEND=\"%s\": expected auto, cpu or ref", v);
+        snprintf(c->backend, sizeof c->backend, "%s", v);
+    }
     if ((v = getenv("HYPERLAMA_KV_CACHE_TYPE")) && *v) {
         int t = hl_kv_type_from_name(v);
         if (t < 0) return hl_err_set(err, HL_EINVAL, "HYPERLAMA_KV_CACHE_TYPE=\"%s\": expected f16 or q8_0", v);
@@ -445,4 +461,5 @@ void srv_config_print(const srv_config *c, hl_buf *b) {
                   c->threads, (long long)c->kv_bytes, c->num_ctx, c->max_seqs, c->max_queue, c->block_size, c->step_tokens,
                   c->prefix_cache ? "true" : "false");
     put_tstr(b, "kv_cache_type", c->kv_type == HL_TYPE_Q8_0 ? "q8_0" : "f16");
+    put_tstr(b, "backend", c->backend);
 }

@@ -135,6 +135,9 @@ typedef struct srv_models {
     srv_model *head;
     const srv_config *cfg;
     store *st;          /* may be NULL when the store could not be opened */
+    hl_pool *pool;      /* the process's one thread pool, shared by every model */
+    hl_backend *cpu;    /* the CPU backend over it (the fallback) */
+    hl_backend *be;     /* the configured backend (engine.backend); may be cpu */
     pthread_t reaper;
     int stop, reaper_started;
     atomic_int n_loading;

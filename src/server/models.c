@@ -62,6 +62,15 @@ int srv_models_init(srv_models *ms, const srv_config *cfg, store *st, hl_err *er
     pthread_condattr_destroy(&ca);
     ms->cfg = cfg;
     ms->st = st;
+    ms->pool = hl_pool_new(cfg->threads);
+    if (!ms->pool) return hl_err_set(err, HL_ENOMEM, "cannot start the thread pool");
+    int rc = hl_backend_open(&ms->cpu, "cpu", ms->pool, err);
+    if (rc) return rc;
+    ms->be = ms->cpu;
+    if (strcmp(cfg->backend, "auto") && strcmp(cfg->backend, "cpu") &&
+        (rc = hl_backend_open(&ms->be, cfg->backend, ms->pool, err)))
+        return rc;
+    hl_info("backend: %s (%d compute threads shared by every model)", hl_backend_name(ms->be), hl_pool_size(ms->pool));
     if (pthread_create(&ms->reaper, NULL, reaper_main, ms) != 0) return hl_err_set(err, HL_ENOMEM, "cannot start a thread");
     ms->reaper_started = 1;
     return 0;
@@ -101,6 +110,11 @@ void srv_models_destroy(srv_models *ms) {
         m = next;
     }
     ms->head = NULL;
+    if (ms->be != ms->cpu) hl_backend_free(ms->be);
+    hl_backend_free(ms->cpu);
+    hl_pool_free(ms->pool);
+    ms->be = ms->cpu = NULL;
+    ms->pool = NULL;
     pthread_cond_destroy(&ms->cv);
     pthread_mutex_destroy(&ms->m);
 }
@@ -174,7 +188,8 @@ static int load_model(srv_models *ms, srv_model *m, const char *name, int is_pat
     if (rc) return rc;
     hl_engine_params p = hl_engine_default_params();
     const srv_config *c = ms->cfg;
-    p.n_threads = c->threads;
+    p.backend = ms->be;
+    p.pool = ms->pool;
     p.kv_bytes = (size_t)(c->kv_bytes > 0 ? c->kv_bytes : auto_kv_bytes());
     p.max_seqs = c->max_seqs;
     p.max_queue = c->max_queue;
@@ -183,6 +198,12 @@ static int load_model(srv_models *ms, srv_model *m, const char *name, int is_pat
     p.prefix_cache = c->prefix_cache;
     p.kv_type = (hl_type)c->kv_type;
     rc = hl_engine_new(&m->eng, m->lm, &p, err);
+    if (rc == HL_ENOTSUP && ms->be != ms->cpu) {
+        /* the configured backend lacks an op or a weight type: the CPU runs everything */
+        hl_warn("%s: %s; running it on the CPU", m->name, err ? err->msg : "backend cannot run it");
+        p.backend = ms->cpu;
+        rc = hl_engine_new(&m->eng, m->lm, &p, err);
+    }
     if (rc) return rc;
     m->size_bytes = (int64_t)hl_model_weight_bytes(m->lm->model) + (int64_t)p.kv_bytes;
     hl_info("loaded %s (%s) in %.0f ms, context %d", m->name, m->path, (double)m->lm->load_ns / 1e6, hl_engine_max_ctx(m->eng));

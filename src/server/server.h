@@ -51,6 +51,7 @@ typedef struct srv_config {
     int step_tokens;         /* tokens per scheduler step; default 512 */
     int prefix_cache;        /* default on */
     int kv_type;             /* KV cache element type (hl_type): F16 (default) or Q8_0 */
+    char backend[16];        /* engine.backend: "auto" (default), "cpu" or "ref" */
     char version[32];        /* reported by /api/version */
     /* where the values came from, for --print-config */
     char *config_path;

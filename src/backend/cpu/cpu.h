@@ -31,6 +31,7 @@
 #ifndef HL_BACKEND_CPU_H
 #define HL_BACKEND_CPU_H
 
+#include "base/err.h"
 #include "quant/quant.h"
 
 #include <stddef.h>
@@ -66,6 +67,10 @@ int hl_pool_size(const hl_pool *pool);
  * only while no run is in progress. */
 void hl_pool_set_spin(hl_pool *pool, int barrier_us, int idle_us);
 typedef void (*hl_pool_fn)(void *ctx, int ith, int nth);
+/* Runs fn on every thread. One process has one pool, shared by every loaded
+ * model: callers on different threads take turns, one run at a time, in the
+ * order they arrived (so two busy models alternate step by step instead of
+ * oversubscribing the cores). Never call it from inside a run. */
 void hl_pool_run(hl_pool *pool, hl_pool_fn fn, void *ctx);
 /* Only valid inside hl_pool_run; every thread must call it the same number of times. */
 void hl_pool_barrier(hl_pool *pool);
@@ -148,5 +153,19 @@ const hl_vec_ops *hl_vec_ops_at(hl_simd level);
 /* The kernel table of a level (opaque; built once, read-only afterwards). */
 typedef struct hl_cpu_kernels hl_cpu_kernels;
 const hl_cpu_kernels *hl_cpu_kernels_at(hl_simd level);
+
+/* ---- the CPU backend: hl_backend (backend/backend.h) over these kernels ---- */
+/* Threading policy of a step. AUTO (the default) runs steps of tiny models on
+ * the calling thread alone, since barriers would cost more than the work; the
+ * others force one choice (tests use PARALLEL to cover the threaded path).
+ * Results are the same either way. */
+typedef enum { HL_THREADS_AUTO = 0, HL_THREADS_PARALLEL = 1, HL_THREADS_SERIAL = 2 } hl_threads_mode;
+typedef struct hl_cpu_backend_params {
+    hl_pool *pool;           /* borrowed: the process's one pool, shared by every model */
+    hl_threads_mode threads;
+    int no_fuse;             /* run every op of the plan on its own (tests: fused = unfused, bit for bit) */
+} hl_cpu_backend_params;
+struct hl_backend;
+int hl_backend_cpu_new(struct hl_backend **out, const hl_cpu_backend_params *p, hl_err *err);
 
 #endif

@@ -1,2 +1,2 @@
-DEPS_backend/cpu := quant base
+DEPS_backend/cpu := backend quant base
 LIBS_backend/cpu :=

@@ -49,6 +49,11 @@ typedef struct {
 
 struct hl_pool {
     int n;
+    /* turns: callers of hl_pool_run (one engine thread per loaded model) take
+     * the pool in arrival order, one run at a time (a ticket lock) */
+    pthread_mutex_t turn_mu;
+    pthread_cond_t turn_cv;
+    uint64_t next_ticket, serving;
     int64_t spin_barrier_ns, spin_idle_ns;
     pthread_t *threads;
     struct hl_worker *workers;
@@ -135,6 +140,8 @@ hl_pool *hl_pool_new(int n_threads) {
     hl_pool *pool = aligned_alloc(64, (sizeof(hl_pool) + 63) / 64 * 64);
     if (!pool) return NULL;
     *pool = (hl_pool){.n = n_threads, .spin_barrier_ns = HL_SPIN_BARRIER_NS, .spin_idle_ns = HL_SPIN_IDLE_NS};
+    pthread_mutex_init(&pool->turn_mu, NULL);
+    pthread_cond_init(&pool->turn_cv, NULL);
     pool->threads = calloc((size_t)n_threads, sizeof(pthread_t));
     pool->workers = calloc((size_t)n_threads, sizeof(struct hl_worker));
     if (!pool->threads || !pool->workers) {
@@ -166,11 +173,19 @@ void hl_pool_run(hl_pool *pool, hl_pool_fn fn, void *ctx) {
         fn(ctx, 0, 1);
         return;
     }
+    pthread_mutex_lock(&pool->turn_mu);
+    uint64_t ticket = pool->next_ticket++;
+    while (pool->serving != ticket) pthread_cond_wait(&pool->turn_cv, &pool->turn_mu);
+    pthread_mutex_unlock(&pool->turn_mu);
     pool->fn = fn;
     pool->ctx = ctx;
     hl_publish(&pool->gen, atomic_load(&pool->gen.word) + 1);
     fn(ctx, 0, pool->n);
     hl_pool_barrier(pool);
+    pthread_mutex_lock(&pool->turn_mu);
+    pool->serving++;
+    pthread_cond_broadcast(&pool->turn_cv);
+    pthread_mutex_unlock(&pool->turn_mu);
 }
 
 void hl_pool_free(hl_pool *pool) {
@@ -178,6 +193,8 @@ void hl_pool_free(hl_pool *pool) {
     atomic_store(&pool->stop, 1);
     if (pool->n > 1) hl_publish(&pool->gen, atomic_load(&pool->gen.word) + 1);
     for (int i = 1; i < pool->n; i++) pthread_join(pool->threads[i], NULL);
+    pthread_mutex_destroy(&pool->turn_mu);
+    pthread_cond_destroy(&pool->turn_cv);
     free(pool->threads);
     free(pool->workers);
     free(pool);

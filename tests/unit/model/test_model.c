@@ -43,28 +43,35 @@ typedef struct rig {
     hl_model *m;
     hl_kv_cache *kv;
     hl_forward_ctx *ctx;
+    hl_backend *be;
     hl_pool *pool;
     int32_t n_vocab;
 } rig;
 
-static int rig_open_kv(rig *r, const char *path, int n_threads, int32_t n_blocks, int32_t block_size, hl_type kv_type) {
+/* The CPU backend with threads forced on (the stories model is small enough
+ * for AUTO to go serial); no_fuse runs every op of the plan on its own. */
+static int rig_open_full(rig *r, const char *path, int n_threads, int32_t n_blocks, int32_t block_size, hl_type kv_type,
+                         int no_fuse) {
     memset(r, 0, sizeof *r);
     hl_err err = {0};
     if (hl_model_load(&r->m, path, &err)) {
         hl_test_fail(__FILE__, __LINE__, "load %s: %s", path, err.msg);
         return -1;
     }
+    r->pool = hl_pool_new(n_threads);
     hl_kv_params kp = hl_model_kv_params(r->m, n_blocks, block_size);
     kp.type = kv_type;
-    if (hl_kv_new(&r->kv, &kp, &err) || hl_forward_ctx_new(&r->ctx, r->m, 128, 8, &err)) {
+    if (hl_backend_cpu_new(&r->be, &(hl_cpu_backend_params){.pool = r->pool, .threads = HL_THREADS_PARALLEL, .no_fuse = no_fuse}, &err) ||
+        hl_kv_new(&r->kv, &kp, &err) || hl_forward_ctx_new(&r->ctx, r->m, r->be, 128, &err)) {
         hl_test_fail(__FILE__, __LINE__, "setup: %s", err.msg);
         return -1;
     }
-    r->pool = hl_pool_new(n_threads);
-    /* the stories model is small enough for AUTO to go serial: force threads */
-    hl_forward_ctx_set_threads(r->ctx, HL_THREADS_PARALLEL);
     r->n_vocab = hl_model_hparams(r->m)->n_vocab;
     return 0;
+}
+
+static int rig_open_kv(rig *r, const char *path, int n_threads, int32_t n_blocks, int32_t block_size, hl_type kv_type) {
+    return rig_open_full(r, path, n_threads, n_blocks, block_size, kv_type, 0);
 }
 
 static int rig_open_bs(rig *r, const char *path, int n_threads, int32_t n_blocks, int32_t block_size) {
@@ -76,8 +83,9 @@ static int rig_open(rig *r, const char *path, int n_threads, int32_t n_blocks) {
 }
 
 static void rig_close(rig *r) {
-    hl_pool_free(r->pool);
     hl_forward_ctx_free(r->ctx);
+    hl_backend_free(r->be);
+    hl_pool_free(r->pool);
     hl_kv_free(r->kv);
     hl_model_free(r->m);
 }
@@ -98,7 +106,7 @@ static int run_tokens(rig *r, const int32_t *blocks, int32_t n_blocks, const int
     hl_batch_seq sq = {blocks, n_blocks};
     hl_batch b = {bt, n, &sq, 1};
     hl_err err = {0};
-    int rc = hl_model_forward(r->m, r->ctx, r->pool, r->kv, &b, logits, &err);
+    int rc = hl_model_forward(r->ctx, r->kv, &b, logits, &err);
     if (rc) hl_test_fail(__FILE__, __LINE__, "forward: %s", err.msg);
     return rc;
 }
@@ -244,7 +252,7 @@ static void mixed_batch_for(const char *file, int threads) {
         }
         hl_batch b = {bt, n, seqs, 3};
         hl_err err = {0};
-        if (hl_model_forward(r.m, r.ctx, r.pool, r.kv, &b, out, &err)) {
+        if (hl_model_forward(r.ctx, r.kv, &b, out, &err)) {
             hl_test_fail(__FILE__, __LINE__, "forward: %s", err.msg);
             break;
         }
@@ -324,20 +332,20 @@ TEST(forward_refuses_malformed_batches) {
     hl_err err = {0};
     hl_batch_token t_vocab = {512, 0, 0, 1}, t_pos = {1, 32, 0, 1}, t_seq = {1, 0, 1, 1}, t_ok = {1, 17, 0, 1};
     hl_batch b1 = {&t_vocab, 1, &sq, 1}, b2 = {&t_pos, 1, &sq, 1}, b3 = {&t_seq, 1, &sq, 1}, b4 = {&t_ok, 1, &bsq, 1};
-    CHECK_EQ(hl_model_forward(r.m, r.ctx, r.pool, r.kv, &b1, L, &err), HL_EINVAL);
+    CHECK_EQ(hl_model_forward(r.ctx, r.kv, &b1, L, &err), HL_EINVAL);
     CHECK(strstr(err.msg, "token id 512") != NULL);
-    CHECK_EQ(hl_model_forward(r.m, r.ctx, r.pool, r.kv, &b2, L, &err), HL_EINVAL);
+    CHECK_EQ(hl_model_forward(r.ctx, r.kv, &b2, L, &err), HL_EINVAL);
     CHECK(strstr(err.msg, "outside its block table") != NULL);
-    CHECK_EQ(hl_model_forward(r.m, r.ctx, r.pool, r.kv, &b3, L, &err), HL_EINVAL);
-    CHECK_EQ(hl_model_forward(r.m, r.ctx, r.pool, r.kv, &b4, L, &err), HL_EINVAL);
+    CHECK_EQ(hl_model_forward(r.ctx, r.kv, &b3, L, &err), HL_EINVAL);
+    CHECK_EQ(hl_model_forward(r.ctx, r.kv, &b4, L, &err), HL_EINVAL);
     CHECK(strstr(err.msg, "outside the pool") != NULL);
     hl_batch_token many[129];
     for (int i = 0; i < 129; i++) many[i] = (hl_batch_token){1, i % 32, 0, 0};
     hl_batch b5 = {many, 129, &sq, 1};
-    CHECK_EQ(hl_model_forward(r.m, r.ctx, r.pool, r.kv, &b5, L, &err), HL_ERANGE);
+    CHECK_EQ(hl_model_forward(r.ctx, r.kv, &b5, L, &err), HL_ERANGE);
     hl_batch b6 = {&t_ok, 1, &sq, 1};
-    CHECK_EQ(hl_model_forward(r.m, r.ctx, r.pool, r.kv, &b6, NULL, &err), HL_EINVAL);
-    CHECK_EQ(hl_model_forward(r.m, r.ctx, r.pool, r.kv, &b6, L, &err), 0);
+    CHECK_EQ(hl_model_forward(r.ctx, r.kv, &b6, NULL, &err), HL_EINVAL);
+    CHECK_EQ(hl_model_forward(r.ctx, r.kv, &b6, L, &err), 0);
     free(L);
     rig_close(&r);
 }
@@ -601,8 +609,13 @@ TEST(load_reads_hparams) {
     hl_model_free(m);
 }
 
-/* Real models (skipped when not downloaded): load, and a short greedy run
- * produces in-vocabulary tokens with finite logits. */
+/* Real models: load, and the forward pass behaves like a trained language
+ * model, which a wrong kernel, a misbound tensor or a bad rope breaks at
+ * once: every logit is finite and the rows are not flat, and the model
+ * copies in context (induction): after a random 16-token sequence seen once,
+ * given it twice it predicts the next token of the sequence the third time.
+ * Trained models do this for most positions (at least half is required); an
+ * untrained or broken one for almost none (1 in n_vocab by chance). */
 static void smoke_real(const char *file, const char *arch, int tied) {
     const char *path = hl_test_model(file);
     if (!path) return;
@@ -610,13 +623,35 @@ static void smoke_real(const char *file, const char *arch, int tied) {
     if (rig_open(&r, path, 2, 8)) return;
     CHECK_STREQ(hl_model_hparams(r.m)->arch, arch);
     CHECK_EQ(hl_model_hparams(r.m)->tied_output, tied);
-    int32_t toks[3] = {1, 2, 3};
-    int32_t blocks[1] = {0};
-    float *L = malloc((size_t)r.n_vocab * 3 * sizeof(float));
-    run_tokens(&r, blocks, 1, toks, 3, 0, L, 1);
-    int finite = 1;
-    for (size_t i = 0; i < (size_t)r.n_vocab * 3; i++) finite &= isfinite(L[i]) != 0;
+    enum { N = 16, T = 1 + 3 * N };
+    int32_t toks[T];
+    int64_t bos = 1;
+    gguf_get_int(hl_model_gguf(r.m), "tokenizer.ggml.bos_token_id", &bos);
+    toks[0] = (int32_t)bos;
+    uint64_t x = 0x9E3779B97F4A7C15ull;
+    for (int i = 0; i < N; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        /* ordinary word pieces in every vocabulary here, repeated three times */
+        toks[1 + i] = toks[1 + N + i] = toks[1 + 2 * N + i] = 1000 + (int32_t)(x % 8000);
+    }
+    int32_t blocks[4] = {0, 1, 2, 3};
+    float *L = malloc((size_t)r.n_vocab * T * sizeof(float));
+    run_tokens(&r, blocks, 4, toks, T, 0, L, 1);
+    int finite = 1, copied = 0;
+    double spread = 0;
+    for (size_t i = 0; i < (size_t)r.n_vocab * T; i++) finite &= isfinite(L[i]) != 0;
+    for (int t = 0; t < T; t++) {
+        const float *row = L + (size_t)t * r.n_vocab;
+        float lo = row[0], hi = row[0];
+        for (int v = 1; v < r.n_vocab; v++) lo = row[v] < lo ? row[v] : lo, hi = row[v] > hi ? row[v] : hi;
+        spread += hi - lo;
+    }
+    /* positions of the third copy predict toks[t + 1] */
+    for (int t = 1 + 2 * N; t < T - 1; t++) copied += argmax(L + (size_t)t * r.n_vocab, r.n_vocab) == toks[t + 1];
+    printf("     %s: induction %d/%d, mean logit range %.1f\n", file, copied, N - 1, spread / T);
     CHECK(finite);
+    CHECK(spread / T > 5.0);
+    CHECK(copied >= (N - 1) / 2); /* measured: SmolLM2 15, Qwen 15, Gemma-3-270m 10 of 15 */
     free(L);
     rig_close(&r);
 }
@@ -660,7 +695,7 @@ static void real_invariance(const char *file, hl_type kv_type) {
     for (int i = 0; i < 3; i++) bt[n++] = (hl_batch_token){toks[N - 1 - i], i, 0, i == 2};
     for (int i = 0; i < N; i++) bt[n++] = (hl_batch_token){toks[i], i, 1, 1};
     hl_err err = {0};
-    if (hl_model_forward(r2.m, r2.ctx, r2.pool, r2.kv, &(hl_batch){bt, n, seqs, 2}, Lb, &err))
+    if (hl_model_forward(r2.ctx, r2.kv, &(hl_batch){bt, n, seqs, 2}, Lb, &err))
         hl_test_fail(__FILE__, __LINE__, "forward: %s", err.msg);
     double d = max_diff(La, Lb + V, (size_t)N * V); /* row 0 belongs to the other sequence */
     if (d > 0) printf("     %s: max diff %g\n", file, d);
@@ -776,4 +811,127 @@ TEST(kv_pool_shape_and_errors) {
     CHECK_EQ(hl_kv_type_from_name("q8_0"), HL_TYPE_Q8_0);
     CHECK_EQ(hl_kv_type_from_name("f16"), HL_TYPE_F16);
     CHECK_EQ(hl_kv_type_from_name("q4_0"), -1);
+}
+
+/* ---- the layer plan and the CPU backend's two ways of running it ---- */
+
+static int count_ops(const hl_plan *p, hl_op_kind k, int32_t layer) {
+    int n = 0;
+    for (int32_t i = 0; i < p->n_ops; i++) n += p->ops[i].kind == k && (layer < -1 || p->ops[i].layer == layer);
+    return n;
+}
+
+/* The plan says what each architecture computes: the ops of model/plan.c's
+ * block with each model's options, every op's buffers named and sized. */
+static void check_plan(const char *path, int bias, int qk_norm, int post_norms, int n_window) {
+    if (!path) return;
+    hl_model *m = NULL;
+    hl_err err = {0};
+    if (hl_model_load(&m, path, &err)) {
+        hl_test_fail(__FILE__, __LINE__, "load: %s", err.msg);
+        return;
+    }
+    const hl_plan *p = hl_model_plan(m);
+    const hl_hparams *hp = hl_model_hparams(m);
+    CHECK_EQ(p->n_layer, hp->n_layer);
+    CHECK_EQ(p->ops[0].kind, HL_OP_EMBED);
+    CHECK_EQ(p->layer_ops[0], 1);
+    CHECK_EQ(p->ops[p->n_ops - 1].kind, HL_OP_MATMUL);
+    CHECK_EQ(p->ops[p->n_ops - 1].out, HL_BUF_LOGITS);
+    CHECK_EQ(p->ops[p->n_ops - 3].kind, HL_OP_GATHER);
+    CHECK_EQ(count_ops(p, HL_OP_ATTN, -2), hp->n_layer);
+    CHECK_EQ(count_ops(p, HL_OP_KV_STORE, -2), hp->n_layer);
+    CHECK_EQ(count_ops(p, HL_OP_MATMUL, -2), 7 * hp->n_layer + 1);
+    int biased = 0, windowed = 0;
+    for (int32_t i = 0; i < p->n_ops; i++) {
+        const hl_op *op = &p->ops[i];
+        biased += op->kind == HL_OP_MATMUL && op->b != NULL;
+        windowed += op->kind == HL_OP_ATTN && op->p.attn.window > 0;
+        /* every op reads and writes named buffers whose widths match */
+        if (op->in) CHECK_EQ(op->n_in, p->bufs[op->in].width);
+        if (op->out) CHECK_EQ(op->n_out, p->bufs[op->out].width);
+        if (op->kind == HL_OP_MATMUL) {
+            CHECK_EQ(op->w->ne0, op->n_in);
+            CHECK_EQ(op->w->ne1, op->n_out);
+        }
+    }
+    CHECK_EQ(biased, bias ? 3 * hp->n_layer : 0);
+    CHECK_EQ(windowed, n_window);
+    /* per-head q/k norms and gemma's post-norms are NORM ops in place */
+    int in_place = 0;
+    for (int32_t i = 0; i < p->n_ops; i++) in_place += p->ops[i].kind == HL_OP_NORM && p->ops[i].in == p->ops[i].out;
+    CHECK_EQ(in_place, (qk_norm ? 2 : 0) * hp->n_layer + (post_norms ? 2 : 0) * hp->n_layer);
+    hl_model_free(m);
+}
+
+TEST(plan_llama) { check_plan(hl_test_shared("models/stories260K.gguf"), 0, 0, 0, 0); }
+TEST(plan_qwen2_has_qkv_biases) { check_plan(hl_test_model("qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"), 1, 0, 0, 0); }
+TEST(plan_gemma3_norms_and_windows) {
+    /* 18 layers, every 6th global: 15 sliding-window attentions */
+    check_plan(hl_test_model("gemma-3-270m-q4_k_m.gguf"), 0, 1, 1, 15);
+}
+
+/* Fused blocks and the same plan run op by op give the same bits: both use
+ * the same kernels in the same order per value (cpu_exec.h). */
+static void check_fused_equals_unfused(const char *path, hl_type kv_type) {
+    if (!path) return;
+    enum { N = 20 };
+    int32_t toks[N];
+    rig a, b;
+    if (rig_open_full(&a, path, 2, 8, 16, kv_type, 0)) return;
+    if (rig_open_full(&b, path, 2, 8, 16, kv_type, 1)) {
+        rig_close(&a);
+        return;
+    }
+    const int32_t V = a.n_vocab;
+    for (int i = 0; i < N; i++) toks[i] = (int32_t)((i * 7919 + 13) % V);
+    float *La = malloc((size_t)N * V * sizeof(float)), *Lb = malloc((size_t)N * V * sizeof(float));
+    int32_t blocks[2] = {0, 1};
+    /* a prefill of 17, then three decode steps */
+    run_tokens(&a, blocks, 2, toks, 17, 0, La, 1);
+    run_tokens(&b, blocks, 2, toks, 17, 0, Lb, 1);
+    for (int i = 17; i < N; i++) {
+        run_tokens(&a, blocks, 2, &toks[i], 1, i, La + (size_t)i * V, 1);
+        run_tokens(&b, blocks, 2, &toks[i], 1, i, Lb + (size_t)i * V, 1);
+    }
+    CHECK_EQ(memcmp(La, Lb, (size_t)N * V * sizeof(float)), 0);
+    free(La);
+    free(Lb);
+    rig_close(&a);
+    rig_close(&b);
+}
+
+TEST(fused_equals_unfused_stories) {
+    check_fused_equals_unfused(hl_test_shared("models/stories260K.gguf"), HL_TYPE_F16);
+    check_fused_equals_unfused(hl_test_shared("models/stories260K-Q4_1.gguf"), HL_TYPE_F16);
+}
+TEST(fused_equals_unfused_smollm2_q8_0_kv) {
+    check_fused_equals_unfused(hl_test_model("smollm2-135m-instruct-q4_1.gguf"), HL_TYPE_Q8_0);
+}
+TEST(fused_equals_unfused_qwen25) { check_fused_equals_unfused(hl_test_model("qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"), HL_TYPE_F16); }
+TEST(fused_equals_unfused_gemma3) { check_fused_equals_unfused(hl_test_model("gemma-3-270m-q4_k_m.gguf"), HL_TYPE_F16); }
+
+/* A backend refuses a plan it cannot run, naming the op: the plan has room
+ * for routed experts (MoE) before any backend has kernels for them. */
+TEST(cpu_backend_refuses_moe_plan) {
+    rig r;
+    if (rig_open(&r, hl_test_shared("models/stories260K.gguf"), 1, 4)) return;
+    hl_plan p = *hl_model_plan(r.m);
+    hl_op *ops = malloc((size_t)p.n_ops * sizeof *ops);
+    memcpy(ops, p.ops, (size_t)p.n_ops * sizeof *ops);
+    int32_t glu = -1;
+    for (int32_t i = 0; i < p.n_ops && glu < 0; i++)
+        if (ops[i].kind == HL_OP_GLU && ops[i].layer == 2) glu = i;
+    CHECK(glu >= 0);
+    if (glu >= 0) {
+        ops[glu].kind = HL_OP_MOE;
+        ops[glu].p.moe.n_expert = 8, ops[glu].p.moe.n_expert_used = 2;
+    }
+    p.ops = ops;
+    hl_err err = {0};
+    CHECK_EQ(r.be->ops->supports(r.be, &p, &err), HL_ENOTSUP);
+    CHECK(strstr(err.msg, "layer 2 op moe") != NULL);
+    CHECK_EQ(r.be->ops->supports(r.be, hl_model_plan(r.m), &err), 0);
+    free(ops);
+    rig_close(&r);
 }

@@ -79,12 +79,26 @@ static int run_one(hl_engine *e, const hl_request *r, outcome *o) {
     return 0;
 }
 
+/* The process's pool and CPU backend, one per thread count, as a program
+ * has one: created on first use, kept for the whole test binary. */
+static void use_threads(hl_engine_params *p, int n) {
+    static hl_pool *pools[3];
+    static hl_backend *bes[3];
+    if (!pools[n]) {
+        pools[n] = hl_pool_new(n);
+        hl_err err = {0};
+        if (hl_backend_open(&bes[n], "cpu", pools[n], &err)) hl_test_fail(__FILE__, __LINE__, "backend: %s", err.msg);
+    }
+    p->pool = pools[n];
+    p->backend = bes[n];
+}
+
 TEST(engine_matches_llamacpp_greedy) {
     hl_loaded *lm = load();
     if (!lm) return;
     hl_engine *e;
     hl_engine_params p = hl_engine_default_params();
-    p.n_threads = 2;
+    use_threads(&p, 2);
     CHECK_EQ(hl_engine_new(&e, lm, &p, NULL), 0);
     outcome *o = calloc(1, sizeof *o);
     hl_request r = greedy_req(ONCE, 5, 40);
@@ -105,7 +119,7 @@ TEST(engine_concurrent_equals_alone) {
     if (!lm) return;
     hl_engine *e;
     hl_engine_params p = hl_engine_default_params();
-    p.n_threads = 2;
+    use_threads(&p, 2);
     p.step_tokens = 64; /* force chunked prefill beside decodes */
     CHECK_EQ(hl_engine_new(&e, lm, &p, NULL), 0);
     enum { N = 12 };
@@ -147,7 +161,7 @@ TEST(engine_prefix_cache_hit) {
     if (!lm) return;
     hl_engine *e;
     hl_engine_params p = hl_engine_default_params();
-    p.n_threads = 2;
+    use_threads(&p, 2);
     CHECK_EQ(hl_engine_new(&e, lm, &p, NULL), 0);
     int32_t prompt[70];
     prompt[0] = 1;
@@ -178,7 +192,7 @@ TEST(engine_prefix_cache_partial_block) {
     if (!lm) return;
     hl_engine *e, *fresh;
     hl_engine_params p = hl_engine_default_params();
-    p.n_threads = 2;
+    use_threads(&p, 2);
     CHECK_EQ(hl_engine_new(&e, lm, &p, NULL), 0);
     CHECK_EQ(hl_engine_new(&fresh, lm, &p, NULL), 0);
     int32_t pa[70], pb[70];
@@ -209,7 +223,7 @@ TEST(engine_prefix_cache_reuses_last_turn_tail) {
     if (!lm) return;
     hl_engine *e, *fresh;
     hl_engine_params p = hl_engine_default_params();
-    p.n_threads = 2;
+    use_threads(&p, 2);
     CHECK_EQ(hl_engine_new(&e, lm, &p, NULL), 0);
     CHECK_EQ(hl_engine_new(&fresh, lm, &p, NULL), 0);
     int32_t turn1[40], turn2[60];
@@ -243,11 +257,11 @@ TEST(engine_preemption_loses_nothing) {
     if (!lm) return;
     hl_engine *e, *big;
     hl_engine_params p = hl_engine_default_params();
-    p.n_threads = 2;
+    use_threads(&p, 2);
     p.n_blocks = 10; /* 160 token slots for 4 sequences of ~90 tokens */
     CHECK_EQ(hl_engine_new(&e, lm, &p, NULL), 0);
     hl_engine_params pb = hl_engine_default_params();
-    pb.n_threads = 2;
+    use_threads(&pb, 2);
     CHECK_EQ(hl_engine_new(&big, lm, &pb, NULL), 0);
     enum { N = 4 };
     int32_t prompts[N][12];
@@ -284,7 +298,7 @@ TEST(engine_cancel_releases_blocks) {
     if (!lm) return;
     hl_engine *e;
     hl_engine_params p = hl_engine_default_params();
-    p.n_threads = 2;
+    use_threads(&p, 2);
     p.prefix_cache = 0;
     CHECK_EQ(hl_engine_new(&e, lm, &p, NULL), 0);
     hl_request r = greedy_req(ONCE, 5, -1);
@@ -313,7 +327,7 @@ TEST(engine_forks_share_prompt) {
     if (!lm) return;
     hl_engine *e;
     hl_engine_params p = hl_engine_default_params();
-    p.n_threads = 2;
+    use_threads(&p, 2);
     CHECK_EQ(hl_engine_new(&e, lm, &p, NULL), 0);
     outcome *o = calloc(1, sizeof *o), *o2 = calloc(1, sizeof *o2);
     /* greedy: every choice is the reference continuation */
@@ -352,7 +366,7 @@ TEST(engine_queue_limit_says_busy) {
     if (!lm) return;
     hl_engine *e;
     hl_engine_params p = hl_engine_default_params();
-    p.n_threads = 1;
+    use_threads(&p, 1);
     p.max_seqs = 1;
     p.max_queue = 2;
     CHECK_EQ(hl_engine_new(&e, lm, &p, NULL), 0);
@@ -377,7 +391,7 @@ TEST(engine_stop_string_never_streamed) {
     if (!lm) return;
     hl_engine *e;
     hl_engine_params p = hl_engine_default_params();
-    p.n_threads = 2;
+    use_threads(&p, 2);
     CHECK_EQ(hl_engine_new(&e, lm, &p, NULL), 0);
     hl_request r = greedy_req(ONCE, 5, 40);
     const char *stops[] = {"Lily"};
@@ -398,7 +412,7 @@ TEST(engine_rejects_bad_requests) {
     if (!lm) return;
     hl_engine *e;
     hl_engine_params p = hl_engine_default_params();
-    p.n_threads = 1;
+    use_threads(&p, 1);
     p.max_ctx = 64;
     CHECK_EQ(hl_engine_new(&e, lm, &p, NULL), 0);
     hl_handle *h = NULL;
@@ -426,11 +440,11 @@ TEST(engine_tiny_pool_shared_prefix_no_livelock) {
     if (!lm) return;
     hl_engine *e, *big;
     hl_engine_params p = hl_engine_default_params();
-    p.n_threads = 2;
+    use_threads(&p, 2);
     p.n_blocks = 12;
     CHECK_EQ(hl_engine_new(&e, lm, &p, NULL), 0);
     hl_engine_params pb = hl_engine_default_params();
-    pb.n_threads = 2;
+    use_threads(&pb, 2);
     CHECK_EQ(hl_engine_new(&big, lm, &pb, NULL), 0);
     enum { N = 8 };
     int32_t prompts[N][40];

@@ -3,8 +3,8 @@
  * in F16 or Q8_0, zeroed at creation so a
  * never-written slot reads as zeros rather than garbage. Metadata (which
  * block belongs to which sequence) is the runner's. */
-#include "model/kv.h"
-#include "model/model_impl.h"
+#include "backend/kv.h"
+
 
 #include "base/assert.h"
 
@@ -123,3 +123,13 @@ uint8_t *hl_kv_layer_k(hl_kv_cache *kv, int32_t layer) { return kv->k[layer]; }
 uint8_t *hl_kv_layer_v(hl_kv_cache *kv, int32_t layer) { return kv->v[layer]; }
 size_t hl_kv_head_bytes_k(const hl_kv_cache *kv) { return kv->k_head; }
 size_t hl_kv_head_bytes_v(const hl_kv_cache *kv) { return kv->v_head; }
+
+void hl_kv_clear_slots(hl_kv_cache *kv, int32_t block, int32_t slot0) {
+    HL_ASSERT(block >= 0 && block < kv->p.n_blocks && slot0 >= 0);
+    if (slot0 >= kv->p.block_size) return;
+    size_t bs = (size_t)kv->p.block_size, n = bs - (size_t)slot0;
+    for (int32_t l = 0; l < kv->p.n_layer; l++) {
+        memset(kv->k[l] + ((size_t)block * bs + (size_t)slot0) * kv->k_slot, 0, n * kv->k_slot);
+        memset(kv->v[l] + ((size_t)block * bs + (size_t)slot0) * kv->v_slot, 0, n * kv->v_slot);
+    }
+}

@@ -12,11 +12,13 @@
  *
  * This file owns STORAGE only. Which block belongs to whom (free lists,
  * refcounts, prefix hashing, eviction) is metadata kept by the runner
- * (src/runner/kvcache.c): the storage never knows about sequences. The pool is
+ * (src/runner/kvcache.c): the storage never knows about sequences. Backends
+ * that keep KV in host memory (cpu, ref) use this storage; hl_backend_ops
+ * kv_* is how everything above model/ reaches it. The pool is
  * not internally synchronised: the engine thread that runs forward passes is
  * its only writer. */
-#ifndef HL_MODEL_KV_H
-#define HL_MODEL_KV_H
+#ifndef HL_BACKEND_KV_H
+#define HL_BACKEND_KV_H
 
 #include "base/err.h"
 #include "base/half.h"
@@ -67,6 +69,11 @@ void *hl_kv_k_slot(hl_kv_cache *kv, int32_t layer, int32_t block, int32_t slot);
 void *hl_kv_v_slot(hl_kv_cache *kv, int32_t layer, int32_t block, int32_t slot);
 size_t hl_kv_head_bytes_k(const hl_kv_cache *kv);
 size_t hl_kv_head_bytes_v(const hl_kv_cache *kv);
+/* Per-layer base of K (resp. V): [n_blocks][block_size][n_head_kv] rows. */
+uint8_t *hl_kv_layer_k(hl_kv_cache *kv, int32_t layer);
+uint8_t *hl_kv_layer_v(hl_kv_cache *kv, int32_t layer);
+/* Zeroes slots [slot0, block_size) of block `block` in every layer. */
+void hl_kv_clear_slots(hl_kv_cache *kv, int32_t block, int32_t slot0);
 /* "f16" / "q8_0" -> type; -1 for anything else. */
 int hl_kv_type_from_name(const char *name);
 

@@ -1,0 +1,100 @@
+/* Internals of the CPU backend's executor, shared by cpu_backend.c (the
+ * hl_backend table, lowering a plan into a program), cpu_forward.c (the fused
+ * step) and cpu_ops.c (ops run one at a time). Nothing outside backend/cpu
+ * sees this.
+ *
+ * Lowering. Each block of the plan is matched against the one op sequence the
+ * fused step knows (model/plan.c's block: norm, q/k/v with optional biases and
+ * per-head norms, rope, kv store, causal attention with an optional window,
+ * output projection, optional post-norm, residual, the same for a gated FFN).
+ * A block that matches runs fused: ~7 barriers, work split so that each
+ * thread finishes what it started (bias, norm, rope and KV store of its own
+ * heads right after their projection; the activation and the down
+ * projection's input conversion of its own columns). A block that does not
+ * match runs op by op (cpu_ops.c), one stage and barrier each: slower, but
+ * any plan made of supported ops runs. Both use the same kernels in the same
+ * order per value, so they give the same bits (tests check fused = unfused). */
+#ifndef HL_BACKEND_CPU_EXEC_H
+#define HL_BACKEND_CPU_EXEC_H
+
+#include "backend/backend.h"
+#include "backend/cpu/cpu.h"
+
+#define HL_ATTN_CHUNK 256 /* positions scored per online-softmax step (long spans) */
+#define HL_ATTN_MAX_SCORES (1 << 17) /* single-pass attention up to this many positions */
+#define HL_ATTN_GROUP 8 /* query heads sharing a KV head attended together, at most */
+#define CPU_MAX_ROPE_TABLES 4 /* distinct rope frequency tables a fused plan may use */
+
+/* One block in fused form (the tensors of its ops), or fused = 0. */
+typedef struct cpu_block {
+    int fused;
+    const hl_tensor *attn_norm, *wq, *wk, *wv, *bq, *bk, *bv, *q_norm, *k_norm, *wo, *post_attn_norm;
+    const hl_tensor *ffn_norm, *gate, *up, *down, *post_ffn_norm;
+    int rope_table; /* index into the program's rope tables */
+    int32_t window; /* > 0: sliding window */
+    float eps;
+    hl_act act;
+} cpu_block;
+
+typedef struct cpu_backend {
+    hl_backend base;
+    hl_pool *pool;            /* borrowed: the process's pool */
+    hl_threads_mode threads;
+    int no_fuse;
+} cpu_backend;
+
+struct hl_backend_prog {
+    const hl_plan *plan;
+    cpu_backend *be;
+    cpu_block *blocks;        /* [n_layer] */
+    int fused_epilogue;       /* gather + output norm + logits matmul in one stage */
+    /* dimensions, from the plan's attention ops (fused blocks agree on them) */
+    int32_t n_head, n_head_kv, head_dim_k, head_dim_v, n_rot;
+    hl_rope_style rope_style;
+    float attn_scale;
+    int n_rope_tables;
+    const double *rope_tables[CPU_MAX_ROPE_TABLES];
+    int32_t max_tokens, max_threads;
+    /* scratch */
+    float *buf[HL_BUF_COUNT]; /* one per plan buffer (LOGITS is the caller's) */
+    float *rope_cs[CPU_MAX_ROPE_TABLES]; /* [max_tokens][n_rot / 2][2] cos, sin per token */
+    float *scores;            /* [max_threads][HL_ATTN_GROUP][n_scores] */
+    const void **rows;        /* [max_threads][n_scores] K or V row pointers */
+    int32_t n_scores;
+    void *xq[3];              /* activations converted for a matmul's weight type (see cpu_forward.c) */
+    size_t xq_size;
+    int32_t *out_row;         /* [max_tokens] dense logits row of each token, or -1 */
+    size_t scratch_bytes;
+    /* per-call state, set before the parallel region */
+    const hl_vec_ops *vo;
+    hl_kv_cache *kv;
+    const hl_batch *batch;
+    float *logits;
+    int32_t n_wanted;
+    int serial;               /* this step runs on the calling thread only (no barriers) */
+    int pending_ffn;          /* block whose FFN residual add is still to do, or -1 */
+};
+
+/* cpu_forward.c */
+void cpu_step_thread(void *prog, int ith, int nth);
+void cpu_sync(hl_backend_prog *c);
+void cpu_attend(const hl_vec_ops *vo, float *out, const float *qh, int32_t nq, hl_kv_cache *kv, int32_t layer,
+                const hl_batch_seq *seq, int32_t p0, int32_t pos, int32_t kvh, int32_t hdk, int32_t hdv, float scale,
+                float *scores, const void **rows, int32_t n_scores);
+void cpu_rope_head(float *x, const float *cs, int32_t n_rot, hl_rope_style style);
+void cpu_rope_angles(float *cs, int32_t pos, const double *inv_freq, int32_t half);
+void cpu_store_kv_row(hl_kv_cache *kv, int32_t layer, int which, const hl_batch *b, int64_t t, int32_t head,
+                      const float *src, int32_t hd, const hl_vec_ops *vo);
+void cpu_flush_pending(hl_backend_prog *c, int ith, int nth);
+static inline void cpu_split(int64_t n, int ith, int nth, int64_t *i0, int64_t *i1) {
+    *i0 = n * ith / nth;
+    *i1 = n * (ith + 1) / nth;
+}
+
+/* cpu_ops.c: one op over the program's buffers, called by every thread of
+ * the region; ends with the op's results visible to all threads. */
+void cpu_op_exec(hl_backend_prog *c, const hl_op *op, int ith, int nth);
+/* Whether this backend can run op (NULL) or why not (static string). */
+const char *cpu_op_unsupported(const hl_op *op);
+
+#endif

@@ -1,0 +1,208 @@
+/* The CPU backend's ops one at a time: what runs a block that the fused step
+ * does not recognize, a prologue or epilogue that is not the usual one, and
+ * run_op (the cross-backend op harness). Every thread of the region calls
+ * cpu_op_exec for the same op; work is split by rows, weight rows or (token,
+ * head) units as the fused step splits it, and each op ends with a barrier.
+ * The kernels and their order per value are the fused step's, so a block run
+ * here gives the bits it gives fused. */
+#include "backend/cpu/cpu_exec.h"
+
+#include <math.h>
+#include <string.h>
+
+const char *cpu_op_unsupported(const hl_op *op) {
+    switch (op->kind) {
+    case HL_OP_EMBED:
+        if (!hl_matmul_supported(op->w->type)) return "its embedding table's type";
+        return NULL;
+    case HL_OP_NORM:
+        if ((op->w && op->w->type != HL_TYPE_F32) || (op->b && op->b->type != HL_TYPE_F32))
+            return "a norm weight that is not F32";
+        if (op->p.norm.group <= 0 || op->n_in % op->p.norm.group) return "a norm group that does not divide the row";
+        return NULL;
+    case HL_OP_MATMUL:
+        if (!hl_matmul_supported(op->w->type)) return "its weight type";
+        if (op->b && op->b->type != HL_TYPE_F32) return "a bias that is not F32";
+        return NULL;
+    case HL_OP_ATTN:
+        if (op->p.attn.softcap > 0) return "attention logit softcapping";
+        if (!op->p.attn.causal) return "bidirectional attention";
+        if (op->p.attn.n_head % op->p.attn.n_head_kv) return "query heads that are not a multiple of the KV heads";
+        return NULL;
+    case HL_OP_ROPE:
+    case HL_OP_KV_STORE:
+    case HL_OP_GLU:
+    case HL_OP_ACT:
+    case HL_OP_ADD:
+    case HL_OP_GATHER: return NULL;
+    case HL_OP_MOE: return "routed experts (MoE)";
+    case HL_OP_COUNT: break;
+    }
+    return "an unknown op";
+}
+
+static float *buf_of(hl_backend_prog *c, hl_buf_id b) { return b == HL_BUF_LOGITS ? c->logits : c->buf[b]; }
+static int64_t rows_of(const hl_backend_prog *c, hl_buf_id b) {
+    return c->plan->bufs[b].per_output ? c->n_wanted : c->batch->n_tokens;
+}
+
+static void op_embed(hl_backend_prog *c, const hl_op *op, int64_t r0, int64_t r1) {
+    const hl_tensor *te = op->w;
+    float *out = buf_of(c, op->out);
+    for (int64_t t = r0; t < r1; t++) {
+        int32_t tok = c->batch->tokens[t].token;
+        hl_dequantize(te->type, (const char *)te->data + (size_t)tok * te->row_bytes, out + t * op->n_out, op->n_out);
+        if (op->p.embed.scale != 1.0f) c->vo->scale(out + t * op->n_out, op->p.embed.scale, op->n_out);
+    }
+}
+
+static void layer_norm(float *out, const float *x, const float *w, const float *b, int64_t n, float eps) {
+    double mean = 0, var = 0;
+    for (int64_t i = 0; i < n; i++) mean += x[i];
+    mean /= (double)n;
+    for (int64_t i = 0; i < n; i++) var += ((double)x[i] - mean) * ((double)x[i] - mean);
+    float inv = (float)(1.0 / sqrt(var / (double)n + (double)eps));
+    for (int64_t i = 0; i < n; i++) {
+        float y = (float)((double)x[i] - mean) * inv;
+        out[i] = (w ? y * w[i] : y) + (b ? b[i] : 0.0f);
+    }
+}
+
+static void op_norm(hl_backend_prog *c, const hl_op *op, int64_t r0, int64_t r1) {
+    const float *in = buf_of(c, op->in);
+    float *out = buf_of(c, op->out);
+    const int64_t g = op->p.norm.group, ng = op->n_in / g;
+    const float *w = op->w ? op->w->data : NULL, *b = op->b ? op->b->data : NULL;
+    for (int64_t t = r0; t < r1; t++)
+        for (int64_t j = 0; j < ng; j++) {
+            const float *xi = in + t * op->n_in + j * g;
+            float *yo = out + t * op->n_out + j * g;
+            if (op->p.norm.kind == HL_NORM_LAYER) layer_norm(yo, xi, w, b, g, op->p.norm.eps);
+            else {
+                c->vo->rmsnorm(yo, xi, w, g, op->p.norm.eps);
+                if (b) c->vo->add(yo, b, g);
+            }
+        }
+}
+
+static void op_matmul(hl_backend_prog *c, const hl_op *op, int ith, int nth) {
+    const hl_tensor *w = op->w;
+    const float *in = buf_of(c, op->in);
+    float *out = buf_of(c, op->out);
+    const int64_t m = rows_of(c, op->in);
+    int64_t r0, r1;
+    cpu_split(m, ith, nth, &r0, &r1);
+    size_t rs = hl_matmul_act_size(w->type, 1, w->ne0);
+    if (r1 > r0) hl_matmul_prepare(w->type, in + r0 * op->n_in, op->n_in, r1 - r0, w->ne0, (char *)c->xq[0] + r0 * rs, 0, 1);
+    cpu_sync(c);
+    if (m > 0) hl_matmul_slice(w->type, w->data, w->ne1, w->ne0, c->xq[0], m, out, op->n_out, ith, nth);
+    if (op->b) {
+        cpu_sync(c);
+        for (int64_t t = r0; t < r1; t++) c->vo->add(out + t * op->n_out, op->b->data, op->n_out);
+    }
+}
+
+static void op_rope(hl_backend_prog *c, const hl_op *op, int ith, int nth) {
+    const int64_t T = c->batch->n_tokens;
+    const int32_t half = op->p.rope.n_rot / 2, nh = op->p.rope.n_head, hd = op->p.rope.head_dim;
+    float *x = buf_of(c, op->out), *cs = c->rope_cs[CPU_MAX_ROPE_TABLES - 1]; /* the op path's own table */
+    int64_t r0, r1;
+    cpu_split(T, ith, nth, &r0, &r1);
+    for (int64_t t = r0; t < r1; t++) cpu_rope_angles(cs + t * half * 2, c->batch->tokens[t].pos, op->p.rope.inv_freq, half);
+    cpu_sync(c);
+    int64_t u0, u1;
+    cpu_split(T * nh, ith, nth, &u0, &u1);
+    for (int64_t u = u0; u < u1; u++) {
+        int64_t t = u / nh, h = u % nh;
+        cpu_rope_head(x + t * op->n_in + h * hd, cs + t * half * 2, op->p.rope.n_rot, op->p.rope.style);
+    }
+}
+
+static void op_kv_store(hl_backend_prog *c, const hl_op *op, int ith, int nth) {
+    const int64_t T = c->batch->n_tokens;
+    const int32_t nkv = op->p.kv.n_head_kv, hdk = op->p.kv.head_dim_k, hdv = op->p.kv.head_dim_v;
+    const float *k = buf_of(c, op->in), *v = buf_of(c, op->in2);
+    int64_t u0, u1;
+    cpu_split(T * nkv, ith, nth, &u0, &u1);
+    for (int64_t u = u0; u < u1; u++) {
+        int64_t t = u / nkv;
+        int32_t h = (int32_t)(u % nkv);
+        cpu_store_kv_row(c->kv, op->layer, 0, c->batch, t, h, k + t * (int64_t)nkv * hdk + (int64_t)h * hdk, hdk, c->vo);
+        cpu_store_kv_row(c->kv, op->layer, 1, c->batch, t, h, v + t * (int64_t)nkv * hdv + (int64_t)h * hdv, hdv, c->vo);
+    }
+}
+
+static void op_attn(hl_backend_prog *c, const hl_op *op, int ith, int nth) {
+    const hl_batch *b = c->batch;
+    const int32_t nh = op->p.attn.n_head, gqa = nh / op->p.attn.n_head_kv;
+    const int32_t hdk = op->p.attn.head_dim_k, hdv = op->p.attn.head_dim_v;
+    const float *q = buf_of(c, op->in);
+    float *out = buf_of(c, op->out);
+    float *scores = c->scores + (size_t)ith * c->n_scores * HL_ATTN_GROUP;
+    const void **rows = c->rows + (size_t)ith * c->n_scores;
+    /* units: (token, KV-head group), round-robin as in the fused step */
+    const int32_t ng = (nh + (gqa < HL_ATTN_GROUP ? gqa : HL_ATTN_GROUP) - 1) / (gqa < HL_ATTN_GROUP ? gqa : HL_ATTN_GROUP);
+    const int32_t per = gqa < HL_ATTN_GROUP ? gqa : HL_ATTN_GROUP;
+    for (int64_t u = ith; u < (int64_t)b->n_tokens * ng; u += nth) {
+        int64_t t = u / ng;
+        int32_t h = (int32_t)(u % ng) * per, he = h + per;
+        if (he > nh) he = nh;
+        const hl_batch_token *bt = &b->tokens[t];
+        int32_t w = op->p.attn.window;
+        int32_t p0 = w > 0 && bt->pos >= w ? bt->pos - w + 1 : 0;
+        cpu_attend(c->vo, out + t * op->n_out + (int64_t)h * hdv, q + t * op->n_in + (int64_t)h * hdk, he - h, c->kv,
+                   op->layer, &b->seqs[bt->seq], p0, bt->pos, h / gqa, hdk, hdv, op->p.attn.scale, scores, rows,
+                   c->n_scores);
+    }
+}
+
+static float gelu1(float x) {
+    const float k = 0.7978845608028654f; /* sqrt(2 / pi) */
+    return 0.5f * x * (1.0f + tanhf(k * (x + 0.044715f * x * x * x)));
+}
+
+static void op_rows(hl_backend_prog *c, const hl_op *op, int64_t r0, int64_t r1) {
+    const float *in = buf_of(c, op->in);
+    float *out = buf_of(c, op->out);
+    for (int64_t t = r0; t < r1; t++) {
+        const float *xi = in + t * op->n_in;
+        float *yo = out + t * op->n_out;
+        switch (op->kind) {
+        case HL_OP_GLU: {
+            const float *up = buf_of(c, op->in2) + t * op->n_in;
+            if (op->p.act.act == HL_ACT_GELU) c->vo->gelu_mul(yo, xi, up, op->n_out);
+            else c->vo->silu_mul(yo, xi, up, op->n_out);
+            break;
+        }
+        case HL_OP_ACT:
+            for (int64_t i = 0; i < op->n_out; i++)
+                yo[i] = op->p.act.act == HL_ACT_GELU ? gelu1(xi[i]) : xi[i] / (1.0f + expf(-xi[i]));
+            break;
+        case HL_OP_ADD: c->vo->add(yo, xi, op->n_out); break;
+        case HL_OP_GATHER:
+            if (c->out_row[t] >= 0) memcpy(out + (int64_t)c->out_row[t] * op->n_out, xi, (size_t)op->n_in * sizeof(float));
+            break;
+        default: break;
+        }
+    }
+}
+
+void cpu_op_exec(hl_backend_prog *c, const hl_op *op, int ith, int nth) {
+    int64_t r0, r1;
+    cpu_split(rows_of(c, op->out == HL_BUF_NONE ? op->in : op->kind == HL_OP_GATHER ? op->in : op->out), ith, nth, &r0, &r1);
+    switch (op->kind) {
+    case HL_OP_EMBED: op_embed(c, op, r0, r1); break;
+    case HL_OP_NORM: op_norm(c, op, r0, r1); break;
+    case HL_OP_MATMUL: op_matmul(c, op, ith, nth); break;
+    case HL_OP_ROPE: op_rope(c, op, ith, nth); break;
+    case HL_OP_KV_STORE: op_kv_store(c, op, ith, nth); break;
+    case HL_OP_ATTN: op_attn(c, op, ith, nth); break;
+    case HL_OP_GLU:
+    case HL_OP_ACT:
+    case HL_OP_ADD:
+    case HL_OP_GATHER: op_rows(c, op, r0, r1); break;
+    case HL_OP_MOE:
+    case HL_OP_COUNT: break; /* cannot happen: refused by supports() */
+    }
+    cpu_sync(c);
+}

@@ -1,0 +1,2 @@
+DEPS_backend := quant base
+LIBS_backend :=

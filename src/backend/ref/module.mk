@@ -1,0 +1,2 @@
+DEPS_backend/ref := backend/cpu backend quant base
+LIBS_backend/ref :=

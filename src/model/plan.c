@@ -1,0 +1,182 @@
+/* The layer plan: compiles a loaded model (its architecture's options, its
+ * hparams and the tensors bound for it) into the backend-neutral op list of
+ * backend/backend.h, once, at load. This is the only place that decides what
+ * a block computes; backends only execute. Per block:
+ *
+ *   attn_in  = norm(x) * attn_norm
+ *   q, k, v  = attn_in . wq|wk|wv (+ bq|bk|bv)
+ *   q, k     = per-head norm (q_norm, k_norm)            when the arch has them
+ *   q, k     = rope (the layer's frequencies: global or sliding-window)
+ *   kv_store (k, v) -> pool, this layer
+ *   attn     = attention over the pool (causal; window in sliding layers)
+ *   attn_out = attn . wo
+ *   attn_out = norm(attn_out) * post_attn_norm           gemma
+ *   x       += attn_out
+ *   ffn_in   = norm(x) * ffn_norm
+ *   gate, up = ffn_in . ffn_gate | ffn_up
+ *   ffn_act  = act(gate) * up                            SwiGLU / GeGLU
+ *   ffn_out  = ffn_act . ffn_down
+ *   ffn_out  = norm(ffn_out) * post_ffn_norm             gemma
+ *   x       += ffn_out
+ *
+ * with EMBED before the blocks and GATHER (rows that want logits), the output
+ * norm and the logits matmul after them. Architectures differ only in which
+ * optional tensors they bind and in the options of their hl_arch. */
+#include "model/model_impl.h"
+
+#include "base/assert.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* Ops a block can emit at most; the op array is sized once from it. */
+#define OPS_PER_BLOCK 24
+#define OPS_OUTSIDE 8
+
+typedef struct plan_builder {
+    hl_plan *p;
+    int32_t cap;
+} plan_builder;
+
+static hl_op *emit(plan_builder *pb, hl_op_kind kind, int32_t layer, hl_buf_id in, hl_buf_id in2, hl_buf_id out) {
+    hl_plan *p = pb->p;
+    HL_ASSERT(p->n_ops < pb->cap); /* cannot happen: sized for the most a block emits */
+    hl_op *op = &p->ops[p->n_ops++];
+    memset(op, 0, sizeof *op);
+    op->kind = kind;
+    op->layer = layer;
+    op->in = in;
+    op->in2 = in2;
+    op->out = out;
+    op->n_in = p->bufs[in].width;
+    op->n_out = p->bufs[out].width;
+    return op;
+}
+
+static const hl_tensor *opt(const hl_wt *w) { return w->data ? w : NULL; }
+
+static void norm(plan_builder *pb, int32_t layer, hl_buf_id in, hl_buf_id out, const hl_wt *w, int32_t group,
+                 float eps) {
+    hl_op *op = emit(pb, HL_OP_NORM, layer, in, HL_BUF_NONE, out);
+    op->w = opt(w);
+    op->p.norm.kind = HL_NORM_RMS;
+    op->p.norm.eps = eps;
+    op->p.norm.group = group;
+}
+
+static void matmul(plan_builder *pb, int32_t layer, hl_buf_id in, hl_buf_id out, const hl_wt *w, const hl_wt *b) {
+    hl_op *op = emit(pb, HL_OP_MATMUL, layer, in, HL_BUF_NONE, out);
+    op->w = w;
+    op->b = b ? opt(b) : NULL;
+}
+
+static void rope(plan_builder *pb, int32_t layer, hl_buf_id buf, const hl_hparams *hp, int32_t n_head,
+                 const double *inv_freq) {
+    hl_op *op = emit(pb, HL_OP_ROPE, layer, buf, HL_BUF_NONE, buf);
+    op->p.rope.style = hp->rope_style;
+    op->p.rope.n_rot = hp->n_rot;
+    op->p.rope.head_dim = hp->head_dim_k;
+    op->p.rope.n_head = n_head;
+    op->p.rope.inv_freq = inv_freq;
+}
+
+static void set_buf(hl_plan *p, hl_buf_id b, int64_t width, int per_output) {
+    p->bufs[b] = (hl_plan_buf){.name = hl_buf_name(b), .width = width, .per_output = per_output};
+}
+
+void hl_plan_free(hl_plan *p) {
+    free(p->ops);
+    free(p->layer_ops);
+    memset(p, 0, sizeof *p);
+}
+
+int hl_plan_build(hl_model *m, hl_err *err) {
+    const hl_hparams *hp = &m->hp;
+    const hl_weights *W = &m->w;
+    hl_plan *p = &m->plan;
+    memset(p, 0, sizeof *p);
+    p->arch = m->arch->name;
+    p->n_embd = hp->n_embd;
+    p->n_vocab = hp->n_vocab;
+    p->n_layer = hp->n_layer;
+    p->n_ctx_train = hp->n_ctx_train;
+    p->kv = hl_model_kv_params(m, 0, 0);
+    p->weight_bytes = m->weight_bytes;
+    const int64_t E = hp->n_embd, F = hp->n_ff;
+    const int64_t QD = (int64_t)hp->n_head * hp->head_dim_k, KD = (int64_t)hp->n_head_kv * hp->head_dim_k;
+    const int64_t VD = (int64_t)hp->n_head_kv * hp->head_dim_v, OD = (int64_t)hp->n_head * hp->head_dim_v;
+    set_buf(p, HL_BUF_X, E, 0);
+    set_buf(p, HL_BUF_ATTN_IN, E, 0);
+    set_buf(p, HL_BUF_Q, QD, 0);
+    set_buf(p, HL_BUF_K, KD, 0);
+    set_buf(p, HL_BUF_V, VD, 0);
+    set_buf(p, HL_BUF_ATTN, OD, 0);
+    set_buf(p, HL_BUF_ATTN_OUT, E, 0);
+    set_buf(p, HL_BUF_FFN_IN, E, 0);
+    set_buf(p, HL_BUF_GATE, F, 0);
+    set_buf(p, HL_BUF_UP, F, 0);
+    set_buf(p, HL_BUF_FFN_ACT, F, 0);
+    set_buf(p, HL_BUF_FFN_OUT, E, 0);
+    set_buf(p, HL_BUF_OUT_IN, E, 1);
+    set_buf(p, HL_BUF_OUT_NORM, E, 1);
+    set_buf(p, HL_BUF_LOGITS, hp->n_vocab, 1);
+    plan_builder pb = {.p = p, .cap = hp->n_layer * OPS_PER_BLOCK + OPS_OUTSIDE};
+    p->layer_ops = calloc((size_t)hp->n_layer + 1, sizeof *p->layer_ops);
+    p->ops = calloc((size_t)pb.cap, sizeof *p->ops);
+    if (!p->layer_ops || !p->ops) {
+        hl_plan_free(p);
+        return hl_err_set(err, HL_ENOMEM, "out of memory building the layer plan");
+    }
+    hl_op *op = emit(&pb, HL_OP_EMBED, -1, HL_BUF_NONE, HL_BUF_NONE, HL_BUF_X);
+    op->w = &W->token_embd;
+    op->n_in = 0;
+    op->p.embed.scale = hp->embd_scale;
+
+    for (int32_t l = 0; l < hp->n_layer; l++) {
+        const hl_layer_weights *L = &W->layers[l];
+        const int swa = m->layer_swa[l];
+        const double *inv_freq = swa ? m->rope_inv_freq_swa : m->rope_inv_freq;
+        p->layer_ops[l] = p->n_ops;
+
+        norm(&pb, l, HL_BUF_X, HL_BUF_ATTN_IN, &L->attn_norm, (int32_t)E, hp->norm_eps);
+        matmul(&pb, l, HL_BUF_ATTN_IN, HL_BUF_Q, &L->wq, &L->bq);
+        matmul(&pb, l, HL_BUF_ATTN_IN, HL_BUF_K, &L->wk, &L->bk);
+        matmul(&pb, l, HL_BUF_ATTN_IN, HL_BUF_V, &L->wv, &L->bv);
+        if (L->q_norm.data) norm(&pb, l, HL_BUF_Q, HL_BUF_Q, &L->q_norm, hp->head_dim_k, hp->norm_eps);
+        if (L->k_norm.data) norm(&pb, l, HL_BUF_K, HL_BUF_K, &L->k_norm, hp->head_dim_k, hp->norm_eps);
+        rope(&pb, l, HL_BUF_Q, hp, hp->n_head, inv_freq);
+        rope(&pb, l, HL_BUF_K, hp, hp->n_head_kv, inv_freq);
+        op = emit(&pb, HL_OP_KV_STORE, l, HL_BUF_K, HL_BUF_V, HL_BUF_NONE);
+        op->p.kv.n_head_kv = hp->n_head_kv;
+        op->p.kv.head_dim_k = hp->head_dim_k;
+        op->p.kv.head_dim_v = hp->head_dim_v;
+        op = emit(&pb, HL_OP_ATTN, l, HL_BUF_Q, HL_BUF_NONE, HL_BUF_ATTN);
+        op->p.attn.n_head = hp->n_head;
+        op->p.attn.n_head_kv = hp->n_head_kv;
+        op->p.attn.head_dim_k = hp->head_dim_k;
+        op->p.attn.head_dim_v = hp->head_dim_v;
+        op->p.attn.scale = hp->attn_scale;
+        op->p.attn.window = swa ? hp->n_swa : 0;
+        op->p.attn.causal = 1;
+        matmul(&pb, l, HL_BUF_ATTN, HL_BUF_ATTN_OUT, &L->wo, NULL);
+        if (L->post_attn_norm.data)
+            norm(&pb, l, HL_BUF_ATTN_OUT, HL_BUF_ATTN_OUT, &L->post_attn_norm, (int32_t)E, hp->norm_eps);
+        emit(&pb, HL_OP_ADD, l, HL_BUF_ATTN_OUT, HL_BUF_NONE, HL_BUF_X);
+
+        norm(&pb, l, HL_BUF_X, HL_BUF_FFN_IN, &L->ffn_norm, (int32_t)E, hp->norm_eps);
+        matmul(&pb, l, HL_BUF_FFN_IN, HL_BUF_GATE, &L->ffn_gate, NULL);
+        matmul(&pb, l, HL_BUF_FFN_IN, HL_BUF_UP, &L->ffn_up, NULL);
+        op = emit(&pb, HL_OP_GLU, l, HL_BUF_GATE, HL_BUF_UP, HL_BUF_FFN_ACT);
+        op->p.act.act = hp->act;
+        matmul(&pb, l, HL_BUF_FFN_ACT, HL_BUF_FFN_OUT, &L->ffn_down, NULL);
+        if (L->post_ffn_norm.data)
+            norm(&pb, l, HL_BUF_FFN_OUT, HL_BUF_FFN_OUT, &L->post_ffn_norm, (int32_t)E, hp->norm_eps);
+        emit(&pb, HL_OP_ADD, l, HL_BUF_FFN_OUT, HL_BUF_NONE, HL_BUF_X);
+    }
+    p->layer_ops[hp->n_layer] = p->n_ops;
+
+    emit(&pb, HL_OP_GATHER, -1, HL_BUF_X, HL_BUF_NONE, HL_BUF_OUT_IN);
+    norm(&pb, -1, HL_BUF_OUT_IN, HL_BUF_OUT_NORM, &W->output_norm, (int32_t)E, hp->norm_eps);
+    matmul(&pb, -1, HL_BUF_OUT_NORM, HL_BUF_LOGITS, &W->output, NULL);
+    return 0;
+}
