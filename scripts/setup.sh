@@ -41,5 +41,5 @@ if [ "${1:-}" = "--test" ]; then
         .venv/bin/python -m pip install -q --disable-pip-version-check -r requirements-test.txt
         cp requirements-test.txt "$stamp"
     fi
-    python3 scripts/fetch_models.py smollm2 qwen2.5-coder >&2
+    python3 scripts/fetch_models.py smollm2 qwen2.5-coder gemma3 >&2  # every model the tests use
 fi

@@ -1,6 +1,7 @@
 """Where the build, the shared test data and the downloaded models are: the
 constants every Python test imports (`from hltest import ...`). Kept out of
 conftest.py because pytest loads several conftest modules under the same name."""
+import importlib.util
 import os
 import pathlib
 
@@ -13,12 +14,19 @@ BUILD = ROOT / "build"
 HYPERLAMA = BUILD / "release" / "hyperlama"
 
 
+def fetch_name(file):
+    """The scripts/fetch_models.py name of a test model file, or None."""
+    spec = importlib.util.spec_from_file_location("fetch_models", ROOT / "scripts" / "fetch_models.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return next((k for k, v in mod.MODELS.items() if v[0] == file), None)
+
+
 def model_path(name):
-    """Path of a downloaded test model; fails (not skips) when it is missing in
-    CI, since scripts/setup.sh --test fetches it."""
+    """Path of a downloaded test model. A missing one fails the test (never
+    skips it): scripts/setup.sh --test fetches every model the suite uses."""
     p = MODELS / name
     if not p.exists():
-        if os.environ.get("CI"):
-            pytest.fail(f"model {p} missing: scripts/setup.sh --test should have fetched it")
-        pytest.skip(f"model {p} not fetched (scripts/fetch_models.py)")
+        pytest.fail(f"test model {name} missing ({p}): fetch it with scripts/fetch_models.py "
+                    f"{fetch_name(name) or 'NAME'} (scripts/setup.sh --test fetches every test model)", pytrace=False)
     return p

@@ -3,7 +3,7 @@ renders chat templates (ImmutableSandboxedEnvironment with trim_blocks and
 lstrip_blocks, loop controls, a {% generation %} block that just renders its
 body, tojson = json.dumps(ensure_ascii=False), raise_exception and
 strftime_now as globals), and a helper that runs our C renderer
-(build/<mode>/tests/chat/test_chat_render) on the same template and context.
+(the tool build/<mode>/tools/dump_chat_render) on the same template and context.
 The mode is release unless HL_CHAT_MODE says otherwise: HL_CHAT_MODE=asan runs
 every comparison under ASan + UBSan (after `make MODE=asan tests`)."""
 import json
@@ -66,7 +66,7 @@ def render_ref(src, ctx):
 
 def renderer():
     mode = os.environ.get("HL_CHAT_MODE", "release")
-    return ROOT / "build" / mode / "tests" / "chat" / "test_chat_render"
+    return ROOT / "build" / mode / "tools" / "dump_chat_render"
 
 
 def render_ours(src, ctx):

@@ -8,6 +8,7 @@ import os
 
 import pytest
 
+from hltest import MODELS, model_path
 from jinja_env import TEMPLATES, render_ours, render_ref
 
 TOOLS = [
@@ -119,12 +120,15 @@ def gguf_chat_template(path):
     return None
 
 
+MODEL_FILES = ("smollm2-135m-instruct-q4_1.gguf", "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf", "gemma-3-270m-q4_k_m.gguf")
+
+
 def model_templates():
-    """The chat templates stored in the downloaded test models (absent ones are left out)."""
+    """The chat templates stored in the downloaded test models (an absent
+    model is left out here and fails test_model_downloaded)."""
     out = {}
-    models = os.environ.get("HL_MODELS_DIR", os.path.expanduser("~/.cache/hyperlama/models"))
-    for f in ("smollm2-135m-instruct-q4_1.gguf", "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf", "gemma-3-270m-q4_k_m.gguf"):
-        p = os.path.join(models, f)
+    for f in MODEL_FILES:
+        p = os.path.join(MODELS, f)
         if os.path.exists(p):
             t = gguf_chat_template(p)
             if t is not None:
@@ -141,6 +145,11 @@ def all_templates():
 TEMPLATE_SRC = all_templates()
 CASES = [(t, c, agp, tools) for t in TEMPLATE_SRC for c in CONVERSATIONS for agp in (False, True)
          for tools in (False, True) if tools is False or c.startswith("tool") or c == "system_user"]
+
+
+@pytest.mark.parametrize("name", MODEL_FILES)
+def test_model_downloaded(name):
+    model_path(name)  # a missing model fails here instead of quietly dropping its template's cases
 
 
 @pytest.mark.parametrize("template,conv,agp,tools", CASES,

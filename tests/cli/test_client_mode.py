@@ -24,6 +24,7 @@ import requests
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 from test_cli import HYPERLAMA, SHARED, Pty  # noqa: E402
+from hltest import model_path  # noqa: E402
 
 STORIES = SHARED / "models" / "stories260K.gguf"
 GREEDY = ["--temperature", "0", "--repeat-penalty", "1"]
@@ -344,10 +345,7 @@ def metric(srv, name):
 
 
 def test_ctrl_c_cancels_on_the_server(srv, tmp_path):
-    smol = pathlib.Path(os.environ.get("HL_MODELS_DIR", pathlib.Path.home() / ".cache/hyperlama/models")) / \
-        "smollm2-135m-instruct-q4_1.gguf"
-    if not smol.exists():
-        pytest.skip("SmolLM2 not downloaded")
+    smol = model_path("smollm2-135m-instruct-q4_1.gguf")  # fails the test when it is not downloaded
     mf = tmp_path / "smol.Modelfile"
     mf.write_text(f"FROM {smol}\n")
     srv("create", "smol", "-f", mf)

@@ -19,6 +19,7 @@ import subprocess
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 from test_cli import HYPERLAMA, SHARED, Pty  # noqa: E402
+from hltest import model_path  # noqa: E402
 
 
 def _load(name, path):
@@ -113,8 +114,7 @@ PARAMETER num_predict 8
 
 
 def test_go_chatml_matches_gguf_jinja(env, tmp_path):
-    if not SMOL.exists():
-        pytest.skip("SmolLM2 not downloaded")
+    model_path(SMOL.name)  # fails the test when it is not downloaded
     create(env, tmp_path, "smolgo", f'''FROM {SMOL}
 TEMPLATE """{{{{- range .Messages }}}}<|im_start|>{{{{ .Role }}}}
 {{{{ .Content }}}}<|im_end|>
@@ -300,8 +300,7 @@ def test_show_hardware_fit_q8_0_kv(env, tmp_path):
     """A server running kv_cache_type = q8_0 reports it in /api/show, and show's
     estimate counts Q8_0 rows (34 bytes per 32 values) instead of f16."""
     import re
-    if not SMOL.exists():
-        pytest.skip("SmolLM2 not downloaded")
+    model_path(SMOL.name)  # fails the test when it is not downloaded
     e = dict(env, HYPERLAMA_KV_CACHE_TYPE="q8_0")  # the server this test starts inherits it
     create(e, tmp_path, "smolq", f"FROM {SMOL}\nPARAMETER num_ctx 2048\n")
     out = hl(e, "show", "smolq").stdout

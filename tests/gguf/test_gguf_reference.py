@@ -2,7 +2,7 @@
 (gguf-py's GGUFReader / GGUFWriter), an independent implementation.
 
 Reader: for every shared GGUF file (and the downloaded models), the JSON dump
-of our reader (build/<mode>/tests/gguf/test_gguf_dump with HL_GGUF_DUMP) must
+of our reader (the tool build/<mode>/tools/dump_gguf with HL_GGUF_DUMP) must
 list the same keys in the same order, with the same value types, array element
 types, counts and every value, and the same tensor table (names, types,
 shapes, absolute data offsets, byte sizes) as GGUFReader.
@@ -37,7 +37,7 @@ BIG_MODELS = ["smollm2-135m-instruct-q4_1.gguf", "qwen2.5-coder-1.5b-instruct-q4
 
 
 def tool(mode="release"):
-    p = BUILD / mode / "tests" / "gguf" / "test_gguf_dump"
+    p = BUILD / mode / "tools" / "dump_gguf"
     if not p.exists():
         pytest.fail(f"{p} not built: run make tests")
     return p
@@ -53,7 +53,7 @@ def our_dump(path, tmp_path):
 
 def our_rewrite(src, dst):
     env = dict(os.environ, HL_GGUF_REWRITE=str(src), HL_GGUF_REWRITE_OUT=str(dst))
-    r = subprocess.run([str(tool()), "rewrite"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    r = subprocess.run([str(tool())], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr
 
 

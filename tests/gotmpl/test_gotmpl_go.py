@@ -10,7 +10,7 @@ import subprocess
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-OURS = ROOT / "build" / "release" / "tests" / "gotmpl" / "test_gotmpl"
+OURS = ROOT / "build" / "release" / "tools" / "dump_gotmpl_render"
 TEMPLATES = sorted((ROOT / "tests" / "data" / "gotmpl").glob("*.tmpl"))
 
 DATA = [

@@ -13,7 +13,7 @@ import subprocess
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-OURS = ROOT / "build" / "release" / "tests" / "gotmpl" / "test_gotmpl"
+OURS = ROOT / "build" / "release" / "tools" / "dump_gotmpl_render"
 DATA = ROOT / "tests" / "data" / "gotmpl" / "ollama"
 EXPECTED = json.loads((DATA / "expected.json").read_text())
 

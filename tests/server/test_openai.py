@@ -6,6 +6,12 @@ import openai
 import pytest
 
 
+def nonempty(text, words=3):
+    """A compared output must be real text: two empty strings are equal too."""
+    assert isinstance(text, str) and len(text.split()) >= words, f"expected at least {words} words, got {text!r}"
+    return text
+
+
 @pytest.fixture(scope="module")
 def client(server):
     return openai.OpenAI(base_url=server.url + "/v1", api_key="unused", max_retries=0, timeout=120)
@@ -26,9 +32,12 @@ def test_completion_default_max_tokens_is_16(client, stories):
 
 
 def test_completion_stream_equals_non_stream(client, stories):
-    full = client.completions.create(model=stories, prompt="Lily went", max_tokens=24, temperature=0).choices[0].text
+    r = client.completions.create(model=stories, prompt="Lily went", max_tokens=24, temperature=0)
+    full = nonempty(r.choices[0].text)
+    assert r.usage.completion_tokens >= 8
     parts = [c.choices[0].text for c in client.completions.create(
         model=stories, prompt="Lily went", max_tokens=24, temperature=0, stream=True) if c.choices]
+    assert len([p for p in parts if p]) >= 8  # streamed piece by piece, not in one chunk
     assert "".join(parts) == full
 
 
@@ -40,10 +49,10 @@ def test_completion_stop(client, stories):
 
 def test_seed_reproducible(client, stories):
     kw = dict(model=stories, prompt="The dog", max_tokens=24, temperature=1.0, seed=1234)
-    a = client.completions.create(**kw).choices[0].text
+    a = nonempty(client.completions.create(**kw).choices[0].text)
     b = client.completions.create(**kw).choices[0].text
     assert a == b
-    others = {client.completions.create(**{**kw, "seed": s}).choices[0].text for s in range(5)}
+    others = {nonempty(client.completions.create(**{**kw, "seed": s}).choices[0].text) for s in range(5)}
     assert len(others) > 1
 
 
@@ -51,6 +60,8 @@ def test_n2_choices(client, stories):
     r = client.completions.create(model=stories, prompt="Once upon a time", max_tokens=12, temperature=1.0, n=2, seed=7)
     assert [c.index for c in r.choices] == [0, 1]
     assert r.usage.completion_tokens == 24
+    for c in r.choices:
+        nonempty(c.text)
     s = client.completions.create(model=stories, prompt="Once upon a time", max_tokens=12, temperature=1.0, n=2,
                                   seed=7, stream=True)
     texts = ["", ""]
@@ -87,6 +98,8 @@ def test_chat_stream_include_usage(client, smollm):
     chunks = list(client.chat.completions.create(model=smollm, messages=msgs, max_tokens=16, temperature=0,
                                                  stream=True, stream_options={"include_usage": True}))
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    nonempty(full.choices[0].message.content)
+    assert full.usage.completion_tokens >= 3
     assert text == full.choices[0].message.content
     assert chunks[0].choices[0].delta.role == "assistant"
     assert chunks[-1].choices == [] and chunks[-1].usage.completion_tokens == full.usage.completion_tokens

@@ -3,9 +3,9 @@
 The HF tokenizers are built from each GGUF's own vocabulary, merges and
 token types (read with the `gguf` package), with the pre-tokenizer each model
 publishes in its tokenizer.json (written here in HF's own form, with plain
-`\\s`, so our PCRE2 translation is checked too). Our ids come from the C test
-binary test_tok_dump (texts separated by NUL, one JSON array per line), with
-parse_special on, which is how HF treats added tokens."""
+`\\s`, so our PCRE2 translation is checked too). Our ids come from the C
+tool build/release/tools/dump_tok (texts separated by NUL, one JSON array per
+line), with parse_special on, which is how HF treats added tokens."""
 import json
 import os
 import subprocess
@@ -20,7 +20,7 @@ from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalize
 
 from hltest import BUILD, ROOT, SHARED, model_path  # noqa: E402
 
-DUMP = BUILD / "release" / "tests" / "tokenizer" / "test_tok_dump"
+DUMP = BUILD / "release" / "tools" / "dump_tok"
 
 CORPUS = [
     "Hello world", " Hello world", "Hello, world! How's it going? I'm fine, you'll see; they'd've",
@@ -135,7 +135,7 @@ def ours(path, texts, **env_extra):
         inp = f.name
     try:
         env = dict(os.environ, HL_TOK_DUMP_MODEL=str(path), HL_TOK_DUMP_INPUT=inp, **env_extra)
-        r = subprocess.run([str(DUMP), "tok_dump"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+        r = subprocess.run([str(DUMP)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     finally:
         os.unlink(inp)
     assert r.returncode == 0, r.stdout + r.stderr

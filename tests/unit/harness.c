@@ -44,7 +44,18 @@ const char *hl_test_shared(const char *rel) {
     return path;
 }
 
-const char *hl_test_model(const char *file) {
+/* The scripts/fetch_models.py name of each downloaded test model, for the
+ * message when one is missing. */
+static const char *fetch_name(const char *file) {
+    static const struct {
+        const char *prefix, *name;
+    } known[] = {{"smollm2-", "smollm2"}, {"qwen2.5-coder-", "qwen2.5-coder"}, {"gemma-3-", "gemma3"}};
+    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+        if (strncmp(file, known[i].prefix, strlen(known[i].prefix)) == 0) return known[i].name;
+    return NULL;
+}
+
+const char *hl_test_model_at(const char *src, int line, const char *file) {
     static char path[4096];
     const char *dir = getenv("HL_MODELS_DIR");
     const char *home = getenv("HOME");
@@ -53,22 +64,41 @@ const char *hl_test_model(const char *file) {
     else
         snprintf(path, sizeof path, "%s/.cache/hyperlama/models/%s", home ? home : ".", file);
     if (access(path, R_OK) != 0) {
-        char why[4200];
-        snprintf(why, sizeof why, "model %s not present (run scripts/fetch_models.py)", path);
-        hl_test_skip(why);
+        /* a failure, not a skip: scripts/setup.sh --test fetches every test model */
+        const char *name = fetch_name(file);
+        hl_test_fail(src, line, "test model %s missing (%s): fetch it with scripts/fetch_models.py %s "
+                     "(scripts/setup.sh --test fetches every test model)", file, path, name ? name : "NAME");
         return NULL;
     }
     return path;
 }
 
+/* Output, one line per test in registration order, after whatever the test
+ * printed (its CHECK failures as "    file:line: ...", a skip's reason as
+ * "    skipped: why"):
+ *   "ok   NAME", "FAIL NAME" or "skip NAME"
+ * then "N passed, N failed, N skipped"; exit status 1 when any test failed.
+ * `--list` prints the names only, one a line, in the same order (so a runner
+ * knows which verdict line comes next: tests/test_unit_binaries.py). Both
+ * take an optional FILTER: only tests whose name contains it. */
 int main(int argc, char **argv) {
-    const char *filter = argc > 1 ? argv[1] : NULL;
+    int list = argc > 1 && strcmp(argv[1], "--list") == 0;
+    const char *filter = argc > 1 + list ? argv[1 + list] : NULL;
+    if (list) {
+        for (int i = 0; i < n_tests; i++)
+            if (!filter || strstr(tests[i].name, filter)) printf("%s\n", tests[i].name);
+        return 0;
+    }
+    /* line-buffered, so what a test prints to stdout stays in order with
+     * what it (or a sanitizer) writes to stderr */
+    setvbuf(stdout, NULL, _IOLBF, 0);
     int passed = 0, failed = 0, skipped = 0;
     for (int i = 0; i < n_tests; i++) {
         if (filter && !strstr(tests[i].name, filter)) continue;
         cur_failed = 0;
         cur_skipped = 0;
         tests[i].fn();
+        fflush(stderr);
         if (cur_failed) {
             printf("FAIL %s\n", tests[i].name);
             failed++;

@@ -1,11 +1,20 @@
 /* The unit-test harness: TEST(name) registers a test, CHECK* macros record
  * failures without stopping the test, and main runs every test (or those whose
- * name contains argv[1]) and closes with "N passed, N failed, N skipped".
+ * name contains argv[1]), prints one verdict line per test and closes with
+ * "N passed, N failed, N skipped".
  *
  * Test data: hl_test_shared(path) resolves a file under the shared models
  * folder ($HL_SHARED_DIR, default ../shared next to the repository);
  * hl_test_model(name) a downloaded model under $HL_MODELS_DIR (default
- * ~/.cache/hyperlama/models), or NULL after marking the test skipped. */
+ * ~/.cache/hyperlama/models), or NULL after failing the test with the command
+ * that fetches it (scripts/setup.sh --test fetches every test model).
+ *
+ * `BINARY --list` prints the test names, one a line; the per-test output
+ * format is described above main in harness.c. tests/test_unit_binaries.py
+ * makes each test its own pytest item: passed, failed (with its lines) or
+ * skipped (with the hl_test_skip reason). hl_test_skip is for what is
+ * legitimately optional (a CPU feature this machine lacks), never for
+ * missing test data. */
 #ifndef HL_TEST_HARNESS_H
 #define HL_TEST_HARNESS_H
 
@@ -19,7 +28,9 @@ void hl_test_register(const char *name, hl_test_fn fn);
 void hl_test_fail(const char *file, int line, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 void hl_test_skip(const char *why);
 const char *hl_test_shared(const char *rel); /* static buffer, valid until next call */
-const char *hl_test_model(const char *file); /* NULL (and skip) when missing */
+/* NULL (and a failure at the caller's line) when missing */
+const char *hl_test_model_at(const char *src, int line, const char *file);
+#define hl_test_model(file) hl_test_model_at(__FILE__, __LINE__, (file))
 
 #define TEST(name)                                                                    \
     static void name(void);                                                           \

@@ -1,6 +1,5 @@
-/* Go-template interpreter tests. With GOTMPL_TEMPLATE and GOTMPL_DATA set
- * (file paths) the binary instead renders that template over that JSON and
- * prints the result, for tests/gotmpl/test_gotmpl_go.py to compare with Go. */
+/* Go-template interpreter tests. The renderer the Python comparisons with Go
+ * and Ollama run is a separate tool, dump_gotmpl_render.c. */
 #include "harness.h"
 
 #include "base/file.h"
@@ -135,73 +134,4 @@ TEST(gotmpl_chat_collate_suffix_tools) {
     CHECK_STREQ(b.data, "f({\"a\":\"\\u003c\",\"b\":1}){\"name\":\"f\",\"parameters\":{\"type\":\"object\",\"required\":[\"z\"],"
                         "\"properties\":{\"z\":{\"type\":\"string\"}}}}");
     hl_buf_free(&b);
-}
-
-/* GOTMPL_TEMPLATE + GOTMPL_CHAT: render a conversation file
- * {"messages":[{"role","content","tool_calls"}], "tools":[...]} with
- * gotmpl_render_chat (tests/gotmpl/test_ollama_templates.py). */
-static void chat_mode(const char *t, size_t tl, const char *cp) {
-    char *d;
-    size_t dl;
-    hl_err err = {0};
-    if (hl_read_file(cp, 1 << 24, &d, &dl, &err)) {
-        fprintf(stderr, "%s\n", err.msg);
-        exit(2);
-    }
-    json_object *conv = json_tokener_parse(d), *msgs = NULL, *tools = NULL;
-    json_object_object_get_ex(conv, "messages", &msgs);
-    json_object_object_get_ex(conv, "tools", &tools);
-    size_t n = msgs ? json_object_array_length(msgs) : 0;
-    gotmpl_msg *m = calloc(n + 1, sizeof *m);
-    for (size_t i = 0; i < n; i++) {
-        json_object *o = json_object_array_get_idx(msgs, i), *v;
-        if (json_object_object_get_ex(o, "role", &v)) m[i].role = json_object_get_string(v);
-        if (json_object_object_get_ex(o, "content", &v)) m[i].content = json_object_get_string(v);
-        if (json_object_object_get_ex(o, "tool_calls", &v)) m[i].tool_calls_json = json_object_to_json_string(v);
-    }
-    gotmpl_chat c = {.msgs = m, .n_msgs = n, .tools_json = tools ? json_object_to_json_string(tools) : NULL};
-    hl_buf b = {0};
-    if (gotmpl_render_chat(t, tl, &c, &b, &err)) {
-        fprintf(stderr, "%s\n", err.msg);
-        exit(1);
-    }
-    fwrite(b.data ? b.data : "", 1, b.len, stdout);
-    exit(0);
-}
-
-/* render mode for the Go comparison */
-__attribute__((constructor)) static void render_mode(void) {
-    const char *tp = getenv("GOTMPL_TEMPLATE"), *dp = getenv("GOTMPL_DATA"), *cp = getenv("GOTMPL_CHAT");
-    if (tp && cp) {
-        char *t;
-        size_t tl;
-        hl_err err = {0};
-        if (hl_read_file(tp, 1 << 20, &t, &tl, &err)) {
-            fprintf(stderr, "%s\n", err.msg);
-            exit(2);
-        }
-        chat_mode(t, tl, cp);
-    }
-    if (!tp || !dp) return;
-    char *t, *d;
-    size_t tl, dl;
-    hl_err err = {0};
-    if (hl_read_file(tp, 1 << 20, &t, &tl, &err) || hl_read_file(dp, 1 << 24, &d, &dl, &err)) {
-        fprintf(stderr, "%s\n", err.msg);
-        exit(2);
-    }
-    gotmpl *g;
-    if (gotmpl_parse(&g, t, tl, &err)) {
-        fprintf(stderr, "%s\n", err.msg);
-        exit(1);
-    }
-    json_object *data = json_tokener_parse(d);
-    hl_buf b = {0};
-    int rc = gotmpl_render(g, data, &b, &err);
-    if (rc) {
-        fprintf(stderr, "%s\n", err.msg);
-        exit(1);
-    }
-    fwrite(b.data ? b.data : "", 1, b.len, stdout);
-    exit(0);
 }

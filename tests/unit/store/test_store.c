@@ -125,7 +125,7 @@ TEST(store_manifest_delete_gc_index) {
     char g[1024];
     snprintf(g, sizeof g, "%s", gguf);
     if (!exists(g)) {
-        hl_test_skip("stories260K.gguf missing");
+        hl_test_fail(__FILE__, __LINE__, "shared test model %s missing (HL_SHARED_DIR)", g);
         return;
     }
     char root[256];

@@ -115,6 +115,5 @@ TEST(vectors_without_a_vocabulary) {
     /* llama-bpe (Llama 3), command-r, chameleon and roberta-bpe ship only
      * vectors; their vocabularies are too large to include and no test model
      * carries them. */
-    printf("    skipped: llama-bpe, command-r, chameleon, roberta-bpe (no vocabulary available)\n");
     hl_test_skip("llama-bpe, command-r, chameleon, roberta-bpe have no vocabulary here");
 }
