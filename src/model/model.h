@@ -1,37 +1,44 @@
-/* The model: architectures, weight binding and the batched forward pass.
+/* The model: architectures, weight binding, the layer plan, and the forward
+ * pass on a backend.
  *
  * hl_model_load opens a GGUF file, reads the hyperparameters of its
  * architecture (general.architecture picks a description from the registry in
  * arch.c: llama, qwen2, qwen3, gemma3) and binds every tensor the architecture
- * needs, checking presence, element type and exact shape once, so the forward
- * pass never checks. Weights stay in the read-only mapping (no copies, no
- * repacking). A loaded model is immutable and may be shared by any number of
+ * needs, checking presence, element type and exact shape once. Weights stay
+ * in the read-only mapping. Then plan.c compiles the model into its layer
+ * plan (backend/backend.h): per block an ordered list of ops over named
+ * buffers. A loaded model is immutable and may be shared by any number of
  * threads. Adding an architecture = one arch_<name>.c filling an hl_arch
  * (model_impl.h: tensor table with symbolic shapes, rope style, activation,
- * embedding scale, sliding-window pattern) + one line in arch.c; the generic
- * forward pass already handles QKV biases, per-head q/k norms, post-attention
- * and post-FFN norms, GELU or SiLU, tied output, sliding windows.
+ * embedding scale, sliding-window pattern) + one line in arch.c; the plan
+ * already expresses QKV biases, per-head q/k norms, post-attention and
+ * post-FFN norms, GELU or SiLU, tied output, sliding windows, and a new op
+ * kind is a plan op plus its kernels in each backend.
+ *
+ * Running it: open a backend (hl_backend_open: "cpu" on the process's thread
+ * pool, or "ref", the scalar reference), bind the model to it
+ * (hl_forward_ctx_new: the backend refuses a plan it cannot run, naming the
+ * op or tensor), create KV storage through it, and run steps.
  *
  * One forward step (hl_model_forward) processes an hl_batch: a flat list of
  * tokens, each with its position, the index of its sequence in the batch's
  * sequence list, and whether its logits are wanted. Prefill chunks and single
  * decode tokens of several sequences mix freely, in any order. Every token's
- * K/V is written to its slot in the paged pool (kv.h) through its sequence's
- * block table, then each token attends causally to positions 0..pos of its
- * own sequence (the last n_swa of them in sliding-window layers); every
- * earlier position must already be in the pool (from an earlier step, or
- * earlier in this batch). Logits are written densely, in batch order, for the
- * tokens that want them: logits[i * n_vocab ...] for the i-th wanting token.
+ * K/V is written to its slot in the paged pool through its sequence's block
+ * table, then each token attends causally to positions 0..pos of its own
+ * sequence (the last n_swa of them in sliding-window layers); every earlier
+ * position must already be in the pool (from an earlier step, or earlier in
+ * this batch). Logits are written densely, in batch order, for the tokens
+ * that want them: logits[i * n_vocab ...] for the i-th wanting token.
  * Speculative verification is just a batch of several tokens of one sequence
- * with logits wanted for each; rejected positions are overwritten later.
+ * with logits wanted for each; rejected positions are then truncated
+ * (hl_forward_kv_truncate).
  *
  * Results for one sequence do not depend on what else is in the batch nor on
- * the number of threads: every value is computed by one thread in an order
- * fixed by its own token and position (tests/unit/model checks both).
- * Threads: one hl_pool_run region per step, ~7 barriers per layer; steps of
- * tiny models run on the calling thread (hl_forward_ctx_set_threads).
- * The model knows nothing of tokenizers or chat templates; the runner loads
- * those from the same file through hl_model_gguf(). */
+ * the number of threads (tests/unit/model checks both on the CPU backend,
+ * and tests/unit/model/test_backends.c compares backends). The model knows
+ * nothing of tokenizers or chat templates; the runner loads those from the
+ * same file through hl_model_gguf(). */
 #ifndef HL_MODEL_H
 #define HL_MODEL_H
 

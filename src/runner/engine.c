@@ -117,6 +117,7 @@ void hl_engine_free(hl_engine *e) {
 }
 
 const hl_loaded *hl_engine_loaded(const hl_engine *e) { return e->lm; }
+const char *hl_engine_backend_name(const hl_engine *e) { return hl_forward_backend_name(e->fctx); }
 int32_t hl_engine_max_ctx(const hl_engine *e) { return e->p.max_ctx; }
 
 static void *engine_main(void *arg) {

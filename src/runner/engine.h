@@ -85,6 +85,8 @@ int hl_engine_new(hl_engine **out, const hl_loaded *lm, const hl_engine_params *
  * clients stay valid (they receive a cancel) until released. */
 void hl_engine_free(hl_engine *e);
 const hl_loaded *hl_engine_loaded(const hl_engine *e);
+/* The name of the backend that runs this engine's model ("cpu", "ref"). */
+const char *hl_engine_backend_name(const hl_engine *e);
 int32_t hl_engine_max_ctx(const hl_engine *e);
 
 /* Queues a request. notify (may be NULL) is called from the engine thread, with

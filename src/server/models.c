@@ -206,7 +206,8 @@ static int load_model(srv_models *ms, srv_model *m, const char *name, int is_pat
     }
     if (rc) return rc;
     m->size_bytes = (int64_t)hl_model_weight_bytes(m->lm->model) + (int64_t)p.kv_bytes;
-    hl_info("loaded %s (%s) in %.0f ms, context %d", m->name, m->path, (double)m->lm->load_ns / 1e6, hl_engine_max_ctx(m->eng));
+    hl_info("loaded %s (%s) in %.0f ms, context %d, backend %s", m->name, m->path, (double)m->lm->load_ns / 1e6,
+            hl_engine_max_ctx(m->eng), hl_engine_backend_name(m->eng));
     return 0;
 }
 

@@ -1,0 +1,68 @@
+"""Backends as the server uses them: one thread pool for the whole process,
+shared by every loaded model (two busy models take turns, each model's output
+unchanged); engine.backend / HYPERLAMA_BACKEND choose what runs the models, and
+the reference backend serves the same greedy text as the CPU's; bad settings
+are refused with a clear message."""
+import json
+import os
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
+
+import requests
+
+from conftest import HYPERLAMA
+
+
+def generate(url, model, prompt, n=24):
+    r = requests.post(url + "/api/generate", json={"model": model, "prompt": prompt, "raw": True, "stream": False,
+                                                   "options": {"temperature": 0, "num_predict": n}}, timeout=300)
+    assert r.status_code == 200, r.text
+    return r.json()["response"]
+
+
+def threads_of(pid):
+    return len(os.listdir(f"/proc/{pid}/task"))
+
+
+def test_models_share_one_pool(make_server, stories, smollm):
+    """A second loaded model adds its engine thread, not a pool of its own;
+    both generating at once give what each gives alone."""
+    s = make_server({"HYPERLAMA_NUM_THREADS": "2", "HYPERLAMA_MAX_LOADED_MODELS": "3"})
+    alone_a = generate(s.url, stories, "Once upon a time")
+    n1 = threads_of(s.proc.pid)
+    alone_b = generate(s.url, smollm, "The capital of France is")
+    n2 = threads_of(s.proc.pid)
+    assert alone_a and alone_b
+    assert n2 - n1 == 1, (n1, n2)  # the second model's engine thread only
+    with ThreadPoolExecutor(4) as ex:
+        jobs = [(stories, "Once upon a time"), (smollm, "The capital of France is")] * 2
+        got = list(ex.map(lambda j: generate(s.url, *j), jobs))
+    assert got == [alone_a, alone_b, alone_a, alone_b]
+    assert "backend: cpu (2 compute threads shared by every model)" in s.logtext()
+
+
+def test_reference_backend_serves_the_same_text(make_server, stories):
+    """The whole server on the scalar reference backend: nothing above the
+    model knows which backend runs, and greedy text matches the CPU's (both
+    compute the same integer sums; float order differs by ~1e-6, far below
+    any logit gap in these 24 tokens)."""
+    cpu = make_server({"HYPERLAMA_BACKEND": "cpu"})
+    ref = make_server({"HYPERLAMA_BACKEND": "ref"})
+    for prompt in ("Once upon a time", "Lily and Tom"):
+        a, b = generate(cpu.url, stories, prompt), generate(ref.url, stories, prompt)
+        assert a and a == b, (a, b)
+    assert "backend: ref" in ref.logtext()
+
+
+def test_bad_backend_settings_are_refused(tmp_path):
+    env = dict(os.environ, HYPERLAMA_CONFIG=str(tmp_path / "config.toml"), HYPERLAMA_MODELS=str(tmp_path / "m"),
+               HYPERLAMA_BACKEND="quantum")
+    r = subprocess.run([str(HYPERLAMA), "serve", "--print-config"], env=env, capture_output=True, text=True, timeout=30)
+    assert r.returncode != 0 and "HYPERLAMA_BACKEND=\"quantum\": expected auto, cpu or ref" in r.stderr, r.stderr
+    (tmp_path / "config.toml").write_text('[engine]\nbackend = "gpu"\n')
+    env.pop("HYPERLAMA_BACKEND")
+    r = subprocess.run([str(HYPERLAMA), "serve", "--print-config"], env=env, capture_output=True, text=True, timeout=30)
+    assert r.returncode != 0 and "config.toml:2:" in r.stderr and "backend must be" in r.stderr, r.stderr
+    (tmp_path / "config.toml").write_text('[engine]\nbackend = "ref"\n')
+    r = subprocess.run([str(HYPERLAMA), "serve", "--print-config"], env=env, capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0 and 'backend = "ref"' in r.stdout, r.stdout + r.stderr
