@@ -23,8 +23,9 @@
  *   KV_STORE  rows of in (K) and in2 (V) go to each token's pool slot, layer
  *   ATTN      out = softmax(scale * q.k (softcapped), masked) . v over the
  *             token's sequence in the pool: causal (positions <= pos, the
- *             last `window` of them when window > 0) or bidirectional (every
- *             position of the sequence present in the batch)
+ *             last `window` of them when window > 0) or bidirectional
+ *             (positions 0 .. the last position of the token's sequence in
+ *             this batch: an encoder's whole input)
  *   GLU       out = act(in) * in2 (SwiGLU: silu, GeGLU: gelu)
  *   ACT       out = act(in) (a non-gated MLP)
  *   ADD       out += in (residual)

@@ -80,7 +80,7 @@ void cpu_step_thread(void *prog, int ith, int nth);
 void cpu_sync(hl_backend_prog *c);
 void cpu_attend(const hl_vec_ops *vo, float *out, const float *qh, int32_t nq, hl_kv_cache *kv, int32_t layer,
                 const hl_batch_seq *seq, int32_t p0, int32_t pos, int32_t kvh, int32_t hdk, int32_t hdv, float scale,
-                float *scores, const void **rows, int32_t n_scores);
+                float softcap, float *scores, const void **rows, int32_t n_scores);
 void cpu_rope_head(float *x, const float *cs, int32_t n_rot, hl_rope_style style);
 void cpu_rope_angles(float *cs, int32_t pos, const double *inv_freq, int32_t half);
 void cpu_store_kv_row(hl_kv_cache *kv, int32_t layer, int which, const hl_batch *b, int64_t t, int32_t head,

@@ -125,8 +125,10 @@ void cpu_rope_head(float *x, const float *cs, int32_t n_rot, hl_rope_style style
     }
 }
 
-/* Causal attention of nq query heads of one token that share KV head kvh,
- * over its sequence's cached positions p0..pos. Up to n_scores positions:
+/* Attention of nq query heads of one token that share KV head kvh, over its
+ * sequence's cached positions p0..pos (the token's own position when causal,
+ * the sequence's last one in the batch when bidirectional); scores capped at
+ * softcap * tanh(score / softcap) when softcap > 0. Up to n_scores positions:
  * scores for all, one vectorized softmax per head, then the weighted sum of
  * values. Longer spans (beyond the model's training context): online softmax
  * over fixed chunks of HL_ATTN_CHUNK positions. Which path runs, and the
@@ -136,7 +138,7 @@ void cpu_rope_head(float *x, const float *cs, int32_t n_rot, hl_rope_style style
  * scores nq * n_scores floats (this thread's scratch). */
 void cpu_attend(const hl_vec_ops *vo, float *out, const float *qh, int32_t nq, hl_kv_cache *kvc, int32_t layer,
                 const hl_batch_seq *seq, int32_t p0, int32_t pos, int32_t kvh, int32_t hdk, int32_t hdv, float scale,
-                float *scores, const void **rows, int32_t n_scores) {
+                float softcap, float *scores, const void **rows, int32_t n_scores) {
     memset(out, 0, (size_t)nq * (size_t)hdv * sizeof(float));
     const hl_kv_params *kp = hl_kv_get_params(kvc);
     const int q8 = kp->type == HL_TYPE_Q8_0;
@@ -158,6 +160,8 @@ void cpu_attend(const hl_vec_ops *vo, float *out, const float *qh, int32_t nq, h
         (q8 ? vo->attn_scores_q8_0 : vo->attn_scores_f16)(rows, n, qh, hdk, nq, hdk, scale, scores, n_scores);
         for (int32_t h = 0; h < nq; h++) {
             float *sc = scores + (size_t)h * n_scores;
+            if (softcap > 0)
+                for (int32_t p = 0; p < n; p++) sc[p] = softcap * tanhf(sc[p] / softcap);
             if (chunk == pos - p0 + 1) {
                 /* everything in one piece: plain softmax gives the weights */
                 vo->softmax(sc, n);
@@ -332,7 +336,7 @@ static void fused_block(hl_backend_prog *c, int32_t l, int ith, int nth) {
             if (he > h1) he = h1;
             if (he - h > HL_ATTN_GROUP) he = h + HL_ATTN_GROUP;
             cpu_attend(vo, att + t * OD + (int64_t)h * hdv, q + t * QD + (int64_t)h * hdk, he - h, c->kv, l,
-                       &b->seqs[bt->seq], p0, bt->pos, h / gqa, hdk, hdv, c->attn_scale, scores, rows, c->n_scores);
+                       &b->seqs[bt->seq], p0, bt->pos, h / gqa, hdk, hdv, c->attn_scale, 0.0f, scores, rows, c->n_scores);
             h = he;
         }
         if (hpu) prep_span(L->wo, c->xq[0], att + t * OD, t, (int64_t)h0 * hdv, (int64_t)h1 * hdv);

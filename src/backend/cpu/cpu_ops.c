@@ -25,8 +25,6 @@ const char *cpu_op_unsupported(const hl_op *op) {
         if (op->b && op->b->type != HL_TYPE_F32) return "a bias that is not F32";
         return NULL;
     case HL_OP_ATTN:
-        if (op->p.attn.softcap > 0) return "attention logit softcapping";
-        if (!op->p.attn.causal) return "bidirectional attention";
         if (op->p.attn.n_head % op->p.attn.n_head_kv) return "query heads that are not a multiple of the KV heads";
         return NULL;
     case HL_OP_ROPE:
@@ -148,11 +146,14 @@ static void op_attn(hl_backend_prog *c, const hl_op *op, int ith, int nth) {
         int32_t h = (int32_t)(u % ng) * per, he = h + per;
         if (he > nh) he = nh;
         const hl_batch_token *bt = &b->tokens[t];
-        int32_t w = op->p.attn.window;
+        int32_t w = op->p.attn.window, end = bt->pos;
+        if (!op->p.attn.causal) /* an encoder: every position of the sequence in this batch */
+            for (int32_t j = 0; j < b->n_tokens; j++)
+                if (b->tokens[j].seq == bt->seq && b->tokens[j].pos > end) end = b->tokens[j].pos;
         int32_t p0 = w > 0 && bt->pos >= w ? bt->pos - w + 1 : 0;
         cpu_attend(c->vo, out + t * op->n_out + (int64_t)h * hdv, q + t * op->n_in + (int64_t)h * hdk, he - h, c->kv,
-                   op->layer, &b->seqs[bt->seq], p0, bt->pos, h / gqa, hdk, hdv, op->p.attn.scale, scores, rows,
-                   c->n_scores);
+                   op->layer, &b->seqs[bt->seq], p0, end, h / gqa, hdk, hdv, op->p.attn.scale, op->p.attn.softcap,
+                   scores, rows, c->n_scores);
     }
 }
 
