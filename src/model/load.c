@@ -176,16 +176,15 @@ static int bind_tensor(hl_model *m, const char *name, const hl_arch_tensor *at, 
             return hl_err_set(err, HL_ENOTSUP, "tensor %s has type %s, expected F32", name, hl_type_name(t->type));
         break;
     case HL_TK_MATMUL:
-        if (!hl_matmul_supported(t->type))
-            return hl_err_set(err, HL_ENOTSUP, "tensor %s has type %s, which the CPU backend cannot multiply", name,
+    case HL_TK_EMBD: {
+        /* which types a backend multiplies is the backend's to say (supports()):
+         * here only that the format is one we know how to read */
+        const hl_type_traits *tr = hl_type_get(t->type);
+        if (!tr || !tr->supported)
+            return hl_err_set(err, HL_ENOTSUP, "tensor %s has type %s, which HyperLlama cannot read", name,
                               hl_type_name(t->type));
         break;
-    case HL_TK_EMBD:
-        /* rows are dequantized on the fly; the matmul types are the ones hl_dequantize handles */
-        if (!hl_matmul_supported(t->type))
-            return hl_err_set(err, HL_ENOTSUP, "tensor %s has type %s, which cannot be used as an embedding table", name,
-                              hl_type_name(t->type));
-        break;
+    }
     }
     size_t rb = hl_row_size(t->type, t->ne[0]);
     if (rb == 0 || (uint64_t)rb * (uint64_t)t->ne[1] > t->size)
@@ -233,9 +232,6 @@ static int bind_weights(hl_model *m, hl_err *err) {
     }
     if (!m->w.output.data) {
         /* tied: the embedding table doubles as the output projection */
-        if (!hl_matmul_supported(m->w.token_embd.type))
-            return hl_err_set(err, HL_ENOTSUP, "output.weight is absent and token_embd.weight has type %s, which the CPU backend cannot multiply",
-                              hl_type_name(m->w.token_embd.type));
         m->w.output = m->w.token_embd;
         hp->tied_output = 1;
         m->weight_bytes += m->w.token_embd.row_bytes * (size_t)hp->n_vocab;

@@ -29,7 +29,7 @@ typedef enum hl_dim {
 
 /* What a tensor is used for decides which element types it may have. */
 typedef enum hl_tkind {
-    HL_TK_MATMUL, /* weight of a matmul: a type the CPU backend multiplies */
+    HL_TK_MATMUL, /* weight of a matmul: any readable type; the backend says which it multiplies */
     HL_TK_VEC,    /* norm weight, bias, rope factors: F32 */
     HL_TK_EMBD,   /* embedding table: rows dequantized by hl_dequantize */
 } hl_tkind;

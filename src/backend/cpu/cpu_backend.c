@@ -20,7 +20,7 @@ static int cpu_supports(hl_backend *be, const hl_plan *plan, hl_err *err) {
         const hl_op *op = &plan->ops[i];
         const char *why = cpu_op_unsupported(op);
         if (!why) continue;
-        if (op->w && (op->kind == HL_OP_MATMUL || op->kind == HL_OP_EMBED) && !hl_matmul_supported(op->w->type))
+        if (op->w && op->kind == HL_OP_MATMUL && !hl_matmul_supported(op->w->type))
             return hl_err_set(err, HL_ENOTSUP, "backend %s cannot multiply tensor %s of type %s", be->ops->name,
                               op->w->name, hl_type_name(op->w->type));
         if (op->layer >= 0)

@@ -12,9 +12,10 @@
 
 const char *cpu_op_unsupported(const hl_op *op) {
     switch (op->kind) {
-    case HL_OP_EMBED:
-        if (!hl_matmul_supported(op->w->type)) return "its embedding table's type";
-        return NULL;
+    case HL_OP_EMBED: {
+        const hl_type_traits *tr = hl_type_get(op->w->type);
+        return tr && tr->supported ? NULL : "its embedding table's type";
+    }
     case HL_OP_NORM:
         if ((op->w && op->w->type != HL_TYPE_F32) || (op->b && op->b->type != HL_TYPE_F32))
             return "a norm weight that is not F32";
