@@ -40,7 +40,7 @@
  * returns its own compiled program for the plan), owns KV storage (allocate
  * the pool, copy a block, truncate a sequence), runs the program over a
  * batch writing only the wanted logits rows, runs one op on host buffers (the
- * cross-backend op harness, tests/unit/backend/test_ops.c) and reports its
+ * cross-backend op harness, tests/unit/backend/ref/test_ops*.c) and reports its
  * memory. Implementations: backend/cpu (SIMD kernels on the process's thread
  * pool; fuses the ops it recognizes) and backend/ref (the scalar oracle, one
  * op at a time, slow and simple). Nothing above model/ sees which one runs.

@@ -311,11 +311,18 @@ static int cpu_run_op(hl_backend *be, const hl_op *op, const hl_op_io *io, hl_er
 
 /* ---- KV storage and the rest ---- */
 
+static size_t kv_pool_bytes(const hl_kv_params *p) { return hl_kv_block_bytes(p) * (size_t)p->n_blocks; }
+
 static int cpu_kv_new(hl_backend *be, const hl_kv_params *p, hl_kv_cache **out, hl_err *err) {
-    (void)be;
-    return hl_host_kv_new(p, out, err);
+    int rc = hl_host_kv_new(p, out, err);
+    if (!rc) atomic_fetch_add(&((cpu_backend *)be)->kv_bytes, kv_pool_bytes(p));
+    return rc;
 }
-static void cpu_kv_free(hl_backend *be, hl_kv_cache *kv) { (void)be, hl_kv_free(kv); }
+static void cpu_kv_free(hl_backend *be, hl_kv_cache *kv) {
+    if (!kv) return;
+    atomic_fetch_sub(&((cpu_backend *)be)->kv_bytes, kv_pool_bytes(hl_kv_get_params(kv)));
+    hl_kv_free(kv);
+}
 static void cpu_kv_copy_block(hl_backend *be, hl_kv_cache *kv, int32_t dst, int32_t src) {
     (void)be, hl_kv_copy_block(kv, dst, src);
 }
@@ -324,8 +331,8 @@ static void cpu_kv_truncate(hl_backend *be, hl_kv_cache *kv, const int32_t *bloc
 }
 
 static void cpu_memory(hl_backend *be, const hl_backend_prog *prog, hl_backend_mem *out) {
-    (void)be;
-    *out = (hl_backend_mem){.weights = 0, .scratch = prog ? prog->scratch_bytes : 0, .kv = 0, .where = "host"};
+    *out = (hl_backend_mem){.weights = 0, .scratch = prog ? prog->scratch_bytes : 0,
+                            .kv = atomic_load(&((cpu_backend *)be)->kv_bytes), .where = "host"};
 }
 
 static void cpu_destroy(hl_backend *be) { free(be); }

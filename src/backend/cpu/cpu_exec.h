@@ -20,6 +20,8 @@
 #include "backend/backend.h"
 #include "backend/cpu/cpu.h"
 
+#include <stdatomic.h>
+
 #define HL_ATTN_CHUNK 256 /* positions scored per online-softmax step (long spans) */
 #define HL_ATTN_MAX_SCORES (1 << 17) /* single-pass attention up to this many positions */
 #define HL_ATTN_GROUP 8 /* query heads sharing a KV head attended together, at most */
@@ -41,6 +43,7 @@ typedef struct cpu_backend {
     hl_pool *pool;            /* borrowed: the process's pool */
     hl_threads_mode threads;
     int no_fuse;
+    _Atomic size_t kv_bytes;  /* pools allocated by kv_new and not yet freed (engines of any thread) */
 } cpu_backend;
 
 struct hl_backend_prog {

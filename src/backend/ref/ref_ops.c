@@ -255,17 +255,15 @@ static int op_attn(const hl_op *op, const hl_ref_io *io, hl_ref_scratch *s, hl_e
             };
             memset(a.acc, 0, (size_t)hdv * sizeof *a.acc);
             for (int pass = 0; pass < 2; pass++) {
-                if (op->p.attn.causal) {
-                    for (int32_t p = p0; p <= bt->pos; p++) {
-                        int rc = attn_visit(&a, bt->seq, p, pass, err);
-                        if (rc) return rc;
-                    }
-                } else { /* every position of this sequence in the batch */
-                    for (int32_t u = 0; u < b->n_tokens; u++) {
-                        if (b->tokens[u].seq != bt->seq) continue;
-                        int rc = attn_visit(&a, bt->seq, b->tokens[u].pos, pass, err);
-                        if (rc) return rc;
-                    }
+                /* causal: up to the token's own position; bidirectional: up
+                 * to the last position of its sequence in this batch */
+                int32_t end = bt->pos;
+                if (!op->p.attn.causal)
+                    for (int32_t u = 0; u < b->n_tokens; u++)
+                        if (b->tokens[u].seq == bt->seq && b->tokens[u].pos > end) end = b->tokens[u].pos;
+                for (int32_t p = p0; p <= end; p++) {
+                    int rc = attn_visit(&a, bt->seq, p, pass, err);
+                    if (rc) return rc;
                 }
             }
             float *y = io->buf[op->out] + (int64_t)t * op->n_out + (int64_t)h * hdv;
