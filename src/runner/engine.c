@@ -195,6 +195,7 @@ int hl_engine_submit(hl_engine *e, const hl_request *r, void (*notify)(void *), 
     h->num_predict = r->num_predict;
     h->num_ctx = num_ctx;
     h->logprobs = r->logprobs;
+    h->ignore_eos = r->ignore_eos;
     h->sampling = r->sampling;
     h->prompt = malloc(r->n_prompt * sizeof *h->prompt);
     int oom = !h->prompt;

@@ -54,6 +54,7 @@ typedef struct hl_request {
     int32_t n_stops;
     int32_t n_choices;            /* forks sharing the prompt (OpenAI n); <= 0 means 1 */
     int logprobs;                 /* report log-probabilities with each token */
+    int ignore_eos;               /* an end-of-generation token does not end it (benchmarks) */
 } hl_request;
 
 typedef enum hl_event_type { HL_EVENT_TOKEN = 1, HL_EVENT_DONE = 2, HL_EVENT_ERROR = 3 } hl_event_type;
