@@ -117,6 +117,7 @@ void hl_engine_free(hl_engine *e) {
 
 const hl_loaded *hl_engine_loaded(const hl_engine *e) { return e->lm; }
 int32_t hl_engine_max_ctx(const hl_engine *e) { return e->p.max_ctx; }
+int32_t hl_engine_n_threads(const hl_engine *e) { return hl_pool_size(e->pool); }
 
 static void *engine_main(void *arg) {
     hl_engine *e = arg;

@@ -86,6 +86,7 @@ int hl_engine_new(hl_engine **out, const hl_loaded *lm, const hl_engine_params *
 void hl_engine_free(hl_engine *e);
 const hl_loaded *hl_engine_loaded(const hl_engine *e);
 int32_t hl_engine_max_ctx(const hl_engine *e);
+int32_t hl_engine_n_threads(const hl_engine *e); /* the forward pass's threads */
 
 /* Queues a request. notify (may be NULL) is called from the engine thread, with
  * no lock held that the caller could need, each time events become available;

@@ -1,2 +1,2 @@
-DEPS_runner := model backend/cpu tokenizer chat sample gguf quant base
+DEPS_runner := model backend/cpu tokenizer chat gotmpl sample gguf quant base
 LIBS_runner := -lxxhash -ljson-c

@@ -1,2 +1,2 @@
-DEPS_server := runner store gotmpl model backend/cpu tokenizer chat sample gguf quant base
+DEPS_server := store runner gotmpl model backend/cpu tokenizer chat sample gguf quant base
 LIBS_server := -lmicrohttpd -ljson-c
