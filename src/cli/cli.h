@@ -1,5 +1,7 @@
-/* The command-line program's internals: one function per verb, and the shared
- * option parsing (sampling flags, threads, context). Each verb returns the
+/* The command-line program's internals: one function per verb, the shared
+ * option parsing (sampling flags, threads, context), and the in-process
+ * engine the verbs that run a GGUF file use (local.c: the engine the server
+ * uses too, made from the command line's options). Each verb returns the
  * process exit status (0 ok, 1 failure, 2 usage). */
 #ifndef HL_CLI_H
 #define HL_CLI_H

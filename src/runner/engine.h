@@ -1,5 +1,9 @@
 /* The engine: one per loaded model, with its own engine thread running the
  * continuous-batching scheduler over a paged KV pool with prefix caching.
+ * It is the program's one generation loop (sampling, stop strings, streaming
+ * detokenization live in its scheduler only): the server makes one per
+ * loaded model (server/models.c), the in-process verbs `run FILE.gguf` and
+ * `bench` one each (cli/local.c).
  *
  * Threads that serve clients submit requests and read token events back
  * through a handle; they never block the engine, and the engine never waits
