@@ -131,3 +131,22 @@ def test_interactive_turns_equal_server_chat(hyperlama, server):
     assert chat(history) == first and first.strip()
     history += [{"role": "assistant", "content": first}, {"role": "user", "content": "Tell me one fact about cats."}]
     assert chat(history) == second and second.strip()
+
+
+def test_interactive_next_turn_reuses_the_history(hyperlama):
+    """The next turn resends the whole history; the engine's prefix cache
+    serves what the previous turn computed, so only the new part is
+    evaluated (run has no history logic of its own)."""
+    import re
+    p = Pty(["run", smollm(), "--verbose", *FLAGS])
+    p.expect(rb">>> ")
+    counts = []
+    for text in ("Hello! Who are you?", "Thanks."):
+        p.send(text + "\r")
+        out = p.expect(rb">>> ").decode(errors="replace")
+        counts.append(int(re.search(r"prompt eval count:\s+(\d+) token", out).group(1)))
+    p.send("/bye\r")
+    assert p.close() == 0
+    # turn 1: SmolLM2's default system prompt and the question (~40 tokens);
+    # turn 2 holds all of that plus the answer, yet evaluates only the rest
+    assert counts[0] > 20 and counts[1] < counts[0], counts
