@@ -293,7 +293,8 @@ static int build_messages(const run_state *rs, const conversation *conv, store_m
     all->msgs = malloc((n ? n : 1) * sizeof *all->msgs);
     if (!all->msgs) return -1;
     for (size_t i = 0; i < mf->n; i++)
-        all->msgs[all->n++] = (chat_message){.role = role_const(mf->cmds[i].key), .content = mf->cmds[i].value};
+        all->msgs[all->n++] = (chat_message){.role = role_const(mf->cmds[i].key ? mf->cmds[i].key : "user"),
+                                             .content = mf->cmds[i].value ? mf->cmds[i].value : ""};
     for (size_t i = 0; i < conv->n; i++) all->msgs[all->n++] = conv->msgs[i];
     return 0;
 }
