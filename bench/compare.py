@@ -1,15 +1,20 @@
 #!/usr/bin/env python3
 """HyperLlama vs llama.cpp on this machine: same model file, same thread count,
 same run. Prints a markdown table of prompt processing (pp512) and generation
-(tg128) tokens/s with ratios, the machine's measured read bandwidth and the
-decode limit it implies (bandwidth / weight bytes), and peak RSS.
+(tg128) tokens/s with ratios, each side's spread (10th / 90th percentiles of
+all samples), the machine's measured read bandwidth and the decode limit it
+implies (bandwidth / weight bytes), and peak RSS.
 
     bench/compare.py [--models smollm2,qwen2.5-coder] [--threads 2] [--reps 5] [--rounds 3]
 
 The peer is llama.cpp as vendored in the llama-cpp-python source package
 (bench/build_peer.sh builds it once, cached). Runs alternate between the two
 engines for --rounds rounds so background noise hits both; the medians of all
-samples are compared. Check `top` first: these machines are shared.
+samples are compared. `hyperlama bench --json` reports its own summary per run
+(mean, stddev, median, p10, p90); here its raw samples are pooled over the
+rounds with llama-bench's and summarized the same way for both (percentiles
+interpolated between the sorted samples, as numpy's default and `hyperlama
+bench` compute them). Check `top` first: these machines are shared.
 """
 import argparse
 import json
@@ -22,6 +27,22 @@ import sys
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 HYPERLAMA = ROOT / "build/release/hyperlama"
 BANDWIDTH = ROOT / "build/release/bench/bench_bandwidth"
+
+
+def quantile(samples, q):
+    """The q-quantile, linear between the closest ranks (numpy's default)."""
+    xs = sorted(samples)
+    pos = q * (len(xs) - 1)
+    lo = int(pos)
+    hi = min(lo + 1, len(xs) - 1)
+    return xs[lo] + (pos - lo) * (xs[hi] - xs[lo])
+
+
+def spread(samples):
+    """'p10 / p90' of the samples, or '' when there are none."""
+    if not samples:
+        return ""
+    return f"{quantile(samples, 0.1):.2f} / {quantile(samples, 0.9):.2f}"
 
 
 def run_measured(cmd):
@@ -56,6 +77,10 @@ def our_bench(model, threads, reps, pp, tg):
     out, _ = run_measured([HYPERLAMA, "bench", model, "--threads", str(threads), "-p", str(pp), "-n", str(tg),
                            "-r", str(reps), "--json"])
     doc = json.loads(out)
+    for r in doc["results"]:
+        missing = {"median", "p10", "p90", "samples"} - set(r)
+        if missing:
+            raise SystemExit(f"hyperlama bench --json lacks {sorted(missing)} in {r.get('test')}: rebuild it")
     return {r["test"]: r["samples"] for r in doc["results"]}, doc
 
 
@@ -78,8 +103,9 @@ def main():
     load = os.getloadavg()[0]
     print(f"machine: {os.cpu_count()} CPUs, load average {load:.2f}; read bandwidth with {args.threads} "
           f"thread(s): {bw:.1f} GB/s\n")
-    print("| model | test | llama.cpp t/s | hyperlama t/s | ratio | decode limit t/s | peak RSS MiB (llama.cpp / ours) |")
-    print("|---|---|---:|---:|---:|---:|---|")
+    print("| model | test | llama.cpp t/s (median) | p10 / p90 | hyperlama t/s (median) | p10 / p90 | ratio | "
+          "decode limit t/s | peak RSS MiB (llama.cpp / ours) |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---|")
     for name in args.models.split(","):
         model = subprocess.run([sys.executable, str(ROOT / "scripts/fetch_models.py"), "--path", name],
                                capture_output=True, text=True, check=True).stdout.strip()
@@ -95,10 +121,14 @@ def main():
         rss_ours = doc["peak_rss_mib"]
         limit = bw * 1e9 / doc["weight_bytes"]
         for test in sorted(ours, key=lambda t: t[0] != "p"):
-            a, b = statistics.median(peer.get(test, [float("nan")])), statistics.median(ours[test])
+            ps, os_ = peer.get(test, []), ours[test]
+            a = statistics.median(ps) if ps else float("nan")
+            b = statistics.median(os_)
             lim = f"{limit:.1f}" if test.startswith("tg") else ""
-            print(f"| {name} | {test} | {a:.2f} | {b:.2f} | {b / a:.2f}x | {lim} | {rss_peer:.0f} / {rss_ours:.0f} |")
-    print(f"\nmedians over {args.rounds} rounds x {args.reps} repetitions, {args.threads} threads, same model files")
+            print(f"| {name} | {test} | {a:.2f} | {spread(ps)} | {b:.2f} | {spread(os_)} | {b / a:.2f}x | {lim} | "
+                  f"{rss_peer:.0f} / {rss_ours:.0f} |")
+    print(f"\nmedians and p10 / p90 over {args.rounds} rounds x {args.reps} repetitions, {args.threads} threads, "
+          "same model files")
 
 
 if __name__ == "__main__":

@@ -13,12 +13,12 @@ void cli_gen_opts_default(cli_gen_opts *o) {
     memset(o, 0, sizeof *o);
     o->sampling = hl_sampling_default_params();
     o->num_predict = -1;
-    o->session = hl_session_default_params();
-    /* the server's variable also sets in-process sessions; --kv-cache-type wins */
+    o->engine = (cli_engine_opts){.num_ctx = 0, .n_threads = 0, .n_batch = 512, .kv_type = HL_TYPE_F16, .prefix_cache = 1};
+    /* the server's variable also sets in-process engines; --kv-cache-type wins */
     const char *kvt = getenv("HYPERLAMA_KV_CACHE_TYPE");
     if (kvt && *kvt) {
         int t = hl_kv_type_from_name(kvt);
-        if (t >= 0) o->session.kv_type = (hl_type)t;
+        if (t >= 0) o->engine.kv_type = (hl_type)t;
         else hl_warn("ignoring HYPERLAMA_KV_CACHE_TYPE=\"%s\" (expected f16 or q8_0)", kvt);
     }
 }
@@ -108,12 +108,20 @@ int cli_parse_gen_opt(cli_gen_opts *o, int argc, char **argv, int *i) {
     }
     if ((v = cli_flag_value("--num-ctx", argc, argv, i, &bad))) {
         if (parse_int("--num-ctx", v, 16, 1 << 24, &x) < 0) return -1;
-        o->session.num_ctx = (int32_t)x;
+        o->engine.num_ctx = (int32_t)x;
         return 1;
     }
     if ((v = cli_flag_value("--threads", argc, argv, i, &bad))) {
         if (parse_int("--threads", v, 1, 1024, &x) < 0) return -1;
-        o->session.n_threads = (int32_t)x;
+        o->engine.n_threads = (int32_t)x;
+        return 1;
+    }
+    if ((v = cli_flag_value("--backend", argc, argv, i, &bad))) {
+        if (strcmp(v, "auto") && strcmp(v, "cpu") && strcmp(v, "ref")) {
+            fprintf(stderr, "Error: --backend must be one of %s (got \"%s\")\n", hl_backend_names(), v);
+            return -1;
+        }
+        o->engine.backend = v;
         return 1;
     }
     if ((v = cli_flag_value("--kv-cache-type", argc, argv, i, &bad))) {
@@ -122,12 +130,12 @@ int cli_parse_gen_opt(cli_gen_opts *o, int argc, char **argv, int *i) {
             fprintf(stderr, "Error: --kv-cache-type must be f16 or q8_0 (got \"%s\")\n", v);
             return -1;
         }
-        o->session.kv_type = (hl_type)t;
+        o->engine.kv_type = (hl_type)t;
         return 1;
     }
     if ((v = cli_flag_value("--batch-size", argc, argv, i, &bad))) {
         if (parse_int("--batch-size", v, 1, 1 << 16, &x) < 0) return -1;
-        o->session.n_batch = (int32_t)x;
+        o->engine.n_batch = (int32_t)x;
         return 1;
     }
     if ((v = cli_flag_value("--stop", argc, argv, i, &bad))) {

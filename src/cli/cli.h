@@ -1,10 +1,12 @@
-/* The command-line program's internals: one function per verb, and the shared
- * option parsing (sampling flags, threads, context). Each verb returns the
+/* The command-line program's internals: one function per verb, the shared
+ * option parsing (sampling flags, threads, context), and the in-process
+ * engine the verbs that run a GGUF file use (local.c: the engine the server
+ * uses too, made from the command line's options). Each verb returns the
  * process exit status (0 ok, 1 failure, 2 usage). */
 #ifndef HL_CLI_H
 #define HL_CLI_H
 
-#include "runner/session.h"
+#include "runner/engine.h"
 #include "sample/sample.h"
 
 #include <signal.h>
@@ -14,13 +16,37 @@
 #define HL_VERSION "0.1.0"
 #define HL_CLI_MAX_STOPS 16
 
+/* What an in-process engine is made of (flags, a model's PARAMETERs). */
+typedef struct cli_engine_opts {
+    int32_t num_ctx;   /* positions of the one sequence; <= 0: 4096 (cli_run_ctx) */
+    int32_t n_threads; /* <= 0: one per core */
+    int32_t n_batch;   /* prompt tokens per step (the engine's step_tokens); <= 0: 512 */
+    hl_type kv_type;   /* HL_TYPE_F16 or HL_TYPE_Q8_0 */
+    int prefix_cache;  /* reuse cached prompt blocks (chat turns); bench turns it off */
+    const char *backend; /* --backend: "auto" (NULL), "cpu" or "ref" */
+} cli_engine_opts;
+
+/* What computes for an in-process verb: the process's one thread pool and
+ * the backend over it (model.h hl_backend_open). A verb opens one and closes
+ * it after every engine made on it. */
+typedef struct cli_compute {
+    hl_pool *pool;
+    hl_backend *be;
+    int32_t n_threads;   /* as asked (<= 0: one per core) */
+    char backend[16];
+} cli_compute;
+int cli_compute_open(cli_compute *c, const cli_engine_opts *o, hl_err *err);
+void cli_compute_close(cli_compute *c);
+/* Whether an engine made with o can run on c (same threads and backend). */
+int cli_compute_fits(const cli_compute *c, const cli_engine_opts *o);
+
 /* Options shared by the verbs that generate. */
 typedef struct cli_gen_opts {
     hl_sampling_params sampling;
     int32_t num_predict;
     const char *stops[HL_CLI_MAX_STOPS];
     int32_t n_stops;
-    hl_session_params session;
+    cli_engine_opts engine;
     int raw, verbose;
     const char *system;
 } cli_gen_opts;
@@ -167,5 +193,22 @@ void cli_progress_finish(cli_progress *ui);
 
 /* Loads a model given on the command line, printing the error on failure. */
 int cli_load_model(const char *path, hl_loaded **out);
+
+/* ---- the in-process engine (local.c): what `run FILE.gguf`, `bench` use ---- */
+/* The positions `run` gives its sequence: num_ctx (<= 0: 4096), never past
+ * the trained context (train_ctx, 0 unknown). The memory check counts the
+ * same number. */
+int32_t cli_run_ctx(int32_t num_ctx, int64_t train_ctx);
+/* Makes the engine of an in-process verb: one sequence, a KV pool covering
+ * cli_run_ctx positions, o's threads, step size, KV type and prefix cache.
+ * The only place the program creates an engine (the server's is in
+ * server/models.c). */
+int cli_engine_open(const hl_loaded *lm, const cli_engine_opts *o, cli_compute *c, hl_engine **out, hl_err *err);
+/* Submits r and waits for its end, handing each piece of text to emit (may
+ * be NULL) as it comes; *interrupted (may be NULL) becoming nonzero cancels
+ * it. stats (may be NULL) receives the DONE event's. An engine ERROR event
+ * fails with its message. */
+int cli_engine_generate(hl_engine *e, const hl_request *r, void (*emit)(void *user, const char *text, size_t n),
+                        void *user, volatile sig_atomic_t *interrupted, hl_choice_stats *stats, hl_err *err);
 
 #endif

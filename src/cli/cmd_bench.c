@@ -1,10 +1,25 @@
 /* `hyperlama bench MODEL`: prompt processing (pp, default 512 tokens in one
- * batch) and text generation (tg, default 128 tokens one at a time) speed, as
- * llama-bench measures them: each repetition starts from an empty context,
- * after one warm-up run; tokens are drawn at random from the vocabulary with a
- * fixed seed. Prints mean ± stddev and the median tokens/s, and the peak RSS. */
+ * step) and text generation (tg, default 128 tokens one per step) speed,
+ * measured through the engine and its scheduler — the path every answer
+ * takes — as llama-bench measures them: after one warm-up run, each
+ * repetition starts from an empty context (the prefix cache is off, so
+ * nothing is reused); tokens are drawn at random from the vocabulary with a
+ * fixed seed; sampling is greedy and end tokens do not end generation.
+ *
+ * What is timed (the engine's own clock, from the DONE event's stats):
+ *   pp  a request of pp tokens with num_predict 1: prompt_ns, from admission
+ *       to the first token sampled, covers the one forward step over the pp
+ *       tokens and sampling its last row. t/s = pp / prompt_ns.
+ *   tg  a one-token prompt with num_predict tg: the prompt step (a one-token
+ *       forward at position 0) gives the first token, then each of tg - 1
+ *       decode steps gives one more. gen_ns runs from the first token sampled
+ *       to the last, so it covers exactly those tg - 1 steps:
+ *       t/s = (tg - 1) / gen_ns. With -n 1 there is no decode step; the one
+ *       token's step (prompt_ns) is timed instead.
+ * Prints per test the mean ± stddev, the median and the spread (10th and
+ * 90th percentiles, interpolated between the sorted samples as numpy's
+ * default does), and the peak RSS. */
 #include "cli/cli.h"
-#include "base/clock.h"
 #include "base/json_write.h"
 
 #include <math.h>
@@ -12,28 +27,44 @@
 #include <string.h>
 #include <sys/resource.h>
 
+#define BENCH_MAX_REPS 64
+
 typedef struct bench_result {
-    const char *test; /* "pp512", "tg128" */
-    char name[32];
-    int n_tokens;
-    double ts[64];    /* tokens/s per repetition */
+    char name[32];          /* "pp512", "tg128" */
+    double ts[BENCH_MAX_REPS]; /* tokens/s per repetition */
     int reps;
 } bench_result;
+
+typedef struct bench_summary {
+    double mean, sd, median, p10, p90;
+} bench_summary;
 
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
 }
 
-static void summarize(const bench_result *r, double *mean, double *sd, double *median) {
-    double s = 0, s2 = 0, sorted[64];
+/* The q-quantile of sorted[0..n): linear between the closest ranks. */
+static double quantile(const double *sorted, int n, double q) {
+    double pos = q * (n - 1);
+    int lo = (int)floor(pos);
+    int hi = lo + 1 < n ? lo + 1 : lo;
+    return sorted[lo] + (pos - lo) * (sorted[hi] - sorted[lo]);
+}
+
+static bench_summary summarize(const bench_result *r) {
+    bench_summary m;
+    double s = 0, s2 = 0, sorted[BENCH_MAX_REPS];
     for (int i = 0; i < r->reps; i++) s += r->ts[i];
-    *mean = s / r->reps;
-    for (int i = 0; i < r->reps; i++) s2 += (r->ts[i] - *mean) * (r->ts[i] - *mean);
-    *sd = r->reps > 1 ? sqrt(s2 / (r->reps - 1)) : 0;
+    m.mean = s / r->reps;
+    for (int i = 0; i < r->reps; i++) s2 += (r->ts[i] - m.mean) * (r->ts[i] - m.mean);
+    m.sd = r->reps > 1 ? sqrt(s2 / (r->reps - 1)) : 0;
     memcpy(sorted, r->ts, sizeof(double) * (size_t)r->reps);
     qsort(sorted, (size_t)r->reps, sizeof(double), cmp_double);
-    *median = r->reps % 2 ? sorted[r->reps / 2] : 0.5 * (sorted[r->reps / 2 - 1] + sorted[r->reps / 2]);
+    m.median = quantile(sorted, r->reps, 0.5);
+    m.p10 = quantile(sorted, r->reps, 0.1);
+    m.p90 = quantile(sorted, r->reps, 0.9);
+    return m;
 }
 
 static uint64_t splitmix(uint64_t *x) {
@@ -41,6 +72,75 @@ static uint64_t splitmix(uint64_t *x) {
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
     z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
     return z ^ (z >> 31);
+}
+
+/* One timed request: n_prompt tokens, then num_predict tokens. */
+static int bench_once(hl_engine *e, const int32_t *toks, int n_prompt, int num_predict, hl_choice_stats *st,
+                      hl_err *err) {
+    hl_request r = {.prompt = toks, .n_prompt = (size_t)n_prompt, .num_predict = num_predict, .n_choices = 1,
+                    .ignore_eos = 1};
+    r.sampling = hl_sampling_default_params();
+    r.sampling.temperature = 0;
+    r.sampling.repeat_penalty = 1;
+    int rc = cli_engine_generate(e, &r, NULL, NULL, NULL, st, err);
+    if (rc) return rc;
+    if (st->gen_tokens != num_predict)
+        return hl_err_set(err, HL_EINVAL, "the engine generated %d of %d tokens (%s)", st->gen_tokens, num_predict,
+                          st->done_reason ? st->done_reason : "?");
+    return HL_OK;
+}
+
+static double rate(double tokens, int64_t ns) { return ns > 0 ? tokens / ((double)ns / 1e9) : 0.0; }
+
+static void print_json(const char *model, const hl_loaded *lm, int threads, const bench_result *res, int n_res,
+                       double rss_mib) {
+    hl_buf b = {0};
+    hl_jw w;
+    hl_jw_init(&w, &b);
+    hl_jw_obj_begin(&w);
+    hl_jw_key(&w, "model"); hl_jw_str(&w, model);
+    hl_jw_key(&w, "threads"); hl_jw_int(&w, threads);
+    hl_jw_key(&w, "simd"); hl_jw_str(&w, hl_cpu_simd_level());
+    hl_jw_key(&w, "weight_bytes"); hl_jw_uint(&w, hl_model_weight_bytes(lm->model));
+    hl_jw_key(&w, "peak_rss_mib"); hl_jw_double(&w, rss_mib);
+    hl_jw_key(&w, "results"); hl_jw_arr_begin(&w);
+    for (int i = 0; i < n_res; i++) {
+        bench_summary m = summarize(&res[i]);
+        hl_jw_obj_begin(&w);
+        hl_jw_key(&w, "test"); hl_jw_str(&w, res[i].name);
+        hl_jw_key(&w, "mean"); hl_jw_double(&w, m.mean);
+        hl_jw_key(&w, "stddev"); hl_jw_double(&w, m.sd);
+        hl_jw_key(&w, "median"); hl_jw_double(&w, m.median);
+        hl_jw_key(&w, "p10"); hl_jw_double(&w, m.p10);
+        hl_jw_key(&w, "p90"); hl_jw_double(&w, m.p90);
+        hl_jw_key(&w, "samples"); hl_jw_arr_begin(&w);
+        for (int k = 0; k < res[i].reps; k++) hl_jw_double(&w, res[i].ts[k]);
+        hl_jw_arr_end(&w);
+        hl_jw_obj_end(&w);
+    }
+    hl_jw_arr_end(&w);
+    hl_jw_obj_end(&w);
+    printf("%s\n", b.data);
+    hl_buf_free(&b);
+}
+
+static void print_table(const hl_loaded *lm, int threads, const bench_result *res, int n_res, double rss_mib) {
+    const hl_hparams *hp = hl_model_hparams(lm->model);
+    printf("| %-28s | %9s | %-7s | %7s | %8s | %20s | %9s | %19s |\n", "model", "size", "simd", "threads", "test",
+           "t/s (mean ± sd)", "median", "p10 / p90");
+    printf("| %.28s | %.9s | %.7s | %.7s | %.8s | %.20s | %.9s | %.19s |\n", "------------------------------",
+           "----------", "-------", "-------", "--------", "----------------------", "---------",
+           "-------------------");
+    for (int i = 0; i < n_res; i++) {
+        bench_summary m = summarize(&res[i]);
+        char ts[32], spread[48];
+        snprintf(ts, sizeof ts, "%.2f ± %.2f", m.mean, m.sd);
+        snprintf(spread, sizeof spread, "%.2f / %.2f", m.p10, m.p90);
+        printf("| %-28.28s | %5.1f MiB | %-7s | %7d | %8s | %20s | %9.2f | %19s |\n", hp->name[0] ? hp->name : hp->arch,
+               (double)hl_model_weight_bytes(lm->model) / (1024.0 * 1024.0), hl_cpu_simd_level(), threads, res[i].name,
+               ts, m.median, spread);
+    }
+    printf("peak RSS: %.1f MiB\n", rss_mib);
 }
 
 int cmd_bench(int argc, char **argv) {
@@ -57,8 +157,10 @@ int cmd_bench(int argc, char **argv) {
         else if (strcmp(argv[i], "--json") == 0) json = 1;
         else if (strcmp(argv[i], "--help") == 0) {
             printf("Usage: hyperlama bench MODEL [-p 512] [-n 128] [-r 5] [--threads N] [--kv-cache-type f16|q8_0] [--json]\n\n"
-                   "Measures prompt processing (-p tokens in one batch) and generation (-n tokens,\n"
-                   "one per step) in tokens/s over -r repetitions after a warm-up. 0 skips a test.\n");
+                   "Measures prompt processing (-p tokens in one step) and generation (-n tokens,\n"
+                   "one per step) in tokens/s through the engine, over -r repetitions after a\n"
+                   "warm-up, each from an empty context. 0 skips a test. Prints the mean, the\n"
+                   "standard deviation, the median and the 10th/90th percentiles.\n");
             return 0;
         } else {
             int r = cli_parse_gen_opt(&o, argc, argv, &i);
@@ -71,7 +173,7 @@ int cmd_bench(int argc, char **argv) {
             }
         }
     }
-    if (!model || pp < 0 || tg < 0 || reps < 1 || reps > 64) {
+    if (!model || pp < 0 || tg < 0 || reps < 1 || reps > BENCH_MAX_REPS) {
         fprintf(stderr, "Usage: hyperlama bench MODEL [-p 512] [-n 128] [-r 5 (1..64)] [--threads N] [--json]\n");
         return 2;
     }
@@ -79,46 +181,61 @@ int cmd_bench(int argc, char **argv) {
     if (cli_load_model(model, &lm)) return 1;
     const hl_hparams *hp = hl_model_hparams(lm->model);
     hl_err err = {0};
-    o.session.num_ctx = (pp > tg ? pp : tg) + 16;
-    if (o.session.n_batch <= 0 || o.session.n_batch < pp) o.session.n_batch = pp > 0 ? pp : 1;
-    hl_session *s = NULL;
-    int rc = 0;
-    if (hl_session_new(&s, lm, &o.session, &err)) {
+    /* room for the longest test and the tokens it generates; pp in one step */
+    int n_tok = pp > tg ? pp : tg;
+    o.engine.num_ctx = n_tok + 16;
+    if (o.engine.n_batch < pp) o.engine.n_batch = pp > 0 ? pp : 1;
+    o.engine.prefix_cache = 0;
+    int32_t ctx = cli_run_ctx(o.engine.num_ctx, hp->n_ctx_train);
+    if (ctx <= n_tok) {
+        fprintf(stderr, "Error: %s%d needs %d positions, but the model's context is %d tokens: use a smaller %s\n",
+                pp >= tg ? "pp" : "tg", n_tok, n_tok + 1, ctx, pp >= tg ? "-p" : "-n");
+        hl_loaded_free(lm);
+        return 1;
+    }
+    hl_engine *e = NULL;
+    cli_compute cc;
+    if (cli_compute_open(&cc, &o.engine, &err)) {
         fprintf(stderr, "Error: %s\n", err.msg);
         hl_loaded_free(lm);
         return 1;
     }
-    int n_tok = pp > tg ? pp : tg;
+    if (cli_engine_open(lm, &o.engine, &cc, &e, &err)) {
+        fprintf(stderr, "Error: %s\n", err.msg);
+        cli_compute_close(&cc);
+        hl_loaded_free(lm);
+        return 1;
+    }
     int32_t *toks = malloc((size_t)(n_tok + 1) * sizeof *toks);
+    if (!toks) {
+        fprintf(stderr, "Error: out of memory\n");
+        hl_engine_free(e);
+        cli_compute_close(&cc);
+        hl_loaded_free(lm);
+        return 1;
+    }
     uint64_t seed = 42;
     for (int i = 0; i < n_tok + 1; i++) toks[i] = (int32_t)(splitmix(&seed) % (uint64_t)hp->n_vocab);
 
     bench_result res[2];
-    int n_res = 0;
+    int n_res = 0, rc = 0;
+    hl_choice_stats st;
     if (pp > 0) {
         bench_result *r = &res[n_res++];
         memset(r, 0, sizeof *r);
         snprintf(r->name, sizeof r->name, "pp%d", pp);
-        r->n_tokens = pp;
         for (int rep = -1; rep < reps && !rc; rep++) {
-            hl_session_reset(s);
-            int64_t t0 = hl_now_ns();
-            rc = hl_session_eval(s, toks, (size_t)pp, 0, NULL, &err);
-            double sec = (double)(hl_now_ns() - t0) / 1e9;
-            if (rep >= 0) r->ts[r->reps++] = pp / sec;
+            rc = bench_once(e, toks, pp, 1, &st, &err);
+            if (!rc && rep >= 0) r->ts[r->reps++] = rate(pp, st.prompt_ns);
         }
     }
     if (tg > 0 && !rc) {
         bench_result *r = &res[n_res++];
         memset(r, 0, sizeof *r);
         snprintf(r->name, sizeof r->name, "tg%d", tg);
-        r->n_tokens = tg;
         for (int rep = -1; rep < reps && !rc; rep++) {
-            hl_session_reset(s);
-            int64_t t0 = hl_now_ns();
-            for (int i = 0; i < tg && !rc; i++) rc = hl_session_eval(s, &toks[i], 1, 0, NULL, &err);
-            double sec = (double)(hl_now_ns() - t0) / 1e9;
-            if (rep >= 0) r->ts[r->reps++] = tg / sec;
+            rc = bench_once(e, toks, 1, tg, &st, &err);
+            if (!rc && rep >= 0) r->ts[r->reps++] = tg > 1 ? rate(tg - 1, st.gen_ns) : rate(1, st.prompt_ns);
         }
     }
     if (rc) {
@@ -127,54 +244,12 @@ int cmd_bench(int argc, char **argv) {
         struct rusage ru;
         getrusage(RUSAGE_SELF, &ru);
         double rss_mib = (double)ru.ru_maxrss / 1024.0;
-        size_t wbytes = hl_model_weight_bytes(lm->model);
-        if (json) {
-            hl_buf b = {0};
-            hl_jw w;
-            hl_jw_init(&w, &b);
-            hl_jw_obj_begin(&w);
-            hl_jw_key(&w, "model"); hl_jw_str(&w, model);
-            hl_jw_key(&w, "threads"); hl_jw_int(&w, hl_session_n_threads(s));
-            hl_jw_key(&w, "simd"); hl_jw_str(&w, hl_cpu_simd_level());
-            hl_jw_key(&w, "weight_bytes"); hl_jw_uint(&w, wbytes);
-            hl_jw_key(&w, "peak_rss_mib"); hl_jw_double(&w, rss_mib);
-            hl_jw_key(&w, "results"); hl_jw_arr_begin(&w);
-            for (int i = 0; i < n_res; i++) {
-                double mean, sd, med;
-                summarize(&res[i], &mean, &sd, &med);
-                hl_jw_obj_begin(&w);
-                hl_jw_key(&w, "test"); hl_jw_str(&w, res[i].name);
-                hl_jw_key(&w, "mean"); hl_jw_double(&w, mean);
-                hl_jw_key(&w, "stddev"); hl_jw_double(&w, sd);
-                hl_jw_key(&w, "median"); hl_jw_double(&w, med);
-                hl_jw_key(&w, "samples"); hl_jw_arr_begin(&w);
-                for (int k = 0; k < res[i].reps; k++) hl_jw_double(&w, res[i].ts[k]);
-                hl_jw_arr_end(&w);
-                hl_jw_obj_end(&w);
-            }
-            hl_jw_arr_end(&w);
-            hl_jw_obj_end(&w);
-            printf("%s\n", b.data);
-            hl_buf_free(&b);
-        } else {
-            printf("| %-28s | %9s | %-7s | %7s | %8s | %20s | %9s |\n", "model", "size", "simd", "threads", "test",
-                   "t/s (mean ± sd)", "median");
-            printf("| %.28s | %.9s | %.7s | %.7s | %.8s | %.20s | %.9s |\n", "------------------------------",
-                   "----------", "-------", "-------", "--------", "----------------------", "---------");
-            for (int i = 0; i < n_res; i++) {
-                double mean, sd, med;
-                summarize(&res[i], &mean, &sd, &med);
-                char ts[32];
-                snprintf(ts, sizeof ts, "%.2f ± %.2f", mean, sd);
-                printf("| %-28.28s | %5.1f MiB | %-7s | %7d | %8s | %20s | %9.2f |\n", hp->name[0] ? hp->name : hp->arch,
-                       (double)wbytes / (1024.0 * 1024.0), hl_cpu_simd_level(), hl_session_n_threads(s), res[i].name,
-                       ts, med);
-            }
-            printf("peak RSS: %.1f MiB\n", rss_mib);
-        }
+        if (json) print_json(model, lm, hl_engine_n_threads(e), res, n_res, rss_mib);
+        else print_table(lm, hl_engine_n_threads(e), res, n_res, rss_mib);
     }
     free(toks);
-    hl_session_free(s);
+    hl_engine_free(e);
+    cli_compute_close(&cc);
     hl_loaded_free(lm);
     return rc ? 1 : 0;
 }

@@ -1,7 +1,9 @@
 /* Small inspection verbs: `tokenize` (text to token ids as JSON), `inspect`
  * (GGUF metadata and tensors), and `logits` (raw logits of a token sequence,
- * for the reference comparisons). */
+ * for the reference comparisons: teacher-forced evaluation, runner/eval.h,
+ * not generation). */
 #include "cli/cli.h"
+#include "runner/eval.h"
 #include "base/buf.h"
 #include "base/json_write.h"
 
@@ -189,13 +191,24 @@ int cmd_logits(int argc, char **argv) {
         return 1;
     }
     int32_t n_vocab = hl_model_hparams(lm->model)->n_vocab;
-    hl_session *s = NULL;
-    if (o.session.num_ctx < (int32_t)n + (int32_t)greedy + 1) o.session.num_ctx = (int32_t)n + (int32_t)greedy + 1;
+    hl_eval *s = NULL;
+    hl_eval_params ep = hl_eval_default_params();
+    ep.n_ctx = o.engine.num_ctx;
+    if (ep.n_ctx < (int32_t)n + (int32_t)greedy + 1) ep.n_ctx = (int32_t)n + (int32_t)greedy + 1;
+    cli_compute cc = {0};
+    if (cli_compute_open(&cc, &o.engine, &err)) {
+        fprintf(stderr, "Error: %s\n", err.msg);
+        hl_loaded_free(lm);
+        return 1;
+    }
+    ep.backend = cc.be;
+    ep.n_batch = o.engine.n_batch;
+    ep.kv_type = o.engine.kv_type;
     float *logits = NULL;
     size_t rows = all ? n : 1;
-    if (hl_session_new(&s, lm, &o.session, &err) ||
+    if (hl_eval_new(&s, lm, &ep, &err) ||
         !(logits = malloc(rows * (size_t)n_vocab * sizeof *logits)) ||
-        hl_session_eval(s, ids, n, all, logits, &err)) {
+        hl_eval_append(s, ids, n, all, logits, &err)) {
         fprintf(stderr, "Error: %s\n", err.msg[0] ? err.msg : "out of memory");
         rc = 1;
         goto done;
@@ -210,7 +223,8 @@ int cmd_logits(int argc, char **argv) {
         if (f && fclose(f)) rc = 1;
     }
     if (greedy > 0) {
-        /* greedy continuation: argmax, ties to the lowest id */
+        /* greedy continuation: the argmax of the raw logits, ties to the
+         * lowest id (llama.cpp's reference, no sampler chain) */
         const float *last = logits + (rows - 1) * (size_t)n_vocab;
         float *row = malloc((size_t)n_vocab * sizeof *row);
         if (!row) { rc = 1; goto done; }
@@ -221,7 +235,7 @@ int cmd_logits(int argc, char **argv) {
             for (int32_t t = 1; t < n_vocab; t++)
                 if (row[t] > row[best]) best = t;
             printf(g ? ",%d" : "%d", best);
-            if (g + 1 < greedy && hl_session_eval(s, &best, 1, 0, row, &err)) {
+            if (g + 1 < greedy && hl_eval_append(s, &best, 1, 0, row, &err)) {
                 fprintf(stderr, "Error: %s\n", err.msg);
                 rc = 1;
                 break;
@@ -233,7 +247,8 @@ int cmd_logits(int argc, char **argv) {
 done:
     free(logits);
     free(ids);
-    hl_session_free(s);
+    hl_eval_free(s);
+    cli_compute_close(&cc);
     hl_loaded_free(lm);
     return rc;
 }

@@ -3,8 +3,9 @@
  * it, and `show` prints the same numbers as its hardware-fit line. The
  * estimate is the weights (the tensors' bytes) plus the KV cache (f16, or
  * Q8_0 when the server reports kv_cache_type "q8_0") for the context the
- * session will use (num_ctx, else 4096, never past the model's
- * trained context) plus a fixed allowance for activations and buffers,
+ * engine will hold (cli_run_ctx: num_ctx, else 4096, never past the model's
+ * trained context; `run`'s in-process KV pool is sized by the same function)
+ * plus a fixed allowance for activations and buffers,
  * against MemAvailable (or HYPERLAMA_MEMORY_LIMIT, for tests and capped
  * hosts). The model's shape comes from its GGUF file or from the server's
  * /api/show reply (model_info carries the same GGUF keys), through one
@@ -98,9 +99,14 @@ int cli_mem_shape_show(struct json_object *show, cli_mem_shape *out, hl_err *err
 /* One head's row of the cache: f16, or Q8_0 blocks of 32 (34 bytes each) */
 static int64_t kv_row_bytes(int64_t dim, int q8) { return q8 && dim % 32 == 0 ? dim / 32 * 34 : 2 * dim; }
 
+int32_t cli_run_ctx(int32_t num_ctx, int64_t train_ctx) {
+    int32_t ctx = num_ctx > 0 ? num_ctx : MEM_DEFAULT_CTX;
+    if (train_ctx > 0 && ctx > train_ctx) ctx = (int32_t)train_ctx;
+    return ctx;
+}
+
 void cli_mem_estimate(const cli_mem_shape *m, int32_t num_ctx, cli_mem_need *out) {
-    int64_t ctx = num_ctx > 0 ? num_ctx : MEM_DEFAULT_CTX;
-    if (m->train_ctx > 0 && ctx > m->train_ctx) ctx = m->train_ctx;
+    int64_t ctx = cli_run_ctx(num_ctx, m->train_ctx);
     out->ctx = ctx;
     out->weights = m->weights;
     out->kv = m->n_layer * ctx * m->n_head_kv * (kv_row_bytes(m->k_dim, m->kv_q8) + kv_row_bytes(m->v_dim, m->kv_q8));

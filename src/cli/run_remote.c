@@ -130,7 +130,7 @@ static int num_ctx_of(const remote *r) {
     cli_gen_opts o;
     cli_gen_opts_default(&o);
     for (int i = 0; i < r->argc; i++) cli_parse_gen_opt(&o, r->argc, r->argv, &i);
-    if (o.session.num_ctx) return o.session.num_ctx;
+    if (o.engine.num_ctx) return o.engine.num_ctx;
     store_modelfile p = {0};
     int n = 0;
     if (cli_parse_param_text(cli_jstr(r->show, "parameters"), &p) == 0)

@@ -119,6 +119,7 @@ void hl_engine_free(hl_engine *e) {
 const hl_loaded *hl_engine_loaded(const hl_engine *e) { return e->lm; }
 const char *hl_engine_backend_name(const hl_engine *e) { return hl_forward_backend_name(e->fctx); }
 int32_t hl_engine_max_ctx(const hl_engine *e) { return e->p.max_ctx; }
+int32_t hl_engine_n_threads(const hl_engine *e) { return hl_pool_size(e->pool); }
 
 static void *engine_main(void *arg) {
     hl_engine *e = arg;
@@ -197,6 +198,7 @@ int hl_engine_submit(hl_engine *e, const hl_request *r, void (*notify)(void *), 
     h->num_predict = r->num_predict;
     h->num_ctx = num_ctx;
     h->logprobs = r->logprobs;
+    h->ignore_eos = r->ignore_eos;
     h->sampling = r->sampling;
     h->prompt = malloc(r->n_prompt * sizeof *h->prompt);
     int oom = !h->prompt;

@@ -1,5 +1,9 @@
 /* The engine: one per loaded model, with its own engine thread running the
  * continuous-batching scheduler over a paged KV pool with prefix caching.
+ * It is the program's one generation loop (sampling, stop strings, streaming
+ * detokenization live in its scheduler only): the server makes one per
+ * loaded model (server/models.c), the in-process verbs `run FILE.gguf` and
+ * `bench` one each (cli/local.c).
  *
  * Threads that serve clients submit requests and read token events back
  * through a handle; they never block the engine, and the engine never waits
@@ -55,6 +59,7 @@ typedef struct hl_request {
     int32_t n_stops;
     int32_t n_choices;            /* forks sharing the prompt (OpenAI n); <= 0 means 1 */
     int logprobs;                 /* report log-probabilities with each token */
+    int ignore_eos;               /* an end-of-generation token does not end it (benchmarks) */
 } hl_request;
 
 typedef enum hl_event_type { HL_EVENT_TOKEN = 1, HL_EVENT_DONE = 2, HL_EVENT_ERROR = 3 } hl_event_type;
@@ -88,6 +93,7 @@ const hl_loaded *hl_engine_loaded(const hl_engine *e);
 /* The name of the backend that runs this engine's model ("cpu", "ref"). */
 const char *hl_engine_backend_name(const hl_engine *e);
 int32_t hl_engine_max_ctx(const hl_engine *e);
+int32_t hl_engine_n_threads(const hl_engine *e); /* the forward pass's threads */
 
 /* Queues a request. notify (may be NULL) is called from the engine thread, with
  * no lock held that the caller could need, each time events become available;

@@ -43,6 +43,7 @@ struct hl_handle {
     int32_t n_stops;
     int32_t num_predict, num_ctx, n_choices;
     int logprobs;
+    int ignore_eos;
     int64_t t_submit;
     struct hl_handle *next_in; /* inbox link */
 };

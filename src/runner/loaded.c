@@ -3,7 +3,6 @@
 #include "base/clock.h"
 #include "base/log.h"
 
-#include <json-c/json.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -46,36 +45,6 @@ void hl_loaded_free(hl_loaded *lm) {
     hl_model_free(lm->model);
     free(lm->path);
     free(lm);
-}
-
-static const char *special_text(const tok_vocab *v, int32_t id) {
-    const char *t = id >= 0 ? tok_text(v, id) : NULL;
-    return t ? t : "";
-}
-
-int hl_loaded_render_chat(const hl_loaded *lm, const chat_message *msgs, size_t n_msgs, char **out, hl_err *err) {
-    *out = NULL;
-    if (!lm->tmpl) {
-        if (lm->tmpl_error) return hl_err_set(err, HL_ENOTSUP, "the model's chat template is not supported: %s", lm->tmpl_error);
-        return hl_err_set(err, HL_ENOTSUP, "the model has no chat template (use --raw)");
-    }
-    struct json_object *ctx = NULL;
-    int rc = chat_context_new(&ctx, msgs, n_msgs, 1, special_text(lm->tok, tok_bos(lm->tok)),
-                              special_text(lm->tok, tok_eos(lm->tok)), err);
-    if (rc) return rc;
-    hl_buf b = {0};
-    rc = chat_template_render(lm->tmpl, ctx, &b, err);
-    json_object_put(ctx);
-    if (rc) {
-        hl_buf_free(&b);
-        return rc;
-    }
-    if (b.oom) {
-        hl_buf_free(&b);
-        return hl_err_set(err, HL_ENOMEM, "out of memory rendering the chat template");
-    }
-    *out = hl_buf_take(&b);
-    return HL_OK;
 }
 
 int hl_loaded_tokenize_prompt(const hl_loaded *lm, const char *text, int32_t **ids, size_t *n_ids, hl_err *err) {

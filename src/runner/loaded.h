@@ -1,6 +1,7 @@
 /* A loaded model: everything a runner needs from one GGUF file — the weights
  * (model/), the tokenizer, and the chat template — opened together, immutable
- * afterwards and shareable between threads. */
+ * afterwards and shareable between threads. Rendering a conversation with the
+ * template is runner/prompt.h's. */
 #ifndef HL_RUNNER_LOADED_H
 #define HL_RUNNER_LOADED_H
 
@@ -21,10 +22,6 @@ typedef struct hl_loaded {
 
 int hl_loaded_open(hl_loaded **out, const char *path, hl_err *err);
 void hl_loaded_free(hl_loaded *lm);
-
-/* Renders messages with the model's template (add_generation_prompt = 1).
- * Fails with HL_ENOTSUP when the model has no template. Caller frees *out. */
-int hl_loaded_render_chat(const hl_loaded *lm, const chat_message *msgs, size_t n_msgs, char **out, hl_err *err);
 
 /* Tokenizes a prompt the way generation wants it: special-token texts parsed,
  * BOS added when the model asks for it unless the text already starts with

@@ -249,7 +249,7 @@ static void sample_row(hl_engine *e, seq *s, const float *logits) {
     hl_token_logprobs lp;
     int32_t tok = hl_sampler_sample(s->smp, logits, h->logprobs ? &lp : NULL);
     if (!s->t_first) s->t_first = hl_now_ns();
-    if (tok_is_eog(e->lm->tok, tok)) {
+    if (!h->ignore_eos && tok_is_eog(e->lm->tok, tok)) {
         finish(e, s, "stop");
         return;
     }

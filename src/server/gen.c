@@ -8,7 +8,7 @@
 #include "base/clock.h"
 #include "base/json_write.h"
 #include "base/log.h"
-#include "gotmpl/gotmpl.h"
+#include "runner/prompt.h"
 
 #include <json-c/json.h>
 #include <microhttpd.h>
@@ -113,35 +113,6 @@ int srv_run_drain(srv_run *run, void (*on_event)(srv_run *, const hl_event *, hl
 
 /* ---- prompt construction --------------------------------------------------- */
 
-/* The model's Jinja template (from the GGUF) over msgs. */
-static int render_jinja(const hl_loaded *lm, const srv_msg *msgs, size_t n, char **out, hl_err *err) {
-    if (!lm->tmpl) {
-        if (lm->tmpl_error) return hl_err_set(err, HL_ENOTSUP, "the model's chat template is not supported: %s", lm->tmpl_error);
-        return hl_err_set(err, HL_EINVAL, "the model has no chat template: use /api/generate with \"raw\": true or /v1/completions");
-    }
-    /* the chat module's builder sets what transformers sets (tools and
-     * documents none, bos/eos tokens), so templates take the same branches */
-    chat_message *cm = calloc(n ? n : 1, sizeof *cm);
-    if (!cm) return hl_err_set(err, HL_ENOMEM, "out of memory");
-    for (size_t i = 0; i < n; i++) cm[i] = (chat_message){.role = msgs[i].role, .content = msgs[i].content};
-    int32_t bos = tok_bos(lm->tok), eos = tok_eos(lm->tok);
-    const char *bt = bos >= 0 ? tok_text(lm->tok, bos) : NULL, *et = eos >= 0 ? tok_text(lm->tok, eos) : NULL;
-    struct json_object *ctx = NULL;
-    int crc = chat_context_new(&ctx, cm, n, 1, bt ? bt : "", et ? et : "", err);
-    free(cm);
-    if (crc) return crc;
-    hl_buf b = {0};
-    int rc = chat_template_render(lm->tmpl, ctx, &b, err);
-    json_object_put(ctx);
-    if (!rc && b.oom) rc = hl_err_set(err, HL_ENOMEM, "out of memory rendering the chat template");
-    if (rc) {
-        hl_buf_free(&b);
-        return rc;
-    }
-    *out = b.data ? hl_buf_take(&b) : strdup("");
-    return *out ? 0 : hl_err_set(err, HL_ENOMEM, "out of memory");
-}
-
 /* The Go template that formats this request, or NULL for the GGUF's Jinja
  * one: the request's "template" (Ollama generate) wins over the Modelfile's
  * TEMPLATE, as in Ollama. */
@@ -150,90 +121,66 @@ static const char *go_template(const srv_run *run) {
     return run->model->sm.template_text;
 }
 
-/* Renders msgs with the Go template when there is one (Ollama's semantics:
- * gotmpl_render_chat), else with the GGUF's Jinja template. */
-static int render_messages(srv_run *run, const srv_msg *msgs, size_t n, char **out, hl_err *err) {
-    const char *gt = go_template(run);
-    if (!gt) return render_jinja(run->model->lm, msgs, n, out, err);
-    gotmpl_msg *m = calloc(n ? n : 1, sizeof *m);
-    if (!m) return hl_err_set(err, HL_ENOMEM, "out of memory");
-    for (size_t i = 0; i < n; i++) m[i] = (gotmpl_msg){.role = msgs[i].role, .content = msgs[i].content};
-    gotmpl_chat c = {.msgs = m, .n_msgs = n};
-    hl_buf b = {0};
-    int rc = gotmpl_render_chat(gt, strlen(gt), &c, &b, err);
-    free(m);
-    if (!rc && b.oom) rc = hl_err_set(err, HL_ENOMEM, "out of memory rendering the template");
-    if (rc) {
-        hl_buf_free(&b);
-        if (rc == HL_ENOMEM) return rc;
-        return hl_err_prefix(err, "%s: ", gt == run->g.tmpl ? "\"template\"" : "the model's TEMPLATE");
-    }
-    *out = b.data ? hl_buf_take(&b) : strdup("");
-    return *out ? 0 : hl_err_set(err, HL_ENOMEM, "out of memory");
-}
-
-/* The conversation a template sees, in Ollama's order.
+/* The conversation a template sees, in Ollama's order, as hl_prompt_render
+ * takes it (the system message apart, then the rest).
  *  generate: system ("system", else the Modelfile's SYSTEM), the Modelfile's
  *            MESSAGEs unless "context" continues an earlier exchange, then the
- *            prompt as a user message.
+ *            prompt as a user message (a raw prompt, /v1/completions' always,
+ *            is that last message alone).
  *  chat:     the Modelfile's SYSTEM when the request's first message is not a
  *            system message, the Modelfile's MESSAGEs, then the request's
  *            messages without the `drop` oldest non-system ones (truncate).
  * The array borrows every string. */
-static int conversation(const srv_run *run, size_t drop, srv_msg **out, size_t *n_out, hl_err *err) {
+static int conversation(const srv_run *run, size_t drop, hl_prompt *p, chat_message **out, hl_err *err) {
     const srv_gen *g = &run->g;
     const srv_model *mdl = run->model;
-    size_t cap = 2 + mdl->n_mf_msgs + g->n_msgs, n = 0;
-    srv_msg *v = malloc(cap * sizeof *v);
+    size_t cap = 1 + mdl->n_mf_msgs + g->n_msgs, n = 0;
+    chat_message *v = malloc(cap * sizeof *v);
     if (!v) return hl_err_set(err, HL_ENOMEM, "out of memory");
     const char *sys = mdl->sm.system;
-    if (g->api == SRV_OLLAMA_GENERATE) {
+    p->system = NULL;
+    if (g->api == SRV_OLLAMA_GENERATE || g->api == SRV_OAI_COMPLETION) {
         if (g->system && *g->system) sys = g->system;
-        if (sys && *sys) v[n++] = (srv_msg){(char *)"system", (char *)sys};
+        p->system = sys;
         if (!g->n_context)
-            for (size_t i = 0; i < mdl->n_mf_msgs; i++) v[n++] = mdl->mf_msgs[i];
-        v[n++] = (srv_msg){(char *)"user", g->prompt ? g->prompt : (char *)""};
+            for (size_t i = 0; i < mdl->n_mf_msgs; i++) v[n++] = (chat_message){mdl->mf_msgs[i].role, mdl->mf_msgs[i].content};
+        v[n++] = (chat_message){"user", g->prompt ? g->prompt : ""};
     } else {
-        if (sys && *sys && (!g->n_msgs || strcmp(g->msgs[0].role, "system")))
-            v[n++] = (srv_msg){(char *)"system", (char *)sys};
-        for (size_t i = 0; i < mdl->n_mf_msgs; i++) v[n++] = mdl->mf_msgs[i];
+        if (!g->n_msgs || strcmp(g->msgs[0].role, "system")) p->system = sys;
+        for (size_t i = 0; i < mdl->n_mf_msgs; i++) v[n++] = (chat_message){mdl->mf_msgs[i].role, mdl->mf_msgs[i].content};
         size_t skipped = 0;
         for (size_t i = 0; i < g->n_msgs; i++) {
             if (strcmp(g->msgs[i].role, "system") && skipped < drop) {
                 skipped++;
                 continue;
             }
-            v[n++] = g->msgs[i];
+            v[n++] = (chat_message){g->msgs[i].role, g->msgs[i].content};
         }
     }
+    p->msgs = v;
+    p->n_msgs = n;
     *out = v;
-    *n_out = n;
     return 0;
 }
 
-/* The prompt's text before tokenization, with `drop` messages truncated. */
+/* The prompt's text before tokenization, with `drop` messages truncated:
+ * raw for /v1/completions and raw generate; chats need a template. */
 static int prompt_text(srv_run *run, size_t drop, char **text, hl_err *err) {
     const srv_gen *g = &run->g;
+    const hl_loaded *lm = run->model->lm;
     *text = NULL;
     int chat = g->api == SRV_OLLAMA_CHAT || g->api == SRV_OAI_CHAT;
-    int templated = chat || (g->api == SRV_OLLAMA_GENERATE && !g->raw && (go_template(run) || run->model->lm->tmpl));
-    if (!templated) {
-        /* raw text: /v1/completions, raw generate, or a model without any template */
-        const char *p = g->prompt ? g->prompt : "";
-        const char *sys = g->system && *g->system ? g->system : run->model->sm.system;
-        if (sys && *sys && !g->raw && g->api == SRV_OLLAMA_GENERATE) {
-            size_t n = strlen(sys) + strlen(p) + 3;
-            if ((*text = malloc(n))) snprintf(*text, n, "%s\n\n%s", sys, p);
-        } else {
-            *text = strdup(p);
-        }
-        return *text ? 0 : hl_err_set(err, HL_ENOMEM, "out of memory");
+    const char *gt = go_template(run);
+    if (chat && !hl_prompt_has_template(lm, gt)) {
+        if (lm->tmpl_error) return hl_err_set(err, HL_ENOTSUP, "the model's chat template is not supported: %s", lm->tmpl_error);
+        return hl_err_set(err, HL_EINVAL, "the model has no chat template: use /api/generate with \"raw\": true or /v1/completions");
     }
-    srv_msg *msgs = NULL;
-    size_t n = 0;
-    int rc = conversation(run, drop, &msgs, &n, err);
+    hl_prompt p = {.go_template = gt, .template_name = gt == g->tmpl ? "\"template\"" : "the model's TEMPLATE",
+                   .raw = g->api == SRV_OAI_COMPLETION || (g->api == SRV_OLLAMA_GENERATE && g->raw)};
+    chat_message *msgs = NULL;
+    int rc = conversation(run, drop, &p, &msgs, err);
     if (rc) return rc;
-    rc = render_messages(run, msgs, n, text, err);
+    rc = hl_prompt_render(lm, &p, text, err);
     free(msgs);
     return rc;
 }

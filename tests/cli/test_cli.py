@@ -114,12 +114,33 @@ def test_chat_template_answer(hyperlama):
 
 
 def test_bench_json(hyperlama):
-    r = hl("bench", SHARED / "models/stories260K.gguf", "-p", "64", "-n", "16", "-r", "2", "--json")
+    import numpy as np
+    r = hl("bench", SHARED / "models/stories260K.gguf", "-p", "64", "-n", "16", "-r", "5", "--threads", "2", "--json")
     doc = json.loads(r.stdout)
     tests = {x["test"]: x for x in doc["results"]}
     assert set(tests) == {"pp64", "tg16"}
-    assert all(x["median"] > 0 and len(x["samples"]) == 2 for x in tests.values())
-    assert doc["peak_rss_mib"] > 0 and doc["weight_bytes"] > 0
+    assert doc["peak_rss_mib"] > 0 and doc["weight_bytes"] > 0 and doc["threads"] == 2
+    for x in tests.values():
+        s = x["samples"]
+        assert len(s) == 5 and min(s) > 0
+        # the spread is the samples' own: numpy's default interpolation
+        for key, q in (("p10", 0.1), ("median", 0.5), ("p90", 0.9)):
+            assert x[key] == pytest.approx(float(np.quantile(s, q)), rel=1e-6), key
+        assert x["mean"] == pytest.approx(float(np.mean(s)), rel=1e-6)
+        assert x["stddev"] == pytest.approx(float(np.std(s, ddof=1)), rel=1e-5)
+
+
+def test_bench_table_and_limits(hyperlama):
+    r = hl("bench", SHARED / "models/stories260K.gguf", "-p", "32", "-n", "1", "-r", "3")
+    head, rows = r.stdout.splitlines()[0], r.stdout.splitlines()[2:4]
+    assert "median" in head and "p10 / p90" in head
+    assert [x.split("|")[5].strip() for x in rows] == ["pp32", "tg1"]
+    for row in rows:
+        p10, p90 = map(float, row.split("|")[8].split("/"))
+        assert 0 < p10 <= float(row.split("|")[7]) <= p90
+    # a test needs its tokens plus one position inside the model's context (2048)
+    r = hl("bench", SHARED / "models/stories260K.gguf", "-p", "2048", "-n", "0", check=False)
+    assert r.returncode == 1 and "context is 2048 tokens" in r.stderr and "-p" in r.stderr
 
 
 def test_inspect_lists_metadata_and_tensors(hyperlama):

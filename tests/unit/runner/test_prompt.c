@@ -1,0 +1,129 @@
+/* Tests for prompt rendering (runner/prompt.h), the one function the server
+ * and `hyperlama run` share: raw prompts, the plain form for a model without
+ * a template, a Modelfile Go template (with Ollama's chat semantics and its
+ * errors named), and the GGUF's Jinja template with add_generation_prompt
+ * and the model's BOS text. */
+#include "harness.h"
+
+#include "runner/prompt.h"
+
+#include <stdlib.h>
+
+static hl_loaded *load(void) {
+    hl_loaded *lm = NULL;
+    hl_err err = {0};
+    if (hl_loaded_open(&lm, hl_test_shared("models/stories260K.gguf"), &err) != 0) {
+        hl_test_fail(__FILE__, __LINE__, "load: %s", err.msg);
+        return NULL;
+    }
+    return lm;
+}
+
+static const chat_message TURNS[] = {
+    {"user", "Once upon"}, {"assistant", "a time"}, {"user", "there was"},
+};
+
+static char *render(const hl_loaded *lm, const hl_prompt *p, int *rc, hl_err *err) {
+    char *out = NULL;
+    *rc = hl_prompt_render(lm, p, &out, err);
+    return out;
+}
+
+TEST(prompt_raw_is_the_last_message) {
+    hl_loaded *lm = load();
+    if (!lm) return;
+    int rc;
+    hl_err err = {0};
+    hl_prompt p = {.go_template = "{{ .Prompt }}!", .system = "sys", .msgs = TURNS, .n_msgs = 3, .raw = 1};
+    char *t = render(lm, &p, &rc, &err);
+    CHECK_EQ(rc, 0);
+    CHECK_STREQ(t, "there was");
+    free(t);
+    p.n_msgs = 0;
+    t = render(lm, &p, &rc, &err);
+    CHECK_STREQ(t, "");
+    free(t);
+    hl_loaded_free(lm);
+}
+
+/* stories260K has no chat template: system, blank line, the last message. */
+TEST(prompt_without_template_is_plain) {
+    hl_loaded *lm = load();
+    if (!lm) return;
+    CHECK(!hl_prompt_has_template(lm, NULL));
+    CHECK(!hl_prompt_has_template(lm, ""));
+    int rc;
+    hl_err err = {0};
+    hl_prompt p = {.system = "Be brief.", .msgs = TURNS, .n_msgs = 3};
+    char *t = render(lm, &p, &rc, &err);
+    CHECK_EQ(rc, 0);
+    CHECK_STREQ(t, "Be brief.\n\nthere was");
+    free(t);
+    p.system = "";
+    t = render(lm, &p, &rc, &err);
+    CHECK_STREQ(t, "there was");
+    free(t);
+    hl_loaded_free(lm);
+}
+
+TEST(prompt_go_template_legacy_and_messages) {
+    hl_loaded *lm = load();
+    if (!lm) return;
+    CHECK(hl_prompt_has_template(lm, "{{ .Prompt }}"));
+    int rc;
+    hl_err err = {0};
+    /* a legacy template renders once per turn (the system in the first), the
+     * last cut after .Response, as Ollama does */
+    hl_prompt p = {.go_template = "{{ if .System }}[{{ .System }}] {{ end }}{{ .Prompt }} {{ .Response }} ",
+                   .system = "S", .msgs = TURNS, .n_msgs = 3};
+    char *t = render(lm, &p, &rc, &err);
+    CHECK_EQ(rc, 0);
+    CHECK_STREQ(t, "[S] Once upon a time there was ");
+    free(t);
+    p.go_template = "{{ range .Messages }}<{{ .Role }}>{{ .Content }}{{ end }}<assistant>";
+    t = render(lm, &p, &rc, &err);
+    CHECK_STREQ(t, "<system>S<user>Once upon<assistant>a time<user>there was<assistant>");
+    free(t);
+    /* errors name the template they come from */
+    p.go_template = "{{ .Prompt ";
+    t = render(lm, &p, &rc, &err);
+    CHECK(rc != 0 && t == NULL);
+    CHECK(strncmp(err.msg, "the model's TEMPLATE: ", 22) == 0);
+    p.template_name = "\"template\"";
+    render(lm, &p, &rc, &err);
+    CHECK(strncmp(err.msg, "\"template\": ", 12) == 0);
+    hl_loaded_free(lm);
+}
+
+/* A Jinja template installed on the loaded model: messages with the system
+ * first, add_generation_prompt set, the model's BOS text as bos_token. */
+TEST(prompt_jinja_template) {
+    hl_loaded *lm = load();
+    if (!lm) return;
+    const char *src = "{{ bos_token }}{% for m in messages %}<{{ m.role }}>{{ m.content }}{% endfor %}"
+                      "{% if add_generation_prompt %}<assistant>{% endif %}";
+    hl_err err = {0};
+    CHECK_EQ(chat_template_parse(&lm->tmpl, src, strlen(src), &err), 0);
+    CHECK(hl_prompt_has_template(lm, NULL));
+    int rc;
+    hl_prompt p = {.system = "S", .msgs = TURNS, .n_msgs = 3};
+    char *t = render(lm, &p, &rc, &err);
+    CHECK_EQ(rc, 0);
+    CHECK_STREQ(t, "<s><system>S<user>Once upon<assistant>a time<user>there was<assistant>");
+    free(t);
+    /* a Go template wins over the model's own */
+    p.go_template = "{{ range .Messages }}{{ .Content }}|{{ end }}";
+    t = render(lm, &p, &rc, &err);
+    CHECK_STREQ(t, "S|Once upon|a time|there was|");
+    free(t);
+    /* the rendered text tokenizes without a second BOS */
+    p.go_template = NULL;
+    t = render(lm, &p, &rc, &err);
+    int32_t *ids = NULL;
+    size_t n = 0;
+    CHECK_EQ(hl_loaded_tokenize_prompt(lm, t, &ids, &n, &err), 0);
+    CHECK(n > 1 && ids[0] == 1 && ids[1] != 1);
+    free(ids);
+    free(t);
+    hl_loaded_free(lm);
+}
