@@ -101,12 +101,15 @@ typedef struct hl_request {
     int logprobs;                 /* report log-probabilities with each token */
     int ignore_eos;               /* an end-of-generation token does not end it (benchmarks) */
     /* Optional (NULL): constrains sampling (sample.h). When submit succeeds the
-     * engine owns it (choice 0 uses it, other choices get clones) and frees it
-     * when its sequence ends; when submit fails it is still the caller's. */
+     * engine owns it (choice 0 uses it, other choices get clones) and frees
+     * each when its choice ends, before that choice's DONE event; when submit
+     * fails it is still the caller's. */
     hl_logits_proc *proc;
     /* Optional (propose NULL: none). Copied at submit; when submit succeeds
-     * the engine owns ctx and calls drafter.free(ctx) once the request is
-     * over and its handle released; when submit fails ctx is still the caller's. */
+     * the engine owns ctx and calls drafter.free(ctx) (if set) once it is done
+     * with the request: before the last DONE event, or when the handle of a
+     * request that never ran is released. When submit fails ctx is still the
+     * caller's. */
     hl_drafter drafter;
 } hl_request;
 

@@ -197,6 +197,16 @@ static void publish_gauges(hl_engine *e) {
     atomic_store(&e->m_blocks_used, hl_kvc_n_used(&e->kvc));
 }
 
+/* A sequence of h still running or waiting (the one finishing is off the
+ * lists); no more forks come once choice 0 has finished or forked. */
+static int has_other_seq(const hl_engine *e, const hl_handle *h) {
+    for (const seq *r = e->running; r; r = r->next)
+        if (r->h == h) return 1;
+    for (const seq *w = e->waiting; w; w = w->next)
+        if (w->h == h) return 1;
+    return 0;
+}
+
 void finish(hl_engine *e, seq *s, const char *reason) {
     /* release what the detokenizer and the stop matcher still hold */
     const char *emit = NULL;
@@ -221,6 +231,15 @@ void finish(hl_engine *e, seq *s, const char *reason) {
     s->state = SEQ_DONE;
     publish_gauges(e);
     hl_handle *h = s->h;
+    /* what the request handed over goes back before its DONE events, so a
+     * client that has seen them knows the engine is done with it: this
+     * choice's processor, and with the request's last sequence, the drafter */
+    if (s->proc) s->proc->vt->free(s->proc);
+    s->proc = NULL;
+    if (h->drafter.propose && !has_other_seq(e, h)) {
+        if (h->drafter.free) h->drafter.free(h->drafter.ctx);
+        h->drafter = (hl_drafter){0};
+    }
     ev_push_done(e, s, reason, rest.data ? rest.data : "", rest.len);
     hl_buf_free(&rest);
     /* choices never forked (cancelled or failed before the prompt was done) */
@@ -445,22 +464,30 @@ int sched_step(hl_engine *e) {
     int32_t n_snap = 0;
     for (seq *s = e->running; s && n_snap < e->p.max_seqs; s = s->next) e->snap[n_snap++] = s;
     int drafting = drafts_possible(e, n_snap);
-    /* a decode has exactly its last sampled token pending; a sequence
-     * recomputing after preemption is a prefill until it is back there */
-    int32_t decodes_left = 0;
-    for (int32_t k = 0; k < n_snap; k++) decodes_left += e->snap[k]->n_tokens - e->snap[k]->n_computed == 1;
+    /* A decode has exactly its last sampled token pending (a sequence
+     * recomputing after preemption is a prefill until it is back there).
+     * Every decode's own token fits the budget (step_tokens >= max_seqs).
+     * Drafts are speculation: they share what is left with the prefill
+     * chunks, which keep up to half of it, so new prompts still progress. */
+    int32_t n_dec = 0, prefill = 0;
+    for (int32_t k = 0; k < n_snap; k++) {
+        int32_t pending = e->snap[k]->n_tokens - e->snap[k]->n_computed;
+        if (pending == 1) n_dec++;
+        else if (prefill < e->p.step_tokens) prefill += pending;
+    }
+    int32_t spare = e->p.step_tokens - n_dec;
+    int32_t draft_room = spare - (prefill < spare / 2 ? prefill : spare / 2);
     int32_t n_tok = 0, n_bseq = 0, n_rows = 0, budget = e->p.step_tokens;
-    /* pass 0: decodes, each its own token and then (budget permitting: the
-     * later decodes' own tokens are reserved) its drafts, logits on each */
+    /* pass 0: decodes, each its own token then its drafts, logits on each */
     for (int32_t k = 0; k < n_snap; k++) {
         seq *s = e->snap[k];
         if (s->state != SEQ_RUNNING || s->n_tokens - s->n_computed != 1) continue;
-        decodes_left--;
         if (grow_blocks(e, s, s->n_computed + 1, GROW_PREEMPT, n_bseq) <= s->n_computed) {
             preempt(e, s); /* nobody else left to preempt */
             continue;
         }
-        int32_t nd = drafting ? plan_drafts(e, s, budget - 1 - decodes_left) : 0;
+        int32_t nd = drafting ? plan_drafts(e, s, draft_room) : 0;
+        draft_room -= nd;
         e->btok[n_tok] = (hl_batch_token){.token = s->tokens[s->n_computed], .pos = s->n_computed, .seq = n_bseq,
                                           .logits = 1};
         for (int32_t i = 0; i < nd; i++)
