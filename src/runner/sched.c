@@ -346,21 +346,14 @@ static int32_t reclaim_waiting(hl_engine *e) {
     return n;
 }
 
-/* How far grow_blocks may go when the pool is out of blocks: stop (drafts
- * are speculation: they take only free blocks), take back the blocks of
- * waiting sequences (prefill), and then preempt the newest running sequence
- * (a decode's own token). */
-typedef enum grow_mode { GROW_FREE, GROW_RECLAIM, GROW_PREEMPT } grow_mode;
-
 /* Grows s's block table to cover `end` positions. Returns the number of
  * positions covered (may be less than end when the pool is full). */
-static int32_t grow_blocks(hl_engine *e, seq *s, int32_t end, grow_mode mode, int32_t n_bseq) {
+static int32_t grow_blocks(hl_engine *e, seq *s, int32_t end, int may_preempt, int32_t n_bseq) {
     while (s->n_blocks * e->block_size < end) {
         int32_t b = hl_kvc_alloc(&e->kvc);
         if (b < 0) {
-            if (mode == GROW_FREE) break;
             if (reclaim_waiting(e) > 0) continue;
-            seq *v = mode == GROW_PREEMPT ? pick_victim(e, n_bseq, s) : NULL;
+            seq *v = may_preempt ? pick_victim(e, n_bseq, s) : NULL;
             if (!v) break;
             preempt(e, v);
             continue;
@@ -424,14 +417,16 @@ static int drafts_possible(hl_engine *e, int32_t n_snap) {
     return 1;
 }
 
-/* Asks s's drafter for up to `room` tokens to follow its pending one and gives
- * them blocks from the free pool. Never drafts past what the sequence may
- * still generate (this step emits at most 1 + n_draft tokens). Returns the
- * number of drafts placed in s->draft (0: a plain decode). */
-static int32_t plan_drafts(hl_engine *e, seq *s, int32_t room) {
+/* Asks s's drafter for up to `room` tokens to follow its pending one. Never
+ * drafts past what the sequence may still generate (this step emits at most
+ * 1 + n_draft tokens). Drafts are speculation: their blocks come from the
+ * free pool only (no preemption, no reclaiming), leaving `reserve` blocks
+ * for the decodes still to be placed. Returns the number of drafts placed in
+ * s->draft (0: a plain decode). */
+static int32_t plan_drafts(hl_engine *e, seq *s, int32_t room, int32_t reserve) {
     hl_handle *h = s->h;
     s->n_draft = 0;
-    if (h->max_draft <= 0 || room <= 0) return 0;
+    if (h->max_draft <= 0 || !h->drafter.propose || room <= 0) return 0;
     int32_t k = h->max_draft < room ? h->max_draft : room;
     int32_t left = s->max_ctx - s->n_tokens;
     if (h->num_predict >= 0 && h->num_predict - s->n_gen < left) left = h->num_predict - s->n_gen;
@@ -441,9 +436,11 @@ static int32_t plan_drafts(hl_engine *e, seq *s, int32_t room) {
     n = n < 0 ? 0 : n > k ? k : n;
     for (int32_t i = 0; i < n; i++)
         if (s->draft[i] < 0 || s->draft[i] >= e->n_vocab) n = i;
-    if (n == 0) return 0;
-    int32_t end = grow_blocks(e, s, s->n_computed + 1 + n, GROW_FREE, 0);
-    s->n_draft = end - s->n_computed - 1 > 0 ? end - s->n_computed - 1 : 0;
+    int32_t end = s->n_computed + 1 + n;
+    while (s->n_blocks * e->block_size < end && e->kvc.n_free > reserve)
+        s->blocks[s->n_blocks++] = hl_kvc_alloc(&e->kvc); /* n_free > 0: cannot fail */
+    int32_t covered = s->n_blocks * e->block_size;
+    s->n_draft = (covered < end ? covered : end) - s->n_computed - 1;
     return s->n_draft;
 }
 
@@ -482,11 +479,12 @@ int sched_step(hl_engine *e) {
     for (int32_t k = 0; k < n_snap; k++) {
         seq *s = e->snap[k];
         if (s->state != SEQ_RUNNING || s->n_tokens - s->n_computed != 1) continue;
-        if (grow_blocks(e, s, s->n_computed + 1, GROW_PREEMPT, n_bseq) <= s->n_computed) {
+        n_dec--;
+        if (grow_blocks(e, s, s->n_computed + 1, 1, n_bseq) <= s->n_computed) {
             preempt(e, s); /* nobody else left to preempt */
             continue;
         }
-        int32_t nd = drafting ? plan_drafts(e, s, draft_room) : 0;
+        int32_t nd = drafting ? plan_drafts(e, s, draft_room, n_dec) : 0;
         draft_room -= nd;
         e->btok[n_tok] = (hl_batch_token){.token = s->tokens[s->n_computed], .pos = s->n_computed, .seq = n_bseq,
                                           .logits = 1};
@@ -510,7 +508,7 @@ int sched_step(hl_engine *e) {
         if (pending <= 1) continue; /* a decode that could not be placed */
         s->n_draft = 0;
         int32_t chunk = pending < budget ? pending : budget;
-        chunk = grow_blocks(e, s, s->n_computed + chunk, GROW_RECLAIM, n_bseq) - s->n_computed;
+        chunk = grow_blocks(e, s, s->n_computed + chunk, 0, n_bseq) - s->n_computed;
         if (chunk <= 0) continue;
         int wants = s->n_computed + chunk == s->n_tokens;
         for (int32_t i = 0; i < chunk; i++)

@@ -20,6 +20,7 @@
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdlib.h>
+#include <time.h>
 
 enum { MAXTOK = 256, MAXCH = 4 };
 
@@ -181,10 +182,11 @@ static int32_t lookup_propose(void *ctx, const int32_t *tokens, int32_t n_tokens
 /* ---- the step hook ------------------------------------------------------------ */
 
 typedef struct watch {
+    pthread_mutex_t mu;   /* the hook may still run after the client saw DONE */
+    uint64_t base_steps;  /* engine steps before the hook was installed */
     const int32_t *truth; /* prompt + reference output, or NULL */
     int32_t n_truth;
     int32_t j;            /* >= 0: one sequence drafting right for j tokens */
-    /* engine thread */
     int steps, drafted_steps, violations;
     char what[256];
     uint64_t prev_drafted, prev_accepted;
@@ -201,8 +203,16 @@ static void bad(watch *w, const char *fmt, ...) {
     va_end(ap);
 }
 
+static void watch_check_step(hl_engine *e, watch *w);
+
 static void watch_step(hl_engine *e, void *ctx) {
     watch *w = ctx;
+    pthread_mutex_lock(&w->mu);
+    watch_check_step(e, w);
+    pthread_mutex_unlock(&w->mu);
+}
+
+static void watch_check_step(hl_engine *e, watch *w) {
     w->steps++;
     const int32_t bs = e->block_size;
     int32_t *holders = calloc((size_t)e->kvc.n_blocks, sizeof *holders);
@@ -259,26 +269,47 @@ static void watch_step(hl_engine *e, void *ctx) {
     }
 }
 
-/* Installs the hook; only before the first submit (the engine thread reads it). */
-static void watch_on(hl_engine *e, watch *w, const int32_t *truth, int32_t n_truth, int32_t j) {
+/* Installs the hook; only before the first submit (the engine thread reads
+ * it without a lock). */
+static void watch_on(hl_engine *e, watch *w) {
     memset(w, 0, sizeof *w);
-    w->truth = truth;
-    w->n_truth = n_truth;
-    w->j = j;
+    pthread_mutex_init(&w->mu, NULL);
+    w->base_steps = steps_of(e);
+    w->j = -1;
     e->step_hook = watch_step;
     e->step_hook_ctx = w;
 }
 
-/* A new run: per-step accounting starts afresh (the metrics carry on). */
-static void watch_reset(hl_engine *e, watch *w, int32_t j) {
+/* Waits until the hook has run for every step the engine counted (the last
+ * step of a request ends after its DONE event). Call with no request running. */
+static void watch_settle(hl_engine *e, watch *w) {
+    for (int i = 0; i < 10000; i++) {
+        pthread_mutex_lock(&w->mu);
+        int done = (uint64_t)w->steps == steps_of(e) - w->base_steps;
+        pthread_mutex_unlock(&w->mu);
+        if (done) return;
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+    hl_test_fail(__FILE__, __LINE__, "the step hook did not catch up");
+}
+
+/* What the next run is checked against; per-step accounting starts afresh. */
+static void watch_set(hl_engine *e, watch *w, const int32_t *truth, int32_t n_truth, int32_t j) {
+    watch_settle(e, w);
+    pthread_mutex_lock(&w->mu);
+    w->truth = truth;
+    w->n_truth = n_truth;
     w->j = j;
     w->have_prev = 0;
     w->prev_drafted = atomic_load(&e->m_draft_tokens);
     w->prev_accepted = atomic_load(&e->m_draft_accepted);
+    pthread_mutex_unlock(&w->mu);
 }
 
-#define CHECK_WATCH(w)                                                                                   \
+#define CHECK_WATCH(e, w)                                                                                \
     do {                                                                                                 \
+        watch_settle((e), (w));                                                                          \
         if ((w)->violations)                                                                             \
             hl_test_fail(__FILE__, __LINE__, "%d state violations; first: %s", (w)->violations, (w)->what); \
     } while (0)
@@ -316,14 +347,14 @@ TEST(drafts_greedy_exact_for_every_accept_count) {
     for (int32_t j = 0; j <= K; j++) {
         hl_engine *e = engine(lm, K, 0);
         watch w;
-        watch_on(e, &w, truth, 5 + NGEN, j);
+        watch_on(e, &w);
         /* run 1 on an empty cache; run 2 finds all of the prompt but its last
          * token cached, so its very first step drafts */
         for (int run = 0; run < 2; run++) {
             ref_drafter d = {.prompt = ONCE, .n_prompt = 5, .ref = ref->tokens[0], .n_ref = NGEN, .j = j,
                              .n_vocab = e->n_vocab};
             r.drafter = as_drafter(&d);
-            watch_reset(e, &w, j);
+            watch_set(e, &w, truth, 5 + NGEN, j);
             uint64_t s0 = steps_of(e);
             CHECK_EQ(run_one(e, &r, o), 0);
             CHECK(same_tokens(o, 0, ref, 0));
@@ -338,7 +369,7 @@ TEST(drafts_greedy_exact_for_every_accept_count) {
             CHECK_EQ(d.max_asked, K);
             CHECK_EQ(d.frees, 1);
         }
-        CHECK_WATCH(&w);
+        CHECK_WATCH(e, &w);
         CHECK(w.drafted_steps > 0);
         hl_engine_metrics m;
         hl_engine_get_metrics(e, &m);
@@ -401,12 +432,13 @@ TEST(drafts_rejected_never_cached) {
     memcpy(truth, ONCE, sizeof ONCE);
     memcpy(truth + 5, ref->tokens[0], sizeof(int32_t) * N);
     watch w;
-    watch_on(e, &w, truth, 5 + N, 0);
+    watch_on(e, &w);
+    watch_set(e, &w, truth, 5 + N, 0);
     ref_drafter d = {.prompt = ONCE, .n_prompt = 5, .ref = ref->tokens[0], .n_ref = N, .j = 0, .n_vocab = e->n_vocab};
     r.drafter = as_drafter(&d);
     CHECK_EQ(run_one(e, &r, o), 0);
     CHECK(same_tokens(o, 0, ref, 0));
-    CHECK_WATCH(&w);
+    CHECK_WATCH(e, &w); /* the engine is idle from here on */
     CHECK(w.drafted_steps >= N - 9);
     /* the same cache state as the undrafted run: two full blocks and a partial one */
     int32_t n_hashed = 0, n_partial = 0, partial_valid = -1;
@@ -423,8 +455,7 @@ TEST(drafts_rejected_never_cached) {
     hl_request r2 = greedy_req(truth, 5 + N + 8, 12);
     hl_engine_metrics m0, m1;
     hl_engine_get_metrics(e, &m0);
-    w.truth = NULL; /* a new prompt */
-    watch_reset(e, &w, -1);
+    watch_set(e, &w, NULL, 0, -1); /* a new prompt */
     CHECK_EQ(run_one(e, &r2, o2), 0);
     hl_engine_get_metrics(e, &m1);
     CHECK_EQ(o2->stats[0].prompt_cached, 5 + N - 1);
@@ -433,7 +464,7 @@ TEST(drafts_rejected_never_cached) {
     CHECK_EQ(run_one(fresh, &r2, o3), 0);
     CHECK_EQ(o3->stats[0].prompt_cached, 0);
     CHECK(same_tokens(o2, 0, o3, 0));
-    CHECK_WATCH(&w);
+    CHECK_WATCH(e, &w);
     free(ref);
     free(o);
     free(o2);
@@ -760,7 +791,7 @@ TEST(drafts_preempted_on_tiny_pool_lose_nothing) {
     ref_drafter d[N];
     hl_handle *hs[N];
     watch w;
-    watch_on(e, &w, NULL, 0, -1);
+    watch_on(e, &w);
     for (int i = 0; i < N; i++) {
         prompts[i][0] = 1;
         for (int k = 1; k < 12; k++) prompts[i][k] = 270 + i * 20 + k;
@@ -782,7 +813,7 @@ TEST(drafts_preempted_on_tiny_pool_lose_nothing) {
         CHECK_EQ(d[i].bad_tokens, 0);
         CHECK_EQ(d[i].frees, 1);
     }
-    CHECK_WATCH(&w);
+    CHECK_WATCH(e, &w);
     hl_engine_metrics m;
     hl_engine_get_metrics(e, &m);
     CHECK(m.preemptions > 0);
@@ -814,7 +845,7 @@ TEST(drafts_cut_by_step_budget) {
     ref_drafter d[N];
     hl_handle *hs[N];
     watch w;
-    watch_on(e, &w, NULL, 0, -1);
+    watch_on(e, &w);
     for (int i = 0; i < N; i++) {
         prompts[i][0] = 1;
         for (int k = 1; k < 20; k++) prompts[i][k] = 300 + (i * 31 + k * 7) % 200;
@@ -837,7 +868,7 @@ TEST(drafts_cut_by_step_budget) {
         cut += d[i].cut;
     }
     CHECK(cut > 0); /* drafts were cut to the budget */
-    CHECK_WATCH(&w);
+    CHECK_WATCH(e, &w);
     free(o);
     free(ref);
     hl_engine_free(e);
@@ -908,6 +939,8 @@ TEST(drafts_smollm2_greedy_exact) {
     hl_err err = {0};
     CHECK_EQ(hl_loaded_tokenize_prompt(lm, "The capital of France is Paris. The capital of France is", &prompt, &n_prompt, &err), 0);
     hl_engine *e = engine(lm, K, 0);
+    watch w;
+    watch_on(e, &w);
     outcome *ref = calloc(1, sizeof *ref), *o = calloc(1, sizeof *o);
     enum { N = 24 };
     hl_request r = greedy_req(prompt, n_prompt, N);
@@ -916,8 +949,7 @@ TEST(drafts_smollm2_greedy_exact) {
     int32_t truth[256];
     memcpy(truth, prompt, sizeof(int32_t) * n_prompt);
     memcpy(truth + n_prompt, ref->tokens[0], sizeof(int32_t) * (size_t)ref->n[0]);
-    watch w;
-    watch_on(e, &w, truth, (int32_t)n_prompt + ref->n[0], 2);
+    watch_set(e, &w, truth, (int32_t)n_prompt + ref->n[0], 2);
     ref_drafter d = {.prompt = prompt, .n_prompt = (int32_t)n_prompt, .ref = ref->tokens[0], .n_ref = ref->n[0],
                      .j = 2, .n_vocab = e->n_vocab};
     r.drafter = as_drafter(&d);
@@ -926,7 +958,7 @@ TEST(drafts_smollm2_greedy_exact) {
     CHECK(same_tokens(o, 0, ref, 0));
     CHECK_STREQ(o->text[0], ref->text[0]);
     if (ref->n[0] == N) CHECK_EQ(steps_of(e) - s0, expected_steps(N, K, 2, 1));
-    CHECK_WATCH(&w);
+    CHECK_WATCH(e, &w);
     free(prompt);
     free(ref);
     free(o);
