@@ -21,15 +21,17 @@
  * x_0..x_{i-1} were accepted into the sampler and processor); if x_i equals
  * draft i the next position is checked, otherwise x_i is the correction (or,
  * after k accepted drafts, a bonus token) and verification stops. Every
- * position draws once, so for drafts that are a deterministic function of the
+ * position samples once, so for drafts that are a deterministic function of the
  * tokens (prompt lookup, a greedy draft model) the output is exactly what
  * the sequence would have generated without them, token for token under the
  * same seed; only the number of steps changes. Rejected positions are rolled
  * back (their KV is dead; blocks past the kept length return to the pool) and
- * never enter the prefix cache. A drafting sequence is still a decode (it
- * runs before prefill chunks; when the step's token budget is short its
- * drafts are cut, never its own token) and can be preempted like any other
- * (its drafts are dropped: only accepted tokens are recomputed).
+ * never enter the prefix cache. A drafting sequence is still a decode: its
+ * own token goes in before any prefill chunk and is never cut; its drafts
+ * share the budget the decodes leave with the prefill chunks (which keep up
+ * to half of it) and take only free KV blocks, so they are cut first when
+ * either runs short. It can be preempted like any other sequence (its drafts
+ * are dropped: only accepted tokens are recomputed).
  *
  * Logits processors. A request may carry an hl_logits_proc (sample/sample.h):
  * it masks the vocabulary before every sample and sees every accepted token,

@@ -45,7 +45,7 @@ struct hl_handle {
     int logprobs;
     int ignore_eos;
     hl_logits_proc *proc;      /* until admission hands it to choice 0 */
-    hl_drafter drafter;        /* ctx owned; drafter.free at handle_free */
+    hl_drafter drafter;        /* ctx owned: freed by the request's last finish (or handle_free) */
     int32_t max_draft;         /* effective per-step limit (0: no drafter) */
     int64_t t_submit;
     struct hl_handle *next_in; /* inbox link */
@@ -123,8 +123,9 @@ struct hl_engine {
     _Atomic int32_t m_running, m_blocks_used;
     _Atomic uint64_t m_prompt_tokens, m_gen_tokens, m_steps, m_preemptions, m_prefix_queries, m_prefix_hits;
     _Atomic uint64_t m_draft_tokens, m_draft_accepted;
-    /* test hook: called on the engine thread at the end of every step that ran
-     * a forward pass (set before the first submit; tests inspect the state) */
+    /* test hook: called on the engine thread at the end of every step whose
+     * forward pass succeeded, after that step's events (set before the first
+     * submit; tests inspect the state) */
     void (*step_hook)(hl_engine *e, void *ctx);
     void *step_hook_ctx;
 };
@@ -139,7 +140,6 @@ void handle_unref(hl_handle *h);
 void sched_admit(hl_engine *e, hl_handle *h);   /* new request → waiting seq(s) */
 int sched_step(hl_engine *e);                   /* one step; 0 when there was nothing to do */
 void sched_cancel_all(hl_engine *e);
-seq *seq_new(hl_engine *e, hl_handle *h, int32_t index, const int32_t *tokens, int32_t n_tokens, int32_t n_prompt);
 void seq_free(seq *s);
 void finish(hl_engine *e, seq *s, const char *reason);
 void commit_full_blocks(hl_engine *e, seq *s);

@@ -32,7 +32,8 @@ void seq_free(seq *s) {
 /* Everything a sequence's step needs is allocated here: its own sampling
  * scratch (detokenizer piece, draft and result slots) lets the sequences of
  * a step sample in parallel. */
-seq *seq_new(hl_engine *e, hl_handle *h, int32_t index, const int32_t *tokens, int32_t n_tokens, int32_t n_prompt) {
+static seq *seq_new(hl_engine *e, hl_handle *h, int32_t index, const int32_t *tokens, int32_t n_tokens,
+                    int32_t n_prompt) {
     seq *s = calloc(1, sizeof *s);
     if (!s) return NULL;
     s->h = h;
