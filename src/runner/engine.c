@@ -13,7 +13,7 @@
 hl_engine_params hl_engine_default_params(void) {
     return (hl_engine_params){.backend = NULL, .pool = NULL, .n_blocks = 0, .kv_bytes = (size_t)512 << 20, .block_size = 0,
                               .max_seqs = 32, .step_tokens = 512, .max_queue = 128, .max_ctx = 0,
-                              .prefix_cache = 1, .kv_type = HL_TYPE_F16};
+                              .prefix_cache = 1, .kv_type = HL_TYPE_F16, .max_draft = HL_ENGINE_DEFAULT_DRAFT};
 }
 
 static void *engine_main(void *arg);
@@ -28,6 +28,8 @@ int hl_engine_new(hl_engine **out, const hl_loaded *lm, const hl_engine_params *
     if (e->p.step_tokens <= 0) e->p.step_tokens = 512;
     if (e->p.step_tokens < e->p.max_seqs) e->p.step_tokens = e->p.max_seqs;
     if (e->p.max_queue <= 0) e->p.max_queue = 128;
+    if (e->p.max_draft <= 0) e->p.max_draft = HL_ENGINE_DEFAULT_DRAFT;
+    if (e->p.max_draft > HL_ENGINE_MAX_DRAFT) e->p.max_draft = HL_ENGINE_MAX_DRAFT;
     const hl_hparams *hp = hl_model_hparams(lm->model);
     e->n_vocab = hp->n_vocab;
     if (!e->p.backend || !e->p.pool) {
@@ -66,6 +68,7 @@ int hl_engine_new(hl_engine **out, const hl_loaded *lm, const hl_engine_params *
     if (!rc) rc = hl_kvc_init(&e->kvc, e->p.n_blocks, e->block_size, err);
     if (!rc) {
         e->logits = malloc((size_t)e->p.max_seqs * (size_t)e->n_vocab * sizeof *e->logits);
+        e->cap_rows = e->p.max_seqs; /* grown by the scheduler when drafts need more */
         e->btok = malloc((size_t)e->p.step_tokens * sizeof *e->btok);
         e->bseq = malloc((size_t)e->p.max_seqs * sizeof *e->bseq);
         e->bseq_owner = malloc((size_t)e->p.max_seqs * sizeof *e->bseq_owner);
@@ -154,6 +157,8 @@ static void handle_free(hl_handle *h) {
     hl_buf_free(&h->out_text);
     free(h->prompt);
     free(h->bias);
+    if (h->proc) h->proc->vt->free(h->proc); /* never admitted */
+    if (h->drafter.free) h->drafter.free(h->drafter.ctx);
     for (int32_t i = 0; i < h->n_stops; i++) free(h->stops[i]);
     free(h->stops);
     free(h);
@@ -184,6 +189,8 @@ int hl_engine_submit(hl_engine *e, const hl_request *r, void (*notify)(void *), 
     hl_stop_matcher *sprobe = NULL;
     if (hl_stop_new(&sprobe, r->stops, NULL, r->n_stops, err)) return err ? err->code : HL_EINVAL;
     hl_stop_free(sprobe);
+    if (r->proc && (!r->proc->vt || !r->proc->vt->mask || !r->proc->vt->accept || !r->proc->vt->clone || !r->proc->vt->free))
+        return hl_err_set(err, HL_EINVAL, "the logits processor lacks one of mask, accept, clone, free");
 
     hl_handle *h = calloc(1, sizeof *h);
     if (!h) return hl_err_set(err, HL_ENOMEM, "out of memory");
@@ -200,6 +207,10 @@ int hl_engine_submit(hl_engine *e, const hl_request *r, void (*notify)(void *), 
     h->logprobs = r->logprobs;
     h->ignore_eos = r->ignore_eos;
     h->sampling = r->sampling;
+    if (r->drafter.propose) {
+        int32_t k = r->drafter.max_draft;
+        h->max_draft = k > 0 && k < e->p.max_draft ? k : e->p.max_draft;
+    }
     h->prompt = malloc(r->n_prompt * sizeof *h->prompt);
     int oom = !h->prompt;
     if (!oom) memcpy(h->prompt, r->prompt, r->n_prompt * sizeof *h->prompt);
@@ -233,6 +244,9 @@ int hl_engine_submit(hl_engine *e, const hl_request *r, void (*notify)(void *), 
                         : hl_err_set(err, HL_EBUSY, "server busy: %d requests are already waiting", e->p.max_queue);
     }
     e->n_queued++;
+    /* from here on the engine owns the processor and the drafter's context */
+    h->proc = r->proc;
+    if (r->drafter.propose) h->drafter = r->drafter;
     if (e->inbox_tail) e->inbox_tail->next_in = h;
     else e->inbox_head = h;
     e->inbox_tail = h;
@@ -316,8 +330,9 @@ void ev_push_error(hl_handle *h, const char *msg) {
         r->token = -1;
         snprintf(r->error, sizeof r->error, "%s", msg);
     }
+    /* the request is over for the client; its sequences still end with DONE
+     * events (finish), which count choices_left down for the engine's ref */
     h->failed = 1;
-    h->choices_left = 0;
     ev_published(h);
 }
 
@@ -365,7 +380,7 @@ int hl_handle_wait(hl_handle *h, hl_event *ev, int timeout_ms) {
     }
     int got;
     while (!(got = take(h, ev))) {
-        if (h->choices_left == 0) break; /* finished and drained */
+        if (h->choices_left == 0 || h->failed) break; /* finished and drained */
         if (timeout_ms < 0) pthread_cond_wait(&h->cv, &h->mu);
         else if (pthread_cond_timedwait(&h->cv, &h->mu, &dl) == ETIMEDOUT) break;
     }
@@ -375,7 +390,7 @@ int hl_handle_wait(hl_handle *h, hl_event *ev, int timeout_ms) {
 
 int hl_handle_finished(hl_handle *h) {
     pthread_mutex_lock(&h->mu);
-    int done = h->choices_left == 0 && h->rd >= h->n_evs;
+    int done = (h->choices_left == 0 || h->failed) && h->rd >= h->n_evs;
     pthread_mutex_unlock(&h->mu);
     return done;
 }
@@ -404,4 +419,6 @@ void hl_engine_get_metrics(hl_engine *e, hl_engine_metrics *m) {
     m->gen_tokens = atomic_load(&e->m_gen_tokens);
     m->steps = atomic_load(&e->m_steps);
     m->preemptions = atomic_load(&e->m_preemptions);
+    m->draft_tokens = atomic_load(&e->m_draft_tokens);
+    m->draft_accepted = atomic_load(&e->m_draft_accepted);
 }

@@ -17,9 +17,36 @@
  * system prompt) skips that prefill. n > 1 choices fork the sequence after its
  * prompt, sharing the prompt's blocks.
  *
- * Results are batch-invariant: a sequence's tokens do not depend on what else
- * runs beside it (the forward pass guarantees it per row, and each sequence
- * samples with its own seeded sampler). */
+ * Drafts (speculative decoding). A request may carry a drafter that proposes
+ * up to k tokens to follow a running sequence; the step then computes the
+ * sequence's last token and its k drafts together, with logits on each, and
+ * verification keeps the drafts the model itself would have produced:
+ * position by position, x_i is sampled from the model's logits there (after
+ * x_0..x_{i-1} were accepted into the sampler and processor); if x_i equals
+ * draft i the next position is checked, otherwise x_i is the correction (or,
+ * after k accepted drafts, a bonus token) and verification stops. Every
+ * position samples once, so for drafts that are a deterministic function of the
+ * tokens (prompt lookup, a greedy draft model) the output is exactly what
+ * the sequence would have generated without them, token for token under the
+ * same seed; only the number of steps changes. Rejected positions are rolled
+ * back (their KV is dead; blocks past the kept length return to the pool) and
+ * never enter the prefix cache. A drafting sequence is still a decode: its
+ * own token goes in before any prefill chunk and is never cut; its drafts
+ * share the budget the decodes leave with the prefill chunks (which keep up
+ * to half of it) and take only free KV blocks, so they are cut first when
+ * either runs short. It can be preempted like any other sequence (its drafts
+ * are dropped: only accepted tokens are recomputed).
+ *
+ * Logits processors. A request may carry an hl_logits_proc (sample/sample.h):
+ * it masks the vocabulary before every sample and sees every accepted token,
+ * which is where grammars plug in. Forks clone it.
+ *
+ * After each forward pass the sequences of the step sample (and verify their
+ * drafts) in parallel on the engine's thread pool; each has its own sampler,
+ * processor, detokenizer and stop matcher. Results are batch-invariant: a
+ * sequence's tokens do not depend on what else runs beside it (the forward
+ * pass guarantees it per row, and each sequence samples with its own seeded
+ * sampler). */
 #ifndef HL_RUNNER_ENGINE_H
 #define HL_RUNNER_ENGINE_H
 
@@ -46,8 +73,28 @@ typedef struct hl_engine_params {
     int32_t max_ctx;     /* largest context a request may use (default: the model's, capped by the pool) */
     int prefix_cache;    /* reuse cached prompt blocks (default on) */
     hl_type kv_type;     /* KV cache element type: HL_TYPE_F16 (default) or HL_TYPE_Q8_0 */
+    int32_t max_draft;   /* drafted tokens one sequence may verify per step; <= 0: HL_ENGINE_DEFAULT_DRAFT,
+                            at most HL_ENGINE_MAX_DRAFT. A request's drafter may ask for fewer. */
 } hl_engine_params;
+#define HL_ENGINE_DEFAULT_DRAFT 8
+#define HL_ENGINE_MAX_DRAFT 32
 hl_engine_params hl_engine_default_params(void);
+
+/* Proposes tokens to follow a sequence, for verification in its next step.
+ * propose(ctx, tokens, n_tokens, draft, max_draft) gets the sequence so far
+ * (prompt + accepted generated tokens) and writes up to max_draft (>= 1)
+ * token ids into draft; it returns how many (0: no draft this step; ids
+ * outside the vocabulary end the draft). It is called on the engine thread,
+ * once per step for each running choice of the request (the choices of n > 1
+ * share the drafter, each with its own tokens), so it must be quick and must
+ * not call back into the engine. For the output to equal the undrafted one
+ * exactly, a draft should depend only on `tokens` (see above). */
+typedef struct hl_drafter {
+    int32_t (*propose)(void *ctx, const int32_t *tokens, int32_t n_tokens, int32_t *draft, int32_t max_draft);
+    void (*free)(void *ctx); /* optional: called once when the request is over */
+    void *ctx;
+    int32_t max_draft;       /* this request's limit per step; <= 0 or above the engine's: the engine's */
+} hl_drafter;
 
 typedef struct hl_request {
     const int32_t *prompt;        /* copied at submit */
@@ -60,6 +107,17 @@ typedef struct hl_request {
     int32_t n_choices;            /* forks sharing the prompt (OpenAI n); <= 0 means 1 */
     int logprobs;                 /* report log-probabilities with each token */
     int ignore_eos;               /* an end-of-generation token does not end it (benchmarks) */
+    /* Optional (NULL): constrains sampling (sample.h). When submit succeeds the
+     * engine owns it (choice 0 uses it, other choices get clones) and frees
+     * each when its choice ends, before that choice's DONE event; when submit
+     * fails it is still the caller's. */
+    hl_logits_proc *proc;
+    /* Optional (propose NULL: none). Copied at submit; when submit succeeds
+     * the engine owns ctx and calls drafter.free(ctx) (if set) once it is done
+     * with the request: before the last DONE event, or when the handle of a
+     * request that never ran is released. When submit fails ctx is still the
+     * caller's. */
+    hl_drafter drafter;
 } hl_request;
 
 typedef enum hl_event_type { HL_EVENT_TOKEN = 1, HL_EVENT_DONE = 2, HL_EVENT_ERROR = 3 } hl_event_type;
@@ -117,6 +175,7 @@ typedef struct hl_engine_metrics {
     int32_t blocks_used, blocks_total;
     uint64_t prefix_queries, prefix_hits; /* in blocks */
     uint64_t prompt_tokens, gen_tokens, steps, preemptions;
+    uint64_t draft_tokens, draft_accepted; /* drafted tokens verified, and of them accepted */
 } hl_engine_metrics;
 void hl_engine_get_metrics(hl_engine *e, hl_engine_metrics *m);
 

@@ -44,6 +44,9 @@ struct hl_handle {
     int32_t num_predict, num_ctx, n_choices;
     int logprobs;
     int ignore_eos;
+    hl_logits_proc *proc;      /* until admission hands it to choice 0 */
+    hl_drafter drafter;        /* ctx owned: freed by the request's last finish (or handle_free) */
+    int32_t max_draft;         /* effective per-step limit (0: no drafter) */
     int64_t t_submit;
     struct hl_handle *next_in; /* inbox link */
 };
@@ -66,8 +69,23 @@ typedef struct seq {
     int32_t prompt_cached;
     int forked;               /* children created (choice 0 of n > 1) */
     hl_sampler *smp;
+    hl_logits_proc *proc;     /* owned, may be NULL */
     hl_stop_matcher *stop;
     tok_stream ts;
+    char *piece;              /* [piece_cap] detokenization scratch of this sequence */
+    /* this step's drafts: tokens at positions n_computed+1 .. n_computed+n_draft */
+    int32_t *draft;           /* [h->max_draft] */
+    int32_t n_draft;
+    /* this step's sampling results, written by one pool thread (sched_verify.c)
+     * and applied on the engine thread */
+    int32_t row;              /* first logits row (1 + n_draft rows), -1: none */
+    int32_t n_out;            /* tokens sampled and accepted into the sequence */
+    int32_t n_match;          /* of which equal to the drafts at their position (KV valid) */
+    int32_t *out_tok;         /* [1 + h->max_draft] */
+    hl_token_logprobs *out_lp;/* [1 + h->max_draft] when logprobs were asked */
+    size_t *out_len;          /* [1 + h->max_draft] bytes of out_text per token */
+    hl_buf out_text;          /* text safe to show, token after token */
+    const char *out_reason;   /* NULL: goes on; else the sequence ends ("stop", "length") */
     int64_t t_admit, t_first;
     uint64_t order;           /* admission order: the newest is preempted first */
     struct seq *next;         /* list link (waiting or running) */
@@ -81,13 +99,14 @@ struct hl_engine {
     hl_kv_cache *kv;
     hl_kvc kvc;
     hl_forward_ctx *fctx;
-    float *logits;            /* [max_seqs][n_vocab] */
+    float *logits;            /* [cap_rows][n_vocab] */
+    int32_t cap_rows;         /* max_seqs, grown once to rows_drafting() when drafts appear */
     hl_batch_token *btok;     /* [step_tokens] */
     hl_batch_seq *bseq;       /* [max_seqs] */
     seq **bseq_owner;         /* [max_seqs] the seq of each batch entry */
-    int32_t *bseq_logit_row;  /* [max_seqs] logits row of the entry, -1 = none */
+    int32_t *bseq_logit_row;  /* [max_seqs] first logits row of the entry, -1 = none */
     seq **snap;               /* [max_seqs] running sequences at the start of a step */
-    char *piece;              /* detokenization scratch */
+    char *piece;              /* detokenization scratch of the engine thread */
     size_t piece_cap;
     pthread_t thread;
     pthread_mutex_t mu;       /* guards inbox, stopping, n_queued */
@@ -103,6 +122,12 @@ struct hl_engine {
     /* metrics, written by the engine thread */
     _Atomic int32_t m_running, m_blocks_used;
     _Atomic uint64_t m_prompt_tokens, m_gen_tokens, m_steps, m_preemptions, m_prefix_queries, m_prefix_hits;
+    _Atomic uint64_t m_draft_tokens, m_draft_accepted;
+    /* test hook: called on the engine thread at the end of every step whose
+     * forward pass succeeded, after that step's events (set before the first
+     * submit; tests inspect the state) */
+    void (*step_hook)(hl_engine *e, void *ctx);
+    void *step_hook_ctx;
 };
 
 /* engine.c: event queue (producer side) */
@@ -116,5 +141,16 @@ void sched_admit(hl_engine *e, hl_handle *h);   /* new request → waiting seq(s
 int sched_step(hl_engine *e);                   /* one step; 0 when there was nothing to do */
 void sched_cancel_all(hl_engine *e);
 void seq_free(seq *s);
+void finish(hl_engine *e, seq *s, const char *reason);
+void commit_full_blocks(hl_engine *e, seq *s);
+/* Rollback: positions >= n_keep of s's KV are dead (rejected drafts). Blocks
+ * lying wholly past n_keep go back to the pool. */
+void seq_kv_truncate(hl_engine *e, seq *s, int32_t n_keep);
+void fork_children(hl_engine *e, seq *s);
+
+/* sched_verify.c: after the forward pass, sample and verify every batch entry
+ * that wants logits (in parallel on the pool), then apply the results on the
+ * engine thread (events, rollback, stops, finishing). */
+void sched_sample(hl_engine *e, int32_t n_bseq);
 
 #endif

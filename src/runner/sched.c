@@ -1,9 +1,10 @@
 /* The scheduler step: admission (with prefix-cache lookup), batch building
- * (decodes first, then prefill chunks under the token budget), block
- * allocation with preemption of the newest sequence, the forward pass, and
- * per-sequence sampling, detokenization, stops and finishing. Runs on the
- * engine thread only. */
+ * (decodes with their drafts first, then prefill chunks under the token
+ * budget), block allocation with preemption of the newest sequence, the
+ * forward pass; then sched_verify.c samples. Also the sequences' lifecycle:
+ * blocks, rollback, forks, finishing. Runs on the engine thread only. */
 #include "runner/engine_impl.h"
+#include "base/assert.h"
 #include "base/clock.h"
 #include "base/log.h"
 
@@ -15,12 +16,22 @@
 void seq_free(seq *s) {
     if (!s) return;
     hl_sampler_free(s->smp);
+    if (s->proc) s->proc->vt->free(s->proc);
     hl_stop_free(s->stop);
     free(s->tokens);
     free(s->blocks);
+    free(s->piece);
+    free(s->draft);
+    free(s->out_tok);
+    free(s->out_lp);
+    free(s->out_len);
+    hl_buf_free(&s->out_text);
     free(s);
 }
 
+/* Everything a sequence's step needs is allocated here: its own sampling
+ * scratch (detokenizer piece, draft and result slots) lets the sequences of
+ * a step sample in parallel. */
 static seq *seq_new(hl_engine *e, hl_handle *h, int32_t index, const int32_t *tokens, int32_t n_tokens,
                     int32_t n_prompt) {
     seq *s = calloc(1, sizeof *s);
@@ -30,10 +41,18 @@ static seq *seq_new(hl_engine *e, hl_handle *h, int32_t index, const int32_t *to
     s->max_ctx = h->num_ctx;
     s->cap = h->num_ctx;
     s->n_prompt = n_prompt;
+    s->row = -1;
     s->cap_blocks = (s->cap + e->block_size - 1) / e->block_size;
+    const size_t n_out = 1 + (size_t)h->max_draft;
     s->tokens = malloc((size_t)s->cap * sizeof *s->tokens);
     s->blocks = malloc((size_t)s->cap_blocks * sizeof *s->blocks);
-    if (!s->tokens || !s->blocks || hl_stop_new(&s->stop, (const char *const *)h->stops, NULL, h->n_stops, NULL)) {
+    s->piece = malloc(e->piece_cap);
+    s->draft = h->max_draft > 0 ? malloc((size_t)h->max_draft * sizeof *s->draft) : NULL;
+    s->out_tok = malloc(n_out * sizeof *s->out_tok);
+    s->out_len = malloc(n_out * sizeof *s->out_len);
+    s->out_lp = h->logprobs ? malloc(n_out * sizeof *s->out_lp) : NULL;
+    if (!s->tokens || !s->blocks || !s->piece || (h->max_draft > 0 && !s->draft) || !s->out_tok || !s->out_len ||
+        (h->logprobs && !s->out_lp) || hl_stop_new(&s->stop, (const char *const *)h->stops, NULL, h->n_stops, NULL)) {
         seq_free(s);
         return NULL;
     }
@@ -84,14 +103,18 @@ void sched_admit(hl_engine *e, hl_handle *h) {
         return;
     }
     for (int32_t i = 0; i < s->n_tokens; i++) hl_sampler_accept(s->smp, s->tokens[i]);
+    s->proc = h->proc; /* the processor sees generated tokens only */
+    h->proc = NULL;
     s->state = SEQ_WAITING;
     list_append(&e->waiting, s);
 }
 
 /* ---- blocks ---- */
 
-/* Registers the sequence's newly full blocks in the prefix cache. */
-static void commit_full_blocks(hl_engine *e, seq *s) {
+/* Registers the sequence's newly full blocks in the prefix cache. Only
+ * verified positions count: n_computed never covers a drafted token before
+ * verification accepted it, so a rejected draft never enters the cache. */
+void commit_full_blocks(hl_engine *e, seq *s) {
     if (!e->p.prefix_cache) return;
     while ((s->n_committed + 1) * e->block_size <= s->n_computed) {
         s->last_key = hl_kvc_commit(&e->kvc, s->blocks[s->n_committed], s->last_key,
@@ -112,6 +135,23 @@ static void release_blocks(hl_engine *e, seq *s) {
     s->n_computed = 0;
     s->n_committed = 0;
     s->last_key = HL_KVC_ROOT_KEY;
+}
+
+/* Rollback after verification: positions >= n_keep hold the KV of rejected
+ * drafts; the sequence keeps [0, n_keep). The one place that knows:
+ *  - the backend truncates the storage (kv_truncate clears the dead slots,
+ *    so a rejected draft can never be read back; prefix-cache commits, full
+ *    or partial, only ever cover positions < n_computed anyway);
+ *  - blocks lying wholly past n_keep go back to the pool. They were taken
+ *    for this step's drafts, so they are this sequence's alone and were never
+ *    committed; so is the block holding n_keep (no block is ever written by
+ *    two sequences). */
+void seq_kv_truncate(hl_engine *e, seq *s, int32_t n_keep) {
+    HL_ASSERT(n_keep >= s->n_committed * e->block_size && n_keep <= s->n_blocks * e->block_size);
+    if (n_keep < s->n_blocks * e->block_size) hl_forward_kv_truncate(e->fctx, e->kv, s->blocks, s->n_blocks, n_keep);
+    int32_t keep_blocks = (n_keep + e->block_size - 1) / e->block_size;
+    while (s->n_blocks > keep_blocks) hl_kvc_release(&e->kvc, s->blocks[--s->n_blocks]);
+    s->n_computed = n_keep;
 }
 
 /* Reuses cached blocks for the start of the sequence: whole blocks lying
@@ -157,7 +197,17 @@ static void publish_gauges(hl_engine *e) {
     atomic_store(&e->m_blocks_used, hl_kvc_n_used(&e->kvc));
 }
 
-static void finish(hl_engine *e, seq *s, const char *reason) {
+/* A sequence of h still running or waiting (the one finishing is off the
+ * lists); no more forks come once choice 0 has finished or forked. */
+static int has_other_seq(const hl_engine *e, const hl_handle *h) {
+    for (const seq *r = e->running; r; r = r->next)
+        if (r->h == h) return 1;
+    for (const seq *w = e->waiting; w; w = w->next)
+        if (w->h == h) return 1;
+    return 0;
+}
+
+void finish(hl_engine *e, seq *s, const char *reason) {
     /* release what the detokenizer and the stop matcher still hold */
     const char *emit = NULL;
     size_t n_emit = 0;
@@ -181,6 +231,15 @@ static void finish(hl_engine *e, seq *s, const char *reason) {
     s->state = SEQ_DONE;
     publish_gauges(e);
     hl_handle *h = s->h;
+    /* what the request handed over goes back before its DONE events, so a
+     * client that has seen them knows the engine is done with it: this
+     * choice's processor, and with the request's last sequence, the drafter */
+    if (s->proc) s->proc->vt->free(s->proc);
+    s->proc = NULL;
+    if (h->drafter.propose && !has_other_seq(e, h)) {
+        if (h->drafter.free) h->drafter.free(h->drafter.ctx);
+        h->drafter = (hl_drafter){0};
+    }
     ev_push_done(e, s, reason, rest.data ? rest.data : "", rest.len);
     hl_buf_free(&rest);
     /* choices never forked (cancelled or failed before the prompt was done) */
@@ -208,14 +267,17 @@ void sched_cancel_all(hl_engine *e) {
 
 /* Children share the parent's full blocks and recompute the partial last
  * block (fewer than block_size tokens), so no block is ever written by two
- * sequences. They wait at the head of the queue. */
-static void fork_children(hl_engine *e, seq *s) {
+ * sequences. They wait at the head of the queue. Called before the parent's
+ * first sample: each child clones the parent's sampler (with its own PRNG
+ * stream) and logits processor as they are after the prompt. */
+void fork_children(hl_engine *e, seq *s) {
     hl_handle *h = s->h;
     s->forked = 1;
     int32_t full = s->n_computed / e->block_size;
     for (int32_t i = h->n_choices - 1; i >= 1; i--) {
         seq *c = seq_new(e, h, i, s->tokens, s->n_tokens, s->n_prompt);
-        if (c && hl_sampler_clone(s->smp, (uint64_t)i, &c->smp, NULL)) {
+        if (c && (hl_sampler_clone(s->smp, (uint64_t)i, &c->smp, NULL) ||
+                  (s->proc && !(c->proc = s->proc->vt->clone(s->proc))))) {
             seq_free(c);
             c = NULL;
         }
@@ -241,36 +303,13 @@ static void fork_children(hl_engine *e, seq *s) {
     }
 }
 
-/* ---- sampling one row ---- */
-
-static void sample_row(hl_engine *e, seq *s, const float *logits) {
-    hl_handle *h = s->h;
-    if (s->index == 0 && h->n_choices > 1 && !s->forked) fork_children(e, s);
-    hl_token_logprobs lp;
-    int32_t tok = hl_sampler_sample(s->smp, logits, h->logprobs ? &lp : NULL);
-    if (!s->t_first) s->t_first = hl_now_ns();
-    if (!h->ignore_eos && tok_is_eog(e->lm->tok, tok)) {
-        finish(e, s, "stop");
-        return;
-    }
-    hl_sampler_accept(s->smp, tok);
-    s->tokens[s->n_tokens++] = tok;
-    s->n_gen++;
-    atomic_fetch_add(&e->m_gen_tokens, 1);
-    const char *emit = NULL;
-    size_t n_emit = 0;
-    int stopped = 0;
-    int n = tok_stream_push(&s->ts, tok, e->piece, e->piece_cap);
-    if (n > 0) stopped = hl_stop_push(s->stop, e->piece, (size_t)n, &emit, &n_emit) == 1;
-    ev_push_token(e, s, tok, emit ? emit : "", n_emit, h->logprobs ? &lp : NULL);
-    if (stopped) finish(e, s, "stop");
-    else if (h->num_predict >= 0 && s->n_gen >= h->num_predict) finish(e, s, "length");
-    else if (s->n_tokens >= s->max_ctx) finish(e, s, "length");
-}
-
 /* ---- the step ---- */
 
+/* Drafts are never in flight here (a victim is not in the step's batch; a
+ * sequence preempting itself has not placed any), so only accepted tokens
+ * are recomputed later. */
 static void preempt(hl_engine *e, seq *v) {
+    v->n_draft = 0;
     release_blocks(e, v);
     list_remove(&e->running, v);
     e->n_running--;
@@ -354,6 +393,57 @@ static void admit_waiting(hl_engine *e) {
     }
 }
 
+/* Logits rows a step can want once sequences draft: every token of the step
+ * at most, and 1 + max_draft per sequence. */
+static int32_t rows_drafting(const hl_engine *e) {
+    int64_t most = (int64_t)e->p.max_seqs * (1 + e->p.max_draft);
+    return most < e->p.step_tokens ? (int32_t)most : e->p.step_tokens;
+}
+
+/* Nonzero when this step may carry drafts: some running sequence has a
+ * drafter, and the logits buffer holds every row such a step can want (grown
+ * once, the first time; without the memory, steps run without drafts). */
+static int drafts_possible(hl_engine *e, int32_t n_snap) {
+    int any = 0;
+    for (int32_t k = 0; k < n_snap && !any; k++) any = e->snap[k]->h->max_draft > 0;
+    if (!any) return 0;
+    int32_t rows = rows_drafting(e);
+    if (e->cap_rows < rows) {
+        float *l = realloc(e->logits, (size_t)rows * (size_t)e->n_vocab * sizeof *l);
+        if (!l) return 0;
+        e->logits = l;
+        e->cap_rows = rows;
+    }
+    return 1;
+}
+
+/* Asks s's drafter for up to `room` tokens to follow its pending one. Never
+ * drafts past what the sequence may still generate (this step emits at most
+ * 1 + n_draft tokens). Drafts are speculation: their blocks come from the
+ * free pool only (no preemption, no reclaiming), leaving `reserve` blocks
+ * for the decodes still to be placed. Returns the number of drafts placed in
+ * s->draft (0: a plain decode). */
+static int32_t plan_drafts(hl_engine *e, seq *s, int32_t room, int32_t reserve) {
+    hl_handle *h = s->h;
+    s->n_draft = 0;
+    if (h->max_draft <= 0 || !h->drafter.propose || room <= 0) return 0;
+    int32_t k = h->max_draft < room ? h->max_draft : room;
+    int32_t left = s->max_ctx - s->n_tokens;
+    if (h->num_predict >= 0 && h->num_predict - s->n_gen < left) left = h->num_predict - s->n_gen;
+    if (k > left - 1) k = left - 1;
+    if (k <= 0) return 0;
+    int32_t n = h->drafter.propose(h->drafter.ctx, s->tokens, s->n_tokens, s->draft, k);
+    n = n < 0 ? 0 : n > k ? k : n;
+    for (int32_t i = 0; i < n; i++)
+        if (s->draft[i] < 0 || s->draft[i] >= e->n_vocab) n = i;
+    int32_t end = s->n_computed + 1 + n;
+    while (s->n_blocks * e->block_size < end && e->kvc.n_free > reserve)
+        s->blocks[s->n_blocks++] = hl_kvc_alloc(&e->kvc); /* n_free > 0: cannot fail */
+    int32_t covered = s->n_blocks * e->block_size;
+    s->n_draft = (covered < end ? covered : end) - s->n_computed - 1;
+    return s->n_draft;
+}
+
 int sched_step(hl_engine *e) {
     /* cancellations take effect within one step */
     for (seq *s = e->running, *next; s; s = next) {
@@ -370,34 +460,67 @@ int sched_step(hl_engine *e) {
     /* a snapshot, since preemption moves sequences between lists */
     int32_t n_snap = 0;
     for (seq *s = e->running; s && n_snap < e->p.max_seqs; s = s->next) e->snap[n_snap++] = s;
+    int drafting = drafts_possible(e, n_snap);
+    /* A decode has exactly its last sampled token pending (a sequence
+     * recomputing after preemption is a prefill until it is back there).
+     * Every decode's own token fits the budget (step_tokens >= max_seqs).
+     * Drafts are speculation: they share what is left with the prefill
+     * chunks, which keep up to half of it, so new prompts still progress. */
+    int32_t n_dec = 0, prefill = 0;
+    for (int32_t k = 0; k < n_snap; k++) {
+        int32_t pending = e->snap[k]->n_tokens - e->snap[k]->n_computed;
+        if (pending == 1) n_dec++;
+        else if (prefill < e->p.step_tokens) prefill += pending;
+    }
+    int32_t spare = e->p.step_tokens - n_dec;
+    int32_t draft_room = spare - (prefill < spare / 2 ? prefill : spare / 2);
     int32_t n_tok = 0, n_bseq = 0, n_rows = 0, budget = e->p.step_tokens;
-    for (int pass = 0; pass < 2; pass++) {
-        for (int32_t k = 0; k < n_snap && budget > 0; k++) {
-            seq *s = e->snap[k];
-            if (s->state != SEQ_RUNNING || in_batch(e, n_bseq, s)) continue;
-            int32_t pending = s->n_tokens - s->n_computed;
-            int is_decode = pending == 1;
-            if ((pass == 0) != is_decode) continue;
-            int32_t chunk = pending < budget ? pending : budget;
-            int32_t end = grow_blocks(e, s, s->n_computed + chunk, is_decode, n_bseq);
-            chunk = end - s->n_computed;
-            if (chunk <= 0) {
-                if (is_decode) preempt(e, s); /* nobody else left to preempt */
-                continue;
-            }
-            int wants = s->n_computed + chunk == s->n_tokens;
-            for (int32_t i = 0; i < chunk; i++) {
-                e->btok[n_tok + i] = (hl_batch_token){.token = s->tokens[s->n_computed + i], .pos = s->n_computed + i,
-                                                      .seq = n_bseq, .logits = wants && i == chunk - 1};
-            }
-            e->bseq[n_bseq] = (hl_batch_seq){.blocks = s->blocks, .n_blocks = s->n_blocks};
-            e->bseq_owner[n_bseq] = s;
-            e->bseq_logit_row[n_bseq] = wants ? n_rows++ : -1;
-            n_bseq++;
-            n_tok += chunk;
-            budget -= chunk;
-            if (!is_decode) atomic_fetch_add(&e->m_prompt_tokens, (uint64_t)chunk);
+    /* pass 0: decodes, each its own token then its drafts, logits on each */
+    for (int32_t k = 0; k < n_snap; k++) {
+        seq *s = e->snap[k];
+        if (s->state != SEQ_RUNNING || s->n_tokens - s->n_computed != 1) continue;
+        n_dec--;
+        if (grow_blocks(e, s, s->n_computed + 1, 1, n_bseq) <= s->n_computed) {
+            preempt(e, s); /* nobody else left to preempt */
+            continue;
         }
+        int32_t nd = drafting ? plan_drafts(e, s, draft_room, n_dec) : 0;
+        draft_room -= nd;
+        e->btok[n_tok] = (hl_batch_token){.token = s->tokens[s->n_computed], .pos = s->n_computed, .seq = n_bseq,
+                                          .logits = 1};
+        for (int32_t i = 0; i < nd; i++)
+            e->btok[n_tok + 1 + i] = (hl_batch_token){.token = s->draft[i], .pos = s->n_computed + 1 + i,
+                                                      .seq = n_bseq, .logits = 1};
+        e->bseq[n_bseq] = (hl_batch_seq){.blocks = s->blocks, .n_blocks = s->n_blocks};
+        e->bseq_owner[n_bseq] = s;
+        e->bseq_logit_row[n_bseq] = n_rows;
+        n_rows += 1 + nd;
+        n_bseq++;
+        n_tok += 1 + nd;
+        budget -= 1 + nd;
+        if (nd) atomic_fetch_add(&e->m_draft_tokens, (uint64_t)nd);
+    }
+    /* pass 1: prefill chunks (prompts, and recomputation after preemption) */
+    for (int32_t k = 0; k < n_snap && budget > 0; k++) {
+        seq *s = e->snap[k];
+        if (s->state != SEQ_RUNNING || in_batch(e, n_bseq, s)) continue;
+        int32_t pending = s->n_tokens - s->n_computed;
+        if (pending <= 1) continue; /* a decode that could not be placed */
+        s->n_draft = 0;
+        int32_t chunk = pending < budget ? pending : budget;
+        chunk = grow_blocks(e, s, s->n_computed + chunk, 0, n_bseq) - s->n_computed;
+        if (chunk <= 0) continue;
+        int wants = s->n_computed + chunk == s->n_tokens;
+        for (int32_t i = 0; i < chunk; i++)
+            e->btok[n_tok + i] = (hl_batch_token){.token = s->tokens[s->n_computed + i], .pos = s->n_computed + i,
+                                                  .seq = n_bseq, .logits = wants && i == chunk - 1};
+        e->bseq[n_bseq] = (hl_batch_seq){.blocks = s->blocks, .n_blocks = s->n_blocks};
+        e->bseq_owner[n_bseq] = s;
+        e->bseq_logit_row[n_bseq] = wants ? n_rows++ : -1;
+        n_bseq++;
+        n_tok += chunk;
+        budget -= chunk;
+        atomic_fetch_add(&e->m_prompt_tokens, (uint64_t)chunk);
     }
     if (n_tok == 0) {
         /* every running prefill is stuck on a full pool: make room */
@@ -417,25 +540,25 @@ int sched_step(hl_engine *e) {
         hl_error("engine: forward pass failed: %s", err.msg);
         for (int32_t i = 0; i < n_bseq; i++) {
             seq *s = e->bseq_owner[i];
+            s->n_draft = 0;
             ev_push_error(s->h, err.msg);
             finish(e, s, "cancel");
         }
         return 1;
     }
-    /* advance every sequence, then sample (sampling may finish and free them) */
+    /* advance every sequence over what is verified: a prefill chunk, a
+     * decode's own token; drafts wait for verification (sched_sample) */
     int32_t pos = 0;
     for (int32_t i = 0; i < n_bseq; i++) {
         seq *s = e->bseq_owner[i];
         int32_t chunk = 0;
         while (pos + chunk < n_tok && e->btok[pos + chunk].seq == i) chunk++;
         pos += chunk;
-        s->n_computed += chunk;
+        s->n_computed += chunk - s->n_draft;
         commit_full_blocks(e, s);
     }
-    for (int32_t i = 0; i < n_bseq; i++) {
-        if (e->bseq_logit_row[i] < 0) continue;
-        sample_row(e, e->bseq_owner[i], e->logits + (size_t)e->bseq_logit_row[i] * (size_t)e->n_vocab);
-    }
+    sched_sample(e, n_bseq);
     publish_gauges(e);
+    if (e->step_hook) e->step_hook(e, e->step_hook_ctx);
     return 1;
 }

@@ -41,6 +41,10 @@
  * HL_SIMD=scalar forces the portable code), so logprobs agree with a double
  * log-softmax to ~1e-5. bench/sample/bench_sample.c measures it.
  *
+ * A logits processor (hl_logits_proc) constrains what one sequence may
+ * generate (grammars, JSON schemas): hl_sampler_sample_masked lets it mask
+ * the vocabulary before step 1, and the runner tells it each accepted token.
+ *
  * A stop matcher (hl_stop_*) watches the detokenized text of one sequence and
  * holds back any tail that could be the start of a stop string (or is an
  * incomplete UTF-8 character), so streamed text never shows any part of a stop
@@ -98,6 +102,39 @@ typedef struct hl_token_logprobs {
     hl_token_logprob top[HL_SAMPLER_MAX_TOP_LOGPROBS]; /* most likely first */
 } hl_token_logprobs;
 
+/* ---- logits processors ---------------------------------------------------------- */
+
+/* An object with a small table of functions: an implementation embeds
+ * hl_logits_proc as its first member and points vt at a static table.
+ *
+ *   mask(self, logits, n_vocab)  before each sample: set the logits of the
+ *                                tokens not allowed next to -INFINITY (it sees
+ *                                the sampler's working copy of the row, never
+ *                                the model's output; other changes are allowed
+ *                                but make logprobs describe the changed row)
+ *   accept(self, token)          a token entered the sequence: advance
+ *   clone(self)                  an independent copy in the same state (a
+ *                                fork, n > 1), or NULL when out of memory
+ *   free(self)                   releases it
+ *
+ * The runner (runner/engine.h) calls accept with each generated token that
+ * enters the sequence, in order: never with a drafted token that verification
+ * rejected, never with an end-of-generation token that ends the sequence, and
+ * not with the prompt. mask always sees the state after every earlier accept.
+ * Calls on one processor never overlap but may come from different threads
+ * (the engine samples sequences in parallel), so an implementation keeps its
+ * state in the object (or in data shared read-only). */
+typedef struct hl_logits_proc hl_logits_proc;
+typedef struct hl_logits_proc_vt {
+    void (*mask)(hl_logits_proc *self, float *logits, int32_t n_vocab);
+    void (*accept)(hl_logits_proc *self, int32_t token);
+    hl_logits_proc *(*clone)(const hl_logits_proc *self);
+    void (*free)(hl_logits_proc *self);
+} hl_logits_proc_vt;
+struct hl_logits_proc {
+    const hl_logits_proc_vt *vt;
+};
+
 /* ---- the sampler -------------------------------------------------------------- */
 
 typedef struct hl_sampler hl_sampler;
@@ -116,6 +153,16 @@ void hl_sampler_accept(hl_sampler *s, int32_t token);
  * lp (optional) receives the log-probabilities described above. Does not accept
  * the token: call hl_sampler_accept with it. Allocates nothing. */
 int32_t hl_sampler_sample(hl_sampler *s, const float *logits, hl_token_logprobs *lp);
+
+/* hl_sampler_sample under a logits processor (proc may be NULL: the same as
+ * hl_sampler_sample). proc->mask runs first, on the sampler's working copy of
+ * the row, then the chain above, so a masked token is banned exactly like a
+ * logit bias <= -100: logprobs (taken after penalties and bias, as above) are
+ * those of the masked distribution, the one the token is drawn from, with
+ * -inf for masked tokens. If mask and bias ban every token, the raw argmax of
+ * the unmasked row is returned with logprob -inf (as for bias alone). Does not
+ * call proc->accept. Allocates nothing. */
+int32_t hl_sampler_sample_masked(hl_sampler *s, const float *logits, hl_logits_proc *proc, hl_token_logprobs *lp);
 
 /* Forgets the history and restarts the PRNG from the seed, so the same calls
  * replay the same tokens. */

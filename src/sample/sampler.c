@@ -264,12 +264,14 @@ int hl_sampler_clone(const hl_sampler *s, uint64_t fork_index, hl_sampler **out,
 
 /* ---- the chain ------------------------------------------------------------------- */
 
-/* Steps 1-2: work = logits with penalties and bias applied. NaN is left in
+/* Steps 1-2: work = logits, masked by the processor (if any), with penalties
+ * and bias applied. A masked -inf stays -inf through both. NaN is left in
  * place: every later pass tests `v > -INFINITY`, which is false for NaN, so a
  * NaN logit is treated as banned without an extra pass here. */
-static void apply_penalties_and_bias(hl_sampler *s, const float *logits) {
+static void apply_penalties_and_bias(hl_sampler *s, const float *logits, hl_logits_proc *proc) {
     float *w = s->work;
     memcpy(w, logits, (size_t)s->n_vocab * sizeof *w);
+    if (proc) proc->vt->mask(proc, w, s->n_vocab);
     const float rp = s->p.repeat_penalty, fq = s->p.frequency_penalty, pr = s->p.presence_penalty;
     if (rp != 1.0f || fq != 0.0f || pr != 0.0f) {
         for (int32_t i = 0; i < s->n_active; i++) {
@@ -494,10 +496,14 @@ static int32_t gather(hl_sampler *s, float cut, float mx, double z) {
 }
 
 int32_t hl_sampler_sample(hl_sampler *s, const float *logits, hl_token_logprobs *lp) {
+    return hl_sampler_sample_masked(s, logits, NULL, lp);
+}
+
+int32_t hl_sampler_sample_masked(hl_sampler *s, const float *logits, hl_logits_proc *proc, hl_token_logprobs *lp) {
     const int32_t nv = s->n_vocab, ntop = lp ? s->p.n_top_logprobs : 0;
     const hl_sampling_params *p = &s->p;
     hl_cand *c = s->cand;
-    apply_penalties_and_bias(s, logits);
+    apply_penalties_and_bias(s, logits, proc);
 
     /* at least one candidate: the maximum anchors every softmax */
     const int32_t want = ntop > 0 ? ntop : 1;

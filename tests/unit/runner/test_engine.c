@@ -476,3 +476,41 @@ TEST(engine_tiny_pool_shared_prefix_no_livelock) {
     hl_engine_free(big);
     hl_loaded_free(lm);
 }
+
+/* Four choices of one request on a pool of two blocks: they cannot all hold
+ * their context at once, so they run in turn (preemption) or the request
+ * fails with an ERROR event; either way the handle finishes (nothing waits
+ * forever) and every choice that reports DONE has its full output. Under
+ * ASan this also checks that neither path leaks the handle. */
+TEST(engine_forks_on_a_two_block_pool_finish) {
+    hl_loaded *lm = load();
+    if (!lm) return;
+    hl_engine *e;
+    hl_engine_params p = hl_engine_default_params();
+    use_threads(&p, 1);
+    p.n_blocks = 2;
+    CHECK_EQ(hl_engine_new(&e, lm, &p, NULL), 0);
+    int32_t prompt[20];
+    for (int i = 0; i < 20; i++) prompt[i] = ONCE[i % 5];
+    hl_request r = greedy_req(prompt, 20, 10);
+    r.n_choices = 4;
+    outcome *o = calloc(1, sizeof *o);
+    hl_handle *h = NULL;
+    hl_err err = {0};
+    CHECK_EQ(hl_engine_submit(e, &r, NULL, NULL, &h, &err), 0);
+    if (h) {
+        collect(h, o);
+        CHECK(hl_handle_finished(h));
+        hl_handle_release(h);
+    }
+    int done = 0;
+    for (int i = 0; i < 4; i++) {
+        done += o->done[i];
+        if (o->done[i] && !o->error) CHECK_EQ(o->n[i], 10);
+    }
+    printf("     %d choices done, error %d\n", done, o->error);
+    CHECK(o->error || done == 4);
+    free(o);
+    hl_engine_free(e);
+    hl_loaded_free(lm);
+}

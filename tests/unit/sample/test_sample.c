@@ -602,3 +602,87 @@ TEST(sum_exp_variants_match_double) {
     else hl_test_skip("no AVX2+FMA here: only the portable sum checked");
     free(w);
 }
+
+/* ---- logits processors ------------------------------------------------------ */
+
+typedef struct every_proc {
+    hl_logits_proc base;
+    int step;   /* allowed: ids that are multiples of step */
+    int masks;
+} every_proc;
+
+static void every_mask(hl_logits_proc *self, float *logits, int32_t n) {
+    every_proc *p = (every_proc *)self;
+    p->masks++;
+    for (int32_t i = 0; i < n; i++)
+        if (i % p->step) logits[i] = -INFINITY;
+}
+static void every_accept(hl_logits_proc *self, int32_t token) { (void)self, (void)token; }
+static hl_logits_proc *every_clone(const hl_logits_proc *self) { (void)self; return NULL; }
+static void every_free(hl_logits_proc *self) { (void)self; }
+static const hl_logits_proc_vt EVERY_VT = {every_mask, every_accept, every_clone, every_free};
+
+/* The mask bans exactly like a logit bias of -100 on the same tokens: the
+ * same draws from the same seed, the same logprobs (those of the masked
+ * distribution), and the caller's row is never written. */
+TEST(mask_bans_like_bias_and_logprobs_are_masked) {
+    enum { N = 300, STEP = 7 };
+    float lg[N], copy[N];
+    uint64_t x = 5;
+    for (int i = 0; i < N; i++) {
+        x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+        lg[i] = (float)((x >> 33) % 100000) * 1e-4f * 8.0f - 4.0f;
+    }
+    memcpy(copy, lg, sizeof lg);
+    hl_logit_bias ban[N];
+    int32_t n_ban = 0;
+    for (int i = 0; i < N; i++)
+        if (i % STEP) ban[n_ban++] = (hl_logit_bias){i, -100.0f};
+    /* the log-softmax over the allowed tokens, in double */
+    double mx = -INFINITY, z = 0;
+    for (int i = 0; i < N; i += STEP) mx = lg[i] > mx ? lg[i] : mx;
+    for (int i = 0; i < N; i += STEP) z += exp((double)lg[i] - mx);
+    const float temps[] = {0.0f, 0.8f, 1.0f, 1.0f, 0.7f};
+    const int32_t ks[] = {0, 40, 0, 0, 0};
+    const float tps[] = {1.0f, 0.9f, 1.0f, 0.95f, 1.0f}, mps[] = {0, 0, 0, 0, 0.05f};
+    for (int c = 0; c < 5; c++) {
+        hl_sampling_params p = plain(temps[c]);
+        p.top_k = ks[c];
+        p.top_p = tps[c];
+        p.min_p = mps[c];
+        p.has_seed = 1;
+        p.seed = 77;
+        p.n_top_logprobs = 5;
+        hl_sampling_params pb = p;
+        pb.logit_bias = ban;
+        pb.n_logit_bias = n_ban;
+        hl_sampler *a, *b;
+        CHECK_EQ(hl_sampler_new(&a, &p, N, NULL), 0);
+        CHECK_EQ(hl_sampler_new(&b, &pb, N, NULL), 0);
+        every_proc proc = {.base = {.vt = &EVERY_VT}, .step = STEP};
+        for (int r = 0; r < 200; r++) {
+            hl_token_logprobs la, lb;
+            int32_t ta = hl_sampler_sample_masked(a, lg, &proc.base, &la);
+            int32_t tb = hl_sampler_sample(b, lg, &lb);
+            CHECK_EQ(ta, tb);
+            CHECK_EQ(ta % STEP, 0);
+            CHECK(la.chosen.logprob == lb.chosen.logprob);
+            CHECK_NEAR(la.chosen.logprob, (double)lg[ta] - mx - log(z), 1e-4);
+            CHECK_EQ(la.n_top, 5);
+            for (int i = 0; i < la.n_top; i++) {
+                CHECK_EQ(la.top[i].token, lb.top[i].token);
+                CHECK_EQ(la.top[i].token % STEP, 0);
+            }
+        }
+        CHECK_EQ(proc.masks, 200);
+        CHECK(memcmp(lg, copy, sizeof lg) == 0);
+        /* NULL processor: plain sampling */
+        hl_sampler_reset(a);
+        hl_sampler *a2;
+        CHECK_EQ(hl_sampler_new(&a2, &p, N, NULL), 0);
+        for (int r = 0; r < 50; r++) CHECK_EQ(hl_sampler_sample_masked(a, lg, NULL, NULL), hl_sampler_sample(a2, lg, NULL));
+        hl_sampler_free(a2);
+        hl_sampler_free(a);
+        hl_sampler_free(b);
+    }
+}
