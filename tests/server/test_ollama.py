@@ -71,8 +71,8 @@ def test_keep_alive_unload(server, stories):
     assert all(m["name"] != "stories260K.gguf" for m in requests.get(server.url + "/api/ps").json()["models"])
     r = requests.post(u, json={"model": stories, "prompt": "x", "raw": True, "stream": False,
                                "keep_alive": -1, "options": {"num_predict": 1}}).json()
-    ps = requests.get(server.url + "/api/ps").json()["models"]
-    assert ps[0]["expires_at"].startswith("9999")
+    ps = [m for m in requests.get(server.url + "/api/ps").json()["models"] if m["name"] == "stories260K.gguf"]
+    assert len(ps) == 1 and ps[0]["expires_at"].startswith("9999"), ps
 
 
 def test_options_and_warnings(server, stories):
