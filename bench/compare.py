@@ -6,6 +6,11 @@ all samples), the machine's measured read bandwidth and the decode limit it
 implies (bandwidth / weight bytes), and peak RSS.
 
     bench/compare.py [--models smollm2,qwen2.5-coder] [--threads 2] [--reps 5] [--rounds 3]
+                     [--baseline OLD_HYPERLAMA]
+
+--baseline adds an earlier build of hyperlama to every round (alternating
+with the other two) and prints a before/after table: how a change moved our
+own speed, measured in the same sitting.
 
 The peer is llama.cpp as vendored in the llama-cpp-python source package
 (bench/build_peer.sh builds it once, cached). Runs alternate between the two
@@ -73,14 +78,14 @@ def llama_bench(binary, model, threads, reps, pp, tg):
     return res
 
 
-def our_bench(model, threads, reps, pp, tg):
-    out, _ = run_measured([HYPERLAMA, "bench", model, "--threads", str(threads), "-p", str(pp), "-n", str(tg),
+def our_bench(model, threads, reps, pp, tg, binary=HYPERLAMA, strict=True):
+    out, _ = run_measured([binary, "bench", model, "--threads", str(threads), "-p", str(pp), "-n", str(tg),
                            "-r", str(reps), "--json"])
     doc = json.loads(out)
     for r in doc["results"]:
-        missing = {"median", "p10", "p90", "samples"} - set(r)
+        missing = ({"median", "p10", "p90", "samples"} if strict else {"samples"}) - set(r)
         if missing:
-            raise SystemExit(f"hyperlama bench --json lacks {sorted(missing)} in {r.get('test')}: rebuild it")
+            raise SystemExit(f"{binary} bench --json lacks {sorted(missing)} in {r.get('test')}: rebuild it")
     return {r["test"]: r["samples"] for r in doc["results"]}, doc
 
 
@@ -92,7 +97,9 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("-p", type=int, default=512)
     ap.add_argument("-n", type=int, default=128)
+    ap.add_argument("--baseline", help="an earlier hyperlama binary to compare with, in the same rounds")
     args = ap.parse_args()
+    before_after = []
 
     peer_bin = subprocess.run([str(ROOT / "bench/build_peer.sh")], capture_output=True, text=True, check=True).stdout.strip()
     llama_bench_bin = os.path.join(peer_bin, "llama-bench")
@@ -109,14 +116,21 @@ def main():
     for name in args.models.split(","):
         model = subprocess.run([sys.executable, str(ROOT / "scripts/fetch_models.py"), "--path", name],
                                capture_output=True, text=True, check=True).stdout.strip()
-        peer, ours = {}, {}
+        peer, ours, base = {}, {}, {}
         doc = None
         for _ in range(args.rounds):
             for k, v in llama_bench(llama_bench_bin, model, args.threads, args.reps, args.p, args.n).items():
                 peer.setdefault(k, []).extend(v)
+            if args.baseline:
+                o, _ = our_bench(model, args.threads, args.reps, args.p, args.n, args.baseline, strict=False)
+                for k, v in o.items():
+                    base.setdefault(k, []).extend(v)
             o, doc = our_bench(model, args.threads, args.reps, args.p, args.n)
             for k, v in o.items():
                 ours.setdefault(k, []).extend(v)
+        for test in sorted(base, key=lambda t: t[0] != "p"):
+            if test in ours:
+                before_after.append((name, test, base[test], ours[test]))
         rss_peer = peak_rss_mib([llama_bench_bin, "-m", model, "-t", str(args.threads), "-p", str(args.p), "-n", "16", "-r", "1"])
         rss_ours = doc["peak_rss_mib"]
         limit = bw * 1e9 / doc["weight_bytes"]
@@ -129,6 +143,13 @@ def main():
                   f"{rss_peer:.0f} / {rss_ours:.0f} |")
     print(f"\nmedians and p10 / p90 over {args.rounds} rounds x {args.reps} repetitions, {args.threads} threads, "
           "same model files")
+    if before_after:
+        print(f"\nbefore ({args.baseline}) and after ({HYPERLAMA}), same rounds:\n")
+        print("| model | test | before t/s (median) | p10 / p90 | after t/s (median) | p10 / p90 | after / before |")
+        print("|---|---|---:|---:|---:|---:|---:|")
+        for name, test, b, a in before_after:
+            mb, ma = statistics.median(b), statistics.median(a)
+            print(f"| {name} | {test} | {mb:.2f} | {spread(b)} | {ma:.2f} | {spread(a)} | {ma / mb:.2f}x |")
 
 
 if __name__ == "__main__":

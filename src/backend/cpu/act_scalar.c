@@ -9,6 +9,14 @@
 #include <math.h>
 #include <string.h>
 
+/* round-half-even to int8; a non-finite input (a NaN from a corrupt model)
+ * gives a defined value instead of an undefined conversion */
+static inline int8_t q8_round(float v) {
+    float r = nearbyintf(v);
+    if (r != r) return 0;
+    return r > 127.0f ? 127 : r < -127.0f ? -127 : (int8_t)r;
+}
+
 /* Scale of one block; *id is its inverse (0 for an all-zero block). */
 static float hl_act_scale(const float *x, int n, float *id) {
     float amax = 0.0f;
@@ -23,7 +31,7 @@ void hl_act_q8_0_scalar(const float *x, void *vy, int64_t k) {
     for (int64_t b = 0; b < k / HL_QK; b++, x += HL_QK) {
         float id, d = hl_act_scale(x, HL_QK, &id);
         y[b].d = hl_f32_to_f16(d);
-        for (int i = 0; i < HL_QK; i++) y[b].qs[i] = (int8_t)nearbyintf(x[i] * id);
+        for (int i = 0; i < HL_QK; i++) y[b].qs[i] = q8_round(x[i] * id);
     }
 }
 
@@ -33,7 +41,7 @@ void hl_act_q8_1_scalar(const float *x, void *vy, int64_t k) {
         float id, d = hl_act_scale(x, HL_QK, &id);
         int sum = 0;
         for (int i = 0; i < HL_QK; i++) {
-            y[b].qs[i] = (int8_t)nearbyintf(x[i] * id);
+            y[b].qs[i] = q8_round(x[i] * id);
             sum += y[b].qs[i];
         }
         y[b].d = hl_f32_to_f16(d);
@@ -50,7 +58,7 @@ void hl_act_q8_K_scalar(const float *x, void *vy, int64_t k) {
         for (int g = 0; g < HL_QK_K / 16; g++) {
             int sum = 0;
             for (int i = 16 * g; i < 16 * g + 16; i++) {
-                y[b].qs[i] = (int8_t)nearbyintf(x[i] * id);
+                y[b].qs[i] = q8_round(x[i] * id);
                 sum += y[b].qs[i];
             }
             y[b].bsums[g] = (int16_t)sum;

@@ -4,6 +4,7 @@
  * nothing, cancellation releasing blocks, forks (n > 1), the queue limit, stop
  * strings, and agreement with llama.cpp's greedy reference ids. */
 #include "harness.h"
+#include "rig.h"
 
 #include "runner/engine.h"
 
@@ -26,15 +27,7 @@ typedef struct outcome {
     int error;
 } outcome;
 
-static hl_loaded *load(void) {
-    hl_loaded *lm = NULL;
-    hl_err err = {0};
-    if (hl_loaded_open(&lm, hl_test_shared("models/stories260K.gguf"), &err) != 0) {
-        hl_test_fail(__FILE__, __LINE__, "load: %s", err.msg);
-        return NULL;
-    }
-    return lm;
-}
+static hl_loaded *load(void) { return rig_load_stories(); }
 
 static hl_request greedy_req(const int32_t *prompt, size_t n, int32_t num_predict) {
     hl_request r = {0};
@@ -79,19 +72,6 @@ static int run_one(hl_engine *e, const hl_request *r, outcome *o) {
     return 0;
 }
 
-/* The process's pool and CPU backend, one per thread count, as a program
- * has one: created on first use, kept for the whole test binary. */
-static void use_threads(hl_engine_params *p, int n) {
-    static hl_pool *pools[3];
-    static hl_backend *bes[3];
-    if (!pools[n]) {
-        pools[n] = hl_pool_new(n);
-        hl_err err = {0};
-        if (hl_backend_open(&bes[n], "cpu", pools[n], &err)) hl_test_fail(__FILE__, __LINE__, "backend: %s", err.msg);
-    }
-    p->pool = pools[n];
-    p->backend = bes[n];
-}
 
 TEST(engine_matches_llamacpp_greedy) {
     hl_loaded *lm = load();

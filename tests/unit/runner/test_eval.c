@@ -4,6 +4,7 @@
  * token-by-token evaluation equal to one pass, the argmax continuation
  * reproducing llama.cpp's 40 greedy ids, and clear errors at the limits. */
 #include "harness.h"
+#include "rig.h"
 
 #include "runner/eval.h"
 
@@ -17,15 +18,7 @@ static const int32_t ONCE_GREEDY[40] = {432, 383, 286, 261, 376, 298, 315, 421, 
                                          328, 432, 358, 394, 261, 370, 432, 352, 266, 268, 388, 426};
 enum { NV = 512 };
 
-static hl_loaded *load(void) {
-    hl_loaded *lm = NULL;
-    hl_err err = {0};
-    if (hl_loaded_open(&lm, hl_test_shared("models/stories260K.gguf"), &err) != 0) {
-        hl_test_fail(__FILE__, __LINE__, "load: %s", err.msg);
-        return NULL;
-    }
-    return lm;
-}
+static hl_loaded *load(void) { return rig_load_stories(); }
 
 static int32_t argmax(const float *row) {
     int32_t best = 0;
@@ -34,15 +27,9 @@ static int32_t argmax(const float *row) {
     return best;
 }
 
-/* The test binary's pool and CPU backend, as a program has one. */
 static hl_backend *backend(void) {
-    static hl_pool *pool;
-    static hl_backend *be;
-    if (!be) {
-        hl_err err = {0};
-        pool = hl_pool_new(2);
-        if (hl_backend_open(&be, "cpu", pool, &err)) hl_test_fail(__FILE__, __LINE__, "backend: %s", err.msg);
-    }
+    hl_backend *be = NULL;
+    rig_compute(2, NULL, &be);
     return be;
 }
 

@@ -4,20 +4,13 @@
  * errors named), and the GGUF's Jinja template with add_generation_prompt
  * and the model's BOS text. */
 #include "harness.h"
+#include "rig.h"
 
 #include "runner/prompt.h"
 
 #include <stdlib.h>
 
-static hl_loaded *load(void) {
-    hl_loaded *lm = NULL;
-    hl_err err = {0};
-    if (hl_loaded_open(&lm, hl_test_shared("models/stories260K.gguf"), &err) != 0) {
-        hl_test_fail(__FILE__, __LINE__, "load: %s", err.msg);
-        return NULL;
-    }
-    return lm;
-}
+static hl_loaded *load(void) { return rig_load_stories(); }
 
 static const chat_message TURNS[] = {
     {"user", "Once upon"}, {"assistant", "a time"}, {"user", "there was"},

@@ -14,6 +14,7 @@
  * and, for one drafting sequence, that exactly min(j, drafted) drafts were
  * accepted and n_computed advanced by that plus one. */
 #include "harness.h"
+#include "rig.h"
 
 #include "runner/engine_impl.h"
 
@@ -24,19 +25,6 @@
 
 enum { MAXTOK = 256, MAXCH = 4 };
 
-/* The process's pool and CPU backend, one per thread count, as a program
- * has one: created on first use, kept for the whole test binary. */
-static void use_threads(hl_engine_params *p, int n) {
-    static hl_pool *pools[3];
-    static hl_backend *bes[3];
-    if (!pools[n]) {
-        pools[n] = hl_pool_new(n);
-        hl_err err = {0};
-        if (hl_backend_open(&bes[n], "cpu", pools[n], &err)) hl_test_fail(__FILE__, __LINE__, "backend: %s", err.msg);
-    }
-    p->pool = pools[n];
-    p->backend = bes[n];
-}
 
 static const int32_t ONCE[] = {1, 403, 407, 261, 378}; /* BOS + "Once upon a time" */
 
