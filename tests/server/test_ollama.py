@@ -4,6 +4,8 @@ import json
 
 import ollama
 import pytest
+import time
+
 import requests
 
 
@@ -71,7 +73,12 @@ def test_keep_alive_unload(server, stories):
     assert all(m["name"] != "stories260K.gguf" for m in requests.get(server.url + "/api/ps").json()["models"])
     r = requests.post(u, json={"model": stories, "prompt": "x", "raw": True, "stream": False,
                                "keep_alive": -1, "options": {"num_predict": 1}}).json()
-    ps = [m for m in requests.get(server.url + "/api/ps").json()["models"] if m["name"] == "stories260K.gguf"]
+    # the request's keep_alive applies when its run is released, just after the reply
+    for _ in range(50):
+        ps = [m for m in requests.get(server.url + "/api/ps").json()["models"] if m["name"] == "stories260K.gguf"]
+        if len(ps) == 1 and ps[0]["expires_at"].startswith("9999"):
+            break
+        time.sleep(0.05)
     assert len(ps) == 1 and ps[0]["expires_at"].startswith("9999"), ps
 
 
