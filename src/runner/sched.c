@@ -59,7 +59,10 @@ static seq *seq_new(hl_engine *e, hl_handle *h, int32_t index, const int32_t *to
     memcpy(s->tokens, tokens, (size_t)n_tokens * sizeof *tokens);
     s->n_tokens = n_tokens;
     s->last_key = HL_KVC_ROOT_KEY;
+    /* the prompt's text comes first: a leading space of the first generated
+     * token is part of the text (SPM's rule is for the start of the text) */
     tok_stream_init(&s->ts, e->lm->tok, 0);
+    tok_stream_prime(&s->ts, tokens, (size_t)n_tokens);
     return s;
 }
 

@@ -90,6 +90,13 @@ void tok_stream_init(tok_stream *s, const tok_vocab *v, int render_special) {
     s->at_start = 1;
 }
 
+void tok_stream_prime(tok_stream *s, const int32_t *ids, size_t n) {
+    char scratch[8];
+    for (size_t i = 0; i < n && s->at_start; i++)
+        if (ids[i] >= 0 && ids[i] < s->v->n && tok_piece_ex(s->v, ids[i], s->render_special, scratch, sizeof scratch) > 0)
+            s->at_start = 0;
+}
+
 int tok_stream_push(tok_stream *s, int32_t id, char *out, size_t cap) {
     const tok_vocab *v = s->v;
     if (id < 0 || id >= v->n) return HL_EINVAL;

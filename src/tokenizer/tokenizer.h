@@ -87,6 +87,11 @@ typedef struct tok_stream {
 } tok_stream;
 
 void tok_stream_init(tok_stream *s, const tok_vocab *v, int render_special);
+/* Continues a text that ids[0..n) began (a prompt, whose text the caller
+ * already has): after any token with text, the leading-space rule is spent,
+ * so the first pushed token keeps its space, and prompt text + pushed text
+ * equals tok_decode of the whole. Call right after tok_stream_init. */
+void tok_stream_prime(tok_stream *s, const int32_t *ids, size_t n);
 /* Writes complete bytes for id into out (cap >= tok_stream_bound(v) is always
  * enough); returns the byte count or a negative HL_E* code for a bad id. */
 int tok_stream_push(tok_stream *s, int32_t id, char *out, size_t cap);

@@ -4,6 +4,7 @@
  * invalid UTF-8, and the speed budget (10 KB prompt, 150k vocab). */
 #include "harness.h"
 
+#include "base/buf.h"
 #include "base/clock.h"
 #include "base/utf8.h"
 #include "gguf/gguf.h"
@@ -321,4 +322,55 @@ TEST(gemma3_spm_without_space_prefix) {
     free(text);
     free(a);
     tok_free(v);
+}
+
+/* Generation continues a prompt: at every split k of a token sequence, the
+ * decoded prompt ids[0..k) followed by the stream primed with it and fed
+ * ids[k..n) equals the decoded whole, so the first generated token keeps its
+ * leading space (SPM and WordPiece drop it only at the start of the text). */
+static void check_prompt_then_stream(const char *rel, const char *text) {
+    tok_vocab *v = load_shared(rel);
+    if (!v) return;
+    int32_t *ids;
+    size_t n = enc(v, text, 1, 0, &ids);
+    CHECK(n >= 4);
+    hl_err err = {0};
+    char *whole;
+    size_t wl;
+    CHECK_EQ(tok_decode(v, ids, n, 0, &whole, &wl, &err), 0);
+    size_t cap = tok_stream_bound(v);
+    char *chunk = malloc(cap);
+    for (size_t k = 0; k <= n; k++) {
+        char *head;
+        size_t hl;
+        CHECK_EQ(tok_decode(v, ids, k, 0, &head, &hl, &err), 0);
+        hl_buf got = {0};
+        hl_buf_append(&got, head, hl);
+        tok_stream st;
+        tok_stream_init(&st, v, 0);
+        tok_stream_prime(&st, ids, k);
+        for (size_t i = k; i < n; i++) {
+            int m = tok_stream_push(&st, ids[i], chunk, cap);
+            CHECK(m >= 0);
+            if (m > 0) hl_buf_append(&got, chunk, (size_t)m);
+        }
+        int m = tok_stream_flush(&st, chunk, cap);
+        hl_buf_append(&got, chunk, (size_t)m);
+        CHECK(got.len == wl && memcmp(got.data, whole, wl) == 0);
+        if (got.len != wl || memcmp(got.data, whole, wl) != 0)
+            hl_test_fail(__FILE__, __LINE__, "%s split at %zu: '%.*s' != '%s'", rel, k, (int)got.len, got.data, whole);
+        hl_buf_free(&got);
+        free(head);
+    }
+    free(chunk);
+    free(whole);
+    free(ids);
+    tok_free(v);
+}
+
+TEST(prompt_then_stream_equals_whole) {
+    check_prompt_then_stream("models/stories260K.gguf", "Once upon a time, there was a little girl.");
+    check_prompt_then_stream("models/tokenizer/ggml-vocab-llama-spm.gguf", "Once upon a time, there was caf\xc3\xa9 \xf0\x9f\xa6\x99 x");
+    check_prompt_then_stream("models/tokenizer/ggml-vocab-gpt-2.gguf", "Once upon a time, \xe9\xbe\x98 there was");
+    check_prompt_then_stream("models/tokenizer/ggml-vocab-bert-bge.gguf", "Once upon a time, there was a girl");
 }
