@@ -80,6 +80,9 @@ static const char DEFAULT_TEXT[] =
     "# grace_period = 10\n"
     "# \"pretty\" or \"json\" (one object per line).\n"
     "# log_format = \"pretty\"\n"
+    "# Unknown fields in /v1 requests are ignored (logged at debug level), as Ollama and vLLM\n"
+    "# do; true makes them a 400, as OpenAI does. (HYPERLAMA_STRICT_REQUESTS)\n"
+    "# strict_requests = false\n"
     "\n"
     "[models]\n"
     "# Model store (HYPERLAMA_MODELS); default ~/.hyperlama/models.\n"
@@ -247,6 +250,7 @@ static const key_def KEYS[] = {
     {"server.request_timeout", K_INT, OFF(request_timeout_s), 1, 86400},
     {"server.grace_period", K_INT, OFF(grace_s), 0, 3600},
     {"server.log_format", K_STR, OFF(log_json), 0, 0},
+    {"server.strict_requests", K_BOOL, OFF(strict_requests), 0, 1},
     {"models.dir", K_STR, OFF(models_dir), 0, 0},
     {"models.max_loaded", K_INT, OFF(max_loaded), 1, 64},
     {"models.keep_alive", K_DUR, OFF(keep_alive_ns), 0, 0},
@@ -400,6 +404,11 @@ int srv_config_apply_env(srv_config *c, hl_err *err) {
         if (strcmp(v, "json") && strcmp(v, "pretty")) return hl_err_set(err, HL_EINVAL, "HYPERLAMA_LOG_FORMAT must be pretty or json");
         c->log_json = !strcmp(v, "json");
     }
+    if ((v = getenv("HYPERLAMA_STRICT_REQUESTS")) && *v) {
+        if (!strcmp(v, "1") || !strcmp(v, "true")) c->strict_requests = 1;
+        else if (!strcmp(v, "0") || !strcmp(v, "false")) c->strict_requests = 0;
+        else return hl_err_set(err, HL_EINVAL, "HYPERLAMA_STRICT_REQUESTS=\"%s\": expected true or false", v);
+    }
     if ((v = getenv("HYPERLAMA_BACKEND")) && *v) {
         if (strcmp(v, "auto") && strcmp(v, "cpu") && strcmp(v, "ref"))
             return hl_err_set(err, HL_EINVAL, "HYPERLAMA_BACKEND=\"%s\": expected auto, cpu or ref", v);
@@ -451,6 +460,7 @@ void srv_config_print(const srv_config *c, hl_buf *b) {
                   c->http_threads, (long long)c->max_body_bytes, (long long)c->max_upload_bytes, c->request_timeout_s,
                   c->grace_s);
     put_tstr(b, "log_format", c->log_json ? "json" : "pretty");
+    hl_buf_printf(b, "strict_requests = %s\n", c->strict_requests ? "true" : "false");
     hl_buf_puts(b, "\n[models]\n");
     put_tstr(b, "dir", c->models_dir ? c->models_dir : "");
     hl_buf_printf(b, "max_loaded = %d\n", c->max_loaded);

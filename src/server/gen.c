@@ -164,17 +164,18 @@ static int conversation(const srv_run *run, size_t drop, hl_prompt *p, chat_mess
 }
 
 /* The prompt's text before tokenization, with `drop` messages truncated:
- * raw for /v1/completions and raw generate; chats need a template. */
+ * raw for /v1/completions and raw generate; else the template's. */
 static int prompt_text(srv_run *run, size_t drop, char **text, hl_err *err) {
     const srv_gen *g = &run->g;
     const hl_loaded *lm = run->model->lm;
     *text = NULL;
     int chat = g->api == SRV_OLLAMA_CHAT || g->api == SRV_OAI_CHAT;
     const char *gt = go_template(run);
-    if (chat && !hl_prompt_has_template(lm, gt)) {
-        if (lm->tmpl_error) return hl_err_set(err, HL_ENOTSUP, "the model's chat template is not supported: %s", lm->tmpl_error);
-        return hl_err_set(err, HL_EINVAL, "the model has no chat template: use /api/generate with \"raw\": true or /v1/completions");
-    }
+    /* a model without any template answers chats too, in the plain form
+     * (runner/prompt.h), as Ollama's default template does; one whose
+     * template we cannot run says so rather than send a wrong prompt */
+    if (chat && !hl_prompt_has_template(lm, gt) && lm->tmpl_error)
+        return hl_err_set(err, HL_ENOTSUP, "the model's chat template is not supported: %s", lm->tmpl_error);
     hl_prompt p = {.go_template = gt, .template_name = gt == g->tmpl ? "\"template\"" : "the model's TEMPLATE",
                    .raw = g->api == SRV_OAI_COMPLETION || (g->api == SRV_OLLAMA_GENERATE && g->raw)};
     chat_message *msgs = NULL;
@@ -233,6 +234,14 @@ static int build_prompt(srv_run *run, int32_t num_ctx, hl_err *err) {
     }
     run->dropped_msgs = (int)first;
     free(text);
+    if (!rc && g->prompt_is_ids) {
+        /* echo shows the prompt's text */
+        char *t = NULL;
+        size_t tl = 0;
+        if ((rc = tok_decode(lm->tok, g->context, g->n_context, 0, &t, &tl, err))) return rc;
+        free(g->prompt);
+        g->prompt = t;
+    }
     return rc;
 }
 
@@ -260,7 +269,8 @@ static int reply_gen_error(srv_req *r, srv_gen *g, int rc, const char *msg) {
     if (r->oai) {
         const char *code = rc == HL_ERANGE && strstr(msg, "context") ? "context_length_exceeded"
                          : rc == HL_ENOENT ? "model_not_found" : NULL;
-        const char *param = rc == HL_ERANGE && strstr(msg, "context") ? "messages" : rc == HL_ENOENT ? "model" : g->err_param;
+        const char *param = rc == HL_ERANGE && strstr(msg, "context") ? (g->api == SRV_OAI_CHAT ? "messages" : "prompt")
+                          : rc == HL_ENOENT ? "model" : g->err_param;
         return srv_reply_oai_error(r, status, msg, status == 503 ? "server_error" : "invalid_request_error", param, code);
     }
     return srv_reply_error(r, status, msg);
@@ -360,7 +370,7 @@ int srv_gen_start(srv_req *r, srv_gen *g, srv_pull_fn pull, const char *ctype) {
     rc = hl_engine_submit(run->model->eng, &req, run_notify, run, &run->h, &err);
     srv_opts_free(&o);
     if (rc) {
-        if (rc == HL_ERANGE && r->oai) snprintf(err.msg, sizeof err.msg, "This model's maximum context length is %d tokens. However, your messages resulted in %zu tokens. Please reduce the length of the messages.", num_ctx, run->n_prompt);
+        if (rc == HL_ERANGE && r->oai) snprintf(err.msg, sizeof err.msg, "This model's maximum context length is %d tokens. However, your %s resulted in %zu tokens. Please reduce the length of the %s.", num_ctx, g->api == SRV_OAI_CHAT ? "messages" : "prompt", run->n_prompt, g->api == SRV_OAI_CHAT ? "messages" : "prompt");
         rc = reply_gen_error(r, g, rc, err.msg);
         run_free(run);
         return rc;

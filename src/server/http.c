@@ -78,7 +78,9 @@ int srv_reply_oai_error(srv_req *r, int status, const char *msg, const char *typ
 int srv_reply_error(srv_req *r, int status, const char *msg) {
     hl_warn("%s %s: %d %s", r->method, r->url, status, msg);
     if (r->oai) {
-        const char *code = status == 404 ? "model_not_found" : status == 401 ? "invalid_api_key" : NULL;
+        /* a missing model is answered where it is looked up (with param "model");
+         * any other 404 (an unknown route) carries no code */
+        const char *code = status == 401 ? "invalid_api_key" : NULL;
         const char *type = status == 401 ? "authentication_error" : status == 503 ? "server_error" : NULL;
         return srv_reply_oai_error(r, status, msg, type, NULL, code);
     }
@@ -165,7 +167,11 @@ static enum MHD_Result dispatch(srv_req *r) {
     else if (!strncmp(u, "/api/", 5)) {
         rc = srv_route_store(r);
         if (rc == -1) rc = srv_route_ollama(r);
-    } else rc = srv_route_misc(r);
+        if (rc == -1) rc = srv_route_tokenize(r);
+    } else {
+        rc = srv_route_misc(r);
+        if (rc == -1) rc = srv_route_tokenize(r);
+    }
     if (rc == -1) rc = srv_reply_error(r, 404, "404 page not found");
     return (enum MHD_Result)rc;
 }

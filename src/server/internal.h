@@ -62,9 +62,12 @@ typedef struct srv_gen {
     int top_logprobs; /* alternatives per token */
     int truncate;     /* Ollama chat: drop the oldest messages to fit */
     int ignore_eos;   /* OpenAI (as vLLM): end tokens are banned, so only length or stops end it */
-    int32_t *context; /* Ollama generate: tokens of an earlier exchange */
+    int32_t *context; /* Ollama generate: tokens of an earlier exchange; /v1/completions: a token-id prompt */
+    int prompt_is_ids; /* /v1/completions: the prompt came as token ids (in context) */
     size_t n_context;
     char err_param[64]; /* OpenAI: the parameter an error is about */
+    char unknown[64];   /* OpenAI: the first field the parser did not know ("" if none) */
+    int n_unknown;      /* how many (ignored unless server.strict_requests) */
 } srv_gen;
 
 int srv_parse_ollama(srv_api api, const char *body, size_t n, srv_gen *g, hl_err *err);
@@ -234,6 +237,7 @@ int srv_route_ollama(srv_req *r);   /* /api/generate, /api/chat, /api/tags, /api
 int srv_route_store(srv_req *r);    /* /api/pull, create, copy, delete, blobs */
 int srv_route_openai(srv_req *r);   /* /v1/... */
 int srv_route_misc(srv_req *r);     /* /, /health, /metrics */
+int srv_route_tokenize(srv_req *r); /* /api/tokenize, /api/detokenize, /tokenize, /detokenize */
 void srv_metrics_render(srv_server *s, hl_buf *out);
 
 /* ---- generation shared by both APIs (gen.c) ------------------------------- */

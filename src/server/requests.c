@@ -391,6 +391,57 @@ out:
 
 static const char *const OAI_IGNORED[] = {"user", "store", "metadata", "service_tier", "parallel_tool_calls", NULL};
 
+/* What /v1 takes beyond OpenAI's own fields, as Ollama and vLLM do: Ollama's
+ * sampling options by name (top_k, min_p, repeat_penalty, num_ctx, ...) and
+ * an Ollama "options" object. Anything else is recorded as unknown: the
+ * route ignores it (logged at debug level) unless server.strict_requests.
+ * Returns 1 when the field was used, 0 when unknown, < 0 on a bad value. */
+static const char *const OAI_OLLAMA_OPTIONS[] = {"top_k", "min_p", "typical_p", "repeat_penalty", "repeat_last_n",
+                                                 "num_ctx", "num_predict", NULL};
+
+/* /v1/completions' prompt as token ids: they become the request's context
+ * (as Ollama's "context": tokens before the, here empty, text) and the
+ * prompt text, for echo, is filled in from them once the model is known. */
+static int token_prompt(struct json_object *v, srv_gen *g, hl_err *err) {
+    size_t k = json_object_array_length(v);
+    if (k == 0) return hl_err_set(err, HL_EINVAL, "\"prompt\" must not be empty");
+    if (k > SRV_MAX_CONTEXT_IDS) return hl_err_set(err, HL_ERANGE, "\"prompt\" has too many token ids");
+    free(g->context);
+    g->context = malloc(k * sizeof *g->context);
+    if (!g->context) return hl_err_set(err, HL_ENOMEM, "out of memory");
+    for (size_t i = 0; i < k; i++) {
+        struct json_object *e = json_object_array_get_idx(v, i);
+        int64_t x;
+        if (!json_object_is_type(e, json_type_int))
+            return hl_err_set(err, HL_ENOTSUP, "\"prompt\" must be a string or an array of token ids (batches of several prompts are not supported)");
+        int rc = get_int(e, "prompt[]", 0, INT32_MAX, &x, err);
+        if (rc) return rc;
+        g->context[i] = (int32_t)x;
+    }
+    g->n_context = k;
+    g->prompt_is_ids = 1;
+    free(g->prompt);
+    g->prompt = strdup("");
+    return g->prompt ? 0 : hl_err_set(err, HL_ENOMEM, "out of memory");
+}
+
+static int oai_extra_field(srv_gen *g, const char *key, struct json_object *v, hl_err *err) {
+    for (int i = 0; OAI_IGNORED[i]; i++)
+        if (!strcmp(OAI_IGNORED[i], key)) return 1;
+    if (!strcmp(key, "options")) return srv_parse_options(v, &g->opts, err) ? -1 : 1;
+    for (int i = 0; OAI_OLLAMA_OPTIONS[i]; i++) {
+        if (strcmp(OAI_OLLAMA_OPTIONS[i], key)) continue;
+        struct json_object *one = json_object_new_object();
+        if (!one) return hl_err_set(err, HL_ENOMEM, "out of memory");
+        json_object_object_add(one, key, json_object_get(v));
+        int rc = srv_parse_options(one, &g->opts, err);
+        json_object_put(one);
+        return rc ? -1 : 1;
+    }
+    if (!g->n_unknown++) snprintf(g->unknown, sizeof g->unknown, "%s", key);
+    return 0;
+}
+
 int srv_parse_openai(srv_api api, const char *body, size_t n, srv_gen *g, hl_err *err) {
     memset(g, 0, sizeof *g);
     g->api = api;
@@ -413,8 +464,16 @@ int srv_parse_openai(srv_api api, const char *body, size_t n, srv_gen *g, hl_err
             if (json_object_is_type(v, json_type_array) && json_object_array_length(v) == 1 &&
                 json_object_is_type(json_object_array_get_idx(v, 0), json_type_string))
                 v = json_object_array_get_idx(v, 0);
+            /* token ids: [1, 2, 3], or a batch of one [[1, 2, 3]]; used as given (no BOS added) */
+            if (json_object_is_type(v, json_type_array) && json_object_array_length(v) == 1 &&
+                json_object_is_type(json_object_array_get_idx(v, 0), json_type_array))
+                v = json_object_array_get_idx(v, 0);
+            if (json_object_is_type(v, json_type_array)) {
+                if ((rc = token_prompt(v, g, err))) break;
+                continue;
+            }
             if (!json_object_is_type(v, json_type_string)) {
-                rc = hl_err_set(err, HL_ENOTSUP, "\"prompt\" must be a string (batches of prompts and token arrays are not supported)");
+                rc = hl_err_set(err, HL_ENOTSUP, "\"prompt\" must be a string or an array of token ids (batches of several prompts are not supported)");
                 break;
             }
             g->prompt = strdup(json_object_get_string(v));
@@ -506,12 +565,8 @@ int srv_parse_openai(srv_api api, const char *body, size_t n, srv_gen *g, hl_err
             rc = hl_err_set(err, HL_ENOTSUP, "\"%s\" is not supported yet: tool calling is not implemented", key);
             break;
         } else {
-            int ign = 0;
-            for (int i = 0; OAI_IGNORED[i]; i++) ign |= !strcmp(OAI_IGNORED[i], key);
-            if (!ign) {
-                rc = hl_err_set(err, HL_EINVAL, "Unrecognized request argument supplied: %s", key);
-                break;
-            }
+            if ((rc = oai_extra_field(g, key, v, err)) < 0) break;
+            rc = 0;
         }
         if (!rc && g->model == NULL && !strcmp(key, "model")) rc = hl_err_set(err, HL_ENOMEM, "out of memory");
         if (rc) break;

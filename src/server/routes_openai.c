@@ -4,6 +4,7 @@
  * message, type, param and code with the matching status. */
 #include "server/internal.h"
 #include "base/json_write.h"
+#include "base/log.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -116,7 +117,7 @@ static void on_event(srv_run *run, const hl_event *ev, hl_buf *out) {
                 if (lp.len) {
                     hl_buf_puts(out, "{\"content\":[");
                     hl_buf_append(out, lp.data, lp.len);
-                    hl_buf_puts(out, "]}");
+                    hl_buf_puts(out, "],\"refusal\":null}");
                 } else hl_buf_puts(out, "null");
             } else {
                 hl_buf_puts(out, "\"text\":");
@@ -208,7 +209,7 @@ static int pull(srv_stream *st, void *ctx, hl_buf *out) {
             if (run->g.logprobs) {
                 hl_buf_puts(out, "{\"content\":[");
                 hl_buf_append(out, c->logprobs.data ? c->logprobs.data : "", c->logprobs.len);
-                hl_buf_puts(out, "]}");
+                hl_buf_puts(out, "],\"refusal\":null}");
             } else hl_buf_puts(out, "null");
         } else {
             hl_buf_puts(out, "\"text\":");
@@ -241,6 +242,14 @@ static int route_completion(srv_req *r, srv_api api) {
         srv_gen_free(&g);
         return rc;
     }
+    if (g.n_unknown && r->srv->cfg.strict_requests) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "Unrecognized request argument supplied: %s", g.unknown);
+        rc = srv_reply_oai_error(r, 400, msg, "invalid_request_error", g.unknown, NULL);
+        srv_gen_free(&g);
+        return rc;
+    }
+    if (g.n_unknown) hl_debug("%s: ignored %d unknown field(s), the first \"%s\" (server.strict_requests refuses them)", r->url, g.n_unknown, g.unknown);
     return srv_gen_start(r, &g, pull, g.stream ? "text/event-stream" : "application/json");
 }
 

@@ -37,6 +37,7 @@ typedef struct srv_config {
     int request_timeout_s;   /* idle connection timeout; default 600 */
     int grace_s;             /* shutdown grace period; default 10 */
     int log_json;            /* log format: 0 pretty, 1 json */
+    int strict_requests;     /* /v1: unknown fields are a 400 (default: ignored, as Ollama and vLLM) */
     /* [models] */
     char *models_dir;        /* NULL: the store's default */
     int max_loaded;          /* models loaded at once; default 3 */

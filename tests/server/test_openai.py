@@ -3,6 +3,7 @@ streamed and not, include_usage, n=2, stop, seed reproducibility, logprobs,
 and errors in OpenAI's shape."""
 import os
 import openai
+import requests
 import pytest
 
 
@@ -130,6 +131,10 @@ def test_chat_developer_role_and_logprobs(client, smollm):
     content = r.choices[0].logprobs.content
     assert len(content) == r.usage.completion_tokens
     assert all(len(c.top_logprobs) == 2 and c.logprob <= 0 for c in content)
+    raw = requests.post(client.base_url.__str__().rstrip("/") + "/chat/completions", json={
+        "model": smollm, "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 2, "temperature": 0,
+        "logprobs": True}).json()
+    assert raw["choices"][0]["logprobs"]["refusal"] is None and "refusal" in raw["choices"][0]["logprobs"]
 
 
 def test_errors(client, server, stories):
@@ -143,12 +148,64 @@ def test_errors(client, server, stories):
     with pytest.raises(openai.BadRequestError) as e:
         client.completions.create(model=stories, prompt="x", temperature=5)
     assert e.value.body["param"] == "temperature"
-    with pytest.raises(openai.BadRequestError) as e:  # stories260K has no chat template
-        client.chat.completions.create(model=stories, messages=[{"role": "user", "content": "x"}])
     with pytest.raises(openai.BadRequestError) as e:
         client.completions.create(model=stories, prompt="Once upon a time " * 600, max_tokens=4)
     assert e.value.body["code"] == "context_length_exceeded"
+    assert e.value.body["param"] == "prompt"  # the field that is too long (messages on chat)
+    r = requests.post(server.url + "/v1/no-such-route", json={})
+    assert r.status_code == 404 and r.json()["error"]["code"] is None  # not a missing model
     assert server.healthy()
+
+
+def test_completion_token_id_prompt(client, stories):
+    # llama.cpp's ids for [BOS] + "Once upon a time" (shared reference), used as given
+    ids = [1, 403, 407, 261, 378]
+    for prompt in (ids, [ids]):
+        r = client.completions.create(model=stories, prompt=prompt, max_tokens=10, temperature=0)
+        assert r.choices[0].text == ", there was a little girl named Lily"
+        assert r.usage.prompt_tokens == 5
+    e = client.completions.create(model=stories, prompt=ids, max_tokens=10, temperature=0, echo=True)
+    assert e.choices[0].text == "Once upon a time, there was a little girl named Lily"
+    for bad in ([ids, ids], [1, "x"], [1, -5], []):
+        with pytest.raises(openai.BadRequestError):
+            client.completions.create(model=stories, prompt=bad, max_tokens=2)
+    with pytest.raises(openai.BadRequestError):  # an id outside the vocabulary
+        client.completions.create(model=stories, prompt=[1, 10 ** 6], max_tokens=2)
+
+
+def test_chat_without_template_is_plain_prompt(client, stories):
+    # stories260K has no chat template: a chat is answered as Ollama's default
+    # template does, the (last) message as the prompt, so it continues the same
+    # way as the completion of that text (llama.cpp's reference continuation)
+    r = client.chat.completions.create(model=stories, messages=[{"role": "user", "content": "Once upon a time"}],
+                                       max_tokens=10, temperature=0)
+    assert r.choices[0].message.content == ", there was a little girl named Lily"
+
+
+def test_lenient_fields_and_ollama_options(client, server, make_server, stories):
+    kw = dict(model=stories, prompt="The dog", max_tokens=16)
+    greedy = nonempty(client.completions.create(**kw, temperature=0).choices[0].text)
+    # Ollama's sampling options are taken on /v1 (top_k 1 at temperature 1 is greedy),
+    # by name or in an "options" object, as Ollama and vLLM accept them
+    for extra in ({"top_k": 1}, {"options": {"top_k": 1}}):
+        assert client.completions.create(**kw, temperature=1.0, seed=3, extra_body=extra).choices[0].text == greedy
+    sampled = {client.completions.create(**kw, temperature=1.0, seed=s).choices[0].text for s in range(4)}
+    assert len(sampled) > 1  # without top_k the same seeds do vary
+    with pytest.raises(openai.BadRequestError) as e:  # num_ctx caps the context, as Ollama's option does
+        client.completions.create(**{**kw, "prompt": "Once upon a time " * 40}, extra_body={"num_ctx": 64})
+    assert e.value.body["code"] == "context_length_exceeded"
+    with pytest.raises(openai.BadRequestError):
+        client.completions.create(**kw, extra_body={"top_k": "many"})
+    # unknown fields are ignored ...
+    r = client.completions.create(**kw, temperature=0, extra_body={"no_such_field": 1, "another": [1]})
+    assert r.choices[0].text == greedy
+    # ... unless the server is strict
+    strict = make_server(env={"HYPERLAMA_STRICT_REQUESTS": "true"})
+    sc = openai.OpenAI(base_url=strict.url + "/v1", api_key="unused", max_retries=0, timeout=120)
+    with pytest.raises(openai.BadRequestError) as e:
+        sc.completions.create(**kw, extra_body={"no_such_field": 1})
+    assert e.value.body["param"] == "no_such_field" and "no_such_field" in e.value.body["message"]
+    assert sc.completions.create(**kw, temperature=0, extra_body={"top_k": 1}).choices[0].text == greedy
 
 
 def test_models(client, server, stories):
