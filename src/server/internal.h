@@ -128,7 +128,8 @@ typedef struct srv_model {
     int64_t expires_ns;          /* monotonic; INT64_MAX: never */
     int64_t expires_wall;        /* unix seconds, 0 when never */
     int64_t last_used_ns;
-    int64_t size_bytes;
+    int64_t size_bytes;          /* weights + the KV of one default context (/api/ps "size") */
+    int64_t kv_pool_bytes;       /* the KV pool reserved for every sequence (/metrics) */
     struct srv_model *next;
 } srv_model;
 

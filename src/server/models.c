@@ -205,7 +205,17 @@ static int load_model(srv_models *ms, srv_model *m, const char *name, int is_pat
         rc = hl_engine_new(&m->eng, m->lm, &p, err);
     }
     if (rc) return rc;
-    m->size_bytes = (int64_t)hl_model_weight_bytes(m->lm->model) + (int64_t)p.kv_bytes;
+    /* what the model occupies, as Ollama counts it: its weights and the KV
+     * cache of one full default context; the pool reserved for all sequences
+     * is in /metrics (hyperlama_kv_pool_bytes) */
+    hl_engine_metrics em;
+    hl_engine_get_metrics(m->eng, &em);
+    int32_t ctx = hl_engine_max_ctx(m->eng);
+    if (c->num_ctx > 0 && c->num_ctx < ctx) ctx = c->num_ctx;
+    int64_t pool_tokens = (int64_t)em.blocks_total * (int64_t)(p.block_size > 0 ? p.block_size : 16);
+    m->kv_pool_bytes = (int64_t)p.kv_bytes;
+    m->size_bytes = (int64_t)hl_model_weight_bytes(m->lm->model) +
+                    (pool_tokens > 0 ? (int64_t)((double)p.kv_bytes * (double)ctx / (double)pool_tokens) : 0);
     hl_info("loaded %s (%s) in %.0f ms, context %d, backend %s", m->name, m->path, (double)m->lm->load_ns / 1e6,
             hl_engine_max_ctx(m->eng), hl_engine_backend_name(m->eng));
     return 0;

@@ -44,6 +44,28 @@ def test_chat(client, smollm):
     assert "".join(p.message.content for p in parts) == r.message.content
 
 
+def test_ps_size_counts_one_context_of_kv(make_server, smollm):
+    """/api/ps "size" is what the model occupies as Ollama counts it: the
+    weights plus the f16 KV cache of one full context (not the whole pool,
+    which /metrics reports), computed here from the GGUF with gguf-py."""
+    gguf = pytest.importorskip("gguf")
+    server = make_server(env={"HYPERLAMA_KV_BUDGET": "1GiB"})  # a pool far larger than one context
+    client = ollama.Client(host=server.url, timeout=120)
+    client.generate(model=smollm, prompt="x", raw=True, options={"num_predict": 1}, keep_alive="10m")
+    m = [x for x in requests.get(server.url + "/api/ps").json()["models"] if x["model"].endswith("smollm2-135m-instruct-q4_1.gguf")]
+    assert m, "smollm2 is not loaded"
+    r = gguf.GGUFReader(smollm)
+    arch = bytes(r.fields["general.architecture"].parts[-1]).decode()
+    f = lambda k: int(r.fields[f"{arch}.{k}"].parts[-1][0])  # noqa: E731
+    head_dim = f("embedding_length") // f("attention.head_count")
+    per_token = f("block_count") * f("attention.head_count_kv") * head_dim * 2 * 2  # K and V, f16
+    weights = sum(int(t.n_bytes) for t in r.tensors)
+    want = weights + per_token * m[0]["context_length"]
+    assert abs(m[0]["size"] - want) <= 0.01 * want, (m[0]["size"], want)
+    pool = server.metric("hyperlama_kv_pool_bytes")
+    assert pool == 1 << 30 and m[0]["size"] < weights + pool / 2
+
+
 def test_list_show_ps(client, server, stories):
     client.generate(model=stories, prompt="x", raw=True, options={"num_predict": 1}, keep_alive="10m")
     ps = client.ps()
