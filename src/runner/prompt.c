@@ -60,10 +60,47 @@ static int render_jinja(const hl_loaded *lm, const chat_message *all, size_t n, 
     return take(&b, out, err);
 }
 
+int hl_prompt_template_inserts(const char *go_template) {
+    if (!go_template || !*go_template) return 0;
+    gotmpl *t = NULL;
+    if (gotmpl_parse(&t, go_template, strlen(go_template), NULL)) return 0;
+    int uses = gotmpl_uses(t, "suffix");
+    gotmpl_free(t);
+    return uses;
+}
+
+int hl_prompt_can_insert(const hl_loaded *lm, const char *go_template) {
+    int32_t fim[3];
+    return tok_fim(lm->tok, fim) || hl_prompt_template_inserts(go_template);
+}
+
+/* The FIM tokens' texts around the two halves; tokenizing the prompt (which
+ * parses special-token texts) turns them back into the tokens. */
+static int render_fim(const hl_loaded *lm, const hl_prompt *p, const char *prefix, char **out, hl_err *err) {
+    if (hl_prompt_template_inserts(p->go_template)) {
+        gotmpl_chat c = {.prompt = prefix, .suffix = p->suffix};
+        hl_buf b = {0};
+        int rc = gotmpl_render_chat(p->go_template, strlen(p->go_template), &c, &b, err);
+        if (rc) {
+            hl_buf_free(&b);
+            return rc == HL_ENOMEM ? rc : hl_err_prefix(err, "%s: ", p->template_name ? p->template_name : "the model's TEMPLATE");
+        }
+        return take(&b, out, err);
+    }
+    int32_t fim[3];
+    if (!tok_fim(lm->tok, fim))
+        return hl_err_set(err, HL_ENOTSUP, "this model cannot fill in the middle (\"suffix\"): it has no FIM tokens and its template has no .Suffix");
+    hl_buf b = {0};
+    hl_buf_printf(&b, "%s%s%s%s%s", special_text(lm->tok, fim[0]), prefix, special_text(lm->tok, fim[1]), p->suffix,
+                  special_text(lm->tok, fim[2]));
+    return take(&b, out, err);
+}
+
 int hl_prompt_render(const hl_loaded *lm, const hl_prompt *p, char **out, hl_err *err) {
     *out = NULL;
     const char *last = p->n_msgs && p->msgs[p->n_msgs - 1].content ? p->msgs[p->n_msgs - 1].content : "";
     int has_system = p->system && *p->system;
+    if (p->suffix && *p->suffix) return render_fim(lm, p, last, out, err);
     if (p->raw) {
         *out = strdup(last);
         return *out ? HL_OK : hl_err_set(err, HL_ENOMEM, "out of memory");

@@ -24,13 +24,24 @@ typedef struct hl_prompt {
     const chat_message *msgs;  /* the conversation after the system message (borrowed) */
     size_t n_msgs;
     int raw;                   /* the last message's content as is: no template, no system */
+    const char *suffix;        /* NULL or "": none; else fill-in-the-middle (see below) */
 } hl_prompt;
 
 /* Whether a conversation can be formatted: a Go template is given, or the
  * model has a usable Jinja template. */
 int hl_prompt_has_template(const hl_loaded *lm, const char *go_template);
 
+/* Whether the model can fill in the middle: it has FIM tokens, or the Go
+ * template uses .Suffix (Ollama's "insert" capability). */
+int hl_prompt_can_insert(const hl_loaded *lm, const char *go_template);
+int hl_prompt_template_inserts(const char *go_template); /* the template uses .Suffix */
+
 /* Renders p into *out (caller frees):
+ *   a suffix     fill-in-the-middle of the last message's content (the code
+ *                before) and the suffix (the code after): through the Go
+ *                template when it uses .Suffix (Ollama), else the model's FIM
+ *                tokens in prefix-suffix-middle order, raw or not (llama.cpp's
+ *                infill); HL_ENOTSUP when the model has neither;
  *   raw          the last message's content ("" without messages);
  *   a template   [system?] + msgs through the Go template, else the Jinja one;
  *   no template  the last message's content, after the system message and a

@@ -177,7 +177,8 @@ static int prompt_text(srv_run *run, size_t drop, char **text, hl_err *err) {
     if (chat && !hl_prompt_has_template(lm, gt) && lm->tmpl_error)
         return hl_err_set(err, HL_ENOTSUP, "the model's chat template is not supported: %s", lm->tmpl_error);
     hl_prompt p = {.go_template = gt, .template_name = gt == g->tmpl ? "\"template\"" : "the model's TEMPLATE",
-                   .raw = g->api == SRV_OAI_COMPLETION || (g->api == SRV_OLLAMA_GENERATE && g->raw)};
+                   .raw = g->api == SRV_OAI_COMPLETION || (g->api == SRV_OLLAMA_GENERATE && g->raw),
+                   .suffix = chat ? NULL : g->suffix};
     chat_message *msgs = NULL;
     int rc = conversation(run, drop, &p, &msgs, err);
     if (rc) return rc;

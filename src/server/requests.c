@@ -349,10 +349,6 @@ int srv_parse_ollama(srv_api api, const char *body, size_t n, srv_gen *g, hl_err
     if (api == SRV_OLLAMA_GENERATE) {
         if ((rc = opt_str(root, "prompt", &g->prompt, err))) goto out;
         if ((rc = opt_str(root, "suffix", &g->suffix, err))) goto out;
-        if (g->suffix && *g->suffix) {
-            rc = hl_err_set(err, HL_ENOTSUP, "\"suffix\" (fill-in-the-middle) is not supported yet");
-            goto out;
-        }
         if ((rc = opt_str(root, "system", &g->system, err))) goto out;
         if ((rc = opt_str(root, "template", &g->tmpl, err))) goto out;
         if ((rc = opt_bool(root, "raw", &g->raw, err))) goto out;
@@ -547,10 +543,7 @@ int srv_parse_openai(srv_api api, const char *body, size_t n, srv_gen *g, hl_err
         } else if (!strcmp(key, "echo") && !chat) {
             if ((rc = opt_bool(root, key, &g->echo, err))) break;
         } else if (!strcmp(key, "suffix") && !chat) {
-            if (!json_object_is_type(v, json_type_string) || json_object_get_string_len(v)) {
-                rc = hl_err_set(err, HL_ENOTSUP, "\"suffix\" is not supported yet");
-                break;
-            }
+            if ((rc = opt_str(root, key, &g->suffix, err))) break;
         } else if (!strcmp(key, "response_format") && chat) {
             struct json_object *t;
             if (json_object_is_type(v, json_type_object) && json_object_object_get_ex(v, "type", &t) &&

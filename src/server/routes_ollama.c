@@ -6,6 +6,7 @@
 #include "base/clock.h"
 #include "base/json_write.h"
 #include "gguf/gguf.h"
+#include "runner/prompt.h"
 
 #include <json-c/json.h>
 #include <stdlib.h>
@@ -226,9 +227,11 @@ static int route_ps(srv_req *r) {
  * the file does not carry it (Ollama reports it too). The tensors' bytes are
  * returned for the top-level "weights_size", which Ollama's reply lacks: the
  * CLI's hardware-fit line (show) needs it with the head counts. */
-static int64_t model_info(hl_jw *w, const char *path) {
+/* Writes model_info; *fim is set when the vocabulary has FIM tokens. */
+static int64_t model_info(hl_jw *w, const char *path, int *fim) {
     gguf_file *f = NULL;
     int64_t weights = -1;
+    *fim = 0;
     hl_jw_key(w, "model_info");
     hl_jw_obj_begin(w);
     if (path && gguf_open(&f, path, NULL) == 0) {
@@ -255,6 +258,10 @@ static int64_t model_info(hl_jw *w, const char *path) {
             weights += (int64_t)t->size;
         }
         if (!gguf_find(f, "general.parameter_count")) { hl_jw_key(w, "general.parameter_count"); hl_jw_int(w, params); }
+        tok_vocab *v = NULL;
+        int32_t ids[3];
+        if (tok_load(&v, f, NULL) == 0) *fim = tok_fim(v, ids);
+        tok_free(v);
         gguf_close(f);
     }
     hl_jw_obj_end(w);
@@ -324,7 +331,8 @@ static int route_show(srv_req *r) {
     } else {
         details(&w, "", "", "");
     }
-    int64_t weights = model_info(&w, is_path ? key : sm.model_path);
+    int fim = 0;
+    int64_t weights = model_info(&w, is_path ? key : sm.model_path, &fim);
     if (weights >= 0) { hl_jw_key(&w, "weights_size"); hl_jw_int(&w, weights); }
     /* ours too: how this server stores the KV cache (show's memory estimate) */
     hl_jw_key(&w, "kv_cache_type");
@@ -332,6 +340,7 @@ static int route_show(srv_req *r) {
     hl_jw_key(&w, "capabilities");
     hl_jw_arr_begin(&w);
     hl_jw_str(&w, "completion");
+    if (fim || hl_prompt_template_inserts(sm.template_text)) hl_jw_str(&w, "insert");
     hl_jw_arr_end(&w);
     hl_jw_obj_end(&w);
     store_model_free(&sm);

@@ -54,8 +54,11 @@ typedef struct pre_def {
 
 static const pre_def PRES[] = {
     {"gpt2|gpt-2|mpt|olmo|jais|trillion|phi-2|roberta-bpe|jina-es|jina-de|jina-v1-en|jina-v2-es|jina-v2-de|"
-     "jina-v2-code|gigachat|default",
+     "jina-v2-code|gigachat",
      0, {RE_GPT2}},
+    /* no tokenizer.ggml.pre (or "default"): llama.cpp's default sequence, which
+     * isolates punctuation runs and splits digits in threes */
+    {"default", 0, {"[\\p{P}\\$\\+<=>\\^~\\|]+", RE_GPT2, "\\p{N}+", "[0-9][0-9][0-9]"}},
     {"llama3|llama-v3|llama-bpe|falcon3|falcon-h1|pixtral|midm-2.0|lfm2", 1, {RE_LLAMA3}},
     {"dbrx|smaug-bpe|chatglm-bpe", 0, {RE_LLAMA3}},
     {"qwen2|deepseek-r1-qwen|stablelm2|hunyuan|megrez", 0, {RE_QWEN2}},

@@ -35,6 +35,7 @@ struct tok_vocab {
     int n_re;
 
     int32_t bos, eos, eot, unk, pad, sep, cls, mask_id;
+    int32_t fim_pre, fim_suf, fim_mid; /* fill-in-the-middle; all -1 when the model has none */
     int add_bos, add_eos, add_space_prefix;
 
     int32_t byte_tok[256];        /* SPM: <0xNN>; BPE: the token of one mapped byte; -1 none */

@@ -38,6 +38,10 @@ const char *tok_pre_name(const tok_vocab *v); /* effective pre-tokenizer ("defau
 int32_t tok_bos(const tok_vocab *v);          /* -1 = none */
 int32_t tok_eos(const tok_vocab *v);
 int32_t tok_eot(const tok_vocab *v);
+/* Fill-in-the-middle: the prefix, suffix and middle tokens (GGUF keys, else
+ * found by their texts for the known code-model families); returns 0 and
+ * sets -1s when the model has none. */
+int tok_fim(const tok_vocab *v, int32_t ids[3]);
 int32_t tok_unk(const tok_vocab *v);
 int32_t tok_pad(const tok_vocab *v);
 int tok_add_bos(const tok_vocab *v); /* the model asks for BOS at the start */

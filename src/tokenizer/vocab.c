@@ -178,6 +178,39 @@ static const char *const EOG_TEXTS[] = {
     "<|return|>", "<|call|>",
 };
 
+/* Fill-in-the-middle tokens by family, for files without the
+ * tokenizer.ggml.fim_*_token_id keys, in prefix-suffix-middle order:
+ * Qwen2.5-Coder, StarCoder / Granite, CodeLlama, CodeGemma, DeepSeek-Coder. */
+static const char *const FIM_TEXTS[][3] = {
+    {"<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>"},
+    {"<fim_prefix>", "<fim_suffix>", "<fim_middle>"},
+    {"<fim-prefix>", "<fim-suffix>", "<fim-middle>"},
+    {"<PRE>", "<SUF>", "<MID>"},
+    {"\xe2\x96\x81<PRE>", "\xe2\x96\x81<SUF>", "\xe2\x96\x81<MID>"},
+    {"<|fim_begin|>", "<|fim_hole|>", "<|fim_end|>"},
+    {"<\uFF5Cfim\u2581begin\uFF5C>", "<\uFF5Cfim\u2581hole\uFF5C>", "<\uFF5Cfim\u2581end\uFF5C>"},
+};
+/* FIM padding and repository / file separators end generation, as in llama.cpp */
+static const char *const FIM_END_TEXTS[] = {"<|fim_pad|>", "<fim-pad>", "<fim_pad>", "<|repo_name|>", "<fim-repo>",
+                                            "<reponame>", "<|file_sep|>", "<fim-sep>", "<file_sep>"};
+
+static void find_fim(tok_vocab *v, const gguf_file *f, int32_t n) {
+    v->fim_pre = get_id(f, "tokenizer.ggml.fim_pre_token_id", -1, n);
+    v->fim_suf = get_id(f, "tokenizer.ggml.fim_suf_token_id", -1, n);
+    v->fim_mid = get_id(f, "tokenizer.ggml.fim_mid_token_id", -1, n);
+    for (size_t k = 0; k < sizeof FIM_TEXTS / sizeof *FIM_TEXTS; k++) {
+        if (v->fim_pre >= 0 && v->fim_suf >= 0 && v->fim_mid >= 0) break;
+        int32_t ids[3];
+        for (int j = 0; j < 3; j++) ids[j] = tok_lookup(v, FIM_TEXTS[k][j], strlen(FIM_TEXTS[k][j]));
+        if (ids[0] >= 0 && ids[1] >= 0 && ids[2] >= 0) v->fim_pre = ids[0], v->fim_suf = ids[1], v->fim_mid = ids[2];
+    }
+    if (v->fim_pre < 0 || v->fim_suf < 0 || v->fim_mid < 0) v->fim_pre = v->fim_suf = v->fim_mid = -1;
+    for (size_t k = 0; k < sizeof FIM_END_TEXTS / sizeof *FIM_END_TEXTS; k++) {
+        int32_t id = tok_lookup(v, FIM_END_TEXTS[k], strlen(FIM_END_TEXTS[k]));
+        if (id >= 0) v->eog[id] = 1;
+    }
+}
+
 static int cmp_special(const void *a, const void *b, void *ctx) {
     const tok_vocab *v = ctx;
     int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
@@ -306,6 +339,7 @@ int tok_load(tok_vocab **out, const gguf_file *f, hl_err *err) {
     }
     if (v->eos >= 0) v->eog[v->eos] = 1;
     if (v->eot >= 0) v->eog[v->eot] = 1;
+    find_fim(v, f, n);
     gguf_arr eogs;
     if (gguf_get_arr(f, "tokenizer.ggml.eog_token_ids", &eogs) == 0 && eogs.type != GGUF_STRING &&
         eogs.type != GGUF_ARRAY) {
@@ -391,6 +425,10 @@ const char *tok_pre_name(const tok_vocab *v) { return v->pre; }
 int32_t tok_bos(const tok_vocab *v) { return v->bos; }
 int32_t tok_eos(const tok_vocab *v) { return v->eos; }
 int32_t tok_eot(const tok_vocab *v) { return v->eot; }
+int tok_fim(const tok_vocab *v, int32_t ids[3]) {
+    ids[0] = v->fim_pre, ids[1] = v->fim_suf, ids[2] = v->fim_mid;
+    return v->fim_pre >= 0;
+}
 int32_t tok_unk(const tok_vocab *v) { return v->unk; }
 int32_t tok_pad(const tok_vocab *v) { return v->pad; }
 int tok_add_bos(const tok_vocab *v) { return v->add_bos && v->bos >= 0; }

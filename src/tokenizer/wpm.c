@@ -1,6 +1,7 @@
-/* WordPiece (tokenizer.ggml.model = "bert"): BERT's basic tokenizer (NFD,
- * lowercase, accents stripped, control characters dropped, punctuation and
- * CJK ideographs split off as words) followed by greedy longest-match over
+/* WordPiece (tokenizer.ggml.model = "bert"): BERT's basic tokenizer as
+ * llama.cpp implements it (each code point reduced to the first of its NFD
+ * decomposition, lowercase, control characters dropped, punctuation and CJK
+ * ideographs split off as words) followed by greedy longest-match over
  * the vocabulary. The GGUF vocabulary marks word starts with U+2581 instead
  * of marking continuations with "##", so each word is looked up as
  * "\u2581word". A word that cannot be covered, or longer than 100
@@ -80,12 +81,16 @@ int tok_wpm_encode(const tok_vocab *v, const char *text, size_t len, tok_ids *ou
             continue;
         }
         i += (size_t)k;
+        /* llama.cpp's normalization, which we match: each code point becomes
+         * the first code point of its canonical decomposition (so "é" -> "e",
+         * a Hangul syllable -> its leading consonant, "क़" -> "क"), and marks
+         * that stand as code points of their own (Devanagari's virama and
+         * vowel signs, combining accents typed decomposed) are kept */
         utf8proc_int32_t dec[32];
-        int options = UTF8PROC_DECOMPOSE;
-        utf8proc_ssize_t nd = utf8proc_decompose_char((utf8proc_int32_t)cp, dec, 32, (utf8proc_option_t)options, NULL);
-        if (nd < 0 || nd > 32) { dec[0] = (utf8proc_int32_t)cp; nd = 1; }
-        for (utf8proc_ssize_t d = 0; d < nd; d++) {
-            uint32_t c = (uint32_t)dec[d];
+        utf8proc_ssize_t nd = utf8proc_decompose_char((utf8proc_int32_t)cp, dec, 32, UTF8PROC_DECOMPOSE, NULL);
+        if (nd < 1 || nd > 32) dec[0] = (utf8proc_int32_t)cp;
+        {
+            uint32_t c = (uint32_t)dec[0];
             if (is_ws(c)) {
                 emit_word(v, word.p, word.n, out);
                 word.n = 3;
@@ -93,9 +98,8 @@ int tok_wpm_encode(const tok_vocab *v, const char *text, size_t len, tok_ids *ou
             }
             utf8proc_category_t cat = utf8proc_category((utf8proc_int32_t)c);
             if (c == 0 || c == 0xFFFD || cat == UTF8PROC_CATEGORY_CC || cat == UTF8PROC_CATEGORY_CF ||
-                cat == UTF8PROC_CATEGORY_CO || cat == UTF8PROC_CATEGORY_CS || cat == UTF8PROC_CATEGORY_CN ||
-                cat == UTF8PROC_CATEGORY_MN)
-                continue; /* control characters and (after NFD) accents */
+                cat == UTF8PROC_CATEGORY_CO || cat == UTF8PROC_CATEGORY_CS)
+                continue; /* control characters */
             char enc[4];
             int el = hl_utf8_encode((uint32_t)utf8proc_tolower((utf8proc_int32_t)c), enc);
             int punct = (cat >= UTF8PROC_CATEGORY_PC && cat <= UTF8PROC_CATEGORY_PO) ||

@@ -120,3 +120,32 @@ TEST(prompt_jinja_template) {
     free(t);
     hl_loaded_free(lm);
 }
+
+/* Fill in the middle: through a Go template that uses .Suffix (Ollama's
+ * insert), else the model's FIM tokens; stories260K has none. */
+TEST(prompt_fill_in_the_middle) {
+    hl_loaded *lm = load();
+    if (!lm) return;
+    static const chat_message PRE[] = {{.role = "user", .content = "def f():"}};
+    int rc;
+    hl_err err = {0};
+    hl_prompt p = {.go_template = "{{ if .Suffix }}<PRE>{{ .Prompt }}<SUF>{{ .Suffix }}<MID>{{ else }}{{ .Prompt }}{{ end }}",
+                   .msgs = PRE, .n_msgs = 1, .suffix = "\n    return 1", .raw = 1};
+    CHECK(hl_prompt_can_insert(lm, p.go_template));
+    char *t = render(lm, &p, &rc, &err);
+    CHECK_EQ(rc, 0);
+    CHECK_STREQ(t, "<PRE>def f():<SUF>\n    return 1<MID>");
+    free(t);
+    p.go_template = NULL;
+    CHECK(!hl_prompt_can_insert(lm, NULL));
+    t = render(lm, &p, &rc, &err);
+    CHECK_EQ(rc, HL_ENOTSUP);
+    CHECK(strstr(err.msg, "fill in the middle") != NULL);
+    free(t);
+    p.suffix = ""; /* an empty suffix is no FIM: the raw prompt */
+    t = render(lm, &p, &rc, &err);
+    CHECK_EQ(rc, 0);
+    CHECK_STREQ(t, "def f():");
+    free(t);
+    hl_loaded_free(lm);
+}
