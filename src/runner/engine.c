@@ -206,6 +206,7 @@ int hl_engine_submit(hl_engine *e, const hl_request *r, void (*notify)(void *), 
     h->num_ctx = num_ctx;
     h->logprobs = r->logprobs;
     h->ignore_eos = r->ignore_eos;
+    h->prompt_logprobs = r->prompt_logprobs;
     h->sampling = r->sampling;
     if (r->drafter.propose) {
         int32_t k = r->drafter.max_draft;
@@ -292,6 +293,20 @@ void ev_push_token(hl_engine *e, seq *s, int32_t token, const char *text, size_t
         hl_buf_append(&h->text, text, n);
         r->text_len = n;
         if (lp) r->lp = *lp;
+    }
+    ev_published(h);
+}
+
+void ev_push_prompt(hl_engine *e, seq *s, const hl_token_logprobs *lp) {
+    (void)e;
+    hl_handle *h = s->h;
+    pthread_mutex_lock(&h->mu);
+    ev_rec *r = ev_new(h);
+    if (r) {
+        r->type = HL_EVENT_PROMPT;
+        r->index = s->index;
+        r->token = lp->chosen.token;
+        r->lp = *lp;
     }
     ev_published(h);
 }

@@ -100,13 +100,21 @@ typedef struct hl_request {
     const int32_t *prompt;        /* copied at submit */
     size_t n_prompt;
     hl_sampling_params sampling;  /* logit_bias copied at submit */
-    int32_t num_predict;          /* < 0: until the context is full */
+    int32_t num_predict;          /* < 0: until the context is full; 0: only the prompt (scoring) */
     int32_t num_ctx;              /* cap on prompt + generated tokens; <= 0: the engine's max_ctx */
     const char *const *stops;     /* copied at submit */
     int32_t n_stops;
     int32_t n_choices;            /* forks sharing the prompt (OpenAI n); <= 0 means 1 */
     int logprobs;                 /* report log-probabilities with each token */
     int ignore_eos;               /* an end-of-generation token does not end it (benchmarks) */
+    /* Score the prompt: before any TOKEN event, one PROMPT event per prompt
+     * token after the first, in order, carrying the token and its natural-log
+     * probability under the model given the tokens before it (the raw
+     * distribution: no penalties, bias or processor), with
+     * sampling.n_top_logprobs alternatives. The prompt is then computed
+     * whole (the prefix cache is not consulted). With num_predict 0 nothing
+     * is generated: DONE ("length") follows the scores. */
+    int prompt_logprobs;
     /* Optional (NULL): constrains sampling (sample.h). When submit succeeds the
      * engine owns it (choice 0 uses it, other choices get clones) and frees
      * each when its choice ends, before that choice's DONE event; when submit
@@ -120,7 +128,7 @@ typedef struct hl_request {
     hl_drafter drafter;
 } hl_request;
 
-typedef enum hl_event_type { HL_EVENT_TOKEN = 1, HL_EVENT_DONE = 2, HL_EVENT_ERROR = 3 } hl_event_type;
+typedef enum hl_event_type { HL_EVENT_TOKEN = 1, HL_EVENT_DONE = 2, HL_EVENT_ERROR = 3, HL_EVENT_PROMPT = 4 } hl_event_type;
 
 typedef struct hl_choice_stats {
     const char *done_reason;  /* "stop", "length" or "cancel" (static strings) */
@@ -135,10 +143,10 @@ typedef struct hl_choice_stats {
 typedef struct hl_event {
     hl_event_type type;
     int32_t index;            /* choice index, 0 .. n_choices-1 */
-    int32_t token;            /* TOKEN: the sampled token */
+    int32_t token;            /* TOKEN: the sampled token; PROMPT: the prompt token scored */
     const char *text;         /* TOKEN: text now safe to show (may be empty); DONE: rest of the text */
     size_t n_text;            /* valid until the next hl_handle_next / wait on this handle */
-    hl_token_logprobs lp;     /* TOKEN, when logprobs were asked */
+    hl_token_logprobs lp;     /* TOKEN, when logprobs were asked; PROMPT */
     hl_choice_stats stats;    /* DONE */
     char error[256];          /* ERROR: the whole request failed */
 } hl_event;

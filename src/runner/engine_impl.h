@@ -44,6 +44,7 @@ struct hl_handle {
     int32_t num_predict, num_ctx, n_choices;
     int logprobs;
     int ignore_eos;
+    int prompt_logprobs;       /* score the prompt (PROMPT events) */
     hl_logits_proc *proc;      /* until admission hands it to choice 0 */
     hl_drafter drafter;        /* ctx owned: freed by the request's last finish (or handle_free) */
     int32_t max_draft;         /* effective per-step limit (0: no drafter) */
@@ -68,6 +69,8 @@ typedef struct seq {
     int32_t n_gen;
     int32_t prompt_cached;
     int forked;               /* children created (choice 0 of n > 1) */
+    int32_t lp_next;          /* prompt scoring: the next prompt position to score (0 when not scoring) */
+    int32_t score_row;        /* this step's first logits row of a scored prefill chunk, -1: none */
     hl_sampler *smp;
     hl_logits_proc *proc;     /* owned, may be NULL */
     hl_stop_matcher *stop;
@@ -133,6 +136,7 @@ struct hl_engine {
 /* engine.c: event queue (producer side) */
 void ev_push_token(hl_engine *e, seq *s, int32_t token, const char *text, size_t n, const hl_token_logprobs *lp);
 void ev_push_done(hl_engine *e, seq *s, const char *reason, const char *text, size_t n);
+void ev_push_prompt(hl_engine *e, seq *s, const hl_token_logprobs *lp);
 void ev_push_error(hl_handle *h, const char *msg);
 void handle_unref(hl_handle *h);
 
@@ -152,5 +156,11 @@ void fork_children(hl_engine *e, seq *s);
  * that wants logits (in parallel on the pool), then apply the results on the
  * engine thread (events, rollback, stops, finishing). */
 void sched_sample(hl_engine *e, int32_t n_bseq);
+
+/* sched_score.c: prompt scoring. The positions pos0 .. pos0+n-1 of s were
+ * computed this step with logits in rows row0 ..; scores each prompt token
+ * that follows one of them (and was not scored before: a recomputation after
+ * preemption scores nothing twice) as PROMPT events. */
+void sched_score_prompt(hl_engine *e, seq *s, int32_t row0, int32_t pos0, int32_t n);
 
 #endif

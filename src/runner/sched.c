@@ -59,6 +59,7 @@ static seq *seq_new(hl_engine *e, hl_handle *h, int32_t index, const int32_t *to
     memcpy(s->tokens, tokens, (size_t)n_tokens * sizeof *tokens);
     s->n_tokens = n_tokens;
     s->last_key = HL_KVC_ROOT_KEY;
+    s->score_row = -1;
     /* the prompt's text comes first: a leading space of the first generated
      * token is part of the text (SPM's rule is for the start of the text) */
     tok_stream_init(&s->ts, e->lm->tok, 0);
@@ -106,6 +107,7 @@ void sched_admit(hl_engine *e, hl_handle *h) {
         return;
     }
     for (int32_t i = 0; i < s->n_tokens; i++) hl_sampler_accept(s->smp, s->tokens[i]);
+    s->lp_next = h->prompt_logprobs ? 1 : 0; /* position 0 has nothing before it to score it */
     s->proc = h->proc; /* the processor sees generated tokens only */
     h->proc = NULL;
     s->state = SEQ_WAITING;
@@ -157,6 +159,21 @@ void seq_kv_truncate(hl_engine *e, seq *s, int32_t n_keep) {
     s->n_computed = n_keep;
 }
 
+/* A sequence scoring its prompt that still has positions to score: its
+ * prefill needs logits on every position (sched_score.c). */
+static int scoring(const seq *s) { return s->lp_next > 0 && s->lp_next < s->n_prompt; }
+
+/* Grows the logits buffer to hold `rows` rows (once: the buffer stays).
+ * Returns 0 when out of memory (the caller then scores nothing this step). */
+static int ensure_rows(hl_engine *e, int32_t rows) {
+    if (e->cap_rows >= rows) return 1;
+    float *l = realloc(e->logits, (size_t)rows * (size_t)e->n_vocab * sizeof *l);
+    if (!l) return 0;
+    e->logits = l;
+    e->cap_rows = rows;
+    return 1;
+}
+
 /* Reuses cached blocks for the start of the sequence: whole blocks lying
  * entirely before the last token, then the matching start of a cached block
  * the sequence diverges in (or ends in), copied into a block of its own, so
@@ -164,7 +181,7 @@ void seq_kv_truncate(hl_engine *e, seq *s, int32_t n_keep) {
  * what recomputing them would give (a token's K/V depend only on the tokens
  * before it), so a hit never changes a result. */
 static void lookup_prefix(hl_engine *e, seq *s) {
-    if (!e->p.prefix_cache || s->n_blocks > 0) return;
+    if (!e->p.prefix_cache || s->n_blocks > 0 || scoring(s)) return;
     uint64_t q0 = e->kvc.stats.queries, h0 = e->kvc.stats.hits;
     int32_t full = (s->n_tokens - 1) / e->block_size;
     for (int32_t i = 0; i < full; i++) {
@@ -514,12 +531,21 @@ int sched_step(hl_engine *e) {
         chunk = grow_blocks(e, s, s->n_computed + chunk, 0, n_bseq) - s->n_computed;
         if (chunk <= 0) continue;
         int wants = s->n_computed + chunk == s->n_tokens;
+        /* scoring the prompt: logits on every position, the last row also
+         * samples when the chunk ends the prompt */
+        int score = scoring(s) && ensure_rows(e, n_rows + chunk + (e->p.max_seqs - n_bseq));
         for (int32_t i = 0; i < chunk; i++)
             e->btok[n_tok + i] = (hl_batch_token){.token = s->tokens[s->n_computed + i], .pos = s->n_computed + i,
-                                                  .seq = n_bseq, .logits = wants && i == chunk - 1};
+                                                  .seq = n_bseq, .logits = score || (wants && i == chunk - 1)};
         e->bseq[n_bseq] = (hl_batch_seq){.blocks = s->blocks, .n_blocks = s->n_blocks};
         e->bseq_owner[n_bseq] = s;
-        e->bseq_logit_row[n_bseq] = wants ? n_rows++ : -1;
+        if (score) {
+            s->score_row = n_rows;
+            n_rows += chunk;
+            e->bseq_logit_row[n_bseq] = wants ? n_rows - 1 : -1;
+        } else {
+            e->bseq_logit_row[n_bseq] = wants ? n_rows++ : -1;
+        }
         n_bseq++;
         n_tok += chunk;
         budget -= chunk;
@@ -557,6 +583,10 @@ int sched_step(hl_engine *e) {
         int32_t chunk = 0;
         while (pos + chunk < n_tok && e->btok[pos + chunk].seq == i) chunk++;
         pos += chunk;
+        if (s->score_row >= 0) {
+            sched_score_prompt(e, s, s->score_row, s->n_computed, chunk);
+            s->score_row = -1;
+        }
         s->n_computed += chunk - s->n_draft;
         commit_full_blocks(e, s);
     }

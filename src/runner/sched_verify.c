@@ -52,6 +52,10 @@ static void verify_seq(hl_engine *e, seq *s) {
     s->n_out = s->n_match = 0;
     s->out_reason = NULL;
     hl_buf_reset(&s->out_text);
+    if (h->num_predict == 0) { /* scoring only: nothing is generated */
+        s->out_reason = "length";
+        return;
+    }
     for (int32_t i = 0; i <= s->n_draft; i++) {
         hl_token_logprobs *lp = h->logprobs ? &s->out_lp[s->n_out] : NULL;
         int32_t tok = hl_sampler_sample_masked(s->smp, row + (size_t)i * (size_t)e->n_vocab, s->proc, lp);

@@ -66,6 +66,7 @@ static void run_free(void *ctx) {
     srv_gen_free(&run->g);
     free(run->prompt);
     free(run->gen_ids);
+    free(run->plp);
     free(run->itl);
     free(run);
 }
@@ -100,6 +101,14 @@ int srv_run_drain(srv_run *run, void (*on_event)(srv_run *, const hl_event *, hl
                 }
                 if (run->n_gen < run->cap_gen) run->gen_ids[run->n_gen++] = ev.token;
             }
+        } else if (ev.type == HL_EVENT_PROMPT) {
+            if (run->n_plp == run->cap_plp) {
+                size_t nc = run->cap_plp ? run->cap_plp * 2 : 64;
+                hl_token_logprobs *np = realloc(run->plp, nc * sizeof *np);
+                if (np) run->plp = np, run->cap_plp = nc;
+            }
+            if (run->n_plp < run->cap_plp) run->plp[run->n_plp++] = ev.lp;
+            continue; /* scores are written with the final response */
         } else if (ev.type == HL_EVENT_DONE) {
             c->stats = ev.stats;
             c->done = 1;
@@ -368,6 +377,8 @@ int srv_gen_start(srv_req *r, srv_gen *g, srv_pull_fn pull, const char *ctype) {
     req.n_stops = o.n_stops;
     req.n_choices = g->n;
     req.logprobs = g->logprobs;
+    /* OpenAI's legacy completions: echo with logprobs scores the prompt too */
+    req.prompt_logprobs = g->api == SRV_OAI_COMPLETION && g->echo && g->logprobs && !g->stream;
     rc = hl_engine_submit(run->model->eng, &req, run_notify, run, &run->h, &err);
     srv_opts_free(&o);
     if (rc) {

@@ -250,6 +250,9 @@ typedef struct srv_choice {
     int done;
     hl_buf logprobs;   /* API-specific JSON fragments, comma-joined */
     int n_lp;
+    int64_t lp_chars;  /* /v1/completions: characters of the tokens so far (text_offset) */
+    int lp_init;       /* lp_chars has its starting value */
+    tok_stream lp_ts;  /* the text of the tokens so far, for lp_chars */
 } srv_choice;
 
 /* One generation in flight: the model reference, the handle, the tokens. */
@@ -272,6 +275,8 @@ struct srv_run {
     double *itl;
     size_t n_itl, cap_itl;
     int sent_first;     /* OpenAI streaming: role chunk sent */
+    hl_token_logprobs *plp; /* /v1/completions echo + logprobs: the prompt's scores (PROMPT events) */
+    size_t n_plp, cap_plp;
     char id[40];
     int64_t created;
 };

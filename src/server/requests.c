@@ -495,7 +495,8 @@ int srv_parse_openai(srv_api api, const char *body, size_t n, srv_gen *g, hl_err
             if (key[0] == 'p') g->opts.s.presence_penalty = (float)d, g->opts.set |= SRV_O_PRES;
             else g->opts.s.frequency_penalty = (float)d, g->opts.set |= SRV_O_FREQ;
         } else if (!strcmp(key, "max_tokens") || !strcmp(key, "max_completion_tokens")) {
-            if ((rc = get_int(v, key, 1, 1 << 24, &x, err))) break;
+            /* 0 on completions: score the prompt only (with echo and logprobs) */
+            if ((rc = get_int(v, key, chat ? 1 : 0, 1 << 24, &x, err))) break;
             g->opts.num_predict = (int32_t)x;
             g->opts.set |= SRV_O_NPRED;
         } else if (!strcmp(key, "stop")) {

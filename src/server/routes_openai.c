@@ -38,21 +38,58 @@ static void lp_entry(srv_run *run, const hl_event *ev, hl_buf *b) {
     }
 }
 
-static void completion_lp(srv_run *run, const hl_event *ev, hl_buf *tokens, hl_buf *lps, hl_buf *tops) {
+/* Characters (code points) in s[0..n): text_offset counts characters, as
+ * Python's len() of the text does. */
+static int64_t n_chars(const char *s, size_t n) {
+    int64_t k = 0;
+    for (size_t i = 0; i < n; i++) k += ((unsigned char)s[i] & 0xC0) != 0x80;
+    return k;
+}
+
+/* One token of the legacy logprobs object: its piece, logprob, alternatives
+ * and text_offset (*chars), appended to the four parallel arrays; then
+ * *chars advances over the token's text: the bytes ts, a detokenizer that
+ * saw the tokens before it, emits for it (specials are no text, SPM's
+ * leading space of the text's first word is none). lp NULL: the prompt's
+ * first token, which has no score (null, as OpenAI). */
+static void completion_lp_entry(srv_run *run, tok_stream *ts, int32_t token, const hl_token_logprobs *lp, int64_t *chars,
+                                hl_buf p[4]) {
     char piece[256];
-    srv_token_piece(run, ev->lp.chosen.token, piece, sizeof piece);
-    if (tokens->len) hl_buf_putc(tokens, ','), hl_buf_putc(lps, ','), hl_buf_putc(tops, ',');
-    hl_json_escape(tokens, piece, strlen(piece));
-    hl_buf_printf(lps, "%.6g", (double)ev->lp.chosen.logprob);
-    hl_buf_putc(tops, '{');
-    for (int k = 0; k < ev->lp.n_top && k < run->g.top_logprobs; k++) {
-        char p2[256];
-        srv_token_piece(run, ev->lp.top[k].token, p2, sizeof p2);
-        if (k) hl_buf_putc(tops, ',');
-        hl_json_escape(tops, p2, strlen(p2));
-        hl_buf_printf(tops, ":%.6g", (double)ev->lp.top[k].logprob);
+    srv_token_piece(run, token, piece, sizeof piece);
+    if (p[0].len)
+        for (int k = 0; k < 4; k++) hl_buf_putc(&p[k], ',');
+    hl_json_escape(&p[0], piece, strlen(piece));
+    if (lp) {
+        hl_buf_printf(&p[1], "%.6g", (double)lp->chosen.logprob);
+        hl_buf_putc(&p[2], '{');
+        for (int k = 0; k < lp->n_top && k < run->g.top_logprobs; k++) {
+            char p2[256];
+            srv_token_piece(run, lp->top[k].token, p2, sizeof p2);
+            if (k) hl_buf_putc(&p[2], ',');
+            hl_json_escape(&p[2], p2, strlen(p2));
+            hl_buf_printf(&p[2], ":%.6g", (double)lp->top[k].logprob);
+        }
+        hl_buf_putc(&p[2], '}');
+    } else {
+        hl_buf_puts(&p[1], "null");
+        hl_buf_puts(&p[2], "null");
     }
-    hl_buf_putc(tops, '}');
+    hl_buf_printf(&p[3], "%lld", (long long)*chars);
+    char text[512];
+    int n = tok_stream_bound(run->model->lm->tok) <= sizeof text ? tok_stream_push(ts, token, text, sizeof text) : 0;
+    if (n > 0) *chars += n_chars(text, (size_t)n);
+}
+
+static void lp_object(hl_buf *out, const hl_buf p[4]);
+
+static void completion_lp(srv_run *run, srv_choice *c, const hl_event *ev, hl_buf p[4]) {
+    if (!c->lp_init) {
+        c->lp_init = 1; /* echo: the generated text starts after the prompt's */
+        c->lp_chars = run->g.echo && !run->g.stream && run->g.prompt ? n_chars(run->g.prompt, strlen(run->g.prompt)) : 0;
+        tok_stream_init(&c->lp_ts, run->model->lm->tok, 0);
+        tok_stream_prime(&c->lp_ts, run->prompt, run->n_prompt);
+    }
+    completion_lp_entry(run, &c->lp_ts, ev->lp.chosen.token, &ev->lp, &c->lp_chars, p);
 }
 
 static void chunk_head(srv_run *run, hl_buf *out) {
@@ -82,19 +119,18 @@ static void usage(srv_run *run, hl_buf *out) {
 static void on_event(srv_run *run, const hl_event *ev, hl_buf *out) {
     srv_choice *c = &run->choices[ev->index];
     int chat = run->g.api == SRV_OAI_CHAT;
-    hl_buf lp = {0}, t1 = {0}, t2 = {0}, t3 = {0};
+    hl_buf lp = {0}, t[4] = {{0}};
     if (run->g.logprobs && ev->type == HL_EVENT_TOKEN) {
         if (chat) lp_entry(run, ev, run->g.stream ? &lp : &c->logprobs);
-        else if (run->g.stream) completion_lp(run, ev, &t1, &t2, &t3);
+        else if (run->g.stream) completion_lp(run, c, ev, t);
         else {
-            /* non-streamed completions keep three parallel arrays in one buffer, split by \x01 later */
-            completion_lp(run, ev, &t1, &t2, &t3);
+            /* non-streamed completions keep four parallel arrays in one buffer, split by \x01 later */
+            completion_lp(run, c, ev, t);
             if (c->n_lp++) hl_buf_putc(&c->logprobs, '\x02');
-            hl_buf_append(&c->logprobs, t1.data, t1.len);
-            hl_buf_putc(&c->logprobs, '\x01');
-            hl_buf_append(&c->logprobs, t2.data, t2.len);
-            hl_buf_putc(&c->logprobs, '\x01');
-            hl_buf_append(&c->logprobs, t3.data, t3.len);
+            for (int k = 0; k < 4; k++) {
+                if (k) hl_buf_putc(&c->logprobs, '\x01');
+                hl_buf_append(&c->logprobs, t[k].data, t[k].len);
+            }
         }
     }
     if (run->g.stream) {
@@ -107,7 +143,7 @@ static void on_event(srv_run *run, const hl_event *ev, hl_buf *out) {
             }
             run->sent_first = 1;
         }
-        if (ev->n_text || lp.len || t1.len) {
+        if (ev->n_text || lp.len || t[0].len) {
             chunk_head(run, out);
             hl_buf_printf(out, "{\"index\":%d,", ev->index);
             if (chat) {
@@ -123,15 +159,8 @@ static void on_event(srv_run *run, const hl_event *ev, hl_buf *out) {
                 hl_buf_puts(out, "\"text\":");
                 hl_json_escape(out, ev->text, ev->n_text);
                 hl_buf_puts(out, ",\"logprobs\":");
-                if (t1.len) {
-                    hl_buf_puts(out, "{\"tokens\":[");
-                    hl_buf_append(out, t1.data, t1.len);
-                    hl_buf_puts(out, "],\"token_logprobs\":[");
-                    hl_buf_append(out, t2.data, t2.len);
-                    hl_buf_puts(out, "],\"top_logprobs\":[");
-                    hl_buf_append(out, t3.data, t3.len);
-                    hl_buf_puts(out, "]}");
-                } else hl_buf_puts(out, "null");
+                if (t[0].len) lp_object(out, t);
+                else hl_buf_puts(out, "null");
             }
             hl_buf_puts(out, ",\"finish_reason\":null}");
             chunk_tail(run, out);
@@ -144,32 +173,43 @@ static void on_event(srv_run *run, const hl_event *ev, hl_buf *out) {
         }
     }
     hl_buf_free(&lp);
-    hl_buf_free(&t1);
-    hl_buf_free(&t2);
-    hl_buf_free(&t3);
+    for (int k = 0; k < 4; k++) hl_buf_free(&t[k]);
 }
 
-static void completion_logprobs_json(srv_choice *c, hl_buf *out) {
-    hl_buf parts[3] = {{0}};
+/* The legacy logprobs object from its four parallel arrays. */
+static void lp_object(hl_buf *out, const hl_buf p[4]) {
+    static const char *const KEYS[4] = {"tokens", "token_logprobs", "top_logprobs", "text_offset"};
+    for (int k = 0; k < 4; k++) {
+        hl_buf_printf(out, "%s\"%s\":[", k ? "]," : "{", KEYS[k]);
+        hl_buf_append(out, p[k].data ? p[k].data : "", p[k].len);
+    }
+    hl_buf_puts(out, "]}");
+}
+
+/* Non-streamed: the prompt's tokens first when it was scored (echo), with
+ * offsets into the echoed text, then the generated ones. */
+static void completion_logprobs_json(srv_run *run, srv_choice *c, hl_buf *out) {
+    hl_buf parts[4] = {{0}};
+    if (run->g.echo && run->n_plp + 1 == run->n_prompt) {
+        int64_t chars = 0;
+        tok_stream ts;
+        tok_stream_init(&ts, run->model->lm->tok, 0);
+        for (size_t i = 0; i < run->n_prompt; i++)
+            completion_lp_entry(run, &ts, run->prompt[i], i ? &run->plp[i - 1] : NULL, &chars, parts);
+    }
     const char *p = c->logprobs.data ? c->logprobs.data : "";
     const char *end = p + c->logprobs.len;
     while (p < end) {
-        for (int k = 0; k < 3; k++) {
+        for (int k = 0; k < 4; k++) {
             const char *q = p;
-            while (q < end && *q != (k < 2 ? '\x01' : '\x02')) q++;
+            while (q < end && *q != (k < 3 ? '\x01' : '\x02')) q++;
             if (parts[k].len) hl_buf_putc(&parts[k], ',');
             hl_buf_append(&parts[k], p, (size_t)(q - p));
             p = q < end ? q + 1 : end;
         }
     }
-    hl_buf_puts(out, "{\"tokens\":[");
-    hl_buf_append(out, parts[0].data ? parts[0].data : "", parts[0].len);
-    hl_buf_puts(out, "],\"token_logprobs\":[");
-    hl_buf_append(out, parts[1].data ? parts[1].data : "", parts[1].len);
-    hl_buf_puts(out, "],\"top_logprobs\":[");
-    hl_buf_append(out, parts[2].data ? parts[2].data : "", parts[2].len);
-    hl_buf_puts(out, "]}");
-    for (int k = 0; k < 3; k++) hl_buf_free(&parts[k]);
+    lp_object(out, parts);
+    for (int k = 0; k < 4; k++) hl_buf_free(&parts[k]);
 }
 
 static int pull(srv_stream *st, void *ctx, hl_buf *out) {
@@ -221,7 +261,7 @@ static int pull(srv_stream *st, void *ctx, hl_buf *out) {
                 hl_buf_free(&t);
             } else hl_json_escape(out, text, c->text.len);
             hl_buf_puts(out, ",\"logprobs\":");
-            if (run->g.logprobs) completion_logprobs_json(c, out);
+            if (run->g.logprobs) completion_logprobs_json(run, c, out);
             else hl_buf_puts(out, "null");
         }
         hl_buf_printf(out, ",\"finish_reason\":\"%s\"}", finish_reason(c->stats.done_reason));

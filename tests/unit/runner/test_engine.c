@@ -8,6 +8,7 @@
 
 #include "runner/engine.h"
 
+#include <math.h>
 #include <stdlib.h>
 
 /* BOS + "Once upon a time", and llama.cpp's 40 greedy ids after it
@@ -492,5 +493,83 @@ TEST(engine_forks_on_a_two_block_pool_finish) {
     CHECK(o->error || done == 4);
     free(o);
     hl_engine_free(e);
+    hl_loaded_free(lm);
+}
+
+/* Prompt scoring: one PROMPT event per prompt token after the first, in
+ * order, across prefill chunks; the greedy continuation's tokens are each
+ * the most likely at their position; a second identical request scores the
+ * same (the prefix cache is not used to skip positions); sequences preempted
+ * on a tiny pool score no position twice; num_predict 0 generates nothing. */
+typedef struct scored {
+    int32_t tok[64];
+    hl_token_logprobs lp[64];
+    int n, n_gen, done;
+} scored;
+
+static void collect_scores(hl_handle *h, scored *o) {
+    hl_event ev;
+    memset(o, 0, sizeof *o);
+    while (hl_handle_wait(h, &ev, 60000)) {
+        if (ev.type == HL_EVENT_PROMPT && o->n < 64) o->lp[o->n] = ev.lp, o->tok[o->n++] = ev.token;
+        if (ev.type == HL_EVENT_TOKEN) {
+            o->n_gen++;
+            CHECK(o->n == 44); /* every score comes before the first generated token */
+        }
+        if (ev.type == HL_EVENT_DONE) o->done = 1;
+    }
+}
+
+TEST(engine_scores_prompt) {
+    hl_loaded *lm = load();
+    if (!lm) return;
+    int32_t prompt[45];
+    memcpy(prompt, ONCE, sizeof ONCE);
+    memcpy(prompt + 5, ONCE_GREEDY, sizeof ONCE_GREEDY);
+    for (int tiny = 0; tiny <= 1; tiny++) {
+        hl_engine *e;
+        hl_engine_params p = hl_engine_default_params();
+        use_threads(&p, 2);
+        p.step_tokens = 16; /* three prefill chunks */
+        if (tiny) p.n_blocks = 9; /* 144 slots for 3 sequences growing to 85 tokens: preemption */
+        CHECK_EQ(hl_engine_new(&e, lm, &p, NULL), 0);
+        enum { N = 3 };
+        hl_handle *hs[N];
+        scored *o = calloc(N, sizeof *o);
+        for (int i = 0; i < N; i++) {
+            hl_request r = greedy_req(prompt, 45, i == 0 ? 0 : 40);
+            r.prompt_logprobs = 1;
+            r.sampling.n_top_logprobs = 2;
+            CHECK_EQ(hl_engine_submit(e, &r, NULL, NULL, &hs[i], NULL), 0);
+            if (!tiny) { /* one after the other: the second finds the first's blocks cached */
+                collect_scores(hs[i], &o[i]);
+                hl_handle_release(hs[i]);
+            }
+        }
+        for (int i = 0; i < N; i++) {
+            if (tiny) {
+                collect_scores(hs[i], &o[i]);
+                hl_handle_release(hs[i]);
+            }
+            CHECK(o[i].done);
+            CHECK_EQ(o[i].n, 44);
+            CHECK_EQ(o[i].n_gen, i == 0 ? 0 : 40);
+            for (int k = 0; k < o[i].n && k < 44; k++) {
+                CHECK_EQ(o[i].tok[k], prompt[k + 1]);
+                CHECK(o[i].lp[k].chosen.logprob <= 0 && o[i].lp[k].chosen.logprob > -50);
+                CHECK_EQ(o[i].lp[k].n_top, 2);
+                CHECK(o[i].lp[k].top[0].logprob >= o[i].lp[k].top[1].logprob);
+                if (k >= 4) CHECK_EQ(o[i].lp[k].top[0].token, prompt[k + 1]); /* greedy text: the argmax */
+                CHECK(fabsf(o[i].lp[k].chosen.logprob - o[0].lp[k].chosen.logprob) < 1e-4f);
+            }
+        }
+        if (tiny) {
+            hl_engine_metrics m;
+            hl_engine_get_metrics(e, &m);
+            CHECK(m.preemptions > 0);
+        }
+        free(o);
+        hl_engine_free(e);
+    }
     hl_loaded_free(lm);
 }
