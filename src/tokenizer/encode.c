@@ -114,6 +114,8 @@ int tok_encode(const tok_vocab *v, const char *text, size_t len, int add_special
         tok_ids_push(&out, sp);
         prev_special = 1;
         i += v->len[sp];
+        if (v->rstrip[sp])
+            while (i < len && (text[i] == ' ' || (text[i] >= '\t' && text[i] <= '\r'))) i++;
         raw = i;
     }
     if (rc == 0 && add_special && v->add_eos && v->eos >= 0) tok_ids_push(&out, v->eos);

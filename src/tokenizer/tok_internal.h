@@ -20,6 +20,7 @@ struct tok_vocab {
     float *score;                 /* [n] SPM scores (0 when absent) */
     uint8_t *type;                /* [n] TOK_TYPE_* */
     uint8_t *eog;                 /* [n] nonzero: ends generation */
+    uint8_t *rstrip;              /* [n] nonzero: a special token that swallows the spaces after it (phi-3) */
     uint64_t *slots;              /* text hash: (hash << 32) | (token id + 1), 0 = empty */
     uint32_t mask;                /* slots size - 1 */
     size_t max_len;               /* longest token text in bytes */

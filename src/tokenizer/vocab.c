@@ -7,6 +7,7 @@
 #include "base/log.h"
 
 #include <stdio.h>
+#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -175,8 +176,15 @@ static void init_byte_alphabet(tok_vocab *v) {
 static const char *const EOG_TEXTS[] = {
     "<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>", "<|eom_id|>",
     "<EOT>", "_<EOT>", "<\uFF5Cend\u2581of\u2581sentence\uFF5C>", "<|end_of_text|>",
-    "<|return|>", "<|call|>",
+    "<|return|>", "<|call|>", "</s>", "<eos>", "[EOT]", "[EOS]",
 };
+
+/* A token that ends generation, or marks fill-in-the-middle, but is stored as
+ * user-defined is a control token, as llama.cpp overrides it: it is never
+ * matched in text without parse_special, and renders as nothing. */
+static void make_control(tok_vocab *v, int32_t id) {
+    if (id >= 0 && v->type[id] == TOK_TYPE_USER_DEFINED) v->type[id] = TOK_TYPE_CONTROL;
+}
 
 /* Fill-in-the-middle tokens by family, for files without the
  * tokenizer.ggml.fim_*_token_id keys, in prefix-suffix-middle order:
@@ -205,9 +213,30 @@ static void find_fim(tok_vocab *v, const gguf_file *f, int32_t n) {
         if (ids[0] >= 0 && ids[1] >= 0 && ids[2] >= 0) v->fim_pre = ids[0], v->fim_suf = ids[1], v->fim_mid = ids[2];
     }
     if (v->fim_pre < 0 || v->fim_suf < 0 || v->fim_mid < 0) v->fim_pre = v->fim_suf = v->fim_mid = -1;
+    make_control(v, v->fim_pre);
+    make_control(v, v->fim_suf);
+    make_control(v, v->fim_mid);
     for (size_t k = 0; k < sizeof FIM_END_TEXTS / sizeof *FIM_END_TEXTS; k++) {
         int32_t id = tok_lookup(v, FIM_END_TEXTS[k], strlen(FIM_END_TEXTS[k]));
         if (id >= 0) v->eog[id] = 1;
+        make_control(v, id);
+    }
+}
+
+/* Phi-3's special tokens swallow the spaces after them (its HF tokenizer's
+ * rstrip), all but <unk>, <s> and <|endoftext|>: llama.cpp keys this on the
+ * model's name, and so do we. */
+static void mark_rstrip(tok_vocab *v, const gguf_file *f) {
+    gguf_str name = {0};
+    char low[128] = {0};
+    if (gguf_get_str(f, "general.name", &name) != 0) return;
+    for (size_t i = 0; i < name.len && i + 1 < sizeof low; i++) low[i] = (char)tolower((unsigned char)name.ptr[i]);
+    if (!strstr(low, "phi-3") && !strstr(low, "phi3")) return;
+    for (int32_t k = 0; k < v->n_specials; k++) v->rstrip[v->specials[k]] = 1;
+    static const char *const KEEP[] = {"<unk>", "<s>", "<|endoftext|>"};
+    for (size_t k = 0; k < sizeof KEEP / sizeof *KEEP; k++) {
+        int32_t id = tok_lookup(v, KEEP[k], strlen(KEEP[k]));
+        if (id >= 0) v->rstrip[id] = 0;
     }
 }
 
@@ -263,10 +292,11 @@ int tok_load(tok_vocab **out, const gguf_file *f, hl_err *err) {
     v->score = calloc((size_t)n, sizeof *v->score);
     v->type = malloc((size_t)n);
     v->eog = calloc((size_t)n, 1);
+    v->rstrip = calloc((size_t)n, 1);
     v->mask = pow2_at_least((uint64_t)n) - 1;
     v->slots = calloc((size_t)v->mask + 1, sizeof *v->slots);
     int rc = 0;
-    if (!v->blob || !v->off || !v->len || !v->score || !v->type || !v->eog || !v->slots || total > UINT32_MAX) {
+    if (!v->blob || !v->off || !v->len || !v->score || !v->type || !v->eog || !v->rstrip || !v->slots || total > UINT32_MAX) {
         rc = hl_err_set(err, HL_ENOMEM, "out of memory for a %d-token vocabulary", n);
         goto fail;
     }
@@ -336,6 +366,7 @@ int tok_load(tok_vocab **out, const gguf_file *f, hl_err *err) {
     for (size_t k = 0; k < sizeof EOG_TEXTS / sizeof *EOG_TEXTS; k++) {
         int32_t id = tok_lookup(v, EOG_TEXTS[k], strlen(EOG_TEXTS[k]));
         if (id >= 0) v->eog[id] = 1;
+        make_control(v, id);
     }
     if (v->eos >= 0) v->eog[v->eos] = 1;
     if (v->eot >= 0) v->eog[v->eot] = 1;
@@ -377,6 +408,7 @@ int tok_load(tok_vocab **out, const gguf_file *f, hl_err *err) {
             v->specials[v->n_specials++] = i;
     }
     qsort_r(v->specials, (size_t)v->n_specials, sizeof *v->specials, cmp_special, v);
+    mark_rstrip(v, f);
     for (int b = 0, k = 0; b <= 256; b++) {
         while (k < v->n_specials && (unsigned char)v->blob[v->off[v->specials[k]]] < b) k++;
         v->spec_start[b] = b == 256 ? v->n_specials : k;
@@ -411,6 +443,7 @@ void tok_free(tok_vocab *v) {
     free(v->score);
     free(v->type);
     free(v->eog);
+    free(v->rstrip);
     free(v->slots);
     free(v->mkeys);
     free(v->mrank);

@@ -1,6 +1,6 @@
 /* WordPiece (tokenizer.ggml.model = "bert"): BERT's basic tokenizer as
  * llama.cpp implements it (each code point reduced to the first of its NFD
- * decomposition, lowercase, control characters dropped, punctuation and CJK
+ * decomposition, marks and control characters dropped, lowercase, punctuation and CJK
  * ideographs split off as words) followed by greedy longest-match over
  * the vocabulary. The GGUF vocabulary marks word starts with U+2581 instead
  * of marking continuations with "##", so each word is looked up as
@@ -83,9 +83,9 @@ int tok_wpm_encode(const tok_vocab *v, const char *text, size_t len, tok_ids *ou
         i += (size_t)k;
         /* llama.cpp's normalization, which we match: each code point becomes
          * the first code point of its canonical decomposition (so "é" -> "e",
-         * a Hangul syllable -> its leading consonant, "क़" -> "क"), and marks
-         * that stand as code points of their own (Devanagari's virama and
-         * vowel signs, combining accents typed decomposed) are kept */
+         * a Hangul syllable -> its leading consonant, "क़" -> "क"), and every
+         * mark (Mn, Mc, Me: combining accents, Devanagari's vowel signs and
+         * virama) is dropped, where BERT's own drops Mn only */
         utf8proc_int32_t dec[32];
         utf8proc_ssize_t nd = utf8proc_decompose_char((utf8proc_int32_t)cp, dec, 32, UTF8PROC_DECOMPOSE, NULL);
         if (nd < 1 || nd > 32) dec[0] = (utf8proc_int32_t)cp;
@@ -98,8 +98,9 @@ int tok_wpm_encode(const tok_vocab *v, const char *text, size_t len, tok_ids *ou
             }
             utf8proc_category_t cat = utf8proc_category((utf8proc_int32_t)c);
             if (c == 0 || c == 0xFFFD || cat == UTF8PROC_CATEGORY_CC || cat == UTF8PROC_CATEGORY_CF ||
-                cat == UTF8PROC_CATEGORY_CO || cat == UTF8PROC_CATEGORY_CS)
-                continue; /* control characters */
+                cat == UTF8PROC_CATEGORY_CO || cat == UTF8PROC_CATEGORY_CS || cat == UTF8PROC_CATEGORY_MN ||
+                cat == UTF8PROC_CATEGORY_MC || cat == UTF8PROC_CATEGORY_ME)
+                continue; /* control characters and marks */
             char enc[4];
             int el = hl_utf8_encode((uint32_t)utf8proc_tolower((utf8proc_int32_t)c), enc);
             int punct = (cat >= UTF8PROC_CATEGORY_PC && cat <= UTF8PROC_CATEGORY_PO) ||
