@@ -209,18 +209,26 @@ int gram_advance_byte(const hl_grammar *g, gram_pool *p, const int32_t *in, int3
         u.need = (int8_t)(u.len - 1);
     } else {
         if ((b & 0xC0) != 0x80) return 0;
+        if (u.need == u.len - 1) {
+            /* the second byte rules out overlongs, surrogates and > U+10FFFF */
+            if (u.len == 3 && ((u.acc == 0 && b < 0xA0) || (u.acc == 0xD && b >= 0xA0))) return 0;
+            if (u.len == 4 && ((u.acc == 0 && b < 0x90) || (u.acc == 4 && b >= 0x90))) return 0;
+        }
         u.acc = (u.acc << 6) | (b & 0x3F);
         u.need--;
         if (u.need == 0) {
             uint32_t cp = u.acc;
             static const uint32_t min_of_len[5] = {0, 0, 0x80, 0x800, 0x10000};
-            if (cp < min_of_len[u.len] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
+            if (cp < min_of_len[(int)u.len] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
             u_out->acc = 0, u_out->need = 0, u_out->len = 0;
             return advance_cp(g, p, in, n_in, cp, out);
         }
     }
     /* incomplete: keep the stacks whose class meets the code points that start so */
+    static const uint32_t min_len[5] = {0, 0, 0x80, 0x800, 0x10000};
     uint32_t lo = u.acc << (6 * u.need), hi = lo | ((1u << (6 * u.need)) - 1);
+    if (lo < min_len[(int)u.len]) lo = min_len[(int)u.len];
+    if (hi > 0x10FFFF) hi = 0x10FFFF;
     int32_t n = 0;
     for (int32_t i = 0; i < n_in; i++) {
         int32_t t = in[i];

@@ -383,7 +383,7 @@ static int typed_number(sctx *c, struct json_object *s, hl_buf *b) {
         return fail(c, HL_ENOTSUP, "non-integer minimum / maximum on a number is not supported");
     int64_t a = h1 ? (int64_t)mn : INT64_MIN, z = h2 ? (int64_t)mx : INF_BOUND;
     if (h1 && h2 && a > z) return fail(c, HL_EINVAL, "minimum is above maximum");
-    const char *frac = "(\".\" [0-9]{1,15})?", *zero = "(\".\" \"0\"{1,15})?";
+    const char *frac = "(\".\" [0-9]{1,20})?", *zero = "(\".\" \"0\"{1,15})?";
     int first = 1;
     hl_buf_puts(b, "(");
     /* x >= 0: integer part i with a <= i <= z - 1 and any fraction, or i == z exactly */
@@ -441,7 +441,9 @@ static int typed_string(sctx *c, struct json_object *s, hl_buf *b) {
     if (fmt) {
         if (!json_object_is_type(fmt, json_type_string)) return fail(c, HL_EINVAL, "\"format\" must be a string");
         const char *f = json_object_get_string(fmt);
-        const char *date = "[0-9]{4} \"-\" (\"0\" [1-9] | \"1\" [0-2]) \"-\" (\"0\" [1-9] | [12] [0-9] | \"3\" [01])";
+        /* days that exist in every year: 31 / 30 / 28 by month (no Feb 29) */
+        const char *date = "([1-9] [0-9]{3} | \"0\" ([1-9] [0-9]{2} | \"0\" ([1-9] [0-9] | \"0\" [1-9]))) \"-\" ((\"0\" [13578] | \"1\" [02]) \"-\" (\"0\" [1-9] | [12] [0-9] | \"3\" [01]) | "
+                           "(\"0\" [469] | \"11\") \"-\" (\"0\" [1-9] | [12] [0-9] | \"30\") | \"02-\" (\"0\" [1-9] | \"1\" [0-9] | \"2\" [0-8]))";
         const char *time = "([01] [0-9] | \"2\" [0-3]) \":\" [0-5] [0-9] \":\" [0-5] [0-9] (\".\" [0-9]{1,6})? (\"Z\" | [+-] ([01] [0-9] | \"2\" [0-3]) \":\" [0-5] [0-9])";
         if (!strcmp(f, "date")) hl_buf_printf(b, "\"\\\"\" %s \"\\\"\"", date);
         else if (!strcmp(f, "time")) hl_buf_printf(b, "\"\\\"\" %s \"\\\"\"", time);
@@ -656,16 +658,32 @@ static int typed_object(sctx *c, struct json_object *s, hl_buf *b) {
 }
 
 /* allOf: the objects merged (properties in order of appearance, required
- * united, additionalProperties false if any says so). */
+ * united). A part with additionalProperties false allows only its own
+ * properties, so the others are dropped (an error when one is required). */
+static int addl_false(struct json_object *x) {
+    struct json_object *a;
+    return json_object_object_get_ex(x, "additionalProperties", &a) && json_object_is_type(a, json_type_boolean) && !json_object_get_boolean(a);
+}
+
+static int declares(struct json_object *x, const char *name) {
+    struct json_object *props;
+    return json_object_object_get_ex(x, "properties", &props) && json_object_is_type(props, json_type_object) &&
+           json_object_object_get_ex(props, name, NULL);
+}
+
 static int all_of(sctx *c, struct json_object *s, struct json_object *all, hl_buf *b) {
     const char *other = constraint_other_than(s, (const char *const[]){"allOf", "type", "properties", "required", "additionalProperties", NULL});
     if (other) return fail(c, HL_ENOTSUP, "\"%s\" beside allOf is not supported", other);
     if (!json_object_is_type(all, json_type_array) || !json_object_array_length(all)) return fail(c, HL_EINVAL, "\"allOf\" must be a non-empty array");
+    size_t np = json_object_array_length(all) + 1;
+    struct json_object **parts = calloc(np, sizeof *parts);
+    if (!parts) return fail(c, HL_ENOMEM, "out of memory");
+    parts[0] = s;
     prop *ps = NULL;
     int n = 0, cap = 0;
     struct json_object *addl = NULL;
     collect_object(c, s, &ps, &n, &cap, &addl);
-    for (size_t i = 0; i < json_object_array_length(all) && !c->rc; i++) {
+    for (size_t i = 0; i + 1 < np && !c->rc; i++) {
         struct json_object *x = json_object_array_get_idx(all, i);
         for (int hops = 0; json_object_is_type(x, json_type_object) && hops < 64; hops++) {
             struct json_object *r;
@@ -682,10 +700,28 @@ static int all_of(sctx *c, struct json_object *s, struct json_object *all, hl_bu
             fail(c, HL_ENOTSUP, "allOf is supported for object schemas only (found \"%s\")", o ? o : "type");
             break;
         }
+        struct json_object *ad;
+        if (json_object_object_get_ex(x, "additionalProperties", &ad) && !json_object_is_type(ad, json_type_boolean)) {
+            fail(c, HL_ENOTSUP, "additionalProperties as a schema inside allOf is not supported");
+            break;
+        }
+        parts[i + 1] = x;
         collect_object(c, x, &ps, &n, &cap, &addl);
     }
-    if (!c->rc) typed_object_props(c, ps, n, addl, b);
-    free(ps);
+    for (size_t k = 0; k < np && !c->rc; k++) {
+        if (!parts[k] || !addl_false(parts[k])) continue;
+        int m = 0;
+        for (int i = 0; i < n; i++) {
+            if (declares(parts[k], ps[i].name)) ps[m++] = ps[i];
+            else if (ps[i].required) {
+                fail(c, HL_EINVAL, "allOf cannot be satisfied: \"%s\" is required but a part with additionalProperties false does not declare it", ps[i].name);
+                break;
+            }
+        }
+        n = m;
+    }
+    if (!c->rc) typed_object_props(c, ps, n, n ? NULL : addl, b);
+    free(ps), free(parts);
     return c->rc;
 }
 
@@ -836,7 +872,7 @@ static void primitives(hl_buf *o, const char *P) {
     hl_buf_printf(o, "%schar ::= [^\"\\\\\\x00-\\x1F] | \"\\\\\" ([\"\\\\/bfnrt] | \"u\" [0-9a-fA-F]{4})\n", P);
     hl_buf_printf(o, "%sstring ::= \"\\\"\" %schar* \"\\\"\"\n", P, P);
     hl_buf_printf(o, "%sinteger ::= \"-\"? (\"0\" | [1-9] [0-9]{0,15})\n", P);
-    hl_buf_printf(o, "%snumber ::= %sinteger (\".\" [0-9]{1,16})? ([eE] [-+]? [0-9]{1,3})?\n", P, P);
+    hl_buf_printf(o, "%snumber ::= %sinteger (\".\" [0-9]{1,20})? ([eE] [-+]? [0-9]{1,3})?\n", P, P);
     hl_buf_printf(o, "%sboolean ::= \"true\" | \"false\"\n", P);
     hl_buf_printf(o, "%snull ::= \"null\"\n", P);
     hl_buf_printf(o, "%svalue ::= %sobject | %sarray | %sstring | %snumber | %sboolean | %snull\n", P, P, P, P, P, P, P);
