@@ -357,7 +357,11 @@ int srv_gen_start(srv_req *r, srv_gen *g, srv_pull_fn pull, const char *ctype) {
     req.n_stops = o.n_stops;
     req.n_choices = g->n;
     req.logprobs = g->logprobs;
-    rc = hl_engine_submit(run->model->eng, &req, run_notify, run, &run->h, &err);
+    rc = srv_structured_proc(run, &req.proc, &err);
+    if (!rc) {
+        rc = hl_engine_submit(run->model->eng, &req, run_notify, run, &run->h, &err);
+        if (rc && req.proc) req.proc->vt->free(req.proc); /* a failed submit leaves it ours */
+    }
     srv_opts_free(&o);
     if (rc) {
         if (rc == HL_ERANGE && r->oai) snprintf(err.msg, sizeof err.msg, "This model's maximum context length is %d tokens. However, your messages resulted in %zu tokens. Please reduce the length of the messages.", num_ctx, run->n_prompt);
