@@ -73,6 +73,10 @@ void hl_grammar_free(hl_grammar *g);
  * bounded between tokens. */
 int hl_json_schema_to_gbnf(const char *schema, size_t n, const char *prefix, hl_buf *out, hl_err *err);
 
+/* The same over an already parsed json-c document (borrowed). */
+struct json_object;
+int hl_json_schema_to_gbnf_obj(struct json_object *doc, const char *prefix, hl_buf *out, hl_err *err);
+
 /* GBNF for any JSON value (object_only: any JSON object), as `root`. */
 void hl_grammar_json_any_gbnf(int object_only, hl_buf *out);
 

@@ -82,17 +82,43 @@ int gram_start(const hl_grammar *g, gram_pool *p, int32_t *tops, int32_t *n_tops
 
 int gram_set_has(const hl_grammar *g, int32_t set, uint32_t cp);
 
+/* ---- the walk's memo (memo.c) ---------------------------------------------------- */
+
+typedef struct gram_memo_state {
+    uint32_t off;  /* tops at arena[off .. off+n), sorted */
+    int32_t n;
+    gram_utf8 u;
+    uint32_t hash;
+} gram_memo_state;
+
+typedef struct gram_memo {
+    int32_t *arena;
+    size_t n_arena, cap_arena;
+    gram_memo_state *st;
+    int32_t n_st;
+    size_t cap_st;
+    int32_t *row_of;   /* per state: its transition row, or -1 */
+    int32_t *rows;     /* 256 next-state ids per row (-1 dead, -3 not yet known) */
+    int32_t n_rows;
+    size_t cap_rows;
+    int32_t *table;    /* interning: open addressing over state ids */
+    uint32_t tmask;
+    int32_t *tmp;
+} gram_memo;
+
+int gram_memo_init(gram_memo *m);
+void gram_memo_free(gram_memo *m);
+void gram_memo_reset(gram_memo *m);
+/* The id of the state (tops sorted in place), or -2 when out of memory. */
+int32_t gram_memo_intern(gram_memo *m, int32_t *tops, int32_t n, gram_utf8 u);
+/* The state after byte b from state s: an id, -1 dead, -2 overflow. */
+int32_t gram_memo_step(gram_memo *m, const hl_grammar *g, gram_pool *p, int32_t s, uint8_t b);
+
 /* ---- regex (regex.c) ------------------------------------------------------------ */
 
 /* A JSON Schema pattern to a GBNF expression over a JSON string's content;
  * char_rule names the rule for one (escaped) string character. */
 int gram_regex_to_gbnf(const char *re, size_t n, const char *char_rule, hl_buf *out, hl_err *err);
-
-/* ---- schema (schema.c) ----------------------------------------------------------- */
-
-struct json_object;
-/* hl_json_schema_to_gbnf over an already parsed document (borrowed). */
-int hl_json_schema_to_gbnf_obj(struct json_object *doc, const char *prefix, hl_buf *out, hl_err *err);
 
 /* ---- vocabulary ----------------------------------------------------------------- */
 

@@ -43,11 +43,9 @@ typedef struct gproc {
     gram_utf8 u;
     int dead;
     int32_t live_after_compact;
-    /* the walk's levels */
-    int32_t *lvl_off, *lvl_n, *lvl_mark;
-    gram_utf8 *lvl_u;
-    int32_t *buf;
-    size_t cap_buf;
+    /* the walk: the state id after each byte of the current token */
+    int32_t *lvl_n;
+    gram_memo memo;
     /* the cache */
     int32_t *key;
     size_t cap_key;
@@ -93,16 +91,6 @@ static int make_key(gproc *p, uint64_t *hash) {
 
 /* ---- the walk -------------------------------------------------------------------- */
 
-static int ensure_buf(gproc *p, size_t need) {
-    if (need <= p->cap_buf) return 0;
-    size_t nc = p->cap_buf * 2;
-    while (nc < need) nc *= 2;
-    int32_t *b = realloc(p->buf, nc * sizeof *b);
-    if (!b) return -1;
-    p->buf = b, p->cap_buf = nc;
-    return 0;
-}
-
 static void set_bit(uint8_t *bits, int32_t t) { bits[t >> 3] |= (uint8_t)(1u << (t & 7)); }
 
 static int complete(const gproc *p) {
@@ -119,25 +107,23 @@ static void compute(gproc *p, uint8_t *bits) {
         for (int32_t i = 0; i < v->n_eog; i++) set_bit(bits, v->eog_ids[i]);
     if (p->dead || !p->n_tops) return;
     int32_t base = p->pool.n;
-    memcpy(p->buf, p->tops, (size_t)p->n_tops * sizeof *p->buf);
-    p->lvl_off[0] = 0, p->lvl_n[0] = p->n_tops, p->lvl_u[0] = p->u, p->lvl_mark[0] = base;
+    gram_memo_reset(&p->memo);
+    memcpy(p->tmp, p->tops, (size_t)p->n_tops * sizeof *p->tmp);
+    int32_t s0 = gram_memo_intern(&p->memo, p->tmp, p->n_tops, p->u);
+    if (s0 < 0) return; /* out of memory: nothing but the end allowed */
+    int32_t *lvl = p->lvl_n;
+    lvl[0] = s0;
     int32_t vd = 0;
     for (int32_t i = 0; i < v->n_sorted; i++) {
         int32_t t = v->sorted[i];
-        const char *s = v->bytes + v->off[t];
+        const uint8_t *s = (const uint8_t *)v->bytes + v->off[t];
         int32_t len = (int32_t)(v->off[t + 1] - v->off[t]);
-        int32_t d = v->lcp[i] < vd ? v->lcp[i] : vd;
-        gram_pool_undo(&p->pool, p->lvl_mark[d]);
-        vd = d;
+        vd = v->lcp[i] < vd ? v->lcp[i] : vd;
         int dead = 0;
         while (vd < len) {
-            size_t o = (size_t)p->lvl_off[vd] + (size_t)p->lvl_n[vd];
-            if (ensure_buf(p, o + HL_GRAMMAR_MAX_STACKS)) { dead = 1; break; }
-            int n = gram_advance_byte(p->g, &p->pool, p->buf + p->lvl_off[vd], p->lvl_n[vd], p->lvl_u[vd],
-                                      (uint8_t)s[vd], p->buf + o, &p->lvl_u[vd + 1]);
-            if (n <= 0) { dead = 1; break; }
-            p->lvl_off[vd + 1] = (int32_t)o, p->lvl_n[vd + 1] = n, p->lvl_mark[vd + 1] = p->pool.n;
-            vd++;
+            int32_t nx = gram_memo_step(&p->memo, p->g, &p->pool, lvl[vd], s[vd]);
+            if (nx < 0) { dead = 1; break; }
+            lvl[++vd] = nx;
         }
         if (dead) {
             /* every token that starts with these vd + 1 bytes is dead too */
@@ -253,8 +239,9 @@ static void gproc_free(hl_logits_proc *self) {
     gproc *p = (gproc *)self;
     if (!p) return;
     gram_pool_free(&p->pool);
-    free(p->tops), free(p->tmp), free(p->lvl_off), free(p->lvl_n), free(p->lvl_mark), free(p->lvl_u);
-    free(p->buf), free(p->key), free(p->bits);
+    free(p->tops), free(p->tmp), free(p->lvl_n);
+    gram_memo_free(&p->memo);
+    free(p->key), free(p->bits);
     for (int i = 0; i < CACHE_SLOTS; i++) free(p->cache[i].key), free(p->cache[i].bits);
     if (p->v) hl_grammar_vocab_unref(p->v);
     if (p->owned && __atomic_sub_fetch(&p->owned->refs, 1, __ATOMIC_ACQ_REL) == 0) {
@@ -274,15 +261,10 @@ static gproc *alloc_proc(const hl_grammar *g, hl_grammar_vocab *v, int with_pool
     size_t levels = (size_t)v->max_len + 2;
     p->tops = malloc(HL_GRAMMAR_MAX_STACKS * sizeof *p->tops);
     p->tmp = malloc(HL_GRAMMAR_MAX_STACKS * sizeof *p->tmp);
-    p->lvl_off = malloc(levels * sizeof *p->lvl_off);
     p->lvl_n = malloc(levels * sizeof *p->lvl_n);
-    p->lvl_mark = malloc(levels * sizeof *p->lvl_mark);
-    p->lvl_u = malloc(levels * sizeof *p->lvl_u);
-    p->cap_buf = 4 * HL_GRAMMAR_MAX_STACKS;
-    p->buf = malloc(p->cap_buf * sizeof *p->buf);
     p->n_bits = ((size_t)v->n_vocab + 7) / 8 + 1;
     p->bits = malloc(p->n_bits);
-    if (!p->tops || !p->tmp || !p->lvl_off || !p->lvl_n || !p->lvl_mark || !p->lvl_u || !p->buf || !p->bits ||
+    if (!p->tops || !p->tmp || !p->lvl_n || !p->bits || gram_memo_init(&p->memo) ||
         (with_pool && gram_pool_init(&p->pool, 1024))) {
         gproc_free(&p->base);
         return NULL;
