@@ -897,6 +897,12 @@ int hl_json_schema_to_gbnf(const char *schema, size_t n, const char *prefix, hl_
     json_tokener_set_flags(tk, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
     struct json_object *doc = json_tokener_parse_ex(tk, schema, (int)n);
     enum json_tokener_error je = json_tokener_get_error(tk);
+    if (je == json_tokener_continue && !doc) {
+        /* a bare literal ("false", 12) waits for more input: end it */
+        doc = json_tokener_parse_ex(tk, "", 1);
+        je = json_tokener_get_error(tk);
+        n = json_tokener_get_parse_end(tk); /* nothing trails */
+    }
     if (je == json_tokener_success && json_tokener_get_parse_end(tk) < n) {
         size_t k = json_tokener_get_parse_end(tk);
         while (k < n && (schema[k] == ' ' || schema[k] == '\n' || schema[k] == '\t' || schema[k] == '\r')) k++;

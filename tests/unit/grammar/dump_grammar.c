@@ -47,7 +47,7 @@ static uint64_t rng_next(uint64_t *s) {
 }
 
 static int is_structural(unsigned char c) {
-    return !((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c >= 0x80);
+    return !((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c >= 0x80 || c <= ' ');
 }
 
 static int walk(hl_grammar *g, const char *model, int n_walks, uint64_t seed) {
