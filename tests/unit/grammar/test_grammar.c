@@ -323,3 +323,40 @@ TEST(proc_json_any_mask_is_stable) {
     hl_grammar_vocab_unref(v);
     tok_free(tok);
 }
+
+/* Deep nesting grows the parse state; closing it again leaves garbage that
+ * accept compacts away. The mask must be right before and after. */
+TEST(proc_compacts_deep_state) {
+    tok_vocab *tok = load_stories();
+    if (!tok) return;
+    hl_grammar_vocab *v = NULL;
+    hl_err err = {0};
+    CHECK_EQ(hl_grammar_vocab_new(&v, tok, &err), 0);
+    hl_grammar *g = parse("root ::= \"(\" root \")\" | \"x\"\n");
+    hl_logits_proc *p = NULL;
+    CHECK_EQ(hl_grammar_proc_new(&p, g, 0, v, &err), 0);
+    int32_t open = tok_find(tok, "<0x28>", 6), close = tok_find(tok, "<0x29>", 6), x = tok_find(tok, "<0x78>", 6);
+    CHECK(open >= 0 && close >= 0 && x >= 0);
+    if (open >= 0 && close >= 0 && x >= 0) {
+        enum { DEPTH = 6000 };
+        char *text = malloc(2 * DEPTH + 2);
+        size_t n = 0;
+        for (int i = 0; i < DEPTH; i++) p->vt->accept(p, open), text[n++] = '(';
+        p->vt->accept(p, x), text[n++] = 'x';
+        for (int i = 0; i < DEPTH - 3; i++) p->vt->accept(p, close), text[n++] = ')';
+        CHECK_EQ(hl_grammar_proc_state(p), 0);
+        CHECK_EQ(mask_matches_brute_force(p, g, v, text, n), 0);
+        hl_logits_proc *c = p->vt->clone(p);
+        for (int i = 0; i < 3; i++) p->vt->accept(p, close), text[n++] = ')';
+        CHECK_EQ(hl_grammar_proc_state(p), 1);
+        CHECK_EQ(mask_matches_brute_force(p, g, v, text, n), 0);
+        c->vt->accept(c, close);
+        CHECK_EQ(hl_grammar_proc_state(c), 0);
+        c->vt->free(c);
+        free(text);
+    }
+    p->vt->free(p);
+    hl_grammar_free(g);
+    hl_grammar_vocab_unref(v);
+    tok_free(tok);
+}
