@@ -23,7 +23,7 @@ ifeq ($(MODE),fuzz)
 CC     := clang
 endif
 
-MODULES := base gguf quant tokenizer chat gotmpl sample backend backend/cpu backend/ref model runner store server cli
+MODULES := base gguf quant tokenizer chat gotmpl sample grammar backend backend/cpu backend/ref model runner store server cli
 
 CPPFLAGS := -Isrc -Iinclude -Itests/unit -D_GNU_SOURCE -MMD -MP
 CFLAGS   := -std=c17 -g -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -Wno-format-truncation -pthread -fno-strict-aliasing

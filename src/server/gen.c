@@ -379,7 +379,11 @@ int srv_gen_start(srv_req *r, srv_gen *g, srv_pull_fn pull, const char *ctype) {
     req.logprobs = g->logprobs;
     /* OpenAI's legacy completions: echo with logprobs scores the prompt too */
     req.prompt_logprobs = g->api == SRV_OAI_COMPLETION && g->echo && g->logprobs && !g->stream;
-    rc = hl_engine_submit(run->model->eng, &req, run_notify, run, &run->h, &err);
+    rc = srv_structured_proc(run, &req.proc, &err);
+    if (!rc) {
+        rc = hl_engine_submit(run->model->eng, &req, run_notify, run, &run->h, &err);
+        if (rc && req.proc) req.proc->vt->free(req.proc); /* a failed submit leaves it ours */
+    }
     srv_opts_free(&o);
     if (rc) {
         if (rc == HL_ERANGE && r->oai) snprintf(err.msg, sizeof err.msg, "This model's maximum context length is %d tokens. However, your %s resulted in %zu tokens. Please reduce the length of the %s.", num_ctx, g->api == SRV_OAI_CHAT ? "messages" : "prompt", run->n_prompt, g->api == SRV_OAI_CHAT ? "messages" : "prompt");

@@ -5,6 +5,7 @@
 #define HL_SERVER_INTERNAL_H
 
 #include "server/server.h"
+#include "grammar/grammar.h"
 #include "runner/engine.h"
 #include "store/store.h"
 
@@ -68,6 +69,7 @@ typedef struct srv_gen {
     char err_param[64]; /* OpenAI: the parameter an error is about */
     char unknown[64];   /* OpenAI: the first field the parser did not know ("" if none) */
     int n_unknown;      /* how many (ignored unless server.strict_requests) */
+    hl_grammar *grammar; /* structured output (format, response_format, grammar) or NULL */
 } srv_gen;
 
 int srv_parse_ollama(srv_api api, const char *body, size_t n, srv_gen *g, hl_err *err);
@@ -130,6 +132,7 @@ typedef struct srv_model {
     int64_t last_used_ns;
     int64_t size_bytes;          /* weights + the KV of one default context (/api/ps "size") */
     int64_t kv_pool_bytes;       /* the KV pool reserved for every sequence (/metrics) */
+    hl_grammar_vocab *gvocab;    /* the tokenizer indexed for grammars: made on first use (structured.c) */
     struct srv_model *next;
 } srv_model;
 
@@ -280,6 +283,21 @@ struct srv_run {
     char id[40];
     int64_t created;
 };
+
+/* ---- structured outputs (structured.c) ------------------------------------------ */
+
+/* Ollama's "format" ("json" or a JSON Schema) and the "grammar" field (GBNF,
+ * as llama-server) of root into g->grammar; absent, null or "" is nothing.
+ * A bad schema or grammar is an error naming the problem (HTTP 400). */
+int srv_structured_ollama(struct json_object *root, srv_gen *g, hl_err *err);
+/* OpenAI's response_format value ({"type": "text" | "json_object" |
+ * "json_schema", "json_schema": {"name", "schema", "strict"}}). */
+int srv_structured_response_format(struct json_object *v, srv_gen *g, hl_err *err);
+/* The "grammar" field's value (GBNF text). */
+int srv_structured_grammar(struct json_object *v, srv_gen *g, hl_err *err);
+/* The logits processor for run's grammar (NULL when it has none): takes the
+ * grammar out of run->g; the caller (then the engine) owns the processor. */
+int srv_structured_proc(srv_run *run, hl_logits_proc **out, hl_err *err);
 
 /* Parses nothing: resolves the model, builds the prompt, submits. On error
  * replies itself. Takes ownership of g in every case. */

@@ -80,6 +80,7 @@ static void model_free(srv_model *m) {
     if (!m) return;
     if (m->lm) hl_info("unloading %s", m->name ? m->name : m->key);
     hl_engine_free(m->eng);
+    hl_grammar_vocab_unref(m->gvocab);
     hl_loaded_free(m->lm);
     store_model_free(&m->sm);
     srv_opts_free(&m->params);

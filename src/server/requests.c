@@ -194,6 +194,7 @@ void srv_gen_free(srv_gen *g) {
     free(g->bias);
     free(g->context);
     srv_opts_free(&g->opts);
+    hl_grammar_free(g->grammar);
     memset(g, 0, sizeof *g);
 }
 
@@ -332,7 +333,7 @@ int srv_parse_ollama(srv_api api, const char *body, size_t n, srv_gen *g, hl_err
     }
     if ((rc = opt_bool(root, "stream", &g->stream, err))) goto out;
     if ((rc = parse_keep_alive(root, g, err))) goto out;
-    if ((rc = refuse_nonempty(root, "format", "structured outputs (JSON mode) are not implemented", err))) goto out;
+    if ((rc = srv_structured_ollama(root, g, err))) goto out;
     if ((rc = refuse_nonempty(root, "images", "this server runs text models only", err))) goto out;
     if ((rc = refuse_nonempty(root, "tools", "tool calling is not implemented", err))) goto out;
     if (json_object_object_get_ex(root, "think", &v) && json_object_is_type(v, json_type_boolean) && json_object_get_boolean(v)) {
@@ -545,13 +546,11 @@ int srv_parse_openai(srv_api api, const char *body, size_t n, srv_gen *g, hl_err
             if ((rc = opt_bool(root, key, &g->echo, err))) break;
         } else if (!strcmp(key, "suffix") && !chat) {
             if ((rc = opt_str(root, key, &g->suffix, err))) break;
-        } else if (!strcmp(key, "response_format") && chat) {
-            struct json_object *t;
-            if (json_object_is_type(v, json_type_object) && json_object_object_get_ex(v, "type", &t) &&
-                json_object_is_type(t, json_type_string) && !strcmp(json_object_get_string(t), "text"))
-                continue;
-            rc = hl_err_set(err, HL_ENOTSUP, "\"response_format\" other than {\"type\": \"text\"} is not supported yet");
-            break;
+        } else if (!strcmp(key, "response_format")) {
+            if ((rc = srv_structured_response_format(v, g, err))) break;
+        } else if (!strcmp(key, "grammar")) {
+            /* llama-server's extension: a GBNF grammar */
+            if ((rc = srv_structured_grammar(v, g, err))) break;
         } else if (!strcmp(key, "tools") || !strcmp(key, "tool_choice") || !strcmp(key, "functions") ||
                    !strcmp(key, "function_call")) {
             if (json_object_is_type(v, json_type_array) && json_object_array_length(v) == 0) continue;

@@ -16,7 +16,8 @@ import requests
     (b'{"model": "\xff\xfe"}', "invalid JSON"),
     (b'{"model": "x", "options": []}', "options"),
     (b'{"model": "x", "keep_alive": "5 parsecs"}', "keep_alive"),
-    (b'{"model": "x", "format": "json"}', "format"),
+    (b'{"model": "x", "format": "yaml"}', "format"),
+    (b'{"model": "x", "format": {"type": "array", "uniqueItems": true}}', "uniqueItems"),
     (b"", "body"),
 ])
 def test_bad_bodies(server, body, needle):
@@ -32,7 +33,7 @@ def test_openai_bad_bodies(server):
     err = r.json()["error"]
     assert set(err) == {"message", "type", "param", "code"} and err["param"] == "messages"
     r = requests.post(server.url + "/v1/chat/completions", json={"model": "m", "messages": [{"role": "user", "content": "x"}],
-                                                                 "response_format": {"type": "json_object"}})
+                                                                 "response_format": {"type": "xml"}})
     assert r.status_code == 400 and r.json()["error"]["param"] == "response_format"
     # an unknown field is ignored (server.strict_requests refuses it): the error is the missing model
     r = requests.post(server.url + "/v1/completions", json={"model": "m", "prompt": "x", "frobnicate": 1})
