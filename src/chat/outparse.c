@@ -311,7 +311,7 @@ static int piece_mistral(chat_outparse *p, const char *s, size_t n, calls *c) {
     const char *j = a + 6;
     size_t jn = n - (size_t)(j - s);
     trim(&j, &jn);
-    struct json_object *v;
+    struct json_object *v = NULL;
     if (!nn || !json_whole(j, jn, &v) || !v || !json_object_is_type(v, json_type_object)) {
         json_object_put(v);
         return -1;
@@ -354,7 +354,7 @@ static int piece_deepseek(chat_outparse *p, const char *s, size_t n, calls *c) {
     }
     trim(&name, &nn);
     trim(&right, &rn);
-    struct json_object *v;
+    struct json_object *v = NULL;
     if (!nn || !json_whole(right, rn, &v) || !v || !json_object_is_type(v, json_type_object)) {
         json_object_put(v);
         return -1;
@@ -479,9 +479,10 @@ static void emit(chat_outparse *p, hl_buf *to, const char *s, size_t n) {
 }
 
 static void consume(chat_outparse *p, size_t n) {
+    if (!p->pend.data) return;
     memmove(p->pend.data, p->pend.data + n, p->pend.len - n);
     p->pend.len -= n;
-    if (p->pend.data) p->pend.data[p->pend.len] = 0;
+    p->pend.data[p->pend.len] = 0;
 }
 
 /* Ends the call in progress with body pend[0..n) (closer not included). */
