@@ -450,11 +450,17 @@ static int piece_xml(chat_outparse *p, const char *s, size_t n, calls *c) {
 }
 
 /* The body of a call (text after its opener, before its closer). */
+static void unfence(const char **s, size_t *n);
+
 static int parse_body(chat_outparse *p, const char *s, size_t n, calls *c) {
     const char *t = s;
     size_t tn = n;
     trim(&t, &tn);
     if (!tn) return -1;
+    if (!p->call) { /* a bare JSON answer */
+        unfence(&t, &tn);
+        return json_calls(t, tn, c);
+    }
     switch (p->fmt) {
     case CHAT_TOOLS_HERMES:
     case CHAT_TOOLS_LLAMA3: return json_calls(t, tn, c);
@@ -505,6 +511,41 @@ static int end_call(chat_outparse *p, size_t n, int closed, chat_out *out) {
     return rc;
 }
 
+/* Whether the answer so far starts a bare JSON call: 1 yes, 0 no, -1 not
+ * known yet. A call may sit in a ```json fence (small Qwen2.5 models answer
+ * that way instead of writing <tool_call>). */
+static int bare_start(const chat_outparse *p, const char *s, size_t n) {
+    size_t k = 0;
+    while (k < n && is_ws(s[k])) k++;
+    if (k == n) return -1;
+    if (s[k] == '{' || (s[k] == '[' && p->fmt == CHAT_TOOLS_PREFIX)) return 1;
+    size_t f = n - k < 3 ? n - k : 3;
+    if (memcmp(s + k, "```", f)) return 0;
+    if (f < 3) return -1;
+    const char *nl = memchr(s + k, '\n', n - k);
+    if (!nl) return n - k > 16 ? 0 : -1;
+    const char *info = s + k + 3;
+    size_t in = (size_t)(nl - info);
+    trim(&info, &in);
+    if (in && !(in == 4 && !memcmp(info, "json", 4))) return 0;
+    size_t j = (size_t)(nl - s);
+    while (j < n && is_ws(s[j])) j++;
+    if (j == n) return -1;
+    return s[j] == '{' || s[j] == '[';
+}
+
+/* A bare call's text without its ``` fence, if it has one. */
+static void unfence(const char **s, size_t *n) {
+    trim(s, n);
+    if (*n < 3 || memcmp(*s, "```", 3)) return;
+    const char *nl = memchr(*s, '\n', *n);
+    if (!nl) return;
+    *n -= (size_t)(nl + 1 - *s);
+    *s = nl + 1;
+    trim(s, n);
+    if (*n >= 3 && !memcmp(*s + *n - 3, "```", 3)) *n -= 3;
+}
+
 static int step(chat_outparse *p, chat_out *out) {
     for (;;) {
         if (p->skip_ws) {
@@ -544,10 +585,9 @@ static int step(chat_outparse *p, chat_out *out) {
         }
         /* text */
         if (p->bare_json && !p->answered) {
-            size_t k = 0;
-            while (k < n && is_ws(s[k])) k++;
-            if (k == n) return 0; /* only whitespace so far: an answer may still be JSON */
-            if (s[k] == '{' || (s[k] == '[' && p->fmt == CHAT_TOOLS_PREFIX)) {
+            int b = bare_start(p, s, n);
+            if (b < 0) return 0; /* too early to tell */
+            if (b > 0) {
                 p->mode = M_CALL;
                 p->call = NULL;
                 return 0;
@@ -641,6 +681,9 @@ int chat_outparse_new(chat_outparse **out, const chat_outparse_cfg *cfg, hl_err 
     if (think) add_marker(p, p->think_open, NULL, 1);
     switch (p->fmt) {
     case CHAT_TOOLS_HERMES:
+        add_marker(p, "<tool_call>", "</tool_call>", 0);
+        p->bare_json = 1; /* lenient: small models often drop the tags */
+        break;
     case CHAT_TOOLS_QWEN3_XML: add_marker(p, "<tool_call>", "</tool_call>", 0); break;
     case CHAT_TOOLS_LLAMA3:
         add_marker(p, "<|python_tag|>", NULL, 0);

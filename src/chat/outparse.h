@@ -3,7 +3,9 @@
  * thinking and tool calls, by the conventions of the template's family:
  *
  *   hermes     <tool_call>{"name": .., "arguments": {..}}</tool_call>
- *              (Qwen2.5, Qwen3, Hermes 2/3)
+ *              (Qwen2.5, Qwen3, Hermes 2/3); leniently also a bare call
+ *              object (or one in a ```json fence) as the whole answer, which
+ *              is how small Qwen2.5 models often answer
  *   qwen3-xml  <tool_call><function=NAME><parameter=P>VALUE</parameter>
  *              </function></tool_call> (Qwen3-Coder)
  *   llama3     <|python_tag|>{"name": .., "parameters": {..}}, or a bare
@@ -26,7 +28,9 @@
  * is part of a recognized tool call never appears in content; a call whose
  * body does not parse comes back as content, markers included, never dropped;
  * the parser holds back only text that could still become a marker (and an
- * open tool call until it ends). Whitespace directly after a thinking marker
+ * open tool call until it ends; for the families that take a bare JSON call
+ * as the whole answer, an answer that begins with '{' or a ```json fence is
+ * held until it ends, since only then is it known to be a call). Whitespace directly after a thinking marker
  * and after a parsed call is dropped, as Ollama does.
  *
  * A parser is single-threaded state; its configuration's strings are copied. */

@@ -157,6 +157,13 @@ TEST(hermes_qwen25) {
               {.content = "<tool_call>\n{\"name\": \"f\", \"arguments\": {\"a\": }\n</tool_call> done"});
     CHECK_OUT(&cfg, "<tool_call>{\"arguments\": {}}</tool_call>", {.content = "<tool_call>{\"arguments\": {}}</tool_call>"});
     CHECK_OUT(&cfg, "<tool_call>{\"name\": \"f\"", {.content = "<tool_call>{\"name\": \"f\""});
+    /* lenient: a bare call, or one in a ```json fence, as the whole answer (Qwen2.5-Coder-1.5B's habit) */
+    CHECK_OUT(&cfg, "```json\n{\n  \"name\": \"get_weather\",\n  \"arguments\": {\n    \"city\": \"Paris\"\n  }\n}\n```",
+              {.calls = {{"get_weather", "{\"city\":\"Paris\"}"}}});
+    CHECK_OUT(&cfg, "{\"name\": \"f\", \"arguments\": {}}", {.calls = {{"f", "{}"}}});
+    CHECK_OUT(&cfg, "```json\n{\"a\": 1}\n```", {.content = "```json\n{\"a\": 1}\n```"});
+    CHECK_OUT(&cfg, "```python\nprint(1)\n```", {.content = "```python\nprint(1)\n```"});
+    CHECK_OUT(&cfg, "Here: ```json\n{\"name\": \"f\"}\n```", {.content = "Here: ```json\n{\"name\": \"f\"}\n```"});
     /* plain text with things that look like markers */
     CHECK_OUT(&cfg, "a < b and <tool_ and <tool_cal", {.content = "a < b and <tool_ and <tool_cal"});
     CHECK_OUT(&cfg, "", {.content = ""});
