@@ -338,7 +338,8 @@ int srv_gen_start(srv_req *r, srv_gen *g, srv_pull_fn pull, const char *ctype) {
     int32_t num_ctx = (o.set & SRV_O_NCTX) && o.num_ctx > 0 ? o.num_ctx : r->srv->cfg.num_ctx > 0 ? r->srv->cfg.num_ctx : max_ctx;
     if (num_ctx > max_ctx) num_ctx = max_ctx;
 
-    rc = build_prompt(run, num_ctx, &err);
+    rc = srv_out_check(run, go_template(run), &err);
+    if (!rc) rc = build_prompt(run, num_ctx, &err);
     if (!rc) rc = srv_out_setup(run, go_template(run), &err);
     if (rc) {
         srv_opts_free(&o);

@@ -302,9 +302,11 @@ int srv_parse_ollama_tools(struct json_object *root, srv_gen *g, hl_err *err);
 int srv_parse_msg_tools(struct json_object *m, srv_msg *msg, int oai, hl_err *err);
 void srv_msg_tools_free(srv_msg *m);
 void srv_gen_tools_free(srv_gen *g);
-/* After the prompt is built: checks the model can do what was asked (tools,
- * think), and sets up each choice's output splitter when tools or thinking
- * apply. Errors are the request's (400). */
+/* Before the prompt is built: checks the model can do what was asked (tools,
+ * think, tool_choice). Errors are the request's (400). */
+int srv_out_check(struct srv_run *run, const char *go_template, hl_err *err);
+/* After the prompt is built: sets up each choice's output splitter when
+ * tools or thinking apply. */
 int srv_out_setup(struct srv_run *run, const char *go_template, hl_err *err);
 /* Runs an event's text through its choice's splitter: ev's text becomes the
  * content part; c->d_thinking and new calls hold the rest. */

@@ -251,11 +251,10 @@ int srv_tool_call_schema(const srv_gen *g, char **schema, hl_err *err) {
 
 /* ---- the output splitter ---------------------------------------------------------- */
 
-int srv_out_setup(srv_run *run, const char *go_template, hl_err *err) {
+int srv_out_check(srv_run *run, const char *go_template, hl_err *err) {
     srv_gen *g = &run->g;
     const hl_loaded *lm = run->model->lm;
     int chat = g->api == SRV_OLLAMA_CHAT || g->api == SRV_OAI_CHAT;
-    int go = go_template && *go_template;
     unsigned caps = srv_template_caps(go_template, lm->tmpl_src);
     int want_tools = chat && g->tools_json && g->tool_choice != SRV_TOOLS_NONE;
     if (g->tool_choice == SRV_TOOLS_NAMED && !tool_exists(g, g->tool_choice_name)) {
@@ -283,6 +282,15 @@ int srv_out_setup(srv_run *run, const char *go_template, hl_err *err) {
         return hl_err_set(err, HL_ENOTSUP, "\"tool_choice\": \"%s\" needs constrained decoding, which is not connected yet: use \"auto\"",
                           g->tool_choice == SRV_TOOLS_NAMED ? g->tool_choice_name : "required");
     }
+    return 0;
+}
+
+int srv_out_setup(srv_run *run, const char *go_template, hl_err *err) {
+    srv_gen *g = &run->g;
+    const hl_loaded *lm = run->model->lm;
+    int chat = g->api == SRV_OLLAMA_CHAT || g->api == SRV_OAI_CHAT;
+    int go = go_template && *go_template;
+    int want_tools = chat && g->tools_json && g->tool_choice != SRV_TOOLS_NONE;
     chat_outparse_cfg cfg = {0};
     char *prefix = NULL, *suffix = NULL;
     if (go) {

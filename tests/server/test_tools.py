@@ -18,6 +18,8 @@
 The parser itself is tested on recorded outputs of every family in
 tests/unit/chat/test_outparse.c."""
 import json
+import os
+import subprocess
 import sys
 
 import ollama
@@ -25,7 +27,7 @@ import openai
 import pytest
 import requests
 
-from hltest import ROOT, model_path
+from hltest import HYPERLAMA, ROOT, model_path
 
 sys.path.insert(0, str(ROOT / "tests" / "chat"))
 from jinja_env import render_ref  # noqa: E402
@@ -184,17 +186,17 @@ def qthink(server, qwen):
     return "qthink"
 
 
-def test_thinking_ollama_and_openai(server, oc, qthink):
-    c = ollama.Client(host=server.url)
-    g = c.generate(model=qthink, prompt=THINK_ASK, think=True, options={"num_predict": 80})
+@pytest.fixture(scope="module")
+def think_ref(server, qthink):
+    g = ollama.Client(host=server.url).generate(model=qthink, prompt=THINK_ASK, think=True, options={"num_predict": 80})
     assert "17" in g.thinking and "</think>" not in g.thinking + g.response and "<think>" not in g.response
     assert "42" in g.response
-    # chat, streamed: thinking pieces first, then content; together what generate gave
-    parts = list(c.chat(model=qthink, messages=[{"role": "user", "content": THINK_ASK}], think=True,
-                        options={"num_predict": 80}, stream=True))
-    thinking = "".join(p.message.thinking or "" for p in parts)
-    content = "".join(p.message.content for p in parts)
-    assert (thinking, content) == (g.thinking, g.response)
+    return g
+
+
+def test_thinking_openai(oc, qthink, think_ref):
+    g = think_ref
+    # (Ollama's chat, streamed, is what `hyperlama run` uses: test_cli_run_think)
     # OpenAI: reasoning_content in the message and in stream deltas (as vLLM and llama-server send it)
     r = oc.chat.completions.create(model=qthink, messages=[{"role": "user", "content": THINK_ASK}], max_tokens=80)
     m = r.choices[0].message
@@ -206,6 +208,18 @@ def test_thinking_ollama_and_openai(server, oc, qthink):
         rs += (d.model_extra or {}).get("reasoning_content") or ""
         ct += d.content or ""
     assert (rs, ct) == (g.thinking, g.response)
+
+
+def test_cli_run_think(server, qthink, think_ref):
+    """`hyperlama run NAME --think` through this server: thinking under "Thinking...", then the
+    answer, as Ollama's CLI prints it (dimmed only on a terminal); --hidethinking drops it."""
+    env = dict(os.environ, HYPERLAMA_HOST=f"127.0.0.1:{server.port}", HYPERLAMA_MODELS=str(server.tmp / "models"))
+    cmd = [str(HYPERLAMA), "run", qthink, THINK_ASK, "--num-predict", "80"]
+    r = subprocess.run(cmd + ["--think"], env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == f"Thinking...\n{think_ref.thinking}\n...done thinking.\n\n{think_ref.response}\n"
+    r = subprocess.run(cmd + ["--hidethinking"], env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and r.stdout == think_ref.response + "\n", r.stdout + r.stderr
 
 
 def test_capabilities(server, qwen, smollm, qthink):
