@@ -522,16 +522,18 @@ static int bare_start(const chat_outparse *p, const char *s, size_t n) {
     size_t f = n - k < 3 ? n - k : 3;
     if (memcmp(s + k, "```", f)) return 0;
     if (f < 3) return -1;
+    /* the fence's info string must be empty or "json"; decided from the text
+     * alone, never from how much of it has arrived */
     const char *nl = memchr(s + k, '\n', n - k);
-    if (!nl) return n - k > 16 ? 0 : -1;
     const char *info = s + k + 3;
-    size_t in = (size_t)(nl - info);
+    size_t in = (size_t)((nl ? nl : s + n) - info);
     trim(&info, &in);
+    if (!nl) return in <= 4 && !memcmp(info, "json", in) ? -1 : 0;
     if (in && !(in == 4 && !memcmp(info, "json", 4))) return 0;
     size_t j = (size_t)(nl - s);
     while (j < n && is_ws(s[j])) j++;
     if (j == n) return -1;
-    return s[j] == '{' || s[j] == '[';
+    return s[j] == '{' || (s[j] == '[' && p->fmt == CHAT_TOOLS_PREFIX);
 }
 
 /* A bare call's text without its ``` fence, if it has one. */

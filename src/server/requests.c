@@ -282,7 +282,11 @@ static int parse_messages(struct json_object *root, srv_gen *g, int oai, hl_err 
             return hl_err_set(err, HL_ENOTSUP, "images are not supported: this server runs text models only");
         json_object_object_get_ex(m, "content", &c);
         int rc = content_text(c, &g->msgs[i].content, oai, err);
-        if (!rc) rc = srv_parse_msg_tools(m, &g->msgs[i], oai, err);
+        if (!rc && (rc = srv_parse_msg_tools(m, &g->msgs[i], oai, err))) { /* not counted yet: free it here */
+            free(g->msgs[i].content);
+            srv_msg_tools_free(&g->msgs[i]);
+            memset(&g->msgs[i], 0, sizeof g->msgs[i]);
+        }
         if (rc) return rc == HL_ENOMEM ? hl_err_set(err, HL_ENOMEM, "out of memory") : hl_err_prefix(err, "messages[%zu]: ", i);
         /* OpenAI's developer role is the system role of models that have no such distinction */
         g->msgs[i].role = strdup(!strcmp(r, "developer") ? "system" : r);
