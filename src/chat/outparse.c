@@ -518,6 +518,10 @@ static int bare_start(const chat_outparse *p, const char *s, size_t n) {
     size_t k = 0;
     while (k < n && is_ws(s[k])) k++;
     if (k == n) return -1;
+    for (int i = 0; i < p->n_mk; i++) { /* a marker ("[TOOL_CALLS]") is no bare JSON */
+        size_t m = strlen(p->mk[i].open), c = n - k < m ? n - k : m;
+        if (!memcmp(s + k, p->mk[i].open, c)) return c < m ? -1 : 0;
+    }
     if (s[k] == '{' || (s[k] == '[' && p->fmt == CHAT_TOOLS_PREFIX)) return 1;
     size_t f = n - k < 3 ? n - k : 3;
     if (memcmp(s + k, "```", f)) return 0;
@@ -695,7 +699,7 @@ int chat_outparse_new(chat_outparse **out, const chat_outparse_cfg *cfg, hl_err 
     case CHAT_TOOLS_DEEPSEEK: add_marker(p, DS_CALLS_BEGIN, DS_CALLS_END, 0); break;
     case CHAT_TOOLS_PREFIX:
         if (p->prefix && *p->prefix) add_marker(p, p->prefix, p->suffix, 0);
-        else p->bare_json = 1;
+        p->bare_json = 1; /* a JSON answer is a call too, with or without the prefix */
         break;
     case CHAT_TOOLS_NONE: break;
     }

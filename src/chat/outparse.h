@@ -17,8 +17,8 @@
  *              and NAME<｜tool▁sep｜>{..} inside the call (V3.1)
  *   prefix     Ollama's template-driven detection: a prefix derived from the
  *              Modelfile TEMPLATE's .ToolCalls section (gotmpl_tool_prefix),
- *              then JSON call objects (one, several, or an array); an empty
- *              prefix means a JSON call as the whole answer
+ *              then JSON call objects (one, several, or an array); a bare
+ *              (or ```json-fenced) call as the whole answer counts too
  * and thinking between the template's markers (<think> … </think> for Qwen3
  * and DeepSeek-R1; a prompt that ends inside the open marker, as R1's
  * template writes it, starts the output in thinking).

@@ -44,7 +44,7 @@ static int render(const char *tmpl, size_t len, int with_call, hl_buf *out, hl_e
         {.role = "user", .content = "V"},
     };
     gotmpl_chat c = {.msgs = m, .n_msgs = 3,
-                     .tools_json = "[{\"type\":\"function\",\"function\":{\"name\":\"" SENTINEL "\",\"parameters\":{\"type\":\"object\"}}}]"};
+                     .tools_json = "[{\"type\":\"function\",\"function\":{\"name\":\"hyperlama_tool_def\",\"parameters\":{\"type\":\"object\"}}}]"};
     return gotmpl_render_chat(tmpl, len, &c, out, err);
 }
 
@@ -55,11 +55,12 @@ int gotmpl_tool_markers(const char *tmpl, size_t len, char **prefix, char **suff
     if (!rc) rc = render(tmpl, len, 0, &b, err);
     if (!rc && (a.oom || b.oom)) rc = hl_err_set(err, HL_ENOMEM, "out of memory");
     const char *s = a.data ? a.data : "";
-    const char *name = rc ? NULL : strstr(s, SENTINEL);
+    size_t d = 0; /* where the renderings part: the call's turn */
+    while (!rc && d < a.len && d < b.len && a.data[d] == b.data[d]) d++;
+    const char *name = rc ? NULL : strstr(s + d, SENTINEL);
     if (!rc && !name) rc = hl_err_set(err, HL_ENOTSUP, "the template does not write tool calls");
     if (!rc) {
-        size_t d = 0, at = (size_t)(name - s);
-        while (d < a.len && d < b.len && a.data[d] == b.data[d]) d++;
+        size_t at = (size_t)(name - s);
         size_t j = at;
         while (j > d && s[j - 1] != '{') j--;
         if (j > d) j--; /* the call's '{' */

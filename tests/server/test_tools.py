@@ -178,6 +178,64 @@ def test_ollama_tool_round_trip(server, qwen):
     assert "21" in a.message.content and not a.message.tool_calls
 
 
+# a Modelfile TEMPLATE in the shape of Ollama's library template for Qwen2.5 (tools in the
+# system turn, calls in <tool_call> tags, results in <tool_response>): the call's prefix and
+# suffix are derived from its .ToolCalls section, as Ollama does
+TOOLS_TEMPLATE = """{{- if or .System .Tools }}<|im_start|>system
+{{- if .System }}
+{{ .System }}
+{{- end }}
+{{- if .Tools }}
+
+# Tools
+
+You are provided with function signatures within <tools></tools> XML tags:
+<tools>
+{{- range .Tools }}
+{"type": "function", "function": {{ .Function }}}
+{{- end }}
+</tools>
+
+For each function call, return a json object with function name and arguments within <tool_call></tool_call> XML tags:
+<tool_call>
+{"name": <function-name>, "arguments": <args-json-object>}
+</tool_call>
+{{- end }}<|im_end|>
+{{ end }}
+{{- range $i, $_ := .Messages }}
+{{- $last := eq (len (slice $.Messages $i)) 1 -}}
+{{- if eq .Role "user" }}<|im_start|>user
+{{ .Content }}<|im_end|>
+{{ else if eq .Role "assistant" }}<|im_start|>assistant
+{{ if .Content }}{{ .Content }}
+{{- else if .ToolCalls }}<tool_call>
+{{ range .ToolCalls }}{"name": "{{ .Function.Name }}", "arguments": {{ .Function.Arguments }}}
+{{ end }}</tool_call>
+{{- end }}{{ if not $last }}<|im_end|>
+{{ end }}
+{{- else if eq .Role "tool" }}<|im_start|>user
+<tool_response>
+{{ .Content }}
+</tool_response><|im_end|>
+{{ end }}
+{{- if and (ne .Role "assistant") $last }}<|im_start|>assistant
+{{ end }}
+{{- end }}"""
+
+
+def test_ollama_modelfile_template_tools(server, qwen):
+    mf = f'FROM {qwen}\nTEMPLATE """{TOOLS_TEMPLATE}"""\n'
+    r = requests.post(server.url + "/api/create", json={"model": "qtools", "modelfile": mf, "stream": False}, timeout=300)
+    assert r.status_code == 200, r.text
+    assert "tools" in requests.post(server.url + "/api/show", json={"model": "qtools"}).json()["capabilities"]
+    c = ollama.Client(host=server.url)
+    r = c.chat(model="qtools", messages=ASK, tools=[WEATHER], options={"temperature": 0, "num_predict": 60})
+    assert r.message.tool_calls, r.message.content
+    (call,) = r.message.tool_calls
+    check_weather_call(call.function.name, call.function.arguments)
+    assert "tool_call" not in r.message.content and "get_weather" not in r.message.content
+
+
 @pytest.fixture(scope="module")
 def qthink(server, qwen):
     mf = f'FROM {qwen}\nTEMPLATE """{THINK_TEMPLATE}"""\nSYSTEM """{THINK_SYSTEM}"""\nPARAMETER temperature 0\n'

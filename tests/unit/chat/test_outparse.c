@@ -253,6 +253,7 @@ TEST(ollama_prefix) {
     chat_outparse_cfg open_only = {.tools = CHAT_TOOLS_PREFIX, .prefix = "<tool_call>"};
     CHECK_OUT(&open_only, "<tool_call>{\"name\": \"f\"}</tool_call>", {.content = "<tool_call>{\"name\": \"f\"}</tool_call>"});
     CHECK_OUT(&open_only, "<tool_call>{\"name\": \"f\"}\n<tool_call>{\"name\": \"g\"}", {.calls = {{"f", "{}"}, {"g", "{}"}}});
+    CHECK_OUT(&cfg, "```json\n{\"name\": \"f\", \"arguments\": {\"a\": 1}}\n```", {.calls = {{"f", "{\"a\":1}"}}});
     chat_outparse_cfg m = {.tools = CHAT_TOOLS_PREFIX, .prefix = "[TOOL_CALLS]"};
     CHECK_OUT(&m, "[TOOL_CALLS] [{\"name\": \"add\", \"arguments\": {\"a\": 1}}]", {.calls = {{"add", "{\"a\":1}"}}});
     chat_outparse_cfg bare = {.tools = CHAT_TOOLS_PREFIX};

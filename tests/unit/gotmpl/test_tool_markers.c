@@ -31,6 +31,18 @@ TEST(qwen_tags) {
            "<tool_call>", "</tool_call>");
 }
 
+/* the tools listed before the conversation (their names, their JSON) are not the call */
+TEST(tools_listed_first) {
+    expect(__LINE__,
+           "{{ if .Tools }}<|im_start|>system\n<tools>{{ range .Tools }}{\"function\": {{ .Function }}}"
+           "{{ .Function.Name }}{{ end }}</tools><|im_end|>\n{{ end }}"
+           "{{- range .Messages }}{{ if eq .Role \"assistant\" }}<|im_start|>assistant\n"
+           "{{ if .ToolCalls }}<tool_call>\n{{ range .ToolCalls }}{\"name\": \"{{ .Function.Name }}\", \"arguments\": "
+           "{{ .Function.Arguments }}}\n{{ end }}</tool_call>{{ else }}{{ .Content }}{{ end }}<|im_end|>\n"
+           "{{ else }}<|im_start|>{{ .Role }}\n{{ .Content }}<|im_end|>\n{{ end }}{{ end }}",
+           "<tool_call>", "</tool_call>");
+}
+
 TEST(llama3_bare_json) {
     expect(__LINE__,
            "{{- range .Messages }}{{- if eq .Role \"user\" }}<|start_header_id|>user<|end_header_id|>\n\n{{ .Content }}<|eot_id|>"
