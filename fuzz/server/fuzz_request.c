@@ -10,6 +10,7 @@
 #include "server/internal.h"
 
 #include <stddef.h>
+#include <stdlib.h>
 #include <stdint.h>
 
 static void merge_and_free(srv_gen *g) {
@@ -36,7 +37,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         hl_err err;
         srv_parse_ollama(ollama[i], body, size, &g, &err); /* fills g partly on failure too */
         merge_and_free(&g);
-        srv_parse_openai(openai[i], body, size, &g, &err);
+        if (srv_parse_openai(openai[i], body, size, &g, &err) == 0 && g.tools_json) {
+            char *schema = NULL; /* tool_choice's schema, built from whatever tools parsed */
+            srv_tool_call_schema(&g, &schema, &err);
+            free(schema);
+        }
         merge_and_free(&g);
     }
     return 0;

@@ -75,6 +75,11 @@ int chat_template_render_limits(const chat_template *t, struct json_object *ctx,
 typedef struct chat_message {
     const char *role;    /* "system", "user", "assistant", "tool" */
     const char *content; /* NUL-terminated UTF-8; NULL means none (json null) */
+    /* optional (NULL: absent), read by hl_prompt_render (runner/prompt.h): */
+    const char *tool_calls_json; /* assistant: JSON array [{id, type, function: {name, arguments}}] */
+    const char *tool_call_id;    /* tool: the call it answers */
+    const char *name;            /* tool: the tool's name (Ollama's tool_name) */
+    const char *thinking;        /* assistant: its reasoning (reasoning_content) */
 } chat_message;
 
 /* Builds a new context object {messages:[{role,content}...], tools: null,

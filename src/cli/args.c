@@ -65,6 +65,20 @@ int cli_parse_gen_opt(cli_gen_opts *o, int argc, char **argv, int *i) {
     const char *a = argv[*i];
     if (strcmp(a, "--raw") == 0) return o->raw = 1, 1;
     if (strcmp(a, "--verbose") == 0) return o->verbose = 1, 1;
+    if (strcmp(a, "--hidethinking") == 0) return o->hide_thinking = 1, 1;
+    if (strcmp(a, "--think") == 0) return o->think_set = o->think = 1, 1;
+    if (strncmp(a, "--think=", 8) == 0) {
+        const char *v = a + 8;
+        o->think_set = 1;
+        o->think = strcmp(v, "false") != 0;
+        o->think_level = NULL;
+        if (!strcmp(v, "low") || !strcmp(v, "medium") || !strcmp(v, "high")) o->think_level = v;
+        else if (strcmp(v, "true") && strcmp(v, "false")) {
+            fprintf(stderr, "Error: --think expects true, false, low, medium or high, got '%s'\n", v);
+            return -1;
+        }
+        return 1;
+    }
     static const struct {
         const char *flag;
         int kind; /* 0 float, 1 int */
@@ -158,6 +172,8 @@ void cli_print_gen_opts_help(FILE *out) {
             "Generation flags:\n"
             "  --raw                     send the prompt as is (no chat template)\n"
             "  --verbose                 print timings (prompt eval and eval rates)\n"
+            "  --think[=VALUE]           thinking on (true, low, medium, high) or off (false)\n"
+            "  --hidethinking            do not print the thinking\n"
             "  --system TEXT             system message\n"
             "  --num-predict N           maximum tokens to generate (-1: until done)\n"
             "  --stop TEXT               stop when TEXT is generated (repeatable)\n"

@@ -49,7 +49,20 @@ typedef struct cli_gen_opts {
     cli_engine_opts engine;
     int raw, verbose;
     const char *system;
+    int think_set, think;    /* --think[=true|false|low|medium|high] */
+    const char *think_level; /* NULL, or "low" | "medium" | "high" */
+    int hide_thinking;       /* --hidethinking: thinking is not printed */
 } cli_gen_opts;
+
+/* Printing an answer whose thinking is split from its content (think.c):
+ * thinking shows dimmed under "Thinking..." and ends with
+ * "...done thinking." before the content, as Ollama's CLI shows it (the
+ * dimming only on a terminal). */
+typedef struct cli_think_out {
+    int in_think, hide;
+} cli_think_out;
+void cli_think_print(cli_think_out *t, const char *thinking, size_t n_thinking, const char *content, size_t n_content);
+void cli_think_end(cli_think_out *t);
 
 void cli_gen_opts_default(cli_gen_opts *o);
 /* Tries to consume argv[*i] (and its value) as a generation option. Returns 1
@@ -145,6 +158,7 @@ typedef struct cli_chat_ops {
     void (*set_parameter)(void *ctx, char **words, int n); /* /set parameter KEY VALUE...: prints */
     void (*set_system)(void *ctx, char *text);            /* takes text (owned; NULL when out of memory) */
     void (*set_verbose)(void *ctx, int on);               /* /set verbose|quiet */
+    void (*set_think)(void *ctx, int on);                 /* /set think|nothink */
     void (*show)(void *ctx, const char *what);            /* /show [what]; NULL: none given */
     int (*load)(void *ctx, const char *name);             /* /load NAME: prints; nonzero ends the chat with failure */
     void (*save)(void *ctx, const char *name);            /* /save [NAME]; NULL: none given */

@@ -16,6 +16,7 @@
 #include "base/clock.h"
 #include "base/log.h"
 #include "gguf/gguf.h"
+#include "chat/outparse.h"
 #include "runner/prompt.h"
 #include "store/modelfile.h"
 #include "store/store.h"
@@ -117,6 +118,7 @@ typedef struct run_state {
     char *system;          /* the current system message, or NULL */
     cli_gen_opts o;        /* effective options */
     int verbose;
+    int think_set, think;  /* /set think | nothink (over --think) */
 } run_state;
 
 static int parse_num(const char *v, double *d) {
@@ -178,6 +180,7 @@ static int rs_effective(run_state *rs) {
     for (size_t i = 0; i < rs->user_params.n; i++)
         apply_param(&o, rs->user_params.cmds[i].key, rs->user_params.cmds[i].value);
     o.verbose = o.verbose || rs->verbose;
+    if (rs->think_set) o.think_set = 1, o.think = rs->think, o.think_level = NULL;
     o.system = rs->system;
     rs->o = o;
     return 0;
@@ -276,14 +279,44 @@ static int rs_load(run_state *rs, const char *name) {
 /* ---- one answer ---- */
 
 typedef struct capture {
-    hl_buf text;
+    hl_buf text;           /* the answer's content */
     int echo;
+    chat_outparse *op;     /* splits thinking off, when the template has markers */
+    cli_think_out to;
 } capture;
+
+static void capture_out(capture *c, chat_out *o) {
+    hl_buf_append(&c->text, o->content.data ? o->content.data : "", o->content.len);
+    if (c->echo) cli_think_print(&c->to, o->thinking.data, o->thinking.len, o->content.data, o->content.len);
+    chat_out_reset(o);
+}
 
 static void emit_capture(void *user, const char *text, size_t n) {
     capture *c = user;
+    if (c->op) {
+        chat_out o = {0};
+        hl_err err;
+        chat_outparse_feed(c->op, text, n, &o, &err);
+        capture_out(c, &o);
+        chat_out_free(&o);
+        return;
+    }
     hl_buf_append(&c->text, text, n);
     if (c->echo) emit_stdout(text, n);
+}
+
+/* The thinking markers of the model's template, and whether thinking is to
+ * be split off (not with --think=false / /set nothink). */
+static void think_markers(const run_state *rs, chat_outparse_cfg *cfg) {
+    const char *go = rs->sm.template_text;
+    memset(cfg, 0, sizeof *cfg);
+    if (go && *go) {
+        if (strstr(go, "<think>")) cfg->think_open = "<think>", cfg->think_close = "</think>";
+    } else {
+        chat_outparse_detect(rs->lm->tmpl_src, cfg);
+        cfg->tools = CHAT_TOOLS_NONE;
+    }
+    if (rs->o.think_set && !rs->o.think) cfg->think_open = cfg->think_close = NULL;
 }
 
 /* The conversation after the system message: the Modelfile's MESSAGEs, then
@@ -314,7 +347,7 @@ static int render_prompt(const run_state *rs, const conversation *conv, char **o
         return hl_err_set(err, HL_ENOMEM, "out of memory");
     }
     hl_prompt p = {.go_template = rs->sm.template_text, .system = rs->system, .msgs = all.msgs, .n_msgs = all.n,
-                   .raw = rs->o.raw};
+                   .raw = rs->o.raw, .think_set = rs->o.think_set, .think = rs->o.think, .think_level = rs->o.think_level};
     int rc = hl_prompt_render(rs->lm, &p, out, err);
     free(all.msgs);
     store_modelfile_free(&mf);
@@ -332,6 +365,15 @@ static int answer(run_state *rs, const conversation *conv, capture *cap) {
         fprintf(stderr, "Error: %s\n", err.msg);
         return -1;
     }
+    chat_outparse_cfg tc;
+    think_markers(rs, &tc);
+    if (rs->o.think_set && rs->o.think && !tc.think_open)
+        fprintf(stderr, "warning: %s does not support thinking (its template has no thinking markers)\n", rs->name);
+    cap->to = (cli_think_out){.hide = rs->o.hide_thinking};
+    if (tc.think_open) {
+        tc.in_thinking = chat_prompt_opens_thinking(prompt, tc.think_open, tc.think_close);
+        if (chat_outparse_new(&cap->op, &tc, &err)) cap->op = NULL;
+    }
     int32_t *ids = NULL;
     size_t n_ids = 0;
     int rc = hl_loaded_tokenize_prompt(rs->lm, prompt, &ids, &n_ids, &err);
@@ -348,6 +390,16 @@ static int answer(run_state *rs, const conversation *conv, capture *cap) {
     rc = cli_engine_generate(rs->eng, &req, emit_capture, cap, &g_interrupted, &st, &err);
     int64_t total = hl_now_ns() - t0;
     free(ids);
+    if (cap->op) {
+        chat_out o = {0};
+        hl_err e2;
+        chat_outparse_finish(cap->op, &o, &e2);
+        capture_out(cap, &o);
+        chat_out_free(&o);
+        chat_outparse_free(cap->op);
+        cap->op = NULL;
+    }
+    if (cap->echo) cli_think_end(&cap->to);
     if (rc) {
         fprintf(stderr, "%sError: %s%s\n", cap->text.len ? "\n" : "", err.msg,
                 rc == HL_ERANGE ? " (raise num_ctx: --num-ctx, or /set parameter num_ctx)" : "");
@@ -507,6 +559,13 @@ static void chat_set_verbose(void *ctx, int on) {
     rs_effective(rs);
 }
 
+static void chat_set_think(void *ctx, int on) {
+    run_state *rs = ((run_chat *)ctx)->rs;
+    rs->think_set = 1;
+    rs->think = on;
+    rs_effective(rs);
+}
+
 static void chat_show(void *ctx, const char *what) { show(((run_chat *)ctx)->rs, what); }
 
 static int chat_load(void *ctx, const char *name) {
@@ -532,7 +591,7 @@ static void chat_save(void *ctx, const char *name) {
 
 static const cli_chat_ops CHAT_OPS = {
     .answer = chat_answer, .clear = chat_clear, .set_parameter = chat_set_parameter,
-    .set_system = chat_set_system, .set_verbose = chat_set_verbose, .show = chat_show,
+    .set_system = chat_set_system, .set_verbose = chat_set_verbose, .set_think = chat_set_think, .show = chat_show,
     .load = chat_load, .save = chat_save,
 };
 

@@ -41,7 +41,9 @@ static void help_set(void) {
            "  /set history           Enable history\n"
            "  /set nohistory         Disable history\n"
            "  /set verbose           Show LLM stats\n"
-           "  /set quiet             Disable LLM stats\n\n");
+           "  /set quiet             Disable LLM stats\n"
+           "  /set think             Enable thinking\n"
+           "  /set nothink           Disable thinking\n\n");
 }
 
 static void help_show(void) {
@@ -142,6 +144,10 @@ static void cmd_set(const cli_chat_ops *ops, void *ctx, repl_input *in, const ch
     } else if (!strcmp(what, "verbose")) {
         ops->set_verbose(ctx, 1);
         printf("Set 'verbose' mode.\n");
+    } else if (!strcmp(what, "think") || !strcmp(what, "nothink")) {
+        int on = !strcmp(what, "think");
+        if (ops->set_think) ops->set_think(ctx, on);
+        printf("Set '%s' mode.\n", what);
     } else if (!strcmp(what, "quiet")) {
         ops->set_verbose(ctx, 0);
         printf("Set 'quiet' mode.\n");

@@ -38,6 +38,8 @@ typedef struct remote {
     store_modelfile user;      /* /set parameter lines */
     char *system;              /* set by --system or /set system; NULL: the model's */
     int raw, verbose, no_template;
+    int think_set, think, hide_thinking; /* --think / /set think | nothink */
+    const char *think_level;
     hl_buf msgs;               /* the conversation as JSON objects, comma-separated */
 } remote;
 
@@ -202,6 +204,7 @@ static int load(remote *r, const char *name) {
 typedef struct answer_ctx {
     hl_buf text;
     int chat;
+    cli_think_out to;
     struct json_object *final; /* the done line (owned) */
 } answer_ctx;
 
@@ -209,12 +212,12 @@ static int on_line(void *ctx, struct json_object *o) {
     answer_ctx *a = ctx;
     const char *t = NULL;
     struct json_object *msg, *done;
-    if (a->chat && json_object_object_get_ex(o, "message", &msg)) t = cli_jstr(msg, "content");
-    else if (!a->chat) t = cli_jstr(o, "response");
-    if (t && *t) {
-        fputs(t, stdout);
-        fflush(stdout);
-        hl_buf_puts(&a->text, t);
+    const char *th = NULL;
+    if (a->chat && json_object_object_get_ex(o, "message", &msg)) t = cli_jstr(msg, "content"), th = cli_jstr(msg, "thinking");
+    else if (!a->chat) t = cli_jstr(o, "response"), th = cli_jstr(o, "thinking");
+    if ((t && *t) || (th && *th)) {
+        cli_think_print(&a->to, th ? th : "", th ? strlen(th) : 0, t ? t : "", t ? strlen(t) : 0);
+        if (t) hl_buf_puts(&a->text, t);
     }
     if (json_object_object_get_ex(o, "done", &done) && json_object_get_boolean(done)) {
         if (a->final) json_object_put(a->final);
@@ -283,9 +286,14 @@ static int answer(remote *r, const char *prompt) {
             hl_buf_free(&arr);
             hl_buf_free(&m);
         }
+        if (r->think_set) {
+            hl_jw_key(&w, "think");
+            if (r->think && r->think_level) hl_jw_str(&w, r->think_level);
+            else hl_jw_bool(&w, r->think);
+        }
         put_options(r, &w);
         hl_jw_obj_end(&w);
-        answer_ctx a = {.chat = !raw};
+        answer_ctx a = {.chat = !raw, .to = {.hide = r->hide_thinking}};
         hl_err err = {0};
         g_cancel = 0;
         int rc = cli_stream(&r->c, raw ? "/api/generate" : "/api/chat", b.data, on_line, &a, &err);
@@ -304,6 +312,7 @@ static int answer(remote *r, const char *prompt) {
             hl_buf_free(&a.text);
             return -1;
         }
+        cli_think_end(&a.to);
         if (!raw) {
             put_msg(&r->msgs, "user", prompt);
             put_msg(&r->msgs, "assistant", a.text.data ? a.text.data : "");
@@ -389,6 +398,13 @@ static void chat_set_system(void *ctx, char *text) {
 
 static void chat_set_verbose(void *ctx, int on) { ((remote *)ctx)->verbose = on; }
 
+static void chat_set_think(void *ctx, int on) {
+    remote *r = ctx;
+    r->think_set = 1;
+    r->think = on;
+    r->think_level = NULL;
+}
+
 static void chat_show(void *ctx, const char *what) { show(ctx, what); }
 
 static int chat_load(void *ctx, const char *name) {
@@ -406,7 +422,7 @@ static void chat_save(void *ctx, const char *name) { save(ctx, name); }
 
 static const cli_chat_ops CHAT_OPS = {
     .answer = chat_answer, .clear = chat_clear, .set_parameter = chat_set_parameter,
-    .set_system = chat_set_system, .set_verbose = chat_set_verbose, .show = chat_show,
+    .set_system = chat_set_system, .set_verbose = chat_set_verbose, .set_think = chat_set_think, .show = chat_show,
     .load = chat_load, .save = chat_save,
 };
 
@@ -417,6 +433,7 @@ int cli_run_remote(int argc, char **argv, const char *model, const char *prompt)
     for (int i = 0; i < argc; i++) cli_parse_gen_opt(&o, argc, argv, &i);
     r.raw = o.raw;
     r.verbose = o.verbose;
+    r.think_set = o.think_set, r.think = o.think, r.think_level = o.think_level, r.hide_thinking = o.hide_thinking;
     if (o.system) r.system = strdup(o.system);
     if (cli_connect(&r.c)) return 1;
     r.c.cancel = &g_cancel;

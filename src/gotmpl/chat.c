@@ -369,6 +369,9 @@ int gotmpl_render_chat(const char *text, size_t len, const gotmpl_chat *c, hl_bu
         json_object_object_add(d, "Messages", msgs);
         json_object_object_add(d, "Tools", tools);
         json_object_object_add(d, "Response", str(""));
+        json_object_object_add(d, "Think", json_object_new_boolean(c->think_set && c->think));
+        json_object_object_add(d, "ThinkLevel", str(c->think_level));
+        json_object_object_add(d, "IsThinkSet", json_object_new_boolean(c->think_set));
         if (!rc) rc = gotmpl_render(t, d, out, err);
         json_object_put(d);
     } else {

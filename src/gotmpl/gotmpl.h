@@ -44,6 +44,8 @@ typedef struct gotmpl_chat {
     size_t n_msgs;
     const char *tools_json; /* NULL, or a JSON array of tools (Ollama/OpenAI shape) */
     const char *prompt, *suffix; /* both set: fill-in-the-middle ({Prompt, Suffix}) */
+    int think_set, think;        /* .IsThinkSet, .Think (zero: not said) */
+    const char *think_level;     /* .ThinkLevel; NULL: "" */
 } gotmpl_chat;
 
 /* Renders a Modelfile TEMPLATE over a conversation exactly as Ollama does:
@@ -51,5 +53,13 @@ typedef struct gotmpl_chat {
  * .System/.Prompt/.Response templates once per turn with the last turn cut
  * after {{ .Response }} (see chat.c). Appends to out. */
 int gotmpl_render_chat(const char *tmpl, size_t len, const gotmpl_chat *c, hl_buf *out, hl_err *err);
+
+/* Ollama's template-driven tool-call detection (tools.c): renders tmpl for a
+ * conversation whose assistant turn is a tool call, and for the same turn
+ * without one, and takes the text the call adds around its JSON: *prefix
+ * (e.g. "<tool_call>", "[TOOL_CALLS]", "" for bare JSON) and *suffix
+ * ("</tool_call>", or ""), both trimmed, caller frees. HL_ENOTSUP when the
+ * template does not write tool calls (*prefix and *suffix NULL). */
+int gotmpl_tool_markers(const char *tmpl, size_t len, char **prefix, char **suffix, hl_err *err);
 
 #endif

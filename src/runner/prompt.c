@@ -27,13 +27,44 @@ static int take(hl_buf *b, char **out, hl_err *err) {
     return *out ? HL_OK : hl_err_set(err, HL_ENOMEM, "out of memory");
 }
 
+/* A tool result's tool for Ollama's .ToolName: its own name, else the name
+ * of the earlier call with its tool_call_id. */
+static const char *tool_name_of(const chat_message *all, size_t i, json_object **keep) {
+    if (all[i].name && *all[i].name) return all[i].name;
+    if (!all[i].tool_call_id) return NULL;
+    for (size_t k = i; k-- > 0;) {
+        if (!all[k].tool_calls_json) continue;
+        json_object *calls = json_tokener_parse(all[k].tool_calls_json), *id, *fn, *name;
+        for (size_t j = 0; calls && json_object_is_type(calls, json_type_array) && j < json_object_array_length(calls); j++) {
+            json_object *c = json_object_array_get_idx(calls, j);
+            if (json_object_object_get_ex(c, "id", &id) && !strcmp(json_object_get_string(id), all[i].tool_call_id) &&
+                json_object_object_get_ex(c, "function", &fn) && json_object_object_get_ex(fn, "name", &name)) {
+                *keep = calls;
+                return json_object_get_string(name);
+            }
+        }
+        json_object_put(calls);
+    }
+    return NULL;
+}
+
 static int render_go(const hl_prompt *p, const chat_message *all, size_t n, char **out, hl_err *err) {
     gotmpl_msg *m = calloc(n ? n : 1, sizeof *m);
-    if (!m) return hl_err_set(err, HL_ENOMEM, "out of memory");
-    for (size_t i = 0; i < n; i++) m[i] = (gotmpl_msg){.role = all[i].role, .content = all[i].content};
-    gotmpl_chat c = {.msgs = m, .n_msgs = n};
+    json_object **keep = calloc(n ? n : 1, sizeof *keep);
+    if (!m || !keep) {
+        free(m);
+        free(keep);
+        return hl_err_set(err, HL_ENOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < n; i++)
+        m[i] = (gotmpl_msg){.role = all[i].role, .content = all[i].content, .thinking = all[i].thinking,
+                            .tool_calls_json = all[i].tool_calls_json, .tool_name = tool_name_of(all, i, &keep[i])};
+    gotmpl_chat c = {.msgs = m, .n_msgs = n, .tools_json = p->tools_json, .think_set = p->think_set, .think = p->think,
+                     .think_level = p->think_level};
     hl_buf b = {0};
     int rc = gotmpl_render_chat(p->go_template, strlen(p->go_template), &c, &b, err);
+    for (size_t i = 0; i < n; i++) json_object_put(keep[i]);
+    free(keep);
     free(m);
     if (rc) {
         hl_buf_free(&b);
@@ -43,13 +74,49 @@ static int render_go(const hl_prompt *p, const chat_message *all, size_t n, char
     return take(&b, out, err);
 }
 
+/* The conversation as an OpenAI-style messages array, for
+ * chat_context_from_openai (which turns string arguments into objects). */
+static json_object *openai_messages(const chat_message *all, size_t n) {
+    json_object *arr = json_object_new_array();
+    for (size_t i = 0; arr && i < n; i++) {
+        json_object *m = json_object_new_object();
+        json_object_object_add(m, "role", json_object_new_string(all[i].role ? all[i].role : "user"));
+        json_object_object_add(m, "content", all[i].content ? json_object_new_string(all[i].content) : NULL);
+        if (all[i].tool_calls_json) {
+            json_object *calls = json_tokener_parse(all[i].tool_calls_json);
+            if (calls) json_object_object_add(m, "tool_calls", calls);
+        }
+        if (all[i].tool_call_id) json_object_object_add(m, "tool_call_id", json_object_new_string(all[i].tool_call_id));
+        if (all[i].name) json_object_object_add(m, "name", json_object_new_string(all[i].name));
+        if (all[i].thinking && *all[i].thinking)
+            json_object_object_add(m, "reasoning_content", json_object_new_string(all[i].thinking));
+        json_object_array_add(arr, m);
+    }
+    return arr;
+}
+
 /* The chat module's context builder sets what transformers sets (tools and
  * documents none, the BOS/EOS texts), so templates take the same branches. */
-static int render_jinja(const hl_loaded *lm, const chat_message *all, size_t n, char **out, hl_err *err) {
-    struct json_object *ctx = NULL;
-    int rc = chat_context_new(&ctx, all, n, 1, special_text(lm->tok, tok_bos(lm->tok)),
-                              special_text(lm->tok, tok_eos(lm->tok)), err);
+static int render_jinja(const hl_loaded *lm, const hl_prompt *p, const chat_message *all, size_t n, char **out,
+                        hl_err *err) {
+    struct json_object *ctx = NULL, *msgs = openai_messages(all, n), *tools = NULL, *vars = NULL;
+    if (!msgs) return hl_err_set(err, HL_ENOMEM, "out of memory");
+    if (p->tools_json && !(tools = json_tokener_parse(p->tools_json))) {
+        json_object_put(msgs);
+        return hl_err_set(err, HL_EINVAL, "tools is not valid JSON");
+    }
+    int rc = chat_context_from_openai(&ctx, msgs, tools, 1, special_text(lm->tok, tok_bos(lm->tok)),
+                                      special_text(lm->tok, tok_eos(lm->tok)), err);
+    json_object_put(msgs);
+    json_object_put(tools);
     if (rc) return rc;
+    /* thinking as Qwen3's (enable_thinking) and gpt-oss's (reasoning_effort) templates read it */
+    if (p->think_set) json_object_object_add(ctx, "enable_thinking", json_object_new_boolean(p->think));
+    if (p->think_level) json_object_object_add(ctx, "reasoning_effort", json_object_new_string(p->think_level));
+    if (p->vars_json && (vars = json_tokener_parse(p->vars_json)) && json_object_is_type(vars, json_type_object)) {
+        json_object_object_foreach(vars, k, v) json_object_object_add(ctx, k, json_object_get(v));
+    }
+    json_object_put(vars);
     hl_buf b = {0};
     rc = chat_template_render(lm->tmpl, ctx, &b, err);
     json_object_put(ctx);
@@ -117,7 +184,7 @@ int hl_prompt_render(const hl_loaded *lm, const hl_prompt *p, char **out, hl_err
     size_t k = 0;
     if (has_system) all[k++] = (chat_message){.role = "system", .content = p->system};
     for (size_t i = 0; i < p->n_msgs; i++) all[k++] = p->msgs[i];
-    int rc = p->go_template && *p->go_template ? render_go(p, all, n, out, err) : render_jinja(lm, all, n, out, err);
+    int rc = p->go_template && *p->go_template ? render_go(p, all, n, out, err) : render_jinja(lm, p, all, n, out, err);
     free(all);
     return rc;
 }

@@ -6,7 +6,12 @@
  * an Ollama request's "template"), rendered with Ollama's chat semantics
  * (gotmpl_render_chat), else the GGUF's own Jinja chat template (chat/, with
  * add_generation_prompt and the model's BOS/EOS texts, as transformers
- * renders it). A raw prompt skips both. A model with no usable template gets
+ * renders it). A raw prompt skips both. Tools, messages' tool calls and tool
+ * results, and thinking reach both kinds: Jinja sees `tools`, messages with
+ * `tool_calls` (arguments as objects), `tool_call_id`, `name`,
+ * `reasoning_content`, and `enable_thinking` / `reasoning_effort` when think is
+ * said, then chat_template_kwargs' keys; a Go template sees .Tools,
+ * .ToolCalls, .ToolName, .Thinking, .Think, .ThinkLevel and .IsThinkSet. A model with no usable template gets
  * a plain form: the system message, a blank line, then the prompt. The text
  * becomes tokens through hl_loaded_tokenize_prompt. */
 #ifndef HL_RUNNER_PROMPT_H
@@ -25,6 +30,10 @@ typedef struct hl_prompt {
     size_t n_msgs;
     int raw;                   /* the last message's content as is: no template, no system */
     const char *suffix;        /* NULL or "": none; else fill-in-the-middle (see below) */
+    const char *tools_json;    /* NULL, or a JSON array of tool definitions (OpenAI shape) */
+    int think_set, think;      /* whether think was said, and thinking off (0) / on (1) */
+    const char *think_level;   /* NULL, or "low" | "medium" | "high" */
+    const char *vars_json;     /* NULL, or a JSON object of extra Jinja variables (chat_template_kwargs) */
 } hl_prompt;
 
 /* Whether a conversation can be formatted: a Go template is given, or the

@@ -62,7 +62,9 @@ static void run_free(void *ctx) {
     for (int i = 0; i < SRV_MAX_CHOICES; i++) {
         hl_buf_free(&run->choices[i].text);
         hl_buf_free(&run->choices[i].logprobs);
+        srv_choice_out_free(&run->choices[i]);
     }
+    free(run->prompt_text);
     srv_gen_free(&run->g);
     free(run->prompt);
     free(run->gen_ids);
@@ -114,6 +116,7 @@ int srv_run_drain(srv_run *run, void (*on_event)(srv_run *, const hl_event *, hl
             c->done = 1;
             run->n_done++;
         }
+        srv_out_event(run, c, &ev); /* tools / thinking: ev keeps the content part */
         if (ev.n_text) hl_buf_append(&c->text, ev.text, ev.n_text);
         on_event(run, &ev, out);
     }
@@ -163,7 +166,8 @@ static int conversation(const srv_run *run, size_t drop, hl_prompt *p, chat_mess
                 skipped++;
                 continue;
             }
-            v[n++] = (chat_message){g->msgs[i].role, g->msgs[i].content};
+            const srv_msg *m = &g->msgs[i];
+            v[n++] = (chat_message){m->role, m->content, m->tool_calls, m->tool_call_id, m->name, m->thinking};
         }
     }
     p->msgs = v;
@@ -187,7 +191,10 @@ static int prompt_text(srv_run *run, size_t drop, char **text, hl_err *err) {
         return hl_err_set(err, HL_ENOTSUP, "the model's chat template is not supported: %s", lm->tmpl_error);
     hl_prompt p = {.go_template = gt, .template_name = gt == g->tmpl ? "\"template\"" : "the model's TEMPLATE",
                    .raw = g->api == SRV_OAI_COMPLETION || (g->api == SRV_OLLAMA_GENERATE && g->raw),
-                   .suffix = chat ? NULL : g->suffix};
+                   .suffix = chat ? NULL : g->suffix,
+                   .tools_json = g->tool_choice == SRV_TOOLS_NONE ? NULL : g->tools_json,
+                   .think_set = g->think_set, .think = g->think,
+                   .think_level = g->think_level[0] ? g->think_level : NULL, .vars_json = g->tmpl_vars_json};
     chat_message *msgs = NULL;
     int rc = conversation(run, drop, &p, &msgs, err);
     if (rc) return rc;
@@ -243,7 +250,8 @@ static int build_prompt(srv_run *run, int32_t num_ctx, hl_err *err) {
         break;
     }
     run->dropped_msgs = (int)first;
-    free(text);
+    free(run->prompt_text);
+    run->prompt_text = text; /* the output splitter looks at how it ends */
     if (!rc && g->prompt_is_ids) {
         /* echo shows the prompt's text */
         char *t = NULL;
@@ -350,7 +358,9 @@ int srv_gen_start(srv_req *r, srv_gen *g, srv_pull_fn pull, const char *ctype) {
     int32_t num_ctx = (o.set & SRV_O_NCTX) && o.num_ctx > 0 ? o.num_ctx : r->srv->cfg.num_ctx > 0 ? r->srv->cfg.num_ctx : max_ctx;
     if (num_ctx > max_ctx) num_ctx = max_ctx;
 
-    rc = build_prompt(run, num_ctx, &err);
+    rc = srv_out_check(run, go_template(run), &err);
+    if (!rc) rc = build_prompt(run, num_ctx, &err);
+    if (!rc) rc = srv_out_setup(run, go_template(run), &err);
     if (rc) {
         srv_opts_free(&o);
         rc = reply_gen_error(r, g, rc, err.msg);

@@ -39,7 +39,13 @@ typedef enum srv_api { SRV_OLLAMA_GENERATE = 1, SRV_OLLAMA_CHAT, SRV_OAI_CHAT, S
 
 typedef struct srv_msg {
     char *role, *content;
+    char *tool_calls;   /* assistant: JSON array of calls as sent, or NULL (tools.c) */
+    char *tool_call_id; /* tool: the call it answers, or NULL */
+    char *name;         /* tool: the tool's name (Ollama's tool_name, OpenAI's name), or NULL */
+    char *thinking;     /* assistant: Ollama's thinking / reasoning_content, or NULL */
 } srv_msg;
+
+typedef enum srv_tool_choice { SRV_TOOLS_AUTO = 0, SRV_TOOLS_NONE, SRV_TOOLS_REQUIRED, SRV_TOOLS_NAMED } srv_tool_choice;
 
 #define SRV_MAX_MESSAGES 4096
 #define SRV_MAX_CHOICES 16
@@ -70,6 +76,14 @@ typedef struct srv_gen {
     char unknown[64];   /* OpenAI: the first field the parser did not know ("" if none) */
     int n_unknown;      /* how many (ignored unless server.strict_requests) */
     hl_grammar *grammar; /* structured output (format, response_format, grammar) or NULL */
+    /* tools and thinking (tools.c) */
+    char *tools_json;         /* the request's tools (a JSON array, OpenAI shape), or NULL */
+    srv_tool_choice tool_choice;
+    char *tool_choice_name;   /* SRV_TOOLS_NAMED: the function */
+    int parallel_tool_calls;  /* 0: one call at most (default 1) */
+    int think_set, think;     /* Ollama's think, OpenAI's reasoning_effort / enable_thinking */
+    char think_level[16];     /* "low" | "medium" | "high", or "" */
+    char *tmpl_vars_json;     /* OpenAI chat_template_kwargs (a JSON object), or NULL */
 } srv_gen;
 
 int srv_parse_ollama(srv_api api, const char *body, size_t n, srv_gen *g, hl_err *err);
@@ -248,7 +262,12 @@ void srv_metrics_render(srv_server *s, hl_buf *out);
 
 typedef struct srv_run srv_run;
 typedef struct srv_choice {
-    hl_buf text;
+    hl_buf text;       /* the answer's content (without thinking and tool-call text) */
+    struct chat_outparse *op; /* splits the output when tools or thinking apply (tools.c) */
+    hl_buf thinking;   /* all thinking so far */
+    hl_buf d_content, d_thinking; /* what the last event added */
+    struct chat_tool_call *calls; /* every call so far; calls[n_calls_sent..] are new */
+    size_t n_calls, cap_calls, n_calls_sent;
     hl_choice_stats stats;
     int done;
     hl_buf logprobs;   /* API-specific JSON fragments, comma-joined */
@@ -280,6 +299,7 @@ struct srv_run {
     int sent_first;     /* OpenAI streaming: role chunk sent */
     hl_token_logprobs *plp; /* /v1/completions echo + logprobs: the prompt's scores (PROMPT events) */
     size_t n_plp, cap_plp;
+    char *prompt_text;  /* the rendered prompt (decides whether output starts in thinking) */
     char id[40];
     int64_t created;
 };
@@ -298,6 +318,42 @@ int srv_structured_grammar(struct json_object *v, srv_gen *g, hl_err *err);
 /* The logits processor for run's grammar (NULL when it has none): takes the
  * grammar out of run->g; the caller (then the engine) owns the processor. */
 int srv_structured_proc(srv_run *run, hl_logits_proc **out, hl_err *err);
+
+/* ---- tools and thinking (tools.c) ---------------------------------------- */
+
+/* Request fields: OpenAI's tools, tool_choice, parallel_tool_calls,
+ * reasoning_effort, chat_template_kwargs (returns 1 when key was one of
+ * them, 0 when not, < 0 on error); Ollama's tools and think; a message's
+ * tool_calls, tool_call_id, name / tool_name, thinking / reasoning_content. */
+int srv_parse_oai_tool_key(const char *key, struct json_object *v, srv_gen *g, hl_err *err);
+int srv_parse_ollama_tools(struct json_object *root, srv_gen *g, hl_err *err);
+int srv_parse_msg_tools(struct json_object *m, srv_msg *msg, int oai, hl_err *err);
+void srv_msg_tools_free(srv_msg *m);
+void srv_gen_tools_free(srv_gen *g);
+/* Before the prompt is built: checks the model can do what was asked (tools,
+ * think, tool_choice). Errors are the request's (400). */
+int srv_out_check(struct srv_run *run, const char *go_template, hl_err *err);
+/* After the prompt is built: sets up each choice's output splitter when
+ * tools or thinking apply. */
+int srv_out_setup(struct srv_run *run, const char *go_template, hl_err *err);
+/* Runs an event's text through its choice's splitter: ev's text becomes the
+ * content part; c->d_thinking and new calls hold the rest. */
+void srv_out_event(struct srv_run *run, srv_choice *c, hl_event *ev);
+void srv_choice_out_free(srv_choice *c);
+/* The JSON schema one tool call must match under tool_choice required /
+ * named: {"name": const, "arguments": the function's parameters}, anyOf the
+ * allowed tools (a JSON text, caller frees). The grammar hook. */
+int srv_tool_call_schema(const srv_gen *g, char **schema, hl_err *err);
+/* "tool_calls" when the choice ended by calling tools, else done_reason. */
+const char *srv_finish_reason(const srv_choice *c, const char *done_reason);
+/* Writes call k of a choice as an OpenAI tool_calls entry: part 0 whole
+ * (message), 1 the stream's first delta (index, id, type, name, arguments
+ * ""), 2 the stream's arguments delta (index, arguments). */
+void srv_put_oai_call(const struct srv_run *run, const srv_choice *c, size_t k, int part, hl_buf *out);
+/* Writes calls [from, to) as Ollama tool_calls entries (arguments objects). */
+void srv_put_ollama_calls(const srv_choice *c, size_t from, size_t to, hl_buf *out);
+/* Model capabilities from its templates: CHAT_CAP_* bits. */
+unsigned srv_template_caps(const char *go_template, const char *jinja_src);
 
 /* Parses nothing: resolves the model, builds the prompt, submits. On error
  * replies itself. Takes ownership of g in every case. */

@@ -189,8 +189,10 @@ void srv_gen_free(srv_gen *g) {
     for (size_t i = 0; i < g->n_msgs; i++) {
         free(g->msgs[i].role);
         free(g->msgs[i].content);
+        srv_msg_tools_free(&g->msgs[i]);
     }
     free(g->msgs);
+    srv_gen_tools_free(g);
     free(g->bias);
     free(g->context);
     srv_opts_free(&g->opts);
@@ -279,11 +281,13 @@ static int parse_messages(struct json_object *root, srv_gen *g, int oai, hl_err 
         if (json_object_object_get_ex(m, "images", &x) && !json_object_is_type(x, json_type_null) &&
             !(json_object_is_type(x, json_type_array) && json_object_array_length(x) == 0))
             return hl_err_set(err, HL_ENOTSUP, "images are not supported: this server runs text models only");
-        if (json_object_object_get_ex(m, "tool_calls", &x) && !json_object_is_type(x, json_type_null) &&
-            !(json_object_is_type(x, json_type_array) && json_object_array_length(x) == 0))
-            return hl_err_set(err, HL_ENOTSUP, "messages with tool_calls are not supported yet");
         json_object_object_get_ex(m, "content", &c);
         int rc = content_text(c, &g->msgs[i].content, oai, err);
+        if (!rc && (rc = srv_parse_msg_tools(m, &g->msgs[i], oai, err))) { /* not counted yet: free it here */
+            free(g->msgs[i].content);
+            srv_msg_tools_free(&g->msgs[i]);
+            memset(&g->msgs[i], 0, sizeof g->msgs[i]);
+        }
         if (rc) return rc == HL_ENOMEM ? hl_err_set(err, HL_ENOMEM, "out of memory") : hl_err_prefix(err, "messages[%zu]: ", i);
         /* OpenAI's developer role is the system role of models that have no such distinction */
         g->msgs[i].role = strdup(!strcmp(r, "developer") ? "system" : r);
@@ -323,6 +327,7 @@ int srv_parse_ollama(srv_api api, const char *body, size_t n, srv_gen *g, hl_err
     g->api = api;
     g->stream = 1;
     g->n = 1;
+    g->parallel_tool_calls = 1;
     struct json_object *root, *v;
     int rc = srv_json_parse(body, n, &root, err);
     if (rc) return rc;
@@ -335,11 +340,7 @@ int srv_parse_ollama(srv_api api, const char *body, size_t n, srv_gen *g, hl_err
     if ((rc = parse_keep_alive(root, g, err))) goto out;
     if ((rc = srv_structured_ollama(root, g, err))) goto out;
     if ((rc = refuse_nonempty(root, "images", "this server runs text models only", err))) goto out;
-    if ((rc = refuse_nonempty(root, "tools", "tool calling is not implemented", err))) goto out;
-    if (json_object_object_get_ex(root, "think", &v) && json_object_is_type(v, json_type_boolean) && json_object_get_boolean(v)) {
-        rc = hl_err_set(err, HL_ENOTSUP, "\"think\" is not supported yet");
-        goto out;
-    }
+    if ((rc = srv_parse_ollama_tools(root, g, err))) goto out;
     if (json_object_object_get_ex(root, "options", &v) && (rc = srv_parse_options(v, &g->opts, err))) goto out;
     if ((rc = opt_bool(root, "logprobs", &g->logprobs, err))) goto out;
     if (json_object_object_get_ex(root, "top_logprobs", &v) && !json_object_is_type(v, json_type_null)) {
@@ -386,7 +387,7 @@ out:
 
 /* ---- OpenAI ------------------------------------------------------------------ */
 
-static const char *const OAI_IGNORED[] = {"user", "store", "metadata", "service_tier", "parallel_tool_calls", NULL};
+static const char *const OAI_IGNORED[] = {"user", "store", "metadata", "service_tier", NULL};
 
 /* What /v1 takes beyond OpenAI's own fields, as Ollama and vLLM do: Ollama's
  * sampling options by name (top_k, min_p, repeat_penalty, num_ctx, ...) and
@@ -443,6 +444,7 @@ int srv_parse_openai(srv_api api, const char *body, size_t n, srv_gen *g, hl_err
     memset(g, 0, sizeof *g);
     g->api = api;
     g->n = 1;
+    g->parallel_tool_calls = 1;
     struct json_object *root;
     int rc = srv_json_parse(body, n, &root, err);
     if (rc) return rc;
@@ -551,11 +553,13 @@ int srv_parse_openai(srv_api api, const char *body, size_t n, srv_gen *g, hl_err
         } else if (!strcmp(key, "grammar")) {
             /* llama-server's extension: a GBNF grammar */
             if ((rc = srv_structured_grammar(v, g, err))) break;
-        } else if (!strcmp(key, "tools") || !strcmp(key, "tool_choice") || !strcmp(key, "functions") ||
-                   !strcmp(key, "function_call")) {
+        } else if (chat && (rc = srv_parse_oai_tool_key(key, v, g, err)) != 0) {
+            if (rc < 0) break;
+            rc = 0;
+        } else if (!strcmp(key, "functions") || !strcmp(key, "function_call")) {
             if (json_object_is_type(v, json_type_array) && json_object_array_length(v) == 0) continue;
             if (json_object_is_type(v, json_type_string) && !strcmp(json_object_get_string(v), "none")) continue;
-            rc = hl_err_set(err, HL_ENOTSUP, "\"%s\" is not supported yet: tool calling is not implemented", key);
+            rc = hl_err_set(err, HL_ENOTSUP, "\"%s\" (deprecated) is not supported: use \"tools\" and \"tool_choice\"", key);
             break;
         } else {
             if ((rc = oai_extra_field(g, key, v, err)) < 0) break;

@@ -5,6 +5,7 @@
 #include "server/internal.h"
 #include "base/clock.h"
 #include "base/json_write.h"
+#include "chat/outparse.h"
 #include "gguf/gguf.h"
 #include "runner/prompt.h"
 
@@ -40,21 +41,39 @@ static void head(srv_run *run, hl_buf *out) {
     hl_buf_printf(out, ",\"created_at\":\"%s\",", ts);
 }
 
-static void content(srv_run *run, const char *text, size_t n, hl_buf *out) {
+/* The answer part of an object: content, then thinking and the calls
+ * [from, to) of choice c when there are any. */
+static void content(srv_run *run, const char *text, size_t n, const char *think, size_t n_think, size_t from, size_t to,
+                    hl_buf *out) {
+    const srv_choice *c = &run->choices[0];
     if (run->g.api == SRV_OLLAMA_CHAT) {
         hl_buf_puts(out, "\"message\":{\"role\":\"assistant\",\"content\":");
         hl_json_escape(out, text, n);
+        if (n_think) {
+            hl_buf_puts(out, ",\"thinking\":");
+            hl_json_escape(out, think, n_think);
+        }
+        if (to > from) {
+            hl_buf_puts(out, ",\"tool_calls\":[");
+            srv_put_ollama_calls(c, from, to, out);
+            hl_buf_putc(out, ']');
+        }
         hl_buf_puts(out, "},");
     } else {
         hl_buf_puts(out, "\"response\":");
         hl_json_escape(out, text, n);
         hl_buf_putc(out, ',');
+        if (n_think) {
+            hl_buf_puts(out, "\"thinking\":");
+            hl_json_escape(out, think, n_think);
+            hl_buf_putc(out, ',');
+        }
     }
 }
 
 static void final_fields(srv_run *run, hl_buf *out) {
     const hl_choice_stats *s = &run->choices[0].stats;
-    hl_buf_printf(out, "\"done\":true,\"done_reason\":\"%s\",", s->done_reason ? s->done_reason : "stop");
+    hl_buf_printf(out, "\"done\":true,\"done_reason\":\"%s\",", s->done_reason ? s->done_reason : "stop"); /* Ollama says stop after calls too */
     if (run->g.api == SRV_OLLAMA_GENERATE) {
         hl_buf_puts(out, "\"context\":[");
         for (size_t i = 0; i < run->n_prompt; i++) hl_buf_printf(out, i ? ",%d" : "%d", run->prompt[i]);
@@ -74,9 +93,11 @@ static void on_event(srv_run *run, const hl_event *ev, hl_buf *out) {
     hl_buf lp = {0};
     if (run->g.logprobs && ev->type == HL_EVENT_TOKEN) put_logprobs(run, ev, run->g.stream ? &lp : &c->logprobs);
     if (!run->g.stream) return;
-    if (ev->type == HL_EVENT_TOKEN && (ev->n_text || lp.len)) {
+    size_t from = c->n_calls_sent, to = c->n_calls;
+    c->n_calls_sent = to;
+    if (ev->type == HL_EVENT_TOKEN && (ev->n_text || lp.len || c->d_thinking.len || to > from)) {
         head(run, out);
-        content(run, ev->text, ev->n_text, out);
+        content(run, ev->text, ev->n_text, c->d_thinking.data, c->d_thinking.len, from, to, out);
         if (lp.len) {
             hl_buf_puts(out, "\"logprobs\":[");
             hl_buf_append(out, lp.data, lp.len);
@@ -85,7 +106,7 @@ static void on_event(srv_run *run, const hl_event *ev, hl_buf *out) {
         hl_buf_puts(out, "\"done\":false}\n");
     } else if (ev->type == HL_EVENT_DONE) {
         head(run, out);
-        content(run, ev->text ? ev->text : "", ev->n_text, out);
+        content(run, ev->text ? ev->text : "", ev->n_text, c->d_thinking.data, c->d_thinking.len, from, to, out);
         final_fields(run, out);
     }
     hl_buf_free(&lp);
@@ -102,8 +123,9 @@ static int pull(srv_stream *st, void *ctx, hl_buf *out) {
         return 1;
     }
     if (!run->g.stream) {
+        const srv_choice *c0 = &run->choices[0];
         head(run, out);
-        content(run, run->choices[0].text.data ? run->choices[0].text.data : "", run->choices[0].text.len, out);
+        content(run, c0->text.data ? c0->text.data : "", c0->text.len, c0->thinking.data, c0->thinking.len, 0, c0->n_calls, out);
         if (run->g.logprobs) {
             hl_buf_puts(out, "\"logprobs\":[");
             hl_buf_append(out, run->choices[0].logprobs.data ? run->choices[0].logprobs.data : "", run->choices[0].logprobs.len);
@@ -268,6 +290,23 @@ static int64_t model_info(hl_jw *w, const char *path, int *fim) {
     return weights;
 }
 
+/* tools / thinking from the TEMPLATE, else from the GGUF's chat template */
+static unsigned model_caps(const char *go_template, const char *path) {
+    if (go_template && *go_template) return srv_template_caps(go_template, NULL);
+    gguf_file *f = NULL;
+    unsigned caps = 0;
+    gguf_str s;
+    if (path && gguf_open(&f, path, NULL) == 0) {
+        if (gguf_get_str(f, "tokenizer.chat_template", &s) == 0) {
+            char *src = strndup(s.ptr, s.len);
+            caps = srv_template_caps(NULL, src);
+            free(src);
+        }
+        gguf_close(f);
+    }
+    return caps;
+}
+
 static int route_show(srv_req *r) {
     struct json_object *root, *v;
     hl_err err = {0};
@@ -341,6 +380,9 @@ static int route_show(srv_req *r) {
     hl_jw_arr_begin(&w);
     hl_jw_str(&w, "completion");
     if (fim || hl_prompt_template_inserts(sm.template_text)) hl_jw_str(&w, "insert");
+    unsigned caps = model_caps(sm.template_text, is_path ? key : sm.model_path);
+    if (caps & CHAT_CAP_TOOLS) hl_jw_str(&w, "tools");
+    if (caps & CHAT_CAP_THINKING) hl_jw_str(&w, "thinking");
     hl_jw_arr_end(&w);
     hl_jw_obj_end(&w);
     store_model_free(&sm);

@@ -143,6 +143,13 @@ static void on_event(srv_run *run, const hl_event *ev, hl_buf *out) {
             }
             run->sent_first = 1;
         }
+        if (chat && c->d_thinking.len) { /* reasoning_content, as vLLM and llama-server stream it */
+            chunk_head(run, out);
+            hl_buf_printf(out, "{\"index\":%d,\"delta\":{\"reasoning_content\":", ev->index);
+            hl_json_escape(out, c->d_thinking.data, c->d_thinking.len);
+            hl_buf_puts(out, "},\"logprobs\":null,\"finish_reason\":null}");
+            chunk_tail(run, out);
+        }
         if (ev->n_text || lp.len || t[0].len) {
             chunk_head(run, out);
             hl_buf_printf(out, "{\"index\":%d,", ev->index);
@@ -165,10 +172,20 @@ static void on_event(srv_run *run, const hl_event *ev, hl_buf *out) {
             hl_buf_puts(out, ",\"finish_reason\":null}");
             chunk_tail(run, out);
         }
+        for (; chat && c->n_calls_sent < c->n_calls; c->n_calls_sent++) {
+            /* a call once it is complete: its name first, then its arguments */
+            for (int part = 1; part <= 2; part++) {
+                chunk_head(run, out);
+                hl_buf_printf(out, "{\"index\":%d,\"delta\":{%s\"tool_calls\":[", ev->index, part == 1 && !c->n_calls_sent ? "\"content\":null," : "");
+                srv_put_oai_call(run, c, c->n_calls_sent, part, out);
+                hl_buf_puts(out, "]},\"logprobs\":null,\"finish_reason\":null}");
+                chunk_tail(run, out);
+            }
+        }
         if (ev->type == HL_EVENT_DONE) {
             chunk_head(run, out);
             hl_buf_printf(out, "{\"index\":%d,%s,\"logprobs\":null,\"finish_reason\":\"%s\"}", ev->index,
-                          chat ? "\"delta\":{}" : "\"text\":\"\"", finish_reason(ev->stats.done_reason));
+                          chat ? "\"delta\":{}" : "\"text\":\"\"", srv_finish_reason(c, finish_reason(ev->stats.done_reason)));
             chunk_tail(run, out);
         }
     }
@@ -244,7 +261,20 @@ static int pull(srv_stream *st, void *ctx, hl_buf *out) {
         hl_buf_printf(out, "%s{\"index\":%d,", i ? "," : "", i);
         if (chat) {
             hl_buf_puts(out, "\"message\":{\"role\":\"assistant\",\"content\":");
-            hl_json_escape(out, text, c->text.len);
+            if (c->n_calls && !c->text.len) hl_buf_puts(out, "null");
+            else hl_json_escape(out, text, c->text.len);
+            if (c->thinking.len) {
+                hl_buf_puts(out, ",\"reasoning_content\":");
+                hl_json_escape(out, c->thinking.data, c->thinking.len);
+            }
+            if (c->n_calls) {
+                hl_buf_puts(out, ",\"tool_calls\":[");
+                for (size_t k = 0; k < c->n_calls; k++) {
+                    if (k) hl_buf_putc(out, ',');
+                    srv_put_oai_call(run, c, k, 0, out);
+                }
+                hl_buf_putc(out, ']');
+            }
             hl_buf_puts(out, ",\"refusal\":null},\"logprobs\":");
             if (run->g.logprobs) {
                 hl_buf_puts(out, "{\"content\":[");
@@ -264,7 +294,7 @@ static int pull(srv_stream *st, void *ctx, hl_buf *out) {
             if (run->g.logprobs) completion_logprobs_json(run, c, out);
             else hl_buf_puts(out, "null");
         }
-        hl_buf_printf(out, ",\"finish_reason\":\"%s\"}", finish_reason(c->stats.done_reason));
+        hl_buf_printf(out, ",\"finish_reason\":\"%s\"}", srv_finish_reason(c, finish_reason(c->stats.done_reason)));
     }
     hl_buf_puts(out, "],");
     usage(run, out);

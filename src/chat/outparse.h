@@ -1,0 +1,111 @@
+/* Output parsing: a streaming splitter that takes a model's generated text
+ * piece by piece (as the engine releases it) and sorts it into answer content,
+ * thinking and tool calls, by the conventions of the template's family:
+ *
+ *   hermes     <tool_call>{"name": .., "arguments": {..}}</tool_call>
+ *              (Qwen2.5, Qwen3, Hermes 2/3); leniently also a bare call
+ *              object (or one in a ```json fence) as the whole answer, which
+ *              is how small Qwen2.5 models often answer
+ *   qwen3-xml  <tool_call><function=NAME><parameter=P>VALUE</parameter>
+ *              </function></tool_call> (Qwen3-Coder)
+ *   llama3     <|python_tag|>{"name": .., "parameters": {..}}, or a bare
+ *              JSON call object as the whole answer (Llama 3.1/3.2/3.3)
+ *   mistral    [TOOL_CALLS][{"name": .., "arguments": {..}}, ...], or
+ *              [TOOL_CALLS]NAME[ARGS]{..} (Mistral v0.3, Nemo, Small)
+ *   deepseek   <｜tool▁calls▁begin｜><｜tool▁call▁begin｜>function<｜tool▁sep｜>NAME
+ *              ```json {..} ```<｜tool▁call▁end｜>...<｜tool▁calls▁end｜> (R1/V3)
+ *              and NAME<｜tool▁sep｜>{..} inside the call (V3.1)
+ *   prefix     Ollama's template-driven detection: a prefix derived from the
+ *              Modelfile TEMPLATE's .ToolCalls section (gotmpl_tool_prefix),
+ *              then JSON call objects (one, several, or an array); a bare
+ *              (or ```json-fenced) call as the whole answer counts too
+ * and thinking between the template's markers (<think> … </think> for Qwen3
+ * and DeepSeek-R1; a prompt that ends inside the open marker, as R1's
+ * template writes it, starts the output in thinking).
+ *
+ * Guarantees, for any input split into any pieces: the concatenation of what
+ * the parser emits equals what it emits for the whole text at once; text that
+ * is part of a recognized tool call never appears in content; a call whose
+ * body does not parse comes back as content, markers included, never dropped;
+ * the parser holds back only text that could still become a marker (and an
+ * open tool call until it ends; for the families that take a bare JSON call
+ * as the whole answer, an answer that begins with '{' or a ```json fence is
+ * held until it ends, since only then is it known to be a call). Whitespace directly after a thinking marker
+ * and after a parsed call is dropped, as Ollama does.
+ *
+ * A parser is single-threaded state; its configuration's strings are copied. */
+#ifndef HL_CHAT_OUTPARSE_H
+#define HL_CHAT_OUTPARSE_H
+
+#include "base/buf.h"
+#include "base/err.h"
+
+#include <stddef.h>
+
+struct json_object;
+
+typedef enum chat_tool_format {
+    CHAT_TOOLS_NONE = 0,
+    CHAT_TOOLS_HERMES,
+    CHAT_TOOLS_QWEN3_XML,
+    CHAT_TOOLS_LLAMA3,
+    CHAT_TOOLS_MISTRAL,
+    CHAT_TOOLS_DEEPSEEK,
+    CHAT_TOOLS_PREFIX,
+} chat_tool_format;
+
+typedef struct chat_outparse_cfg {
+    chat_tool_format tools;        /* NONE: tool-call text is content */
+    const char *prefix;            /* PREFIX: the text before a call; NULL or "": a JSON answer */
+    const char *suffix;            /* PREFIX: the text after a call; NULL or "": calls run to the end */
+    const char *think_open;        /* NULL: no thinking split */
+    const char *think_close;
+    int in_thinking;               /* the output starts inside thinking */
+    struct json_object *tool_defs; /* optional, borrowed during new(): the request's tools, whose
+                                      parameter types decide qwen3-xml values (string or JSON) */
+} chat_outparse_cfg;
+
+typedef struct chat_tool_call {
+    char *name;
+    char *arguments; /* a JSON object, compact */
+} chat_tool_call;
+
+/* What one feed or finish produced (appended; reset between uses). */
+typedef struct chat_out {
+    hl_buf content, thinking;
+    chat_tool_call *calls;
+    size_t n_calls, cap_calls;
+} chat_out;
+
+void chat_out_reset(chat_out *o);
+void chat_out_free(chat_out *o);
+
+typedef struct chat_outparse chat_outparse;
+
+int chat_outparse_new(chat_outparse **out, const chat_outparse_cfg *cfg, hl_err *err);
+void chat_outparse_free(chat_outparse *p);
+/* Feeds the next piece of output text; appends what became certain to out. */
+int chat_outparse_feed(chat_outparse *p, const char *text, size_t n, chat_out *out, hl_err *err);
+/* The output ended: decides what was held back (an unterminated call is
+ * parsed as it stands, else returned as content). */
+int chat_outparse_finish(chat_outparse *p, chat_out *out, hl_err *err);
+/* Calls emitted so far (for ids and indices). */
+size_t chat_outparse_n_calls(const chat_outparse *p);
+
+/* ---- choosing a configuration -------------------------------------------- */
+
+enum { CHAT_CAP_TOOLS = 1 << 0, CHAT_CAP_THINKING = 1 << 1 };
+
+/* What a Jinja chat template's source shows: CHAT_CAP_TOOLS when it reads
+ * `tools`, CHAT_CAP_THINKING when it writes thinking markers. */
+unsigned chat_template_caps(const char *src);
+/* The family of a Jinja template (tools format and thinking markers), from
+ * the markers its source writes. */
+void chat_outparse_detect(const char *src, chat_outparse_cfg *cfg);
+/* Whether a rendered prompt ends inside an open thinking marker (the
+ * template opened it for the model, as DeepSeek-R1's does). */
+int chat_prompt_opens_thinking(const char *prompt, const char *think_open, const char *think_close);
+/* Name of a format ("hermes" ...), for logs. */
+const char *chat_tool_format_name(chat_tool_format f);
+
+#endif
