@@ -379,9 +379,9 @@ static int route_show(srv_req *r) {
     hl_jw_key(&w, "capabilities");
     hl_jw_arr_begin(&w);
     hl_jw_str(&w, "completion");
-    if (fim || hl_prompt_template_inserts(sm.template_text)) hl_jw_str(&w, "insert");
     unsigned caps = model_caps(sm.template_text, is_path ? key : sm.model_path);
     if (caps & CHAT_CAP_TOOLS) hl_jw_str(&w, "tools");
+    if (fim || hl_prompt_template_inserts(sm.template_text)) hl_jw_str(&w, "insert");
     if (caps & CHAT_CAP_THINKING) hl_jw_str(&w, "thinking");
     hl_jw_arr_end(&w);
     hl_jw_obj_end(&w);

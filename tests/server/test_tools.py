@@ -283,8 +283,8 @@ def test_capabilities(server, qwen, smollm, qthink):
         r = requests.post(server.url + "/api/show", json={"model": name})
         assert r.status_code == 200, r.text
         return r.json()["capabilities"]
-    assert caps(qwen) == ["completion", "tools"]
-    assert caps(qthink) == ["completion", "thinking"]
+    assert caps(qwen) == ["completion", "tools", "insert"]  # Qwen2.5-Coder has FIM tokens (test_fim.py)
+    assert caps(qthink) == ["completion", "insert", "thinking"]
     assert "tools" not in caps(smollm) and "thinking" not in caps(smollm)
 
 
