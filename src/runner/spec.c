@@ -36,7 +36,9 @@ double spec_cost_ratio(const spec_cost *c) {
     return b / a;
 }
 
-float spec_seq_alpha(const spec_seq *s) { return (s->acc + 0.5f) / (s->acc + s->rej + 1.0f); }
+/* the prior: two accepted drafts and one rejection (2/3), so one early
+ * rejection does not switch a sequence off before its drafts had a chance */
+float spec_seq_alpha(const spec_seq *s) { return (s->acc + 2.0f) / (s->acc + s->rej + 3.0f); }
 
 void spec_seq_update(spec_seq *s, int32_t drafted, int32_t accepted) {
     if (drafted <= 0) return;

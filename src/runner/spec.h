@@ -13,7 +13,7 @@
  *
  * Acceptance. A sequence's drafts are accepted position by position with
  * probability alpha, estimated from its last few verifications (decayed
- * counts of accepted drafts and of rejections, with a weak prior of 1/2).
+ * counts of accepted drafts and of rejections, with a weak prior of 2/3).
  * k drafts then yield alpha + alpha^2 + ... + alpha^k extra tokens on average.
  *
  * The choice. With the step so far at R rows expecting G tokens, a sequence
@@ -31,7 +31,7 @@
 
 #define SPEC_DEFAULT_ROW_COST 0.5 /* prior b/a */
 #define SPEC_PROBE_EVERY 16       /* steps between probes of a sequence that stopped drafting */
-#define SPEC_PROBE_LEN 2          /* drafts of a probe */
+#define SPEC_PROBE_LEN 1          /* drafts of a probe */
 #define SPEC_MARGIN 0.03          /* relative gain a draft must promise */
 
 /* One sequence's acceptance history. Zero-initialized is the prior. */
