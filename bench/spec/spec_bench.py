@@ -6,7 +6,7 @@ tokens/s of 8 concurrent streams with and without.
 
     bench/spec/spec_bench.py [--model qwen2.5-coder-1.5b-instruct-q4_k_m.gguf]
                              [--rounds 3] [--tokens 256] [--threads 2] [--streams 8]
-                             [--peer-spec "--spec-type ngram-simple --draft-max 8"]
+                             [--peer-spec "--spec-type ngram-simple --spec-draft-n-max 8"]
 
 Tasks (greedy, chat template, the same messages for every server):
   rewrite  a ~450-token Python file (rewrite_input.py) asked back with one change
@@ -128,8 +128,9 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--streams", type=int, default=8)
     ap.add_argument("--agg-tokens", type=int, default=128)
-    ap.add_argument("--peer-spec", default="--spec-type ngram-simple --draft-max 8")
+    ap.add_argument("--peer-spec", default="--spec-type ngram-simple --spec-draft-n-max 8")
     ap.add_argument("--no-peer", action="store_true")
+    ap.add_argument("--peer-only", action="store_true", help="skip our server (peer figures only)")
     ap.add_argument("--only", default="rewrite,rag,chat")
     a = ap.parse_args()
     model = str(MODELS_DIR / a.model)
@@ -142,12 +143,12 @@ def main():
     results = {(n, c): [] for n in names for c in ("off", "on", "peer", "peer-spec")}
     acc = {n: [0, 0] for n in names}
     agg = {"off": [], "on": []}
-    ours = Server("hyperlama", lambda port: [str(HYPERLAMA), "serve", "--port", str(port)], env, model,
+    ours = None if a.peer_only else Server("hyperlama", lambda port: [str(HYPERLAMA), "serve", "--port", str(port)], env, model,
                   log_dir / "spec_bench_hyperlama.log")
     try:
-        for n in names:  # warm: load, prefill into the prefix cache
+        for n in (names if ours else []):  # warm: load, prefill into the prefix cache
             ours_chat(ours.url, model, tasks()[n], 8, False)
-        for r in range(a.rounds):
+        for r in range(a.rounds if ours else 0):
             for n in names:
                 order = ("off", "on") if r % 2 == 0 else ("on", "off")
                 for c in order:
@@ -164,7 +165,8 @@ def main():
                     print(f"round {r} {a.streams} streams {c:4s} {tps:6.2f} tok/s aggregate ({acc_n}/{d} drafts)",
                           flush=True)
     finally:
-        ours.stop()
+        if ours:
+            ours.stop()
 
     peer = None if a.no_peer else peer_bin()
     peer_ngram = peer is not None and peer_supports_ngram(peer)
@@ -189,13 +191,15 @@ def main():
     print(f"\nmodel {a.model}, {a.threads} threads, {a.tokens} tokens, {a.rounds} rounds; "
           f"load average {os.getloadavg()[0]:.1f}")
     print(f"{'task':8s} | {'off':>18s} | {'prompt lookup':>18s} | speedup | acceptance | "
-          f"{'llama-server':>18s} | {'llama-server ngram':>18s}")
+          f"{'llama-server':>18s} | {'llama-server ngram':>18s} | ours/ngram")
     for n in names:
         off, on = results[(n, 'off')], results[(n, 'on')]
         sp = statistics.median(on) / statistics.median(off) if off and on else float("nan")
+        peer_sp = statistics.median(on) / statistics.median(results[(n, "peer-spec")]) \
+            if on and results[(n, "peer-spec")] else float("nan")
         ar = f"{100 * acc[n][1] / acc[n][0]:.0f}% of {acc[n][0] // max(a.rounds, 1)}" if acc[n][0] else "-"
         print(f"{n:8s} | {fmt(off):>18s} | {fmt(on):>18s} | {sp:6.2f}x | {ar:>10s} | "
-              f"{fmt(results[(n, 'peer')]):>18s} | {fmt(results[(n, 'peer-spec')]):>18s}")
+              f"{fmt(results[(n, 'peer')]):>18s} | {fmt(results[(n, 'peer-spec')]):>18s} | {peer_sp:.2f}x")
     if agg["off"]:
         sp = statistics.median(agg["on"]) / statistics.median(agg["off"])
         print(f"{a.streams} streams aggregate: off {fmt(agg['off'])}, on {fmt(agg['on'])} tok/s ({sp:.2f}x)")
