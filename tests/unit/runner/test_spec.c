@@ -191,9 +191,11 @@ TEST(spec_lossless_greedy_smollm2) {
         return;
     }
     uint64_t d = 0, a = 0;
-    check_lossless(lm, 0, 40, &d, &a);
-    printf("     SmolLM2 adaptive: %llu of %llu drafts accepted\n", (unsigned long long)a, (unsigned long long)d);
-    CHECK(a > 0); /* one stream alone drafts (rows are cheap there) on the repeated phrase */
+    /* fixed drafting (every step, the whole limit): deterministic, so the
+     * acceptance check does not depend on this machine's timings */
+    check_lossless(lm, 1, 40, &d, &a);
+    printf("     SmolLM2 fixed: %llu of %llu drafts accepted\n", (unsigned long long)a, (unsigned long long)d);
+    CHECK(a > 0 && a < d);
     hl_loaded_free(lm);
 }
 
