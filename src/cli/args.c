@@ -13,6 +13,7 @@ void cli_gen_opts_default(cli_gen_opts *o) {
     memset(o, 0, sizeof *o);
     o->sampling = hl_sampling_default_params();
     o->num_predict = -1;
+    o->speculative = 1;
     o->engine = (cli_engine_opts){.num_ctx = 0, .n_threads = 0, .n_batch = 512, .kv_type = HL_TYPE_F16, .prefix_cache = 1};
     /* the server's variable also sets in-process engines; --kv-cache-type wins */
     const char *kvt = getenv("HYPERLAMA_KV_CACHE_TYPE");
@@ -147,6 +148,20 @@ int cli_parse_gen_opt(cli_gen_opts *o, int argc, char **argv, int *i) {
         o->engine.kv_type = (hl_type)t;
         return 1;
     }
+    if ((v = cli_flag_value("--num-draft", argc, argv, i, &bad))) {
+        if (parse_int("--num-draft", v, 0, 32, &x) < 0) return -1;
+        o->num_draft = (int32_t)x;
+        o->speculative = x > 0;
+        return 1;
+    }
+    if ((v = cli_flag_value("--speculative", argc, argv, i, &bad))) {
+        if (strcmp(v, "true") && strcmp(v, "false")) {
+            fprintf(stderr, "Error: --speculative expects true or false, got '%s'\n", v);
+            return -1;
+        }
+        o->speculative = v[0] == 't';
+        return 1;
+    }
     if ((v = cli_flag_value("--batch-size", argc, argv, i, &bad))) {
         if (parse_int("--batch-size", v, 1, 1 << 16, &x) < 0) return -1;
         o->engine.n_batch = (int32_t)x;
@@ -190,6 +205,8 @@ void cli_print_gen_opts_help(FILE *out) {
             "  --num-ctx N               context window (default 4096)\n"
             "  --threads N               CPU threads (default: all cores)\n"
             "  --batch-size N            prompt tokens per step (default 512)\n"
+            "  --speculative BOOL        prompt-lookup speculative decoding (default true)\n"
+            "  --num-draft N             most drafted tokens per step (default 8; 0: off)\n"
             "  --kv-cache-type T         f16 or q8_0 (half the memory; default f16 or\n"
             "                            $HYPERLAMA_KV_CACHE_TYPE; through a server, its setting)\n");
 }

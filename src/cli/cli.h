@@ -47,6 +47,8 @@ typedef struct cli_gen_opts {
     const char *stops[HL_CLI_MAX_STOPS];
     int32_t n_stops;
     cli_engine_opts engine;
+    int speculative;     /* prompt-lookup drafts (default on) */
+    int32_t num_draft;   /* most drafts per step; 0: the engine's default */
     int raw, verbose;
     const char *system;
     int think_set, think;    /* --think[=true|false|low|medium|high] */
@@ -221,7 +223,7 @@ int cli_engine_open(const hl_loaded *lm, const cli_engine_opts *o, cli_compute *
 /* Submits r and waits for its end, handing each piece of text to emit (may
  * be NULL) as it comes; *interrupted (may be NULL) becoming nonzero cancels
  * it. stats (may be NULL) receives the DONE event's. An engine ERROR event
- * fails with its message. */
+ * fails with its message. r's drafter context (if any) is taken in every case. */
 int cli_engine_generate(hl_engine *e, const hl_request *r, void (*emit)(void *user, const char *text, size_t n),
                         void *user, volatile sig_atomic_t *interrupted, hl_choice_stats *stats, hl_err *err);
 

@@ -17,6 +17,7 @@
 #include "base/log.h"
 #include "gguf/gguf.h"
 #include "chat/outparse.h"
+#include "runner/ngram.h"
 #include "runner/prompt.h"
 #include "store/modelfile.h"
 #include "store/store.h"
@@ -63,6 +64,9 @@ static void print_stats(const hl_choice_stats *st, int64_t total_ns, int64_t loa
     print_duration("eval duration:", st->gen_ns);
     fprintf(stderr, "%-22s%.2f tokens/s\n", "eval rate:",
             st->gen_ns > 0 ? st->gen_tokens / ((double)st->gen_ns / 1e9) : 0.0);
+    fprintf(stderr, "%-22s%d token(s)\n", "draft count:", st->draft_tokens);
+    fprintf(stderr, "%-22s%d token(s) (%.1f%%)\n", "draft accepted:", st->draft_accepted,
+            st->draft_tokens > 0 ? 100.0 * st->draft_accepted / st->draft_tokens : 0.0);
 }
 
 /* A growing list of chat messages (role + owned content). */
@@ -137,6 +141,10 @@ static void apply_param(cli_gen_opts *o, const char *key, const char *value) {
         if (o->n_stops < HL_CLI_MAX_STOPS) o->stops[o->n_stops++] = value;
         return;
     }
+    if (!strcmp(key, "speculative")) {
+        o->speculative = !strcmp(value, "true") || !strcmp(value, "1");
+        return;
+    }
     if (parse_num(value, &d)) return;
     hl_sampling_params *sp = &o->sampling;
     if (!strcmp(key, "temperature")) sp->temperature = (float)d;
@@ -155,6 +163,10 @@ static void apply_param(cli_gen_opts *o, const char *key, const char *value) {
     else if (!strcmp(key, "num_ctx")) o->engine.num_ctx = (int32_t)d;
     else if (!strcmp(key, "num_thread")) o->engine.n_threads = (int32_t)d;
     else if (!strcmp(key, "num_batch")) o->engine.n_batch = (int32_t)d;
+    else if (!strcmp(key, "num_draft")) {
+        o->num_draft = d < 0 ? 0 : d > HL_ENGINE_MAX_DRAFT ? HL_ENGINE_MAX_DRAFT : (int32_t)d;
+        o->speculative = o->num_draft > 0;
+    }
 }
 
 static int has_stop(const store_modelfile *mf) {
@@ -384,6 +396,12 @@ static int answer(run_state *rs, const conversation *conv, capture *cap) {
     }
     hl_request req = {.prompt = ids, .n_prompt = n_ids, .sampling = o->sampling, .num_predict = o->num_predict,
                       .stops = o->stops, .n_stops = o->n_stops, .n_choices = 1};
+    /* speculative decoding: prompt lookup, verified by the engine (the same text) */
+    if (o->speculative && ngram_drafter_new(&req.drafter, NGRAM_DEFAULT_MIN, NGRAM_DEFAULT_MAX, o->num_draft, &err)) {
+        fprintf(stderr, "Error: %s\n", err.msg);
+        free(ids);
+        return -1;
+    }
     hl_choice_stats st = {0};
     int64_t t0 = hl_now_ns();
     g_interrupted = 0;

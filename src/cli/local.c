@@ -74,7 +74,10 @@ int cli_engine_generate(hl_engine *e, const hl_request *r, void (*emit)(void *us
                         void *user, volatile sig_atomic_t *interrupted, hl_choice_stats *stats, hl_err *err) {
     hl_handle *h = NULL;
     int rc = hl_engine_submit(e, r, NULL, NULL, &h, err);
-    if (rc) return rc;
+    if (rc) {
+        if (r->drafter.free) r->drafter.free(r->drafter.ctx); /* not the engine's: the request's drafter is ours to free */
+        return rc;
+    }
     int cancelled = 0;
     hl_event ev;
     for (;;) {

@@ -64,7 +64,7 @@ static const struct {
     {"--repeat-penalty", "repeat_penalty"}, {"--presence-penalty", "presence_penalty"},
     {"--frequency-penalty", "frequency_penalty"}, {"--top-k", "top_k"}, {"--repeat-last-n", "repeat_last_n"},
     {"--seed", "seed"}, {"--num-predict", "num_predict"}, {"--num-ctx", "num_ctx"}, {"--threads", "num_thread"},
-    {"--batch-size", "num_batch"},
+    {"--batch-size", "num_batch"}, {"--speculative", "speculative"}, {"--num-draft", "num_draft"},
 };
 
 static int user_has(const remote *r, const char *key) {
@@ -244,6 +244,9 @@ static void print_stats(struct json_object *f) {
     fprintf(stderr, "%-22s%lld token(s)\n", "eval count:", ec);
     print_duration("eval duration:", ed);
     fprintf(stderr, "%-22s%.2f tokens/s\n", "eval rate:", ed > 0 ? (double)ec / ((double)ed / 1e9) : 0.0);
+    long long dc = cli_jint(f, "draft_count"), da = cli_jint(f, "draft_accepted_count");
+    fprintf(stderr, "%-22s%lld token(s)\n", "draft count:", dc);
+    fprintf(stderr, "%-22s%lld token(s) (%.1f%%)\n", "draft accepted:", da, dc > 0 ? 100.0 * (double)da / (double)dc : 0.0);
 }
 
 static void put_msg(hl_buf *out, const char *role, const char *content) {

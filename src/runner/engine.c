@@ -30,6 +30,7 @@ int hl_engine_new(hl_engine **out, const hl_loaded *lm, const hl_engine_params *
     if (e->p.max_queue <= 0) e->p.max_queue = 128;
     if (e->p.max_draft <= 0) e->p.max_draft = HL_ENGINE_DEFAULT_DRAFT;
     if (e->p.max_draft > HL_ENGINE_MAX_DRAFT) e->p.max_draft = HL_ENGINE_MAX_DRAFT;
+    spec_cost_init(&e->cost, e->p.spec_row_cost);
     const hl_hparams *hp = hl_model_hparams(lm->model);
     e->n_vocab = hp->n_vocab;
     if (!e->p.backend || !e->p.pool) {
@@ -330,6 +331,8 @@ void ev_push_done(hl_engine *e, seq *s, const char *reason, const char *text, si
             .queue_ns = s->t_admit - h->t_submit,
             .prompt_ns = (s->t_first ? s->t_first : now) - s->t_admit,
             .gen_ns = s->t_first ? now - s->t_first : 0,
+            .draft_tokens = s->n_drafted,
+            .draft_accepted = s->n_accepted,
         };
     }
     h->choices_left--;

@@ -37,6 +37,18 @@
  * either runs short. It can be preempted like any other sequence (its drafts
  * are dropped: only accepted tokens are recomputed).
  *
+ * How many drafts a sequence asks for is adaptive (runner/spec.h): a cost
+ * model of the step (a + b*rows, fitted online from the engine's own steps)
+ * against the sequence's recent acceptance; so drafts lengthen while they
+ * are accepted, stop for a sequence whose drafts keep failing (it re-probes
+ * now and then) and fade when the batch is large enough that rows are dear.
+ * Under sampling, drafting a deterministic token d and accepting iff the
+ * sample x equals d is the standard rejection rule for a point-mass draft
+ * distribution q = [d] (accept with probability p(d) = min(1, p(d)/q(d));
+ * on rejection x is distributed as p restricted to tokens other than d,
+ * normalized: exactly norm(max(0, p - q))), so the output distribution is
+ * the model's own whatever the drafts.
+ *
  * Logits processors. A request may carry an hl_logits_proc (sample/sample.h):
  * it masks the vocabulary before every sample and sees every accepted token,
  * which is where grammars plug in. Forks clone it.
@@ -75,22 +87,31 @@ typedef struct hl_engine_params {
     hl_type kv_type;     /* KV cache element type: HL_TYPE_F16 (default) or HL_TYPE_Q8_0 */
     int32_t max_draft;   /* drafted tokens one sequence may verify per step; <= 0: HL_ENGINE_DEFAULT_DRAFT,
                             at most HL_ENGINE_MAX_DRAFT. A request's drafter may ask for fewer. */
+    int spec_fixed;      /* 1: every drafting sequence asks for its whole limit each step (no
+                            adaptive control: tests); 0 (default): adaptive, see below */
+    double spec_row_cost;/* adaptive control's prior cost of a row relative to a step's fixed
+                            cost; <= 0: SPEC_DEFAULT_ROW_COST (runner/spec.h) */
 } hl_engine_params;
 #define HL_ENGINE_DEFAULT_DRAFT 8
 #define HL_ENGINE_MAX_DRAFT 32
 hl_engine_params hl_engine_default_params(void);
 
 /* Proposes tokens to follow a sequence, for verification in its next step.
- * propose(ctx, tokens, n_tokens, draft, max_draft) gets the sequence so far
- * (prompt + accepted generated tokens) and writes up to max_draft (>= 1)
- * token ids into draft; it returns how many (0: no draft this step; ids
- * outside the vocabulary end the draft). It is called on the engine thread,
- * once per step for each running choice of the request (the choices of n > 1
- * share the drafter, each with its own tokens), so it must be quick and must
- * not call back into the engine. For the output to equal the undrafted one
- * exactly, a draft should depend only on `tokens` (see above). */
+ * propose(ctx, choice, tokens, n_tokens, draft, max_draft) gets the choice
+ * index (0 .. n_choices-1: the choices of n > 1 share the drafter, each with
+ * its own tokens, so a drafter keeping state per sequence keys it by choice)
+ * and that choice's sequence so far (prompt + accepted generated tokens:
+ * between two calls for one choice it only grows at its end) and writes up
+ * to max_draft (>= 1) token ids into draft; it returns how many (0: no draft
+ * this step; ids outside the vocabulary end the draft). max_draft is what
+ * the engine's adaptive control (below) asks for this step, at most the
+ * request's limit. It is called on the engine thread, at most once per step
+ * for each running choice, so it must be quick and must not call back into
+ * the engine. For the output to equal the undrafted one exactly, a draft
+ * should depend only on `tokens` (see above). */
 typedef struct hl_drafter {
-    int32_t (*propose)(void *ctx, const int32_t *tokens, int32_t n_tokens, int32_t *draft, int32_t max_draft);
+    int32_t (*propose)(void *ctx, int32_t choice, const int32_t *tokens, int32_t n_tokens, int32_t *draft,
+                       int32_t max_draft);
     void (*free)(void *ctx); /* optional: called once when the request is over */
     void *ctx;
     int32_t max_draft;       /* this request's limit per step; <= 0 or above the engine's: the engine's */
@@ -138,6 +159,8 @@ typedef struct hl_choice_stats {
     int64_t queue_ns;         /* submit → admitted */
     int64_t prompt_ns;        /* admitted → first token sampled */
     int64_t gen_ns;           /* first token → done */
+    int32_t draft_tokens;     /* drafted tokens verified for this choice */
+    int32_t draft_accepted;   /* of which accepted */
 } hl_choice_stats;
 
 typedef struct hl_event {

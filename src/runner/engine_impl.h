@@ -6,6 +6,7 @@
 #include "base/buf.h"
 #include "runner/engine.h"
 #include "runner/kvcache.h"
+#include "runner/spec.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -79,6 +80,8 @@ typedef struct seq {
     /* this step's drafts: tokens at positions n_computed+1 .. n_computed+n_draft */
     int32_t *draft;           /* [h->max_draft] */
     int32_t n_draft;
+    spec_seq spec;            /* recent acceptance (adaptive draft length) */
+    int32_t n_drafted, n_accepted; /* totals of this choice (its stats) */
     /* this step's sampling results, written by one pool thread (sched_verify.c)
      * and applied on the engine thread */
     int32_t row;              /* first logits row (1 + n_draft rows), -1: none */
@@ -122,6 +125,7 @@ struct hl_engine {
     seq *running;
     int32_t n_running;
     uint64_t next_order;
+    spec_cost cost;           /* the step-cost model of adaptive speculation */
     /* metrics, written by the engine thread */
     _Atomic int32_t m_running, m_blocks_used;
     _Atomic uint64_t m_prompt_tokens, m_gen_tokens, m_steps, m_preemptions, m_prefix_queries, m_prefix_hits;

@@ -437,13 +437,14 @@ static int drafts_possible(hl_engine *e, int32_t n_snap) {
     return 1;
 }
 
-/* Asks s's drafter for up to `room` tokens to follow its pending one. Never
- * drafts past what the sequence may still generate (this step emits at most
- * 1 + n_draft tokens). Drafts are speculation: their blocks come from the
- * free pool only (no preemption, no reclaiming), leaving `reserve` blocks
- * for the decodes still to be placed. Returns the number of drafts placed in
- * s->draft (0: a plain decode). */
-static int32_t plan_drafts(hl_engine *e, seq *s, int32_t room, int32_t reserve) {
+/* Asks s's drafter for up to `room` tokens to follow its pending one, as
+ * many as adaptive control (spec.h) finds worth it in the step planned so
+ * far (`plan`, which this updates). Never drafts past what the sequence may
+ * still generate (this step emits at most 1 + n_draft tokens). Drafts are
+ * speculation: their blocks come from the free pool only (no preemption, no
+ * reclaiming), leaving `reserve` blocks for the decodes still to be placed.
+ * Returns the number of drafts placed in s->draft (0: a plain decode). */
+static int32_t plan_drafts(hl_engine *e, seq *s, int32_t room, int32_t reserve, spec_step *plan) {
     hl_handle *h = s->h;
     s->n_draft = 0;
     if (h->max_draft <= 0 || !h->drafter.propose || room <= 0) return 0;
@@ -452,7 +453,8 @@ static int32_t plan_drafts(hl_engine *e, seq *s, int32_t room, int32_t reserve) 
     if (h->num_predict >= 0 && h->num_predict - s->n_gen < left) left = h->num_predict - s->n_gen;
     if (k > left - 1) k = left - 1;
     if (k <= 0) return 0;
-    int32_t n = h->drafter.propose(h->drafter.ctx, s->tokens, s->n_tokens, s->draft, k);
+    if (!e->p.spec_fixed && (k = spec_choose(&e->cost, &s->spec, plan, k)) <= 0) return 0;
+    int32_t n = h->drafter.propose(h->drafter.ctx, s->index, s->tokens, s->n_tokens, s->draft, k);
     n = n < 0 ? 0 : n > k ? k : n;
     for (int32_t i = 0; i < n; i++)
         if (s->draft[i] < 0 || s->draft[i] >= e->n_vocab) n = i;
@@ -461,6 +463,7 @@ static int32_t plan_drafts(hl_engine *e, seq *s, int32_t room, int32_t reserve) 
         s->blocks[s->n_blocks++] = hl_kvc_alloc(&e->kvc); /* n_free > 0: cannot fail */
     int32_t covered = s->n_blocks * e->block_size;
     s->n_draft = (covered < end ? covered : end) - s->n_computed - 1;
+    spec_step_add(plan, &s->spec, s->n_draft);
     return s->n_draft;
 }
 
@@ -494,7 +497,10 @@ int sched_step(hl_engine *e) {
     }
     int32_t spare = e->p.step_tokens - n_dec;
     int32_t draft_room = spare - (prefill < spare / 2 ? prefill : spare / 2);
-    int32_t n_tok = 0, n_bseq = 0, n_rows = 0, budget = e->p.step_tokens;
+    /* what the step holds before drafts, for adaptive control: every decode's
+     * row and token, and the prefill rows (cost, no tokens) */
+    spec_step plan = {.rows = n_dec + (prefill < spare ? prefill : spare), .tokens = n_dec};
+    int32_t n_tok = 0, n_bseq = 0, n_rows = 0, budget = e->p.step_tokens, n_prefill = 0;
     /* pass 0: decodes, each its own token then its drafts, logits on each */
     for (int32_t k = 0; k < n_snap; k++) {
         seq *s = e->snap[k];
@@ -504,7 +510,7 @@ int sched_step(hl_engine *e) {
             preempt(e, s); /* nobody else left to preempt */
             continue;
         }
-        int32_t nd = drafting ? plan_drafts(e, s, draft_room, n_dec) : 0;
+        int32_t nd = drafting ? plan_drafts(e, s, draft_room, n_dec, &plan) : 0;
         draft_room -= nd;
         e->btok[n_tok] = (hl_batch_token){.token = s->tokens[s->n_computed], .pos = s->n_computed, .seq = n_bseq,
                                           .logits = 1};
@@ -550,6 +556,7 @@ int sched_step(hl_engine *e) {
         n_tok += chunk;
         budget -= chunk;
         atomic_fetch_add(&e->m_prompt_tokens, (uint64_t)chunk);
+        n_prefill += chunk;
     }
     if (n_tok == 0) {
         /* every running prefill is stuck on a full pool: make room */
@@ -563,7 +570,10 @@ int sched_step(hl_engine *e) {
     }
     hl_batch batch = {.tokens = e->btok, .n_tokens = n_tok, .seqs = e->bseq, .n_seqs = n_bseq};
     hl_err err = {0};
+    int64_t t0 = hl_now_ns();
     int rc = hl_model_forward(e->fctx, e->kv, &batch, e->logits, &err);
+    /* decode steps (drafts included) teach the cost model what a row costs */
+    if (!rc && !n_prefill) spec_cost_observe(&e->cost, n_tok, (double)(hl_now_ns() - t0));
     atomic_fetch_add(&e->m_steps, 1);
     if (rc) {
         hl_error("engine: forward pass failed: %s", err.msg);

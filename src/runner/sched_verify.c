@@ -100,6 +100,9 @@ static void apply(hl_engine *e, seq *s) {
         /* keep the pending token's position (already counted) and the drafts
          * that matched; the rest of the step's positions are dead */
         atomic_fetch_add(&e->m_draft_accepted, (uint64_t)s->n_match);
+        spec_seq_update(&s->spec, s->n_draft, s->n_match);
+        s->n_drafted += s->n_draft;
+        s->n_accepted += s->n_match;
         seq_kv_truncate(e, s, s->n_computed + s->n_match);
         commit_full_blocks(e, s);
         s->n_draft = 0;

@@ -32,6 +32,8 @@ void srv_config_defaults(srv_config *c) {
     c->prefix_cache = 1;
     c->kv_type = HL_TYPE_F16;
     snprintf(c->backend, sizeof c->backend, "auto");
+    c->speculative = 1;
+    c->num_draft = 8;
     snprintf(c->version, sizeof c->version, "0.1.0");
 }
 
@@ -116,7 +118,12 @@ static const char DEFAULT_TEXT[] =
     "# max_queue = 64\n"
     "# block_size = 16\n"
     "# step_tokens = 512\n"
-    "# prefix_cache = true\n";
+    "# prefix_cache = true\n"
+    "# Speculative decoding: prompt-lookup (n-gram) drafts verified in the same step, lossless;\n"
+    "# the engine adapts the draft length (and turns it off) by acceptance and batch size.\n"
+    "# Requests override it with the options \"speculative\" and \"num_draft\". (HYPERLAMA_SPECULATIVE)\n"
+    "# speculative = true\n"
+    "# num_draft = 8\n";
 
 const char *srv_config_default_text(void) { return DEFAULT_TEXT; }
 
@@ -264,6 +271,8 @@ static const key_def KEYS[] = {
     {"engine.prefix_cache", K_BOOL, OFF(prefix_cache), 0, 1},
     {"engine.kv_cache_type", K_STR, OFF(kv_type), 0, 0},
     {"engine.backend", K_STR, OFF(backend), 0, 0},
+    {"engine.speculative", K_BOOL, OFF(speculative), 0, 1},
+    {"engine.num_draft", K_INT, OFF(num_draft), 1, 32},
 };
 
 static int type_err(const char *path, const srv_toml_kv *kv, const char *want, hl_err *err) {
@@ -424,6 +433,7 @@ int srv_config_apply_env(srv_config *c, hl_err *err) {
     if (!rc) rc = env_int("HYPERLAMA_MAX_QUEUE", &c->max_queue, 1, 1 << 20, err);
     if (!rc) rc = env_int("HYPERLAMA_CONTEXT_LENGTH", &c->num_ctx, 0, 1 << 24, err);
     if (!rc) rc = env_int("HYPERLAMA_NUM_THREADS", &c->threads, 0, 1024, err);
+    if (!rc) rc = env_int("HYPERLAMA_SPECULATIVE", &c->speculative, 0, 1, err);
     return rc;
 }
 
@@ -472,4 +482,5 @@ void srv_config_print(const srv_config *c, hl_buf *b) {
                   c->prefix_cache ? "true" : "false");
     put_tstr(b, "kv_cache_type", c->kv_type == HL_TYPE_Q8_0 ? "q8_0" : "f16");
     put_tstr(b, "backend", c->backend);
+    hl_buf_printf(b, "speculative = %s\nnum_draft = %d\n", c->speculative ? "true" : "false", c->num_draft);
 }

@@ -8,6 +8,7 @@
 #include "base/clock.h"
 #include "base/json_write.h"
 #include "base/log.h"
+#include "runner/ngram.h"
 #include "runner/prompt.h"
 
 #include <json-c/json.h>
@@ -49,15 +50,29 @@ static void run_cancel(void *ctx) {
     if (run->h) hl_handle_cancel(run->h);
 }
 
+/* Choice 0's decode rate, for the log line. */
+static double gen_rate(const srv_run *run) {
+    const hl_choice_stats *s = &run->choices[0].stats;
+    return s->gen_ns > 0 ? s->gen_tokens / ((double)s->gen_ns / 1e9) : 0.0;
+}
+
 static void run_free(void *ctx) {
     srv_run *run = ctx;
     if (run->h) hl_handle_release(run->h); /* cancels if still running; no notify after this */
     if (run->t_first) {
         srv_metrics_latency(&run->srv->metrics, (double)(run->t_first - run->t_start) / 1e9, run->itl, run->n_itl);
     }
-    int64_t gen = 0;
-    for (int i = 0; i < run->g.n; i++) gen += run->choices[i].stats.gen_tokens;
+    int64_t gen = 0, drafted = 0, accepted = 0;
+    for (int i = 0; i < run->g.n; i++) {
+        gen += run->choices[i].stats.gen_tokens;
+        drafted += run->choices[i].stats.draft_tokens;
+        accepted += run->choices[i].stats.draft_accepted;
+    }
     srv_metrics_tokens(&run->srv->metrics, (int64_t)run->n_prompt, gen);
+    if (run->n_done > 0 && run->model)
+        hl_info("generated model=%s prompt=%zu tokens=%lld drafted=%lld accepted=%lld (%.0f%%) %.1f tok/s",
+                run->model->name, run->n_prompt, (long long)gen, (long long)drafted, (long long)accepted,
+                drafted ? 100.0 * (double)accepted / (double)drafted : 0.0, gen_rate(run));
     if (run->model) srv_models_put(&run->srv->models, run->model, run->g.has_keep_alive, run->g.keep_alive_ns);
     for (int i = 0; i < SRV_MAX_CHOICES; i++) {
         hl_buf_free(&run->choices[i].text);
@@ -389,12 +404,25 @@ int srv_gen_start(srv_req *r, srv_gen *g, srv_pull_fn pull, const char *ctype) {
     req.logprobs = g->logprobs;
     /* OpenAI's legacy completions: echo with logprobs scores the prompt too */
     req.prompt_logprobs = g->api == SRV_OAI_COMPLETION && g->echo && g->logprobs && !g->stream;
+    /* speculative decoding: prompt lookup, on unless the request, the
+     * Modelfile or engine.speculative say otherwise; the engine adapts the
+     * length (num_draft is the most) and verifies, so the output is the same */
+    int spec = o.set & SRV_O_SPEC ? o.speculative : r->srv->cfg.speculative;
+    int32_t num_draft = o.set & SRV_O_NDRAFT ? o.num_draft : 0; /* 0: the engine's engine.num_draft */
+    if (spec && !(o.set & SRV_O_NDRAFT && num_draft == 0) &&
+        (rc = ngram_drafter_new(&req.drafter, NGRAM_DEFAULT_MIN, NGRAM_DEFAULT_MAX, num_draft, &err))) {
+        srv_opts_free(&o);
+        rc = reply_gen_error(r, g, rc, err.msg);
+        run_free(run);
+        return rc;
+    }
     rc = srv_structured_proc(run, &req.proc, &err);
     if (!rc) {
         rc = hl_engine_submit(run->model->eng, &req, run_notify, run, &run->h, &err);
         if (rc && req.proc) req.proc->vt->free(req.proc); /* a failed submit leaves it ours */
     }
     srv_opts_free(&o);
+    if (rc && req.drafter.free) req.drafter.free(req.drafter.ctx); /* a failed submit leaves it ours */
     if (rc) {
         if (rc == HL_ERANGE && r->oai) snprintf(err.msg, sizeof err.msg, "This model's maximum context length is %d tokens. However, your %s resulted in %zu tokens. Please reduce the length of the %s.", num_ctx, g->api == SRV_OAI_CHAT ? "messages" : "prompt", run->n_prompt, g->api == SRV_OAI_CHAT ? "messages" : "prompt");
         rc = reply_gen_error(r, g, rc, err.msg);

@@ -22,7 +22,7 @@ struct json_object;
 enum {
     SRV_O_TEMP = 1 << 0, SRV_O_TOPK = 1 << 1, SRV_O_TOPP = 1 << 2, SRV_O_MINP = 1 << 3, SRV_O_TYPP = 1 << 4,
     SRV_O_REPP = 1 << 5, SRV_O_REPN = 1 << 6, SRV_O_PRES = 1 << 7, SRV_O_FREQ = 1 << 8, SRV_O_SEED = 1 << 9,
-    SRV_O_NPRED = 1 << 10, SRV_O_NCTX = 1 << 11, SRV_O_STOP = 1 << 12,
+    SRV_O_NPRED = 1 << 10, SRV_O_NCTX = 1 << 11, SRV_O_STOP = 1 << 12, SRV_O_SPEC = 1 << 13, SRV_O_NDRAFT = 1 << 14,
 };
 
 /* Options as a request (or a Modelfile's PARAMETERs) set them: only the
@@ -31,6 +31,8 @@ typedef struct srv_opts {
     uint32_t set;
     hl_sampling_params s;
     int32_t num_predict, num_ctx;
+    int speculative;   /* prompt-lookup drafts (default: the server's engine.speculative) */
+    int32_t num_draft; /* most drafted tokens per step (0: none) */
     char *stops[HL_STOP_MAX_STRINGS];
     int n_stops;
 } srv_opts;

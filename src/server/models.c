@@ -198,6 +198,7 @@ static int load_model(srv_models *ms, srv_model *m, const char *name, int is_pat
     if (c->step_tokens > 0) p.step_tokens = c->step_tokens;
     p.prefix_cache = c->prefix_cache;
     p.kv_type = (hl_type)c->kv_type;
+    if (c->num_draft > 0) p.max_draft = c->num_draft;
     rc = hl_engine_new(&m->eng, m->lm, &p, err);
     if (rc == HL_ENOTSUP && ms->be != ms->cpu) {
         /* the configured backend lacks an op or a weight type: the CPU runs everything */

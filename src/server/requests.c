@@ -1,6 +1,7 @@
 /* Request bodies → srv_gen: strict JSON parsing (json-c, UTF-8 validated,
  * depth-limited), Ollama's fields and "options" (every sampling key, num_ctx,
- * num_predict, seed, stop; unknown keys warned about and ignored), and the
+ * num_predict, seed, stop, speculative, num_draft; unknown keys warned
+ * about and ignored), and the
  * OpenAI chat/completions fields (unsupported ones refused with the parameter
  * named). Pure functions of the bytes, so the fuzzer can drive them. */
 #include "server/internal.h"
@@ -50,7 +51,7 @@ void srv_opts_merge(srv_opts *d, const srv_opts *s) {
     M(SRV_O_TEMP, s.temperature); M(SRV_O_TOPK, s.top_k); M(SRV_O_TOPP, s.top_p); M(SRV_O_MINP, s.min_p);
     M(SRV_O_TYPP, s.typical_p); M(SRV_O_REPP, s.repeat_penalty); M(SRV_O_REPN, s.repeat_last_n);
     M(SRV_O_PRES, s.presence_penalty); M(SRV_O_FREQ, s.frequency_penalty); M(SRV_O_NPRED, num_predict);
-    M(SRV_O_NCTX, num_ctx);
+    M(SRV_O_NCTX, num_ctx); M(SRV_O_SPEC, speculative); M(SRV_O_NDRAFT, num_draft);
 #undef M
     if (s->set & SRV_O_SEED) {
         d->s.seed = s->s.seed;
@@ -159,6 +160,7 @@ int srv_parse_options(struct json_object *obj, srv_opts *o, hl_err *err) {
         FNUM("frequency_penalty", SRV_O_FREQ, s.frequency_penalty, -100, 100)
         FINT("num_predict", SRV_O_NPRED, num_predict, -2, 1 << 24)
         FINT("num_ctx", SRV_O_NCTX, num_ctx, 0, 1 << 24)
+        FINT("num_draft", SRV_O_NDRAFT, num_draft, 0, HL_ENGINE_MAX_DRAFT)
 #undef FNUM
 #undef FINT
         if (!strcmp(key, "seed")) {
@@ -170,6 +172,12 @@ int srv_parse_options(struct json_object *obj, srv_opts *o, hl_err *err) {
         }
         if (!strcmp(key, "stop")) {
             if ((rc = parse_stops(v, o, HL_STOP_MAX_STRINGS, err))) return rc;
+            continue;
+        }
+        if (!strcmp(key, "speculative")) {
+            if (!json_object_is_type(v, json_type_boolean)) return hl_err_set(err, HL_EINVAL, "option \"speculative\" must be true or false");
+            o->speculative = json_object_get_boolean(v);
+            o->set |= SRV_O_SPEC;
             continue;
         }
         int known = 0;

@@ -83,9 +83,11 @@ static void final_fields(srv_run *run, hl_buf *out) {
     if (run->dropped_msgs) hl_buf_printf(out, "\"truncated_messages\":%d,", run->dropped_msgs);
     hl_buf_printf(out,
                   "\"total_duration\":%lld,\"load_duration\":%lld,\"prompt_eval_count\":%d,\"prompt_eval_duration\":%lld,"
-                  "\"eval_count\":%d,\"eval_duration\":%lld,\"prompt_cache_count\":%d}\n",
+                  "\"eval_count\":%d,\"eval_duration\":%lld,\"prompt_cache_count\":%d,"
+                  "\"draft_count\":%d,\"draft_accepted_count\":%d}\n",
                   (long long)(hl_now_ns() - run->t_start), (long long)run->load_ns, s->prompt_tokens,
-                  (long long)(s->queue_ns + s->prompt_ns), s->gen_tokens, (long long)s->gen_ns, s->prompt_cached);
+                  (long long)(s->queue_ns + s->prompt_ns), s->gen_tokens, (long long)s->gen_ns, s->prompt_cached,
+                  s->draft_tokens, s->draft_accepted);
 }
 
 static void on_event(srv_run *run, const hl_event *ev, hl_buf *out) {

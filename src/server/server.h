@@ -53,6 +53,8 @@ typedef struct srv_config {
     int prefix_cache;        /* default on */
     int kv_type;             /* KV cache element type (hl_type): F16 (default) or Q8_0 */
     char backend[16];        /* engine.backend: "auto" (default), "cpu" or "ref" */
+    int speculative;         /* engine.speculative: prompt-lookup drafts for requests by default; default on */
+    int num_draft;           /* engine.num_draft: most drafted tokens per sequence and step; default 8 */
     char version[32];        /* reported by /api/version */
     /* where the values came from, for --print-config */
     char *config_path;

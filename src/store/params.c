@@ -27,6 +27,8 @@ static const struct {
     {"frequency_penalty", P_FLOAT, 0}, {"stop", P_STRS, 0},
     {"num_ctx", P_INT, 0}, {"num_batch", P_INT, 0}, {"num_gpu", P_INT, 0}, {"main_gpu", P_INT, 0},
     {"use_mmap", P_BOOL, 0}, {"num_thread", P_INT, 0},
+    /* hyperlama's own: speculative decoding (prompt lookup) and its draft length */
+    {"speculative", P_BOOL, 0}, {"num_draft", P_INT, 0},
     /* still parsed by Ollama, without effect */
     {"mirostat", P_INT, 1}, {"mirostat_tau", P_FLOAT, 1}, {"mirostat_eta", P_FLOAT, 1}, {"tfs_z", P_FLOAT, 1},
     {"penalize_newline", P_BOOL, 1}, {"low_vram", P_BOOL, 1}, {"f16_kv", P_BOOL, 1}, {"logits_all", P_BOOL, 1},

@@ -56,6 +56,7 @@ static hl_engine *engine(hl_loaded *lm, int32_t max_draft, int32_t n_blocks) {
     hl_engine_params p = hl_engine_default_params();
     use_threads(&p, 2);
     p.max_draft = max_draft;
+    p.spec_fixed = 1; /* these tests count drafts exactly: no adaptive control */
     p.n_blocks = n_blocks;
     hl_engine *e = NULL;
     hl_err err = {0};
@@ -141,7 +142,7 @@ typedef struct ref_drafter {
     int32_t cut; /* calls asking for fewer than max_draft (8) although more could still be emitted */
 } ref_drafter;
 
-static int32_t ref_propose(void *ctx, const int32_t *tokens, int32_t n_tokens, int32_t *draft, int32_t max) {
+static int32_t ref_propose(void *ctx, int32_t choice, const int32_t *tokens, int32_t n_tokens, int32_t *draft, int32_t max) {
     ref_drafter *d = ctx;
     d->calls++;
     if (max > d->max_asked) d->max_asked = max;
@@ -166,7 +167,7 @@ static hl_drafter as_drafter(ref_drafter *d) {
 }
 
 /* Prompt lookup: the tokens that followed the previous occurrence of the last token. */
-static int32_t lookup_propose(void *ctx, const int32_t *tokens, int32_t n_tokens, int32_t *draft, int32_t max) {
+static int32_t lookup_propose(void *ctx, int32_t choice, const int32_t *tokens, int32_t n_tokens, int32_t *draft, int32_t max) {
     (void)ctx;
     int32_t last = tokens[n_tokens - 1];
     for (int32_t i = n_tokens - 2; i >= 0; i--) {

@@ -1,0 +1,89 @@
+/* Adaptive speculation (spec.h): the step-cost model, acceptance estimates
+ * and the draft-length choice. Pure arithmetic on small structs owned by the
+ * engine (the cost model) and by each sequence (its acceptance); nothing
+ * here allocates or locks. */
+#include "runner/spec.h"
+
+#include <math.h>
+
+enum { FIT_MIN_STEPS = 24 };
+static const double COST_DECAY = 0.99; /* forgetting per observed step (~100 steps) */
+static const double SEQ_DECAY = 0.85;  /* per verification (~7 of them) */
+
+void spec_cost_init(spec_cost *c, double prior) {
+    *c = (spec_cost){.prior = prior > 0 ? prior : SPEC_DEFAULT_ROW_COST};
+}
+
+void spec_cost_observe(spec_cost *c, int32_t rows, double ns) {
+    if (rows <= 0 || !(ns > 0)) return;
+    double m = rows;
+    c->w = c->w * COST_DECAY + 1;
+    c->sm = c->sm * COST_DECAY + m;
+    c->smm = c->smm * COST_DECAY + m * m;
+    c->st = c->st * COST_DECAY + ns;
+    c->smt = c->smt * COST_DECAY + m * ns;
+}
+
+double spec_cost_ratio(const spec_cost *c) {
+    if (c->w < FIT_MIN_STEPS) return c->prior;
+    double mm = c->sm / c->w, mt = c->st / c->w;
+    double var = c->smm / c->w - mm * mm;
+    if (var < 0.5) return c->prior; /* every step had about the same rows: no slope to see */
+    double b = (c->smt / c->w - mm * mt) / var;
+    double a = mt - b * mm;
+    if (b < 0) b = 0;
+    if (a <= 0) return 4.0 * c->prior + 1.0; /* all slope (compute-bound already): rows are dear */
+    return b / a;
+}
+
+/* the prior: two accepted drafts and one rejection (2/3), so one early
+ * rejection does not switch a sequence off before its drafts had a chance */
+float spec_seq_alpha(const spec_seq *s) { return (s->acc + 2.0f) / (s->acc + s->rej + 3.0f); }
+
+void spec_seq_update(spec_seq *s, int32_t drafted, int32_t accepted) {
+    if (drafted <= 0) return;
+    s->acc = s->acc * (float)SEQ_DECAY + (float)accepted;
+    s->rej = s->rej * (float)SEQ_DECAY + (accepted < drafted ? 1.0f : 0.0f);
+}
+
+double spec_extra(double alpha, int32_t k) {
+    if (k <= 0) return 0;
+    if (alpha >= 1) return k;
+    return alpha * (1 - pow(alpha, k)) / (1 - alpha);
+}
+
+/* The best k in 0..kmax at acceptance alpha, and whether it beats no drafts. */
+static int32_t best_k(double ratio, double alpha, const spec_step *st, int32_t kmax) {
+    double base = st->tokens / (1 + ratio * st->rows);
+    double best = base * (1 + SPEC_MARGIN);
+    int32_t k_best = 0;
+    for (int32_t k = 1; k <= kmax; k++) {
+        double v = (st->tokens + spec_extra(alpha, k)) / (1 + ratio * (st->rows + k));
+        if (v > best) {
+            best = v;
+            k_best = k;
+        }
+    }
+    return k_best;
+}
+
+int32_t spec_choose(const spec_cost *c, spec_seq *s, const spec_step *st, int32_t kmax) {
+    if (kmax <= 0) return 0;
+    double ratio = spec_cost_ratio(c);
+    int32_t k = best_k(ratio, spec_seq_alpha(s), st, kmax);
+    if (k > 0) {
+        s->idle = 0;
+        return k;
+    }
+    /* off: for the batch's reasons (not even perfect drafts would pay), or
+     * for the sequence's own (then probe now and then) */
+    if (best_k(ratio, 0.95, st, kmax) == 0) return 0;
+    if (++s->idle < SPEC_PROBE_EVERY) return 0;
+    s->idle = 0;
+    return kmax < SPEC_PROBE_LEN ? kmax : SPEC_PROBE_LEN;
+}
+
+void spec_step_add(spec_step *st, const spec_seq *s, int32_t drafted) {
+    st->rows += drafted;
+    st->tokens += spec_extra(spec_seq_alpha(s), drafted);
+}
