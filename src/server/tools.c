@@ -6,11 +6,10 @@
  * family, and the JSON the routes write for calls. A call's id is derived
  * from the response id and the call's index, so it is unique per response.
  *
- * tool_choice required / named need the grammar (the output must be a call
- * matching the tool's parameter schema): srv_tool_call_schema builds that
- * schema, and srv_out_setup is where its logits processor attaches; until
- * one is attached those choices are refused (fail closed) rather than
- * silently ignored. */
+ * tool_choice required / named are enforced by a grammar (the output must be
+ * calls matching the tools' parameter schemas, in the family's markers):
+ * srv_tool_call_schema builds the schema, force_calls the grammar, which the
+ * request's logits processor then applies like any structured output. */
 #include "server/internal.h"
 #include "base/json_write.h"
 #include "base/log.h"
@@ -271,18 +270,70 @@ int srv_out_check(srv_run *run, const char *go_template, hl_err *err) {
     }
     if (g->think_set && g->think && !(caps & CHAT_CAP_THINKING) && (g->api == SRV_OLLAMA_CHAT || g->api == SRV_OLLAMA_GENERATE))
         return hl_err_set(err, HL_EINVAL, "\"%s\" does not support thinking", g->model);
-    if (want_tools && (g->tool_choice == SRV_TOOLS_REQUIRED || g->tool_choice == SRV_TOOLS_NAMED)) {
-        /* the grammar hook: the call must match srv_tool_call_schema (wrapped in the
-         * family's markers); attach its logits processor here */
-        char *schema = NULL;
-        int rc = srv_tool_call_schema(g, &schema, err);
-        free(schema);
-        if (rc) return rc;
+    if (want_tools && (g->tool_choice == SRV_TOOLS_REQUIRED || g->tool_choice == SRV_TOOLS_NAMED) && g->grammar) {
         snprintf(g->err_param, sizeof g->err_param, "tool_choice");
-        return hl_err_set(err, HL_ENOTSUP, "\"tool_choice\": \"%s\" needs constrained decoding, which is not connected yet: use \"auto\"",
+        return hl_err_set(err, HL_EINVAL, "\"tool_choice\": \"%s\" constrains the output already: it cannot be combined "
+                                          "with response_format, format or grammar",
                           g->tool_choice == SRV_TOOLS_NAMED ? g->tool_choice_name : "required");
     }
     return 0;
+}
+
+/* A GBNF string literal of s. */
+static void gbnf_literal(hl_buf *b, const char *s) {
+    hl_buf_putc(b, '"');
+    for (; *s; s++) {
+        if (*s == '"' || *s == '\\') hl_buf_putc(b, '\\'), hl_buf_putc(b, *s);
+        else if (*s == '\n') hl_buf_puts(b, "\\n");
+        else if (*s == '\r') hl_buf_puts(b, "\\r");
+        else if (*s == '\t') hl_buf_puts(b, "\\t");
+        else hl_buf_putc(b, *s);
+    }
+    hl_buf_putc(b, '"');
+}
+
+/* tool_choice required / named: the output must be tool calls, each one
+ * matching srv_tool_call_schema, in the family's markers (Hermes / Qwen2.5's
+ * <tool_call> block, or the text a Modelfile TEMPLATE puts around a call),
+ * several when parallel_tool_calls allows. The grammar becomes the
+ * request's (srv_structured_proc attaches it at submit), so the splitter
+ * then parses calls that cannot fail to parse. */
+static int force_calls(srv_gen *g, const chat_outparse_cfg *cfg, hl_err *err) {
+    const char *open, *close, *sep;
+    if (cfg->tools == CHAT_TOOLS_HERMES) open = "<tool_call>\n", close = "\n</tool_call>", sep = "\n";
+    else if (cfg->tools == CHAT_TOOLS_PREFIX) {
+        open = cfg->prefix ? cfg->prefix : "", close = cfg->suffix ? cfg->suffix : "", sep = "\n";
+        if (!*open && g->parallel_tool_calls) sep = NULL; /* a bare JSON answer holds one call */
+    } else {
+        snprintf(g->err_param, sizeof g->err_param, "tool_choice");
+        return hl_err_set(err, HL_ENOTSUP, "\"tool_choice\": \"%s\" is not supported for this model's tool-call format (%s): use \"auto\"",
+                          g->tool_choice == SRV_TOOLS_NAMED ? g->tool_choice_name : "required", chat_tool_format_name(cfg->tools));
+    }
+    char *schema = NULL;
+    int rc = srv_tool_call_schema(g, &schema, err);
+    if (rc) return rc;
+    hl_buf b = {0};
+    hl_buf_puts(&b, "root ::= call-block");
+    if (g->parallel_tool_calls && sep) {
+        hl_buf_puts(&b, " (");
+        gbnf_literal(&b, sep);
+        hl_buf_puts(&b, " call-block)*");
+    }
+    hl_buf_puts(&b, "\ncall-block ::= ");
+    gbnf_literal(&b, open);
+    hl_buf_puts(&b, " call-root ");
+    gbnf_literal(&b, close);
+    hl_buf_putc(&b, '\n');
+    rc = hl_json_schema_to_gbnf(schema, strlen(schema), "call-", &b, err);
+    free(schema);
+    if (!rc && b.oom) rc = hl_err_set(err, HL_ENOMEM, "out of memory");
+    if (!rc) rc = hl_grammar_parse(&g->grammar, b.data, b.len, err);
+    if (rc) {
+        snprintf(g->err_param, sizeof g->err_param, "tools");
+        hl_err_prefix(err, "tools: ");
+    }
+    hl_buf_free(&b);
+    return rc;
 }
 
 int srv_out_setup(srv_run *run, const char *go_template, hl_err *err) {
@@ -309,9 +360,15 @@ int srv_out_setup(srv_run *run, const char *go_template, hl_err *err) {
     }
     if (g->think_set && !g->think) cfg.think_open = cfg.think_close = NULL; /* think false: all is content */
     cfg.in_thinking = cfg.think_open && chat_prompt_opens_thinking(run->prompt_text, cfg.think_open, cfg.think_close);
+    int rc = 0;
+    if (want_tools && (g->tool_choice == SRV_TOOLS_REQUIRED || g->tool_choice == SRV_TOOLS_NAMED) &&
+        (rc = force_calls(g, &cfg, err))) {
+        free(prefix);
+        free(suffix);
+        return rc;
+    }
     struct json_object *defs = g->tools_json ? json_tokener_parse(g->tools_json) : NULL;
     cfg.tool_defs = defs;
-    int rc = 0;
     if (cfg.tools != CHAT_TOOLS_NONE || cfg.think_open) {
         hl_debug("output split: tools %s%s%s, thinking %s%s", chat_tool_format_name(cfg.tools), cfg.prefix ? " prefix " : "",
                  cfg.prefix ? cfg.prefix : "", cfg.think_open ? cfg.think_open : "none", cfg.in_thinking ? " (open)" : "");

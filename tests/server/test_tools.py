@@ -13,8 +13,9 @@
   `message.thinking` and OpenAI's `reasoning_content` hold the reasoning, the answer
   holds the rest;
 - capabilities in /api/show, and the 400s (tools or think on a model whose template
-  cannot, tool_choice naming an unknown function, required / named until the grammar
-  is connected).
+  cannot, tool_choice naming an unknown function);
+- tool_choice required and named, enforced by the grammar (arguments validated with
+  jsonschema), streamed and not.
 The parser itself is tested on recorded outputs of every family in
 tests/unit/chat/test_outparse.c."""
 import json
@@ -288,6 +289,35 @@ def test_capabilities(server, qwen, smollm, qthink):
     assert "tools" not in caps(smollm) and "thinking" not in caps(smollm)
 
 
+HELLO = [{"role": "user", "content": "Say hello to me in French."}]  # nothing here asks for a tool
+
+
+def test_tool_choice_forced_by_the_grammar(oc, qwen):
+    """tool_choice named / required: the grammar makes the answer a call whose
+    arguments match the function's parameter schema (checked with jsonschema),
+    even for a request that would not call a tool (auto answers in words)."""
+    jsonschema = pytest.importorskip("jsonschema")
+    kw = dict(model=qwen, messages=HELLO, tools=[WEATHER, TIME], temperature=0, max_tokens=60)
+    auto = oc.chat.completions.create(**kw)
+    # left to itself the 1.5B model does not call get_time here (it answers, or invents a tool)
+    assert not any(c.function.name == "get_time" for c in auto.choices[0].message.tool_calls or [])
+    params = {t["function"]["name"]: t["function"]["parameters"] for t in (WEATHER, TIME)}
+    named = {"type": "function", "function": {"name": "get_time"}}
+    for choice, allowed in ((named, {"get_time"}), ("required", {"get_weather", "get_time"})):
+        r = oc.chat.completions.create(**kw, tool_choice=choice, parallel_tool_calls=False)
+        m = r.choices[0].message
+        assert r.choices[0].finish_reason == "tool_calls" and m.tool_calls and not m.content, m
+        (call,) = m.tool_calls
+        assert call.function.name in allowed
+        jsonschema.validate(json.loads(call.function.arguments), params[call.function.name])
+        # streamed: the same call in deltas
+        parts = list(oc.chat.completions.create(**kw, tool_choice=choice, parallel_tool_calls=False, stream=True))
+        deltas = [tc for p in parts if p.choices for tc in (p.choices[0].delta.tool_calls or [])]
+        assert "".join(d.function.name or "" for d in deltas) == call.function.name
+        assert "".join(d.function.arguments or "" for d in deltas) == call.function.arguments
+        assert [p.choices[0].finish_reason for p in parts if p.choices][-1] == "tool_calls"
+
+
 def test_refusals(server, oc, qwen, smollm):
     c = ollama.Client(host=server.url)
     with pytest.raises(ollama.ResponseError) as e:
@@ -300,10 +330,10 @@ def test_refusals(server, oc, qwen, smollm):
         oc.chat.completions.create(model=qwen, messages=ASK, tools=[WEATHER],
                                    tool_choice={"type": "function", "function": {"name": "nope"}})
     assert "nope" in str(e.value)
-    for choice in ("required", {"type": "function", "function": {"name": "get_weather"}}):
-        with pytest.raises(openai.BadRequestError) as e:
-            oc.chat.completions.create(model=qwen, messages=ASK, tools=[WEATHER], tool_choice=choice)
-        assert "constrained decoding" in str(e.value)
+    with pytest.raises(openai.BadRequestError) as e:  # two constraints at once
+        oc.chat.completions.create(model=qwen, messages=ASK, tools=[WEATHER], tool_choice="required",
+                                   response_format={"type": "json_object"})
+    assert "cannot be combined" in str(e.value)
     with pytest.raises(openai.BadRequestError):
         oc.chat.completions.create(model=qwen, messages=ASK, tools=[{"type": "function", "function": {}}])
     # tool_choice none: the tools are not offered, the answer is plain content
