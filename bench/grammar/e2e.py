@@ -1,7 +1,11 @@
 """End-to-end decode speed with and without a JSON Schema constraint, through a
 running server (`hyperlama serve`), at batch 1 and with B concurrent requests.
 
-    python bench/grammar/e2e.py URL MODEL [--tokens 128] [--batch 4] [--rounds 3]
+    python bench/grammar/e2e.py URL MODEL [--tokens 128] [--batch 4] [--rounds 3] [--peer]
+
+--peer: URL is llama-server (bench/build_peer.sh): the schema goes in its own
+"json_schema" field, which it compiles to a grammar as we do. Run ours with
+HYPERLAMA_SPECULATIVE=false so both decode one token per step.
 
 The constrained request asks for an array of at least 1000 objects, so the
 grammar never lets it finish before max_tokens; the unconstrained one uses
@@ -26,11 +30,16 @@ SCHEMA = {"type": "array", "minItems": 1000, "items": {"type": "object", "proper
 PROMPT = "Write a JSON array of many user records with id, name, tags and score."
 
 
+PEER = False
+
+
 def one(url, model, tokens, constrained):
     """Decode tokens/s of one streamed /v1/completions request, timed from its
     first token to its last on the client (prefill excluded)."""
     body = {"model": model, "prompt": PROMPT, "max_tokens": tokens, "temperature": 0.8, "seed": 1, "stream": True}
-    if constrained:
+    if constrained and PEER:
+        body["json_schema"] = SCHEMA
+    elif constrained:
         body["response_format"] = {"type": "json_schema", "json_schema": {"name": "users", "schema": SCHEMA}}
     else:
         body["ignore_eos"] = True
@@ -51,7 +60,10 @@ def main():
     ap.add_argument("--tokens", type=int, default=128)
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--peer", action="store_true", help="URL is llama-server")
     a = ap.parse_args()
+    global PEER
+    PEER = a.peer
     one(a.url, a.model, 8, True)  # load the model and build the vocabulary index
     for batch in (1, a.batch):
         res = {False: [], True: []}

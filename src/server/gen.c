@@ -326,36 +326,18 @@ static int reply_load_unload(srv_req *r, srv_run *run) {
     return rc;
 }
 
-int srv_gen_start(srv_req *r, srv_gen *g, srv_pull_fn pull, const char *ctype) {
-    hl_err err = {0};
-    srv_run *run = calloc(1, sizeof *run);
-    if (!run) {
-        srv_gen_free(g);
-        return srv_reply_error(r, 500, "out of memory");
-    }
-    run->srv = r->srv;
-    run->g = *g;
-    memset(g, 0, sizeof *g);
-    g = &run->g;
-    if (g->n < 1) g->n = 1;
-    snprintf(r->model, sizeof r->model, "%s", g->model);
-    run->t_start = hl_now_ns();
-    run->created = srv_wall_ns() / 1000000000ll;
-    {
-        /* ids only need to be unique among live requests: time mixed with the run's address */
-        uint64_t x = (uint64_t)srv_wall_ns() ^ ((uint64_t)(uintptr_t)run * 0x9E3779B97F4A7C15ull);
-        snprintf(run->id, sizeof run->id, "%s-%016llx", g->api == SRV_OAI_COMPLETION ? "cmpl" : "chatcmpl", (unsigned long long)x);
-    }
-    int rc = srv_models_get(&r->srv->models, g->model, &run->model, &err);
-    if (rc) {
-        rc = reply_gen_error(r, g, rc, err.msg);
-        run_free(run);
-        return rc;
-    }
+/* Sets up a run whose g is filled (run_new): resolves and pins the model,
+ * builds the prompt, submits. Replies nothing: returns 0, RUN_LOAD_ONLY (an
+ * Ollama load / unload request), or an error code with err set. */
+#define RUN_LOAD_ONLY 1
+static int run_begin(srv_req *r, srv_run *run, hl_err *err) {
+    srv_gen *g = &run->g;
+    int rc = srv_models_get(&r->srv->models, g->model, &run->model, err);
+    if (rc) return rc;
     run->load_ns = hl_now_ns() - run->t_start;
     if ((g->api == SRV_OLLAMA_GENERATE && (!g->prompt || !*g->prompt) && !g->n_context) ||
         (g->api == SRV_OLLAMA_CHAT && g->n_msgs == 0))
-        return reply_load_unload(r, run);
+        return RUN_LOAD_ONLY;
 
     /* options: defaults < Modelfile parameters < request */
     srv_opts o = {0};
@@ -373,13 +355,11 @@ int srv_gen_start(srv_req *r, srv_gen *g, srv_pull_fn pull, const char *ctype) {
     int32_t num_ctx = (o.set & SRV_O_NCTX) && o.num_ctx > 0 ? o.num_ctx : r->srv->cfg.num_ctx > 0 ? r->srv->cfg.num_ctx : max_ctx;
     if (num_ctx > max_ctx) num_ctx = max_ctx;
 
-    rc = srv_out_check(run, go_template(run), &err);
-    if (!rc) rc = build_prompt(run, num_ctx, &err);
-    if (!rc) rc = srv_out_setup(run, go_template(run), &err);
+    rc = srv_out_check(run, go_template(run), err);
+    if (!rc) rc = build_prompt(run, num_ctx, err);
+    if (!rc) rc = srv_out_setup(run, go_template(run), err);
     if (rc) {
         srv_opts_free(&o);
-        rc = reply_gen_error(r, g, rc, err.msg);
-        run_free(run);
         return rc;
     }
     hl_request req = {0};
@@ -388,10 +368,8 @@ int srv_gen_start(srv_req *r, srv_gen *g, srv_pull_fn pull, const char *ctype) {
     req.sampling = o.s;
     req.sampling.logit_bias = g->bias;
     req.sampling.n_logit_bias = g->n_bias;
-    if (g->ignore_eos && (rc = ban_end_tokens(run, &err))) {
+    if (g->ignore_eos && (rc = ban_end_tokens(run, err))) {
         srv_opts_free(&o);
-        rc = reply_gen_error(r, g, rc, err.msg);
-        run_free(run);
         return rc;
     }
     if (g->ignore_eos) req.sampling.logit_bias = g->bias, req.sampling.n_logit_bias = g->n_bias;
@@ -410,27 +388,107 @@ int srv_gen_start(srv_req *r, srv_gen *g, srv_pull_fn pull, const char *ctype) {
     int spec = o.set & SRV_O_SPEC ? o.speculative : r->srv->cfg.speculative;
     int32_t num_draft = o.set & SRV_O_NDRAFT ? o.num_draft : 0; /* 0: the engine's engine.num_draft */
     if (spec && !(o.set & SRV_O_NDRAFT && num_draft == 0) &&
-        (rc = ngram_drafter_new(&req.drafter, NGRAM_DEFAULT_MIN, NGRAM_DEFAULT_MAX, num_draft, &err))) {
+        (rc = ngram_drafter_new(&req.drafter, NGRAM_DEFAULT_MIN, NGRAM_DEFAULT_MAX, num_draft, err))) {
         srv_opts_free(&o);
-        rc = reply_gen_error(r, g, rc, err.msg);
-        run_free(run);
         return rc;
     }
-    rc = srv_structured_proc(run, &req.proc, &err);
+    rc = srv_structured_proc(run, &req.proc, err);
     if (!rc) {
-        rc = hl_engine_submit(run->model->eng, &req, run_notify, run, &run->h, &err);
+        rc = hl_engine_submit(run->model->eng, &req, run_notify, run, &run->h, err);
         if (rc && req.proc) req.proc->vt->free(req.proc); /* a failed submit leaves it ours */
     }
     srv_opts_free(&o);
     if (rc && req.drafter.free) req.drafter.free(req.drafter.ctx); /* a failed submit leaves it ours */
     if (rc) {
-        if (rc == HL_ERANGE && r->oai) snprintf(err.msg, sizeof err.msg, "This model's maximum context length is %d tokens. However, your %s resulted in %zu tokens. Please reduce the length of the %s.", num_ctx, g->api == SRV_OAI_CHAT ? "messages" : "prompt", run->n_prompt, g->api == SRV_OAI_CHAT ? "messages" : "prompt");
-        rc = reply_gen_error(r, g, rc, err.msg);
+        if (rc == HL_ERANGE && r->oai) snprintf(err->msg, sizeof err->msg, "This model's maximum context length is %d tokens. However, your %s resulted in %zu tokens. Please reduce the length of the %s.", num_ctx, g->api == SRV_OAI_CHAT ? "messages" : "prompt", run->n_prompt, g->api == SRV_OAI_CHAT ? "messages" : "prompt");
+        return rc;
+    }
+    return 0;
+}
+
+static srv_run *run_new(srv_req *r, srv_gen *g) {
+    srv_run *run = calloc(1, sizeof *run);
+    if (!run) {
+        srv_gen_free(g);
+        return NULL;
+    }
+    run->srv = r->srv;
+    run->g = *g;
+    memset(g, 0, sizeof *g);
+    g = &run->g;
+    if (g->n < 1) g->n = 1;
+    snprintf(r->model, sizeof r->model, "%s", g->model);
+    run->t_start = hl_now_ns();
+    run->created = srv_wall_ns() / 1000000000ll;
+    {
+        /* ids only need to be unique among live requests: time mixed with the run's address */
+        uint64_t x = (uint64_t)srv_wall_ns() ^ ((uint64_t)(uintptr_t)run * 0x9E3779B97F4A7C15ull);
+        snprintf(run->id, sizeof run->id, "%s-%016llx", g->api == SRV_OAI_COMPLETION ? "cmpl" : "chatcmpl", (unsigned long long)x);
+    }
+    return run;
+}
+
+int srv_gen_start(srv_req *r, srv_gen *g, srv_pull_fn pull, const char *ctype) {
+    hl_err err = {0};
+    srv_run *run = run_new(r, g);
+    if (!run) return srv_reply_error(r, 500, "out of memory");
+    int rc = run_begin(r, run, &err);
+    if (rc == RUN_LOAD_ONLY) return reply_load_unload(r, run);
+    if (rc) {
+        rc = reply_gen_error(r, &run->g, rc, err.msg);
         run_free(run);
         return rc;
     }
     srv_stream *st = NULL;
     rc = srv_reply_stream(r, 200, ctype, pull, run_free, run_cancel, run, &st);
     if (rc == MHD_YES && st) __atomic_store_n(&run->st, st, __ATOMIC_RELEASE);
+    return rc;
+}
+
+static void batch_free(void *ctx) {
+    srv_batch *b = ctx;
+    for (int i = 0; i < b->n; i++) run_free(b->runs[i]);
+    free(b->runs);
+    free(b);
+}
+
+static void batch_cancel(void *ctx) {
+    srv_batch *b = ctx;
+    for (int i = 0; i < b->n; i++) run_cancel(b->runs[i]);
+}
+
+int srv_gen_start_batch(srv_req *r, srv_gen *gs, int k, srv_pull_fn pull, const char *ctype) {
+    srv_batch *b = calloc(1, sizeof *b);
+    srv_run **runs = calloc((size_t)k, sizeof *runs);
+    if (!b || !runs) {
+        free(b);
+        free(runs);
+        for (int i = 0; i < k; i++) srv_gen_free(&gs[i]);
+        return srv_reply_error(r, 500, "out of memory");
+    }
+    b->runs = runs;
+    int rc = 0;
+    hl_err err = {0};
+    for (int i = 0; i < k; i++) {
+        srv_run *run = rc ? NULL : run_new(r, &gs[i]);
+        if (!run) {
+            srv_gen_free(&gs[i]); /* after a failure: the rest are not started */
+            if (!rc) rc = hl_err_set(&err, HL_ENOMEM, "out of memory");
+            continue;
+        }
+        runs[b->n++] = run;
+        run->index_base = i * run->g.n;
+        if ((rc = run_begin(r, run, &err))) break;
+    }
+    for (int i = b->n; i < k; i++) srv_gen_free(&gs[i]);
+    if (rc) {
+        rc = b->n ? reply_gen_error(r, &runs[b->n - 1]->g, rc, err.msg) : srv_reply_error(r, 500, err.msg);
+        batch_free(b);
+        return rc;
+    }
+    srv_stream *st = NULL;
+    rc = srv_reply_stream(r, 200, ctype, pull, batch_free, batch_cancel, b, &st);
+    if (rc == MHD_YES && st)
+        for (int i = 0; i < b->n; i++) __atomic_store_n(&runs[i]->st, st, __ATOMIC_RELEASE);
     return rc;
 }

@@ -51,6 +51,7 @@ typedef enum srv_tool_choice { SRV_TOOLS_AUTO = 0, SRV_TOOLS_NONE, SRV_TOOLS_REQ
 
 #define SRV_MAX_MESSAGES 4096
 #define SRV_MAX_CHOICES 16
+#define SRV_MAX_BATCH 64 /* prompts in one /v1/completions request */
 #define SRV_MAX_CONTEXT_IDS (1 << 20)
 
 /* One parsed generation request, from any of the four endpoints. */
@@ -73,6 +74,7 @@ typedef struct srv_gen {
     int ignore_eos;   /* OpenAI (as vLLM): end tokens are banned, so only length or stops end it */
     int32_t *context; /* Ollama generate: tokens of an earlier exchange; /v1/completions: a token-id prompt */
     int prompt_is_ids; /* /v1/completions: the prompt came as token ids (in context) */
+    int n_batch;       /* /v1/completions: "prompt" is a list of this many prompts (> 1) */
     size_t n_context;
     char err_param[64]; /* OpenAI: the parameter an error is about */
     char unknown[64];   /* OpenAI: the first field the parser did not know ("" if none) */
@@ -299,6 +301,7 @@ struct srv_run {
     double *itl;
     size_t n_itl, cap_itl;
     int sent_first;     /* OpenAI streaming: role chunk sent */
+    int index_base;     /* batches: the response index of choice 0 */
     hl_token_logprobs *plp; /* /v1/completions echo + logprobs: the prompt's scores (PROMPT events) */
     size_t n_plp, cap_plp;
     char *prompt_text;  /* the rendered prompt (decides whether output starts in thinking) */
@@ -360,6 +363,14 @@ unsigned srv_template_caps(const char *go_template, const char *jinja_src);
 /* Parses nothing: resolves the model, builds the prompt, submits. On error
  * replies itself. Takes ownership of g in every case. */
 int srv_gen_start(srv_req *r, srv_gen *g, srv_pull_fn pull, const char *ctype);
+/* Several requests answered as one response (a /v1/completions batch): each
+ * gs[i] becomes its own run, its choices numbered from i * n; pull gets the
+ * srv_batch. Takes ownership of every gs[i]; on error replies with the first. */
+typedef struct srv_batch {
+    srv_run **runs;
+    int n;
+} srv_batch;
+int srv_gen_start_batch(srv_req *r, srv_gen *gs, int k, srv_pull_fn pull, const char *ctype);
 /* Drains available events into run state; calls on_token per TOKEN event.
  * Returns 1 when every choice is done (or the request failed). */
 int srv_run_drain(srv_run *run, void (*on_token)(srv_run *, const hl_event *, hl_buf *), hl_buf *out);

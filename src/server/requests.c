@@ -419,7 +419,7 @@ static int token_prompt(struct json_object *v, srv_gen *g, hl_err *err) {
         struct json_object *e = json_object_array_get_idx(v, i);
         int64_t x;
         if (!json_object_is_type(e, json_type_int))
-            return hl_err_set(err, HL_ENOTSUP, "\"prompt\" must be a string or an array of token ids (batches of several prompts are not supported)");
+            return hl_err_set(err, HL_ENOTSUP, "\"prompt\" must be a string, an array of token ids, or a list of those");
         int rc = get_int(e, "prompt[]", 0, INT32_MAX, &x, err);
         if (rc) return rc;
         g->context[i] = (int32_t)x;
@@ -475,12 +475,30 @@ int srv_parse_openai(srv_api api, const char *body, size_t n, srv_gen *g, hl_err
             if (json_object_is_type(v, json_type_array) && json_object_array_length(v) == 1 &&
                 json_object_is_type(json_object_array_get_idx(v, 0), json_type_array))
                 v = json_object_array_get_idx(v, 0);
+            /* a batch of several prompts (strings or token arrays): the route
+             * answers each as its own run (srv_gen_start_batch) */
+            if (json_object_is_type(v, json_type_array) && json_object_array_length(v) > 1 &&
+                (json_object_is_type(json_object_array_get_idx(v, 0), json_type_string) ||
+                 json_object_is_type(json_object_array_get_idx(v, 0), json_type_array))) {
+                size_t k = json_object_array_length(v);
+                if (k > SRV_MAX_BATCH) { rc = hl_err_set(err, HL_ERANGE, "\"prompt\" holds %zu prompts; at most %d", k, SRV_MAX_BATCH); break; }
+                for (size_t i = 0; i < k && !rc; i++) {
+                    struct json_object *e = json_object_array_get_idx(v, i);
+                    if (!json_object_is_type(e, json_type_string) && !json_object_is_type(e, json_type_array))
+                        rc = hl_err_set(err, HL_EINVAL, "prompt[%zu] must be a string or an array of token ids", i);
+                }
+                if (rc) break;
+                g->n_batch = (int)k;
+                free(g->prompt);
+                g->prompt = strdup(""); /* each run gets its own */
+                continue;
+            }
             if (json_object_is_type(v, json_type_array)) {
                 if ((rc = token_prompt(v, g, err))) break;
                 continue;
             }
             if (!json_object_is_type(v, json_type_string)) {
-                rc = hl_err_set(err, HL_ENOTSUP, "\"prompt\" must be a string or an array of token ids (batches of several prompts are not supported)");
+                rc = hl_err_set(err, HL_ENOTSUP, "\"prompt\" must be a string, an array of token ids, or a list of those");
                 break;
             }
             g->prompt = strdup(json_object_get_string(v));

@@ -6,6 +6,7 @@
 #include "base/json_write.h"
 #include "base/log.h"
 
+#include <json-c/json.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -81,6 +82,8 @@ static void completion_lp_entry(srv_run *run, tok_stream *ts, int32_t token, con
 }
 
 static void lp_object(hl_buf *out, const hl_buf p[4]);
+static void response_head(srv_run *run, hl_buf *out);
+static void write_choices(srv_run *run, hl_buf *out);
 
 static void completion_lp(srv_run *run, srv_choice *c, const hl_event *ev, hl_buf p[4]) {
     if (!c->lp_init) {
@@ -106,14 +109,18 @@ static void chunk_tail(srv_run *run, hl_buf *out) {
     hl_buf_puts(out, "}\n\n");
 }
 
-static void usage(srv_run *run, hl_buf *out) {
-    int64_t gen = 0;
-    int32_t cached = 0;
-    for (int i = 0; i < run->g.n; i++) gen += run->choices[i].stats.gen_tokens;
-    cached = run->choices[0].stats.prompt_cached;
-    hl_buf_printf(out, "\"usage\":{\"prompt_tokens\":%zu,\"completion_tokens\":%lld,\"total_tokens\":%lld,"
-                       "\"prompt_tokens_details\":{\"cached_tokens\":%d}}",
-                  run->n_prompt, (long long)gen, (long long)(gen + (int64_t)run->n_prompt), cached);
+/* Usage of runs[0..n) (several for a batch of prompts), summed. */
+static void usage(srv_run *const *runs, int n, hl_buf *out) {
+    int64_t gen = 0, prompt = 0, cached = 0;
+    for (int k = 0; k < n; k++) {
+        const srv_run *run = runs[k];
+        for (int i = 0; i < run->g.n; i++) gen += run->choices[i].stats.gen_tokens;
+        cached += run->choices[0].stats.prompt_cached;
+        prompt += (int64_t)run->n_prompt;
+    }
+    hl_buf_printf(out, "\"usage\":{\"prompt_tokens\":%lld,\"completion_tokens\":%lld,\"total_tokens\":%lld,"
+                       "\"prompt_tokens_details\":{\"cached_tokens\":%lld}}",
+                  (long long)prompt, (long long)gen, (long long)(gen + prompt), (long long)cached);
 }
 
 static void on_event(srv_run *run, const hl_event *ev, hl_buf *out) {
@@ -145,14 +152,14 @@ static void on_event(srv_run *run, const hl_event *ev, hl_buf *out) {
         }
         if (chat && c->d_thinking.len) { /* reasoning_content, as vLLM and llama-server stream it */
             chunk_head(run, out);
-            hl_buf_printf(out, "{\"index\":%d,\"delta\":{\"reasoning_content\":", ev->index);
+            hl_buf_printf(out, "{\"index\":%d,\"delta\":{\"reasoning_content\":", ev->index + run->index_base);
             hl_json_escape(out, c->d_thinking.data, c->d_thinking.len);
             hl_buf_puts(out, "},\"logprobs\":null,\"finish_reason\":null}");
             chunk_tail(run, out);
         }
         if (ev->n_text || lp.len || t[0].len) {
             chunk_head(run, out);
-            hl_buf_printf(out, "{\"index\":%d,", ev->index);
+            hl_buf_printf(out, "{\"index\":%d,", ev->index + run->index_base);
             if (chat) {
                 hl_buf_puts(out, "\"delta\":{\"content\":");
                 hl_json_escape(out, ev->text, ev->n_text);
@@ -176,7 +183,7 @@ static void on_event(srv_run *run, const hl_event *ev, hl_buf *out) {
             /* a call once it is complete: its name first, then its arguments */
             for (int part = 1; part <= 2; part++) {
                 chunk_head(run, out);
-                hl_buf_printf(out, "{\"index\":%d,\"delta\":{%s\"tool_calls\":[", ev->index, part == 1 && !c->n_calls_sent ? "\"content\":null," : "");
+                hl_buf_printf(out, "{\"index\":%d,\"delta\":{%s\"tool_calls\":[", ev->index + run->index_base, part == 1 && !c->n_calls_sent ? "\"content\":null," : "");
                 srv_put_oai_call(run, c, c->n_calls_sent, part, out);
                 hl_buf_puts(out, "]},\"logprobs\":null,\"finish_reason\":null}");
                 chunk_tail(run, out);
@@ -184,7 +191,7 @@ static void on_event(srv_run *run, const hl_event *ev, hl_buf *out) {
         }
         if (ev->type == HL_EVENT_DONE) {
             chunk_head(run, out);
-            hl_buf_printf(out, "{\"index\":%d,%s,\"logprobs\":null,\"finish_reason\":\"%s\"}", ev->index,
+            hl_buf_printf(out, "{\"index\":%d,%s,\"logprobs\":null,\"finish_reason\":\"%s\"}", ev->index + run->index_base,
                           chat ? "\"delta\":{}" : "\"text\":\"\"", srv_finish_reason(c, finish_reason(ev->stats.done_reason)));
             chunk_tail(run, out);
         }
@@ -233,7 +240,6 @@ static int pull(srv_stream *st, void *ctx, hl_buf *out) {
     srv_run *run = ctx;
     (void)st;
     if (!srv_run_drain(run, on_event, out)) return 0;
-    int chat = run->g.api == SRV_OAI_CHAT;
     if (run->error) {
         hl_buf_puts(out, run->g.stream ? "data: {\"error\":{\"message\":" : "{\"error\":{\"message\":");
         hl_json_escape(out, run->errmsg, strlen(run->errmsg));
@@ -245,20 +251,35 @@ static int pull(srv_stream *st, void *ctx, hl_buf *out) {
         if (run->g.include_usage) {
             chunk_head(run, out);
             hl_buf_puts(out, "],");
-            usage(run, out);
+            usage(&run, 1, out);
             hl_buf_puts(out, "}\n\n");
         }
         hl_buf_puts(out, "data: [DONE]\n\n");
         return 1;
     }
+    response_head(run, out);
+    write_choices(run, out);
+    hl_buf_puts(out, "],");
+    usage(&run, 1, out);
+    hl_buf_puts(out, "}\n");
+    return 1;
+}
+
+static void response_head(srv_run *run, hl_buf *out) {
+    int chat = run->g.api == SRV_OAI_CHAT;
     hl_buf_printf(out, "{\"id\":\"%s\",\"object\":\"%s\",\"created\":%lld,\"model\":", run->id,
                   chat ? "chat.completion" : "text_completion", (long long)run->created);
     hl_json_escape(out, run->g.model, strlen(run->g.model));
     hl_buf_puts(out, ",\"system_fingerprint\":\"hyperlama\",\"choices\":[");
+}
+
+/* The run's choices of a non-streamed response, numbered from index_base. */
+static void write_choices(srv_run *run, hl_buf *out) {
+    int chat = run->g.api == SRV_OAI_CHAT;
     for (int i = 0; i < run->g.n; i++) {
         srv_choice *c = &run->choices[i];
         const char *text = c->text.data ? c->text.data : "";
-        hl_buf_printf(out, "%s{\"index\":%d,", i ? "," : "", i);
+        hl_buf_printf(out, "%s{\"index\":%d,", i + run->index_base ? "," : "", i + run->index_base);
         if (chat) {
             hl_buf_puts(out, "\"message\":{\"role\":\"assistant\",\"content\":");
             if (c->n_calls && !c->text.len) hl_buf_puts(out, "null");
@@ -296,10 +317,82 @@ static int pull(srv_stream *st, void *ctx, hl_buf *out) {
         }
         hl_buf_printf(out, ",\"finish_reason\":\"%s\"}", srv_finish_reason(c, finish_reason(c->stats.done_reason)));
     }
+}
+
+/* A batch (several prompts): every run's events as they come, then one
+ * response with all the choices and the usage summed. */
+static int pull_batch(srv_stream *st, void *ctx, hl_buf *out) {
+    srv_batch *b = ctx;
+    (void)st;
+    int all = 1;
+    for (int i = 0; i < b->n; i++) all &= srv_run_drain(b->runs[i], on_event, out);
+    if (!all) return 0;
+    srv_run *first = b->runs[0];
+    for (int i = 0; i < b->n; i++) {
+        srv_run *run = b->runs[i];
+        if (!run->error) continue;
+        hl_buf_puts(out, first->g.stream ? "data: {\"error\":{\"message\":" : "{\"error\":{\"message\":");
+        hl_json_escape(out, run->errmsg, strlen(run->errmsg));
+        hl_buf_puts(out, ",\"type\":\"server_error\",\"param\":null,\"code\":null}}");
+        hl_buf_puts(out, first->g.stream ? "\n\ndata: [DONE]\n\n" : "\n");
+        return 1;
+    }
+    if (first->g.stream) {
+        if (first->g.include_usage) {
+            chunk_head(first, out);
+            hl_buf_puts(out, "],");
+            usage(b->runs, b->n, out);
+            hl_buf_puts(out, "}\n\n");
+        }
+        hl_buf_puts(out, "data: [DONE]\n\n");
+        return 1;
+    }
+    response_head(first, out);
+    for (int i = 0; i < b->n; i++) write_choices(b->runs[i], out);
     hl_buf_puts(out, "],");
-    usage(run, out);
+    usage(b->runs, b->n, out);
     hl_buf_puts(out, "}\n");
     return 1;
+}
+
+/* A /v1/completions batch: each prompt of the list is parsed as the same
+ * request with that one prompt, and runs as its own request in the engine
+ * (they batch there like any concurrent requests); choice i of prompt j is
+ * index j * n + i, as OpenAI numbers them. */
+static int start_batch(srv_req *r, srv_api api, srv_gen *g0) {
+    int k = g0->n_batch, stream = g0->stream;
+    srv_gen_free(g0);
+    struct json_object *root = NULL, *list = NULL;
+    hl_err err = {0};
+    if (srv_json_parse(r->body.data ? r->body.data : "", r->body.len, &root, &err) ||
+        !json_object_object_get_ex(root, "prompt", &list)) {
+        json_object_put(root);
+        return srv_reply_oai_error(r, 400, "\"prompt\" could not be read", "invalid_request_error", "prompt", NULL);
+    }
+    json_object_get(list);
+    srv_gen *gs = calloc((size_t)k, sizeof *gs);
+    int rc = gs ? 0 : hl_err_set(&err, HL_ENOMEM, "out of memory"), n = 0;
+    for (; n < k && !rc; n++) {
+        json_object_object_add(root, "prompt", json_object_get(json_object_array_get_idx(list, (size_t)n)));
+        const char *body = json_object_to_json_string_ext(root, JSON_C_TO_STRING_PLAIN);
+        rc = srv_parse_openai(api, body, strlen(body), &gs[n], &err);
+        if (rc) {
+            char msg[300];
+            snprintf(msg, sizeof msg, "prompt[%d]: %s", n, err.msg);
+            snprintf(err.msg, sizeof err.msg, "%s", msg);
+            srv_gen_free(&gs[n]);
+        }
+    }
+    json_object_put(list);
+    json_object_put(root);
+    if (rc) {
+        for (int i = 0; i < n - 1; i++) srv_gen_free(&gs[i]);
+        free(gs);
+        return srv_reply_oai_error(r, srv_status_of(rc == HL_ENOENT ? HL_EINVAL : rc), err.msg, "invalid_request_error", "prompt", NULL);
+    }
+    rc = srv_gen_start_batch(r, gs, k, pull_batch, stream ? "text/event-stream" : "application/json");
+    free(gs);
+    return rc;
 }
 
 static int route_completion(srv_req *r, srv_api api) {
@@ -320,6 +413,7 @@ static int route_completion(srv_req *r, srv_api api) {
         return rc;
     }
     if (g.n_unknown) hl_debug("%s: ignored %d unknown field(s), the first \"%s\" (server.strict_requests refuses them)", r->url, g.n_unknown, g.unknown);
+    if (g.n_batch > 1) return start_batch(r, api, &g);
     return srv_gen_start(r, &g, pull, g.stream ? "text/event-stream" : "application/json");
 }
 

@@ -166,11 +166,36 @@ def test_completion_token_id_prompt(client, stories):
         assert r.usage.prompt_tokens == 5
     e = client.completions.create(model=stories, prompt=ids, max_tokens=10, temperature=0, echo=True)
     assert e.choices[0].text == "Once upon a time, there was a little girl named Lily"
-    for bad in ([ids, ids], [1, "x"], [1, -5], []):
+    for bad in ([1, "x"], [1, -5], []):
         with pytest.raises(openai.BadRequestError):
             client.completions.create(model=stories, prompt=bad, max_tokens=2)
     with pytest.raises(openai.BadRequestError):  # an id outside the vocabulary
         client.completions.create(model=stories, prompt=[1, 10 ** 6], max_tokens=2)
+
+
+def test_completion_prompt_batch(client, stories):
+    # several prompts in one request: choice i of prompt j is index j * n + i, each
+    # the same as that prompt alone; usage is summed (OpenAI's shape)
+    prompts = ["Once upon a time", "The dog", [1, 403, 407, 261, 378]]
+    alone = [client.completions.create(model=stories, prompt=p, max_tokens=8, temperature=0) for p in prompts]
+    r = client.completions.create(model=stories, prompt=prompts, max_tokens=8, temperature=0, n=2)
+    assert [c.index for c in r.choices] == list(range(6))
+    for j, a in enumerate(alone):
+        assert r.choices[2 * j].text == r.choices[2 * j + 1].text == nonempty(a.choices[0].text, 2)
+    assert r.usage.prompt_tokens == sum(a.usage.prompt_tokens for a in alone)
+    assert r.usage.completion_tokens == 2 * sum(a.usage.completion_tokens for a in alone)
+    texts = [""] * 6
+    for ch in client.completions.create(model=stories, prompt=prompts, max_tokens=8, temperature=0, n=2, stream=True):
+        for c in ch.choices:
+            texts[c.index] += c.text
+    assert texts == [c.text for c in r.choices]
+    # scoring a batch (lm-eval-harness's log-likelihood requests)
+    s = client.completions.create(model=stories, prompt=prompts[:2], max_tokens=0, echo=True, logprobs=1)
+    for c, a in zip(s.choices, alone):
+        assert len(c.logprobs.tokens) == a.usage.prompt_tokens and c.logprobs.token_logprobs[0] is None
+    with pytest.raises(openai.BadRequestError) as e:
+        client.completions.create(model=stories, prompt=["ok", 5], max_tokens=2)
+    assert "prompt[1]" in e.value.body["message"]
 
 
 def test_chat_without_template_is_plain_prompt(client, stories):
