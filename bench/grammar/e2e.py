@@ -5,7 +5,7 @@ running server (`hyperlama serve`), at batch 1 and with B concurrent requests.
 
 --peer: URL is llama-server (bench/build_peer.sh): the schema goes in its own
 "json_schema" field, which it compiles to a grammar as we do. Run ours with
-HYPERLAMA_SPECULATIVE=false so both decode one token per step.
+HYPERLAMA_SPECULATIVE=0 so both decode one token per step.
 
 The constrained request asks for an array of at least 1000 objects, so the
 grammar never lets it finish before max_tokens; the unconstrained one uses
