@@ -66,6 +66,16 @@ static int piece_json(hl_jw *w, const tok_vocab *v, int32_t id) {
     return 0;
 }
 
+/* The reply object opened, with Ollama's "model" echoed. */
+static void reply_begin(hl_jw *w, hl_buf *b, const srv_req *r, int ollama) {
+    hl_jw_init(w, b);
+    hl_jw_obj_begin(w);
+    if (ollama) {
+        hl_jw_key(w, "model");
+        hl_jw_str(w, r->model);
+    }
+}
+
 static int do_tokenize(srv_req *r, struct json_object *root, const hl_loaded *lm, int ollama, hl_buf *b, hl_err *err) {
     static const char *const TEXT_KEYS[] = {"text", "prompt", "content", NULL};
     const char *text = get_text(root, TEXT_KEYS);
@@ -79,12 +89,7 @@ static int do_tokenize(srv_req *r, struct json_object *root, const hl_loaded *lm
     size_t n = 0;
     if ((rc = tok_encode(lm->tok, text, strlen(text), add_special, parse_special, &ids, &n, err))) return rc;
     hl_jw w;
-    hl_jw_init(&w, b);
-    hl_jw_obj_begin(&w);
-    if (ollama) {
-        hl_jw_key(&w, "model");
-        hl_jw_str(&w, r->model);
-    }
+    reply_begin(&w, b, r, ollama);
     hl_jw_key(&w, "tokens");
     hl_jw_arr_begin(&w);
     for (size_t i = 0; i < n; i++) {
@@ -129,12 +134,7 @@ static int do_detokenize(srv_req *r, struct json_object *root, const hl_loaded *
     free(ids);
     if (rc) return rc;
     hl_jw w;
-    hl_jw_init(&w, b);
-    hl_jw_obj_begin(&w);
-    if (ollama) {
-        hl_jw_key(&w, "model");
-        hl_jw_str(&w, r->model);
-    }
+    reply_begin(&w, b, r, ollama);
     hl_jw_key(&w, ollama ? "text" : "content");
     hl_jw_strn(&w, text, len);
     hl_jw_obj_end(&w);

@@ -34,4 +34,17 @@ static inline void rig_compute(int n, hl_pool **pool, hl_backend **be) {
 /* An engine's pool and backend: the shared ones of n threads. */
 static inline void use_threads(hl_engine_params *p, int n) { rig_compute(n, &p->pool, &p->backend); }
 
+/* A greedy request without penalties: the prompt borrowed, one choice. */
+static inline hl_request rig_greedy_req(const int32_t *prompt, size_t n, int32_t num_predict) {
+    hl_request r = {0};
+    r.prompt = prompt;
+    r.n_prompt = n;
+    r.sampling = hl_sampling_default_params();
+    r.sampling.temperature = 0;
+    r.sampling.repeat_penalty = 1;
+    r.num_predict = num_predict;
+    r.n_choices = 1;
+    return r;
+}
+
 #endif

@@ -31,15 +31,7 @@ typedef struct outcome {
 static hl_loaded *load(void) { return rig_load_stories(); }
 
 static hl_request greedy_req(const int32_t *prompt, size_t n, int32_t num_predict) {
-    hl_request r = {0};
-    r.prompt = prompt;
-    r.n_prompt = n;
-    r.sampling = hl_sampling_default_params();
-    r.sampling.temperature = 0;
-    r.sampling.repeat_penalty = 1;
-    r.num_predict = num_predict;
-    r.n_choices = 1;
-    return r;
+    return rig_greedy_req(prompt, n, num_predict);
 }
 
 static void collect(hl_handle *h, outcome *o) {

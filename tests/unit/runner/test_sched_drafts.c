@@ -65,15 +65,7 @@ static hl_engine *engine(hl_loaded *lm, int32_t max_draft, int32_t n_blocks) {
 }
 
 static hl_request greedy_req(const int32_t *prompt, size_t n, int32_t num_predict) {
-    hl_request r = {0};
-    r.prompt = prompt;
-    r.n_prompt = n;
-    r.sampling = hl_sampling_default_params();
-    r.sampling.temperature = 0;
-    r.sampling.repeat_penalty = 1;
-    r.num_predict = num_predict;
-    r.n_choices = 1;
-    return r;
+    return rig_greedy_req(prompt, n, num_predict);
 }
 
 /* Ollama's default chain (penalties, top-k, top-p) at a fixed seed. */

@@ -51,14 +51,7 @@ static hl_engine *make_engine(const hl_loaded *lm, int fixed) {
 }
 
 static hl_request req_of(const int32_t *prompt, size_t n, int32_t num_predict, int drafts) {
-    hl_request r = {0};
-    r.prompt = prompt;
-    r.n_prompt = n;
-    r.sampling = hl_sampling_default_params();
-    r.sampling.temperature = 0;
-    r.sampling.repeat_penalty = 1;
-    r.num_predict = num_predict;
-    r.n_choices = 1;
+    hl_request r = rig_greedy_req(prompt, n, num_predict);
     if (drafts && ngram_drafter_new(&r.drafter, NGRAM_DEFAULT_MIN, NGRAM_DEFAULT_MAX, 0, NULL))
         hl_test_fail(__FILE__, __LINE__, "drafter");
     return r;
