@@ -236,33 +236,43 @@ static void completion_logprobs_json(srv_run *run, srv_choice *c, hl_buf *out) {
     for (int k = 0; k < 4; k++) hl_buf_free(&parts[k]);
 }
 
-static int pull(srv_stream *st, void *ctx, hl_buf *out) {
-    srv_run *run = ctx;
-    (void)st;
-    if (!srv_run_drain(run, on_event, out)) return 0;
-    if (run->error) {
-        hl_buf_puts(out, run->g.stream ? "data: {\"error\":{\"message\":" : "{\"error\":{\"message\":");
+/* The end of a response once every run of it is done (one run, or a batch's):
+ * the first failure as an error, else the stream's usage and [DONE], else the
+ * whole non-streamed object with every run's choices and the usage summed. */
+static int respond(srv_run *const *runs, int n, hl_buf *out) {
+    srv_run *first = runs[0];
+    for (int i = 0; i < n; i++) {
+        const srv_run *run = runs[i];
+        if (!run->error) continue;
+        hl_buf_puts(out, first->g.stream ? "data: {\"error\":{\"message\":" : "{\"error\":{\"message\":");
         hl_json_escape(out, run->errmsg, strlen(run->errmsg));
         hl_buf_puts(out, ",\"type\":\"server_error\",\"param\":null,\"code\":null}}");
-        hl_buf_puts(out, run->g.stream ? "\n\ndata: [DONE]\n\n" : "\n");
+        hl_buf_puts(out, first->g.stream ? "\n\ndata: [DONE]\n\n" : "\n");
         return 1;
     }
-    if (run->g.stream) {
-        if (run->g.include_usage) {
-            chunk_head(run, out);
+    if (first->g.stream) {
+        if (first->g.include_usage) {
+            chunk_head(first, out);
             hl_buf_puts(out, "],");
-            usage(&run, 1, out);
+            usage(runs, n, out);
             hl_buf_puts(out, "}\n\n");
         }
         hl_buf_puts(out, "data: [DONE]\n\n");
         return 1;
     }
-    response_head(run, out);
-    write_choices(run, out);
+    response_head(first, out);
+    for (int i = 0; i < n; i++) write_choices(runs[i], out);
     hl_buf_puts(out, "],");
-    usage(&run, 1, out);
+    usage(runs, n, out);
     hl_buf_puts(out, "}\n");
     return 1;
+}
+
+static int pull(srv_stream *st, void *ctx, hl_buf *out) {
+    srv_run *run = ctx;
+    (void)st;
+    if (!srv_run_drain(run, on_event, out)) return 0;
+    return respond(&run, 1, out);
 }
 
 static void response_head(srv_run *run, hl_buf *out) {
@@ -327,32 +337,7 @@ static int pull_batch(srv_stream *st, void *ctx, hl_buf *out) {
     int all = 1;
     for (int i = 0; i < b->n; i++) all &= srv_run_drain(b->runs[i], on_event, out);
     if (!all) return 0;
-    srv_run *first = b->runs[0];
-    for (int i = 0; i < b->n; i++) {
-        srv_run *run = b->runs[i];
-        if (!run->error) continue;
-        hl_buf_puts(out, first->g.stream ? "data: {\"error\":{\"message\":" : "{\"error\":{\"message\":");
-        hl_json_escape(out, run->errmsg, strlen(run->errmsg));
-        hl_buf_puts(out, ",\"type\":\"server_error\",\"param\":null,\"code\":null}}");
-        hl_buf_puts(out, first->g.stream ? "\n\ndata: [DONE]\n\n" : "\n");
-        return 1;
-    }
-    if (first->g.stream) {
-        if (first->g.include_usage) {
-            chunk_head(first, out);
-            hl_buf_puts(out, "],");
-            usage(b->runs, b->n, out);
-            hl_buf_puts(out, "}\n\n");
-        }
-        hl_buf_puts(out, "data: [DONE]\n\n");
-        return 1;
-    }
-    response_head(first, out);
-    for (int i = 0; i < b->n; i++) write_choices(b->runs[i], out);
-    hl_buf_puts(out, "],");
-    usage(b->runs, b->n, out);
-    hl_buf_puts(out, "}\n");
-    return 1;
+    return respond(b->runs, b->n, out);
 }
 
 /* A /v1/completions batch: each prompt of the list is parsed as the same
