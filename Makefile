@@ -15,6 +15,8 @@
 # are compiled with that ISA's flags only; everything else stays portable, and
 # the choice is made at run time.
 
+.DEFAULT_GOAL := all
+
 MODE   ?= release
 BUILD  := build/$(MODE)
 WERROR ?= 1
@@ -23,7 +25,7 @@ ifeq ($(MODE),fuzz)
 CC     := clang
 endif
 
-MODULES := base gguf quant tokenizer chat gotmpl sample grammar backend backend/cpu backend/ref model runner store server cli
+MODULES := base gguf quant tokenizer chat gotmpl sample grammar backend backend/cpu backend/ref backend/vulkan model runner store server cli
 
 CPPFLAGS := -Isrc -Iinclude -Itests/unit -D_GNU_SOURCE -MMD -MP
 CFLAGS   := -std=c17 -g -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -Wno-format-truncation -pthread -fno-strict-aliasing
@@ -75,7 +77,7 @@ $(BUILD)/obj/%.o: %.c
 
 # ---- one static library per module --------------------------------------
 define module_rules
-$(call lib_of,$(1)): $(patsubst %.c,$(BUILD)/obj/%.o,$(filter-out src/cli/main.c,$(call mod_srcs,$(1))))
+$(call lib_of,$(1)): $(patsubst %.c,$(BUILD)/obj/%.o,$(filter-out src/cli/main.c,$(call mod_srcs,$(1)))) $(EXTRA_OBJS_$(1))
 	@mkdir -p $$(@D)
 	rm -f $$@ && $$(AR) rcs $$@ $$^
 endef

@@ -7,8 +7,8 @@ cd "$(dirname "$0")/.."
 
 BUILD_PKGS=(build-essential pkg-config libmicrohttpd-dev libjson-c-dev libsqlite3-dev
             libcurl4-openssl-dev libssl-dev libxxhash-dev libpcre2-dev libutf8proc-dev libedit-dev
-            python3 python3-pip)
-TEST_PKGS=(clang libclang-rt-dev tmux golang-go python3-venv)
+            libvulkan-dev glslc python3 python3-pip)
+TEST_PKGS=(clang libclang-rt-dev tmux golang-go python3-venv mesa-vulkan-drivers)
 
 want=("${BUILD_PKGS[@]}")
 [ "${1:-}" = "--test" ] && want+=("${TEST_PKGS[@]}")

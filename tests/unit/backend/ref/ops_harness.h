@@ -38,12 +38,37 @@ static inline int open_cpu(under_test *u, hl_err *err) {
     return hl_backend_cpu_new(&u->be, &(hl_cpu_backend_params){.pool = u->pool, .threads = HL_THREADS_PARALLEL}, err);
 }
 
+#ifdef HL_OPS_UNDER_TEST_VULKAN
+/* tests/unit/backend/vulkan/: the same cases on the Vulkan backend, on the
+ * device HYPERLAMA_VULKAN_DEVICE names (default: auto, CPU devices allowed,
+ * so lavapipe serves in CI). No device: skipped with the reason, unless
+ * HYPERLAMA_TEST_REQUIRE_VULKAN is set (scripts/test.sh sets it), then failed. */
+#include "backend/vulkan/vulkan.h"
+static inline int open_vulkan(under_test *u, hl_err *err) {
+    const char *dev = getenv("HYPERLAMA_VULKAN_DEVICE");
+    hl_vulkan_backend_params p = {.device = dev && *dev ? atoi(dev) : -1, .allow_cpu = 1};
+    int rc = hl_backend_vulkan_new(&u->be, &p, err);
+    if (!rc) {
+        static int said;
+        if (!said++) printf("    vulkan device: %s\n", hl_backend_vulkan_device(u->be));
+    }
+    return rc;
+}
+static inline int vulkan_required(void) {
+    const char *r = getenv("HYPERLAMA_TEST_REQUIRE_VULKAN");
+    return r && *r && strcmp(r, "0") != 0;
+}
+#endif
+
 static const struct {
     const char *name;
     int (*open)(under_test *u, hl_err *err);
 } backends[] = {
+#ifdef HL_OPS_UNDER_TEST_VULKAN
+    {"vulkan", open_vulkan},
+#else
     {"cpu", open_cpu},
-    /* {"vulkan", open_vulkan}, */
+#endif
 };
 #define N_BACKENDS ((int)(sizeof backends / sizeof backends[0]))
 
@@ -59,7 +84,15 @@ static inline suite suite_open(void) {
     s.ok = hl_backend_ref_new(&s.ref, &err) == 0;
     if (!s.ok) hl_test_fail(__FILE__, __LINE__, "reference backend: %s", err.msg);
     for (int i = 0; s.ok && i < N_BACKENDS; i++) {
-        if (backends[i].open(&s.ut[i], &err)) {
+        int rc = backends[i].open(&s.ut[i], &err);
+#ifdef HL_OPS_UNDER_TEST_VULKAN
+        if (rc == HL_ENOTSUP && !vulkan_required()) {
+            hl_test_skip(err.msg);
+            s.ok = 0;
+            continue;
+        }
+#endif
+        if (rc) {
             hl_test_fail(__FILE__, __LINE__, "backend %s: %s", backends[i].name, err.msg);
             s.ok = 0;
         }

@@ -1,0 +1,41 @@
+# The Vulkan backend: GLSL compute shaders compiled to SPIR-V with glslc
+# (Debian: glslc) and embedded as C arrays of 32-bit words
+# (hl_vk_spv_<kernel>, hl_vk_spv_<kernel>_words), added to the module's
+# library. The loader is opened at run time (dlopen), so nothing links
+# against libvulkan; only its headers (libvulkan-dev) are needed to build.
+DEPS_backend/vulkan := backend/ref backend/cpu backend quant base
+LIBS_backend/vulkan := -ldl
+
+# kernel name -> shader file and defines (the same names as HL_VK_KERNELS in vk_compute.h)
+VK_SHADER_DIR := src/backend/vulkan/shaders
+VK_SRC_quant_q8_0  := quant_q8_0.comp
+VK_SRC_matmul_f32  := matmul.comp
+VK_DEF_matmul_f32  := -DTYPE_F32
+VK_SRC_matmul_f16  := matmul.comp
+VK_DEF_matmul_f16  := -DTYPE_F16
+VK_SRC_matmul_q8_0 := matmul.comp
+VK_DEF_matmul_q8_0 := -DTYPE_Q8_0
+VK_SRC_matmul_q4_0 := matmul.comp
+VK_DEF_matmul_q4_0 := -DTYPE_Q4_0
+VK_SHADERS := quant_q8_0 matmul_f32 matmul_f16 matmul_q8_0 matmul_q4_0
+
+GLSLC ?= glslc
+VK_GEN := $(BUILD)/gen/backend/vulkan
+EXTRA_OBJS_backend/vulkan := $(patsubst %,$(BUILD)/obj/gen/vk_spv_%.o,$(VK_SHADERS))
+
+define vk_shader_rules
+$(VK_GEN)/$(1).spv: $(VK_SHADER_DIR)/$(VK_SRC_$(1)) $(wildcard $(VK_SHADER_DIR)/*.glsl)
+	@mkdir -p $$(@D)
+	$(GLSLC) --target-env=vulkan1.2 -O $(VK_DEF_$(1)) -I$(VK_SHADER_DIR) -o $$@ $$<
+$(VK_GEN)/vk_spv_$(1).c: $(VK_GEN)/$(1).spv
+	@{ echo '/* generated from $(VK_SRC_$(1)) $(VK_DEF_$(1)) by module.mk: do not edit */'; \
+	   echo '#include <stdint.h>'; \
+	   echo 'const uint32_t hl_vk_spv_$(1)[] = {'; \
+	   od -An -v -tx4 $$< | sed 's/\([0-9a-f]\{8\}\)/0x\1u,/g'; \
+	   echo '};'; \
+	   echo "const uint32_t hl_vk_spv_$(1)_words = sizeof hl_vk_spv_$(1) / sizeof hl_vk_spv_$(1)[0];"; } > $$@
+$(BUILD)/obj/gen/vk_spv_$(1).o: $(VK_GEN)/vk_spv_$(1).c
+	@mkdir -p $$(@D)
+	$$(CC) $$(CFLAGS) -c -o $$@ $$<
+endef
+$(foreach s,$(VK_SHADERS),$(eval $(call vk_shader_rules,$(s))))

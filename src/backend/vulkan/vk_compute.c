@@ -1,0 +1,199 @@
+/* Buffers, kernels and submission (vk_compute.h). */
+#include "backend/vulkan/vk_compute.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* the embedded SPIR-V (generated from shaders/ by module.mk) */
+#define HL_VK_SPV_DECL(name)                 \
+    extern const uint32_t hl_vk_spv_##name[]; \
+    extern const uint32_t hl_vk_spv_##name##_words;
+HL_VK_KERNELS(HL_VK_SPV_DECL)
+#undef HL_VK_SPV_DECL
+
+static const struct {
+    const char *name;
+    const uint32_t *code;
+    const uint32_t *words;
+} spirv[HL_VK_K_COUNT] = {
+#define HL_VK_SPV_ENTRY(name) {#name, hl_vk_spv_##name, &hl_vk_spv_##name##_words},
+    HL_VK_KERNELS(HL_VK_SPV_ENTRY)
+#undef HL_VK_SPV_ENTRY
+};
+
+static int find_memory(const hl_vk_device *d, uint32_t bits, VkMemoryPropertyFlags want) {
+    for (uint32_t i = 0; i < d->mem.memoryTypeCount; i++)
+        if ((bits & (1u << i)) && (d->mem.memoryTypes[i].propertyFlags & want) == want) return (int)i;
+    return -1;
+}
+
+int hl_vk_buffer_new(hl_vk_device *d, VkDeviceSize size, hl_vk_buffer *out, hl_err *err) {
+    memset(out, 0, sizeof *out);
+    if (size == 0) size = 16;
+    size = (size + 15) & ~(VkDeviceSize)15;
+    VkBufferCreateInfo bci = {.sType = VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO, .size = size,
+                              .usage = VK_BUFFER_USAGE_STORAGE_BUFFER_BIT | VK_BUFFER_USAGE_TRANSFER_SRC_BIT |
+                                       VK_BUFFER_USAGE_TRANSFER_DST_BIT,
+                              .sharingMode = VK_SHARING_MODE_EXCLUSIVE};
+    VkResult vr = d->fn.vkCreateBuffer(d->dev, &bci, NULL, &out->buf);
+    if (vr != VK_SUCCESS) return hl_err_set(err, HL_ENOMEM, "vkCreateBuffer(%llu bytes): %s", (unsigned long long)size, hl_vk_result_name(vr));
+    VkMemoryRequirements req;
+    d->fn.vkGetBufferMemoryRequirements(d->dev, out->buf, &req);
+    const VkMemoryPropertyFlags host = VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT | VK_MEMORY_PROPERTY_HOST_COHERENT_BIT;
+    int type = find_memory(d, req.memoryTypeBits, host | VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT);
+    if (type < 0) type = find_memory(d, req.memoryTypeBits, host);
+    if (type < 0) {
+        hl_vk_buffer_free(d, out);
+        return hl_err_set(err, HL_ENOTSUP, "no host-visible coherent memory type for a storage buffer");
+    }
+    VkMemoryAllocateInfo mai = {.sType = VK_STRUCTURE_TYPE_MEMORY_ALLOCATE_INFO, .allocationSize = req.size,
+                                .memoryTypeIndex = (uint32_t)type};
+    if ((vr = d->fn.vkAllocateMemory(d->dev, &mai, NULL, &out->mem)) != VK_SUCCESS ||
+        (vr = d->fn.vkBindBufferMemory(d->dev, out->buf, out->mem, 0)) != VK_SUCCESS ||
+        (vr = d->fn.vkMapMemory(d->dev, out->mem, 0, VK_WHOLE_SIZE, 0, &out->map)) != VK_SUCCESS) {
+        hl_vk_buffer_free(d, out);
+        return hl_err_set(err, HL_ENOMEM, "Vulkan buffer of %llu bytes: %s", (unsigned long long)size, hl_vk_result_name(vr));
+    }
+    out->size = size;
+    return 0;
+}
+
+void hl_vk_buffer_free(hl_vk_device *d, hl_vk_buffer *b) {
+    if (!b) return;
+    if (b->map) d->fn.vkUnmapMemory(d->dev, b->mem);
+    if (b->buf) d->fn.vkDestroyBuffer(d->dev, b->buf, NULL);
+    if (b->mem) d->fn.vkFreeMemory(d->dev, b->mem, NULL);
+    memset(b, 0, sizeof *b);
+}
+
+int hl_vk_kernels_new(hl_vk_device *d, hl_vk_kernels **out, hl_err *err) {
+    *out = NULL;
+    hl_vk_kernels *k = calloc(1, sizeof *k);
+    if (!k) return hl_err_set(err, HL_ENOMEM, "out of memory");
+    k->d = d;
+    VkDescriptorSetLayoutBinding b[HL_VK_BINDINGS];
+    for (int i = 0; i < HL_VK_BINDINGS; i++)
+        b[i] = (VkDescriptorSetLayoutBinding){.binding = (uint32_t)i, .descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
+                                              .descriptorCount = 1, .stageFlags = VK_SHADER_STAGE_COMPUTE_BIT};
+    VkDescriptorSetLayoutCreateInfo dci = {.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_LAYOUT_CREATE_INFO,
+                                           .bindingCount = HL_VK_BINDINGS, .pBindings = b};
+    VkPushConstantRange pc = {.stageFlags = VK_SHADER_STAGE_COMPUTE_BIT, .size = HL_VK_PUSH_BYTES};
+    VkDescriptorPoolSize ps = {.type = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, .descriptorCount = HL_VK_BINDINGS * HL_VK_MAX_DISPATCH};
+    VkDescriptorPoolCreateInfo pci = {.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO,
+                                      .maxSets = HL_VK_MAX_DISPATCH, .poolSizeCount = 1, .pPoolSizes = &ps};
+    VkResult vr;
+    int rc = 0;
+    if ((vr = d->fn.vkCreateDescriptorSetLayout(d->dev, &dci, NULL, &k->dsl)) != VK_SUCCESS) goto vk_fail;
+    VkPipelineLayoutCreateInfo lci = {.sType = VK_STRUCTURE_TYPE_PIPELINE_LAYOUT_CREATE_INFO, .setLayoutCount = 1,
+                                      .pSetLayouts = &k->dsl, .pushConstantRangeCount = 1, .pPushConstantRanges = &pc};
+    if ((vr = d->fn.vkCreatePipelineLayout(d->dev, &lci, NULL, &k->layout)) != VK_SUCCESS) goto vk_fail;
+    if ((vr = d->fn.vkCreateDescriptorPool(d->dev, &pci, NULL, &k->pool)) != VK_SUCCESS) goto vk_fail;
+    if ((rc = hl_vk_buffer_new(d, 16, &k->dummy, err))) goto fail;
+    for (int i = 0; i < HL_VK_K_COUNT; i++) {
+        VkShaderModuleCreateInfo sci = {.sType = VK_STRUCTURE_TYPE_SHADER_MODULE_CREATE_INFO,
+                                        .codeSize = (size_t)*spirv[i].words * 4, .pCode = spirv[i].code};
+        VkShaderModule mod;
+        if ((vr = d->fn.vkCreateShaderModule(d->dev, &sci, NULL, &mod)) != VK_SUCCESS) {
+            rc = hl_err_set(err, HL_ENOTSUP, "Vulkan shader %s: %s", spirv[i].name, hl_vk_result_name(vr));
+            goto fail;
+        }
+        VkComputePipelineCreateInfo cci = {
+            .sType = VK_STRUCTURE_TYPE_COMPUTE_PIPELINE_CREATE_INFO,
+            .stage = {.sType = VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_CREATE_INFO, .stage = VK_SHADER_STAGE_COMPUTE_BIT,
+                      .module = mod, .pName = "main"},
+            .layout = k->layout};
+        vr = d->fn.vkCreateComputePipelines(d->dev, VK_NULL_HANDLE, 1, &cci, NULL, &k->pipe[i]);
+        d->fn.vkDestroyShaderModule(d->dev, mod, NULL);
+        if (vr != VK_SUCCESS) {
+            rc = hl_err_set(err, HL_ENOTSUP, "Vulkan pipeline %s: %s", spirv[i].name, hl_vk_result_name(vr));
+            goto fail;
+        }
+    }
+    *out = k;
+    return 0;
+vk_fail:
+    rc = hl_err_set(err, HL_ENOMEM, "Vulkan pipeline objects: %s", hl_vk_result_name(vr));
+fail:
+    hl_vk_kernels_free(k);
+    return rc;
+}
+
+void hl_vk_kernels_free(hl_vk_kernels *k) {
+    if (!k) return;
+    hl_vk_device *d = k->d;
+    for (int i = 0; i < HL_VK_K_COUNT; i++)
+        if (k->pipe[i]) d->fn.vkDestroyPipeline(d->dev, k->pipe[i], NULL);
+    hl_vk_buffer_free(d, &k->dummy);
+    if (k->pool) d->fn.vkDestroyDescriptorPool(d->dev, k->pool, NULL);
+    if (k->layout) d->fn.vkDestroyPipelineLayout(d->dev, k->layout, NULL);
+    if (k->dsl) d->fn.vkDestroyDescriptorSetLayout(d->dev, k->dsl, NULL);
+    free(k);
+}
+
+void hl_vk_groups_2d(const hl_vk_device *d, uint32_t count, uint32_t groups[3]) {
+    uint32_t maxx = d->inst->devices[d->index].max_groups[0];
+    if (maxx == 0) maxx = 65535;
+    groups[0] = count < maxx ? count : maxx;
+    groups[1] = groups[0] ? (count + groups[0] - 1) / groups[0] : 1;
+    groups[2] = 1;
+    if (groups[0] == 0) groups[0] = 1;
+}
+
+int hl_vk_run(hl_vk_kernels *k, const hl_vk_dispatch *list, int n, hl_err *err) {
+    hl_vk_device *d = k->d;
+    if (n <= 0) return 0;
+    if (n > HL_VK_MAX_DISPATCH) return hl_err_set(err, HL_ERANGE, "%d dispatches in one run; at most %d", n, HL_VK_MAX_DISPATCH);
+    VkResult vr = d->fn.vkResetDescriptorPool(d->dev, k->pool, 0);
+    VkDescriptorSetLayout layouts[HL_VK_MAX_DISPATCH];
+    VkDescriptorSet sets[HL_VK_MAX_DISPATCH];
+    for (int i = 0; i < n; i++) layouts[i] = k->dsl;
+    VkDescriptorSetAllocateInfo dai = {.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_ALLOCATE_INFO, .descriptorPool = k->pool,
+                                       .descriptorSetCount = (uint32_t)n, .pSetLayouts = layouts};
+    if (vr == VK_SUCCESS) vr = d->fn.vkAllocateDescriptorSets(d->dev, &dai, sets);
+    if (vr != VK_SUCCESS) return hl_err_set(err, HL_ENOMEM, "Vulkan descriptor sets: %s", hl_vk_result_name(vr));
+    for (int i = 0; i < n; i++) {
+        VkDescriptorBufferInfo bi[HL_VK_BINDINGS];
+        VkWriteDescriptorSet w[HL_VK_BINDINGS];
+        for (int j = 0; j < HL_VK_BINDINGS; j++) {
+            const hl_vk_buffer *b = list[i].bufs[j] ? list[i].bufs[j] : &k->dummy;
+            bi[j] = (VkDescriptorBufferInfo){.buffer = b->buf, .offset = 0, .range = VK_WHOLE_SIZE};
+            w[j] = (VkWriteDescriptorSet){.sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET, .dstSet = sets[i],
+                                          .dstBinding = (uint32_t)j, .descriptorCount = 1,
+                                          .descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, .pBufferInfo = &bi[j]};
+        }
+        d->fn.vkUpdateDescriptorSets(d->dev, HL_VK_BINDINGS, w, 0, NULL);
+    }
+    VkCommandBufferBeginInfo cbi = {.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO,
+                                    .flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT};
+    d->fn.vkResetCommandBuffer(d->cmd, 0);
+    if ((vr = d->fn.vkBeginCommandBuffer(d->cmd, &cbi)) != VK_SUCCESS)
+        return hl_err_set(err, HL_EIO, "vkBeginCommandBuffer: %s", hl_vk_result_name(vr));
+    VkMemoryBarrier mb = {.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
+                          .srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_HOST_WRITE_BIT,
+                          .dstAccessMask = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT};
+    d->fn.vkCmdPipelineBarrier(d->cmd, VK_PIPELINE_STAGE_HOST_BIT, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, 0, 1, &mb, 0,
+                               NULL, 0, NULL);
+    for (int i = 0; i < n; i++) {
+        const hl_vk_dispatch *x = &list[i];
+        d->fn.vkCmdBindPipeline(d->cmd, VK_PIPELINE_BIND_POINT_COMPUTE, k->pipe[x->kernel]);
+        d->fn.vkCmdBindDescriptorSets(d->cmd, VK_PIPELINE_BIND_POINT_COMPUTE, k->layout, 0, 1, &sets[i], 0, NULL);
+        if (x->push_bytes)
+            d->fn.vkCmdPushConstants(d->cmd, k->layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, x->push_bytes, x->push);
+        d->fn.vkCmdDispatch(d->cmd, x->groups[0] ? x->groups[0] : 1, x->groups[1] ? x->groups[1] : 1,
+                            x->groups[2] ? x->groups[2] : 1);
+        mb.srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT;
+        mb.dstAccessMask = i + 1 < n ? VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT : VK_ACCESS_HOST_READ_BIT;
+        d->fn.vkCmdPipelineBarrier(d->cmd, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT,
+                                   i + 1 < n ? VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT : VK_PIPELINE_STAGE_HOST_BIT, 0, 1,
+                                   &mb, 0, NULL, 0, NULL);
+    }
+    if ((vr = d->fn.vkEndCommandBuffer(d->cmd)) != VK_SUCCESS)
+        return hl_err_set(err, HL_EIO, "vkEndCommandBuffer: %s", hl_vk_result_name(vr));
+    VkSubmitInfo si = {.sType = VK_STRUCTURE_TYPE_SUBMIT_INFO, .commandBufferCount = 1, .pCommandBuffers = &d->cmd};
+    d->fn.vkResetFences(d->dev, 1, &d->fence);
+    if ((vr = d->fn.vkQueueSubmit(d->queue, 1, &si, d->fence)) != VK_SUCCESS)
+        return hl_err_set(err, HL_EIO, "vkQueueSubmit: %s", hl_vk_result_name(vr));
+    if ((vr = d->fn.vkWaitForFences(d->dev, 1, &d->fence, VK_TRUE, UINT64_MAX)) != VK_SUCCESS)
+        return hl_err_set(err, HL_EIO, "waiting for the Vulkan queue: %s", hl_vk_result_name(vr));
+    return 0;
+}

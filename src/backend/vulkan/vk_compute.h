@@ -1,0 +1,77 @@
+/* Buffers, compute kernels and their submission on one Vulkan device.
+ *
+ * Kernels are the GLSL compute shaders in shaders/, compiled to SPIR-V by
+ * glslc at build time and embedded in the binary (module.mk), listed once
+ * in HL_VK_KERNELS below (the Makefile's VK_SHADERS must name the same).
+ * Every kernel has the same interface, so one descriptor-set layout and one
+ * pipeline layout serve them all: five storage buffers (bindings 0..4; a
+ * kernel that uses fewer gets the device's dummy buffer in the others) and
+ * up to 64 bytes of push constants.
+ *
+ * A run is a list of dispatches recorded into the device's one command
+ * buffer, each followed by a compute-to-compute barrier, submitted once and
+ * waited for. Buffers here are host-visible and coherent (mapped for their
+ * lifetime), preferring memory that is also device-local; weights in
+ * device-local memory through a staging copy come with the model path.
+ *
+ * Ownership: hl_vk_kernels and hl_vk_buffer are owned by their creator and
+ * freed with the device that made them still open. */
+#ifndef HL_BACKEND_VULKAN_VK_COMPUTE_H
+#define HL_BACKEND_VULKAN_VK_COMPUTE_H
+
+#include "backend/vulkan/vk_device.h"
+
+/* name: the shader file shaders/<file>.comp and its build defines (module.mk) */
+#define HL_VK_KERNELS(X) \
+    X(quant_q8_0)        \
+    X(matmul_f32)        \
+    X(matmul_f16)        \
+    X(matmul_q8_0)       \
+    X(matmul_q4_0)
+
+typedef enum hl_vk_kernel_id {
+#define HL_VK_KERNEL_ENUM(name) HL_VK_K_##name,
+    HL_VK_KERNELS(HL_VK_KERNEL_ENUM)
+#undef HL_VK_KERNEL_ENUM
+    HL_VK_K_COUNT
+} hl_vk_kernel_id;
+
+enum { HL_VK_BINDINGS = 5, HL_VK_PUSH_BYTES = 64, HL_VK_MAX_DISPATCH = 256 };
+
+typedef struct hl_vk_buffer {
+    VkBuffer buf;
+    VkDeviceMemory mem;
+    VkDeviceSize size;
+    void *map; /* host address for the buffer's lifetime */
+} hl_vk_buffer;
+
+typedef struct hl_vk_kernels {
+    hl_vk_device *d; /* borrowed */
+    VkDescriptorSetLayout dsl;
+    VkPipelineLayout layout;
+    VkDescriptorPool pool;
+    VkPipeline pipe[HL_VK_K_COUNT];
+    hl_vk_buffer dummy; /* bound to the bindings a dispatch leaves empty */
+} hl_vk_kernels;
+
+typedef struct hl_vk_dispatch {
+    hl_vk_kernel_id kernel;
+    const hl_vk_buffer *bufs[HL_VK_BINDINGS]; /* NULL: the dummy */
+    const void *push;
+    uint32_t push_bytes;
+    uint32_t groups[3];
+} hl_vk_dispatch;
+
+int hl_vk_buffer_new(hl_vk_device *d, VkDeviceSize size, hl_vk_buffer *out, hl_err *err);
+void hl_vk_buffer_free(hl_vk_device *d, hl_vk_buffer *b);
+
+int hl_vk_kernels_new(hl_vk_device *d, hl_vk_kernels **out, hl_err *err);
+void hl_vk_kernels_free(hl_vk_kernels *k);
+
+/* Records, submits and waits for the dispatches in order (n <= HL_VK_MAX_DISPATCH). */
+int hl_vk_run(hl_vk_kernels *k, const hl_vk_dispatch *list, int n, hl_err *err);
+
+/* Work groups for `count` groups along x, spilling into y past the device's x limit. */
+void hl_vk_groups_2d(const hl_vk_device *d, uint32_t count, uint32_t groups[3]);
+
+#endif
