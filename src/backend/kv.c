@@ -1,8 +1,10 @@
 /* Paged KV storage: one allocation per layer for K and one for V, each
  * [n_blocks][block_size][n_head_kv][head row] with rows of head_dim elements
  * in F16 or Q8_0, zeroed at creation so a
- * never-written slot reads as zeros rather than garbage. Metadata (which
- * block belongs to which sequence) is the runner's. */
+ * never-written slot reads as zeros rather than garbage — or the same layout
+ * in one region the caller owns (hl_kv_new_in: a GPU backend's mapped device
+ * buffer, which its kernels address by offset). Metadata (which block belongs
+ * to which sequence) is the runner's. */
 #include "backend/kv.h"
 
 
@@ -19,6 +21,7 @@ struct hl_kv_cache {
     size_t k_slot, v_slot; /* bytes per slot: n_head_kv rows */
     uint8_t **k;           /* [n_layer] -> [n_blocks][block_size][n_head_kv][k_head bytes] */
     uint8_t **v;           /* [n_layer] -> [n_blocks][block_size][n_head_kv][v_head bytes] */
+    int borrowed;          /* the layers live in the caller's region (hl_kv_new_in) */
 };
 
 int hl_kv_type_from_name(const char *name) {
@@ -52,7 +55,7 @@ size_t hl_kv_block_bytes(const hl_kv_params *p) {
 
 void hl_kv_free(hl_kv_cache *kv) {
     if (!kv) return;
-    for (int32_t l = 0; l < kv->p.n_layer; l++) {
+    for (int32_t l = 0; !kv->borrowed && l < kv->p.n_layer; l++) {
         if (kv->k) free(kv->k[l]);
         if (kv->v) free(kv->v[l]);
     }
@@ -132,4 +135,47 @@ void hl_kv_clear_slots(hl_kv_cache *kv, int32_t block, int32_t slot0) {
         memset(kv->k[l] + ((size_t)block * bs + (size_t)slot0) * kv->k_slot, 0, n * kv->k_slot);
         memset(kv->v[l] + ((size_t)block * bs + (size_t)slot0) * kv->v_slot, 0, n * kv->v_slot);
     }
+}
+
+static size_t round_up(size_t n, size_t a) { return a > 1 ? (n + a - 1) / a * a : n; }
+
+size_t hl_kv_region_bytes(const hl_kv_params *p, size_t align) {
+    size_t bs = (size_t)(p->block_size ? p->block_size : HL_KV_DEFAULT_BLOCK_SIZE);
+    size_t slots = (size_t)p->n_blocks * bs, nkv = (size_t)p->n_head_kv;
+    size_t k = round_up(slots * nkv * hl_row_size(p->type, p->head_dim_k), align);
+    size_t v = round_up(slots * nkv * hl_row_size(p->type, p->head_dim_v), align);
+    return (size_t)p->n_layer * (k + v);
+}
+
+int hl_kv_new_in(hl_kv_cache **out, const hl_kv_params *p, void *mem, size_t bytes, size_t align, hl_err *err) {
+    *out = NULL;
+    int rc = hl_kv_check_params(p, err);
+    if (rc) return rc;
+    size_t need = hl_kv_region_bytes(p, align);
+    if (bytes < need) return hl_err_set(err, HL_EINVAL, "a KV region of %zu bytes cannot hold this pool (%zu)", bytes, need);
+    hl_kv_cache *kv = calloc(1, sizeof *kv);
+    if (!kv) return hl_err_set(err, HL_ENOMEM, "out of memory allocating the KV cache");
+    kv->p = *p;
+    if (!kv->p.block_size) kv->p.block_size = HL_KV_DEFAULT_BLOCK_SIZE;
+    kv->k_head = hl_row_size(p->type, p->head_dim_k);
+    kv->v_head = hl_row_size(p->type, p->head_dim_v);
+    kv->k_slot = kv->k_head * (size_t)p->n_head_kv;
+    kv->v_slot = kv->v_head * (size_t)p->n_head_kv;
+    kv->borrowed = 1;
+    kv->k = calloc((size_t)p->n_layer, sizeof *kv->k);
+    kv->v = calloc((size_t)p->n_layer, sizeof *kv->v);
+    if (!kv->k || !kv->v) {
+        hl_kv_free(kv);
+        return hl_err_set(err, HL_ENOMEM, "out of memory allocating the KV cache");
+    }
+    size_t slots = (size_t)p->n_blocks * (size_t)kv->p.block_size;
+    size_t kb = round_up(slots * kv->k_slot, align), vb = round_up(slots * kv->v_slot, align);
+    uint8_t *at = mem;
+    memset(mem, 0, need);
+    for (int32_t l = 0; l < p->n_layer; l++, at += kb + vb) {
+        kv->k[l] = at;
+        kv->v[l] = at + kb;
+    }
+    *out = kv;
+    return 0;
 }

@@ -48,6 +48,11 @@ int hl_kv_check_params(const hl_kv_params *p, hl_err *err);
  * the shape from a loaded model. */
 int hl_kv_new(hl_kv_cache **out, const hl_kv_params *p, hl_err *err);
 void hl_kv_free(hl_kv_cache *kv);
+/* The same pool in one region the caller owns and frees after it (a device
+ * buffer mapped into the host): layer l's K, then its V, each starting at a
+ * multiple of align bytes from mem. Zeroes the region. */
+size_t hl_kv_region_bytes(const hl_kv_params *p, size_t align);
+int hl_kv_new_in(hl_kv_cache **out, const hl_kv_params *p, void *mem, size_t bytes, size_t align, hl_err *err);
 /* Bytes one block occupies across all layers (K and V): size a pool from a
  * memory budget as budget / hl_kv_block_bytes(). */
 size_t hl_kv_block_bytes(const hl_kv_params *p);

@@ -132,7 +132,7 @@ int cli_parse_gen_opt(cli_gen_opts *o, int argc, char **argv, int *i) {
         return 1;
     }
     if ((v = cli_flag_value("--backend", argc, argv, i, &bad))) {
-        if (strcmp(v, "auto") && strcmp(v, "cpu") && strcmp(v, "ref")) {
+        if (!hl_backend_name_valid(v)) {
             fprintf(stderr, "Error: --backend must be one of %s (got \"%s\")\n", hl_backend_names(), v);
             return -1;
         }

@@ -1,2 +1,2 @@
-DEPS_cli := server store runner gotmpl model backend/ref backend/cpu backend grammar tokenizer chat sample gguf quant base
+DEPS_cli := server store runner gotmpl model backend/vulkan backend/ref backend/cpu backend grammar tokenizer chat sample gguf quant base
 LIBS_cli := -ledit -lmicrohttpd -lsqlite3 -lcurl -lcrypto -ljson-c

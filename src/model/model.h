@@ -118,6 +118,8 @@ const hl_plan *hl_model_plan(const hl_model *m);
 int hl_backend_open(hl_backend **out, const char *name, hl_pool *pool, hl_err *err);
 /* "auto, cpu, ref" (static string) */
 const char *hl_backend_names(void);
+/* Whether name is one hl_backend_open knows (settings check it when read). */
+int hl_backend_name_valid(const char *name);
 
 /* ---- the forward pass ---- */
 /* The model bound to a backend, for batches of up to max_tokens tokens: the

@@ -1,2 +1,2 @@
-DEPS_model := backend/ref backend/cpu backend gguf quant base
+DEPS_model := backend/vulkan backend/ref backend/cpu backend gguf quant base
 LIBS_model :=

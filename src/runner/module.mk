@@ -1,2 +1,2 @@
-DEPS_runner := model backend/ref backend/cpu backend tokenizer chat gotmpl sample gguf quant base
+DEPS_runner := model backend/vulkan backend/ref backend/cpu backend tokenizer chat gotmpl sample gguf quant base
 LIBS_runner := -lxxhash -ljson-c

@@ -6,6 +6,7 @@
 #include "server/toml.h"
 #include "backend/kv.h"
 #include "base/file.h"
+#include "model/model.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -299,8 +300,8 @@ static int apply_kv(srv_config *c, const char *path, const srv_toml_kv *kv, hl_e
                 return hl_err_set(err, HL_EINVAL, "%s:%d:%d: log_format must be \"pretty\" or \"json\"", path, v->line, v->col);
             c->log_json = !strcmp(v->s, "json");
         } else if (!strcmp(d->key, "engine.backend")) {
-            if (strcmp(v->s, "auto") && strcmp(v->s, "cpu") && strcmp(v->s, "ref"))
-                return hl_err_set(err, HL_EINVAL, "%s:%d:%d: backend must be \"auto\", \"cpu\" or \"ref\"", path, v->line, v->col);
+            if (!hl_backend_name_valid(v->s))
+                return hl_err_set(err, HL_EINVAL, "%s:%d:%d: backend must be one of %s", path, v->line, v->col, hl_backend_names());
             snprintf(c->backend, sizeof c->backend, "%s", v->s);
         } else if (!strcmp(d->key, "engine.kv_cache_type")) {
             int t = hl_kv_type_from_name(v->s);
@@ -419,8 +420,8 @@ int srv_config_apply_env(srv_config *c, hl_err *err) {
         else return hl_err_set(err, HL_EINVAL, "HYPERLAMA_STRICT_REQUESTS=\"%s\": expected true or false", v);
     }
     if ((v = getenv("HYPERLAMA_BACKEND")) && *v) {
-        if (strcmp(v, "auto") && strcmp(v, "cpu") && strcmp(v, "ref"))
-            return hl_err_set(err, HL_EINVAL, "HYPERLAMA_BACKEND=\"%s\": expected auto, cpu or ref", v);
+        if (!hl_backend_name_valid(v))
+            return hl_err_set(err, HL_EINVAL, "HYPERLAMA_BACKEND=\"%s\": expected one of %s", v, hl_backend_names());
         snprintf(c->backend, sizeof c->backend, "%s", v);
     }
     if ((v = getenv("HYPERLAMA_KV_CACHE_TYPE")) && *v) {

@@ -70,7 +70,13 @@ int srv_models_init(srv_models *ms, const srv_config *cfg, store *st, hl_err *er
     if (strcmp(cfg->backend, "auto") && strcmp(cfg->backend, "cpu") &&
         (rc = hl_backend_open(&ms->be, cfg->backend, ms->pool, err)))
         return rc;
-    hl_info("backend: %s (%d compute threads shared by every model)", hl_backend_name(ms->be), hl_pool_size(ms->pool));
+    hl_backend_mem where = {0};
+    ms->be->ops->memory(ms->be, NULL, &where);
+    if (where.where && strcmp(where.where, "host"))
+        hl_info("backend: %s on %s (%d compute threads shared by every model for what runs on the CPU)",
+                hl_backend_name(ms->be), where.where, hl_pool_size(ms->pool));
+    else
+        hl_info("backend: %s (%d compute threads shared by every model)", hl_backend_name(ms->be), hl_pool_size(ms->pool));
     if (pthread_create(&ms->reaper, NULL, reaper_main, ms) != 0) return hl_err_set(err, HL_ENOMEM, "cannot start a thread");
     ms->reaper_started = 1;
     return 0;

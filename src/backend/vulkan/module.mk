@@ -17,7 +17,20 @@ VK_SRC_matmul_q8_0 := matmul.comp
 VK_DEF_matmul_q8_0 := -DTYPE_Q8_0
 VK_SRC_matmul_q4_0 := matmul.comp
 VK_DEF_matmul_q4_0 := -DTYPE_Q4_0
-VK_SHADERS := quant_q8_0 matmul_f32 matmul_f16 matmul_q8_0 matmul_q4_0
+VK_SRC_elementwise := elementwise.comp
+VK_SRC_norm        := norm.comp
+VK_SRC_rope        := rope.comp
+VK_SRC_gather      := gather.comp
+VK_SRC_kv_store_f16  := kv_store.comp
+VK_DEF_kv_store_f16  := -DKV_F16
+VK_SRC_kv_store_q8_0 := kv_store.comp
+VK_DEF_kv_store_q8_0 := -DKV_Q8_0
+VK_SRC_attn_f16    := attn.comp
+VK_DEF_attn_f16    := -DKV_F16
+VK_SRC_attn_q8_0   := attn.comp
+VK_DEF_attn_q8_0   := -DKV_Q8_0
+VK_SHADERS := quant_q8_0 matmul_f32 matmul_f16 matmul_q8_0 matmul_q4_0 elementwise norm rope gather \
+              kv_store_f16 kv_store_q8_0 attn_f16 attn_q8_0
 
 GLSLC ?= glslc
 VK_GEN := $(BUILD)/gen/backend/vulkan

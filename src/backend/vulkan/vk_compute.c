@@ -21,6 +21,8 @@ static const struct {
 #undef HL_VK_SPV_ENTRY
 };
 
+static int pool_grow(hl_vk_kernels *k, int n, hl_err *err);
+
 static int find_memory(const hl_vk_device *d, uint32_t bits, VkMemoryPropertyFlags want) {
     for (uint32_t i = 0; i < d->mem.memoryTypeCount; i++)
         if ((bits & (1u << i)) && (d->mem.memoryTypes[i].propertyFlags & want) == want) return (int)i;
@@ -78,17 +80,13 @@ int hl_vk_kernels_new(hl_vk_device *d, hl_vk_kernels **out, hl_err *err) {
     VkDescriptorSetLayoutCreateInfo dci = {.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_LAYOUT_CREATE_INFO,
                                            .bindingCount = HL_VK_BINDINGS, .pBindings = b};
     VkPushConstantRange pc = {.stageFlags = VK_SHADER_STAGE_COMPUTE_BIT, .size = HL_VK_PUSH_BYTES};
-    VkDescriptorPoolSize ps = {.type = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, .descriptorCount = HL_VK_BINDINGS * HL_VK_MAX_DISPATCH};
-    VkDescriptorPoolCreateInfo pci = {.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO,
-                                      .maxSets = HL_VK_MAX_DISPATCH, .poolSizeCount = 1, .pPoolSizes = &ps};
     VkResult vr;
     int rc = 0;
     if ((vr = d->fn.vkCreateDescriptorSetLayout(d->dev, &dci, NULL, &k->dsl)) != VK_SUCCESS) goto vk_fail;
     VkPipelineLayoutCreateInfo lci = {.sType = VK_STRUCTURE_TYPE_PIPELINE_LAYOUT_CREATE_INFO, .setLayoutCount = 1,
                                       .pSetLayouts = &k->dsl, .pushConstantRangeCount = 1, .pPushConstantRanges = &pc};
     if ((vr = d->fn.vkCreatePipelineLayout(d->dev, &lci, NULL, &k->layout)) != VK_SUCCESS) goto vk_fail;
-    if ((vr = d->fn.vkCreateDescriptorPool(d->dev, &pci, NULL, &k->pool)) != VK_SUCCESS) goto vk_fail;
-    if ((rc = hl_vk_buffer_new(d, 16, &k->dummy, err))) goto fail;
+    if ((rc = pool_grow(k, 64, err)) || (rc = hl_vk_buffer_new(d, 16, &k->dummy, err))) goto fail;
     for (int i = 0; i < HL_VK_K_COUNT; i++) {
         VkShaderModuleCreateInfo sci = {.sType = VK_STRUCTURE_TYPE_SHADER_MODULE_CREATE_INFO,
                                         .codeSize = (size_t)*spirv[i].words * 4, .pCode = spirv[i].code};
@@ -139,24 +137,50 @@ void hl_vk_groups_2d(const hl_vk_device *d, uint32_t count, uint32_t groups[3]) 
     if (groups[0] == 0) groups[0] = 1;
 }
 
+/* a descriptor pool for n sets (the old one, if any, destroyed) */
+static int pool_grow(hl_vk_kernels *k, int n, hl_err *err) {
+    hl_vk_device *d = k->d;
+    int cap = k->pool_sets ? k->pool_sets : 64;
+    while (cap < n) cap *= 2;
+    if (k->pool) d->fn.vkDestroyDescriptorPool(d->dev, k->pool, NULL);
+    k->pool = VK_NULL_HANDLE, k->pool_sets = 0;
+    VkDescriptorPoolSize ps = {.type = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, .descriptorCount = (uint32_t)(HL_VK_BINDINGS * cap)};
+    VkDescriptorPoolCreateInfo pci = {.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO,
+                                      .maxSets = (uint32_t)cap, .poolSizeCount = 1, .pPoolSizes = &ps};
+    VkResult vr = d->fn.vkCreateDescriptorPool(d->dev, &pci, NULL, &k->pool);
+    if (vr != VK_SUCCESS) return hl_err_set(err, HL_ENOMEM, "Vulkan descriptor pool of %d sets: %s", cap, hl_vk_result_name(vr));
+    k->pool_sets = cap;
+    return 0;
+}
+
 int hl_vk_run(hl_vk_kernels *k, const hl_vk_dispatch *list, int n, hl_err *err) {
     hl_vk_device *d = k->d;
     if (n <= 0) return 0;
-    if (n > HL_VK_MAX_DISPATCH) return hl_err_set(err, HL_ERANGE, "%d dispatches in one run; at most %d", n, HL_VK_MAX_DISPATCH);
+    int rc = n > k->pool_sets ? pool_grow(k, n, err) : 0;
+    if (rc) return rc;
     VkResult vr = d->fn.vkResetDescriptorPool(d->dev, k->pool, 0);
-    VkDescriptorSetLayout layouts[HL_VK_MAX_DISPATCH];
-    VkDescriptorSet sets[HL_VK_MAX_DISPATCH];
+    VkDescriptorSetLayout *layouts = malloc((size_t)n * sizeof *layouts);
+    VkDescriptorSet *sets = malloc((size_t)n * sizeof *sets);
+    if (!layouts || !sets) {
+        free(layouts), free(sets);
+        return hl_err_set(err, HL_ENOMEM, "out of memory");
+    }
     for (int i = 0; i < n; i++) layouts[i] = k->dsl;
     VkDescriptorSetAllocateInfo dai = {.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_ALLOCATE_INFO, .descriptorPool = k->pool,
                                        .descriptorSetCount = (uint32_t)n, .pSetLayouts = layouts};
     if (vr == VK_SUCCESS) vr = d->fn.vkAllocateDescriptorSets(d->dev, &dai, sets);
-    if (vr != VK_SUCCESS) return hl_err_set(err, HL_ENOMEM, "Vulkan descriptor sets: %s", hl_vk_result_name(vr));
+    free(layouts);
+    if (vr != VK_SUCCESS) {
+        free(sets);
+        return hl_err_set(err, HL_ENOMEM, "Vulkan descriptor sets: %s", hl_vk_result_name(vr));
+    }
     for (int i = 0; i < n; i++) {
         VkDescriptorBufferInfo bi[HL_VK_BINDINGS];
         VkWriteDescriptorSet w[HL_VK_BINDINGS];
         for (int j = 0; j < HL_VK_BINDINGS; j++) {
             const hl_vk_buffer *b = list[i].bufs[j] ? list[i].bufs[j] : &k->dummy;
-            bi[j] = (VkDescriptorBufferInfo){.buffer = b->buf, .offset = 0, .range = VK_WHOLE_SIZE};
+            VkDeviceSize off = list[i].bufs[j] ? list[i].off[j] : 0, range = list[i].bufs[j] ? list[i].range[j] : 0;
+            bi[j] = (VkDescriptorBufferInfo){.buffer = b->buf, .offset = off, .range = range ? range : VK_WHOLE_SIZE};
             w[j] = (VkWriteDescriptorSet){.sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET, .dstSet = sets[i],
                                           .dstBinding = (uint32_t)j, .descriptorCount = 1,
                                           .descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, .pBufferInfo = &bi[j]};
@@ -166,8 +190,10 @@ int hl_vk_run(hl_vk_kernels *k, const hl_vk_dispatch *list, int n, hl_err *err) 
     VkCommandBufferBeginInfo cbi = {.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO,
                                     .flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT};
     d->fn.vkResetCommandBuffer(d->cmd, 0);
-    if ((vr = d->fn.vkBeginCommandBuffer(d->cmd, &cbi)) != VK_SUCCESS)
+    if ((vr = d->fn.vkBeginCommandBuffer(d->cmd, &cbi)) != VK_SUCCESS) {
+        free(sets);
         return hl_err_set(err, HL_EIO, "vkBeginCommandBuffer: %s", hl_vk_result_name(vr));
+    }
     VkMemoryBarrier mb = {.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
                           .srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_HOST_WRITE_BIT,
                           .dstAccessMask = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT};
@@ -187,6 +213,7 @@ int hl_vk_run(hl_vk_kernels *k, const hl_vk_dispatch *list, int n, hl_err *err) 
                                    i + 1 < n ? VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT : VK_PIPELINE_STAGE_HOST_BIT, 0, 1,
                                    &mb, 0, NULL, 0, NULL);
     }
+    free(sets);
     if ((vr = d->fn.vkEndCommandBuffer(d->cmd)) != VK_SUCCESS)
         return hl_err_set(err, HL_EIO, "vkEndCommandBuffer: %s", hl_vk_result_name(vr));
     VkSubmitInfo si = {.sType = VK_STRUCTURE_TYPE_SUBMIT_INFO, .commandBufferCount = 1, .pCommandBuffers = &d->cmd};

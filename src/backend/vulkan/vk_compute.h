@@ -27,7 +27,15 @@
     X(matmul_f32)        \
     X(matmul_f16)        \
     X(matmul_q8_0)       \
-    X(matmul_q4_0)
+    X(matmul_q4_0)       \
+    X(elementwise)       \
+    X(norm)              \
+    X(rope)              \
+    X(gather)            \
+    X(kv_store_f16)      \
+    X(kv_store_q8_0)     \
+    X(attn_f16)          \
+    X(attn_q8_0)
 
 typedef enum hl_vk_kernel_id {
 #define HL_VK_KERNEL_ENUM(name) HL_VK_K_##name,
@@ -36,7 +44,7 @@ typedef enum hl_vk_kernel_id {
     HL_VK_K_COUNT
 } hl_vk_kernel_id;
 
-enum { HL_VK_BINDINGS = 5, HL_VK_PUSH_BYTES = 64, HL_VK_MAX_DISPATCH = 256 };
+enum { HL_VK_BINDINGS = 5, HL_VK_PUSH_BYTES = 64, HL_VK_OFFSET_ALIGN = 256 };
 
 typedef struct hl_vk_buffer {
     VkBuffer buf;
@@ -50,14 +58,20 @@ typedef struct hl_vk_kernels {
     VkDescriptorSetLayout dsl;
     VkPipelineLayout layout;
     VkDescriptorPool pool;
+    int pool_sets; /* the pool's capacity; a longer run grows it */
     VkPipeline pipe[HL_VK_K_COUNT];
     hl_vk_buffer dummy; /* bound to the bindings a dispatch leaves empty */
 } hl_vk_kernels;
 
+/* One dispatch: binding j sees bufs[j] from byte off[j] (a multiple of
+ * HL_VK_OFFSET_ALIGN, the largest storage-buffer offset alignment Vulkan
+ * allows) for range[j] bytes (0: to the end). The push constants are kept
+ * inline, so a list can be built op by op and run later. */
 typedef struct hl_vk_dispatch {
     hl_vk_kernel_id kernel;
     const hl_vk_buffer *bufs[HL_VK_BINDINGS]; /* NULL: the dummy */
-    const void *push;
+    VkDeviceSize off[HL_VK_BINDINGS], range[HL_VK_BINDINGS];
+    uint8_t push[HL_VK_PUSH_BYTES];
     uint32_t push_bytes;
     uint32_t groups[3];
 } hl_vk_dispatch;
@@ -68,7 +82,7 @@ void hl_vk_buffer_free(hl_vk_device *d, hl_vk_buffer *b);
 int hl_vk_kernels_new(hl_vk_device *d, hl_vk_kernels **out, hl_err *err);
 void hl_vk_kernels_free(hl_vk_kernels *k);
 
-/* Records, submits and waits for the dispatches in order (n <= HL_VK_MAX_DISPATCH). */
+/* Records, submits and waits for the dispatches in order, a barrier between each. */
 int hl_vk_run(hl_vk_kernels *k, const hl_vk_dispatch *list, int n, hl_err *err);
 
 /* Work groups for `count` groups along x, spilling into y past the device's x limit. */

@@ -220,6 +220,7 @@ int hl_vk_pick(const hl_vk_instance *vi, int requested, int allow_cpu, hl_err *e
         if (!d->usable || (d->type == VK_PHYSICAL_DEVICE_TYPE_CPU && !allow_cpu)) continue;
         if (best < 0 || d->device_local_bytes > vi->devices[best].device_local_bytes) best = (int)i;
     }
+    if (best < 0 && vi->n_devices == 0) return hl_err_set(err, HL_ENOTSUP, "no Vulkan devices (the loader lists none)"), -1;
     if (best < 0) {
         hl_vk_describe(&vi->devices[0], desc, sizeof desc);
         return hl_err_set(err, HL_ENOTSUP, "no usable Vulkan GPU (%u device%s; the first is %s)", vi->n_devices,

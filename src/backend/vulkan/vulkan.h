@@ -1,16 +1,20 @@
-/* The Vulkan compute backend (issue 9), first part: the device layer
- * (vk_device.h: the loader opened at run time, devices described and
- * chosen), the kernel layer (vk_compute.h: embedded SPIR-V, buffers,
- * dispatch) and, behind the backend interface, the ops that have GPU
- * kernels so far: MATMUL for F32, F16, Q8_0 and Q4_0 weights (activations
- * quantized to Q8_0 on the device, integer block sums as the scalar oracle
- * defines them). Those run through run_op, so the cross-backend op harness
- * checks them against the reference backend.
+/* The Vulkan compute backend (issue 9): the device layer (vk_device.h: the
+ * loader opened at run time, devices described and chosen), the kernel
+ * layer (vk_compute.h: embedded SPIR-V, buffers, dispatch), the plan's ops
+ * as dispatches (vk_ops.h) and, behind the backend interface, whole models:
+ * prepare uploads the weights once, run records every op of the plan into
+ * one submission over resident buffers, KV pools live in device buffers
+ * (laid out by backend/kv.c, reached by the host through the mapping).
  *
- * It does not run models yet: supports() refuses every plan, naming the
- * first op that has no kernel here, so no engine ever selects it, and it is
- * not among the names model/backends.c maps. KV pools are host memory for
- * now (the op harness's KV cases get HL_ENOTSUP from run_op). */
+ * Kernels so far: matrix products for F32, F16, Q8_0 and Q4_0 weights
+ * (activations quantized to Q8_0 on the device, bit for bit as the CPU
+ * does, integer block sums as the scalar oracle defines them), norms, rope,
+ * GLU / activations / residual adds, gather, KV store (F16 and Q8_0, the
+ * CPU's bytes) and attention over the paged pool; embedding rows are read
+ * on the host. A plan with another weight type or op (K-quants, MoE) is
+ * refused by supports(), naming it. Selected by name only ("vulkan",
+ * "vulkan:N" in model/backends.c); "auto" stays on the CPU until the
+ * kernels are measured on a GPU. */
 #ifndef HL_BACKEND_VULKAN_H
 #define HL_BACKEND_VULKAN_H
 

@@ -1,26 +1,52 @@
 /* The Vulkan backend behind hl_backend_ops (vulkan.h): one device, its
- * kernels, and run_op for the ops that have kernels. Each run_op call
- * copies its inputs into fresh device buffers, records the op's dispatches
- * (activation quantization, then the product) into one submission, waits,
- * and copies the output back: a test path, not the model path, which will
- * keep weights resident and activations on the device between ops. */
+ * kernels, KV pools in device buffers, and both ways of running ops through
+ * the one recorder (vk_ops.h):
+ *
+ *   run_op   one op on host buffers: inputs copied into fresh device
+ *            buffers, the op recorded, run, the output copied back (the
+ *            cross-backend op harness);
+ *   run      a step of a prepared model: every op of the plan recorded over
+ *            the program's resident buffers and weights, one submission,
+ *            the wanted logits rows read back.
+ *
+ * prepare uploads each weight tensor once (tensors shared by two ops, such
+ * as tied embeddings, once) and allocates each plan buffer for max_tokens
+ * rows. Buffers are host-visible (device-local where the device offers
+ * both); staging into device-only memory is the next step for discrete
+ * GPUs. */
 #include "backend/vulkan/vulkan.h"
 
-#include "backend/vulkan/vk_compute.h"
+#include "backend/vulkan/vk_ops.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+enum { MAX_KV_POOLS = 16 };
 
 typedef struct vk_backend {
     hl_backend base;
     hl_vk_instance *vi;
     hl_vk_device *dev;
     hl_vk_kernels *k;
+    hl_vk_kv *pools[MAX_KV_POOLS]; /* the pools kv_new made, found by their host view */
     char desc[512];
 } vk_backend;
 
-static int is_output_buf(hl_buf_id b) { return b == HL_BUF_OUT_IN || b == HL_BUF_OUT_NORM || b == HL_BUF_LOGITS; }
+typedef struct vk_weight {
+    const void *data; /* the tensor's host data: the key */
+    hl_vk_buffer buf;
+} vk_weight;
+
+struct hl_backend_prog {
+    const hl_plan *plan;
+    int32_t max_tokens;
+    hl_vk_buffer bufs[HL_BUF_COUNT];
+    vk_weight *w;
+    int n_w;
+    size_t weight_bytes, scratch_bytes;
+    hl_vk_rec rec;
+};
 
 static int32_t count_wanted(const hl_batch *b) {
     int32_t n = 0;
@@ -28,126 +54,218 @@ static int32_t count_wanted(const hl_batch *b) {
     return n;
 }
 
-/* the matmul kernel for a weight type, or -1 */
-static int matmul_kernel(hl_type t) {
-    switch (t) {
-    case HL_TYPE_F32: return HL_VK_K_matmul_f32;
-    case HL_TYPE_F16: return HL_VK_K_matmul_f16;
-    case HL_TYPE_Q8_0: return HL_VK_K_matmul_q8_0;
-    case HL_TYPE_Q4_0: return HL_VK_K_matmul_q4_0;
-    default: return -1;
-    }
+static const hl_vk_kv *find_pool(vk_backend *vb, const hl_kv_cache *kv) {
+    for (int i = 0; kv && i < MAX_KV_POOLS; i++)
+        if (vb->pools[i] && vb->pools[i]->kv == kv) return vb->pools[i];
+    return NULL;
 }
-
-static int op_supported(const hl_op *op) { return op->kind == HL_OP_MATMUL && op->w && matmul_kernel(op->w->type) >= 0; }
 
 static int vk_supports(hl_backend *be, const hl_plan *plan, hl_err *err) {
     (void)be;
     for (int32_t i = 0; i < plan->n_ops; i++) {
-        const hl_op *op = &plan->ops[i];
-        if (op_supported(op)) continue;
-        if (op->kind == HL_OP_MATMUL && op->w)
-            return hl_err_set(err, HL_ENOTSUP, "backend vulkan: no matmul kernel for %s weights (%s) yet",
-                              hl_type_name(op->w->type), op->w->name);
-        return hl_err_set(err, HL_ENOTSUP, "backend vulkan: op %s (layer %d) has no Vulkan kernel yet; "
-                          "this backend runs matrix products only so far", hl_op_name(op->kind), op->layer);
+        int rc = hl_vk_op_check(&plan->ops[i], err);
+        if (rc) return rc;
     }
     return 0;
 }
 
+/* ---- the model path ---- */
+
+static void vk_release(hl_backend *be, hl_backend_prog *c) {
+    vk_backend *vb = (vk_backend *)be;
+    if (!c) return;
+    hl_vk_rec_free(&c->rec);
+    for (int i = 0; i < HL_BUF_COUNT; i++) hl_vk_buffer_free(vb->dev, &c->bufs[i]);
+    for (int i = 0; i < c->n_w; i++) hl_vk_buffer_free(vb->dev, &c->w[i].buf);
+    free(c->w);
+    free(c);
+}
+
+static const hl_vk_buffer *weight_of(const hl_backend_prog *c, const hl_tensor *t) {
+    if (!t || !t->data) return NULL;
+    for (int i = 0; i < c->n_w; i++)
+        if (c->w[i].data == t->data) return &c->w[i].buf;
+    return NULL;
+}
+
+static int upload(vk_backend *vb, hl_backend_prog *c, const hl_tensor *t, hl_err *err) {
+    if (!t || !t->data || weight_of(c, t)) return 0;
+    size_t bytes = t->row_bytes * (size_t)t->ne1;
+    vk_weight *w = &c->w[c->n_w];
+    int rc = hl_vk_buffer_new(vb->dev, bytes, &w->buf, err);
+    if (rc) return hl_err_prefix(err, "uploading %s: ", t->name), rc;
+    memcpy(w->buf.map, t->data, bytes);
+    w->data = t->data;
+    c->n_w++;
+    c->weight_bytes += bytes;
+    return 0;
+}
+
 static int vk_prepare(hl_backend *be, const hl_plan *plan, int32_t max_tokens, hl_backend_prog **out, hl_err *err) {
-    (void)max_tokens;
+    vk_backend *vb = (vk_backend *)be;
     *out = NULL;
     int rc = vk_supports(be, plan, err);
-    return rc ? rc : hl_err_set(err, HL_ENOTSUP, "backend vulkan: whole-model programs are not built yet");
-}
-
-static void vk_release(hl_backend *be, hl_backend_prog *prog) { (void)be, (void)prog; }
-
-static int vk_run(hl_backend *be, hl_backend_prog *prog, hl_kv_cache *kv, const hl_batch *b, float *logits, hl_err *err) {
-    (void)be, (void)prog, (void)kv, (void)b, (void)logits;
-    return hl_err_set(err, HL_ENOTSUP, "backend vulkan: whole-model programs are not built yet");
-}
-
-typedef struct mm_push {
-    uint32_t k, n, m, ldx, ldo, has_bias;
-} mm_push;
-
-typedef struct q8_push {
-    uint32_t k, m, ldx;
-} q8_push;
-
-static int run_matmul(vk_backend *vb, const hl_op *op, const hl_op_io *io, hl_err *err) {
-    const hl_tensor *w = op->w;
-    const int64_t m = is_output_buf(op->in) ? count_wanted(io->batch) : io->batch->n_tokens;
-    const int64_t k = op->n_in, n = op->n_out;
-    if (m == 0) return 0;
-    if (w->ne0 != k || w->ne1 != n)
-        return hl_err_set(err, HL_EINVAL, "backend vulkan: %s is %lldx%lld, the op wants %lldx%lld", w->name,
-                          (long long)w->ne1, (long long)w->ne0, (long long)n, (long long)k);
-    const int quant = w->type == HL_TYPE_Q8_0 || w->type == HL_TYPE_Q4_0;
-    if (quant && k % 32)
-        return hl_err_set(err, HL_EINVAL, "backend vulkan: %s rows of %lld are not whole blocks", w->name, (long long)k);
-    if ((uint64_t)m * (uint64_t)k > UINT32_MAX || (uint64_t)m * (uint64_t)n > UINT32_MAX)
-        return hl_err_set(err, HL_ERANGE, "backend vulkan: a %lld-row matmul is too large for one dispatch", (long long)m);
-    hl_vk_device *d = vb->dev;
-    hl_vk_buffer bw = {0}, bx = {0}, bq = {0}, bd = {0}, bb = {0}, bo = {0};
-    int rc;
-    if ((rc = hl_vk_buffer_new(d, w->row_bytes * (size_t)n, &bw, err)) ||
-        (rc = hl_vk_buffer_new(d, (size_t)(m * k) * sizeof(float), &bx, err)) ||
-        (rc = hl_vk_buffer_new(d, (size_t)(m * n) * sizeof(float), &bo, err)) ||
-        (op->b && op->b->data && (rc = hl_vk_buffer_new(d, (size_t)n * sizeof(float), &bb, err))) ||
-        (quant && ((rc = hl_vk_buffer_new(d, (size_t)(m * k), &bq, err)) ||
-                   (rc = hl_vk_buffer_new(d, (size_t)(m * k / 32) * sizeof(float), &bd, err)))))
-        goto out;
-    memcpy(bw.map, w->data, w->row_bytes * (size_t)n);
-    memcpy(bx.map, io->buf[op->in], (size_t)(m * k) * sizeof(float));
-    if (bb.map) memcpy(bb.map, op->b->data, (size_t)n * sizeof(float));
-    hl_vk_dispatch list[2];
-    int nd = 0;
-    q8_push qp = {(uint32_t)k, (uint32_t)m, (uint32_t)k};
-    if (quant) {
-        list[nd] = (hl_vk_dispatch){.kernel = HL_VK_K_quant_q8_0, .bufs = {&bx, &bq, &bd}, .push = &qp,
-                                    .push_bytes = sizeof qp};
-        hl_vk_groups_2d(d, (uint32_t)((m * (k / 32) + 63) / 64), list[nd].groups);
-        nd++;
+    if (rc) return rc;
+    if (max_tokens <= 0 || max_tokens > (1 << 20))
+        return hl_err_set(err, HL_EINVAL, "forward context: max_tokens %d out of range (1..%d)", max_tokens, 1 << 20);
+    hl_backend_prog *c = calloc(1, sizeof *c);
+    if (c) c->w = calloc((size_t)(2 * plan->n_ops + 1), sizeof *c->w);
+    if (!c || !c->w) {
+        free(c);
+        return hl_err_set(err, HL_ENOMEM, "out of memory");
     }
-    mm_push mp = {(uint32_t)k, (uint32_t)n, (uint32_t)m, (uint32_t)k, (uint32_t)n, bb.map != NULL};
-    list[nd] = (hl_vk_dispatch){.kernel = (hl_vk_kernel_id)matmul_kernel(w->type),
-                                .bufs = {&bw, quant ? &bq : &bx, quant ? &bd : NULL, bb.map ? &bb : NULL, &bo},
-                                .push = &mp, .push_bytes = sizeof mp};
-    hl_vk_groups_2d(d, (uint32_t)n, list[nd].groups);
-    nd++;
-    if ((rc = hl_vk_run(vb->k, list, nd, err))) goto out;
-    memcpy(io->buf[op->out], bo.map, (size_t)(m * n) * sizeof(float));
-out:
-    hl_vk_buffer_free(d, &bw);
-    hl_vk_buffer_free(d, &bx);
-    hl_vk_buffer_free(d, &bq);
-    hl_vk_buffer_free(d, &bd);
-    hl_vk_buffer_free(d, &bb);
-    hl_vk_buffer_free(d, &bo);
+    c->plan = plan, c->max_tokens = max_tokens;
+    hl_vk_rec_init(&c->rec, vb->k);
+    for (int i = 0; i < HL_BUF_COUNT && !rc; i++) {
+        if (plan->bufs[i].width <= 0) continue;
+        size_t bytes = (size_t)max_tokens * (size_t)plan->bufs[i].width * sizeof(float);
+        rc = hl_vk_buffer_new(vb->dev, bytes, &c->bufs[i], err);
+        c->scratch_bytes += bytes;
+    }
+    for (int32_t i = 0; i < plan->n_ops && !rc; i++) {
+        const hl_op *op = &plan->ops[i];
+        if (op->kind == HL_OP_EMBED) continue; /* read on the host from the mapping */
+        if (!(rc = upload(vb, c, op->w, err))) rc = upload(vb, c, op->b, err);
+    }
+    if (rc) {
+        vk_release(be, c);
+        return rc;
+    }
+    *out = c;
+    return 0;
+}
+
+static int record_step(vk_backend *vb, hl_backend_prog *c, const hl_vk_kv *pool, const hl_batch *b, int32_t wanted,
+                       hl_err *err) {
+    hl_vk_op_args a = {.batch = b, .n_wanted = wanted, .kv = pool};
+    for (int i = 0; i < HL_BUF_COUNT; i++) a.buf[i] = c->bufs[i].buf ? &c->bufs[i] : NULL;
+    for (int32_t i = 0; i < c->plan->n_ops; i++) {
+        const hl_op *op = &c->plan->ops[i];
+        a.w = weight_of(c, op->w), a.b = weight_of(c, op->b);
+        int rc = hl_vk_rec_op(&c->rec, op, &a, err);
+        if (rc) return hl_err_prefix(err, "layer %d %s: ", op->layer, hl_op_name(op->kind)), rc;
+    }
+    (void)vb;
+    return 0;
+}
+
+static int vk_run(hl_backend *be, hl_backend_prog *c, hl_kv_cache *kv, const hl_batch *b, float *logits, hl_err *err) {
+    vk_backend *vb = (vk_backend *)be;
+    if (b->n_tokens > c->max_tokens)
+        return hl_err_set(err, HL_ERANGE, "batch of %d tokens exceeds the forward context's %d", b->n_tokens, c->max_tokens);
+    const hl_vk_kv *pool = find_pool(vb, kv);
+    if (!pool) return hl_err_set(err, HL_EINVAL, "backend vulkan: the KV cache was not made by this backend");
+    int32_t wanted = count_wanted(b);
+    hl_vk_rec_reset(&c->rec);
+    int rc = record_step(vb, c, pool, b, wanted, err);
+    if (!rc) rc = hl_vk_rec_run(&c->rec, err);
+    if (!rc && wanted)
+        memcpy(logits, c->bufs[HL_BUF_LOGITS].map, (size_t)wanted * (size_t)c->plan->n_vocab * sizeof(float));
+    hl_vk_rec_reset(&c->rec);
     return rc;
+}
+
+/* ---- one op on host buffers ---- */
+
+static int64_t in2_width(const hl_op *op) {
+    return op->kind == HL_OP_KV_STORE ? (int64_t)op->p.kv.n_head_kv * op->p.kv.head_dim_v : op->n_in;
 }
 
 static int vk_run_op(hl_backend *be, const hl_op *op, const hl_op_io *io, hl_err *err) {
     vk_backend *vb = (vk_backend *)be;
     if (!io->batch) return hl_err_set(err, HL_EINVAL, "backend vulkan: run_op without a batch");
-    if (op->kind == HL_OP_MATMUL && op->w && matmul_kernel(op->w->type) < 0)
-        return hl_err_set(err, HL_ENOTSUP, "backend vulkan: no matmul kernel for %s weights yet", hl_type_name(op->w->type));
-    if (!op_supported(op)) return hl_err_set(err, HL_ENOTSUP, "backend vulkan: op %s has no Vulkan kernel yet", hl_op_name(op->kind));
-    if (!io->buf[op->in] || !io->buf[op->out])
-        return hl_err_set(err, HL_EINVAL, "backend vulkan: op %s: buffer %s or %s not given", hl_op_name(op->kind),
-                          hl_buf_name(op->in), hl_buf_name(op->out));
-    return run_matmul(vb, op, io, err);
+    int rc = hl_vk_op_check(op, err);
+    if (rc) return rc;
+    const hl_batch *b = io->batch;
+    const int32_t wanted = count_wanted(b);
+    hl_vk_op_args a = {.batch = b, .n_wanted = wanted};
+    if (op->kind == HL_OP_KV_STORE || op->kind == HL_OP_ATTN) {
+        if (!(a.kv = find_pool(vb, io->kv)))
+            return hl_err_set(err, HL_EINVAL, "backend vulkan: op %s needs a KV cache made by this backend", hl_op_name(op->kind));
+    }
+    /* the buffers this op touches, with their row widths */
+    struct { hl_buf_id id; int64_t width; } use[3] = {{op->in, op->n_in}, {op->in2, in2_width(op)}, {op->out, op->n_out}};
+    int n_use = op->kind == HL_OP_GLU || op->kind == HL_OP_KV_STORE ? 3 : 2;
+    if (op->kind != HL_OP_GLU && op->kind != HL_OP_KV_STORE) use[1] = use[2];
+    if (op->kind == HL_OP_EMBED) use[0].id = HL_BUF_NONE;
+    if (op->kind == HL_OP_KV_STORE) n_use = 2;
+    if (op->kind == HL_OP_ROPE && (op->out == HL_BUF_NONE || op->out == op->in)) n_use = 1;
+    hl_vk_buffer mine[3] = {{0}}, wb = {0}, bb = {0};
+    size_t size[3] = {0};
+    for (int i = 0; i < n_use && !rc; i++) {
+        hl_buf_id id = use[i].id;
+        if (id == HL_BUF_NONE || a.buf[id]) continue;
+        if (!io->buf[id]) {
+            rc = hl_err_set(err, HL_EINVAL, "backend vulkan: op %s: buffer %s not given", hl_op_name(op->kind), hl_buf_name(id));
+            break;
+        }
+        size[i] = (size_t)((hl_vk_is_output_buf(id) ? wanted : b->n_tokens) * use[i].width) * sizeof(float);
+        if (!(rc = hl_vk_buffer_new(vb->dev, size[i], &mine[i], err))) {
+            memcpy(mine[i].map, io->buf[id], size[i]);
+            a.buf[id] = &mine[i];
+        }
+    }
+    const hl_tensor *tw = op->kind == HL_OP_EMBED ? NULL : op->w, *tb = op->b;
+    if (!rc && tw && tw->data && !(rc = hl_vk_buffer_new(vb->dev, tw->row_bytes * (size_t)tw->ne1, &wb, err))) {
+        memcpy(wb.map, tw->data, tw->row_bytes * (size_t)tw->ne1);
+        a.w = &wb;
+    }
+    if (!rc && tb && tb->data && !(rc = hl_vk_buffer_new(vb->dev, tb->row_bytes * (size_t)tb->ne1, &bb, err))) {
+        memcpy(bb.map, tb->data, tb->row_bytes * (size_t)tb->ne1);
+        a.b = &bb;
+    }
+    hl_vk_rec rec;
+    hl_vk_rec_init(&rec, vb->k);
+    if (!rc) rc = hl_vk_rec_op(&rec, op, &a, err);
+    if (!rc) rc = hl_vk_rec_run(&rec, err);
+    hl_vk_rec_free(&rec);
+    /* the written buffer back: out, or in for an op that works in place */
+    hl_buf_id wrote = op->kind == HL_OP_KV_STORE ? HL_BUF_NONE
+                      : op->kind == HL_OP_ROPE && (op->out == HL_BUF_NONE || op->out == op->in) ? op->in : op->out;
+    for (int i = 0; i < n_use; i++) {
+        if (!rc && use[i].id == wrote && mine[i].map) memcpy(io->buf[wrote], mine[i].map, size[i]);
+        hl_vk_buffer_free(vb->dev, &mine[i]);
+    }
+    hl_vk_buffer_free(vb->dev, &wb);
+    hl_vk_buffer_free(vb->dev, &bb);
+    return rc;
 }
 
-/* KV pools stay in host memory until attention runs on the device. */
+/* ---- KV pools in device buffers, reached from the host through the mapping ---- */
+
 static int vk_kv_new(hl_backend *be, const hl_kv_params *p, hl_kv_cache **out, hl_err *err) {
-    (void)be;
-    return hl_host_kv_new(p, out, err);
+    vk_backend *vb = (vk_backend *)be;
+    *out = NULL;
+    int slot = -1;
+    for (int i = 0; i < MAX_KV_POOLS && slot < 0; i++)
+        if (!vb->pools[i]) slot = i;
+    if (slot < 0) return hl_err_set(err, HL_ENOMEM, "backend vulkan: more than %d KV pools", MAX_KV_POOLS);
+    int rc = hl_kv_check_params(p, err);
+    if (rc) return rc;
+    hl_vk_kv *pool = calloc(1, sizeof *pool);
+    if (!pool) return hl_err_set(err, HL_ENOMEM, "out of memory");
+    size_t bytes = hl_kv_region_bytes(p, HL_VK_OFFSET_ALIGN);
+    if ((rc = hl_vk_buffer_new(vb->dev, bytes, &pool->buf, err)) ||
+        (rc = hl_kv_new_in(&pool->kv, p, pool->buf.map, pool->buf.size, HL_VK_OFFSET_ALIGN, err))) {
+        hl_vk_buffer_free(vb->dev, &pool->buf);
+        free(pool);
+        return rc;
+    }
+    vb->pools[slot] = pool;
+    *out = pool->kv;
+    return 0;
 }
-static void vk_kv_free(hl_backend *be, hl_kv_cache *kv) { (void)be, hl_kv_free(kv); }
+
+static void vk_kv_free(hl_backend *be, hl_kv_cache *kv) {
+    vk_backend *vb = (vk_backend *)be;
+    for (int i = 0; kv && i < MAX_KV_POOLS; i++)
+        if (vb->pools[i] && vb->pools[i]->kv == kv) {
+            hl_kv_free(kv);
+            hl_vk_buffer_free(vb->dev, &vb->pools[i]->buf);
+            free(vb->pools[i]);
+            vb->pools[i] = NULL;
+        }
+}
 static void vk_kv_copy_block(hl_backend *be, hl_kv_cache *kv, int32_t dst, int32_t src) {
     (void)be, hl_kv_copy_block(kv, dst, src);
 }
@@ -155,14 +273,19 @@ static void vk_kv_truncate(hl_backend *be, hl_kv_cache *kv, const int32_t *block
     (void)be, hl_host_kv_truncate(kv, blocks, n_blocks, n_keep);
 }
 
-static void vk_memory(hl_backend *be, const hl_backend_prog *prog, hl_backend_mem *out) {
-    (void)prog;
-    *out = (hl_backend_mem){.where = ((vk_backend *)be)->vi->devices[((vk_backend *)be)->dev->index].name};
+static void vk_memory(hl_backend *be, const hl_backend_prog *c, hl_backend_mem *out) {
+    vk_backend *vb = (vk_backend *)be;
+    *out = (hl_backend_mem){.where = vb->vi->devices[vb->dev->index].name};
+    if (c) out->weights = c->weight_bytes, out->scratch = c->scratch_bytes;
+    for (int i = 0; i < MAX_KV_POOLS; i++)
+        if (vb->pools[i]) out->kv += (size_t)vb->pools[i]->buf.size;
 }
 
 static void vk_destroy(hl_backend *be) {
     vk_backend *vb = (vk_backend *)be;
     if (!vb) return;
+    for (int i = 0; i < MAX_KV_POOLS; i++)
+        if (vb->pools[i]) vk_kv_free(be, vb->pools[i]->kv);
     hl_vk_kernels_free(vb->k);
     hl_vk_device_close(vb->dev);
     hl_vk_instance_close(vb->vi);

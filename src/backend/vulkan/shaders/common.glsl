@@ -55,3 +55,31 @@ float round_even(float v) {
     if (f > 0.5 || (f == 0.5 && mod(t, 2.0) != 0.0)) t += 1.0;
     return t;
 }
+
+// float to IEEE half bits, round to nearest even, exactly as the CPU's
+// hl_f32_to_f16 (base/half.h) does it, NaN payloads and subnormals included.
+uint f32_to_f16_bits(float f) {
+    uint x = floatBitsToUint(f);
+    uint sign = (x >> 16) & 0x8000u, ax = x & 0x7fffffffu;
+    if (ax >= 0x7f800000u) return sign | 0x7c00u | (ax > 0x7f800000u ? 0x200u | ((ax >> 13) & 0x3ffu) : 0u);
+    if (ax >= 0x477ff000u) return sign | 0x7c00u;
+    if (ax < 0x38800000u) {
+        if (ax < 0x33000000u) return sign;
+        uint e = ax >> 23, m = (ax & 0x7fffffu) | 0x800000u, shift = 126u - e;
+        uint q = m >> shift, rem = m & ((1u << shift) - 1u), hb = 1u << (shift - 1u);
+        if (rem > hb || (rem == hb && (q & 1u) != 0u)) q++;
+        return sign | q;
+    }
+    uint q = (ax - 0x38000000u) >> 13, rem = ax & 0x1fffu;
+    if (rem > 0x1000u || (rem == 0x1000u && (q & 1u) != 0u)) q++;
+    return sign | q;
+}
+
+// the activation functions of the plan (backend.h): 0 SiLU, 1 GELU (tanh)
+float act_fn(uint act, float x) {
+    if (act == 1u) {
+        const float c = 0.79788456080286535588;
+        return 0.5 * x * (1.0 + tanh(c * (x + 0.044715 * x * x * x)));
+    }
+    return x / (1.0 + exp(-x));
+}

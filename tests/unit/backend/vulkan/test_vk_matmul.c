@@ -135,11 +135,11 @@ TEST(vk_refuses_what_it_cannot_run) {
     if (!s.ok) return suite_close(&s);
     hl_backend *vk = s.ut[0].be;
     hl_err err = {0};
-    /* a plan's first op (EMBED) has no kernel yet: the backend says which */
-    hl_op ops[1] = {{.kind = HL_OP_EMBED, .layer = -1, .out = HL_BUF_X}};
-    hl_plan plan = {.arch = "llama", .ops = ops, .n_ops = 1};
+    /* an op without a kernel (routed experts): the backend names it and its layer */
+    hl_op ops[2] = {{.kind = HL_OP_EMBED, .layer = -1, .out = HL_BUF_X}, {.kind = HL_OP_MOE, .layer = 3}};
+    hl_plan plan = {.arch = "llama", .ops = ops, .n_ops = 2};
     CHECK_EQ(vk->ops->supports(vk, &plan, &err), HL_ENOTSUP);
-    CHECK(strstr(err.msg, "embed") != NULL);
+    CHECK(strstr(err.msg, "moe") != NULL && strstr(err.msg, "layer 3") != NULL);
     /* a weight type without a kernel: named */
     rng r = {7};
     float *wf = rnd_vec(&r, 4 * 256, -1, 1), *x = rnd_vec(&r, 256, -1, 1), out[4];

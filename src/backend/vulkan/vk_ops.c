@@ -1,0 +1,404 @@
+/* The plan's ops as dispatches (vk_ops.h). Each op_* checks its shapes,
+ * prepares what the host must (step buffers), and appends dispatches whose
+ * push constants match the layout of the shader named. */
+#include "backend/vulkan/vk_ops.h"
+
+#include "quant/quant.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+int hl_vk_is_output_buf(hl_buf_id b) { return b == HL_BUF_OUT_IN || b == HL_BUF_OUT_NORM || b == HL_BUF_LOGITS; }
+
+static int64_t rows_of(const hl_vk_op_args *a, hl_buf_id b) {
+    return hl_vk_is_output_buf(b) ? a->n_wanted : a->batch->n_tokens;
+}
+
+static int matmul_kernel(hl_type t) {
+    switch (t) {
+    case HL_TYPE_F32: return HL_VK_K_matmul_f32;
+    case HL_TYPE_F16: return HL_VK_K_matmul_f16;
+    case HL_TYPE_Q8_0: return HL_VK_K_matmul_q8_0;
+    case HL_TYPE_Q4_0: return HL_VK_K_matmul_q4_0;
+    default: return -1;
+    }
+}
+
+int hl_vk_op_check(const hl_op *op, hl_err *err) {
+    switch (op->kind) {
+    case HL_OP_MATMUL:
+        if (!op->w || matmul_kernel(op->w->type) < 0)
+            return hl_err_set(err, HL_ENOTSUP, "backend vulkan: no matmul kernel for %s weights (%s) yet",
+                              op->w ? hl_type_name(op->w->type) : "missing", op->w ? op->w->name : "?");
+        return 0;
+    case HL_OP_NORM:
+        if ((op->w && op->w->data && op->w->type != HL_TYPE_F32) || (op->b && op->b->data && op->b->type != HL_TYPE_F32))
+            return hl_err_set(err, HL_ENOTSUP, "backend vulkan: norm weights of type %s (%s)", hl_type_name(op->w->type),
+                              op->w->name);
+        return 0;
+    case HL_OP_ATTN:
+        if (op->p.attn.head_dim_k > 256 || op->p.attn.head_dim_v > 256)
+            return hl_err_set(err, HL_ENOTSUP, "backend vulkan: attention heads of %d/%d (at most 256)",
+                              op->p.attn.head_dim_k, op->p.attn.head_dim_v);
+        return 0;
+    case HL_OP_KV_STORE:
+        if (op->p.kv.head_dim_k % 2 || op->p.kv.head_dim_v % 2)
+            return hl_err_set(err, HL_ENOTSUP, "backend vulkan: odd KV head dims %d/%d", op->p.kv.head_dim_k,
+                              op->p.kv.head_dim_v);
+        return 0;
+    case HL_OP_EMBED:
+    case HL_OP_ROPE:
+    case HL_OP_GLU:
+    case HL_OP_ACT:
+    case HL_OP_ADD:
+    case HL_OP_GATHER: return 0;
+    default:
+        return hl_err_set(err, HL_ENOTSUP, "backend vulkan: op %s (layer %d) has no Vulkan kernel yet", hl_op_name(op->kind),
+                          op->layer);
+    }
+}
+
+/* ---- the recorder ---- */
+
+void hl_vk_rec_init(hl_vk_rec *r, hl_vk_kernels *k) { *r = (hl_vk_rec){.k = k}; }
+
+void hl_vk_rec_reset(hl_vk_rec *r) {
+    for (int i = 0; i < r->n_tmp; i++) {
+        hl_vk_buffer_free(r->k->d, r->tmp[i]);
+        free(r->tmp[i]);
+    }
+    r->n = r->n_tmp = r->n_rope = r->n_meta = 0;
+    r->slots = NULL;
+}
+
+void hl_vk_rec_free(hl_vk_rec *r) {
+    if (!r->k) return;
+    hl_vk_rec_reset(r);
+    free(r->list);
+    free(r->tmp);
+    *r = (hl_vk_rec){0};
+}
+
+int hl_vk_rec_run(hl_vk_rec *r, hl_err *err) { return hl_vk_run(r->k, r->list, r->n, err); }
+
+/* a step buffer of `bytes`, mapped for the host to fill (each allocated on
+ * its own: recorded dispatches hold its address) */
+static int tmp_buffer(hl_vk_rec *r, size_t bytes, hl_vk_buffer **out, hl_err *err) {
+    if (r->n_tmp == r->cap_tmp) {
+        int cap = r->cap_tmp ? 2 * r->cap_tmp : 16;
+        hl_vk_buffer **t = realloc(r->tmp, (size_t)cap * sizeof *t);
+        if (!t) return hl_err_set(err, HL_ENOMEM, "out of memory");
+        r->tmp = t, r->cap_tmp = cap;
+    }
+    hl_vk_buffer *b = calloc(1, sizeof *b);
+    if (!b) return hl_err_set(err, HL_ENOMEM, "out of memory");
+    int rc = hl_vk_buffer_new(r->k->d, bytes, b, err);
+    if (rc) {
+        free(b);
+        return rc;
+    }
+    r->tmp[r->n_tmp++] = b;
+    *out = b;
+    return 0;
+}
+
+static int push_dispatch(hl_vk_rec *r, hl_vk_kernel_id kern, const hl_vk_buffer *const bufs[HL_VK_BINDINGS],
+                         const VkDeviceSize *off, const void *push, size_t push_bytes, uint32_t groups, hl_err *err) {
+    if (r->n == r->cap) {
+        int cap = r->cap ? 2 * r->cap : 64;
+        hl_vk_dispatch *l = realloc(r->list, (size_t)cap * sizeof *l);
+        if (!l) return hl_err_set(err, HL_ENOMEM, "out of memory");
+        r->list = l, r->cap = cap;
+    }
+    hl_vk_dispatch *d = &r->list[r->n++];
+    memset(d, 0, sizeof *d);
+    d->kernel = kern;
+    for (int j = 0; j < HL_VK_BINDINGS; j++) {
+        d->bufs[j] = bufs[j];
+        d->off[j] = off ? off[j] : 0;
+    }
+    memcpy(d->push, push, push_bytes);
+    d->push_bytes = (uint32_t)push_bytes;
+    hl_vk_groups_2d(r->k->d, groups, d->groups);
+    return 0;
+}
+
+static uint32_t div_up(uint64_t n, uint32_t d) { return (uint32_t)((n + d - 1) / d); }
+
+static int too_big(int64_t a, int64_t b, hl_err *err) {
+    if ((uint64_t)a * (uint64_t)b > UINT32_MAX)
+        return hl_err_set(err, HL_ERANGE, "backend vulkan: %lld x %lld elements is too large for one dispatch",
+                          (long long)a, (long long)b);
+    return 0;
+}
+
+/* ---- ops ---- */
+
+static int op_embed(hl_vk_rec *r, const hl_op *op, const hl_vk_op_args *a, hl_err *err) {
+    (void)r;
+    const hl_tensor *w = op->w;
+    float *out = a->buf[op->out]->map;
+    for (int32_t t = 0; t < a->batch->n_tokens; t++) {
+        int32_t tok = a->batch->tokens[t].token;
+        if (tok < 0 || tok >= w->ne1)
+            return hl_err_set(err, HL_EINVAL, "token %d of the batch is id %d, outside %s's %lld rows", t, tok, w->name,
+                              (long long)w->ne1);
+        float *y = out + (int64_t)t * op->n_out;
+        int rc = hl_dequantize(w->type, (const char *)w->data + (size_t)tok * w->row_bytes, y, op->n_out);
+        if (rc) return hl_err_set(err, rc, "cannot dequantize a row of %s (%s)", w->name, hl_type_name(w->type));
+        if (op->p.embed.scale != 1.0f)
+            for (int64_t i = 0; i < op->n_out; i++) y[i] *= op->p.embed.scale;
+    }
+    return 0;
+}
+
+static int op_matmul(hl_vk_rec *r, const hl_op *op, const hl_vk_op_args *a, hl_err *err) {
+    const hl_tensor *w = op->w;
+    const int64_t m = rows_of(a, op->in), k = op->n_in, n = op->n_out;
+    if (m == 0) return 0;
+    if (w->ne0 != k || w->ne1 != n)
+        return hl_err_set(err, HL_EINVAL, "backend vulkan: %s is %lldx%lld, the op wants %lldx%lld", w->name,
+                          (long long)w->ne1, (long long)w->ne0, (long long)n, (long long)k);
+    const int quant = w->type == HL_TYPE_Q8_0 || w->type == HL_TYPE_Q4_0;
+    if (quant && k % 32)
+        return hl_err_set(err, HL_EINVAL, "backend vulkan: %s rows of %lld are not whole blocks", w->name, (long long)k);
+    int rc;
+    if ((rc = too_big(m, k, err)) || (rc = too_big(m, n, err))) return rc;
+    const hl_vk_buffer *x = a->buf[op->in];
+    hl_vk_buffer *q = NULL, *d = NULL;
+    if (quant) {
+        if ((rc = tmp_buffer(r, (size_t)(m * k), &q, err)) || (rc = tmp_buffer(r, (size_t)(m * k / 32) * 4, &d, err)))
+            return rc;
+        struct { uint32_t k, m, ldx; } qp = {(uint32_t)k, (uint32_t)m, (uint32_t)k};
+        const hl_vk_buffer *b[HL_VK_BINDINGS] = {x, q, d};
+        if ((rc = push_dispatch(r, HL_VK_K_quant_q8_0, b, NULL, &qp, sizeof qp, div_up((uint64_t)m * (k / 32), 64), err)))
+            return rc;
+    }
+    const int has_bias = op->b && op->b->data;
+    struct { uint32_t k, n, m, ldx, ldo, has_bias; } mp = {(uint32_t)k, (uint32_t)n, (uint32_t)m, (uint32_t)k,
+                                                            (uint32_t)n, (uint32_t)has_bias};
+    const hl_vk_buffer *b[HL_VK_BINDINGS] = {a->w, quant ? q : x, quant ? d : NULL, has_bias ? a->b : NULL,
+                                             a->buf[op->out]};
+    return push_dispatch(r, (hl_vk_kernel_id)matmul_kernel(w->type), b, NULL, &mp, sizeof mp, (uint32_t)n, err);
+}
+
+static int op_norm(hl_vk_rec *r, const hl_op *op, const hl_vk_op_args *a, hl_err *err) {
+    const int64_t n = op->n_in, g = op->p.norm.group, rows = rows_of(a, op->in);
+    if (g <= 0 || n % g) return hl_err_set(err, HL_EINVAL, "backend vulkan: norm group %lld does not divide %lld", (long long)g, (long long)n);
+    if (rows == 0) return 0;
+    const int hw = op->w && op->w->data, hb = op->b && op->b->data;
+    struct { uint32_t n, group, rows, ldx, ldy, kind, wmode, bmode; float eps; } p = {
+        (uint32_t)n, (uint32_t)g, (uint32_t)rows, (uint32_t)n, (uint32_t)op->n_out, (uint32_t)op->p.norm.kind,
+        hw ? (op->w->ne0 == g ? 1u : 2u) : 0u, hb ? (op->b->ne0 == g ? 1u : 2u) : 0u, op->p.norm.eps};
+    const hl_vk_buffer *b[HL_VK_BINDINGS] = {a->buf[op->in], hw ? a->w : NULL, hb ? a->b : NULL, NULL, a->buf[op->out]};
+    int rc = too_big(rows, n / g, err);
+    return rc ? rc : push_dispatch(r, HL_VK_K_norm, b, NULL, &p, sizeof p, (uint32_t)(rows * (n / g)), err);
+}
+
+typedef struct ew_push {
+    uint32_t n, rows, ldx, ldy, mode, act;
+} ew_push;
+enum { EW_ADD = 0, EW_GLU = 1, EW_ACT = 2, EW_COPY = 3 };
+
+static int op_elementwise(hl_vk_rec *r, const hl_op *op, const hl_vk_op_args *a, hl_err *err) {
+    const int64_t rows = rows_of(a, op->in), n = op->n_out;
+    if (rows == 0) return 0;
+    int rc = too_big(rows, n, err);
+    if (rc) return rc;
+    uint32_t mode = op->kind == HL_OP_ADD ? EW_ADD : op->kind == HL_OP_GLU ? EW_GLU : EW_ACT;
+    ew_push p = {(uint32_t)n, (uint32_t)rows, (uint32_t)op->n_in, (uint32_t)n, mode, (uint32_t)op->p.act.act};
+    const hl_vk_buffer *b[HL_VK_BINDINGS] = {a->buf[op->in], op->kind == HL_OP_GLU ? a->buf[op->in2] : NULL, NULL, NULL,
+                                             a->buf[op->out]};
+    return push_dispatch(r, HL_VK_K_elementwise, b, NULL, &p, sizeof p, div_up((uint64_t)rows * n, 64), err);
+}
+
+/* cos, sin of pos * inv_freq[i] for every token, shared by the layers that use the same frequencies */
+static int rope_table(hl_vk_rec *r, const hl_op *op, const hl_batch *batch, hl_vk_buffer **out, hl_err *err) {
+    const int32_t half = op->p.rope.n_rot / 2;
+    for (int i = 0; i < r->n_rope; i++)
+        if (r->rope[i].inv_freq == op->p.rope.inv_freq && r->rope[i].half == half) return *out = r->rope[i].cs, 0;
+    hl_vk_buffer *cs = NULL;
+    int rc = tmp_buffer(r, (size_t)batch->n_tokens * (size_t)half * 2 * sizeof(float), &cs, err);
+    if (rc) return rc;
+    float *v = cs->map;
+    for (int32_t t = 0; t < batch->n_tokens; t++)
+        for (int32_t i = 0; i < half; i++) {
+            double th = (double)batch->tokens[t].pos * op->p.rope.inv_freq[i];
+            v[2 * ((size_t)t * half + i)] = (float)cos(th);
+            v[2 * ((size_t)t * half + i) + 1] = (float)sin(th);
+        }
+    if (r->n_rope < (int)(sizeof r->rope / sizeof r->rope[0])) {
+        r->rope[r->n_rope].inv_freq = op->p.rope.inv_freq, r->rope[r->n_rope].half = half;
+        r->rope[r->n_rope++].cs = cs;
+    }
+    *out = cs;
+    return 0;
+}
+
+static int op_rope(hl_vk_rec *r, const hl_op *op, const hl_vk_op_args *a, hl_err *err) {
+    const int64_t rows = a->batch->n_tokens;
+    const int32_t half = op->p.rope.n_rot / 2;
+    if (rows == 0 || half == 0) return 0;
+    const hl_vk_buffer *x = a->buf[op->in];
+    int rc;
+    if (op->out != HL_BUF_NONE && op->out != op->in) { /* not in place: rotate a copy */
+        ew_push cp = {(uint32_t)op->n_in, (uint32_t)rows, (uint32_t)op->n_in, (uint32_t)op->n_in, EW_COPY, 0};
+        const hl_vk_buffer *b[HL_VK_BINDINGS] = {x, NULL, NULL, NULL, a->buf[op->out]};
+        if ((rc = push_dispatch(r, HL_VK_K_elementwise, b, NULL, &cp, sizeof cp, div_up((uint64_t)rows * op->n_in, 64), err)))
+            return rc;
+        x = a->buf[op->out];
+    }
+    hl_vk_buffer *cs = NULL;
+    if ((rc = rope_table(r, op, a->batch, &cs, err))) return rc;
+    struct { uint32_t rows, n_head, head_dim, half_rot, ld, style; } p = {
+        (uint32_t)rows, (uint32_t)op->p.rope.n_head, (uint32_t)op->p.rope.head_dim, (uint32_t)half, (uint32_t)op->n_in,
+        (uint32_t)op->p.rope.style};
+    const hl_vk_buffer *b[HL_VK_BINDINGS] = {cs, NULL, NULL, NULL, x};
+    return push_dispatch(r, HL_VK_K_rope, b, NULL, &p, sizeof p, div_up((uint64_t)rows * op->p.rope.n_head * half, 64), err);
+}
+
+/* slot (block * block_size + offset) of position pos of a token's sequence, checked */
+static int slot_of(const hl_batch *b, const hl_kv_cache *kv, int32_t seq, int32_t pos, uint32_t *slot, hl_err *err) {
+    const int32_t bs = hl_kv_block_size(kv), nb = hl_kv_n_blocks(kv);
+    if (seq < 0 || seq >= b->n_seqs)
+        return hl_err_set(err, HL_EINVAL, "a token names sequence %d of the batch's %d", seq, b->n_seqs);
+    const hl_batch_seq *sq = &b->seqs[seq];
+    if (pos < 0 || pos / bs >= sq->n_blocks)
+        return hl_err_set(err, HL_EINVAL, "position %d of sequence %d is outside its block table (%d blocks of %d)", pos,
+                          seq, sq->n_blocks, bs);
+    int32_t blk = sq->blocks[pos / bs];
+    if (blk < 0 || blk >= nb)
+        return hl_err_set(err, HL_EINVAL, "sequence %d: block table entry %d = %d outside the pool (%d blocks)", seq,
+                          pos / bs, blk, nb);
+    *slot = (uint32_t)blk * (uint32_t)bs + (uint32_t)(pos % bs);
+    return 0;
+}
+
+static void layer_offsets(const hl_vk_kv *kv, int32_t layer, VkDeviceSize *ko, VkDeviceSize *vo) {
+    const uint8_t *base = kv->buf.map;
+    *ko = (VkDeviceSize)(hl_kv_layer_k(kv->kv, layer) - base);
+    *vo = (VkDeviceSize)(hl_kv_layer_v(kv->kv, layer) - base);
+}
+
+static int op_kv_store(hl_vk_rec *r, const hl_op *op, const hl_vk_op_args *a, hl_err *err) {
+    const hl_batch *batch = a->batch;
+    const hl_kv_params *kp = hl_kv_get_params(a->kv->kv);
+    if (batch->n_tokens == 0) return 0;
+    if (kp->n_head_kv != op->p.kv.n_head_kv || kp->head_dim_k != op->p.kv.head_dim_k || kp->head_dim_v != op->p.kv.head_dim_v)
+        return hl_err_set(err, HL_EINVAL, "backend vulkan: the KV pool's heads do not match the op's");
+    int rc;
+    if (!r->slots) {
+        if ((rc = tmp_buffer(r, (size_t)batch->n_tokens * 4, &r->slots, err))) return rc;
+        uint32_t *s = r->slots->map;
+        for (int32_t t = 0; t < batch->n_tokens; t++)
+            if ((rc = slot_of(batch, a->kv->kv, batch->tokens[t].seq, batch->tokens[t].pos, &s[t], err))) return rc;
+    }
+    const uint32_t unit = kp->type == HL_TYPE_Q8_0 ? 32 : 2, nkv = (uint32_t)op->p.kv.n_head_kv;
+    const uint32_t per = nkv * ((uint32_t)op->p.kv.head_dim_k / unit + (uint32_t)op->p.kv.head_dim_v / unit);
+    struct { uint32_t rows, nkv, hdk, hdv, ldk, ldv; } p = {
+        (uint32_t)batch->n_tokens, nkv, (uint32_t)op->p.kv.head_dim_k, (uint32_t)op->p.kv.head_dim_v,
+        (uint32_t)op->n_in, nkv * (uint32_t)op->p.kv.head_dim_v};
+    VkDeviceSize off[HL_VK_BINDINGS] = {0};
+    layer_offsets(a->kv, op->layer, &off[3], &off[4]);
+    const hl_vk_buffer *b[HL_VK_BINDINGS] = {a->buf[op->in], a->buf[op->in2], r->slots, &a->kv->buf, &a->kv->buf};
+    return push_dispatch(r, kp->type == HL_TYPE_Q8_0 ? HL_VK_K_kv_store_q8_0 : HL_VK_K_kv_store_f16, b, off, &p, sizeof p,
+                         div_up((uint64_t)batch->n_tokens * per, 64), err);
+}
+
+/* meta for ATTN: [token][4] = {start, end, table offset, 0}, then each
+ * sequence's block table; positions checked against the tables and pool */
+static int attn_meta(hl_vk_rec *r, const hl_op *op, const hl_vk_op_args *a, hl_vk_buffer **out, hl_err *err) {
+    const hl_batch *b = a->batch;
+    for (int i = 0; i < r->n_meta; i++)
+        if (r->meta[i].window == op->p.attn.window && r->meta[i].causal == op->p.attn.causal) return *out = r->meta[i].buf, 0;
+    size_t words = 4 * (size_t)b->n_tokens;
+    for (int32_t s = 0; s < b->n_seqs; s++) words += (size_t)b->seqs[s].n_blocks;
+    hl_vk_buffer *mb = NULL;
+    int rc = tmp_buffer(r, words * 4, &mb, err);
+    if (rc) return rc;
+    uint32_t *m = mb->map, *tbl_at = calloc((size_t)(b->n_seqs ? b->n_seqs : 1), sizeof *tbl_at);
+    if (!tbl_at) return hl_err_set(err, HL_ENOMEM, "out of memory");
+    size_t at = 4 * (size_t)b->n_tokens;
+    for (int32_t s = 0; s < b->n_seqs; s++) {
+        tbl_at[s] = (uint32_t)at;
+        for (int32_t i = 0; i < b->seqs[s].n_blocks; i++) m[at++] = (uint32_t)b->seqs[s].blocks[i];
+    }
+    for (int32_t t = 0; t < b->n_tokens && !rc; t++) {
+        const hl_batch_token *bt = &b->tokens[t];
+        const int32_t w = op->p.attn.window;
+        int32_t start = w > 0 && bt->pos >= w ? bt->pos - w + 1 : 0, end = bt->pos;
+        if (!op->p.attn.causal)
+            for (int32_t u = 0; u < b->n_tokens; u++)
+                if (b->tokens[u].seq == bt->seq && b->tokens[u].pos > end) end = b->tokens[u].pos;
+        uint32_t slot;
+        /* the table must cover [start, end] with blocks inside the pool */
+        for (int32_t p = start - start % hl_kv_block_size(a->kv->kv); p <= end && !rc; p += hl_kv_block_size(a->kv->kv))
+            rc = slot_of(b, a->kv->kv, bt->seq, p < start ? start : p, &slot, err);
+        if (!rc) rc = slot_of(b, a->kv->kv, bt->seq, end, &slot, err);
+        m[4 * t] = (uint32_t)start, m[4 * t + 1] = (uint32_t)end, m[4 * t + 2] = tbl_at[bt->seq], m[4 * t + 3] = 0;
+    }
+    free(tbl_at);
+    if (rc) return rc;
+    if (r->n_meta < (int)(sizeof r->meta / sizeof r->meta[0])) {
+        r->meta[r->n_meta].window = op->p.attn.window, r->meta[r->n_meta].causal = op->p.attn.causal;
+        r->meta[r->n_meta++].buf = mb;
+    }
+    *out = mb;
+    return 0;
+}
+
+static int op_attn(hl_vk_rec *r, const hl_op *op, const hl_vk_op_args *a, hl_err *err) {
+    const hl_batch *batch = a->batch;
+    const hl_kv_params *kp = hl_kv_get_params(a->kv->kv);
+    if (batch->n_tokens == 0) return 0;
+    if (op->p.attn.n_head_kv <= 0 || op->p.attn.n_head % op->p.attn.n_head_kv || kp->n_head_kv != op->p.attn.n_head_kv)
+        return hl_err_set(err, HL_EINVAL, "backend vulkan: attention heads %d/%d do not match the pool's %d",
+                          op->p.attn.n_head, op->p.attn.n_head_kv, kp->n_head_kv);
+    hl_vk_buffer *meta = NULL;
+    int rc = attn_meta(r, op, a, &meta, err);
+    if (rc) return rc;
+    struct { uint32_t rows, n_head, nkv, hdk, hdv, ldq, ldo, block_size; float scale, softcap; } p = {
+        (uint32_t)batch->n_tokens, (uint32_t)op->p.attn.n_head, (uint32_t)op->p.attn.n_head_kv,
+        (uint32_t)op->p.attn.head_dim_k, (uint32_t)op->p.attn.head_dim_v, (uint32_t)op->n_in, (uint32_t)op->n_out,
+        (uint32_t)hl_kv_block_size(a->kv->kv), op->p.attn.scale, op->p.attn.softcap};
+    VkDeviceSize off[HL_VK_BINDINGS] = {0};
+    layer_offsets(a->kv, op->layer, &off[1], &off[2]);
+    const hl_vk_buffer *b[HL_VK_BINDINGS] = {a->buf[op->in], &a->kv->buf, &a->kv->buf, meta, a->buf[op->out]};
+    return push_dispatch(r, kp->type == HL_TYPE_Q8_0 ? HL_VK_K_attn_q8_0 : HL_VK_K_attn_f16, b, off, &p, sizeof p,
+                         (uint32_t)(batch->n_tokens * op->p.attn.n_head), err);
+}
+
+static int op_gather(hl_vk_rec *r, const hl_op *op, const hl_vk_op_args *a, hl_err *err) {
+    const hl_batch *batch = a->batch;
+    if (a->n_wanted == 0) return 0;
+    hl_vk_buffer *idx = NULL;
+    int rc = tmp_buffer(r, (size_t)a->n_wanted * 4, &idx, err);
+    if (rc) return rc;
+    uint32_t *ix = idx->map, n = 0;
+    for (int32_t t = 0; t < batch->n_tokens; t++)
+        if (batch->tokens[t].logits && n < (uint32_t)a->n_wanted) ix[n++] = (uint32_t)t;
+    struct { uint32_t n, rows, ldx, ldy; } p = {(uint32_t)op->n_in, n, (uint32_t)op->n_in, (uint32_t)op->n_out};
+    const hl_vk_buffer *b[HL_VK_BINDINGS] = {a->buf[op->in], idx, NULL, NULL, a->buf[op->out]};
+    return push_dispatch(r, HL_VK_K_gather, b, NULL, &p, sizeof p, div_up((uint64_t)n * op->n_in, 64), err);
+}
+
+int hl_vk_rec_op(hl_vk_rec *r, const hl_op *op, const hl_vk_op_args *a, hl_err *err) {
+    int rc = hl_vk_op_check(op, err);
+    if (rc) return rc;
+    if ((op->kind == HL_OP_KV_STORE || op->kind == HL_OP_ATTN) && !a->kv)
+        return hl_err_set(err, HL_EINVAL, "backend vulkan: op %s without a KV pool", hl_op_name(op->kind));
+    switch (op->kind) {
+    case HL_OP_EMBED: return op_embed(r, op, a, err);
+    case HL_OP_NORM: return op_norm(r, op, a, err);
+    case HL_OP_MATMUL: return op_matmul(r, op, a, err);
+    case HL_OP_ROPE: return op_rope(r, op, a, err);
+    case HL_OP_KV_STORE: return op_kv_store(r, op, a, err);
+    case HL_OP_ATTN: return op_attn(r, op, a, err);
+    case HL_OP_GLU:
+    case HL_OP_ACT:
+    case HL_OP_ADD: return op_elementwise(r, op, a, err);
+    case HL_OP_GATHER: return op_gather(r, op, a, err);
+    default: return hl_err_set(err, HL_ENOTSUP, "backend vulkan: op %s has no Vulkan kernel yet", hl_op_name(op->kind));
+    }
+}

@@ -1,0 +1,261 @@
+/* Whole models on the Vulkan backend (lavapipe in CI, HYPERLAMA_VULKAN_DEVICE
+ * picks another device), through the model API exactly as the engine runs
+ * them (hl_backend_open("vulkan:N"), hl_forward_ctx_new, hl_model_forward):
+ *
+ * 1. llama.cpp's greedy 40 tokens after BOS + "Once upon a time" for the
+ *    stories260K files whose weight types have kernels (F32, F16, Q8_0,
+ *    Q4_0), from ../shared/models/stories260K-llamacpp-reference.txt: an
+ *    independent engine, not our CPU path.
+ * 2. Logits at every position of a prompt and two decode steps against the
+ *    CPU backend, f16 KV in 4-position blocks behind a scattered table.
+ *    Tolerances as in tests/unit/model/test_backends.c (same reasoning:
+ *    identical integer block sums, float order differs by ~1e-7 per op;
+ *    quantized inputs can land one rounding step apart): F32/F16 3e-3 /
+ *    8e-3, the quantized files 0.6.
+ * 3. Batch invariance: two sequences in one batch give, bit for bit, the
+ *    logits each gives alone (every kernel sums in a fixed order per row).
+ * 4. A model with a weight type that has no kernel is refused at
+ *    hl_forward_ctx_new with a message naming the type (SmolLM2 Q4_1 is
+ *    not in ../shared, so a stories file's own plan is checked by
+ *    supports() after swapping its type: see vk_refuses_what_it_cannot_run
+ *    in test_vk_matmul.c). */
+#include "harness.h"
+
+#include "backend/vulkan/vulkan.h"
+#include "base/file.h"
+#include "model/model.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int vulkan_required(void) {
+    const char *r = getenv("HYPERLAMA_TEST_REQUIRE_VULKAN");
+    return r && *r && strcmp(r, "0") != 0;
+}
+
+/* the Vulkan backend on HYPERLAMA_VULKAN_DEVICE (default 0), or NULL (skipped or failed) */
+static hl_backend *open_vulkan(void) {
+    const char *dev = getenv("HYPERLAMA_VULKAN_DEVICE");
+    char name[64];
+    snprintf(name, sizeof name, "vulkan:%s", dev && *dev ? dev : "0");
+    hl_backend *be = NULL;
+    hl_err err = {0};
+    int rc = hl_backend_open(&be, name, NULL, &err);
+    if (rc == HL_ENOTSUP && !vulkan_required()) {
+        hl_test_skip(err.msg);
+        return NULL;
+    }
+    if (rc) {
+        hl_test_fail(__FILE__, __LINE__, "%s: %s", name, err.msg);
+        return NULL;
+    }
+    static int said;
+    if (!said++) printf("    device: %s\n", hl_backend_vulkan_device(be));
+    return be;
+}
+
+static int ref_greedy(const char *file, int32_t *ids, int max) {
+    char *txt = NULL;
+    size_t len = 0;
+    hl_err err;
+    if (hl_read_file(hl_test_shared("models/stories260K-llamacpp-reference.txt"), 1 << 20, &txt, &len, &err)) return -1;
+    char hdr[128];
+    snprintf(hdr, sizeof hdr, "## %s ", file);
+    char *s = strstr(txt, hdr);
+    int n = -1;
+    if (s && (s = strstr(s, "greedy ids: ["))) {
+        s += strlen("greedy ids: [");
+        n = 0;
+        while (n < max && *s && *s != ']') {
+            ids[n++] = (int32_t)strtol(s, &s, 10);
+            if (*s == ',') s++;
+        }
+    }
+    free(txt);
+    return n;
+}
+
+typedef struct run {
+    hl_forward_ctx *ctx;
+    hl_kv_cache *kv;
+} run;
+
+static int run_open(run *r, const hl_model *m, hl_backend *be, hl_err *err) {
+    memset(r, 0, sizeof *r);
+    int rc = hl_forward_ctx_new(&r->ctx, m, be, 64, err);
+    if (!rc) rc = hl_forward_kv_new(r->ctx, 32, 4, HL_TYPE_F16, &r->kv, err);
+    return rc;
+}
+
+static void run_close(run *r) {
+    if (r->kv) hl_forward_kv_free(r->ctx, r->kv);
+    hl_forward_ctx_free(r->ctx);
+}
+
+static int argmax(const float *x, int n) {
+    int best = 0;
+    for (int i = 1; i < n; i++)
+        if (x[i] > x[best]) best = i;
+    return best;
+}
+
+static const int32_t table_a[12] = {5, 2, 7, 11, 3, 9, 14, 20, 31, 17, 0, 24}, table_b[4] = {1, 6, 30, 25};
+
+/* greedy: BOS + "Once upon a time", then n_gen tokens one step at a time */
+static int greedy(const hl_model *m, hl_backend *be, int32_t *out, int n_gen, hl_err *err) {
+    static const int32_t prompt[] = {1, 403, 407, 261, 378};
+    const int32_t nv = hl_model_hparams(m)->n_vocab, np = 5;
+    run r;
+    int rc = run_open(&r, m, be, err);
+    float *logits = malloc((size_t)nv * sizeof *logits);
+    hl_batch_seq seq = {table_a, 12};
+    hl_batch_token bt[8];
+    for (int i = 0; i < np; i++) bt[i] = (hl_batch_token){prompt[i], i, 0, i == np - 1};
+    hl_batch b = {bt, np, &seq, 1};
+    if (!rc) rc = hl_model_forward(r.ctx, r.kv, &b, logits, err);
+    for (int i = 0; !rc && i < n_gen; i++) {
+        out[i] = argmax(logits, nv);
+        bt[0] = (hl_batch_token){out[i], np + i, 0, 1};
+        b.n_tokens = 1;
+        if (i + 1 < n_gen) rc = hl_model_forward(r.ctx, r.kv, &b, logits, err);
+    }
+    free(logits);
+    run_close(&r);
+    return rc;
+}
+
+/* prompt of 6 (logits everywhere) + 2 decode steps; logits [8][nv] */
+static int steps(const hl_model *m, hl_backend *be, const int32_t *tokens, float *logits, hl_err *err) {
+    const int32_t nv = hl_model_hparams(m)->n_vocab;
+    run r;
+    int rc = run_open(&r, m, be, err);
+    hl_batch_seq seq = {table_a, 8};
+    hl_batch_token bt[6];
+    for (int i = 0; i < 6; i++) bt[i] = (hl_batch_token){tokens[i], i, 0, 1};
+    hl_batch b = {bt, 6, &seq, 1};
+    if (!rc) rc = hl_model_forward(r.ctx, r.kv, &b, logits, err);
+    for (int d = 0; !rc && d < 2; d++) {
+        bt[0] = (hl_batch_token){tokens[6 + d], 6 + d, 0, 1};
+        b.n_tokens = 1;
+        rc = hl_model_forward(r.ctx, r.kv, &b, logits + (size_t)(6 + d) * nv, err);
+    }
+    run_close(&r);
+    return rc;
+}
+
+typedef struct vk_case {
+    const char *file;
+    double tol;
+} vk_case;
+
+static const vk_case cases[] = {
+    {"stories260K.gguf", 3e-3},
+    {"stories260K-F16.gguf", 8e-3},
+    {"stories260K-Q8_0.gguf", 0.6},
+    {"stories260K-Q4_0.gguf", 0.6},
+};
+
+TEST(vk_model_greedy_equals_llama_cpp) {
+    hl_backend *vk = open_vulkan();
+    if (!vk) return;
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        char path[256];
+        snprintf(path, sizeof path, "models/%s", cases[c].file);
+        hl_model *m = NULL;
+        hl_err err = {0};
+        if (hl_model_load(&m, hl_test_shared(path), &err)) {
+            hl_test_fail(__FILE__, __LINE__, "load %s: %s", path, err.msg);
+            continue;
+        }
+        int32_t want[64], got[40];
+        int n = ref_greedy(cases[c].file, want, 64);
+        if (n < 40) hl_test_fail(__FILE__, __LINE__, "%s: no greedy ids in the reference file", cases[c].file);
+        else if (greedy(m, vk, got, 40, &err)) hl_test_fail(__FILE__, __LINE__, "%s: %s", cases[c].file, err.msg);
+        else {
+            int same = 0;
+            while (same < 40 && got[same] == want[same]) same++;
+            printf("    %-24s greedy: %d of 40 tokens equal llama.cpp's\n", cases[c].file, same);
+            CHECK_EQ(same, 40);
+        }
+        hl_model_free(m);
+    }
+    hl_backend_free(vk);
+}
+
+TEST(vk_model_logits_match_cpu) {
+    hl_backend *vk = open_vulkan();
+    if (!vk) return;
+    hl_pool *pool = hl_pool_new(2);
+    hl_backend *cpu = NULL;
+    hl_err err = {0};
+    CHECK_EQ(hl_backend_open(&cpu, "cpu", pool, &err), 0);
+    for (size_t c = 0; cpu && c < sizeof cases / sizeof cases[0]; c++) {
+        char path[256];
+        snprintf(path, sizeof path, "models/%s", cases[c].file);
+        hl_model *m = NULL;
+        if (hl_model_load(&m, hl_test_shared(path), &err)) {
+            hl_test_fail(__FILE__, __LINE__, "load %s: %s", path, err.msg);
+            continue;
+        }
+        const int32_t nv = hl_model_hparams(m)->n_vocab;
+        int32_t tokens[8] = {1, 403, 407, 261, 378, 267, 265, 282};
+        float *lv = malloc((size_t)8 * nv * sizeof *lv), *lc = malloc((size_t)8 * nv * sizeof *lc);
+        if (steps(m, vk, tokens, lv, &err) || steps(m, cpu, tokens, lc, &err))
+            hl_test_fail(__FILE__, __LINE__, "%s: %s", cases[c].file, err.msg);
+        else {
+            double md = 0;
+            for (size_t i = 0; i < (size_t)8 * nv; i++) md = fmax(md, fabs((double)lv[i] - lc[i]));
+            printf("    %-24s logits vs cpu: max |diff| %.3g (tol %.3g)\n", cases[c].file, md, cases[c].tol);
+            CHECK(md <= cases[c].tol);
+        }
+        free(lv), free(lc);
+        hl_model_free(m);
+    }
+    hl_backend_free(cpu);
+    hl_pool_free(pool);
+    hl_backend_free(vk);
+}
+
+TEST(vk_model_batch_invariant) {
+    hl_backend *vk = open_vulkan();
+    if (!vk) return;
+    hl_model *m = NULL;
+    hl_err err = {0};
+    if (hl_model_load(&m, hl_test_shared("models/stories260K-Q8_0.gguf"), &err)) {
+        hl_test_fail(__FILE__, __LINE__, "load: %s", err.msg);
+        hl_backend_free(vk);
+        return;
+    }
+    const int32_t nv = hl_model_hparams(m)->n_vocab;
+    static const int32_t ta[5] = {1, 403, 407, 261, 378}, tb[3] = {1, 346, 306};
+    float *both = malloc((size_t)8 * nv * sizeof *both), *alone = malloc((size_t)5 * nv * sizeof *alone);
+    run r;
+    CHECK_EQ(run_open(&r, m, vk, &err), 0);
+    /* together: sequence b's tokens interleaved with a's */
+    hl_batch_seq seqs[2] = {{table_a, 8}, {table_b, 4}};
+    hl_batch_token bt[8] = {{ta[0], 0, 0, 1}, {tb[0], 0, 1, 1}, {ta[1], 1, 0, 1}, {tb[1], 1, 1, 1},
+                            {ta[2], 2, 0, 1}, {tb[2], 2, 1, 1}, {ta[3], 3, 0, 1}, {ta[4], 4, 0, 1}};
+    hl_batch b = {bt, 8, seqs, 2};
+    CHECK_EQ(hl_model_forward(r.ctx, r.kv, &b, both, &err), 0);
+    run_close(&r);
+    /* alone: a, then b, each in a fresh pool */
+    const int32_t rows_a[5] = {0, 2, 4, 6, 7}, rows_b[3] = {1, 3, 5};
+    for (int s = 0; s < 2; s++) {
+        CHECK_EQ(run_open(&r, m, vk, &err), 0);
+        hl_batch_token one[5];
+        int n = s ? 3 : 5;
+        for (int i = 0; i < n; i++) one[i] = (hl_batch_token){s ? tb[i] : ta[i], i, 0, 1};
+        hl_batch_seq sq = s ? seqs[1] : seqs[0];
+        hl_batch ob = {one, n, &sq, 1};
+        CHECK_EQ(hl_model_forward(r.ctx, r.kv, &ob, alone, &err), 0);
+        int same = 1;
+        for (int i = 0; i < n; i++)
+            same &= !memcmp(alone + (size_t)i * nv, both + (size_t)(s ? rows_b[i] : rows_a[i]) * nv, (size_t)nv * sizeof(float));
+        if (!same) hl_test_fail(__FILE__, __LINE__, "sequence %c alone differs from the same sequence in a shared batch", 'a' + s);
+        run_close(&r);
+    }
+    free(both), free(alone);
+    hl_model_free(m);
+    hl_backend_free(vk);
+}
