@@ -8,15 +8,41 @@ LIBS_backend/vulkan := -ldl
 
 # kernel name -> shader file and defines (the same names as HL_VK_KERNELS in vk_compute.h)
 VK_SHADER_DIR := src/backend/vulkan/shaders
-VK_SRC_quant_q8_0  := quant_q8_0.comp
-VK_SRC_matmul_f32  := matmul.comp
-VK_DEF_matmul_f32  := -DTYPE_F32
-VK_SRC_matmul_f16  := matmul.comp
-VK_DEF_matmul_f16  := -DTYPE_F16
-VK_SRC_matmul_q8_0 := matmul.comp
-VK_DEF_matmul_q8_0 := -DTYPE_Q8_0
+# the activation converters: one source, a define per format
+VK_SRC_quant_q8_0 := quant.comp
+VK_DEF_quant_q8_0 := -DACT_Q8_0
+VK_SRC_quant_q8_1 := quant.comp
+VK_DEF_quant_q8_1 := -DACT_Q8_1
+VK_SRC_quant_q8_k := quant.comp
+VK_DEF_quant_q8_k := -DACT_Q8_K
+# the matrix products: one source, a define per weight type
+VK_MATMUL_TYPES := f32 f16 bf16 q4_0 q4_1 q5_0 q5_1 q8_0 q2_k q3_k q4_k q5_k q6_k
+VK_SRC_matmul_f32 := matmul.comp
+VK_DEF_matmul_f32 := -DTYPE_F32
+VK_SRC_matmul_f16 := matmul.comp
+VK_DEF_matmul_f16 := -DTYPE_F16
+VK_SRC_matmul_bf16 := matmul.comp
+VK_DEF_matmul_bf16 := -DTYPE_BF16
 VK_SRC_matmul_q4_0 := matmul.comp
 VK_DEF_matmul_q4_0 := -DTYPE_Q4_0
+VK_SRC_matmul_q4_1 := matmul.comp
+VK_DEF_matmul_q4_1 := -DTYPE_Q4_1
+VK_SRC_matmul_q5_0 := matmul.comp
+VK_DEF_matmul_q5_0 := -DTYPE_Q5_0
+VK_SRC_matmul_q5_1 := matmul.comp
+VK_DEF_matmul_q5_1 := -DTYPE_Q5_1
+VK_SRC_matmul_q8_0 := matmul.comp
+VK_DEF_matmul_q8_0 := -DTYPE_Q8_0
+VK_SRC_matmul_q2_k := matmul.comp
+VK_DEF_matmul_q2_k := -DTYPE_Q2_K
+VK_SRC_matmul_q3_k := matmul.comp
+VK_DEF_matmul_q3_k := -DTYPE_Q3_K
+VK_SRC_matmul_q4_k := matmul.comp
+VK_DEF_matmul_q4_k := -DTYPE_Q4_K
+VK_SRC_matmul_q5_k := matmul.comp
+VK_DEF_matmul_q5_k := -DTYPE_Q5_K
+VK_SRC_matmul_q6_k := matmul.comp
+VK_DEF_matmul_q6_k := -DTYPE_Q6_K
 VK_SRC_elementwise := elementwise.comp
 VK_SRC_norm        := norm.comp
 VK_SRC_rope        := rope.comp
@@ -29,7 +55,7 @@ VK_SRC_attn_f16    := attn.comp
 VK_DEF_attn_f16    := -DKV_F16
 VK_SRC_attn_q8_0   := attn.comp
 VK_DEF_attn_q8_0   := -DKV_Q8_0
-VK_SHADERS := quant_q8_0 matmul_f32 matmul_f16 matmul_q8_0 matmul_q4_0 elementwise norm rope gather \
+VK_SHADERS := quant_q8_0 quant_q8_1 quant_q8_k $(addprefix matmul_,$(VK_MATMUL_TYPES)) elementwise norm rope gather \
               kv_store_f16 kv_store_q8_0 attn_f16 attn_q8_0
 
 GLSLC ?= glslc

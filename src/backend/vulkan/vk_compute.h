@@ -24,10 +24,21 @@
 /* name: the shader file shaders/<file>.comp and its build defines (module.mk) */
 #define HL_VK_KERNELS(X) \
     X(quant_q8_0)        \
-    X(matmul_f32)        \
-    X(matmul_f16)        \
-    X(matmul_q8_0)       \
-    X(matmul_q4_0)       \
+    X(quant_q8_1)        \
+    X(quant_q8_k)        \
+    X(matmul_f32)          \
+    X(matmul_f16)          \
+    X(matmul_bf16)         \
+    X(matmul_q4_0)         \
+    X(matmul_q4_1)         \
+    X(matmul_q5_0)         \
+    X(matmul_q5_1)         \
+    X(matmul_q8_0)         \
+    X(matmul_q2_k)         \
+    X(matmul_q3_k)         \
+    X(matmul_q4_k)         \
+    X(matmul_q5_k)         \
+    X(matmul_q6_k)         \
     X(elementwise)       \
     X(norm)              \
     X(rope)              \

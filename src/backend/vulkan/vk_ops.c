@@ -3,6 +3,7 @@
  * push constants match the layout of the shader named. */
 #include "backend/vulkan/vk_ops.h"
 
+#include "backend/cpu/cpu.h"
 #include "quant/quant.h"
 
 #include <math.h>
@@ -19,8 +20,28 @@ static int matmul_kernel(hl_type t) {
     switch (t) {
     case HL_TYPE_F32: return HL_VK_K_matmul_f32;
     case HL_TYPE_F16: return HL_VK_K_matmul_f16;
-    case HL_TYPE_Q8_0: return HL_VK_K_matmul_q8_0;
+    case HL_TYPE_BF16: return HL_VK_K_matmul_bf16;
     case HL_TYPE_Q4_0: return HL_VK_K_matmul_q4_0;
+    case HL_TYPE_Q4_1: return HL_VK_K_matmul_q4_1;
+    case HL_TYPE_Q5_0: return HL_VK_K_matmul_q5_0;
+    case HL_TYPE_Q5_1: return HL_VK_K_matmul_q5_1;
+    case HL_TYPE_Q8_0: return HL_VK_K_matmul_q8_0;
+    case HL_TYPE_Q2_K: return HL_VK_K_matmul_q2_k;
+    case HL_TYPE_Q3_K: return HL_VK_K_matmul_q3_k;
+    case HL_TYPE_Q4_K: return HL_VK_K_matmul_q4_k;
+    case HL_TYPE_Q5_K: return HL_VK_K_matmul_q5_k;
+    case HL_TYPE_Q6_K: return HL_VK_K_matmul_q6_k;
+    default: return -1;
+    }
+}
+
+/* the activation converter a weight type's product takes (quant.comp), its
+ * block and the floats of extras per block; -1 for float weights */
+static int act_kernel(hl_type t, int64_t *block, int64_t *extra) {
+    switch (hl_matmul_act_type(t)) {
+    case HL_TYPE_Q8_0: *block = 32, *extra = 0; return HL_VK_K_quant_q8_0;
+    case HL_TYPE_Q8_1: *block = 32, *extra = 1; return HL_VK_K_quant_q8_1;
+    case HL_TYPE_Q8_K: *block = 256, *extra = 16; return HL_VK_K_quant_q8_k;
     default: return -1;
     }
 }
@@ -160,19 +181,21 @@ static int op_matmul(hl_vk_rec *r, const hl_op *op, const hl_vk_op_args *a, hl_e
     if (w->ne0 != k || w->ne1 != n)
         return hl_err_set(err, HL_EINVAL, "backend vulkan: %s is %lldx%lld, the op wants %lldx%lld", w->name,
                           (long long)w->ne1, (long long)w->ne0, (long long)n, (long long)k);
-    const int quant = w->type == HL_TYPE_Q8_0 || w->type == HL_TYPE_Q4_0;
-    if (quant && k % 32)
+    int64_t block = 1, extra = 0;
+    const int act = act_kernel(w->type, &block, &extra), quant = act >= 0;
+    if (k % (quant ? block : 1) || (int64_t)hl_row_size(w->type, k) * n != (int64_t)w->row_bytes * n)
         return hl_err_set(err, HL_EINVAL, "backend vulkan: %s rows of %lld are not whole blocks", w->name, (long long)k);
     int rc;
     if ((rc = too_big(m, k, err)) || (rc = too_big(m, n, err))) return rc;
     const hl_vk_buffer *x = a->buf[op->in];
     hl_vk_buffer *q = NULL, *d = NULL;
     if (quant) {
-        if ((rc = tmp_buffer(r, (size_t)(m * k), &q, err)) || (rc = tmp_buffer(r, (size_t)(m * k / 32) * 4, &d, err)))
+        if ((rc = tmp_buffer(r, (size_t)(m * k), &q, err)) ||
+            (rc = tmp_buffer(r, (size_t)(m * (k / block) * (1 + extra)) * 4, &d, err)))
             return rc;
         struct { uint32_t k, m, ldx; } qp = {(uint32_t)k, (uint32_t)m, (uint32_t)k};
         const hl_vk_buffer *b[HL_VK_BINDINGS] = {x, q, d};
-        if ((rc = push_dispatch(r, HL_VK_K_quant_q8_0, b, NULL, &qp, sizeof qp, div_up((uint64_t)m * (k / 32), 64), err)))
+        if ((rc = push_dispatch(r, (hl_vk_kernel_id)act, b, NULL, &qp, sizeof qp, div_up((uint64_t)m * (k / block), 64), err)))
             return rc;
     }
     const int has_bias = op->b && op->b->data;

@@ -1,6 +1,6 @@
 /* The Vulkan matrix products against the reference backend (the scalar
  * oracle), for every weight type with a kernel, over the shape classes the
- * kernels must handle: odd weight-row counts, k = 32 (one block), k a
+ * kernels must handle (13 weight types, F32 to Q6_K): odd weight-row counts, k = 32 (one block; not for K-quants), k a
  * multiple of 256 and not of 64, batches of 1, 7 and 64 rows, with and
  * without bias. Bound: test_ops.c's 2e-6 * (sum_k |w_jk x_ik| + |b_j|)
  * (the integer block sums are the oracle's; only the float order of the
@@ -18,7 +18,10 @@
 
 #include <math.h>
 
-static const hl_type vk_types[] = {HL_TYPE_F32, HL_TYPE_F16, HL_TYPE_Q8_0, HL_TYPE_Q4_0};
+static const hl_type vk_types[] = {HL_TYPE_F32,  HL_TYPE_F16,  HL_TYPE_BF16, HL_TYPE_Q4_0, HL_TYPE_Q4_1,
+                                   HL_TYPE_Q5_0, HL_TYPE_Q5_1, HL_TYPE_Q8_0, HL_TYPE_Q2_K, HL_TYPE_Q3_K,
+                                   HL_TYPE_Q4_K, HL_TYPE_Q5_K, HL_TYPE_Q6_K};
+#define N_VK_TYPES (sizeof vk_types / sizeof vk_types[0])
 
 /* one product on a backend: out [m][n] */
 static int product(hl_backend *be, const hl_tensor *w, const hl_tensor *b, const float *x, int32_t m, float *out,
@@ -43,11 +46,15 @@ TEST(vk_matmul_shapes) {
     static const int64_t ks[] = {32, 256, 768, 4096}, ns[] = {1, 37, 130};
     static const int32_t ms[] = {1, 7, 64};
     stats st = {0};
-    for (size_t ti = 0; ti < sizeof vk_types / sizeof vk_types[0]; ti++)
+    int expected = 0;
+    for (size_t ti = 0; ti < N_VK_TYPES; ti++)
         for (size_t ki = 0; ki < sizeof ks / sizeof ks[0]; ki++)
             for (size_t ni = 0; ni < sizeof ns / sizeof ns[0]; ni++) {
                 hl_type t = vk_types[ti];
                 int64_t K = ks[ki], N = ns[ni];
+                if (K % hl_type_get(t)->blck) continue; /* K-quants: k a multiple of 256 */
+                if (K == 4096 && N == 130) continue;    /* the largest shape once is enough (time) */
+                expected += 3 * 2;
                 float *wf = rnd_vec(&r, N * K, -1.0f, 1.0f), *bias = rnd_vec(&r, N, -0.5f, 0.5f);
                 float *x = rnd_vec(&r, 64 * K, -2.0f, 2.0f), *wd = malloc((size_t)(N * K) * sizeof *wd);
                 size_t rb = hl_row_size(t, K);
@@ -89,7 +96,7 @@ TEST(vk_matmul_shapes) {
                 free(wf), free(bias), free(x), free(wd), free(wq), free(got), free(want), free(alone), free(bound);
             }
     stats_print("matmul shapes", "vulkan", &st);
-    CHECK(st.cases == 4 * 4 * 3 * 3 * 2);
+    CHECK(st.cases == expected);
     suite_close(&s);
 }
 
@@ -140,15 +147,14 @@ TEST(vk_refuses_what_it_cannot_run) {
     hl_plan plan = {.arch = "llama", .ops = ops, .n_ops = 2};
     CHECK_EQ(vk->ops->supports(vk, &plan, &err), HL_ENOTSUP);
     CHECK(strstr(err.msg, "moe") != NULL && strstr(err.msg, "layer 3") != NULL);
-    /* a weight type without a kernel: named */
+    /* a weight type without a kernel (an activation format as a weight): named */
     rng r = {7};
-    float *wf = rnd_vec(&r, 4 * 256, -1, 1), *x = rnd_vec(&r, 256, -1, 1), out[4];
-    size_t rb = hl_row_size(HL_TYPE_Q4_K, 256);
-    void *wq = malloc(rb * 4);
-    hl_quantize(HL_TYPE_Q4_K, wf, wq, 4 * 256);
-    hl_tensor tw = {.data = wq, .type = HL_TYPE_Q4_K, .ne0 = 256, .ne1 = 4, .row_bytes = rb};
+    float *x = rnd_vec(&r, 256, -1, 1), out[4];
+    size_t rb = hl_row_size(HL_TYPE_Q8_K, 256);
+    void *wq = calloc(4, rb);
+    hl_tensor tw = {.data = wq, .type = HL_TYPE_Q8_K, .ne0 = 256, .ne1 = 4, .row_bytes = rb};
     CHECK_EQ(product(vk, &tw, NULL, x, 1, out, &err), HL_ENOTSUP);
-    CHECK(strstr(err.msg, "Q4_K") != NULL);
-    free(wf), free(x), free(wq);
+    CHECK(strstr(err.msg, "Q8_K") != NULL);
+    free(x), free(wq);
     suite_close(&s);
 }
