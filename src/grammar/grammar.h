@@ -89,6 +89,16 @@ int hl_grammar_json_any(hl_grammar **out, int object_only, hl_err *err);
  * *prefix_ok (optional) says whether they can still be continued into one. */
 int hl_grammar_accepts(const hl_grammar *g, const char *text, size_t n, int *prefix_ok);
 
+/* The reference mask, for tests: the tokens of v that may follow text, found
+ * by advancing the plain recognizer over each token's bytes in turn (no
+ * trie, memo, byte classes or cache; slow). Sets bits[n_vocab/8 rounded up]
+ * as hl_grammar_proc_allowed does; returns 1 when text is complete (end of
+ * generation allowed), 0 when not, -1 when text is no prefix of any
+ * accepted text (bits empty) or memory ran out. */
+struct hl_grammar_vocab;
+int hl_grammar_allowed_after(const hl_grammar *g, const struct hl_grammar_vocab *v, const char *text, size_t n,
+                             uint8_t *bits);
+
 /* ---- vocabulary index ------------------------------------------------------------ */
 
 typedef struct hl_grammar_vocab hl_grammar_vocab;
