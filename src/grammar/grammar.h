@@ -12,8 +12,11 @@
  *   2. A vocabulary index (hl_grammar_vocab): every token's bytes (byte-level
  *      BPE symbols and SentencePiece pieces with their ▁ spaces and <0xNN>
  *      byte tokens decoded) sorted so that tokens sharing a prefix are tested
- *      once, plus which tokens end generation. Built once per tokenizer,
- *      refcounted, read-only afterwards.
+ *      once, sorted again by byte classes so that tokens spelled alike
+ *      (inside a string: most of them) are tested once, plus which tokens
+ *      end generation. Built once per tokenizer (on Qwen2.5-Coder's 151k
+ *      vocabulary ~70 ms and ~8 MB, bitmaps of its 28 largest same-spelling
+ *      groups included), refcounted, read-only afterwards.
  *   3. A logits processor (hl_grammar_proc_new, an hl_logits_proc of
  *      sample/sample.h): one sequence's parse state (a set of pushdown
  *      stacks over code points, UTF-8 aware, so a token may end inside a

@@ -2,12 +2,9 @@
  * sequence's parse state, the mask computed from it, and a small cache of
  * masks keyed by the state's content.
  *
- * The mask walks the vocabulary in byte order (vocab.c) keeping the parse
- * state after each byte of the current token on a stack of levels; the next
- * token resumes from the level of the prefix it shares with this one, and
- * when a prefix is dead every token that starts with it is skipped. Nodes
- * made during the walk are dropped afterwards (gram_pool_undo), so the
- * persistent state only grows with accepted tokens, and is compacted when
+ * The mask is a walk over the vocabulary (walk.c) with the parse state's
+ * transitions memoized (memo.c). Nodes made during the walk are dropped
+ * afterwards (gram_pool_undo), so the persistent state only grows with accepted tokens, and is compacted when
  * garbage dominates. A state's key is its stacks spelled out (positions from
  * top to bottom) plus the pending UTF-8 bytes, so equal states hit the cache
  * whatever their node ids: inside a JSON string, every character after the
