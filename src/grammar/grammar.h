@@ -12,8 +12,11 @@
  *   2. A vocabulary index (hl_grammar_vocab): every token's bytes (byte-level
  *      BPE symbols and SentencePiece pieces with their ▁ spaces and <0xNN>
  *      byte tokens decoded) sorted so that tokens sharing a prefix are tested
- *      once, plus which tokens end generation. Built once per tokenizer,
- *      refcounted, read-only afterwards.
+ *      once, sorted again by byte classes so that tokens spelled alike
+ *      (inside a string: most of them) are tested once, plus which tokens
+ *      end generation. Built once per tokenizer (on Qwen2.5-Coder's 151k
+ *      vocabulary ~70 ms and ~8 MB, bitmaps of its 28 largest same-spelling
+ *      groups included), refcounted, read-only afterwards.
  *   3. A logits processor (hl_grammar_proc_new, an hl_logits_proc of
  *      sample/sample.h): one sequence's parse state (a set of pushdown
  *      stacks over code points, UTF-8 aware, so a token may end inside a
@@ -88,6 +91,16 @@ int hl_grammar_json_any(hl_grammar **out, int object_only, hl_err *err);
 /* 1 when the grammar accepts exactly these bytes as a whole text, 0 when not;
  * *prefix_ok (optional) says whether they can still be continued into one. */
 int hl_grammar_accepts(const hl_grammar *g, const char *text, size_t n, int *prefix_ok);
+
+/* The reference mask, for tests: the tokens of v that may follow text, found
+ * by advancing the plain recognizer over each token's bytes in turn (no
+ * trie, memo, byte classes or cache; slow). Sets bits[n_vocab/8 rounded up]
+ * as hl_grammar_proc_allowed does; returns 1 when text is complete (end of
+ * generation allowed), 0 when not, -1 when text is no prefix of any
+ * accepted text (bits empty) or memory ran out. */
+struct hl_grammar_vocab;
+int hl_grammar_allowed_after(const hl_grammar *g, const struct hl_grammar_vocab *v, const char *text, size_t n,
+                             uint8_t *bits);
 
 /* ---- vocabulary index ------------------------------------------------------------ */
 

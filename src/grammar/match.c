@@ -207,6 +207,20 @@ int gram_advance_byte(const hl_grammar *g, gram_pool *p, const int32_t *in, int3
         else if (b >= 0xF0 && b <= 0xF4) u.len = 4, u.acc = b & 0x07;
         else return 0;
         u.need = (int8_t)(u.len - 1);
+    } else if (u.any) {
+        /* every stack takes whatever character these bytes finish */
+        if ((b & 0xC0) != 0x80) return 0;
+        u.need--;
+        *u_out = u;
+        if (u.need) {
+            memcpy(out, in, (size_t)n_in * sizeof *out);
+            return n_in;
+        }
+        u_out->any = 0;
+        int32_t n = 0;
+        for (int32_t i = 0; i < n_in; i++)
+            if (in[i] >= 0 && gram_expand(g, p, p->pos[in[i]] + 1, p->parent[in[i]], out, &n, 0)) return -1;
+        return n;
     } else {
         if ((b & 0xC0) != 0x80) return 0;
         if (u.need == u.len - 1) {
@@ -238,6 +252,65 @@ int gram_advance_byte(const hl_grammar *g, gram_pool *p, const int32_t *in, int3
     return n;
 }
 
+static int set_covers(const hl_grammar *g, int32_t set, uint32_t lo, uint32_t hi) {
+    const gram_set *s = &g->sets[set];
+    const uint32_t *r = g->ranges + 2 * (size_t)s->off;
+    for (int32_t i = 0; i < s->n; i++)
+        if (r[2 * i] <= lo) {
+            if (r[2 * i + 1] >= hi) return 1;
+        } else {
+            break;
+        }
+    return 0;
+}
+
+void gram_utf8_settle(const hl_grammar *g, const gram_pool *p, const int32_t *tops, int32_t n, gram_utf8 *u) {
+    if (!u->need || u->any) return;
+    if (u->need == u->len - 1) {
+        /* after these lead bytes the second byte still has limits of its own
+         * (overlongs, surrogates, above U+10FFFF): acc still matters */
+        if (u->len == 3 && (u->acc == 0 || u->acc == 0xD)) return;
+        if (u->len == 4 && (u->acc == 0 || u->acc >= 4)) return;
+    }
+    uint32_t lo = u->acc << (6 * u->need), hi = lo | ((1u << (6 * u->need)) - 1);
+    for (int32_t i = 0; i < n; i++)
+        if (tops[i] < 0 || !set_covers(g, g->elems[p->pos[tops[i]]].arg, lo, hi)) return;
+    u->any = 1, u->acc = 0, u->len = 0;
+}
+
+/* The code points of each class's bytes (for lead bytes: the code points
+ * they start), as ranges (gram_byte_class). */
+#define CLASS_RANGES 6
+static const uint32_t class_cps[GRAM_N_CLS][CLASS_RANGES][2] = {
+    [GRAM_CLS_WORD] = {{0x30, 0x39}, {0x41, 0x5A}, {0x61, 0x7A}},
+    [GRAM_CLS_PUNCT] = {{0x20, 0x21}, {0x23, 0x2F}, {0x3A, 0x40}, {0x5B, 0x5B}, {0x5D, 0x60}, {0x7B, 0x7E}},
+    [GRAM_CLS_LEAD2] = {{0x80, 0x7FF}},
+    [GRAM_CLS_LEAD3] = {{0x1000, 0xCFFF}, {0xE000, 0xFFFF}},
+    [GRAM_CLS_LEAD4] = {{0x40000, 0xFFFFF}},
+};
+
+int gram_class_uniform(const hl_grammar *g, const gram_pool *p, const int32_t *tops, int32_t n, gram_utf8 u, int k) {
+    /* a continuation byte ends nothing at a character's start, and adds to
+     * any character whose code point no longer matters */
+    if (k == GRAM_CLS_CONT) return u.need == 0 || u.any;
+    if (u.need) return 1; /* mid-character, every other class is dead */
+    /* each stack takes all of the class's code points or none of them: then
+     * every byte advances (or, for a lead byte, keeps and settles) the same
+     * stacks */
+    for (int32_t i = 0; i < n; i++) {
+        if (tops[i] < 0) continue;
+        int32_t set = g->elems[p->pos[tops[i]]].arg;
+        int all = 1, none = 1;
+        for (int r = 0; r < CLASS_RANGES && class_cps[k][r][1]; r++) {
+            uint32_t lo = class_cps[k][r][0], hi = class_cps[k][r][1];
+            if (!set_covers(g, set, lo, hi)) all = 0;
+            if (set_meets(g, set, lo, hi)) none = 0;
+        }
+        if (!all && !none) return 0;
+    }
+    return 1;
+}
+
 /* ---- whole texts ------------------------------------------------------------------ */
 
 int hl_grammar_accepts(const hl_grammar *g, const char *text, size_t n, int *prefix_ok) {
@@ -266,4 +339,52 @@ int hl_grammar_accepts(const hl_grammar *g, const char *text, size_t n, int *pre
     free(buf);
     gram_pool_free(&p);
     return ok;
+}
+
+int hl_grammar_allowed_after(const hl_grammar *g, const hl_grammar_vocab *v, const char *text, size_t n, uint8_t *bits) {
+    int32_t nv = hl_grammar_vocab_n(v);
+    memset(bits, 0, ((size_t)nv + 7) / 8);
+    gram_pool p;
+    if (gram_pool_init(&p, 1024)) return -1;
+    int32_t *buf = malloc(3 * HL_GRAMMAR_MAX_STACKS * sizeof *buf);
+    int32_t *a = buf, *b = buf ? buf + HL_GRAMMAR_MAX_STACKS : NULL, *c = buf ? b + HL_GRAMMAR_MAX_STACKS : NULL;
+    int32_t na = 0;
+    gram_utf8 u = {0};
+    int rc = -1;
+    if (!a || gram_start(g, &p, a, &na)) goto out;
+    for (size_t i = 0; i < n && na > 0; i++) {
+        int nb = gram_advance_byte(g, &p, a, na, u, (uint8_t)text[i], b, &u);
+        if (nb <= 0) goto out;
+        int32_t *t = a; a = b, b = t;
+        na = nb;
+    }
+    rc = 0;
+    if (u.need == 0)
+        for (int32_t k = 0; k < na; k++) rc |= a[k] == -1;
+    int32_t base = p.n;
+    for (int32_t t = 0; t < nv; t++) {
+        if (hl_grammar_vocab_is_eog(v, t)) {
+            if (rc) bits[t >> 3] |= (uint8_t)(1u << (t & 7));
+            continue;
+        }
+        size_t k;
+        const char *s = hl_grammar_vocab_bytes(v, t, &k);
+        if (!s) continue;
+        const int32_t *in = a;
+        int32_t n_in = na, *out = b;
+        gram_utf8 w = u;
+        size_t j = 0;
+        for (; j < k; j++) {
+            int m = gram_advance_byte(g, &p, in, n_in, w, (uint8_t)s[j], out, &w);
+            if (m <= 0) break;
+            n_in = m;
+            in = out, out = out == b ? c : b;
+        }
+        if (j == k) bits[t >> 3] |= (uint8_t)(1u << (t & 7));
+        gram_pool_undo(&p, base);
+    }
+out:
+    free(buf);
+    gram_pool_free(&p);
+    return rc;
 }

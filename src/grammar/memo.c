@@ -11,10 +11,10 @@
 #include <string.h>
 
 #define MEMO_MAX_ROWS 2048 /* states with a transition row (256 ints each); others recompute */
-#define UNKNOWN (-3)
+#define UNKNOWN GRAM_MEMO_UNKNOWN
 
 static uint32_t state_hash(const int32_t *t, int32_t n, gram_utf8 u) {
-    uint32_t h = 2166136261u ^ (uint32_t)u.acc ^ ((uint32_t)u.need << 24) ^ ((uint32_t)u.len << 28);
+    uint32_t h = 2166136261u ^ (uint32_t)u.acc ^ ((uint32_t)u.need << 24) ^ ((uint32_t)u.len << 28) ^ ((uint32_t)u.any << 31);
     for (int32_t i = 0; i < n; i++) h = (h ^ (uint32_t)t[i]) * 16777619u;
     return h ? h : 1;
 }
@@ -33,7 +33,7 @@ int gram_memo_init(gram_memo *m) {
 }
 
 void gram_memo_free(gram_memo *m) {
-    free(m->arena), free(m->st), free(m->row_of), free(m->rows), free(m->table), free(m->tmp);
+    free(m->arena), free(m->st), free(m->row_of), free(m->cls), free(m->rows), free(m->table), free(m->tmp);
     memset(m, 0, sizeof *m);
 }
 
@@ -79,7 +79,7 @@ int32_t gram_memo_intern(gram_memo *m, int32_t *tops, int32_t n, gram_utf8 u) {
     uint32_t k = h & m->tmask;
     for (int32_t id; (id = m->table[k]) >= 0; k = (k + 1) & m->tmask) {
         const gram_memo_state *s = &m->st[id];
-        if (s->hash == h && s->n == n && s->u.acc == u.acc && s->u.need == u.need && s->u.len == u.len &&
+        if (s->hash == h && s->n == n && gram_utf8_eq(s->u, u) &&
             !memcmp(m->arena + s->off, tops, (size_t)n * sizeof *tops))
             return id;
     }
@@ -87,8 +87,13 @@ int32_t gram_memo_intern(gram_memo *m, int32_t *tops, int32_t n, gram_utf8 u) {
     if (grow((void **)&m->st, &m->cap_st, (size_t)m->n_st + 1, sizeof *m->st)) return -2;
     if (m->cap_st != cap_st) {
         int32_t *r = realloc(m->row_of, m->cap_st * sizeof *r);
-        if (!r) return -2;
-        m->row_of = r;
+        if (r) m->row_of = r;
+        int32_t *c = r ? realloc(m->cls, m->cap_st * GRAM_N_CLS * sizeof *c) : NULL;
+        if (c) m->cls = c;
+        if (!c) {
+            m->cap_st = cap_st; /* keep the arrays' sizes in step */
+            return -2;
+        }
     }
     if (grow((void **)&m->arena, &m->cap_arena, m->n_arena + (size_t)n, sizeof *m->arena)) return -2;
     if ((uint32_t)(m->n_st + 1) * 2 > m->tmask) {
@@ -102,16 +107,17 @@ int32_t gram_memo_intern(gram_memo *m, int32_t *tops, int32_t n, gram_utf8 u) {
     memcpy(m->arena + m->n_arena, tops, (size_t)n * sizeof *tops);
     m->n_arena += (size_t)n;
     m->row_of[id] = -1;
+    for (int c = 0; c < GRAM_N_CLS; c++) m->cls[(size_t)id * GRAM_N_CLS + c] = UNKNOWN;
     m->table[k] = id;
     return id;
 }
 
-int32_t gram_memo_step(gram_memo *m, const hl_grammar *g, gram_pool *p, int32_t s, uint8_t b) {
+int32_t gram_memo_step_slow(gram_memo *m, const hl_grammar *g, gram_pool *p, int32_t s, uint8_t b) {
     int32_t row = m->row_of[s];
-    if (row >= 0 && m->rows[(size_t)row * 256 + b] != UNKNOWN) return m->rows[(size_t)row * 256 + b];
     gram_utf8 u2;
     const gram_memo_state *st = &m->st[s];
     int n = gram_advance_byte(g, p, m->arena + st->off, st->n, st->u, b, m->tmp, &u2);
+    if (n > 0) gram_utf8_settle(g, p, m->tmp, n, &u2);
     int32_t next = n < 0 ? -2 : n == 0 ? -1 : gram_memo_intern(m, m->tmp, n, u2);
     if (next == -2) return -2; /* overflow: not cached */
     if (row < 0 && m->n_rows < MEMO_MAX_ROWS) {
@@ -124,4 +130,14 @@ int32_t gram_memo_step(gram_memo *m, const hl_grammar *g, gram_pool *p, int32_t 
     }
     if (row >= 0) m->rows[(size_t)row * 256 + b] = next;
     return next;
+}
+
+int32_t gram_memo_class_step(gram_memo *m, const hl_grammar *g, gram_pool *p, int32_t s, int k) {
+    int32_t c = m->cls[(size_t)s * GRAM_N_CLS + k];
+    if (c != UNKNOWN) return c;
+    const gram_memo_state *st = &m->st[s];
+    if (!gram_class_uniform(g, p, m->arena + st->off, st->n, st->u, k)) c = GRAM_MEMO_MIXED;
+    else c = gram_memo_step(m, g, p, s, gram_class_byte(k));
+    if (c != -2) m->cls[(size_t)s * GRAM_N_CLS + k] = c; /* (the step may have moved m->cls) */
+    return c;
 }

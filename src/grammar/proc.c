@@ -2,12 +2,9 @@
  * sequence's parse state, the mask computed from it, and a small cache of
  * masks keyed by the state's content.
  *
- * The mask walks the vocabulary in byte order (vocab.c) keeping the parse
- * state after each byte of the current token on a stack of levels; the next
- * token resumes from the level of the prefix it shares with this one, and
- * when a prefix is dead every token that starts with it is skipped. Nodes
- * made during the walk are dropped afterwards (gram_pool_undo), so the
- * persistent state only grows with accepted tokens, and is compacted when
+ * The mask is a walk over the vocabulary (walk.c) with the parse state's
+ * transitions memoized (memo.c). Nodes made during the walk are dropped
+ * afterwards (gram_pool_undo), so the persistent state only grows with accepted tokens, and is compacted when
  * garbage dominates. A state's key is its stacks spelled out (positions from
  * top to bottom) plus the pending UTF-8 bytes, so equal states hit the cache
  * whatever their node ids: inside a JSON string, every character after the
@@ -82,7 +79,7 @@ static int make_key(gproc *p, uint64_t *hash) {
             if (key_push(p, p->pool.pos[t])) return -1;
         if (key_push(p, -2)) return -1;
     }
-    if (key_push(p, p->dead) || key_push(p, p->u.need) || key_push(p, (int32_t)p->u.acc) || key_push(p, p->u.len)) return -1;
+    if (key_push(p, p->dead) || key_push(p, p->u.need) || key_push(p, (int32_t)p->u.acc) || key_push(p, p->u.len) || key_push(p, p->u.any)) return -1;
     uint64_t h = 1469598103934665603ull;
     for (int32_t i = 0; i < p->n_key; i++) h = (h ^ (uint32_t)p->key[i]) * 1099511628211ull;
     *hash = h;
@@ -111,27 +108,7 @@ static void compute(gproc *p, uint8_t *bits) {
     memcpy(p->tmp, p->tops, (size_t)p->n_tops * sizeof *p->tmp);
     int32_t s0 = gram_memo_intern(&p->memo, p->tmp, p->n_tops, p->u);
     if (s0 < 0) return; /* out of memory: nothing but the end allowed */
-    int32_t *lvl = p->lvl_n;
-    lvl[0] = s0;
-    int32_t vd = 0;
-    for (int32_t i = 0; i < v->n_sorted; i++) {
-        int32_t t = v->sorted[i];
-        const uint8_t *s = (const uint8_t *)v->bytes + v->off[t];
-        int32_t len = (int32_t)(v->off[t + 1] - v->off[t]);
-        vd = v->lcp[i] < vd ? v->lcp[i] : vd;
-        int dead = 0;
-        while (vd < len) {
-            int32_t nx = gram_memo_step(&p->memo, p->g, &p->pool, lvl[vd], s[vd]);
-            if (nx < 0) { dead = 1; break; }
-            lvl[++vd] = nx;
-        }
-        if (dead) {
-            /* every token that starts with these vd + 1 bytes is dead too */
-            while (i + 1 < v->n_sorted && v->lcp[i + 1] >= vd + 1) i++;
-            continue;
-        }
-        set_bit(bits, t);
-    }
+    gram_walk(p->g, &p->pool, &p->memo, v, s0, p->lvl_n, bits);
     gram_pool_undo(&p->pool, base);
 }
 
@@ -215,6 +192,7 @@ static void gproc_accept(hl_logits_proc *self, int32_t token) {
     for (size_t i = 0; i < n; i++) {
         int k = gram_advance_byte(p->g, &p->pool, p->tops, p->n_tops, p->u, (uint8_t)s[i], p->tmp, &p->u);
         if (k <= 0) { p->dead = 1; p->n_tops = 0; return; }
+        gram_utf8_settle(p->g, &p->pool, p->tmp, k, &p->u);
         int32_t *t = p->tops; p->tops = p->tmp, p->tmp = t;
         p->n_tops = k;
     }
@@ -225,13 +203,21 @@ static void gproc_mask(hl_logits_proc *self, float *logits, int32_t n_vocab) {
     gproc *p = (gproc *)self;
     const uint8_t *bits = current_bits(p);
     int32_t nv = p->v->n_vocab < n_vocab ? p->v->n_vocab : n_vocab;
-    for (int32_t t = 0; t < nv; t += 8) {
-        uint8_t b = bits[t >> 3];
-        if (b == 0xFF) continue;
-        int32_t e = t + 8 < nv ? t + 8 : nv;
-        for (int32_t k = t; k < e; k++)
-            if (!(b >> (k & 7) & 1)) logits[k] = -INFINITY;
+    int32_t t = 0;
+    /* 64 tokens at a time: all allowed, none (a run of stores the compiler
+     * vectorizes), or the banned ones one by one */
+    for (; t + 64 <= nv; t += 64) {
+        uint64_t w = 0; /* token t + k is bit k (one load on a little-endian machine) */
+        for (int k = 0; k < 8; k++) w |= (uint64_t)bits[(t >> 3) + k] << (8 * k);
+        if (w == ~0ull) continue;
+        if (!w) {
+            for (int k = 0; k < 64; k++) logits[t + k] = -INFINITY;
+            continue;
+        }
+        for (uint64_t z = ~w; z; z &= z - 1) logits[t + __builtin_ctzll(z)] = -INFINITY;
     }
+    for (; t < nv; t++)
+        if (!(bits[t >> 3] >> (t & 7) & 1)) logits[t] = -INFINITY;
     for (int32_t t = nv; t < n_vocab; t++) logits[t] = -INFINITY;
 }
 

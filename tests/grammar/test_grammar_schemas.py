@@ -278,6 +278,41 @@ def test_mask_random_walks_validate(model, name, tmp_path):
     assert done >= 3, f"only {done} of 12 walks finished:\n{r.stdout}"
 
 
+# Characters the mask's byte classes treat unevenly: classes that cover part
+# of a UTF-8 lead byte's code points (Cyrillic, CJK, Greek, Latin-1, emoji),
+# a negated class that splits printable ASCII, and bounded repetitions.
+UNICODE_GBNF = r"""root ::= "[" ws item (ws "," ws item)* ws "]"
+ws ::= [ \n]{0,3}
+item ::= "\"" [а-яА-Я ]{0,12} "\"" | "<" [一-龥]+ ">" | "(" [α-ω0-9]{1,5} ")" | "'" [^'\n]* "'" | "{" [\u00e0-\u00ff]{0,4} [😀-🙏]? "}"
+"""
+
+EXACT = [(m, n) for m in ["qwen2.5-coder-1.5b-instruct-q4_k_m.gguf", "gemma-3-270m-q4_k_m.gguf"]
+         for n in ["nested", "formats", "unicode", "object"]]
+
+
+@pytest.mark.parametrize("model,name", EXACT)
+def test_mask_equals_reference(model, name, tmp_path):
+    """Every mask the processor gives along random walks (memoized walk, byte
+    classes, mask cache) equals the reference: each token's bytes advanced
+    through the plain recognizer one by one (hl_grammar_allowed_after), on
+    Qwen2.5-Coder's 151k byte-level BPE vocabulary and Gemma 3's 262k
+    SentencePiece one."""
+    if name == "object":
+        args = ["object"]
+    elif name == "unicode":
+        gp = tmp_path / "g.gbnf"
+        gp.write_text(UNICODE_GBNF, encoding="utf-8")
+        args = ["gbnf", str(gp)]
+    else:
+        sp = tmp_path / "schema.json"
+        sp.write_text(json.dumps(SCHEMAS[name]))
+        args = ["schema", str(sp)]
+    r = tool(*args, "check", str(model_path(model)), "4", "11", "9")
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr
+    checked = int(r.stdout.split("checked ")[1].split()[0])
+    assert checked >= 12, r.stdout
+
+
 def test_json_any_walks_parse(tmp_path):
     r = tool("object", "walk", str(model_path("smollm2-135m-instruct-q4_1.gguf")), "10", "3")
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr

@@ -16,6 +16,14 @@
  *                                 "done HEX" or "open HEX" (the text so far),
  *                                 and checks that the mask and the recognizer
  *                                 agree on every step ("bad ..." when not)
+ *   ... check MODEL.gguf N SEED [STEPS]
+ *                                 the same walks (at most STEPS steps each),
+ *                                 also comparing every step's
+ *                                 mask (memo, byte classes, cache) with the
+ *                                 reference (hl_grammar_allowed_after: each
+ *                                 token's bytes through the plain
+ *                                 recognizer); prints "checked S states" or
+ *                                 "bad mask ..." per differing token
  *
  * Errors go to stderr with exit status 1 (2 for usage). */
 #include "base/buf.h"
@@ -50,7 +58,7 @@ static int is_structural(unsigned char c) {
     return !((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c >= 0x80 || c <= ' ');
 }
 
-static int walk(hl_grammar *g, const char *model, int n_walks, uint64_t seed) {
+static int walk(hl_grammar *g, const char *model, int n_walks, uint64_t seed, int check, int max_steps) {
     hl_err err = {0};
     gguf_file *f = NULL;
     tok_vocab *tok = NULL;
@@ -63,7 +71,8 @@ static int walk(hl_grammar *g, const char *model, int n_walks, uint64_t seed) {
     }
     gguf_close(f);
     int32_t nv = hl_grammar_vocab_n(v);
-    uint8_t *bits = malloc((size_t)nv / 8 + 1);
+    uint8_t *bits = malloc((size_t)nv / 8 + 1), *ref = malloc((size_t)nv / 8 + 1);
+    long checked = 0;
     int32_t *cand = malloc((size_t)nv * sizeof *cand), *pref = malloc((size_t)nv * sizeof *pref);
     float *logits = malloc((size_t)nv * sizeof *logits);
     hl_buf text = {0};
@@ -77,8 +86,28 @@ static int walk(hl_grammar *g, const char *model, int n_walks, uint64_t seed) {
         }
         hl_buf_reset(&text);
         int done = 0;
-        for (int step = 0; step < 400 && !done; step++) {
+        for (int step = 0; step < max_steps && !done; step++) {
             hl_grammar_proc_allowed(p, bits);
+            if (check) {
+                int st = hl_grammar_allowed_after(g, v, text.data ? text.data : "", text.len, ref);
+                if (st != hl_grammar_proc_state(p)) { printf("bad state %d, reference %d\n", hl_grammar_proc_state(p), st); rc = 1; }
+                int shown = 0;
+                for (int32_t t = 0; t < nv; t++) {
+                    int on = bits[t >> 3] >> (t & 7) & 1, want = ref[t >> 3] >> (t & 7) & 1;
+                    if (on == want) continue;
+                    rc = 1;
+                    if (shown++ < 5) {
+                        size_t n;
+                        const char *s = hl_grammar_vocab_bytes(v, t, &n);
+                        printf("bad mask %d reference %d for token %d (", on, want, t);
+                        put_hex(s ? s : "", s ? n : 0);
+                        printf(") after ");
+                        put_hex(text.data ? text.data : "", text.len);
+                        printf("\n");
+                    }
+                }
+                checked++;
+            }
             /* the logits mask must agree with the bits */
             for (int32_t t = 0; t < nv; t++) logits[t] = 0;
             p->vt->mask(p, logits, nv);
@@ -117,8 +146,9 @@ static int walk(hl_grammar *g, const char *model, int n_walks, uint64_t seed) {
         printf("\n");
         p->vt->free(p);
     }
+    if (check) printf("checked %ld states\n", checked);
     hl_buf_free(&text);
-    free(bits), free(cand), free(pref), free(logits);
+    free(bits), free(ref), free(cand), free(pref), free(logits);
     hl_grammar_vocab_unref(v);
     tok_free(tok);
     return rc;
@@ -178,8 +208,9 @@ int main(int argc, char **argv) {
             puts(ok ? "1" : prefix_ok ? "p" : "0");
         }
         free(line), free(buf);
-    } else if (!strcmp(mode, "walk") && argc >= ai + 4) {
-        rc = walk(g, argv[ai + 1], atoi(argv[ai + 2]), strtoull(argv[ai + 3], NULL, 10));
+    } else if ((!strcmp(mode, "walk") || !strcmp(mode, "check")) && argc >= ai + 4) {
+        int steps = mode[0] == 'c' && argc > ai + 4 ? atoi(argv[ai + 4]) : 400;
+        rc = walk(g, argv[ai + 1], atoi(argv[ai + 2]), strtoull(argv[ai + 3], NULL, 10), mode[0] == 'c', steps);
     } else {
         rc = 2;
     }
