@@ -287,6 +287,12 @@ def test_capabilities(server, qwen, smollm, qthink):
     assert caps(qwen) == ["completion", "tools", "insert"]  # Qwen2.5-Coder has FIM tokens (test_fim.py)
     assert caps(qthink) == ["completion", "insert", "thinking"]
     assert "tools" not in caps(smollm) and "thinking" not in caps(smollm)
+    # /api/tags lists the same capabilities for every stored model (the ollama client's
+    # ListResponse drops fields it does not know, so this reads the raw reply)
+    tags = requests.get(server.url + "/api/tags").json()["models"]
+    assert "qthink:latest" in [m["name"] for m in tags]
+    for m in tags:
+        assert m["capabilities"] == caps(m["name"]), m["name"]
 
 
 HELLO = [{"role": "user", "content": "Say hello to me in French."}]  # nothing here asks for a tool
