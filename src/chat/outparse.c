@@ -364,28 +364,43 @@ static int piece_deepseek(chat_outparse *p, const char *s, size_t n, calls *c) {
     return rc;
 }
 
-/* The declared JSON type of a parameter of a tool (its "type", or the first
- * non-null one of a list), or NULL. */
-static const char *param_type(chat_outparse *p, const char *fn, size_t fnn, const char *param, size_t pn) {
+/* The request's definition of function fn[0..fnn) (its "function" object,
+ * or the tool itself when it has none), or NULL. */
+static struct json_object *def_of(const chat_outparse *p, const char *fn, size_t fnn) {
     if (!p->defs || !json_object_is_type(p->defs, json_type_array)) return NULL;
     for (size_t i = 0; i < json_object_array_length(p->defs); i++) {
         struct json_object *t = json_object_array_get_idx(p->defs, i), *f = get(t, "function");
         struct json_object *name = get(f ? f : t, "name");
         const char *ns = name ? json_object_get_string(name) : NULL;
-        if (!ns || strlen(ns) != fnn || memcmp(ns, fn, fnn)) continue;
-        struct json_object *props = get(get(f ? f : t, "parameters"), "properties");
-        if (!props || !json_object_is_type(props, json_type_object)) return NULL;
-        json_object_object_foreach(props, k, v) {
-            if (strlen(k) != pn || memcmp(k, param, pn)) continue;
-            struct json_object *ty = get(v, "type");
-            if (ty && json_object_is_type(ty, json_type_string)) return json_object_get_string(ty);
-            if (ty && json_object_is_type(ty, json_type_array))
-                for (size_t j = 0; j < json_object_array_length(ty); j++) {
-                    const char *s = json_object_get_string(json_object_array_get_idx(ty, j));
-                    if (s && strcmp(s, "null")) return s;
-                }
-            return NULL;
-        }
+        if (ns && strlen(ns) == fnn && !memcmp(ns, fn, fnn)) return f ? f : t;
+    }
+    return NULL;
+}
+
+/* With the request's tools known, every call must name one of them: a call
+ * to an unknown function is no call (the body comes back as content). */
+static int known_calls(const chat_outparse *p, const calls *c) {
+    if (!p->defs) return 1;
+    for (size_t i = 0; i < c->n; i++)
+        if (!def_of(p, c->v[i].name, strlen(c->v[i].name))) return 0;
+    return 1;
+}
+
+/* The declared JSON type of a parameter of a tool (its "type", or the first
+ * non-null one of a list), or NULL. */
+static const char *param_type(chat_outparse *p, const char *fn, size_t fnn, const char *param, size_t pn) {
+    struct json_object *props = get(get(def_of(p, fn, fnn), "parameters"), "properties");
+    if (!props || !json_object_is_type(props, json_type_object)) return NULL;
+    json_object_object_foreach(props, k, v) {
+        if (strlen(k) != pn || memcmp(k, param, pn)) continue;
+        struct json_object *ty = get(v, "type");
+        if (ty && json_object_is_type(ty, json_type_string)) return json_object_get_string(ty);
+        if (ty && json_object_is_type(ty, json_type_array))
+            for (size_t j = 0; j < json_object_array_length(ty); j++) {
+                const char *s = json_object_get_string(json_object_array_get_idx(ty, j));
+                if (s && strcmp(s, "null")) return s;
+            }
+        return NULL;
     }
     return NULL;
 }
@@ -495,7 +510,7 @@ static void consume(chat_outparse *p, size_t n) {
 static int end_call(chat_outparse *p, size_t n, int closed, chat_out *out) {
     calls c = {0};
     int rc = 0;
-    if (parse_body(p, p->pend.data, n, &c) == 0 && !c.oom) {
+    if (parse_body(p, p->pend.data, n, &c) == 0 && !c.oom && known_calls(p, &c)) {
         rc = commit(p, &c, out);
         p->skip_ws = 1;
     } else {

@@ -26,7 +26,8 @@
  * Guarantees, for any input split into any pieces: the concatenation of what
  * the parser emits equals what it emits for the whole text at once; text that
  * is part of a recognized tool call never appears in content; a call whose
- * body does not parse comes back as content, markers included, never dropped;
+ * body does not parse, or (with the request's tools known) that names a
+ * function not among them, comes back as content, markers included, never dropped;
  * the parser holds back only text that could still become a marker (and an
  * open tool call until it ends; for the families that take a bare JSON call
  * as the whole answer, an answer that begins with '{' or a ```json fence is
@@ -61,8 +62,10 @@ typedef struct chat_outparse_cfg {
     const char *think_open;        /* NULL: no thinking split */
     const char *think_close;
     int in_thinking;               /* the output starts inside thinking */
-    struct json_object *tool_defs; /* optional, borrowed during new(): the request's tools, whose
-                                      parameter types decide qwen3-xml values (string or JSON) */
+    struct json_object *tool_defs; /* optional, borrowed during new(): the request's tools. When
+                                      given, a call must name one of them (a call to any other
+                                      name is content, markers included), and their parameter
+                                      types decide qwen3-xml values (string or JSON) */
 } chat_outparse_cfg;
 
 typedef struct chat_tool_call {
