@@ -16,6 +16,7 @@
 #include "base/clock.h"
 #include "base/log.h"
 #include "gguf/gguf.h"
+#include "grammar/grammar.h"
 #include "chat/outparse.h"
 #include "runner/ngram.h"
 #include "runner/prompt.h"
@@ -123,6 +124,7 @@ typedef struct run_state {
     cli_gen_opts o;        /* effective options */
     int verbose;
     int think_set, think;  /* /set think | nothink (over --think) */
+    hl_grammar_vocab *gvocab; /* the vocabulary index --format's grammar needs, made on first use */
 } run_state;
 
 static int parse_num(const char *v, double *d) {
@@ -207,6 +209,8 @@ static int file_exists(const char *p) {
 
 static void rs_unload(run_state *rs) {
     if (rs->eng) hl_engine_free(rs->eng);
+    hl_grammar_vocab_unref(rs->gvocab);
+    rs->gvocab = NULL;
     if (rs->cc.pool) cli_compute_close(&rs->cc);
     if (rs->lm) hl_loaded_free(rs->lm);
     rs->eng = NULL;
@@ -366,6 +370,27 @@ static int render_prompt(const run_state *rs, const conversation *conv, char **o
     return rc;
 }
 
+/* --format: the grammar the server's "format" field makes
+ * (hl_grammar_from_format), as this request's logits processor. */
+static int format_proc(run_state *rs, hl_logits_proc **out, hl_err *err) {
+    *out = NULL;
+    char *json = NULL;
+    int rc = cli_format_json(rs->o.format, &json, err);
+    if (rc || !json) return rc;
+    struct json_object *v = json_tokener_parse(json);
+    free(json);
+    hl_grammar *gr = NULL;
+    rc = hl_grammar_from_format(v, &gr, err);
+    json_object_put(v);
+    if (rc) return hl_err_prefix(err, "--format: ");
+    if (!gr) return 0;
+    if (!rs->gvocab && (rc = hl_grammar_vocab_new(&rs->gvocab, rs->lm->tok, err))) {
+        hl_grammar_free(gr);
+        return rc;
+    }
+    return hl_grammar_proc_new(out, gr, 1, rs->gvocab, err);
+}
+
 /* Renders the prompt of the conversation (its last message is this turn),
  * generates through the engine, streams. The answer text is returned in
  * cap->text for the conversation. */
@@ -396,9 +421,15 @@ static int answer(run_state *rs, const conversation *conv, capture *cap) {
     }
     hl_request req = {.prompt = ids, .n_prompt = n_ids, .sampling = o->sampling, .num_predict = o->num_predict,
                       .stops = o->stops, .n_stops = o->n_stops, .n_choices = 1};
+    if (format_proc(rs, &req.proc, &err)) {
+        fprintf(stderr, "Error: %s\n", err.msg);
+        free(ids);
+        return -1;
+    }
     /* speculative decoding: prompt lookup, verified by the engine (the same text) */
     if (o->speculative && ngram_drafter_new(&req.drafter, NGRAM_DEFAULT_MIN, NGRAM_DEFAULT_MAX, o->num_draft, &err)) {
         fprintf(stderr, "Error: %s\n", err.msg);
+        if (req.proc) req.proc->vt->free(req.proc);
         free(ids);
         return -1;
     }

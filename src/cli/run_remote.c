@@ -40,6 +40,7 @@ typedef struct remote {
     int raw, verbose, no_template;
     int think_set, think, hide_thinking; /* --think / /set think | nothink */
     const char *think_level;
+    char *format;              /* --format as the "format" field's JSON, or NULL */
     hl_buf msgs;               /* the conversation as JSON objects, comma-separated */
 } remote;
 
@@ -294,6 +295,10 @@ static int answer(remote *r, const char *prompt) {
             if (r->think && r->think_level) hl_jw_str(&w, r->think_level);
             else hl_jw_bool(&w, r->think);
         }
+        if (r->format) { /* the API's own field: the server builds the grammar */
+            hl_jw_key(&w, "format");
+            hl_jw_raw(&w, r->format, strlen(r->format));
+        }
         put_options(r, &w);
         hl_jw_obj_end(&w);
         answer_ctx a = {.chat = !raw, .to = {.hide = r->hide_thinking}};
@@ -438,7 +443,17 @@ int cli_run_remote(int argc, char **argv, const char *model, const char *prompt)
     r.verbose = o.verbose;
     r.think_set = o.think_set, r.think = o.think, r.think_level = o.think_level, r.hide_thinking = o.hide_thinking;
     if (o.system) r.system = strdup(o.system);
-    if (cli_connect(&r.c)) return 1;
+    hl_err ferr = {0};
+    if (cli_format_json(o.format, &r.format, &ferr)) {
+        fprintf(stderr, "Error: %s\n", ferr.msg);
+        free(r.system);
+        return 1;
+    }
+    if (cli_connect(&r.c)) {
+        free(r.system);
+        free(r.format);
+        return 1;
+    }
     r.c.cancel = &g_cancel;
     struct sigaction sa = {0};
     sa.sa_handler = on_sigint;
@@ -449,6 +464,7 @@ int cli_run_remote(int argc, char **argv, const char *model, const char *prompt)
     store_modelfile_free(&r.user);
     hl_buf_free(&r.msgs);
     free(r.system);
+    free(r.format);
     free(r.name);
     return rc;
 }
