@@ -54,18 +54,24 @@ static void lit(hl_buf *b, const char *s) {
  * no stop contains, so no stop can straddle the boundary). */
 static int raw_text_rules(hl_buf *b, const char *const *stops, hl_err *err) {
     char *st[RAW_MAX_STATES];
-    int n = 0;
+    int n = 0, rc = 0;
     char chars[128] = {0}; /* the characters that occur in stops */
-    st[n++] = strdup("");
-    for (int i = 0; stops[i]; i++)
-        for (size_t k = 0; stops[i][k]; k++) {
+    if (!(st[n++] = strdup(""))) return hl_err_set(err, HL_ENOMEM, "out of memory");
+    for (int i = 0; stops[i] && !rc; i++)
+        for (size_t k = 0; stops[i][k] && !rc; k++) {
             unsigned char ch = (unsigned char)stops[i][k];
-            if (ch >= 128 || ch == 0) return hl_err_set(err, HL_EINVAL, "raw-text stops must be ASCII");
-            chars[ch] = 1;
+            if (ch >= 128) rc = hl_err_set(err, HL_EINVAL, "raw-text stops must be ASCII"); /* cannot happen: the table's */
+            chars[ch & 127] = 1;
             int seen = 0;
             for (int j = 0; j < n && !seen; j++) seen = strlen(st[j]) == k && !memcmp(st[j], stops[i], k);
-            if (!seen && k && n < RAW_MAX_STATES) st[n++] = strndup(stops[i], k);
+            if (seen || !k || rc) continue;
+            if (n == RAW_MAX_STATES) rc = hl_err_set(err, HL_ERANGE, "raw-text stops too long"); /* cannot happen */
+            else if (!(st[n++] = strndup(stops[i], k))) n--, rc = hl_err_set(err, HL_ENOMEM, "out of memory");
         }
+    if (rc) {
+        for (int s = 0; s < n; s++) free(st[s]);
+        return rc;
+    }
     char t[128];
     for (int s = 0; s < n; s++) {
         hl_buf_printf(b, "raw-s%d ::= ([^\\x00", s);
