@@ -168,6 +168,8 @@ typedef struct cli_chat_ops {
     void (*set_system)(void *ctx, char *text);            /* takes text (owned; NULL when out of memory) */
     void (*set_verbose)(void *ctx, int on);               /* /set verbose|quiet */
     void (*set_think)(void *ctx, int on);                 /* /set think|nothink */
+    int (*set_format)(void *ctx, const char *format);     /* /set format F (as --format) | noformat (NULL);
+                                                             nonzero: F refused, err printed */
     void (*show)(void *ctx, const char *what);            /* /show [what]; NULL: none given */
     int (*load)(void *ctx, const char *name);             /* /load NAME: prints; nonzero ends the chat with failure */
     void (*save)(void *ctx, const char *name);            /* /save [NAME]; NULL: none given */

@@ -125,6 +125,8 @@ typedef struct run_state {
     int verbose;
     int think_set, think;  /* /set think | nothink (over --think) */
     hl_grammar_vocab *gvocab; /* the vocabulary index --format's grammar needs, made on first use */
+    int format_set;        /* /set format | noformat (over --format) */
+    char *format;          /* its value (NULL: noformat) */
 } run_state;
 
 static int parse_num(const char *v, double *d) {
@@ -195,6 +197,7 @@ static int rs_effective(run_state *rs) {
         apply_param(&o, rs->user_params.cmds[i].key, rs->user_params.cmds[i].value);
     o.verbose = o.verbose || rs->verbose;
     if (rs->think_set) o.think_set = 1, o.think = rs->think, o.think_level = NULL;
+    if (rs->format_set) o.format = rs->format;
     o.system = rs->system;
     rs->o = o;
     return 0;
@@ -615,6 +618,23 @@ static void chat_set_think(void *ctx, int on) {
     rs_effective(rs);
 }
 
+static int chat_set_format(void *ctx, const char *format) {
+    run_state *rs = ((run_chat *)ctx)->rs;
+    char *json = NULL, *copy = NULL;
+    hl_err err = {0};
+    if (format && (cli_format_json(format, &json, &err) || !(copy = strdup(format)))) {
+        printf("Error: %s\n", err.msg[0] ? err.msg : "out of memory");
+        free(json);
+        return -1;
+    }
+    free(json);
+    free(rs->format);
+    rs->format = copy;
+    rs->format_set = 1;
+    rs_effective(rs);
+    return 0;
+}
+
 static void chat_show(void *ctx, const char *what) { show(((run_chat *)ctx)->rs, what); }
 
 static int chat_load(void *ctx, const char *name) {
@@ -640,7 +660,8 @@ static void chat_save(void *ctx, const char *name) {
 
 static const cli_chat_ops CHAT_OPS = {
     .answer = chat_answer, .clear = chat_clear, .set_parameter = chat_set_parameter,
-    .set_system = chat_set_system, .set_verbose = chat_set_verbose, .set_think = chat_set_think, .show = chat_show,
+    .set_system = chat_set_system, .set_verbose = chat_set_verbose, .set_think = chat_set_think,
+    .set_format = chat_set_format, .show = chat_show,
     .load = chat_load, .save = chat_save,
 };
 
@@ -732,6 +753,7 @@ int cmd_run(int argc, char **argv) {
     rs_unload(&rs);
     store_modelfile_free(&rs.user_params);
     free(rs.system);
+    free(rs.format);
     if (rs.st) store_close(rs.st);
     hl_buf_free(&prompt);
     return rc;

@@ -413,6 +413,19 @@ static void chat_set_think(void *ctx, int on) {
     r->think_level = NULL;
 }
 
+static int chat_set_format(void *ctx, const char *format) {
+    remote *r = ctx;
+    char *json = NULL;
+    hl_err err = {0};
+    if (format && cli_format_json(format, &json, &err)) {
+        printf("Error: %s\n", err.msg);
+        return -1;
+    }
+    free(r->format);
+    r->format = json;
+    return 0;
+}
+
 static void chat_show(void *ctx, const char *what) { show(ctx, what); }
 
 static int chat_load(void *ctx, const char *name) {
@@ -430,7 +443,8 @@ static void chat_save(void *ctx, const char *name) { save(ctx, name); }
 
 static const cli_chat_ops CHAT_OPS = {
     .answer = chat_answer, .clear = chat_clear, .set_parameter = chat_set_parameter,
-    .set_system = chat_set_system, .set_verbose = chat_set_verbose, .set_think = chat_set_think, .show = chat_show,
+    .set_system = chat_set_system, .set_verbose = chat_set_verbose, .set_think = chat_set_think,
+    .set_format = chat_set_format, .show = chat_show,
     .load = chat_load, .save = chat_save,
 };
 

@@ -195,3 +195,22 @@ def test_format_same_text(hyperlama, server, tmp_path):
     r = subprocess.run([str(HYPERLAMA), "run", str(STORIES), "x", "--format", '{"type":'], capture_output=True, text=True,
                        timeout=60)
     assert r.returncode == 2 and "--format" in r.stderr
+
+
+def test_set_format_in_the_chat(hyperlama):
+    """/set format (json, or a schema as --format takes it) and /set noformat, as Ollama's
+    chat has them: the next answers are constrained, then free again."""
+    jsonschema = pytest.importorskip("jsonschema")
+    p = Pty(["run", str(STORIES), *FLAGS[:4], "--num-predict", "300", "--threads", "2"])
+    p.expect(rb">>> ")
+    p.send("/set format " + json.dumps(FORMAT_SCHEMA) + "\r")
+    assert b"Set format to the JSON Schema." in p.expect(rb">>> ")
+    jsonschema.validate(json.loads(answer_in_pty(p, "Once upon a time")), FORMAT_SCHEMA)
+    p.send("/set format {nope\r")
+    assert b"--format must be json or a JSON Schema" in p.expect(rb">>> ")
+    p.send("/set noformat\r")
+    assert b"Disabled format." in p.expect(rb">>> ")
+    free = answer_in_pty(p, "Once upon a time")
+    assert free.strip() and not free.lstrip().startswith("{")
+    p.send("/bye\r")
+    assert p.close() == 0
