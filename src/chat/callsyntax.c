@@ -19,7 +19,7 @@ static const chat_call_syntax TABLE[] = {
      .raw_stops = {CHAT_XML_PARAM_END, CHAT_XML_FUNCTION_END, CHAT_TOOL_CALL_CLOSE, NULL}, .escape = "<"},
     {.fmt = CHAT_TOOLS_LLAMA3, /* Llama 3.x custom tools: the bare JSON its template asks for */
      .sep = "\n", .body = CHAT_BODY_JSON, .args_key = "parameters", .escape = ""},
-    {.fmt = CHAT_TOOLS_MISTRAL, /* v0.3 / Nemo: one [TOOL_CALLS] with an array of calls */
+    {.fmt = CHAT_TOOLS_MISTRAL, /* Nemo / Small: one [TOOL_CALLS] with an array of calls */
      .open = CHAT_MISTRAL_CALLS "[", .close = "]", .sep = ", ", .body = CHAT_BODY_JSON, .args_key = "arguments",
      .escape = "["},
     {.fmt = CHAT_TOOLS_DEEPSEEK, /* V3.1: NAME<sep>ARGS */
@@ -32,6 +32,11 @@ static const chat_call_syntax DEEPSEEK_R1 = {
     .fmt = CHAT_TOOLS_DEEPSEEK, .open = CHAT_DS_CALLS_BEGIN, .close = CHAT_DS_CALLS_END,
     .call_open = CHAT_DS_CALL_BEGIN "function" CHAT_DS_SEP, .call_close = CHAT_DS_CALL_END, .sep = "\n",
     .body = CHAT_BODY_NAME_ARGS, .name_end = "\n```json\n", .args_end = "\n```", .escape = "\xef\xbd\x9c"};
+
+/* Mistral 7B v0.3 writes a space after the marker ("[TOOL_CALLS] [") */
+static const chat_call_syntax MISTRAL_V03 = {
+    .fmt = CHAT_TOOLS_MISTRAL, .open = CHAT_MISTRAL_CALLS " [", .close = "]", .sep = ", ", .body = CHAT_BODY_JSON,
+    .args_key = "arguments", .escape = "["};
 
 /* Appends the first character (UTF-8) of s to the escape set. */
 static void escape_first(chat_call_syntax *o, const char *s) {
@@ -57,6 +62,10 @@ int chat_call_syntax_of(const chat_outparse_cfg *cfg, const char *tmpl_src, chat
     }
     if (cfg->tools == CHAT_TOOLS_DEEPSEEK && tmpl_src && strstr(tmpl_src, "```json")) {
         *out = DEEPSEEK_R1;
+        return 0;
+    }
+    if (cfg->tools == CHAT_TOOLS_MISTRAL && tmpl_src && strstr(tmpl_src, CHAT_MISTRAL_CALLS " [")) {
+        *out = MISTRAL_V03;
         return 0;
     }
     for (size_t i = 0; i < sizeof TABLE / sizeof TABLE[0]; i++)

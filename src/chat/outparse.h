@@ -144,8 +144,9 @@ typedef struct chat_call_syntax {
 } chat_call_syntax;
 
 /* The call syntax of cfg's family; tmpl_src (a Jinja template, may be NULL)
- * picks DeepSeek's variant (R1's "function<sep>NAME ```json" when the
- * template writes a fence, V3.1's "NAME<sep>ARGS" otherwise). PREFIX takes
+ * picks the variant it renders: DeepSeek R1's "function<sep>NAME ```json"
+ * when the template writes a fence, V3.1's "NAME<sep>ARGS" otherwise;
+ * Mistral v0.3's "[TOOL_CALLS] [" with its space, Nemo's "[TOOL_CALLS][". PREFIX takes
  * cfg's prefix and suffix, which must outlive out. HL_ENOTSUP for NONE. */
 int chat_call_syntax_of(const chat_outparse_cfg *cfg, const char *tmpl_src, chat_call_syntax *out, hl_err *err);
 

@@ -192,6 +192,10 @@ TEST(forced_grammar_per_family) {
            2, paris);
     refuses(__LINE__, g, "[TOOL_CALLS][{\"name\": \"get_weather\", \"arguments\": {\"city\": \"[TOOL_CALLS]\"}}]");
     hl_grammar_free(g);
+    g = forced(CHAT_TOOLS_MISTRAL, "{{- \"[TOOL_CALLS] [\" }}", NULL, 1, NULL, NULL); /* v0.3's spacing */
+    agrees(__LINE__, g, CHAT_TOOLS_MISTRAL, NULL, NULL, "[TOOL_CALLS] [{\"name\": \"noargs\", \"arguments\": {}}]", 1, "{}");
+    refuses(__LINE__, g, "[TOOL_CALLS][{\"name\": \"noargs\", \"arguments\": {}}]");
+    hl_grammar_free(g);
 
     g = forced(CHAT_TOOLS_DEEPSEEK, NULL, NULL, 1, NULL, NULL); /* V3.1 */
     agrees(__LINE__, g, CHAT_TOOLS_DEEPSEEK, NULL, NULL,
