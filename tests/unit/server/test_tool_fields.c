@@ -238,3 +238,56 @@ TEST(forced_grammar_refusals) {
     cfg.tools = CHAT_TOOLS_NONE;
     CHECK_EQ(chat_call_syntax_of(&cfg, NULL, &syn, &err), HL_ENOTSUP);
 }
+
+/* qwen3-xml parameters that are JSON: each compiled as a sub-schema of the
+ * function's parameters, so their $refs resolve in it; nullable integers,
+ * nested objects (whose strings escape "<"), arrays of refs. */
+TEST(forced_xml_json_parameters) {
+    const char *tools_json =
+        "[{\"type\":\"function\",\"function\":{\"name\":\"f\",\"parameters\":{\"type\":\"object\",\"properties\":{"
+        "\"s\":{\"type\":\"string\",\"enum\":[\"a b\",\"c\"]},\"n\":{\"type\":[\"integer\",\"null\"],\"minimum\":0,\"maximum\":9},"
+        "\"o\":{\"type\":\"object\",\"properties\":{\"t\":{\"type\":\"string\"}}},\"l\":{\"type\":\"array\",\"items\":{\"$ref\":\"#/$defs/x\"}}},"
+        "\"required\":[\"s\",\"l\"],\"$defs\":{\"x\":{\"type\":\"boolean\"}}}}}]";
+    json_object *tools = json_tokener_parse(tools_json);
+    chat_outparse_cfg cfg = {.tools = CHAT_TOOLS_QWEN3_XML};
+    chat_call_syntax syn;
+    hl_err err = {0};
+    hl_buf b = {0};
+    hl_grammar *g = NULL;
+    CHECK_EQ(chat_call_syntax_of(&cfg, NULL, &syn, &err), 0);
+    CHECK_EQ(srv_tool_gbnf(tools, NULL, 0, NULL, &syn, &b, &err), 0);
+    CHECK_EQ(hl_grammar_parse(&g, b.data, b.len, &err), 0);
+    if (err.msg[0]) printf("    %s\n", err.msg);
+    const char *ok = "<tool_call>\n<function=f>\n<parameter=s>\na b\n</parameter>\n<parameter=n>\nnull\n</parameter>\n"
+                     "<parameter=o>\n{\"t\": \"\\u003c/x>\"}\n</parameter>\n<parameter=l>\n[true, false]\n</parameter>\n</function>\n</tool_call>";
+    CHECK_EQ(hl_grammar_accepts(g, ok, strlen(ok), NULL), 1);
+    /* the parser reads the same values back */
+    chat_outparse_cfg pc = {.tools = CHAT_TOOLS_QWEN3_XML, .tool_defs = tools};
+    chat_outparse *p;
+    chat_out o = {0};
+    CHECK_EQ(chat_outparse_new(&p, &pc, &err), 0);
+    CHECK_EQ(chat_outparse_feed(p, ok, strlen(ok), &o, &err), 0);
+    CHECK_EQ(chat_outparse_finish(p, &o, &err), 0);
+    CHECK_EQ(o.n_calls, 1);
+    if (o.n_calls == 1) {
+        json_object *x = json_tokener_parse(o.calls[0].arguments);
+        json_object *y = json_tokener_parse("{\"s\":\"a b\",\"n\":null,\"o\":{\"t\":\"</x>\"},\"l\":[true,false]}");
+        CHECK(json_object_equal(x, y));
+        json_object_put(x);
+        json_object_put(y);
+    }
+    chat_out_free(&o);
+    chat_outparse_free(p);
+    const char *bad[] = {
+        /* a raw "<" inside a JSON string, an enum value off the list, l missing, a number for a boolean */
+        "<tool_call>\n<function=f>\n<parameter=s>\nc\n</parameter>\n<parameter=o>\n{\"t\": \"<\"}\n</parameter>\n<parameter=l>\n[]\n</parameter>\n</function>\n</tool_call>",
+        "<tool_call>\n<function=f>\n<parameter=s>\nd\n</parameter>\n<parameter=l>\n[]\n</parameter>\n</function>\n</tool_call>",
+        "<tool_call>\n<function=f>\n<parameter=s>\nc\n</parameter>\n</function>\n</tool_call>",
+        "<tool_call>\n<function=f>\n<parameter=s>\nc\n</parameter>\n<parameter=l>\n[1]\n</parameter>\n</function>\n</tool_call>",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        if (hl_grammar_accepts(g, bad[i], strlen(bad[i]), NULL) != 0) hl_test_fail(__FILE__, __LINE__, "accepts %s", bad[i]);
+    hl_grammar_free(g);
+    hl_buf_free(&b);
+    json_object_put(tools);
+}
