@@ -242,8 +242,13 @@ static int force_calls(srv_gen *g, const chat_outparse_cfg *cfg, const char *tmp
     chat_call_syntax syn;
     struct json_object *tools = g->tools_json ? json_tokener_parse(g->tools_json) : NULL;
     hl_buf b = {0};
-    int rc = chat_call_syntax_of(cfg, tmpl_src, &syn, err);
-    if (!rc && !tools) rc = hl_err_set(err, HL_EINVAL, "\"tool_choice\" needs \"tools\"");
+    if (chat_call_syntax_of(cfg, tmpl_src, &syn, err)) {
+        json_object_put(tools);
+        snprintf(g->err_param, sizeof g->err_param, "tool_choice");
+        return hl_err_set(err, HL_ENOTSUP, "\"tool_choice\": \"%s\" needs the model's tool-call format, which its template does not show: use \"auto\"",
+                          g->tool_choice == SRV_TOOLS_NAMED ? g->tool_choice_name : "required");
+    }
+    int rc = tools ? 0 : hl_err_set(err, HL_EINVAL, "\"tool_choice\" needs \"tools\"");
     /* a prompt that left thinking open (DeepSeek-R1's): close it first, so the calls are the answer */
     hl_buf lead = {0};
     if (cfg->in_thinking && cfg->think_close) hl_buf_printf(&lead, "%s\n\n", cfg->think_close);
