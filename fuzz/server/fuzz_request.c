@@ -2,13 +2,15 @@
  * Every input goes through all four endpoint parsers (Ollama generate and
  * chat with their "options", OpenAI chat and completions), so a seed corpus
  * of plain JSON bodies serves them all; a parsed request's options are then
- * merged over the defaults as gen.c does, and freed. Errors are fine;
+ * merged over the defaults as gen.c does, and freed; a request's tools are
+ * made into tool_choice's grammar in every family, which must compile. Errors are fine;
  * crashes, leaks, undefined behaviour and hangs are not. Bodies are capped at
  * 64 KiB to keep runs quick (the server caps them at 16 MiB; the parsers'
  * costs are linear). */
 #include "base/log.h"
 #include "server/internal.h"
 
+#include <json-c/json.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <stdint.h>
@@ -38,9 +40,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         srv_parse_ollama(ollama[i], body, size, &g, &err); /* fills g partly on failure too */
         merge_and_free(&g);
         if (srv_parse_openai(openai[i], body, size, &g, &err) == 0 && g.tools_json) {
-            char *schema = NULL; /* tool_choice's schema, built from whatever tools parsed */
-            srv_tool_call_schema(&g, &schema, &err);
-            free(schema);
+            /* tool_choice's grammar in every family, from whatever tools parsed */
+            struct json_object *tools = json_tokener_parse(g.tools_json);
+            for (int f = CHAT_TOOLS_HERMES; tools && f <= CHAT_TOOLS_PREFIX; f++) {
+                chat_outparse_cfg cfg = {.tools = (chat_tool_format)f, .prefix = "<call>", .suffix = "</call>"};
+                chat_call_syntax syn;
+                hl_buf b = {0};
+                hl_grammar *gr = NULL;
+                if (chat_call_syntax_of(&cfg, NULL, &syn, &err) == 0 &&
+                    srv_tool_gbnf(tools, g.tool_choice_name, g.parallel_tool_calls, NULL, &syn, &b, &err) == 0 &&
+                    hl_grammar_parse(&gr, b.data, b.len, &err) != 0)
+                    __builtin_trap(); /* what the builder writes must compile */
+                hl_grammar_free(gr);
+                hl_buf_free(&b);
+            }
+            json_object_put(tools);
         }
         merge_and_free(&g);
     }

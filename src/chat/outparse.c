@@ -9,6 +9,7 @@
  * parse is released as content with its markers. Parsing a body is atomic:
  * either every call in it is emitted or none. */
 #include "chat/outparse.h"
+#include "chat/markers.h"
 
 #include <json-c/json.h>
 #include <stdlib.h>
@@ -40,11 +41,11 @@ struct chat_outparse {
     size_t n_calls;
 };
 
-static const char DS_CALLS_BEGIN[] = "<\xef\xbd\x9ctool\xe2\x96\x81" "calls\xe2\x96\x81" "begin\xef\xbd\x9c>";
-static const char DS_CALLS_END[] = "<\xef\xbd\x9ctool\xe2\x96\x81" "calls\xe2\x96\x81" "end\xef\xbd\x9c>";
-static const char DS_CALL_BEGIN[] = "<\xef\xbd\x9ctool\xe2\x96\x81" "call\xe2\x96\x81" "begin\xef\xbd\x9c>";
-static const char DS_CALL_END[] = "<\xef\xbd\x9ctool\xe2\x96\x81" "call\xe2\x96\x81" "end\xef\xbd\x9c>";
-static const char DS_SEP[] = "<\xef\xbd\x9ctool\xe2\x96\x81" "sep\xef\xbd\x9c>";
+static const char DS_CALLS_BEGIN[] = CHAT_DS_CALLS_BEGIN;
+static const char DS_CALLS_END[] = CHAT_DS_CALLS_END;
+static const char DS_CALL_BEGIN[] = CHAT_DS_CALL_BEGIN;
+static const char DS_CALL_END[] = CHAT_DS_CALL_END;
+static const char DS_SEP[] = CHAT_DS_SEP;
 
 const char *chat_tool_format_name(chat_tool_format f) {
     switch (f) {
@@ -364,29 +365,47 @@ static int piece_deepseek(chat_outparse *p, const char *s, size_t n, calls *c) {
     return rc;
 }
 
-/* The declared JSON type of a parameter of a tool (its "type", or the first
- * non-null one of a list), or NULL. */
-static const char *param_type(chat_outparse *p, const char *fn, size_t fnn, const char *param, size_t pn) {
+/* The request's definition of function fn[0..fnn) (its "function" object,
+ * or the tool itself when it has none), or NULL. */
+static struct json_object *def_of(const chat_outparse *p, const char *fn, size_t fnn) {
     if (!p->defs || !json_object_is_type(p->defs, json_type_array)) return NULL;
     for (size_t i = 0; i < json_object_array_length(p->defs); i++) {
         struct json_object *t = json_object_array_get_idx(p->defs, i), *f = get(t, "function");
         struct json_object *name = get(f ? f : t, "name");
         const char *ns = name ? json_object_get_string(name) : NULL;
-        if (!ns || strlen(ns) != fnn || memcmp(ns, fn, fnn)) continue;
-        struct json_object *props = get(get(f ? f : t, "parameters"), "properties");
-        if (!props || !json_object_is_type(props, json_type_object)) return NULL;
-        json_object_object_foreach(props, k, v) {
-            if (strlen(k) != pn || memcmp(k, param, pn)) continue;
-            struct json_object *ty = get(v, "type");
-            if (ty && json_object_is_type(ty, json_type_string)) return json_object_get_string(ty);
-            if (ty && json_object_is_type(ty, json_type_array))
-                for (size_t j = 0; j < json_object_array_length(ty); j++) {
-                    const char *s = json_object_get_string(json_object_array_get_idx(ty, j));
-                    if (s && strcmp(s, "null")) return s;
-                }
-            return NULL;
-        }
+        if (ns && strlen(ns) == fnn && !memcmp(ns, fn, fnn)) return f ? f : t;
     }
+    return NULL;
+}
+
+/* With the request's tools known, every call must name one of them: a call
+ * to an unknown function is no call (the body comes back as content). */
+static int known_calls(const chat_outparse *p, const calls *c) {
+    if (!p->defs) return 1;
+    for (size_t i = 0; i < c->n; i++)
+        if (!def_of(p, c->v[i].name, strlen(c->v[i].name))) return 0;
+    return 1;
+}
+
+/* The declared JSON type of a parameter of a tool (its "type", or the first
+ * non-null one of a list), or NULL. */
+static const char *param_type(chat_outparse *p, const char *fn, size_t fnn, const char *param, size_t pn) {
+    struct json_object *props = get(get(def_of(p, fn, fnn), "parameters"), "properties");
+    if (!props || !json_object_is_type(props, json_type_object)) return NULL;
+    json_object_object_foreach(props, k, v) {
+        if (strlen(k) == pn && !memcmp(k, param, pn)) return chat_param_type(v);
+    }
+    return NULL;
+}
+
+const char *chat_param_type(struct json_object *schema) {
+    struct json_object *ty = get(schema, "type");
+    if (ty && json_object_is_type(ty, json_type_string)) return json_object_get_string(ty);
+    if (ty && json_object_is_type(ty, json_type_array))
+        for (size_t j = 0; j < json_object_array_length(ty); j++) {
+            const char *s = json_object_get_string(json_object_array_get_idx(ty, j));
+            if (s && strcmp(s, "null")) return s;
+        }
     return NULL;
 }
 
@@ -465,7 +484,7 @@ static int parse_body(chat_outparse *p, const char *s, size_t n, calls *c) {
     case CHAT_TOOLS_HERMES:
     case CHAT_TOOLS_LLAMA3: return json_calls(t, tn, c);
     case CHAT_TOOLS_QWEN3_XML: return piece_xml(p, t, tn, c);
-    case CHAT_TOOLS_MISTRAL: return each_piece(p, t, tn, "[TOOL_CALLS]", piece_mistral, c);
+    case CHAT_TOOLS_MISTRAL: return each_piece(p, t, tn, CHAT_MISTRAL_CALLS, piece_mistral, c);
     case CHAT_TOOLS_DEEPSEEK: return each_piece(p, t, tn, DS_CALL_END, piece_deepseek, c);
     case CHAT_TOOLS_PREFIX:
         if (p->prefix && *p->prefix) return each_piece(p, t, tn, p->prefix, piece_json, c);
@@ -495,7 +514,7 @@ static void consume(chat_outparse *p, size_t n) {
 static int end_call(chat_outparse *p, size_t n, int closed, chat_out *out) {
     calls c = {0};
     int rc = 0;
-    if (parse_body(p, p->pend.data, n, &c) == 0 && !c.oom) {
+    if (parse_body(p, p->pend.data, n, &c) == 0 && !c.oom && known_calls(p, &c)) {
         rc = commit(p, &c, out);
         p->skip_ws = 1;
     } else {
@@ -687,15 +706,15 @@ int chat_outparse_new(chat_outparse **out, const chat_outparse_cfg *cfg, hl_err 
     if (think) add_marker(p, p->think_open, NULL, 1);
     switch (p->fmt) {
     case CHAT_TOOLS_HERMES:
-        add_marker(p, "<tool_call>", "</tool_call>", 0);
+        add_marker(p, CHAT_TOOL_CALL_OPEN, CHAT_TOOL_CALL_CLOSE, 0);
         p->bare_json = 1; /* lenient: small models often drop the tags */
         break;
-    case CHAT_TOOLS_QWEN3_XML: add_marker(p, "<tool_call>", "</tool_call>", 0); break;
+    case CHAT_TOOLS_QWEN3_XML: add_marker(p, CHAT_TOOL_CALL_OPEN, CHAT_TOOL_CALL_CLOSE, 0); break;
     case CHAT_TOOLS_LLAMA3:
-        add_marker(p, "<|python_tag|>", NULL, 0);
+        add_marker(p, CHAT_PYTHON_TAG, NULL, 0);
         p->bare_json = 1;
         break;
-    case CHAT_TOOLS_MISTRAL: add_marker(p, "[TOOL_CALLS]", NULL, 0); break;
+    case CHAT_TOOLS_MISTRAL: add_marker(p, CHAT_MISTRAL_CALLS, NULL, 0); break;
     case CHAT_TOOLS_DEEPSEEK: add_marker(p, DS_CALLS_BEGIN, DS_CALLS_END, 0); break;
     case CHAT_TOOLS_PREFIX:
         if (p->prefix && *p->prefix) add_marker(p, p->prefix, p->suffix, 0);
@@ -714,7 +733,9 @@ int chat_outparse_new(chat_outparse **out, const chat_outparse_cfg *cfg, hl_err 
 unsigned chat_template_caps(const char *src) {
     unsigned c = 0;
     if (!src) return 0;
-    if (strstr(src, "tools")) c |= CHAT_CAP_TOOLS;
+    chat_outparse_cfg cfg;
+    chat_outparse_detect(src, &cfg);
+    if (cfg.tools != CHAT_TOOLS_NONE) c |= CHAT_CAP_TOOLS; /* reads tools, or writes a family's calls (DeepSeek's) */
     if (strstr(src, "<think>")) c |= CHAT_CAP_THINKING;
     return c;
 }

@@ -26,7 +26,8 @@
  * Guarantees, for any input split into any pieces: the concatenation of what
  * the parser emits equals what it emits for the whole text at once; text that
  * is part of a recognized tool call never appears in content; a call whose
- * body does not parse comes back as content, markers included, never dropped;
+ * body does not parse, or (with the request's tools known) that names a
+ * function not among them, comes back as content, markers included, never dropped;
  * the parser holds back only text that could still become a marker (and an
  * open tool call until it ends; for the families that take a bare JSON call
  * as the whole answer, an answer that begins with '{' or a ```json fence is
@@ -61,8 +62,10 @@ typedef struct chat_outparse_cfg {
     const char *think_open;        /* NULL: no thinking split */
     const char *think_close;
     int in_thinking;               /* the output starts inside thinking */
-    struct json_object *tool_defs; /* optional, borrowed during new(): the request's tools, whose
-                                      parameter types decide qwen3-xml values (string or JSON) */
+    struct json_object *tool_defs; /* optional, borrowed during new(): the request's tools. When
+                                      given, a call must name one of them (a call to any other
+                                      name is content, markers included), and their parameter
+                                      types decide qwen3-xml values (string or JSON) */
 } chat_outparse_cfg;
 
 typedef struct chat_tool_call {
@@ -97,7 +100,9 @@ size_t chat_outparse_n_calls(const chat_outparse *p);
 enum { CHAT_CAP_TOOLS = 1 << 0, CHAT_CAP_THINKING = 1 << 1 };
 
 /* What a Jinja chat template's source shows: CHAT_CAP_TOOLS when it reads
- * `tools`, CHAT_CAP_THINKING when it writes thinking markers. */
+ * `tools` or writes a known family's tool calls (DeepSeek's templates
+ * render calls and results but leave the tools' descriptions to the
+ * system message), CHAT_CAP_THINKING when it writes thinking markers. */
 unsigned chat_template_caps(const char *src);
 /* The family of a Jinja template (tools format and thinking markers), from
  * the markers its source writes. */
@@ -105,6 +110,51 @@ void chat_outparse_detect(const char *src, chat_outparse_cfg *cfg);
 /* Whether a rendered prompt ends inside an open thinking marker (the
  * template opened it for the model, as DeepSeek-R1's does). */
 int chat_prompt_opens_thinking(const char *prompt, const char *think_open, const char *think_close);
+/* ---- each family's call syntax (callsyntax.c) -------------------------------- */
+
+/* How a family writes calls, as data: what tool_choice required / named
+ * makes a grammar of (server/tool_grammar.c), so that the grammar produces
+ * exactly what this parser reads back as calls. An answer is
+ *
+ *   open CALL (sep CALL)* close          (one CALL only when one_call)
+ *   CALL = call_open BODY call_close
+ *   BODY = JSON:      {"name": "NAME", "<args_key>": ARGS}
+ *          NAME_ARGS: NAME name_end ARGS args_end
+ *          XML:       NAME name_end (param_open P param_mid VALUE param_close)* args_end
+ *
+ * where ARGS is a JSON object following the function's parameter schema and
+ * an XML VALUE is raw text for a string parameter (never containing any of
+ * raw_stops) and JSON for the others. JSON strings there never hold the
+ * code points in escape raw (they are \u escapes): those are the first
+ * characters of the markers the parser looks for while a call is open, so no
+ * string can end a call early. Empty strings are "nothing". */
+typedef enum chat_call_body { CHAT_BODY_JSON, CHAT_BODY_NAME_ARGS, CHAT_BODY_XML } chat_call_body;
+
+typedef struct chat_call_syntax {
+    chat_tool_format fmt;
+    const char *open, *close, *sep, *call_open, *call_close;
+    int one_call;
+    chat_call_body body;
+    const char *args_key;                           /* JSON */
+    const char *name_end, *args_end;                /* NAME_ARGS, XML */
+    const char *param_open, *param_mid, *param_close; /* XML */
+    const char *raw_stops[4];                       /* XML: NULL-terminated */
+    const char *escape;
+    char escape_buf[16];                            /* PREFIX: escape lives here */
+} chat_call_syntax;
+
+/* The call syntax of cfg's family; tmpl_src (a Jinja template, may be NULL)
+ * picks the variant it renders: DeepSeek R1's "function<sep>NAME ```json"
+ * when the template writes a fence, V3.1's "NAME<sep>ARGS" otherwise;
+ * Mistral v0.3's "[TOOL_CALLS] [" with its space, Nemo's "[TOOL_CALLS][". PREFIX takes
+ * cfg's prefix and suffix, which must outlive out. HL_ENOTSUP for NONE. */
+int chat_call_syntax_of(const chat_outparse_cfg *cfg, const char *tmpl_src, chat_call_syntax *out, hl_err *err);
+
+/* The declared JSON type of a parameter's schema as the parser reads
+ * qwen3-xml values by it: its "type", or the first non-null one of a list;
+ * NULL when none. "string" means the value is raw text. */
+const char *chat_param_type(struct json_object *param_schema);
+
 /* Name of a format ("hermes" ...), for logs. */
 const char *chat_tool_format_name(chat_tool_format f);
 

@@ -5,6 +5,7 @@
 #include "backend/kv.h"
 
 #include <errno.h>
+#include <json-c/json.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -179,6 +180,17 @@ int cli_parse_gen_opt(cli_gen_opts *o, int argc, char **argv, int *i) {
         o->system = v;
         return 1;
     }
+    if ((v = cli_flag_value("--format", argc, argv, i, &bad))) {
+        char *j = NULL;
+        hl_err err = {0};
+        if (cli_format_json(v, &j, &err)) {
+            fprintf(stderr, "Error: %s\n", err.msg);
+            return -1;
+        }
+        free(j);
+        o->format = v;
+        return 1;
+    }
     return bad ? -1 : 0;
 }
 
@@ -190,6 +202,8 @@ void cli_print_gen_opts_help(FILE *out) {
             "  --think[=VALUE]           thinking on (true, low, medium, high) or off (false)\n"
             "  --hidethinking            do not print the thinking\n"
             "  --system TEXT             system message\n"
+            "  --format FORMAT           the answer's format: json, or a JSON Schema (inline\n"
+            "                            or @FILE), enforced by the grammar\n"
             "  --num-predict N           maximum tokens to generate (-1: until done)\n"
             "  --stop TEXT               stop when TEXT is generated (repeatable)\n"
             "  --temperature F           0 = greedy (default 0.8)\n"
@@ -224,4 +238,36 @@ int cli_no_arguments(const char *first) {
     if (first[0] == '-') cli_unknown_flag(first);
     else fprintf(stderr, "Error: accepts no arguments, received \"%s\"\n", first);
     return 2;
+}
+
+int cli_format_json(const char *arg, char **out, hl_err *err) {
+    *out = NULL;
+    if (!arg) return 0;
+    if (!strcmp(arg, "json")) return (*out = strdup("\"json\"")) ? 0 : hl_err_set(err, HL_ENOMEM, "out of memory");
+    char *text = NULL;
+    if (arg[0] == '@') {
+        FILE *f = fopen(arg + 1, "rb");
+        if (!f) return hl_err_set(err, HL_EIO, "--format: cannot open %s: %s", arg + 1, strerror(errno));
+        hl_buf b = {0};
+        char chunk[4096];
+        size_t n;
+        while ((n = fread(chunk, 1, sizeof chunk, f)) > 0 && b.len < (8u << 20)) hl_buf_append(&b, chunk, n);
+        fclose(f);
+        if (b.oom) return hl_err_set(err, HL_ENOMEM, "out of memory");
+        text = b.data ? b.data : strdup("");
+    } else {
+        text = strdup(arg);
+    }
+    if (!text) return hl_err_set(err, HL_ENOMEM, "out of memory");
+    enum json_tokener_error je;
+    struct json_object *v = json_tokener_parse_verbose(text, &je);
+    int ok = v && json_object_is_type(v, json_type_object);
+    json_object_put(v);
+    if (!ok) {
+        free(text);
+        return hl_err_set(err, HL_EINVAL, "--format must be json or a JSON Schema object (inline or @FILE)%s%s",
+                          je != json_tokener_success ? ": " : "", je != json_tokener_success ? json_tokener_error_desc(je) : "");
+    }
+    *out = text;
+    return 0;
 }

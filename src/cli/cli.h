@@ -54,7 +54,14 @@ typedef struct cli_gen_opts {
     int think_set, think;    /* --think[=true|false|low|medium|high] */
     const char *think_level; /* NULL, or "low" | "medium" | "high" */
     int hide_thinking;       /* --hidethinking: thinking is not printed */
+    const char *format;      /* --format: "json", a JSON Schema, or @FILE holding one (cli_format_json) */
 } cli_gen_opts;
+
+/* --format's value as the JSON that Ollama's "format" field carries ("json"
+ * becomes the string "json"; a schema is given inline or as @FILE): a new
+ * string in *out (NULL when arg is NULL), checked to be "json" or a JSON
+ * object. */
+int cli_format_json(const char *arg, char **out, hl_err *err);
 
 /* Printing an answer whose thinking is split from its content (think.c):
  * thinking shows dimmed under "Thinking..." and ends with
@@ -161,6 +168,8 @@ typedef struct cli_chat_ops {
     void (*set_system)(void *ctx, char *text);            /* takes text (owned; NULL when out of memory) */
     void (*set_verbose)(void *ctx, int on);               /* /set verbose|quiet */
     void (*set_think)(void *ctx, int on);                 /* /set think|nothink */
+    int (*set_format)(void *ctx, const char *format);     /* /set format F (as --format) | noformat (NULL);
+                                                             nonzero: F refused, err printed */
     void (*show)(void *ctx, const char *what);            /* /show [what]; NULL: none given */
     int (*load)(void *ctx, const char *name);             /* /load NAME: prints; nonzero ends the chat with failure */
     void (*save)(void *ctx, const char *name);            /* /save [NAME]; NULL: none given */

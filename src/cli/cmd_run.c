@@ -16,6 +16,7 @@
 #include "base/clock.h"
 #include "base/log.h"
 #include "gguf/gguf.h"
+#include "grammar/grammar.h"
 #include "chat/outparse.h"
 #include "runner/ngram.h"
 #include "runner/prompt.h"
@@ -123,6 +124,9 @@ typedef struct run_state {
     cli_gen_opts o;        /* effective options */
     int verbose;
     int think_set, think;  /* /set think | nothink (over --think) */
+    hl_grammar_vocab *gvocab; /* the vocabulary index --format's grammar needs, made on first use */
+    int format_set;        /* /set format | noformat (over --format) */
+    char *format;          /* its value (NULL: noformat) */
 } run_state;
 
 static int parse_num(const char *v, double *d) {
@@ -193,6 +197,7 @@ static int rs_effective(run_state *rs) {
         apply_param(&o, rs->user_params.cmds[i].key, rs->user_params.cmds[i].value);
     o.verbose = o.verbose || rs->verbose;
     if (rs->think_set) o.think_set = 1, o.think = rs->think, o.think_level = NULL;
+    if (rs->format_set) o.format = rs->format;
     o.system = rs->system;
     rs->o = o;
     return 0;
@@ -207,6 +212,8 @@ static int file_exists(const char *p) {
 
 static void rs_unload(run_state *rs) {
     if (rs->eng) hl_engine_free(rs->eng);
+    hl_grammar_vocab_unref(rs->gvocab);
+    rs->gvocab = NULL;
     if (rs->cc.pool) cli_compute_close(&rs->cc);
     if (rs->lm) hl_loaded_free(rs->lm);
     rs->eng = NULL;
@@ -366,6 +373,27 @@ static int render_prompt(const run_state *rs, const conversation *conv, char **o
     return rc;
 }
 
+/* --format: the grammar the server's "format" field makes
+ * (hl_grammar_from_format), as this request's logits processor. */
+static int format_proc(run_state *rs, hl_logits_proc **out, hl_err *err) {
+    *out = NULL;
+    char *json = NULL;
+    int rc = cli_format_json(rs->o.format, &json, err);
+    if (rc || !json) return rc;
+    struct json_object *v = json_tokener_parse(json);
+    free(json);
+    hl_grammar *gr = NULL;
+    rc = hl_grammar_from_format(v, &gr, err);
+    json_object_put(v);
+    if (rc) return hl_err_prefix(err, "--format: ");
+    if (!gr) return 0;
+    if (!rs->gvocab && (rc = hl_grammar_vocab_new(&rs->gvocab, rs->lm->tok, err))) {
+        hl_grammar_free(gr);
+        return rc;
+    }
+    return hl_grammar_proc_new(out, gr, 1, rs->gvocab, err);
+}
+
 /* Renders the prompt of the conversation (its last message is this turn),
  * generates through the engine, streams. The answer text is returned in
  * cap->text for the conversation. */
@@ -396,9 +424,15 @@ static int answer(run_state *rs, const conversation *conv, capture *cap) {
     }
     hl_request req = {.prompt = ids, .n_prompt = n_ids, .sampling = o->sampling, .num_predict = o->num_predict,
                       .stops = o->stops, .n_stops = o->n_stops, .n_choices = 1};
+    if (format_proc(rs, &req.proc, &err)) {
+        fprintf(stderr, "Error: %s\n", err.msg);
+        free(ids);
+        return -1;
+    }
     /* speculative decoding: prompt lookup, verified by the engine (the same text) */
     if (o->speculative && ngram_drafter_new(&req.drafter, NGRAM_DEFAULT_MIN, NGRAM_DEFAULT_MAX, o->num_draft, &err)) {
         fprintf(stderr, "Error: %s\n", err.msg);
+        if (req.proc) req.proc->vt->free(req.proc);
         free(ids);
         return -1;
     }
@@ -584,6 +618,23 @@ static void chat_set_think(void *ctx, int on) {
     rs_effective(rs);
 }
 
+static int chat_set_format(void *ctx, const char *format) {
+    run_state *rs = ((run_chat *)ctx)->rs;
+    char *json = NULL, *copy = NULL;
+    hl_err err = {0};
+    if (format && (cli_format_json(format, &json, &err) || !(copy = strdup(format)))) {
+        printf("Error: %s\n", err.msg[0] ? err.msg : "out of memory");
+        free(json);
+        return -1;
+    }
+    free(json);
+    free(rs->format);
+    rs->format = copy;
+    rs->format_set = 1;
+    rs_effective(rs);
+    return 0;
+}
+
 static void chat_show(void *ctx, const char *what) { show(((run_chat *)ctx)->rs, what); }
 
 static int chat_load(void *ctx, const char *name) {
@@ -609,7 +660,8 @@ static void chat_save(void *ctx, const char *name) {
 
 static const cli_chat_ops CHAT_OPS = {
     .answer = chat_answer, .clear = chat_clear, .set_parameter = chat_set_parameter,
-    .set_system = chat_set_system, .set_verbose = chat_set_verbose, .set_think = chat_set_think, .show = chat_show,
+    .set_system = chat_set_system, .set_verbose = chat_set_verbose, .set_think = chat_set_think,
+    .set_format = chat_set_format, .show = chat_show,
     .load = chat_load, .save = chat_save,
 };
 
@@ -701,6 +753,7 @@ int cmd_run(int argc, char **argv) {
     rs_unload(&rs);
     store_modelfile_free(&rs.user_params);
     free(rs.system);
+    free(rs.format);
     if (rs.st) store_close(rs.st);
     hl_buf_free(&prompt);
     return rc;

@@ -76,6 +76,7 @@ int cli_engine_generate(hl_engine *e, const hl_request *r, void (*emit)(void *us
     int rc = hl_engine_submit(e, r, NULL, NULL, &h, err);
     if (rc) {
         if (r->drafter.free) r->drafter.free(r->drafter.ctx); /* not the engine's: the request's drafter is ours to free */
+        if (r->proc) r->proc->vt->free(r->proc);              /* likewise its processor (--format's grammar) */
         return rc;
     }
     int cancelled = 0;

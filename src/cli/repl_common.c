@@ -43,7 +43,9 @@ static void help_set(void) {
            "  /set verbose           Show LLM stats\n"
            "  /set quiet             Disable LLM stats\n"
            "  /set think             Enable thinking\n"
-           "  /set nothink           Disable thinking\n\n");
+           "  /set nothink           Disable thinking\n"
+           "  /set format json       Enable JSON mode (or a JSON Schema, inline or @FILE)\n"
+           "  /set noformat          Disable formatting\n\n");
 }
 
 static void help_show(void) {
@@ -148,6 +150,20 @@ static void cmd_set(const cli_chat_ops *ops, void *ctx, repl_input *in, const ch
         int on = !strcmp(what, "think");
         if (ops->set_think) ops->set_think(ctx, on);
         printf("Set '%s' mode.\n", what);
+    } else if (!strcmp(what, "format") && ops->set_format) {
+        const char *p = strstr(line, "format") + 6;
+        while (*p == ' ') p++;
+        char *f = strdup(p);
+        if (f) cli_unquote(f);
+        if (!f || !*f) printf("Invalid or missing format. For 'json' mode use '/set format json'\n");
+        else if (ops->set_format(ctx, f) == 0) {
+            if (!strcmp(f, "json")) printf("Set format to 'json' mode.\n");
+            else printf("Set format to the JSON Schema.\n");
+        }
+        free(f);
+    } else if (!strcmp(what, "noformat") && ops->set_format) {
+        ops->set_format(ctx, NULL);
+        printf("Disabled format.\n");
     } else if (!strcmp(what, "quiet")) {
         ops->set_verbose(ctx, 0);
         printf("Set 'quiet' mode.\n");

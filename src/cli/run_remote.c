@@ -40,6 +40,7 @@ typedef struct remote {
     int raw, verbose, no_template;
     int think_set, think, hide_thinking; /* --think / /set think | nothink */
     const char *think_level;
+    char *format;              /* --format as the "format" field's JSON, or NULL */
     hl_buf msgs;               /* the conversation as JSON objects, comma-separated */
 } remote;
 
@@ -294,6 +295,10 @@ static int answer(remote *r, const char *prompt) {
             if (r->think && r->think_level) hl_jw_str(&w, r->think_level);
             else hl_jw_bool(&w, r->think);
         }
+        if (r->format) { /* the API's own field: the server builds the grammar */
+            hl_jw_key(&w, "format");
+            hl_jw_raw(&w, r->format, strlen(r->format));
+        }
         put_options(r, &w);
         hl_jw_obj_end(&w);
         answer_ctx a = {.chat = !raw, .to = {.hide = r->hide_thinking}};
@@ -408,6 +413,19 @@ static void chat_set_think(void *ctx, int on) {
     r->think_level = NULL;
 }
 
+static int chat_set_format(void *ctx, const char *format) {
+    remote *r = ctx;
+    char *json = NULL;
+    hl_err err = {0};
+    if (format && cli_format_json(format, &json, &err)) {
+        printf("Error: %s\n", err.msg);
+        return -1;
+    }
+    free(r->format);
+    r->format = json;
+    return 0;
+}
+
 static void chat_show(void *ctx, const char *what) { show(ctx, what); }
 
 static int chat_load(void *ctx, const char *name) {
@@ -425,7 +443,8 @@ static void chat_save(void *ctx, const char *name) { save(ctx, name); }
 
 static const cli_chat_ops CHAT_OPS = {
     .answer = chat_answer, .clear = chat_clear, .set_parameter = chat_set_parameter,
-    .set_system = chat_set_system, .set_verbose = chat_set_verbose, .set_think = chat_set_think, .show = chat_show,
+    .set_system = chat_set_system, .set_verbose = chat_set_verbose, .set_think = chat_set_think,
+    .set_format = chat_set_format, .show = chat_show,
     .load = chat_load, .save = chat_save,
 };
 
@@ -438,7 +457,17 @@ int cli_run_remote(int argc, char **argv, const char *model, const char *prompt)
     r.verbose = o.verbose;
     r.think_set = o.think_set, r.think = o.think, r.think_level = o.think_level, r.hide_thinking = o.hide_thinking;
     if (o.system) r.system = strdup(o.system);
-    if (cli_connect(&r.c)) return 1;
+    hl_err ferr = {0};
+    if (cli_format_json(o.format, &r.format, &ferr)) {
+        fprintf(stderr, "Error: %s\n", ferr.msg);
+        free(r.system);
+        return 1;
+    }
+    if (cli_connect(&r.c)) {
+        free(r.system);
+        free(r.format);
+        return 1;
+    }
     r.c.cancel = &g_cancel;
     struct sigaction sa = {0};
     sa.sa_handler = on_sigint;
@@ -449,6 +478,7 @@ int cli_run_remote(int argc, char **argv, const char *model, const char *prompt)
     store_modelfile_free(&r.user);
     hl_buf_free(&r.msgs);
     free(r.system);
+    free(r.format);
     free(r.name);
     return rc;
 }

@@ -80,10 +80,28 @@ int hl_json_schema_to_gbnf(const char *schema, size_t n, const char *prefix, hl_
 struct json_object;
 int hl_json_schema_to_gbnf_obj(struct json_object *doc, const char *prefix, hl_buf *out, hl_err *err);
 
+/* The same with options: a sub-schema of the document (its $refs resolve in
+ * the whole document), and characters strings must escape. A caller that
+ * wraps the JSON in markers of its own (tool calls) uses escape so no string
+ * can spell a marker: a code point listed there is never raw inside a
+ * string, only as a \u escape (JSON's own; the value is the same). */
+typedef struct hl_schema_opts {
+    const char *prefix;      /* rule names' prefix (NULL: none) */
+    struct json_object *at;  /* the schema to compile, inside doc (NULL: doc itself) */
+    const char *path;        /* at's JSON pointer, for errors ("/properties/x"; NULL: "") */
+    const char *escape;      /* UTF-8 code points strings hold only escaped (NULL: none) */
+} hl_schema_opts;
+int hl_json_schema_to_gbnf_opts(struct json_object *doc, const hl_schema_opts *o, hl_buf *out, hl_err *err);
+
 /* GBNF for any JSON value (object_only: any JSON object), as `root`. */
 void hl_grammar_json_any_gbnf(int object_only, hl_buf *out);
 
 int hl_grammar_from_json_schema(hl_grammar **out, const char *schema, size_t n, hl_err *err);
+/* Ollama's "format" (a parsed JSON value, borrowed): "json" is any JSON
+ * value, an object is a JSON Schema; "" and null constrain nothing (*out
+ * NULL, 0). The one reading of the field, for the server's routes and
+ * `hyperlama run --format` alike. */
+int hl_grammar_from_format(struct json_object *format, hl_grammar **out, hl_err *err);
 int hl_grammar_json_any(hl_grammar **out, int object_only, hl_err *err);
 
 /* ---- matching text (tests, tools) --------------------------------------------- */

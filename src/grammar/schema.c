@@ -867,9 +867,19 @@ static int body_of(sctx *c, struct json_object *s, hl_buf *b) {
 
 /* ---- primitives and entry points ------------------------------------------------------ */
 
-static void primitives(hl_buf *o, const char *P) {
+/* escape: code points (UTF-8) a string never holds raw (they are written
+ * as \u escapes instead). */
+static void primitives(hl_buf *o, const char *P, const char *escape) {
     hl_buf_printf(o, "%sws ::= [ \\t\\n]{0,20}\n", P);
-    hl_buf_printf(o, "%schar ::= [^\"\\\\\\x00-\\x1F] | \"\\\\\" ([\"\\\\/bfnrt] | \"u\" [0-9a-fA-F]{4})\n", P);
+    hl_buf_printf(o, "%schar ::= [^\"\\\\\\x00-\\x1F", P);
+    for (const unsigned char *e = (const unsigned char *)(escape ? escape : ""); *e;) {
+        uint32_t cp = *e++;
+        int more = cp >= 0xF0 ? 3 : cp >= 0xE0 ? 2 : cp >= 0xC0 ? 1 : 0;
+        if (more) cp &= 0x3Fu >> more;
+        for (; more && (*e & 0xC0) == 0x80; more--) cp = cp << 6 | (*e++ & 0x3F);
+        hl_buf_printf(o, "\\U%08X", (unsigned)cp);
+    }
+    hl_buf_printf(o, "] | \"\\\\\" ([\"\\\\/bfnrt] | \"u\" [0-9a-fA-F]{4})\n");
     hl_buf_printf(o, "%sstring ::= \"\\\"\" %schar* \"\\\"\"\n", P, P);
     hl_buf_printf(o, "%sinteger ::= \"-\"? (\"0\" | [1-9] [0-9]{0,15})\n", P);
     hl_buf_printf(o, "%snumber ::= %sinteger (\".\" [0-9]{1,20})? ([eE] [-+]? [0-9]{1,3})?\n", P, P);
@@ -883,7 +893,7 @@ static void primitives(hl_buf *o, const char *P) {
 
 void hl_grammar_json_any_gbnf(int object_only, hl_buf *out) {
     hl_buf_printf(out, "root ::= %s\n", object_only ? "object" : "value");
-    primitives(out, "");
+    primitives(out, "", NULL);
 }
 
 int hl_json_schema_to_gbnf(const char *schema, size_t n, const char *prefix, hl_buf *out, hl_err *err) {
@@ -919,11 +929,17 @@ int hl_json_schema_to_gbnf(const char *schema, size_t n, const char *prefix, hl_
 }
 
 int hl_json_schema_to_gbnf_obj(struct json_object *doc, const char *prefix, hl_buf *out, hl_err *err) {
+    hl_schema_opts o = {.prefix = prefix};
+    return hl_json_schema_to_gbnf_opts(doc, &o, out, err);
+}
+
+int hl_json_schema_to_gbnf_opts(struct json_object *doc, const hl_schema_opts *o, hl_buf *out, hl_err *err) {
     sctx *c = calloc(1, sizeof *c);
     if (!c) return hl_err_set(err, HL_ENOMEM, "out of memory");
-    c->doc = doc, c->P = prefix ? prefix : "", c->out = out, c->err = err;
+    c->doc = doc, c->P = o->prefix ? o->prefix : "", c->out = out, c->err = err;
+    if (o->path) snprintf(c->path, sizeof c->path, "%s", o->path);
     hl_buf body = {0};
-    if (!body_of(c, doc, &body)) {
+    if (!body_of(c, o->at ? o->at : doc, &body)) {
         hl_buf_printf(out, "%sroot ::= %s\n", c->P, body.data ? body.data : "\"\"");
         /* $ref targets, including those found while generating others */
         for (int i = 0; i < c->n_refs && !c->rc; i++) {
@@ -936,7 +952,7 @@ int hl_json_schema_to_gbnf_obj(struct json_object *doc, const char *prefix, hl_b
             hl_buf_free(&rb);
             r->done = 1;
         }
-        if (!c->rc) primitives(out, c->P);
+        if (!c->rc) primitives(out, c->P, o->escape);
     }
     hl_buf_free(&body);
     for (int i = 0; i < c->n_refs; i++) free(c->refs[i].ref);
@@ -962,6 +978,23 @@ int hl_grammar_json_any(hl_grammar **out, int object_only, hl_err *err) {
     hl_buf b = {0};
     hl_grammar_json_any_gbnf(object_only, &b);
     int rc = b.oom ? hl_err_set(err, HL_ENOMEM, "out of memory") : hl_grammar_parse(out, b.data, b.len, err);
+    hl_buf_free(&b);
+    return rc;
+}
+
+int hl_grammar_from_format(struct json_object *v, hl_grammar **out, hl_err *err) {
+    *out = NULL;
+    if (!v || json_object_is_type(v, json_type_null)) return 0;
+    if (json_object_is_type(v, json_type_string)) {
+        const char *s = json_object_get_string(v);
+        if (!*s) return 0;
+        if (!strcmp(s, "json")) return hl_grammar_json_any(out, 0, err);
+        return hl_err_set(err, HL_EINVAL, "\"format\" must be \"json\" or a JSON Schema object (got \"%.200s\")", s);
+    }
+    if (!json_object_is_type(v, json_type_object)) return hl_err_set(err, HL_EINVAL, "\"format\" must be \"json\" or a JSON Schema object");
+    hl_buf b = {0};
+    int rc = hl_json_schema_to_gbnf_obj(v, "", &b, err);
+    if (!rc) rc = hl_grammar_parse(out, b.data, b.len, err);
     hl_buf_free(&b);
     return rc;
 }

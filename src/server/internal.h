@@ -5,6 +5,7 @@
 #define HL_SERVER_INTERNAL_H
 
 #include "server/server.h"
+#include "chat/outparse.h"
 #include "grammar/grammar.h"
 #include "runner/engine.h"
 #include "store/store.h"
@@ -345,10 +346,12 @@ int srv_out_setup(struct srv_run *run, const char *go_template, hl_err *err);
  * content part; c->d_thinking and new calls hold the rest. */
 void srv_out_event(struct srv_run *run, srv_choice *c, hl_event *ev);
 void srv_choice_out_free(srv_choice *c);
-/* The JSON schema one tool call must match under tool_choice required /
- * named: {"name": const, "arguments": the function's parameters}, anyOf the
- * allowed tools (a JSON text, caller frees). The grammar hook. */
-int srv_tool_call_schema(const srv_gen *g, char **schema, hl_err *err);
+/* GBNF (appended to out) for an answer of tool calls in syntax syn, each
+ * calling one of tools (an OpenAI tools array; only: just that function,
+ * NULL: any) with arguments that follow its parameters; several when
+ * parallel; lead (may be NULL) is text before it all (tool_grammar.c). */
+int srv_tool_gbnf(struct json_object *tools, const char *only, int parallel, const char *lead, const chat_call_syntax *syn, hl_buf *out,
+                  hl_err *err);
 /* "tool_calls" when the choice ended by calling tools, else done_reason. */
 const char *srv_finish_reason(const srv_choice *c, const char *done_reason);
 /* Writes call k of a choice as an OpenAI tool_calls entry: part 0 whole

@@ -172,6 +172,8 @@ static void info_details(hl_jw *w, const store_info *i) {
     details(w, i->family[0] ? i->family : i->arch, i->n_params ? ps : "", i->quant);
 }
 
+static void put_capabilities(hl_jw *w, const char *go_template, const char *path);
+
 static int route_tags(srv_req *r) {
     hl_buf b = {0};
     hl_jw w;
@@ -193,6 +195,10 @@ static int route_tags(srv_req *r) {
             hl_jw_key(&w, "size"); hl_jw_int(&w, list[i].size);
             hl_jw_key(&w, "digest"); hl_jw_str(&w, list[i].digest);
             info_details(&w, &list[i]);
+            store_model sm = {0};
+            hl_err e2;
+            if (store_load(r->srv->st, list[i].name, &sm, &e2) == 0) put_capabilities(&w, sm.template_text, sm.model_path);
+            store_model_free(&sm);
             hl_jw_obj_end(&w);
         }
         free(list);
@@ -251,11 +257,10 @@ static int route_ps(srv_req *r) {
  * the file does not carry it (Ollama reports it too). The tensors' bytes are
  * returned for the top-level "weights_size", which Ollama's reply lacks: the
  * CLI's hardware-fit line (show) needs it with the head counts. */
-/* Writes model_info; *fim is set when the vocabulary has FIM tokens. */
-static int64_t model_info(hl_jw *w, const char *path, int *fim) {
+/* Writes model_info. */
+static int64_t model_info(hl_jw *w, const char *path) {
     gguf_file *f = NULL;
     int64_t weights = -1;
-    *fim = 0;
     hl_jw_key(w, "model_info");
     hl_jw_obj_begin(w);
     if (path && gguf_open(&f, path, NULL) == 0) {
@@ -282,31 +287,42 @@ static int64_t model_info(hl_jw *w, const char *path, int *fim) {
             weights += (int64_t)t->size;
         }
         if (!gguf_find(f, "general.parameter_count")) { hl_jw_key(w, "general.parameter_count"); hl_jw_int(w, params); }
-        tok_vocab *v = NULL;
-        int32_t ids[3];
-        if (tok_load(&v, f, NULL) == 0) *fim = tok_fim(v, ids);
-        tok_free(v);
         gguf_close(f);
     }
     hl_jw_obj_end(w);
     return weights;
 }
 
-/* tools / thinking from the TEMPLATE, else from the GGUF's chat template */
-static unsigned model_caps(const char *go_template, const char *path) {
-    if (go_template && *go_template) return srv_template_caps(go_template, NULL);
-    gguf_file *f = NULL;
+/* A model's capabilities, as /api/show and /api/tags list them (Ollama's
+ * names, in Ollama's order): completion always; tools and thinking from the
+ * Modelfile TEMPLATE, else from the GGUF's chat template; insert when the
+ * vocabulary has FIM tokens or the TEMPLATE uses .Suffix. The one place
+ * that decides them. */
+static void put_capabilities(hl_jw *w, const char *go_template, const char *path) {
     unsigned caps = 0;
-    gguf_str s;
+    int fim = hl_prompt_template_inserts(go_template);
+    gguf_file *f = NULL;
     if (path && gguf_open(&f, path, NULL) == 0) {
-        if (gguf_get_str(f, "tokenizer.chat_template", &s) == 0) {
+        gguf_str s;
+        if (!(go_template && *go_template) && gguf_get_str(f, "tokenizer.chat_template", &s) == 0) {
             char *src = strndup(s.ptr, s.len);
             caps = srv_template_caps(NULL, src);
             free(src);
         }
+        tok_vocab *v = NULL;
+        int32_t ids[3];
+        if (!fim && tok_load(&v, f, NULL) == 0) fim = tok_fim(v, ids);
+        tok_free(v);
         gguf_close(f);
     }
-    return caps;
+    if (go_template && *go_template) caps = srv_template_caps(go_template, NULL);
+    hl_jw_key(w, "capabilities");
+    hl_jw_arr_begin(w);
+    hl_jw_str(w, "completion");
+    if (caps & CHAT_CAP_TOOLS) hl_jw_str(w, "tools");
+    if (fim) hl_jw_str(w, "insert");
+    if (caps & CHAT_CAP_THINKING) hl_jw_str(w, "thinking");
+    hl_jw_arr_end(w);
 }
 
 static int route_show(srv_req *r) {
@@ -372,20 +388,12 @@ static int route_show(srv_req *r) {
     } else {
         details(&w, "", "", "");
     }
-    int fim = 0;
-    int64_t weights = model_info(&w, is_path ? key : sm.model_path, &fim);
+    int64_t weights = model_info(&w, is_path ? key : sm.model_path);
     if (weights >= 0) { hl_jw_key(&w, "weights_size"); hl_jw_int(&w, weights); }
     /* ours too: how this server stores the KV cache (show's memory estimate) */
     hl_jw_key(&w, "kv_cache_type");
     hl_jw_str(&w, r->srv->cfg.kv_type == HL_TYPE_Q8_0 ? "q8_0" : "f16");
-    hl_jw_key(&w, "capabilities");
-    hl_jw_arr_begin(&w);
-    hl_jw_str(&w, "completion");
-    unsigned caps = model_caps(sm.template_text, is_path ? key : sm.model_path);
-    if (caps & CHAT_CAP_TOOLS) hl_jw_str(&w, "tools");
-    if (fim || hl_prompt_template_inserts(sm.template_text)) hl_jw_str(&w, "insert");
-    if (caps & CHAT_CAP_THINKING) hl_jw_str(&w, "thinking");
-    hl_jw_arr_end(&w);
+    put_capabilities(&w, sm.template_text, is_path ? key : sm.model_path);
     hl_jw_obj_end(&w);
     store_model_free(&sm);
     json_object_put(root);

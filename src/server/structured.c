@@ -54,17 +54,10 @@ int srv_structured_grammar(struct json_object *v, srv_gen *g, hl_err *err) {
 int srv_structured_ollama(struct json_object *root, srv_gen *g, hl_err *err) {
     struct json_object *v;
     if (json_object_object_get_ex(root, "format", &v) && !json_object_is_type(v, json_type_null)) {
-        int rc = 0;
-        if (json_object_is_type(v, json_type_string)) {
-            const char *s = json_object_get_string(v);
-            if (!strcmp(s, "json")) rc = json_any(g, 0, "format", err);
-            else if (*s) rc = hl_err_set(err, HL_EINVAL, "\"format\" must be \"json\" or a JSON Schema object (got \"%s\")", s);
-        } else if (json_object_is_type(v, json_type_object)) {
-            rc = from_schema(v, g, "format", err);
-        } else {
-            rc = hl_err_set(err, HL_EINVAL, "\"format\" must be \"json\" or a JSON Schema object");
-        }
-        if (rc) return rc;
+        hl_grammar *gr = NULL;
+        int rc = hl_grammar_from_format(v, &gr, err);
+        if (rc) return json_object_is_type(v, json_type_object) ? hl_err_prefix(err, "format: ") : rc;
+        if (gr && (rc = set_grammar(g, gr, "format", err))) return rc;
     }
     if (json_object_object_get_ex(root, "grammar", &v)) return srv_structured_grammar(v, g, err);
     return 0;

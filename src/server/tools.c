@@ -7,9 +7,10 @@
  * from the response id and the call's index, so it is unique per response.
  *
  * tool_choice required / named are enforced by a grammar (the output must be
- * calls matching the tools' parameter schemas, in the family's markers):
- * srv_tool_call_schema builds the schema, force_calls the grammar, which the
- * request's logits processor then applies like any structured output. */
+ * calls matching the tools' parameter schemas, in the family's syntax):
+ * force_calls has tool_grammar.c build it from the family's row of
+ * chat/callsyntax.c, and the request's logits processor then applies it like
+ * any structured output. */
 #include "server/internal.h"
 #include "base/json_write.h"
 #include "base/log.h"
@@ -201,53 +202,6 @@ unsigned srv_template_caps(const char *go_template, const char *jinja_src) {
     return chat_template_caps(jinja_src);
 }
 
-int srv_tool_call_schema(const srv_gen *g, char **schema, hl_err *err) {
-    *schema = NULL;
-    struct json_object *tools = g->tools_json ? json_tokener_parse(g->tools_json) : NULL;
-    if (!tools) return hl_err_set(err, HL_EINVAL, "\"tool_choice\" needs \"tools\"");
-    struct json_object *any = json_object_new_array();
-    for (size_t i = 0; i < json_object_array_length(tools); i++) {
-        struct json_object *f = get(json_object_array_get_idx(tools, i), "function"), *p = get(f, "parameters");
-        const char *name = json_object_get_string(get(f, "name"));
-        if (g->tool_choice == SRV_TOOLS_NAMED && strcmp(name, g->tool_choice_name)) continue;
-        struct json_object *one = json_object_new_object(), *props = json_object_new_object(), *req = json_object_new_array();
-        struct json_object *nm = json_object_new_object();
-        json_object_object_add(nm, "const", json_object_new_string(name));
-        json_object_object_add(props, "name", nm);
-        struct json_object *args = NULL;
-        if (p && json_object_is_type(p, json_type_object)) json_object_deep_copy(p, &args, NULL);
-        else {
-            args = json_object_new_object();
-            json_object_object_add(args, "type", json_object_new_string("object"));
-        }
-        json_object_object_add(props, "arguments", args);
-        json_object_array_add(req, json_object_new_string("name"));
-        json_object_array_add(req, json_object_new_string("arguments"));
-        json_object_object_add(one, "type", json_object_new_string("object"));
-        json_object_object_add(one, "properties", props);
-        json_object_object_add(one, "required", req);
-        json_object_object_add(one, "additionalProperties", json_object_new_boolean(0));
-        json_object_array_add(any, one);
-    }
-    json_object_put(tools);
-    if (!json_object_array_length(any)) {
-        json_object_put(any);
-        return hl_err_set(err, HL_EINVAL, "\"tool_choice\" names function \"%s\", which is not among \"tools\"",
-                          g->tool_choice_name ? g->tool_choice_name : "");
-    }
-    struct json_object *root;
-    if (json_object_array_length(any) == 1) {
-        root = json_object_get(json_object_array_get_idx(any, 0));
-        json_object_put(any);
-    } else {
-        root = json_object_new_object();
-        json_object_object_add(root, "anyOf", any);
-    }
-    *schema = json_text(root);
-    json_object_put(root);
-    return *schema ? 0 : hl_err_set(err, HL_ENOMEM, "out of memory");
-}
-
 /* ---- the output splitter ---------------------------------------------------------- */
 
 int srv_out_check(srv_run *run, const char *go_template, hl_err *err) {
@@ -279,60 +233,37 @@ int srv_out_check(srv_run *run, const char *go_template, hl_err *err) {
     return 0;
 }
 
-/* A GBNF string literal of s. */
-static void gbnf_literal(hl_buf *b, const char *s) {
-    hl_buf_putc(b, '"');
-    for (; *s; s++) {
-        if (*s == '"' || *s == '\\') hl_buf_putc(b, '\\'), hl_buf_putc(b, *s);
-        else if (*s == '\n') hl_buf_puts(b, "\\n");
-        else if (*s == '\r') hl_buf_puts(b, "\\r");
-        else if (*s == '\t') hl_buf_puts(b, "\\t");
-        else hl_buf_putc(b, *s);
-    }
-    hl_buf_putc(b, '"');
-}
-
-/* tool_choice required / named: the output must be tool calls, each one
- * matching srv_tool_call_schema, in the family's markers (Hermes / Qwen2.5's
- * <tool_call> block, or the text a Modelfile TEMPLATE puts around a call),
- * several when parallel_tool_calls allows. The grammar becomes the
- * request's (srv_structured_proc attaches it at submit), so the splitter
- * then parses calls that cannot fail to parse. */
-static int force_calls(srv_gen *g, const chat_outparse_cfg *cfg, hl_err *err) {
-    const char *open, *close, *sep;
-    if (cfg->tools == CHAT_TOOLS_HERMES) open = "<tool_call>\n", close = "\n</tool_call>", sep = "\n";
-    else if (cfg->tools == CHAT_TOOLS_PREFIX) {
-        open = cfg->prefix ? cfg->prefix : "", close = cfg->suffix ? cfg->suffix : "", sep = "\n";
-        if (!*open && g->parallel_tool_calls) sep = NULL; /* a bare JSON answer holds one call */
-    } else {
-        snprintf(g->err_param, sizeof g->err_param, "tool_choice");
-        return hl_err_set(err, HL_ENOTSUP, "\"tool_choice\": \"%s\" is not supported for this model's tool-call format (%s): use \"auto\"",
-                          g->tool_choice == SRV_TOOLS_NAMED ? g->tool_choice_name : "required", chat_tool_format_name(cfg->tools));
-    }
-    char *schema = NULL;
-    int rc = srv_tool_call_schema(g, &schema, err);
-    if (rc) return rc;
+/* tool_choice required / named: the output must be tool calls in the
+ * family's syntax (chat_call_syntax_of), each matching its function's
+ * parameters (srv_tool_gbnf), several when parallel_tool_calls allows. The
+ * grammar becomes the request's (srv_structured_proc attaches it at
+ * submit), so the splitter then parses calls that cannot fail to parse. */
+static int force_calls(srv_gen *g, const chat_outparse_cfg *cfg, const char *tmpl_src, hl_err *err) {
+    chat_call_syntax syn;
+    struct json_object *tools = g->tools_json ? json_tokener_parse(g->tools_json) : NULL;
     hl_buf b = {0};
-    hl_buf_puts(&b, "root ::= call-block");
-    if (g->parallel_tool_calls && sep) {
-        hl_buf_puts(&b, " (");
-        gbnf_literal(&b, sep);
-        hl_buf_puts(&b, " call-block)*");
+    if (chat_call_syntax_of(cfg, tmpl_src, &syn, err)) {
+        json_object_put(tools);
+        snprintf(g->err_param, sizeof g->err_param, "tool_choice");
+        return hl_err_set(err, HL_ENOTSUP, "\"tool_choice\": \"%s\" needs the model's tool-call format, which its template does not show: use \"auto\"",
+                          g->tool_choice == SRV_TOOLS_NAMED ? g->tool_choice_name : "required");
     }
-    hl_buf_puts(&b, "\ncall-block ::= ");
-    gbnf_literal(&b, open);
-    hl_buf_puts(&b, " call-root ");
-    gbnf_literal(&b, close);
-    hl_buf_putc(&b, '\n');
-    rc = hl_json_schema_to_gbnf(schema, strlen(schema), "call-", &b, err);
-    free(schema);
-    if (!rc && b.oom) rc = hl_err_set(err, HL_ENOMEM, "out of memory");
+    int rc = tools ? 0 : hl_err_set(err, HL_EINVAL, "\"tool_choice\" needs \"tools\"");
+    /* a prompt that left thinking open (DeepSeek-R1's): close it first, so the calls are the answer */
+    hl_buf lead = {0};
+    if (cfg->in_thinking && cfg->think_close) hl_buf_printf(&lead, "%s\n\n", cfg->think_close);
+    if (!rc) rc = srv_tool_gbnf(tools, g->tool_choice == SRV_TOOLS_NAMED ? g->tool_choice_name : NULL, g->parallel_tool_calls,
+                                lead.data, &syn, &b, err);
+    hl_buf_free(&lead);
     if (!rc) rc = hl_grammar_parse(&g->grammar, b.data, b.len, err);
     if (rc) {
         snprintf(g->err_param, sizeof g->err_param, "tools");
         hl_err_prefix(err, "tools: ");
     }
+    hl_debug("tool_choice %s: %s grammar of %zu bytes", g->tool_choice == SRV_TOOLS_NAMED ? g->tool_choice_name : "required",
+             chat_tool_format_name(cfg->tools), b.len);
     hl_buf_free(&b);
+    json_object_put(tools);
     return rc;
 }
 
@@ -362,7 +293,7 @@ int srv_out_setup(srv_run *run, const char *go_template, hl_err *err) {
     cfg.in_thinking = cfg.think_open && chat_prompt_opens_thinking(run->prompt_text, cfg.think_open, cfg.think_close);
     int rc = 0;
     if (want_tools && (g->tool_choice == SRV_TOOLS_REQUIRED || g->tool_choice == SRV_TOOLS_NAMED) &&
-        (rc = force_calls(g, &cfg, err))) {
+        (rc = force_calls(g, &cfg, go ? NULL : lm->tmpl_src, err))) {
         free(prefix);
         free(suffix);
         return rc;

@@ -6,6 +6,8 @@ so the comparison covers the seeded sampler chain, the stop handling and the
 streaming detokenizer, not only the argmax; a different seed must change the
 text, or the seed would not be reaching the sampler."""
 import importlib.util
+import json
+import os
 import pathlib
 import subprocess
 import sys
@@ -150,3 +152,65 @@ def test_interactive_next_turn_reuses_the_history(hyperlama):
     # turn 1: SmolLM2's default system prompt and the question (~40 tokens);
     # turn 2 holds all of that plus the answer, yet evaluates only the rest
     assert counts[0] > 20 and counts[1] < counts[0], counts
+
+
+# every value bounded (maxLength, a range, an enum), so the tiny model's answer ends
+FORMAT_SCHEMA = {"type": "object", "properties": {
+    "name": {"type": "string", "maxLength": 10},
+    "age": {"type": "integer", "minimum": 0, "maximum": 120},
+    "pet": {"enum": ["cat", "dog"]}}, "required": ["name", "age", "pet"]}
+
+
+def test_format_same_text(hyperlama, server, tmp_path):
+    """`run FILE --format json|SCHEMA|@FILE` builds the grammar the API's "format" field
+    builds (one function, hl_grammar_from_format), so it prints what /api/generate with that
+    format answers; the text parses as JSON and validates against the schema (jsonschema).
+    Through the server (a store name) --format travels as that field."""
+    jsonschema = pytest.importorskip("jsonschema")
+    opts = dict(SAMPLING, num_predict=300)
+    flags = [*FLAGS[:4], "--num-predict", "300", "--threads", "2"]
+    path = tmp_path / "schema.json"
+    path.write_text(json.dumps(FORMAT_SCHEMA))
+    outs = []
+    for fmt, flag in (("json", "json"), (FORMAT_SCHEMA, json.dumps(FORMAT_SCHEMA)), (FORMAT_SCHEMA, f"@{path}")):
+        got = run_file(STORIES, "Once upon a time", *flags, "--format", flag)
+        want = generate(server, STORIES, "Once upon a time", opts, format=fmt)
+        assert got == want, flag
+        value = json.loads(got)
+        if fmt is FORMAT_SCHEMA:
+            jsonschema.validate(value, FORMAT_SCHEMA)
+            assert isinstance(value, dict)
+        outs.append(got)
+    assert outs[0] != outs[1]  # the schema, not only "JSON", reached the sampler
+    # a store name: `run` talks to the server, which gets "format" in its request
+    r = requests.post(server.url + "/api/create", json={"model": "fmt", "modelfile": f"FROM {STORIES}", "stream": False},
+                      timeout=120)
+    assert r.status_code == 200, r.text
+    env = dict(os.environ, HYPERLAMA_HOST=f"127.0.0.1:{server.port}", HYPERLAMA_MODELS=str(server.tmp / "models"))
+    r = subprocess.run([str(HYPERLAMA), "run", "fmt", "Once upon a time", *flags, "--format", f"@{path}"], env=env,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout) == json.loads(outs[2])
+    # a bad format is a usage error before anything loads
+    r = subprocess.run([str(HYPERLAMA), "run", str(STORIES), "x", "--format", '{"type":'], capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 2 and "--format" in r.stderr
+
+
+def test_set_format_in_the_chat(hyperlama):
+    """/set format (json, or a schema as --format takes it) and /set noformat, as Ollama's
+    chat has them: the next answers are constrained, then free again."""
+    jsonschema = pytest.importorskip("jsonschema")
+    p = Pty(["run", str(STORIES), *FLAGS[:4], "--num-predict", "300", "--threads", "2"])
+    p.expect(rb">>> ")
+    p.send("/set format " + json.dumps(FORMAT_SCHEMA) + "\r")
+    assert b"Set format to the JSON Schema." in p.expect(rb">>> ")
+    jsonschema.validate(json.loads(answer_in_pty(p, "Once upon a time")), FORMAT_SCHEMA)
+    p.send("/set format {nope\r")
+    assert b"--format must be json or a JSON Schema" in p.expect(rb">>> ")
+    p.send("/set noformat\r")
+    assert b"Disabled format." in p.expect(rb">>> ")
+    free = answer_in_pty(p, "Once upon a time")
+    assert free.strip() and not free.lstrip().startswith("{")
+    p.send("/bye\r")
+    assert p.close() == 0

@@ -15,7 +15,9 @@
 - capabilities in /api/show, and the 400s (tools or think on a model whose template
   cannot, tool_choice naming an unknown function);
 - tool_choice required and named, enforced by the grammar (arguments validated with
-  jsonschema), streamed and not.
+  jsonschema), streamed and not; and in every other family (llama3, mistral v0.3 and Nemo,
+  qwen3-xml, deepseek V3.1 and R1, hermes) on the tiny stories model carrying that family's real
+  template (tests/data/templates), which under a grammar writes whatever it is allowed to.
 The parser itself is tested on recorded outputs of every family in
 tests/unit/chat/test_outparse.c."""
 import json
@@ -287,6 +289,12 @@ def test_capabilities(server, qwen, smollm, qthink):
     assert caps(qwen) == ["completion", "tools", "insert"]  # Qwen2.5-Coder has FIM tokens (test_fim.py)
     assert caps(qthink) == ["completion", "insert", "thinking"]
     assert "tools" not in caps(smollm) and "thinking" not in caps(smollm)
+    # /api/tags lists the same capabilities for every stored model (the ollama client's
+    # ListResponse drops fields it does not know, so this reads the raw reply)
+    tags = requests.get(server.url + "/api/tags").json()["models"]
+    assert "qthink:latest" in [m["name"] for m in tags]
+    for m in tags:
+        assert m["capabilities"] == caps(m["name"]), m["name"]
 
 
 HELLO = [{"role": "user", "content": "Say hello to me in French."}]  # nothing here asks for a tool
@@ -340,3 +348,76 @@ def test_refusals(server, oc, qwen, smollm):
     r = oc.chat.completions.create(model=qwen, messages=ASK, tools=[WEATHER], tool_choice="none", temperature=0,
                                    max_tokens=3)
     assert r.choices[0].message.tool_calls is None and r.choices[0].finish_reason in ("stop", "length")
+
+
+# ---- tool_choice forced by the grammar in every family --------------------------------
+# stories260K (512-token SentencePiece vocabulary with byte fallback: any text under a
+# grammar) copied with each family's real chat template as tokenizer.chat_template; the
+# server picks the family from the template, the grammar forces calls in its syntax, the
+# family's parser reads them back, and jsonschema checks the arguments.
+TEMPLATES = ROOT / "tests" / "data" / "templates"
+FAMILY_TEMPLATES = {"llama3": "llama3.1.jinja", "mistral-v0.3": "mistral-v0.3.jinja", "mistral-nemo": "mistral-nemo.jinja",
+                    "qwen3-xml": "qwen3-coder.jinja", "deepseek-v3.1": "deepseek-v3.1.jinja",
+                    "deepseek-r1": "deepseek-r1-distill-qwen.jinja", "hermes": "qwen3.jinja"}
+# bounded values (enums, integer ranges, booleans), so the tiny model's calls end in few tokens
+FORECAST = {"type": "function", "function": {
+    "name": "get_forecast", "description": "Weather forecast for a city",
+    "parameters": {"type": "object", "properties": {
+        "city": {"type": "string", "enum": ["Paris", "Oslo", "Lima"]},
+        "days": {"type": "integer", "minimum": 1, "maximum": 7},
+        "metric": {"type": "boolean"}}, "required": ["city", "days"]}}}
+ALARM = {"type": "function", "function": {
+    "name": "set_alarm", "description": "Set an alarm",
+    "parameters": {"type": "object", "properties": {
+        "hour": {"type": "integer", "minimum": 0, "maximum": 23},
+        "label": {"type": "string", "enum": ["wake", "nap"]}}, "required": ["hour"]}}}
+
+
+@pytest.fixture(scope="module")
+def family_models(stories, tmp_path_factory):
+    d = tmp_path_factory.mktemp("families")
+    out = {}
+    for fam, tpl in FAMILY_TEMPLATES.items():
+        p = d / f"stories-{fam}.gguf"
+        subprocess.run([sys.executable, "-m", "gguf.scripts.gguf_new_metadata", stories, str(p),
+                        "--chat-template-file", str(TEMPLATES / tpl), "--force"], check=True, capture_output=True)
+        out[fam] = str(p)
+    return out
+
+
+@pytest.mark.parametrize("family", list(FAMILY_TEMPLATES))
+def test_tool_choice_forced_every_family(oc, family_models, family):
+    jsonschema = pytest.importorskip("jsonschema")
+    params = {t["function"]["name"]: t["function"]["parameters"] for t in (FORECAST, ALARM)}
+    kw = dict(model=family_models[family], messages=[{"role": "user", "content": "Will it rain in Paris this week?"}],
+              tools=[FORECAST, ALARM], max_tokens=400, seed=7,
+              # </s> favoured: the grammar allows it only once a call is complete, so a parallel
+              # answer ends after whole calls instead of running to max_tokens; whitespace
+              # (\t \n \r, spaces) disfavoured, or the tiny model fills every optional gap of
+              # the JSON with it (the syntax's own newlines stay: the grammar leaves no choice);
+              # "<" and "]" favoured, which start Mistral's and DeepSeek's closers after a call
+              # (rather than their separators, where end of generation cannot compete yet)
+              logit_bias={"2": 40, "12": -40, "13": -40, "16": -40, "35": -40, "410": -40,
+                          "63": 40, "504": 40, "96": 40, "509": 40})
+    named = {"type": "function", "function": {"name": "set_alarm"}}
+    for choice, parallel, temp in ((named, False, 0), ("required", True, 0), ("required", True, 1.0)):
+        r = oc.chat.completions.create(**kw, tool_choice=choice, parallel_tool_calls=parallel, temperature=temp)
+        m = r.choices[0].message
+        assert r.choices[0].finish_reason == "tool_calls", (family, choice, m)
+        assert m.tool_calls and not m.content, (family, choice, m)
+        for call in m.tool_calls:
+            assert call.function.name in (["set_alarm"] if choice is named else params), (family, call)
+            jsonschema.validate(json.loads(call.function.arguments), params[call.function.name])
+        if not parallel:
+            assert len(m.tool_calls) == 1
+        if temp == 0:  # streamed: the same calls, in deltas
+            parts = list(oc.chat.completions.create(**kw, tool_choice=choice, parallel_tool_calls=parallel, temperature=0,
+                                                    stream=True))
+            deltas = [tc for p in parts if p.choices for tc in (p.choices[0].delta.tool_calls or [])]
+            assert "".join(p.choices[0].delta.content or "" for p in parts if p.choices) == ""
+            got = {}
+            for d in deltas:
+                c = got.setdefault(d.index, ["", ""])
+                c[0] += d.function.name or ""
+                c[1] += d.function.arguments or ""
+            assert [tuple(got[k]) for k in sorted(got)] == [(c.function.name, c.function.arguments) for c in m.tool_calls]

@@ -197,7 +197,8 @@ TEST(deepseek_r1_starts_in_thinking) {
 TEST(qwen3_coder_xml) {
     json_object *defs = json_tokener_parse(
         "[{\"type\":\"function\",\"function\":{\"name\":\"get_weather\",\"parameters\":{\"type\":\"object\",\"properties\":"
-        "{\"city\":{\"type\":\"string\"},\"days\":{\"type\":\"integer\"},\"zip\":{\"type\":\"string\"}}}}}]");
+        "{\"city\":{\"type\":\"string\"},\"days\":{\"type\":\"integer\"},\"zip\":{\"type\":\"string\"}}}}},"
+        "{\"type\":\"function\",\"function\":{\"name\":\"run\"}}]");
     chat_outparse_cfg cfg = {.tools = CHAT_TOOLS_QWEN3_XML, .tool_defs = defs};
     CHECK_OUT(&cfg, "I'll look it up.\n<tool_call>\n<function=get_weather>\n<parameter=city>\nParis\n</parameter>\n"
                     "<parameter=days>\n3\n</parameter>\n<parameter=zip>\n75001\n</parameter>\n</function>\n</tool_call>",
@@ -260,6 +261,42 @@ TEST(ollama_prefix) {
     CHECK_OUT(&bare, "{\"name\": \"add\", \"parameters\": {\"a\": 1}}", {.calls = {{"add", "{\"a\":1}"}}});
     CHECK_OUT(&bare, "[{\"name\": \"add\", \"parameters\": {\"a\": 1}}, {\"name\": \"b\"}]", {.calls = {{"add", "{\"a\":1}"}, {"b", "{}"}}});
     CHECK_OUT(&bare, "No tools needed.", {.content = "No tools needed."});
+}
+
+/* Auto mode with the request's tools known: a call to a function that is not
+ * among them is no call but content, as the model wrote it (outputs recorded
+ * in each family's format, calling a name the request did not offer). */
+TEST(unknown_function_is_content) {
+    json_object *defs = json_tokener_parse(
+        "[{\"type\":\"function\",\"function\":{\"name\":\"get_weather\",\"parameters\":{\"type\":\"object\","
+        "\"properties\":{\"city\":{\"type\":\"string\"}}}}}]");
+    chat_outparse_cfg h = {.tools = CHAT_TOOLS_HERMES, .tool_defs = defs};
+    const char *t = "<tool_call>\n{\"name\": \"search_web\", \"arguments\": {\"q\": \"Paris\"}}\n</tool_call>";
+    CHECK_OUT(&h, t, {.content = t});
+    /* the bare-JSON habit too, and one unknown call makes the whole block content (atomic) */
+    t = "{\"name\": \"translate\", \"arguments\": {\"text\": \"hello\"}}";
+    CHECK_OUT(&h, t, {.content = t});
+    CHECK_OUT(&h, "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}\n</tool_call>\n"
+                  "<tool_call>\n{\"name\": \"nope\", \"arguments\": {}}\n</tool_call>",
+              {.calls = {{"get_weather", "{\"city\":\"Paris\"}"}},
+               .content = "<tool_call>\n{\"name\": \"nope\", \"arguments\": {}}\n</tool_call>"});
+    chat_outparse_cfg x = {.tools = CHAT_TOOLS_QWEN3_XML, .tool_defs = defs};
+    t = "<tool_call>\n<function=get_time>\n<parameter=city>\nParis\n</parameter>\n</function>\n</tool_call>";
+    CHECK_OUT(&x, t, {.content = t});
+    chat_outparse_cfg l = {.tools = CHAT_TOOLS_LLAMA3, .tool_defs = defs};
+    t = "<|python_tag|>{\"name\": \"brave_search\", \"parameters\": {\"query\": \"Paris\"}}";
+    CHECK_OUT(&l, t, {.content = t});
+    CHECK_OUT(&l, "{\"name\": \"get_weather\", \"parameters\": {\"city\": \"Paris\"}}", {.calls = {{"get_weather", "{\"city\":\"Paris\"}"}}});
+    chat_outparse_cfg m = {.tools = CHAT_TOOLS_MISTRAL, .tool_defs = defs};
+    t = "[TOOL_CALLS] [{\"name\": \"get_news\", \"arguments\": {}}]";
+    CHECK_OUT(&m, t, {.content = t});
+    chat_outparse_cfg d = {.tools = CHAT_TOOLS_DEEPSEEK, .tool_defs = defs};
+    t = "<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>get_stock<｜tool▁sep｜>{\"s\": \"X\"}<｜tool▁call▁end｜><｜tool▁calls▁end｜>";
+    CHECK_OUT(&d, t, {.content = t});
+    chat_outparse_cfg px = {.tools = CHAT_TOOLS_PREFIX, .prefix = "<tool_call>", .suffix = "</tool_call>", .tool_defs = defs};
+    t = "<tool_call>{\"name\": \"other\", \"arguments\": {}}</tool_call>";
+    CHECK_OUT(&px, t, {.content = t});
+    json_object_put(defs);
 }
 
 /* While text streams, what is held back is at most a marker's proper prefix. */
