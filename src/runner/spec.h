@@ -11,6 +11,10 @@
  * (rows, ns) with exponential forgetting) once their row counts vary enough,
  * so a GPU, where rows are nearly free, learns a small ratio by itself.
  *
+ * A draft model costs time of its own: each drafted token costs s->cost
+ * step fixed costs (about the draft's weight bytes over the target's),
+ * added to the step's T; prompt lookup costs nothing.
+ *
  * Acceptance. A sequence's drafts are accepted position by position with
  * probability alpha, estimated from its last few verifications (decayed
  * counts of accepted drafts and of rejections, with a weak prior of 2/3).
@@ -38,6 +42,7 @@
 typedef struct spec_seq {
     float acc, rej; /* decayed counts: drafts accepted, verifications that rejected one */
     int32_t idle;   /* steps since it last drafted (or was offered a probe) */
+    double cost;    /* its drafter's cost of one drafted token, in step fixed costs (0: free) */
 } spec_seq;
 
 /* The engine's step-cost model. */
@@ -46,9 +51,10 @@ typedef struct spec_cost {
     double w, sm, smm, st, smt;    /* decayed sums over observed steps: 1, m, m^2, t, m*t */
 } spec_cost;
 
-/* A step being planned: rows placed and tokens they are expected to yield. */
+/* A step being planned: rows placed, tokens they are expected to yield, and
+ * the drafting cost spent on it (in step fixed costs). */
 typedef struct spec_step {
-    double rows, tokens;
+    double rows, tokens, draft_cost;
 } spec_step;
 
 void spec_cost_init(spec_cost *c, double prior);
