@@ -20,6 +20,7 @@ typedef struct dseq {
     int32_t n, n_base;
     int32_t *blocks, n_blocks, cap_blocks;
     uint64_t used;             /* the call that last asked (LRU) */
+    int retired;               /* its request is over: kept for a later one to adopt */
     struct dseq *prev, *next;  /* the model's list, least recently used first */
     /* this call */
     hl_draft_query *q;
@@ -40,6 +41,7 @@ struct hl_draft_model {
     dseq **act;                /* [max_seqs] this call's sequences */
     dseq *lru_head, *lru_tail;
     uint64_t clock;
+    uint64_t n_fed, n_drafted;  /* target tokens fed (catch-ups), tokens drafted */
 };
 
 typedef struct ddrafter {
@@ -47,6 +49,8 @@ typedef struct ddrafter {
     dseq **seqs;               /* [n_seqs] by choice, NULL until asked */
     int32_t n_seqs;
 } ddrafter;
+
+static void dseq_drop(hl_draft_model *dm, dseq *s);
 
 hl_draft_params hl_draft_default_params(void) {
     return (hl_draft_params){.kv_bytes = (size_t)256 << 20, .kv_type = HL_TYPE_F16, .max_seqs = 32, .step_tokens = 512};
@@ -140,6 +144,8 @@ int hl_draft_model_new(hl_draft_model **out, const hl_loaded *draft, const hl_lo
 
 void hl_draft_model_free(hl_draft_model *dm) {
     if (!dm) return;
+    /* only retired sequences are left (every drafter was freed before) */
+    while (dm->lru_head) dseq_drop(dm, dm->lru_head);
     if (dm->fctx) hl_forward_kv_free(dm->fctx, dm->kv);
     hl_forward_ctx_free(dm->fctx);
     hl_kvc_free(&dm->kvc);
@@ -152,6 +158,10 @@ void hl_draft_model_free(hl_draft_model *dm) {
 
 const hl_loaded *hl_draft_model_loaded(const hl_draft_model *dm) { return dm->lm; }
 double hl_draft_model_cost(const hl_draft_model *dm) { return dm->cost; }
+void hl_draft_model_counts(const hl_draft_model *dm, uint64_t *fed, uint64_t *drafted) {
+    if (fed) *fed = dm->n_fed;
+    if (drafted) *drafted = dm->n_drafted;
+}
 
 /* ---- draft sequences ---- */
 
@@ -190,10 +200,51 @@ static void dseq_sync(hl_draft_model *dm, dseq *s, const int32_t *tokens, int32_
     s->n_base = p;
 }
 
+static void dseq_free(dseq *s) {
+    if (!s) return;
+    free(s->tok);
+    free(s->blocks);
+    free(s);
+}
+
+/* Gives s's blocks back; a retired sequence goes altogether. */
 static void dseq_drop(hl_draft_model *dm, dseq *s) {
     for (int32_t i = 0; i < s->n_blocks; i++) hl_kvc_release(&dm->kvc, s->blocks[i]);
     s->n_blocks = s->n = s->n_base = 0;
     lru_unlink(dm, s);
+    if (s->retired) dseq_free(s);
+}
+
+/* A new sequence (no KV yet) adopts the retired one sharing the longest
+ * prefix with tokens (at least a block of it): a chat's next turn resends
+ * its history, a benchmark its prompt, and the draft need not recompute it.
+ * The retired sequence's blocks were never shared, so they simply change
+ * hands. */
+static void adopt(hl_draft_model *dm, dseq *s, const int32_t *tokens, int32_t n) {
+    dseq *best = NULL;
+    int32_t best_len = dm->block_size - 1;
+    for (dseq *r = dm->lru_head; r; r = r->next) {
+        if (!r->retired) continue;
+        int32_t lim = r->n < n - 1 ? r->n : n - 1, p = 0;
+        while (p < lim && r->tok[p] == tokens[p]) p++;
+        if (p > best_len) {
+            best = r;
+            best_len = p;
+        }
+    }
+    if (!best) return;
+    lru_unlink(dm, best);
+    free(s->tok);
+    free(s->blocks);
+    s->tok = best->tok;
+    s->cap = best->cap;
+    s->blocks = best->blocks;
+    s->n_blocks = best->n_blocks;
+    s->cap_blocks = best->cap_blocks;
+    s->n = best->n;
+    s->n_base = best_len;
+    free(best);
+    dseq_truncate(dm, s, best_len);
 }
 
 /* Grows s to hold `end` positions (blocks and the token record), dropping
@@ -256,6 +307,7 @@ static int32_t argmax(const float *row, int32_t n) {
 
 /* Sets up s for this call's ask q; 0 when it cannot draft now. */
 static int prepare(hl_draft_model *dm, dseq *s, hl_draft_query *q, int32_t *budget) {
+    if (s->n == 0 && s->n_blocks == 0) adopt(dm, s, q->tokens, q->n_tokens);
     dseq_sync(dm, s, q->tokens, q->n_tokens);
     /* the draft needs logits after the pending token: it is (re)fed */
     if (s->n > q->n_tokens - 1) dseq_truncate(dm, s, q->n_tokens - 1);
@@ -292,6 +344,7 @@ static int take_draft(hl_draft_model *dm, dseq *s, int32_t r) {
     if (t >= dm->target_vocab) return s->drafting = 0;
     s->q->draft[r] = t;
     s->q->n_draft = r + 1;
+    dm->n_drafted++;
     /* past an end of generation the target stops: nothing to draft */
     if (r + 1 >= s->k || tok_is_eog(dm->lm->tok, t)) return s->drafting = 0;
     return 1;
@@ -322,6 +375,7 @@ static void propose_batch(void *group, hl_draft_query *q, int32_t n) {
     for (int32_t i = 0; i < n_act; i++) {
         dseq *s = dm->act[i];
         s->n += s->feed;
+        dm->n_fed += (uint64_t)s->feed;
         if (s->n_base < s->n) s->n_base = s->n; /* the target's own tokens */
         if (s->drafting) live += take_draft(dm, s, 0);
     }
@@ -359,10 +413,14 @@ static void drafter_free(void *ctx) {
     for (int32_t i = 0; i < d->n_seqs; i++) {
         dseq *s = d->seqs[i];
         if (!s) continue;
+        if (s->n > 0) {
+            /* its KV stays for a later request to adopt, until evicted */
+            dseq_truncate(d->dm, s, s->n_base);
+            s->retired = 1;
+            if (s->n > 0) continue;
+        }
         if (s->n_blocks) dseq_drop(d->dm, s);
-        free(s->tok);
-        free(s->blocks);
-        free(s);
+        dseq_free(s);
     }
     free(d->seqs);
     free(d);

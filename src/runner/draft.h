@@ -26,6 +26,10 @@
  * cut for want of blocks) a draft is always computed from the sequence's
  * real tokens. When its pool is full, the least recently drafted sequence's
  * draft KV is dropped (it is recomputed if that sequence drafts again).
+ * When a request ends, its sequences' verified KV stays (retired) until
+ * evicted: a later sequence whose tokens start with at least a block of a
+ * retired one's adopts it and computes only the rest (a chat's next turn,
+ * a repeated prompt), the draft's counterpart of the prefix cache.
  *
  * Vocabulary: the draft must tokenize as the target does. Checked by token
  * texts: the same tokenizer kind, BOS/EOS ids and add-BOS flag, vocabulary
@@ -69,6 +73,9 @@ const hl_loaded *hl_draft_model_loaded(const hl_draft_model *dm);
 /* weight bytes of the draft over the target's: a drafted token's cost in
  * target steps, for adaptive control (hl_drafter.cost) */
 double hl_draft_model_cost(const hl_draft_model *dm);
+/* Totals so far (engine thread): the target's tokens the draft computed
+ * (catch-ups) and the tokens it drafted. */
+void hl_draft_model_counts(const hl_draft_model *dm, uint64_t *fed, uint64_t *drafted);
 
 /* A request's drafter over dm: per choice, a draft KV sequence (made on its
  * first ask). max_draft as for hl_drafter. Ownership as ngram_drafter_new's:

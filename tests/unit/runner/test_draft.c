@@ -9,6 +9,8 @@
  * - the draft KV after each verification holds exactly the accepted prefix
  *   (all k accepted: all but the last draft), checked by a step hook, and
  *   both cases really happened;
+ * - a request whose prompt starts like an earlier one's adopts that one's
+ *   draft KV (the draft computes only the rest), with the same tokens;
  * - a draft model whose vocabulary differs is refused with a message. */
 #include "harness.h"
 #include "rig.h"
@@ -212,5 +214,33 @@ TEST(draft_incompatible_vocab_refused) {
     CHECK(strstr(err.msg, "32000") != NULL && strstr(err.msg, "512") != NULL);
     CHECK_EQ(hl_draft_check_vocab(lm->tok, lm->tok, NULL), 0);
     hl_loaded_free(other);
+    hl_loaded_free(lm);
+}
+
+TEST(draft_kv_adopted_by_a_repeated_prompt) {
+    hl_loaded *lm = load("models/stories260K.gguf"), *dl = load("models/stories260K-Q4_0.gguf");
+    if (!lm || !dl) return;
+    hl_engine *e = make_engine(lm, 1);
+    hl_draft_model *dm = make_draft(dl, lm);
+    if (!e || !dm) return;
+    int32_t prompt[70];
+    memcpy(prompt, ONCE, sizeof ONCE);
+    for (int i = 5; i < 70; i++) prompt[i] = 260 + (i * 7) % 200;
+    result a, b;
+    hl_request r = rig_greedy_req(prompt, 70, 40);
+    uint64_t f0, f1, f2;
+    hl_draft_model_counts(dm, &f0, NULL);
+    CHECK_EQ(run_all(e, dm, &r, &a, 1), 0);
+    hl_draft_model_counts(dm, &f1, NULL);
+    r = rig_greedy_req(prompt, 70, 40);
+    CHECK_EQ(run_all(e, dm, &r, &b, 1), 0);
+    hl_draft_model_counts(dm, &f2, NULL);
+    CHECK(f1 - f0 >= 70); /* the whole prompt, then the accepted tokens */
+    CHECK(f2 - f1 < 40);  /* the prompt's KV was adopted: only the generated part again */
+    CHECK(a.n == b.n && memcmp(a.tokens, b.tokens, sizeof(int32_t) * (size_t)a.n) == 0);
+    CHECK(b.st.draft_accepted > 0);
+    hl_engine_free(e);
+    hl_draft_model_free(dm);
+    hl_loaded_free(dl);
     hl_loaded_free(lm);
 }
