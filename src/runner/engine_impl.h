@@ -82,6 +82,7 @@ typedef struct seq {
     int32_t n_draft;
     spec_seq spec;            /* recent acceptance (adaptive draft length) */
     int32_t n_drafted, n_accepted; /* totals of this choice (its stats) */
+    int32_t n_asks;           /* asks to a batched drafter so far */
     /* this step's sampling results, written by one pool thread (sched_verify.c)
      * and applied on the engine thread */
     int32_t row;              /* first logits row (1 + n_draft rows), -1: none */

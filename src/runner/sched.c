@@ -470,7 +470,7 @@ static int32_t plan_drafts(hl_engine *e, seq *s, int32_t room, int32_t reserve, 
     if (h->num_predict >= 0 && h->num_predict - s->n_gen < left) left = h->num_predict - s->n_gen;
     if (k > left - 1) k = left - 1;
     if (k <= 0) return 0;
-    s->spec.cost = h->drafter.cost;
+    s->spec.cost = h->drafter.cost > 0 ? spec_cost_draft(&e->cost, h->drafter.cost) : 0;
     if (!e->p.spec_fixed && (k = spec_choose(&e->cost, &s->spec, plan, k)) <= 0) return 0;
     if (h->drafter.propose_batch) {
         e->dq[*n_q] = (hl_draft_query){.ctx = h->drafter.ctx, .choice = s->index, .tokens = s->tokens,
@@ -492,15 +492,22 @@ static void run_batched(hl_engine *e, int32_t n_q) {
     for (int32_t i = 0; i < n_q; i++) {
         if (!e->dq_seq[i]) continue;
         const hl_drafter *d = &e->dq_seq[i]->h->drafter;
-        int32_t m = 0;
+        int32_t m = 0, first = 0;
         for (int32_t j = i; j < n_q; j++) {
             const hl_drafter *dj = e->dq_seq[j] ? &e->dq_seq[j]->h->drafter : NULL;
             if (!dj || dj->propose_batch != d->propose_batch || dj->group != d->group) continue;
+            first |= e->dq_seq[j]->n_asks++ == 0;
             e->dq_tmp[m] = e->dq[j];
             e->dq_tmp[m].n_draft = 0;
             e->dq_idx[m++] = j;
         }
+        int64_t t0 = hl_now_ns();
         d->propose_batch(d->group, e->dq_tmp, m);
+        int32_t drafted = 0;
+        for (int32_t t = 0; t < m; t++) drafted += e->dq_tmp[t].n_draft > 0 ? e->dq_tmp[t].n_draft : 0;
+        /* what drafting costs here, for adaptive control: catch-ups count,
+         * except a sequence's first (its whole prompt, paid once) */
+        if (d->cost > 0 && !first) spec_cost_observe_draft(&e->cost, drafted, (double)(hl_now_ns() - t0));
         for (int32_t t = 0; t < m; t++) {
             int32_t j = e->dq_idx[t], n = e->dq_tmp[t].n_draft;
             seq *s = e->dq_seq[j];

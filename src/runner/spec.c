@@ -6,7 +6,7 @@
 
 #include <math.h>
 
-enum { FIT_MIN_STEPS = 24 };
+enum { FIT_MIN_STEPS = 24, DRAFT_PRIOR_TOKENS = 8 };
 static const double COST_DECAY = 0.99; /* forgetting per observed step (~100 steps) */
 static const double SEQ_DECAY = 0.85;  /* per verification (~7 of them) */
 
@@ -22,6 +22,24 @@ void spec_cost_observe(spec_cost *c, int32_t rows, double ns) {
     c->smm = c->smm * COST_DECAY + m * m;
     c->st = c->st * COST_DECAY + ns;
     c->smt = c->smt * COST_DECAY + m * ns;
+    c->dn *= COST_DECAY;
+    c->dt *= COST_DECAY;
+}
+
+void spec_cost_observe_draft(spec_cost *c, int32_t drafted, double ns) {
+    if (drafted < 0 || !(ns > 0)) return;
+    c->dn += drafted;
+    c->dt += ns;
+}
+
+double spec_cost_draft(const spec_cost *c, double prior) {
+    if (prior < 0) prior = 0;
+    if (c->w < 1 || !(c->dt > 0)) return prior;
+    /* a: the mean step's time over 1 + ratio * its mean rows */
+    double a = (c->st / c->w) / (1 + spec_cost_ratio(c) * (c->sm / c->w));
+    if (!(a > 0)) return prior;
+    /* dt/a step costs for dn tokens, and the prior worth DRAFT_PRIOR_TOKENS */
+    return (prior * DRAFT_PRIOR_TOKENS + c->dt / a) / (DRAFT_PRIOR_TOKENS + c->dn);
 }
 
 double spec_cost_ratio(const spec_cost *c) {
