@@ -34,6 +34,7 @@ struct hl_draft_model {
     hl_kv_cache *kv;
     hl_kvc kvc;
     int32_t n_vocab, target_vocab, block_size, max_seqs, step_tokens;
+    int32_t n_ctx;             /* the draft's trained context: it drafts no further (0: any) */
     double cost;
     float *logits;             /* [max_seqs][n_vocab] */
     hl_batch_token *btok;      /* [step_tokens] */
@@ -107,6 +108,7 @@ int hl_draft_model_new(hl_draft_model **out, const hl_loaded *draft, const hl_lo
     dm->target = target;
     dm->n_vocab = hl_model_hparams(draft->model)->n_vocab;
     dm->target_vocab = hl_model_hparams(target->model)->n_vocab;
+    dm->n_ctx = hl_model_hparams(draft->model)->n_ctx_train;
     dm->max_seqs = p.max_seqs;
     dm->step_tokens = p.step_tokens;
     size_t wt = hl_model_weight_bytes(target->model), wd = hl_model_weight_bytes(draft->model);
@@ -307,6 +309,7 @@ static int32_t argmax(const float *row, int32_t n) {
 
 /* Sets up s for this call's ask q; 0 when it cannot draft now. */
 static int prepare(hl_draft_model *dm, dseq *s, hl_draft_query *q, int32_t *budget) {
+    if (dm->n_ctx > 0 && q->n_tokens + q->max_draft > dm->n_ctx) return 0;
     if (s->n == 0 && s->n_blocks == 0) adopt(dm, s, q->tokens, q->n_tokens);
     dseq_sync(dm, s, q->tokens, q->n_tokens);
     /* the draft needs logits after the pending token: it is (re)fed */
