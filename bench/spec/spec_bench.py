@@ -1,12 +1,17 @@
 #!/usr/bin/env python3
-"""Speculative decoding benchmark: single-stream decode tokens/s with prompt
-lookup off vs on, for three tasks on one model, beside llama-server with its
-own n-gram speculation when the peer build supports it; then the aggregate
-tokens/s of 8 concurrent streams with and without.
+"""Speculative decoding benchmark: single-stream decode tokens/s with
+speculation off vs prompt lookup (n-gram) vs a draft model, for three tasks on
+one model, beside llama-server with its own n-gram speculation when the peer
+build supports it (and its -md draft mode with the same draft file); then the
+aggregate tokens/s of 8 concurrent streams with and without.
 
     bench/spec/spec_bench.py [--model qwen2.5-coder-1.5b-instruct-q4_k_m.gguf]
+                             [--draft qwen2.5-coder-0.5b-instruct-q4_k_m.gguf | --draft ""]
                              [--rounds 3] [--tokens 256] [--threads 2] [--streams 8]
                              [--peer-spec "--spec-type ngram-simple --spec-draft-n-max 8"]
+
+The draft model (scripts/fetch_models.py qwen2.5-coder-0.5b) is named per
+request (option draft_model); --draft "" leaves that column out.
 
 Tasks (greedy, chat template, the same messages for every server):
   rewrite  a ~450-token Python file (rewrite_input.py) asked back with one change
@@ -67,10 +72,13 @@ def tasks():
     }
 
 
-def ours_chat(url, model, prompt, tokens, spec):
+def ours_chat(url, model, prompt, tokens, spec, draft=None):
+    opts = {"temperature": 0, "num_predict": tokens, "speculative": spec}
+    if draft:
+        opts["draft_model"] = draft
     r = requests.post(url + "/api/chat", json={
         "model": model, "messages": [{"role": "user", "content": prompt}], "stream": False,
-        "options": {"temperature": 0, "num_predict": tokens, "speculative": spec}}, timeout=900)
+        "options": opts}, timeout=900)
     r.raise_for_status()
     j = r.json()
     rate = j["eval_count"] / (j["eval_duration"] / 1e9) if j.get("eval_duration") else float("nan")
@@ -110,12 +118,12 @@ def fmt(xs):
     return f"{statistics.median(xs):6.2f} ({min(xs):.2f}-{max(xs):.2f})"
 
 
-def aggregate(url, model, streams, tokens, spec):
+def aggregate(url, model, streams, tokens, spec, draft=None):
     prompts = [tasks()["rewrite"].replace("run_job to execute_job", f"run_job to execute_job_{i}")
                for i in range(streams)]
     t0 = time.perf_counter()
     with cf.ThreadPoolExecutor(streams) as ex:
-        outs = list(ex.map(lambda p: ours_chat(url, model, p, tokens, spec), prompts))
+        outs = list(ex.map(lambda p: ours_chat(url, model, p, tokens, spec, draft), prompts))
     wall = time.perf_counter() - t0
     return sum(o[1] for o in outs) / wall, sum(o[2] for o in outs), sum(o[3] for o in outs)
 
@@ -123,6 +131,8 @@ def aggregate(url, model, streams, tokens, spec):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default="qwen2.5-coder-1.5b-instruct-q4_k_m.gguf")
+    ap.add_argument("--draft", default="qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
+                    help='draft model file in the models dir ("": no draft-model column)')
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--tokens", type=int, default=256)
     ap.add_argument("--threads", type=int, default=2)
@@ -134,35 +144,43 @@ def main():
     ap.add_argument("--only", default="rewrite,rag,chat")
     a = ap.parse_args()
     model = str(MODELS_DIR / a.model)
+    draft = str(MODELS_DIR / a.draft) if a.draft else None
+    if draft and not pathlib.Path(draft).exists():
+        sys.exit(f"{draft} is missing: scripts/fetch_models.py qwen2.5-coder-0.5b (or --draft '')")
+    configs = ("off", "on", "draft") if draft else ("off", "on")
     names = [n for n in a.only.split(",") if n]
     log_dir = pathlib.Path(os.environ.get("TMPDIR", "/tmp"))
 
     env = dict(os.environ, HYPERLAMA_NUM_THREADS=str(a.threads), HYPERLAMA_NUM_PARALLEL=str(max(a.streams, 1)),
                HYPERLAMA_CONTEXT_LENGTH="4096", HYPERLAMA_MODELS=str(log_dir / "spec_bench_models"),
                HYPERLAMA_CONFIG=str(log_dir / "spec_bench_config.toml"))
-    results = {(n, c): [] for n in names for c in ("off", "on", "peer", "peer-spec")}
-    acc = {n: [0, 0] for n in names}
-    agg = {"off": [], "on": []}
+    results = {(n, c): [] for n in names for c in ("off", "on", "draft", "peer", "peer-spec", "peer-draft")}
+    acc = {(n, c): [0, 0] for n in names for c in ("on", "draft")}
+    agg = {c: [] for c in configs}
     ours = None if a.peer_only else Server("hyperlama", lambda port: [str(HYPERLAMA), "serve", "--port", str(port)], env, model,
                   log_dir / "spec_bench_hyperlama.log")
     try:
-        for n in (names if ours else []):  # warm: load, prefill into the prefix cache
+        for n in (names if ours else []):  # warm: load, prefill into the prefix cache (the draft's too)
             ours_chat(ours.url, model, tasks()[n], 8, False)
+            if draft:
+                ours_chat(ours.url, model, tasks()[n], 8, True, draft)
         for r in range(a.rounds if ours else 0):
             for n in names:
-                order = ("off", "on") if r % 2 == 0 else ("on", "off")
+                order = configs if r % 2 == 0 else configs[::-1]
                 for c in order:
-                    rate, ntok, d, acc_n, _ = ours_chat(ours.url, model, tasks()[n], a.tokens, c == "on")
+                    rate, ntok, d, acc_n, _ = ours_chat(ours.url, model, tasks()[n], a.tokens, c != "off",
+                                                        draft if c == "draft" else None)
                     results[(n, c)].append(rate)
-                    if c == "on":
-                        acc[n][0] += d
-                        acc[n][1] += acc_n
-                    print(f"round {r} {n:8s} {c:4s} {rate:6.2f} tok/s ({ntok} tokens, {acc_n}/{d} drafts)", flush=True)
+                    if c != "off":
+                        acc[(n, c)][0] += d
+                        acc[(n, c)][1] += acc_n
+                    print(f"round {r} {n:8s} {c:5s} {rate:6.2f} tok/s ({ntok} tokens, {acc_n}/{d} drafts)", flush=True)
             if a.streams > 1:
-                for c in (("off", "on") if r % 2 == 0 else ("on", "off")):
-                    tps, d, acc_n = aggregate(ours.url, model, a.streams, a.agg_tokens, c == "on")
+                for c in (configs if r % 2 == 0 else configs[::-1]):
+                    tps, d, acc_n = aggregate(ours.url, model, a.streams, a.agg_tokens, c != "off",
+                                              draft if c == "draft" else None)
                     agg[c].append(tps)
-                    print(f"round {r} {a.streams} streams {c:4s} {tps:6.2f} tok/s aggregate ({acc_n}/{d} drafts)",
+                    print(f"round {r} {a.streams} streams {c:5s} {tps:6.2f} tok/s aggregate ({acc_n}/{d} drafts)",
                           flush=True)
     finally:
         if ours:
@@ -171,8 +189,10 @@ def main():
     peer = None if a.no_peer else peer_bin()
     peer_ngram = peer is not None and peer_supports_ngram(peer)
     if peer:
-        for c in ("peer", "peer-spec") if peer_ngram else ("peer",):
-            extra = a.peer_spec.split() if c == "peer-spec" else []
+        peer_configs = ["peer"] + (["peer-spec"] if peer_ngram else []) + (["peer-draft"] if draft else [])
+        for c in peer_configs:
+            extra = a.peer_spec.split() if c == "peer-spec" else ["-md", draft, "--draft-max", "8"] \
+                if c == "peer-draft" else []
             srv = Server("llama.cpp", lambda port: [str(peer), "-m", model, "--port", str(port), "--host", "127.0.0.1",
                                                     "-t", str(a.threads), "-c", "4096", "-np", "1", *extra],
                          dict(os.environ), model, log_dir / f"spec_bench_{c}.log")
@@ -190,19 +210,25 @@ def main():
 
     print(f"\nmodel {a.model}, {a.threads} threads, {a.tokens} tokens, {a.rounds} rounds; "
           f"load average {os.getloadavg()[0]:.1f}")
+    def ratio(x, y):
+        return statistics.median(x) / statistics.median(y) if x and y else float("nan")
+
+    def accept(n, c):
+        t = acc[(n, c)]
+        return f"{100 * t[1] / t[0]:.0f}% of {t[0] // max(a.rounds, 1)}" if t[0] else "-"
+
     print(f"{'task':8s} | {'off':>18s} | {'prompt lookup':>18s} | speedup | acceptance | "
-          f"{'llama-server':>18s} | {'llama-server ngram':>18s} | ours/ngram")
+          f"{'draft model':>18s} | speedup | acceptance | "
+          f"{'llama-server':>18s} | {'llama-server ngram':>18s} | {'llama-server -md':>18s}")
     for n in names:
-        off, on = results[(n, 'off')], results[(n, 'on')]
-        sp = statistics.median(on) / statistics.median(off) if off and on else float("nan")
-        peer_sp = statistics.median(on) / statistics.median(results[(n, "peer-spec")]) \
-            if on and results[(n, "peer-spec")] else float("nan")
-        ar = f"{100 * acc[n][1] / acc[n][0]:.0f}% of {acc[n][0] // max(a.rounds, 1)}" if acc[n][0] else "-"
-        print(f"{n:8s} | {fmt(off):>18s} | {fmt(on):>18s} | {sp:6.2f}x | {ar:>10s} | "
-              f"{fmt(results[(n, 'peer')]):>18s} | {fmt(results[(n, 'peer-spec')]):>18s} | {peer_sp:.2f}x")
+        off, on, dr = results[(n, 'off')], results[(n, 'on')], results[(n, 'draft')]
+        print(f"{n:8s} | {fmt(off):>18s} | {fmt(on):>18s} | {ratio(on, off):6.2f}x | {accept(n, 'on'):>10s} | "
+              f"{fmt(dr):>18s} | {ratio(dr, off):6.2f}x | {accept(n, 'draft'):>10s} | "
+              f"{fmt(results[(n, 'peer')]):>18s} | {fmt(results[(n, 'peer-spec')]):>18s} | "
+              f"{fmt(results[(n, 'peer-draft')]):>18s}")
     if agg["off"]:
-        sp = statistics.median(agg["on"]) / statistics.median(agg["off"])
-        print(f"{a.streams} streams aggregate: off {fmt(agg['off'])}, on {fmt(agg['on'])} tok/s ({sp:.2f}x)")
+        print(f"{a.streams} streams aggregate: " + ", ".join(
+            f"{c} {fmt(agg[c])} tok/s ({ratio(agg[c], agg['off']):.2f}x)" for c in configs))
     if peer and not peer_ngram:
         print("llama-server: this build has no n-gram speculation (--spec-type ngram*)")
     if not peer:

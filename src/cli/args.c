@@ -155,6 +155,10 @@ int cli_parse_gen_opt(cli_gen_opts *o, int argc, char **argv, int *i) {
         o->speculative = x > 0;
         return 1;
     }
+    if ((v = cli_flag_value("--draft-model", argc, argv, i, &bad))) {
+        o->draft_model = v;
+        return 1;
+    }
     if ((v = cli_flag_value("--speculative", argc, argv, i, &bad))) {
         if (strcmp(v, "true") && strcmp(v, "false")) {
             fprintf(stderr, "Error: --speculative expects true or false, got '%s'\n", v);
@@ -221,6 +225,7 @@ void cli_print_gen_opts_help(FILE *out) {
             "  --batch-size N            prompt tokens per step (default 512)\n"
             "  --speculative BOOL        prompt-lookup speculative decoding (default true)\n"
             "  --num-draft N             most drafted tokens per step (default 8; 0: off)\n"
+            "  --draft-model NAME        a draft model (same vocabulary) instead of prompt lookup\n"
             "  --kv-cache-type T         f16 or q8_0 (half the memory; default f16 or\n"
             "                            $HYPERLAMA_KV_CACHE_TYPE; through a server, its setting)\n");
 }

@@ -49,6 +49,7 @@ typedef struct cli_gen_opts {
     cli_engine_opts engine;
     int speculative;     /* prompt-lookup drafts (default on) */
     int32_t num_draft;   /* most drafts per step; 0: the engine's default */
+    const char *draft_model; /* a draft model (path or name) instead of prompt lookup; NULL/"": none */
     int raw, verbose;
     const char *system;
     int think_set, think;    /* --think[=true|false|low|medium|high] */

@@ -18,6 +18,7 @@
 #include "gguf/gguf.h"
 #include "grammar/grammar.h"
 #include "chat/outparse.h"
+#include "runner/draft.h"
 #include "runner/ngram.h"
 #include "runner/prompt.h"
 #include "store/modelfile.h"
@@ -118,6 +119,11 @@ typedef struct run_state {
     hl_loaded *lm;
     cli_compute cc;        /* the pool and backend the engine runs on */
     hl_engine *eng;
+    /* the draft model of --draft-model / PARAMETER draft_model, made on first
+     * use for eng's backend; freed after eng (it outlives every request) */
+    char *draft_name;
+    hl_loaded *draft_lm;
+    hl_draft_model *dm;
     store_modelfile model_params; /* the model's PARAMETER lines */
     store_modelfile user_params;  /* /set parameter lines (win over flags) */
     char *system;          /* the current system message, or NULL */
@@ -147,6 +153,10 @@ static void apply_param(cli_gen_opts *o, const char *key, const char *value) {
     }
     if (!strcmp(key, "speculative")) {
         o->speculative = !strcmp(value, "true") || !strcmp(value, "1");
+        return;
+    }
+    if (!strcmp(key, "draft_model")) {
+        o->draft_model = value;
         return;
     }
     if (parse_num(value, &d)) return;
@@ -210,10 +220,21 @@ static int file_exists(const char *p) {
     return stat(p, &st) == 0 && S_ISREG(st.st_mode);
 }
 
+/* After the engine that used it is gone. */
+static void rs_draft_free(run_state *rs) {
+    hl_draft_model_free(rs->dm);
+    hl_loaded_free(rs->draft_lm);
+    free(rs->draft_name);
+    rs->dm = NULL;
+    rs->draft_lm = NULL;
+    rs->draft_name = NULL;
+}
+
 static void rs_unload(run_state *rs) {
     if (rs->eng) hl_engine_free(rs->eng);
     hl_grammar_vocab_unref(rs->gvocab);
     rs->gvocab = NULL;
+    rs_draft_free(rs);
     if (rs->cc.pool) cli_compute_close(&rs->cc);
     if (rs->lm) hl_loaded_free(rs->lm);
     rs->eng = NULL;
@@ -293,6 +314,39 @@ static int rs_load(run_state *rs, const char *name) {
         return -1;
     }
     return 0;
+}
+
+static int open_store_once(run_state *rs);
+
+/* The draft model `name` (a GGUF path or a store name) for this chat's
+ * model, loaded on first use; NULL after printing why it cannot be. */
+static hl_draft_model *rs_draft(run_state *rs, const char *name) {
+    if (rs->dm && !strcmp(rs->draft_name, name)) return rs->dm;
+    rs_draft_free(rs);
+    hl_err err = {0};
+    store_model sm = {0};
+    const char *path = name;
+    if (!file_exists(name)) {
+        if (open_store_once(rs)) return NULL;
+        if (store_resolve(rs->st, name, &sm, &err) || !sm.model_path) {
+            fprintf(stderr, "Error: draft model %s: %s\n", name, err.msg[0] ? err.msg : "no model layer");
+            store_model_free(&sm);
+            return NULL;
+        }
+        path = sm.model_path;
+    }
+    hl_draft_params p = hl_draft_default_params();
+    p.backend = rs->cc.be;
+    p.kv_type = rs->o.engine.kv_type;
+    int rc = hl_loaded_open(&rs->draft_lm, path, &err);
+    if (!rc) rc = hl_draft_model_new(&rs->dm, rs->draft_lm, rs->lm, &p, &err);
+    store_model_free(&sm);
+    if (rc || !(rs->draft_name = strdup(name))) {
+        fprintf(stderr, "Error: %s\n", rc ? err.msg : "out of memory");
+        rs_draft_free(rs);
+        return NULL;
+    }
+    return rs->dm;
 }
 
 /* ---- one answer ---- */
@@ -429,12 +483,22 @@ static int answer(run_state *rs, const conversation *conv, capture *cap) {
         free(ids);
         return -1;
     }
-    /* speculative decoding: prompt lookup, verified by the engine (the same text) */
-    if (o->speculative && ngram_drafter_new(&req.drafter, NGRAM_DEFAULT_MIN, NGRAM_DEFAULT_MAX, o->num_draft, &err)) {
-        fprintf(stderr, "Error: %s\n", err.msg);
-        if (req.proc) req.proc->vt->free(req.proc);
-        free(ids);
-        return -1;
+    /* speculative decoding: prompt lookup or a draft model, verified by the
+     * engine (the same text) */
+    if (o->speculative) {
+        hl_draft_model *dm = o->draft_model && *o->draft_model ? rs_draft(rs, o->draft_model) : NULL;
+        if (o->draft_model && *o->draft_model && !dm) {
+            if (req.proc) req.proc->vt->free(req.proc);
+            free(ids);
+            return -1;
+        }
+        if (dm ? hl_draft_drafter_new(dm, &req.drafter, o->num_draft, &err)
+               : ngram_drafter_new(&req.drafter, NGRAM_DEFAULT_MIN, NGRAM_DEFAULT_MAX, o->num_draft, &err)) {
+            fprintf(stderr, "Error: %s\n", err.msg);
+            if (req.proc) req.proc->vt->free(req.proc);
+            free(ids);
+            return -1;
+        }
     }
     hl_choice_stats st = {0};
     int64_t t0 = hl_now_ns();
@@ -498,6 +562,7 @@ static void set_parameter(run_state *rs, char **w, int n) {
             return;
         }
         hl_engine_free(rs->eng);
+        if (fresh) rs_draft_free(rs); /* it runs on the old pool's backend */
         if (fresh) cli_compute_close(&rs->cc);
         rs->cc = nc;
         rs->eng = e;

@@ -75,9 +75,14 @@ int hl_engine_new(hl_engine **out, const hl_loaded *lm, const hl_engine_params *
         e->bseq_owner = malloc((size_t)e->p.max_seqs * sizeof *e->bseq_owner);
         e->bseq_logit_row = malloc((size_t)e->p.max_seqs * sizeof *e->bseq_logit_row);
         e->snap = malloc((size_t)e->p.max_seqs * sizeof *e->snap);
+        e->dq = malloc((size_t)e->p.max_seqs * sizeof *e->dq);
+        e->dq_tmp = malloc((size_t)e->p.max_seqs * sizeof *e->dq_tmp);
+        e->dq_seq = malloc((size_t)e->p.max_seqs * sizeof *e->dq_seq);
+        e->dq_idx = malloc((size_t)e->p.max_seqs * sizeof *e->dq_idx);
         e->piece_cap = tok_stream_bound(lm->tok) + 16;
         e->piece = malloc(e->piece_cap);
-        if (!e->logits || !e->btok || !e->bseq || !e->bseq_owner || !e->bseq_logit_row || !e->snap || !e->piece)
+        if (!e->logits || !e->btok || !e->bseq || !e->bseq_owner || !e->bseq_logit_row || !e->snap || !e->piece || !e->dq || !e->dq_tmp ||
+            !e->dq_seq || !e->dq_idx)
             rc = hl_err_set(err, HL_ENOMEM, "out of memory for the engine's buffers");
     }
     if (!rc) {
@@ -94,6 +99,7 @@ int hl_engine_new(hl_engine **out, const hl_loaded *lm, const hl_engine_params *
         hl_forward_ctx_free(e->fctx);
         hl_kvc_free(&e->kvc);
         free(e->logits); free(e->btok); free(e->bseq); free(e->bseq_owner); free(e->bseq_logit_row); free(e->snap); free(e->piece);
+        free(e->dq); free(e->dq_tmp); free(e->dq_seq); free(e->dq_idx);
         free(e);
         return rc;
     }
@@ -117,6 +123,7 @@ void hl_engine_free(hl_engine *e) {
     hl_forward_ctx_free(e->fctx);
     hl_kvc_free(&e->kvc);
     free(e->logits); free(e->btok); free(e->bseq); free(e->bseq_owner); free(e->bseq_logit_row); free(e->snap); free(e->piece);
+    free(e->dq); free(e->dq_tmp); free(e->dq_seq); free(e->dq_idx);
     free(e);
 }
 
@@ -209,7 +216,7 @@ int hl_engine_submit(hl_engine *e, const hl_request *r, void (*notify)(void *), 
     h->ignore_eos = r->ignore_eos;
     h->prompt_logprobs = r->prompt_logprobs;
     h->sampling = r->sampling;
-    if (r->drafter.propose) {
+    if (drafter_set(&r->drafter)) {
         int32_t k = r->drafter.max_draft;
         h->max_draft = k > 0 && k < e->p.max_draft ? k : e->p.max_draft;
     }
@@ -248,7 +255,7 @@ int hl_engine_submit(hl_engine *e, const hl_request *r, void (*notify)(void *), 
     e->n_queued++;
     /* from here on the engine owns the processor and the drafter's context */
     h->proc = r->proc;
-    if (r->drafter.propose) h->drafter = r->drafter;
+    if (drafter_set(&r->drafter)) h->drafter = r->drafter;
     if (e->inbox_tail) e->inbox_tail->next_in = h;
     else e->inbox_head = h;
     e->inbox_tail = h;

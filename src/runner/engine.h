@@ -109,9 +109,41 @@ hl_engine_params hl_engine_default_params(void);
  * for each running choice, so it must be quick and must not call back into
  * the engine. For the output to equal the undrafted one exactly, a draft
  * should depend only on `tokens` (see above). */
+/* One sequence's ask in a batched proposal (hl_drafter.propose_batch): the
+ * same inputs and output as one propose call. */
+typedef struct hl_draft_query {
+    void *ctx;              /* the asking request's drafter ctx */
+    int32_t choice;
+    const int32_t *tokens;  /* the choice's sequence so far, as for propose */
+    int32_t n_tokens;
+    int32_t *draft;         /* out: up to max_draft (>= 1) ids */
+    int32_t max_draft;
+    int32_t n_draft;        /* out: how many (0: no draft this step) */
+} hl_draft_query;
+
+/* A drafter proposes either one sequence at a time (propose) or, when it
+ * drafts with a model of its own, for many at once (propose_batch): each
+ * step the engine gathers the asks of every drafting sequence whose drafter
+ * has the same propose_batch and group (the shared draft model,
+ * runner/draft.h) and makes one call for all of them, so the draft model
+ * runs one batched forward pass per drafted position. A drafter with state
+ * that follows the sequence (a draft model's KV) is told, after each
+ * verification, the sequence's tokens (verified: the accepted drafts and the
+ * correction are in, rejected drafts are not) so it can roll back. */
 typedef struct hl_drafter {
     int32_t (*propose)(void *ctx, int32_t choice, const int32_t *tokens, int32_t n_tokens, int32_t *draft,
                        int32_t max_draft);
+    /* optional, used instead of propose when set: fills q[i].draft and
+     * q[i].n_draft for each of the n asks (all with this group) */
+    void (*propose_batch)(void *group, hl_draft_query *q, int32_t n);
+    void *group;
+    /* optional: after a verification, tokens[0..n_tokens) is the choice's
+     * sequence (the same contract as propose's tokens) */
+    void (*verified)(void *ctx, int32_t choice, const int32_t *tokens, int32_t n_tokens);
+    /* the cost of drafting one token, in units of one step's fixed cost
+     * (reading the model's weights once): 0 for prompt lookup, about the
+     * weight ratio for a draft model; adaptive control weighs it */
+    double cost;
     void (*free)(void *ctx); /* optional: called once when the request is over */
     void *ctx;
     int32_t max_draft;       /* this request's limit per step; <= 0 or above the engine's: the engine's */

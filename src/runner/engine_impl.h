@@ -82,6 +82,7 @@ typedef struct seq {
     int32_t n_draft;
     spec_seq spec;            /* recent acceptance (adaptive draft length) */
     int32_t n_drafted, n_accepted; /* totals of this choice (its stats) */
+    int32_t n_asks;           /* asks to a batched drafter so far */
     /* this step's sampling results, written by one pool thread (sched_verify.c)
      * and applied on the engine thread */
     int32_t row;              /* first logits row (1 + n_draft rows), -1: none */
@@ -112,6 +113,10 @@ struct hl_engine {
     seq **bseq_owner;         /* [max_seqs] the seq of each batch entry */
     int32_t *bseq_logit_row;  /* [max_seqs] first logits row of the entry, -1 = none */
     seq **snap;               /* [max_seqs] running sequences at the start of a step */
+    /* this step's asks to batched drafters (hl_drafter.propose_batch) */
+    hl_draft_query *dq, *dq_tmp; /* [max_seqs] the asks; one group's, gathered for its call */
+    seq **dq_seq;             /* [max_seqs] the asking sequence of each ask (NULL once answered) */
+    int32_t *dq_idx;          /* [max_seqs] where each gathered ask came from */
     char *piece;              /* detokenization scratch of the engine thread */
     size_t piece_cap;
     pthread_t thread;
@@ -136,6 +141,9 @@ struct hl_engine {
     void (*step_hook)(hl_engine *e, void *ctx);
     void *step_hook_ctx;
 };
+
+/* A request has a drafter (one sequence at a time, or batched). */
+static inline int drafter_set(const hl_drafter *d) { return d->propose || d->propose_batch; }
 
 /* engine.c: event queue (producer side) */
 void ev_push_token(hl_engine *e, seq *s, int32_t token, const char *text, size_t n, const hl_token_logprobs *lp);

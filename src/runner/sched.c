@@ -256,7 +256,7 @@ void finish(hl_engine *e, seq *s, const char *reason) {
      * choice's processor, and with the request's last sequence, the drafter */
     if (s->proc) s->proc->vt->free(s->proc);
     s->proc = NULL;
-    if (h->drafter.propose && !has_other_seq(e, h)) {
+    if (drafter_set(&h->drafter) && !has_other_seq(e, h)) {
         if (h->drafter.free) h->drafter.free(h->drafter.ctx);
         h->drafter = (hl_drafter){0};
     }
@@ -437,25 +437,11 @@ static int drafts_possible(hl_engine *e, int32_t n_snap) {
     return 1;
 }
 
-/* Asks s's drafter for up to `room` tokens to follow its pending one, as
- * many as adaptive control (spec.h) finds worth it in the step planned so
- * far (`plan`, which this updates). Never drafts past what the sequence may
- * still generate (this step emits at most 1 + n_draft tokens). Drafts are
- * speculation: their blocks come from the free pool only (no preemption, no
- * reclaiming), leaving `reserve` blocks for the decodes still to be placed.
- * Returns the number of drafts placed in s->draft (0: a plain decode). */
-static int32_t plan_drafts(hl_engine *e, seq *s, int32_t room, int32_t reserve, spec_step *plan) {
-    hl_handle *h = s->h;
-    s->n_draft = 0;
-    if (h->max_draft <= 0 || !h->drafter.propose || room <= 0) return 0;
-    int32_t k = h->max_draft < room ? h->max_draft : room;
-    int32_t left = s->max_ctx - s->n_tokens;
-    if (h->num_predict >= 0 && h->num_predict - s->n_gen < left) left = h->num_predict - s->n_gen;
-    if (k > left - 1) k = left - 1;
-    if (k <= 0) return 0;
-    if (!e->p.spec_fixed && (k = spec_choose(&e->cost, &s->spec, plan, k)) <= 0) return 0;
-    int32_t n = h->drafter.propose(h->drafter.ctx, s->index, s->tokens, s->n_tokens, s->draft, k);
-    n = n < 0 ? 0 : n > k ? k : n;
+/* Places the n drafts in s->draft (ids outside the vocabulary end them)
+ * for verification: never more than the blocks it can take from the free
+ * pool (no preemption, no reclaiming: drafts are speculation), leaving
+ * `reserve` blocks for the decodes still to be placed. Returns how many. */
+static int32_t place_drafts(hl_engine *e, seq *s, int32_t n, int32_t reserve) {
     for (int32_t i = 0; i < n; i++)
         if (s->draft[i] < 0 || s->draft[i] >= e->n_vocab) n = i;
     int32_t end = s->n_computed + 1 + n;
@@ -463,8 +449,72 @@ static int32_t plan_drafts(hl_engine *e, seq *s, int32_t room, int32_t reserve, 
         s->blocks[s->n_blocks++] = hl_kvc_alloc(&e->kvc); /* n_free > 0: cannot fail */
     int32_t covered = s->n_blocks * e->block_size;
     s->n_draft = (covered < end ? covered : end) - s->n_computed - 1;
-    spec_step_add(plan, &s->spec, s->n_draft);
     return s->n_draft;
+}
+
+/* Decides how many tokens s asks its drafter for to follow its pending one
+ * (up to `room`), as many as adaptive control (spec.h) finds worth it in the
+ * step planned so far (`plan`, which this updates), never past what the
+ * sequence may still generate (this step emits at most 1 + n_draft tokens).
+ * A one-at-a-time drafter answers at once and its drafts are placed
+ * (leaving `reserve` blocks); a batched drafter's ask is queued in e->dq
+ * (*n_q) and answered with the others of its group (run_batched), and the
+ * number asked is returned, so the step's budget counts it. Returns the
+ * drafts placed or asked for (0: a plain decode). */
+static int32_t plan_drafts(hl_engine *e, seq *s, int32_t room, int32_t reserve, spec_step *plan, int32_t *n_q) {
+    hl_handle *h = s->h;
+    s->n_draft = 0;
+    if (h->max_draft <= 0 || !drafter_set(&h->drafter) || room <= 0) return 0;
+    int32_t k = h->max_draft < room ? h->max_draft : room;
+    int32_t left = s->max_ctx - s->n_tokens;
+    if (h->num_predict >= 0 && h->num_predict - s->n_gen < left) left = h->num_predict - s->n_gen;
+    if (k > left - 1) k = left - 1;
+    if (k <= 0) return 0;
+    s->spec.cost = h->drafter.cost > 0 ? spec_cost_draft(&e->cost, h->drafter.cost) : 0;
+    if (!e->p.spec_fixed && (k = spec_choose(&e->cost, &s->spec, plan, k)) <= 0) return 0;
+    if (h->drafter.propose_batch) {
+        e->dq[*n_q] = (hl_draft_query){.ctx = h->drafter.ctx, .choice = s->index, .tokens = s->tokens,
+                                       .n_tokens = s->n_tokens, .draft = s->draft, .max_draft = k};
+        e->dq_seq[(*n_q)++] = s;
+        spec_step_add(plan, &s->spec, k);
+        return k;
+    }
+    int32_t n = h->drafter.propose(h->drafter.ctx, s->index, s->tokens, s->n_tokens, s->draft, k);
+    n = place_drafts(e, s, n < 0 ? 0 : n > k ? k : n, reserve);
+    spec_step_add(plan, &s->spec, n);
+    return n;
+}
+
+/* Answers the queued asks: one propose_batch call per group (same function
+ * and group), in the order of each group's first ask; then places each
+ * sequence's drafts (every decode's own token is placed by now). */
+static void run_batched(hl_engine *e, int32_t n_q) {
+    for (int32_t i = 0; i < n_q; i++) {
+        if (!e->dq_seq[i]) continue;
+        const hl_drafter *d = &e->dq_seq[i]->h->drafter;
+        int32_t m = 0, first = 0;
+        for (int32_t j = i; j < n_q; j++) {
+            const hl_drafter *dj = e->dq_seq[j] ? &e->dq_seq[j]->h->drafter : NULL;
+            if (!dj || dj->propose_batch != d->propose_batch || dj->group != d->group) continue;
+            first |= e->dq_seq[j]->n_asks++ == 0;
+            e->dq_tmp[m] = e->dq[j];
+            e->dq_tmp[m].n_draft = 0;
+            e->dq_idx[m++] = j;
+        }
+        int64_t t0 = hl_now_ns();
+        d->propose_batch(d->group, e->dq_tmp, m);
+        int32_t drafted = 0;
+        for (int32_t t = 0; t < m; t++) drafted += e->dq_tmp[t].n_draft > 0 ? e->dq_tmp[t].n_draft : 0;
+        /* what drafting costs here, for adaptive control: catch-ups count,
+         * except a sequence's first (its whole prompt, paid once) */
+        if (d->cost > 0 && !first) spec_cost_observe_draft(&e->cost, drafted, (double)(hl_now_ns() - t0));
+        for (int32_t t = 0; t < m; t++) {
+            int32_t j = e->dq_idx[t], n = e->dq_tmp[t].n_draft;
+            seq *s = e->dq_seq[j];
+            e->dq_seq[j] = NULL;
+            place_drafts(e, s, n < 0 ? 0 : n > e->dq[j].max_draft ? e->dq[j].max_draft : n, 0);
+        }
+    }
 }
 
 int sched_step(hl_engine *e) {
@@ -500,8 +550,8 @@ int sched_step(hl_engine *e) {
     /* what the step holds before drafts, for adaptive control: every decode's
      * row and token, and the prefill rows (cost, no tokens) */
     spec_step plan = {.rows = n_dec + (prefill < spare ? prefill : spare), .tokens = n_dec};
-    int32_t n_tok = 0, n_bseq = 0, n_rows = 0, budget = e->p.step_tokens, n_prefill = 0;
-    /* pass 0: decodes, each its own token then its drafts, logits on each */
+    int32_t n_tok = 0, n_bseq = 0, n_rows = 0, budget = e->p.step_tokens, n_prefill = 0, n_q = 0;
+    /* pass 0: decodes, each its own token (its block first) and drafts */
     for (int32_t k = 0; k < n_snap; k++) {
         seq *s = e->snap[k];
         if (s->state != SEQ_RUNNING || s->n_tokens - s->n_computed != 1) continue;
@@ -510,8 +560,16 @@ int sched_step(hl_engine *e) {
             preempt(e, s); /* nobody else left to preempt */
             continue;
         }
-        int32_t nd = drafting ? plan_drafts(e, s, draft_room, n_dec, &plan) : 0;
-        draft_room -= nd;
+        draft_room -= drafting ? plan_drafts(e, s, draft_room, n_dec, &plan, &n_q) : 0;
+        e->bseq_owner[n_bseq++] = s;
+    }
+    if (n_q) run_batched(e, n_q);
+    /* the decodes in the batch: own token then drafts, logits on each */
+    int32_t n_dec_bseq = n_bseq;
+    n_bseq = 0;
+    for (int32_t k = 0; k < n_dec_bseq; k++) {
+        seq *s = e->bseq_owner[k];
+        int32_t nd = s->n_draft;
         e->btok[n_tok] = (hl_batch_token){.token = s->tokens[s->n_computed], .pos = s->n_computed, .seq = n_bseq,
                                           .logits = 1};
         for (int32_t i = 0; i < nd; i++)

@@ -107,6 +107,9 @@ static void apply(hl_engine *e, seq *s) {
         commit_full_blocks(e, s);
         s->n_draft = 0;
     }
+    /* a drafter with a model of its own rolls its KV back to what was kept */
+    if (s->h->drafter.verified && !s->out_reason)
+        s->h->drafter.verified(s->h->drafter.ctx, s->index, s->tokens, s->n_tokens);
     s->row = -1;
     if (s->out_reason) finish(e, s, s->out_reason);
 }

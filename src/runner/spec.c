@@ -6,7 +6,7 @@
 
 #include <math.h>
 
-enum { FIT_MIN_STEPS = 24 };
+enum { FIT_MIN_STEPS = 24, DRAFT_PRIOR_TOKENS = 8 };
 static const double COST_DECAY = 0.99; /* forgetting per observed step (~100 steps) */
 static const double SEQ_DECAY = 0.85;  /* per verification (~7 of them) */
 
@@ -22,6 +22,24 @@ void spec_cost_observe(spec_cost *c, int32_t rows, double ns) {
     c->smm = c->smm * COST_DECAY + m * m;
     c->st = c->st * COST_DECAY + ns;
     c->smt = c->smt * COST_DECAY + m * ns;
+    c->dn *= COST_DECAY;
+    c->dt *= COST_DECAY;
+}
+
+void spec_cost_observe_draft(spec_cost *c, int32_t drafted, double ns) {
+    if (drafted < 0 || !(ns > 0)) return;
+    c->dn += drafted;
+    c->dt += ns;
+}
+
+double spec_cost_draft(const spec_cost *c, double prior) {
+    if (prior < 0) prior = 0;
+    if (c->w < 1 || !(c->dt > 0)) return prior;
+    /* a: the mean step's time over 1 + ratio * its mean rows */
+    double a = (c->st / c->w) / (1 + spec_cost_ratio(c) * (c->sm / c->w));
+    if (!(a > 0)) return prior;
+    /* dt/a step costs for dn tokens, and the prior worth DRAFT_PRIOR_TOKENS */
+    return (prior * DRAFT_PRIOR_TOKENS + c->dt / a) / (DRAFT_PRIOR_TOKENS + c->dn);
 }
 
 double spec_cost_ratio(const spec_cost *c) {
@@ -53,12 +71,13 @@ double spec_extra(double alpha, int32_t k) {
 }
 
 /* The best k in 0..kmax at acceptance alpha, and whether it beats no drafts. */
-static int32_t best_k(double ratio, double alpha, const spec_step *st, int32_t kmax) {
-    double base = st->tokens / (1 + ratio * st->rows);
+static int32_t best_k(double ratio, double alpha, double cost, const spec_step *st, int32_t kmax) {
+    double fixed = 1 + st->draft_cost;
+    double base = st->tokens / (fixed + ratio * st->rows);
     double best = base * (1 + SPEC_MARGIN);
     int32_t k_best = 0;
     for (int32_t k = 1; k <= kmax; k++) {
-        double v = (st->tokens + spec_extra(alpha, k)) / (1 + ratio * (st->rows + k));
+        double v = (st->tokens + spec_extra(alpha, k)) / (fixed + cost * k + ratio * (st->rows + k));
         if (v > best) {
             best = v;
             k_best = k;
@@ -70,14 +89,15 @@ static int32_t best_k(double ratio, double alpha, const spec_step *st, int32_t k
 int32_t spec_choose(const spec_cost *c, spec_seq *s, const spec_step *st, int32_t kmax) {
     if (kmax <= 0) return 0;
     double ratio = spec_cost_ratio(c);
-    int32_t k = best_k(ratio, spec_seq_alpha(s), st, kmax);
+    double cost = s->cost > 0 ? s->cost : 0;
+    int32_t k = best_k(ratio, spec_seq_alpha(s), cost, st, kmax);
     if (k > 0) {
         s->idle = 0;
         return k;
     }
     /* off: for the batch's reasons (not even perfect drafts would pay), or
      * for the sequence's own (then probe now and then) */
-    if (best_k(ratio, 0.95, st, kmax) == 0) return 0;
+    if (best_k(ratio, 0.95, cost, st, kmax) == 0) return 0;
     if (++s->idle < SPEC_PROBE_EVERY) return 0;
     s->idle = 0;
     return kmax < SPEC_PROBE_LEN ? kmax : SPEC_PROBE_LEN;
@@ -86,4 +106,5 @@ int32_t spec_choose(const spec_cost *c, spec_seq *s, const spec_step *st, int32_
 void spec_step_add(spec_step *st, const spec_seq *s, int32_t drafted) {
     st->rows += drafted;
     st->tokens += spec_extra(spec_seq_alpha(s), drafted);
+    if (s->cost > 0) st->draft_cost += s->cost * drafted;
 }

@@ -11,6 +11,14 @@
  * (rows, ns) with exponential forgetting) once their row counts vary enough,
  * so a GPU, where rows are nearly free, learns a small ratio by itself.
  *
+ * A draft model costs time of its own: each drafted token costs s->cost
+ * step fixed costs, added to the step's T; prompt lookup costs nothing.
+ * The engine times its drafter calls (catch-ups included) and the cost is
+ * that measurement over the step's fixed cost a, blended with the
+ * drafter's prior (its weight bytes over the target's) while few tokens
+ * were timed; the measurements fade with every step, so a draft that was
+ * too dear to use (and so is not timed any more) is tried again later.
+ *
  * Acceptance. A sequence's drafts are accepted position by position with
  * probability alpha, estimated from its last few verifications (decayed
  * counts of accepted drafts and of rejections, with a weak prior of 2/3).
@@ -38,17 +46,20 @@
 typedef struct spec_seq {
     float acc, rej; /* decayed counts: drafts accepted, verifications that rejected one */
     int32_t idle;   /* steps since it last drafted (or was offered a probe) */
+    double cost;    /* its drafter's cost of one drafted token, in step fixed costs (0: free) */
 } spec_seq;
 
 /* The engine's step-cost model. */
 typedef struct spec_cost {
     double prior;                  /* b/a before the fit takes over */
     double w, sm, smm, st, smt;    /* decayed sums over observed steps: 1, m, m^2, t, m*t */
+    double dn, dt;                 /* decayed sums over drafter calls: tokens drafted, ns */
 } spec_cost;
 
-/* A step being planned: rows placed and tokens they are expected to yield. */
+/* A step being planned: rows placed, tokens they are expected to yield, and
+ * the drafting cost spent on it (in step fixed costs). */
 typedef struct spec_step {
-    double rows, tokens;
+    double rows, tokens, draft_cost;
 } spec_step;
 
 void spec_cost_init(spec_cost *c, double prior);
@@ -56,6 +67,11 @@ void spec_cost_init(spec_cost *c, double prior);
 void spec_cost_observe(spec_cost *c, int32_t rows, double ns);
 /* b/a: the cost of a row relative to a step's fixed cost. */
 double spec_cost_ratio(const spec_cost *c);
+/* A drafter call that drafted `drafted` tokens took ns nanoseconds. */
+void spec_cost_observe_draft(spec_cost *c, int32_t drafted, double ns);
+/* A drafted token's cost in step fixed costs: the timed calls over a,
+ * blended with prior (the drafter's own estimate) while few were timed. */
+double spec_cost_draft(const spec_cost *c, double prior);
 
 float spec_seq_alpha(const spec_seq *s);
 /* The sequence verified `drafted` drafts and accepted `accepted` of them. */

@@ -42,6 +42,7 @@ void srv_config_free(srv_config *c) {
     for (int i = 0; i < c->n_origins; i++) free(c->origins[i]);
     free(c->api_key);
     free(c->models_dir);
+    free(c->draft_model);
     free(c->config_path);
     memset(c, 0, sizeof *c);
 }
@@ -124,7 +125,11 @@ static const char DEFAULT_TEXT[] =
     "# the engine adapts the draft length (and turns it off) by acceptance and batch size.\n"
     "# Requests override it with the options \"speculative\" and \"num_draft\". (HYPERLAMA_SPECULATIVE)\n"
     "# speculative = true\n"
-    "# num_draft = 8\n";
+    "# num_draft = 8\n"
+    "# A draft model instead of prompt lookup, for every model whose vocabulary it shares (a name or\n"
+    "# a GGUF path; models it cannot draft for keep prompt lookup). A Modelfile's PARAMETER\n"
+    "# draft_model and a request's option \"draft_model\" come first (\"\": none). (HYPERLAMA_DRAFT_MODEL)\n"
+    "# draft_model = \"\"\n";
 
 const char *srv_config_default_text(void) { return DEFAULT_TEXT; }
 
@@ -274,6 +279,7 @@ static const key_def KEYS[] = {
     {"engine.backend", K_STR, OFF(backend), 0, 0},
     {"engine.speculative", K_BOOL, OFF(speculative), 0, 1},
     {"engine.num_draft", K_INT, OFF(num_draft), 1, 32},
+    {"engine.draft_model", K_STR, OFF(draft_model), 0, 0},
 };
 
 static int type_err(const char *path, const srv_toml_kv *kv, const char *want, hl_err *err) {
@@ -405,6 +411,7 @@ int srv_config_apply_env(srv_config *c, hl_err *err) {
         return hl_err_set(err, HL_EINVAL, "HYPERLAMA_HOST: %s", e2.msg);
     if ((v = getenv("HYPERLAMA_ORIGINS")) && *v && add_origins_csv(c, v, err)) return HL_ERANGE;
     if ((v = getenv("HYPERLAMA_API_KEY")) && *v) set_str(&c->api_key, v);
+    if ((v = getenv("HYPERLAMA_DRAFT_MODEL"))) set_str(&c->draft_model, v);
     if ((v = getenv("HYPERLAMA_MODELS")) && *v) set_str(&c->models_dir, v);
     if ((v = getenv("HYPERLAMA_KEEP_ALIVE")) && *v && srv_parse_duration(v, &c->keep_alive_ns, &e2))
         return hl_err_set(err, HL_EINVAL, "HYPERLAMA_KEEP_ALIVE: %s", e2.msg);
@@ -484,4 +491,5 @@ void srv_config_print(const srv_config *c, hl_buf *b) {
     put_tstr(b, "kv_cache_type", c->kv_type == HL_TYPE_Q8_0 ? "q8_0" : "f16");
     put_tstr(b, "backend", c->backend);
     hl_buf_printf(b, "speculative = %s\nnum_draft = %d\n", c->speculative ? "true" : "false", c->num_draft);
+    put_tstr(b, "draft_model", c->draft_model ? c->draft_model : "");
 }

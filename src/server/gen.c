@@ -382,15 +382,28 @@ static int run_begin(srv_req *r, srv_run *run, hl_err *err) {
     req.logprobs = g->logprobs;
     /* OpenAI's legacy completions: echo with logprobs scores the prompt too */
     req.prompt_logprobs = g->api == SRV_OAI_COMPLETION && g->echo && g->logprobs && !g->stream;
-    /* speculative decoding: prompt lookup, on unless the request, the
-     * Modelfile or engine.speculative say otherwise; the engine adapts the
-     * length (num_draft is the most) and verifies, so the output is the same */
+    /* speculative decoding: on unless the request, the Modelfile or
+     * engine.speculative say otherwise; the engine adapts the length
+     * (num_draft is the most) and verifies, so the output is the same. The
+     * drafter: the draft model that the request, the Modelfile or
+     * engine.draft_model names (one named by the request or the Modelfile
+     * must be usable: a refusal is the request's error; the server's
+     * default falls back to prompt lookup for models it cannot draft for),
+     * else prompt lookup. */
     int spec = o.set & SRV_O_SPEC ? o.speculative : r->srv->cfg.speculative;
     int32_t num_draft = o.set & SRV_O_NDRAFT ? o.num_draft : 0; /* 0: the engine's engine.num_draft */
-    if (spec && !(o.set & SRV_O_NDRAFT && num_draft == 0) &&
-        (rc = ngram_drafter_new(&req.drafter, NGRAM_DEFAULT_MIN, NGRAM_DEFAULT_MAX, num_draft, err))) {
-        srv_opts_free(&o);
-        return rc;
+    if (spec && !(o.set & SRV_O_NDRAFT && num_draft == 0)) {
+        const char *dname = o.set & SRV_O_DRAFT ? o.draft_model : r->srv->cfg.draft_model;
+        hl_draft_model *dm = NULL;
+        if (dname && *dname && (rc = srv_model_draft(&r->srv->models, run->model, dname, &dm, err)) &&
+            !(o.set & SRV_O_DRAFT))
+            rc = 0;
+        if (!rc) rc = dm ? hl_draft_drafter_new(dm, &req.drafter, num_draft, err)
+                         : ngram_drafter_new(&req.drafter, NGRAM_DEFAULT_MIN, NGRAM_DEFAULT_MAX, num_draft, err);
+        if (rc) {
+            srv_opts_free(&o);
+            return rc;
+        }
     }
     rc = srv_structured_proc(run, &req.proc, err);
     if (!rc) {

@@ -7,6 +7,7 @@
 #include "server/server.h"
 #include "chat/outparse.h"
 #include "grammar/grammar.h"
+#include "runner/draft.h"
 #include "runner/engine.h"
 #include "store/store.h"
 
@@ -24,7 +25,9 @@ enum {
     SRV_O_TEMP = 1 << 0, SRV_O_TOPK = 1 << 1, SRV_O_TOPP = 1 << 2, SRV_O_MINP = 1 << 3, SRV_O_TYPP = 1 << 4,
     SRV_O_REPP = 1 << 5, SRV_O_REPN = 1 << 6, SRV_O_PRES = 1 << 7, SRV_O_FREQ = 1 << 8, SRV_O_SEED = 1 << 9,
     SRV_O_NPRED = 1 << 10, SRV_O_NCTX = 1 << 11, SRV_O_STOP = 1 << 12, SRV_O_SPEC = 1 << 13, SRV_O_NDRAFT = 1 << 14,
+    SRV_O_DRAFT = 1 << 15,
 };
+#define SRV_DRAFT_NAME_MAX 1024
 
 /* Options as a request (or a Modelfile's PARAMETERs) set them: only the
  * fields whose bit is in `set` count, so layers can be merged. */
@@ -34,6 +37,7 @@ typedef struct srv_opts {
     int32_t num_predict, num_ctx;
     int speculative;   /* prompt-lookup drafts (default: the server's engine.speculative) */
     int32_t num_draft; /* most drafted tokens per step (0: none) */
+    char draft_model[SRV_DRAFT_NAME_MAX]; /* a draft model's name or path ("": prompt lookup) */
     char *stops[HL_STOP_MAX_STRINGS];
     int n_stops;
 } srv_opts;
@@ -133,6 +137,17 @@ void srv_metrics_tokens(srv_metrics *m, int64_t prompt, int64_t gen);
 
 /* ---- loaded models (models.c) -------------------------------------------- */
 
+/* A draft model loaded for one target model (speculative decoding): made on
+ * the first request that names it, kept (or its refusal kept) until the
+ * target is unloaded. */
+typedef struct srv_draft {
+    char *key;          /* the draft's normalized name or path */
+    hl_loaded *lm;
+    hl_draft_model *dm; /* NULL: refused, error says why */
+    char error[sizeof(((hl_err *)0)->msg)];
+    struct srv_draft *next;
+} srv_draft;
+
 typedef struct srv_model {
     char *key;          /* normalized name ("registry.ollama.ai/library/x:latest") or file path */
     char *name;         /* display name */
@@ -152,6 +167,8 @@ typedef struct srv_model {
     int64_t size_bytes;          /* weights + the KV of one default context (/api/ps "size") */
     int64_t kv_pool_bytes;       /* the KV pool reserved for every sequence (/metrics) */
     hl_grammar_vocab *gvocab;    /* the tokenizer indexed for grammars: made on first use (structured.c) */
+    pthread_mutex_t draft_mu;    /* guards drafts (a draft loads under it) */
+    srv_draft *drafts;
     struct srv_model *next;
 } srv_model;
 
@@ -173,6 +190,10 @@ int srv_models_init(srv_models *ms, const srv_config *cfg, store *st, hl_err *er
 void srv_models_destroy(srv_models *ms); /* unloads everything */
 /* Finds or loads a model and takes a reference. HL_ENOENT: no such model. */
 int srv_models_get(srv_models *ms, const char *name, srv_model **out, hl_err *err);
+/* The draft model `name` (a model name or a GGUF path) paired with m, loaded
+ * on first use; borrowed while the caller holds m. HL_EINVAL with the reason
+ * when its vocabulary differs, HL_ENOENT when there is no such model. */
+int srv_model_draft(srv_models *ms, srv_model *m, const char *name, hl_draft_model **out, hl_err *err);
 /* Drops the reference; keep_alive_ns (< 0 forever, 0 now) sets the expiry. */
 void srv_models_put(srv_models *ms, srv_model *m, int has_keep_alive, int64_t keep_alive_ns);
 /* Unloads a model now if it is loaded and idle (keep_alive 0 with no prompt). */

@@ -5,7 +5,8 @@
  * least recently used idle model makes room. Names resolve as a file path to a
  * GGUF when one exists, else through the store (Modelfile params, system and
  * template come along). Loading happens outside the lock; others asking for
- * the same model wait for it. */
+ * the same model wait for it. A model's draft models (speculative decoding)
+ * hang off it: loaded on first use, freed after its engine. */
 #include "server/internal.h"
 #include "base/clock.h"
 #include "base/log.h"
@@ -85,7 +86,15 @@ int srv_models_init(srv_models *ms, const srv_config *cfg, store *st, hl_err *er
 static void model_free(srv_model *m) {
     if (!m) return;
     if (m->lm) hl_info("unloading %s", m->name ? m->name : m->key);
-    hl_engine_free(m->eng);
+    hl_engine_free(m->eng); /* frees every request's drafter: then the drafts can go */
+    for (srv_draft *d = m->drafts, *next; d; d = next) {
+        next = d->next;
+        hl_draft_model_free(d->dm);
+        hl_loaded_free(d->lm);
+        free(d->key);
+        free(d);
+    }
+    pthread_mutex_destroy(&m->draft_mu);
     hl_grammar_vocab_unref(m->gvocab);
     hl_loaded_free(m->lm);
     store_model_free(&m->sm);
@@ -278,6 +287,7 @@ int srv_models_get(srv_models *ms, const char *name, srv_model **out, hl_err *er
             pthread_mutex_unlock(&ms->m);
             return hl_err_set(err, HL_ENOMEM, "out of memory");
         }
+        pthread_mutex_init(&m->draft_mu, NULL);
         m->loading = 1;
         m->keep_alive_ns = ms->cfg->keep_alive_ns;
         m->next = ms->head;
@@ -303,6 +313,78 @@ int srv_models_get(srv_models *ms, const char *name, srv_model **out, hl_err *er
         *out = m;
         return 0;
     }
+}
+
+/* Loads the draft behind key for m; fills d (d->dm NULL and d->error on
+ * refusal). Returns the error code. */
+static int load_draft(srv_models *ms, srv_model *m, const char *name, const char *key, int is_path, srv_draft *d) {
+    hl_err err = {0};
+    store_model sm = {0};
+    const char *path = key;
+    int rc = 0;
+    if (!is_path) {
+        rc = ms->st ? store_resolve(ms->st, name, &sm, &err) : hl_err_set(&err, HL_ENOENT, "the model store is unavailable");
+        if (!rc && !sm.model_path) rc = hl_err_set(&err, HL_EINVAL, "it has no model layer");
+        path = sm.model_path;
+    }
+    if (!rc) rc = hl_loaded_open(&d->lm, path, &err);
+    if (rc) hl_err_prefix(&err, "draft model \"%s\": ", name);
+    if (!rc) {
+        hl_draft_params p = hl_draft_default_params();
+        p.backend = ms->be;
+        p.kv_type = (hl_type)ms->cfg->kv_type;
+        p.max_seqs = ms->cfg->max_seqs;
+        if (ms->cfg->step_tokens > 0) p.step_tokens = ms->cfg->step_tokens;
+        rc = hl_draft_model_new(&d->dm, d->lm, m->lm, &p, &err);
+        if (rc == HL_ENOTSUP && ms->be != ms->cpu) {
+            p.backend = ms->cpu;
+            rc = hl_draft_model_new(&d->dm, d->lm, m->lm, &p, &err);
+        }
+    }
+    store_model_free(&sm);
+    if (rc) {
+        hl_loaded_free(d->lm);
+        d->lm = NULL;
+        d->dm = NULL;
+        snprintf(d->error, sizeof d->error, "%s", err.msg);
+        hl_warn("%s", d->error);
+        return rc;
+    }
+    hl_info("draft model %s (%s) for %s loaded", name, path, m->name);
+    return 0;
+}
+
+int srv_model_draft(srv_models *ms, srv_model *m, const char *name, hl_draft_model **out, hl_err *err) {
+    *out = NULL;
+    char key[4096];
+    int is_path = 0;
+    if (srv_model_key(name, key, sizeof key, &is_path, err))
+        return hl_err_set(err, HL_ENOENT, "draft model \"%s\" not found", name);
+    pthread_mutex_lock(&m->draft_mu);
+    srv_draft *d = m->drafts;
+    while (d && strcmp(d->key, key)) d = d->next;
+    if (!d) {
+        d = calloc(1, sizeof *d);
+        if (!d || !(d->key = strdup(key))) {
+            free(d);
+            pthread_mutex_unlock(&m->draft_mu);
+            return hl_err_set(err, HL_ENOMEM, "out of memory");
+        }
+        if (load_draft(ms, m, name, key, is_path, d) == HL_ENOENT) {
+            /* not there (yet): nothing to remember, it may be pulled */
+            hl_err_set(err, HL_ENOENT, "%s", d->error);
+            free(d->key);
+            free(d);
+            pthread_mutex_unlock(&m->draft_mu);
+            return HL_ENOENT;
+        }
+        d->next = m->drafts;
+        m->drafts = d;
+    }
+    int rc = d->dm ? 0 : hl_err_set(err, HL_EINVAL, "%s", d->error);
+    *out = d->dm;
+    pthread_mutex_unlock(&m->draft_mu);
+    return rc;
 }
 
 void srv_models_put(srv_models *ms, srv_model *m, int has_keep_alive, int64_t ka) {

@@ -1,6 +1,6 @@
 /* Request bodies → srv_gen: strict JSON parsing (json-c, UTF-8 validated,
  * depth-limited), Ollama's fields and "options" (every sampling key, num_ctx,
- * num_predict, seed, stop, speculative, num_draft; unknown keys warned
+ * num_predict, seed, stop, speculative, num_draft, draft_model; unknown keys warned
  * about and ignored), and the
  * OpenAI chat/completions fields (unsupported ones refused with the parameter
  * named). Pure functions of the bytes, so the fuzzer can drive them. */
@@ -53,6 +53,7 @@ void srv_opts_merge(srv_opts *d, const srv_opts *s) {
     M(SRV_O_PRES, s.presence_penalty); M(SRV_O_FREQ, s.frequency_penalty); M(SRV_O_NPRED, num_predict);
     M(SRV_O_NCTX, num_ctx); M(SRV_O_SPEC, speculative); M(SRV_O_NDRAFT, num_draft);
 #undef M
+    if (s->set & SRV_O_DRAFT) memcpy(d->draft_model, s->draft_model, sizeof d->draft_model);
     if (s->set & SRV_O_SEED) {
         d->s.seed = s->s.seed;
         d->s.has_seed = s->s.has_seed;
@@ -172,6 +173,15 @@ int srv_parse_options(struct json_object *obj, srv_opts *o, hl_err *err) {
         }
         if (!strcmp(key, "stop")) {
             if ((rc = parse_stops(v, o, HL_STOP_MAX_STRINGS, err))) return rc;
+            continue;
+        }
+        if (!strcmp(key, "draft_model")) {
+            if (!json_object_is_type(v, json_type_string))
+                return hl_err_set(err, HL_EINVAL, "option \"draft_model\" must be a model name (a string)");
+            if ((size_t)json_object_get_string_len(v) >= sizeof o->draft_model)
+                return hl_err_set(err, HL_EINVAL, "option \"draft_model\" is too long");
+            snprintf(o->draft_model, sizeof o->draft_model, "%s", json_object_get_string(v));
+            o->set |= SRV_O_DRAFT;
             continue;
         }
         if (!strcmp(key, "speculative")) {

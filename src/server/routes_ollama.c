@@ -369,9 +369,9 @@ static int route_show(srv_req *r) {
         json_object_object_foreach(pj, pk, pv) {
             if (json_object_is_type(pv, json_type_array)) {
                 for (size_t i = 0; i < json_object_array_length(pv); i++)
-                    hl_buf_printf(&params, "%-30s %s\n", pk, json_object_to_json_string(json_object_array_get_idx(pv, i)));
+                    hl_buf_printf(&params, "%-30s %s\n", pk, json_object_to_json_string_ext(json_object_array_get_idx(pv, i), JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
             } else {
-                hl_buf_printf(&params, "%-30s %s\n", pk, json_object_to_json_string(pv));
+                hl_buf_printf(&params, "%-30s %s\n", pk, json_object_to_json_string_ext(pv, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
             }
         }
         json_object_put(pj);

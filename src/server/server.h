@@ -55,6 +55,7 @@ typedef struct srv_config {
     char backend[16];        /* engine.backend: "auto" (default), "cpu" or "ref" */
     int speculative;         /* engine.speculative: prompt-lookup drafts for requests by default; default on */
     int num_draft;           /* engine.num_draft: most drafted tokens per sequence and step; default 8 */
+    char *draft_model;       /* engine.draft_model: a draft model for every compatible model; NULL: none */
     char version[32];        /* reported by /api/version */
     /* where the values came from, for --print-config */
     char *config_path;

@@ -14,7 +14,7 @@
 #include <string.h>
 #include <strings.h>
 
-typedef enum { P_INT, P_FLOAT, P_BOOL, P_STRS } ptype;
+typedef enum { P_INT, P_FLOAT, P_BOOL, P_STRS, P_STR } ptype;
 
 static const struct {
     const char *key;
@@ -27,8 +27,8 @@ static const struct {
     {"frequency_penalty", P_FLOAT, 0}, {"stop", P_STRS, 0},
     {"num_ctx", P_INT, 0}, {"num_batch", P_INT, 0}, {"num_gpu", P_INT, 0}, {"main_gpu", P_INT, 0},
     {"use_mmap", P_BOOL, 0}, {"num_thread", P_INT, 0},
-    /* hyperlama's own: speculative decoding (prompt lookup) and its draft length */
-    {"speculative", P_BOOL, 0}, {"num_draft", P_INT, 0},
+    /* hyperlama's own: speculative decoding (prompt lookup or a draft model) and its draft length */
+    {"speculative", P_BOOL, 0}, {"num_draft", P_INT, 0}, {"draft_model", P_STR, 0},
     /* still parsed by Ollama, without effect */
     {"mirostat", P_INT, 1}, {"mirostat_tau", P_FLOAT, 1}, {"mirostat_eta", P_FLOAT, 1}, {"tfs_z", P_FLOAT, 1},
     {"penalize_newline", P_BOOL, 1}, {"low_vram", P_BOOL, 1}, {"f16_kv", P_BOOL, 1}, {"logits_all", P_BOOL, 1},
@@ -89,6 +89,7 @@ int store_param_check(const char *key, const char *value, int *deprecated, hl_er
         if (parse_bool(value, &b)) return hl_err_set(err, HL_EINVAL, "parameter %s wants true or false, not \"%s\"", key, value);
         break;
     case P_STRS:
+    case P_STR:
         break;
     }
     return HL_OK;
@@ -131,6 +132,7 @@ int store_params_json(const store_modelfile *mf, char **json, void (*warn)(void 
         case P_INT: parse_int(v, &li); hl_jw_int(&w, li); break;
         case P_FLOAT: parse_float(v, &d); hl_jw_double(&w, d); break;
         case P_BOOL: parse_bool(v, &bo); hl_jw_bool(&w, bo); break;
+        case P_STR: hl_jw_str(&w, v); break;
         case P_STRS:
             hl_jw_arr_begin(&w);
             for (size_t i = 0; i < mf->n; i++)

@@ -1,10 +1,11 @@
 """`hyperlama run FILE.gguf` with speculative decoding (prompt lookup, on by
-default): the greedy text is the same with and without it, and --verbose
-prints the drafted and accepted counts after Ollama's timing block."""
+default, or a draft model): the greedy text is the same with and without it,
+and --verbose prints the drafted and accepted counts after Ollama's timing
+block."""
 import re
 import subprocess
 
-from hltest import HYPERLAMA, model_path
+from hltest import HYPERLAMA, SHARED, model_path
 
 PROMPT = "Repeat this list twice: apple, banana, cherry, date, elderberry, fig, grape, kiwi, lemon, mango."
 
@@ -32,3 +33,19 @@ def test_run_verbose_reports_drafts_and_text_is_unchanged():
     bad = subprocess.run([str(HYPERLAMA), "run", str(model), "hi", "--speculative", "maybe"], capture_output=True,
                          text=True, timeout=60)
     assert bad.returncode != 0 and "--speculative" in bad.stderr
+
+
+def test_run_with_a_draft_model():
+    """--draft-model: the stories260K Q4_0 file drafts for the F32 one (one
+    tokenizer); the text is the one without speculation, drafts are accepted;
+    a draft with another vocabulary is refused with the reason."""
+    model, q4 = SHARED / "models/stories260K.gguf", SHARED / "models/stories260K-Q4_0.gguf"
+    flags = ("--raw", "--temperature", "0", "--num-predict", "60", "--verbose")
+    off = run(model, "Once upon a time", *flags, "--speculative", "false")
+    on = run(model, "Once upon a time", *flags, "--draft-model", q4)
+    assert on.stdout == off.stdout
+    a = re.search(r"^draft accepted:\s+(\d+) token\(s\)", on.stderr, re.M)
+    assert a and int(a.group(1)) > 0, on.stderr
+    bad = subprocess.run([str(HYPERLAMA), "run", str(model), "Once", "--raw", "--draft-model",
+                          str(SHARED / "models/llama-2-tiny-random.gguf")], capture_output=True, text=True, timeout=60)
+    assert bad.returncode != 0 and "cannot draft for" in bad.stderr, bad.stderr

@@ -94,3 +94,55 @@ def test_options_and_modelfile_parameters(make_server, smollm):
     assert text == ref and f["draft_count"] == 0
     text, f = generate(s.url, "nospec", prompt, 60, speculative=True)
     assert text == ref
+
+
+def test_draft_model_option_modelfile_and_setting(make_server, stories):
+    """A draft model (runner/draft.c) through the server, on the stories260K
+    files (one tokenizer): the Q4_0 file drafts for the F32 one; the text
+    equals speculation off. Named per request,
+    by a Modelfile PARAMETER and by engine.draft_model; a draft whose
+    vocabulary differs is refused with the reason (per request) or leaves
+    prompt lookup in place (the server's default)."""
+    shared = pathlib.Path(stories).parent
+    q4 = str(shared / "stories260K-Q4_0.gguf")
+    other = str(shared / "llama-2-tiny-random.gguf")
+    s = make_server({"HYPERLAMA_DRAFT_MODEL": other})
+
+    def gen(model, **opts):
+        r = requests.post(s.url + "/api/generate", json={
+            "model": model, "prompt": "Once upon a time", "raw": True, "stream": False,
+            "options": {"temperature": 0, "num_predict": 80, **opts}}, timeout=120)
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    ref = gen(stories, speculative=False)
+    assert ref["draft_count"] == 0
+    # the server's default draft cannot draft for stories: prompt lookup stays, same text
+    assert gen(stories)["response"] == ref["response"]
+    assert "cannot draft for" in s.logtext()
+    on = gen(stories, draft_model=q4)
+    assert on["response"] == ref["response"] and on["eval_count"] == ref["eval_count"]
+    # adaptive control decides how much (a draft as big as its target is dear):
+    # drafts happen and are verified; partial acceptance is test_draft.c's
+    assert 0 < on["draft_count"] and on["draft_accepted_count"] <= on["draft_count"]
+    assert "draft model %s" % q4 in s.logtext()
+    # named by the request, an incompatible draft is the request's error
+    r = requests.post(s.url + "/api/generate", json={"model": stories, "prompt": "Once", "raw": True, "stream": False,
+                                                     "options": {"draft_model": other}}, timeout=60)
+    assert r.status_code == 400 and "cannot draft for" in r.json()["error"] and "32000" in r.json()["error"]
+    r = requests.post(s.url + "/api/generate", json={"model": stories, "prompt": "Once", "options": {"draft_model": 3}})
+    assert r.status_code == 400 and "draft_model" in r.text
+    # a Modelfile PARAMETER
+    data = pathlib.Path(stories).read_bytes()
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    assert requests.post(f"{s.url}/api/blobs/{digest}", data=data, timeout=60).status_code == 201
+    r = requests.post(s.url + "/api/create", json={"model": "drafted", "files": {"stories.gguf": digest},
+                                                   "parameters": {"draft_model": q4}, "stream": False}, timeout=120)
+    assert r.status_code == 200, r.text
+    show = requests.post(s.url + "/api/show", json={"model": "drafted"}, timeout=30).json()
+    assert "draft_model" in show["parameters"] and q4 in show["parameters"]
+    via_mf = gen("drafted")
+    assert via_mf["response"] == ref["response"]
+    assert 0 < via_mf["draft_count"] and via_mf["draft_accepted_count"] <= via_mf["draft_count"]
+    assert s.logtext().count("draft model %s (" % q4) == 2  # loaded for each of the two targets
+    assert s.healthy()

@@ -239,3 +239,28 @@ TEST(spec_cost_fit_recovers_the_slope) {
     for (int i = 0; i < 400; i++) spec_cost_observe(&d, 1, 5e6);
     CHECK_NEAR(spec_cost_ratio(&d), 0.3, 1e-12);
 }
+
+/* A draft model's cost (spec.h): the prior until drafter calls are timed,
+ * then their time over a step's fixed cost; a dear draft turns drafting
+ * off even at high acceptance, and the measurement fades with the steps. */
+TEST(spec_draft_cost_is_measured_and_fades) {
+    spec_cost c;
+    spec_cost_init(&c, 0.5);
+    CHECK_NEAR(spec_cost_draft(&c, 0.3), 0.3, 1e-12);
+    for (int i = 0; i < 4; i++) spec_cost_observe(&c, 1, 150e6); /* a = 150 / 1.5 = 100 ms */
+    spec_cost_observe_draft(&c, 8, 800e6);                        /* 100 ms a token: 1 step cost */
+    CHECK_NEAR(spec_cost_draft(&c, 0.3), (0.3 * 8 + 8.0) / 16, 1e-6);
+    for (int i = 0; i < 10; i++) spec_cost_observe_draft(&c, 8, 800e6);
+    double dear = spec_cost_draft(&c, 0.3);
+    CHECK(dear > 0.9 && dear < 1.01);
+    /* at that cost, drafts accepted 95% of the time still do not pay */
+    spec_step one = {.rows = 1, .tokens = 1};
+    spec_seq hi = with_history(8, 8, 10);
+    hi.cost = dear;
+    CHECK_EQ(spec_choose(&c, &hi, &one, 8), 0);
+    hi.cost = 0.05; /* a cheap draft does */
+    CHECK(spec_choose(&c, &hi, &one, 8) > 0);
+    /* hundreds of steps later the measurement has faded towards the prior */
+    for (int i = 0; i < 600; i++) spec_cost_observe(&c, 1, 150e6);
+    CHECK(spec_cost_draft(&c, 0.3) < 0.35);
+}
