@@ -64,12 +64,10 @@ void hl_kv_free(hl_kv_cache *kv) {
     free(kv);
 }
 
-int hl_kv_new(hl_kv_cache **out, const hl_kv_params *p, hl_err *err) {
-    *out = NULL;
-    int rc = hl_kv_check_params(p, err);
-    if (rc) return rc;
+/* The pool's header: its shape and row sizes, and empty layer tables. */
+static hl_kv_cache *kv_header(const hl_kv_params *p) {
     hl_kv_cache *kv = calloc(1, sizeof *kv);
-    if (!kv) return hl_err_set(err, HL_ENOMEM, "out of memory allocating the KV cache");
+    if (!kv) return NULL;
     kv->p = *p;
     if (!kv->p.block_size) kv->p.block_size = HL_KV_DEFAULT_BLOCK_SIZE;
     kv->k_head = hl_row_size(p->type, p->head_dim_k);
@@ -78,6 +76,15 @@ int hl_kv_new(hl_kv_cache **out, const hl_kv_params *p, hl_err *err) {
     kv->v_slot = (size_t)p->n_head_kv * kv->v_head;
     kv->k = calloc((size_t)p->n_layer, sizeof *kv->k);
     kv->v = calloc((size_t)p->n_layer, sizeof *kv->v);
+    return kv;
+}
+
+int hl_kv_new(hl_kv_cache **out, const hl_kv_params *p, hl_err *err) {
+    *out = NULL;
+    int rc = hl_kv_check_params(p, err);
+    if (rc) return rc;
+    hl_kv_cache *kv = kv_header(p);
+    if (!kv) return hl_err_set(err, HL_ENOMEM, "out of memory allocating the KV cache");
     size_t slots = (size_t)p->n_blocks * (size_t)kv->p.block_size;
     int ok = kv->k && kv->v;
     for (int32_t l = 0; ok && l < p->n_layer; l++) {
@@ -153,17 +160,9 @@ int hl_kv_new_in(hl_kv_cache **out, const hl_kv_params *p, void *mem, size_t byt
     if (rc) return rc;
     size_t need = hl_kv_region_bytes(p, align);
     if (bytes < need) return hl_err_set(err, HL_EINVAL, "a KV region of %zu bytes cannot hold this pool (%zu)", bytes, need);
-    hl_kv_cache *kv = calloc(1, sizeof *kv);
+    hl_kv_cache *kv = kv_header(p);
     if (!kv) return hl_err_set(err, HL_ENOMEM, "out of memory allocating the KV cache");
-    kv->p = *p;
-    if (!kv->p.block_size) kv->p.block_size = HL_KV_DEFAULT_BLOCK_SIZE;
-    kv->k_head = hl_row_size(p->type, p->head_dim_k);
-    kv->v_head = hl_row_size(p->type, p->head_dim_v);
-    kv->k_slot = kv->k_head * (size_t)p->n_head_kv;
-    kv->v_slot = kv->v_head * (size_t)p->n_head_kv;
     kv->borrowed = 1;
-    kv->k = calloc((size_t)p->n_layer, sizeof *kv->k);
-    kv->v = calloc((size_t)p->n_layer, sizeof *kv->v);
     if (!kv->k || !kv->v) {
         hl_kv_free(kv);
         return hl_err_set(err, HL_ENOMEM, "out of memory allocating the KV cache");
