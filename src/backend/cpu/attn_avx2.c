@@ -40,52 +40,89 @@ HL_INLINE float lanes8(__m256 a) {
     return _mm_cvtss_f32(_mm_add_ss(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1)));
 }
 
-/* lanes8 of eight accumulators at once: lane c of the result is lanes8(a[c]) */
-HL_INLINE __m256 hadd_tree8(const __m256 *a) {
-    __m256 u = _mm256_hadd_ps(_mm256_hadd_ps(a[0], a[1]), _mm256_hadd_ps(a[2], a[3]));
-    __m256 w = _mm256_hadd_ps(_mm256_hadd_ps(a[4], a[5]), _mm256_hadd_ps(a[6], a[7]));
-    return _mm256_add_ps(_mm256_permute2f128_ps(u, w, 0x20), _mm256_permute2f128_ps(u, w, 0x31));
+/* 8x8 blocks of key rows transposed with unpack/shuffle/permute (a data
+ * movement only), the dimension tail element by element. */
+static void attn_kt(float *kt, const float *k, int32_t j0, int32_t j1, int32_t hd) {
+    const int32_t hd8 = hd / 8 * 8;
+    for (int32_t j = j0; j < j1; j += 8) {
+        const float *kj = k + (int64_t)j * hd;
+        for (int32_t d = 0; d < hd8; d += 8) {
+            __m256 r[8], t[8];
+#pragma GCC unroll 8
+            for (int c = 0; c < 8; c++) r[c] = _mm256_loadu_ps(kj + (int64_t)c * hd + d);
+            t[0] = _mm256_unpacklo_ps(r[0], r[1]), t[1] = _mm256_unpackhi_ps(r[0], r[1]);
+            t[2] = _mm256_unpacklo_ps(r[2], r[3]), t[3] = _mm256_unpackhi_ps(r[2], r[3]);
+            t[4] = _mm256_unpacklo_ps(r[4], r[5]), t[5] = _mm256_unpackhi_ps(r[4], r[5]);
+            t[6] = _mm256_unpacklo_ps(r[6], r[7]), t[7] = _mm256_unpackhi_ps(r[6], r[7]);
+            r[0] = _mm256_shuffle_ps(t[0], t[2], 0x44), r[1] = _mm256_shuffle_ps(t[0], t[2], 0xEE);
+            r[2] = _mm256_shuffle_ps(t[1], t[3], 0x44), r[3] = _mm256_shuffle_ps(t[1], t[3], 0xEE);
+            r[4] = _mm256_shuffle_ps(t[4], t[6], 0x44), r[5] = _mm256_shuffle_ps(t[4], t[6], 0xEE);
+            r[6] = _mm256_shuffle_ps(t[5], t[7], 0x44), r[7] = _mm256_shuffle_ps(t[5], t[7], 0xEE);
+            float *o = kt + (int64_t)d * HL_ATTN_BK + j;
+            _mm256_storeu_ps(o + 0 * HL_ATTN_BK, _mm256_permute2f128_ps(r[0], r[4], 0x20));
+            _mm256_storeu_ps(o + 1 * HL_ATTN_BK, _mm256_permute2f128_ps(r[1], r[5], 0x20));
+            _mm256_storeu_ps(o + 2 * HL_ATTN_BK, _mm256_permute2f128_ps(r[2], r[6], 0x20));
+            _mm256_storeu_ps(o + 3 * HL_ATTN_BK, _mm256_permute2f128_ps(r[3], r[7], 0x20));
+            _mm256_storeu_ps(o + 4 * HL_ATTN_BK, _mm256_permute2f128_ps(r[0], r[4], 0x31));
+            _mm256_storeu_ps(o + 5 * HL_ATTN_BK, _mm256_permute2f128_ps(r[1], r[5], 0x31));
+            _mm256_storeu_ps(o + 6 * HL_ATTN_BK, _mm256_permute2f128_ps(r[2], r[6], 0x31));
+            _mm256_storeu_ps(o + 7 * HL_ATTN_BK, _mm256_permute2f128_ps(r[3], r[7], 0x31));
+        }
+        for (int32_t d = hd8; d < hd; d++)
+            for (int c = 0; c < 8; c++) kt[(int64_t)d * HL_ATTN_BK + j + c] = kj[(int64_t)c * hd + d];
+    }
 }
 
-/* Query rows against keys [j0, j1): two rows x four keys per step (eight
- * accumulators, each query chunk loaded once for four key rows and each key
- * chunk once for two query rows), an odd last row eight keys per step. */
-static void attn_qk(float *s, const float *q, int32_t nr, const float *k, int32_t j0, int32_t j1, int32_t hdp) {
-    int32_t r = 0;
-    for (; r + 2 <= nr; r += 2) {
-        const float *q0 = q + (int64_t)r * hdp, *q1 = q0 + hdp;
-        for (int32_t j = j0; j < j1; j += 4) {
-            const float *kj = k + (int64_t)j * hdp;
-            __m256 a[8];
-#pragma GCC unroll 8
-            for (int c = 0; c < 8; c++) a[c] = _mm256_setzero_ps();
-            for (int32_t d = 0; d < hdp; d += 8) {
-                const __m256 x0 = _mm256_loadu_ps(q0 + d), x1 = _mm256_loadu_ps(q1 + d);
-#pragma GCC unroll 4
-                for (int c = 0; c < 4; c++) {
-                    const __m256 kv = _mm256_loadu_ps(kj + (int64_t)c * hdp + d);
-                    a[c] = _mm256_fmadd_ps(x0, kv, a[c]);
-                    a[4 + c] = _mm256_fmadd_ps(x1, kv, a[4 + c]);
-                }
-            }
-            const __m256 t = hadd_tree8(a);
-            _mm_storeu_ps(s + (int64_t)r * HL_ATTN_BK + j, _mm256_castps256_ps128(t));
-            _mm_storeu_ps(s + (int64_t)(r + 1) * HL_ATTN_BK + j, _mm256_extractf128_ps(t, 1));
+/* R rows (up to 6) x J vectors of 8 keys (up to 2): one fma per dimension
+ * into each score, the key vectors loaded once for the R rows. */
+HL_INLINE void qk_tile(const int R, const int J, float *s, const float *q, int32_t hd, const float *kt, int32_t j) {
+    __m256 a[6][2];
+#pragma GCC unroll 6
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 2
+        for (int e = 0; e < J; e++) a[r][e] = _mm256_setzero_ps();
+    for (int32_t d = 0; d < hd; d++) {
+        __m256 x[2];
+#pragma GCC unroll 2
+        for (int e = 0; e < J; e++) x[e] = _mm256_loadu_ps(kt + (int64_t)d * HL_ATTN_BK + j + 8 * e);
+#pragma GCC unroll 6
+        for (int r = 0; r < R; r++) {
+            const __m256 w = _mm256_broadcast_ss(q + (int64_t)r * hd + d);
+#pragma GCC unroll 2
+            for (int e = 0; e < J; e++) a[r][e] = _mm256_fmadd_ps(w, x[e], a[r][e]);
         }
     }
-    for (; r < nr; r++) {
-        const float *qr = q + (int64_t)r * hdp;
-        for (int32_t j = j0; j < j1; j += 8) {
-            const float *kj = k + (int64_t)j * hdp;
-            __m256 a[8];
-#pragma GCC unroll 8
-            for (int c = 0; c < 8; c++) a[c] = _mm256_setzero_ps();
-            for (int32_t d = 0; d < hdp; d += 8) {
-                const __m256 qv = _mm256_loadu_ps(qr + d);
-#pragma GCC unroll 8
-                for (int c = 0; c < 8; c++) a[c] = _mm256_fmadd_ps(qv, _mm256_loadu_ps(kj + (int64_t)c * hdp + d), a[c]);
+#pragma GCC unroll 6
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 2
+        for (int e = 0; e < J; e++) _mm256_storeu_ps(s + (int64_t)r * HL_ATTN_BK + j + 8 * e, a[r][e]);
+}
+
+#define QK_CASE(R)                                                                                                    \
+    case R:                                                                                                           \
+        if (J == 2) qk_tile(R, 2, sr, qr, hd, kt, j);                                                                \
+        else qk_tile(R, 1, sr, qr, hd, kt, j);                                                                       \
+        break;
+
+static void attn_qk(float *s, const float *q, int32_t nr, const float *kt, int32_t j0, int32_t j1, int32_t hd) {
+    for (int32_t r0 = 0; r0 < nr; r0 += 6) {
+        const int g = nr - r0 < 6 ? nr - r0 : 6;
+        float *sr = s + (int64_t)r0 * HL_ATTN_BK;
+        const float *qr = q + (int64_t)r0 * hd;
+        for (int32_t j = j0; j < j1;) {
+            const int J = j1 - j >= 16 ? 2 : 1;
+            switch (g) {
+                QK_CASE(1)
+                QK_CASE(2)
+                QK_CASE(3)
+                QK_CASE(4)
+                QK_CASE(5)
+            default:
+                if (J == 2) qk_tile(6, 2, sr, qr, hd, kt, j);
+                else qk_tile(6, 1, sr, qr, hd, kt, j);
+                break;
             }
-            _mm256_storeu_ps(s + (int64_t)r * HL_ATTN_BK + j, hadd_tree8(a));
+            j += 8 * J;
         }
     }
 }
@@ -213,6 +250,7 @@ static void attn_pv(float *const *out, int32_t nr, const float *p, const float *
 void hl_avx2_init_attn(hl_cpu_kernels *kt) {
     kt->vec.f16_to_f32 = f16_to_f32;
     kt->vec.q8_0_to_f32 = q8_0_to_f32;
+    kt->vec.attn_kt = attn_kt;
     kt->vec.attn_qk = attn_qk;
     kt->vec.attn_softmax = attn_softmax;
     kt->vec.attn_pv = attn_pv;

@@ -26,8 +26,8 @@
 static int32_t pad8(int32_t n) { return (n + 7) / 8 * 8; }
 
 size_t cpu_attn_scratch_floats(int32_t hdk, int32_t hdv) {
-    const size_t R = HL_ATTN_ROWS, BK = HL_ATTN_BK, hdp = (size_t)pad8(hdk);
-    size_t n = 2 * R /* row pointers */ + R * hdp + R * BK + BK * hdp + BK * (size_t)hdv + 5 * R;
+    const size_t R = HL_ATTN_ROWS, BK = HL_ATTN_BK, hk = (size_t)hdk;
+    size_t n = 2 * R /* row pointers */ + R * hk + R * BK + 2 * BK * hk + BK * (size_t)hdv + 5 * R;
     return (n + 15) / 16 * 16;
 }
 
@@ -46,7 +46,6 @@ static void load_rows(const hl_vec_ops *vo, float *dst, int32_t ld, const uint8_
         const uint8_t *row = base + ((size_t)seq->blocks[bi] * bs + (size_t)si) * stride;
         if (q8) vo->q8_0_to_f32(dst + (int64_t)j * ld, row, hd);
         else vo->f16_to_f32(dst + (int64_t)j * ld, (const hl_f16 *)row, hd);
-        for (int32_t d = hd; d < ld; d++) dst[(int64_t)j * ld + d] = 0.0f;
         if (++si == bs) si = 0, bi++;
     }
 }
@@ -54,11 +53,11 @@ static void load_rows(const hl_vec_ops *vo, float *dst, int32_t ld, const uint8_
 void cpu_attend_tile(const hl_vec_ops *vo, const cpu_attn_job *a, float *scratch) {
     const hl_batch *b = a->b;
     const int32_t nhq = a->h1 - a->h0, nr = (int32_t)(a->t1 - a->t0) * nhq;
-    const int32_t hdk = a->hdk, hdv = a->hdv, hdp = pad8(hdk), BK = HL_ATTN_BK;
+    const int32_t hdk = a->hdk, hdv = a->hdv, BK = HL_ATTN_BK;
     /* this thread's scratch, carved (row pointers first: they need 8-byte alignment) */
     float **out = (float **)(void *)scratch;
-    float *q = scratch + 2 * HL_ATTN_ROWS, *s = q + (size_t)HL_ATTN_ROWS * hdp, *kc = s + (size_t)HL_ATTN_ROWS * BK;
-    float *vc = kc + (size_t)BK * hdp, *m = vc + (size_t)BK * hdv, *l = m + HL_ATTN_ROWS, *corr = l + HL_ATTN_ROWS;
+    float *q = scratch + 2 * HL_ATTN_ROWS, *s = q + (size_t)HL_ATTN_ROWS * hdk, *kc = s + (size_t)HL_ATTN_ROWS * BK;
+    float *kt = kc + (size_t)BK * hdk, *vc = kt + (size_t)BK * hdk, *m = vc + (size_t)BK * hdv, *l = m + HL_ATTN_ROWS, *corr = l + HL_ATTN_ROWS;
     int32_t *lo = (int32_t *)(corr + HL_ATTN_ROWS), *hi = lo + HL_ATTN_ROWS;
 
     const int32_t sq = b->tokens[a->t0].seq;
@@ -78,8 +77,7 @@ void cpu_attend_tile(const hl_vec_ops *vo, const cpu_attn_job *a, float *scratch
         out[r] = a->out + t * a->ldo + (int64_t)h * hdv;
         memset(out[r], 0, (size_t)hdv * sizeof(float));
         const float *qr = a->q + t * a->ldq + (int64_t)h * hdk;
-        for (int32_t d = 0; d < hdk; d++) q[(int64_t)r * hdp + d] = qr[d] * a->scale;
-        for (int32_t d = hdk; d < hdp; d++) q[(int64_t)r * hdp + d] = 0.0f;
+        for (int32_t d = 0; d < hdk; d++) q[(int64_t)r * hdk + d] = qr[d] * a->scale;
         m[r] = -INFINITY;
         l[r] = 0.0f;
     }
@@ -98,8 +96,11 @@ void cpu_attend_tile(const hl_vec_ops *vo, const cpu_attn_job *a, float *scratch
         int any = 0; /* windows can leave a block no row sees */
         for (int32_t r = 0; r < nr && !any; r++) any = lo[r] < kb + a1 && hi[r] >= kb + a0;
         if (!any) continue;
-        load_rows(vo, kc, hdp, kh, kstride, q8, seq, bs, kb, a0, a1, hdk);
-        vo->attn_qk(s, q, nr, kc, a0 / 8 * 8, pad8(a1), hdp);
+        /* scores for whole groups of 8 keys: the extra ones are masked below */
+        const int32_t j0 = a0 / 8 * 8, j1 = pad8(a1);
+        load_rows(vo, kc, hdk, kh, kstride, q8, seq, bs, kb, a0, a1, hdk);
+        vo->attn_kt(kt, kc, j0, j1, hdk);
+        vo->attn_qk(s, q, nr, kt, j0, j1, hdk);
         for (int32_t r = 0; r < nr; r++) {
             float *x = s + (int64_t)r * BK;
             int32_t v0 = lo[r] - kb, v1 = hi[r] - kb + 1;

@@ -142,24 +142,25 @@ typedef struct hl_vec_ops {
      * s[r * HL_ATTN_BK + j], j the key's offset in its block.
      *   f16_to_f32 / q8_0_to_f32: one K or V row into floats (q8_0: n a
      *     multiple of 32, each value d * q).
+     *   attn_kt: kt[d * HL_ATTN_BK + j] = k[j * hd + d] for j in [j0, j1)
+     *     (multiples of 8), d < hd: a block of key rows transposed.
      *   attn_qk: s[r * HL_ATTN_BK + j] for rows r < nr, keys j in [j0, j1)
-     *     (j0, j1 multiples of 8): q row r (q + r * hdp) against key row j
-     *     (k + j * hdp), hdp a multiple of 8. Each score is eight lane sums
-     *     over 8-element chunks of d in order (one fma per element, from 0),
-     *     then ((l0+l1)+(l2+l3))+((l4+l5)+(l6+l7)): the same bits however
-     *     many rows or keys one call computes.
+     *     (multiples of 8): query row r (q + r * hd) against column j of kt,
+     *     one fma per d in order from 0 -- the same bits however many rows or
+     *     keys one call computes.
      *   attn_softmax: for each row, the online-softmax step over its
      *     HL_ATTN_BK scores (-inf = masked): mnew = max(m, max s), corr =
      *     exp(m - mnew) (0 while mnew is -inf), s = exp(s - mnew) (0 where
      *     masked), l = l * corr + (sum of s: sixteen lanes, lane i summing
      *     s[i], s[i + 16], ... in order; then lanes i and i + 8 added and
-     *     the eight reduced as attn_qk reduces), m = mnew.
+     *     the eight reduced as ((l0+l1)+(l2+l3))+((l4+l5)+(l6+l7))), m = mnew.
      *   attn_pv: out[r][i] = out[r][i] * corr[r], then fma(p[r * HL_ATTN_BK
      *     + j], v[j * hd + i], .) for j in [j0, j1) in order, for r < nr, i <
      *     hd: each element's arithmetic is fixed whatever nr is. */
     void (*f16_to_f32)(float *dst, const hl_f16 *src, int64_t n);
     void (*q8_0_to_f32)(float *dst, const void *src, int64_t n);
-    void (*attn_qk)(float *s, const float *q, int32_t nr, const float *k, int32_t j0, int32_t j1, int32_t hdp);
+    void (*attn_kt)(float *kt, const float *k, int32_t j0, int32_t j1, int32_t hd);
+    void (*attn_qk)(float *s, const float *q, int32_t nr, const float *kt, int32_t j0, int32_t j1, int32_t hd);
     void (*attn_softmax)(float *s, int32_t nr, float *m, float *l, float *corr);
     void (*attn_pv)(float *const *out, int32_t nr, const float *p, const float *corr, const float *v, int32_t j0,
                     int32_t j1, int32_t hd);

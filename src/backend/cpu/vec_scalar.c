@@ -78,13 +78,17 @@ static void v_q8_0_to_f32(float *dst, const void *src, int64_t n) {
 /* the fixed lane reduction of the attention kernels (cpu.h) */
 static float lanes8(const float *a) { return ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7])); }
 
-static void v_attn_qk(float *s, const float *q, int32_t nr, const float *k, int32_t j0, int32_t j1, int32_t hdp) {
+static void v_attn_kt(float *kt, const float *k, int32_t j0, int32_t j1, int32_t hd) {
+    for (int32_t d = 0; d < hd; d++)
+        for (int32_t j = j0; j < j1; j++) kt[(int64_t)d * HL_ATTN_BK + j] = k[(int64_t)j * hd + d];
+}
+
+static void v_attn_qk(float *s, const float *q, int32_t nr, const float *kt, int32_t j0, int32_t j1, int32_t hd) {
     for (int32_t r = 0; r < nr; r++)
         for (int32_t j = j0; j < j1; j++) {
-            float a[8] = {0};
-            for (int32_t d = 0; d < hdp; d += 8)
-                for (int c = 0; c < 8; c++) a[c] = fmaf(q[(int64_t)r * hdp + d + c], k[(int64_t)j * hdp + d + c], a[c]);
-            s[(int64_t)r * HL_ATTN_BK + j] = lanes8(a);
+            float x = 0.0f;
+            for (int32_t d = 0; d < hd; d++) x = fmaf(q[(int64_t)r * hd + d], kt[(int64_t)d * HL_ATTN_BK + j], x);
+            s[(int64_t)r * HL_ATTN_BK + j] = x;
         }
 }
 
@@ -119,6 +123,7 @@ static void v_attn_pv(float *const *out, int32_t nr, const float *p, const float
 void hl_vec_ops_init_scalar(hl_vec_ops *v) {
     v->f16_to_f32 = v_f16_to_f32;
     v->q8_0_to_f32 = v_q8_0_to_f32;
+    v->attn_kt = v_attn_kt;
     v->attn_qk = v_attn_qk;
     v->attn_softmax = v_attn_softmax;
     v->attn_pv = v_attn_pv;

@@ -125,28 +125,37 @@ static void check_attn_tile(hl_simd lv) {
     enum { BK = HL_ATTN_BK, MR = 13 };
     static const int32_t hds[] = {8, 13, 64, 72, 128, 256};
     for (size_t hi = 0; hi < sizeof hds / sizeof hds[0]; hi++) {
-        const int32_t hd = hds[hi], hdp = (hd + 7) / 8 * 8;
-        float *q = malloc(sizeof(float) * MR * hdp), *k = malloc(sizeof(float) * BK * hdp);
+        const int32_t hd = hds[hi];
+        float *q = malloc(sizeof(float) * MR * hd), *k = malloc(sizeof(float) * BK * hd);
+        float *kt = malloc(sizeof(float) * BK * hd), *kt2 = malloc(sizeof(float) * BK * hd);
         float *vv = malloc(sizeof(float) * BK * hd), *s = malloc(sizeof(float) * MR * BK);
         float *s1 = malloc(sizeof(float) * MR * BK), *s2 = malloc(sizeof(float) * MR * BK);
         float *o = malloc(sizeof(float) * MR * hd), *o0 = malloc(sizeof(float) * MR * hd);
         float *o1 = malloc(sizeof(float) * MR * hd), *o2 = malloc(sizeof(float) * MR * hd);
         float m[MR], l[MR], corr[MR], m0[MR], l0[MR];
         float *op[MR], *op1[MR], *op2[MR];
-        for (int32_t i = 0; i < MR * hdp; i++) q[i] = (i % hdp) < hd ? rndf() : 0.0f;
-        for (int32_t i = 0; i < BK * hdp; i++) k[i] = (i % hdp) < hd ? rndf() * 2 : 0.0f;
-        for (int32_t i = 0; i < BK * hd; i++) vv[i] = rndf() * 2;
+        for (int32_t i = 0; i < MR * hd; i++) q[i] = rndf();
+        for (int32_t i = 0; i < BK * hd; i++) k[i] = rndf() * 2, vv[i] = rndf() * 2;
+        /* the transpose: all keys, and a sub-range leaving the rest alone */
+        v->attn_kt(kt, k, 0, BK, hd);
+        for (int32_t i = 0; i < BK * hd; i++) kt2[i] = -1.0f;
+        v->attn_kt(kt2, k, 16, 40, hd);
         int bad = 0;
+        for (int32_t d = 0; d < hd; d++)
+            for (int32_t j = 0; j < BK; j++)
+                if ((kt[d * BK + j] != k[j * hd + d] || kt2[d * BK + j] != (j >= 16 && j < 40 ? k[j * hd + d] : -1.0f)) &&
+                    bad++ < 3)
+                    hl_test_fail(__FILE__, __LINE__, "%s attn_kt hd=%d d=%d j=%d", ln, hd, d, j);
         for (int32_t nr = 1; nr <= MR; nr += 4) {
             /* scores */
-            v->attn_qk(s, q, nr, k, 0, BK, hdp);
-            sc->attn_qk(s2, q, nr, k, 0, BK, hdp);
+            v->attn_qk(s, q, nr, kt, 0, BK, hd);
+            sc->attn_qk(s2, q, nr, kt, 0, BK, hd);
             for (int32_t r = 0; r < nr; r++) {
-                v->attn_qk(s1, q + (int64_t)r * hdp, 1, k, 8, 24, hdp);
+                v->attn_qk(s1, q + (int64_t)r * hd, 1, kt, 8, 24, hd);
                 for (int32_t j = 0; j < BK; j++) {
                     double ref = 0, mag = 0;
                     for (int32_t d = 0; d < hd; d++) {
-                        double t = (double)q[r * hdp + d] * k[j * hdp + d];
+                        double t = (double)q[r * hd + d] * k[j * hd + d];
                         ref += t, mag += fabs(t);
                     }
                     float x = s[r * BK + j];
@@ -203,7 +212,7 @@ static void check_attn_tile(hl_simd lv) {
                 }
             }
         }
-        free(q); free(k); free(vv); free(s); free(s1); free(s2); free(o); free(o0); free(o1); free(o2);
+        free(q); free(k); free(kt); free(kt2); free(vv); free(s); free(s1); free(s2); free(o); free(o0); free(o1); free(o2);
     }
 }
 
