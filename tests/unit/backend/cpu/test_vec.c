@@ -173,7 +173,16 @@ static void check_attn_tile(hl_simd lv) {
                 m[r] = m0[r], l[r] = l0[r];
             }
             memcpy(s1, s, sizeof(float) * (size_t)nr * BK);
-            v->attn_softmax(s, nr, m, l, corr);
+            if (lv == HL_SIMD_AVX512) { /* the same bits as the AVX2 step (same exp, same sums) */
+                float ma[MR], la[MR], ca[MR];
+                memcpy(s2, s, sizeof(float) * (size_t)nr * BK);
+                memcpy(ma, m, sizeof ma), memcpy(la, l, sizeof la);
+                hl_vec_ops_at(HL_SIMD_AVX2)->attn_softmax(s2, nr, ma, la, ca);
+                v->attn_softmax(s, nr, m, l, corr);
+                CHECK(memcmp(s, s2, sizeof(float) * (size_t)nr * BK) == 0);
+                CHECK(memcmp(l, la, sizeof(float) * (size_t)nr) == 0 && memcmp(corr, ca, sizeof(float) * (size_t)nr) == 0);
+            } else
+                v->attn_softmax(s, nr, m, l, corr);
             for (int32_t r = 0; r < nr; r++) {
                 double mx = m0[r], sum = 0;
                 for (int32_t j = 0; j < BK; j++) mx = s1[r * BK + j] > mx ? s1[r * BK + j] : mx;
@@ -251,6 +260,15 @@ TEST(vec_avx2) {
     check_masked_softmax(HL_SIMD_AVX2);
     check_attn_tile(HL_SIMD_AVX2);
     check_kv_rows(HL_SIMD_AVX2);
+}
+TEST(vec_avx512) {
+    if (!hl_cpu_simd_supported(HL_SIMD_AVX512)) {
+        hl_test_skip("no AVX-512");
+        return;
+    }
+    check_level(HL_SIMD_AVX512);
+    check_attn_tile(HL_SIMD_AVX512);
+    check_kv_rows(HL_SIMD_AVX512);
 }
 TEST(vec_public_entry_points) {
     float a[5] = {1, 2, 3, 4, 5}, b[5] = {1, 1, 1, 1, 1};
