@@ -82,15 +82,15 @@ static void prep_span(const hl_tensor *w, void *xq, const float *x, int64_t t, i
 /* Heads per attention unit: a unit's output span must be whole activation
  * blocks of wo's input (0 when heads cannot be grouped that way). Among the
  * sizes that qualify, whole KV-head groups are preferred (each K and V row is
- * then read once for all the heads that share it) as long as there are at
- * least two units per thread to balance; otherwise the smallest. */
-static int32_t heads_per_unit(const hl_tensor *wo, int32_t hdv, int32_t nh, int32_t gqa, int64_t n_tokens, int nth) {
+ * then converted once for all the heads that share it) as long as every
+ * thread gets a unit; otherwise the smallest. */
+static int32_t heads_per_unit(const hl_tensor *wo, int32_t hdv, int32_t nh, int32_t gqa, int64_t n_tiles, int nth) {
     int64_t blk = act_block(wo);
     int32_t smallest = 0;
     for (int32_t k = 1; k <= nh; k++) {
         if (nh % k != 0 || ((int64_t)k * hdv) % blk != 0) continue;
         if (!smallest) smallest = k;
-        if (k % gqa == 0) return n_tokens * (nh / k) >= 2 * (int64_t)nth ? k : smallest;
+        if (k % gqa == 0) return n_tiles * (nh / k) >= (int64_t)nth ? k : smallest;
     }
     return smallest;
 }
