@@ -1,220 +1,257 @@
-/* AVX2 attention kernels over f16 K/V rows: the scores of several query heads
- * against a list of key rows, and the weighted sum of value rows for several
- * heads. Heads that share a KV head (grouped-query attention) are done
- * together so each key or value row is loaded and converted from f16 once
- * for all of them, and the value sum keeps its accumulators in registers
- * across positions instead of reading and writing the output per position.
+/* AVX2 kernels of the tiled attention (attn_tile.c drives them; cpu.h gives
+ * their exact arithmetic): K/V rows to floats, the scores of query rows
+ * against a block of keys, the online-softmax step, and the weighted sum of
+ * value rows into the rows' accumulators.
  *
- * Bits: each score is computed exactly as vec_avx2.c's dot_f16 computes it
- * (two 8-lane FMA chains over 16-element steps, one 8-element step, the
- * fixed horizontal sum, a scalar tail), then multiplied by the scale; each
- * output element gets the same FMA sequence over positions as repeated
- * axpy_f16 calls. So grouping heads never changes a result. The Q8_0
- * variants serve the q8_0 KV cache. */
+ * Bits: a score is eight FMA lanes over the head dimension followed by one
+ * fixed reduction tree, whether it is reduced alone or eight at a time
+ * (hadd_tree8 computes, per accumulator, exactly what lanes8 computes for
+ * one), and the value sum is one multiply and then one FMA per key per
+ * element, whatever the register blocking over rows and dimensions. So the
+ * scalar kernels (vec_scalar.c) give the same scores and sums, and a row's
+ * result never depends on which other rows share its tile; only exp differs
+ * between the levels (exp8 here, expf there). */
 #include "backend/cpu/avx2_common.h"
 #include "backend/cpu/cpu_impl.h"
 
 #include <math.h>
 
-HL_INLINE __m256 cvt8(const hl_f16 *p) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p)); }
-
-/* up to 4 heads against one key row */
-HL_INLINE void dots4(const int G, const hl_f16 *k, const float *q, int64_t qs, int32_t hd, float scale, float *s,
-                     int64_t ss) {
-    __m256 s0[4], s1[4];
-#pragma GCC unroll 4
-    for (int h = 0; h < G; h++) s0[h] = s1[h] = _mm256_setzero_ps();
-    int32_t i = 0;
-    for (; i + 16 <= hd; i += 16) {
-        const __m256 k0 = cvt8(k + i), k1 = cvt8(k + i + 8);
-#pragma GCC unroll 4
-        for (int h = 0; h < G; h++) {
-            s0[h] = _mm256_fmadd_ps(k0, _mm256_loadu_ps(q + h * qs + i), s0[h]);
-            s1[h] = _mm256_fmadd_ps(k1, _mm256_loadu_ps(q + h * qs + i + 8), s1[h]);
-        }
-    }
-    if (i + 8 <= hd) {
-        const __m256 k0 = cvt8(k + i);
-#pragma GCC unroll 4
-        for (int h = 0; h < G; h++) s0[h] = _mm256_fmadd_ps(k0, _mm256_loadu_ps(q + h * qs + i), s0[h]);
-        i += 8;
-    }
-#pragma GCC unroll 4
-    for (int h = 0; h < G; h++) {
-        float v = hl_hsum8(_mm256_add_ps(s0[h], s1[h]));
-        for (int32_t t = i; t < hd; t++) v += hl_h2f(k[t]) * q[h * qs + t];
-        s[h * ss] = v * scale;
-    }
+static void f16_to_f32(float *dst, const hl_f16 *src, int64_t n) {
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(src + i))));
+    for (; i < n; i++) dst[i] = hl_h2f(src[i]);
 }
 
-static void attn_scores_f16(const void *const *k, int32_t n, const float *q, int64_t qs, int32_t nq, int32_t hd,
-                            float scale, float *s, int64_t ss) {
-    for (int32_t h0 = 0; h0 < nq; h0 += 4) {
-        const int g = nq - h0 < 4 ? nq - h0 : 4;
-        const float *qh = q + h0 * qs;
-        float *sh = s + h0 * ss;
-        for (int32_t p = 0; p < n; p++) {
-            switch (g) {
-            case 1: dots4(1, k[p], qh, qs, hd, scale, sh + p, ss); break;
-            case 2: dots4(2, k[p], qh, qs, hd, scale, sh + p, ss); break;
-            case 3: dots4(3, k[p], qh, qs, hd, scale, sh + p, ss); break;
-            default: dots4(4, k[p], qh, qs, hd, scale, sh + p, ss); break;
-            }
+static void q8_0_to_f32(float *dst, const void *src, int64_t n) {
+    const hl_block_q8_0 *b = src;
+    for (int64_t k = 0; k < n / HL_QK; k++) {
+        const __m256 d = _mm256_set1_ps(hl_h2f(hl_ld16(&b[k].d)));
+        for (int c = 0; c < 4; c++) {
+            __m128i q = _mm_loadl_epi64((const __m128i *)(b[k].qs + 8 * c));
+            _mm256_storeu_ps(dst + k * HL_QK + 8 * c, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q)), d));
         }
     }
 }
 
-/* 16 output elements (8 with C = 1) of up to 4 heads, all positions */
-HL_INLINE void wsum4(const int G, const int C, const void *const *v, int32_t n, int32_t i, const float *w,
-                     int64_t ws, float *out, int64_t os) {
-    __m256 a[4][2];
-#pragma GCC unroll 4
-    for (int h = 0; h < G; h++)
+/* ((l0+l1)+(l2+l3))+((l4+l5)+(l6+l7)) of one vector */
+HL_INLINE float lanes8(__m256 a) {
+    __m256 h = _mm256_hadd_ps(a, a);
+    h = _mm256_hadd_ps(h, h);
+    return _mm_cvtss_f32(_mm_add_ss(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1)));
+}
+
+/* 8x8 blocks of key rows transposed with unpack/shuffle/permute (a data
+ * movement only), the dimension tail element by element. */
+static void attn_kt(float *kt, const float *k, int32_t j0, int32_t j1, int32_t hd) {
+    const int32_t hd8 = hd / 8 * 8;
+    for (int32_t j = j0; j < j1; j += 8) {
+        const float *kj = k + (int64_t)j * hd;
+        for (int32_t d = 0; d < hd8; d += 8) {
+            __m256 r[8], t[8];
+#pragma GCC unroll 8
+            for (int c = 0; c < 8; c++) r[c] = _mm256_loadu_ps(kj + (int64_t)c * hd + d);
+            t[0] = _mm256_unpacklo_ps(r[0], r[1]), t[1] = _mm256_unpackhi_ps(r[0], r[1]);
+            t[2] = _mm256_unpacklo_ps(r[2], r[3]), t[3] = _mm256_unpackhi_ps(r[2], r[3]);
+            t[4] = _mm256_unpacklo_ps(r[4], r[5]), t[5] = _mm256_unpackhi_ps(r[4], r[5]);
+            t[6] = _mm256_unpacklo_ps(r[6], r[7]), t[7] = _mm256_unpackhi_ps(r[6], r[7]);
+            r[0] = _mm256_shuffle_ps(t[0], t[2], 0x44), r[1] = _mm256_shuffle_ps(t[0], t[2], 0xEE);
+            r[2] = _mm256_shuffle_ps(t[1], t[3], 0x44), r[3] = _mm256_shuffle_ps(t[1], t[3], 0xEE);
+            r[4] = _mm256_shuffle_ps(t[4], t[6], 0x44), r[5] = _mm256_shuffle_ps(t[4], t[6], 0xEE);
+            r[6] = _mm256_shuffle_ps(t[5], t[7], 0x44), r[7] = _mm256_shuffle_ps(t[5], t[7], 0xEE);
+            float *o = kt + (int64_t)d * HL_ATTN_BK + j;
+            _mm256_storeu_ps(o + 0 * HL_ATTN_BK, _mm256_permute2f128_ps(r[0], r[4], 0x20));
+            _mm256_storeu_ps(o + 1 * HL_ATTN_BK, _mm256_permute2f128_ps(r[1], r[5], 0x20));
+            _mm256_storeu_ps(o + 2 * HL_ATTN_BK, _mm256_permute2f128_ps(r[2], r[6], 0x20));
+            _mm256_storeu_ps(o + 3 * HL_ATTN_BK, _mm256_permute2f128_ps(r[3], r[7], 0x20));
+            _mm256_storeu_ps(o + 4 * HL_ATTN_BK, _mm256_permute2f128_ps(r[0], r[4], 0x31));
+            _mm256_storeu_ps(o + 5 * HL_ATTN_BK, _mm256_permute2f128_ps(r[1], r[5], 0x31));
+            _mm256_storeu_ps(o + 6 * HL_ATTN_BK, _mm256_permute2f128_ps(r[2], r[6], 0x31));
+            _mm256_storeu_ps(o + 7 * HL_ATTN_BK, _mm256_permute2f128_ps(r[3], r[7], 0x31));
+        }
+        for (int32_t d = hd8; d < hd; d++)
+            for (int c = 0; c < 8; c++) kt[(int64_t)d * HL_ATTN_BK + j + c] = kj[(int64_t)c * hd + d];
+    }
+}
+
+/* R rows (up to 6) x J vectors of 8 keys (up to 2): one fma per dimension
+ * into each score, the key vectors loaded once for the R rows. */
+HL_INLINE void qk_tile(const int R, const int J, float *s, const float *q, int32_t hd, const float *kt, int32_t j) {
+    __m256 a[6][2];
+#pragma GCC unroll 6
+    for (int r = 0; r < R; r++)
 #pragma GCC unroll 2
-        for (int c = 0; c < C; c++) a[h][c] = _mm256_loadu_ps(out + h * os + i + 8 * c);
-    for (int32_t p = 0; p < n; p++) {
+        for (int e = 0; e < J; e++) a[r][e] = _mm256_setzero_ps();
+    for (int32_t d = 0; d < hd; d++) {
         __m256 x[2];
 #pragma GCC unroll 2
-        for (int c = 0; c < C; c++) x[c] = cvt8((const hl_f16 *)v[p] + i + 8 * c);
-#pragma GCC unroll 4
-        for (int h = 0; h < G; h++) {
-            const __m256 wv = _mm256_broadcast_ss(w + h * ws + p);
+        for (int e = 0; e < J; e++) x[e] = _mm256_loadu_ps(kt + (int64_t)d * HL_ATTN_BK + j + 8 * e);
+#pragma GCC unroll 6
+        for (int r = 0; r < R; r++) {
+            const __m256 w = _mm256_broadcast_ss(q + (int64_t)r * hd + d);
 #pragma GCC unroll 2
-            for (int c = 0; c < C; c++) a[h][c] = _mm256_fmadd_ps(wv, x[c], a[h][c]);
+            for (int e = 0; e < J; e++) a[r][e] = _mm256_fmadd_ps(w, x[e], a[r][e]);
         }
     }
-#pragma GCC unroll 4
-    for (int h = 0; h < G; h++)
+#pragma GCC unroll 6
+    for (int r = 0; r < R; r++)
 #pragma GCC unroll 2
-        for (int c = 0; c < C; c++) _mm256_storeu_ps(out + h * os + i + 8 * c, a[h][c]);
+        for (int e = 0; e < J; e++) _mm256_storeu_ps(s + (int64_t)r * HL_ATTN_BK + j + 8 * e, a[r][e]);
 }
 
-static void attn_wsum_f16(const void *const *v, int32_t n, const float *w, int64_t ws, int32_t nq, int32_t hd,
-                          float *out, int64_t os) {
-    for (int32_t h0 = 0; h0 < nq; h0 += 4) {
-        const int g = nq - h0 < 4 ? nq - h0 : 4;
-        const float *wh = w + h0 * ws;
-        float *oh = out + h0 * os;
-        int32_t i = 0;
-        for (; i + 16 <= hd; i += 16) {
+#define QK_CASE(R)                                                                                                    \
+    case R:                                                                                                           \
+        if (J == 2) qk_tile(R, 2, sr, qr, hd, kt, j);                                                                \
+        else qk_tile(R, 1, sr, qr, hd, kt, j);                                                                       \
+        break;
+
+static void attn_qk(float *s, const float *q, int32_t nr, const float *kt, int32_t j0, int32_t j1, int32_t hd) {
+    for (int32_t r0 = 0; r0 < nr; r0 += 6) {
+        const int g = nr - r0 < 6 ? nr - r0 : 6;
+        float *sr = s + (int64_t)r0 * HL_ATTN_BK;
+        const float *qr = q + (int64_t)r0 * hd;
+        for (int32_t j = j0; j < j1;) {
+            const int J = j1 - j >= 16 ? 2 : 1;
             switch (g) {
-            case 1: wsum4(1, 2, v, n, i, wh, ws, oh, os); break;
-            case 2: wsum4(2, 2, v, n, i, wh, ws, oh, os); break;
-            case 3: wsum4(3, 2, v, n, i, wh, ws, oh, os); break;
-            default: wsum4(4, 2, v, n, i, wh, ws, oh, os); break;
+                QK_CASE(1)
+                QK_CASE(2)
+                QK_CASE(3)
+                QK_CASE(4)
+                QK_CASE(5)
+            default:
+                if (J == 2) qk_tile(6, 2, sr, qr, hd, kt, j);
+                else qk_tile(6, 1, sr, qr, hd, kt, j);
+                break;
             }
+            j += 8 * J;
         }
-        for (; i + 8 <= hd; i += 8) {
+    }
+}
+
+/* G rows (up to 4) at once, so their independent chains overlap: max, the
+ * correction, then exp and the two-accumulator sum. */
+HL_INLINE void softmax_rows(const int G, float *s, float *m, float *l, float *corr) {
+    __m256 vm[4], mv[4], s0[4], s1[4];
+    float mx[4], c[4];
+#pragma GCC unroll 4
+    for (int g = 0; g < G; g++) {
+        const float *x = s + (int64_t)g * HL_ATTN_BK;
+        __m256 a = _mm256_max_ps(_mm256_loadu_ps(x), _mm256_loadu_ps(x + 8));
+        for (int32_t j = 16; j < HL_ATTN_BK; j += 16)
+            a = _mm256_max_ps(a, _mm256_max_ps(_mm256_loadu_ps(x + j), _mm256_loadu_ps(x + j + 8)));
+        vm[g] = a;
+    }
+#pragma GCC unroll 4
+    for (int g = 0; g < G; g++) {
+        __m128 t = _mm_max_ps(_mm256_castps256_ps128(vm[g]), _mm256_extractf128_ps(vm[g], 1));
+        t = _mm_max_ps(t, _mm_movehl_ps(t, t));
+        t = _mm_max_ss(t, _mm_movehdup_ps(t));
+        mx[g] = _mm_cvtss_f32(t);
+        mx[g] = m[g] > mx[g] ? m[g] : mx[g];
+        /* NaN (-inf - -inf, nothing seen yet) and -inf both give exp8 = 0 */
+        c[g] = _mm_cvtss_f32(_mm256_castps256_ps128(exp8(_mm256_set1_ps(m[g] - mx[g]))));
+        mv[g] = _mm256_set1_ps(mx[g]);
+        s0[g] = s1[g] = _mm256_setzero_ps();
+    }
+    for (int32_t j = 0; j < HL_ATTN_BK; j += 16)
+#pragma GCC unroll 4
+        for (int g = 0; g < G; g++) {
+            float *x = s + (int64_t)g * HL_ATTN_BK + j;
+            const __m256 e0 = exp8(_mm256_sub_ps(_mm256_loadu_ps(x), mv[g]));
+            const __m256 e1 = exp8(_mm256_sub_ps(_mm256_loadu_ps(x + 8), mv[g]));
+            _mm256_storeu_ps(x, e0);
+            _mm256_storeu_ps(x + 8, e1);
+            s0[g] = _mm256_add_ps(s0[g], e0);
+            s1[g] = _mm256_add_ps(s1[g], e1);
+        }
+#pragma GCC unroll 4
+    for (int g = 0; g < G; g++) {
+        l[g] = l[g] * c[g] + lanes8(_mm256_add_ps(s0[g], s1[g]));
+        m[g] = mx[g];
+        corr[g] = c[g];
+    }
+}
+
+static void attn_softmax(float *s, int32_t nr, float *m, float *l, float *corr) {
+    for (int32_t r = 0; r < nr; r += 4) {
+        float *x = s + (int64_t)r * HL_ATTN_BK;
+        switch (nr - r) {
+        case 1: softmax_rows(1, x, m + r, l + r, corr + r); break;
+        case 2: softmax_rows(2, x, m + r, l + r, corr + r); break;
+        case 3: softmax_rows(3, x, m + r, l + r, corr + r); break;
+        default: softmax_rows(4, x, m + r, l + r, corr + r); break;
+        }
+    }
+}
+
+/* R rows (up to 6) x D vectors (up to 2) of output elements from i, over keys
+ * [j0, j1): each value row chunk loaded once for the R rows. */
+HL_INLINE void pv_tile(const int R, const int D, float *const *out, int32_t i, const float *p, const float *corr,
+                       const float *v, int32_t j0, int32_t j1, int32_t hd) {
+    __m256 a[6][2];
+#pragma GCC unroll 6
+    for (int r = 0; r < R; r++) {
+        const __m256 c = _mm256_set1_ps(corr[r]);
+#pragma GCC unroll 2
+        for (int e = 0; e < D; e++) a[r][e] = _mm256_mul_ps(_mm256_loadu_ps(out[r] + i + 8 * e), c);
+    }
+    for (int32_t j = j0; j < j1; j++) {
+        __m256 x[2];
+#pragma GCC unroll 2
+        for (int e = 0; e < D; e++) x[e] = _mm256_loadu_ps(v + (int64_t)j * hd + i + 8 * e);
+#pragma GCC unroll 6
+        for (int r = 0; r < R; r++) {
+            const __m256 w = _mm256_broadcast_ss(p + (int64_t)r * HL_ATTN_BK + j);
+#pragma GCC unroll 2
+            for (int e = 0; e < D; e++) a[r][e] = _mm256_fmadd_ps(w, x[e], a[r][e]);
+        }
+    }
+#pragma GCC unroll 6
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 2
+        for (int e = 0; e < D; e++) _mm256_storeu_ps(out[r] + i + 8 * e, a[r][e]);
+}
+
+#define PV_CASE(R)                                                                                                    \
+    case R:                                                                                                           \
+        if (D == 2) pv_tile(R, 2, out + r0, i, pr, corr + r0, v, j0, j1, hd);                                        \
+        else pv_tile(R, 1, out + r0, i, pr, corr + r0, v, j0, j1, hd);                                               \
+        break;
+
+static void attn_pv(float *const *out, int32_t nr, const float *p, const float *corr, const float *v, int32_t j0,
+                    int32_t j1, int32_t hd) {
+    const int32_t hd8 = hd / 8 * 8;
+    for (int32_t r0 = 0; r0 < nr; r0 += 6) {
+        const int g = nr - r0 < 6 ? nr - r0 : 6;
+        const float *pr = p + (int64_t)r0 * HL_ATTN_BK;
+        for (int32_t i = 0; i < hd8;) {
+            const int D = hd8 - i >= 16 ? 2 : 1;
             switch (g) {
-            case 1: wsum4(1, 1, v, n, i, wh, ws, oh, os); break;
-            case 2: wsum4(2, 1, v, n, i, wh, ws, oh, os); break;
-            case 3: wsum4(3, 1, v, n, i, wh, ws, oh, os); break;
-            default: wsum4(4, 1, v, n, i, wh, ws, oh, os); break;
+                PV_CASE(1)
+                PV_CASE(2)
+                PV_CASE(3)
+                PV_CASE(4)
+                PV_CASE(5)
+            default:
+                if (D == 2) pv_tile(6, 2, out + r0, i, pr, corr + r0, v, j0, j1, hd);
+                else pv_tile(6, 1, out + r0, i, pr, corr + r0, v, j0, j1, hd);
+                break;
             }
+            i += 8 * D;
         }
-        for (; i < hd; i++) /* the scalar tail of axpy_f16, position by position */
-            for (int h = 0; h < g; h++)
-                for (int32_t p = 0; p < n; p++) oh[h * os + i] = fmaf(wh[h * ws + p], hl_h2f(((const hl_f16 *)v[p])[i]), oh[h * os + i]);
-    }
-}
-
-/* ---- Q8_0 rows (the q8_0 KV cache): 32-element blocks, f16 scale + int8 ----
- * Each block's int8 values are widened to floats and scaled once per row
- * for all heads; the same per-element operations whatever the grouping. */
-HL_INLINE __m256 q8_8(const hl_block_q8_0 *b, int c, __m256 d) {
-    __m128i v = _mm_loadl_epi64((const __m128i *)(b->qs + 8 * c));
-    return _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(v)), d);
-}
-
-HL_INLINE void dots4_q8(const int G, const hl_block_q8_0 *k, const float *q, int64_t qs, int32_t hd, float scale,
-                        float *s, int64_t ss) {
-    __m256 s0[4], s1[4];
-#pragma GCC unroll 4
-    for (int h = 0; h < G; h++) s0[h] = s1[h] = _mm256_setzero_ps();
-    for (int32_t b = 0; b < hd / HL_QK; b++) {
-        const __m256 d = _mm256_set1_ps(hl_h2f(hl_ld16(&k[b].d)));
-        const __m256 k0 = q8_8(&k[b], 0, d), k1 = q8_8(&k[b], 1, d), k2 = q8_8(&k[b], 2, d), k3 = q8_8(&k[b], 3, d);
-        const float *qb = q + b * HL_QK;
-#pragma GCC unroll 4
-        for (int h = 0; h < G; h++) {
-            s0[h] = _mm256_fmadd_ps(k0, _mm256_loadu_ps(qb + h * qs), s0[h]);
-            s1[h] = _mm256_fmadd_ps(k1, _mm256_loadu_ps(qb + h * qs + 8), s1[h]);
-            s0[h] = _mm256_fmadd_ps(k2, _mm256_loadu_ps(qb + h * qs + 16), s0[h]);
-            s1[h] = _mm256_fmadd_ps(k3, _mm256_loadu_ps(qb + h * qs + 24), s1[h]);
-        }
-    }
-#pragma GCC unroll 4
-    for (int h = 0; h < G; h++) s[h * ss] = hl_hsum8(_mm256_add_ps(s0[h], s1[h])) * scale;
-}
-
-static void attn_scores_q8_0(const void *const *k, int32_t n, const float *q, int64_t qs, int32_t nq, int32_t hd,
-                             float scale, float *s, int64_t ss) {
-    for (int32_t h0 = 0; h0 < nq; h0 += 4) {
-        const int g = nq - h0 < 4 ? nq - h0 : 4;
-        const float *qh = q + h0 * qs;
-        float *sh = s + h0 * ss;
-        for (int32_t p = 0; p < n; p++) {
-            const hl_block_q8_0 *kp = k[p];
-            switch (g) {
-            case 1: dots4_q8(1, kp, qh, qs, hd, scale, sh + p, ss); break;
-            case 2: dots4_q8(2, kp, qh, qs, hd, scale, sh + p, ss); break;
-            case 3: dots4_q8(3, kp, qh, qs, hd, scale, sh + p, ss); break;
-            default: dots4_q8(4, kp, qh, qs, hd, scale, sh + p, ss); break;
-            }
-        }
-    }
-}
-
-/* 16 output elements (half of block b) of up to 4 heads, all positions:
- * out += (w * d) * value, position by position */
-HL_INLINE void wsum4_q8(const int G, const void *const *v, int32_t n, int32_t b, int half, const float *w, int64_t ws,
-                        float *out, int64_t os) {
-    const int32_t i = b * HL_QK + 16 * half;
-    __m256 a[4][2];
-#pragma GCC unroll 4
-    for (int h = 0; h < G; h++) {
-        a[h][0] = _mm256_loadu_ps(out + h * os + i);
-        a[h][1] = _mm256_loadu_ps(out + h * os + i + 8);
-    }
-    for (int32_t p = 0; p < n; p++) {
-        const hl_block_q8_0 *blk = (const hl_block_q8_0 *)v[p] + b;
-        const float d = hl_h2f(hl_ld16(&blk->d));
-        __m128i raw = _mm_loadu_si128((const __m128i *)(blk->qs + 16 * half));
-        const __m256 x0 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(raw));
-        const __m256 x1 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(raw, 8)));
-#pragma GCC unroll 4
-        for (int h = 0; h < G; h++) {
-            const __m256 c = _mm256_set1_ps(w[h * ws + p] * d);
-            a[h][0] = _mm256_fmadd_ps(c, x0, a[h][0]);
-            a[h][1] = _mm256_fmadd_ps(c, x1, a[h][1]);
-        }
-    }
-#pragma GCC unroll 4
-    for (int h = 0; h < G; h++) {
-        _mm256_storeu_ps(out + h * os + i, a[h][0]);
-        _mm256_storeu_ps(out + h * os + i + 8, a[h][1]);
-    }
-}
-
-static void attn_wsum_q8_0(const void *const *v, int32_t n, const float *w, int64_t ws, int32_t nq, int32_t hd,
-                           float *out, int64_t os) {
-    for (int32_t h0 = 0; h0 < nq; h0 += 4) {
-        const int g = nq - h0 < 4 ? nq - h0 : 4;
-        for (int32_t b = 0; b < hd / HL_QK; b++)
-            for (int half = 0; half < 2; half++) {
-                switch (g) {
-                case 1: wsum4_q8(1, v, n, b, half, w + h0 * ws, ws, out + h0 * os, os); break;
-                case 2: wsum4_q8(2, v, n, b, half, w + h0 * ws, ws, out + h0 * os, os); break;
-                case 3: wsum4_q8(3, v, n, b, half, w + h0 * ws, ws, out + h0 * os, os); break;
-                default: wsum4_q8(4, v, n, b, half, w + h0 * ws, ws, out + h0 * os, os); break;
-                }
+        for (int32_t r = r0; r < r0 + g; r++) /* the scalar tail, element by element as the lanes do it */
+            for (int32_t i = hd8; i < hd; i++) {
+                float x = out[r][i] * corr[r];
+                for (int32_t j = j0; j < j1; j++) x = fmaf(p[(int64_t)r * HL_ATTN_BK + j], v[(int64_t)j * hd + i], x);
+                out[r][i] = x;
             }
     }
 }
 
 void hl_avx2_init_attn(hl_cpu_kernels *kt) {
-    kt->vec.attn_scores_f16 = attn_scores_f16;
-    kt->vec.attn_wsum_f16 = attn_wsum_f16;
-    kt->vec.attn_scores_q8_0 = attn_scores_q8_0;
-    kt->vec.attn_wsum_q8_0 = attn_wsum_q8_0;
+    kt->vec.f16_to_f32 = f16_to_f32;
+    kt->vec.q8_0_to_f32 = q8_0_to_f32;
+    kt->vec.attn_kt = attn_kt;
+    kt->vec.attn_qk = attn_qk;
+    kt->vec.attn_softmax = attn_softmax;
+    kt->vec.attn_pv = attn_pv;
 }

@@ -91,9 +91,9 @@ const char *hl_simd_name(hl_simd level) {
 }
 
 /* ---- one-time tables ---- */
-static hl_cpu_kernels hl_tab_scalar, hl_tab_avx2;
+static hl_cpu_kernels hl_tab_scalar, hl_tab_avx2, hl_tab_avx512;
 static pthread_once_t hl_once_scalar = PTHREAD_ONCE_INIT, hl_once_avx2 = PTHREAD_ONCE_INIT,
-                      hl_once_level = PTHREAD_ONCE_INIT;
+                      hl_once_avx512 = PTHREAD_ONCE_INIT, hl_once_level = PTHREAD_ONCE_INIT;
 static hl_simd hl_level_in_use;
 static int hl_has_avx2, hl_has_avx512;
 
@@ -103,15 +103,24 @@ static void hl_init_avx2(void) {
     hl_cpu_kernels_init_avx2(&hl_tab_avx2);
 }
 
+/* AVX-512: the AVX2 table with the kernels AVX-512 has of its own on top
+ * (the attention kernels so far; same bits as their AVX2 versions). */
+static void hl_init_avx512(void) {
+    hl_cpu_kernels_init_scalar(&hl_tab_avx512);
+    hl_cpu_kernels_init_avx2(&hl_tab_avx512);
+    hl_avx512_init_attn(&hl_tab_avx512);
+    hl_tab_avx512.level = HL_SIMD_AVX512;
+}
+
 static void hl_init_level(void) {
     hl_cpu_info ci;
     hl_cpu_detect(&ci);
     hl_has_avx2 = ci.avx2 && ci.fma && ci.f16c && ci.bmi2;
     hl_has_avx512 = hl_has_avx2 && ci.avx512f && ci.avx512bw && ci.avx512vl && ci.avx512vnni;
-    /* AVX-512 has no kernels of its own yet: the AVX2 ones are the best we have. */
-    hl_simd best = hl_has_avx2 ? HL_SIMD_AVX2 : HL_SIMD_SCALAR;
+    hl_simd best = hl_has_avx512 ? HL_SIMD_AVX512 : hl_has_avx2 ? HL_SIMD_AVX2 : HL_SIMD_SCALAR;
     const char *env = getenv("HL_SIMD");
     if (env && strcasecmp(env, "scalar") == 0) best = HL_SIMD_SCALAR;
+    if (env && strcasecmp(env, "avx2") == 0 && best > HL_SIMD_AVX2) best = HL_SIMD_AVX2;
     hl_level_in_use = best;
 }
 
@@ -131,6 +140,10 @@ int hl_cpu_simd_supported(hl_simd level) {
 const char *hl_cpu_simd_level(void) { return hl_simd_name(hl_cpu_simd()); }
 
 const hl_cpu_kernels *hl_cpu_kernels_at(hl_simd level) {
+    if (level >= HL_SIMD_AVX512 && hl_cpu_simd_supported(HL_SIMD_AVX512)) {
+        pthread_once(&hl_once_avx512, hl_init_avx512);
+        return &hl_tab_avx512;
+    }
     if (level >= HL_SIMD_AVX2 && hl_cpu_simd_supported(HL_SIMD_AVX2)) {
         pthread_once(&hl_once_avx2, hl_init_avx2);
         return &hl_tab_avx2;

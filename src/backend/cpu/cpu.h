@@ -121,6 +121,10 @@ void hl_vec_gelu_mul(float *out, const float *gate, const float *up, int64_t n);
 void hl_vec_add(float *y, const float *x, int64_t n);                           /* y += x */
 void hl_vec_scale(float *y, float s, int64_t n);
 
+/* Keys per block of the tiled attention: the online softmax steps at fixed
+ * multiples of it, so a row's result never depends on how queries are tiled. */
+#define HL_ATTN_BK 64
+
 /* The vector kernels of one level, for tests and benchmarks. */
 typedef struct hl_vec_ops {
     float (*dot_f32)(const float *a, const float *b, int64_t n);
@@ -133,20 +137,33 @@ typedef struct hl_vec_ops {
     void (*gelu_mul)(float *out, const float *gate, const float *up, int64_t n);
     void (*add)(float *y, const float *x, int64_t n);
     void (*scale)(float *y, float s, int64_t n);
-    /* Attention over f16 rows (k[p], v[p]: row pointers, p < n) for nq query
-     * heads: s[h * ss + p] = dot_f16(k[p], q + h * qs, hd) * scale, and
-     * out[h * os + i] += sum over p, in order, of w[h * ws + p] * v[p][i] --
-     * bit for bit what dot_f16 per score and axpy_f16 per position give. */
-    void (*attn_scores_f16)(const void *const *k, int32_t n, const float *q, int64_t qs, int32_t nq, int32_t hd,
-                            float scale, float *s, int64_t ss);
-    void (*attn_wsum_f16)(const void *const *v, int32_t n, const float *w, int64_t ws, int32_t nq, int32_t hd,
-                          float *out, int64_t os);
-    /* The same over Q8_0 rows (hd a multiple of 32; the q8_0 KV cache): each
-     * head's result does not depend on nq or on the other heads. */
-    void (*attn_scores_q8_0)(const void *const *k, int32_t n, const float *q, int64_t qs, int32_t nq, int32_t hd,
-                             float scale, float *s, int64_t ss);
-    void (*attn_wsum_q8_0)(const void *const *v, int32_t n, const float *w, int64_t ws, int32_t nq, int32_t hd,
-                           float *out, int64_t os);
+    /* Tiled attention (attn_tile.c drives them; HL_ATTN_BK keys per block).
+     * Rows are query rows (one token, one head); a block's scores are
+     * s[r * HL_ATTN_BK + j], j the key's offset in its block.
+     *   f16_to_f32 / q8_0_to_f32: one K or V row into floats (q8_0: n a
+     *     multiple of 32, each value d * q).
+     *   attn_kt: kt[d * HL_ATTN_BK + j] = k[j * hd + d] for j in [j0, j1)
+     *     (multiples of 8), d < hd: a block of key rows transposed.
+     *   attn_qk: s[r * HL_ATTN_BK + j] for rows r < nr, keys j in [j0, j1)
+     *     (multiples of 8): query row r (q + r * hd) against column j of kt,
+     *     one fma per d in order from 0 -- the same bits however many rows or
+     *     keys one call computes.
+     *   attn_softmax: for each row, the online-softmax step over its
+     *     HL_ATTN_BK scores (-inf = masked): mnew = max(m, max s), corr =
+     *     exp(m - mnew) (0 while mnew is -inf), s = exp(s - mnew) (0 where
+     *     masked), l = l * corr + (sum of s: sixteen lanes, lane i summing
+     *     s[i], s[i + 16], ... in order; then lanes i and i + 8 added and
+     *     the eight reduced as ((l0+l1)+(l2+l3))+((l4+l5)+(l6+l7))), m = mnew.
+     *   attn_pv: out[r][i] = out[r][i] * corr[r], then fma(p[r * HL_ATTN_BK
+     *     + j], v[j * hd + i], .) for j in [j0, j1) in order, for r < nr, i <
+     *     hd: each element's arithmetic is fixed whatever nr is. */
+    void (*f16_to_f32)(float *dst, const hl_f16 *src, int64_t n);
+    void (*q8_0_to_f32)(float *dst, const void *src, int64_t n);
+    void (*attn_kt)(float *kt, const float *k, int32_t j0, int32_t j1, int32_t hd);
+    void (*attn_qk)(float *s, const float *q, int32_t nr, const float *kt, int32_t j0, int32_t j1, int32_t hd);
+    void (*attn_softmax)(float *s, int32_t nr, float *m, float *l, float *corr);
+    void (*attn_pv)(float *const *out, int32_t nr, const float *p, const float *corr, const float *v, int32_t j0,
+                    int32_t j1, int32_t hd);
 } hl_vec_ops;
 const hl_vec_ops *hl_vec_ops_at(hl_simd level);
 

@@ -166,8 +166,7 @@ static void cpu_release(hl_backend *be, hl_backend_prog *c) {
     if (!c) return;
     for (int i = 0; i < HL_BUF_COUNT; i++) free(c->buf[i]);
     for (int i = 0; i < CPU_MAX_ROPE_TABLES; i++) free(c->rope_cs[i]);
-    free(c->scores);
-    free(c->rows);
+    free(c->attn);
     for (int i = 0; i < 3; i++) free(c->xq[i]);
     free(c->out_row);
     free(c->blocks);
@@ -198,12 +197,15 @@ static int cpu_prepare(hl_backend *be, const hl_plan *plan, int32_t max_tokens, 
     int32_t half = c->n_rot / 2;
     for (int i = 0; ok && i < CPU_MAX_ROPE_TABLES; i++)
         ok = (c->rope_cs[i] = scratch_alloc(c, T * (size_t)(half > 0 ? half : 1) * 2 * sizeof(float))) != NULL;
-    /* scores for a whole training context per thread (capped), so attention
-     * normally takes the single-pass path */
-    int64_t ns = plan->n_ctx_train < HL_ATTN_CHUNK ? HL_ATTN_CHUNK : plan->n_ctx_train;
-    c->n_scores = (int32_t)(ns > HL_ATTN_MAX_SCORES ? HL_ATTN_MAX_SCORES : ns);
-    if (ok) ok = (c->scores = scratch_alloc(c, (size_t)c->max_threads * HL_ATTN_GROUP * (size_t)c->n_scores * sizeof(float))) != NULL;
-    if (ok) ok = (c->rows = scratch_alloc(c, (size_t)c->max_threads * (size_t)c->n_scores * sizeof *c->rows)) != NULL;
+    /* attention tiles: a few blocks of keys and values per thread, whatever the context */
+    int32_t hk = 1, hv = 1; /* the widest attention op (unfused blocks may differ from the fused ones) */
+    for (int32_t i = 0; i < plan->n_ops; i++)
+        if (plan->ops[i].kind == HL_OP_ATTN) {
+            hk = plan->ops[i].p.attn.head_dim_k > hk ? plan->ops[i].p.attn.head_dim_k : hk;
+            hv = plan->ops[i].p.attn.head_dim_v > hv ? plan->ops[i].p.attn.head_dim_v : hv;
+        }
+    c->attn_floats = cpu_attn_scratch_floats(hk, hv);
+    if (ok) ok = (c->attn = scratch_alloc(c, (size_t)c->max_threads * c->attn_floats * sizeof(float))) != NULL;
     if (ok) ok = (c->out_row = scratch_alloc(c, T * sizeof *c->out_row)) != NULL;
     /* activation buffers: the largest conversion any matmul needs */
     size_t xs = 0;
@@ -280,17 +282,16 @@ static int cpu_run_op(hl_backend *be, const hl_op *op, const hl_op_io *io, hl_er
     c.out_row = out_row;
     c.n_wanted = n_wanted;
     int rc = 0;
-    int32_t n_ctx = 0;
-    for (int32_t t = 0; t < T; t++) n_ctx = b->tokens[t].pos + 1 > n_ctx ? b->tokens[t].pos + 1 : n_ctx;
-    c.n_scores = n_ctx < HL_ATTN_CHUNK ? HL_ATTN_CHUNK : n_ctx;
-    c.scores = calloc((size_t)c.max_threads * HL_ATTN_GROUP * (size_t)c.n_scores, sizeof(float));
-    c.rows = calloc((size_t)c.max_threads * (size_t)c.n_scores, sizeof *c.rows);
+    if (op->kind == HL_OP_ATTN) {
+        c.attn_floats = cpu_attn_scratch_floats(op->p.attn.head_dim_k, op->p.attn.head_dim_v);
+        c.attn = calloc((size_t)c.max_threads * c.attn_floats, sizeof(float));
+    }
     c.rope_cs[CPU_MAX_ROPE_TABLES - 1] = calloc((size_t)(T > 0 ? T : 1) * (size_t)(op->kind == HL_OP_ROPE ? op->p.rope.n_rot : 2), sizeof(float));
     if (op->kind == HL_OP_MATMUL) {
         int64_t m = op->in >= HL_BUF_OUT_IN ? n_wanted : T;
         c.xq[0] = calloc(1, hl_matmul_act_size(op->w->type, m > 0 ? m : 1, op->w->ne0));
     }
-    if (!c.scores || !c.rows || !c.rope_cs[CPU_MAX_ROPE_TABLES - 1] || (op->kind == HL_OP_MATMUL && !c.xq[0]))
+    if ((op->kind == HL_OP_ATTN && !c.attn) || !c.rope_cs[CPU_MAX_ROPE_TABLES - 1] || (op->kind == HL_OP_MATMUL && !c.xq[0]))
         rc = hl_err_set(err, HL_ENOMEM, "out of memory running op %s", hl_op_name(op->kind));
     if (!rc) {
         c.vo = hl_vec_ops_at(hl_cpu_simd());
@@ -302,8 +303,7 @@ static int cpu_run_op(hl_backend *be, const hl_op *op, const hl_op_io *io, hl_er
         if (c.serial) op_thread(&oc, 0, 1);
         else hl_pool_run(cb->pool, op_thread, &oc);
     }
-    free(c.scores);
-    free(c.rows);
+    free(c.attn);
     free(c.rope_cs[CPU_MAX_ROPE_TABLES - 1]);
     free(c.xq[0]);
     return rc;

@@ -22,9 +22,7 @@
 
 #include <stdatomic.h>
 
-#define HL_ATTN_CHUNK 256 /* positions scored per online-softmax step (long spans) */
-#define HL_ATTN_MAX_SCORES (1 << 17) /* single-pass attention up to this many positions */
-#define HL_ATTN_GROUP 8 /* query heads sharing a KV head attended together, at most */
+#define HL_ATTN_ROWS 64 /* query rows (token x head) per attention tile, at most */
 #define CPU_MAX_ROPE_TABLES 4 /* distinct rope frequency tables a fused plan may use */
 
 /* One block in fused form (the tensors of its ops), or fused = 0. */
@@ -61,9 +59,8 @@ struct hl_backend_prog {
     /* scratch */
     float *buf[HL_BUF_COUNT]; /* one per plan buffer (LOGITS is the caller's) */
     float *rope_cs[CPU_MAX_ROPE_TABLES]; /* [max_tokens][n_rot / 2][2] cos, sin per token */
-    float *scores;            /* [max_threads][HL_ATTN_GROUP][n_scores] */
-    const void **rows;        /* [max_threads][n_scores] K or V row pointers */
-    int32_t n_scores;
+    float *attn;              /* [max_threads][attn_floats]: attention tile scratch (attn_tile.c) */
+    size_t attn_floats;
     void *xq[3];              /* activations converted for a matmul's weight type (see cpu_forward.c) */
     size_t xq_size;
     int32_t *out_row;         /* [max_tokens] dense logits row of each token, or -1 */
@@ -81,9 +78,6 @@ struct hl_backend_prog {
 /* cpu_forward.c */
 void cpu_step_thread(void *prog, int ith, int nth);
 void cpu_sync(hl_backend_prog *c);
-void cpu_attend(const hl_vec_ops *vo, float *out, const float *qh, int32_t nq, hl_kv_cache *kv, int32_t layer,
-                const hl_batch_seq *seq, int32_t p0, int32_t pos, int32_t kvh, int32_t hdk, int32_t hdv, float scale,
-                float softcap, float *scores, const void **rows, int32_t n_scores);
 void cpu_rope_head(float *x, const float *cs, int32_t n_rot, hl_rope_style style);
 void cpu_rope_angles(float *cs, int32_t pos, const double *inv_freq, int32_t half);
 void cpu_store_kv_row(hl_kv_cache *kv, int32_t layer, int which, const hl_batch *b, int64_t t, int32_t head,
@@ -93,6 +87,34 @@ static inline void cpu_split(int64_t n, int ith, int nth, int64_t *i0, int64_t *
     *i0 = n * ith / nth;
     *i1 = n * (ith + 1) / nth;
 }
+
+/* attn_tile.c: attention of one tile of query rows -- tokens [t0, t1) of
+ * one sequence (consecutive in the batch) times query heads [h0, h1), all
+ * sharing KV head kvh, at most HL_ATTN_ROWS rows -- over the sequence's
+ * cached positions (causal: up to each token's own, within the window when
+ * window > 0; else up to the sequence's last position in the batch). Scores
+ * are capped at softcap * tanh(s / softcap) when softcap > 0. A row's result
+ * does not depend on the tile it is in. scratch: cpu_attn_scratch_floats()
+ * floats of this thread's own. */
+typedef struct cpu_attn_job {
+    hl_kv_cache *kv;
+    int32_t layer, kvh;
+    const hl_batch *b;
+    int64_t t0, t1;
+    int32_t h0, h1;
+    const float *q;  /* head h of token t at q + t * ldq + h * hdk */
+    int64_t ldq;
+    float *out;      /* head h of token t at out + t * ldo + h * hdv */
+    int64_t ldo;
+    int32_t hdk, hdv, window;
+    int causal;
+    float scale, softcap;
+} cpu_attn_job;
+void cpu_attend_tile(const hl_vec_ops *vo, const cpu_attn_job *job, float *scratch);
+size_t cpu_attn_scratch_floats(int32_t hdk, int32_t hdv);
+/* End of the tile that starts at token t0: up to max_tokens consecutive
+ * tokens of t0's sequence. */
+int64_t cpu_attn_tile_end(const hl_batch *b, int64_t t0, int64_t max_tokens);
 
 /* cpu_ops.c: one op over the program's buffers, called by every thread of
  * the region; ends with the op's results visible to all threads. */

@@ -4,7 +4,8 @@
  *   - row stages (norms, residual adds, activation conversion) split tokens,
  *     always with the same split, so consecutive row stages need no barrier;
  *   - matmul stages split weight rows (hl_matmul_slice);
- *   - projection/rope/store splits heads, attention splits (token, head).
+ *   - projection/rope/store splits heads; attention splits (tile, heads),
+ *     a tile being consecutive tokens of one sequence (attn_tile.c).
  * Every value is computed by exactly one thread in an order that depends only
  * on its own token and sequence, so results do not depend on the batch's other
  * contents or on the thread count. Blocks that are not fused, and a prologue
@@ -81,15 +82,15 @@ static void prep_span(const hl_tensor *w, void *xq, const float *x, int64_t t, i
 /* Heads per attention unit: a unit's output span must be whole activation
  * blocks of wo's input (0 when heads cannot be grouped that way). Among the
  * sizes that qualify, whole KV-head groups are preferred (each K and V row is
- * then read once for all the heads that share it) as long as there are at
- * least two units per thread to balance; otherwise the smallest. */
-static int32_t heads_per_unit(const hl_tensor *wo, int32_t hdv, int32_t nh, int32_t gqa, int64_t n_tokens, int nth) {
+ * then converted once for all the heads that share it) as long as every
+ * thread gets a unit; otherwise the smallest. */
+static int32_t heads_per_unit(const hl_tensor *wo, int32_t hdv, int32_t nh, int32_t gqa, int64_t n_tiles, int nth) {
     int64_t blk = act_block(wo);
     int32_t smallest = 0;
     for (int32_t k = 1; k <= nh; k++) {
         if (nh % k != 0 || ((int64_t)k * hdv) % blk != 0) continue;
         if (!smallest) smallest = k;
-        if (k % gqa == 0) return n_tokens * (nh / k) >= 2 * (int64_t)nth ? k : smallest;
+        if (k % gqa == 0) return n_tiles * (nh / k) >= (int64_t)nth ? k : smallest;
     }
     return smallest;
 }
@@ -123,70 +124,6 @@ void cpu_rope_head(float *x, const float *cs, int32_t n_rot, hl_rope_style style
             x[i + half] = x0 * s + x1 * c;
         }
     }
-}
-
-/* Attention of nq query heads of one token that share KV head kvh, over its
- * sequence's cached positions p0..pos (the token's own position when causal,
- * the sequence's last one in the batch when bidirectional); scores capped at
- * softcap * tanh(score / softcap) when softcap > 0. Up to n_scores positions:
- * scores for all, one vectorized softmax per head, then the weighted sum of
- * values. Longer spans (beyond the model's training context): online softmax
- * over fixed chunks of HL_ATTN_CHUNK positions. Which path runs, and the
- * chunking, depend only on the positions, and the kernels give each head the
- * bits it would get alone, so a token's result never depends on the rest of
- * the batch or on how heads are grouped. rows holds n_scores row pointers,
- * scores nq * n_scores floats (this thread's scratch). */
-void cpu_attend(const hl_vec_ops *vo, float *out, const float *qh, int32_t nq, hl_kv_cache *kvc, int32_t layer,
-                const hl_batch_seq *seq, int32_t p0, int32_t pos, int32_t kvh, int32_t hdk, int32_t hdv, float scale,
-                float softcap, float *scores, const void **rows, int32_t n_scores) {
-    memset(out, 0, (size_t)nq * (size_t)hdv * sizeof(float));
-    const hl_kv_params *kp = hl_kv_get_params(kvc);
-    const int q8 = kp->type == HL_TYPE_Q8_0;
-    const int32_t bs = kp->block_size, n_kv = kp->n_head_kv;
-    const size_t khb = hl_kv_head_bytes_k(kvc), vhb = hl_kv_head_bytes_v(kvc);
-    const uint8_t *kh = hl_kv_layer_k(kvc, layer) + (size_t)kvh * khb, *vh = hl_kv_layer_v(kvc, layer) + (size_t)kvh * vhb;
-    const size_t kstride = (size_t)n_kv * khb, vstride = (size_t)n_kv * vhb;
-    const int32_t chunk = pos - p0 + 1 <= n_scores ? pos - p0 + 1 : HL_ATTN_CHUNK;
-    float mx[HL_ATTN_GROUP], sum[HL_ATTN_GROUP];
-    for (int32_t h = 0; h < nq; h++) mx[h] = -INFINITY, sum[h] = 0.0f;
-    for (int32_t c0 = p0; c0 <= pos; c0 += chunk) {
-        const int32_t c1 = c0 + chunk <= pos + 1 ? c0 + chunk : pos + 1, n = c1 - c0;
-        /* walk the block table incrementally: no division per position */
-        int32_t bi = c0 / bs, si = c0 % bs;
-        for (int32_t p = 0; p < n; p++) {
-            rows[p] = kh + ((size_t)seq->blocks[bi] * bs + (size_t)si) * kstride;
-            if (++si == bs) si = 0, bi++;
-        }
-        (q8 ? vo->attn_scores_q8_0 : vo->attn_scores_f16)(rows, n, qh, hdk, nq, hdk, scale, scores, n_scores);
-        for (int32_t h = 0; h < nq; h++) {
-            float *sc = scores + (size_t)h * n_scores;
-            if (softcap > 0)
-                for (int32_t p = 0; p < n; p++) sc[p] = softcap * tanhf(sc[p] / softcap);
-            if (chunk == pos - p0 + 1) {
-                /* everything in one piece: plain softmax gives the weights */
-                vo->softmax(sc, n);
-                continue;
-            }
-            float cmax = -INFINITY, csum = 0.0f;
-            for (int32_t p = 0; p < n; p++) cmax = sc[p] > cmax ? sc[p] : cmax;
-            if (cmax > mx[h]) {
-                float corr = expf(mx[h] - cmax); /* 0 on the first chunk */
-                if (c0 > p0) vo->scale(out + (size_t)h * hdv, corr, hdv);
-                sum[h] *= corr;
-                mx[h] = cmax;
-            }
-            for (int32_t p = 0; p < n; p++) csum += sc[p] = expf(sc[p] - mx[h]);
-            sum[h] += csum;
-        }
-        bi = c0 / bs, si = c0 % bs;
-        for (int32_t p = 0; p < n; p++) {
-            rows[p] = vh + ((size_t)seq->blocks[bi] * bs + (size_t)si) * vstride;
-            if (++si == bs) si = 0, bi++;
-        }
-        (q8 ? vo->attn_wsum_q8_0 : vo->attn_wsum_f16)(rows, n, scores, n_scores, nq, hdv, out, hdv);
-    }
-    if (chunk != pos - p0 + 1)
-        for (int32_t h = 0; h < nq; h++) vo->scale(out + (size_t)h * hdv, 1.0f / sum[h], hdv);
 }
 
 /* The cos, sin pairs of one position's rope angles. */
@@ -318,28 +255,35 @@ static void fused_block(hl_backend_prog *c, int32_t l, int ith, int nth) {
      * the part of the attention row it produced: no separate conversion
      * stage. Block-aligned spans convert independently of each other. */
     act_group go = group_of(L->wo, NULL, NULL);
-    int32_t hpu = heads_per_unit(L->wo, hdv, nh, gqa, T, nth);
-    float *scores = c->scores + (size_t)ith * c->n_scores * HL_ATTN_GROUP;
-    const void **rows = c->rows + (size_t)ith * c->n_scores;
-    int64_t nu = nh / (hpu ? hpu : 1);
-    /* units dealt round-robin: in a causal prefill later tokens cost more,
-     * so contiguous ranges would leave the early threads idle */
-    for (int64_t u = ith; u < T * nu; u += nth) {
-        int64_t t = u / nu;
-        int32_t h0 = (int32_t)(u % nu) * (hpu ? hpu : 1), h1 = h0 + (hpu ? hpu : 1);
-        const hl_batch_token *bt = &b->tokens[t];
-        /* sliding-window layers see the last `window` positions, this one included */
-        int32_t p0 = L->window > 0 && bt->pos >= L->window ? bt->pos - L->window + 1 : 0;
-        /* the unit's heads in runs that share a KV head */
-        for (int32_t h = h0; h < h1;) {
-            int32_t he = (h / gqa + 1) * gqa;
-            if (he > h1) he = h1;
-            if (he - h > HL_ATTN_GROUP) he = h + HL_ATTN_GROUP;
-            cpu_attend(vo, att + t * OD + (int64_t)h * hdv, q + t * QD + (int64_t)h * hdk, he - h, c->kv, l,
-                       &b->seqs[bt->seq], p0, bt->pos, h / gqa, hdk, hdv, c->attn_scale, 0.0f, scores, rows, c->n_scores);
-            h = he;
+    /* tiles of consecutive tokens of one sequence; heads per unit chosen
+     * against the number of tiles whole KV-head groups would make */
+    const int32_t gq = gqa < HL_ATTN_ROWS ? gqa : HL_ATTN_ROWS;
+    int64_t n_tiles = 0;
+    for (int64_t t0 = 0; t0 < T; t0 = cpu_attn_tile_end(b, t0, HL_ATTN_ROWS / gq)) n_tiles++;
+    int32_t hpu = heads_per_unit(L->wo, hdv, nh, gqa, n_tiles, nth);
+    const int32_t hu = hpu ? hpu : gqa, run = hu < gq ? hu : gq, tq = HL_ATTN_ROWS / run;
+    float *scratch = c->attn + (size_t)ith * c->attn_floats;
+    cpu_attn_job job = {.kv = c->kv, .layer = l, .b = b, .q = q, .ldq = QD, .out = att, .ldo = OD, .hdk = hdk,
+                        .hdv = hdv, .window = L->window, .causal = 1, .scale = c->attn_scale};
+    /* units (tile, heads) dealt round-robin: in a causal prefill later tiles
+     * cost more, so contiguous ranges would leave the early threads idle */
+    int64_t unit = 0;
+    for (int64_t t0 = 0, t1; t0 < T; t0 = t1) {
+        t1 = cpu_attn_tile_end(b, t0, tq);
+        for (int32_t h0 = 0; h0 < nh; h0 += hu, unit++) {
+            if (unit % nth != ith) continue;
+            const int32_t h1 = h0 + hu;
+            for (int32_t h = h0; h < h1;) { /* runs of heads that share a KV head */
+                int32_t he = (h / gqa + 1) * gqa;
+                if (he > h1) he = h1;
+                if (he - h > run) he = h + run;
+                job.t0 = t0, job.t1 = t1, job.h0 = h, job.h1 = he, job.kvh = h / gqa;
+                cpu_attend_tile(vo, &job, scratch);
+                h = he;
+            }
+            if (hpu)
+                for (int64_t t = t0; t < t1; t++) prep_span(L->wo, c->xq[0], att + t * OD, t, (int64_t)h0 * hdv, (int64_t)h1 * hdv);
         }
-        if (hpu) prep_span(L->wo, c->xq[0], att + t * OD, t, (int64_t)h0 * hdv, (int64_t)h1 * hdv);
     }
     if (!hpu) { /* heads do not align with activation blocks: convert whole rows */
         cpu_sync(c);

@@ -134,27 +134,25 @@ static void op_kv_store(hl_backend_prog *c, const hl_op *op, int ith, int nth) {
 static void op_attn(hl_backend_prog *c, const hl_op *op, int ith, int nth) {
     const hl_batch *b = c->batch;
     const int32_t nh = op->p.attn.n_head, gqa = nh / op->p.attn.n_head_kv;
-    const int32_t hdk = op->p.attn.head_dim_k, hdv = op->p.attn.head_dim_v;
-    const float *q = buf_of(c, op->in);
-    float *out = buf_of(c, op->out);
-    float *scores = c->scores + (size_t)ith * c->n_scores * HL_ATTN_GROUP;
-    const void **rows = c->rows + (size_t)ith * c->n_scores;
-    /* units: (token, KV-head group), round-robin as in the fused step */
-    const int32_t ng = (nh + (gqa < HL_ATTN_GROUP ? gqa : HL_ATTN_GROUP) - 1) / (gqa < HL_ATTN_GROUP ? gqa : HL_ATTN_GROUP);
-    const int32_t per = gqa < HL_ATTN_GROUP ? gqa : HL_ATTN_GROUP;
-    for (int64_t u = ith; u < (int64_t)b->n_tokens * ng; u += nth) {
-        int64_t t = u / ng;
-        int32_t h = (int32_t)(u % ng) * per, he = h + per;
-        if (he > nh) he = nh;
-        const hl_batch_token *bt = &b->tokens[t];
-        int32_t w = op->p.attn.window, end = bt->pos;
-        if (!op->p.attn.causal) /* an encoder: every position of the sequence in this batch */
-            for (int32_t j = 0; j < b->n_tokens; j++)
-                if (b->tokens[j].seq == bt->seq && b->tokens[j].pos > end) end = b->tokens[j].pos;
-        int32_t p0 = w > 0 && bt->pos >= w ? bt->pos - w + 1 : 0;
-        cpu_attend(c->vo, out + t * op->n_out + (int64_t)h * hdv, q + t * op->n_in + (int64_t)h * hdk, he - h, c->kv,
-                   op->layer, &b->seqs[bt->seq], p0, end, h / gqa, hdk, hdv, op->p.attn.scale, op->p.attn.softcap,
-                   scores, rows, c->n_scores);
+    const int32_t run = gqa < HL_ATTN_ROWS ? gqa : HL_ATTN_ROWS, tq = HL_ATTN_ROWS / run;
+    float *scratch = c->attn + (size_t)ith * c->attn_floats;
+    cpu_attn_job job = {.kv = c->kv, .layer = op->layer, .b = b, .q = buf_of(c, op->in), .ldq = op->n_in,
+                        .out = buf_of(c, op->out), .ldo = op->n_out, .hdk = op->p.attn.head_dim_k,
+                        .hdv = op->p.attn.head_dim_v, .window = op->p.attn.window, .causal = op->p.attn.causal,
+                        .scale = op->p.attn.scale, .softcap = op->p.attn.softcap};
+    /* units: (tile, run of heads sharing a KV head), round-robin as in the fused step */
+    int64_t unit = 0;
+    for (int64_t t0 = 0, t1; t0 < b->n_tokens; t0 = t1) {
+        t1 = cpu_attn_tile_end(b, t0, tq);
+        for (int32_t h = 0; h < nh; unit++) {
+            int32_t he = (h / gqa + 1) * gqa;
+            if (he - h > run) he = h + run;
+            if (unit % nth == ith) {
+                job.t0 = t0, job.t1 = t1, job.h0 = h, job.h1 = he, job.kvh = h / gqa;
+                cpu_attend_tile(c->vo, &job, scratch);
+            }
+            h = he;
+        }
     }
 }
 

@@ -1,6 +1,7 @@
 /* Scalar vector kernels (the portable path and the reference for the AVX2
  * ones): dot products, f16 conversion, RMS norm, softmax, gated activations,
- * elementwise add and scale. Single-threaded; callers split the work. */
+ * elementwise add and scale, and the tiled-attention kernels (cpu.h gives
+ * their exact arithmetic; these follow it literally). Single-threaded; callers split the work. */
 #include "backend/cpu/cpu_impl.h"
 
 #include <math.h>
@@ -65,44 +66,67 @@ static void v_scale(float *y, float s, int64_t n) {
     for (int64_t i = 0; i < n; i++) y[i] *= s;
 }
 
-static void v_attn_scores_f16(const void *const *k, int32_t n, const float *q, int64_t qs, int32_t nq, int32_t hd,
-                              float scale, float *s, int64_t ss) {
-    for (int32_t h = 0; h < nq; h++)
-        for (int32_t p = 0; p < n; p++) s[h * ss + p] = v_dot_f16(k[p], q + h * qs, hd) * scale;
+static void v_f16_to_f32(float *dst, const hl_f16 *src, int64_t n) {
+    for (int64_t i = 0; i < n; i++) dst[i] = hl_f16_to_f32(src[i]);
 }
 
-static void v_attn_wsum_f16(const void *const *v, int32_t n, const float *w, int64_t ws, int32_t nq, int32_t hd,
-                            float *out, int64_t os) {
-    for (int32_t h = 0; h < nq; h++)
-        for (int32_t p = 0; p < n; p++) v_axpy_f16(out + h * os, v[p], w[h * ws + p], hd);
+static void v_q8_0_to_f32(float *dst, const void *src, int64_t n) {
+    const hl_block_q8_0 *b = src;
+    for (int64_t i = 0; i < n; i++) dst[i] = hl_f16_to_f32(b[i / HL_QK].d) * (float)b[i / HL_QK].qs[i % HL_QK];
 }
 
-static void v_attn_scores_q8_0(const void *const *k, int32_t n, const float *q, int64_t qs, int32_t nq, int32_t hd,
-                               float scale, float *s, int64_t ss) {
-    for (int32_t h = 0; h < nq; h++)
-        for (int32_t p = 0; p < n; p++) {
-            const hl_block_q8_0 *b = k[p];
-            float acc = 0.0f;
-            for (int32_t i = 0; i < hd; i++) acc += hl_f16_to_f32(b[i / HL_QK].d) * b[i / HL_QK].qs[i % HL_QK] * q[h * qs + i];
-            s[h * ss + p] = acc * scale;
+/* the fixed lane reduction of the attention kernels (cpu.h) */
+static float lanes8(const float *a) { return ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7])); }
+
+static void v_attn_kt(float *kt, const float *k, int32_t j0, int32_t j1, int32_t hd) {
+    for (int32_t d = 0; d < hd; d++)
+        for (int32_t j = j0; j < j1; j++) kt[(int64_t)d * HL_ATTN_BK + j] = k[(int64_t)j * hd + d];
+}
+
+static void v_attn_qk(float *s, const float *q, int32_t nr, const float *kt, int32_t j0, int32_t j1, int32_t hd) {
+    for (int32_t r = 0; r < nr; r++)
+        for (int32_t j = j0; j < j1; j++) {
+            float x = 0.0f;
+            for (int32_t d = 0; d < hd; d++) x = fmaf(q[(int64_t)r * hd + d], kt[(int64_t)d * HL_ATTN_BK + j], x);
+            s[(int64_t)r * HL_ATTN_BK + j] = x;
         }
 }
 
-static void v_attn_wsum_q8_0(const void *const *v, int32_t n, const float *w, int64_t ws, int32_t nq, int32_t hd,
-                             float *out, int64_t os) {
-    for (int32_t h = 0; h < nq; h++)
-        for (int32_t p = 0; p < n; p++) {
-            const hl_block_q8_0 *b = v[p];
-            for (int32_t i = 0; i < hd; i++)
-                out[h * os + i] += w[h * ws + p] * hl_f16_to_f32(b[i / HL_QK].d) * b[i / HL_QK].qs[i % HL_QK];
+static void v_attn_softmax(float *s, int32_t nr, float *m, float *l, float *corr) {
+    for (int32_t r = 0; r < nr; r++) {
+        float *x = s + (int64_t)r * HL_ATTN_BK, mx = m[r];
+        for (int32_t j = 0; j < HL_ATTN_BK; j++) mx = x[j] > mx ? x[j] : mx;
+        float c = mx == -INFINITY ? 0.0f : expf(m[r] - mx), a[2][8] = {{0}}, t[8];
+        for (int32_t j = 0; j < HL_ATTN_BK; j++) {
+            x[j] = x[j] == -INFINITY ? 0.0f : expf(x[j] - mx);
+            a[(j / 8) % 2][j % 8] += x[j];
         }
+        for (int i = 0; i < 8; i++) t[i] = a[0][i] + a[1][i];
+        l[r] = l[r] * c + lanes8(t);
+        m[r] = mx;
+        corr[r] = c;
+    }
+}
+
+static void v_attn_pv(float *const *out, int32_t nr, const float *p, const float *corr, const float *v, int32_t j0,
+                      int32_t j1, int32_t hd) {
+    for (int32_t r = 0; r < nr; r++) {
+        float *o = out[r];
+        for (int32_t i = 0; i < hd; i++) {
+            float x = o[i] * corr[r];
+            for (int32_t j = j0; j < j1; j++) x = fmaf(p[(int64_t)r * HL_ATTN_BK + j], v[(int64_t)j * hd + i], x);
+            o[i] = x;
+        }
+    }
 }
 
 void hl_vec_ops_init_scalar(hl_vec_ops *v) {
-    v->attn_scores_q8_0 = v_attn_scores_q8_0;
-    v->attn_wsum_q8_0 = v_attn_wsum_q8_0;
-    v->attn_scores_f16 = v_attn_scores_f16;
-    v->attn_wsum_f16 = v_attn_wsum_f16;
+    v->f16_to_f32 = v_f16_to_f32;
+    v->q8_0_to_f32 = v_q8_0_to_f32;
+    v->attn_kt = v_attn_kt;
+    v->attn_qk = v_attn_qk;
+    v->attn_softmax = v_attn_softmax;
+    v->attn_pv = v_attn_pv;
     v->dot_f32 = v_dot_f32;
     v->dot_f16 = v_dot_f16;
     v->axpy_f16 = v_axpy_f16;

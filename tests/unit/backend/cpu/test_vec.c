@@ -113,132 +113,141 @@ static void check_masked_softmax(hl_simd lv) {
     CHECK_NEAR(sum, 1.0, 1e-6);
 }
 
-/* The grouped attention kernels against a double-precision reference, and
- * bit for bit against the level's own dot_f16 / axpy_f16 one head at a time
- * (the forward pass relies on grouping never changing a result). Head
- * dimensions with 16-, 8- and scalar tails; 1..8 heads; scattered rows. */
-static void check_attn(hl_simd lv) {
-    const hl_vec_ops *v = hl_vec_ops_at(lv);
+/* The tiled-attention kernels (cpu.h): scores, the online-softmax step and
+ * the value sum against double-precision references; and, since the tiled
+ * attention relies on it for batch invariance, each row's scores and sums
+ * bit for bit the same computed alone, over a sub-range of keys, or at the
+ * scalar level (the two levels promise the same arithmetic outside exp).
+ * Head dimensions with 16-, 8- and scalar tails; 1..13 rows. */
+static void check_attn_tile(hl_simd lv) {
+    const hl_vec_ops *v = hl_vec_ops_at(lv), *sc = hl_vec_ops_at(HL_SIMD_SCALAR);
     const char *ln = hl_simd_name(lv);
-    static const int32_t hds[] = {64, 128, 72, 13};
-    static const int32_t ns[] = {1, 5, 37};
-    for (size_t hi = 0; hi < 4; hi++)
-        for (size_t ni = 0; ni < 3; ni++)
-            for (int32_t nq = 1; nq <= 8; nq++) {
-                const int32_t hd = hds[hi], n = ns[ni], pool = 3 * n + 1;
-                hl_f16 *rows = malloc(sizeof(hl_f16) * (size_t)pool * hd);
-                const hl_f16 **rp = malloc(sizeof *rp * (size_t)n);
-                const void **vp = malloc(sizeof *vp * (size_t)n);
-                float *q = malloc(sizeof(float) * (size_t)nq * hd), *w = malloc(sizeof(float) * (size_t)nq * n);
-                float *s = malloc(sizeof(float) * (size_t)nq * 40), *o = malloc(sizeof(float) * (size_t)nq * hd);
-                float *o1 = malloc(sizeof(float) * (size_t)hd);
-                float tmp[1];
-                for (int32_t i = 0; i < pool * hd; i++) {
-                    tmp[0] = rndf() * 2;
-                    v->to_f16(&rows[i], tmp, 1);
-                }
-                for (int32_t p = 0; p < n; p++) vp[p] = rp[p] = rows + (size_t)((p * 7) % pool) * hd; /* scattered */
-                for (int32_t i = 0; i < nq * hd; i++) q[i] = rndf();
-                for (int32_t i = 0; i < nq * n; i++) w[i] = rndf();
-                for (int32_t i = 0; i < nq * hd; i++) o[i] = rndf();
-                float *o0 = malloc(sizeof(float) * (size_t)nq * hd);
-                memcpy(o0, o, sizeof(float) * (size_t)nq * hd);
-                v->attn_scores_f16(vp, n, q, hd, nq, hd, 0.125f, s, 40);
-                v->attn_wsum_f16(vp, n, w, n, nq, hd, o, hd);
-                int bad = 0;
-                for (int32_t h = 0; h < nq; h++) {
-                    for (int32_t p = 0; p < n; p++) {
-                        double ref = 0, mag = 0;
-                        for (int32_t i = 0; i < hd; i++) {
-                            double t = (double)hl_f16_to_f32(rp[p][i]) * q[h * hd + i];
-                            ref += t, mag += fabs(t);
-                        }
-                        float one = v->dot_f16(rp[p], q + h * hd, hd) * 0.125f;
-                        if ((fabs(s[h * 40 + p] - 0.125 * ref) > 1e-6 * mag + 1e-6 || s[h * 40 + p] != one) && bad++ < 3)
-                            hl_test_fail(__FILE__, __LINE__, "%s attn_scores hd=%d n=%d nq=%d h=%d p=%d: %.9g (alone %.9g, ref %.9g)",
-                                         ln, hd, n, nq, h, p, s[h * 40 + p], one, 0.125 * ref);
+    enum { BK = HL_ATTN_BK, MR = 13 };
+    static const int32_t hds[] = {8, 13, 64, 72, 128, 256};
+    for (size_t hi = 0; hi < sizeof hds / sizeof hds[0]; hi++) {
+        const int32_t hd = hds[hi];
+        float *q = malloc(sizeof(float) * MR * hd), *k = malloc(sizeof(float) * BK * hd);
+        float *kt = malloc(sizeof(float) * BK * hd), *kt2 = malloc(sizeof(float) * BK * hd);
+        float *vv = malloc(sizeof(float) * BK * hd), *s = malloc(sizeof(float) * MR * BK);
+        float *s1 = malloc(sizeof(float) * MR * BK), *s2 = malloc(sizeof(float) * MR * BK);
+        float *o = malloc(sizeof(float) * MR * hd), *o0 = malloc(sizeof(float) * MR * hd);
+        float *o1 = malloc(sizeof(float) * MR * hd), *o2 = malloc(sizeof(float) * MR * hd);
+        float m[MR], l[MR], corr[MR], m0[MR], l0[MR];
+        float *op[MR], *op1[MR], *op2[MR];
+        for (int32_t i = 0; i < MR * hd; i++) q[i] = rndf();
+        for (int32_t i = 0; i < BK * hd; i++) k[i] = rndf() * 2, vv[i] = rndf() * 2;
+        /* the transpose: all keys, and a sub-range leaving the rest alone */
+        v->attn_kt(kt, k, 0, BK, hd);
+        for (int32_t i = 0; i < BK * hd; i++) kt2[i] = -1.0f;
+        v->attn_kt(kt2, k, 16, 40, hd);
+        int bad = 0;
+        for (int32_t d = 0; d < hd; d++)
+            for (int32_t j = 0; j < BK; j++)
+                if ((kt[d * BK + j] != k[j * hd + d] || kt2[d * BK + j] != (j >= 16 && j < 40 ? k[j * hd + d] : -1.0f)) &&
+                    bad++ < 3)
+                    hl_test_fail(__FILE__, __LINE__, "%s attn_kt hd=%d d=%d j=%d", ln, hd, d, j);
+        for (int32_t nr = 1; nr <= MR; nr += 4) {
+            /* scores */
+            v->attn_qk(s, q, nr, kt, 0, BK, hd);
+            sc->attn_qk(s2, q, nr, kt, 0, BK, hd);
+            for (int32_t r = 0; r < nr; r++) {
+                v->attn_qk(s1, q + (int64_t)r * hd, 1, kt, 8, 24, hd);
+                for (int32_t j = 0; j < BK; j++) {
+                    double ref = 0, mag = 0;
+                    for (int32_t d = 0; d < hd; d++) {
+                        double t = (double)q[r * hd + d] * k[j * hd + d];
+                        ref += t, mag += fabs(t);
                     }
-                    memcpy(o1, o0 + h * hd, sizeof(float) * (size_t)hd);
-                    for (int32_t p = 0; p < n; p++) v->axpy_f16(o1, rp[p], w[h * n + p], hd);
-                    for (int32_t i = 0; i < hd; i++) {
-                        double ref = o0[h * hd + i], mag = fabs(ref);
-                        for (int32_t p = 0; p < n; p++) {
-                            double t = (double)w[h * n + p] * hl_f16_to_f32(rp[p][i]);
-                            ref += t, mag += fabs(t);
-                        }
-                        if ((fabs(o[h * hd + i] - ref) > 1e-6 * mag + 1e-6 || o[h * hd + i] != o1[i]) && bad++ < 3)
-                            hl_test_fail(__FILE__, __LINE__, "%s attn_wsum hd=%d n=%d nq=%d h=%d i=%d: %.9g (alone %.9g, ref %.9g)",
-                                         ln, hd, n, nq, h, i, o[h * hd + i], o1[i], ref);
-                    }
+                    float x = s[r * BK + j];
+                    if ((fabs(x - ref) > 1e-6 * mag + 1e-7 || x != s2[r * BK + j] || (j >= 8 && j < 24 && x != s1[j])) &&
+                        bad++ < 3)
+                        hl_test_fail(__FILE__, __LINE__, "%s attn_qk hd=%d nr=%d r=%d j=%d: %.9g (scalar %.9g, ref %.9g)", ln,
+                                     hd, nr, r, j, x, s2[r * BK + j], ref);
                 }
-                free(rows); free(rp); free(vp); free(q); free(w); free(s); free(o); free(o0); free(o1);
             }
+            /* online softmax: rows with fresh state, a running state, masked keys, a fully masked block */
+            for (int32_t r = 0; r < nr; r++) {
+                m0[r] = r % 3 == 0 ? -INFINITY : rndf() * 2, l0[r] = m0[r] == -INFINITY ? 0.0f : 1 + rndf() * 0.5f;
+                for (int32_t j = 0; j < BK; j++)
+                    s[r * BK + j] = r == 2 || (j * 7 + r) % 5 == 0 ? -INFINITY : rndf() * 4;
+                m[r] = m0[r], l[r] = l0[r];
+            }
+            memcpy(s1, s, sizeof(float) * (size_t)nr * BK);
+            if (lv == HL_SIMD_AVX512) { /* the same bits as the AVX2 step (same exp, same sums) */
+                float ma[MR], la[MR], ca[MR];
+                memcpy(s2, s, sizeof(float) * (size_t)nr * BK);
+                memcpy(ma, m, sizeof ma), memcpy(la, l, sizeof la);
+                hl_vec_ops_at(HL_SIMD_AVX2)->attn_softmax(s2, nr, ma, la, ca);
+                v->attn_softmax(s, nr, m, l, corr);
+                CHECK(memcmp(s, s2, sizeof(float) * (size_t)nr * BK) == 0);
+                CHECK(memcmp(l, la, sizeof(float) * (size_t)nr) == 0 && memcmp(corr, ca, sizeof(float) * (size_t)nr) == 0);
+            } else
+                v->attn_softmax(s, nr, m, l, corr);
+            for (int32_t r = 0; r < nr; r++) {
+                double mx = m0[r], sum = 0;
+                for (int32_t j = 0; j < BK; j++) mx = s1[r * BK + j] > mx ? s1[r * BK + j] : mx;
+                double c = mx == -INFINITY ? 0 : exp(m0[r] - mx);
+                int ok = m[r] == (float)mx && fabs(corr[r] - c) <= 1e-6 * c;
+                for (int32_t j = 0; j < BK; j++) {
+                    double e = s1[r * BK + j] == -INFINITY ? 0 : exp(s1[r * BK + j] - mx);
+                    sum += e;
+                    ok &= fabs(s[r * BK + j] - e) <= 1e-6 * e + 1e-30 && (e != 0 || s[r * BK + j] == 0.0f);
+                }
+                double lr = l0[r] * c + sum;
+                ok &= fabs(l[r] - lr) <= 2e-6 * lr + 1e-30;
+                if (r == 2 && m0[r] != -INFINITY) ok &= corr[r] == 1.0f && l[r] == l0[r]; /* nothing seen: unchanged */
+                if (!ok && bad++ < 3)
+                    hl_test_fail(__FILE__, __LINE__, "%s attn_softmax nr=%d r=%d: m %.9g/%.9g corr %.9g/%.9g l %.9g/%.9g", ln,
+                                 nr, r, m[r], mx, corr[r], c, l[r], lr);
+            }
+            /* value sums over keys [j0, j1), the weights from above (some exactly 0) */
+            const int32_t j0 = 3, j1 = 61;
+            for (int32_t i = 0; i < nr * hd; i++) o[i] = o0[i] = o1[i] = o2[i] = rndf();
+            for (int32_t r = 0; r < nr; r++) op[r] = o + r * hd, op1[r] = o1 + r * hd, op2[r] = o2 + r * hd;
+            v->attn_pv(op, nr, s, corr, vv, j0, j1, hd);
+            sc->attn_pv(op2, nr, s, corr, vv, j0, j1, hd);
+            for (int32_t r = 0; r < nr; r++) {
+                v->attn_pv(op1 + r, 1, s + r * BK, corr + r, vv, j0, j1, hd);
+                for (int32_t i = 0; i < hd; i++) {
+                    double ref = (double)(o0[r * hd + i] * corr[r]), mag = fabs(ref);
+                    for (int32_t j = j0; j < j1; j++) {
+                        double t = (double)s[r * BK + j] * vv[j * hd + i];
+                        ref += t, mag += fabs(t);
+                    }
+                    float x = o[r * hd + i];
+                    if ((fabs(x - ref) > 1e-6 * mag + 1e-7 || x != o1[r * hd + i] || x != o2[r * hd + i]) && bad++ < 3)
+                        hl_test_fail(__FILE__, __LINE__, "%s attn_pv hd=%d nr=%d r=%d i=%d: %.9g (alone %.9g, scalar %.9g, ref %.9g)",
+                                     ln, hd, nr, r, i, x, o1[r * hd + i], o2[r * hd + i], ref);
+                }
+            }
+        }
+        free(q); free(k); free(kt); free(kt2); free(vv); free(s); free(s1); free(s2); free(o); free(o0); free(o1); free(o2);
+    }
 }
 
-/* Q8_0 rows (the q8_0 KV cache): against a double-precision reference over
- * the dequantized rows, and each head's result equal to the same head run
- * alone (grouping must not change bits). */
-static void check_attn_q8(hl_simd lv) {
+/* K/V rows to floats: f16 exactly, q8_0 as d * q */
+static void check_kv_rows(hl_simd lv) {
     const hl_vec_ops *v = hl_vec_ops_at(lv);
-    const char *ln = hl_simd_name(lv);
-    static const int32_t hds[] = {32, 64, 128};
-    static const int32_t ns[] = {1, 6, 41};
-    for (size_t hi = 0; hi < 3; hi++)
-        for (size_t ni = 0; ni < 3; ni++)
-            for (int32_t nq = 1; nq <= 6; nq++) {
-                const int32_t hd = hds[hi], n = ns[ni], nb = hd / 32;
-                hl_block_q8_0 *rows = malloc(sizeof(hl_block_q8_0) * (size_t)(n * nb));
-                const void **vp = malloc(sizeof *vp * (size_t)n);
-                float *q = malloc(sizeof(float) * (size_t)nq * hd), *w = malloc(sizeof(float) * (size_t)nq * n);
-                float *s = malloc(sizeof(float) * (size_t)nq * 48), *s1 = malloc(sizeof(float) * 48);
-                float *o = malloc(sizeof(float) * (size_t)nq * hd), *o0 = malloc(sizeof(float) * (size_t)nq * hd);
-                float *o1 = malloc(sizeof(float) * (size_t)hd);
-                float tmp[1];
-                for (int32_t r = 0; r < n * nb; r++) {
-                    tmp[0] = rndf() * 0.05f + 0.001f;
-                    v->to_f16(&rows[r].d, tmp, 1);
-                    for (int i = 0; i < 32; i++) rows[r].qs[i] = (int8_t)((int)(rndf() * 127));
-                }
-                for (int32_t p = 0; p < n; p++) vp[p] = rows + (size_t)(n - 1 - p) * nb; /* reversed order */
-                for (int32_t i = 0; i < nq * hd; i++) q[i] = rndf(), o0[i] = o[i] = rndf();
-                for (int32_t i = 0; i < nq * n; i++) w[i] = rndf();
-                v->attn_scores_q8_0(vp, n, q, hd, nq, hd, 0.5f, s, 48);
-                v->attn_wsum_q8_0(vp, n, w, n, nq, hd, o, hd);
-                int bad = 0;
-                for (int32_t h = 0; h < nq; h++) {
-                    v->attn_scores_q8_0(vp, n, q + h * hd, hd, 1, hd, 0.5f, s1, 48);
-                    memcpy(o1, o0 + h * hd, sizeof(float) * (size_t)hd);
-                    v->attn_wsum_q8_0(vp, n, w + h * n, n, 1, hd, o1, hd);
-                    for (int32_t p = 0; p < n; p++) {
-                        const hl_block_q8_0 *b = vp[p];
-                        double ref = 0, mag = 0;
-                        for (int32_t i = 0; i < hd; i++) {
-                            double t = (double)hl_f16_to_f32(b[i / 32].d) * b[i / 32].qs[i % 32] * q[h * hd + i];
-                            ref += t, mag += fabs(t);
-                        }
-                        if ((fabs(s[h * 48 + p] - 0.5 * ref) > 1e-6 * mag + 1e-7 || s[h * 48 + p] != s1[p]) && bad++ < 3)
-                            hl_test_fail(__FILE__, __LINE__, "%s attn_scores_q8_0 hd=%d n=%d nq=%d h=%d p=%d: %.9g (alone %.9g, ref %.9g)",
-                                         ln, hd, n, nq, h, p, s[h * 48 + p], s1[p], 0.5 * ref);
-                    }
-                    for (int32_t i = 0; i < hd; i++) {
-                        double ref = o0[h * hd + i], mag = fabs(ref);
-                        for (int32_t p = 0; p < n; p++) {
-                            const hl_block_q8_0 *b = vp[p];
-                            double t = (double)w[h * n + p] * hl_f16_to_f32(b[i / 32].d) * b[i / 32].qs[i % 32];
-                            ref += t, mag += fabs(t);
-                        }
-                        if ((fabs(o[h * hd + i] - ref) > 1e-6 * mag + 1e-7 || o[h * hd + i] != o1[i]) && bad++ < 3)
-                            hl_test_fail(__FILE__, __LINE__, "%s attn_wsum_q8_0 hd=%d n=%d nq=%d h=%d i=%d: %.9g (alone %.9g, ref %.9g)",
-                                         ln, hd, n, nq, h, i, o[h * hd + i], o1[i], ref);
-                    }
-                }
-                free(rows); free(vp); free(q); free(w); free(s); free(s1); free(o); free(o0); free(o1);
-            }
+    hl_f16 h[77];
+    float x[77], f[77], tmp[1];
+    for (int i = 0; i < 77; i++) x[i] = rndf() * 3;
+    v->to_f16(h, x, 77);
+    v->f16_to_f32(f, h, 77);
+    for (int i = 0; i < 77; i++) CHECK(f[i] == hl_f16_to_f32(h[i]));
+    hl_block_q8_0 b[4];
+    for (int r = 0; r < 4; r++) {
+        tmp[0] = rndf() * 0.05f + 0.001f;
+        v->to_f16(&b[r].d, tmp, 1);
+        for (int i = 0; i < 32; i++) b[r].qs[i] = (int8_t)((int)(rndf() * 127));
+    }
+    float g[128];
+    v->q8_0_to_f32(g, b, 128);
+    for (int i = 0; i < 128; i++) CHECK(g[i] == hl_f16_to_f32(b[i / 32].d) * (float)b[i / 32].qs[i % 32]);
 }
 
 TEST(vec_scalar) {
-    check_attn(HL_SIMD_SCALAR);
-    check_attn_q8(HL_SIMD_SCALAR);
+    check_attn_tile(HL_SIMD_SCALAR);
+    check_kv_rows(HL_SIMD_SCALAR);
     check_level(HL_SIMD_SCALAR);
     check_masked_softmax(HL_SIMD_SCALAR);
 }
@@ -249,8 +258,17 @@ TEST(vec_avx2) {
     }
     check_level(HL_SIMD_AVX2);
     check_masked_softmax(HL_SIMD_AVX2);
-    check_attn(HL_SIMD_AVX2);
-    check_attn_q8(HL_SIMD_AVX2);
+    check_attn_tile(HL_SIMD_AVX2);
+    check_kv_rows(HL_SIMD_AVX2);
+}
+TEST(vec_avx512) {
+    if (!hl_cpu_simd_supported(HL_SIMD_AVX512)) {
+        hl_test_skip("no AVX-512");
+        return;
+    }
+    check_level(HL_SIMD_AVX512);
+    check_attn_tile(HL_SIMD_AVX512);
+    check_kv_rows(HL_SIMD_AVX512);
 }
 TEST(vec_public_entry_points) {
     float a[5] = {1, 2, 3, 4, 5}, b[5] = {1, 1, 1, 1, 1};
