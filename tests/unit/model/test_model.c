@@ -4,7 +4,7 @@
  * independent engine), and the batch machinery against itself under every
  * way of cutting the same work: token by token, one prefill, mixed with other
  * sequences, scattered blocks, different thread counts. */
-#include "harness.h"
+#include "model_harness.h"
 
 #include "model/model.h"
 
@@ -16,28 +16,6 @@
 #include <unistd.h>
 
 #define MAXS 64
-
-/* Reads "greedy ids: [...]" of one file's section of the reference file. */
-static int ref_greedy(const char *file, int32_t *ids, int max) {
-    char *txt = NULL;
-    size_t len = 0;
-    hl_err err;
-    if (hl_read_file(hl_test_shared("models/stories260K-llamacpp-reference.txt"), 1 << 20, &txt, &len, &err)) return -1;
-    char hdr[128];
-    snprintf(hdr, sizeof hdr, "## %s ", file);
-    char *s = strstr(txt, hdr);
-    int n = -1;
-    if (s && (s = strstr(s, "greedy ids: ["))) {
-        s += strlen("greedy ids: [");
-        n = 0;
-        while (n < max && *s && *s != ']') {
-            ids[n++] = (int32_t)strtol(s, &s, 10);
-            if (*s == ',') s++;
-        }
-    }
-    free(txt);
-    return n;
-}
 
 typedef struct rig {
     hl_model *m;
@@ -131,7 +109,7 @@ static void check_greedy(const char *file, int n_exact) {
     char path[256];
     snprintf(path, sizeof path, "models/%s", file);
     int32_t ref[64], got[40];
-    int n = ref_greedy(file, ref, 64);
+    int n = hl_test_ref_greedy(file, ref, 64);
     CHECK_EQ(n, 40);
     if (n != 40) return;
     for (int threads = 1; threads <= 2; threads++) {
@@ -165,7 +143,7 @@ TEST(greedy_q5_1_prefix_matches_llamacpp) { check_greedy("stories260K-Q5_1.gguf"
  * reference continuation. */
 static void seq_tokens(int32_t *s) {
     int32_t ref[64];
-    int n = ref_greedy("stories260K.gguf", ref, 64);
+    int n = hl_test_ref_greedy("stories260K.gguf", ref, 64);
     memcpy(s, prompt, sizeof prompt);
     for (int i = NPROMPT; i < SLEN; i++) s[i] = n == 40 ? ref[i - NPROMPT] : (i * 37) % 500 + 3;
 }

@@ -19,7 +19,7 @@
  *    not in ../shared, so a stories file's own plan is checked by
  *    supports() after swapping its type: see vk_refuses_what_it_cannot_run
  *    in test_vk_matmul.c). */
-#include "harness.h"
+#include "model_harness.h"
 
 #include "backend/vulkan/vulkan.h"
 #include "base/file.h"
@@ -28,53 +28,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-
-static int vulkan_required(void) {
-    const char *r = getenv("HYPERLAMA_TEST_REQUIRE_VULKAN");
-    return r && *r && strcmp(r, "0") != 0;
-}
-
-/* the Vulkan backend on HYPERLAMA_VULKAN_DEVICE (default 0), or NULL (skipped or failed) */
-static hl_backend *open_vulkan(void) {
-    const char *dev = getenv("HYPERLAMA_VULKAN_DEVICE");
-    char name[64];
-    snprintf(name, sizeof name, "vulkan:%s", dev && *dev ? dev : "0");
-    hl_backend *be = NULL;
-    hl_err err = {0};
-    int rc = hl_backend_open(&be, name, NULL, &err);
-    if (rc == HL_ENOTSUP && !vulkan_required()) {
-        hl_test_skip(err.msg);
-        return NULL;
-    }
-    if (rc) {
-        hl_test_fail(__FILE__, __LINE__, "%s: %s", name, err.msg);
-        return NULL;
-    }
-    static int said;
-    if (!said++) printf("    device: %s\n", hl_backend_vulkan_device(be));
-    return be;
-}
-
-static int ref_greedy(const char *file, int32_t *ids, int max) {
-    char *txt = NULL;
-    size_t len = 0;
-    hl_err err;
-    if (hl_read_file(hl_test_shared("models/stories260K-llamacpp-reference.txt"), 1 << 20, &txt, &len, &err)) return -1;
-    char hdr[128];
-    snprintf(hdr, sizeof hdr, "## %s ", file);
-    char *s = strstr(txt, hdr);
-    int n = -1;
-    if (s && (s = strstr(s, "greedy ids: ["))) {
-        s += strlen("greedy ids: [");
-        n = 0;
-        while (n < max && *s && *s != ']') {
-            ids[n++] = (int32_t)strtol(s, &s, 10);
-            if (*s == ',') s++;
-        }
-    }
-    free(txt);
-    return n;
-}
 
 typedef struct run {
     hl_forward_ctx *ctx;
@@ -157,7 +110,7 @@ static const vk_case cases[] = {
 };
 
 TEST(vk_model_greedy_equals_llama_cpp) {
-    hl_backend *vk = open_vulkan();
+    hl_backend *vk = hl_test_open_vulkan(1);
     if (!vk) return;
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         char path[256];
@@ -169,7 +122,7 @@ TEST(vk_model_greedy_equals_llama_cpp) {
             continue;
         }
         int32_t want[64], got[40];
-        int n = ref_greedy(cases[c].file, want, 64);
+        int n = hl_test_ref_greedy(cases[c].file, want, 64);
         if (n < 40) hl_test_fail(__FILE__, __LINE__, "%s: no greedy ids in the reference file", cases[c].file);
         else if (greedy(m, vk, got, 40, &err)) hl_test_fail(__FILE__, __LINE__, "%s: %s", cases[c].file, err.msg);
         else {
@@ -184,7 +137,7 @@ TEST(vk_model_greedy_equals_llama_cpp) {
 }
 
 TEST(vk_model_logits_match_cpu) {
-    hl_backend *vk = open_vulkan();
+    hl_backend *vk = hl_test_open_vulkan(1);
     if (!vk) return;
     hl_pool *pool = hl_pool_new(2);
     hl_backend *cpu = NULL;
@@ -218,7 +171,7 @@ TEST(vk_model_logits_match_cpu) {
 }
 
 TEST(vk_model_batch_invariant) {
-    hl_backend *vk = open_vulkan();
+    hl_backend *vk = hl_test_open_vulkan(1);
     if (!vk) return;
     hl_model *m = NULL;
     hl_err err = {0};
