@@ -7,6 +7,9 @@
   template for the same conversation (transformers' conventions: arguments as objects),
   sent raw to the same server: same prompt tokens, same greedy answer;
 - two tools, the model picks the one the question needs;
+- parallel calls: two cities in one question give two calls in one reply (required, forced by the
+  grammar; and auto, streamed with one index per call), one call when parallel_tool_calls is false,
+  the same through the `ollama` client, and both tool results answered in one final turn;
 - the same with the `ollama` client (arguments as objects, tool_name on results);
 - thinking end to end: a Qwen3/DeepSeek-R1-style TEMPLATE whose assistant turn opens
   <think>, over the same model, steered to close it: Ollama's `thinking` /
@@ -161,6 +164,58 @@ def test_openai_two_tools(oc, qwen):
                                    tools=[WEATHER, TIME], temperature=0, max_tokens=60)
     (call,) = r.choices[0].message.tool_calls
     assert call.function.name == "get_time" and json.loads(call.function.arguments)["city"].lower() == "tokyo"
+
+
+TWO_CITIES = "What is the weather in Paris and in Tokyo?"
+PARALLEL_SYSTEM = ("You are a weather assistant. Call get_weather once for each city the user names, all calls in one "
+                   "reply; then tell the user the temperatures the tool returned.")
+
+
+def cities(calls):
+    return [json.loads(c.function.arguments)["city"] for c in calls]
+
+
+def test_openai_parallel_tool_calls(oc, qwen):
+    jsonschema = pytest.importorskip("jsonschema")
+    kw = dict(model=qwen, tools=[WEATHER], temperature=0, max_tokens=120)
+    ask = [{"role": "user", "content": TWO_CITIES}]
+    # required: the grammar allows several calls, each matching the parameters schema
+    r = oc.chat.completions.create(messages=ask, tool_choice="required", **kw)
+    calls = r.choices[0].message.tool_calls
+    assert r.choices[0].finish_reason == "tool_calls" and not r.choices[0].message.content
+    assert cities(calls) == ["Paris", "Tokyo"] and len({c.id for c in calls}) == 2
+    for c in calls:
+        jsonschema.validate(json.loads(c.function.arguments), WEATHER["function"]["parameters"])
+    # parallel_tool_calls false: one call only
+    r = oc.chat.completions.create(messages=ask, tool_choice="required", parallel_tool_calls=False, **kw)
+    assert cities(r.choices[0].message.tool_calls) == ["Paris"]
+    # auto, streamed: each call has its own index, its id and name once, its arguments in deltas
+    ask = [{"role": "system", "content": PARALLEL_SYSTEM}] + ask
+    whole = oc.chat.completions.create(messages=ask, **kw)
+    assert cities(whole.choices[0].message.tool_calls) == ["Paris", "Tokyo"]
+    parts = list(oc.chat.completions.create(messages=ask, stream=True, **kw))
+    deltas = [tc for p in parts if p.choices for tc in (p.choices[0].delta.tool_calls or [])]
+    for i, call in enumerate(whole.choices[0].message.tool_calls):
+        mine = [d for d in deltas if d.index == i]
+        assert [d.id for d in mine if d.id] and len([d for d in mine if d.id]) == 1
+        assert "".join(d.function.name or "" for d in mine) == call.function.name
+        assert "".join(d.function.arguments or "" for d in mine) == call.function.arguments
+    assert {d.index for d in deltas} == {0, 1}
+    # both results back in one turn: the answer uses both
+    results = {"Paris": 21, "Tokyo": 9}
+    msgs = ask + [whole.choices[0].message.model_dump(exclude_none=True)] + [
+        {"role": "tool", "tool_call_id": c.id, "content": json.dumps({"city": city, "temperature_celsius": results[city]})}
+        for c, city in zip(whole.choices[0].message.tool_calls, ("Paris", "Tokyo"))]
+    answer = oc.chat.completions.create(messages=msgs, **kw).choices[0].message.content
+    assert "21" in answer and "9" in answer, answer
+
+
+def test_ollama_parallel_tool_calls(server, qwen):
+    c = ollama.Client(host=server.url)
+    r = c.chat(model=qwen, messages=[{"role": "system", "content": PARALLEL_SYSTEM}, {"role": "user", "content": TWO_CITIES}],
+               tools=[WEATHER], options={"temperature": 0, "num_predict": 120})
+    assert [(t.function.name, t.function.arguments) for t in r.message.tool_calls] == [
+        ("get_weather", {"city": "Paris"}), ("get_weather", {"city": "Tokyo"})]
 
 
 def test_ollama_tool_round_trip(server, qwen):
