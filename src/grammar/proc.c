@@ -50,7 +50,8 @@ typedef struct gproc {
     cache_slot cache[CACHE_SLOTS];
     int32_t next_slot;
     size_t n_bits;
-    uint8_t *bits;         /* the current mask */
+    uint8_t *bits;         /* the current mask when the cache cannot hold it */
+    int bits_fresh;        /* bits holds the current state's mask (prepare computed it) */
 } gproc;
 
 static const hl_logits_proc_vt gproc_vt;
@@ -115,8 +116,10 @@ static void compute(gproc *p, uint8_t *bits) {
 /* The mask for the current state, from the cache or computed (and cached). */
 static const uint8_t *current_bits(gproc *p) {
     uint64_t h;
+    if (p->bits_fresh) return p->bits;
     if (make_key(p, &h)) {
         compute(p, p->bits);
+        p->bits_fresh = 1;
         return p->bits;
     }
     for (int i = 0; i < CACHE_SLOTS; i++) {
@@ -132,6 +135,7 @@ static const uint8_t *current_bits(gproc *p) {
         if (k) c->key = k;
         c->n_key = -1;
         compute(p, p->bits);
+        p->bits_fresh = 1;
         return p->bits;
     }
     c->key = k;
@@ -185,6 +189,7 @@ static void compact(gproc *p) {
 
 static void gproc_accept(hl_logits_proc *self, int32_t token) {
     gproc *p = (gproc *)self;
+    p->bits_fresh = 0;
     if (p->dead) return;
     size_t n;
     const char *s = hl_grammar_vocab_bytes(p->v, token, &n);
@@ -275,7 +280,10 @@ static hl_logits_proc *gproc_clone(const hl_logits_proc *self) {
     return &p->base;
 }
 
-static const hl_logits_proc_vt gproc_vt = {gproc_mask, gproc_accept, gproc_clone, gproc_free};
+/* the mask of the current state, computed into the cache mask reads */
+static void gproc_prepare(hl_logits_proc *self) { (void)current_bits((gproc *)self); }
+
+static const hl_logits_proc_vt gproc_vt = {gproc_mask, gproc_accept, gproc_clone, gproc_free, gproc_prepare};
 
 int hl_grammar_proc_new(hl_logits_proc **out, hl_grammar *g, int own_grammar, hl_grammar_vocab *v, hl_err *err) {
     *out = NULL;

@@ -68,6 +68,12 @@ int hl_engine_new(hl_engine **out, const hl_loaded *lm, const hl_engine_params *
     if (!rc) rc = hl_forward_kv_new(e->fctx, e->p.n_blocks, e->block_size, kp.type, &e->kv, err);
     if (!rc) rc = hl_kvc_init(&e->kvc, e->p.n_blocks, e->block_size, err);
     if (!rc) {
+        /* a forward pass on a device leaves the host's cores free: masks are prepared beside it */
+        hl_backend_mem mem = {0};
+        hl_forward_memory(e->fctx, &mem);
+        if (mem.where && strcmp(mem.where, "host") != 0) rc = hl_side_new(&e->side, err);
+    }
+    if (!rc) {
         e->logits = malloc((size_t)e->p.max_seqs * (size_t)e->n_vocab * sizeof *e->logits);
         e->cap_rows = e->p.max_seqs; /* grown by the scheduler when drafts need more */
         e->btok = malloc((size_t)e->p.step_tokens * sizeof *e->btok);
@@ -98,6 +104,7 @@ int hl_engine_new(hl_engine **out, const hl_loaded *lm, const hl_engine_params *
         if (e->fctx) hl_forward_kv_free(e->fctx, e->kv);
         hl_forward_ctx_free(e->fctx);
         hl_kvc_free(&e->kvc);
+        hl_side_free(e->side);
         free(e->logits); free(e->btok); free(e->bseq); free(e->bseq_owner); free(e->bseq_logit_row); free(e->snap); free(e->piece);
         free(e->dq); free(e->dq_tmp); free(e->dq_seq); free(e->dq_idx);
         free(e);
@@ -122,6 +129,7 @@ void hl_engine_free(hl_engine *e) {
     hl_forward_kv_free(e->fctx, e->kv);
     hl_forward_ctx_free(e->fctx);
     hl_kvc_free(&e->kvc);
+    hl_side_free(e->side);
     free(e->logits); free(e->btok); free(e->bseq); free(e->bseq_owner); free(e->bseq_logit_row); free(e->snap); free(e->piece);
     free(e->dq); free(e->dq_tmp); free(e->dq_seq); free(e->dq_idx);
     free(e);
@@ -446,4 +454,5 @@ void hl_engine_get_metrics(hl_engine *e, hl_engine_metrics *m) {
     m->preemptions = atomic_load(&e->m_preemptions);
     m->draft_tokens = atomic_load(&e->m_draft_tokens);
     m->draft_accepted = atomic_load(&e->m_draft_accepted);
+    m->masks_prepared = atomic_load(&e->m_masks_prepared);
 }

@@ -239,6 +239,7 @@ typedef struct hl_engine_metrics {
     uint64_t prefix_queries, prefix_hits; /* in blocks */
     uint64_t prompt_tokens, gen_tokens, steps, preemptions;
     uint64_t draft_tokens, draft_accepted; /* drafted tokens verified, and of them accepted */
+    uint64_t masks_prepared;               /* logits-processor masks computed beside the forward pass */
 } hl_engine_metrics;
 void hl_engine_get_metrics(hl_engine *e, hl_engine_metrics *m);
 

@@ -6,6 +6,7 @@
 #include "base/buf.h"
 #include "runner/engine.h"
 #include "runner/kvcache.h"
+#include "runner/side.h"
 #include "runner/spec.h"
 
 #include <pthread.h>
@@ -131,10 +132,12 @@ struct hl_engine {
     int32_t n_running;
     uint64_t next_order;
     spec_cost cost;           /* the step-cost model of adaptive speculation */
+    hl_side *side;            /* the forward pass runs on a device: logits processors prepare
+                                 their masks on this thread meanwhile (NULL on the host) */
     /* metrics, written by the engine thread */
     _Atomic int32_t m_running, m_blocks_used;
     _Atomic uint64_t m_prompt_tokens, m_gen_tokens, m_steps, m_preemptions, m_prefix_queries, m_prefix_hits;
-    _Atomic uint64_t m_draft_tokens, m_draft_accepted;
+    _Atomic uint64_t m_draft_tokens, m_draft_accepted, m_masks_prepared;
     /* test hook: called on the engine thread at the end of every step whose
      * forward pass succeeded, after that step's events (set before the first
      * submit; tests inspect the state) */

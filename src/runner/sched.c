@@ -517,6 +517,29 @@ static void run_batched(hl_engine *e, int32_t n_q) {
     }
 }
 
+/* Beside a forward pass on a device (e->side): every batch entry that will
+ * sample has its logits processor compute the mask of its current state now
+ * (hl_logits_proc_vt.prepare), so the sampling after the pass finds it done.
+ * Only the first row of a drafting sequence: the masks after its drafts
+ * depend on which drafts are accepted. The engine thread touches no
+ * processor until the job is waited for. */
+typedef struct prep_job {
+    hl_engine *e;
+    int32_t n_bseq;
+} prep_job;
+
+static void prepare_masks(void *arg) {
+    prep_job *j = arg;
+    uint64_t n = 0;
+    for (int32_t i = 0; i < j->n_bseq; i++) {
+        seq *s = j->e->bseq_owner[i];
+        if (j->e->bseq_logit_row[i] < 0 || !s->proc || !s->proc->vt->prepare) continue;
+        s->proc->vt->prepare(s->proc);
+        n++;
+    }
+    if (n) atomic_fetch_add(&j->e->m_masks_prepared, n);
+}
+
 int sched_step(hl_engine *e) {
     /* cancellations take effect within one step */
     for (seq *s = e->running, *next; s; s = next) {
@@ -629,7 +652,10 @@ int sched_step(hl_engine *e) {
     hl_batch batch = {.tokens = e->btok, .n_tokens = n_tok, .seqs = e->bseq, .n_seqs = n_bseq};
     hl_err err = {0};
     int64_t t0 = hl_now_ns();
+    prep_job prep = {e, n_bseq};
+    if (e->side) hl_side_start(e->side, prepare_masks, &prep);
     int rc = hl_model_forward(e->fctx, e->kv, &batch, e->logits, &err);
+    if (e->side) hl_side_wait(e->side); /* before anything touches a processor again */
     /* decode steps (drafts included) teach the cost model what a row costs */
     if (!rc && !n_prefill) spec_cost_observe(&e->cost, n_tok, (double)(hl_now_ns() - t0));
     atomic_fetch_add(&e->m_steps, 1);

@@ -116,6 +116,11 @@ typedef struct hl_token_logprobs {
  *   clone(self)                  an independent copy in the same state (a
  *                                fork, n > 1), or NULL when out of memory
  *   free(self)                   releases it
+ *   prepare(self)                optional (may be NULL): do now the work the
+ *                                next mask needs (it sees the same state), so
+ *                                that mask is cheap; the runner calls it from
+ *                                another thread while a device runs the
+ *                                forward pass
  *
  * The runner (runner/engine.h) calls accept with each generated token that
  * enters the sequence, in order: never with a drafted token that verification
@@ -130,6 +135,7 @@ typedef struct hl_logits_proc_vt {
     void (*accept)(hl_logits_proc *self, int32_t token);
     hl_logits_proc *(*clone)(const hl_logits_proc *self);
     void (*free)(hl_logits_proc *self);
+    void (*prepare)(hl_logits_proc *self);
 } hl_logits_proc_vt;
 struct hl_logits_proc {
     const hl_logits_proc_vt *vt;
