@@ -413,7 +413,8 @@ static const char *const OAI_IGNORED[] = {"user", "store", "metadata", "service_
  * route ignores it (logged at debug level) unless server.strict_requests.
  * Returns 1 when the field was used, 0 when unknown, < 0 on a bad value. */
 static const char *const OAI_OLLAMA_OPTIONS[] = {"top_k", "min_p", "typical_p", "repeat_penalty", "repeat_last_n",
-                                                 "num_ctx", "num_predict", NULL};
+                                                 "num_ctx", "num_predict", "speculative", "num_draft",
+                                                 "draft_model", NULL};
 
 /* /v1/completions' prompt as token ids: they become the request's context
  * (as Ollama's "context": tokens before the, here empty, text) and the

@@ -94,6 +94,19 @@ def test_options_and_modelfile_parameters(make_server, smollm):
     assert text == ref and f["draft_count"] == 0
     text, f = generate(s.url, "nospec", prompt, 60, speculative=True)
     assert text == ref
+    # /v1 takes the same switches as top-level fields (no "options" object in OpenAI's API)
+    def drafted():
+        m = requests.get(s.url + "/metrics", timeout=30).text
+        return sum(float(l.split()[-1]) for l in m.splitlines() if l.startswith("hyperlama_spec_decode_num_draft_tokens_total"))
+    body = {"model": smollm, "prompt": prompt, "max_tokens": 60, "temperature": 0}
+    d0 = drafted()
+    r = requests.post(s.url + "/v1/completions", json={**body, "speculative": False}, timeout=120)
+    assert r.status_code == 200 and drafted() == d0
+    v1_ref = r.json()["choices"][0]["text"]
+    r = requests.post(s.url + "/v1/completions", json={**body, "num_draft": 3}, timeout=120)
+    assert r.status_code == 200 and r.json()["choices"][0]["text"] == v1_ref and drafted() > d0
+    r = requests.post(s.url + "/v1/completions", json={**body, "speculative": "no"}, timeout=30)
+    assert r.status_code == 400 and "speculative" in r.text
 
 
 def test_draft_model_option_modelfile_and_setting(make_server, stories):
