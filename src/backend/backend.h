@@ -197,6 +197,7 @@ typedef struct hl_backend_mem {
     size_t scratch;   /* activation buffers */
     size_t kv;        /* KV pools it allocated */
     const char *where; /* "host" or a device's name */
+    size_t free;       /* device memory the backend may still take (its share of the free memory); 0 on the host */
 } hl_backend_mem;
 
 /* Host buffers for run_op: buf[id] has the plan's width per row, rows =

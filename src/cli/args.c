@@ -3,6 +3,7 @@
 #include "cli/cli.h"
 #include "base/log.h"
 #include "backend/kv.h"
+#include "model/model.h"
 
 #include <errno.h>
 #include <json-c/json.h>
@@ -15,7 +16,22 @@ void cli_gen_opts_default(cli_gen_opts *o) {
     o->sampling = hl_sampling_default_params();
     o->num_predict = -1;
     o->speculative = 1;
-    o->engine = (cli_engine_opts){.num_ctx = 0, .n_threads = 0, .n_batch = 512, .kv_type = HL_TYPE_F16, .prefix_cache = 1};
+    o->engine = (cli_engine_opts){.num_ctx = 0, .n_threads = 0, .n_batch = 512, .kv_type = HL_TYPE_F16, .prefix_cache = 1,
+                                  .vulkan_device = -1, .gpu_memory_fraction = HL_GPU_MEMORY_FRACTION_DEFAULT};
+    /* the server's GPU variables set in-process engines too (server/config.c reads them for serve) */
+    const char *dev = getenv("HYPERLAMA_VULKAN_DEVICE"), *frac = getenv("HYPERLAMA_GPU_MEMORY_FRACTION");
+    if (dev && *dev) {
+        char *end;
+        long d = strtol(dev, &end, 10);
+        if (*end || d < -1 || d > 64) hl_warn("ignoring HYPERLAMA_VULKAN_DEVICE=\"%s\" (expected a device index)", dev);
+        else o->engine.vulkan_device = (int)d;
+    }
+    if (frac && *frac) {
+        char *end;
+        double f = strtod(frac, &end);
+        if (*end || !(f > 0 && f <= 1)) hl_warn("ignoring HYPERLAMA_GPU_MEMORY_FRACTION=\"%s\" (expected 0 < f <= 1)", frac);
+        else o->engine.gpu_memory_fraction = f;
+    }
     /* the server's variable also sets in-process engines; --kv-cache-type wins */
     const char *kvt = getenv("HYPERLAMA_KV_CACHE_TYPE");
     if (kvt && *kvt) {

@@ -23,7 +23,9 @@ typedef struct cli_engine_opts {
     int32_t n_batch;   /* prompt tokens per step (the engine's step_tokens); <= 0: 512 */
     hl_type kv_type;   /* HL_TYPE_F16 or HL_TYPE_Q8_0 */
     int prefix_cache;  /* reuse cached prompt blocks (chat turns); bench turns it off */
-    const char *backend; /* --backend: "auto" (NULL), "cpu" or "ref" */
+    const char *backend; /* --backend: "auto" (NULL), "cpu", "ref", "vulkan", "vulkan:N" */
+    int vulkan_device;   /* HYPERLAMA_VULKAN_DEVICE (the server's variable): -1 the GPU with the most memory */
+    double gpu_memory_fraction; /* HYPERLAMA_GPU_MEMORY_FRACTION; default 0.9 */
 } cli_engine_opts;
 
 /* What computes for an in-process verb: the process's one thread pool and

@@ -5,6 +5,7 @@
  * server, so a request gives the same text on either path. */
 #include "cli/cli.h"
 #include "backend/kv.h"
+#include "base/log.h"
 
 #include <pthread.h>
 #include <signal.h>
@@ -25,7 +26,11 @@ int cli_compute_open(cli_compute *c, const cli_engine_opts *o, hl_err *err) {
     c->pool = hl_pool_new(o->n_threads);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (!c->pool) return hl_err_set(err, HL_ENOMEM, "cannot start the thread pool");
-    int rc = hl_backend_open(&c->be, c->backend, c->pool, err);
+    char note[600];
+    hl_backend_choice ch = {.name = c->backend, .vulkan_device = o->vulkan_device,
+                            .gpu_memory_fraction = o->gpu_memory_fraction};
+    int rc = hl_backend_open_choice(&c->be, &ch, c->pool, note, sizeof note, err);
+    if (!rc && note[0]) hl_info("%s", note);
     if (rc) {
         hl_pool_free(c->pool);
         c->pool = NULL;

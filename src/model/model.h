@@ -112,14 +112,33 @@ const hl_plan *hl_model_plan(const hl_model *m);
 
 /* ---- backends ---- */
 /* Opens a backend by name: "cpu" (SIMD kernels on pool, which must be the
- * process's pool), "ref" (the scalar reference, one thread; pool unused) or
- * "auto" (the best available: the CPU today). Names are case-sensitive;
- * anything else is HL_EINVAL naming the choices. */
+ * process's pool), "ref" (the scalar reference, one thread; pool unused),
+ * "vulkan" (the GPU with the most memory), "vulkan:N" (Vulkan device N,
+ * whatever it is: lavapipe too) or "auto" (the GPU "vulkan" would take,
+ * else the CPU). Names are case-sensitive; anything else is HL_EINVAL naming
+ * the choices. Same as hl_backend_open_choice with no other setting. */
 int hl_backend_open(hl_backend **out, const char *name, hl_pool *pool, hl_err *err);
-/* "auto, cpu, ref" (static string) */
+
+/* What the settings say about the backend (server/config.c and the CLI's
+ * flags read them; nothing below reads the environment). */
+typedef struct hl_backend_choice {
+    const char *name;           /* as hl_backend_open; NULL = "auto" */
+    int vulkan_device;          /* HYPERLAMA_VULKAN_DEVICE: >= 0 the device "auto" / "vulkan" take; -1 none */
+    double gpu_memory_fraction; /* engine.gpu_memory_fraction: share of the free device memory a model may
+                                   use (weights, buffers, KV); <= 0: HL_GPU_MEMORY_FRACTION_DEFAULT */
+} hl_backend_choice;
+#define HL_GPU_MEMORY_FRACTION_DEFAULT 0.9
+/* As hl_backend_open. When "auto" finds no GPU it opens the CPU backend and
+ * writes why into note (one line for the log: "no GPU: ...; running on the
+ * CPU"); note is "" otherwise. note may be NULL. */
+int hl_backend_open_choice(hl_backend **out, const hl_backend_choice *c, hl_pool *pool, char *note, size_t note_cap,
+                           hl_err *err);
+/* "auto, cpu, ref, vulkan, vulkan:N" (static string) */
 const char *hl_backend_names(void);
 /* Whether name is one hl_backend_open knows (settings check it when read). */
 int hl_backend_name_valid(const char *name);
+/* Whether be computes on a GPU (its memory is not the host's). */
+int hl_backend_is_gpu(const hl_backend *be);
 
 /* ---- the forward pass ---- */
 /* The model bound to a backend, for batches of up to max_tokens tokens: the

@@ -165,6 +165,8 @@ typedef struct srv_model {
     int64_t expires_wall;        /* unix seconds, 0 when never */
     int64_t last_used_ns;
     int64_t size_bytes;          /* weights + the KV of one default context (/api/ps "size") */
+    int64_t vram_bytes;          /* the part of it in GPU memory (/api/ps "size_vram") */
+    int on_gpu;                  /* its engine runs on a GPU backend */
     int64_t kv_pool_bytes;       /* the KV pool reserved for every sequence (/metrics) */
     hl_grammar_vocab *gvocab;    /* the tokenizer indexed for grammars: made on first use (structured.c) */
     pthread_mutex_t draft_mu;    /* guards drafts (a draft loads under it) */
@@ -181,6 +183,7 @@ typedef struct srv_models {
     hl_pool *pool;      /* the process's one thread pool, shared by every model */
     hl_backend *cpu;    /* the CPU backend over it (the fallback) */
     hl_backend *be;     /* the configured backend (engine.backend); may be cpu */
+    int auto_backend;   /* engine.backend is "auto": a model the GPU cannot hold runs on the CPU */
     pthread_t reaper;
     int stop, reaper_started;
     atomic_int n_loading;

@@ -12,6 +12,9 @@
 #include "base/log.h"
 #include "store/modelfile.h"
 
+#include "backend/vulkan/vulkan.h"
+#include "base/memfit.h"
+
 #include <json-c/json.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +35,23 @@ static int64_t auto_kv_bytes(void) {
     int64_t two = 2ll << 30;
     if (avail <= 0) return 512ll << 20;
     return avail / 4 < two ? avail / 4 : two;
+}
+
+/* The KV budget of a model on the GPU: its share (one of max_loaded) of
+ * what the device may still take once the model's weights and step buffers
+ * are placed (hl_backend_mem.free is already the gpu_memory_fraction of the
+ * free memory). At least one block's worth is left to the engine's own
+ * minimum; a model that does not fit is refused when its weights are placed. */
+static size_t gpu_kv_bytes(srv_models *ms, const hl_loaded *lm, int32_t step_tokens) {
+    hl_backend_mem mem = {0};
+    ms->be->ops->memory(ms->be, NULL, &mem);
+    const hl_plan *plan = hl_model_plan(lm->model);
+    int64_t scratch = 0;
+    for (int i = 0; i < HL_BUF_COUNT; i++)
+        if (plan->bufs[i].width > 0) scratch += (int64_t)(step_tokens > 0 ? step_tokens : 512) * plan->bufs[i].width * 4;
+    int64_t room = (int64_t)mem.free - (int64_t)hl_model_weight_bytes(lm->model) - scratch;
+    int64_t share = room / (ms->cfg->max_loaded > 0 ? ms->cfg->max_loaded : 1);
+    return share > (16ll << 20) ? (size_t)share : (size_t)(16ll << 20);
 }
 
 int srv_model_key(const char *name, char *out, size_t cap, int *is_path, hl_err *err) {
@@ -68,15 +88,28 @@ int srv_models_init(srv_models *ms, const srv_config *cfg, store *st, hl_err *er
     int rc = hl_backend_open(&ms->cpu, "cpu", ms->pool, err);
     if (rc) return rc;
     ms->be = ms->cpu;
-    if (strcmp(cfg->backend, "auto") && strcmp(cfg->backend, "cpu") &&
-        (rc = hl_backend_open(&ms->be, cfg->backend, ms->pool, err)))
-        return rc;
+    if (strcmp(cfg->backend, "cpu")) {
+        char note[600];
+        hl_backend_choice ch = {.name = cfg->backend, .vulkan_device = cfg->vulkan_device,
+                                .gpu_memory_fraction = cfg->gpu_memory_fraction};
+        if ((rc = hl_backend_open_choice(&ms->be, &ch, ms->pool, note, sizeof note, err))) return rc;
+        if (note[0]) hl_info("%s", note);
+        if (!strcmp(hl_backend_name(ms->be), "cpu")) { /* auto found no GPU: the one CPU backend serves */
+            hl_backend_free(ms->be);
+            ms->be = ms->cpu;
+        }
+    }
+    ms->auto_backend = !strcmp(cfg->backend, "auto");
     hl_backend_mem where = {0};
     ms->be->ops->memory(ms->be, NULL, &where);
-    if (where.where && strcmp(where.where, "host"))
-        hl_info("backend: %s on %s (%d compute threads shared by every model for what runs on the CPU)",
-                hl_backend_name(ms->be), where.where, hl_pool_size(ms->pool));
-    else
+    if (where.where && strcmp(where.where, "host")) {
+        char freeb[32];
+        hl_mem_bytes((int64_t)where.free, freeb, sizeof freeb);
+        hl_info("GPU: %s", hl_backend_vulkan_device(ms->be));
+        hl_info("backend: %s on %s (models take up to %s of its memory, engine.gpu_memory_fraction %g; %d compute "
+                "threads shared by every model for what runs on the CPU)",
+                hl_backend_name(ms->be), where.where, freeb, cfg->gpu_memory_fraction, hl_pool_size(ms->pool));
+    } else
         hl_info("backend: %s (%d compute threads shared by every model)", hl_backend_name(ms->be), hl_pool_size(ms->pool));
     if (pthread_create(&ms->reaper, NULL, reaper_main, ms) != 0) return hl_err_set(err, HL_ENOMEM, "cannot start a thread");
     ms->reaper_started = 1;
@@ -207,6 +240,7 @@ static int load_model(srv_models *ms, srv_model *m, const char *name, int is_pat
     p.backend = ms->be;
     p.pool = ms->pool;
     p.kv_bytes = (size_t)(c->kv_bytes > 0 ? c->kv_bytes : auto_kv_bytes());
+    if (c->kv_bytes <= 0 && hl_backend_is_gpu(ms->be)) p.kv_bytes = gpu_kv_bytes(ms, m->lm, p.step_tokens);
     p.max_seqs = c->max_seqs;
     p.max_queue = c->max_queue;
     if (c->block_size > 0) p.block_size = c->block_size;
@@ -215,13 +249,16 @@ static int load_model(srv_models *ms, srv_model *m, const char *name, int is_pat
     p.kv_type = (hl_type)c->kv_type;
     if (c->num_draft > 0) p.max_draft = c->num_draft;
     rc = hl_engine_new(&m->eng, m->lm, &p, err);
-    if (rc == HL_ENOTSUP && ms->be != ms->cpu) {
-        /* the configured backend lacks an op or a weight type: the CPU runs everything */
+    if ((rc == HL_ENOTSUP || (rc == HL_ENOMEM && ms->auto_backend)) && ms->be != ms->cpu) {
+        /* the configured backend lacks an op or a weight type, or (auto) the
+         * GPU's memory cannot hold the model: the CPU runs everything */
         hl_warn("%s: %s; running it on the CPU", m->name, err ? err->msg : "backend cannot run it");
         p.backend = ms->cpu;
+        p.kv_bytes = (size_t)(c->kv_bytes > 0 ? c->kv_bytes : auto_kv_bytes());
         rc = hl_engine_new(&m->eng, m->lm, &p, err);
     }
     if (rc) return rc;
+    m->on_gpu = hl_backend_is_gpu(p.backend);
     /* what the model occupies, as Ollama counts it: its weights and the KV
      * cache of one full default context; the pool reserved for all sequences
      * is in /metrics (hyperlama_kv_pool_bytes) */
@@ -233,6 +270,7 @@ static int load_model(srv_models *ms, srv_model *m, const char *name, int is_pat
     m->kv_pool_bytes = (int64_t)p.kv_bytes;
     m->size_bytes = (int64_t)hl_model_weight_bytes(m->lm->model) +
                     (pool_tokens > 0 ? (int64_t)((double)p.kv_bytes * (double)ctx / (double)pool_tokens) : 0);
+    m->vram_bytes = m->on_gpu ? m->size_bytes : 0;
     hl_info("loaded %s (%s) in %.0f ms, context %d, backend %s", m->name, m->path, (double)m->lm->load_ns / 1e6,
             hl_engine_max_ctx(m->eng), hl_engine_backend_name(m->eng));
     return 0;

@@ -259,3 +259,52 @@ TEST(vk_model_batch_invariant) {
     hl_model_free(m);
     hl_backend_free(vk);
 }
+
+/* 5. Device memory: a model whose weights and step buffers exceed the free
+ *    device memory times gpu_memory_fraction is refused at
+ *    hl_forward_ctx_new, and a KV pool that exceeds it at kv_new, both with
+ *    the shared wording (base/memfit.h): what it needs, split into its
+ *    parts, what there is, and what to try. A fraction that leaves room
+ *    runs as before. */
+TEST(vk_model_refused_when_it_does_not_fit) {
+    hl_backend *probe = open_vulkan();
+    if (!probe) return;
+    hl_backend_free(probe);
+    const char *dev = getenv("HYPERLAMA_VULKAN_DEVICE");
+    char name[64];
+    snprintf(name, sizeof name, "vulkan:%s", dev && *dev ? dev : "0");
+    hl_model *m = NULL;
+    hl_err err = {0};
+    CHECK_EQ(hl_model_load(&m, hl_test_shared("models/stories260K.gguf"), &err), 0);
+    if (!m) return;
+    /* 1e-6 of ~2 GiB: a few KiB, less than the weights */
+    hl_backend *vk = NULL;
+    CHECK_EQ(hl_backend_open_choice(&vk, &(hl_backend_choice){.name = name, .vulkan_device = -1, .gpu_memory_fraction = 1e-6},
+                                    NULL, NULL, 0, &err), 0);
+    hl_forward_ctx *ctx = NULL;
+    CHECK_EQ(hl_forward_ctx_new(&ctx, m, vk, 64, &err), HL_ENOMEM);
+    printf("    refused: %s\n", err.msg);
+    CHECK(strstr(err.msg, "model requires more GPU memory on ") != NULL);
+    CHECK(strstr(err.msg, "of weights") != NULL && strstr(err.msg, "of buffers") != NULL);
+    CHECK(strstr(err.msg, "than is available") != NULL && strstr(err.msg, "engine.gpu_memory_fraction") != NULL);
+    CHECK(strstr(err.msg, "Try a smaller quantization") != NULL);
+    hl_backend_free(vk);
+    /* 1% (~20 MiB): the model fits, a pool of 131072 positions (~80 MiB) does not, a small one does */
+    CHECK_EQ(hl_backend_open_choice(&vk, &(hl_backend_choice){.name = name, .vulkan_device = -1, .gpu_memory_fraction = 0.01},
+                                    NULL, NULL, 0, &err), 0);
+    CHECK_EQ(hl_forward_ctx_new(&ctx, m, vk, 64, &err), 0);
+    hl_kv_cache *kv = NULL;
+    if (ctx) {
+        CHECK_EQ(hl_forward_kv_new(ctx, 8192, 16, HL_TYPE_F16, &kv, &err), HL_ENOMEM);
+        printf("    refused: %s\n", err.msg);
+        CHECK(strstr(err.msg, "of KV cache for a 131072-token context") != NULL && strstr(err.msg, "num_ctx") != NULL);
+        CHECK_EQ(hl_forward_kv_new(ctx, 32, 4, HL_TYPE_F16, &kv, &err), 0);
+        hl_backend_mem mem;
+        hl_forward_memory(ctx, &mem);
+        CHECK(mem.weights > 0 && mem.free > 0 && mem.free < (size_t)(25 << 20));
+        hl_forward_kv_free(ctx, kv);
+        hl_forward_ctx_free(ctx);
+    }
+    hl_backend_free(vk);
+    hl_model_free(m);
+}
