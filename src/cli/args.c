@@ -17,7 +17,7 @@ void cli_gen_opts_default(cli_gen_opts *o) {
     o->num_predict = -1;
     o->speculative = 1;
     o->engine = (cli_engine_opts){.num_ctx = 0, .n_threads = 0, .n_batch = 512, .kv_type = HL_TYPE_F16, .prefix_cache = 1,
-                                  .vulkan_device = -1, .gpu_memory_fraction = HL_GPU_MEMORY_FRACTION_DEFAULT};
+                                  .num_gpu = -1, .vulkan_device = -1, .gpu_memory_fraction = HL_GPU_MEMORY_FRACTION_DEFAULT};
     /* the server's GPU variables set in-process engines too (server/config.c reads them for serve) */
     const char *dev = getenv("HYPERLAMA_VULKAN_DEVICE"), *frac = getenv("HYPERLAMA_GPU_MEMORY_FRACTION");
     if (dev && *dev) {
@@ -148,6 +148,11 @@ int cli_parse_gen_opt(cli_gen_opts *o, int argc, char **argv, int *i) {
         o->engine.n_threads = (int32_t)x;
         return 1;
     }
+    if ((v = cli_flag_value("--num-gpu", argc, argv, i, &bad))) {
+        if (parse_int("--num-gpu", v, -1, 1 << 20, &x) < 0) return -1;
+        o->engine.num_gpu = (int32_t)x;
+        return 1;
+    }
     if ((v = cli_flag_value("--backend", argc, argv, i, &bad))) {
         if (!hl_backend_name_valid(v)) {
             fprintf(stderr, "Error: --backend must be one of %s (got \"%s\")\n", hl_backend_names(), v);
@@ -238,6 +243,8 @@ void cli_print_gen_opts_help(FILE *out) {
             "  --seed N                  fixed seed: same seed, same output\n"
             "  --num-ctx N               context window (default 4096)\n"
             "  --threads N               CPU threads (default: all cores)\n"
+            "  --num-gpu N               layers on the GPU, the last ones and the output (default:\n"
+            "                            all; 0: none; the rest run on the CPU)\n"
             "  --batch-size N            prompt tokens per step (default 512)\n"
             "  --speculative BOOL        prompt-lookup speculative decoding (default true)\n"
             "  --num-draft N             most drafted tokens per step (default 8; 0: off)\n"

@@ -31,6 +31,9 @@ int cli_compute_open(cli_compute *c, const cli_engine_opts *o, hl_err *err) {
                             .gpu_memory_fraction = o->gpu_memory_fraction};
     int rc = hl_backend_open_choice(&c->be, &ch, c->pool, note, sizeof note, err);
     if (!rc && note[0]) hl_info("%s", note);
+    /* a GPU: the CPU backend too, for the layers --num-gpu leaves off it */
+    if (!rc && hl_backend_is_gpu(c->be)) rc = hl_backend_open(&c->cpu, "cpu", c->pool, err);
+    if (rc) hl_backend_free(c->be), c->be = NULL;
     if (rc) {
         hl_pool_free(c->pool);
         c->pool = NULL;
@@ -39,6 +42,7 @@ int cli_compute_open(cli_compute *c, const cli_engine_opts *o, hl_err *err) {
 }
 
 void cli_compute_close(cli_compute *c) {
+    hl_backend_free(c->cpu);
     hl_backend_free(c->be);
     hl_pool_free(c->pool);
     memset(c, 0, sizeof *c);
@@ -54,6 +58,8 @@ int cli_engine_open(const hl_loaded *lm, const cli_engine_opts *o, cli_compute *
     hl_engine_params p = hl_engine_default_params();
     p.backend = c->be;
     p.pool = c->pool;
+    if (c->cpu && o->num_gpu == 0) p.backend = c->cpu;
+    else if (c->cpu && o->num_gpu > 0 && o->num_gpu < hp->n_layer) p.offload_rest = c->cpu, p.num_gpu = o->num_gpu;
     p.max_seqs = 1;
     p.max_ctx = ctx;
     /* the pool holds the one sequence's context, as the memory check counts it */

@@ -146,9 +146,31 @@ int hl_backend_is_gpu(const hl_backend *be);
  * naming what it lacks), then takes the weights in and prepares its program.
  * One context per engine thread; not shareable. The backend is borrowed. */
 int hl_forward_ctx_new(hl_forward_ctx **out, const hl_model *m, hl_backend *be, int32_t max_tokens, hl_err *err);
+
+/* Partial offload (Ollama's num_gpu): the model's layers split between two
+ * backends. `be` runs the last n_on_be layers and the output (norm and
+ * logits: the largest single matrix, and where llama.cpp and Ollama put
+ * them too), `first` the embedding lookup and the layers before them. A
+ * step runs the first part, copies the residual stream (n_tokens x n_embd
+ * floats: the one transfer per step whichever end is offloaded) and runs
+ * the second; each part keeps the KV cache of its own layers in its own
+ * backend. n_on_be < 0 or >= n_layer: everything on be (no split); 0:
+ * everything on first. */
+typedef struct hl_forward_placement {
+    hl_backend *be;    /* the last n_on_be layers and the output; required */
+    hl_backend *first; /* the embedding and the other layers; NULL: be runs everything */
+    int32_t n_on_be;   /* layers on be */
+} hl_forward_placement;
+int hl_forward_ctx_new_placed(hl_forward_ctx **out, const hl_model *m, const hl_forward_placement *pl, int32_t max_tokens,
+                              hl_err *err);
+/* Layers the context runs on a GPU backend, and the bytes of weights those
+ * backends hold (for /api/ps size_vram and ps's PROCESSOR column). */
+void hl_forward_gpu_share(const hl_forward_ctx *ctx, int32_t *gpu_layers, size_t *gpu_weight_bytes);
 void hl_forward_ctx_free(hl_forward_ctx *ctx);
 int32_t hl_forward_ctx_max_tokens(const hl_forward_ctx *ctx);
+/* "cpu", "vulkan", or "vulkan (12 of 30 layers, the rest on cpu)" */
 const char *hl_forward_backend_name(const hl_forward_ctx *ctx);
+/* the part with the output's backend (for a split, hl_forward_gpu_share says the rest) */
 void hl_forward_memory(const hl_forward_ctx *ctx, hl_backend_mem *out);
 
 /* KV storage for this model on the context's backend: n_blocks blocks of

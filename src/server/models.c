@@ -205,7 +205,25 @@ static int load_mf_messages(srv_model *m, hl_err *err) {
 }
 
 /* Loads the files of m (outside the lock). */
-static int load_model(srv_models *ms, srv_model *m, const char *name, int is_path, hl_err *err) {
+/* Layers of the model that fit in the GPU's room next to the output and
+ * step buffers (an estimate from the model's weight bytes per layer; the
+ * backend still checks each placement exactly). */
+static int32_t layers_that_fit(srv_models *ms, const hl_loaded *lm, int32_t step_tokens) {
+    hl_backend_mem mem = {0};
+    ms->be->ops->memory(ms->be, NULL, &mem);
+    const hl_hparams *hp = hl_model_hparams(lm->model);
+    const hl_plan *plan = hl_model_plan(lm->model);
+    int64_t per_layer = hp->n_layer > 0 ? (int64_t)plan->weight_bytes / hp->n_layer : 1, scratch = 0;
+    for (int i = 0; i < HL_BUF_COUNT; i++)
+        if (plan->bufs[i].width > 0) scratch += (int64_t)(step_tokens > 0 ? step_tokens : 512) * plan->bufs[i].width * 4;
+    /* what is not in the layers (output matrix, embeddings read by the GPU) goes with the last part */
+    int64_t rest = (int64_t)hl_model_weight_bytes(lm->model) - per_layer * hp->n_layer;
+    int64_t room = (int64_t)mem.free - scratch - (rest > 0 ? rest : 0) - (64ll << 20); /* and a KV pool's minimum */
+    int64_t n = per_layer > 0 && room > 0 ? room / (per_layer + per_layer / 8) : 0;  /* 1/8 for its KV */
+    return (int32_t)(n > hp->n_layer ? hp->n_layer : n);
+}
+
+static int load_model(srv_models *ms, srv_model *m, const char *name, int is_path, int32_t num_gpu, hl_err *err) {
     int rc;
     if (is_path) {
         m->path = strdup(m->key);
@@ -248,17 +266,37 @@ static int load_model(srv_models *ms, srv_model *m, const char *name, int is_pat
     p.prefix_cache = c->prefix_cache;
     p.kv_type = (hl_type)c->kv_type;
     if (c->num_draft > 0) p.max_draft = c->num_draft;
+    /* num_gpu: the request's, else the Modelfile's PARAMETER, else all layers */
+    if (num_gpu == SRV_NUM_GPU_UNSET) num_gpu = (m->params.set & SRV_O_NGPU) ? m->params.num_gpu : -1;
+    m->num_gpu = num_gpu;
+    const int32_t n_layer = hl_model_hparams(m->lm->model)->n_layer;
+    if (ms->be != ms->cpu && num_gpu == 0) p.backend = ms->cpu;
+    else if (ms->be != ms->cpu && num_gpu > 0 && num_gpu < n_layer) p.offload_rest = ms->cpu, p.num_gpu = num_gpu;
+    if (p.backend == ms->cpu) p.kv_bytes = (size_t)(c->kv_bytes > 0 ? c->kv_bytes : auto_kv_bytes());
     rc = hl_engine_new(&m->eng, m->lm, &p, err);
-    if ((rc == HL_ENOTSUP || (rc == HL_ENOMEM && ms->auto_backend)) && ms->be != ms->cpu) {
+    if (rc == HL_ENOMEM && ms->auto_backend && p.backend != ms->cpu && num_gpu < 0) {
+        /* auto, and the GPU cannot hold the whole model: as many layers as fit there, the rest on the CPU */
+        int32_t fit = layers_that_fit(ms, m->lm, p.step_tokens);
+        if (fit > 0) {
+            hl_warn("%s: %s; offloading %d of %d layers to the GPU, the rest on the CPU", m->name, err->msg, fit, n_layer);
+            p.offload_rest = ms->cpu, p.num_gpu = fit;
+            rc = hl_engine_new(&m->eng, m->lm, &p, err);
+        }
+    }
+    if ((rc == HL_ENOTSUP || (rc == HL_ENOMEM && ms->auto_backend)) && p.backend != ms->cpu) {
         /* the configured backend lacks an op or a weight type, or (auto) the
-         * GPU's memory cannot hold the model: the CPU runs everything */
+         * GPU's memory cannot hold even part of the model: the CPU runs everything */
         hl_warn("%s: %s; running it on the CPU", m->name, err ? err->msg : "backend cannot run it");
         p.backend = ms->cpu;
+        p.offload_rest = NULL, p.num_gpu = -1;
         p.kv_bytes = (size_t)(c->kv_bytes > 0 ? c->kv_bytes : auto_kv_bytes());
         rc = hl_engine_new(&m->eng, m->lm, &p, err);
     }
     if (rc) return rc;
-    m->on_gpu = hl_backend_is_gpu(p.backend);
+    int32_t gpu_layers = 0;
+    size_t gpu_weights = 0;
+    hl_engine_gpu_share(m->eng, &gpu_layers, &gpu_weights);
+    m->on_gpu = gpu_layers > 0 || hl_backend_is_gpu(p.backend);
     /* what the model occupies, as Ollama counts it: its weights and the KV
      * cache of one full default context; the pool reserved for all sequences
      * is in /metrics (hyperlama_kv_pool_bytes) */
@@ -270,13 +308,18 @@ static int load_model(srv_models *ms, srv_model *m, const char *name, int is_pat
     m->kv_pool_bytes = (int64_t)p.kv_bytes;
     m->size_bytes = (int64_t)hl_model_weight_bytes(m->lm->model) +
                     (pool_tokens > 0 ? (int64_t)((double)p.kv_bytes * (double)ctx / (double)pool_tokens) : 0);
-    m->vram_bytes = m->on_gpu ? m->size_bytes : 0;
+    /* in GPU memory: the weights the GPU holds and its layers' share of the KV */
+    int64_t ctx_kv = m->size_bytes - (int64_t)hl_model_weight_bytes(m->lm->model);
+    m->vram_bytes = !m->on_gpu ? 0
+                    : gpu_layers >= n_layer ? m->size_bytes
+                                            : (int64_t)gpu_weights + (n_layer > 0 ? ctx_kv * gpu_layers / n_layer : 0);
+    if (m->vram_bytes > m->size_bytes) m->vram_bytes = m->size_bytes;
     hl_info("loaded %s (%s) in %.0f ms, context %d, backend %s", m->name, m->path, (double)m->lm->load_ns / 1e6,
             hl_engine_max_ctx(m->eng), hl_engine_backend_name(m->eng));
     return 0;
 }
 
-int srv_models_get(srv_models *ms, const char *name, srv_model **out, hl_err *err) {
+int srv_models_get(srv_models *ms, const char *name, int32_t num_gpu, srv_model **out, hl_err *err) {
     *out = NULL;
     char key[4096];
     int is_path = 0;
@@ -290,6 +333,17 @@ int srv_models_get(srv_models *ms, const char *name, srv_model **out, hl_err *er
         if (m && m->loading) {
             pthread_cond_wait(&ms->cv, &ms->m);
             continue;
+        }
+        if (m && num_gpu != SRV_NUM_GPU_UNSET && num_gpu != m->num_gpu && ms->be != ms->cpu) {
+            if (m->refs) { /* in use: it keeps its placement */
+                hl_debug("%s: num_gpu %d asked while it runs with %d: kept", m->name, num_gpu, m->num_gpu);
+            } else { /* another placement: reload it (Ollama does the same) */
+                unlink_model(ms, m);
+                pthread_mutex_unlock(&ms->m);
+                model_free(m);
+                pthread_mutex_lock(&ms->m);
+                continue;
+            }
         }
         if (m) {
             m->refs++;
@@ -332,7 +386,7 @@ int srv_models_get(srv_models *ms, const char *name, srv_model **out, hl_err *er
         ms->head = m;
         atomic_fetch_add(&ms->n_loading, 1);
         pthread_mutex_unlock(&ms->m);
-        rc = load_model(ms, m, name, is_path, err);
+        rc = load_model(ms, m, name, is_path, num_gpu, err);
         atomic_fetch_sub(&ms->n_loading, 1);
         pthread_mutex_lock(&ms->m);
         m->loading = 0;

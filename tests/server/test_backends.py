@@ -3,8 +3,10 @@ shared by every loaded model (two busy models take turns, each model's output
 unchanged); engine.backend / HYPERLAMA_BACKEND choose what runs the models, and
 the reference backend serves the same greedy text as the CPU's; bad settings
 are refused with a clear message."""
+import hashlib
 import json
 import os
+import pathlib
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 
@@ -13,9 +15,10 @@ import requests
 from conftest import HYPERLAMA
 
 
-def generate(url, model, prompt, n=24):
+def generate(url, model, prompt, n=24, **options):
     r = requests.post(url + "/api/generate", json={"model": model, "prompt": prompt, "raw": True, "stream": False,
-                                                   "options": {"temperature": 0, "num_predict": n}}, timeout=300)
+                                                   "options": {"temperature": 0, "num_predict": n, **options}},
+                      timeout=300)
     assert r.status_code == 200, r.text
     return r.json()["response"]
 
@@ -79,11 +82,46 @@ def test_vulkan_backend_serves_the_same_text(make_server, stories):
     # the banner names the device and what it can do; ps reports the model in GPU memory
     assert "GPU: " in log and "Vulkan 1." in log and "GiB" in log, log[:3000]
     for srv, proc in ((vk, "100% GPU"), (cpu, "100% CPU")):
-        m = next(x for x in requests.get(srv.url + "/api/ps", timeout=10).json()["models"] if x["model"].endswith("stories260K.gguf"))
+        m, shown = ps_of(srv, stories)
         assert m["size_vram"] == (m["size"] if proc == "100% GPU" else 0), m
-        out = subprocess.run([str(HYPERLAMA), "ps"], env=dict(os.environ, HYPERLAMA_HOST=srv.url), capture_output=True,
-                             text=True, timeout=30)
-        assert out.returncode == 0 and proc in out.stdout, out.stdout + out.stderr
+        assert proc in shown, shown
+    # partial offload (Ollama's num_gpu option): the last 2 of 5 layers and the
+    # output on the GPU, the rest on the CPU; same greedy text; another
+    # num_gpu reloads the model (as Ollama does); 0 puts it all on the CPU
+    p = prompts[0]
+    assert generate(vk.url, stories, p, num_gpu=2) == alone[p]
+    m, shown = ps_of(vk, stories)
+    assert 0 < m["size_vram"] < m["size"], m
+    share = round(100 * m["size_vram"] / m["size"])
+    assert f"{100 - share}%/{share}% CPU/GPU" in shown, shown
+    assert "vulkan (2 of 5 layers, the rest on cpu)" in vk.logtext()
+    assert generate(vk.url, stories, p, num_gpu=0) == alone[p]
+    m, shown = ps_of(vk, stories)
+    assert m["size_vram"] == 0 and "100% CPU" in shown, (m, shown)
+    # a Modelfile PARAMETER num_gpu places the model it defines
+    data = pathlib.Path(stories).read_bytes()
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    assert requests.post(f"{vk.url}/api/blobs/{digest}", data=data, timeout=60).status_code == 201
+    r = requests.post(vk.url + "/api/create", json={"model": "offloaded", "files": {"stories.gguf": digest},
+                                                    "parameters": {"num_gpu": 1}, "stream": False}, timeout=120)
+    assert r.status_code == 200, r.text
+    assert generate(vk.url, "offloaded", p) == alone[p]
+    assert "vulkan (1 of 5 layers, the rest on cpu)" in vk.logtext()
+    # the in-process path: hyperlama run FILE --num-gpu N
+    for n in (0, 1, 5):
+        out = subprocess.run([str(HYPERLAMA), "run", stories, p, "--num-predict", "24", "--temperature", "0",
+                              "--backend", f"vulkan:{dev}", "--num-gpu", str(n)], capture_output=True, text=True,
+                             timeout=120)
+        assert out.returncode == 0 and out.stdout.strip() == alone[p].strip(), (n, out.stdout, out.stderr[-500:])
+
+
+def ps_of(srv, model):
+    """(/api/ps's entry for model, `hyperlama ps` output)"""
+    m = next(x for x in requests.get(srv.url + "/api/ps", timeout=10).json()["models"] if x["model"].endswith(model.split("/")[-1]))
+    out = subprocess.run([str(HYPERLAMA), "ps"], env=dict(os.environ, HYPERLAMA_HOST=srv.url), capture_output=True,
+                         text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    return m, out.stdout
 
 
 def test_gpu_memory_fraction_refuses_or_falls_back(make_server, stories):

@@ -196,7 +196,8 @@ static int record_step(vk_backend *vb, hl_backend_prog *c, const hl_vk_kv *pool,
     return 0;
 }
 
-static int vk_run(hl_backend *be, hl_backend_prog *c, hl_kv_cache *kv, const hl_batch *b, float *logits, hl_err *err) {
+static int vk_run(hl_backend *be, hl_backend_prog *c, hl_kv_cache *kv, const hl_batch *b, const hl_step_io *io,
+                  hl_err *err) {
     vk_backend *vb = (vk_backend *)be;
     if (b->n_tokens > c->max_tokens)
         return hl_err_set(err, HL_ERANGE, "batch of %d tokens exceeds the forward context's %d", b->n_tokens, c->max_tokens);
@@ -204,10 +205,13 @@ static int vk_run(hl_backend *be, hl_backend_prog *c, hl_kv_cache *kv, const hl_
     if (!pool) return hl_err_set(err, HL_EINVAL, "backend vulkan: the KV cache was not made by this backend");
     int32_t wanted = count_wanted(b);
     hl_vk_rec_reset(&c->rec);
+    const size_t x_bytes = (size_t)b->n_tokens * (size_t)c->plan->n_embd * sizeof(float);
+    if (io->x_in) memcpy(c->bufs[HL_BUF_X].map, io->x_in, x_bytes);
     int rc = record_step(vb, c, pool, b, wanted, err);
     if (!rc) rc = hl_vk_rec_run(&c->rec, err);
-    if (!rc && wanted)
-        memcpy(logits, c->bufs[HL_BUF_LOGITS].map, (size_t)wanted * (size_t)c->plan->n_vocab * sizeof(float));
+    if (!rc && wanted && io->logits)
+        memcpy(io->logits, c->bufs[HL_BUF_LOGITS].map, (size_t)wanted * (size_t)c->plan->n_vocab * sizeof(float));
+    if (!rc && io->x_out) memcpy(io->x_out, c->bufs[HL_BUF_X].map, x_bytes);
     hl_vk_rec_reset(&c->rec);
     return rc;
 }
