@@ -218,8 +218,8 @@ static int32_t layers_that_fit(srv_models *ms, const hl_loaded *lm, int32_t step
         if (plan->bufs[i].width > 0) scratch += (int64_t)(step_tokens > 0 ? step_tokens : 512) * plan->bufs[i].width * 4;
     /* what is not in the layers (output matrix, embeddings read by the GPU) goes with the last part */
     int64_t rest = (int64_t)hl_model_weight_bytes(lm->model) - per_layer * hp->n_layer;
-    int64_t room = (int64_t)mem.free - scratch - (rest > 0 ? rest : 0) - (64ll << 20); /* and a KV pool's minimum */
-    int64_t n = per_layer > 0 && room > 0 ? room / (per_layer + per_layer / 8) : 0;  /* 1/8 for its KV */
+    int64_t room = (int64_t)mem.free - scratch - (rest > 0 ? rest : 0);
+    int64_t n = per_layer > 0 && room > 0 ? room / (per_layer + per_layer / 4) : 0; /* a quarter more for its KV */
     return (int32_t)(n > hp->n_layer ? hp->n_layer : n);
 }
 
@@ -276,11 +276,14 @@ static int load_model(srv_models *ms, srv_model *m, const char *name, int is_pat
     rc = hl_engine_new(&m->eng, m->lm, &p, err);
     if (rc == HL_ENOMEM && ms->auto_backend && p.backend != ms->cpu && num_gpu < 0) {
         /* auto, and the GPU cannot hold the whole model: as many layers as fit there, the rest on the CPU */
-        int32_t fit = layers_that_fit(ms, m->lm, p.step_tokens);
-        if (fit > 0) {
-            hl_warn("%s: %s; offloading %d of %d layers to the GPU, the rest on the CPU", m->name, err->msg, fit, n_layer);
+        char why[1024];
+        snprintf(why, sizeof why, "%s", err->msg);
+        /* from the estimate down, until the backend takes a placement */
+        for (int32_t fit = layers_that_fit(ms, m->lm, p.step_tokens); fit > 0 && rc == HL_ENOMEM; fit = fit * 3 / 4) {
             p.offload_rest = ms->cpu, p.num_gpu = fit;
-            rc = hl_engine_new(&m->eng, m->lm, &p, err);
+            p.kv_bytes = gpu_kv_bytes(ms, m->lm, p.step_tokens) / 2;
+            if ((rc = hl_engine_new(&m->eng, m->lm, &p, err)) == 0)
+                hl_warn("%s: %s; offloading %d of %d layers to the GPU, the rest on the CPU", m->name, why, fit, n_layer);
         }
     }
     if ((rc == HL_ENOTSUP || (rc == HL_ENOMEM && ms->auto_backend)) && p.backend != ms->cpu) {

@@ -129,7 +129,8 @@ def test_gpu_memory_fraction_refuses_or_falls_back(make_server, stories):
     that does not fit in it is refused on an explicit vulkan backend with
     what it needs, what there is and what to try; under auto (here made to
     take lavapipe by HYPERLAMA_VULKAN_DEVICE) it runs on the CPU instead,
-    with a log line saying why, and /api/ps shows it off the GPU."""
+    with a log line saying why, and /api/ps shows it off the GPU; with room
+    for some of its layers, auto offloads those."""
     dev = os.environ.get("HYPERLAMA_VULKAN_DEVICE", "0")
     tight = {"HYPERLAMA_GPU_MEMORY_FRACTION": "0.000001", "HYPERLAMA_VULKAN_DEVICE": dev}
     vk = make_server(dict(tight, HYPERLAMA_BACKEND=f"vulkan:{dev}"))
@@ -146,6 +147,14 @@ def test_gpu_memory_fraction_refuses_or_falls_back(make_server, stories):
     assert "backend: vulkan on " in log and "model requires more GPU memory" in log and "running it on the CPU" in log, log[-3000:]
     m = requests.get(auto.url + "/api/ps", timeout=10).json()["models"][0]
     assert m["size_vram"] == 0 and m["size"] > 0, m
+    # room for some layers (0.3% of lavapipe's 2 GiB: ~6 MiB, less than the whole model with its step buffers
+    # and KV): auto offloads as many as fit, the rest on the CPU, same text
+    part = make_server({"HYPERLAMA_GPU_MEMORY_FRACTION": "0.003", "HYPERLAMA_VULKAN_DEVICE": dev})
+    assert generate(part.url, stories, "Once upon a time", 8) == text
+    log = part.logtext()
+    assert "layers to the GPU, the rest on the CPU" in log and "the rest on cpu)" in log, log[-3000:]
+    m, shown = ps_of(part, stories)
+    assert 0 < m["size_vram"] < m["size"] and "CPU/GPU" in shown, (m, shown)
 
 
 def test_bad_backend_settings_are_refused(tmp_path):
