@@ -27,6 +27,7 @@ typedef struct cli_engine_opts {
     int vulkan_device;   /* HYPERLAMA_VULKAN_DEVICE (the server's variable): -1 the GPU with the most memory */
     double gpu_memory_fraction; /* HYPERLAMA_GPU_MEMORY_FRACTION; default 0.9 */
     int32_t num_gpu;     /* --num-gpu / PARAMETER num_gpu: layers on the GPU (the last ones); -1 (default) all, 0 none */
+    int32_t max_seqs;    /* sequences at once, each with the whole context in the pool; <= 0: 1 (bench --streams) */
 } cli_engine_opts;
 
 /* What computes for an in-process verb: the process's one thread pool and

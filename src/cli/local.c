@@ -30,7 +30,7 @@ int cli_compute_open(cli_compute *c, const cli_engine_opts *o, hl_err *err) {
     hl_backend_choice ch = {.name = c->backend, .vulkan_device = o->vulkan_device,
                             .gpu_memory_fraction = o->gpu_memory_fraction};
     int rc = hl_backend_open_choice(&c->be, &ch, c->pool, note, sizeof note, err);
-    if (!rc && note[0]) hl_info("%s", note);
+    if (!rc && note[0]) hl_debug("%s", note); /* the server logs it at info; a verb stays quiet (bench prints its backend) */
     /* a GPU: the CPU backend too, for the layers --num-gpu leaves off it */
     if (!rc && hl_backend_is_gpu(c->be)) rc = hl_backend_open(&c->cpu, "cpu", c->pool, err);
     if (rc) hl_backend_free(c->be), c->be = NULL;
@@ -66,6 +66,7 @@ int cli_engine_open(const hl_loaded *lm, const cli_engine_opts *o, cli_compute *
     p.block_size = HL_KV_DEFAULT_BLOCK_SIZE;
     p.n_blocks = (ctx + p.block_size - 1) / p.block_size;
     if (p.n_blocks < 2) p.n_blocks = 2;
+    if (o->max_seqs > 1) p.max_seqs = o->max_seqs, p.n_blocks *= o->max_seqs;
     p.step_tokens = o->n_batch > 0 ? o->n_batch : 512;
     if (p.step_tokens > ctx) p.step_tokens = ctx;
     p.kv_type = o->kv_type;
