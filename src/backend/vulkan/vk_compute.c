@@ -49,21 +49,31 @@ static int buffer_new(hl_vk_device *d, VkDeviceSize size, int host, hl_vk_buffer
     VkMemoryRequirements req;
     d->fn.vkGetBufferMemoryRequirements(d->dev, out->buf, &req);
     const VkMemoryPropertyFlags vis = VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT | VK_MEMORY_PROPERTY_HOST_COHERENT_BIT;
-    int type = find_memory(d, req.memoryTypeBits, host ? vis | VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT : VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT);
-    if (type < 0) type = find_memory(d, req.memoryTypeBits, vis);
-    if (type < 0) {
+    /* in order of preference; a discrete GPU without resizable BAR has only a
+     * small host-visible device-local heap, so a big host-visible buffer that
+     * does not fit there falls back to host memory the device reads over PCIe */
+    const VkMemoryPropertyFlags want[2] = {host ? vis | VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT : VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT,
+                                           vis};
+    vr = VK_ERROR_OUT_OF_DEVICE_MEMORY;
+    int type = -1, tried = -1;
+    for (int k = 0; k < 2 && !out->mem; k++) {
+        type = find_memory(d, req.memoryTypeBits, want[k]);
+        if (type < 0 || type == tried) continue;
+        tried = type;
+        VkMemoryAllocateInfo mai = {.sType = VK_STRUCTURE_TYPE_MEMORY_ALLOCATE_INFO, .allocationSize = req.size,
+                                    .memoryTypeIndex = (uint32_t)type};
+        if ((vr = d->fn.vkAllocateMemory(d->dev, &mai, NULL, &out->mem)) != VK_SUCCESS) out->mem = VK_NULL_HANDLE;
+    }
+    if (!out->mem) {
         hl_vk_buffer_free(d, out);
-        return hl_err_set(err, HL_ENOTSUP, "no %s memory type for a storage buffer", host ? "host-visible coherent" : "usable");
+        if (tried < 0) return hl_err_set(err, HL_ENOTSUP, "no %s memory type for a storage buffer", host ? "host-visible coherent" : "usable");
+        return hl_err_set(err, HL_ENOMEM, "Vulkan buffer of %llu bytes: %s", (unsigned long long)size, hl_vk_result_name(vr));
     }
     int mappable = (d->mem.memoryTypes[type].propertyFlags & vis) == vis;
-    VkMemoryAllocateInfo mai = {.sType = VK_STRUCTURE_TYPE_MEMORY_ALLOCATE_INFO, .allocationSize = req.size,
-                                .memoryTypeIndex = (uint32_t)type};
-    if ((vr = d->fn.vkAllocateMemory(d->dev, &mai, NULL, &out->mem)) != VK_SUCCESS ||
-        (vr = d->fn.vkBindBufferMemory(d->dev, out->buf, out->mem, 0)) != VK_SUCCESS ||
+    if ((vr = d->fn.vkBindBufferMemory(d->dev, out->buf, out->mem, 0)) != VK_SUCCESS ||
         (mappable && (vr = d->fn.vkMapMemory(d->dev, out->mem, 0, VK_WHOLE_SIZE, 0, &out->map)) != VK_SUCCESS)) {
         hl_vk_buffer_free(d, out);
-        return hl_err_set(err, vr == VK_ERROR_OUT_OF_DEVICE_MEMORY ? HL_ENOMEM : HL_ENOMEM, "Vulkan buffer of %llu bytes: %s",
-                          (unsigned long long)size, hl_vk_result_name(vr));
+        return hl_err_set(err, HL_ENOMEM, "Vulkan buffer of %llu bytes: %s", (unsigned long long)size, hl_vk_result_name(vr));
     }
     out->size = size;
     if (is_device_local(d, (uint32_t)type)) out->device_bytes = req.size, __atomic_fetch_add(&d->allocated, req.size, __ATOMIC_RELAXED);
