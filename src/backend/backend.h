@@ -260,6 +260,15 @@ static inline void hl_backend_free(hl_backend *be) {
 int hl_host_kv_new(const hl_kv_params *p, hl_kv_cache **out, hl_err *err);
 void hl_host_kv_truncate(hl_kv_cache *kv, const int32_t *blocks, int32_t n_blocks, int32_t n_keep);
 
+/* Bytes of the plan's activation buffers for steps of up to rows tokens
+ * (each buffer [rows][width] floats): what a backend's step buffers take. */
+static inline size_t hl_plan_buffer_bytes(const hl_plan *p, int32_t rows) {
+    size_t n = 0;
+    for (int i = 0; i < HL_BUF_COUNT; i++)
+        if (p->bufs[i].width > 0) n += (size_t)rows * (size_t)p->bufs[i].width * sizeof(float);
+    return n;
+}
+
 /* Row width and row count of buffer b for a batch (helpers for run_op users). */
 static inline int64_t hl_plan_rows(const hl_plan *p, hl_buf_id b, int32_t n_tokens, int32_t n_wanted) {
     return p->bufs[b].per_output ? n_wanted : n_tokens;

@@ -28,7 +28,6 @@
 #include "cli/cli.h"
 #include "base/clock.h"
 #include "base/json_write.h"
-#include "backend/vulkan/vulkan.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -318,7 +317,7 @@ int cmd_bench(int argc, char **argv) {
             if (!rc && rep >= 0) r->ts[r->reps++] = ts;
         }
     }
-    const char *device = hl_backend_is_gpu(cc.be) ? hl_backend_vulkan_device(cc.be) : "";
+    const char *device = hl_backend_description(cc.be);
     if (rc) {
         fprintf(stderr, "Error: %s\n", err.msg);
     } else {

@@ -69,3 +69,7 @@ int hl_backend_is_gpu(const hl_backend *be) {
     be->ops->memory((hl_backend *)be, NULL, &m);
     return m.where && strcmp(m.where, "host") != 0;
 }
+
+const char *hl_backend_description(const hl_backend *be) {
+    return be && !strcmp(hl_backend_name(be), "vulkan") ? hl_backend_vulkan_device(be) : "";
+}

@@ -11,8 +11,6 @@
 #include "base/clock.h"
 #include "base/log.h"
 #include "store/modelfile.h"
-
-#include "backend/vulkan/vulkan.h"
 #include "base/memfit.h"
 
 #include <json-c/json.h>
@@ -45,10 +43,7 @@ static int64_t auto_kv_bytes(void) {
 static size_t gpu_kv_bytes(srv_models *ms, const hl_loaded *lm, int32_t step_tokens) {
     hl_backend_mem mem = {0};
     ms->be->ops->memory(ms->be, NULL, &mem);
-    const hl_plan *plan = hl_model_plan(lm->model);
-    int64_t scratch = 0;
-    for (int i = 0; i < HL_BUF_COUNT; i++)
-        if (plan->bufs[i].width > 0) scratch += (int64_t)(step_tokens > 0 ? step_tokens : 512) * plan->bufs[i].width * 4;
+    int64_t scratch = (int64_t)hl_plan_buffer_bytes(hl_model_plan(lm->model), step_tokens > 0 ? step_tokens : 512);
     int64_t room = (int64_t)mem.free - (int64_t)hl_model_weight_bytes(lm->model) - scratch;
     int64_t share = room / (ms->cfg->max_loaded > 0 ? ms->cfg->max_loaded : 1);
     return share > (16ll << 20) ? (size_t)share : (size_t)(16ll << 20);
@@ -105,7 +100,7 @@ int srv_models_init(srv_models *ms, const srv_config *cfg, store *st, hl_err *er
     if (where.where && strcmp(where.where, "host")) {
         char freeb[32];
         hl_mem_bytes((int64_t)where.free, freeb, sizeof freeb);
-        hl_info("GPU: %s", hl_backend_vulkan_device(ms->be));
+        hl_info("GPU: %s", hl_backend_description(ms->be));
         hl_info("backend: %s on %s (models take up to %s of its memory, engine.gpu_memory_fraction %g; %d compute "
                 "threads shared by every model for what runs on the CPU)",
                 hl_backend_name(ms->be), where.where, freeb, cfg->gpu_memory_fraction, hl_pool_size(ms->pool));
@@ -213,9 +208,8 @@ static int32_t layers_that_fit(srv_models *ms, const hl_loaded *lm, int32_t step
     ms->be->ops->memory(ms->be, NULL, &mem);
     const hl_hparams *hp = hl_model_hparams(lm->model);
     const hl_plan *plan = hl_model_plan(lm->model);
-    int64_t per_layer = hp->n_layer > 0 ? (int64_t)plan->weight_bytes / hp->n_layer : 1, scratch = 0;
-    for (int i = 0; i < HL_BUF_COUNT; i++)
-        if (plan->bufs[i].width > 0) scratch += (int64_t)(step_tokens > 0 ? step_tokens : 512) * plan->bufs[i].width * 4;
+    int64_t per_layer = hp->n_layer > 0 ? (int64_t)plan->weight_bytes / hp->n_layer : 1;
+    int64_t scratch = (int64_t)hl_plan_buffer_bytes(plan, step_tokens > 0 ? step_tokens : 512);
     /* what is not in the layers (output matrix, embeddings read by the GPU) goes with the last part */
     int64_t rest = (int64_t)hl_model_weight_bytes(lm->model) - per_layer * hp->n_layer;
     int64_t room = (int64_t)mem.free - scratch - (rest > 0 ? rest : 0);

@@ -141,9 +141,7 @@ static int vk_prepare(hl_backend *be, const hl_plan *plan, int32_t max_tokens, h
     c->plan = plan, c->max_tokens = max_tokens;
     hl_vk_rec_init(&c->rec, vb->k);
     /* everything this program will place, checked before anything is */
-    hl_mem_need need = {0};
-    for (int i = 0; i < HL_BUF_COUNT; i++)
-        if (plan->bufs[i].width > 0) need.overhead += (int64_t)max_tokens * plan->bufs[i].width * (int64_t)sizeof(float);
+    hl_mem_need need = {.overhead = (int64_t)hl_plan_buffer_bytes(plan, max_tokens)};
     for (int32_t i = 0; i < plan->n_ops; i++) {
         const hl_op *op = &plan->ops[i];
         const hl_tensor *t2[2] = {op->kind == HL_OP_EMBED ? NULL : op->w, op->b};
