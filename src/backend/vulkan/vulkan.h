@@ -6,13 +6,14 @@
  * one submission over resident buffers, KV pools live in device buffers
  * (laid out by backend/kv.c, reached by the host through the mapping).
  *
- * Kernels so far: matrix products for F32, F16, Q8_0 and Q4_0 weights
- * (activations quantized to Q8_0 on the device, bit for bit as the CPU
- * does, integer block sums as the scalar oracle defines them), norms, rope,
+ * Kernels so far: matrix products for every weight type the CPU runs (F32,
+ * F16, BF16, Q4_0..Q8_0, Q2_K..Q6_K; activations quantized on the device,
+ * bit for bit as the CPU does, integer block sums as the scalar oracle
+ * defines them), norms, rope,
  * GLU / activations / residual adds, gather, KV store (F16 and Q8_0, the
  * CPU's bytes) and attention over the paged pool; embedding rows are read
- * on the host. A plan with another weight type or op (K-quants, MoE) is
- * refused by supports(), naming it. Selected in model/backends.c ("vulkan",
+ * on the host. A plan with another weight type or op (MoE) is refused by
+ * supports(), naming it. Selected in model/backends.c ("vulkan",
  * "vulkan:N", and "auto" when there is a GPU).
  *
  * Memory: weights go to device-local memory once (through a staging buffer
