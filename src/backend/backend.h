@@ -197,7 +197,19 @@ typedef struct hl_backend_mem {
     size_t scratch;   /* activation buffers */
     size_t kv;        /* KV pools it allocated */
     const char *where; /* "host" or a device's name */
+    size_t free;       /* device memory the backend may still take (its share of the free memory); 0 on the host */
 } hl_backend_mem;
+
+/* What a step hands a backend besides the batch. A plan is usually the
+ * whole model (EMBED first, the output ops last); for partial offload
+ * (model/forward.c) it can be a slice of the layers: one that does not start
+ * with EMBED starts from x_in, one that another backend continues gives its
+ * residual stream back in x_out. */
+typedef struct hl_step_io {
+    float *logits;     /* logits[r * n_vocab ..] of the r-th token that wants them (plans with the output ops) */
+    const float *x_in; /* plans without EMBED: HL_BUF_X [n_tokens][n_embd] to start from */
+    float *x_out;      /* non-NULL: HL_BUF_X [n_tokens][n_embd] after the plan's last op */
+} hl_step_io;
 
 /* Host buffers for run_op: buf[id] has the plan's width per row, rows =
  * batch->n_tokens (or the wanted rows for per_output buffers). */
@@ -216,9 +228,11 @@ typedef struct hl_backend_ops {
      * max_tokens tokens. The plan (and the tensors it points to) outlives it. */
     int (*prepare)(hl_backend *be, const hl_plan *plan, int32_t max_tokens, hl_backend_prog **out, hl_err *err);
     void (*release)(hl_backend *be, hl_backend_prog *prog);
-    /* One step: writes logits[r * n_vocab ..] for the r-th token that wants
-     * them. The batch has been validated by the caller (model/forward.c). */
-    int (*run)(hl_backend *be, hl_backend_prog *prog, hl_kv_cache *kv, const hl_batch *b, float *logits, hl_err *err);
+    /* One step: writes io->logits[r * n_vocab ..] for the r-th token that
+     * wants them (and X in/out for a slice of the layers, hl_step_io). The
+     * batch has been validated by the caller (model/forward.c). */
+    int (*run)(hl_backend *be, hl_backend_prog *prog, hl_kv_cache *kv, const hl_batch *b, const hl_step_io *io,
+               hl_err *err);
     /* One op on host buffers (tests: every op against the reference). */
     int (*run_op)(hl_backend *be, const hl_op *op, const hl_op_io *io, hl_err *err);
     /* KV storage: a zeroed pool of p->n_blocks blocks; copy every layer of a
@@ -245,6 +259,15 @@ static inline void hl_backend_free(hl_backend *be) {
 /* Shared by backends that keep KV in host memory (cpu, ref). */
 int hl_host_kv_new(const hl_kv_params *p, hl_kv_cache **out, hl_err *err);
 void hl_host_kv_truncate(hl_kv_cache *kv, const int32_t *blocks, int32_t n_blocks, int32_t n_keep);
+
+/* Bytes of the plan's activation buffers for steps of up to rows tokens
+ * (each buffer [rows][width] floats): what a backend's step buffers take. */
+static inline size_t hl_plan_buffer_bytes(const hl_plan *p, int32_t rows) {
+    size_t n = 0;
+    for (int i = 0; i < HL_BUF_COUNT; i++)
+        if (p->bufs[i].width > 0) n += (size_t)rows * (size_t)p->bufs[i].width * sizeof(float);
+    return n;
+}
 
 /* Row width and row count of buffer b for a batch (helpers for run_op users). */
 static inline int64_t hl_plan_rows(const hl_plan *p, hl_buf_id b, int32_t n_tokens, int32_t n_wanted) {

@@ -3,6 +3,7 @@
 #include "cli/cli.h"
 #include "base/log.h"
 #include "backend/kv.h"
+#include "model/model.h"
 
 #include <errno.h>
 #include <json-c/json.h>
@@ -15,7 +16,22 @@ void cli_gen_opts_default(cli_gen_opts *o) {
     o->sampling = hl_sampling_default_params();
     o->num_predict = -1;
     o->speculative = 1;
-    o->engine = (cli_engine_opts){.num_ctx = 0, .n_threads = 0, .n_batch = 512, .kv_type = HL_TYPE_F16, .prefix_cache = 1};
+    o->engine = (cli_engine_opts){.num_ctx = 0, .n_threads = 0, .n_batch = 512, .kv_type = HL_TYPE_F16, .prefix_cache = 1,
+                                  .num_gpu = -1, .vulkan_device = -1, .gpu_memory_fraction = HL_GPU_MEMORY_FRACTION_DEFAULT};
+    /* the server's GPU variables set in-process engines too (server/config.c reads them for serve) */
+    const char *dev = getenv("HYPERLAMA_VULKAN_DEVICE"), *frac = getenv("HYPERLAMA_GPU_MEMORY_FRACTION");
+    if (dev && *dev) {
+        char *end;
+        long d = strtol(dev, &end, 10);
+        if (*end || d < -1 || d > 64) hl_warn("ignoring HYPERLAMA_VULKAN_DEVICE=\"%s\" (expected a device index)", dev);
+        else o->engine.vulkan_device = (int)d;
+    }
+    if (frac && *frac) {
+        char *end;
+        double f = strtod(frac, &end);
+        if (*end || !(f > 0 && f <= 1)) hl_warn("ignoring HYPERLAMA_GPU_MEMORY_FRACTION=\"%s\" (expected 0 < f <= 1)", frac);
+        else o->engine.gpu_memory_fraction = f;
+    }
     /* the server's variable also sets in-process engines; --kv-cache-type wins */
     const char *kvt = getenv("HYPERLAMA_KV_CACHE_TYPE");
     if (kvt && *kvt) {
@@ -132,6 +148,11 @@ int cli_parse_gen_opt(cli_gen_opts *o, int argc, char **argv, int *i) {
         o->engine.n_threads = (int32_t)x;
         return 1;
     }
+    if ((v = cli_flag_value("--num-gpu", argc, argv, i, &bad))) {
+        if (parse_int("--num-gpu", v, -1, 1 << 20, &x) < 0) return -1;
+        o->engine.num_gpu = (int32_t)x;
+        return 1;
+    }
     if ((v = cli_flag_value("--backend", argc, argv, i, &bad))) {
         if (!hl_backend_name_valid(v)) {
             fprintf(stderr, "Error: --backend must be one of %s (got \"%s\")\n", hl_backend_names(), v);
@@ -222,6 +243,8 @@ void cli_print_gen_opts_help(FILE *out) {
             "  --seed N                  fixed seed: same seed, same output\n"
             "  --num-ctx N               context window (default 4096)\n"
             "  --threads N               CPU threads (default: all cores)\n"
+            "  --num-gpu N               layers on the GPU, the last ones and the output (default:\n"
+            "                            all; 0: none; the rest run on the CPU)\n"
             "  --batch-size N            prompt tokens per step (default 512)\n"
             "  --speculative BOOL        prompt-lookup speculative decoding (default true)\n"
             "  --num-draft N             most drafted tokens per step (default 8; 0: off)\n"

@@ -23,7 +23,11 @@ typedef struct cli_engine_opts {
     int32_t n_batch;   /* prompt tokens per step (the engine's step_tokens); <= 0: 512 */
     hl_type kv_type;   /* HL_TYPE_F16 or HL_TYPE_Q8_0 */
     int prefix_cache;  /* reuse cached prompt blocks (chat turns); bench turns it off */
-    const char *backend; /* --backend: "auto" (NULL), "cpu" or "ref" */
+    const char *backend; /* --backend: "auto" (NULL), "cpu", "ref", "vulkan", "vulkan:N" */
+    int vulkan_device;   /* HYPERLAMA_VULKAN_DEVICE (the server's variable): -1 the GPU with the most memory */
+    double gpu_memory_fraction; /* HYPERLAMA_GPU_MEMORY_FRACTION; default 0.9 */
+    int32_t num_gpu;     /* --num-gpu / PARAMETER num_gpu: layers on the GPU (the last ones); -1 (default) all, 0 none */
+    int32_t max_seqs;    /* sequences at once, each with the whole context in the pool; <= 0: 1 (bench --streams) */
 } cli_engine_opts;
 
 /* What computes for an in-process verb: the process's one thread pool and
@@ -32,6 +36,7 @@ typedef struct cli_engine_opts {
 typedef struct cli_compute {
     hl_pool *pool;
     hl_backend *be;
+    hl_backend *cpu;     /* when be is a GPU: the CPU backend for the layers num_gpu leaves off it */
     int32_t n_threads;   /* as asked (<= 0: one per core) */
     char backend[16];
 } cli_compute;

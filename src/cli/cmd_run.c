@@ -143,7 +143,7 @@ static int parse_num(const char *v, double *d) {
 }
 
 /* One Ollama option onto the generation options (values already checked by
- * store_param_check). Options we do not use (mirostat, num_gpu ...) are
+ * store_param_check). Options we do not use (mirostat, main_gpu ...) are
  * accepted and ignored, as Ollama ignores those its runner lacks. */
 static void apply_param(cli_gen_opts *o, const char *key, const char *value) {
     double d;
@@ -170,6 +170,7 @@ static void apply_param(cli_gen_opts *o, const char *key, const char *value) {
     else if (!strcmp(key, "repeat_last_n")) sp->repeat_last_n = (int32_t)d;
     else if (!strcmp(key, "presence_penalty")) sp->presence_penalty = (float)d;
     else if (!strcmp(key, "frequency_penalty")) sp->frequency_penalty = (float)d;
+    else if (!strcmp(key, "num_gpu")) o->engine.num_gpu = d < 0 ? -1 : (int32_t)d;
     else if (!strcmp(key, "seed")) {
         sp->has_seed = d >= 0;
         sp->seed = (uint64_t)(d >= 0 ? d : 0);

@@ -57,8 +57,7 @@ static void print_hardware(const srv_config *c) {
     }
     hl_info("CPU: %s, %d cores, SIMD %s", ci.model[0] ? ci.model : "unknown", ci.n_cores, hl_cpu_simd_level());
     hl_info("memory: %.1f GiB total, %.1f GiB available", (double)pages * (double)psz / 1073741824.0, (double)avail_kb / 1048576.0);
-    if (access("/dev/nvidiactl", F_OK) == 0) hl_info("GPU: NVIDIA device present (this build runs on the CPU)");
-    else hl_info("GPU: none detected");
+    /* the GPU, and which backend the models use, are logged when the backend opens (server/models.c) */
     (void)c;
 }
 

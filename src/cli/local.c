@@ -5,6 +5,7 @@
  * server, so a request gives the same text on either path. */
 #include "cli/cli.h"
 #include "backend/kv.h"
+#include "base/log.h"
 
 #include <pthread.h>
 #include <signal.h>
@@ -25,7 +26,14 @@ int cli_compute_open(cli_compute *c, const cli_engine_opts *o, hl_err *err) {
     c->pool = hl_pool_new(o->n_threads);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (!c->pool) return hl_err_set(err, HL_ENOMEM, "cannot start the thread pool");
-    int rc = hl_backend_open(&c->be, c->backend, c->pool, err);
+    char note[600];
+    hl_backend_choice ch = {.name = c->backend, .vulkan_device = o->vulkan_device,
+                            .gpu_memory_fraction = o->gpu_memory_fraction};
+    int rc = hl_backend_open_choice(&c->be, &ch, c->pool, note, sizeof note, err);
+    if (!rc && note[0]) hl_debug("%s", note); /* the server logs it at info; a verb stays quiet (bench prints its backend) */
+    /* a GPU: the CPU backend too, for the layers --num-gpu leaves off it */
+    if (!rc && hl_backend_is_gpu(c->be)) rc = hl_backend_open(&c->cpu, "cpu", c->pool, err);
+    if (rc) hl_backend_free(c->be), c->be = NULL;
     if (rc) {
         hl_pool_free(c->pool);
         c->pool = NULL;
@@ -34,6 +42,7 @@ int cli_compute_open(cli_compute *c, const cli_engine_opts *o, hl_err *err) {
 }
 
 void cli_compute_close(cli_compute *c) {
+    hl_backend_free(c->cpu);
     hl_backend_free(c->be);
     hl_pool_free(c->pool);
     memset(c, 0, sizeof *c);
@@ -49,12 +58,15 @@ int cli_engine_open(const hl_loaded *lm, const cli_engine_opts *o, cli_compute *
     hl_engine_params p = hl_engine_default_params();
     p.backend = c->be;
     p.pool = c->pool;
+    if (c->cpu && o->num_gpu == 0) p.backend = c->cpu;
+    else if (c->cpu && o->num_gpu > 0 && o->num_gpu < hp->n_layer) p.offload_rest = c->cpu, p.num_gpu = o->num_gpu;
     p.max_seqs = 1;
     p.max_ctx = ctx;
     /* the pool holds the one sequence's context, as the memory check counts it */
     p.block_size = HL_KV_DEFAULT_BLOCK_SIZE;
     p.n_blocks = (ctx + p.block_size - 1) / p.block_size;
     if (p.n_blocks < 2) p.n_blocks = 2;
+    if (o->max_seqs > 1) p.max_seqs = o->max_seqs, p.n_blocks *= o->max_seqs;
     p.step_tokens = o->n_batch > 0 ? o->n_batch : 512;
     if (p.step_tokens > ctx) p.step_tokens = ctx;
     p.kv_type = o->kv_type;

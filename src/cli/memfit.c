@@ -9,10 +9,12 @@
  * against MemAvailable (or HYPERLAMA_MEMORY_LIMIT, for tests and capped
  * hosts). The model's shape comes from its GGUF file or from the server's
  * /api/show reply (model_info carries the same GGUF keys), through one
- * reader so both sources are read by the same rules. */
+ * reader so both sources are read by the same rules. The refusal's wording
+ * is base/memfit.h's, shared with the GPU backend's. */
 #include "cli/cli.h"
 #include "cli/client.h"
 
+#include "base/memfit.h"
 #include "gguf/gguf.h"
 
 #include <json-c/json.h>
@@ -117,32 +119,17 @@ void cli_mem_estimate(const cli_mem_shape *m, int32_t num_ctx, cli_mem_need *out
 
 int cli_mem_fits(const cli_mem_need *n) { return n->avail < 0 || n->need <= n->avail; }
 
-/* Binary units with one decimal ("1.3 GiB", "80.0 KiB"), as memory is
- * counted by free(1) and /proc/meminfo. */
-void cli_mem_bytes(int64_t b, char *out, size_t cap) {
-    static const char *const units[] = {"KiB", "MiB", "GiB", "TiB"};
-    if (b < 1024) {
-        snprintf(out, cap, "%lld B", (long long)b);
-        return;
-    }
-    double v = (double)b / 1024;
-    int u = 0;
-    while (v >= 1024 && u < 3) {
-        v /= 1024;
-        u++;
-    }
-    snprintf(out, cap, "%.1f %s", v, units[u]);
+void cli_mem_bytes(int64_t b, char *out, size_t cap) { hl_mem_bytes(b, out, cap); }
+
+static hl_mem_need shared_need(const cli_mem_need *n) {
+    return (hl_mem_need){.weights = n->weights, .kv = n->kv, .overhead = n->overhead, .ctx = n->ctx, .need = n->need,
+                         .avail = n->avail};
 }
 
 /* "X (W of weights + K of KV cache for a N-token context + B of buffers)" */
 static void need_text(const cli_mem_need *n, char *out, size_t cap) {
-    char nb[32], wb[32], kb[32], ob[32];
-    cli_mem_bytes(n->need, nb, sizeof nb);
-    cli_mem_bytes(n->weights, wb, sizeof wb);
-    cli_mem_bytes(n->kv, kb, sizeof kb);
-    cli_mem_bytes(n->overhead, ob, sizeof ob);
-    snprintf(out, cap, "%s (%s of weights + %s of KV cache for a %lld-token context + %s of buffers)", nb, wb, kb,
-             (long long)n->ctx, ob);
+    hl_mem_need s = shared_need(n);
+    hl_mem_need_text(&s, out, cap);
 }
 
 static void what_to_try(const cli_mem_need *n, char *out, size_t cap) {
@@ -151,16 +138,14 @@ static void what_to_try(const cli_mem_need *n, char *out, size_t cap) {
 }
 
 int cli_mem_error(const cli_mem_need *n, hl_err *err) {
-    char need[256], ab[32], tr[160];
-    need_text(n, need, sizeof need);
-    cli_mem_bytes(n->avail, ab, sizeof ab);
+    char tr[160];
     what_to_try(n, tr, sizeof tr);
-    return hl_err_set(err, HL_ENOMEM, "model requires more system memory (%s) than is available (%s). Try %s", need,
-                      ab, tr);
+    hl_mem_need s = shared_need(n);
+    return hl_mem_refuse(err, "system memory", &s, NULL, tr);
 }
 
 void cli_mem_fit_line(const cli_mem_need *n, char *out, size_t cap) {
-    char need[256], ab[32], tr[160];
+    char need[320], ab[32], tr[160];
     need_text(n, need, sizeof need);
     if (n->avail < 0) {
         snprintf(out, cap, "needs %s; available memory unknown", need);

@@ -66,7 +66,7 @@ static const struct {
     {"--frequency-penalty", "frequency_penalty"}, {"--top-k", "top_k"}, {"--repeat-last-n", "repeat_last_n"},
     {"--seed", "seed"}, {"--num-predict", "num_predict"}, {"--num-ctx", "num_ctx"}, {"--threads", "num_thread"},
     {"--batch-size", "num_batch"}, {"--speculative", "speculative"}, {"--num-draft", "num_draft"},
-    {"--draft-model", "draft_model"},
+    {"--draft-model", "draft_model"}, {"--num-gpu", "num_gpu"},
 };
 
 static int user_has(const remote *r, const char *key) {

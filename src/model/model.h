@@ -112,14 +112,36 @@ const hl_plan *hl_model_plan(const hl_model *m);
 
 /* ---- backends ---- */
 /* Opens a backend by name: "cpu" (SIMD kernels on pool, which must be the
- * process's pool), "ref" (the scalar reference, one thread; pool unused) or
- * "auto" (the best available: the CPU today). Names are case-sensitive;
- * anything else is HL_EINVAL naming the choices. */
+ * process's pool), "ref" (the scalar reference, one thread; pool unused),
+ * "vulkan" (the GPU with the most memory), "vulkan:N" (Vulkan device N,
+ * whatever it is: lavapipe too) or "auto" (the GPU "vulkan" would take,
+ * else the CPU). Names are case-sensitive; anything else is HL_EINVAL naming
+ * the choices. Same as hl_backend_open_choice with no other setting. */
 int hl_backend_open(hl_backend **out, const char *name, hl_pool *pool, hl_err *err);
-/* "auto, cpu, ref" (static string) */
+
+/* What the settings say about the backend (server/config.c and the CLI's
+ * flags read them; nothing below reads the environment). */
+typedef struct hl_backend_choice {
+    const char *name;           /* as hl_backend_open; NULL = "auto" */
+    int vulkan_device;          /* HYPERLAMA_VULKAN_DEVICE: >= 0 the device "auto" / "vulkan" take; -1 none */
+    double gpu_memory_fraction; /* engine.gpu_memory_fraction: share of the free device memory a model may
+                                   use (weights, buffers, KV); <= 0: HL_GPU_MEMORY_FRACTION_DEFAULT */
+} hl_backend_choice;
+#define HL_GPU_MEMORY_FRACTION_DEFAULT 0.9
+/* As hl_backend_open. When "auto" finds no GPU it opens the CPU backend and
+ * writes why into note (one line for the log: "no GPU: ...; running on the
+ * CPU"); note is "" otherwise. note may be NULL. */
+int hl_backend_open_choice(hl_backend **out, const hl_backend_choice *c, hl_pool *pool, char *note, size_t note_cap,
+                           hl_err *err);
+/* "auto, cpu, ref, vulkan, vulkan:N" (static string) */
 const char *hl_backend_names(void);
 /* Whether name is one hl_backend_open knows (settings check it when read). */
 int hl_backend_name_valid(const char *name);
+/* Whether be computes on a GPU (its memory is not the host's). */
+int hl_backend_is_gpu(const hl_backend *be);
+/* A GPU backend's device as logs print it ("NVIDIA H200 (discrete, Vulkan 1.3.x, 139.8 GiB,
+ * subgroup 32, fp16, int8, int8 dot, cooperative matrix)"); "" on the host. Borrowed. */
+const char *hl_backend_description(const hl_backend *be);
 
 /* ---- the forward pass ---- */
 /* The model bound to a backend, for batches of up to max_tokens tokens: the
@@ -127,9 +149,31 @@ int hl_backend_name_valid(const char *name);
  * naming what it lacks), then takes the weights in and prepares its program.
  * One context per engine thread; not shareable. The backend is borrowed. */
 int hl_forward_ctx_new(hl_forward_ctx **out, const hl_model *m, hl_backend *be, int32_t max_tokens, hl_err *err);
+
+/* Partial offload (Ollama's num_gpu): the model's layers split between two
+ * backends. `be` runs the last n_on_be layers and the output (norm and
+ * logits: the largest single matrix, and where llama.cpp and Ollama put
+ * them too), `first` the embedding lookup and the layers before them. A
+ * step runs the first part, copies the residual stream (n_tokens x n_embd
+ * floats: the one transfer per step whichever end is offloaded) and runs
+ * the second; each part keeps the KV cache of its own layers in its own
+ * backend. n_on_be < 0 or >= n_layer: everything on be (no split); 0:
+ * everything on first. */
+typedef struct hl_forward_placement {
+    hl_backend *be;    /* the last n_on_be layers and the output; required */
+    hl_backend *first; /* the embedding and the other layers; NULL: be runs everything */
+    int32_t n_on_be;   /* layers on be */
+} hl_forward_placement;
+int hl_forward_ctx_new_placed(hl_forward_ctx **out, const hl_model *m, const hl_forward_placement *pl, int32_t max_tokens,
+                              hl_err *err);
+/* Layers the context runs on a GPU backend, and the bytes of weights those
+ * backends hold (for /api/ps size_vram and ps's PROCESSOR column). */
+void hl_forward_gpu_share(const hl_forward_ctx *ctx, int32_t *gpu_layers, size_t *gpu_weight_bytes);
 void hl_forward_ctx_free(hl_forward_ctx *ctx);
 int32_t hl_forward_ctx_max_tokens(const hl_forward_ctx *ctx);
+/* "cpu", "vulkan", or "vulkan (12 of 30 layers, the rest on cpu)" */
 const char *hl_forward_backend_name(const hl_forward_ctx *ctx);
+/* the part with the output's backend (for a split, hl_forward_gpu_share says the rest) */
 void hl_forward_memory(const hl_forward_ctx *ctx, hl_backend_mem *out);
 
 /* KV storage for this model on the context's backend: n_blocks blocks of

@@ -13,7 +13,8 @@
 hl_engine_params hl_engine_default_params(void) {
     return (hl_engine_params){.backend = NULL, .pool = NULL, .n_blocks = 0, .kv_bytes = (size_t)512 << 20, .block_size = 0,
                               .max_seqs = 32, .step_tokens = 512, .max_queue = 128, .max_ctx = 0,
-                              .prefix_cache = 1, .kv_type = HL_TYPE_F16, .max_draft = HL_ENGINE_DEFAULT_DRAFT};
+                              .prefix_cache = 1, .kv_type = HL_TYPE_F16, .max_draft = HL_ENGINE_DEFAULT_DRAFT,
+                              .num_gpu = -1};
 }
 
 static void *engine_main(void *arg);
@@ -64,7 +65,8 @@ int hl_engine_new(hl_engine **out, const hl_loaded *lm, const hl_engine_params *
 
     int rc = HL_OK;
     e->pool = e->p.pool;
-    rc = hl_forward_ctx_new(&e->fctx, lm->model, e->p.backend, e->p.step_tokens, err);
+    hl_forward_placement pl = {.be = e->p.backend, .first = e->p.offload_rest, .n_on_be = e->p.num_gpu};
+    rc = hl_forward_ctx_new_placed(&e->fctx, lm->model, &pl, e->p.step_tokens, err);
     if (!rc) rc = hl_forward_kv_new(e->fctx, e->p.n_blocks, e->block_size, kp.type, &e->kv, err);
     if (!rc) rc = hl_kvc_init(&e->kvc, e->p.n_blocks, e->block_size, err);
     if (!rc) {
@@ -137,6 +139,9 @@ void hl_engine_free(hl_engine *e) {
 
 const hl_loaded *hl_engine_loaded(const hl_engine *e) { return e->lm; }
 const char *hl_engine_backend_name(const hl_engine *e) { return hl_forward_backend_name(e->fctx); }
+void hl_engine_gpu_share(const hl_engine *e, int32_t *gpu_layers, size_t *gpu_weight_bytes) {
+    hl_forward_gpu_share(e->fctx, gpu_layers, gpu_weight_bytes);
+}
 int32_t hl_engine_max_ctx(const hl_engine *e) { return e->p.max_ctx; }
 int32_t hl_engine_n_threads(const hl_engine *e) { return hl_pool_size(e->pool); }
 

@@ -75,6 +75,8 @@ typedef struct hl_handle hl_handle;
 
 typedef struct hl_engine_params {
     hl_backend *backend; /* runs the model (borrowed; hl_backend_open in model.h); required */
+    hl_backend *offload_rest; /* partial offload: runs the layers num_gpu leaves off `backend` (the CPU); NULL: none */
+    int32_t num_gpu;     /* with offload_rest: layers on `backend` (the last ones, and the output); < 0: all */
     hl_pool *pool;       /* the process's thread pool (borrowed): samplers run on it; required */
     int32_t n_blocks;    /* KV pool size in blocks; <= 0: from kv_bytes */
     size_t kv_bytes;     /* KV memory budget when n_blocks <= 0 (default 512 MiB) */
@@ -213,6 +215,8 @@ void hl_engine_free(hl_engine *e);
 const hl_loaded *hl_engine_loaded(const hl_engine *e);
 /* The name of the backend that runs this engine's model ("cpu", "ref"). */
 const char *hl_engine_backend_name(const hl_engine *e);
+/* Layers the engine runs on a GPU and the weight bytes there (hl_forward_gpu_share). */
+void hl_engine_gpu_share(const hl_engine *e, int32_t *gpu_layers, size_t *gpu_weight_bytes);
 int32_t hl_engine_max_ctx(const hl_engine *e);
 int32_t hl_engine_n_threads(const hl_engine *e); /* the forward pass's threads */
 

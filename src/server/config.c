@@ -33,6 +33,8 @@ void srv_config_defaults(srv_config *c) {
     c->prefix_cache = 1;
     c->kv_type = HL_TYPE_F16;
     snprintf(c->backend, sizeof c->backend, "auto");
+    c->vulkan_device = -1;
+    c->gpu_memory_fraction = HL_GPU_MEMORY_FRACTION_DEFAULT;
     c->speculative = 1;
     c->num_draft = 8;
     snprintf(c->version, sizeof c->version, "0.1.0");
@@ -99,10 +101,18 @@ static const char DEFAULT_TEXT[] =
     "# keep_alive = \"5m\"\n"
     "\n"
     "[engine]\n"
-    "# What runs the models: \"auto\" (the best available: the CPU today), \"cpu\", or \"ref\" (the\n"
+    "# What runs the models: \"auto\" (the GPU with the most memory through Vulkan, never a CPU\n"
+    "# implementation such as lavapipe; else the CPU, with a log line saying why), \"cpu\",\n"
+    "# \"vulkan\" (a GPU, or fail), \"vulkan:N\" (Vulkan device N, whatever it is) or \"ref\" (the\n"
     "# scalar reference backend: slow, for checking results). A model the chosen backend cannot\n"
     "# run is run on the CPU, with a log line saying why. (HYPERLAMA_BACKEND)\n"
     "# backend = \"auto\"\n"
+    "# The Vulkan device auto and vulkan take (an index in the loader's list, as the serve banner\n"
+    "# prints it); -1 = the GPU with the most memory. (HYPERLAMA_VULKAN_DEVICE)\n"
+    "# vulkan_device = -1\n"
+    "# Share of the GPU's free memory the models may take (weights, buffers, KV cache); a model\n"
+    "# that does not fit is refused with what it needs. (HYPERLAMA_GPU_MEMORY_FRACTION)\n"
+    "# gpu_memory_fraction = 0.9\n"
     "# Compute threads: one pool shared by every loaded model; 0 = one per core.\n"
     "# (HYPERLAMA_NUM_THREADS)\n"
     "# threads = 0\n"
@@ -243,7 +253,7 @@ static int add_origins_csv(srv_config *c, const char *csv, hl_err *err) {
 
 /* ---- the file ------------------------------------------------------------ */
 
-typedef enum { K_STR, K_INT, K_BOOL, K_DUR, K_BYTES, K_ORIGINS } kind;
+typedef enum { K_STR, K_INT, K_BOOL, K_DUR, K_BYTES, K_ORIGINS, K_FRACTION } kind;
 typedef struct key_def {
     const char *key;
     kind k;
@@ -277,6 +287,8 @@ static const key_def KEYS[] = {
     {"engine.prefix_cache", K_BOOL, OFF(prefix_cache), 0, 1},
     {"engine.kv_cache_type", K_STR, OFF(kv_type), 0, 0},
     {"engine.backend", K_STR, OFF(backend), 0, 0},
+    {"engine.vulkan_device", K_INT, OFF(vulkan_device), -1, 64},
+    {"engine.gpu_memory_fraction", K_FRACTION, OFF(gpu_memory_fraction), 0, 1},
     {"engine.speculative", K_BOOL, OFF(speculative), 0, 1},
     {"engine.num_draft", K_INT, OFF(num_draft), 1, 32},
     {"engine.draft_model", K_STR, OFF(draft_model), 0, 0},
@@ -346,6 +358,14 @@ static int apply_kv(srv_config *c, const char *path, const srv_toml_kv *kv, hl_e
             return hl_err_set(err, HL_ERANGE, "%s:%d:%d: %s must be between %lld and %lld bytes", path, v->line, v->col,
                               kv->key, (long long)d->lo, (long long)d->hi);
         *(int64_t *)(base + d->off) = b;
+        return 0;
+    }
+    case K_FRACTION: {
+        double x = v->type == SRV_TOML_FLOAT ? v->f : v->type == SRV_TOML_INT ? (double)v->i : -1;
+        if (v->type != SRV_TOML_FLOAT && v->type != SRV_TOML_INT) return type_err(path, kv, "a number", err);
+        if (!(x > 0 && x <= 1))
+            return hl_err_set(err, HL_ERANGE, "%s:%d:%d: %s must be more than 0 and at most 1", path, v->line, v->col, kv->key);
+        *(double *)(base + d->off) = x;
         return 0;
     }
     case K_ORIGINS:
@@ -436,7 +456,16 @@ int srv_config_apply_env(srv_config *c, hl_err *err) {
         if (t < 0) return hl_err_set(err, HL_EINVAL, "HYPERLAMA_KV_CACHE_TYPE=\"%s\": expected f16 or q8_0", v);
         c->kv_type = t;
     }
+    if ((v = getenv("HYPERLAMA_GPU_MEMORY_FRACTION")) && *v) {
+        char *end;
+        errno = 0;
+        double x = strtod(v, &end);
+        if (*end || errno || !(x > 0 && x <= 1))
+            return hl_err_set(err, HL_EINVAL, "HYPERLAMA_GPU_MEMORY_FRACTION=\"%s\": expected a number more than 0 and at most 1", v);
+        c->gpu_memory_fraction = x;
+    }
     int rc = env_int("HYPERLAMA_MAX_LOADED_MODELS", &c->max_loaded, 1, 64, err);
+    if (!rc) rc = env_int("HYPERLAMA_VULKAN_DEVICE", &c->vulkan_device, -1, 64, err);
     if (!rc) rc = env_int("HYPERLAMA_NUM_PARALLEL", &c->max_seqs, 1, 1024, err);
     if (!rc) rc = env_int("HYPERLAMA_MAX_QUEUE", &c->max_queue, 1, 1 << 20, err);
     if (!rc) rc = env_int("HYPERLAMA_CONTEXT_LENGTH", &c->num_ctx, 0, 1 << 24, err);
@@ -490,6 +519,7 @@ void srv_config_print(const srv_config *c, hl_buf *b) {
                   c->prefix_cache ? "true" : "false");
     put_tstr(b, "kv_cache_type", c->kv_type == HL_TYPE_Q8_0 ? "q8_0" : "f16");
     put_tstr(b, "backend", c->backend);
+    hl_buf_printf(b, "vulkan_device = %d\ngpu_memory_fraction = %g\n", c->vulkan_device, c->gpu_memory_fraction);
     hl_buf_printf(b, "speculative = %s\nnum_draft = %d\n", c->speculative ? "true" : "false", c->num_draft);
     put_tstr(b, "draft_model", c->draft_model ? c->draft_model : "");
 }

@@ -332,7 +332,8 @@ static int reply_load_unload(srv_req *r, srv_run *run) {
 #define RUN_LOAD_ONLY 1
 static int run_begin(srv_req *r, srv_run *run, hl_err *err) {
     srv_gen *g = &run->g;
-    int rc = srv_models_get(&r->srv->models, g->model, &run->model, err);
+    int rc = srv_models_get(&r->srv->models, g->model, (g->opts.set & SRV_O_NGPU) ? g->opts.num_gpu : SRV_NUM_GPU_UNSET,
+                            &run->model, err);
     if (rc) return rc;
     run->load_ns = hl_now_ns() - run->t_start;
     if ((g->api == SRV_OLLAMA_GENERATE && (!g->prompt || !*g->prompt) && !g->n_context) ||

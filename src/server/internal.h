@@ -25,7 +25,7 @@ enum {
     SRV_O_TEMP = 1 << 0, SRV_O_TOPK = 1 << 1, SRV_O_TOPP = 1 << 2, SRV_O_MINP = 1 << 3, SRV_O_TYPP = 1 << 4,
     SRV_O_REPP = 1 << 5, SRV_O_REPN = 1 << 6, SRV_O_PRES = 1 << 7, SRV_O_FREQ = 1 << 8, SRV_O_SEED = 1 << 9,
     SRV_O_NPRED = 1 << 10, SRV_O_NCTX = 1 << 11, SRV_O_STOP = 1 << 12, SRV_O_SPEC = 1 << 13, SRV_O_NDRAFT = 1 << 14,
-    SRV_O_DRAFT = 1 << 15,
+    SRV_O_DRAFT = 1 << 15, SRV_O_NGPU = 1 << 16,
 };
 #define SRV_DRAFT_NAME_MAX 1024
 
@@ -37,6 +37,7 @@ typedef struct srv_opts {
     int32_t num_predict, num_ctx;
     int speculative;   /* prompt-lookup drafts (default: the server's engine.speculative) */
     int32_t num_draft; /* most drafted tokens per step (0: none) */
+    int32_t num_gpu;   /* layers on the GPU (Ollama's num_gpu: the last ones and the output; 0 none; -1 all) */
     char draft_model[SRV_DRAFT_NAME_MAX]; /* a draft model's name or path ("": prompt lookup) */
     char *stops[HL_STOP_MAX_STRINGS];
     int n_stops;
@@ -165,6 +166,9 @@ typedef struct srv_model {
     int64_t expires_wall;        /* unix seconds, 0 when never */
     int64_t last_used_ns;
     int64_t size_bytes;          /* weights + the KV of one default context (/api/ps "size") */
+    int64_t vram_bytes;          /* the part of it in GPU memory (/api/ps "size_vram") */
+    int on_gpu;                  /* its engine runs (partly) on a GPU backend */
+    int32_t num_gpu;             /* the placement it was loaded with (-1: all layers the backend can take) */
     int64_t kv_pool_bytes;       /* the KV pool reserved for every sequence (/metrics) */
     hl_grammar_vocab *gvocab;    /* the tokenizer indexed for grammars: made on first use (structured.c) */
     pthread_mutex_t draft_mu;    /* guards drafts (a draft loads under it) */
@@ -181,6 +185,7 @@ typedef struct srv_models {
     hl_pool *pool;      /* the process's one thread pool, shared by every model */
     hl_backend *cpu;    /* the CPU backend over it (the fallback) */
     hl_backend *be;     /* the configured backend (engine.backend); may be cpu */
+    int auto_backend;   /* engine.backend is "auto": a model the GPU cannot hold runs on the CPU */
     pthread_t reaper;
     int stop, reaper_started;
     atomic_int n_loading;
@@ -189,7 +194,10 @@ typedef struct srv_models {
 int srv_models_init(srv_models *ms, const srv_config *cfg, store *st, hl_err *err);
 void srv_models_destroy(srv_models *ms); /* unloads everything */
 /* Finds or loads a model and takes a reference. HL_ENOENT: no such model. */
-int srv_models_get(srv_models *ms, const char *name, srv_model **out, hl_err *err);
+/* num_gpu: the request's num_gpu option (SRV_NUM_GPU_UNSET: none). A model
+ * loaded with another placement is reloaded when idle, as Ollama does. */
+#define SRV_NUM_GPU_UNSET (-2)
+int srv_models_get(srv_models *ms, const char *name, int32_t num_gpu, srv_model **out, hl_err *err);
 /* The draft model `name` (a model name or a GGUF path) paired with m, loaded
  * on first use; borrowed while the caller holds m. HL_EINVAL with the reason
  * when its vocabulary differs, HL_ENOENT when there is no such model. */

@@ -11,6 +11,7 @@
 #include "base/clock.h"
 #include "base/log.h"
 #include "store/modelfile.h"
+#include "base/memfit.h"
 
 #include <json-c/json.h>
 #include <stdio.h>
@@ -32,6 +33,20 @@ static int64_t auto_kv_bytes(void) {
     int64_t two = 2ll << 30;
     if (avail <= 0) return 512ll << 20;
     return avail / 4 < two ? avail / 4 : two;
+}
+
+/* The KV budget of a model on the GPU: its share (one of max_loaded) of
+ * what the device may still take once the model's weights and step buffers
+ * are placed (hl_backend_mem.free is already the gpu_memory_fraction of the
+ * free memory). At least one block's worth is left to the engine's own
+ * minimum; a model that does not fit is refused when its weights are placed. */
+static size_t gpu_kv_bytes(srv_models *ms, const hl_loaded *lm, int32_t step_tokens) {
+    hl_backend_mem mem = {0};
+    ms->be->ops->memory(ms->be, NULL, &mem);
+    int64_t scratch = (int64_t)hl_plan_buffer_bytes(hl_model_plan(lm->model), step_tokens > 0 ? step_tokens : 512);
+    int64_t room = (int64_t)mem.free - (int64_t)hl_model_weight_bytes(lm->model) - scratch;
+    int64_t share = room / (ms->cfg->max_loaded > 0 ? ms->cfg->max_loaded : 1);
+    return share > (16ll << 20) ? (size_t)share : (size_t)(16ll << 20);
 }
 
 int srv_model_key(const char *name, char *out, size_t cap, int *is_path, hl_err *err) {
@@ -68,15 +83,28 @@ int srv_models_init(srv_models *ms, const srv_config *cfg, store *st, hl_err *er
     int rc = hl_backend_open(&ms->cpu, "cpu", ms->pool, err);
     if (rc) return rc;
     ms->be = ms->cpu;
-    if (strcmp(cfg->backend, "auto") && strcmp(cfg->backend, "cpu") &&
-        (rc = hl_backend_open(&ms->be, cfg->backend, ms->pool, err)))
-        return rc;
+    if (strcmp(cfg->backend, "cpu")) {
+        char note[600];
+        hl_backend_choice ch = {.name = cfg->backend, .vulkan_device = cfg->vulkan_device,
+                                .gpu_memory_fraction = cfg->gpu_memory_fraction};
+        if ((rc = hl_backend_open_choice(&ms->be, &ch, ms->pool, note, sizeof note, err))) return rc;
+        if (note[0]) hl_info("%s", note);
+        if (!strcmp(hl_backend_name(ms->be), "cpu")) { /* auto found no GPU: the one CPU backend serves */
+            hl_backend_free(ms->be);
+            ms->be = ms->cpu;
+        }
+    }
+    ms->auto_backend = !strcmp(cfg->backend, "auto");
     hl_backend_mem where = {0};
     ms->be->ops->memory(ms->be, NULL, &where);
-    if (where.where && strcmp(where.where, "host"))
-        hl_info("backend: %s on %s (%d compute threads shared by every model for what runs on the CPU)",
-                hl_backend_name(ms->be), where.where, hl_pool_size(ms->pool));
-    else
+    if (where.where && strcmp(where.where, "host")) {
+        char freeb[32];
+        hl_mem_bytes((int64_t)where.free, freeb, sizeof freeb);
+        hl_info("GPU: %s", hl_backend_description(ms->be));
+        hl_info("backend: %s on %s (models take up to %s of its memory, engine.gpu_memory_fraction %g; %d compute "
+                "threads shared by every model for what runs on the CPU)",
+                hl_backend_name(ms->be), where.where, freeb, cfg->gpu_memory_fraction, hl_pool_size(ms->pool));
+    } else
         hl_info("backend: %s (%d compute threads shared by every model)", hl_backend_name(ms->be), hl_pool_size(ms->pool));
     if (pthread_create(&ms->reaper, NULL, reaper_main, ms) != 0) return hl_err_set(err, HL_ENOMEM, "cannot start a thread");
     ms->reaper_started = 1;
@@ -172,7 +200,24 @@ static int load_mf_messages(srv_model *m, hl_err *err) {
 }
 
 /* Loads the files of m (outside the lock). */
-static int load_model(srv_models *ms, srv_model *m, const char *name, int is_path, hl_err *err) {
+/* Layers of the model that fit in the GPU's room next to the output and
+ * step buffers (an estimate from the model's weight bytes per layer; the
+ * backend still checks each placement exactly). */
+static int32_t layers_that_fit(srv_models *ms, const hl_loaded *lm, int32_t step_tokens) {
+    hl_backend_mem mem = {0};
+    ms->be->ops->memory(ms->be, NULL, &mem);
+    const hl_hparams *hp = hl_model_hparams(lm->model);
+    const hl_plan *plan = hl_model_plan(lm->model);
+    int64_t per_layer = hp->n_layer > 0 ? (int64_t)plan->weight_bytes / hp->n_layer : 1;
+    int64_t scratch = (int64_t)hl_plan_buffer_bytes(plan, step_tokens > 0 ? step_tokens : 512);
+    /* what is not in the layers (output matrix, embeddings read by the GPU) goes with the last part */
+    int64_t rest = (int64_t)hl_model_weight_bytes(lm->model) - per_layer * hp->n_layer;
+    int64_t room = (int64_t)mem.free - scratch - (rest > 0 ? rest : 0);
+    int64_t n = per_layer > 0 && room > 0 ? room / (per_layer + per_layer / 4) : 0; /* a quarter more for its KV */
+    return (int32_t)(n > hp->n_layer ? hp->n_layer : n);
+}
+
+static int load_model(srv_models *ms, srv_model *m, const char *name, int is_path, int32_t num_gpu, hl_err *err) {
     int rc;
     if (is_path) {
         m->path = strdup(m->key);
@@ -207,6 +252,7 @@ static int load_model(srv_models *ms, srv_model *m, const char *name, int is_pat
     p.backend = ms->be;
     p.pool = ms->pool;
     p.kv_bytes = (size_t)(c->kv_bytes > 0 ? c->kv_bytes : auto_kv_bytes());
+    if (c->kv_bytes <= 0 && hl_backend_is_gpu(ms->be)) p.kv_bytes = gpu_kv_bytes(ms, m->lm, p.step_tokens);
     p.max_seqs = c->max_seqs;
     p.max_queue = c->max_queue;
     if (c->block_size > 0) p.block_size = c->block_size;
@@ -214,14 +260,40 @@ static int load_model(srv_models *ms, srv_model *m, const char *name, int is_pat
     p.prefix_cache = c->prefix_cache;
     p.kv_type = (hl_type)c->kv_type;
     if (c->num_draft > 0) p.max_draft = c->num_draft;
+    /* num_gpu: the request's, else the Modelfile's PARAMETER, else all layers */
+    if (num_gpu == SRV_NUM_GPU_UNSET) num_gpu = (m->params.set & SRV_O_NGPU) ? m->params.num_gpu : -1;
+    m->num_gpu = num_gpu;
+    const int32_t n_layer = hl_model_hparams(m->lm->model)->n_layer;
+    if (ms->be != ms->cpu && num_gpu == 0) p.backend = ms->cpu;
+    else if (ms->be != ms->cpu && num_gpu > 0 && num_gpu < n_layer) p.offload_rest = ms->cpu, p.num_gpu = num_gpu;
+    if (p.backend == ms->cpu) p.kv_bytes = (size_t)(c->kv_bytes > 0 ? c->kv_bytes : auto_kv_bytes());
     rc = hl_engine_new(&m->eng, m->lm, &p, err);
-    if (rc == HL_ENOTSUP && ms->be != ms->cpu) {
-        /* the configured backend lacks an op or a weight type: the CPU runs everything */
+    if (rc == HL_ENOMEM && ms->auto_backend && p.backend != ms->cpu && num_gpu < 0) {
+        /* auto, and the GPU cannot hold the whole model: as many layers as fit there, the rest on the CPU */
+        char why[1024];
+        snprintf(why, sizeof why, "%s", err->msg);
+        /* from the estimate down, until the backend takes a placement */
+        for (int32_t fit = layers_that_fit(ms, m->lm, p.step_tokens); fit > 0 && rc == HL_ENOMEM; fit = fit * 3 / 4) {
+            p.offload_rest = ms->cpu, p.num_gpu = fit;
+            p.kv_bytes = gpu_kv_bytes(ms, m->lm, p.step_tokens) / 2;
+            if ((rc = hl_engine_new(&m->eng, m->lm, &p, err)) == 0)
+                hl_warn("%s: %s; offloading %d of %d layers to the GPU, the rest on the CPU", m->name, why, fit, n_layer);
+        }
+    }
+    if ((rc == HL_ENOTSUP || (rc == HL_ENOMEM && ms->auto_backend)) && p.backend != ms->cpu) {
+        /* the configured backend lacks an op or a weight type, or (auto) the
+         * GPU's memory cannot hold even part of the model: the CPU runs everything */
         hl_warn("%s: %s; running it on the CPU", m->name, err ? err->msg : "backend cannot run it");
         p.backend = ms->cpu;
+        p.offload_rest = NULL, p.num_gpu = -1;
+        p.kv_bytes = (size_t)(c->kv_bytes > 0 ? c->kv_bytes : auto_kv_bytes());
         rc = hl_engine_new(&m->eng, m->lm, &p, err);
     }
     if (rc) return rc;
+    int32_t gpu_layers = 0;
+    size_t gpu_weights = 0;
+    hl_engine_gpu_share(m->eng, &gpu_layers, &gpu_weights);
+    m->on_gpu = gpu_layers > 0 || hl_backend_is_gpu(p.backend);
     /* what the model occupies, as Ollama counts it: its weights and the KV
      * cache of one full default context; the pool reserved for all sequences
      * is in /metrics (hyperlama_kv_pool_bytes) */
@@ -233,12 +305,18 @@ static int load_model(srv_models *ms, srv_model *m, const char *name, int is_pat
     m->kv_pool_bytes = (int64_t)p.kv_bytes;
     m->size_bytes = (int64_t)hl_model_weight_bytes(m->lm->model) +
                     (pool_tokens > 0 ? (int64_t)((double)p.kv_bytes * (double)ctx / (double)pool_tokens) : 0);
+    /* in GPU memory: the weights the GPU holds and its layers' share of the KV */
+    int64_t ctx_kv = m->size_bytes - (int64_t)hl_model_weight_bytes(m->lm->model);
+    m->vram_bytes = !m->on_gpu ? 0
+                    : gpu_layers >= n_layer ? m->size_bytes
+                                            : (int64_t)gpu_weights + (n_layer > 0 ? ctx_kv * gpu_layers / n_layer : 0);
+    if (m->vram_bytes > m->size_bytes) m->vram_bytes = m->size_bytes;
     hl_info("loaded %s (%s) in %.0f ms, context %d, backend %s", m->name, m->path, (double)m->lm->load_ns / 1e6,
             hl_engine_max_ctx(m->eng), hl_engine_backend_name(m->eng));
     return 0;
 }
 
-int srv_models_get(srv_models *ms, const char *name, srv_model **out, hl_err *err) {
+int srv_models_get(srv_models *ms, const char *name, int32_t num_gpu, srv_model **out, hl_err *err) {
     *out = NULL;
     char key[4096];
     int is_path = 0;
@@ -252,6 +330,17 @@ int srv_models_get(srv_models *ms, const char *name, srv_model **out, hl_err *er
         if (m && m->loading) {
             pthread_cond_wait(&ms->cv, &ms->m);
             continue;
+        }
+        if (m && num_gpu != SRV_NUM_GPU_UNSET && num_gpu != m->num_gpu && ms->be != ms->cpu) {
+            if (m->refs) { /* in use: it keeps its placement */
+                hl_debug("%s: num_gpu %d asked while it runs with %d: kept", m->name, num_gpu, m->num_gpu);
+            } else { /* another placement: reload it (Ollama does the same) */
+                unlink_model(ms, m);
+                pthread_mutex_unlock(&ms->m);
+                model_free(m);
+                pthread_mutex_lock(&ms->m);
+                continue;
+            }
         }
         if (m) {
             m->refs++;
@@ -294,7 +383,7 @@ int srv_models_get(srv_models *ms, const char *name, srv_model **out, hl_err *er
         ms->head = m;
         atomic_fetch_add(&ms->n_loading, 1);
         pthread_mutex_unlock(&ms->m);
-        rc = load_model(ms, m, name, is_path, err);
+        rc = load_model(ms, m, name, is_path, num_gpu, err);
         atomic_fetch_sub(&ms->n_loading, 1);
         pthread_mutex_lock(&ms->m);
         m->loading = 0;

@@ -51,7 +51,7 @@ void srv_opts_merge(srv_opts *d, const srv_opts *s) {
     M(SRV_O_TEMP, s.temperature); M(SRV_O_TOPK, s.top_k); M(SRV_O_TOPP, s.top_p); M(SRV_O_MINP, s.min_p);
     M(SRV_O_TYPP, s.typical_p); M(SRV_O_REPP, s.repeat_penalty); M(SRV_O_REPN, s.repeat_last_n);
     M(SRV_O_PRES, s.presence_penalty); M(SRV_O_FREQ, s.frequency_penalty); M(SRV_O_NPRED, num_predict);
-    M(SRV_O_NCTX, num_ctx); M(SRV_O_SPEC, speculative); M(SRV_O_NDRAFT, num_draft);
+    M(SRV_O_NCTX, num_ctx); M(SRV_O_SPEC, speculative); M(SRV_O_NDRAFT, num_draft); M(SRV_O_NGPU, num_gpu);
 #undef M
     if (s->set & SRV_O_DRAFT) memcpy(d->draft_model, s->draft_model, sizeof d->draft_model);
     if (s->set & SRV_O_SEED) {
@@ -123,7 +123,7 @@ static int parse_stops(struct json_object *v, srv_opts *o, int max, hl_err *err)
 }
 
 /* keys Ollama accepts that have no effect here (llama.cpp runner knobs) */
-static const char *const NOOP_KEYS[] = {"num_keep", "penalize_newline", "numa", "num_batch", "num_gpu", "main_gpu",
+static const char *const NOOP_KEYS[] = {"num_keep", "penalize_newline", "numa", "num_batch", "main_gpu",
                                          "low_vram", "f16_kv", "logits_all", "vocab_only", "use_mmap", "use_mlock",
                                          "num_thread", "mirostat", "mirostat_tau", "mirostat_eta", "tfs_z", NULL};
 
@@ -162,6 +162,7 @@ int srv_parse_options(struct json_object *obj, srv_opts *o, hl_err *err) {
         FINT("num_predict", SRV_O_NPRED, num_predict, -2, 1 << 24)
         FINT("num_ctx", SRV_O_NCTX, num_ctx, 0, 1 << 24)
         FINT("num_draft", SRV_O_NDRAFT, num_draft, 0, HL_ENGINE_MAX_DRAFT)
+        FINT("num_gpu", SRV_O_NGPU, num_gpu, -1, 1 << 20)
 #undef FNUM
 #undef FINT
         if (!strcmp(key, "seed")) {

@@ -233,7 +233,7 @@ static void ps_one(void *ctx, srv_model *m) {
     if (m->from_store) info_details(w, &m->sm.info);
     else gguf_details(w, m->lm);
     hl_jw_key(w, "expires_at"); hl_jw_str(w, ts);
-    hl_jw_key(w, "size_vram"); hl_jw_int(w, 0);
+    hl_jw_key(w, "size_vram"); hl_jw_int(w, m->vram_bytes);
     hl_jw_key(w, "context_length"); hl_jw_int(w, hl_engine_max_ctx(m->eng));
     hl_jw_obj_end(w);
 }

@@ -174,7 +174,7 @@ int srv_route_tokenize(srv_req *r) {
     }
     snprintf(r->model, sizeof r->model, "%s", name);
     srv_model *m = NULL;
-    int rc = srv_models_get(&r->srv->models, name, &m, &err);
+    int rc = srv_models_get(&r->srv->models, name, SRV_NUM_GPU_UNSET, &m, &err);
     if (rc) {
         json_object_put(root);
         return srv_reply_error(r, srv_status_of(rc), err.msg);

@@ -52,7 +52,9 @@ typedef struct srv_config {
     int step_tokens;         /* tokens per scheduler step; default 512 */
     int prefix_cache;        /* default on */
     int kv_type;             /* KV cache element type (hl_type): F16 (default) or Q8_0 */
-    char backend[16];        /* engine.backend: "auto" (default), "cpu" or "ref" */
+    char backend[16];        /* engine.backend: "auto" (default), "cpu", "ref", "vulkan", "vulkan:N" */
+    int vulkan_device;       /* engine.vulkan_device / HYPERLAMA_VULKAN_DEVICE: the device auto/vulkan take; -1 (default): the GPU with the most memory */
+    double gpu_memory_fraction; /* engine.gpu_memory_fraction: share of the free GPU memory models may take; default 0.9 */
     int speculative;         /* engine.speculative: prompt-lookup drafts for requests by default; default on */
     int num_draft;           /* engine.num_draft: most drafted tokens per sequence and step; default 8 */
     char *draft_model;       /* engine.draft_model: a draft model for every compatible model; NULL: none */
@@ -72,7 +74,8 @@ int srv_config_load_file(srv_config *c, const char *path, int create, hl_err *er
 /* HYPERLAMA_HOST (host[:port] or a URL), HYPERLAMA_ORIGINS, HYPERLAMA_API_KEY,
  * HYPERLAMA_MODELS, HYPERLAMA_MAX_LOADED_MODELS, HYPERLAMA_KEEP_ALIVE,
  * HYPERLAMA_KV_BUDGET, HYPERLAMA_NUM_PARALLEL, HYPERLAMA_MAX_QUEUE,
- * HYPERLAMA_CONTEXT_LENGTH, HYPERLAMA_NUM_THREADS, HYPERLAMA_LOG_FORMAT. */
+ * HYPERLAMA_CONTEXT_LENGTH, HYPERLAMA_NUM_THREADS, HYPERLAMA_LOG_FORMAT,
+ * HYPERLAMA_BACKEND, HYPERLAMA_VULKAN_DEVICE, HYPERLAMA_GPU_MEMORY_FRACTION. */
 int srv_config_apply_env(srv_config *c, hl_err *err);
 /* host[:port], [v6]:port, or http://host:port. */
 int srv_config_set_host(srv_config *c, const char *hostport, hl_err *err);

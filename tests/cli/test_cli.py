@@ -115,11 +115,13 @@ def test_chat_template_answer(hyperlama):
 
 def test_bench_json(hyperlama):
     import numpy as np
-    r = hl("bench", SHARED / "models/stories260K.gguf", "-p", "64", "-n", "16", "-r", "5", "--threads", "2", "--json")
+    r = hl("bench", SHARED / "models/stories260K.gguf", "-p", "64", "-n", "16", "-r", "5", "--threads", "2", "--json",
+           "--backend", "cpu", "--streams", "2,3")
     doc = json.loads(r.stdout)
     tests = {x["test"]: x for x in doc["results"]}
-    assert set(tests) == {"pp64", "tg16"}
+    assert set(tests) == {"pp64", "tg16", "s2", "s3"}  # sN: aggregate decode of N concurrent streams
     assert doc["peak_rss_mib"] > 0 and doc["weight_bytes"] > 0 and doc["threads"] == 2
+    assert doc["backend"] == "cpu" and doc["device"] == ""
     for x in tests.values():
         s = x["samples"]
         assert len(s) == 5 and min(s) > 0
@@ -128,6 +130,17 @@ def test_bench_json(hyperlama):
             assert x[key] == pytest.approx(float(np.quantile(s, q)), rel=1e-6), key
         assert x["mean"] == pytest.approx(float(np.mean(s)), rel=1e-6)
         assert x["stddev"] == pytest.approx(float(np.std(s, ddof=1)), rel=1e-5)
+
+
+def test_bench_on_vulkan(hyperlama):
+    """bench --backend vulkan:N (lavapipe here) and --num-gpu: the JSON names the backend, the split and the device."""
+    import os
+    dev = os.environ.get("HYPERLAMA_VULKAN_DEVICE", "0")
+    r = hl("bench", SHARED / "models/stories260K.gguf", "-p", "16", "-n", "4", "-r", "1", "--json", "--streams", "2",
+           "--backend", f"vulkan:{dev}", "--num-gpu", "3")
+    doc = json.loads(r.stdout)
+    assert [x["test"] for x in doc["results"]] == ["pp16", "tg4", "s2"] and all(x["mean"] > 0 for x in doc["results"])
+    assert doc["backend"] == "vulkan (3 of 5 layers, the rest on cpu)" and "Vulkan 1." in doc["device"], doc
 
 
 def test_bench_table_and_limits(hyperlama):

@@ -3,8 +3,10 @@ shared by every loaded model (two busy models take turns, each model's output
 unchanged); engine.backend / HYPERLAMA_BACKEND choose what runs the models, and
 the reference backend serves the same greedy text as the CPU's; bad settings
 are refused with a clear message."""
+import hashlib
 import json
 import os
+import pathlib
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 
@@ -13,9 +15,10 @@ import requests
 from conftest import HYPERLAMA
 
 
-def generate(url, model, prompt, n=24):
+def generate(url, model, prompt, n=24, **options):
     r = requests.post(url + "/api/generate", json={"model": model, "prompt": prompt, "raw": True, "stream": False,
-                                                   "options": {"temperature": 0, "num_predict": n}}, timeout=300)
+                                                   "options": {"temperature": 0, "num_predict": n, **options}},
+                      timeout=300)
     assert r.status_code == 200, r.text
     return r.json()["response"]
 
@@ -38,7 +41,10 @@ def test_models_share_one_pool(make_server, stories, smollm):
         jobs = [(stories, "Once upon a time"), (smollm, "The capital of France is")] * 2
         got = list(ex.map(lambda j: generate(s.url, *j), jobs))
     assert got == [alone_a, alone_b, alone_a, alone_b]
-    assert "backend: cpu (2 compute threads shared by every model)" in s.logtext()
+    log = s.logtext()
+    assert "backend: cpu (2 compute threads shared by every model)" in log or "backend: vulkan on " in log
+    # auto: a GPU, or one line saying why not (lavapipe, a CPU implementation, is never taken)
+    assert "backend: vulkan on " in log or "no GPU: " in log and "; running on the CPU" in log, log[:3000]
 
 
 def test_reference_backend_serves_the_same_text(make_server, stories):
@@ -73,6 +79,82 @@ def test_vulkan_backend_serves_the_same_text(make_server, stories):
     assert got == [alone[p] for p in prompts * 2]
     log = vk.logtext()
     assert "backend: vulkan on " in log and "running it on the CPU" not in log, log[-2000:]
+    # the banner names the device and what it can do; ps reports the model in GPU memory
+    assert "GPU: " in log and "Vulkan 1." in log and "GiB" in log, log[:3000]
+    for srv, proc in ((vk, "100% GPU"), (cpu, "100% CPU")):
+        m, shown = ps_of(srv, stories)
+        assert m["size_vram"] == (m["size"] if proc == "100% GPU" else 0), m
+        assert proc in shown, shown
+    # partial offload (Ollama's num_gpu option): the last 2 of 5 layers and the
+    # output on the GPU, the rest on the CPU; same greedy text; another
+    # num_gpu reloads the model (as Ollama does); 0 puts it all on the CPU
+    p = prompts[0]
+    assert generate(vk.url, stories, p, num_gpu=2) == alone[p]
+    m, shown = ps_of(vk, stories)
+    assert 0 < m["size_vram"] < m["size"], m
+    share = round(100 * m["size_vram"] / m["size"])
+    assert f"{100 - share}%/{share}% CPU/GPU" in shown, shown
+    assert "vulkan (2 of 5 layers, the rest on cpu)" in vk.logtext()
+    assert generate(vk.url, stories, p, num_gpu=0) == alone[p]
+    m, shown = ps_of(vk, stories)
+    assert m["size_vram"] == 0 and "100% CPU" in shown, (m, shown)
+    # a Modelfile PARAMETER num_gpu places the model it defines
+    data = pathlib.Path(stories).read_bytes()
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    assert requests.post(f"{vk.url}/api/blobs/{digest}", data=data, timeout=60).status_code == 201
+    r = requests.post(vk.url + "/api/create", json={"model": "offloaded", "files": {"stories.gguf": digest},
+                                                    "parameters": {"num_gpu": 1}, "stream": False}, timeout=120)
+    assert r.status_code == 200, r.text
+    assert generate(vk.url, "offloaded", p) == alone[p]
+    assert "vulkan (1 of 5 layers, the rest on cpu)" in vk.logtext()
+    # the in-process path: hyperlama run FILE --num-gpu N
+    for n in (0, 1, 5):
+        out = subprocess.run([str(HYPERLAMA), "run", stories, p, "--num-predict", "24", "--temperature", "0",
+                              "--backend", f"vulkan:{dev}", "--num-gpu", str(n)], capture_output=True, text=True,
+                             timeout=120)
+        assert out.returncode == 0 and out.stdout.strip() == alone[p].strip(), (n, out.stdout, out.stderr[-500:])
+
+
+def ps_of(srv, model):
+    """(/api/ps's entry for model, `hyperlama ps` output)"""
+    m = next(x for x in requests.get(srv.url + "/api/ps", timeout=10).json()["models"] if x["model"].endswith(model.split("/")[-1]))
+    out = subprocess.run([str(HYPERLAMA), "ps"], env=dict(os.environ, HYPERLAMA_HOST=srv.url), capture_output=True,
+                         text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    return m, out.stdout
+
+
+def test_gpu_memory_fraction_refuses_or_falls_back(make_server, stories):
+    """engine.gpu_memory_fraction bounds what models take of the GPU: a model
+    that does not fit in it is refused on an explicit vulkan backend with
+    what it needs, what there is and what to try; under auto (here made to
+    take lavapipe by HYPERLAMA_VULKAN_DEVICE) it runs on the CPU instead,
+    with a log line saying why, and /api/ps shows it off the GPU; with room
+    for some of its layers, auto offloads those."""
+    dev = os.environ.get("HYPERLAMA_VULKAN_DEVICE", "0")
+    tight = {"HYPERLAMA_GPU_MEMORY_FRACTION": "0.000001", "HYPERLAMA_VULKAN_DEVICE": dev}
+    vk = make_server(dict(tight, HYPERLAMA_BACKEND=f"vulkan:{dev}"))
+    r = requests.post(vk.url + "/api/generate", json={"model": stories, "prompt": "Once", "stream": False}, timeout=60)
+    assert r.status_code >= 400, r.text
+    msg = r.json()["error"]
+    for part in ("model requires more GPU memory on ", "of weights", "than is available",
+                 "engine.gpu_memory_fraction 1e-06", "Try a smaller quantization"):
+        assert part in msg, msg
+    auto = make_server(tight)
+    text = generate(auto.url, stories, "Once upon a time", 8)
+    assert text
+    log = auto.logtext()
+    assert "backend: vulkan on " in log and "model requires more GPU memory" in log and "running it on the CPU" in log, log[-3000:]
+    m = requests.get(auto.url + "/api/ps", timeout=10).json()["models"][0]
+    assert m["size_vram"] == 0 and m["size"] > 0, m
+    # room for some layers (0.3% of lavapipe's 2 GiB: ~6 MiB, less than the whole model with its step buffers
+    # and KV): auto offloads as many as fit, the rest on the CPU, same text
+    part = make_server({"HYPERLAMA_GPU_MEMORY_FRACTION": "0.003", "HYPERLAMA_VULKAN_DEVICE": dev})
+    assert generate(part.url, stories, "Once upon a time", 8) == text
+    log = part.logtext()
+    assert "layers to the GPU, the rest on the CPU" in log and "the rest on cpu)" in log, log[-3000:]
+    m, shown = ps_of(part, stories)
+    assert 0 < m["size_vram"] < m["size"] and "CPU/GPU" in shown, (m, shown)
 
 
 def test_bad_backend_settings_are_refused(tmp_path):
@@ -84,6 +166,15 @@ def test_bad_backend_settings_are_refused(tmp_path):
     env.pop("HYPERLAMA_BACKEND")
     r = subprocess.run([str(HYPERLAMA), "serve", "--print-config"], env=env, capture_output=True, text=True, timeout=30)
     assert r.returncode != 0 and "config.toml:2:" in r.stderr and "backend must be" in r.stderr, r.stderr
-    (tmp_path / "config.toml").write_text('[engine]\nbackend = "ref"\n')
+    (tmp_path / "config.toml").write_text('[engine]\ngpu_memory_fraction = 1.5\n')
     r = subprocess.run([str(HYPERLAMA), "serve", "--print-config"], env=env, capture_output=True, text=True, timeout=30)
-    assert r.returncode == 0 and 'backend = "ref"' in r.stdout, r.stdout + r.stderr
+    assert r.returncode != 0 and "gpu_memory_fraction must be more than 0 and at most 1" in r.stderr, r.stderr
+    (tmp_path / "config.toml").write_text('[engine]\nbackend = "ref"\ngpu_memory_fraction = 0.5\n')
+    r = subprocess.run([str(HYPERLAMA), "serve", "--print-config"], env=dict(env, HYPERLAMA_GPU_MEMORY_FRACTION="x"),
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode != 0 and "HYPERLAMA_GPU_MEMORY_FRACTION" in r.stderr, r.stderr
+    r = subprocess.run([str(HYPERLAMA), "serve", "--print-config"], env=env, capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0 and 'backend = "ref"' in r.stdout and "gpu_memory_fraction = 0.5" in r.stdout, r.stdout + r.stderr
+    r = subprocess.run([str(HYPERLAMA), "serve", "--print-config"], env=dict(env, HYPERLAMA_VULKAN_DEVICE="3"),
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0 and "vulkan_device = 3" in r.stdout, r.stdout + r.stderr

@@ -225,8 +225,9 @@ static int cpu_prepare(hl_backend *be, const hl_plan *plan, int32_t max_tokens, 
     return 0;
 }
 
-static int cpu_run(hl_backend *be, hl_backend_prog *c, hl_kv_cache *kv, const hl_batch *b, float *logits,
+static int cpu_run(hl_backend *be, hl_backend_prog *c, hl_kv_cache *kv, const hl_batch *b, const hl_step_io *io,
                    hl_err *err) {
+    float *logits = io->logits;
     cpu_backend *cb = (cpu_backend *)be;
     if (b->n_tokens > c->max_tokens)
         return hl_err_set(err, HL_ERANGE, "batch of %d tokens exceeds the forward context's %d", b->n_tokens,
@@ -243,8 +244,11 @@ static int cpu_run(hl_backend *be, hl_backend_prog *c, hl_kv_cache *kv, const hl
     size_t rows = b->n_tokens < 8 ? 1 : (size_t)b->n_tokens / 8;
     c->serial = hl_pool_size(cb->pool) == 1 || cb->threads == HL_THREADS_SERIAL ||
                 (cb->threads == HL_THREADS_AUTO && per_layer * rows < HL_SERIAL_BYTES);
+    const size_t x_bytes = (size_t)b->n_tokens * (size_t)c->plan->n_embd * sizeof(float);
+    if (io->x_in) memcpy(c->buf[HL_BUF_X], io->x_in, x_bytes);
     if (c->serial) cpu_step_thread(c, 0, 1);
     else hl_pool_run(cb->pool, cpu_step_thread, c);
+    if (io->x_out) memcpy(io->x_out, c->buf[HL_BUF_X], x_bytes);
     c->batch = NULL;
     c->logits = NULL;
     return 0;

@@ -223,7 +223,7 @@ static int32_t count_wanted(const hl_batch *b) {
     return n;
 }
 
-static int ref_run(hl_backend *be, hl_backend_prog *prog, hl_kv_cache *kv, const hl_batch *b, float *logits,
+static int ref_run(hl_backend *be, hl_backend_prog *prog, hl_kv_cache *kv, const hl_batch *b, const hl_step_io *sio,
                    hl_err *err) {
     const hl_plan *plan = prog->plan;
     if (b->n_tokens > prog->max_tokens)
@@ -240,7 +240,9 @@ static int ref_run(hl_backend *be, hl_backend_prog *prog, hl_kv_cache *kv, const
         io.buf[i] = prog->buf[i];
         io.per_output[i] = plan->bufs[i].per_output;
     }
-    io.buf[HL_BUF_LOGITS] = logits;
+    io.buf[HL_BUF_LOGITS] = sio->logits;
+    const size_t x_bytes = (size_t)b->n_tokens * (size_t)plan->n_embd * sizeof(float);
+    if (sio->x_in) memcpy(io.buf[HL_BUF_X], sio->x_in, x_bytes);
     for (int32_t i = 0; i < plan->n_ops; i++) {
         const hl_op *op = &plan->ops[i];
         if ((op->kind == HL_OP_KV_STORE || op->kind == HL_OP_ATTN) && !kv)
@@ -249,6 +251,7 @@ static int ref_run(hl_backend *be, hl_backend_prog *prog, hl_kv_cache *kv, const
         int rc = hl_ref_exec(op, &io, &prog->s, err);
         if (rc) return hl_err_prefix(err, "backend ref: layer %d op %s: ", op->layer, hl_op_name(op->kind));
     }
+    if (sio->x_out) memcpy(sio->x_out, io.buf[HL_BUF_X], x_bytes);
     return 0;
 }
 

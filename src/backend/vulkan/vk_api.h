@@ -27,6 +27,7 @@
     X(vkGetPhysicalDeviceProperties2)           \
     X(vkGetPhysicalDeviceFeatures2)             \
     X(vkGetPhysicalDeviceMemoryProperties)      \
+    X(vkGetPhysicalDeviceMemoryProperties2)     \
     X(vkGetPhysicalDeviceQueueFamilyProperties) \
     X(vkEnumerateDeviceExtensionProperties)     \
     X(vkCreateDevice)                           \
@@ -67,6 +68,7 @@
     X(vkCmdBindDescriptorSets)        \
     X(vkCmdPushConstants)             \
     X(vkCmdDispatch)                  \
+    X(vkCmdCopyBuffer)                \
     X(vkCmdPipelineBarrier)           \
     X(vkQueueSubmit)                  \
     X(vkCreateFence)                  \

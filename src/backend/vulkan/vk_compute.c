@@ -1,6 +1,7 @@
 /* Buffers, kernels and submission (vk_compute.h). */
 #include "backend/vulkan/vk_compute.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -29,7 +30,13 @@ static int find_memory(const hl_vk_device *d, uint32_t bits, VkMemoryPropertyFla
     return -1;
 }
 
-int hl_vk_buffer_new(hl_vk_device *d, VkDeviceSize size, hl_vk_buffer *out, hl_err *err) {
+static int is_device_local(const hl_vk_device *d, uint32_t type) {
+    return (d->mem.memoryTypes[type].propertyFlags & VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT) != 0;
+}
+
+/* host: host-visible coherent and mapped (device-local too where offered);
+ * else device-local, mapped only when that memory is host-visible as well */
+static int buffer_new(hl_vk_device *d, VkDeviceSize size, int host, hl_vk_buffer *out, hl_err *err) {
     memset(out, 0, sizeof *out);
     if (size == 0) size = 16;
     size = (size + 15) & ~(VkDeviceSize)15;
@@ -41,23 +48,44 @@ int hl_vk_buffer_new(hl_vk_device *d, VkDeviceSize size, hl_vk_buffer *out, hl_e
     if (vr != VK_SUCCESS) return hl_err_set(err, HL_ENOMEM, "vkCreateBuffer(%llu bytes): %s", (unsigned long long)size, hl_vk_result_name(vr));
     VkMemoryRequirements req;
     d->fn.vkGetBufferMemoryRequirements(d->dev, out->buf, &req);
-    const VkMemoryPropertyFlags host = VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT | VK_MEMORY_PROPERTY_HOST_COHERENT_BIT;
-    int type = find_memory(d, req.memoryTypeBits, host | VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT);
-    if (type < 0) type = find_memory(d, req.memoryTypeBits, host);
-    if (type < 0) {
-        hl_vk_buffer_free(d, out);
-        return hl_err_set(err, HL_ENOTSUP, "no host-visible coherent memory type for a storage buffer");
+    const VkMemoryPropertyFlags vis = VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT | VK_MEMORY_PROPERTY_HOST_COHERENT_BIT;
+    /* in order of preference; a discrete GPU without resizable BAR has only a
+     * small host-visible device-local heap, so a big host-visible buffer that
+     * does not fit there falls back to host memory the device reads over PCIe */
+    const VkMemoryPropertyFlags want[2] = {host ? vis | VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT : VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT,
+                                           vis};
+    vr = VK_ERROR_OUT_OF_DEVICE_MEMORY;
+    int type = -1, tried = -1;
+    for (int k = 0; k < 2 && !out->mem; k++) {
+        type = find_memory(d, req.memoryTypeBits, want[k]);
+        if (type < 0 || type == tried) continue;
+        tried = type;
+        VkMemoryAllocateInfo mai = {.sType = VK_STRUCTURE_TYPE_MEMORY_ALLOCATE_INFO, .allocationSize = req.size,
+                                    .memoryTypeIndex = (uint32_t)type};
+        if ((vr = d->fn.vkAllocateMemory(d->dev, &mai, NULL, &out->mem)) != VK_SUCCESS) out->mem = VK_NULL_HANDLE;
     }
-    VkMemoryAllocateInfo mai = {.sType = VK_STRUCTURE_TYPE_MEMORY_ALLOCATE_INFO, .allocationSize = req.size,
-                                .memoryTypeIndex = (uint32_t)type};
-    if ((vr = d->fn.vkAllocateMemory(d->dev, &mai, NULL, &out->mem)) != VK_SUCCESS ||
-        (vr = d->fn.vkBindBufferMemory(d->dev, out->buf, out->mem, 0)) != VK_SUCCESS ||
-        (vr = d->fn.vkMapMemory(d->dev, out->mem, 0, VK_WHOLE_SIZE, 0, &out->map)) != VK_SUCCESS) {
+    if (!out->mem) {
+        hl_vk_buffer_free(d, out);
+        if (tried < 0) return hl_err_set(err, HL_ENOTSUP, "no %s memory type for a storage buffer", host ? "host-visible coherent" : "usable");
+        return hl_err_set(err, HL_ENOMEM, "Vulkan buffer of %llu bytes: %s", (unsigned long long)size, hl_vk_result_name(vr));
+    }
+    int mappable = (d->mem.memoryTypes[type].propertyFlags & vis) == vis;
+    if ((vr = d->fn.vkBindBufferMemory(d->dev, out->buf, out->mem, 0)) != VK_SUCCESS ||
+        (mappable && (vr = d->fn.vkMapMemory(d->dev, out->mem, 0, VK_WHOLE_SIZE, 0, &out->map)) != VK_SUCCESS)) {
         hl_vk_buffer_free(d, out);
         return hl_err_set(err, HL_ENOMEM, "Vulkan buffer of %llu bytes: %s", (unsigned long long)size, hl_vk_result_name(vr));
     }
     out->size = size;
+    if (is_device_local(d, (uint32_t)type)) out->device_bytes = req.size, __atomic_fetch_add(&d->allocated, req.size, __ATOMIC_RELAXED);
     return 0;
+}
+
+int hl_vk_buffer_new(hl_vk_device *d, VkDeviceSize size, hl_vk_buffer *out, hl_err *err) {
+    return buffer_new(d, size, 1, out, err);
+}
+
+int hl_vk_buffer_new_device(hl_vk_device *d, VkDeviceSize size, hl_vk_buffer *out, hl_err *err) {
+    return buffer_new(d, size, 0, out, err);
 }
 
 void hl_vk_buffer_free(hl_vk_device *d, hl_vk_buffer *b) {
@@ -65,7 +93,57 @@ void hl_vk_buffer_free(hl_vk_device *d, hl_vk_buffer *b) {
     if (b->map) d->fn.vkUnmapMemory(d->dev, b->mem);
     if (b->buf) d->fn.vkDestroyBuffer(d->dev, b->buf, NULL);
     if (b->mem) d->fn.vkFreeMemory(d->dev, b->mem, NULL);
+    if (b->device_bytes) __atomic_fetch_sub(&d->allocated, b->device_bytes, __ATOMIC_RELAXED);
     memset(b, 0, sizeof *b);
+}
+
+/* One copy command on the device's command buffer, submitted and waited for. */
+static int copy_now(hl_vk_device *d, const hl_vk_buffer *src, const hl_vk_buffer *dst, VkDeviceSize dst_off,
+                    VkDeviceSize bytes, hl_err *err) {
+    VkCommandBufferBeginInfo cbi = {.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO,
+                                    .flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT};
+    VkResult vr;
+    d->fn.vkResetCommandBuffer(d->cmd, 0);
+    if ((vr = d->fn.vkBeginCommandBuffer(d->cmd, &cbi)) != VK_SUCCESS)
+        return hl_err_set(err, HL_EIO, "vkBeginCommandBuffer: %s", hl_vk_result_name(vr));
+    VkBufferCopy region = {.srcOffset = 0, .dstOffset = dst_off, .size = bytes};
+    d->fn.vkCmdCopyBuffer(d->cmd, src->buf, dst->buf, 1, &region);
+    VkMemoryBarrier mb = {.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER, .srcAccessMask = VK_ACCESS_TRANSFER_WRITE_BIT,
+                          .dstAccessMask = VK_ACCESS_SHADER_READ_BIT};
+    d->fn.vkCmdPipelineBarrier(d->cmd, VK_PIPELINE_STAGE_TRANSFER_BIT, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, 0, 1, &mb, 0,
+                               NULL, 0, NULL);
+    if ((vr = d->fn.vkEndCommandBuffer(d->cmd)) != VK_SUCCESS)
+        return hl_err_set(err, HL_EIO, "vkEndCommandBuffer: %s", hl_vk_result_name(vr));
+    VkSubmitInfo si = {.sType = VK_STRUCTURE_TYPE_SUBMIT_INFO, .commandBufferCount = 1, .pCommandBuffers = &d->cmd};
+    d->fn.vkResetFences(d->dev, 1, &d->fence);
+    if ((vr = d->fn.vkQueueSubmit(d->queue, 1, &si, d->fence)) != VK_SUCCESS)
+        return hl_err_set(err, HL_EIO, "vkQueueSubmit: %s", hl_vk_result_name(vr));
+    if ((vr = d->fn.vkWaitForFences(d->dev, 1, &d->fence, VK_TRUE, UINT64_MAX)) != VK_SUCCESS)
+        return hl_err_set(err, HL_EIO, "waiting for the Vulkan queue: %s", hl_vk_result_name(vr));
+    return 0;
+}
+
+int hl_vk_buffer_write(hl_vk_device *d, hl_vk_buffer *dst, const void *src, size_t bytes, hl_err *err) {
+    if (bytes > dst->size) return hl_err_set(err, HL_EINVAL, "Vulkan write of %zu bytes into a buffer of %llu", bytes,
+                                             (unsigned long long)dst->size);
+    if (dst->map) {
+        memcpy(dst->map, src, bytes);
+        return 0;
+    }
+    /* device-only memory: through a host-visible staging buffer, a chunk at a time */
+    const size_t chunk = bytes < d->staging_bytes ? bytes : d->staging_bytes;
+    hl_vk_buffer st;
+    int rc = hl_vk_buffer_new(d, chunk, &st, err);
+    if (rc) return hl_err_prefix(err, "staging buffer: "), rc;
+    pthread_mutex_lock(&d->submit_mu);
+    for (size_t off = 0; off < bytes && !rc; off += chunk) {
+        size_t n = bytes - off < chunk ? bytes - off : chunk;
+        memcpy(st.map, (const char *)src + off, n);
+        rc = copy_now(d, &st, dst, off, (n + 3) & ~(size_t)3, err);
+    }
+    pthread_mutex_unlock(&d->submit_mu);
+    hl_vk_buffer_free(d, &st);
+    return rc;
 }
 
 int hl_vk_kernels_new(hl_vk_device *d, hl_vk_kernels **out, hl_err *err) {
@@ -153,7 +231,7 @@ static int pool_grow(hl_vk_kernels *k, int n, hl_err *err) {
     return 0;
 }
 
-int hl_vk_run(hl_vk_kernels *k, const hl_vk_dispatch *list, int n, hl_err *err) {
+static int run_locked(hl_vk_kernels *k, const hl_vk_dispatch *list, int n, hl_err *err) {
     hl_vk_device *d = k->d;
     if (n <= 0) return 0;
     int rc = n > k->pool_sets ? pool_grow(k, n, err) : 0;
@@ -223,4 +301,11 @@ int hl_vk_run(hl_vk_kernels *k, const hl_vk_dispatch *list, int n, hl_err *err) 
     if ((vr = d->fn.vkWaitForFences(d->dev, 1, &d->fence, VK_TRUE, UINT64_MAX)) != VK_SUCCESS)
         return hl_err_set(err, HL_EIO, "waiting for the Vulkan queue: %s", hl_vk_result_name(vr));
     return 0;
+}
+
+int hl_vk_run(hl_vk_kernels *k, const hl_vk_dispatch *list, int n, hl_err *err) {
+    pthread_mutex_lock(&k->d->submit_mu);
+    int rc = run_locked(k, list, n, err);
+    pthread_mutex_unlock(&k->d->submit_mu);
+    return rc;
 }

@@ -10,9 +10,14 @@
  *
  * A run is a list of dispatches recorded into the device's one command
  * buffer, each followed by a compute-to-compute barrier, submitted once and
- * waited for. Buffers here are host-visible and coherent (mapped for their
- * lifetime), preferring memory that is also device-local; weights in
- * device-local memory through a staging copy come with the model path.
+ * waited for (the device's submit_mu makes runs of several models on one
+ * device take turns). Buffers are either host-visible and coherent (mapped
+ * for their lifetime, preferring memory that is also device-local: scratch,
+ * KV pools, which the host reads and writes) or device-local (weights:
+ * written once through hl_vk_buffer_write, which copies through a staging
+ * buffer when that memory is not host-visible, as on discrete GPUs, and
+ * writes through the mapping where the heap is shared, as on integrated GPUs
+ * and lavapipe).
  *
  * Ownership: hl_vk_kernels and hl_vk_buffer are owned by their creator and
  * freed with the device that made them still open. */
@@ -61,7 +66,8 @@ typedef struct hl_vk_buffer {
     VkBuffer buf;
     VkDeviceMemory mem;
     VkDeviceSize size;
-    void *map; /* host address for the buffer's lifetime */
+    void *map; /* host address for the buffer's lifetime; NULL for device-only memory */
+    VkDeviceSize device_bytes; /* device-local bytes it holds (counted in hl_vk_device.allocated) */
 } hl_vk_buffer;
 
 typedef struct hl_vk_kernels {
@@ -87,7 +93,12 @@ typedef struct hl_vk_dispatch {
     uint32_t groups[3];
 } hl_vk_dispatch;
 
+/* host-visible, mapped */
 int hl_vk_buffer_new(hl_vk_device *d, VkDeviceSize size, hl_vk_buffer *out, hl_err *err);
+/* device-local (mapped only when that memory is host-visible too) */
+int hl_vk_buffer_new_device(hl_vk_device *d, VkDeviceSize size, hl_vk_buffer *out, hl_err *err);
+/* bytes from src to the start of dst: through the mapping, else a staging copy */
+int hl_vk_buffer_write(hl_vk_device *d, hl_vk_buffer *dst, const void *src, size_t bytes, hl_err *err);
 void hl_vk_buffer_free(hl_vk_device *d, hl_vk_buffer *b);
 
 int hl_vk_kernels_new(hl_vk_device *d, hl_vk_kernels **out, hl_err *err);

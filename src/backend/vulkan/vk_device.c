@@ -74,6 +74,7 @@ static void describe_phys(const hl_vk_fns *fn, VkPhysicalDevice p, hl_vk_device_
     if (ext && fn->vkEnumerateDeviceExtensionProperties(p, NULL, &n_ext, ext) != VK_SUCCESS) n_ext = 0;
     int dot_ext = ext && (d->api_version >= VK_API_VERSION_1_3 || has_ext(ext, n_ext, "VK_KHR_shader_integer_dot_product"));
     d->coopmat = ext && (has_ext(ext, n_ext, "VK_KHR_cooperative_matrix") || has_ext(ext, n_ext, "VK_NV_cooperative_matrix"));
+    d->memory_budget = ext && has_ext(ext, n_ext, "VK_EXT_memory_budget");
     free(ext);
     VkPhysicalDeviceFeatures2 f2 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2, .pNext = dot_ext ? (void *)&fdot : (void *)&f12};
     fn->vkGetPhysicalDeviceFeatures2(p, &f2);
@@ -88,6 +89,11 @@ static void describe_phys(const hl_vk_fns *fn, VkPhysicalDevice p, hl_vk_device_
     for (uint32_t i = 0; i < mem.memoryHeapCount; i++)
         if ((mem.memoryHeaps[i].flags & VK_MEMORY_HEAP_DEVICE_LOCAL_BIT) && mem.memoryHeaps[i].size > d->device_local_bytes)
             d->device_local_bytes = mem.memoryHeaps[i].size;
+    d->uma = 1;
+    for (uint32_t i = 0; i < mem.memoryTypeCount; i++) {
+        VkMemoryPropertyFlags f = mem.memoryTypes[i].propertyFlags;
+        if ((f & VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT) && !(f & VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT)) d->uma = 0;
+    }
 
     uint32_t nq = 0;
     fn->vkGetPhysicalDeviceQueueFamilyProperties(p, &nq, NULL);
@@ -241,6 +247,8 @@ int hl_vk_device_open(hl_vk_instance *vi, int index, hl_vk_device **out, hl_err 
     d->fn = vi->fn;
     d->phys = vi->phys[index];
     d->fn.vkGetPhysicalDeviceMemoryProperties(d->phys, &d->mem);
+    pthread_mutex_init(&d->submit_mu, NULL);
+    d->staging_bytes = 64u << 20;
 
     float prio = 1.0f;
     VkDeviceQueueCreateInfo qci = {.sType = VK_STRUCTURE_TYPE_DEVICE_QUEUE_CREATE_INFO,
@@ -297,5 +305,24 @@ void hl_vk_device_close(hl_vk_device *d) {
         if (d->cmd_pool) d->fn.vkDestroyCommandPool(d->dev, d->cmd_pool, NULL);
         if (d->fn.vkDestroyDevice) d->fn.vkDestroyDevice(d->dev, NULL);
     }
+    pthread_mutex_destroy(&d->submit_mu);
     free(d);
+}
+
+uint64_t hl_vk_device_free_bytes(hl_vk_device *d) {
+    const hl_vk_device_info *info = &d->inst->devices[d->index];
+    VkPhysicalDeviceMemoryBudgetPropertiesEXT bud = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_MEMORY_BUDGET_PROPERTIES_EXT};
+    VkPhysicalDeviceMemoryProperties2 m2 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_MEMORY_PROPERTIES_2,
+                                            .pNext = info->memory_budget ? &bud : NULL};
+    d->fn.vkGetPhysicalDeviceMemoryProperties2(d->phys, &m2);
+    uint64_t best = 0;
+    for (uint32_t i = 0; i < m2.memoryProperties.memoryHeapCount; i++) {
+        const VkMemoryHeap *h = &m2.memoryProperties.memoryHeaps[i];
+        if (!(h->flags & VK_MEMORY_HEAP_DEVICE_LOCAL_BIT)) continue;
+        uint64_t free_b;
+        if (info->memory_budget) free_b = bud.heapBudget[i] > bud.heapUsage[i] ? bud.heapBudget[i] - bud.heapUsage[i] : 0;
+        else free_b = h->size > d->allocated ? h->size - d->allocated : 0;
+        if (free_b > best) best = free_b;
+    }
+    return best;
 }

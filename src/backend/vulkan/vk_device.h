@@ -19,6 +19,7 @@
 #include "backend/vulkan/vk_api.h"
 #include "base/err.h"
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -35,6 +36,9 @@ typedef struct hl_vk_device_info {
     int fp16, int8;                         /* shaderFloat16, shaderInt8 arithmetic */
     int int_dot;                            /* shaderIntegerDotProduct (Vulkan 1.3 / KHR) */
     int coopmat;                            /* VK_KHR_cooperative_matrix or VK_NV_cooperative_matrix */
+    int memory_budget;                      /* VK_EXT_memory_budget: free device memory can be asked */
+    int uma;                                /* every device-local memory type is also host-visible
+                                               (integrated GPUs, lavapipe): weights need no staging */
     uint32_t queue_family;                  /* a family with compute */
     int usable;                             /* Vulkan >= 1.2, a compute queue, 8/16-bit storage */
 } hl_vk_device_info;
@@ -59,6 +63,9 @@ typedef struct hl_vk_device {
     VkCommandPool cmd_pool;
     VkCommandBuffer cmd;
     VkFence fence;
+    pthread_mutex_t submit_mu;  /* one submission at a time on cmd (several models share the device) */
+    uint64_t allocated;         /* bytes of device-local memory this device's buffers hold */
+    size_t staging_bytes;       /* chunk of a staged upload (HL_VK_STAGING_BYTES; tests make it small) */
 } hl_vk_device;
 
 /* HL_ENOTSUP with the reason when there is no loader, no instance or no
@@ -76,6 +83,11 @@ const char *hl_vk_type_name(VkPhysicalDeviceType t); /* "discrete", "integrated"
 
 int hl_vk_device_open(hl_vk_instance *vi, int index, hl_vk_device **out, hl_err *err);
 void hl_vk_device_close(hl_vk_device *d);
+
+/* Device-local memory still free: the driver's budget minus usage
+ * (VK_EXT_memory_budget, which counts other processes too), else the
+ * largest device-local heap minus what this device allocated. */
+uint64_t hl_vk_device_free_bytes(hl_vk_device *d);
 
 /* Text for a VkResult ("VK_ERROR_OUT_OF_DEVICE_MEMORY"). */
 const char *hl_vk_result_name(VkResult r);

@@ -6,15 +6,23 @@
  * one submission over resident buffers, KV pools live in device buffers
  * (laid out by backend/kv.c, reached by the host through the mapping).
  *
- * Kernels so far: matrix products for F32, F16, Q8_0 and Q4_0 weights
- * (activations quantized to Q8_0 on the device, bit for bit as the CPU
- * does, integer block sums as the scalar oracle defines them), norms, rope,
+ * Kernels so far: matrix products for every weight type the CPU runs (F32,
+ * F16, BF16, Q4_0..Q8_0, Q2_K..Q6_K; activations quantized on the device,
+ * bit for bit as the CPU does, integer block sums as the scalar oracle
+ * defines them), norms, rope,
  * GLU / activations / residual adds, gather, KV store (F16 and Q8_0, the
  * CPU's bytes) and attention over the paged pool; embedding rows are read
- * on the host. A plan with another weight type or op (K-quants, MoE) is
- * refused by supports(), naming it. Selected by name only ("vulkan",
- * "vulkan:N" in model/backends.c); "auto" stays on the CPU until the
- * kernels are measured on a GPU. */
+ * on the host. A plan with another weight type or op (MoE) is refused by
+ * supports(), naming it. Selected in model/backends.c ("vulkan",
+ * "vulkan:N", and "auto" when there is a GPU).
+ *
+ * Memory: weights go to device-local memory once (through a staging buffer
+ * where that memory is not host-visible); scratch and KV pools are
+ * host-visible. Before placing a model's weights or a KV pool the backend
+ * checks them against the free device memory (VK_EXT_memory_budget when the
+ * driver has it) times memory_fraction, and refuses with base/memfit.h's
+ * message (what it needs, what there is, what to try) rather than failing
+ * an allocation half way. memory() reports what is left in `free`. */
 #ifndef HL_BACKEND_VULKAN_H
 #define HL_BACKEND_VULKAN_H
 
@@ -23,6 +31,7 @@
 typedef struct hl_vulkan_backend_params {
     int device;    /* index into the instance's devices; -1: auto */
     int allow_cpu; /* let auto choose a CPU implementation (lavapipe): tests only */
+    double memory_fraction; /* share of the free device memory weights, buffers and KV may take; <= 0: 0.9 */
 } hl_vulkan_backend_params;
 
 /* HL_ENOTSUP (with the reason) when there is no loader or no usable device. */

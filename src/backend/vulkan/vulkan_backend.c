@@ -11,12 +11,16 @@
  *
  * prepare uploads each weight tensor once (tensors shared by two ops, such
  * as tied embeddings, once) and allocates each plan buffer for max_tokens
- * rows. Buffers are host-visible (device-local where the device offers
- * both); staging into device-only memory is the next step for discrete
- * GPUs. */
+ * rows. Weights live in device-local memory (hl_vk_buffer_new_device:
+ * staged on discrete GPUs, written through the mapping where the heap is
+ * shared); plan buffers and KV pools are host-visible, since the host
+ * writes embedding rows and reads logits and KV blocks through them. Both
+ * are checked first against the device's free memory times the memory
+ * fraction (fits()). */
 #include "backend/vulkan/vulkan.h"
 
 #include "backend/vulkan/vk_ops.h"
+#include "base/memfit.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +34,7 @@ typedef struct vk_backend {
     hl_vk_device *dev;
     hl_vk_kernels *k;
     hl_vk_kv *pools[MAX_KV_POOLS]; /* the pools kv_new made, found by their host view */
+    double fraction;               /* of the free device memory a placement may take */
     char desc[512];
 } vk_backend;
 
@@ -69,6 +74,22 @@ static int vk_supports(hl_backend *be, const hl_plan *plan, hl_err *err) {
     return 0;
 }
 
+/* ---- device memory ---- */
+
+/* What the backend may still place: its share of the device's free memory. */
+static uint64_t room(vk_backend *vb) { return (uint64_t)((double)hl_vk_device_free_bytes(vb->dev) * vb->fraction); }
+
+/* 0 when `need` (its parts filled in) fits in room(); else HL_ENOMEM with the shared wording. */
+static int fits(vk_backend *vb, hl_mem_need *need, const char *try_text, hl_err *err) {
+    need->avail = (int64_t)room(vb);
+    if (need->need <= need->avail) return 0;
+    char memory[320], note[96], freeb[32];
+    snprintf(memory, sizeof memory, "GPU memory on %s", vb->vi->devices[vb->dev->index].name);
+    hl_mem_bytes((int64_t)hl_vk_device_free_bytes(vb->dev), freeb, sizeof freeb);
+    snprintf(note, sizeof note, "engine.gpu_memory_fraction %g of %s free", vb->fraction, freeb);
+    return hl_mem_refuse(err, memory, need, note, try_text);
+}
+
 /* ---- the model path ---- */
 
 static void vk_release(hl_backend *be, hl_backend_prog *c) {
@@ -92,9 +113,12 @@ static int upload(vk_backend *vb, hl_backend_prog *c, const hl_tensor *t, hl_err
     if (!t || !t->data || weight_of(c, t)) return 0;
     size_t bytes = t->row_bytes * (size_t)t->ne1;
     vk_weight *w = &c->w[c->n_w];
-    int rc = hl_vk_buffer_new(vb->dev, bytes, &w->buf, err);
-    if (rc) return hl_err_prefix(err, "uploading %s: ", t->name), rc;
-    memcpy(w->buf.map, t->data, bytes);
+    int rc = hl_vk_buffer_new_device(vb->dev, bytes, &w->buf, err);
+    if (!rc) rc = hl_vk_buffer_write(vb->dev, &w->buf, t->data, bytes, err);
+    if (rc) {
+        hl_vk_buffer_free(vb->dev, &w->buf);
+        return hl_err_prefix(err, "uploading %s: ", t->name), rc;
+    }
     w->data = t->data;
     c->n_w++;
     c->weight_bytes += bytes;
@@ -116,6 +140,27 @@ static int vk_prepare(hl_backend *be, const hl_plan *plan, int32_t max_tokens, h
     }
     c->plan = plan, c->max_tokens = max_tokens;
     hl_vk_rec_init(&c->rec, vb->k);
+    /* everything this program will place, checked before anything is */
+    hl_mem_need need = {.overhead = (int64_t)hl_plan_buffer_bytes(plan, max_tokens)};
+    for (int32_t i = 0; i < plan->n_ops; i++) {
+        const hl_op *op = &plan->ops[i];
+        const hl_tensor *t2[2] = {op->kind == HL_OP_EMBED ? NULL : op->w, op->b};
+        for (int j = 0; j < 2; j++) {
+            const hl_tensor *t = t2[j];
+            int seen = !t || !t->data;
+            for (int32_t k = 0; k < i && !seen; k++) { /* a tensor two ops share (tied embeddings) once */
+                const hl_op *o = &plan->ops[k];
+                seen = (o->kind != HL_OP_EMBED && o->w && o->w->data == t->data) || (o->b && o->b->data == t->data);
+            }
+            for (int k = 0; k < j && !seen; k++) seen = t2[k] && t2[k]->data == t->data;
+            if (!seen) need.weights += (int64_t)(t->row_bytes * (size_t)t->ne1);
+        }
+    }
+    need.need = need.weights + need.overhead;
+    char tr[200];
+    snprintf(tr, sizeof tr, "a smaller quantization (e.g. q4_K_M), a smaller model, fewer tokens per step "
+                            "(engine.step_tokens, now %d), or the CPU backend (engine.backend = \"cpu\")", max_tokens);
+    rc = fits(vb, &need, tr, err);
     for (int i = 0; i < HL_BUF_COUNT && !rc; i++) {
         if (plan->bufs[i].width <= 0) continue;
         size_t bytes = (size_t)max_tokens * (size_t)plan->bufs[i].width * sizeof(float);
@@ -149,7 +194,8 @@ static int record_step(vk_backend *vb, hl_backend_prog *c, const hl_vk_kv *pool,
     return 0;
 }
 
-static int vk_run(hl_backend *be, hl_backend_prog *c, hl_kv_cache *kv, const hl_batch *b, float *logits, hl_err *err) {
+static int vk_run(hl_backend *be, hl_backend_prog *c, hl_kv_cache *kv, const hl_batch *b, const hl_step_io *io,
+                  hl_err *err) {
     vk_backend *vb = (vk_backend *)be;
     if (b->n_tokens > c->max_tokens)
         return hl_err_set(err, HL_ERANGE, "batch of %d tokens exceeds the forward context's %d", b->n_tokens, c->max_tokens);
@@ -157,10 +203,13 @@ static int vk_run(hl_backend *be, hl_backend_prog *c, hl_kv_cache *kv, const hl_
     if (!pool) return hl_err_set(err, HL_EINVAL, "backend vulkan: the KV cache was not made by this backend");
     int32_t wanted = count_wanted(b);
     hl_vk_rec_reset(&c->rec);
+    const size_t x_bytes = (size_t)b->n_tokens * (size_t)c->plan->n_embd * sizeof(float);
+    if (io->x_in) memcpy(c->bufs[HL_BUF_X].map, io->x_in, x_bytes);
     int rc = record_step(vb, c, pool, b, wanted, err);
     if (!rc) rc = hl_vk_rec_run(&c->rec, err);
-    if (!rc && wanted)
-        memcpy(logits, c->bufs[HL_BUF_LOGITS].map, (size_t)wanted * (size_t)c->plan->n_vocab * sizeof(float));
+    if (!rc && wanted && io->logits)
+        memcpy(io->logits, c->bufs[HL_BUF_LOGITS].map, (size_t)wanted * (size_t)c->plan->n_vocab * sizeof(float));
+    if (!rc && io->x_out) memcpy(io->x_out, c->bufs[HL_BUF_X].map, x_bytes);
     hl_vk_rec_reset(&c->rec);
     return rc;
 }
@@ -245,6 +294,12 @@ static int vk_kv_new(hl_backend *be, const hl_kv_params *p, hl_kv_cache **out, h
     hl_vk_kv *pool = calloc(1, sizeof *pool);
     if (!pool) return hl_err_set(err, HL_ENOMEM, "out of memory");
     size_t bytes = hl_kv_region_bytes(p, HL_VK_OFFSET_ALIGN);
+    hl_mem_need need = {.kv = (int64_t)bytes, .ctx = (int64_t)p->n_blocks * p->block_size, .need = (int64_t)bytes};
+    if ((rc = fits(vb, &need, "a smaller context (num_ctx), fewer parallel sequences (engine.max_seqs), a smaller KV "
+                              "budget (engine.kv_budget) or kv_cache_type \"q8_0\"", err))) {
+        free(pool);
+        return rc;
+    }
     if ((rc = hl_vk_buffer_new(vb->dev, bytes, &pool->buf, err)) ||
         (rc = hl_kv_new_in(&pool->kv, p, pool->buf.map, pool->buf.size, HL_VK_OFFSET_ALIGN, err))) {
         hl_vk_buffer_free(vb->dev, &pool->buf);
@@ -275,7 +330,7 @@ static void vk_kv_truncate(hl_backend *be, hl_kv_cache *kv, const int32_t *block
 
 static void vk_memory(hl_backend *be, const hl_backend_prog *c, hl_backend_mem *out) {
     vk_backend *vb = (vk_backend *)be;
-    *out = (hl_backend_mem){.where = vb->vi->devices[vb->dev->index].name};
+    *out = (hl_backend_mem){.where = vb->vi->devices[vb->dev->index].name, .free = (size_t)room(vb)};
     if (c) out->weights = c->weight_bytes, out->scratch = c->scratch_bytes;
     for (int i = 0; i < MAX_KV_POOLS; i++)
         if (vb->pools[i]) out->kv += (size_t)vb->pools[i]->buf.size;
@@ -312,6 +367,7 @@ int hl_backend_vulkan_new(hl_backend **out, const hl_vulkan_backend_params *p, h
     vk_backend *vb = calloc(1, sizeof *vb);
     if (!vb) return hl_err_set(err, HL_ENOMEM, "out of memory");
     vb->base.ops = &vk_ops;
+    vb->fraction = p && p->memory_fraction > 0 && p->memory_fraction <= 1 ? p->memory_fraction : 0.9;
     int rc = hl_vk_instance_open(&vb->vi, err);
     if (rc) goto fail;
     int idx = hl_vk_pick(vb->vi, p ? p->device : -1, p ? p->allow_cpu : 0, err);

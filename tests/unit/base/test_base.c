@@ -4,9 +4,11 @@
 #include "base/buf.h"
 #include "base/half.h"
 #include "base/json_write.h"
+#include "base/memfit.h"
 #include "base/utf8.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 TEST(buf_grows_and_formats) {
     hl_buf b = {0};
@@ -63,4 +65,23 @@ TEST(half_roundtrip_all_values) {
     CHECK_EQ(hl_f32_to_f16(1.0f + 3.0f / 2048), 0x3C02);
     CHECK_EQ(hl_f32_to_f16(5.9604645e-08f), 0x0001);     /* smallest subnormal */
     CHECK_NEAR(hl_bf16_to_f32(hl_f32_to_bf16(3.14159f)), 3.140625, 1e-9);
+}
+
+/* The shared does-not-fit wording: parts that are zero are left out, the KV
+ * part names its context, the note and what to try follow the numbers. */
+TEST(memfit_wording) {
+    char b[32], t[320];
+    hl_mem_bytes(1000, b, sizeof b);
+    CHECK(!strcmp(b, "1000 B"));
+    hl_mem_bytes(3ll << 30, b, sizeof b);
+    CHECK(!strcmp(b, "3.0 GiB"));
+    hl_mem_need n = {.weights = 2ll << 30, .kv = 512ll << 20, .overhead = 64ll << 20, .ctx = 4096};
+    n.need = n.weights + n.kv + n.overhead;
+    hl_mem_need_text(&n, t, sizeof t);
+    CHECK(!strcmp(t, "2.6 GiB (2.0 GiB of weights + 512.0 MiB of KV cache for a 4096-token context + 64.0 MiB of buffers)"));
+    hl_mem_need w = {.weights = 1ll << 30, .need = 1ll << 30, .avail = 512ll << 20};
+    hl_err err = {0};
+    CHECK_EQ(hl_mem_refuse(&err, "GPU memory on X", &w, "note", "a smaller model"), HL_ENOMEM);
+    CHECK(!strcmp(err.msg, "model requires more GPU memory on X (1.0 GiB (1.0 GiB of weights)) than is available "
+                           "(512.0 MiB, note). Try a smaller model"));
 }

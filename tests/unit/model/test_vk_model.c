@@ -34,9 +34,9 @@ typedef struct run {
     hl_kv_cache *kv;
 } run;
 
-static int run_open(run *r, const hl_model *m, hl_backend *be, hl_err *err) {
+static int run_open(run *r, const hl_model *m, const hl_forward_placement *pl, hl_err *err) {
     memset(r, 0, sizeof *r);
-    int rc = hl_forward_ctx_new(&r->ctx, m, be, 64, err);
+    int rc = hl_forward_ctx_new_placed(&r->ctx, m, pl, 64, err);
     if (!rc) rc = hl_forward_kv_new(r->ctx, 32, 4, HL_TYPE_F16, &r->kv, err);
     return rc;
 }
@@ -56,11 +56,11 @@ static int argmax(const float *x, int n) {
 static const int32_t table_a[12] = {5, 2, 7, 11, 3, 9, 14, 20, 31, 17, 0, 24}, table_b[4] = {1, 6, 30, 25};
 
 /* greedy: BOS + "Once upon a time", then n_gen tokens one step at a time */
-static int greedy(const hl_model *m, hl_backend *be, int32_t *out, int n_gen, hl_err *err) {
+static int greedy_placed(const hl_model *m, const hl_forward_placement *pl, int32_t *out, int n_gen, hl_err *err) {
     static const int32_t prompt[] = {1, 403, 407, 261, 378};
     const int32_t nv = hl_model_hparams(m)->n_vocab, np = 5;
     run r;
-    int rc = run_open(&r, m, be, err);
+    int rc = run_open(&r, m, pl, err);
     float *logits = malloc((size_t)nv * sizeof *logits);
     hl_batch_seq seq = {table_a, 12};
     hl_batch_token bt[8];
@@ -78,11 +78,16 @@ static int greedy(const hl_model *m, hl_backend *be, int32_t *out, int n_gen, hl
     return rc;
 }
 
+static int greedy(const hl_model *m, hl_backend *be, int32_t *out, int n_gen, hl_err *err) {
+    return greedy_placed(m, &(hl_forward_placement){.be = be, .n_on_be = -1}, out, n_gen, err);
+}
+
 /* prompt of 6 (logits everywhere) + 2 decode steps; logits [8][nv] */
-static int steps(const hl_model *m, hl_backend *be, const int32_t *tokens, float *logits, hl_err *err) {
+static int steps_placed(const hl_model *m, const hl_forward_placement *pl, const int32_t *tokens, float *logits,
+                        hl_err *err) {
     const int32_t nv = hl_model_hparams(m)->n_vocab;
     run r;
-    int rc = run_open(&r, m, be, err);
+    int rc = run_open(&r, m, pl, err);
     hl_batch_seq seq = {table_a, 8};
     hl_batch_token bt[6];
     for (int i = 0; i < 6; i++) bt[i] = (hl_batch_token){tokens[i], i, 0, 1};
@@ -108,6 +113,10 @@ static const vk_case cases[] = {
     {"stories260K-Q8_0.gguf", 0.6},
     {"stories260K-Q4_0.gguf", 0.6},
 };
+
+static int steps(const hl_model *m, hl_backend *be, const int32_t *tokens, float *logits, hl_err *err) {
+    return steps_placed(m, &(hl_forward_placement){.be = be, .n_on_be = -1}, tokens, logits, err);
+}
 
 TEST(vk_model_greedy_equals_llama_cpp) {
     hl_backend *vk = hl_test_open_vulkan(1);
@@ -184,7 +193,8 @@ TEST(vk_model_batch_invariant) {
     static const int32_t ta[5] = {1, 403, 407, 261, 378}, tb[3] = {1, 346, 306};
     float *both = malloc((size_t)8 * nv * sizeof *both), *alone = malloc((size_t)5 * nv * sizeof *alone);
     run r;
-    CHECK_EQ(run_open(&r, m, vk, &err), 0);
+    const hl_forward_placement whole = {.be = vk, .n_on_be = -1};
+    CHECK_EQ(run_open(&r, m, &whole, &err), 0);
     /* together: sequence b's tokens interleaved with a's */
     hl_batch_seq seqs[2] = {{table_a, 8}, {table_b, 4}};
     hl_batch_token bt[8] = {{ta[0], 0, 0, 1}, {tb[0], 0, 1, 1}, {ta[1], 1, 0, 1}, {tb[1], 1, 1, 1},
@@ -195,7 +205,7 @@ TEST(vk_model_batch_invariant) {
     /* alone: a, then b, each in a fresh pool */
     const int32_t rows_a[5] = {0, 2, 4, 6, 7}, rows_b[3] = {1, 3, 5};
     for (int s = 0; s < 2; s++) {
-        CHECK_EQ(run_open(&r, m, vk, &err), 0);
+        CHECK_EQ(run_open(&r, m, &whole, &err), 0);
         hl_batch_token one[5];
         int n = s ? 3 : 5;
         for (int i = 0; i < n; i++) one[i] = (hl_batch_token){s ? tb[i] : ta[i], i, 0, 1};
@@ -210,5 +220,124 @@ TEST(vk_model_batch_invariant) {
     }
     free(both), free(alone);
     hl_model_free(m);
+    hl_backend_free(vk);
+}
+
+/* 5. Device memory: a model whose weights and step buffers exceed the free
+ *    device memory times gpu_memory_fraction is refused at
+ *    hl_forward_ctx_new, and a KV pool that exceeds it at kv_new, both with
+ *    the shared wording (base/memfit.h): what it needs, split into its
+ *    parts, what there is, and what to try. A fraction that leaves room
+ *    runs as before. */
+TEST(vk_model_refused_when_it_does_not_fit) {
+    hl_backend *probe = open_vulkan();
+    if (!probe) return;
+    hl_backend_free(probe);
+    const char *dev = getenv("HYPERLAMA_VULKAN_DEVICE");
+    char name[64];
+    snprintf(name, sizeof name, "vulkan:%s", dev && *dev ? dev : "0");
+    hl_model *m = NULL;
+    hl_err err = {0};
+    CHECK_EQ(hl_model_load(&m, hl_test_shared("models/stories260K.gguf"), &err), 0);
+    if (!m) return;
+    /* 1e-6 of ~2 GiB: a few KiB, less than the weights */
+    hl_backend *vk = NULL;
+    CHECK_EQ(hl_backend_open_choice(&vk, &(hl_backend_choice){.name = name, .vulkan_device = -1, .gpu_memory_fraction = 1e-6},
+                                    NULL, NULL, 0, &err), 0);
+    hl_forward_ctx *ctx = NULL;
+    CHECK_EQ(hl_forward_ctx_new(&ctx, m, vk, 64, &err), HL_ENOMEM);
+    printf("    refused: %s\n", err.msg);
+    CHECK(strstr(err.msg, "model requires more GPU memory on ") != NULL);
+    CHECK(strstr(err.msg, "of weights") != NULL && strstr(err.msg, "of buffers") != NULL);
+    CHECK(strstr(err.msg, "than is available") != NULL && strstr(err.msg, "engine.gpu_memory_fraction") != NULL);
+    CHECK(strstr(err.msg, "Try a smaller quantization") != NULL);
+    hl_backend_free(vk);
+    /* 1% (~20 MiB): the model fits, a pool of 131072 positions (~80 MiB) does not, a small one does */
+    CHECK_EQ(hl_backend_open_choice(&vk, &(hl_backend_choice){.name = name, .vulkan_device = -1, .gpu_memory_fraction = 0.01},
+                                    NULL, NULL, 0, &err), 0);
+    CHECK_EQ(hl_forward_ctx_new(&ctx, m, vk, 64, &err), 0);
+    hl_kv_cache *kv = NULL;
+    if (ctx) {
+        CHECK_EQ(hl_forward_kv_new(ctx, 8192, 16, HL_TYPE_F16, &kv, &err), HL_ENOMEM);
+        printf("    refused: %s\n", err.msg);
+        CHECK(strstr(err.msg, "of KV cache for a 131072-token context") != NULL && strstr(err.msg, "num_ctx") != NULL);
+        CHECK_EQ(hl_forward_kv_new(ctx, 32, 4, HL_TYPE_F16, &kv, &err), 0);
+        hl_backend_mem mem;
+        hl_forward_memory(ctx, &mem);
+        CHECK(mem.weights > 0 && mem.free > 0 && mem.free < (size_t)(25 << 20));
+        hl_forward_kv_free(ctx, kv);
+        hl_forward_ctx_free(ctx);
+    }
+    hl_backend_free(vk);
+    hl_model_free(m);
+}
+
+/* 6. Partial offload (num_gpu): the last N layers and the output on the
+ *    GPU, the embedding and the rest on the CPU, the residual stream copied
+ *    at the boundary each step and each part keeping the KV of its own
+ *    layers. For N = 0, 1 and all 5 layers of stories260K F32 (and N = 2
+ *    for Q8_0):
+ *    greedy 40 tokens equal llama.cpp's reference ids (and so the CPU's),
+ *    and logits over a prompt and two decode steps stay within the
+ *    whole-model tolerance of the CPU's. The context names the split and
+ *    reports the GPU's share. */
+TEST(vk_model_partial_offload) {
+    hl_backend *vk = open_vulkan();
+    if (!vk) return;
+    hl_pool *pool = hl_pool_new(2);
+    hl_backend *cpu = NULL;
+    hl_err err = {0};
+    CHECK_EQ(hl_backend_open(&cpu, "cpu", pool, &err), 0);
+    static const char *files[] = {"stories260K.gguf", "stories260K-Q8_0.gguf"};
+    static const double tol[] = {3e-3, 0.6};
+    for (size_t f = 0; cpu && f < 2; f++) {
+        char path[256];
+        snprintf(path, sizeof path, "models/%s", files[f]);
+        hl_model *m = NULL;
+        if (hl_model_load(&m, hl_test_shared(path), &err)) {
+            hl_test_fail(__FILE__, __LINE__, "load %s: %s", path, err.msg);
+            continue;
+        }
+        const int32_t nv = hl_model_hparams(m)->n_vocab, nl = hl_model_hparams(m)->n_layer;
+        int32_t want[64], got[40];
+        int n = ref_greedy(files[f], want, 64);
+        CHECK(n >= 40);
+        int32_t tokens[8] = {1, 403, 407, 261, 378, 267, 265, 282};
+        float *lv = malloc((size_t)8 * nv * sizeof *lv), *lc = malloc((size_t)8 * nv * sizeof *lc);
+        CHECK_EQ(steps(m, cpu, tokens, lc, &err), 0);
+        /* every split on F32; one on Q8_0 (lavapipe is slow: CI time) */
+        const int32_t ns_f32[] = {0, 1, nl}, ns_q8[] = {2}, *ns = f ? ns_q8 : ns_f32;
+        for (size_t k = 0; k < (f ? 1u : 3u) && n >= 40; k++) {
+            hl_forward_placement pl = {.be = vk, .first = cpu, .n_on_be = ns[k]};
+            if (greedy_placed(m, &pl, got, 40, &err) || steps_placed(m, &pl, tokens, lv, &err)) {
+                hl_test_fail(__FILE__, __LINE__, "%s num_gpu %d: %s", files[f], ns[k], err.msg);
+                continue;
+            }
+            int same = 0;
+            while (same < 40 && got[same] == want[same]) same++;
+            double md = 0;
+            for (size_t i = 0; i < (size_t)8 * nv; i++) md = fmax(md, fabs((double)lv[i] - lc[i]));
+            printf("    %-24s num_gpu %d: greedy %d of 40 equal llama.cpp's, logits vs cpu max |diff| %.3g\n", files[f],
+                   ns[k], same, md);
+            CHECK_EQ(same, 40);
+            CHECK(md <= tol[f]);
+        }
+        /* the context says where the layers are */
+        hl_forward_ctx *ctx = NULL;
+        CHECK_EQ(hl_forward_ctx_new_placed(&ctx, m, &(hl_forward_placement){.be = vk, .first = cpu, .n_on_be = 2}, 8, &err), 0);
+        if (ctx) {
+            int32_t gl = 0;
+            size_t gw = 0;
+            hl_forward_gpu_share(ctx, &gl, &gw);
+            CHECK_EQ(gl, 2);
+            CHECK(gw > 0 && gw < hl_model_weight_bytes(m));
+            CHECK(strstr(hl_forward_backend_name(ctx), "(2 of 5 layers, the rest on cpu)") != NULL);
+            hl_forward_ctx_free(ctx);
+        }
+        free(lv), free(lc);
+        hl_model_free(m);
+    }
+    hl_backend_free(cpu);
+    hl_pool_free(pool);
     hl_backend_free(vk);
 }

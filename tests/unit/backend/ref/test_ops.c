@@ -424,7 +424,7 @@ TEST(ref_run_equals_its_ops) {
         return;
     }
     float logits[2 * 24], expect[2 * 24];
-    CHECK_EQ(ref->ops->run(ref, prog, NULL, &batch, logits, &err), 0);
+    CHECK_EQ(ref->ops->run(ref, prog, NULL, &batch, &(hl_step_io){.logits = logits}, &err), 0);
     hl_backend_mem mem;
     ref->ops->memory(ref, prog, &mem);
     CHECK(mem.weights == 0 && mem.scratch >= 8 * 5 * E * sizeof(float) && !strcmp(mem.where, "host"));
@@ -439,7 +439,7 @@ TEST(ref_run_equals_its_ops) {
     /* a batch larger than the program is refused, not overrun */
     hl_batch_token many[9] = {{0}};
     hl_batch big = {many, 9, &seq, 1};
-    CHECK_EQ(ref->ops->run(ref, prog, NULL, &big, logits, &err), HL_ERANGE);
+    CHECK_EQ(ref->ops->run(ref, prog, NULL, &big, &(hl_step_io){.logits = logits}, &err), HL_ERANGE);
     for (int i = 0; i < HL_BUF_COUNT; i++) free(bufs[i]);
     ref->ops->release(ref, prog);
     hl_backend_free(ref);
