@@ -95,6 +95,33 @@ static int add_tensor(st_set *s, const char *name, json_object *e, const uint8_t
     return HL_OK;
 }
 
+/* Number of keys of the top-level object, counted on the text: json-c keeps
+ * only the last of duplicate keys, and a duplicate tensor name must be an
+ * error, not a silently dropped tensor. The text is already known to be
+ * valid JSON. */
+static size_t count_top_keys(const char *p, size_t n) {
+    size_t keys = 0;
+    int depth = 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = p[i];
+        if (c == '"') {
+            size_t j = i + 1;
+            while (j < n && p[j] != '"') j += p[j] == '\\' ? 2 : 1;
+            i = j;
+            if (depth == 1) {
+                size_t k = j + 1;
+                while (k < n && (p[k] == ' ' || p[k] == '\t' || p[k] == '\n' || p[k] == '\r')) k++;
+                if (k < n && p[k] == ':') keys++;
+            }
+        } else if (c == '{' || c == '[') {
+            depth++;
+        } else if (c == '}' || c == ']') {
+            depth--;
+        }
+    }
+    return keys;
+}
+
 int st_parse_image(st_set *s, const void *image, size_t size, int file, const char *label, hl_err *err) {
     const uint8_t *p = image;
     if (size < 8) return hl_err_set(err, HL_EINVAL, "%s: %zu bytes is too short for a SafeTensors file (truncated?)", label, size);
@@ -123,6 +150,8 @@ int st_parse_image(st_set *s, const void *image, size_t size, int file, const ch
             }
         const uint8_t *data = p + 8 + hlen;
         uint64_t data_size = size - 8 - hlen;
+        if (rc == HL_OK && count_top_keys((const char *)p + 8, used) != (size_t)json_object_object_length(root))
+            rc = hl_err_set(err, HL_EINVAL, "%s: duplicate tensor names in the header", label);
         if (rc == HL_OK) {
             json_object_object_foreach(root, k, v) {
                 if (!strcmp(k, "__metadata__")) continue;
