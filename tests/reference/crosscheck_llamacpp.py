@@ -4,7 +4,10 @@ bench/build_peer.sh) on the fixtures in tests/data/hf/: same tensor names,
 shapes and types, equal values, and equal values for the metadata keys that
 matter. Not part of the suite (it needs torch and the sdist); run it by hand:
 
-    /work/refvenv/bin/python tests/reference/crosscheck_llamacpp.py LLAMA_CPP_DIR [HYPERLAMA]
+    tar -xzf ~/.cache/hyperlama/peer/llama_cpp_python-0.3.36.tar.gz -C /tmp/lcpp --strip-components=1
+    /work/refvenv/bin/python tests/reference/crosscheck_llamacpp.py /tmp/lcpp/vendor/llama.cpp [HYPERLAMA]
+
+Last run (llama-cpp-python 0.3.36): llama, qwen2, qwen3 identical (no differences).
 
 llama.cpp names the pre-tokenizer by hashing the tokens of a test string,
 which cannot know our freshly trained fixture tokenizers; its lookup is
@@ -45,7 +48,7 @@ def main():
     sys.path[:0] = [str(lcpp / "gguf-py"), str(lcpp)]
     import gguf
     failures = 0
-    for arch, outtype in (("llama", "f32"), ("qwen2", "f16")):
+    for arch, outtype in (("llama", "f32"), ("qwen2", "f16"), ("qwen3", "bf16")):
         d = ROOT / "tests/data/hf" / arch
         with tempfile.TemporaryDirectory() as tmp:
             tmp = pathlib.Path(tmp)
@@ -68,8 +71,10 @@ def main():
                     f"b.TextModel.get_vocab_base_pre = lambda self, tok: {pre!r}\n"
                     "import convert_hf_to_gguf as c\nc.main()\n")
             theirs_path = tmp / "theirs.gguf"
-            subprocess.run([sys.executable, "-c", code, str(d), "--outfile", str(theirs_path), "--outtype", outtype],
-                           check=True, capture_output=True)
+            r = subprocess.run([sys.executable, "-c", code, str(d), "--outfile", str(theirs_path), "--outtype", outtype],
+                               capture_output=True, text=True)
+            if r.returncode:
+                sys.exit(f"{arch}: convert_hf_to_gguf.py failed:\n{r.stderr[-3000:]}")
             theirs = gguf.GGUFReader(str(theirs_path))
             a = arch
             ot = {t.name: t for t in ours.tensors}

@@ -15,6 +15,7 @@ exercised on the real HF spellings.
   llama/  LlamaForCausalLM, F32, two shards + model.safetensors.index.json,
           separate lm_head, GQA (4 heads, 2 KV heads)
   qwen2/  Qwen2ForCausalLM, F16 single file, tied embeddings, QKV biases
+  qwen3/  Qwen3ForCausalLM, BF16 single file, Q/K norms, head_dim 32 != hidden / heads
 """
 from __future__ import annotations
 
@@ -118,7 +119,8 @@ def write_model(name, cfg_cls, model_cls, cfg_kw, regex, specials, tok_cfg, dtyp
 
 
 def main():
-    from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
+    from transformers import (LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM, Qwen3Config,
+                              Qwen3ForCausalLM)
     common = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
                   num_key_value_heads=2, max_position_embeddings=256, rms_norm_eps=1e-5)
     write_model("llama", LlamaConfig, LlamaForCausalLM,
@@ -131,6 +133,11 @@ def main():
                 QWEN2_RE, ["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
                 {"bos_token": None, "eos_token": "<|im_end|>", "pad_token": "<|endoftext|>",
                  "add_bos_token": False, "chat_template": CHAT}, torch.float16, 1)
+    write_model("qwen3", Qwen3Config, Qwen3ForCausalLM,
+                dict(common, head_dim=32, rope_theta=1000000.0, tie_word_embeddings=False, use_sliding_window=False),
+                QWEN2_RE, ["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
+                {"bos_token": None, "eos_token": "<|im_end|>", "pad_token": "<|endoftext|>",
+                 "add_bos_token": False, "chat_template": CHAT}, torch.bfloat16, 1)
 
 
 if __name__ == "__main__":
