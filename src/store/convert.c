@@ -4,7 +4,8 @@
  * (convert_tok.c) and writes the file with our GGUF writer.
  *
  * Supported: LlamaForCausalLM / MistralForCausalLM (llama), Qwen2ForCausalLM
- * (qwen2), Qwen3ForCausalLM (qwen3). Tensors keep their dtype (F32, F16,
+ * (qwen2), Qwen3ForCausalLM (qwen3). Rope scaling: none, linear, and llama3
+ * (as rope_freqs.weight). Tensors keep their dtype (F32, F16,
  * BF16); 1-D tensors (norms, biases) become F32. For llama the Q and K rows
  * are permuted within each head from Hugging Face's half-split rotary layout
  * (pairs (i, i + d/2)) to GGUF llama's interleaved one (pairs (2i, 2i + 1)),
@@ -67,7 +68,8 @@ static const tmap LAYER[] = {
 typedef struct hp {
     int64_t embd, n_layer, n_head, n_kv, ff, head, vocab, ctx;
     double eps, theta, rope_factor;
-    int tied, linear_rope;
+    double lo_factor, hi_factor, orig_ctx; /* llama3 rope scaling */
+    int tied, linear_rope, llama3_rope;
 } hp;
 
 static int cfg_int(json_object *c, const char *key, int64_t dflt, int64_t *out, hl_err *err) {
@@ -119,8 +121,16 @@ static int read_hp(json_object *c, hp *h, hl_err *err) {
     if (type && !strcmp(type, "linear")) {
         h->linear_rope = 1;
         h->rope_factor = cfg_num(sc, "factor", 1.0);
+    } else if (type && !strcmp(type, "llama3")) {
+        h->llama3_rope = 1;
+        h->rope_factor = cfg_num(sc, "factor", 8.0);
+        h->lo_factor = cfg_num(sc, "low_freq_factor", 1.0);
+        h->hi_factor = cfg_num(sc, "high_freq_factor", 4.0);
+        h->orig_ctx = cfg_num(sc, "original_max_position_embeddings", 8192.0);
+        if (!(h->rope_factor > 0) || !(h->hi_factor > h->lo_factor) || !(h->lo_factor > 0) || !(h->orig_ctx > 0))
+            return hl_err_set(err, HL_EINVAL, "config.json: llama3 rope scaling needs factor > 0 and high_freq_factor > low_freq_factor > 0");
     } else if (type && strcmp(type, "default")) {
-        return hl_err_set(err, HL_ENOTSUP, "config.json: rope scaling '%s' is not supported by the converter (supported: default, linear)",
+        return hl_err_set(err, HL_ENOTSUP, "config.json: rope scaling '%s' is not supported by the converter (supported: default, linear, llama3)",
                           type);
     }
     json_object *tv;
@@ -202,6 +212,31 @@ static int add_one(gguf_writer *w, const st_tensor *t, const char *gname, const 
     return rc;
 }
 
+/* Llama 3 rope scaling as GGUF llama carries it: rope_freqs.weight holds, per
+ * rotary frequency, the divisor of its inverse frequency: 1 for wavelengths
+ * shorter than original_ctx / high_freq_factor, `factor` for those longer
+ * than original_ctx / low_freq_factor, and a smooth blend in between (the
+ * rule transformers' llama3 rope applies). */
+static int add_llama3_rope(gguf_writer *w, const hp *h, hl_err *err) {
+    int64_t half = h->head / 2;
+    float *d = malloc((size_t)half * sizeof *d);
+    if (!d) return hl_err_set(err, HL_ENOMEM, "out of memory");
+    double lo_wl = h->orig_ctx / h->lo_factor, hi_wl = h->orig_ctx / h->hi_factor;
+    for (int64_t i = 0; i < half; i++) {
+        double inv = pow(h->theta, -2.0 * (double)i / (double)h->head), wl = 2.0 * M_PI / inv;
+        if (wl < hi_wl) d[i] = 1.0f;
+        else if (wl > lo_wl) d[i] = (float)h->rope_factor;
+        else {
+            double s = (h->orig_ctx / wl - h->lo_factor) / (h->hi_factor - h->lo_factor);
+            d[i] = (float)(1.0 / ((1.0 - s) / h->rope_factor + s));
+        }
+    }
+    int64_t ne[1] = {half};
+    int rc = gguf_add_tensor(w, "rope_freqs.weight", HL_TYPE_F32, 1, ne, d, (size_t)half * sizeof *d, 0, err);
+    free(d);
+    return rc;
+}
+
 static int convert(const char *dir, const char *out_path, const store_ops *ops, json_object *cfg, gguf_writer *w,
                    st_set *st, hl_err *err) {
     json_object *archs;
@@ -223,6 +258,8 @@ static int convert(const char *dir, const char *out_path, const store_ops *ops, 
     hp h = {0};
     int rc = read_hp(cfg, &h, err);
     if (rc) return rc;
+    if (h.llama3_rope && strcmp(a->name, "llama"))
+        return hl_err_set(err, HL_ENOTSUP, "config.json: llama3 rope scaling is only supported for llama models");
     store_report(ops, "reading safetensors", NULL, 0, 0);
     if ((rc = st_open_dir(st, dir, err))) return rc;
 
@@ -293,6 +330,7 @@ static int convert(const char *dir, const char *out_path, const store_ops *ops, 
         (rc = add_one(w, st_find(st, "model.norm.weight"), "output_norm.weight", &h, D_EMBD, 0, 0, err)))
         return rc;
     if (!h.tied && (rc = add_one(w, st_find(st, "lm_head.weight"), "output.weight", &h, D_VOCAB, D_EMBD, 0, err))) return rc;
+    if (h.llama3_rope && (rc = add_llama3_rope(w, &h, err))) return rc;
     for (int64_t l = 0; l < h.n_layer; l++) {
         for (size_t k = 0; k < N_LAYER_MAP; k++) {
             const tmap *m = &LAYER[k];

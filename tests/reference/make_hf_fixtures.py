@@ -13,7 +13,7 @@ for llama, Qwen2's for qwen2), so the converter's pre-tokenizer detection is
 exercised on the real HF spellings.
 
   llama/  LlamaForCausalLM, F32, two shards + model.safetensors.index.json,
-          separate lm_head, GQA (4 heads, 2 KV heads)
+          separate lm_head, GQA (4 heads, 2 KV heads), Llama 3 rope scaling
   qwen2/  Qwen2ForCausalLM, F16 single file, tied embeddings, QKV biases
   qwen3/  Qwen3ForCausalLM, BF16 single file, Q/K norms, head_dim 32 != hidden / heads
 """
@@ -124,7 +124,10 @@ def main():
     common = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
                   num_key_value_heads=2, max_position_embeddings=256, rms_norm_eps=1e-5)
     write_model("llama", LlamaConfig, LlamaForCausalLM,
-                dict(common, rope_theta=500000.0, tie_word_embeddings=False),
+                dict(common, tie_word_embeddings=False,  # Llama 3.1-style rope scaling, small enough to matter here
+                     rope_parameters={"rope_type": "llama3", "rope_theta": 500000.0, "factor": 8.0,
+                                      "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                                      "original_max_position_embeddings": 64}),
                 LLAMA3_RE, ["<|begin_of_text|>", "<|end_of_text|>", "<|im_start|>", "<|im_end|>"],
                 {"bos_token": "<|begin_of_text|>", "eos_token": "<|end_of_text|>", "add_bos_token": True,
                  "chat_template": CHAT}, torch.float32, 2)

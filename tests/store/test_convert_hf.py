@@ -114,7 +114,18 @@ def test_import_llama_qwen2_qwen3(hl, tmp_path):
     assert {t.tensor_type for t in g.tensors if t.name.endswith("attn_q.weight")} == {gguf.GGMLQuantizationType.Q8_0}
     case = json.loads((HF / "llama" / "reference.json").read_text())["cases"][0]
     lg, _ = engine_logits(hl, model_file(hl, "hf-q8"), case["ids"], tmp_path, 1)
-    assert np.abs(lg - np.array(case["logits"])).max() < 0.5
+    # Q8_0 rounds each weight to its block's scale (max |w| / 127): dequantized
+    # by gguf-py, ffn_down is the HF tensor within half a step (+ 127 x the f16 scale's
+    # rounding); the logits stay close (observed ~0.6 on logits of O(8); the
+    # random fixture has near-ties, so the argmax is not compared)
+    from gguf.quants import dequantize
+    t = {x.name: x for x in g.tensors}["blk.0.ffn_down.weight"]
+    deq = dequantize(np.asarray(t.data), t.tensor_type).reshape(-1, 32)
+    hf = np.concatenate([np.asarray(v) for f in sorted((HF / "llama").glob("*.safetensors"))
+                         for k, v in load_file(f).items() if k == "model.layers.0.mlp.down_proj.weight"]).reshape(-1, 32)
+    step = np.abs(hf).max(-1, keepdims=True) / 127
+    assert (np.abs(deq - hf) <= step * (0.5 + 127 * 2.0**-11) + 1e-7).all()  # half a step + f16 scale error
+    assert np.abs(lg - np.array(case["logits"])).max() < 1.2
 
 
 def load_file(path):
