@@ -325,7 +325,7 @@ static int convert(const char *dir, const char *out_path, const store_ops *ops, 
     }
 #undef KEY
 
-    int64_t total = (int64_t)expected, done = 0;
+    int64_t total = expected - 2 - (h.tied ? 0 : 1), done = 0; /* layer tensors */
     if ((rc = add_one(w, emb, "token_embd.weight", &h, D_VOCAB, D_EMBD, 0, err)) ||
         (rc = add_one(w, st_find(st, "model.norm.weight"), "output_norm.weight", &h, D_EMBD, 0, 0, err)))
         return rc;

@@ -2,7 +2,9 @@
  * byte-level BPE ("gpt2" in GGUF): the token list in id order (vocab plus
  * added tokens, gaps padded as unused), token types (added special tokens
  * are control, other added tokens user-defined), merges as "a b" strings,
- * bos/eos/pad ids, add_bos/add_eos, and the chat template. The pre-tokenizer
+ * bos/eos/pad ids, add_bos/add_eos (tokenizer_config.json's flags, else
+ * what tokenizer.json's TemplateProcessing post-processor adds), and the
+ * chat template. The pre-tokenizer
  * is identified from the pre_tokenizer section's structure and regex
  * patterns and named as tokenizer.ggml.pre values our tokenizer implements
  * (src/tokenizer/pretok.c); anything else is refused by name rather than
@@ -92,6 +94,35 @@ static int64_t config_id(json_object *config, const char *key) {
     if (!config || !json_object_object_get_ex(config, key, &v) || !v) return -1;
     if (json_object_is_type(v, json_type_array) && json_object_array_length(v) > 0) v = json_object_array_get_idx(v, 0);
     return json_object_is_type(v, json_type_int) ? json_object_get_int64(v) : -1;
+}
+
+/* tokenizer.json's post_processor (TemplateProcessing, alone or in a
+ * Sequence): whether its "single" template starts / ends with a special
+ * token, and which: how Llama 3 style files say "add BOS" when
+ * tokenizer_config.json does not. */
+static void template_specials(json_object *pp, int64_t *first, int64_t *last) {
+    *first = *last = -1;
+    json_object *seq, *single;
+    if (is_type(pp, "Sequence") && json_object_object_get_ex(pp, "processors", &seq) &&
+        json_object_is_type(seq, json_type_array)) {
+        for (size_t i = 0; i < json_object_array_length(seq); i++)
+            if (is_type(json_object_array_get_idx(seq, i), "TemplateProcessing")) pp = json_object_array_get_idx(seq, i);
+    }
+    if (!is_type(pp, "TemplateProcessing") || !json_object_object_get_ex(pp, "single", &single) ||
+        !json_object_is_type(single, json_type_array) || json_object_array_length(single) < 2)
+        return;
+    json_object *sp, *specials, *e;
+    json_object_object_get_ex(pp, "special_tokens", &specials);
+    for (int end = 0; end < 2; end++) {
+        json_object *item = json_object_array_get_idx(single, end ? json_object_array_length(single) - 1 : 0);
+        const char *name = json_object_object_get_ex(item, "SpecialToken", &sp) ? jstr(sp, "id") : NULL;
+        json_object *ids;
+        if (!name || !specials || !json_object_object_get_ex(specials, name, &e) ||
+            !json_object_object_get_ex(e, "ids", &ids) || !json_object_is_type(ids, json_type_array) ||
+            json_object_array_length(ids) != 1)
+            continue;
+        *(end ? last : first) = json_object_get_int64(json_object_array_get_idx(ids, 0));
+    }
 }
 
 static const char *chat_template(json_object *cfg) {
@@ -239,8 +270,14 @@ int store_convert_tokenizer(gguf_writer *w, const char *dir, json_object *config
         if (eos >= 0 && eos < n) gguf_set_u32(w, "tokenizer.ggml.eos_token_id", (uint32_t)eos);
         if (padid >= 0 && padid < n) gguf_set_u32(w, "tokenizer.ggml.padding_token_id", (uint32_t)padid);
         if (unk >= 0 && unk < n) gguf_set_u32(w, "tokenizer.ggml.unknown_token_id", (uint32_t)unk);
-        gguf_set_bool(w, "tokenizer.ggml.add_bos_token", jbool(cfg, "add_bos_token", 0) && bos >= 0);
-        gguf_set_bool(w, "tokenizer.ggml.add_eos_token", jbool(cfg, "add_eos_token", 0));
+        json_object *pp = NULL;
+        int64_t first, last;
+        json_object_object_get_ex(tj, "post_processor", &pp);
+        template_specials(pp, &first, &last);
+        int add_bos = jbool(cfg, "add_bos_token", first >= 0 && first == bos);
+        int add_eos = jbool(cfg, "add_eos_token", last >= 0 && last == eos);
+        gguf_set_bool(w, "tokenizer.ggml.add_bos_token", add_bos && bos >= 0);
+        gguf_set_bool(w, "tokenizer.ggml.add_eos_token", add_eos && eos >= 0);
         const char *tmpl = chat_template(cfg);
         if (tmpl) gguf_set_str(w, "tokenizer.chat_template", tmpl);
     }

@@ -24,7 +24,7 @@ import pathlib
 
 import torch
 from safetensors.torch import save_file
-from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
+from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 OUT = ROOT / "tests" / "data" / "hf"
@@ -58,12 +58,16 @@ def train_tokenizer(regex: str, specials: list[str], vocab_size: int, ignore_mer
     return tok
 
 
-def write_model(name, cfg_cls, model_cls, cfg_kw, regex, specials, tok_cfg, dtype, shards):
+def write_model(name, cfg_cls, model_cls, cfg_kw, regex, specials, tok_cfg, dtype, shards, bos_template=False):
     d = OUT / name
     d.mkdir(parents=True, exist_ok=True)
     for old in d.glob("*.safetensors"):
         old.unlink()
     tok = train_tokenizer(regex, specials, 384, ignore_merges=regex == LLAMA3_RE)  # as Llama 3's
+    if bos_template:  # as Llama 3's files say "add BOS": a post-processor, no add_bos_token flag
+        b = tok_cfg["bos_token"]
+        tok.post_processor = processors.TemplateProcessing(single=f"{b} $A", pair=f"{b} $A {b} $B",
+                                                           special_tokens=[(b, tok.token_to_id(b))])
     tok.save(str(d / "tokenizer.json"))
     (d / "tokenizer_config.json").write_text(json.dumps(tok_cfg, indent=1))
     cfg_kw = dict(cfg_kw, vocab_size=tok.get_vocab_size(),
@@ -105,9 +109,7 @@ def write_model(name, cfg_cls, model_cls, cfg_kw, regex, specials, tok_cfg, dtyp
     model = model.float()
     ref = {"dtype": str(dtype).split(".")[-1], "cases": []}
     for text in PROMPTS:
-        ids = tok.encode(text).ids
-        if tok_cfg.get("add_bos_token"):
-            ids = [tok.token_to_id(tok_cfg["bos_token"])] + ids
+        ids = tok.encode(text).ids  # with the post-processor's BOS where there is one
         with torch.no_grad():
             logits = model(torch.tensor([ids])).logits[0].float()
             gen = model.generate(torch.tensor([ids]), max_new_tokens=8, do_sample=False,
@@ -129,8 +131,8 @@ def main():
                                       "low_freq_factor": 1.0, "high_freq_factor": 4.0,
                                       "original_max_position_embeddings": 64}),
                 LLAMA3_RE, ["<|begin_of_text|>", "<|end_of_text|>", "<|im_start|>", "<|im_end|>"],
-                {"bos_token": "<|begin_of_text|>", "eos_token": "<|end_of_text|>", "add_bos_token": True,
-                 "chat_template": CHAT}, torch.float32, 2)
+                {"bos_token": "<|begin_of_text|>", "eos_token": "<|end_of_text|>", "chat_template": CHAT},
+                torch.float32, 2, bos_template=True)
     write_model("qwen2", Qwen2Config, Qwen2ForCausalLM,
                 dict(common, rope_theta=1000000.0, tie_word_embeddings=True, use_sliding_window=False),
                 QWEN2_RE, ["<|endoftext|>", "<|im_start|>", "<|im_end|>"],

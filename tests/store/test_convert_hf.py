@@ -85,6 +85,9 @@ def test_import_llama_qwen2_qwen3(hl, tmp_path):
         for text in TEXTS:
             ours = json.loads(hl("tokenize", path, text).stdout)
             assert ours == tok.encode(text, add_special_tokens=False).ids, f"{arch}: {text!r}"
+        # BOS as HF adds it (llama: the post-processor's template; the others: none)
+        text = TEXTS[0]
+        assert json.loads(hl("tokenize", path, text, "--add-special").stdout) == tok.encode(text).ids, arch
         # tensors and keys read back independently
         g = gguf.GGUFReader(str(path))
         kv = {f.name: f for f in g.fields.values()}
