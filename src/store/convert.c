@@ -4,7 +4,8 @@
  * (convert_tok.c) and writes the file with our GGUF writer.
  *
  * Supported: LlamaForCausalLM / MistralForCausalLM (llama), Qwen2ForCausalLM
- * (qwen2), Qwen3ForCausalLM (qwen3). Rope scaling: none, linear, and llama3
+ * (qwen2), Qwen3ForCausalLM (qwen3), Gemma3ForCausalLM (gemma3, text only;
+ * norm weights stored with Gemma's +1 applied). Rope scaling: none, linear, and llama3
  * (as rope_freqs.weight). Tensors keep their dtype (F32, F16,
  * BF16); 1-D tensors (norms, biases) become F32. For llama the Q and K rows
  * are permuted within each head from Hugging Face's half-split rotary layout
@@ -27,7 +28,7 @@
 typedef struct arch_def {
     const char *hf;   /* config.json architectures[0] */
     const char *name; /* general.architecture */
-    int permute_qk, qkv_bias, qk_norm;
+    int permute_qk, qkv_bias, qk_norm, gemma;
 } arch_def;
 
 static const arch_def ARCHS[] = {
@@ -35,6 +36,7 @@ static const arch_def ARCHS[] = {
     {"MistralForCausalLM", "llama", 1, 0, 0},
     {"Qwen2ForCausalLM", "qwen2", 0, 1, 0},
     {"Qwen3ForCausalLM", "qwen3", 0, 0, 1},
+    {"Gemma3ForCausalLM", "gemma3", 0, 0, 1, 1},
 };
 
 /* shape symbols: rows x cols of the HF tensor (cols 0 = 1-D) */
@@ -43,7 +45,7 @@ enum { D_EMBD = 1, D_Q, D_KV, D_FF, D_HEAD, D_VOCAB };
 typedef struct tmap {
     const char *hf, *gguf;
     int rows, cols;
-    int need; /* 0 always, 1 qkv_bias, 2 qk_norm */
+    int need; /* 0 always, 1 qkv_bias, 2 qk_norm, 3 gemma only, 4 all but gemma */
     int permute; /* 1 by n_head, 2 by n_head_kv (when the arch permutes) */
 } tmap;
 
@@ -58,7 +60,10 @@ static const tmap LAYER[] = {
     {"self_attn.q_norm.weight", "attn_q_norm.weight", D_HEAD, 0, 2, 0},
     {"self_attn.k_norm.weight", "attn_k_norm.weight", D_HEAD, 0, 2, 0},
     {"self_attn.o_proj.weight", "attn_output.weight", D_EMBD, D_Q, 0, 0},
-    {"post_attention_layernorm.weight", "ffn_norm.weight", D_EMBD, 0, 0, 0},
+    {"post_attention_layernorm.weight", "ffn_norm.weight", D_EMBD, 0, 4, 0},
+    {"post_attention_layernorm.weight", "post_attention_norm.weight", D_EMBD, 0, 3, 0},
+    {"pre_feedforward_layernorm.weight", "ffn_norm.weight", D_EMBD, 0, 3, 0},
+    {"post_feedforward_layernorm.weight", "post_ffw_norm.weight", D_EMBD, 0, 3, 0},
     {"mlp.gate_proj.weight", "ffn_gate.weight", D_FF, D_EMBD, 0, 0},
     {"mlp.up_proj.weight", "ffn_up.weight", D_FF, D_EMBD, 0, 0},
     {"mlp.down_proj.weight", "ffn_down.weight", D_EMBD, D_FF, 0, 0},
@@ -69,6 +74,7 @@ typedef struct hp {
     int64_t embd, n_layer, n_head, n_kv, ff, head, vocab, ctx;
     double eps, theta, rope_factor;
     double lo_factor, hi_factor, orig_ctx; /* llama3 rope scaling */
+    double theta_swa;                     /* gemma3: local layers' rope base */
     int tied, linear_rope, llama3_rope;
 } hp;
 
@@ -110,7 +116,13 @@ static int read_hp(json_object *c, hp *h, hl_err *err) {
     json_object *rp = NULL, *rs = NULL, *t;
     json_object_object_get_ex(c, "rope_parameters", &rp); /* transformers >= 5 */
     json_object_object_get_ex(c, "rope_scaling", &rs);
+    json_object *rfull = NULL, *rswa = NULL; /* transformers >= 5, per layer type (gemma3) */
+    if (rp && json_object_object_get_ex(rp, "full_attention", &rfull) && json_object_is_type(rfull, json_type_object)) {
+        json_object_object_get_ex(rp, "sliding_attention", &rswa);
+        rp = rfull;
+    }
     h->theta = cfg_num(c, "rope_theta", cfg_num(rp, "rope_theta", 10000.0));
+    h->theta_swa = cfg_num(c, "rope_local_base_freq", cfg_num(rswa, "rope_theta", 10000.0));
     json_object *sc = rs && json_object_is_type(rs, json_type_object) ? rs : rp;
     const char *type = NULL;
     if (sc && json_object_is_type(sc, json_type_object)) {
@@ -136,6 +148,11 @@ static int read_hp(json_object *c, hp *h, hl_err *err) {
     json_object *tv;
     h->tied = json_object_object_get_ex(c, "tie_word_embeddings", &tv) && json_object_get_boolean(tv);
     return HL_OK;
+}
+
+static int skip(const arch_def *a, const tmap *m) {
+    return (m->need == 1 && !a->qkv_bias) || (m->need == 2 && !a->qk_norm) || (m->need == 3 && !a->gemma) ||
+           (m->need == 4 && a->gemma);
 }
 
 static int64_t dimv(const hp *h, int d) {
@@ -173,7 +190,7 @@ static float elem_f32(const st_tensor *t, int64_t i) {
 
 /* shape check and add one tensor (converted / permuted when needed) */
 static int add_one(gguf_writer *w, const st_tensor *t, const char *gname, const hp *h, int rows, int cols,
-                   int64_t permute_heads, hl_err *err) {
+                   int64_t permute_heads, float add, hl_err *err) {
     int64_t er = dimv(h, rows), ec = cols ? dimv(h, cols) : 0;
     int ok = cols ? t->n_dims == 2 && t->shape[0] == er && t->shape[1] == ec : t->n_dims == 1 && t->shape[0] == er;
     if (!ok) {
@@ -188,7 +205,7 @@ static int add_one(gguf_writer *w, const st_tensor *t, const char *gname, const 
     if (!cols) { /* vectors as F32 */
         float *v = malloc((size_t)er * sizeof *v);
         if (!v) return hl_err_set(err, HL_ENOMEM, "out of memory");
-        for (int64_t i = 0; i < er; i++) v[i] = elem_f32(t, i);
+        for (int64_t i = 0; i < er; i++) v[i] = elem_f32(t, i) + add;
         if (permute_heads) {
             float *o = malloc((size_t)er * sizeof *o);
             if (!o) {
@@ -250,7 +267,7 @@ static int convert(const char *dir, const char *out_path, const store_ops *ops, 
         if (!strcmp(ARCHS[i].hf, hf)) a = &ARCHS[i];
     if (!a)
         return hl_err_set(err, HL_ENOTSUP, "architecture %s is not supported by the converter (supported: LlamaForCausalLM, "
-                                           "MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM)", hf);
+                                           "MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, Gemma3ForCausalLM)", hf);
     json_object *v;
     if ((json_object_object_get_ex(cfg, "attention_bias", &v) && json_object_get_boolean(v) && !a->qkv_bias) ||
         (json_object_object_get_ex(cfg, "mlp_bias", &v) && json_object_get_boolean(v)))
@@ -258,6 +275,39 @@ static int convert(const char *dir, const char *out_path, const store_ops *ops, 
     hp h = {0};
     int rc = read_hp(cfg, &h, err);
     if (rc) return rc;
+    if (a->gemma) {
+        /* what our gemma3 runs: every sixth layer global, queries scaled by
+         * 1/sqrt(head_dim) (the 27B's n_embd/n_head is the loader's), no
+         * softcapping, tanh GELU, no rope scaling (4B+ scale the global layers) */
+        int64_t qpas = h.head, period = 6;
+        json_object *lt;
+        if ((rc = cfg_int(cfg, "query_pre_attn_scalar", h.head, &qpas, err))) return rc;
+        if (qpas != h.head && !(h.n_layer == 62 && qpas * h.n_head == h.embd))
+            return hl_err_set(err, HL_ENOTSUP, "config.json: query_pre_attn_scalar %lld != head_dim %lld is not supported",
+                              (long long)qpas, (long long)h.head);
+        if (json_object_object_get_ex(cfg, "layer_types", &lt) && json_object_is_type(lt, json_type_array)) {
+            if ((int64_t)json_object_array_length(lt) != h.n_layer)
+                return hl_err_set(err, HL_EINVAL, "config.json: layer_types has %zu entries for %lld layers",
+                                  json_object_array_length(lt), (long long)h.n_layer);
+            for (int64_t l = 0; l < h.n_layer; l++) {
+                const char *t = json_object_get_string(json_object_array_get_idx(lt, l));
+                if (!t || strcmp(t, (l + 1) % period ? "sliding_attention" : "full_attention"))
+                    return hl_err_set(err, HL_ENOTSUP, "config.json: layer %lld is %s; gemma3 here has every sixth layer global",
+                                      (long long)l, t ? t : "?");
+            }
+        } else if ((rc = cfg_int(cfg, "sliding_window_pattern", 6, &period, err)) || period != 6) {
+            return rc ? rc : hl_err_set(err, HL_ENOTSUP, "config.json: sliding_window_pattern %lld is not supported (6)", (long long)period);
+        }
+        if (cfg_num(cfg, "final_logit_softcapping", 0) != 0 || cfg_num(cfg, "attn_logit_softcapping", 0) != 0)
+            return hl_err_set(err, HL_ENOTSUP, "config.json: logit softcapping is not supported for gemma3");
+        const char *act = NULL;
+        json_object *av;
+        if (json_object_object_get_ex(cfg, "hidden_activation", &av)) act = json_object_get_string(av);
+        if (act && strcmp(act, "gelu_pytorch_tanh"))
+            return hl_err_set(err, HL_ENOTSUP, "config.json: hidden_activation %s is not supported (gelu_pytorch_tanh)", act);
+        if (h.linear_rope || h.llama3_rope)
+            return hl_err_set(err, HL_ENOTSUP, "config.json: rope scaling is not supported for gemma3 yet");
+    }
     if (h.llama3_rope && strcmp(a->name, "llama"))
         return hl_err_set(err, HL_ENOTSUP, "config.json: llama3 rope scaling is only supported for llama models");
     store_report(ops, "reading safetensors", NULL, 0, 0);
@@ -272,7 +322,7 @@ static int convert(const char *dir, const char *out_path, const store_ops *ops, 
     for (int64_t l = 0; l < h.n_layer; l++)
         for (size_t k = 0; k < N_LAYER_MAP; k++) {
             const tmap *m = &LAYER[k];
-            if ((m->need == 1 && !a->qkv_bias) || (m->need == 2 && !a->qk_norm)) continue;
+            if (skip(a, m)) continue;
             snprintf(hn, sizeof hn, "model.layers.%lld.%s", (long long)l, m->hf);
             if (!st_find(st, hn)) return hl_err_set(err, HL_EINVAL, "tensor %s is missing (a shard missing from the index?)", hn);
             expected++;
@@ -292,7 +342,7 @@ static int convert(const char *dir, const char *out_path, const store_ops *ops, 
             if (!known && sscanf(nm, "model.layers.%lld.%n", &l, &off) == 1 && off > 0 && l >= 0 && l < h.n_layer)
                 for (size_t k = 0; k < N_LAYER_MAP; k++) {
                     const tmap *m = &LAYER[k];
-                    if ((m->need == 1 && !a->qkv_bias) || (m->need == 2 && !a->qk_norm)) continue;
+                    if (skip(a, m)) continue;
                     known |= !strcmp(nm + off, m->hf);
                 }
             if (!known) return hl_err_set(err, HL_ENOTSUP, "tensor %s is not part of a %s checkpoint the converter knows", nm, hf);
@@ -319,6 +369,12 @@ static int convert(const char *dir, const char *out_path, const store_ops *ops, 
     gguf_set_f32(w, KEY("attention.layer_norm_rms_epsilon"), (float)h.eps);
     gguf_set_f32(w, KEY("rope.freq_base"), (float)h.theta);
     gguf_set_u32(w, KEY("vocab_size"), (uint32_t)h.vocab);
+    if (a->gemma) {
+        int64_t win = 4096;
+        if ((rc = cfg_int(cfg, "sliding_window", 4096, &win, err))) return rc;
+        gguf_set_u32(w, KEY("attention.sliding_window"), (uint32_t)win);
+        if (h.theta_swa != 10000.0) gguf_set_f32(w, KEY("rope.freq_base_swa"), (float)h.theta_swa);
+    }
     if (h.linear_rope) {
         gguf_set_str(w, KEY("rope.scaling.type"), "linear");
         gguf_set_f32(w, KEY("rope.scaling.factor"), (float)h.rope_factor);
@@ -326,19 +382,23 @@ static int convert(const char *dir, const char *out_path, const store_ops *ops, 
 #undef KEY
 
     int64_t total = expected - 2 - (h.tied ? 0 : 1), done = 0; /* layer tensors */
-    if ((rc = add_one(w, emb, "token_embd.weight", &h, D_VOCAB, D_EMBD, 0, err)) ||
-        (rc = add_one(w, st_find(st, "model.norm.weight"), "output_norm.weight", &h, D_EMBD, 0, 0, err)))
+    /* Gemma's RMSNorm scales by (1 + w): GGUF stores the sum */
+    float norm_add = a->gemma ? 1.0f : 0.0f;
+    if ((rc = add_one(w, emb, "token_embd.weight", &h, D_VOCAB, D_EMBD, 0, 0.0f, err)) ||
+        (rc = add_one(w, st_find(st, "model.norm.weight"), "output_norm.weight", &h, D_EMBD, 0, 0, norm_add, err)))
         return rc;
-    if (!h.tied && (rc = add_one(w, st_find(st, "lm_head.weight"), "output.weight", &h, D_VOCAB, D_EMBD, 0, err))) return rc;
+    if (!h.tied && (rc = add_one(w, st_find(st, "lm_head.weight"), "output.weight", &h, D_VOCAB, D_EMBD, 0, 0.0f, err)))
+        return rc;
     if (h.llama3_rope && (rc = add_llama3_rope(w, &h, err))) return rc;
     for (int64_t l = 0; l < h.n_layer; l++) {
         for (size_t k = 0; k < N_LAYER_MAP; k++) {
             const tmap *m = &LAYER[k];
-            if ((m->need == 1 && !a->qkv_bias) || (m->need == 2 && !a->qk_norm)) continue;
+            if (skip(a, m)) continue;
             snprintf(hn, sizeof hn, "model.layers.%lld.%s", (long long)l, m->hf);
             snprintf(gn, sizeof gn, "blk.%lld.%s", (long long)l, m->gguf);
             int64_t ph = !a->permute_qk ? 0 : m->permute == 1 ? h.n_head : m->permute == 2 ? h.n_kv : 0;
-            if ((rc = add_one(w, st_find(st, hn), gn, &h, m->rows, m->cols, ph, err))) return rc;
+            float add = m->cols == 0 && strstr(m->hf, "norm") ? norm_add : 0.0f;
+            if ((rc = add_one(w, st_find(st, hn), gn, &h, m->rows, m->cols, ph, add, err))) return rc;
             done++;
         }
         store_report(ops, "converting tensors", NULL, total, done);

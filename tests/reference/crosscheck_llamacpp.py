@@ -49,6 +49,8 @@ def main():
     sys.path[:0] = [str(lcpp / "gguf-py"), str(lcpp)]
     import gguf
     failures = 0
+    # gemma3 is left out: its converter loads our BPE fixture tokenizer through
+    # AutoTokenizer as a Gemma (SentencePiece) tokenizer and fails its vocab check
     for arch, outtype in (("llama", "f32"), ("qwen2", "f16"), ("qwen3", "bf16")):
         d = ROOT / "tests/data/hf" / arch
         with tempfile.TemporaryDirectory() as tmp:

@@ -16,6 +16,8 @@ exercised on the real HF spellings.
           separate lm_head, GQA (4 heads, 2 KV heads), Llama 3 rope scaling
   qwen2/  Qwen2ForCausalLM, F16 single file, tied embeddings, QKV biases
   qwen3/  Qwen3ForCausalLM, BF16 single file, Q/K norms, head_dim 32 != hidden / heads
+  gemma3/ Gemma3ForCausalLM (text), F16, 6 layers (5 local with an 8-token window,
+          so the prompts cross it, then 1 global), tied embeddings, (1 + w) norms
 """
 from __future__ import annotations
 
@@ -64,7 +66,7 @@ def write_model(name, cfg_cls, model_cls, cfg_kw, regex, specials, tok_cfg, dtyp
     for old in d.glob("*.safetensors"):
         old.unlink()
     tok = train_tokenizer(regex, specials, 384, ignore_merges=regex == LLAMA3_RE)  # as Llama 3's
-    if bos_template:  # as Llama 3's files say "add BOS": a post-processor, no add_bos_token flag
+    if bos_template:  # as Llama 3's and Gemma's tokenizer.json say "add BOS": a post-processor
         b = tok_cfg["bos_token"]
         tok.post_processor = processors.TemplateProcessing(single=f"{b} $A", pair=f"{b} $A {b} $B",
                                                            special_tokens=[(b, tok.token_to_id(b))])
@@ -110,6 +112,7 @@ def write_model(name, cfg_cls, model_cls, cfg_kw, regex, specials, tok_cfg, dtyp
     ref = {"dtype": str(dtype).split(".")[-1], "cases": []}
     for text in PROMPTS:
         ids = tok.encode(text).ids  # with the post-processor's BOS where there is one
+
         with torch.no_grad():
             logits = model(torch.tensor([ids])).logits[0].float()
             gen = model.generate(torch.tensor([ids]), max_new_tokens=8, do_sample=False,
@@ -121,8 +124,8 @@ def write_model(name, cfg_cls, model_cls, cfg_kw, regex, specials, tok_cfg, dtyp
 
 
 def main():
-    from transformers import (LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM, Qwen3Config,
-                              Qwen3ForCausalLM)
+    from transformers import (Gemma3ForCausalLM, Gemma3TextConfig, LlamaConfig, LlamaForCausalLM, Qwen2Config,
+                              Qwen2ForCausalLM, Qwen3Config, Qwen3ForCausalLM)
     common = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
                   num_key_value_heads=2, max_position_embeddings=256, rms_norm_eps=1e-5)
     write_model("llama", LlamaConfig, LlamaForCausalLM,
@@ -143,6 +146,12 @@ def main():
                 QWEN2_RE, ["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
                 {"bos_token": None, "eos_token": "<|im_end|>", "pad_token": "<|endoftext|>",
                  "add_bos_token": False, "chat_template": CHAT}, torch.bfloat16, 1)
+    write_model("gemma3", Gemma3TextConfig, Gemma3ForCausalLM,
+                dict(common, intermediate_size=64, num_hidden_layers=6, head_dim=16, query_pre_attn_scalar=16,
+                     sliding_window=8, rms_norm_eps=1e-6, tie_word_embeddings=True, pad_token_id=0),
+                QWEN2_RE, ["<pad>", "<eos>", "<bos>", "<start_of_turn>", "<end_of_turn>"],
+                {"bos_token": "<bos>", "eos_token": "<eos>", "pad_token": "<pad>", "add_bos_token": True,
+                 "chat_template": CHAT}, torch.float16, 1, bos_template=True)
 
 
 if __name__ == "__main__":
