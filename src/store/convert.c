@@ -312,6 +312,9 @@ static int convert(const char *dir, const char *out_path, const store_ops *ops, 
         return hl_err_set(err, HL_ENOTSUP, "config.json: llama3 rope scaling is only supported for llama models");
     store_report(ops, "reading safetensors", NULL, 0, 0);
     if ((rc = st_open_dir(st, dir, err))) return rc;
+    json_object *tie;
+    if (!json_object_object_get_ex(cfg, "tie_word_embeddings", &tie)) /* defaults differ by family */
+        h.tied = st_find(st, "lm_head.weight") == NULL;
 
     /* every expected tensor present, nothing unknown left over */
     char hn[256], gn[256];
