@@ -15,6 +15,7 @@
 #include "store/modelfile.h"
 
 #include <json-c/json.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -66,7 +67,9 @@ static int put_text(store *s, layers *L, const char *mt, const char *text, int r
 static int add_model_file(store *s, struct layers *L, const char *path, const store_ops *ops, hl_err *err);
 static int add_model_dir(store *s, struct layers *L, const char *dir, const store_ops *ops, hl_err *err) {
     char tmp[STORE_PATH_MAX];
-    int rc = store_pathf(tmp, sizeof tmp, err, "%s/blobs/convert.tmp.%ld.gguf", s->root, (long)getpid());
+    /* pid and thread: two creates served at once never share the file */
+    int rc = store_pathf(tmp, sizeof tmp, err, "%s/blobs/convert.tmp.%ld.%lx.gguf", s->root, (long)getpid(),
+                         (unsigned long)pthread_self());
     if (rc) return rc;
     store_report(ops, "converting model", NULL, 0, 0);
     if ((rc = store_convert_hf(dir, tmp, ops, err)) == HL_OK) rc = add_model_file(s, L, tmp, ops, err);
