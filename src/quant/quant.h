@@ -176,7 +176,9 @@ int hl_dequantize(hl_type type, const void *src, float *dst, int64_t n);
  * gguf-py's gguf.quants.quantize), Q8_1 and Q8_K (activations: d = max|x|/127,
  * q = round-half-away(x * (1/d)); Q8_1 s = f16(d * sum q) with the f32 d;
  * Q8_K bsums[k] = sum of q[16k..16k+15]) and Q2_K, Q3_K, Q4_K, Q5_K, Q6_K
- * (scale search by weighted least squares; see quant_kquant.c). Values must
+ * (scale search by weighted least squares; see quant_kquant.c), IQ4_NL and
+ * IQ4_XS (our own scale search, see quant_iq4.c; gguf-py has no quantizer
+ * for them). Values must
  * be finite, and small enough that every f16 block scale stays below 65504
  * (|x| up to ~5e5 for Q4_0, far more for Q8_0; Q8_K's scale is f32); as in
  * GGML, larger blocks overflow to inf. Pure functions, no shared state: rows

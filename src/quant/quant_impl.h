@@ -18,6 +18,10 @@ void hl_quantize_q6_K(const float *x, void *dst, int64_t nb);
 /* Sub-block j's (0..7) 6-bit scale and min from the 12 packed bytes. */
 void hl_q4_K_get_scale_min(const uint8_t *sc, int j, uint8_t *s, uint8_t *m);
 
+/* IQ4_NL / IQ4_XS quantizers over nb blocks of 32 / 256 floats (quant_iq4.c). */
+void hl_quantize_iq4_nl(const float *x, void *dst, int64_t nb);
+void hl_quantize_iq4_xs(const float *x, void *dst, int64_t nb);
+
 /* i-quant and MXFP4 dequantizers over nb blocks (quant_iquant.c); 0 for a
  * type that is not one of them. */
 int hl_dequantize_iq(int type, const void *src, float *dst, int64_t nb);

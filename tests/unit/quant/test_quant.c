@@ -71,7 +71,8 @@ TEST(traits_sizes) {
     CHECK(hl_type_get(1000) == NULL);
     CHECK_STREQ(hl_type_name(5), "unknown");
     CHECK(hl_type_get(23)->supported);  /* IQ4_XS */
-    CHECK(!hl_type_get(23)->quantizable);
+    CHECK(hl_type_get(23)->quantizable);
+    CHECK(!hl_type_get(HL_TYPE_IQ2_XXS)->quantizable);
     CHECK(!hl_type_get(34)->supported); /* TQ1_0 */
 }
 
