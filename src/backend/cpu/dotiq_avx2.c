@@ -40,10 +40,19 @@ HL_INLINE __m256i dot_i8(__m256i w, __m256i x) {
  * and 4-7 block b + 1, and one FMA with [s_b x4 | s_b+1 x4] serves both. A
  * missing second block (odd count) has zero activations and scale, so its
  * lanes add nothing (its weight lanes hold tab[0], multiplied by 0). */
+/* batch-1 weight prefetch distance, bytes ahead in the row (as dot_avx2.c) */
+#define IQ_PF 2048
+
 typedef struct {
     __m256i lo, hi;
-    float d0, d1;
+    __m128 d; /* [d_b, d_b+1, 0, 0] */
 } nlpair;
+
+/* the two weight scales as floats: f16 (IQ4_NL) or e8m0 halved (MXFP4, 2^(e - 128)) */
+HL_INLINE __m128 nl_scales(const int kind, const uint8_t *b0, const uint8_t *b1) {
+    if (kind == K_MXFP4) return _mm_setr_ps(hl_e8m0_half(b0[0]), b1 ? hl_e8m0_half(b1[0]) : 0.0f, 0.0f, 0.0f);
+    return _mm_cvtph_ps(_mm_setr_epi32((int)hl_ld16(b0) | (int)(b1 ? hl_ld16(b1) : 0) << 16, 0, 0, 0));
+}
 
 HL_INLINE void nl_unpack(const int kind, const uint8_t *b0, const uint8_t *b1, __m256i tab, nlpair *u) {
     const __m256i m4 = _mm256_set1_epi8(0x0F);
@@ -51,20 +60,15 @@ HL_INLINE void nl_unpack(const int kind, const uint8_t *b0, const uint8_t *b1, _
     __m256i v = ld2x16(b0 + off, b1 ? b1 + off : NULL);
     u->lo = _mm256_shuffle_epi8(tab, _mm256_and_si256(v, m4));
     u->hi = _mm256_shuffle_epi8(tab, _mm256_and_si256(_mm256_srli_epi16(v, 4), m4));
-    if (kind == K_MXFP4) {
-        u->d0 = hl_e8m0_half(b0[0]);
-        u->d1 = b1 ? hl_e8m0_half(b1[0]) : 0.0f;
-    } else {
-        u->d0 = hl_h2f(hl_ld16(b0));
-        u->d1 = b1 ? hl_h2f(hl_ld16(b1)) : 0.0f;
-    }
+    u->d = nl_scales(kind, b0, b1);
 }
 
 HL_INLINE __m256 nl_step(const nlpair *u, const uint8_t *x0, const uint8_t *x1, __m256 acc) {
     const __m256i xlo = ld2x16(x0 + 2, x1 ? x1 + 2 : NULL), xhi = ld2x16(x0 + 18, x1 ? x1 + 18 : NULL);
     const __m256i isum = _mm256_add_epi32(dot_i8(u->lo, xlo), dot_i8(u->hi, xhi));
-    const float s0 = u->d0 * hl_h2f(hl_ld16(x0)), s1 = x1 ? u->d1 * hl_h2f(hl_ld16(x1)) : 0.0f;
-    const __m256 scale = _mm256_setr_ps(s0, s0, s0, s0, s1, s1, s1, s1);
+    const __m128 dx = _mm_cvtph_ps(_mm_setr_epi32((int)hl_ld16(x0) | (int)(x1 ? hl_ld16(x1) : 0) << 16, 0, 0, 0));
+    const __m256 scale = _mm256_permutevar8x32_ps(_mm256_castps128_ps256(_mm_mul_ps(u->d, dx)),
+                                                  _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1));
     return _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), scale, acc);
 }
 
@@ -79,8 +83,10 @@ HL_INLINE void nl_tile(const int kind, const int NX, int64_t k, const uint8_t *w
     const int64_t nb = k / HL_QK;
     for (int64_t b = 0; b < nb; b += 2) {
         const int two = b + 1 < nb;
+        const uint8_t *wb = w + b * wbs;
+        if (NX == 1) _mm_prefetch((const char *)wb + IQ_PF, _MM_HINT_T0); /* decode streams weights */
         nlpair u;
-        nl_unpack(kind, w + b * wbs, two ? w + (b + 1) * wbs : NULL, tab, &u);
+        nl_unpack(kind, wb, two ? wb + wbs : NULL, tab, &u);
 #pragma GCC unroll 4
         for (int i = 0; i < NX; i++) {
             const uint8_t *xb = x + i * xs + b * xbs;
@@ -136,6 +142,39 @@ HL_INLINE __m256 xs_step(const xsunp *u, const hl_block_q8_K *x, __m256 acc) {
     return _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum), _mm256_set1_ps(x->d * u->d), acc);
 }
 
+/* Batch 1 (decode): the same sums, decoded and multiplied in one pass with no
+ * unpacked copy, the weights prefetched ahead. Per super-block the i32 lane
+ * sums and the FMA are those of xs_step, so the bits are the tile's. */
+HL_INLINE float xs_row1(int64_t k, const hl_block_iq4_xs *wb, const hl_block_q8_K *xb) {
+    const __m256i tab = table_of(hl_iq4nl_values), m4 = _mm256_set1_epi8(0x0F);
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t b = 0; b < k / HL_QK_K; b++, wb++, xb++) {
+        _mm_prefetch((const char *)wb + IQ_PF, _MM_HINT_T0);
+        _mm_prefetch((const char *)wb + IQ_PF + 64, _MM_HINT_T0);
+        const unsigned sh = hl_ld16(&wb->scales_h);
+        const uint32_t sl = hl_ld32(wb->scales_l);
+        __m256i sum = _mm256_setzero_si256();
+#pragma GCC unroll 4
+        for (int p = 0; p < 4; p++) {
+            const __m256i q = _mm256_loadu_si256((const __m256i *)(wb->qs + 32 * p));
+            const __m256i lo = _mm256_shuffle_epi8(tab, _mm256_and_si256(q, m4));
+            const __m256i hi = _mm256_shuffle_epi8(tab, _mm256_and_si256(_mm256_srli_epi16(q, 4), m4));
+            const __m256i w0 = _mm256_permute2x128_si256(lo, hi, 0x20), w1 = _mm256_permute2x128_si256(lo, hi, 0x31);
+            const __m256i a0 = _mm256_loadu_si256((const __m256i *)(xb->qs + 64 * p));
+            const __m256i a1 = _mm256_loadu_si256((const __m256i *)(xb->qs + 64 * p + 32));
+            const int ib = 2 * p;
+            const int ls0 = (int)((sl >> (4 * ib)) & 0xF) | (int)(((sh >> (2 * ib)) & 3) << 4);
+            const int ls1 = (int)((sl >> (4 * ib + 4)) & 0xF) | (int)(((sh >> (2 * ib + 2)) & 3) << 4);
+            const __m256i p0 = _mm256_maddubs_epi16(_mm256_sign_epi8(w0, w0), _mm256_sign_epi8(a0, w0));
+            const __m256i p1 = _mm256_maddubs_epi16(_mm256_sign_epi8(w1, w1), _mm256_sign_epi8(a1, w1));
+            sum = _mm256_add_epi32(sum, _mm256_madd_epi16(p0, _mm256_set1_epi16((short)(ls0 - 32))));
+            sum = _mm256_add_epi32(sum, _mm256_madd_epi16(p1, _mm256_set1_epi16((short)(ls1 - 32))));
+        }
+        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum), _mm256_set1_ps(xb->d * hl_h2f(hl_ld16(&wb->d))), acc);
+    }
+    return hl_hsum8(acc);
+}
+
 HL_INLINE void xs_tile(const int NX, int64_t k, const uint8_t *w, const uint8_t *x, size_t xs, float *out,
                        int64_t ldo) {
     const __m256i tab = table_of(hl_iq4nl_values);
@@ -182,7 +221,7 @@ static void tile_iq4_xs(int64_t k, const void *w, size_t ws, int nw, const void 
                         int64_t ldo) {
     (void)ws, (void)nw;
     switch (nx) {
-    case 1: xs_tile(1, k, w, x, xs, o, ldo); break;
+    case 1: o[0] = xs_row1(k, w, x); break;
     case 2: xs_tile(2, k, w, x, xs, o, ldo); break;
     case 3: xs_tile(3, k, w, x, xs, o, ldo); break;
     default: xs_tile(4, k, w, x, xs, o, ldo); break;
