@@ -18,25 +18,37 @@
 #include <math.h>
 #include <string.h>
 
-/* Index of the table entry nearest to v (ties: the lower entry). */
-static int nearest_nl(float v) {
-    int lo = 0, hi = 15;
-    while (hi - lo > 1) {
-        const int mid = (lo + hi) / 2;
-        if (v < (float)hl_iq4nl_values[mid]) hi = mid;
-        else lo = mid;
+/* Nearest-entry lookup at half-unit resolution: every midpoint between
+ * neighbouring table entries is a multiple of 0.5, so all v in
+ * [h/2 - 127, h/2 - 126.5) share one nearest entry (a value exactly on a
+ * midpoint takes the upper one). Built once per hl_quantize call. */
+#define NL_LUT 482
+typedef struct { uint8_t idx[NL_LUT]; } nl_lut;
+
+static void nl_lut_init(nl_lut *t) {
+    for (int h = 0; h < NL_LUT; h++) {
+        const float v = (float)h * 0.5f - 127.0f + 0.25f; /* inside the interval */
+        int best = 0;
+        for (int i = 1; i < 16; i++)
+            if (fabsf(v - (float)hl_iq4nl_values[i]) < fabsf(v - (float)hl_iq4nl_values[best])) best = i;
+        t->idx[h] = (uint8_t)best;
     }
-    return v - (float)hl_iq4nl_values[lo] <= (float)hl_iq4nl_values[hi] - v ? lo : hi;
+}
+
+static inline int nearest_nl(const nl_lut *t, float v) {
+    v = v < -127.0f ? -127.0f : v > 113.5f ? 113.5f : v; /* also keeps the conversion defined */
+    const int h = (int)(2.0f * v + 254.0f); /* >= 0, so truncation is floor */
+    return t->idx[h >= NL_LUT ? NL_LUT - 1 : h];
 }
 
 /* Indices of x[0..31] against scale d (d == 0: any index, we take 0). */
-static void pick_nl(const float *x, float d, uint8_t q[32]) {
+static void pick_nl(const nl_lut *t, const float *x, float d, uint8_t q[32]) {
     const float id = d != 0.0f ? 1.0f / d : 0.0f;
-    for (int j = 0; j < 32; j++) q[j] = d != 0.0f ? (uint8_t)nearest_nl(x[j] * id) : 0;
+    for (int j = 0; j < 32; j++) q[j] = d != 0.0f ? (uint8_t)nearest_nl(t, x[j] * id) : 0;
 }
 
 /* The best float scale for one block of 32 (see the top of the file). */
-static float best_scale_nl(const float *x) {
+static float best_scale_nl(const nl_lut *lut, const float *x) {
     float amax = 0.0f, max = 0.0f;
     for (int j = 0; j < 32; j++)
         if (fabsf(x[j]) > amax) amax = fabsf(x[j]), max = x[j];
@@ -46,21 +58,21 @@ static float best_scale_nl(const float *x) {
         /* t even: max -> -127 + 2(t/2) ..; t odd: max -> 113 - 2(t/2) .. */
         const float target = t % 2 == 0 ? (float)(hl_iq4nl_values[0] + t) : (float)(hl_iq4nl_values[15] - (t - 1));
         uint8_t q[32];
-        pick_nl(x, max / target, q);
-        double sxv = 0, svv = 0;
+        pick_nl(lut, x, max / target, q);
+        float sxv = 0, svv = 0;
         for (int j = 0; j < 32; j++) {
-            const double v = hl_iq4nl_values[q[j]];
-            sxv += (double)x[j] * v;
+            const float v = (float)hl_iq4nl_values[q[j]];
+            sxv += x[j] * v;
             svv += v * v;
         }
         if (svv == 0) continue;
-        const float d = (float)(sxv / svv);
-        double err = 0;
+        const float d = sxv / svv;
+        float err = 0;
         for (int j = 0; j < 32; j++) {
-            const double e = (double)x[j] - (double)d * hl_iq4nl_values[q[j]];
+            const float e = x[j] - d * (float)hl_iq4nl_values[q[j]];
             err += e * e;
         }
-        if (err < best_err) best_err = (float)err, best_d = d;
+        if (err < best_err) best_err = err, best_d = d;
     }
     return best_d;
 }
@@ -71,10 +83,12 @@ static void pack_nibbles(const uint8_t q[32], uint8_t qs[16]) {
 
 void hl_quantize_iq4_nl(const float *x, void *dst, int64_t nb) {
     hl_block_iq4_nl *b = dst;
+    nl_lut lut;
+    nl_lut_init(&lut);
     for (int64_t i = 0; i < nb; i++, b++, x += 32) {
-        const hl_f16 dh = hl_f32_to_f16(best_scale_nl(x));
+        const hl_f16 dh = hl_f32_to_f16(best_scale_nl(&lut, x));
         uint8_t q[32];
-        pick_nl(x, hl_f16_to_f32(dh), q);
+        pick_nl(&lut, x, hl_f16_to_f32(dh), q);
         memcpy(&b->d, &dh, sizeof dh);
         pack_nibbles(q, b->qs);
     }
@@ -82,10 +96,12 @@ void hl_quantize_iq4_nl(const float *x, void *dst, int64_t nb) {
 
 void hl_quantize_iq4_xs(const float *x, void *dst, int64_t nb) {
     hl_block_iq4_xs *b = dst;
+    nl_lut lut;
+    nl_lut_init(&lut);
     for (int64_t i = 0; i < nb; i++, b++, x += HL_QK_K) {
         float s[8], smax = 0.0f;
         for (int ib = 0; ib < 8; ib++) {
-            s[ib] = best_scale_nl(x + 32 * ib);
+            s[ib] = best_scale_nl(&lut, x + 32 * ib);
             if (fabsf(s[ib]) > fabsf(smax)) smax = s[ib];
         }
         const hl_f16 dh = hl_f32_to_f16(smax / -32.0f);
@@ -99,7 +115,7 @@ void hl_quantize_iq4_xs(const float *x, void *dst, int64_t nb) {
             b->scales_l[ib / 2] |= (uint8_t)((ls & 0xF) << (4 * (ib & 1)));
             sh |= (uint16_t)((ls >> 4) << (2 * ib));
             uint8_t q[32];
-            pick_nl(x + 32 * ib, d * (float)(ls - 32), q);
+            pick_nl(&lut, x + 32 * ib, d * (float)(ls - 32), q);
             pack_nibbles(q, b->qs + 16 * ib);
         }
         memcpy(&b->d, &dh, sizeof dh);
