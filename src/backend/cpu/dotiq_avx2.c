@@ -97,6 +97,89 @@ HL_INLINE void nl_tile(const int kind, const int NX, int64_t k, const uint8_t *w
     for (int i = 0; i < NX; i++) out[i * ldo] = hl_hsum8(acc[i]);
 }
 
+/* Batches (m > 1): each activation block pair is expanded once per call
+ * (both 16-byte halves of both blocks and their f16 scales as floats), then
+ * every weight row decodes each block pair once and multiplies it with up to
+ * 8 expanded rows. The per-element operations are nl_step's, so the bits are
+ * the tile's (and batch 1's). */
+typedef struct {
+    __m256i lo, hi;
+    __m128 dx; /* [dx_b, dx_b+1, 0, 0] */
+} nlxexp;
+
+#define NL_XBUF (96 * 1024) /* bytes of expanded activations per call, on the stack */
+
+HL_INLINE void nl_row_x(const int kind, const int G, int64_t nb, const uint8_t *w, __m256i tab, const nlxexp *e,
+                        int64_t np, float *out, int64_t ldo) {
+    const size_t wbs = kind == K_MXFP4 ? sizeof(hl_block_mxfp4) : sizeof(hl_block_iq4_nl);
+    const __m256i idx = _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1);
+    __m256 acc[8];
+#pragma GCC unroll 8
+    for (int i = 0; i < G; i++) acc[i] = _mm256_setzero_ps();
+    for (int64_t b = 0, p = 0; b < nb; b += 2, p++) {
+        nlpair u;
+        nl_unpack(kind, w + b * wbs, b + 1 < nb ? w + (b + 1) * wbs : NULL, tab, &u);
+#pragma GCC unroll 8
+        for (int i = 0; i < G; i++) {
+            const nlxexp *v = &e[i * np + p];
+            const __m256i isum = _mm256_add_epi32(dot_i8(u.lo, v->lo), dot_i8(u.hi, v->hi));
+            const __m256 scale = _mm256_permutevar8x32_ps(_mm256_castps128_ps256(_mm_mul_ps(u.d, v->dx)), idx);
+            acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), scale, acc[i]);
+        }
+    }
+#pragma GCC unroll 8
+    for (int i = 0; i < G; i++) out[i * ldo] = hl_hsum8(acc[i]);
+}
+
+HL_INLINE int nl_gemm(const int kind, int64_t k, const uint8_t *w, size_t ws, int64_t n, const uint8_t *x, size_t xs,
+                      int64_t m, float *out, int64_t ldo) {
+    const int64_t nb = k / HL_QK, np = (nb + 1) / 2;
+    int64_t gmax = NL_XBUF / (np * (int64_t)sizeof(nlxexp));
+    if (gmax < 1) return 0; /* rows too long for the buffer: the caller tiles */
+    if (gmax > 8) gmax = 8;
+    const __m256i tab = table_of(kind == K_MXFP4 ? hl_mxfp4_values : hl_iq4nl_values);
+    nlxexp e[NL_XBUF / sizeof(nlxexp)];
+    const size_t xbs = sizeof(hl_block_q8_0);
+    for (int64_t i0 = 0; i0 < m; i0 += gmax) {
+        const int g = (int)(m - i0 < gmax ? m - i0 : gmax);
+        for (int i = 0; i < g; i++) {
+            const uint8_t *xr = x + (i0 + i) * xs;
+            for (int64_t b = 0, p = 0; b < nb; b += 2, p++) {
+                const uint8_t *x0 = xr + b * xbs, *x1 = b + 1 < nb ? x0 + xbs : NULL;
+                nlxexp *v = &e[i * np + p];
+                v->lo = ld2x16(x0 + 2, x1 ? x1 + 2 : NULL);
+                v->hi = ld2x16(x0 + 18, x1 ? x1 + 18 : NULL);
+                v->dx = _mm_cvtph_ps(_mm_setr_epi32((int)hl_ld16(x0) | (int)(x1 ? hl_ld16(x1) : 0) << 16, 0, 0, 0));
+            }
+        }
+        for (int64_t j = 0; j < n; j++) {
+            const uint8_t *wr = w + j * ws;
+            float *o = out + i0 * ldo + j;
+            switch (g) {
+            case 1: nl_row_x(kind, 1, nb, wr, tab, e, np, o, ldo); break;
+            case 2: nl_row_x(kind, 2, nb, wr, tab, e, np, o, ldo); break;
+            case 3: nl_row_x(kind, 3, nb, wr, tab, e, np, o, ldo); break;
+            case 4: nl_row_x(kind, 4, nb, wr, tab, e, np, o, ldo); break;
+            case 5: nl_row_x(kind, 5, nb, wr, tab, e, np, o, ldo); break;
+            case 6: nl_row_x(kind, 6, nb, wr, tab, e, np, o, ldo); break;
+            case 7: nl_row_x(kind, 7, nb, wr, tab, e, np, o, ldo); break;
+            default: nl_row_x(kind, 8, nb, wr, tab, e, np, o, ldo); break;
+            }
+        }
+    }
+    return 1;
+}
+
+static int gemm_iq4_nl(int64_t k, const void *w, size_t ws, int64_t n, const void *x, size_t xs, int64_t m,
+                       float *o, int64_t ldo) {
+    return nl_gemm(K_IQ4_NL, k, w, ws, n, x, xs, m, o, ldo);
+}
+
+static int gemm_mxfp4(int64_t k, const void *w, size_t ws, int64_t n, const void *x, size_t xs, int64_t m, float *o,
+                      int64_t ldo) {
+    return nl_gemm(K_MXFP4, k, w, ws, n, x, xs, m, o, ldo);
+}
+
 /* ---- IQ4_XS ----
  * A super-block's sub-blocks 2p and 2p + 1 come from one 32-byte load of
  * qs: after the table shuffle, lane 0 of "lo" / "hi" holds sub-block 2p's
@@ -229,14 +312,14 @@ static void tile_iq4_xs(int64_t k, const void *w, size_t ws, int nw, const void 
 }
 
 void hl_avx2_init_iquants(hl_cpu_kernels *kt) {
-    static const struct { hl_type t; hl_tile_fn f; } tiles[] = {
-        {HL_TYPE_IQ4_NL, tile_iq4_nl},
-        {HL_TYPE_MXFP4, tile_mxfp4},
-        {HL_TYPE_IQ4_XS, tile_iq4_xs},
+    static const struct { hl_type t; hl_tile_fn f; hl_gemm_fn g; } tiles[] = {
+        {HL_TYPE_IQ4_NL, tile_iq4_nl, gemm_iq4_nl},
+        {HL_TYPE_MXFP4, tile_mxfp4, gemm_mxfp4},
+        {HL_TYPE_IQ4_XS, tile_iq4_xs, NULL},
     };
     for (size_t i = 0; i < sizeof tiles / sizeof tiles[0]; i++) {
         kt->tile[tiles[i].t] = tiles[i].f;
-        kt->gemm[tiles[i].t] = NULL;
+        kt->gemm[tiles[i].t] = tiles[i].g;
         kt->tile_nw[tiles[i].t] = 1;
         kt->tile_nx[tiles[i].t] = 4;
     }
