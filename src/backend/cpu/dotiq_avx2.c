@@ -51,7 +51,7 @@ typedef struct {
 /* the two weight scales as floats: f16 (IQ4_NL) or e8m0 halved (MXFP4, 2^(e - 128)) */
 HL_INLINE __m128 nl_scales(const int kind, const uint8_t *b0, const uint8_t *b1) {
     if (kind == K_MXFP4) return _mm_setr_ps(hl_e8m0_half(b0[0]), b1 ? hl_e8m0_half(b1[0]) : 0.0f, 0.0f, 0.0f);
-    return _mm_cvtph_ps(_mm_setr_epi32((int)hl_ld16(b0) | (int)(b1 ? hl_ld16(b1) : 0) << 16, 0, 0, 0));
+    return _mm_cvtph_ps(_mm_setr_epi32((int)(hl_ld16(b0) | (uint32_t)(b1 ? hl_ld16(b1) : 0) << 16), 0, 0, 0));
 }
 
 HL_INLINE void nl_unpack(const int kind, const uint8_t *b0, const uint8_t *b1, __m256i tab, nlpair *u) {
@@ -66,7 +66,7 @@ HL_INLINE void nl_unpack(const int kind, const uint8_t *b0, const uint8_t *b1, _
 HL_INLINE __m256 nl_step(const nlpair *u, const uint8_t *x0, const uint8_t *x1, __m256 acc) {
     const __m256i xlo = ld2x16(x0 + 2, x1 ? x1 + 2 : NULL), xhi = ld2x16(x0 + 18, x1 ? x1 + 18 : NULL);
     const __m256i isum = _mm256_add_epi32(dot_i8(u->lo, xlo), dot_i8(u->hi, xhi));
-    const __m128 dx = _mm_cvtph_ps(_mm_setr_epi32((int)hl_ld16(x0) | (int)(x1 ? hl_ld16(x1) : 0) << 16, 0, 0, 0));
+    const __m128 dx = _mm_cvtph_ps(_mm_setr_epi32((int)(hl_ld16(x0) | (uint32_t)(x1 ? hl_ld16(x1) : 0) << 16), 0, 0, 0));
     const __m256 scale = _mm256_permutevar8x32_ps(_mm256_castps128_ps256(_mm_mul_ps(u->d, dx)),
                                                   _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1));
     return _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), scale, acc);
@@ -149,7 +149,7 @@ HL_INLINE int nl_gemm(const int kind, int64_t k, const uint8_t *w, size_t ws, in
                 nlxexp *v = &e[i * np + p];
                 v->lo = ld2x16(x0 + 2, x1 ? x1 + 2 : NULL);
                 v->hi = ld2x16(x0 + 18, x1 ? x1 + 18 : NULL);
-                v->dx = _mm_cvtph_ps(_mm_setr_epi32((int)hl_ld16(x0) | (int)(x1 ? hl_ld16(x1) : 0) << 16, 0, 0, 0));
+                v->dx = _mm_cvtph_ps(_mm_setr_epi32((int)(hl_ld16(x0) | (uint32_t)(x1 ? hl_ld16(x1) : 0) << 16), 0, 0, 0));
             }
         }
         for (int64_t j = 0; j < n; j++) {
