@@ -110,7 +110,7 @@ TEST(norm_rms_layer_weights_groups) {
 
 static const hl_type mm_types[] = {HL_TYPE_F32,  HL_TYPE_F16,  HL_TYPE_BF16, HL_TYPE_Q4_0, HL_TYPE_Q4_1,
                                    HL_TYPE_Q5_0, HL_TYPE_Q5_1, HL_TYPE_Q8_0, HL_TYPE_Q2_K, HL_TYPE_Q3_K,
-                                   HL_TYPE_Q4_K, HL_TYPE_Q5_K, HL_TYPE_Q6_K};
+                                   HL_TYPE_Q4_K, HL_TYPE_Q5_K, HL_TYPE_Q6_K, HL_TYPE_IQ4_NL, HL_TYPE_IQ4_XS};
 
 TEST(matmul_every_weight_type) {
     suite s = suite_open();
@@ -183,7 +183,7 @@ TEST(matmul_every_weight_type) {
         result_free(&ref);
         free(wq);
     }
-    print_all("matmul (13 types)", st);
+    print_all("matmul (15 types)", st);
     stats_print("matmul F32/F16/BF16 vs double", "ref", &oracle);
     free(wf), free(bias), free(x), free(wd), free(bound), free(ob), free(dbl);
     suite_close(&s);
@@ -302,7 +302,7 @@ TEST(embed_types) {
     rng r = {0xE3BEDull};
     const int64_t V = 50, E = 256;
     static const hl_type types[] = {HL_TYPE_F32, HL_TYPE_F16, HL_TYPE_BF16, HL_TYPE_Q4_0, HL_TYPE_Q8_0,
-                                    HL_TYPE_Q4_K, HL_TYPE_Q6_K};
+                                    HL_TYPE_Q4_K, HL_TYPE_Q6_K, HL_TYPE_IQ4_NL, HL_TYPE_IQ4_XS};
     float *tf = rnd_vec(&r, V * E, -1.0f, 1.0f), *row = malloc((size_t)E * sizeof *row);
     hl_batch_token toks[6];
     for (int i = 0; i < 6; i++) toks[i] = (hl_batch_token){(int32_t)(rnd(&r) % V), i, 0, 0};
