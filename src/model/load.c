@@ -114,11 +114,11 @@ static int read_hparams(hl_model *m, hl_err *err) {
         }
     }
     hp->rope_freq_base_swa = 10000.0f;
-    if (m->arch->swa_period > 0) {
-        if ((rc = hp_int(f, a, "attention.sliding_window", 0, 0, INT32_MAX, &hp->n_swa, err)) ||
-            (rc = hp_float(f, a, "rope.freq_base_swa", 1.0, 1e12, &hp->rope_freq_base_swa, err)))
-            return rc;
-    }
+    if (m->arch->swa_period > 0 &&
+        (rc = hp_int(f, a, "attention.sliding_window", 0, 0, INT32_MAX, &hp->n_swa, err)))
+        return rc;
+    if (m->arch->swa_rope_local && (rc = hp_float(f, a, "rope.freq_base_swa", 1.0, 1e12, &hp->rope_freq_base_swa, err)))
+        return rc;
     hp->attn_scale = 1.0f / sqrtf((float)hp->head_dim_k);
     hp->embd_scale = m->arch->embd_scale_sqrt ? sqrtf((float)hp->n_embd) : 1.0f;
     hp->rope_style = m->arch->rope_style;
@@ -258,8 +258,10 @@ static int build_rope(hl_model *m, hl_err *err) {
             f /= d;
         }
         m->rope_inv_freq[i] = f;
-        /* local layers keep the short-context rope: their own base, no scaling */
-        m->rope_inv_freq_swa[i] = pow((double)hp->rope_freq_base_swa, -2.0 * i / hp->n_rot);
+        /* gemma3's local layers keep the short-context rope: their own base,
+         * no scaling; other sliding layers rotate as the global ones */
+        m->rope_inv_freq_swa[i] =
+            m->arch->swa_rope_local ? pow((double)hp->rope_freq_base_swa, -2.0 * i / hp->n_rot) : f;
     }
     int period = m->arch->swa_period;
     for (int32_t l = 0; hp->n_swa > 0 && period > 0 && l < hp->n_layer; l++)

@@ -55,6 +55,9 @@ typedef struct hl_arch {
     /* Sliding-window attention: 0 = the arch has none (the key is ignored);
      * n > 0 = every n-th layer is global, the others local (1 = all local). */
     int swa_period;
+    /* 1: sliding-window layers have their own rope (rope.freq_base_swa,
+     * default 10000, unscaled: gemma3); 0: the same rope as the others. */
+    int swa_rope_local;
     const hl_arch_tensor *global;
     int n_global;
     const hl_arch_tensor *layer;

@@ -135,7 +135,7 @@ int hl_plan_build(hl_model *m, hl_err *err) {
     for (int32_t l = 0; l < hp->n_layer; l++) {
         const hl_layer_weights *L = &W->layers[l];
         const int swa = m->layer_swa[l];
-        const double *inv_freq = swa ? m->rope_inv_freq_swa : m->rope_inv_freq;
+        const double *inv_freq = swa && m->arch->swa_rope_local ? m->rope_inv_freq_swa : m->rope_inv_freq;
         p->layer_ops[l] = p->n_ops;
 
         norm(&pb, l, HL_BUF_X, HL_BUF_ATTN_IN, &L->attn_norm, (int32_t)E, hp->norm_eps);
