@@ -27,7 +27,7 @@
  *             (positions 0 .. the last position of the token's sequence in
  *             this batch: an encoder's whole input)
  *   GLU       out = act(in) * in2 (SwiGLU: silu, GeGLU: gelu)
- *   ACT       out = act(in) (a non-gated MLP)
+ *   ACT       out = act(in) (a non-gated MLP; SOFTCAP on the logits, in place)
  *   ADD       out += in (residual)
  *   GATHER    out[r] = in[t] for the r-th token that wants logits
  *   MOE       routed-experts feed-forward: router in -> top n_expert_used of
@@ -97,7 +97,11 @@ typedef enum hl_rope_style {
     HL_ROPE_NEOX = 1, /* rotate halves (x[i], x[i + n_rot/2]): qwen2, gemma, phi3 */
 } hl_rope_style;
 
-typedef enum hl_act { HL_ACT_SILU = 0, HL_ACT_GELU = 1 /* tanh approximation */ } hl_act;
+typedef enum hl_act {
+    HL_ACT_SILU = 0,
+    HL_ACT_GELU = 1,    /* tanh approximation */
+    HL_ACT_SOFTCAP = 2, /* ACT only: p.act.cap * tanh(x / p.act.cap) (gemma2's final-logit softcapping) */
+} hl_act;
 typedef enum hl_norm_kind { HL_NORM_RMS = 0, HL_NORM_LAYER = 1 } hl_norm_kind;
 
 typedef enum hl_buf_id {
@@ -158,7 +162,7 @@ typedef struct hl_op {
             int32_t window; /* > 0: causal attention to the last `window` positions (this one included) */
             int causal;     /* 0: bidirectional over the sequence's tokens in the batch (encoders) */
         } attn;
-        struct { hl_act act; } act;
+        struct { hl_act act; float cap; /* SOFTCAP: > 0 */ } act;
         struct {
             int32_t n_expert, n_expert_used;
             const hl_tensor *router, *gate_exps, *up_exps, *down_exps;

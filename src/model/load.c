@@ -119,6 +119,9 @@ static int read_hparams(hl_model *m, hl_err *err) {
         return rc;
     if (m->arch->swa_rope_local && (rc = hp_float(f, a, "rope.freq_base_swa", 1.0, 1e12, &hp->rope_freq_base_swa, err)))
         return rc;
+    if ((rc = hp_float(f, a, "attn_logit_softcapping", 0.0, 1e6, &hp->attn_softcap, err)) ||
+        (rc = hp_float(f, a, "final_logit_softcapping", 0.0, 1e6, &hp->final_softcap, err)))
+        return rc;
     hp->attn_scale = 1.0f / sqrtf((float)hp->head_dim_k);
     hp->embd_scale = m->arch->embd_scale_sqrt ? sqrtf((float)hp->n_embd) : 1.0f;
     hp->rope_style = m->arch->rope_style;

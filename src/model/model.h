@@ -78,6 +78,8 @@ typedef struct hl_hparams {
     int tied_output;        /* no output.weight: logits use token_embd.weight */
     int32_t n_swa;          /* <arch>.attention.sliding_window: window of local layers (0 = none) */
     float rope_freq_base_swa; /* rope base of sliding-window layers (gemma3: 10000) */
+    float attn_softcap;     /* <arch>.attn_logit_softcapping: > 0 caps attention scores (gemma2) */
+    float final_softcap;    /* <arch>.final_logit_softcapping: > 0 caps the logits (gemma2) */
 } hl_hparams;
 
 /* ---- lifecycle ---- */

@@ -71,6 +71,7 @@ const hl_arch *hl_arch_find(const char *name); /* NULL if unknown */
 extern const hl_arch hl_arch_llama;
 extern const hl_arch hl_arch_qwen2;
 extern const hl_arch hl_arch_qwen3;
+extern const hl_arch hl_arch_gemma2;
 extern const hl_arch hl_arch_gemma3;
 
 /* ---- bound weights ---- */

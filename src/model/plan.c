@@ -20,7 +20,8 @@
  *   x       += ffn_out
  *
  * with EMBED before the blocks and GATHER (rows that want logits), the output
- * norm and the logits matmul after them. Architectures differ only in which
+ * norm, the logits matmul and (gemma2) the logits' softcap after them;
+ * attention scores are softcapped where the file says so. Architectures differ only in which
  * optional tensors they bind and in the options of their hl_arch. */
 #include "model/model_impl.h"
 
@@ -157,6 +158,7 @@ int hl_plan_build(hl_model *m, hl_err *err) {
         op->p.attn.head_dim_v = hp->head_dim_v;
         op->p.attn.scale = hp->attn_scale;
         op->p.attn.window = swa ? hp->n_swa : 0;
+        op->p.attn.softcap = hp->attn_softcap;
         op->p.attn.causal = 1;
         matmul(&pb, l, HL_BUF_ATTN, HL_BUF_ATTN_OUT, &L->wo, NULL);
         if (L->post_attn_norm.data)
@@ -178,5 +180,10 @@ int hl_plan_build(hl_model *m, hl_err *err) {
     emit(&pb, HL_OP_GATHER, -1, HL_BUF_X, HL_BUF_NONE, HL_BUF_OUT_IN);
     norm(&pb, -1, HL_BUF_OUT_IN, HL_BUF_OUT_NORM, &W->output_norm, (int32_t)E, hp->norm_eps);
     matmul(&pb, -1, HL_BUF_OUT_NORM, HL_BUF_LOGITS, &W->output, NULL);
+    if (hp->final_softcap > 0) {
+        op = emit(&pb, HL_OP_ACT, -1, HL_BUF_LOGITS, HL_BUF_NONE, HL_BUF_LOGITS);
+        op->p.act.act = HL_ACT_SOFTCAP;
+        op->p.act.cap = hp->final_softcap;
+    }
     return 0;
 }

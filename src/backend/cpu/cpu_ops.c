@@ -28,10 +28,16 @@ const char *cpu_op_unsupported(const hl_op *op) {
     case HL_OP_ATTN:
         if (op->p.attn.n_head % op->p.attn.n_head_kv) return "query heads that are not a multiple of the KV heads";
         return NULL;
+    case HL_OP_GLU:
+        if (op->p.act.act != HL_ACT_SILU && op->p.act.act != HL_ACT_GELU) return "a gated activation it lacks";
+        return NULL;
+    case HL_OP_ACT:
+        if (op->p.act.act == HL_ACT_SOFTCAP && !(op->p.act.cap > 0)) return "a softcap that is not positive";
+        if (op->p.act.act != HL_ACT_SILU && op->p.act.act != HL_ACT_GELU && op->p.act.act != HL_ACT_SOFTCAP)
+            return "an activation it lacks";
+        return NULL;
     case HL_OP_ROPE:
     case HL_OP_KV_STORE:
-    case HL_OP_GLU:
-    case HL_OP_ACT:
     case HL_OP_ADD:
     case HL_OP_GATHER: return NULL;
     case HL_OP_MOE: return "routed experts (MoE)";
@@ -175,6 +181,11 @@ static void op_rows(hl_backend_prog *c, const hl_op *op, int64_t r0, int64_t r1)
             break;
         }
         case HL_OP_ACT:
+            if (op->p.act.act == HL_ACT_SOFTCAP) {
+                const float cap = op->p.act.cap;
+                for (int64_t i = 0; i < op->n_out; i++) yo[i] = cap * tanhf(xi[i] / cap);
+                break;
+            }
             for (int64_t i = 0; i < op->n_out; i++)
                 yo[i] = op->p.act.act == HL_ACT_GELU ? gelu1(xi[i]) : xi[i] / (1.0f + expf(-xi[i]));
             break;
