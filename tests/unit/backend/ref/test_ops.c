@@ -273,6 +273,22 @@ TEST(glu_act_add_gather) {
             }
             cross_check(&s, &c, bound, st, NULL);
         }
+    /* ACT SOFTCAP (gemma2's logits): cap * tanh(x / cap), in place on the
+     * logits buffer, over inputs from well inside to beyond the cap */
+    {
+        op_case c = {.label = "act softcap", .batch = &batch, .in = g};
+        c.op = (hl_op){.kind = HL_OP_ACT, .layer = -1, .in = HL_BUF_LOGITS, .out = HL_BUF_LOGITS, .n_in = F, .n_out = F};
+        c.op.p.act.act = HL_ACT_SOFTCAP;
+        c.op.p.act.cap = 4.0f;
+        op_result ref;
+        for (int64_t i = 0; i < T * F; i++) bound[i] = 2e-6 * fabs(4.0 * tanh(g[i] / 4.0)) + 1e-7;
+        cross_check(&s, &c, bound, st, &ref);
+        /* the reference itself against the definition */
+        int off = 0;
+        for (int64_t i = 0; ref.out && i < ref.n; i++) off += fabs(ref.out[i] - 4.0 * tanh(g[i] / 4.0)) > 1e-6;
+        CHECK_EQ(off, 0);
+        result_free(&ref);
+    }
     /* ADD: residual accumulate, exact */
     op_case ca = {.label = "add", .batch = &batch, .in = g, .out0 = acc};
     ca.op = (hl_op){.kind = HL_OP_ADD, .layer = 0, .in = HL_BUF_FFN_OUT, .out = HL_BUF_X, .n_in = F, .n_out = F};
