@@ -108,11 +108,15 @@ static int read_hparams(hl_model *m, hl_err *err) {
             float factor = 1.0f;
             if ((rc = hp_float(f, a, "rope.scaling.factor", 1e-3, 1e6, &factor, err))) return rc;
             hp->rope_freq_scale = 1.0f / factor;
+        } else if (strcmp(type, "longrope") == 0 || strcmp(type, "su") == 0) {
+            hp->rope_longrope = 1;
         } else if (strcmp(type, "none") != 0 && strcmp(type, "llama3") != 0) {
-            return hl_err_set(err, HL_ENOTSUP, "rope scaling type '%s' is not supported (supported: none, linear, llama3)",
-                              type);
+            return hl_err_set(err, HL_ENOTSUP,
+                              "rope scaling type '%s' is not supported (supported: none, linear, llama3, longrope)", type);
         }
     }
+    hp->rope_attn_factor = 1.0f;
+    if ((rc = hp_float(f, a, "rope.scaling.attn_factor", 1e-3, 1e3, &hp->rope_attn_factor, err))) return rc;
     hp->rope_freq_base_swa = 10000.0f;
     if (m->arch->swa_period > 0 &&
         (rc = hp_int(f, a, "attention.sliding_window", 0, 0, INT32_MAX, &hp->n_swa, err)))
@@ -154,7 +158,8 @@ static void fmt_shape(char *buf, size_t cap, const int64_t *ne, int n) {
 }
 
 /* Binds one tensor into *w after checking presence, shape and type. */
-static int bind_tensor(hl_model *m, const char *name, const hl_arch_tensor *at, hl_wt *w, hl_err *err) {
+static int bind_tensor(hl_model *m, const char *name, const hl_arch_tensor *at, void *base, hl_err *err) {
+    hl_wt whole, *w = at->views[0].rows != HL_DIM_NONE ? &whole : (hl_wt *)((char *)base + at->offset);
     const gguf_tensor *t = gguf_find_tensor(m->file, name);
     if (!t) {
         if (at->flags & HL_TF_OPTIONAL) return 0;
@@ -162,6 +167,12 @@ static int bind_tensor(hl_model *m, const char *name, const hl_arch_tensor *at, 
     }
     int64_t want[2] = {dim_value(&m->hp, at->ne0), dim_value(&m->hp, at->ne1)};
     int want_dims = at->ne1 == HL_DIM_NONE ? 1 : 2;
+    int n_views = 0;
+    if (at->views[0].rows != HL_DIM_NONE) {
+        want[1] = 0, want_dims = 2;
+        for (; n_views < HL_ARCH_MAX_VIEWS && at->views[n_views].rows != HL_DIM_NONE; n_views++)
+            want[1] += dim_value(&m->hp, at->views[n_views].rows);
+    }
     int ok = 1;
     for (uint32_t i = 0; i < GGUF_MAX_DIMS; i++) {
         int64_t e = i < 2 ? want[i] : 1;
@@ -196,6 +207,16 @@ static int bind_tensor(hl_model *m, const char *name, const hl_arch_tensor *at, 
     *w = (hl_wt){.data = t->data, .type = t->type, .ne0 = t->ne[0], .ne1 = t->ne[1], .row_bytes = rb};
     snprintf(w->name, sizeof w->name, "%s", name);
     if (at->kind != HL_TK_EMBD) m->weight_bytes += (size_t)t->size;
+    /* a fused tensor: each view is a row range of it, bound in its own field */
+    int64_t r0 = 0;
+    for (int v = 0; v < n_views; v++) {
+        const int64_t rows = dim_value(&m->hp, at->views[v].rows);
+        hl_wt *vw = (hl_wt *)((char *)base + at->views[v].offset);
+        *vw = (hl_wt){.data = (const char *)t->data + (size_t)r0 * rb, .type = t->type, .ne0 = t->ne[0], .ne1 = rows,
+                      .row_bytes = rb};
+        snprintf(vw->name, sizeof vw->name, "%s[%lld:%lld]", name, (long long)r0, (long long)(r0 + rows));
+        r0 += rows;
+    }
     return 0;
 }
 
@@ -221,7 +242,7 @@ static int bind_weights(hl_model *m, hl_err *err) {
 
     for (int i = 0; i < a->n_global; i++) {
         const hl_arch_tensor *at = &a->global[i];
-        if ((rc = bind_tensor(m, at->name, at, (hl_wt *)((char *)&m->w + at->offset), err))) return rc;
+        if ((rc = bind_tensor(m, at->name, at, &m->w, err))) return rc;
     }
     m->w.layers = calloc((size_t)hp->n_layer, sizeof *m->w.layers);
     if (!m->w.layers) return hl_err_set(err, HL_ENOMEM, "out of memory");
@@ -230,7 +251,7 @@ static int bind_weights(hl_model *m, hl_err *err) {
             const hl_arch_tensor *at = &a->layer[i];
             char name[128];
             snprintf(name, sizeof name, at->name, (int)l);
-            if ((rc = bind_tensor(m, name, at, (hl_wt *)((char *)&m->w.layers[l] + at->offset), err))) return rc;
+            if ((rc = bind_tensor(m, name, at, &m->w.layers[l], err))) return rc;
         }
     }
     if (!m->w.output.data) {
@@ -240,6 +261,9 @@ static int bind_weights(hl_model *m, hl_err *err) {
         m->weight_bytes += m->w.token_embd.row_bytes * (size_t)hp->n_vocab;
     }
     hp->has_rope_freqs = m->w.rope_freqs.data != NULL;
+    if (hp->rope_longrope && !hp->has_rope_freqs)
+        return hl_err_set(err, HL_EINVAL, "%s.rope.scaling.type is longrope but the file has no rope_factors_short.weight",
+                          hp->arch);
     return 0;
 }
 

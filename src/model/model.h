@@ -80,6 +80,8 @@ typedef struct hl_hparams {
     float rope_freq_base_swa; /* rope base of sliding-window layers (gemma3: 10000) */
     float attn_softcap;     /* <arch>.attn_logit_softcapping: > 0 caps attention scores (gemma2) */
     float final_softcap;    /* <arch>.final_logit_softcapping: > 0 caps the logits (gemma2) */
+    float rope_attn_factor; /* <arch>.rope.scaling.attn_factor (LongRoPE's magnitude scaling; default 1) */
+    int rope_longrope;      /* rope.scaling.type longrope / su: frequencies from rope_factors_short.weight */
 } hl_hparams;
 
 /* ---- lifecycle ---- */

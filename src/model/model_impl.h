@@ -36,12 +36,22 @@ typedef enum hl_tkind {
 
 #define HL_TF_OPTIONAL 1u /* absent tensor leaves the field empty (data == NULL) */
 
+/* One row range of a fused tensor, bound as a tensor of its own: the views
+ * of a tensor take its rows in order (phi3's attn_qkv: Q, K, V rows). */
+typedef struct hl_arch_view {
+    size_t offset; /* offsetof the hl_wt field the view is bound to */
+    hl_dim rows;   /* its number of rows */
+} hl_arch_view;
+
+#define HL_ARCH_MAX_VIEWS 3
+
 typedef struct hl_arch_tensor {
     const char *name; /* "output.weight", or "blk.%d.attn_q.weight" in the per-layer list */
-    size_t offset;    /* offsetof the hl_wt field in hl_weights / hl_layer_weights */
-    hl_dim ne0, ne1;  /* expected shape; ne1 NONE for 1-D */
+    size_t offset;    /* offsetof the hl_wt field in hl_weights / hl_layer_weights (unused with views) */
+    hl_dim ne0, ne1;  /* expected shape; ne1 NONE for 1-D (with views: the views' rows summed) */
     hl_tkind kind;
     unsigned flags;
+    hl_arch_view views[HL_ARCH_MAX_VIEWS]; /* rows NONE ends the list; none: one tensor at offset */
 } hl_arch_tensor;
 
 /* One architecture: everything the generic loader and forward pass need to
@@ -73,6 +83,7 @@ extern const hl_arch hl_arch_qwen2;
 extern const hl_arch hl_arch_qwen3;
 extern const hl_arch hl_arch_gemma2;
 extern const hl_arch hl_arch_gemma3;
+extern const hl_arch hl_arch_phi3;
 
 /* ---- bound weights ---- */
 
@@ -102,7 +113,8 @@ typedef struct hl_weights {
     hl_wt token_embd;  /* [n_embd, n_vocab] */
     hl_wt output_norm; /* [n_embd] */
     hl_wt output;      /* [n_embd, n_vocab]; = token_embd when tied */
-    hl_wt rope_freqs;  /* [n_rot / 2] optional: divisors of the rope frequencies */
+    hl_wt rope_freqs;  /* [n_rot / 2] optional: divisors of the rope frequencies (phi3: the short factors) */
+    hl_wt rope_factors_long; /* [n_rot / 2] optional (phi3): LongRoPE's long-context divisors, checked, unused */
     hl_layer_weights *layers; /* [n_layer], owned */
 } hl_weights;
 

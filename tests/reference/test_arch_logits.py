@@ -27,7 +27,7 @@ import pytest
 from hltest import HYPERLAMA, ROOT
 
 DATA = ROOT / "tests" / "data" / "arch"
-NAMES = ["llama", "llama3", "mistral", "qwen3", "gemma2"]
+NAMES = ["llama", "llama3", "mistral", "qwen3", "gemma2", "phi3"]
 TOL = {"F32": 1e-2, "F16": 3e-2}
 BACKENDS = ["cpu", "ref"]
 
