@@ -1,7 +1,9 @@
 """Each architecture against transformers: the tiny random-weight fixtures of
 tests/data/arch/ (made by tests/reference/make_arch_fixtures.py, which also
 wrote transformers' logits beside them) run through `hyperlama logits` on
-the CPU backend and on the scalar reference backend.
+the CPU backend, the scalar reference backend and the Vulkan backend
+(HYPERLAMA_VULKAN_DEVICE, default device 0: lavapipe in CI), which must
+refuse by name what it has no kernel for (gemma2's logit softcap).
 
 Asserted, per fixture and weight type, over every position of three token
 sequences: max |logit - transformers' logit| within the tolerance, the same
@@ -29,7 +31,9 @@ from hltest import HYPERLAMA, ROOT
 DATA = ROOT / "tests" / "data" / "arch"
 NAMES = ["llama", "llama3", "mistral", "qwen3", "gemma2", "phi3"]
 TOL = {"F32": 1e-2, "F16": 3e-2}
-BACKENDS = ["cpu", "ref"]
+BACKENDS = ["cpu", "ref", "vulkan"]
+# what the Vulkan backend refuses (the op it names), asserted as a clear error
+VULKAN_REFUSES = {"gemma2": "softcap"}
 
 
 @pytest.fixture(scope="module")
@@ -40,13 +44,22 @@ def exe():
     return p
 
 
-def run_logits(exe, model, ids, backend, tmp_path, greedy=0):
-    out = tmp_path / "logits.bin"
+def backend_arg(backend):
+    # lavapipe in CI: a CPU device, so named by index (plain "vulkan" skips CPU devices)
+    return f"vulkan:{os.environ.get('HYPERLAMA_VULKAN_DEVICE', '0')}" if backend == "vulkan" else backend
+
+
+def run_cmd(exe, model, ids, backend, out, greedy=0):
     cmd = [str(exe), "logits", str(model), "--tokens", ",".join(map(str, ids)), "--all", "--out", str(out),
-           "--backend", backend]
+           "--backend", backend_arg(backend)]
     if greedy:
         cmd += ["--greedy", str(greedy)]
-    r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    return cmd, subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+
+def run_logits(exe, model, ids, backend, tmp_path, greedy=0):
+    out = tmp_path / "logits.bin"
+    cmd, r = run_cmd(exe, model, ids, backend, out, greedy)
     assert r.returncode == 0, f"{' '.join(cmd)} failed ({r.returncode}):\n{r.stderr[-3000:]}"
     raw = out.read_bytes()
     n_rows, n_vocab = (int(v) for v in np.frombuffer(raw[:8], np.int32))
@@ -63,6 +76,11 @@ def test_arch_matches_transformers(exe, tmp_path, name, wtype, backend):
     seqs = json.loads(str(ref["seqs"]))
     tol = TOL[wtype]
     model = DATA / f"{name}-{wtype}.gguf"
+    if backend == "vulkan" and name in VULKAN_REFUSES:
+        _, r = run_cmd(exe, model, seqs[0], backend, tmp_path / "logits.bin")
+        assert r.returncode != 0 and VULKAN_REFUSES[name] in r.stderr and "Vulkan" in r.stderr, \
+            f"expected the Vulkan backend to refuse {name} naming {VULKAN_REFUSES[name]}:\n{r.stderr[-2000:]}"
+        return
     fails = []
     for i, ids in enumerate(seqs):
         want = ref[f"logits_{wtype.lower()}_{i}"].astype(np.float32)
