@@ -5,7 +5,8 @@
  * backends see ordinary wq/wk/wv and gate/up matmuls. NEOX rope. LongRoPE
  * ("su" / "longrope" scaling): rope_factors_short.weight divides each rope
  * frequency, exactly as rope_freqs.weight does for Llama 3, and
- * rope.scaling.attn_factor scales the rotated queries and keys, i.e. the
+ * rope.scaling.attn_factor (absent: computed from context_length and
+ * rope.scaling.original_context_length) scales the rotated queries and keys, i.e. the
  * attention scores by its square (folded into the attention scale; a file
  * that rotates only part of each head with such a factor is refused, as the
  * fold would be wrong there). rope_factors_long.weight, which transformers
@@ -14,6 +15,8 @@
  * later ones keep the short factors. attention.sliding_window, when present,
  * applies to every layer. */
 #include "model/model_impl.h"
+
+#include <math.h>
 
 #define G(f) offsetof(hl_weights, f)
 #define L(f) offsetof(hl_layer_weights, f)
@@ -37,9 +40,23 @@ static const hl_arch_tensor phi3_layer[] = {
     {"blk.%d.ffn_down.weight", L(ffn_down), HL_DIM_FF, HL_DIM_EMBD, HL_TK_MATMUL, 0},
 };
 
+/* LongRoPE's attention factor when the file does not state it: the paper's
+ * sqrt(1 + ln(s) / ln(original context)), s = context / original context
+ * (what transformers computes from the same two numbers). */
+static float default_attn_factor(const hl_model *m) {
+    const hl_hparams *hp = &m->hp;
+    double v;
+    if (!hp->has_rope_freqs || gguf_get_float(m->file, "phi3.rope.scaling.attn_factor", &v) != HL_ENOENT) return hp->rope_attn_factor;
+    int64_t orig;
+    if (gguf_get_int(m->file, "phi3.rope.scaling.original_context_length", &orig) || orig <= 1 ||
+        hp->n_ctx_train <= orig)
+        return hp->rope_attn_factor;
+    return (float)sqrt(1.0 + log((double)hp->n_ctx_train / (double)orig) / log((double)orig));
+}
+
 static int phi3_hook(hl_model *m, hl_err *err) {
     hl_hparams *hp = &m->hp;
-    const float f = hp->rope_attn_factor;
+    const float f = hp->rope_attn_factor = default_attn_factor(m);
     if (f != 1.0f) {
         if (hp->n_rot != hp->head_dim_k)
             return hl_err_set(err, HL_ENOTSUP,

@@ -100,3 +100,68 @@ def test_arch_matches_transformers(exe, tmp_path, name, wtype, backend):
             if gen != want_gen:
                 fails.append(f"greedy continuation {gen}, transformers {want_gen}")
     assert not fails, f"{name} {wtype} on {backend}:\n" + "\n".join(fails)
+
+
+def copy_without(src, dst, drop, tensors=None):
+    """src rewritten by the gguf package's writer without the keys in drop;
+    tensors maps a tensor name to a function of its array (None: drop it)."""
+    import gguf
+    r = gguf.GGUFReader(str(src))
+    arch = str(bytes(r.fields["general.architecture"].parts[-1]), "utf-8")
+    w = gguf.GGUFWriter(str(dst), arch)
+    for k, f in r.fields.items():
+        if k.startswith("GGUF.") or k == "general.architecture" or k in drop:
+            continue
+        vt = f.types[0]
+        if vt == gguf.GGUFValueType.ARRAY:
+            sub = f.types[-1]
+            if sub == gguf.GGUFValueType.STRING:
+                val = [str(bytes(f.parts[i]), "utf-8") for i in f.data]
+            else:
+                val = [f.parts[i][0].item() for i in f.data]
+            w.add_array(k, val)
+        elif vt == gguf.GGUFValueType.STRING:
+            w.add_string(k, str(bytes(f.parts[-1]), "utf-8"))
+        else:
+            w.add_key_value(k, f.parts[-1][0].item(), vt)
+    for t in r.tensors:
+        data = np.array(t.data)
+        if tensors and t.name in tensors:
+            if tensors[t.name] is None:
+                continue
+            data = tensors[t.name](data)
+        w.add_tensor(t.name, data, raw_dtype=t.tensor_type)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+
+
+def test_phi3_attn_factor_defaults_from_the_context_lengths(exe, tmp_path):
+    """Without rope.scaling.attn_factor, LongRoPE's factor comes from
+    context_length / original_context_length as transformers computes it:
+    the same logits as the file that states it."""
+    src = DATA / "phi3-F32.gguf"
+    bare = tmp_path / "phi3-bare.gguf"
+    copy_without(src, bare, {"phi3.rope.scaling.attn_factor"})
+    ids = json.loads(str(np.load(DATA / "phi3.npz")["seqs"]))[1]
+    want, _ = run_logits(exe, src, ids, "cpu", tmp_path)
+    got, _ = run_logits(exe, bare, ids, "cpu", tmp_path)
+    assert np.array_equal(got, want)
+    # and the key matters: without original_context_length there is no factor
+    flat = tmp_path / "phi3-flat.gguf"
+    copy_without(src, flat, {"phi3.rope.scaling.attn_factor", "phi3.rope.scaling.original_context_length"})
+    off, _ = run_logits(exe, flat, ids, "cpu", tmp_path)
+    assert np.abs(off - want).max() > 0.05
+
+
+@pytest.mark.parametrize("case,tensors,message", [
+    ("missing qkv", {"blk.1.attn_qkv.weight": None}, "tensor blk.1.attn_qkv.weight is missing"),
+    ("short qkv", {"blk.0.attn_qkv.weight": lambda a: a[:-8]}, "tensor blk.0.attn_qkv.weight has shape [32, 56], expected [32, 64]"),
+    ("odd gate+up", {"blk.0.ffn_up.weight": lambda a: a[:-1]}, "tensor blk.0.ffn_up.weight has shape [32, 127], expected [32, 128]"),
+])
+def test_phi3_malformed_fused_tensors_are_refused(exe, tmp_path, case, tensors, message):
+    bad = tmp_path / "phi3-bad.gguf"
+    copy_without(DATA / "phi3-F32.gguf", bad, set(), tensors)
+    _, r = run_cmd(exe, bad, [1, 2, 3], "cpu", tmp_path / "x.bin")
+    assert r.returncode != 0 and message in r.stderr, r.stderr[-2000:]
