@@ -84,6 +84,7 @@ extern const hl_arch hl_arch_qwen3;
 extern const hl_arch hl_arch_gemma2;
 extern const hl_arch hl_arch_gemma3;
 extern const hl_arch hl_arch_phi3;
+extern const hl_arch hl_arch_olmo2;
 
 /* ---- bound weights ---- */
 
@@ -91,18 +92,18 @@ extern const hl_arch hl_arch_phi3;
 typedef hl_tensor hl_wt;
 
 typedef struct hl_layer_weights {
-    hl_wt attn_norm;      /* [n_embd] */
+    hl_wt attn_norm;      /* [n_embd]; absent in olmo2 */
     hl_wt wq;             /* [n_embd, n_head * head_dim_k] */
     hl_wt wk;             /* [n_embd, n_head_kv * head_dim_k] */
     hl_wt wv;             /* [n_embd, n_head_kv * head_dim_v] */
     hl_wt bq;             /* [n_head * head_dim_k]    optional (qwen2) */
     hl_wt bk;             /* [n_head_kv * head_dim_k] optional (qwen2) */
     hl_wt bv;             /* [n_head_kv * head_dim_v] optional (qwen2) */
-    hl_wt q_norm;         /* [head_dim_k] optional (qwen3, gemma3) */
-    hl_wt k_norm;         /* [head_dim_k] optional (qwen3, gemma3) */
+    hl_wt q_norm;         /* [head_dim_k] optional (qwen3, gemma3); olmo2: [n_head * head_dim_k] */
+    hl_wt k_norm;         /* [head_dim_k] optional (qwen3, gemma3); olmo2: [n_head_kv * head_dim_k] */
     hl_wt wo;             /* [n_head * head_dim_v, n_embd] */
     hl_wt post_attn_norm; /* [n_embd] optional (gemma) */
-    hl_wt ffn_norm;       /* [n_embd] */
+    hl_wt ffn_norm;       /* [n_embd]; absent in olmo2 */
     hl_wt ffn_gate;       /* [n_embd, n_ff] */
     hl_wt ffn_up;         /* [n_embd, n_ff] */
     hl_wt ffn_down;       /* [n_ff, n_embd] */

@@ -6,8 +6,9 @@ CI only reads what it wrote):
 For each architecture below: a tiny random-weight model built by
 `transformers` from a config (offline, nothing from the hub), written as
 GGUF with the `gguf` package's writer under the tensor names and metadata
-keys the GGUF format uses for that architecture (gguf.constants), once with
-F32 weights and once with F16 matrices, and beside it (NAME.npz) the
+keys the GGUF format uses for that architecture (gguf.constants), with F32
+weights (the test derives the F16 file by rounding its matrices), and beside
+it (NAME.npz) the
 reference: transformers' logits at every position of a few token sequences
 and a greedy continuation (clear top-2 margins, at least four distinct
 tokens: reseeded until so), computed in float32 from exactly the weights in
@@ -26,6 +27,8 @@ GGUF layout facts used here (the format's, not any converter's code):
   2i+1 is HF row i + head_dim/2; Llama 3's rope scaling is stored as
   rope_freqs.weight, the divisor of each rope frequency.
 - gemma2: RMSNorm weights are stored as the multiplier itself (1 + w).
+- olmo2: no attn_norm / ffn_norm; attn_q_norm / attn_k_norm as wide as
+  the projections; post_attention_norm / post_ffw_norm.
 - phi3: attn_qkv is Q, K, V rows concatenated; ffn_up holds gate rows then
   up rows; LongRoPE's factors are rope_factors_short / rope_factors_long.
 """
@@ -84,6 +87,8 @@ FIXTURES = {
                     rope_parameters={"rope_type": "longrope", "rope_theta": 10000.0,
                                      "short_factor": [1.0, 1.3, 2.1, 3.7], "long_factor": [1.5, 2.5, 4.0, 9.0]}),
              "phi3"),
+    "olmo2": (T.Olmo2Config, T.Olmo2ForCausalLM,
+              common(rms_norm_eps=1e-6, rope_parameters={"rope_type": "default", "rope_theta": 500000.0}), "olmo2"),
 }
 
 SEQS = [  # token sequences (lengths 9, 13, 6), BOS first
@@ -181,7 +186,8 @@ def gguf_tensors(name, cfg, model):
     for l in range(cfg.num_hidden_layers):
         p = f"model.layers.{l}."
         b = f"blk.{l}."
-        out.append((b + "attn_norm.weight", norm(sd[p + "input_layernorm.weight"])))
+        if arch != "olmo2":
+            out.append((b + "attn_norm.weight", norm(sd[p + "input_layernorm.weight"])))
         if arch == "phi3":
             out.append((b + "attn_qkv.weight", sd[p + "self_attn.qkv_proj.weight"]))
         else:
@@ -190,11 +196,14 @@ def gguf_tensors(name, cfg, model):
                 q, k = permute_rows(q, cfg.num_attention_heads), permute_rows(k, cfg.num_key_value_heads)
             out += [(b + "attn_q.weight", q), (b + "attn_k.weight", k),
                     (b + "attn_v.weight", sd[p + "self_attn.v_proj.weight"])]
-        if arch == "qwen3":
+        if arch in ("qwen3", "olmo2"):
             out += [(b + "attn_q_norm.weight", sd[p + "self_attn.q_norm.weight"]),
                     (b + "attn_k_norm.weight", sd[p + "self_attn.k_norm.weight"])]
         out.append((b + "attn_output.weight", sd[p + "self_attn.o_proj.weight"]))
-        if gemma:
+        if arch == "olmo2":
+            out += [(b + "post_attention_norm.weight", sd[p + "post_attention_layernorm.weight"]),
+                    (b + "post_ffw_norm.weight", sd[p + "post_feedforward_layernorm.weight"])]
+        elif gemma:
             out += [(b + "post_attention_norm.weight", norm(sd[p + "post_attention_layernorm.weight"])),
                     (b + "ffn_norm.weight", norm(sd[p + "pre_feedforward_layernorm.weight"])),
                     (b + "post_ffw_norm.weight", norm(sd[p + "post_feedforward_layernorm.weight"]))]
@@ -281,7 +290,7 @@ def make(name):
         raise SystemExit(f"{name}: no seed gave clear margins")
     OUT.mkdir(parents=True, exist_ok=True)
     write_gguf(OUT / f"{name}-F32.gguf", name, cfg, model, f16=False)
-    write_gguf(OUT / f"{name}-F16.gguf", name, cfg16, model16, f16=True)
+    # the F16 file is made from the F32 one at test time (test_arch_logits.py)
     arrays = {"seqs": json.dumps(SEQS), "greedy_f32": np.array(greedy32, np.int32),
               "greedy_f16": np.array(greedy16, np.int32), "seed": seed, "margin": min(m32, m16)}
     for i, (a, b) in enumerate(zip(ref32, ref16)):

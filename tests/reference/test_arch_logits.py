@@ -29,11 +29,24 @@ import pytest
 from hltest import HYPERLAMA, ROOT
 
 DATA = ROOT / "tests" / "data" / "arch"
-NAMES = ["llama", "llama3", "mistral", "qwen3", "gemma2", "phi3"]
+NAMES = ["llama", "llama3", "mistral", "qwen3", "gemma2", "phi3", "olmo2"]
 TOL = {"F32": 1e-2, "F16": 3e-2}
 BACKENDS = ["cpu", "ref", "vulkan"]
 # what the Vulkan backend refuses (the op it names), asserted as a clear error
 VULKAN_REFUSES = {"gemma2": "softcap"}
+
+
+@pytest.fixture(scope="module")
+def f16_files(tmp_path_factory):
+    """NAME-F16.gguf: the committed F32 file with every matrix rounded to F16
+    (IEEE round to nearest even, as the generator rounded transformers'
+    weights for the F16 reference), written at test time to keep the
+    committed fixtures small."""
+    d = tmp_path_factory.mktemp("arch-f16")
+    to_f16 = {"*": lambda a: a.astype(np.float16) if a.ndim == 2 else a}
+    for n in NAMES:
+        copy_without(DATA / f"{n}-F32.gguf", d / f"{n}-F16.gguf", {"general.file_type"}, to_f16)
+    return d
 
 
 @pytest.fixture(scope="module")
@@ -71,11 +84,11 @@ def run_logits(exe, model, ids, backend, tmp_path, greedy=0):
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("wtype", ["F32", "F16"])
 @pytest.mark.parametrize("name", NAMES)
-def test_arch_matches_transformers(exe, tmp_path, name, wtype, backend):
+def test_arch_matches_transformers(exe, f16_files, tmp_path, name, wtype, backend):
     ref = np.load(DATA / f"{name}.npz")
     seqs = json.loads(str(ref["seqs"]))
     tol = TOL[wtype]
-    model = DATA / f"{name}-{wtype}.gguf"
+    model = DATA / f"{name}-F32.gguf" if wtype == "F32" else f16_files / f"{name}-F16.gguf"
     if backend == "vulkan" and name in VULKAN_REFUSES:
         _, r = run_cmd(exe, model, seqs[0], backend, tmp_path / "logits.bin")
         assert r.returncode != 0 and VULKAN_REFUSES[name] in r.stderr and "Vulkan" in r.stderr, \
@@ -104,7 +117,8 @@ def test_arch_matches_transformers(exe, tmp_path, name, wtype, backend):
 
 def copy_without(src, dst, drop, tensors=None):
     """src rewritten by the gguf package's writer without the keys in drop;
-    tensors maps a tensor name to a function of its array (None: drop it)."""
+    tensors maps a tensor name (or "*": every tensor) to a function of its
+    array returning the array to write, of any dtype (None: drop it)."""
     import gguf
     r = gguf.GGUFReader(str(src))
     arch = str(bytes(r.fields["general.architecture"].parts[-1]), "utf-8")
@@ -126,11 +140,11 @@ def copy_without(src, dst, drop, tensors=None):
             w.add_key_value(k, f.parts[-1][0].item(), vt)
     for t in r.tensors:
         data = np.array(t.data)
-        if tensors and t.name in tensors:
-            if tensors[t.name] is None:
-                continue
-            data = tensors[t.name](data)
-        w.add_tensor(t.name, data, raw_dtype=t.tensor_type)
+        fn = (tensors or {}).get(t.name, (tensors or {}).get("*", lambda a: a))
+        if fn is None:
+            continue
+        new = fn(data)
+        w.add_tensor(t.name, new, raw_dtype=t.tensor_type if new.dtype == data.dtype else None)
     w.write_header_to_file()
     w.write_kv_data_to_file()
     w.write_tensors_to_file()
