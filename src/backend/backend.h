@@ -19,7 +19,8 @@
  *             LayerNorm (mean removed); w may be NULL (plain normalization)
  *   MATMUL    out[t][j] = sum_k in[t][k] * w[j][k] (+ b[j])
  *   ROPE      rotates in place the first n_rot dims of every head of in by
- *             pos * inv_freq[i] (NORM: adjacent pairs, NEOX: halves)
+ *             pos * inv_freq[i] (NORM: adjacent pairs, NEOX: halves), those
+ *             dims times mscale when it is set
  *   KV_STORE  rows of in (K) and in2 (V) go to each token's pool slot, layer
  *   ATTN      out = softmax(scale * q.k (softcapped), masked) . v over the
  *             token's sequence in the pool: causal (positions <= pos, the
@@ -153,6 +154,8 @@ typedef struct hl_op {
             hl_rope_style style;
             int32_t n_rot, head_dim, n_head; /* rotate dims [0, n_rot) of each of n_head heads */
             const double *inv_freq;          /* [n_rot / 2]: angle_i = pos * inv_freq[i] */
+            float mscale;                    /* 0 (= 1) or the factor cos and sin are multiplied by: the
+                                              * rotated dims scaled (LongRoPE's attn_factor, partial rotary) */
         } rope;
         struct { int32_t n_head_kv, head_dim_k, head_dim_v; } kv;
         struct {

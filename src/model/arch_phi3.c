@@ -7,9 +7,9 @@
  * frequency, exactly as rope_freqs.weight does for Llama 3, and
  * rope.scaling.attn_factor (absent: computed from context_length and
  * rope.scaling.original_context_length) scales the rotated queries and keys, i.e. the
- * attention scores by its square (folded into the attention scale; a file
- * that rotates only part of each head with such a factor is refused, as the
- * fold would be wrong there). rope_factors_long.weight, which transformers
+ * attention scores by its square when whole heads rotate (folded into the
+ * attention scale); with partial rotary heads (Phi-4-mini) the rope op
+ * scales the rotated dims itself (its mscale). rope_factors_long.weight, which transformers
  * switches to once a sequence outgrows rope.scaling.original_context_length,
  * is checked but not used: positions up to that length match transformers,
  * later ones keep the short factors. attention.sliding_window, when present,
@@ -57,13 +57,13 @@ static float default_attn_factor(const hl_model *m) {
 static int phi3_hook(hl_model *m, hl_err *err) {
     hl_hparams *hp = &m->hp;
     const float f = hp->rope_attn_factor = default_attn_factor(m);
+    (void)err;
     if (f != 1.0f) {
-        if (hp->n_rot != hp->head_dim_k)
-            return hl_err_set(err, HL_ENOTSUP,
-                              "phi3: rope.scaling.attn_factor %g with partial rotary embeddings (%d of %d dims) is "
-                              "not supported",
-                              (double)f, hp->n_rot, hp->head_dim_k);
-        hp->attn_scale *= f * f;
+        /* whole heads rotate: the same as scaling the scores (the fused CPU
+         * step and every backend have that); else the rope op scales the
+         * rotated dims only */
+        if (hp->n_rot == hp->head_dim_k) hp->attn_scale *= f * f;
+        else hp->rope_mscale = f;
     }
     return 0;
 }

@@ -81,6 +81,7 @@ typedef struct hl_hparams {
     float attn_softcap;     /* <arch>.attn_logit_softcapping: > 0 caps attention scores (gemma2) */
     float final_softcap;    /* <arch>.final_logit_softcapping: > 0 caps the logits (gemma2) */
     float rope_attn_factor; /* <arch>.rope.scaling.attn_factor (LongRoPE's magnitude scaling; default 1) */
+    float rope_mscale;      /* 0, or what ROPE multiplies the rotated dims by (phi3, partial rotary) */
     int rope_longrope;      /* rope.scaling.type longrope / su: frequencies from rope_factors_short.weight */
 } hl_hparams;
 

@@ -80,6 +80,7 @@ static void rope(plan_builder *pb, int32_t layer, hl_buf_id buf, const hl_hparam
     op->p.rope.head_dim = hp->head_dim_k;
     op->p.rope.n_head = n_head;
     op->p.rope.inv_freq = inv_freq;
+    op->p.rope.mscale = hp->rope_mscale;
 }
 
 static void set_buf(hl_plan *p, hl_buf_id b, int64_t width, int per_output) {

@@ -87,6 +87,13 @@ FIXTURES = {
                     rope_parameters={"rope_type": "longrope", "rope_theta": 10000.0,
                                      "short_factor": [1.0, 1.3, 2.1, 3.7], "long_factor": [1.5, 2.5, 4.0, 9.0]}),
              "phi3"),
+    # Phi-4-mini's shape of LongRoPE: only part of each head rotates, so the
+    # attention factor scales the rotated dims, not the scores
+    "phi4mini": (T.Phi3Config, T.Phi3ForCausalLM,
+                 common(max_position_embeddings=512, original_max_position_embeddings=32, tie_word_embeddings=True,
+                        rope_parameters={"rope_type": "longrope", "rope_theta": 10000.0, "partial_rotary_factor": 0.5,
+                                         "short_factor": [1.0, 2.5], "long_factor": [3.0, 7.0]}),
+                 "phi3"),
     "olmo2": (T.Olmo2Config, T.Olmo2ForCausalLM,
               common(rms_norm_eps=1e-6, rope_parameters={"rope_type": "default", "rope_theta": 500000.0}), "olmo2"),
 }
@@ -233,7 +240,7 @@ def write_gguf(path, name, cfg, model, f16):
     w.add_head_count_kv(cfg.num_key_value_heads)
     w.add_layer_norm_rms_eps(cfg.rms_norm_eps)
     w.add_rope_freq_base(cfg.rope_parameters["rope_theta"])
-    w.add_rope_dimension_count(head_dim)
+    w.add_rope_dimension_count(int(head_dim * cfg.rope_parameters.get("partial_rotary_factor", 1.0)))
     w.add_vocab_size(VOCAB)
     if head_dim != cfg.hidden_size // cfg.num_attention_heads:
         w.add_key_length(head_dim)

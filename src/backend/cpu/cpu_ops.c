@@ -113,7 +113,12 @@ static void op_rope(hl_backend_prog *c, const hl_op *op, int ith, int nth) {
     float *x = buf_of(c, op->out), *cs = c->rope_cs[CPU_MAX_ROPE_TABLES - 1]; /* the op path's own table */
     int64_t r0, r1;
     cpu_split(T, ith, nth, &r0, &r1);
-    for (int64_t t = r0; t < r1; t++) cpu_rope_angles(cs + t * half * 2, c->batch->tokens[t].pos, op->p.rope.inv_freq, half);
+    const float ms = op->p.rope.mscale;
+    for (int64_t t = r0; t < r1; t++) {
+        cpu_rope_angles(cs + t * half * 2, c->batch->tokens[t].pos, op->p.rope.inv_freq, half);
+        if (ms != 0.0f && ms != 1.0f)
+            for (int32_t i = 0; i < 2 * half; i++) cs[t * half * 2 + i] *= ms;
+    }
     cpu_sync(c);
     int64_t u0, u1;
     cpu_split(T * nh, ith, nth, &u0, &u1);

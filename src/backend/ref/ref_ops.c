@@ -126,7 +126,8 @@ static int op_rope(const hl_op *op, const hl_ref_io *io, hl_err *err) {
             float *x = buf + (int64_t)t * op->n_in + (int64_t)h * hd;
             for (int32_t i = 0; i < half; i++) {
                 double th = pos * op->p.rope.inv_freq[i];
-                float c = (float)cos(th), sn = (float)sin(th);
+                const double ms = op->p.rope.mscale != 0.0f ? op->p.rope.mscale : 1.0;
+                float c = (float)(cos(th) * ms), sn = (float)(sin(th) * ms);
                 int32_t i0 = op->p.rope.style == HL_ROPE_NORM ? 2 * i : i;
                 int32_t i1 = op->p.rope.style == HL_ROPE_NORM ? 2 * i + 1 : i + half;
                 float x0 = x[i0], x1 = x[i1];

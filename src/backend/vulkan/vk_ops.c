@@ -75,8 +75,14 @@ int hl_vk_op_check(const hl_op *op, hl_err *err) {
                               hl_op_name(op->kind), op->layer,
                               op->p.act.act == HL_ACT_SOFTCAP ? "softcap (final-logit softcapping)" : "?");
         return 0;
-    case HL_OP_EMBED:
     case HL_OP_ROPE:
+        if (op->p.rope.mscale != 0.0f && op->p.rope.mscale != 1.0f)
+            return hl_err_set(err, HL_ENOTSUP,
+                              "backend vulkan: op rope (layer %d) with a magnitude scale (LongRoPE attn_factor on "
+                              "partial rotary heads) has no Vulkan kernel yet",
+                              op->layer);
+        return 0;
+    case HL_OP_EMBED:
     case HL_OP_ADD:
     case HL_OP_GATHER: return 0;
     default:

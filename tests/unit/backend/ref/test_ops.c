@@ -212,7 +212,9 @@ TEST(rope_norm_neox_partial) {
             double base = ri == 1 ? 1000000.0 : 10000.0;
             for (int32_t i = 0; i < half; i++) inv_freq[i] = pow(base, -2.0 * i / nr);
             char label[64];
-            snprintf(label, sizeof label, "rope %s n_rot=%d", style ? "neox" : "norm", nr);
+            /* the partial case also scales the rotated dims (LongRoPE's attn_factor) */
+            const double ms = ri == 2 ? 1.3 : 1.0;
+            snprintf(label, sizeof label, "rope %s n_rot=%d%s", style ? "neox" : "norm", nr, ri == 2 ? " mscale" : "");
             op_case c = {.label = label, .batch = &batch, .in = x};
             c.op = (hl_op){.kind = HL_OP_ROPE, .layer = 0, .in = HL_BUF_Q, .out = HL_BUF_Q, .n_in = W, .n_out = W};
             c.op.p.rope.style = style ? HL_ROPE_NEOX : HL_ROPE_NORM;
@@ -220,6 +222,7 @@ TEST(rope_norm_neox_partial) {
             c.op.p.rope.head_dim = HD;
             c.op.p.rope.n_head = NH;
             c.op.p.rope.inv_freq = inv_freq;
+            c.op.p.rope.mscale = ri == 2 ? (float)ms : 0.0f;
             for (int64_t i = 0; i < T * W; i++) dbl[i] = x[i], bound[i] = ob[i] = 0.0; /* dims past n_rot: untouched */
             for (int32_t t = 0; t < T; t++)
                 for (int32_t h = 0; h < NH; h++)
@@ -227,11 +230,11 @@ TEST(rope_norm_neox_partial) {
                         int64_t o = (int64_t)t * W + (int64_t)h * HD;
                         int64_t i0 = o + (style ? i : 2 * i), i1 = o + (style ? i + half : 2 * i + 1);
                         double th = toks[t].pos * inv_freq[i], x0 = x[i0], x1 = x[i1];
-                        dbl[i0] = (float)(x0 * cos(th) - x1 * sin(th));
-                        dbl[i1] = (float)(x0 * sin(th) + x1 * cos(th));
-                        bound[i0] = bound[i1] = 1e-6 * (fabs(x0) + fabs(x1));
+                        dbl[i0] = (float)(ms * (x0 * cos(th) - x1 * sin(th)));
+                        dbl[i1] = (float)(ms * (x0 * sin(th) + x1 * cos(th)));
+                        bound[i0] = bound[i1] = 1e-6 * ms * (fabs(x0) + fabs(x1));
                         /* reference: c, s rounded (u each), two products and a sum in float, then dbl's rounding */
-                        ob[i0] = ob[i1] = 6 * 0x1p-24 * (fabs(x0) + fabs(x1));
+                        ob[i0] = ob[i1] = 6 * 0x1p-24 * ms * (fabs(x0) + fabs(x1));
                     }
             op_result ref;
             cross_check(&s, &c, bound, st, &ref);
