@@ -28,8 +28,8 @@
  *             (positions 0 .. the last position of the token's sequence in
  *             this batch: an encoder's whole input)
  *   GLU       out = act(in) * in2 (SwiGLU: silu, GeGLU: gelu)
- *   ACT       out = act(in) (a non-gated MLP; SOFTCAP on the logits, in place)
- *   ADD       out += in (residual)
+ *   ACT       out = act(in) (a non-gated MLP; SOFTCAP or SCALE on the logits, in place)
+ *   ADD       out += in (residual), in times p.add.scale when it is set
  *   GATHER    out[r] = in[t] for the r-th token that wants logits
  *   MOE       routed-experts feed-forward: router in -> top n_expert_used of
  *             n_expert experts, each a GLU FFN; weights summed (planned: no
@@ -102,6 +102,7 @@ typedef enum hl_act {
     HL_ACT_SILU = 0,
     HL_ACT_GELU = 1,    /* tanh approximation */
     HL_ACT_SOFTCAP = 2, /* ACT only: p.act.cap * tanh(x / p.act.cap) (gemma2's final-logit softcapping) */
+    HL_ACT_SCALE = 3,   /* ACT only: x * p.act.cap (granite's logits divided by logit_scale) */
 } hl_act;
 typedef enum hl_norm_kind { HL_NORM_RMS = 0, HL_NORM_LAYER = 1 } hl_norm_kind;
 
@@ -165,7 +166,8 @@ typedef struct hl_op {
             int32_t window; /* > 0: causal attention to the last `window` positions (this one included) */
             int causal;     /* 0: bidirectional over the sequence's tokens in the batch (encoders) */
         } attn;
-        struct { hl_act act; float cap; /* SOFTCAP: > 0 */ } act;
+        struct { hl_act act; float cap; /* SOFTCAP: > 0; SCALE: the factor */ } act;
+        struct { float scale; /* 0 (= 1) or what in is multiplied by before it is added (granite) */ } add;
         struct {
             int32_t n_expert, n_expert_used;
             const hl_tensor *router, *gate_exps, *up_exps, *down_exps;

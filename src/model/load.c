@@ -128,6 +128,12 @@ static int read_hparams(hl_model *m, hl_err *err) {
         return rc;
     hp->attn_scale = 1.0f / sqrtf((float)hp->head_dim_k);
     hp->embd_scale = m->arch->embd_scale_sqrt ? sqrtf((float)hp->n_embd) : 1.0f;
+    /* granite's multipliers; absent elsewhere */
+    if ((rc = hp_float(f, a, "attention.scale", 1e-6, 1e6, &hp->attn_scale, err)) ||
+        (rc = hp_float(f, a, "embedding_scale", 1e-6, 1e6, &hp->embd_scale, err)) ||
+        (rc = hp_float(f, a, "residual_scale", 1e-6, 1e6, &hp->residual_scale, err)) ||
+        (rc = hp_float(f, a, "logit_scale", 1e-6, 1e6, &hp->logit_scale, err)))
+        return rc;
     hp->rope_style = m->arch->rope_style;
     hp->act = m->arch->act;
     if (gguf_get_str(f, "general.name", &st) == 0) copy_str(hp->name, sizeof hp->name, st);

@@ -82,6 +82,8 @@ typedef struct hl_hparams {
     float final_softcap;    /* <arch>.final_logit_softcapping: > 0 caps the logits (gemma2) */
     float rope_attn_factor; /* <arch>.rope.scaling.attn_factor (LongRoPE's magnitude scaling; default 1) */
     float rope_mscale;      /* 0, or what ROPE multiplies the rotated dims by (phi3, partial rotary) */
+    float residual_scale;   /* <arch>.residual_scale: 0, or what each branch is multiplied by (granite) */
+    float logit_scale;      /* <arch>.logit_scale: 0, or what the logits are divided by (granite) */
     int rope_longrope;      /* rope.scaling.type longrope / su: frequencies from rope_factors_short.weight */
 } hl_hparams;
 

@@ -85,6 +85,7 @@ extern const hl_arch hl_arch_gemma2;
 extern const hl_arch hl_arch_gemma3;
 extern const hl_arch hl_arch_phi3;
 extern const hl_arch hl_arch_olmo2;
+extern const hl_arch hl_arch_granite;
 
 /* ---- bound weights ---- */
 

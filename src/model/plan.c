@@ -21,7 +21,8 @@
  *   x       += ffn_out
  *
  * with EMBED before the blocks and GATHER (rows that want logits), the output
- * norm, the logits matmul and (gemma2) the logits' softcap after them;
+ * norm, the logits matmul and (granite) their scale or (gemma2) their
+ * softcap after them; residual adds scale the branch where granite says so;
  * attention scores are softcapped where the file says so. Architectures differ only in which
  * optional tensors they bind and in the options of their hl_arch. */
 #include "model/model_impl.h"
@@ -169,7 +170,8 @@ int hl_plan_build(hl_model *m, hl_err *err) {
         matmul(&pb, l, HL_BUF_ATTN, HL_BUF_ATTN_OUT, &L->wo, NULL);
         if (L->post_attn_norm.data)
             norm(&pb, l, HL_BUF_ATTN_OUT, HL_BUF_ATTN_OUT, &L->post_attn_norm, (int32_t)E, hp->norm_eps);
-        emit(&pb, HL_OP_ADD, l, HL_BUF_ATTN_OUT, HL_BUF_NONE, HL_BUF_X);
+        op = emit(&pb, HL_OP_ADD, l, HL_BUF_ATTN_OUT, HL_BUF_NONE, HL_BUF_X);
+        op->p.add.scale = hp->residual_scale;
 
         const hl_buf_id fin = L->ffn_norm.data ? HL_BUF_FFN_IN : HL_BUF_X;
         if (L->ffn_norm.data) norm(&pb, l, HL_BUF_X, HL_BUF_FFN_IN, &L->ffn_norm, (int32_t)E, hp->norm_eps);
@@ -180,13 +182,19 @@ int hl_plan_build(hl_model *m, hl_err *err) {
         matmul(&pb, l, HL_BUF_FFN_ACT, HL_BUF_FFN_OUT, &L->ffn_down, NULL);
         if (L->post_ffn_norm.data)
             norm(&pb, l, HL_BUF_FFN_OUT, HL_BUF_FFN_OUT, &L->post_ffn_norm, (int32_t)E, hp->norm_eps);
-        emit(&pb, HL_OP_ADD, l, HL_BUF_FFN_OUT, HL_BUF_NONE, HL_BUF_X);
+        op = emit(&pb, HL_OP_ADD, l, HL_BUF_FFN_OUT, HL_BUF_NONE, HL_BUF_X);
+        op->p.add.scale = hp->residual_scale;
     }
     p->layer_ops[hp->n_layer] = p->n_ops;
 
     emit(&pb, HL_OP_GATHER, -1, HL_BUF_X, HL_BUF_NONE, HL_BUF_OUT_IN);
     norm(&pb, -1, HL_BUF_OUT_IN, HL_BUF_OUT_NORM, &W->output_norm, (int32_t)E, hp->norm_eps);
     matmul(&pb, -1, HL_BUF_OUT_NORM, HL_BUF_LOGITS, &W->output, NULL);
+    if (hp->logit_scale > 0 && hp->logit_scale != 1.0f) {
+        op = emit(&pb, HL_OP_ACT, -1, HL_BUF_LOGITS, HL_BUF_NONE, HL_BUF_LOGITS);
+        op->p.act.act = HL_ACT_SCALE;
+        op->p.act.cap = 1.0f / hp->logit_scale;
+    }
     if (hp->final_softcap > 0) {
         op = emit(&pb, HL_OP_ACT, -1, HL_BUF_LOGITS, HL_BUF_NONE, HL_BUF_LOGITS);
         op->p.act.act = HL_ACT_SOFTCAP;

@@ -26,6 +26,8 @@ GGUF layout facts used here (the format's, not any converter's code):
   are adjacent (rope "NORM" style), i.e. row 2i of a head is HF row i and row
   2i+1 is HF row i + head_dim/2; Llama 3's rope scaling is stored as
   rope_freqs.weight, the divisor of each rope frequency.
+- granite: llama's layout (Q/K permuted) plus embedding_scale,
+  attention.scale, residual_scale and logit_scale.
 - gemma2: RMSNorm weights are stored as the multiplier itself (1 + w).
 - olmo2: no attn_norm / ffn_norm; attn_q_norm / attn_k_norm as wide as
   the projections; post_attention_norm / post_ffw_norm.
@@ -94,6 +96,10 @@ FIXTURES = {
                         rope_parameters={"rope_type": "longrope", "rope_theta": 10000.0, "partial_rotary_factor": 0.5,
                                          "short_factor": [1.0, 2.5], "long_factor": [3.0, 7.0]}),
                  "phi3"),
+    "granite": (T.GraniteConfig, T.GraniteForCausalLM,
+                common(tie_word_embeddings=True, embedding_multiplier=0.3, attention_multiplier=0.2,
+                       residual_multiplier=0.5, logits_scaling=2.5,
+                       rope_parameters={"rope_type": "default", "rope_theta": 10000.0}), "granite"),
     "olmo2": (T.Olmo2Config, T.Olmo2ForCausalLM,
               common(rms_norm_eps=1e-6, rope_parameters={"rope_type": "default", "rope_theta": 500000.0}), "olmo2"),
 }
@@ -199,7 +205,7 @@ def gguf_tensors(name, cfg, model):
             out.append((b + "attn_qkv.weight", sd[p + "self_attn.qkv_proj.weight"]))
         else:
             q, k = sd[p + "self_attn.q_proj.weight"], sd[p + "self_attn.k_proj.weight"]
-            if arch == "llama":
+            if arch in ("llama", "granite"):
                 q, k = permute_rows(q, cfg.num_attention_heads), permute_rows(k, cfg.num_key_value_heads)
             out += [(b + "attn_q.weight", q), (b + "attn_k.weight", k),
                     (b + "attn_v.weight", sd[p + "self_attn.v_proj.weight"])]
@@ -253,6 +259,11 @@ def write_gguf(path, name, cfg, model, f16):
         w.add_string(K.Rope.SCALING_TYPE.format(arch=arch), "llama3")
         w.add_float32(K.Rope.SCALING_FACTOR.format(arch=arch), rp["factor"])
         w.add_uint32(K.Rope.SCALING_ORIG_CTX_LEN.format(arch=arch), rp["original_max_position_embeddings"])
+    if arch == "granite":
+        w.add_float32(K.LLM.EMBEDDING_SCALE.format(arch=arch), cfg.embedding_multiplier)
+        w.add_float32(K.Attention.SCALE.format(arch=arch), cfg.attention_multiplier)
+        w.add_float32(K.LLM.RESIDUAL_SCALE.format(arch=arch), cfg.residual_multiplier)
+        w.add_float32(K.LLM.LOGIT_SCALE.format(arch=arch), cfg.logits_scaling)
     if arch == "gemma2":
         w.add_float32(K.LLM.ATTN_LOGIT_SOFTCAPPING.format(arch=arch), cfg.attn_logit_softcapping)
         w.add_float32(K.LLM.FINAL_LOGIT_SOFTCAPPING.format(arch=arch), cfg.final_logit_softcapping)

@@ -99,7 +99,8 @@ static int match_block(hl_backend_prog *c, const hl_op *first, const hl_op *last
             return 0;
         blk->post_attn_norm = o->w;
     }
-    if (!take(&mt, HL_OP_ADD, HL_BUF_ATTN_OUT, HL_BUF_X)) return 0;
+    if (!(o = take(&mt, HL_OP_ADD, HL_BUF_ATTN_OUT, HL_BUF_X)) || (o->p.add.scale != 0.0f && o->p.add.scale != 1.0f))
+        return 0;
     if (!(o = take(&mt, HL_OP_NORM, HL_BUF_X, HL_BUF_FFN_IN)) || o->p.norm.kind != HL_NORM_RMS || o->b || !o->w ||
         o->p.norm.group != o->n_in || o->p.norm.eps != blk->eps)
         return 0;
@@ -120,7 +121,8 @@ static int match_block(hl_backend_prog *c, const hl_op *first, const hl_op *last
             return 0;
         blk->post_ffn_norm = o->w;
     }
-    if (!take(&mt, HL_OP_ADD, HL_BUF_FFN_OUT, HL_BUF_X)) return 0;
+    if (!(o = take(&mt, HL_OP_ADD, HL_BUF_FFN_OUT, HL_BUF_X)) || (o->p.add.scale != 0.0f && o->p.add.scale != 1.0f))
+        return 0;
     return mt.op == mt.end;
 }
 

@@ -33,7 +33,8 @@ const char *cpu_op_unsupported(const hl_op *op) {
         return NULL;
     case HL_OP_ACT:
         if (op->p.act.act == HL_ACT_SOFTCAP && !(op->p.act.cap > 0)) return "a softcap that is not positive";
-        if (op->p.act.act != HL_ACT_SILU && op->p.act.act != HL_ACT_GELU && op->p.act.act != HL_ACT_SOFTCAP)
+        if (op->p.act.act != HL_ACT_SILU && op->p.act.act != HL_ACT_GELU && op->p.act.act != HL_ACT_SOFTCAP &&
+            op->p.act.act != HL_ACT_SCALE)
             return "an activation it lacks";
         return NULL;
     case HL_OP_ROPE:
@@ -186,6 +187,10 @@ static void op_rows(hl_backend_prog *c, const hl_op *op, int64_t r0, int64_t r1)
             break;
         }
         case HL_OP_ACT:
+            if (op->p.act.act == HL_ACT_SCALE) {
+                for (int64_t i = 0; i < op->n_out; i++) yo[i] = xi[i] * op->p.act.cap;
+                break;
+            }
             if (op->p.act.act == HL_ACT_SOFTCAP) {
                 const float cap = op->p.act.cap;
                 for (int64_t i = 0; i < op->n_out; i++) yo[i] = cap * tanhf(xi[i] / cap);
@@ -194,7 +199,11 @@ static void op_rows(hl_backend_prog *c, const hl_op *op, int64_t r0, int64_t r1)
             for (int64_t i = 0; i < op->n_out; i++)
                 yo[i] = op->p.act.act == HL_ACT_GELU ? gelu1(xi[i]) : xi[i] / (1.0f + expf(-xi[i]));
             break;
-        case HL_OP_ADD: c->vo->add(yo, xi, op->n_out); break;
+        case HL_OP_ADD:
+            if (op->p.add.scale != 0.0f && op->p.add.scale != 1.0f)
+                for (int64_t i = 0; i < op->n_out; i++) yo[i] += xi[i] * op->p.add.scale;
+            else c->vo->add(yo, xi, op->n_out);
+            break;
         case HL_OP_GATHER:
             if (c->out_row[t] >= 0) memcpy(out + (int64_t)c->out_row[t] * op->n_out, xi, (size_t)op->n_in * sizeof(float));
             break;

@@ -35,6 +35,7 @@ void hl_ref_op_scratch(const hl_op *op, int64_t rows, size_t *xq_bytes, int64_t 
 
 static double act_fn(hl_act a, double cap, double x) {
     if (a == HL_ACT_SOFTCAP) return cap * tanh(x / cap);
+    if (a == HL_ACT_SCALE) return x * cap;
     if (a == HL_ACT_GELU) {
         const double c = 0.79788456080286535588; /* sqrt(2 / pi) */
         return 0.5 * x * (1.0 + tanh(c * (x + 0.044715 * x * x * x)));
@@ -285,7 +286,9 @@ static int op_elementwise(const hl_op *op, const hl_ref_io *io) {
             switch (op->kind) {
             case HL_OP_GLU: y[iy] = (float)(act_fn(op->p.act.act, op->p.act.cap, x[ix]) * x2[ix]); break;
             case HL_OP_ACT: y[iy] = (float)act_fn(op->p.act.act, op->p.act.cap, x[ix]); break;
-            default: y[iy] += x[ix]; break; /* ADD */
+            default: /* ADD */
+                y[iy] += op->p.add.scale != 0.0f ? (float)((double)x[ix] * op->p.add.scale) : x[ix];
+                break;
             }
         }
     return 0;

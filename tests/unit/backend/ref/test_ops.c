@@ -301,6 +301,25 @@ TEST(glu_act_add_gather) {
     for (int64_t i = 0; ref.out && i < T * F; i++) bad += ref.out[i] != acc[i] + g[i];
     CHECK_EQ(bad, 0);
     result_free(&ref);
+    /* ADD with a residual scale (granite): out += in * scale, one rounding each, exact */
+    op_case cs = ca;
+    cs.label = "add scaled";
+    cs.op.p.add.scale = 0.22f;
+    cross_check(&s, &cs, NULL, ste, &ref);
+    bad = 0;
+    for (int64_t i = 0; ref.out && i < T * F; i++) bad += ref.out[i] != acc[i] + g[i] * 0.22f;
+    CHECK_EQ(bad, 0);
+    result_free(&ref);
+    /* ACT SCALE (granite's logits / logit_scale), in place, exact */
+    op_case cl = {.label = "act scale", .batch = &batch, .in = g};
+    cl.op = (hl_op){.kind = HL_OP_ACT, .layer = -1, .in = HL_BUF_LOGITS, .out = HL_BUF_LOGITS, .n_in = F, .n_out = F};
+    cl.op.p.act.act = HL_ACT_SCALE;
+    cl.op.p.act.cap = 0.4f;
+    cross_check(&s, &cl, NULL, ste, &ref);
+    bad = 0;
+    for (int64_t i = 0; ref.out && i < ref.n; i++) bad += ref.out[i] != g[i] * 0.4f;
+    CHECK_EQ(bad, 0);
+    result_free(&ref);
     /* GATHER: the rows of tokens 1, 4, 6, exact */
     op_case cg = {.label = "gather", .batch = &batch, .in = g};
     cg.op = (hl_op){.kind = HL_OP_GATHER, .layer = -1, .in = HL_BUF_X, .out = HL_BUF_OUT_IN, .n_in = F, .n_out = F};
