@@ -10,6 +10,7 @@ keys the GGUF format uses for that architecture (gguf.constants), with F32
 weights (the test derives the F16 file by rounding its matrices), and beside
 it (NAME.npz) the
 reference: transformers' logits at every position of a few token sequences
+(also with K and V rounded to f16, as the engine's KV cache holds them)
 and a greedy continuation (clear top-2 margins, at least four distinct
 tokens: reseeded until so), computed in float32 from exactly the weights in
 each file (for F16: the matrices rounded to F16). tests/reference/
@@ -139,6 +140,32 @@ def round_f16(model):
         for _, p in model.named_parameters():
             if p.ndim == 2:
                 p.copy_(p.half().float())
+
+
+class kv_f16:
+    """Within it, the model's attention sees K and V rounded to f16 after
+    rope, as the engine's f16 KV cache stores them (everything else float32).
+    The modeling module's eager_attention_forward is looked up at each call,
+    so wrapping it is enough."""
+
+    def __init__(self, model):
+        self.mod = sys.modules[type(model).__module__]
+
+    def __enter__(self):
+        self.orig = orig = self.mod.eager_attention_forward
+
+        def wrapped(module, query, key, value, *args, **kw):
+            return orig(module, query, key.half().float(), value.half().float(), *args, **kw)
+
+        self.mod.eager_attention_forward = wrapped
+
+    def __exit__(self, *exc):
+        self.mod.eager_attention_forward = self.orig
+
+
+@torch.no_grad()
+def logits_of(model):
+    return [model(torch.tensor([s])).logits[0].float().numpy() for s in SEQS]
 
 
 @torch.no_grad()
@@ -309,11 +336,21 @@ def make(name):
     OUT.mkdir(parents=True, exist_ok=True)
     write_gguf(OUT / f"{name}-F32.gguf", name, cfg, model, f16=False)
     # the F16 file is made from the F32 one at test time (test_arch_logits.py)
+    with kv_f16(model):
+        kv32 = logits_of(model)
+    with kv_f16(model16):
+        kv16 = logits_of(model16)
     arrays = {"seqs": json.dumps(SEQS), "greedy_f32": np.array(greedy32, np.int32),
               "greedy_f16": np.array(greedy16, np.int32), "seed": seed, "margin": min(m32, m16)}
-    for i, (a, b) in enumerate(zip(ref32, ref16)):
-        arrays[f"logits_f32_{i}"] = a.astype(np.float32)
-        arrays[f"logits_f16_{i}"] = b.astype(np.float16)  # its tolerance is far above f16 rounding
+    # logits_f32_*: transformers with K/V rounded to f16 (the engine's KV
+    # cache), compared tightly. Stored as differences from it, small enough
+    # for f16 storage to keep them to ~1e-5: delta_f16_* (the same with the
+    # F16-rounded weights) and raw_delta_f32_* (plain transformers, F32
+    # weights: the looser comparison).
+    for i in range(len(SEQS)):
+        arrays[f"logits_f32_{i}"] = kv32[i].astype(np.float32)
+        arrays[f"delta_f16_{i}"] = (kv16[i] - kv32[i]).astype(np.float16)
+        arrays[f"raw_delta_f32_{i}"] = (ref32[i] - kv32[i]).astype(np.float16)
     np.savez_compressed(OUT / f"{name}.npz", **arrays)
     print(f"{name}: seed {seed}, min margin {min(m32, m16):.3f}, greedy {greedy32}, "
           f"|logits| max {max(np.abs(a).max() for a in ref32):.2f}")

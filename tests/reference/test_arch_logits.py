@@ -11,10 +11,12 @@ top-1 token wherever transformers' top-2 margin exceeds twice that
 tolerance, and the same 8-token greedy continuation (the generator picked
 weights whose greedy steps have margins >= 0.05).
 
-Tolerances: F32 weights 2e-3 absolute (logits here are of order 1-15; the
-difference is float32 summation order plus the engine's f16 KV cache);
-F16 weights 2e-2 (the engine also rounds activations where its F16 kernels
-do, the reference computes in float32 from the F16-rounded weights).
+The tight reference is transformers with K and V rounded to f16 after rope
+(the engine's KV cache; everything else float32): F32 weights 1e-3, F16
+weights 3e-3 (measured: 1e-5 typical, 4e-4 worst, phi3 apart: see TOL_ARCH).
+With F32 weights the logits are also compared with plain transformers
+within 2e-2 (measured up to 9.6e-3 on logits of magnitude 15: the f16 KV
+rounding).
 """
 from __future__ import annotations
 
@@ -30,7 +32,12 @@ from hltest import HYPERLAMA, ROOT
 
 DATA = ROOT / "tests" / "data" / "arch"
 NAMES = ["llama", "llama3", "mistral", "qwen3", "gemma2", "phi3", "phi4mini", "olmo2", "granite"]
-TOL = {"F32": 1e-2, "F16": 3e-2}
+TOL = {"F32": 1e-3, "F16": 3e-3}
+# phi3 folds LongRoPE's attn_factor into the score scale, so its cached K is
+# k rounded to f16, where transformers' is (k * factor) rounded: a rounding
+# difference of f16's order that the emulated reference cannot remove
+TOL_ARCH = {"phi3": {"F32": 6e-3, "F16": 1e-2}}
+RAW_TOL = 2e-2  # against plain transformers (K/V unrounded), F32 weights
 BACKENDS = ["cpu", "ref", "vulkan"]
 # what the Vulkan backend refuses (the op it names), asserted as a clear error
 VULKAN_REFUSES = {"gemma2": "softcap", "phi4mini": "magnitude scale", "granite": "residual scale"}
@@ -87,7 +94,7 @@ def run_logits(exe, model, ids, backend, tmp_path, greedy=0):
 def test_arch_matches_transformers(exe, f16_files, tmp_path, name, wtype, backend):
     ref = np.load(DATA / f"{name}.npz")
     seqs = json.loads(str(ref["seqs"]))
-    tol = TOL[wtype]
+    tol = TOL_ARCH.get(name, TOL)[wtype]
     model = DATA / f"{name}-F32.gguf" if wtype == "F32" else f16_files / f"{name}-F16.gguf"
     if backend == "vulkan" and name in VULKAN_REFUSES:
         _, r = run_cmd(exe, model, seqs[0], backend, tmp_path / "logits.bin")
@@ -96,13 +103,20 @@ def test_arch_matches_transformers(exe, f16_files, tmp_path, name, wtype, backen
         return
     fails = []
     for i, ids in enumerate(seqs):
-        want = ref[f"logits_{wtype.lower()}_{i}"].astype(np.float32)
+        want = ref[f"logits_f32_{i}"].astype(np.float32)
+        if wtype == "F16":
+            want = want + ref[f"delta_f16_{i}"].astype(np.float32)
         got, gen = run_logits(exe, model, ids, backend, tmp_path, greedy=len(ref["greedy_f32"]) if i == 0 else 0)
         assert got.shape == want.shape, f"seq {i}: shape {got.shape}, transformers {want.shape}"
         err = np.abs(got - want).max(axis=-1)
         if err.max() > tol:
             fails.append(f"seq {i}: max |diff| {err.max():.3g} > {tol} at position {int(err.argmax())} "
                          f"(per position: {np.round(err, 4).tolist()})")
+        if wtype == "F32":  # plain transformers, its K/V unrounded
+            raw = ref[f"logits_f32_{i}"].astype(np.float32) + ref[f"raw_delta_f32_{i}"].astype(np.float32)
+            raw_err = np.abs(got - raw).max()
+            if raw_err > RAW_TOL:
+                fails.append(f"seq {i}: max |diff| from plain transformers {raw_err:.3g} > {RAW_TOL}")
         srt = np.sort(want, axis=-1)
         clear = (srt[:, -1] - srt[:, -2]) > 2 * tol
         bad = np.nonzero(clear & (got.argmax(-1) != want.argmax(-1)))[0]
