@@ -13,14 +13,15 @@
 #define G(f) offsetof(hl_weights, f)
 #define L(f) offsetof(hl_layer_weights, f)
 
-static const hl_arch_tensor llama_global[] = {
+/* sized by model_impl.h's declarations: a count that disagrees does not compile */
+const hl_arch_tensor hl_llama_global[] = {
     {"token_embd.weight", G(token_embd), HL_DIM_EMBD, HL_DIM_VOCAB, HL_TK_EMBD, 0},
     {"output_norm.weight", G(output_norm), HL_DIM_EMBD, HL_DIM_NONE, HL_TK_VEC, 0},
     {"output.weight", G(output), HL_DIM_EMBD, HL_DIM_VOCAB, HL_TK_MATMUL, HL_TF_OPTIONAL},
     {"rope_freqs.weight", G(rope_freqs), HL_DIM_ROT_HALF, HL_DIM_NONE, HL_TK_VEC, HL_TF_OPTIONAL},
 };
 
-static const hl_arch_tensor llama_layer[] = {
+const hl_arch_tensor hl_llama_layer[] = {
     {"blk.%d.attn_norm.weight", L(attn_norm), HL_DIM_EMBD, HL_DIM_NONE, HL_TK_VEC, 0},
     {"blk.%d.attn_q.weight", L(wq), HL_DIM_EMBD, HL_DIM_Q, HL_TK_MATMUL, 0},
     {"blk.%d.attn_k.weight", L(wk), HL_DIM_EMBD, HL_DIM_K, HL_TK_MATMUL, 0},
@@ -37,8 +38,8 @@ const hl_arch hl_arch_llama = {
     .rope_style = HL_ROPE_NORM,
     .act = HL_ACT_SILU,
     .swa_period = 1, /* attention.sliding_window, when present (Mistral 7B v0.1), applies to every layer */
-    .global = llama_global,
-    .n_global = sizeof llama_global / sizeof llama_global[0],
-    .layer = llama_layer,
-    .n_layer_tensors = sizeof llama_layer / sizeof llama_layer[0],
+    .global = hl_llama_global,
+    .n_global = sizeof hl_llama_global / sizeof hl_llama_global[0],
+    .layer = hl_llama_layer,
+    .n_layer_tensors = sizeof hl_llama_layer / sizeof hl_llama_layer[0],
 };

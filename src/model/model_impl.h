@@ -86,6 +86,10 @@ extern const hl_arch hl_arch_gemma3;
 extern const hl_arch hl_arch_phi3;
 extern const hl_arch hl_arch_olmo2;
 extern const hl_arch hl_arch_granite;
+/* llama's tensor tables, shared by the architectures with llama's block (granite) */
+#define HL_LLAMA_N_GLOBAL 4
+#define HL_LLAMA_N_LAYER 9
+extern const hl_arch_tensor hl_llama_global[HL_LLAMA_N_GLOBAL], hl_llama_layer[HL_LLAMA_N_LAYER];
 
 /* ---- bound weights ---- */
 
