@@ -100,7 +100,9 @@ def test_first_token_keeps_its_leading_space(client, stories):
 
 def test_chat(client, smollm):
     r = client.chat.completions.create(model=smollm, messages=[
-        {"role": "system", "content": "You are terse."},
+        # this system message leaves a clear first-token margin (1.7 logits): "You are terse."
+        # had a 0.014 tie that any change of rounding flips
+        {"role": "system", "content": "Answer with one word."},
         {"role": "user", "content": [{"type": "text", "text": "What is the capital of France?"}]}],
         max_tokens=20, temperature=0)
     assert r.object == "chat.completion"
