@@ -5,7 +5,8 @@
 
 #include <string.h>
 
-static const hl_arch *const hl_archs[] = {&hl_arch_llama, &hl_arch_qwen2, &hl_arch_qwen3, &hl_arch_gemma3};
+static const hl_arch *const hl_archs[] = {&hl_arch_llama, &hl_arch_qwen2, &hl_arch_qwen3, &hl_arch_gemma3,
+                                             &hl_arch_bert,  &hl_arch_nomic_bert};
 
 const hl_arch *hl_arch_find(const char *name) {
     for (size_t i = 0; i < sizeof hl_archs / sizeof hl_archs[0]; i++)
@@ -13,4 +14,4 @@ const hl_arch *hl_arch_find(const char *name) {
     return NULL;
 }
 
-const char *hl_model_supported_archs(void) { return "llama, qwen2, qwen3, gemma3"; }
+const char *hl_model_supported_archs(void) { return "llama, qwen2, qwen3, gemma3, bert, nomic-bert"; }

@@ -53,6 +53,15 @@
 typedef struct hl_model hl_model;
 typedef struct hl_forward_ctx hl_forward_ctx;
 
+/* How an embedding model turns the hidden states of a sequence into one
+ * vector (<arch>.pooling_type; the GGUF values). */
+typedef enum hl_pooling {
+    HL_POOLING_NONE = 0, /* one vector per token: no sequence embedding */
+    HL_POOLING_MEAN = 1, /* mean over the sequence's tokens */
+    HL_POOLING_CLS = 2,  /* the first token's */
+    HL_POOLING_LAST = 3, /* the last token's (decoders used as embedders) */
+} hl_pooling;
+
 /* Hyperparameters, from the GGUF keys <arch>.*; filled at load, then constant. */
 typedef struct hl_hparams {
     char arch[32];          /* general.architecture */
@@ -78,6 +87,13 @@ typedef struct hl_hparams {
     int tied_output;        /* no output.weight: logits use token_embd.weight */
     int32_t n_swa;          /* <arch>.attention.sliding_window: window of local layers (0 = none) */
     float rope_freq_base_swa; /* rope base of sliding-window layers (gemma3: 10000) */
+    /* Embedding models: an encoder (bert, nomic-bert), or a decoder whose file
+     * names a pooling type (qwen3-embedding). The forward pass then writes the
+     * final hidden states (after the output norm, if any) of the wanted
+     * tokens, n_embd floats each, instead of logits; nothing is generated. */
+    int embedding;
+    hl_pooling pooling;     /* <arch>.pooling_type (encoders: mean when absent) */
+    int causal;             /* 0: bidirectional attention over the whole input (encoders) */
 } hl_hparams;
 
 /* ---- lifecycle ---- */
@@ -186,6 +202,10 @@ void hl_forward_kv_copy_block(hl_forward_ctx *ctx, hl_kv_cache *kv, int32_t dst,
  * rolled-back draft); the blocks must be the sequence's own. */
 void hl_forward_kv_truncate(hl_forward_ctx *ctx, hl_kv_cache *kv, const int32_t *blocks, int32_t n_blocks,
                             int32_t n_keep);
+
+/* Width of one output row of hl_model_forward: n_vocab, or n_embd for an
+ * embedding model (hparams.embedding). */
+int32_t hl_model_n_out(const hl_model *m);
 
 /* Runs one step. logits: [n_wanted][n_vocab] floats, n_wanted = tokens with
  * logits != 0 (may be NULL when n_wanted is 0). Fails with HL_EINVAL for a

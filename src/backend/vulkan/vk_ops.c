@@ -69,9 +69,16 @@ int hl_vk_op_check(const hl_op *op, hl_err *err) {
                               op->p.kv.head_dim_v);
         return 0;
     case HL_OP_EMBED:
-    case HL_OP_ROPE:
+        if (op->p.embed.pos || op->b)
+            return hl_err_set(err, HL_ENOTSUP, "backend vulkan: position / token-type embeddings (encoder models) "
+                                               "are not implemented yet; use --backend cpu");
+        return 0;
     case HL_OP_GLU:
     case HL_OP_ACT:
+        if (op->p.act.act == HL_ACT_GELU_ERF)
+            return hl_err_set(err, HL_ENOTSUP, "backend vulkan: exact (erf) GELU is not implemented yet; use --backend cpu");
+        return 0;
+    case HL_OP_ROPE:
     case HL_OP_ADD:
     case HL_OP_GATHER: return 0;
     default:
