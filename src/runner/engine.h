@@ -241,6 +241,9 @@ int hl_engine_embedding(const hl_engine *e);
 /* The longest input an embed request may have (one step's tokens, within the
  * context). */
 int32_t hl_engine_max_embed_tokens(const hl_engine *e);
+/* Scales v to unit L2 norm (a zero vector stays zero): the normalization of
+ * /api/embed, /v1/embeddings and `run` (sched_embed.c). */
+void hl_embed_normalize(float *v, int32_t n);
 
 /* Queues a request. notify (may be NULL) is called from the engine thread, with
  * no lock held that the caller could need, each time events become available;

@@ -9,7 +9,16 @@
  * OpenAI routes differ). Runs on the engine thread. */
 #include "runner/engine_impl.h"
 
+#include <math.h>
 #include <stdlib.h>
+
+void hl_embed_normalize(float *v, int32_t n) {
+    double ss = 0;
+    for (int32_t i = 0; i < n; i++) ss += (double)v[i] * v[i];
+    if (!(ss > 0)) return;
+    double inv = 1.0 / sqrt(ss);
+    for (int32_t i = 0; i < n; i++) v[i] = (float)(v[i] * inv);
+}
 
 static hl_pooling pooling_of(const hl_engine *e) { return hl_model_hparams(e->lm->model)->pooling; }
 

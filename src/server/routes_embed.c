@@ -217,14 +217,6 @@ static int input_tokens(const embed_job *j, size_t i, const hl_loaded *lm, int32
     return 0;
 }
 
-static void normalize(float *v, int32_t n) {
-    double ss = 0;
-    for (int32_t i = 0; i < n; i++) ss += (double)v[i] * v[i];
-    if (ss <= 0) return;
-    double inv = 1.0 / sqrt(ss);
-    for (int32_t i = 0; i < n; i++) v[i] = (float)(v[i] * inv);
-}
-
 /* Submits every input, then collects the vectors. */
 static int run_job(embed_job *j, srv_model *m, hl_err *err) {
     hl_engine *eng = m->eng;
@@ -397,7 +389,7 @@ int srv_route_embed(srv_req *r) {
     }
     int32_t n = j.dims ? j.dims : j.n_embd;
     for (size_t i = 0; i < j.n_in; i++)
-        if (j.vec[i] && api != EMB_OLLAMA_LEGACY) normalize(j.vec[i], n);
+        if (j.vec[i] && api != EMB_OLLAMA_LEGACY) hl_embed_normalize(j.vec[i], n);
     srv_metrics_tokens(&r->srv->metrics, j.prompt_tokens, 0);
     hl_buf b = {0};
     reply_body(&j, r, t0, load_ns, &b);
