@@ -8,7 +8,9 @@ token), for a few inputs.
     /work/refvenv/bin/python tests/reference/make_embed_fixtures.py [OUT_DIR]
 
 writes OUT_DIR (default tests/data/embed): tiny-bert-{f32,f16}.gguf,
-tiny-nomic-{f32,f16}.gguf and reference.json ({"inputs": [...], "models":
+tiny-nomic-{f32,f16}.gguf, tiny-qwen2-last-f32.gguf (a decoder used as an
+embedder: last-token pooling of the final-normed hidden state) and
+reference.json ({"inputs": [...], "models":
 {name: {"tokens": [[ids]], "embeddings": [[floats]], "pooling": ...}}}).
 CI does not run this (it needs torch); the outputs are committed.
 
@@ -187,6 +189,44 @@ def write_nomic(path, model, cfg, vocab, pooling, f16):
     w.close()
 
 
+def write_qwen2(path, model, cfg, vocab, pooling):
+    """A decoder used as an embedder (qwen3-embedding style): qwen2's tensors,
+    a pooling type in the metadata, the WordPiece vocabulary above (the
+    architecture does not care which tokenizer made the ids)."""
+    arch = "qwen2"
+    w = gguf.GGUFWriter(str(path), arch)
+    w.add_name("tiny-qwen2-embed")
+    w.add_context_length(cfg.max_position_embeddings)
+    w.add_embedding_length(cfg.hidden_size)
+    w.add_feed_forward_length(cfg.intermediate_size)
+    w.add_block_count(cfg.num_hidden_layers)
+    w.add_head_count(cfg.num_attention_heads)
+    w.add_head_count_kv(cfg.num_key_value_heads)
+    w.add_layer_norm_rms_eps(cfg.rms_norm_eps)
+    w.add_rope_freq_base(float(cfg.rope_parameters["rope_theta"]))
+    w.add_pooling_type(pooling)
+    w.add_file_type(0)
+    add_tokenizer(w, vocab)
+    sd = dict(model.state_dict())
+    put(w, "token_embd.weight", t2n(sd["embed_tokens.weight"]), False)
+    put(w, "output_norm.weight", t2n(sd["norm.weight"]), False)
+    for i in range(cfg.num_hidden_layers):
+        p = f"layers.{i}."
+        b = f"blk.{i}."
+        put(w, b + "attn_norm.weight", t2n(sd[p + "input_layernorm.weight"]), False)
+        for x in "qkv":
+            put(w, b + f"attn_{x}.weight", t2n(sd[p + f"self_attn.{x}_proj.weight"]), False)
+            put(w, b + f"attn_{x}.bias", t2n(sd[p + f"self_attn.{x}_proj.bias"]), False)
+        put(w, b + "attn_output.weight", t2n(sd[p + "self_attn.o_proj.weight"]), False)
+        put(w, b + "ffn_norm.weight", t2n(sd[p + "post_attention_layernorm.weight"]), False)
+        for hf, gg in (("gate_proj", "ffn_gate"), ("up_proj", "ffn_up"), ("down_proj", "ffn_down")):
+            put(w, b + gg + ".weight", t2n(sd[p + "mlp." + hf + ".weight"]), False)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+
+
 def pool(hidden, pooling):
     """sentence-transformers-style pooling of one sequence's [T][E] states."""
     if pooling == gguf.PoolingType.CLS:
@@ -249,7 +289,18 @@ def main():
             for n, p in m.named_parameters():
                 if "LayerNorm" in n or "layernorm" in n or n.endswith(".bias"):
                     p.add_(torch.randn_like(p) * 0.1)
+    from transformers import Qwen2Config, Qwen2Model
+    qcfg = Qwen2Config(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                       num_key_value_heads=2, intermediate_size=64, max_position_embeddings=128, rms_norm_eps=1e-6,
+                       attn_implementation="eager")
+    qwen = Qwen2Model(qcfg).eval()
+    with torch.no_grad():
+        for n, p in qwen.named_parameters():
+            if "norm" in n or n.endswith(".bias"):
+                p.add_(torch.randn_like(p) * 0.1)
     refs = {}
+    write_qwen2(out / "tiny-qwen2-last-f32.gguf", qwen, qcfg, vocab, gguf.PoolingType.LAST)
+    refs["tiny-qwen2-last"] = reference(qwen, tok, gguf.PoolingType.LAST, INPUTS)
     for f16 in (False, True):
         sfx = "f16" if f16 else "f32"
         write_bert(out / f"tiny-bert-{sfx}.gguf", bert, bcfg, vocab, gguf.PoolingType.MEAN, f16, "tiny-bert")

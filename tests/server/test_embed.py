@@ -21,8 +21,10 @@ DATA = pathlib.Path(__file__).resolve().parents[1] / "data" / "embed"
 REF = json.loads((DATA / "reference.json").read_text())
 BERT = str(DATA / "tiny-bert-f32.gguf")
 NOMIC = str(DATA / "tiny-nomic-f32.gguf")
-FILES = {f: (f.split("-")[1], str(DATA / f"{f}.gguf"))
-         for f in ("tiny-bert-f32", "tiny-bert-f16", "tiny-nomic-f32", "tiny-nomic-f16")}
+# fixture file -> its reference (bert: mean pooling, nomic-bert: CLS, a qwen2
+# decoder used as an embedder: the last token's final-normed hidden state)
+FILES = {f: (f.rsplit("-", 1)[0], str(DATA / f"{f}.gguf"))
+         for f in ("tiny-bert-f32", "tiny-bert-f16", "tiny-nomic-f32", "tiny-nomic-f16", "tiny-qwen2-last-f32")}
 
 
 def post(server, path, body):
@@ -37,7 +39,7 @@ def unit(v):
 @pytest.mark.parametrize("fixture", sorted(FILES))
 def test_api_embed_matches_transformers(server, fixture):
     model, path = FILES[fixture]
-    ref = REF["models"]["tiny-" + model]
+    ref = REF["models"][model]
     r = post(server, "/api/embed", {"model": path, "input": REF["inputs"]})
     assert r.status_code == 200, r.text
     body = r.json()
@@ -48,6 +50,7 @@ def test_api_embed_matches_transformers(server, fixture):
     assert cos.min() >= 0.9999, cos
     # the WordPiece tokens are HF tokenizers' (prompt_eval_count counts them)
     assert body["prompt_eval_count"] == sum(len(t) for t in ref["tokens"])
+    assert post(server, "/api/show", {"model": path}).json()["capabilities"] == ["embedding"]
     for key in ("total_duration", "load_duration"):
         assert isinstance(body[key], int) and body[key] >= 0
     toks = post(server, "/api/tokenize", {"model": path, "text": REF["inputs"][1]}).json()["tokens"]
@@ -70,7 +73,7 @@ def mixed_inputs(n=64):
     return [" ".join(rng.choice(words, size=int(rng.integers(1, 60)))) for _ in range(n)]
 
 
-@pytest.mark.parametrize("path", [BERT, NOMIC])
+@pytest.mark.parametrize("path", [BERT, NOMIC, str(DATA / "tiny-qwen2-last-f32.gguf")])
 def test_batch_equals_one_at_a_time(server, path):
     inputs = mixed_inputs()
     batch = post(server, "/api/embed", {"model": path, "input": inputs})
