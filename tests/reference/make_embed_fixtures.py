@@ -267,6 +267,8 @@ def main():
         hf_tok = AutoTokenizer.from_pretrained(hf_dir)
         vocab = [t for t, _ in sorted(hf_tok.get_vocab().items(), key=lambda kv: kv[1])]
         tok = hf_tok.backend_tokenizer
+        tok.no_padding()  # sentence-transformers' files pad to 128: one sequence, its own tokens only
+        tok.no_truncation()
         name = hf_dir.name
         write_bert(out / f"{name}.gguf", model, cfg, vocab, gguf.PoolingType.MEAN, True, name)
         ref = {"inputs": INPUTS, "models": {name: reference(model, tok, gguf.PoolingType.MEAN, INPUTS)}}
