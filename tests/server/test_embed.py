@@ -218,3 +218,41 @@ def test_real_minilm(server):
     assert cos.min() >= 0.9999, cos
     for text, toks in zip(ref["inputs"], m["tokens"]):
         assert post(server, "/api/tokenize", {"model": str(gg), "text": text}).json()["tokens"] == toks
+
+
+def rewrite(src, dst, drop=None, reshape=None, set_kv=None):
+    """A copy of a fixture with one tensor dropped or reshaped, or one key changed."""
+    gguf = pytest.importorskip("gguf")
+    r = gguf.GGUFReader(src)
+    arch = r.fields["general.architecture"].contents()
+    w = gguf.GGUFWriter(str(dst), arch)
+    for f in r.fields.values():
+        if f.name.startswith("GGUF.") or f.name == "general.architecture":
+            continue
+        val = (set_kv or {}).get(f.name, f.contents())
+        w.add_key_value(f.name, val, f.types[0], f.types[1] if len(f.types) > 1 else None)
+    for t in r.tensors:
+        if t.name == drop:
+            continue
+        data = np.array(t.data)
+        if t.name == reshape:
+            data = data[: data.shape[0] - 1]
+        w.add_tensor(t.name, data)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return str(dst)
+
+
+@pytest.mark.parametrize("src,change,words", [
+    (BERT, {"drop": "blk.1.attn_output_norm.bias"}, "blk.1.attn_output_norm.bias is missing"),
+    (BERT, {"drop": "position_embd.weight"}, "position_embd.weight is missing"),
+    (NOMIC, {"reshape": "blk.0.attn_qkv.weight"}, "blk.0.attn_qkv.weight has shape"),
+    (NOMIC, {"set_kv": {"nomic-bert.pooling_type": 9}}, "pooling_type"),
+])
+def test_malformed_encoder_refused(server, tmp_path, src, change, words):
+    bad = rewrite(src, tmp_path / "bad.gguf", **change)
+    r = post(server, "/api/embed", {"model": bad, "input": "hello"})
+    assert 400 <= r.status_code < 500, r.text
+    assert words in r.json()["error"]
