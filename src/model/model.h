@@ -207,7 +207,8 @@ void hl_forward_kv_truncate(hl_forward_ctx *ctx, hl_kv_cache *kv, const int32_t 
  * embedding model (hparams.embedding). */
 int32_t hl_model_n_out(const hl_model *m);
 
-/* Runs one step. logits: [n_wanted][n_vocab] floats, n_wanted = tokens with
+/* Runs one step. logits: [n_wanted][n_vocab] floats (n_embd hidden-state
+ * floats per row for an embedding model: hl_model_n_out), n_wanted = tokens with
  * logits != 0 (may be NULL when n_wanted is 0). Fails with HL_EINVAL for a
  * malformed batch (token id out of range, position outside the block table,
  * block id outside the pool, bad sequence index) and HL_ERANGE when the batch

@@ -49,6 +49,15 @@
  * normalized: exactly norm(max(0, p - q))), so the output distribution is
  * the model's own whatever the drafts.
  *
+ * Embeddings. An embedding model's engine (an encoder, or a decoder whose
+ * file names a pooling type) takes embed requests only: each is a prefill
+ * entry of the same step, its whole input in one pass (so an encoder's
+ * bidirectional attention sees all of it), with output rows for the tokens
+ * its pooling reads; after the pass the rows are pooled (sched_embed.c) into
+ * one EMBED event, the sequence finishes and its blocks go back to the pool
+ * uncached. Many inputs share a step like any prefill chunks, and a vector
+ * does not depend on its batch.
+ *
  * Logits processors. A request may carry an hl_logits_proc (sample/sample.h):
  * it masks the vocabulary before every sample and sees every accepted token,
  * which is where grammars plug in. Forks clone it.
