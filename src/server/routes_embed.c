@@ -7,7 +7,7 @@
  * write the reply.
  *
  *   /api/embed       {"model", "input": string | [strings], "truncate"? (true),
- *                     "dimensions"?, "keep_alive"?, "options"?}
+ *                     "dimensions"?, "keep_alive"?, "options"? (num_ctx: cut inputs there)}
  *                    -> {"model", "embeddings": [[..]] (L2-normalized), "total_duration",
  *                        "load_duration", "prompt_eval_count"}
  *   /api/embeddings  {"model", "prompt": string, "keep_alive"?, "options"?}
@@ -52,6 +52,7 @@ typedef struct embed_job {
     int base64;
     int has_keep_alive;
     int64_t keep_alive_ns;
+    int32_t num_ctx;  /* options.num_ctx: a tighter cut than the model's (0: none) */
     float **vec;      /* [n_in] results, n_embd each */
     int32_t n_embd;
     int64_t prompt_tokens;
@@ -175,10 +176,12 @@ static int parse_job(struct json_object *root, embed_job *j, int32_t n_vocab, hl
         j->has_keep_alive = 1;
     }
     if (json_object_object_get_ex(root, "options", &v) && !json_object_is_type(v, json_type_null)) {
-        /* validated as for generation; nothing in them changes an embedding */
+        /* validated as for generation; only num_ctx matters here (a tighter
+         * truncation length, as Ollama's) */
         srv_opts o = {0};
         if (!json_object_is_type(v, json_type_object)) return hl_err_set(err, HL_EINVAL, "\"options\" must be an object");
         rc = srv_parse_options(v, &o, err);
+        if (!rc && (o.set & SRV_O_NCTX) && o.num_ctx > 0) j->num_ctx = o.num_ctx;
         srv_opts_free(&o);
         if (rc) return rc;
     }
@@ -237,6 +240,7 @@ static int run_job(embed_job *j, srv_model *m, hl_err *err) {
         return hl_err_set(err, HL_ENOMEM, "out of memory");
     }
     int32_t max = hl_engine_max_embed_tokens(eng);
+    if (j->num_ctx > 0 && j->num_ctx < max) max = j->num_ctx;
     int rc = 0;
     for (size_t i = 0; i < j->n_in && !rc; i++) {
         int32_t *ids = NULL;

@@ -150,6 +150,13 @@ def test_truncate(server):
     assert r.status_code == 200 and r.json()["prompt_eval_count"] == 128
     r = post(server, "/api/embed", {"model": BERT, "input": long_text, "truncate": False})
     assert r.status_code == 400 and "truncate" in r.json()["error"]
+    r = post(server, "/api/embed", {"model": BERT, "input": long_text, "options": {"num_ctx": 16}})
+    assert r.status_code == 200 and r.json()["prompt_eval_count"] == 16
+    # the cut keeps the end token: the vector is that of the first 15 tokens plus [SEP]
+    toks = post(server, "/api/tokenize", {"model": BERT, "text": long_text}).json()["tokens"]
+    ids = toks[:15] + [toks[-1]]
+    v = post(server, "/v1/embeddings", {"model": BERT, "input": ids, "encoding_format": "float"}).json()
+    assert v["data"][0]["embedding"] == r.json()["embeddings"][0]
 
 
 def test_capabilities(server, stories):
