@@ -67,11 +67,6 @@ static void job_free(embed_job *j) {
     free(j->vec);
 }
 
-static int err_at(hl_err *err, embed_api api, const char *msg) {
-    (void)api;
-    return hl_err_set(err, HL_EINVAL, "%s", msg);
-}
-
 /* OpenAI's token-id input: an array of ints. */
 static int parse_ids(struct json_object *arr, embed_in *in, int32_t n_vocab, hl_err *err) {
     size_t n = json_object_array_length(arr);
@@ -104,7 +99,7 @@ static int parse_inputs(struct json_object *root, embed_job *j, int32_t n_vocab,
         return 0;
     }
     if (j->api == EMB_OLLAMA_LEGACY || !json_object_is_type(v, json_type_array))
-        return err_at(err, j->api, j->api == EMB_OLLAMA_LEGACY ? "\"prompt\" must be a string"
+        return hl_err_set(err, HL_EINVAL, "%s", j->api == EMB_OLLAMA_LEGACY ? "\"prompt\" must be a string"
                                    : j->api == EMB_OLLAMA ? "\"input\" must be a string or an array of strings"
                                                           : "\"input\" must be a string, an array of strings, an array of "
                                                             "token ids or an array of arrays of token ids");
