@@ -64,7 +64,7 @@ static void op_embed(hl_backend_prog *c, const hl_op *op, int64_t r0, int64_t r1
         const hl_tensor *pt = op->p.embed.pos;
         if (pt) {
             int32_t pos = c->batch->tokens[t].pos;
-            if (pos >= pt->ne1) pos = (int32_t)pt->ne1 - 1; /* cannot happen: the engine caps the context */
+            if (pos >= pt->ne1) pos = (int32_t)pt->ne1 - 1; /* run_op callers only: hl_model_forward checks */
             const char *pr = (const char *)pt->data + (size_t)pos * pt->row_bytes;
             float *y = out + t * op->n_out;
             if (pt->type == HL_TYPE_F32)

@@ -389,6 +389,19 @@ TEST(encoders_cpu_vs_ref) {
                 CHECK(md <= 1e-5 * mx);
                 CHECK(memcmp(oa, oc, (size_t)NA * E * sizeof(float)) == 0);
             }
+            /* bert's absolute positions end at its context: a position past it is refused */
+            if (!strncmp(files[f], "tiny-bert", 9)) {
+                hl_batch_token far = {ids[0], hp->n_ctx_train, 0, 1};
+                hl_batch_seq big = {NULL, 0};
+                int32_t blocks[64];
+                for (int i = 0; i < 64; i++) blocks[i] = i % 8;
+                big.blocks = blocks;
+                big.n_blocks = 64;
+                hl_batch fb = {&far, 1, &big, 1};
+                hl_err e2 = {0};
+                CHECK(embed_pass(m, cpu, &fb, oa, &e2) == HL_EINVAL);
+                CHECK(strstr(e2.msg, "absolute positions") != NULL);
+            }
         }
         hl_backend_free(cpu);
         hl_backend_free(cpu_par);
