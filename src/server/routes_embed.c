@@ -371,7 +371,7 @@ int srv_route_embed(srv_req *r) {
     }
     snprintf(r->model, sizeof r->model, "%s", json_object_get_string(v));
     srv_model *m = NULL;
-    int rc = srv_models_get(&r->srv->models, r->model, &m, &err);
+    int rc = srv_models_get(&r->srv->models, r->model, SRV_NUM_GPU_UNSET, &m, &err);
     if (rc) {
         json_object_put(root);
         return srv_reply_error(r, srv_status_of(rc), err.msg);
