@@ -6,7 +6,8 @@ For every type we dequantize, writes into OUT (default tests/data/quant):
   <TYPE>.bin   random blocks: random payload bytes, but finite f16 scales drawn
                from a sensible range (normal and subnormal magnitudes, both signs)
   <TYPE>.f32   what gguf.quants.dequantize makes of them (little-endian f32)
-For every type gguf-py can quantize:
+The same for the i-quants and MXFP4 (DEQUANT_IQ). For every type gguf-py can
+quantize:
   <TYPE>.qin.f32  random float input (gaussian blocks of varied scale, zeros,
                   constants, tiny and large values, rounding ties)
   <TYPE>.qout.bin gguf.quants.quantize of that input
@@ -47,6 +48,23 @@ DEQUANT = [
 
 QUANT = [T.F16, T.BF16, T.Q4_0, T.Q4_1, T.Q5_0, T.Q5_1, T.Q8_0]
 
+# The i-quants and MXFP4, drawn after the types above so that adding them left
+# the older fixtures' bytes unchanged. IQ1_M has no f16 field of its own (its
+# scale is spread over four nibbles, see make_blocks); MXFP4's scale byte is an
+# exponent and every value of it is valid, so it stays random.
+DEQUANT_IQ = [
+    (T.IQ4_NL, 32, 18, [0]),
+    (T.IQ4_XS, 256, 136, [0]),
+    (T.MXFP4, 32, 17, []),
+    (T.IQ2_XXS, 256, 66, [0]),
+    (T.IQ2_XS, 256, 74, [0]),
+    (T.IQ2_S, 256, 82, [0]),
+    (T.IQ3_XXS, 256, 98, [0]),
+    (T.IQ3_S, 256, 110, [0]),
+    (T.IQ1_S, 256, 50, [0]),
+    (T.IQ1_M, 256, 56, None),
+]
+
 
 def random_f16(rng, n):
     """Finite f16 values: mostly normal magnitudes 2^-14..2^2, some subnormal,
@@ -77,6 +95,14 @@ def make_blocks(rng, qtype, blck, size, scales, nblocks):
         qs = raw[:, 4:260].view(np.int8).astype(np.int16)
         raw[:, 260:292] = qs.reshape(nblocks, 16, 16).sum(-1).astype("<i2").view(np.uint8)
         return raw, d
+    if qtype == T.IQ1_M:
+        # the f16 scale's nibbles are the top 4 bits of the u16 words at 48..55
+        h = random_f16(rng, nblocks).view(np.uint16).astype(np.uint16)
+        for w in range(4):
+            word = raw[:, 48 + 2 * w:50 + 2 * w].copy().view("<u2").reshape(-1)
+            word = (word & 0x0FFF) | (((h >> (4 * w)) & 0xF) << 12)
+            raw[:, 48 + 2 * w:50 + 2 * w] = word.astype("<u2").view(np.uint8).reshape(nblocks, 2)
+        return raw, None
     for off in scales:
         raw[:, off:off + 2] = random_f16(rng, nblocks).view(np.uint8).reshape(nblocks, 2)
     return raw, None
@@ -152,6 +178,15 @@ def main():
             q = quants.quantize(x, qtype)
         (out / f"{qtype.name}.qin.f32").write_bytes(x.astype("<f4").tobytes())
         (out / f"{qtype.name}.qout.bin").write_bytes(np.ascontiguousarray(q).view(np.uint8).tobytes())
+
+    for qtype, blck, size, scales in DEQUANT_IQ:
+        raw, extra = make_blocks(rng, qtype, blck, size, scales, args.blocks)
+        raw = np.ascontiguousarray(raw)
+        with np.errstate(over="ignore"):  # MXFP4 with the largest exponents is inf, in C too
+            exp = expected_dequant(qtype, raw, extra)
+        assert exp.size == args.blocks * blck
+        (out / f"{qtype.name}.bin").write_bytes(raw.tobytes())
+        (out / f"{qtype.name}.f32").write_bytes(exp.astype("<f4").tobytes())
 
 
 if __name__ == "__main__":

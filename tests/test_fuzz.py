@@ -1,6 +1,7 @@
 """Runs each libFuzzer target for a bounded time over its seed corpus.
 A target's corpus lives in fuzz/<module>/corpus_<target>/ (plus any seeds the
-target's seeds.txt names relative to the shared folder)."""
+target's .seeds file names relative to the shared folder, or else to the
+repository)."""
 import os
 import shutil
 import subprocess
@@ -32,6 +33,8 @@ def test_fuzz_target(target):
         if seeds.exists():
             for line in seeds.read_text().split():
                 p = SHARED / line
+                if not p.exists():  # a fixture of the repository (tests/data/...)
+                    p = ROOT / line
                 if p.exists():
                     shutil.copy(p, corpus)
         r = subprocess.run([str(target), corpus, f"-max_total_time={FUZZ_SECONDS}", "-rss_limit_mb=4096",

@@ -68,6 +68,9 @@ _ACT_FORMAT = {
     QT.Q4_0: "q8_0", QT.Q5_0: "q8_0", QT.Q8_0: "q8_0",
     QT.Q4_1: "q8_1", QT.Q5_1: "q8_1",
     QT.Q2_K: "q8_k", QT.Q3_K: "q8_k", QT.Q4_K: "q8_k", QT.Q5_K: "q8_k", QT.Q6_K: "q8_k",
+    # the table formats: IQ4_NL and MXFP4 blocks of 32 with Q8_0, IQ4_XS with
+    # Q8_K; the lattice i-quants (IQ1_*, IQ2_*, IQ3_*) take f32 activations
+    QT.IQ4_NL: "q8_0", QT.MXFP4: "q8_0", QT.IQ4_XS: "q8_k",
 }
 
 

@@ -21,7 +21,8 @@
  *             LayerNorm (mean removed); w may be NULL (plain normalization)
  *   MATMUL    out[t][j] = sum_k in[t][k] * w[j][k] (+ b[j])
  *   ROPE      rotates in place the first n_rot dims of every head of in by
- *             pos * inv_freq[i] (NORM: adjacent pairs, NEOX: halves)
+ *             pos * inv_freq[i] (NORM: adjacent pairs, NEOX: halves), those
+ *             dims times mscale when it is set
  *   KV_STORE  rows of in (K) and in2 (V) go to each token's pool slot, layer
  *   ATTN      out = softmax(scale * q.k (softcapped), masked) . v over the
  *             token's sequence in the pool: causal (positions <= pos, the
@@ -29,8 +30,8 @@
  *             (positions 0 .. the last position of the token's sequence in
  *             this batch: an encoder's whole input)
  *   GLU       out = act(in) * in2 (SwiGLU: silu, GeGLU: gelu)
- *   ACT       out = act(in) (a non-gated MLP)
- *   ADD       out += in (residual)
+ *   ACT       out = act(in) (a non-gated MLP; SOFTCAP or SCALE on the logits, in place)
+ *   ADD       out += in (residual), in times p.add.scale when it is set
  *   GATHER    out[r] = in[t] for the r-th token that wants logits
  *   MOE       routed-experts feed-forward: router in -> top n_expert_used of
  *             n_expert experts, each a GLU FFN; weights summed (planned: no
@@ -101,8 +102,10 @@ typedef enum hl_rope_style {
 
 typedef enum hl_act {
     HL_ACT_SILU = 0,
-    HL_ACT_GELU = 1,     /* tanh approximation */
-    HL_ACT_GELU_ERF = 2, /* exact: 0.5 x (1 + erf(x / sqrt 2)) (BERT) */
+    HL_ACT_GELU = 1,    /* tanh approximation */
+    HL_ACT_SOFTCAP = 2, /* ACT only: p.act.cap * tanh(x / p.act.cap) (gemma2's final-logit softcapping) */
+    HL_ACT_SCALE = 3,   /* ACT only: x * p.act.cap (granite's logits divided by logit_scale) */
+    HL_ACT_GELU_ERF = 4, /* exact: 0.5 x (1 + erf(x / sqrt 2)) (BERT) */
 } hl_act;
 typedef enum hl_norm_kind { HL_NORM_RMS = 0, HL_NORM_LAYER = 1 } hl_norm_kind;
 
@@ -158,6 +161,8 @@ typedef struct hl_op {
             hl_rope_style style;
             int32_t n_rot, head_dim, n_head; /* rotate dims [0, n_rot) of each of n_head heads */
             const double *inv_freq;          /* [n_rot / 2]: angle_i = pos * inv_freq[i] */
+            float mscale;                    /* 0 (= 1) or the factor cos and sin are multiplied by: the
+                                              * rotated dims scaled (LongRoPE's attn_factor, partial rotary) */
         } rope;
         struct { int32_t n_head_kv, head_dim_k, head_dim_v; } kv;
         struct {
@@ -167,7 +172,8 @@ typedef struct hl_op {
             int32_t window; /* > 0: causal attention to the last `window` positions (this one included) */
             int causal;     /* 0: bidirectional over the sequence's tokens in the batch (encoders) */
         } attn;
-        struct { hl_act act; } act;
+        struct { hl_act act; float cap; /* SOFTCAP: > 0; SCALE: the factor */ } act;
+        struct { float scale; /* 0 (= 1) or what in is multiplied by before it is added (granite) */ } add;
         struct {
             int32_t n_expert, n_expert_used;
             const hl_tensor *router, *gate_exps, *up_exps, *down_exps;

@@ -21,6 +21,7 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -463,6 +464,12 @@ static int remote_create_body(cli_client *c, const store_modelfile *mf, const ch
                 char digest[72];
                 if (access(cmd->value, R_OK) != 0) {
                     rc = hl_err_set(err, HL_ENOENT, "line %d: FROM %s: no such file", cmd->line, cmd->value);
+                    break;
+                }
+                struct stat fst;
+                if (stat(cmd->value, &fst) == 0 && S_ISDIR(fst.st_mode)) {
+                    rc = hl_err_set(err, HL_ENOTSUP, "line %d: FROM %s is a folder: a remote server cannot be sent a "
+                                    "checkpoint to convert; run create on the server's machine", cmd->line, cmd->value);
                     break;
                 }
                 fprintf(stderr, "uploading %s\n", cmd->value);

@@ -51,6 +51,7 @@ const hl_arch hl_arch_gemma3 = {
     .act = HL_ACT_GELU,
     .embd_scale_sqrt = 1,
     .swa_period = 6,
+    .swa_rope_local = 1,
     .global = gemma3_global,
     .n_global = sizeof gemma3_global / sizeof gemma3_global[0],
     .layer = gemma3_layer,

@@ -3,7 +3,11 @@
  * grouped-query attention, no biases. The GGUF converter permutes the Q and K
  * rows so that rotary pairs are adjacent, hence NORM rope. output.weight is
  * optional (SmolLM2 ties it to the embeddings); rope_freqs.weight carries
- * Llama 3's per-frequency scaling when present. */
+ * Llama 3's per-frequency scaling when present (rope.scaling.type llama3:
+ * the file holds the factors the converter computed from factor and the
+ * low/high frequency factors). attention.sliding_window, when present
+ * (Mistral), makes every layer attend to that many positions only;
+ * attention.key_length may differ from n_embd / n_head (Mistral-Nemo). */
 #include "model/model_impl.h"
 
 #define G(f) offsetof(hl_weights, f)
@@ -32,6 +36,7 @@ const hl_arch hl_arch_llama = {
     .name = "llama",
     .rope_style = HL_ROPE_NORM,
     .act = HL_ACT_SILU,
+    .swa_period = 1, /* attention.sliding_window, when present (Mistral 7B v0.1), applies to every layer */
     .global = llama_global,
     .n_global = sizeof llama_global / sizeof llama_global[0],
     .layer = llama_layer,

@@ -109,17 +109,24 @@ static int read_hparams(hl_model *m, hl_err *err) {
             float factor = 1.0f;
             if ((rc = hp_float(f, a, "rope.scaling.factor", 1e-3, 1e6, &factor, err))) return rc;
             hp->rope_freq_scale = 1.0f / factor;
+        } else if (strcmp(type, "longrope") == 0 || strcmp(type, "su") == 0) {
+            hp->rope_longrope = 1;
         } else if (strcmp(type, "none") != 0 && strcmp(type, "llama3") != 0) {
-            return hl_err_set(err, HL_ENOTSUP, "rope scaling type '%s' is not supported (supported: none, linear, llama3)",
-                              type);
+            return hl_err_set(err, HL_ENOTSUP,
+                              "rope scaling type '%s' is not supported (supported: none, linear, llama3, longrope)", type);
         }
     }
+    hp->rope_attn_factor = 1.0f;
+    if ((rc = hp_float(f, a, "rope.scaling.attn_factor", 1e-3, 1e3, &hp->rope_attn_factor, err))) return rc;
     hp->rope_freq_base_swa = 10000.0f;
-    if (m->arch->swa_period > 0) {
-        if ((rc = hp_int(f, a, "attention.sliding_window", 0, 0, INT32_MAX, &hp->n_swa, err)) ||
-            (rc = hp_float(f, a, "rope.freq_base_swa", 1.0, 1e12, &hp->rope_freq_base_swa, err)))
-            return rc;
-    }
+    if (m->arch->swa_period > 0 &&
+        (rc = hp_int(f, a, "attention.sliding_window", 0, 0, INT32_MAX, &hp->n_swa, err)))
+        return rc;
+    if (m->arch->swa_rope_local && (rc = hp_float(f, a, "rope.freq_base_swa", 1.0, 1e12, &hp->rope_freq_base_swa, err)))
+        return rc;
+    if ((rc = hp_float(f, a, "attn_logit_softcapping", 0.0, 1e6, &hp->attn_softcap, err)) ||
+        (rc = hp_float(f, a, "final_logit_softcapping", 0.0, 1e6, &hp->final_softcap, err)))
+        return rc;
     /* embedding models: encoders always; a decoder when its file names a pooling */
     int32_t pooling = -1;
     if ((rc = hp_int(f, a, "pooling_type", 0, 0, 3, &pooling, err))) return rc;
@@ -129,6 +136,12 @@ static int read_hparams(hl_model *m, hl_err *err) {
     if (m->arch->no_rope) hp->n_rot = 0;
     hp->attn_scale = 1.0f / sqrtf((float)hp->head_dim_k);
     hp->embd_scale = m->arch->embd_scale_sqrt ? sqrtf((float)hp->n_embd) : 1.0f;
+    /* granite's multipliers; absent elsewhere */
+    if ((rc = hp_float(f, a, "attention.scale", 1e-6, 1e6, &hp->attn_scale, err)) ||
+        (rc = hp_float(f, a, "embedding_scale", 1e-6, 1e6, &hp->embd_scale, err)) ||
+        (rc = hp_float(f, a, "residual_scale", 1e-6, 1e6, &hp->residual_scale, err)) ||
+        (rc = hp_float(f, a, "logit_scale", 1e-6, 1e6, &hp->logit_scale, err)))
+        return rc;
     hp->rope_style = m->arch->rope_style;
     hp->act = m->arch->act;
     if (gguf_get_str(f, "general.name", &st) == 0) copy_str(hp->name, sizeof hp->name, st);
@@ -162,7 +175,8 @@ static void fmt_shape(char *buf, size_t cap, const int64_t *ne, int n) {
 }
 
 /* Binds one tensor into *w after checking presence, shape and type. */
-static int bind_tensor(hl_model *m, const char *name, const hl_arch_tensor *at, hl_wt *w, hl_err *err) {
+static int bind_tensor(hl_model *m, const char *name, const hl_arch_tensor *at, void *base, hl_err *err) {
+    hl_wt whole, *w = at->views[0].rows != HL_DIM_NONE ? &whole : (hl_wt *)((char *)base + at->offset);
     const gguf_tensor *t = gguf_find_tensor(m->file, name);
     if (!t) {
         if (at->flags & HL_TF_OPTIONAL) return 0;
@@ -171,6 +185,12 @@ static int bind_tensor(hl_model *m, const char *name, const hl_arch_tensor *at, 
     int64_t want[2] = {dim_value(&m->hp, at->ne0), dim_value(&m->hp, at->ne1)};
     if (want[1] < 0) want[1] = t->ne[1] > 0 ? t->ne[1] : 1;
     int want_dims = at->ne1 == HL_DIM_NONE ? 1 : 2;
+    int n_views = 0;
+    if (at->views[0].rows != HL_DIM_NONE) {
+        want[1] = 0, want_dims = 2;
+        for (; n_views < HL_ARCH_MAX_VIEWS && at->views[n_views].rows != HL_DIM_NONE; n_views++)
+            want[1] += dim_value(&m->hp, at->views[n_views].rows);
+    }
     int ok = 1;
     for (uint32_t i = 0; i < GGUF_MAX_DIMS; i++) {
         int64_t e = i < 2 ? want[i] : 1;
@@ -205,6 +225,16 @@ static int bind_tensor(hl_model *m, const char *name, const hl_arch_tensor *at, 
     *w = (hl_wt){.data = t->data, .type = t->type, .ne0 = t->ne[0], .ne1 = t->ne[1], .row_bytes = rb};
     snprintf(w->name, sizeof w->name, "%s", name);
     if (at->kind != HL_TK_EMBD) m->weight_bytes += (size_t)t->size;
+    /* a fused tensor: each view is a row range of it, bound in its own field */
+    int64_t r0 = 0;
+    for (int v = 0; v < n_views; v++) {
+        const int64_t rows = dim_value(&m->hp, at->views[v].rows);
+        hl_wt *vw = (hl_wt *)((char *)base + at->views[v].offset);
+        *vw = (hl_wt){.data = (const char *)t->data + (size_t)r0 * rb, .type = t->type, .ne0 = t->ne[0], .ne1 = rows,
+                      .row_bytes = rb};
+        snprintf(vw->name, sizeof vw->name, "%s[%lld:%lld]", name, (long long)r0, (long long)(r0 + rows));
+        r0 += rows;
+    }
     return 0;
 }
 
@@ -230,7 +260,7 @@ static int bind_weights(hl_model *m, hl_err *err) {
 
     for (int i = 0; i < a->n_global; i++) {
         const hl_arch_tensor *at = &a->global[i];
-        if ((rc = bind_tensor(m, at->name, at, (hl_wt *)((char *)&m->w + at->offset), err))) return rc;
+        if ((rc = bind_tensor(m, at->name, at, &m->w, err))) return rc;
     }
     m->w.layers = calloc((size_t)hp->n_layer, sizeof *m->w.layers);
     if (!m->w.layers) return hl_err_set(err, HL_ENOMEM, "out of memory");
@@ -239,7 +269,7 @@ static int bind_weights(hl_model *m, hl_err *err) {
             const hl_arch_tensor *at = &a->layer[i];
             char name[128];
             snprintf(name, sizeof name, at->name, (int)l);
-            if ((rc = bind_tensor(m, name, at, (hl_wt *)((char *)&m->w.layers[l] + at->offset), err))) return rc;
+            if ((rc = bind_tensor(m, name, at, &m->w.layers[l], err))) return rc;
         }
     }
     if (!m->w.output.data && !hp->embedding) {
@@ -249,6 +279,9 @@ static int bind_weights(hl_model *m, hl_err *err) {
         m->weight_bytes += m->w.token_embd.row_bytes * (size_t)hp->n_vocab;
     }
     hp->has_rope_freqs = m->w.rope_freqs.data != NULL;
+    if (hp->rope_longrope && !hp->has_rope_freqs)
+        return hl_err_set(err, HL_EINVAL, "%s.rope.scaling.type is longrope but the file has no rope_factors_short.weight",
+                          hp->arch);
     return 0;
 }
 
@@ -270,8 +303,10 @@ static int build_rope(hl_model *m, hl_err *err) {
             f /= d;
         }
         m->rope_inv_freq[i] = f;
-        /* local layers keep the short-context rope: their own base, no scaling */
-        m->rope_inv_freq_swa[i] = pow((double)hp->rope_freq_base_swa, -2.0 * i / hp->n_rot);
+        /* gemma3's local layers keep the short-context rope: their own base,
+         * no scaling; other sliding layers rotate as the global ones */
+        m->rope_inv_freq_swa[i] =
+            m->arch->swa_rope_local ? pow((double)hp->rope_freq_base_swa, -2.0 * i / hp->n_rot) : f;
     }
     int period = m->arch->swa_period;
     for (int32_t l = 0; hp->n_swa > 0 && period > 0 && l < hp->n_layer; l++)

@@ -87,6 +87,13 @@ typedef struct hl_hparams {
     int tied_output;        /* no output.weight: logits use token_embd.weight */
     int32_t n_swa;          /* <arch>.attention.sliding_window: window of local layers (0 = none) */
     float rope_freq_base_swa; /* rope base of sliding-window layers (gemma3: 10000) */
+    float attn_softcap;     /* <arch>.attn_logit_softcapping: > 0 caps attention scores (gemma2) */
+    float final_softcap;    /* <arch>.final_logit_softcapping: > 0 caps the logits (gemma2) */
+    float rope_attn_factor; /* <arch>.rope.scaling.attn_factor (LongRoPE's magnitude scaling; default 1) */
+    float rope_mscale;      /* 0, or what ROPE multiplies the rotated dims by (phi3, partial rotary) */
+    float residual_scale;   /* <arch>.residual_scale: 0, or what each branch is multiplied by (granite) */
+    float logit_scale;      /* <arch>.logit_scale: 0, or what the logits are divided by (granite) */
+    int rope_longrope;      /* rope.scaling.type longrope / su: frequencies from rope_factors_short.weight */
     /* Embedding models: an encoder (bert, nomic-bert), or a decoder whose file
      * names a pooling type (qwen3-embedding). The forward pass then writes the
      * final hidden states (after the output norm, if any) of the wanted

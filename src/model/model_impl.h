@@ -39,12 +39,22 @@ typedef enum hl_tkind {
 
 #define HL_TF_OPTIONAL 1u /* absent tensor leaves the field empty (data == NULL) */
 
+/* One row range of a fused tensor, bound as a tensor of its own: the views
+ * of a tensor take its rows in order (phi3's attn_qkv: Q, K, V rows). */
+typedef struct hl_arch_view {
+    size_t offset; /* offsetof the hl_wt field the view is bound to */
+    hl_dim rows;   /* its number of rows */
+} hl_arch_view;
+
+#define HL_ARCH_MAX_VIEWS 3
+
 typedef struct hl_arch_tensor {
     const char *name; /* "output.weight", or "blk.%d.attn_q.weight" in the per-layer list */
-    size_t offset;    /* offsetof the hl_wt field in hl_weights / hl_layer_weights */
-    hl_dim ne0, ne1;  /* expected shape; ne1 NONE for 1-D */
+    size_t offset;    /* offsetof the hl_wt field in hl_weights / hl_layer_weights (unused with views) */
+    hl_dim ne0, ne1;  /* expected shape; ne1 NONE for 1-D (with views: the views' rows summed) */
     hl_tkind kind;
     unsigned flags;
+    hl_arch_view views[HL_ARCH_MAX_VIEWS]; /* rows NONE ends the list; none: one tensor at offset */
 } hl_arch_tensor;
 
 /* One architecture: everything the generic loader and forward pass need to
@@ -58,6 +68,9 @@ typedef struct hl_arch {
     /* Sliding-window attention: 0 = the arch has none (the key is ignored);
      * n > 0 = every n-th layer is global, the others local (1 = all local). */
     int swa_period;
+    /* 1: sliding-window layers have their own rope (rope.freq_base_swa,
+     * default 10000, unscaled: gemma3); 0: the same rope as the others. */
+    int swa_rope_local;
     /* Encoder (bert, nomic-bert): an embedding model with BERT's post-norm
      * block (x = LayerNorm(x + attn(x)); x = LayerNorm(x + ffn(x))), LayerNorm
      * with bias after the embeddings, bidirectional attention, and no
@@ -77,7 +90,11 @@ const hl_arch *hl_arch_find(const char *name); /* NULL if unknown */
 extern const hl_arch hl_arch_llama;
 extern const hl_arch hl_arch_qwen2;
 extern const hl_arch hl_arch_qwen3;
+extern const hl_arch hl_arch_gemma2;
 extern const hl_arch hl_arch_gemma3;
+extern const hl_arch hl_arch_phi3;
+extern const hl_arch hl_arch_olmo2;
+extern const hl_arch hl_arch_granite;
 extern const hl_arch hl_arch_bert;
 extern const hl_arch hl_arch_nomic_bert;
 
@@ -87,18 +104,18 @@ extern const hl_arch hl_arch_nomic_bert;
 typedef hl_tensor hl_wt;
 
 typedef struct hl_layer_weights {
-    hl_wt attn_norm;      /* [n_embd] */
+    hl_wt attn_norm;      /* [n_embd]; absent in olmo2 */
     hl_wt wq;             /* [n_embd, n_head * head_dim_k] */
     hl_wt wk;             /* [n_embd, n_head_kv * head_dim_k] */
     hl_wt wv;             /* [n_embd, n_head_kv * head_dim_v] */
     hl_wt bq;             /* [n_head * head_dim_k]    optional (qwen2) */
     hl_wt bk;             /* [n_head_kv * head_dim_k] optional (qwen2) */
     hl_wt bv;             /* [n_head_kv * head_dim_v] optional (qwen2) */
-    hl_wt q_norm;         /* [head_dim_k] optional (qwen3, gemma3) */
-    hl_wt k_norm;         /* [head_dim_k] optional (qwen3, gemma3) */
+    hl_wt q_norm;         /* [head_dim_k] optional (qwen3, gemma3); olmo2: [n_head * head_dim_k] */
+    hl_wt k_norm;         /* [head_dim_k] optional (qwen3, gemma3); olmo2: [n_head_kv * head_dim_k] */
     hl_wt wo;             /* [n_head * head_dim_v, n_embd] */
     hl_wt post_attn_norm; /* [n_embd] optional (gemma) */
-    hl_wt ffn_norm;       /* [n_embd] */
+    hl_wt ffn_norm;       /* [n_embd]; absent in olmo2 */
     hl_wt ffn_gate;       /* [n_embd, n_ff] */
     hl_wt ffn_up;         /* [n_embd, n_ff] */
     hl_wt ffn_down;       /* [n_ff, n_embd] */
@@ -115,7 +132,8 @@ typedef struct hl_weights {
     hl_wt token_embd;  /* [n_embd, n_vocab] */
     hl_wt output_norm; /* [n_embd] */
     hl_wt output;      /* [n_embd, n_vocab]; = token_embd when tied */
-    hl_wt rope_freqs;  /* [n_rot / 2] optional: divisors of the rope frequencies */
+    hl_wt rope_freqs;  /* [n_rot / 2] optional: divisors of the rope frequencies (phi3: the short factors) */
+    hl_wt rope_factors_long; /* [n_rot / 2] optional (phi3): LongRoPE's long-context divisors, checked, unused */
     /* encoders */
     hl_wt token_types;     /* [n_embd, n_types] F32: row 0 is added to every token (one segment) */
     hl_wt token_type0;     /* view of row 0 of token_types (the EMBED op's b) */

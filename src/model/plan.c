@@ -3,26 +3,29 @@
  * backend/backend.h, once, at load. This is the only place that decides what
  * a block computes; backends only execute. Per block:
  *
- *   attn_in  = norm(x) * attn_norm
+ *   attn_in  = norm(x) * attn_norm                        (olmo2: none, x itself)
  *   q, k, v  = attn_in . wq|wk|wv (+ bq|bk|bv)
  *   q, k     = per-head norm (q_norm, k_norm)            when the arch has them
+ *              (olmo2: over the whole projection)
  *   q, k     = rope (the layer's frequencies: global or sliding-window)
  *   kv_store (k, v) -> pool, this layer
  *   attn     = attention over the pool (causal; window in sliding layers)
  *   attn_out = attn . wo
- *   attn_out = norm(attn_out) * post_attn_norm           gemma
+ *   attn_out = norm(attn_out) * post_attn_norm           gemma, olmo2
  *   x       += attn_out
- *   ffn_in   = norm(x) * ffn_norm
+ *   ffn_in   = norm(x) * ffn_norm                        (olmo2: none, x itself)
  *   gate, up = ffn_in . ffn_gate | ffn_up
  *   ffn_act  = act(gate) * up                            SwiGLU / GeGLU
  *   ffn_out  = ffn_act . ffn_down
- *   ffn_out  = norm(ffn_out) * post_ffn_norm             gemma
+ *   ffn_out  = norm(ffn_out) * post_ffn_norm             gemma, olmo2
  *   x       += ffn_out
  *
  * with EMBED before the blocks and GATHER (rows that want logits), the output
- * norm and the logits matmul after them (an embedding model stops at the
- * output norm: its output rows are hidden states). Encoders (bert,
- * nomic-bert) have a block of their own, encoder_block below. Architectures differ only in which
+ * norm, the logits matmul and (granite) their scale or (gemma2) their
+ * softcap after them (an embedding model stops at the output norm: its
+ * output rows are hidden states; encoders, bert and nomic-bert, have a block
+ * of their own, encoder_block below); residual adds scale the branch where granite says so;
+ * attention scores are softcapped where the file says so. Architectures differ only in which
  * optional tensors they bind and in the options of their hl_arch. */
 #include "model/model_impl.h"
 
@@ -80,6 +83,7 @@ static void rope(plan_builder *pb, int32_t layer, hl_buf_id buf, const hl_hparam
     op->p.rope.head_dim = hp->head_dim_k;
     op->p.rope.n_head = n_head;
     op->p.rope.inv_freq = inv_freq;
+    op->p.rope.mscale = hp->rope_mscale;
 }
 
 static void set_buf(hl_plan *p, hl_buf_id b, int64_t width, int per_output) {
@@ -210,15 +214,19 @@ int hl_plan_build(hl_model *m, hl_err *err) {
     for (int32_t l = 0; l < hp->n_layer; l++) {
         const hl_layer_weights *L = &W->layers[l];
         const int swa = m->layer_swa[l];
-        const double *inv_freq = swa ? m->rope_inv_freq_swa : m->rope_inv_freq;
+        const double *inv_freq = swa && m->arch->swa_rope_local ? m->rope_inv_freq_swa : m->rope_inv_freq;
         p->layer_ops[l] = p->n_ops;
 
-        norm(&pb, l, HL_BUF_X, HL_BUF_ATTN_IN, &L->attn_norm, (int32_t)E, hp->norm_eps);
-        matmul(&pb, l, HL_BUF_ATTN_IN, HL_BUF_Q, &L->wq, &L->bq);
-        matmul(&pb, l, HL_BUF_ATTN_IN, HL_BUF_K, &L->wk, &L->bk);
-        matmul(&pb, l, HL_BUF_ATTN_IN, HL_BUF_V, &L->wv, &L->bv);
-        if (L->q_norm.data) norm(&pb, l, HL_BUF_Q, HL_BUF_Q, &L->q_norm, hp->head_dim_k, hp->norm_eps);
-        if (L->k_norm.data) norm(&pb, l, HL_BUF_K, HL_BUF_K, &L->k_norm, hp->head_dim_k, hp->norm_eps);
+        /* olmo2 has no pre-norms: its projections read the residual stream */
+        const hl_buf_id ain = L->attn_norm.data ? HL_BUF_ATTN_IN : HL_BUF_X;
+        if (L->attn_norm.data) norm(&pb, l, HL_BUF_X, HL_BUF_ATTN_IN, &L->attn_norm, (int32_t)E, hp->norm_eps);
+        matmul(&pb, l, ain, HL_BUF_Q, &L->wq, &L->bq);
+        matmul(&pb, l, ain, HL_BUF_K, &L->wk, &L->bk);
+        matmul(&pb, l, ain, HL_BUF_V, &L->wv, &L->bv);
+        /* q/k norms per head (qwen3, gemma3: a head_dim weight) or over the
+         * whole projection (olmo2: a weight as wide as it) */
+        if (L->q_norm.data) norm(&pb, l, HL_BUF_Q, HL_BUF_Q, &L->q_norm, (int32_t)L->q_norm.ne0, hp->norm_eps);
+        if (L->k_norm.data) norm(&pb, l, HL_BUF_K, HL_BUF_K, &L->k_norm, (int32_t)L->k_norm.ne0, hp->norm_eps);
         rope(&pb, l, HL_BUF_Q, hp, hp->n_head, inv_freq);
         rope(&pb, l, HL_BUF_K, hp, hp->n_head_kv, inv_freq);
         op = emit(&pb, HL_OP_KV_STORE, l, HL_BUF_K, HL_BUF_V, HL_BUF_NONE);
@@ -232,21 +240,25 @@ int hl_plan_build(hl_model *m, hl_err *err) {
         op->p.attn.head_dim_v = hp->head_dim_v;
         op->p.attn.scale = hp->attn_scale;
         op->p.attn.window = swa ? hp->n_swa : 0;
+        op->p.attn.softcap = hp->attn_softcap;
         op->p.attn.causal = 1;
         matmul(&pb, l, HL_BUF_ATTN, HL_BUF_ATTN_OUT, &L->wo, NULL);
         if (L->post_attn_norm.data)
             norm(&pb, l, HL_BUF_ATTN_OUT, HL_BUF_ATTN_OUT, &L->post_attn_norm, (int32_t)E, hp->norm_eps);
-        emit(&pb, HL_OP_ADD, l, HL_BUF_ATTN_OUT, HL_BUF_NONE, HL_BUF_X);
+        op = emit(&pb, HL_OP_ADD, l, HL_BUF_ATTN_OUT, HL_BUF_NONE, HL_BUF_X);
+        op->p.add.scale = hp->residual_scale;
 
-        norm(&pb, l, HL_BUF_X, HL_BUF_FFN_IN, &L->ffn_norm, (int32_t)E, hp->norm_eps);
-        matmul(&pb, l, HL_BUF_FFN_IN, HL_BUF_GATE, &L->ffn_gate, NULL);
-        matmul(&pb, l, HL_BUF_FFN_IN, HL_BUF_UP, &L->ffn_up, NULL);
+        const hl_buf_id fin = L->ffn_norm.data ? HL_BUF_FFN_IN : HL_BUF_X;
+        if (L->ffn_norm.data) norm(&pb, l, HL_BUF_X, HL_BUF_FFN_IN, &L->ffn_norm, (int32_t)E, hp->norm_eps);
+        matmul(&pb, l, fin, HL_BUF_GATE, &L->ffn_gate, NULL);
+        matmul(&pb, l, fin, HL_BUF_UP, &L->ffn_up, NULL);
         op = emit(&pb, HL_OP_GLU, l, HL_BUF_GATE, HL_BUF_UP, HL_BUF_FFN_ACT);
         op->p.act.act = hp->act;
         matmul(&pb, l, HL_BUF_FFN_ACT, HL_BUF_FFN_OUT, &L->ffn_down, NULL);
         if (L->post_ffn_norm.data)
             norm(&pb, l, HL_BUF_FFN_OUT, HL_BUF_FFN_OUT, &L->post_ffn_norm, (int32_t)E, hp->norm_eps);
-        emit(&pb, HL_OP_ADD, l, HL_BUF_FFN_OUT, HL_BUF_NONE, HL_BUF_X);
+        op = emit(&pb, HL_OP_ADD, l, HL_BUF_FFN_OUT, HL_BUF_NONE, HL_BUF_X);
+        op->p.add.scale = hp->residual_scale;
     }
     p->layer_ops[hp->n_layer] = p->n_ops;
 
@@ -257,5 +269,15 @@ int hl_plan_build(hl_model *m, hl_err *err) {
     }
     norm(&pb, -1, HL_BUF_OUT_IN, HL_BUF_OUT_NORM, &W->output_norm, (int32_t)E, hp->norm_eps);
     matmul(&pb, -1, HL_BUF_OUT_NORM, HL_BUF_LOGITS, &W->output, NULL);
+    if (hp->logit_scale > 0 && hp->logit_scale != 1.0f) {
+        op = emit(&pb, HL_OP_ACT, -1, HL_BUF_LOGITS, HL_BUF_NONE, HL_BUF_LOGITS);
+        op->p.act.act = HL_ACT_SCALE;
+        op->p.act.cap = 1.0f / hp->logit_scale;
+    }
+    if (hp->final_softcap > 0) {
+        op = emit(&pb, HL_OP_ACT, -1, HL_BUF_LOGITS, HL_BUF_NONE, HL_BUF_LOGITS);
+        op->p.act.act = HL_ACT_SOFTCAP;
+        op->p.act.cap = hp->final_softcap;
+    }
     return 0;
 }

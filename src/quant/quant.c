@@ -1,7 +1,7 @@
 /* The type traits table (name, block length, block bytes, what we can convert)
  * for every GGML type id a GGUF file may carry, and the lookups built on it:
  * by id, by name, and the byte size of a row. The conversions themselves live
- * in quant_dequant.c (to f32) and quant_legacy.c / quant_kquant.c (from f32). */
+ * in quant_dequant.c and quant_iquant.c (to f32) and quant_legacy.c / quant_kquant.c (from f32). */
 #include "quant/quant.h"
 
 #include <stdint.h>
@@ -24,24 +24,24 @@ static const hl_type_traits k_traits[HL_TYPE_COUNT] = {
     [HL_TYPE_Q5_K] = {"Q5_K", HL_QK_K, sizeof(hl_block_q5_K), 1, 1, 1},
     [HL_TYPE_Q6_K] = {"Q6_K", HL_QK_K, sizeof(hl_block_q6_K), 1, 1, 1},
     [HL_TYPE_Q8_K] = {"Q8_K", HL_QK_K, sizeof(hl_block_q8_K), 1, 1, 1},
-    [16] = {"IQ2_XXS", 256, 66, 1, 0, 0},
-    [17] = {"IQ2_XS", 256, 74, 1, 0, 0},
-    [18] = {"IQ3_XXS", 256, 98, 1, 0, 0},
-    [19] = {"IQ1_S", 256, 50, 1, 0, 0},
-    [20] = {"IQ4_NL", 32, 18, 1, 0, 0},
-    [21] = {"IQ3_S", 256, 110, 1, 0, 0},
-    [22] = {"IQ2_S", 256, 82, 1, 0, 0},
-    [23] = {"IQ4_XS", 256, 136, 1, 0, 0},
+    [HL_TYPE_IQ2_XXS] = {"IQ2_XXS", HL_QK_K, sizeof(hl_block_iq2_xxs), 1, 1, 0},
+    [HL_TYPE_IQ2_XS] = {"IQ2_XS", HL_QK_K, sizeof(hl_block_iq2_xs), 1, 1, 0},
+    [HL_TYPE_IQ3_XXS] = {"IQ3_XXS", HL_QK_K, sizeof(hl_block_iq3_xxs), 1, 1, 0},
+    [HL_TYPE_IQ1_S] = {"IQ1_S", HL_QK_K, sizeof(hl_block_iq1_s), 1, 1, 0},
+    [HL_TYPE_IQ4_NL] = {"IQ4_NL", HL_QK, sizeof(hl_block_iq4_nl), 1, 1, 1},
+    [HL_TYPE_IQ3_S] = {"IQ3_S", HL_QK_K, sizeof(hl_block_iq3_s), 1, 1, 0},
+    [HL_TYPE_IQ2_S] = {"IQ2_S", HL_QK_K, sizeof(hl_block_iq2_s), 1, 1, 0},
+    [HL_TYPE_IQ4_XS] = {"IQ4_XS", HL_QK_K, sizeof(hl_block_iq4_xs), 1, 1, 1},
     [HL_TYPE_I8] = {"I8", 1, 1, 0, 1, 0},
     [HL_TYPE_I16] = {"I16", 1, 2, 0, 1, 0},
     [HL_TYPE_I32] = {"I32", 1, 4, 0, 1, 0},
     [HL_TYPE_I64] = {"I64", 1, 8, 0, 1, 0},
     [HL_TYPE_F64] = {"F64", 1, 8, 0, 1, 0},
-    [29] = {"IQ1_M", 256, 56, 1, 0, 0},
+    [HL_TYPE_IQ1_M] = {"IQ1_M", HL_QK_K, sizeof(hl_block_iq1_m), 1, 1, 0},
     [HL_TYPE_BF16] = {"BF16", 1, 2, 0, 1, 1},
     [34] = {"TQ1_0", 256, 54, 1, 0, 0},
     [35] = {"TQ2_0", 256, 66, 1, 0, 0},
-    [39] = {"MXFP4", 32, 17, 1, 0, 0},
+    [HL_TYPE_MXFP4] = {"MXFP4", HL_QK, sizeof(hl_block_mxfp4), 1, 1, 0},
     [40] = {"NVFP4", 64, 36, 1, 0, 0},
     [41] = {"Q1_0", 128, 18, 1, 0, 0},
 };

@@ -1,4 +1,5 @@
-/* Dequantization to f32 of every block format we support: the scalar oracle.
+/* Dequantization to f32 of the legacy and K-quant block formats (the
+ * i-quants and MXFP4 are in quant_iquant.c): the scalar oracle.
  * Results are bit-identical to gguf-py (gguf.quants.dequantize), which
  * computes in float32 numpy, one rounding per operation; each function below
  * states the operation order it reproduces. Why that order is safe to keep in
@@ -290,7 +291,9 @@ int hl_dequantize(hl_type type, const void *src, float *dst, int64_t n) {
     case HL_TYPE_Q5_K: dq_q5_K(src, dst, nb); break;
     case HL_TYPE_Q6_K: dq_q6_K(src, dst, nb); break;
     case HL_TYPE_Q8_K: dq_q8_K(src, dst, nb); break;
-    default: return HL_ENOTSUP; /* cannot happen: supported types are listed above */
+    default:
+        if (!hl_dequantize_iq(type, src, dst, nb)) return HL_ENOTSUP; /* cannot happen: supported types are listed */
+        break;
     }
     return 0;
 }

@@ -5,7 +5,8 @@
  * to gguf.quants.quantize: same choice of scale, same float32 operation order,
  * same rounding (truncation after adding 0.5 or 8.5 for the 4/5-bit formats,
  * round-half-away-from-zero for the 8-bit ones). The K-quants are in
- * quant_kquant.c; hl_quantize, the dispatcher, is at the bottom. */
+ * quant_kquant.c, IQ4_NL / IQ4_XS in quant_iq4.c; hl_quantize, the dispatcher,
+ * is at the bottom. */
 #include "quant/quant.h"
 
 #include "quant/quant_impl.h"
@@ -206,6 +207,8 @@ size_t hl_quantize(hl_type type, const float *src, void *dst, int64_t n) {
     case HL_TYPE_Q4_K: hl_quantize_q4_K(src, dst, nb); break;
     case HL_TYPE_Q5_K: hl_quantize_q5_K(src, dst, nb); break;
     case HL_TYPE_Q6_K: hl_quantize_q6_K(src, dst, nb); break;
+    case HL_TYPE_IQ4_NL: hl_quantize_iq4_nl(src, dst, nb); break;
+    case HL_TYPE_IQ4_XS: hl_quantize_iq4_xs(src, dst, nb); break;
     default: return 0; /* cannot happen: quantizable types are listed above */
     }
     return (size_t)nb * t->size;

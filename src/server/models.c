@@ -262,8 +262,9 @@ static int load_model(srv_models *ms, srv_model *m, const char *name, int is_pat
     if (c->num_draft > 0) p.max_draft = c->num_draft;
     /* num_gpu: the request's, else the Modelfile's PARAMETER, else all layers */
     if (num_gpu == SRV_NUM_GPU_UNSET) num_gpu = (m->params.set & SRV_O_NGPU) ? m->params.num_gpu : -1;
-    m->num_gpu = num_gpu;
     const int32_t n_layer = hl_model_hparams(m->lm->model)->n_layer;
+    if (num_gpu >= n_layer) num_gpu = -1; /* every layer: the same placement as "all" */
+    m->num_gpu = num_gpu;
     if (ms->be != ms->cpu && num_gpu == 0) p.backend = ms->cpu;
     else if (ms->be != ms->cpu && num_gpu > 0 && num_gpu < n_layer) p.offload_rest = ms->cpu, p.num_gpu = num_gpu;
     if (p.backend == ms->cpu) p.kv_bytes = (size_t)(c->kv_bytes > 0 ? c->kv_bytes : auto_kv_bytes());
@@ -331,7 +332,8 @@ int srv_models_get(srv_models *ms, const char *name, int32_t num_gpu, srv_model 
             pthread_cond_wait(&ms->cv, &ms->m);
             continue;
         }
-        if (m && num_gpu != SRV_NUM_GPU_UNSET && num_gpu != m->num_gpu && ms->be != ms->cpu) {
+        if (m && num_gpu != SRV_NUM_GPU_UNSET && num_gpu != m->num_gpu && ms->be != ms->cpu &&
+            !(m->num_gpu < 0 && num_gpu >= hl_model_hparams(m->lm->model)->n_layer)) { /* all layers either way */
             if (m->refs) { /* in use: it keeps its placement */
                 hl_debug("%s: num_gpu %d asked while it runs with %d: kept", m->name, num_gpu, m->num_gpu);
             } else { /* another placement: reload it (Ollama does the same) */

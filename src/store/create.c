@@ -11,9 +11,11 @@
 #include "base/json_write.h"
 #include "gguf/gguf.h"
 #include "gotmpl/gotmpl.h"
+#include "store/convert.h"
 #include "store/modelfile.h"
 
 #include <json-c/json.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -59,6 +61,22 @@ static int put_text(store *s, layers *L, const char *mt, const char *text, int r
     return add_layer(L, mt, digest, (int64_t)len, err);
 }
 
+/* FROM ./dir (a Hugging Face checkpoint): converted into a temporary GGUF
+ * next to the blobs, which then enters the store like a FROM file (and is
+ * requantized with --quantize); the temporary file is removed either way. */
+static int add_model_file(store *s, struct layers *L, const char *path, const store_ops *ops, hl_err *err);
+static int add_model_dir(store *s, struct layers *L, const char *dir, const store_ops *ops, hl_err *err) {
+    char tmp[STORE_PATH_MAX];
+    /* pid and thread: two creates served at once never share the file */
+    int rc = store_pathf(tmp, sizeof tmp, err, "%s/blobs/convert.tmp.%ld.%lx.gguf", s->root, (long)getpid(),
+                         (unsigned long)pthread_self());
+    if (rc) return rc;
+    store_report(ops, "converting model", NULL, 0, 0);
+    if ((rc = store_convert_hf(dir, tmp, ops, err)) == HL_OK) rc = add_model_file(s, L, tmp, ops, err);
+    unlink(tmp);
+    return rc;
+}
+
 /* FROM is a file when it looks like a path or names an existing file. */
 static int from_is_path(const char *v, const char *base_dir, char *path, size_t cap) {
     int looks = v[0] == '/' || v[0] == '.' || v[0] == '~' || strstr(v, ".gguf") || strchr(v, '\\');
@@ -66,7 +84,7 @@ static int from_is_path(const char *v, const char *base_dir, char *path, size_t 
     else if (v[0] == '~' && v[1] == '/' && getenv("HOME")) snprintf(path, cap, "%s%s", getenv("HOME"), v + 1);
     else snprintf(path, cap, "%s/%s", base_dir && *base_dir ? base_dir : ".", v);
     struct stat st;
-    if (stat(path, &st) == 0 && S_ISREG(st.st_mode)) return 1;
+    if (stat(path, &st) == 0 && (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode))) return 1;
     return looks;
 }
 
@@ -110,7 +128,7 @@ static int messages_json(const store_modelfile *mf, char **out) {
     return any;
 }
 
-static int add_model_file(store *s, layers *L, const char *path, const store_ops *ops, hl_err *err) {
+static int add_model_file(store *s, struct layers *L, const char *path, const store_ops *ops, hl_err *err) {
     gguf_file *f;
     int rc = gguf_open(&f, path, err); /* validate before it enters the store */
     if (rc) return hl_err_prefix(err, "FROM %s: ", path);
@@ -170,7 +188,9 @@ int store_create(store *s, const char *name, const char *text, size_t len, const
                 rc = hl_err_set(err, HL_ENOENT, "line %d: FROM %s: no such file (%s)", c->line, c->value, path);
                 break;
             }
-            rc = add_model_file(s, &L, path, ops, err);
+            struct stat st;
+            if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) rc = add_model_dir(s, &L, path, ops, err);
+            else rc = add_model_file(s, &L, path, ops, err);
         } else {
             store_name bn;
             store_manifest bm;

@@ -41,11 +41,13 @@ static const qspec specs[] = {
     {"q5_K_S", 16, HL_TYPE_Q5_K, HL_TYPE_Q5_K, HL_TYPE_Q6_K},
     {"q5_K_M", 17, HL_TYPE_Q5_K, HL_TYPE_Q6_K, HL_TYPE_Q6_K},
     {"q6_K", 18, HL_TYPE_Q6_K, HL_TYPE_Q6_K, HL_TYPE_Q6_K},
+    {"iq4_nl", 25, HL_TYPE_IQ4_NL, HL_TYPE_IQ4_NL, HL_TYPE_Q6_K},
+    {"iq4_xs", 30, HL_TYPE_IQ4_XS, HL_TYPE_IQ4_XS, HL_TYPE_Q6_K},
 };
 
 const char *store_quant_names(void) {
     return "f32, f16, bf16, q4_0, q4_1, q5_0, q5_1, q8_0, q2_K, q3_K_S, q3_K_M, q3_K_L, q4_K_S, q4_K_M, q5_K_S, "
-           "q5_K_M, q6_K";
+           "q5_K_M, q6_K, iq4_nl, iq4_xs";
 }
 
 /* When rows do not divide into 256-element superblocks. */
@@ -54,6 +56,7 @@ static hl_type fallback(hl_type t) {
     case HL_TYPE_Q2_K: case HL_TYPE_Q3_K: case HL_TYPE_Q4_K: return HL_TYPE_Q5_0;
     case HL_TYPE_Q5_K: return HL_TYPE_Q5_1;
     case HL_TYPE_Q6_K: return HL_TYPE_Q8_0;
+    case HL_TYPE_IQ4_XS: return HL_TYPE_IQ4_NL;
     default: return t;
     }
 }

@@ -45,3 +45,11 @@ def test_committed_fixtures_are_current(tmp_path):
     assert names == sorted(p.name for p in committed.iterdir())
     for name in names:
         assert (tmp_path / name).read_bytes() == (committed / name).read_bytes(), name
+
+
+def test_iquant_tables_are_current():
+    """src/quant/quant_iq_tables.c is what scripts/gen_iquant_tables.py prints
+    from the installed gguf package's grids (nobody edits it by hand)."""
+    r = subprocess.run([sys.executable, str(ROOT / "scripts/gen_iquant_tables.py")], check=True, cwd=ROOT,
+                       capture_output=True, text=True, timeout=120)
+    assert r.stdout == (ROOT / "src/quant/quant_iq_tables.c").read_text()

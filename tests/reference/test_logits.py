@@ -281,6 +281,74 @@ def test_stories260k_greedy(hyperlama, name, tmp_path):
 
 
 # ---------------------------------------------------------------------------
+# i-quants and MXFP4: files written by gguf-py (tests/reference/iqmodels.py)
+# ---------------------------------------------------------------------------
+
+# stories260K requantized to IQ4_NL / MXFP4 (32-element blocks), and a random
+# 256-wide llama for the formats with 256-element blocks (IQ4_XS with integer
+# kernels; the lattice i-quants, which the engine runs as dequantized rows
+# times f32 activations). Criteria as for the stories260K files above.
+IQ_STORIES = ["IQ4_NL", "MXFP4"]
+IQ_WIDE = ["IQ4_XS", "IQ2_XXS", "IQ2_XS", "IQ2_S", "IQ3_XXS", "IQ3_S", "IQ1_S", "IQ1_M"]
+
+
+@pytest.fixture(scope="module")
+def iq_files(tmp_path_factory):
+    import iqmodels
+    out = tmp_path_factory.mktemp("iq")
+    made = {}
+
+    def get(qname):
+        if qname not in made:
+            qt = iqmodels.QT[qname]
+            src = SHARED / "models" / "stories260K.gguf"
+            if qname in IQ_STORIES:
+                made[qname] = iqmodels.requantized(src, out / f"stories260K-{qname}.gguf", qt)
+            else:
+                made[qname] = iqmodels.widened(src, out / f"wide-{qname}.gguf", qt)
+        return made[qname]
+    return get
+
+
+def check_file_logits(hyperlama, path, prompts, tmp_path):
+    model = F.Model(path)
+    reports, errs, agree = [], [], []
+    for pname in prompts:
+        ids = STORIES_PROMPTS[pname]
+        eng, _ = engine_logits(hyperlama, path, ids, tmp_path)
+        ref = stories_reference(model, ids)
+        rep, err = compare(f"{path.name} {pname}", eng, ref, STORIES_TOL)
+        reports.append(rep)
+        errs.append(err)
+        agree.append(top1_agreement(eng, ref, STORIES_TIE)[0])
+    exact = float((np.concatenate(errs) <= STORIES_EXACT).mean())
+    top1 = float(np.mean(np.concatenate(agree)))
+    reports.append(f"{path.name}: {exact:.0%} of positions within {STORIES_EXACT} of the emulated reference; "
+                   f"top-1 agreement {top1:.3f}")
+    print("\n".join(reports))
+    assert exact >= STORIES_EXACT_FRACTION, "\n".join(reports)
+    assert top1 >= STORIES_TOP1, "\n".join(reports)
+
+
+@pytest.mark.parametrize("qname", IQ_STORIES + IQ_WIDE)
+def test_iquant_logits(hyperlama, iq_files, qname, tmp_path):
+    prompts = list(STORIES_PROMPTS) if qname in IQ_STORIES else ["long"]
+    check_file_logits(hyperlama, iq_files(qname), prompts, tmp_path)
+
+
+@pytest.mark.parametrize("qname", IQ_STORIES)
+def test_iquant_greedy(hyperlama, iq_files, qname, tmp_path):
+    """stories260K in IQ4_NL / MXFP4 still tells the reference's story."""
+    path = iq_files(qname)
+    ids = STORIES_PROMPTS["once"]
+    _, got = engine_logits(hyperlama, path, ids, tmp_path, greedy=40)
+    gaps: list[float] = []
+    want = F.Model(path).greedy(ids, 40, STORIES_MODE, gaps=gaps)
+    n = check_greedy(qname, got, want, gaps, STORIES_TIE)
+    print(f"{qname}: greedy identical to the emulated reference for {n} of 40 steps")
+
+
+# ---------------------------------------------------------------------------
 # SmolLM2-135M Q4_1 and Qwen2.5-Coder-1.5B Q4_K_M: committed fixtures
 # ---------------------------------------------------------------------------
 

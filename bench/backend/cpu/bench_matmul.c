@@ -58,7 +58,8 @@ static void fill_weights(hl_type t, uint8_t *w, size_t wsz) {
         case HL_TYPE_Q6_K: memcpy(blk + 208, &d, 2); break;
         case HL_TYPE_Q4_1: case HL_TYPE_Q5_1: case HL_TYPE_Q4_K: case HL_TYPE_Q5_K:
             memcpy(blk, &d, 2); memcpy(blk + 2, &dm, 2); break;
-        default: memcpy(blk, &d, 2); break; /* Q4_0, Q5_0, Q8_0: d first */
+        case HL_TYPE_MXFP4: blk[0] = 120; break; /* e8m0 exponent: scale 2^-8 */
+        default: memcpy(blk, &d, 2); break; /* Q4_0, Q5_0, Q8_0, IQ4_NL, IQ4_XS: d first */
         }
     }
 }

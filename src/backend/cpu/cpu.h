@@ -14,8 +14,8 @@
  * and j < n (weight rows). W is a weight tensor exactly as GGUF stores it
  * (n rows of k elements of type wtype, ne[0] = k). Activations are first
  * converted once per call to the format the weight type's dot product wants
- * (Q8_0 for Q4_0/Q5_0/Q8_0, Q8_1 for Q4_1/Q5_1, Q8_K for the K-quants, F16 or
- * F32 otherwise), then every thread multiplies its share of the weight rows
+ * (Q8_0 for Q4_0/Q5_0/Q8_0/IQ4_NL/MXFP4, Q8_1 for Q4_1/Q5_1, Q8_K for the
+ * K-quants and IQ4_XS, F32 otherwise), then every thread multiplies its share of the weight rows
  * with all m activation rows, so one pass over the weights serves the batch.
  * Float weights (F32, F16, BF16) take F32 activations (a plain copy), which
  * keeps them exact; the integer formats take 8-bit activations so the inner
@@ -77,8 +77,11 @@ void hl_pool_barrier(hl_pool *pool);
 
 /* ---- matrix multiply ---- */
 /* Nonzero for the weight types hl_matmul_* accept: F32, F16, BF16, Q4_0, Q4_1,
- * Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K. k must be a multiple of the
- * type's block length (32 or 256). */
+ * Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS, MXFP4 (integer
+ * kernels, AVX2 and scalar) and the lattice i-quants IQ1_S, IQ1_M, IQ2_XXS,
+ * IQ2_XS, IQ2_S, IQ3_XXS, IQ3_S (scalar only: each weight super-block is
+ * dequantized and dotted with f32 activations; correct, and slow). k must be
+ * a multiple of the type's block length (32 or 256). */
 int hl_matmul_supported(hl_type wtype);
 /* The activation type used with weights of type wtype (HL_TYPE_COUNT if unsupported). */
 hl_type hl_matmul_act_type(hl_type wtype);

@@ -80,6 +80,7 @@ static int match_block(hl_backend_prog *c, const hl_op *first, const hl_op *last
     }
     const hl_op *rq = take(&mt, HL_OP_ROPE, HL_BUF_Q, HL_BUF_Q), *rk = take(&mt, HL_OP_ROPE, HL_BUF_K, HL_BUF_K);
     if (!rq || !rk || rq->p.rope.inv_freq != rk->p.rope.inv_freq || rq->p.rope.style != c->rope_style ||
+        (rq->p.rope.mscale != 0.0f && rq->p.rope.mscale != 1.0f) || (rk->p.rope.mscale != 0.0f && rk->p.rope.mscale != 1.0f) ||
         rk->p.rope.style != c->rope_style || rq->p.rope.n_rot != c->n_rot || rk->p.rope.n_rot != c->n_rot ||
         rq->p.rope.head_dim != c->head_dim_k || rq->p.rope.n_head != c->n_head || rk->p.rope.n_head != c->n_head_kv)
         return 0;
@@ -98,7 +99,8 @@ static int match_block(hl_backend_prog *c, const hl_op *first, const hl_op *last
             return 0;
         blk->post_attn_norm = o->w;
     }
-    if (!take(&mt, HL_OP_ADD, HL_BUF_ATTN_OUT, HL_BUF_X)) return 0;
+    if (!(o = take(&mt, HL_OP_ADD, HL_BUF_ATTN_OUT, HL_BUF_X)) || (o->p.add.scale != 0.0f && o->p.add.scale != 1.0f))
+        return 0;
     if (!(o = take(&mt, HL_OP_NORM, HL_BUF_X, HL_BUF_FFN_IN)) || o->p.norm.kind != HL_NORM_RMS || o->b || !o->w ||
         o->p.norm.group != o->n_in || o->p.norm.eps != blk->eps)
         return 0;
@@ -119,7 +121,8 @@ static int match_block(hl_backend_prog *c, const hl_op *first, const hl_op *last
             return 0;
         blk->post_ffn_norm = o->w;
     }
-    if (!take(&mt, HL_OP_ADD, HL_BUF_FFN_OUT, HL_BUF_X)) return 0;
+    if (!(o = take(&mt, HL_OP_ADD, HL_BUF_FFN_OUT, HL_BUF_X)) || (o->p.add.scale != 0.0f && o->p.add.scale != 1.0f))
+        return 0;
     return mt.op == mt.end;
 }
 

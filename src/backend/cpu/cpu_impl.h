@@ -40,6 +40,7 @@ void hl_cpu_kernels_init_avx2(hl_cpu_kernels *k);
 void hl_avx2_init_act(hl_cpu_kernels *k);
 void hl_avx2_init_legacy(hl_cpu_kernels *k);
 void hl_avx2_init_kquants(hl_cpu_kernels *k);
+void hl_avx2_init_iquants(hl_cpu_kernels *k); /* IQ4_NL, IQ4_XS, MXFP4 */
 void hl_avx2_init_vec(hl_cpu_kernels *k);
 void hl_avx2_init_attn(hl_cpu_kernels *k);
 /* AVX-512 parts (*_avx512.c), laid over the AVX2 table. */

@@ -35,10 +35,17 @@ const char *cpu_op_unsupported(const hl_op *op) {
         if (op->p.attn.n_head % op->p.attn.n_head_kv) return "query heads that are not a multiple of the KV heads";
         return NULL;
     case HL_OP_GLU:
-        return op->p.act.act == HL_ACT_GELU_ERF ? "a gated exact-GELU feed-forward" : NULL;
+        if (op->p.act.act == HL_ACT_GELU_ERF) return "a gated exact-GELU feed-forward";
+        if (op->p.act.act != HL_ACT_SILU && op->p.act.act != HL_ACT_GELU) return "a gated activation it lacks";
+        return NULL;
+    case HL_OP_ACT:
+        if (op->p.act.act == HL_ACT_SOFTCAP && !(op->p.act.cap > 0)) return "a softcap that is not positive";
+        if (op->p.act.act != HL_ACT_SILU && op->p.act.act != HL_ACT_GELU && op->p.act.act != HL_ACT_SOFTCAP &&
+            op->p.act.act != HL_ACT_SCALE && op->p.act.act != HL_ACT_GELU_ERF)
+            return "an activation it lacks";
+        return NULL;
     case HL_OP_ROPE:
     case HL_OP_KV_STORE:
-    case HL_OP_ACT:
     case HL_OP_ADD:
     case HL_OP_GATHER: return NULL;
     case HL_OP_MOE: return "routed experts (MoE)";
@@ -128,7 +135,12 @@ static void op_rope(hl_backend_prog *c, const hl_op *op, int ith, int nth) {
     float *x = buf_of(c, op->out), *cs = c->rope_cs[CPU_MAX_ROPE_TABLES - 1]; /* the op path's own table */
     int64_t r0, r1;
     cpu_split(T, ith, nth, &r0, &r1);
-    for (int64_t t = r0; t < r1; t++) cpu_rope_angles(cs + t * half * 2, c->batch->tokens[t].pos, op->p.rope.inv_freq, half);
+    const float ms = op->p.rope.mscale;
+    for (int64_t t = r0; t < r1; t++) {
+        cpu_rope_angles(cs + t * half * 2, c->batch->tokens[t].pos, op->p.rope.inv_freq, half);
+        if (ms != 0.0f && ms != 1.0f)
+            for (int32_t i = 0; i < 2 * half; i++) cs[t * half * 2 + i] *= ms;
+    }
     cpu_sync(c);
     int64_t u0, u1;
     cpu_split(T * nh, ith, nth, &u0, &u1);
@@ -196,12 +208,25 @@ static void op_rows(hl_backend_prog *c, const hl_op *op, int64_t r0, int64_t r1)
             break;
         }
         case HL_OP_ACT:
+            if (op->p.act.act == HL_ACT_SCALE) {
+                for (int64_t i = 0; i < op->n_out; i++) yo[i] = xi[i] * op->p.act.cap;
+                break;
+            }
+            if (op->p.act.act == HL_ACT_SOFTCAP) {
+                const float cap = op->p.act.cap;
+                for (int64_t i = 0; i < op->n_out; i++) yo[i] = cap * tanhf(xi[i] / cap);
+                break;
+            }
             for (int64_t i = 0; i < op->n_out; i++)
                 yo[i] = op->p.act.act == HL_ACT_GELU       ? gelu1(xi[i])
                         : op->p.act.act == HL_ACT_GELU_ERF ? 0.5f * xi[i] * (1.0f + erff(xi[i] * 0.70710678f))
                                                            : xi[i] / (1.0f + expf(-xi[i]));
             break;
-        case HL_OP_ADD: c->vo->add(yo, xi, op->n_out); break;
+        case HL_OP_ADD:
+            if (op->p.add.scale != 0.0f && op->p.add.scale != 1.0f)
+                for (int64_t i = 0; i < op->n_out; i++) yo[i] += xi[i] * op->p.add.scale;
+            else c->vo->add(yo, xi, op->n_out);
+            break;
         case HL_OP_GATHER:
             if (c->out_row[t] >= 0) memcpy(out + (int64_t)c->out_row[t] * op->n_out, xi, (size_t)op->n_in * sizeof(float));
             break;

@@ -2,8 +2,12 @@
  * for every weight type: integer sums of quantized values times the block
  * scales, exactly as the formats define them. These are the oracle the SIMD
  * kernels are tested against, and the fallback on CPUs without AVX2. Each
- * block's integer sum is formed first and scaled once, as SIMD does. */
+ * block's integer sum is formed first and scaled once, as SIMD does. The
+ * lattice i-quants (IQ1_S..IQ3_S) have no integer kernel: their rows are
+ * dequantized a super-block at a time and dotted with f32 activations. */
 #include "backend/cpu/cpu_impl.h"
+
+#include "quant/quant_impl.h"
 
 #include <string.h>
 
@@ -233,6 +237,74 @@ static float dot_q2_K(int64_t k, const void *vw, const void *vx) {
     return s;
 }
 
+/* ---- IQ4_NL, MXFP4 (x Q8_0) and IQ4_XS (x Q8_K): 16-value tables ---- */
+
+/* sum over one 32-element block of tab[nibble] * a (nibbles as in Q4_0) */
+static int hl_nl_isum(const int8_t *tab, const uint8_t *qs, const int8_t *a) {
+    int isum = 0;
+    for (int j = 0; j < 16; j++) isum += tab[qs[j] & 0xF] * a[j] + tab[qs[j] >> 4] * a[j + 16];
+    return isum;
+}
+
+static float dot_iq4_nl(int64_t k, const void *vw, const void *vx) {
+    const hl_block_iq4_nl *w = vw;
+    const hl_block_q8_0 *x = vx;
+    float s = 0.0f;
+    for (int64_t b = 0; b < k / HL_QK; b++)
+        s += F16(w[b].d) * F16(x[b].d) * (float)hl_nl_isum(hl_iq4nl_values, w[b].qs, x[b].qs);
+    return s;
+}
+
+static float dot_mxfp4(int64_t k, const void *vw, const void *vx) {
+    const hl_block_mxfp4 *w = vw;
+    const hl_block_q8_0 *x = vx;
+    float s = 0.0f;
+    for (int64_t b = 0; b < k / HL_QK; b++)
+        s += hl_e8m0_half(w[b].e) * F16(x[b].d) * (float)hl_nl_isum(hl_mxfp4_values, w[b].qs, x[b].qs);
+    return s;
+}
+
+/* IQ4_XS: 8 sub-blocks of 32, each its own 6-bit scale (minus 32) */
+static float dot_iq4_xs(int64_t k, const void *vw, const void *vx) {
+    const hl_block_iq4_xs *w = vw;
+    const hl_block_q8_K *x = vx;
+    float s = 0.0f;
+    for (int64_t b = 0; b < k / HL_QK_K; b++) {
+        uint16_t sh;
+        memcpy(&sh, &w[b].scales_h, 2);
+        int sumi = 0;
+        for (int ib = 0; ib < 8; ib++) {
+            int ls = ((w[b].scales_l[ib / 2] >> (4 * (ib & 1))) & 0xF) | (((sh >> (2 * ib)) & 3) << 4);
+            sumi += (ls - 32) * hl_nl_isum(hl_iq4nl_values, w[b].qs + 16 * ib, x[b].qs + 32 * ib);
+        }
+        s += x[b].d * F16(w[b].d) * (float)sumi;
+    }
+    return s;
+}
+
+/* ---- the other i-quants: dequantize a super-block, then an f32 dot ----
+ * Slow but exact to the format (hl_dequantize is the oracle), for files
+ * whose few tensors use them; no SIMD kernel exists for these. */
+static float hl_dot_dequant(hl_type t, int64_t k, const void *vw, const float *x) {
+    const size_t bs = hl_type_get(t)->size;
+    float tmp[HL_QK_K], s = 0.0f;
+    for (int64_t b = 0; b < k / HL_QK_K; b++) {
+        hl_dequantize(t, (const char *)vw + b * bs, tmp, HL_QK_K);
+        for (int i = 0; i < HL_QK_K; i++) s += tmp[i] * x[b * HL_QK_K + i];
+    }
+    return s;
+}
+
+#define HL_DOT_DEQUANT(name, type) \
+    static float name(int64_t k, const void *w, const void *x) { return hl_dot_dequant(type, k, w, x); }
+HL_DOT_DEQUANT(dot_iq2_xxs, HL_TYPE_IQ2_XXS)
+HL_DOT_DEQUANT(dot_iq2_xs, HL_TYPE_IQ2_XS)
+HL_DOT_DEQUANT(dot_iq2_s, HL_TYPE_IQ2_S)
+HL_DOT_DEQUANT(dot_iq3_xxs, HL_TYPE_IQ3_XXS)
+HL_DOT_DEQUANT(dot_iq3_s, HL_TYPE_IQ3_S)
+HL_DOT_DEQUANT(dot_iq1_s, HL_TYPE_IQ1_S)
+HL_DOT_DEQUANT(dot_iq1_m, HL_TYPE_IQ1_M)
+
 hl_dot_fn hl_dot_scalar_for(hl_type wtype) {
     switch (wtype) {
     case HL_TYPE_F32: return dot_f32;
@@ -248,6 +320,16 @@ hl_dot_fn hl_dot_scalar_for(hl_type wtype) {
     case HL_TYPE_Q4_K: return dot_q4_K;
     case HL_TYPE_Q5_K: return dot_q5_K;
     case HL_TYPE_Q6_K: return dot_q6_K;
+    case HL_TYPE_IQ4_NL: return dot_iq4_nl;
+    case HL_TYPE_IQ4_XS: return dot_iq4_xs;
+    case HL_TYPE_MXFP4: return dot_mxfp4;
+    case HL_TYPE_IQ2_XXS: return dot_iq2_xxs;
+    case HL_TYPE_IQ2_XS: return dot_iq2_xs;
+    case HL_TYPE_IQ2_S: return dot_iq2_s;
+    case HL_TYPE_IQ3_XXS: return dot_iq3_xxs;
+    case HL_TYPE_IQ3_S: return dot_iq3_s;
+    case HL_TYPE_IQ1_S: return dot_iq1_s;
+    case HL_TYPE_IQ1_M: return dot_iq1_m;
     default: return NULL;
     }
 }

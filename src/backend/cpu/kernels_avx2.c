@@ -7,6 +7,7 @@ void hl_cpu_kernels_init_avx2(hl_cpu_kernels *kt) {
     hl_avx2_init_act(kt);
     hl_avx2_init_legacy(kt);
     hl_avx2_init_kquants(kt);
+    hl_avx2_init_iquants(kt);
     hl_avx2_init_vec(kt);
     hl_avx2_init_attn(kt);
 }

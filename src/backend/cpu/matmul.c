@@ -16,16 +16,26 @@ hl_type hl_matmul_act_type(hl_type wtype) {
     case HL_TYPE_F32:
     case HL_TYPE_F16:
     case HL_TYPE_BF16: return HL_TYPE_F32;
+    case HL_TYPE_IQ2_XXS: /* the lattice i-quants: dequantized rows times f32 */
+    case HL_TYPE_IQ2_XS:
+    case HL_TYPE_IQ2_S:
+    case HL_TYPE_IQ3_XXS:
+    case HL_TYPE_IQ3_S:
+    case HL_TYPE_IQ1_S:
+    case HL_TYPE_IQ1_M: return HL_TYPE_F32;
     case HL_TYPE_Q4_0:
     case HL_TYPE_Q5_0:
-    case HL_TYPE_Q8_0: return HL_TYPE_Q8_0;
+    case HL_TYPE_Q8_0:
+    case HL_TYPE_IQ4_NL:
+    case HL_TYPE_MXFP4: return HL_TYPE_Q8_0;
     case HL_TYPE_Q4_1:
     case HL_TYPE_Q5_1: return HL_TYPE_Q8_1;
     case HL_TYPE_Q2_K:
     case HL_TYPE_Q3_K:
     case HL_TYPE_Q4_K:
     case HL_TYPE_Q5_K:
-    case HL_TYPE_Q6_K: return HL_TYPE_Q8_K;
+    case HL_TYPE_Q6_K:
+    case HL_TYPE_IQ4_XS: return HL_TYPE_Q8_K;
     default: return HL_TYPE_COUNT;
     }
 }
@@ -62,6 +72,16 @@ HL_SCALAR_TILE(tile_q3_K, HL_TYPE_Q3_K)
 HL_SCALAR_TILE(tile_q4_K, HL_TYPE_Q4_K)
 HL_SCALAR_TILE(tile_q5_K, HL_TYPE_Q5_K)
 HL_SCALAR_TILE(tile_q6_K, HL_TYPE_Q6_K)
+HL_SCALAR_TILE(tile_iq4_nl, HL_TYPE_IQ4_NL)
+HL_SCALAR_TILE(tile_iq4_xs, HL_TYPE_IQ4_XS)
+HL_SCALAR_TILE(tile_mxfp4, HL_TYPE_MXFP4)
+HL_SCALAR_TILE(tile_iq2_xxs, HL_TYPE_IQ2_XXS)
+HL_SCALAR_TILE(tile_iq2_xs, HL_TYPE_IQ2_XS)
+HL_SCALAR_TILE(tile_iq2_s, HL_TYPE_IQ2_S)
+HL_SCALAR_TILE(tile_iq3_xxs, HL_TYPE_IQ3_XXS)
+HL_SCALAR_TILE(tile_iq3_s, HL_TYPE_IQ3_S)
+HL_SCALAR_TILE(tile_iq1_s, HL_TYPE_IQ1_S)
+HL_SCALAR_TILE(tile_iq1_m, HL_TYPE_IQ1_M)
 
 void hl_cpu_kernels_init_scalar(hl_cpu_kernels *kt) {
     *kt = (hl_cpu_kernels){.level = HL_SIMD_SCALAR};
@@ -74,6 +94,10 @@ void hl_cpu_kernels_init_scalar(hl_cpu_kernels *kt) {
         {HL_TYPE_Q4_1, tile_q4_1}, {HL_TYPE_Q5_0, tile_q5_0}, {HL_TYPE_Q5_1, tile_q5_1}, {HL_TYPE_Q8_0, tile_q8_0},
         {HL_TYPE_Q2_K, tile_q2_K}, {HL_TYPE_Q3_K, tile_q3_K}, {HL_TYPE_Q4_K, tile_q4_K}, {HL_TYPE_Q5_K, tile_q5_K},
         {HL_TYPE_Q6_K, tile_q6_K},
+        {HL_TYPE_IQ4_NL, tile_iq4_nl}, {HL_TYPE_IQ4_XS, tile_iq4_xs}, {HL_TYPE_MXFP4, tile_mxfp4},
+        {HL_TYPE_IQ2_XXS, tile_iq2_xxs}, {HL_TYPE_IQ2_XS, tile_iq2_xs}, {HL_TYPE_IQ2_S, tile_iq2_s},
+        {HL_TYPE_IQ3_XXS, tile_iq3_xxs}, {HL_TYPE_IQ3_S, tile_iq3_s}, {HL_TYPE_IQ1_S, tile_iq1_s},
+        {HL_TYPE_IQ1_M, tile_iq1_m},
     };
     for (size_t i = 0; i < sizeof tiles / sizeof tiles[0]; i++) {
         kt->tile[tiles[i].t] = tiles[i].f;

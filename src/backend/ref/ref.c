@@ -10,6 +10,7 @@
 #include "backend/cpu/cpu.h"
 #include "backend/ref/ref_impl.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -148,7 +149,12 @@ static int check_op(const hl_op *op, const hl_plan *plan, const hl_kv_params *kv
     }
     case HL_OP_GLU:
     case HL_OP_ACT:
-        if (op->p.act.act != HL_ACT_SILU && op->p.act.act != HL_ACT_GELU && op->p.act.act != HL_ACT_GELU_ERF)
+        if (op->kind == HL_OP_ACT && op->p.act.act == HL_ACT_SCALE) {
+            if (!isfinite(op->p.act.cap)) return bad_op(op, err, "scale is not finite", 0, 0);
+        } else if (op->kind == HL_OP_ACT && op->p.act.act == HL_ACT_SOFTCAP) {
+            if (!(op->p.act.cap > 0)) return bad_op(op, err, "softcap is not positive", 0, 0);
+        } else if (op->p.act.act != HL_ACT_SILU && op->p.act.act != HL_ACT_GELU &&
+                   op->p.act.act != HL_ACT_GELU_ERF)
             return bad_op(op, err, "unknown activation", op->p.act.act, 0);
         /* fall through */
     case HL_OP_ADD:

@@ -34,7 +34,9 @@ void hl_ref_op_scratch(const hl_op *op, int64_t rows, size_t *xq_bytes, int64_t 
 
 /* ---- elementwise helpers ---- */
 
-static double act_fn(hl_act a, double x) {
+static double act_fn(hl_act a, double cap, double x) {
+    if (a == HL_ACT_SOFTCAP) return cap * tanh(x / cap);
+    if (a == HL_ACT_SCALE) return x * cap;
     if (a == HL_ACT_GELU) {
         const double c = 0.79788456080286535588; /* sqrt(2 / pi) */
         return 0.5 * x * (1.0 + tanh(c * (x + 0.044715 * x * x * x)));
@@ -142,7 +144,8 @@ static int op_rope(const hl_op *op, const hl_ref_io *io, hl_err *err) {
             float *x = buf + (int64_t)t * op->n_in + (int64_t)h * hd;
             for (int32_t i = 0; i < half; i++) {
                 double th = pos * op->p.rope.inv_freq[i];
-                float c = (float)cos(th), sn = (float)sin(th);
+                const double ms = op->p.rope.mscale != 0.0f ? op->p.rope.mscale : 1.0;
+                float c = (float)(cos(th) * ms), sn = (float)(sin(th) * ms);
                 int32_t i0 = op->p.rope.style == HL_ROPE_NORM ? 2 * i : i;
                 int32_t i1 = op->p.rope.style == HL_ROPE_NORM ? 2 * i + 1 : i + half;
                 float x0 = x[i0], x1 = x[i1];
@@ -298,9 +301,11 @@ static int op_elementwise(const hl_op *op, const hl_ref_io *io) {
         for (int64_t i = 0; i < n; i++) {
             int64_t ix = r * op->n_in + i, iy = r * n + i;
             switch (op->kind) {
-            case HL_OP_GLU: y[iy] = (float)(act_fn(op->p.act.act, x[ix]) * x2[ix]); break;
-            case HL_OP_ACT: y[iy] = (float)act_fn(op->p.act.act, x[ix]); break;
-            default: y[iy] += x[ix]; break; /* ADD */
+            case HL_OP_GLU: y[iy] = (float)(act_fn(op->p.act.act, op->p.act.cap, x[ix]) * x2[ix]); break;
+            case HL_OP_ACT: y[iy] = (float)act_fn(op->p.act.act, op->p.act.cap, x[ix]); break;
+            default: /* ADD */
+                y[iy] += op->p.add.scale != 0.0f ? (float)((double)x[ix] * op->p.add.scale) : x[ix];
+                break;
             }
         }
     return 0;

@@ -75,11 +75,26 @@ int hl_vk_op_check(const hl_op *op, hl_err *err) {
         return 0;
     case HL_OP_GLU:
     case HL_OP_ACT:
-        if (op->p.act.act == HL_ACT_GELU_ERF)
-            return hl_err_set(err, HL_ENOTSUP, "backend vulkan: exact (erf) GELU is not implemented yet; use --backend cpu");
+        if (op->p.act.act != HL_ACT_SILU && op->p.act.act != HL_ACT_GELU)
+            return hl_err_set(err, HL_ENOTSUP, "backend vulkan: op %s (layer %d) with activation %s has no Vulkan kernel yet",
+                              hl_op_name(op->kind), op->layer,
+                              op->p.act.act == HL_ACT_SOFTCAP    ? "softcap (final-logit softcapping)"
+                              : op->p.act.act == HL_ACT_GELU_ERF ? "exact (erf) GELU (encoders; use --backend cpu)"
+                              : op->p.act.act == HL_ACT_SCALE ? "scale (logit scaling)"
+                                                               : "?");
         return 0;
     case HL_OP_ROPE:
+        if (op->p.rope.mscale != 0.0f && op->p.rope.mscale != 1.0f)
+            return hl_err_set(err, HL_ENOTSUP,
+                              "backend vulkan: op rope (layer %d) with a magnitude scale (LongRoPE attn_factor on "
+                              "partial rotary heads) has no Vulkan kernel yet",
+                              op->layer);
+        return 0;
     case HL_OP_ADD:
+        if (op->p.add.scale != 0.0f && op->p.add.scale != 1.0f)
+            return hl_err_set(err, HL_ENOTSUP,
+                              "backend vulkan: op add (layer %d) with a residual scale has no Vulkan kernel yet", op->layer);
+        return 0;
     case HL_OP_GATHER: return 0;
     default:
         return hl_err_set(err, HL_ENOTSUP, "backend vulkan: op %s (layer %d) has no Vulkan kernel yet", hl_op_name(op->kind),

@@ -230,7 +230,7 @@ TEST(vk_model_batch_invariant) {
  *    parts, what there is, and what to try. A fraction that leaves room
  *    runs as before. */
 TEST(vk_model_refused_when_it_does_not_fit) {
-    hl_backend *probe = open_vulkan();
+    hl_backend *probe = hl_test_open_vulkan(1);
     if (!probe) return;
     hl_backend_free(probe);
     const char *dev = getenv("HYPERLAMA_VULKAN_DEVICE");
@@ -282,7 +282,7 @@ TEST(vk_model_refused_when_it_does_not_fit) {
  *    whole-model tolerance of the CPU's. The context names the split and
  *    reports the GPU's share. */
 TEST(vk_model_partial_offload) {
-    hl_backend *vk = open_vulkan();
+    hl_backend *vk = hl_test_open_vulkan(1);
     if (!vk) return;
     hl_pool *pool = hl_pool_new(2);
     hl_backend *cpu = NULL;
@@ -300,7 +300,7 @@ TEST(vk_model_partial_offload) {
         }
         const int32_t nv = hl_model_hparams(m)->n_vocab, nl = hl_model_hparams(m)->n_layer;
         int32_t want[64], got[40];
-        int n = ref_greedy(files[f], want, 64);
+        int n = hl_test_ref_greedy(files[f], want, 64);
         CHECK(n >= 40);
         int32_t tokens[8] = {1, 403, 407, 261, 378, 267, 265, 282};
         float *lv = malloc((size_t)8 * nv * sizeof *lv), *lc = malloc((size_t)8 * nv * sizeof *lc);

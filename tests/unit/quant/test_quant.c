@@ -51,6 +51,9 @@ TEST(traits_sizes) {
         {HL_TYPE_Q6_K, "Q6_K", 256, 210}, {HL_TYPE_Q8_K, "Q8_K", 256, 292}, {HL_TYPE_I8, "I8", 1, 1},
         {HL_TYPE_I16, "I16", 1, 2},      {HL_TYPE_I32, "I32", 1, 4},       {HL_TYPE_I64, "I64", 1, 8},
         {HL_TYPE_F64, "F64", 1, 8},      {HL_TYPE_BF16, "BF16", 1, 2},     {23, "IQ4_XS", 256, 136},
+        {20, "IQ4_NL", 32, 18},          {39, "MXFP4", 32, 17},            {16, "IQ2_XXS", 256, 66},
+        {17, "IQ2_XS", 256, 74},         {22, "IQ2_S", 256, 82},           {18, "IQ3_XXS", 256, 98},
+        {21, "IQ3_S", 256, 110},         {19, "IQ1_S", 256, 50},           {29, "IQ1_M", 256, 56},
     };
     for (size_t i = 0; i < sizeof k / sizeof k[0]; i++) {
         const hl_type_traits *t = hl_type_get(k[i].type);
@@ -67,7 +70,10 @@ TEST(traits_sizes) {
     CHECK(hl_type_get(HL_TYPE_COUNT) == NULL);
     CHECK(hl_type_get(1000) == NULL);
     CHECK_STREQ(hl_type_name(5), "unknown");
-    CHECK(!hl_type_get(23)->supported);
+    CHECK(hl_type_get(23)->supported);  /* IQ4_XS */
+    CHECK(hl_type_get(23)->quantizable);
+    CHECK(!hl_type_get(HL_TYPE_IQ2_XXS)->quantizable);
+    CHECK(!hl_type_get(34)->supported); /* TQ1_0 */
 }
 
 TEST(type_from_name_case) {
@@ -146,6 +152,16 @@ TEST(dequant_q4_K) { check_dequant(HL_TYPE_Q4_K); }
 TEST(dequant_q5_K) { check_dequant(HL_TYPE_Q5_K); }
 TEST(dequant_q6_K) { check_dequant(HL_TYPE_Q6_K); }
 TEST(dequant_q8_K) { check_dequant(HL_TYPE_Q8_K); }
+TEST(dequant_iq4_nl) { check_dequant(HL_TYPE_IQ4_NL); }
+TEST(dequant_iq4_xs) { check_dequant(HL_TYPE_IQ4_XS); }
+TEST(dequant_mxfp4) { check_dequant(HL_TYPE_MXFP4); }
+TEST(dequant_iq2_xxs) { check_dequant(HL_TYPE_IQ2_XXS); }
+TEST(dequant_iq2_xs) { check_dequant(HL_TYPE_IQ2_XS); }
+TEST(dequant_iq2_s) { check_dequant(HL_TYPE_IQ2_S); }
+TEST(dequant_iq3_xxs) { check_dequant(HL_TYPE_IQ3_XXS); }
+TEST(dequant_iq3_s) { check_dequant(HL_TYPE_IQ3_S); }
+TEST(dequant_iq1_s) { check_dequant(HL_TYPE_IQ1_S); }
+TEST(dequant_iq1_m) { check_dequant(HL_TYPE_IQ1_M); }
 
 TEST(dequant_plain_and_errors) {
     float out[4];
@@ -160,7 +176,7 @@ TEST(dequant_plain_and_errors) {
     CHECK(out[0] == -7.0f);
     hl_block_q4_0 b = {0};
     CHECK(hl_dequantize(HL_TYPE_Q4_0, &b, out, 16) < 0); /* not a whole block */
-    CHECK(hl_dequantize((hl_type)23, &b, out, 256) < 0);  /* IQ4_XS: no converter */
+    CHECK(hl_dequantize((hl_type)34, &b, out, 256) < 0);  /* TQ1_0: no converter */
     CHECK(hl_dequantize((hl_type)4, &b, out, 32) < 0);
 }
 

@@ -55,6 +55,22 @@ static void *make_weights(hl_type t, int64_t n, int64_t k) {
         case HL_TYPE_Q4_K: ((hl_block_q4_K *)blk)->d = rnd_scale(0.0f, 0.002f); ((hl_block_q4_K *)blk)->dmin = rnd_scale(0.0f, 0.002f); break;
         case HL_TYPE_Q5_K: ((hl_block_q5_K *)blk)->d = rnd_scale(0.0f, 0.002f); ((hl_block_q5_K *)blk)->dmin = rnd_scale(0.0f, 0.002f); break;
         case HL_TYPE_Q6_K: ((hl_block_q6_K *)blk)->d = rnd_scale(-0.002f, 0.002f); break;
+        case HL_TYPE_IQ4_NL: ((hl_block_iq4_nl *)blk)->d = rnd_scale(-0.0002f, 0.0002f); break;
+        case HL_TYPE_IQ4_XS: ((hl_block_iq4_xs *)blk)->d = rnd_scale(0.0f, 0.0002f); break;
+        case HL_TYPE_MXFP4: ((hl_block_mxfp4 *)blk)->e = (uint8_t)(118 + rnd() % 8); break; /* 2^-10 .. 2^-3 */
+        case HL_TYPE_IQ2_XXS: ((hl_block_iq2_xxs *)blk)->d = rnd_scale(-0.001f, 0.001f); break;
+        case HL_TYPE_IQ2_XS: ((hl_block_iq2_xs *)blk)->d = rnd_scale(-0.001f, 0.001f); break;
+        case HL_TYPE_IQ2_S: ((hl_block_iq2_s *)blk)->d = rnd_scale(-0.001f, 0.001f); break;
+        case HL_TYPE_IQ3_XXS: ((hl_block_iq3_xxs *)blk)->d = rnd_scale(-0.001f, 0.001f); break;
+        case HL_TYPE_IQ3_S: ((hl_block_iq3_s *)blk)->d = rnd_scale(-0.001f, 0.001f); break;
+        case HL_TYPE_IQ1_S: ((hl_block_iq1_s *)blk)->d = rnd_scale(-0.01f, 0.01f); break;
+        case HL_TYPE_IQ1_M: { /* the f16 d is the top nibbles of the 4 scale words */
+            uint16_t d = rnd_scale(0.0f, 0.01f), sc[4];
+            memcpy(sc, ((hl_block_iq1_m *)blk)->scales, 8);
+            for (int q = 0; q < 4; q++) sc[q] = (uint16_t)((sc[q] & 0x0FFF) | ((d >> (4 * q)) & 0xF) << 12);
+            memcpy(((hl_block_iq1_m *)blk)->scales, sc, 8);
+            break;
+        }
         default: break;
         }
     }
@@ -63,7 +79,9 @@ static void *make_weights(hl_type t, int64_t n, int64_t k) {
 
 static const hl_type all_types[] = {HL_TYPE_F32,  HL_TYPE_F16,  HL_TYPE_BF16, HL_TYPE_Q4_0, HL_TYPE_Q4_1,
                                     HL_TYPE_Q5_0, HL_TYPE_Q5_1, HL_TYPE_Q8_0, HL_TYPE_Q2_K, HL_TYPE_Q3_K,
-                                    HL_TYPE_Q4_K, HL_TYPE_Q5_K, HL_TYPE_Q6_K};
+                                    HL_TYPE_Q4_K, HL_TYPE_Q5_K, HL_TYPE_Q6_K, HL_TYPE_IQ4_NL, HL_TYPE_IQ4_XS,
+                                    HL_TYPE_MXFP4, HL_TYPE_IQ2_XXS, HL_TYPE_IQ2_XS, HL_TYPE_IQ2_S, HL_TYPE_IQ3_XXS,
+                                    HL_TYPE_IQ3_S, HL_TYPE_IQ1_S, HL_TYPE_IQ1_M};
 #define N_TYPES (sizeof all_types / sizeof all_types[0])
 
 /* Per-block float-reference bound for the 8-bit activations of one row. */
@@ -181,6 +199,16 @@ TEST(matmul_q3_K) { check_all_m(HL_TYPE_Q3_K); }
 TEST(matmul_q4_K) { check_all_m(HL_TYPE_Q4_K); }
 TEST(matmul_q5_K) { check_all_m(HL_TYPE_Q5_K); }
 TEST(matmul_q6_K) { check_all_m(HL_TYPE_Q6_K); }
+TEST(matmul_iq4_nl) { check_all_m(HL_TYPE_IQ4_NL); }
+TEST(matmul_iq4_xs) { check_all_m(HL_TYPE_IQ4_XS); }
+TEST(matmul_mxfp4) { check_all_m(HL_TYPE_MXFP4); }
+TEST(matmul_iq2_xxs) { check_all_m(HL_TYPE_IQ2_XXS); }
+TEST(matmul_iq2_xs) { check_all_m(HL_TYPE_IQ2_XS); }
+TEST(matmul_iq2_s) { check_all_m(HL_TYPE_IQ2_S); }
+TEST(matmul_iq3_xxs) { check_all_m(HL_TYPE_IQ3_XXS); }
+TEST(matmul_iq3_s) { check_all_m(HL_TYPE_IQ3_S); }
+TEST(matmul_iq1_s) { check_all_m(HL_TYPE_IQ1_S); }
+TEST(matmul_iq1_m) { check_all_m(HL_TYPE_IQ1_M); }
 
 TEST(matmul_act_types_and_sizes) {
     CHECK_EQ(hl_matmul_act_type(HL_TYPE_Q4_1), HL_TYPE_Q8_1);

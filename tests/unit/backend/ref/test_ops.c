@@ -110,7 +110,7 @@ TEST(norm_rms_layer_weights_groups) {
 
 static const hl_type mm_types[] = {HL_TYPE_F32,  HL_TYPE_F16,  HL_TYPE_BF16, HL_TYPE_Q4_0, HL_TYPE_Q4_1,
                                    HL_TYPE_Q5_0, HL_TYPE_Q5_1, HL_TYPE_Q8_0, HL_TYPE_Q2_K, HL_TYPE_Q3_K,
-                                   HL_TYPE_Q4_K, HL_TYPE_Q5_K, HL_TYPE_Q6_K};
+                                   HL_TYPE_Q4_K, HL_TYPE_Q5_K, HL_TYPE_Q6_K, HL_TYPE_IQ4_NL, HL_TYPE_IQ4_XS};
 
 TEST(matmul_every_weight_type) {
     suite s = suite_open();
@@ -183,7 +183,7 @@ TEST(matmul_every_weight_type) {
         result_free(&ref);
         free(wq);
     }
-    print_all("matmul (13 types)", st);
+    print_all("matmul (15 types)", st);
     stats_print("matmul F32/F16/BF16 vs double", "ref", &oracle);
     free(wf), free(bias), free(x), free(wd), free(bound), free(ob), free(dbl);
     suite_close(&s);
@@ -212,7 +212,9 @@ TEST(rope_norm_neox_partial) {
             double base = ri == 1 ? 1000000.0 : 10000.0;
             for (int32_t i = 0; i < half; i++) inv_freq[i] = pow(base, -2.0 * i / nr);
             char label[64];
-            snprintf(label, sizeof label, "rope %s n_rot=%d", style ? "neox" : "norm", nr);
+            /* the partial case also scales the rotated dims (LongRoPE's attn_factor) */
+            const double ms = ri == 2 ? 1.3 : 1.0;
+            snprintf(label, sizeof label, "rope %s n_rot=%d%s", style ? "neox" : "norm", nr, ri == 2 ? " mscale" : "");
             op_case c = {.label = label, .batch = &batch, .in = x};
             c.op = (hl_op){.kind = HL_OP_ROPE, .layer = 0, .in = HL_BUF_Q, .out = HL_BUF_Q, .n_in = W, .n_out = W};
             c.op.p.rope.style = style ? HL_ROPE_NEOX : HL_ROPE_NORM;
@@ -220,6 +222,7 @@ TEST(rope_norm_neox_partial) {
             c.op.p.rope.head_dim = HD;
             c.op.p.rope.n_head = NH;
             c.op.p.rope.inv_freq = inv_freq;
+            c.op.p.rope.mscale = ri == 2 ? (float)ms : 0.0f;
             for (int64_t i = 0; i < T * W; i++) dbl[i] = x[i], bound[i] = ob[i] = 0.0; /* dims past n_rot: untouched */
             for (int32_t t = 0; t < T; t++)
                 for (int32_t h = 0; h < NH; h++)
@@ -227,11 +230,11 @@ TEST(rope_norm_neox_partial) {
                         int64_t o = (int64_t)t * W + (int64_t)h * HD;
                         int64_t i0 = o + (style ? i : 2 * i), i1 = o + (style ? i + half : 2 * i + 1);
                         double th = toks[t].pos * inv_freq[i], x0 = x[i0], x1 = x[i1];
-                        dbl[i0] = (float)(x0 * cos(th) - x1 * sin(th));
-                        dbl[i1] = (float)(x0 * sin(th) + x1 * cos(th));
-                        bound[i0] = bound[i1] = 1e-6 * (fabs(x0) + fabs(x1));
+                        dbl[i0] = (float)(ms * (x0 * cos(th) - x1 * sin(th)));
+                        dbl[i1] = (float)(ms * (x0 * sin(th) + x1 * cos(th)));
+                        bound[i0] = bound[i1] = 1e-6 * ms * (fabs(x0) + fabs(x1));
                         /* reference: c, s rounded (u each), two products and a sum in float, then dbl's rounding */
-                        ob[i0] = ob[i1] = 6 * 0x1p-24 * (fabs(x0) + fabs(x1));
+                        ob[i0] = ob[i1] = 6 * 0x1p-24 * ms * (fabs(x0) + fabs(x1));
                     }
             op_result ref;
             cross_check(&s, &c, bound, st, &ref);
@@ -273,6 +276,22 @@ TEST(glu_act_add_gather) {
             }
             cross_check(&s, &c, bound, st, NULL);
         }
+    /* ACT SOFTCAP (gemma2's logits): cap * tanh(x / cap), in place on the
+     * logits buffer, over inputs from well inside to beyond the cap */
+    {
+        op_case c = {.label = "act softcap", .batch = &batch, .in = g};
+        c.op = (hl_op){.kind = HL_OP_ACT, .layer = -1, .in = HL_BUF_LOGITS, .out = HL_BUF_LOGITS, .n_in = F, .n_out = F};
+        c.op.p.act.act = HL_ACT_SOFTCAP;
+        c.op.p.act.cap = 4.0f;
+        op_result ref;
+        for (int64_t i = 0; i < T * F; i++) bound[i] = 2e-6 * fabs(4.0 * tanh(g[i] / 4.0)) + 1e-7;
+        cross_check(&s, &c, bound, st, &ref);
+        /* the reference itself against the definition */
+        int off = 0;
+        for (int64_t i = 0; ref.out && i < ref.n; i++) off += fabs(ref.out[i] - 4.0 * tanh(g[i] / 4.0)) > 1e-6;
+        CHECK_EQ(off, 0);
+        result_free(&ref);
+    }
     /* ADD: residual accumulate, exact */
     op_case ca = {.label = "add", .batch = &batch, .in = g, .out0 = acc};
     ca.op = (hl_op){.kind = HL_OP_ADD, .layer = 0, .in = HL_BUF_FFN_OUT, .out = HL_BUF_X, .n_in = F, .n_out = F};
@@ -280,6 +299,25 @@ TEST(glu_act_add_gather) {
     cross_check(&s, &ca, NULL, ste, &ref);
     int bad = 0;
     for (int64_t i = 0; ref.out && i < T * F; i++) bad += ref.out[i] != acc[i] + g[i];
+    CHECK_EQ(bad, 0);
+    result_free(&ref);
+    /* ADD with a residual scale (granite): out += in * scale, one rounding each, exact */
+    op_case cs = ca;
+    cs.label = "add scaled";
+    cs.op.p.add.scale = 0.22f;
+    cross_check(&s, &cs, NULL, ste, &ref);
+    bad = 0;
+    for (int64_t i = 0; ref.out && i < T * F; i++) bad += ref.out[i] != acc[i] + g[i] * 0.22f;
+    CHECK_EQ(bad, 0);
+    result_free(&ref);
+    /* ACT SCALE (granite's logits / logit_scale), in place, exact */
+    op_case cl = {.label = "act scale", .batch = &batch, .in = g};
+    cl.op = (hl_op){.kind = HL_OP_ACT, .layer = -1, .in = HL_BUF_LOGITS, .out = HL_BUF_LOGITS, .n_in = F, .n_out = F};
+    cl.op.p.act.act = HL_ACT_SCALE;
+    cl.op.p.act.cap = 0.4f;
+    cross_check(&s, &cl, NULL, ste, &ref);
+    bad = 0;
+    for (int64_t i = 0; ref.out && i < ref.n; i++) bad += ref.out[i] != g[i] * 0.4f;
     CHECK_EQ(bad, 0);
     result_free(&ref);
     /* GATHER: the rows of tokens 1, 4, 6, exact */
@@ -302,7 +340,7 @@ TEST(embed_types) {
     rng r = {0xE3BEDull};
     const int64_t V = 50, E = 256;
     static const hl_type types[] = {HL_TYPE_F32, HL_TYPE_F16, HL_TYPE_BF16, HL_TYPE_Q4_0, HL_TYPE_Q8_0,
-                                    HL_TYPE_Q4_K, HL_TYPE_Q6_K};
+                                    HL_TYPE_Q4_K, HL_TYPE_Q6_K, HL_TYPE_IQ4_NL, HL_TYPE_IQ4_XS};
     float *tf = rnd_vec(&r, V * E, -1.0f, 1.0f), *row = malloc((size_t)E * sizeof *row);
     hl_batch_token toks[6];
     for (int i = 0; i < 6; i++) toks[i] = (hl_batch_token){(int32_t)(rnd(&r) % V), i, 0, 0};

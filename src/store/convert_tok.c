@@ -1,0 +1,294 @@
+/* tokenizer.json (+ tokenizer_config.json) -> tokenizer.ggml.* keys for a
+ * byte-level BPE ("gpt2" in GGUF): the token list in id order (vocab plus
+ * added tokens, gaps padded as unused), token types (added special tokens
+ * are control, other added tokens user-defined), merges as "a b" strings,
+ * bos/eos/pad ids, add_bos/add_eos (tokenizer_config.json's flags, else
+ * what tokenizer.json's TemplateProcessing post-processor adds), and the
+ * chat template. The pre-tokenizer
+ * is identified from the pre_tokenizer section's structure and regex
+ * patterns and named as tokenizer.ggml.pre values our tokenizer implements
+ * (src/tokenizer/pretok.c); anything else is refused by name rather than
+ * converted to a tokenizer that would split text differently. */
+#include "store/convert.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Hugging Face's spellings of the split regexes (as in the families'
+ * tokenizer.json files). */
+static const char RE_LLAMA3[] = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|"
+                                "\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+static const char RE_QWEN2[] = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|"
+                               "\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+
+enum { TT_NORMAL = 1, TT_CONTROL = 3, TT_USER = 4, TT_UNUSED = 5 };
+
+static const char *jstr(json_object *o, const char *key) {
+    json_object *v;
+    if (!o || !json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_string)) return NULL;
+    return json_object_get_string(v);
+}
+
+static int jbool(json_object *o, const char *key, int dflt) {
+    json_object *v;
+    if (!o || !json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_boolean)) return dflt;
+    return json_object_get_boolean(v);
+}
+
+static int is_type(json_object *o, const char *t) {
+    const char *s = jstr(o, "type");
+    return s && !strcmp(s, t);
+}
+
+static const char *split_regex(json_object *o) {
+    json_object *pat;
+    if (!is_type(o, "Split") || !json_object_object_get_ex(o, "pattern", &pat)) return NULL;
+    const char *b = jstr(o, "behavior");
+    if (!b || strcmp(b, "Isolated") || jbool(o, "invert", 0)) return NULL;
+    return jstr(pat, "Regex");
+}
+
+/* pre: the pre_tokenizer object; ignore_merges: the model's flag (llama3's
+ * and smaug's regex differ only in it). */
+static const char *detect(json_object *pre, int ignore_merges) {
+    if (!pre) return NULL;
+    if (is_type(pre, "ByteLevel")) return jbool(pre, "use_regex", 1) ? "gpt2" : NULL;
+    json_object *seq;
+    if (!is_type(pre, "Sequence") || !json_object_object_get_ex(pre, "pretokenizers", &seq) ||
+        !json_object_is_type(seq, json_type_array) || json_object_array_length(seq) != 2)
+        return NULL;
+    json_object *a = json_object_array_get_idx(seq, 0), *b = json_object_array_get_idx(seq, 1);
+    if (!is_type(b, "ByteLevel")) return NULL;
+    const char *re = split_regex(a);
+    if (re && !jbool(b, "use_regex", 1)) {
+        if (!strcmp(re, RE_LLAMA3)) return ignore_merges ? "llama-bpe" : "smaug-bpe";
+        if (!strcmp(re, RE_QWEN2)) return "qwen2";
+        return NULL;
+    }
+    if (is_type(a, "Digits") && jbool(a, "individual_digits", 0) && jbool(b, "use_regex", 1)) return "smollm";
+    return NULL;
+}
+
+const char *store_detect_pretok(json_object *pre) { return detect(pre, 1); }
+
+/* id of a special-token value (string or {"content": ...}); -1 when absent */
+static int64_t token_id(json_object *cfg, const char *key, json_object *vocab, json_object *added) {
+    json_object *v;
+    if (!cfg || !json_object_object_get_ex(cfg, key, &v) || !v) return -1;
+    const char *s = json_object_is_type(v, json_type_string) ? json_object_get_string(v) : jstr(v, "content");
+    if (!s) return -1;
+    size_t n = added ? json_object_array_length(added) : 0;
+    for (size_t i = 0; i < n; i++) {
+        json_object *t = json_object_array_get_idx(added, i), *id;
+        const char *c = jstr(t, "content");
+        if (c && !strcmp(c, s) && json_object_object_get_ex(t, "id", &id)) return json_object_get_int64(id);
+    }
+    json_object *id;
+    if (json_object_object_get_ex(vocab, s, &id) && json_object_is_type(id, json_type_int)) return json_object_get_int64(id);
+    return -1;
+}
+
+static int64_t config_id(json_object *config, const char *key) {
+    json_object *v;
+    if (!config || !json_object_object_get_ex(config, key, &v) || !v) return -1;
+    if (json_object_is_type(v, json_type_array) && json_object_array_length(v) > 0) v = json_object_array_get_idx(v, 0);
+    return json_object_is_type(v, json_type_int) ? json_object_get_int64(v) : -1;
+}
+
+/* tokenizer.json's post_processor (TemplateProcessing, alone or in a
+ * Sequence): whether its "single" template starts / ends with a special
+ * token, and which: how Llama 3 style files say "add BOS" when
+ * tokenizer_config.json does not. */
+static void template_specials(json_object *pp, int64_t *first, int64_t *last) {
+    *first = *last = -1;
+    json_object *seq, *single;
+    if (is_type(pp, "Sequence") && json_object_object_get_ex(pp, "processors", &seq) &&
+        json_object_is_type(seq, json_type_array)) {
+        for (size_t i = 0; i < json_object_array_length(seq); i++)
+            if (is_type(json_object_array_get_idx(seq, i), "TemplateProcessing")) pp = json_object_array_get_idx(seq, i);
+    }
+    if (!is_type(pp, "TemplateProcessing") || !json_object_object_get_ex(pp, "single", &single) ||
+        !json_object_is_type(single, json_type_array) || json_object_array_length(single) < 2)
+        return;
+    json_object *sp, *specials, *e;
+    json_object_object_get_ex(pp, "special_tokens", &specials);
+    for (int end = 0; end < 2; end++) {
+        json_object *item = json_object_array_get_idx(single, end ? json_object_array_length(single) - 1 : 0);
+        const char *name = json_object_object_get_ex(item, "SpecialToken", &sp) ? jstr(sp, "id") : NULL;
+        json_object *ids;
+        if (!name || !specials || !json_object_object_get_ex(specials, name, &e) ||
+            !json_object_object_get_ex(e, "ids", &ids) || !json_object_is_type(ids, json_type_array) ||
+            json_object_array_length(ids) != 1)
+            continue;
+        *(end ? last : first) = json_object_get_int64(json_object_array_get_idx(ids, 0));
+    }
+}
+
+static const char *chat_template(json_object *cfg) {
+    json_object *v;
+    if (!cfg || !json_object_object_get_ex(cfg, "chat_template", &v) || !v) return NULL;
+    if (json_object_is_type(v, json_type_string)) return json_object_get_string(v);
+    if (!json_object_is_type(v, json_type_array)) return NULL;
+    for (size_t i = 0; i < json_object_array_length(v); i++) {
+        json_object *e = json_object_array_get_idx(v, i);
+        const char *n = jstr(e, "name");
+        if (n && !strcmp(n, "default")) return jstr(e, "template");
+    }
+    return NULL;
+}
+
+int store_convert_tokenizer(gguf_writer *w, const char *dir, json_object *config, int64_t n_vocab, hl_err *err) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/tokenizer.json", dir);
+    json_object *tj = json_object_from_file(path);
+    if (!tj) return hl_err_set(err, HL_EINVAL, "%s: missing or not JSON", path);
+    snprintf(path, sizeof path, "%s/tokenizer_config.json", dir);
+    json_object *cfg = json_object_from_file(path); /* optional */
+    int rc = HL_OK;
+    char **toks = NULL, **merges = NULL;
+    int32_t *types = NULL;
+    size_t n_merges = 0;
+    int64_t n = n_vocab;
+    json_object *model, *vocab, *mj, *added = NULL, *pre = NULL;
+    json_object_object_get_ex(tj, "added_tokens", &added);
+    if (added && !json_object_is_type(added, json_type_array)) added = NULL;
+    json_object_object_get_ex(tj, "pre_tokenizer", &pre);
+    if (!json_object_object_get_ex(tj, "model", &model) || !json_object_is_type(model, json_type_object)) {
+        rc = hl_err_set(err, HL_EINVAL, "tokenizer.json has no model object");
+        goto done;
+    }
+    const char *mtype = jstr(model, "type");
+    if (!mtype || strcmp(mtype, "BPE")) {
+        rc = hl_err_set(err, HL_ENOTSUP, "tokenizer.json model type '%s' is not supported by the converter (supported: BPE)",
+                        mtype ? mtype : "(none)");
+        goto done;
+    }
+    if (jbool(model, "byte_fallback", 0)) {
+        rc = hl_err_set(err, HL_ENOTSUP, "tokenizer.json: byte-fallback BPE (SentencePiece style) is not supported by the converter yet");
+        goto done;
+    }
+    const char *pname = detect(pre, jbool(model, "ignore_merges", 0));
+    if (!pname) {
+        const char *js = pre ? json_object_to_json_string_ext(pre, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE) : "null";
+        rc = hl_err_set(err, HL_ENOTSUP, "tokenizer.json: unknown pre-tokenizer %.300s (known: gpt2, llama-bpe, smaug-bpe, qwen2, smollm)", js);
+        goto done;
+    }
+    if (!json_object_object_get_ex(model, "vocab", &vocab) || !json_object_is_type(vocab, json_type_object)) {
+        rc = hl_err_set(err, HL_EINVAL, "tokenizer.json: model.vocab is not an object");
+        goto done;
+    }
+    /* the token list covers every id used, at least the embedding rows */
+    json_object_object_foreach(vocab, k0, v0) {
+        (void)k0;
+        int64_t id = json_object_get_int64(v0);
+        if (!json_object_is_type(v0, json_type_int) || id < 0 || id >= (1 << 24)) {
+            rc = hl_err_set(err, HL_EINVAL, "tokenizer.json: vocab id of '%.64s' is not a valid id", k0);
+            goto done;
+        }
+        if (id + 1 > n) n = id + 1;
+    }
+    for (size_t i = 0; added && i < json_object_array_length(added); i++) {
+        json_object *id;
+        json_object *t = json_object_array_get_idx(added, i);
+        if (!json_object_object_get_ex(t, "id", &id) || !jstr(t, "content") || json_object_get_int64(id) < 0 ||
+            json_object_get_int64(id) >= (1 << 24)) {
+            rc = hl_err_set(err, HL_EINVAL, "tokenizer.json: added token %zu has no valid id/content", i);
+            goto done;
+        }
+        if (json_object_get_int64(id) + 1 > n) n = json_object_get_int64(id) + 1;
+    }
+    if (n > n_vocab) {
+        rc = hl_err_set(err, HL_EINVAL, "tokenizer has %lld tokens but the embeddings have %lld rows", (long long)n,
+                        (long long)n_vocab);
+        goto done;
+    }
+    toks = calloc((size_t)n, sizeof *toks);
+    types = calloc((size_t)n, sizeof *types);
+    if (!toks || !types) {
+        rc = hl_err_set(err, HL_ENOMEM, "out of memory");
+        goto done;
+    }
+    json_object_object_foreach(vocab, k, v) {
+        int64_t id = json_object_get_int64(v);
+        toks[id] = (char *)k;
+        types[id] = TT_NORMAL;
+    }
+    for (size_t i = 0; added && i < json_object_array_length(added); i++) {
+        json_object *t = json_object_array_get_idx(added, i), *id;
+        json_object_object_get_ex(t, "id", &id);
+        int64_t x = json_object_get_int64(id);
+        toks[x] = (char *)jstr(t, "content");
+        types[x] = jbool(t, "special", 0) ? TT_CONTROL : TT_USER;
+    }
+    char (*pad)[24] = calloc((size_t)n, sizeof *pad);
+    if (!pad) {
+        rc = hl_err_set(err, HL_ENOMEM, "out of memory");
+        goto done;
+    }
+    for (int64_t i = 0; i < n; i++)
+        if (!toks[i]) {
+            snprintf(pad[i], sizeof pad[i], "[PAD%lld]", (long long)i);
+            toks[i] = pad[i];
+            types[i] = TT_UNUSED;
+        }
+    /* merges: "a b" strings (older files) or ["a", "b"] pairs */
+    if (json_object_object_get_ex(model, "merges", &mj) && json_object_is_type(mj, json_type_array)) {
+        n_merges = json_object_array_length(mj);
+        merges = calloc(n_merges ? n_merges : 1, sizeof *merges);
+        for (size_t i = 0; merges && i < n_merges; i++) {
+            json_object *m = json_object_array_get_idx(mj, i);
+            if (json_object_is_type(m, json_type_string)) merges[i] = strdup(json_object_get_string(m));
+            else if (json_object_is_type(m, json_type_array) && json_object_array_length(m) == 2) {
+                const char *a = json_object_get_string(json_object_array_get_idx(m, 0));
+                const char *b = json_object_get_string(json_object_array_get_idx(m, 1));
+                size_t la = strlen(a), lb = strlen(b);
+                if ((merges[i] = malloc(la + lb + 2))) {
+                    memcpy(merges[i], a, la);
+                    merges[i][la] = ' ';
+                    memcpy(merges[i] + la + 1, b, lb + 1);
+                }
+            } else {
+                rc = hl_err_set(err, HL_EINVAL, "tokenizer.json: merge %zu is neither \"a b\" nor [a, b]", i);
+                break;
+            }
+            if (!merges[i] && rc == HL_OK) rc = hl_err_set(err, HL_ENOMEM, "out of memory");
+        }
+        if (!merges && rc == HL_OK) rc = hl_err_set(err, HL_ENOMEM, "out of memory");
+    }
+    if (rc == HL_OK) {
+        gguf_set_str(w, "tokenizer.ggml.model", "gpt2");
+        gguf_set_str(w, "tokenizer.ggml.pre", pname);
+        gguf_set_arr_str(w, "tokenizer.ggml.tokens", (const char *const *)toks, (uint64_t)n);
+        gguf_set_arr_i32(w, "tokenizer.ggml.token_type", types, (uint64_t)n);
+        gguf_set_arr_str(w, "tokenizer.ggml.merges", (const char *const *)merges, n_merges);
+        int64_t bos = token_id(cfg, "bos_token", vocab, added), eos = token_id(cfg, "eos_token", vocab, added);
+        int64_t padid = token_id(cfg, "pad_token", vocab, added), unk = token_id(cfg, "unk_token", vocab, added);
+        if (bos < 0) bos = config_id(config, "bos_token_id");
+        if (eos < 0) eos = config_id(config, "eos_token_id");
+        if (bos >= 0 && bos < n) gguf_set_u32(w, "tokenizer.ggml.bos_token_id", (uint32_t)bos);
+        if (eos >= 0 && eos < n) gguf_set_u32(w, "tokenizer.ggml.eos_token_id", (uint32_t)eos);
+        if (padid >= 0 && padid < n) gguf_set_u32(w, "tokenizer.ggml.padding_token_id", (uint32_t)padid);
+        if (unk >= 0 && unk < n) gguf_set_u32(w, "tokenizer.ggml.unknown_token_id", (uint32_t)unk);
+        json_object *pp = NULL;
+        int64_t first, last;
+        json_object_object_get_ex(tj, "post_processor", &pp);
+        template_specials(pp, &first, &last);
+        int add_bos = jbool(cfg, "add_bos_token", first >= 0 && first == bos);
+        int add_eos = jbool(cfg, "add_eos_token", last >= 0 && last == eos);
+        gguf_set_bool(w, "tokenizer.ggml.add_bos_token", add_bos && bos >= 0);
+        gguf_set_bool(w, "tokenizer.ggml.add_eos_token", add_eos && eos >= 0);
+        const char *tmpl = chat_template(cfg);
+        if (tmpl) gguf_set_str(w, "tokenizer.chat_template", tmpl);
+    }
+    /* the writer copied the strings */
+    free(pad);
+done:
+    for (size_t i = 0; merges && i < n_merges; i++) free(merges[i]);
+    free(merges);
+    free(toks);
+    free(types);
+    json_object_put(cfg);
+    json_object_put(tj);
+    return rc;
+}

@@ -1,0 +1,115 @@
+"""Cross-checks our `FROM ./dir` converter against llama.cpp's
+convert_hf_to_gguf.py (from the llama-cpp-python source package, see
+bench/build_peer.sh) on the fixtures in tests/data/hf/: same tensor names,
+shapes and types, equal values, and equal values for the metadata keys that
+matter. Not part of the suite (it needs torch and the sdist); run it by hand:
+
+    tar -xzf ~/.cache/hyperlama/peer/llama_cpp_python-0.3.36.tar.gz -C /tmp/lcpp --strip-components=1
+    /work/refvenv/bin/python tests/reference/crosscheck_llamacpp.py /tmp/lcpp/vendor/llama.cpp [HYPERLAMA]
+
+Last run (llama-cpp-python 0.3.36): llama, qwen2, qwen3 identical (no differences;
+rope_freqs.weight, which both compute for Llama 3 rope scaling, within 1 ulp).
+
+llama.cpp names the pre-tokenizer by hashing the tokens of a test string,
+which cannot know our freshly trained fixture tokenizers; its lookup is
+replaced by the name our converter chose (the one thing not cross-checked
+here; tests/store/test_convert_hf.py checks our tokenizer against HF's).
+"""
+from __future__ import annotations
+
+import os
+import pathlib
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+KEYS = ["general.architecture", "general.file_type", "{a}.context_length", "{a}.embedding_length", "{a}.block_count",
+        "{a}.feed_forward_length", "{a}.attention.head_count", "{a}.attention.head_count_kv",
+        "{a}.attention.layer_norm_rms_epsilon", "{a}.rope.freq_base", "tokenizer.ggml.model", "tokenizer.ggml.pre",
+        "tokenizer.ggml.tokens", "tokenizer.ggml.token_type", "tokenizer.ggml.merges", "tokenizer.ggml.bos_token_id",
+        "tokenizer.ggml.eos_token_id", "tokenizer.ggml.add_bos_token", "tokenizer.chat_template"]
+
+
+def value(r, key):
+    f = r.fields.get(key)
+    if f is None:
+        return None
+    return f.contents() if hasattr(f, "contents") else [bytes(f.parts[i]) for i in f.data]
+
+
+def main():
+    lcpp = pathlib.Path(sys.argv[1]).resolve()
+    exe = pathlib.Path(sys.argv[2] if len(sys.argv) > 2 else ROOT / "build/release/hyperlama").resolve()
+    sys.path[:0] = [str(lcpp / "gguf-py"), str(lcpp)]
+    import gguf
+    failures = 0
+    # gemma3 is left out: its converter loads our BPE fixture tokenizer through
+    # AutoTokenizer as a Gemma (SentencePiece) tokenizer and fails its vocab check
+    for arch, outtype in (("llama", "f32"), ("qwen2", "f16"), ("qwen3", "bf16")):
+        d = ROOT / "tests/data/hf" / arch
+        with tempfile.TemporaryDirectory() as tmp:
+            tmp = pathlib.Path(tmp)
+            with socket.socket() as sk:  # a fresh port: never reach a user's server
+                sk.bind(("127.0.0.1", 0))
+                port = sk.getsockname()[1]
+            env = dict(os.environ, HYPERLAMA_MODELS=str(tmp / "store"), HOME=str(tmp), HYPERLAMA_HOST=f"127.0.0.1:{port}")
+            (tmp / "Modelfile").write_text(f"FROM {d}\n")
+            subprocess.run([str(exe), "create", f"x-{arch}", "-f", str(tmp / "Modelfile")], env=env, check=True,
+                           capture_output=True)
+            mf = subprocess.run([str(exe), "show", f"x-{arch}", "--modelfile"], env=env, check=True,
+                                capture_output=True, text=True).stdout
+            pidf = tmp / ".hyperlama" / "logs" / "server.pid"  # the server create started
+            if pidf.exists():
+                os.kill(int(pidf.read_text().split()[0]), signal.SIGTERM)
+            ours = gguf.GGUFReader(re.search(r"^FROM (\S+)$", mf, re.M).group(1))
+            pre = bytes(ours.fields["tokenizer.ggml.pre"].parts[-1]).decode()
+            code = (f"import sys; sys.path[:0] = [{str(lcpp / 'gguf-py')!r}, {str(lcpp)!r}]\n"
+                    "import conversion.base as b\n"
+                    f"b.TextModel.get_vocab_base_pre = lambda self, tok: {pre!r}\n"
+                    "import convert_hf_to_gguf as c\nc.main()\n")
+            theirs_path = tmp / "theirs.gguf"
+            r = subprocess.run([sys.executable, "-c", code, str(d), "--outfile", str(theirs_path), "--outtype", outtype],
+                               capture_output=True, text=True)
+            if r.returncode:
+                sys.exit(f"{arch}: convert_hf_to_gguf.py failed:\n{r.stderr[-3000:]}")
+            theirs = gguf.GGUFReader(str(theirs_path))
+            a = arch
+            ot = {t.name: t for t in ours.tensors}
+            tt = {t.name: t for t in theirs.tensors}
+            if set(ot) != set(tt):
+                print(f"{arch}: tensor names differ: ours only {sorted(set(ot) - set(tt))}, theirs only {sorted(set(tt) - set(ot))}")
+                failures += 1
+            for n in sorted(set(ot) & set(tt)):
+                o, t = ot[n], tt[n]
+                if list(o.shape) != list(t.shape) or o.tensor_type != t.tensor_type:
+                    print(f"{arch}: {n}: ours {list(o.shape)} {o.tensor_type.name}, theirs {list(t.shape)} {t.tensor_type.name}")
+                    failures += 1
+                elif n == "rope_freqs.weight" and np.allclose(o.data, t.data, rtol=1e-6, atol=0):
+                    pass  # computed, not copied: llama.cpp's float32 frequencies vs our doubles (1 ulp)
+                elif not np.array_equal(np.asarray(o.data), np.asarray(t.data)):
+                    print(f"{arch}: {n}: values differ (max {np.abs(np.asarray(o.data, np.float32) - np.asarray(t.data, np.float32)).max()})")
+                    failures += 1
+            for k in (k.format(a=a) for k in KEYS):
+                vo, vt = value(ours, k), value(theirs, k)
+                if isinstance(vo, float) or isinstance(vt, float):
+                    same = vo is not None and vt is not None and abs(vo - vt) <= 1e-6 * max(1, abs(vt))
+                else:
+                    same = vo == vt
+                if os.environ.get("XC_VERBOSE"):
+                    print("  ", k, str(vo)[:60], "|", str(vt)[:60])
+                if not same:
+                    print(f"{arch}: {k}: ours {str(vo)[:120]} theirs {str(vt)[:120]}")
+                    failures += 1
+            print(f"{arch}: {len(tt)} tensors, {len(KEYS)} keys compared")
+    print("OK" if not failures else f"{failures} differences")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,195 @@
+"""Each architecture against transformers: the tiny random-weight fixtures of
+tests/data/arch/ (made by tests/reference/make_arch_fixtures.py, which also
+wrote transformers' logits beside them) run through `hyperlama logits` on
+the CPU backend, the scalar reference backend and the Vulkan backend
+(HYPERLAMA_VULKAN_DEVICE, default device 0: lavapipe in CI), which must
+refuse by name what it has no kernel for (gemma2's logit softcap).
+
+Asserted, per fixture and weight type, over every position of three token
+sequences: max |logit - transformers' logit| within the tolerance, the same
+top-1 token wherever transformers' top-2 margin exceeds twice that
+tolerance, and the same 8-token greedy continuation (the generator picked
+weights whose greedy steps have margins >= 0.05).
+
+The tight reference is transformers with K and V rounded to f16 after rope
+(the engine's KV cache; everything else float32): F32 weights 1e-3, F16
+weights 3e-3 (measured: 1e-5 typical, 4e-4 worst, phi3 apart: see TOL_ARCH).
+With F32 weights the logits are also compared with plain transformers
+within 2e-2 (measured up to 9.6e-3 on logits of magnitude 15: the f16 KV
+rounding).
+"""
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import subprocess
+
+import numpy as np
+import pytest
+
+from hltest import HYPERLAMA, ROOT
+
+DATA = ROOT / "tests" / "data" / "arch"
+NAMES = ["llama", "llama3", "mistral", "qwen3", "gemma2", "phi3", "phi4mini", "olmo2", "granite"]
+TOL = {"F32": 1e-3, "F16": 3e-3}
+# phi3 folds LongRoPE's attn_factor into the score scale, so its cached K is
+# k rounded to f16, where transformers' is (k * factor) rounded: a rounding
+# difference of f16's order that the emulated reference cannot remove
+TOL_ARCH = {"phi3": {"F32": 6e-3, "F16": 1e-2}}
+RAW_TOL = 2e-2  # against plain transformers (K/V unrounded), F32 weights
+BACKENDS = ["cpu", "ref", "vulkan"]
+# what the Vulkan backend refuses (the op it names), asserted as a clear error
+VULKAN_REFUSES = {"gemma2": "softcap", "phi4mini": "magnitude scale", "granite": "residual scale"}
+
+
+@pytest.fixture(scope="module")
+def f16_files(tmp_path_factory):
+    """NAME-F16.gguf: the committed F32 file with every matrix rounded to F16
+    (IEEE round to nearest even, as the generator rounded transformers'
+    weights for the F16 reference), written at test time to keep the
+    committed fixtures small."""
+    d = tmp_path_factory.mktemp("arch-f16")
+    to_f16 = {"*": lambda a: a.astype(np.float16) if a.ndim == 2 else a}
+    for n in NAMES:
+        copy_without(DATA / f"{n}-F32.gguf", d / f"{n}-F16.gguf", {"general.file_type"}, to_f16)
+    return d
+
+
+@pytest.fixture(scope="module")
+def exe():
+    p = pathlib.Path(os.environ.get("HL_HYPERLAMA_BIN", HYPERLAMA))
+    if not p.exists():
+        pytest.fail(f"{p} not built: run make")
+    return p
+
+
+def backend_arg(backend):
+    # lavapipe in CI: a CPU device, so named by index (plain "vulkan" skips CPU devices)
+    return f"vulkan:{os.environ.get('HYPERLAMA_VULKAN_DEVICE', '0')}" if backend == "vulkan" else backend
+
+
+def run_cmd(exe, model, ids, backend, out, greedy=0):
+    cmd = [str(exe), "logits", str(model), "--tokens", ",".join(map(str, ids)), "--all", "--out", str(out),
+           "--backend", backend_arg(backend)]
+    if greedy:
+        cmd += ["--greedy", str(greedy)]
+    return cmd, subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+
+def run_logits(exe, model, ids, backend, tmp_path, greedy=0):
+    out = tmp_path / "logits.bin"
+    cmd, r = run_cmd(exe, model, ids, backend, out, greedy)
+    assert r.returncode == 0, f"{' '.join(cmd)} failed ({r.returncode}):\n{r.stderr[-3000:]}"
+    raw = out.read_bytes()
+    n_rows, n_vocab = (int(v) for v in np.frombuffer(raw[:8], np.int32))
+    lg = np.frombuffer(raw[8:], np.float32).reshape(n_rows, n_vocab)
+    gen = json.loads([ln for ln in r.stdout.splitlines() if ln.startswith("[")][-1]) if greedy else None
+    return lg, gen
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("wtype", ["F32", "F16"])
+@pytest.mark.parametrize("name", NAMES)
+def test_arch_matches_transformers(exe, f16_files, tmp_path, name, wtype, backend):
+    ref = np.load(DATA / f"{name}.npz")
+    seqs = json.loads(str(ref["seqs"]))
+    tol = TOL_ARCH.get(name, TOL)[wtype]
+    model = DATA / f"{name}-F32.gguf" if wtype == "F32" else f16_files / f"{name}-F16.gguf"
+    if backend == "vulkan" and name in VULKAN_REFUSES:
+        _, r = run_cmd(exe, model, seqs[0], backend, tmp_path / "logits.bin")
+        assert r.returncode != 0 and VULKAN_REFUSES[name] in r.stderr and "Vulkan" in r.stderr, \
+            f"expected the Vulkan backend to refuse {name} naming {VULKAN_REFUSES[name]}:\n{r.stderr[-2000:]}"
+        return
+    fails = []
+    for i, ids in enumerate(seqs):
+        want = ref[f"logits_f32_{i}"].astype(np.float32)
+        if wtype == "F16":
+            want = want + ref[f"delta_f16_{i}"].astype(np.float32)
+        got, gen = run_logits(exe, model, ids, backend, tmp_path, greedy=len(ref["greedy_f32"]) if i == 0 else 0)
+        assert got.shape == want.shape, f"seq {i}: shape {got.shape}, transformers {want.shape}"
+        err = np.abs(got - want).max(axis=-1)
+        if err.max() > tol:
+            fails.append(f"seq {i}: max |diff| {err.max():.3g} > {tol} at position {int(err.argmax())} "
+                         f"(per position: {np.round(err, 4).tolist()})")
+        if wtype == "F32":  # plain transformers, its K/V unrounded
+            raw = ref[f"logits_f32_{i}"].astype(np.float32) + ref[f"raw_delta_f32_{i}"].astype(np.float32)
+            raw_err = np.abs(got - raw).max()
+            if raw_err > RAW_TOL:
+                fails.append(f"seq {i}: max |diff| from plain transformers {raw_err:.3g} > {RAW_TOL}")
+        srt = np.sort(want, axis=-1)
+        clear = (srt[:, -1] - srt[:, -2]) > 2 * tol
+        bad = np.nonzero(clear & (got.argmax(-1) != want.argmax(-1)))[0]
+        if len(bad):
+            fails.append(f"seq {i}: top-1 differs at positions {bad.tolist()}")
+        if gen is not None:
+            want_gen = ref[f"greedy_{wtype.lower()}"].tolist()
+            if gen != want_gen:
+                fails.append(f"greedy continuation {gen}, transformers {want_gen}")
+    assert not fails, f"{name} {wtype} on {backend}:\n" + "\n".join(fails)
+
+
+def copy_without(src, dst, drop, tensors=None):
+    """src rewritten by the gguf package's writer without the keys in drop;
+    tensors maps a tensor name (or "*": every tensor) to a function of its
+    array returning the array to write, of any dtype (None: drop it)."""
+    import gguf
+    r = gguf.GGUFReader(str(src))
+    arch = str(bytes(r.fields["general.architecture"].parts[-1]), "utf-8")
+    w = gguf.GGUFWriter(str(dst), arch)
+    for k, f in r.fields.items():
+        if k.startswith("GGUF.") or k == "general.architecture" or k in drop:
+            continue
+        vt = f.types[0]
+        if vt == gguf.GGUFValueType.ARRAY:
+            sub = f.types[-1]
+            if sub == gguf.GGUFValueType.STRING:
+                val = [str(bytes(f.parts[i]), "utf-8") for i in f.data]
+            else:
+                val = [f.parts[i][0].item() for i in f.data]
+            w.add_array(k, val)
+        elif vt == gguf.GGUFValueType.STRING:
+            w.add_string(k, str(bytes(f.parts[-1]), "utf-8"))
+        else:
+            w.add_key_value(k, f.parts[-1][0].item(), vt)
+    for t in r.tensors:
+        data = np.array(t.data)
+        fn = (tensors or {}).get(t.name, (tensors or {}).get("*", lambda a: a))
+        if fn is None:
+            continue
+        new = fn(data)
+        w.add_tensor(t.name, new, raw_dtype=t.tensor_type if new.dtype == data.dtype else None)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+
+
+def test_phi3_attn_factor_defaults_from_the_context_lengths(exe, tmp_path):
+    """Without rope.scaling.attn_factor, LongRoPE's factor comes from
+    context_length / original_context_length as transformers computes it:
+    the same logits as the file that states it."""
+    src = DATA / "phi3-F32.gguf"
+    bare = tmp_path / "phi3-bare.gguf"
+    copy_without(src, bare, {"phi3.rope.scaling.attn_factor"})
+    ids = json.loads(str(np.load(DATA / "phi3.npz")["seqs"]))[1]
+    want, _ = run_logits(exe, src, ids, "cpu", tmp_path)
+    got, _ = run_logits(exe, bare, ids, "cpu", tmp_path)
+    assert np.array_equal(got, want)
+    # and the key matters: without original_context_length there is no factor
+    flat = tmp_path / "phi3-flat.gguf"
+    copy_without(src, flat, {"phi3.rope.scaling.attn_factor", "phi3.rope.scaling.original_context_length"})
+    off, _ = run_logits(exe, flat, ids, "cpu", tmp_path)
+    assert np.abs(off - want).max() > 0.05
+
+
+@pytest.mark.parametrize("case,tensors,message", [
+    ("missing qkv", {"blk.1.attn_qkv.weight": None}, "tensor blk.1.attn_qkv.weight is missing"),
+    ("short qkv", {"blk.0.attn_qkv.weight": lambda a: a[:-8]}, "tensor blk.0.attn_qkv.weight has shape [32, 56], expected [32, 64]"),
+    ("odd gate+up", {"blk.0.ffn_up.weight": lambda a: a[:-1]}, "tensor blk.0.ffn_up.weight has shape [32, 127], expected [32, 128]"),
+])
+def test_phi3_malformed_fused_tensors_are_refused(exe, tmp_path, case, tensors, message):
+    bad = tmp_path / "phi3-bad.gguf"
+    copy_without(DATA / "phi3-F32.gguf", bad, set(), tensors)
+    _, r = run_cmd(exe, bad, [1, 2, 3], "cpu", tmp_path / "x.bin")
+    assert r.returncode != 0 and message in r.stderr, r.stderr[-2000:]
