@@ -16,7 +16,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (hl_model_load_gguf(&m, f, &err)) return 0; /* takes f either way */
     const hl_hparams *hp = hl_model_hparams(m);
     hl_pool *pool = hl_pool_new(1);
-    float *logits = malloc((size_t)hp->n_vocab * 2 * sizeof(float));
+    /* output rows: n_vocab logits, or n_embd hidden-state floats (embedding models) */
+    float *logits = malloc((size_t)hl_model_n_out(m) * 2 * sizeof(float));
     /* both backends: the CPU's fused step and the reference's op-by-op run */
     static const char *const names[] = {"cpu", "ref"};
     for (int i = 0; i < 2 && logits; i++) {

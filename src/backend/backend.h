@@ -13,7 +13,9 @@
  * prologue (EMBED), then per block the ops of plan.layer_ops[l] ..
  * layer_ops[l+1], then the epilogue (GATHER, output norm, logits matmul).
  *
- *   EMBED     out[t] = row token[t] of w, dequantized, times p.embed.scale
+ *   EMBED     out[t] = row token[t] of w, dequantized, times p.embed.scale,
+ *             plus row pos[t] of p.embed.pos (absolute position embeddings)
+ *             and b (token-type row) when the model has them (encoders)
  *   NORM      out = norm(in) * w (+ b) over groups of p.norm.group elements
  *             (the whole row, or each head for per-head q/k norms); RMS or
  *             LayerNorm (mean removed); w may be NULL (plain normalization)
@@ -103,6 +105,7 @@ typedef enum hl_act {
     HL_ACT_GELU = 1,    /* tanh approximation */
     HL_ACT_SOFTCAP = 2, /* ACT only: p.act.cap * tanh(x / p.act.cap) (gemma2's final-logit softcapping) */
     HL_ACT_SCALE = 3,   /* ACT only: x * p.act.cap (granite's logits divided by logit_scale) */
+    HL_ACT_GELU_ERF = 4, /* exact: 0.5 x (1 + erf(x / sqrt 2)) (BERT) */
 } hl_act;
 typedef enum hl_norm_kind { HL_NORM_RMS = 0, HL_NORM_LAYER = 1 } hl_norm_kind;
 
@@ -122,7 +125,7 @@ typedef enum hl_buf_id {
     HL_BUF_FFN_OUT,  /* [T][n_embd]  down projection: the feed-forward branch */
     HL_BUF_OUT_IN,   /* [R][n_embd]  residual rows of the tokens that want logits */
     HL_BUF_OUT_NORM, /* [R][n_embd]  the same after the output norm */
-    HL_BUF_LOGITS,   /* [R][n_vocab] the caller's logits */
+    HL_BUF_LOGITS,   /* [R][n_vocab] the caller's logits ([R][n_embd] hidden states when plan.embedding) */
     HL_BUF_COUNT
 } hl_buf_id;
 
@@ -149,7 +152,10 @@ typedef struct hl_op {
     const hl_tensor *b;    /* NORM / MATMUL bias, or NULL */
     int64_t n_in, n_out;   /* row widths of in and out (elements) */
     union {
-        struct { float scale; } embed;
+        struct {
+            float scale;
+            const hl_tensor *pos; /* optional: [n_embd, n_pos] absolute position table (row = pos) */
+        } embed;
         struct { hl_norm_kind kind; float eps; int32_t group; } norm; /* group divides n_in */
         struct {
             hl_rope_style style;
@@ -191,6 +197,8 @@ typedef struct hl_plan {
     int32_t n_ops;
     int32_t *layer_ops;       /* [n_layer + 1]: block l is ops[layer_ops[l] .. layer_ops[l + 1]) */
     size_t weight_bytes;      /* bytes a step reads (decode bandwidth bound) */
+    int embedding;            /* 1: the output rows (HL_BUF_LOGITS) are hidden states of n_embd
+                                 floats, not logits (an embedding model: no logits matmul) */
 } hl_plan;
 
 const char *hl_op_name(hl_op_kind k);   /* "matmul" */

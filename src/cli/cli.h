@@ -132,6 +132,13 @@ int cli_parse_param_text(const char *text, struct store_modelfile *mf);
 /* run through the server (run_remote.c): MODEL is a store name; prompt NULL
  * starts the interactive chat. */
 int cli_run_remote(int argc, char **argv, const char *model, const char *prompt);
+/* run on an embedding model (embed_print.c): prints TEXT's embedding as a JSON
+ * array; in-process on eng, or through the server's /api/embed. */
+struct tok_vocab;
+int cli_embed_local(hl_engine *eng, const struct tok_vocab *tok, const char *text);
+int cli_embed_remote(struct cli_client *c, const char *model, const char *text);
+/* An /api/show reply lists the embedding capability. */
+int cli_show_is_embedding(struct json_object *show);
 /* ---- will it fit (memfit.c): one estimate for run's check and show's line ---- */
 /* What the estimate needs to know of a model. */
 typedef struct cli_mem_shape {

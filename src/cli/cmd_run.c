@@ -802,7 +802,13 @@ int cmd_run(int argc, char **argv) {
     if (o.system) rs.system = strdup(o.system);
     int rc = 0;
     if (rs_load(&rs, model)) rc = 1;
-    else if (have_prompt) {
+    else if (hl_engine_embedding(rs.eng)) {
+        if (have_prompt) rc = cli_embed_local(rs.eng, rs.lm->tok, prompt.data ? prompt.data : "");
+        else {
+            fprintf(stderr, "Error: %s is an embedding model: give the text to embed (hyperlama run %s TEXT)\n", model, model);
+            rc = 1;
+        }
+    } else if (have_prompt) {
         conversation conv = {0};
         conv_add(&conv, "user", prompt.data ? prompt.data : "", prompt.len);
         if (!rs.o.raw && !has_template(&rs)) hl_warn("%s has no usable chat template; sending the prompt without one", model);

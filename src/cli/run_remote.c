@@ -474,7 +474,14 @@ int cli_run_remote(int argc, char **argv, const char *model, const char *prompt)
     sa.sa_handler = on_sigint;
     sigaction(SIGINT, &sa, NULL);
     int rc = load(&r, model) ? 1 : 0;
-    if (!rc) rc = prompt ? (answer(&r, prompt) ? 1 : 0) : cli_repl(&CHAT_OPS, &r, &g_cancel);
+    if (!rc && cli_show_is_embedding(r.show)) {
+        if (prompt) rc = cli_embed_remote(&r.c, model, prompt);
+        else {
+            fprintf(stderr, "Error: %s is an embedding model: give the text to embed (hyperlama run %s TEXT)\n", model, model);
+            rc = 1;
+        }
+    } else if (!rc)
+        rc = prompt ? (answer(&r, prompt) ? 1 : 0) : cli_repl(&CHAT_OPS, &r, &g_cancel);
     if (r.show) json_object_put(r.show);
     store_modelfile_free(&r.user);
     hl_buf_free(&r.msgs);

@@ -229,6 +229,9 @@ static int check_batch(const hl_forward_ctx *c, const hl_kv_cache *kv, const hl_
         if (bt->pos < 0 || bt->pos / kp->block_size >= b->seqs[bt->seq].n_blocks)
             return hl_err_set(err, HL_EINVAL, "position %d of sequence %d is outside its block table (%d blocks of %d)",
                               bt->pos, bt->seq, b->seqs[bt->seq].n_blocks, kp->block_size);
+        if (m->w.position_embd.data && bt->pos >= m->w.position_embd.ne1)
+            return hl_err_set(err, HL_EINVAL, "position %d is beyond the model's %lld absolute positions", bt->pos,
+                              (long long)m->w.position_embd.ne1);
         if (bt->logits) n_wanted++;
     }
     if (n_wanted > 0 && !logits) return hl_err_set(err, HL_EINVAL, "logits wanted but no output buffer given");

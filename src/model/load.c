@@ -95,6 +95,7 @@ static int read_hparams(hl_model *m, hl_err *err) {
     hp->rope_freq_base = 10000.0f;
     hp->rope_freq_scale = 1.0f;
     if ((rc = hp_float(f, a, "attention.layer_norm_rms_epsilon", 0.0, 1.0, &hp->norm_eps, err)) ||
+        (rc = hp_float(f, a, "attention.layer_norm_epsilon", 0.0, 1.0, &hp->norm_eps, err)) ||
         (rc = hp_float(f, a, "rope.freq_base", 1.0, 1e12, &hp->rope_freq_base, err)))
         return rc;
     /* rope scaling: linear is a plain scale of the angles; llama3 comes as rope_freqs.weight. */
@@ -126,6 +127,13 @@ static int read_hparams(hl_model *m, hl_err *err) {
     if ((rc = hp_float(f, a, "attn_logit_softcapping", 0.0, 1e6, &hp->attn_softcap, err)) ||
         (rc = hp_float(f, a, "final_logit_softcapping", 0.0, 1e6, &hp->final_softcap, err)))
         return rc;
+    /* embedding models: encoders always; a decoder when its file names a pooling */
+    int32_t pooling = -1;
+    if ((rc = hp_int(f, a, "pooling_type", 0, 0, 3, &pooling, err))) return rc;
+    hp->embedding = m->arch->encoder || pooling > 0;
+    hp->pooling = pooling >= 0 ? (hl_pooling)pooling : m->arch->encoder ? HL_POOLING_MEAN : HL_POOLING_NONE;
+    hp->causal = !m->arch->encoder;
+    if (m->arch->no_rope) hp->n_rot = 0;
     hp->attn_scale = 1.0f / sqrtf((float)hp->head_dim_k);
     hp->embd_scale = m->arch->embd_scale_sqrt ? sqrtf((float)hp->n_embd) : 1.0f;
     /* granite's multipliers; absent elsewhere */
@@ -152,6 +160,9 @@ static int64_t dim_value(const hl_hparams *hp, hl_dim d) {
     case HL_DIM_O: return (int64_t)hp->n_head * hp->head_dim_v;
     case HL_DIM_HEAD_K: return hp->head_dim_k;
     case HL_DIM_ROT_HALF: return hp->n_rot / 2;
+    case HL_DIM_QKV: return (int64_t)hp->n_head * hp->head_dim_k + 2 * (int64_t)hp->n_head_kv * hp->head_dim_k;
+    case HL_DIM_CTX: return hp->n_ctx_train;
+    case HL_DIM_ANY: return -1; /* bind_tensor accepts any positive count */
     }
     HL_UNREACHABLE();
 }
@@ -172,6 +183,7 @@ static int bind_tensor(hl_model *m, const char *name, const hl_arch_tensor *at, 
         return hl_err_set(err, HL_EINVAL, "tensor %s is missing (required by architecture %s)", name, m->arch->name);
     }
     int64_t want[2] = {dim_value(&m->hp, at->ne0), dim_value(&m->hp, at->ne1)};
+    if (want[1] < 0) want[1] = t->ne[1] > 0 ? t->ne[1] : 1;
     int want_dims = at->ne1 == HL_DIM_NONE ? 1 : 2;
     int n_views = 0;
     if (at->views[0].rows != HL_DIM_NONE) {
@@ -260,7 +272,7 @@ static int bind_weights(hl_model *m, hl_err *err) {
             if ((rc = bind_tensor(m, name, at, &m->w.layers[l], err))) return rc;
         }
     }
-    if (!m->w.output.data) {
+    if (!m->w.output.data && !hp->embedding) {
         /* tied: the embedding table doubles as the output projection */
         m->w.output = m->w.token_embd;
         hp->tied_output = 1;
@@ -354,6 +366,7 @@ int hl_model_load(hl_model **out, const char *path, hl_err *err) {
 }
 
 const hl_hparams *hl_model_hparams(const hl_model *m) { return &m->hp; }
+int32_t hl_model_n_out(const hl_model *m) { return m->hp.embedding ? m->hp.n_embd : m->hp.n_vocab; }
 const hl_plan *hl_model_plan(const hl_model *m) { return &m->plan; }
 const gguf_file *hl_model_gguf(const hl_model *m) { return m->file; }
 size_t hl_model_weight_bytes(const hl_model *m) { return m->weight_bytes; }

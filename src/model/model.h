@@ -53,6 +53,15 @@
 typedef struct hl_model hl_model;
 typedef struct hl_forward_ctx hl_forward_ctx;
 
+/* How an embedding model turns the hidden states of a sequence into one
+ * vector (<arch>.pooling_type; the GGUF values). */
+typedef enum hl_pooling {
+    HL_POOLING_NONE = 0, /* one vector per token: no sequence embedding */
+    HL_POOLING_MEAN = 1, /* mean over the sequence's tokens */
+    HL_POOLING_CLS = 2,  /* the first token's */
+    HL_POOLING_LAST = 3, /* the last token's (decoders used as embedders) */
+} hl_pooling;
+
 /* Hyperparameters, from the GGUF keys <arch>.*; filled at load, then constant. */
 typedef struct hl_hparams {
     char arch[32];          /* general.architecture */
@@ -85,6 +94,13 @@ typedef struct hl_hparams {
     float residual_scale;   /* <arch>.residual_scale: 0, or what each branch is multiplied by (granite) */
     float logit_scale;      /* <arch>.logit_scale: 0, or what the logits are divided by (granite) */
     int rope_longrope;      /* rope.scaling.type longrope / su: frequencies from rope_factors_short.weight */
+    /* Embedding models: an encoder (bert, nomic-bert), or a decoder whose file
+     * names a pooling type (qwen3-embedding). The forward pass then writes the
+     * final hidden states (after the output norm, if any) of the wanted
+     * tokens, n_embd floats each, instead of logits; nothing is generated. */
+    int embedding;
+    hl_pooling pooling;     /* <arch>.pooling_type (encoders: mean when absent) */
+    int causal;             /* 0: bidirectional attention over the whole input (encoders) */
 } hl_hparams;
 
 /* ---- lifecycle ---- */
@@ -194,7 +210,12 @@ void hl_forward_kv_copy_block(hl_forward_ctx *ctx, hl_kv_cache *kv, int32_t dst,
 void hl_forward_kv_truncate(hl_forward_ctx *ctx, hl_kv_cache *kv, const int32_t *blocks, int32_t n_blocks,
                             int32_t n_keep);
 
-/* Runs one step. logits: [n_wanted][n_vocab] floats, n_wanted = tokens with
+/* Width of one output row of hl_model_forward: n_vocab, or n_embd for an
+ * embedding model (hparams.embedding). */
+int32_t hl_model_n_out(const hl_model *m);
+
+/* Runs one step. logits: [n_wanted][n_vocab] floats (n_embd hidden-state
+ * floats per row for an embedding model: hl_model_n_out), n_wanted = tokens with
  * logits != 0 (may be NULL when n_wanted is 0). Fails with HL_EINVAL for a
  * malformed batch (token id out of range, position outside the block table,
  * block id outside the pool, bad sequence index) and HL_ERANGE when the batch

@@ -25,6 +25,9 @@ typedef enum hl_dim {
     HL_DIM_O,        /* n_head * head_dim_v */
     HL_DIM_HEAD_K,   /* head_dim_k (per-head q/k norms) */
     HL_DIM_ROT_HALF, /* n_rot / 2 (rope frequency factors) */
+    HL_DIM_QKV,      /* Q + K + V: a fused attn_qkv (rows q, then k, then v) */
+    HL_DIM_CTX,      /* n_ctx_train (absolute position table) */
+    HL_DIM_ANY,      /* any positive count (token-type table rows) */
 } hl_dim;
 
 /* What a tensor is used for decides which element types it may have. */
@@ -68,6 +71,12 @@ typedef struct hl_arch {
     /* 1: sliding-window layers have their own rope (rope.freq_base_swa,
      * default 10000, unscaled: gemma3); 0: the same rope as the others. */
     int swa_rope_local;
+    /* Encoder (bert, nomic-bert): an embedding model with BERT's post-norm
+     * block (x = LayerNorm(x + attn(x)); x = LayerNorm(x + ffn(x))), LayerNorm
+     * with bias after the embeddings, bidirectional attention, and no
+     * output norm or logits. no_rope: positions come from position_embd. */
+    int encoder;
+    int no_rope;
     const hl_arch_tensor *global;
     int n_global;
     const hl_arch_tensor *layer;
@@ -86,6 +95,8 @@ extern const hl_arch hl_arch_gemma3;
 extern const hl_arch hl_arch_phi3;
 extern const hl_arch hl_arch_olmo2;
 extern const hl_arch hl_arch_granite;
+extern const hl_arch hl_arch_bert;
+extern const hl_arch hl_arch_nomic_bert;
 /* llama's tensor tables, shared by the architectures with llama's block (granite) */
 #define HL_LLAMA_N_GLOBAL 4
 #define HL_LLAMA_N_LAYER 9
@@ -113,6 +124,12 @@ typedef struct hl_layer_weights {
     hl_wt ffn_up;         /* [n_embd, n_ff] */
     hl_wt ffn_down;       /* [n_ff, n_embd] */
     hl_wt post_ffn_norm;  /* [n_embd] optional (gemma) */
+    /* encoders (bert, nomic-bert) */
+    hl_wt wqkv, bqkv;     /* fused [n_embd, Q+K+V] / [Q+K+V]: wq/wk/wv (bq/bk/bv) are row views of it */
+    hl_wt bo;             /* [n_embd] attn_output.bias */
+    hl_wt attn_out_norm, attn_out_norm_b;   /* LayerNorm of x + attn */
+    hl_wt ffn_up_b, ffn_down_b;             /* [n_ff], [n_embd] */
+    hl_wt layer_out_norm, layer_out_norm_b; /* LayerNorm of x + ffn */
 } hl_layer_weights;
 
 typedef struct hl_weights {
@@ -121,6 +138,11 @@ typedef struct hl_weights {
     hl_wt output;      /* [n_embd, n_vocab]; = token_embd when tied */
     hl_wt rope_freqs;  /* [n_rot / 2] optional: divisors of the rope frequencies (phi3: the short factors) */
     hl_wt rope_factors_long; /* [n_rot / 2] optional (phi3): LongRoPE's long-context divisors, checked, unused */
+    /* encoders */
+    hl_wt token_types;     /* [n_embd, n_types] F32: row 0 is added to every token (one segment) */
+    hl_wt token_type0;     /* view of row 0 of token_types (the EMBED op's b) */
+    hl_wt position_embd;   /* [n_embd, n_ctx_train] absolute positions (bert) */
+    hl_wt token_embd_norm, token_embd_norm_b; /* LayerNorm after the embeddings */
     hl_layer_weights *layers; /* [n_layer], owned */
 } hl_weights;
 
@@ -135,6 +157,9 @@ struct hl_model {
     hl_plan plan;          /* compiled from arch + weights at load (plan.c); ops point into w */
     gguf_file *file;       /* owned; weights point into its mapping */
 };
+
+/* arch_encoder.c: the encoders' hook (fused qkv row views, token-type row). */
+int hl_encoder_hook(hl_model *m, hl_err *err);
 
 /* plan.c: compiles m->plan from the bound weights and hparams. */
 int hl_plan_build(hl_model *m, hl_err *err);

@@ -22,7 +22,9 @@
  *
  * with EMBED before the blocks and GATHER (rows that want logits), the output
  * norm, the logits matmul and (granite) their scale or (gemma2) their
- * softcap after them; residual adds scale the branch where granite says so;
+ * softcap after them (an embedding model stops at the output norm: its
+ * output rows are hidden states; encoders, bert and nomic-bert, have a block
+ * of their own, encoder_block below); residual adds scale the branch where granite says so;
  * attention scores are softcapped where the file says so. Architectures differ only in which
  * optional tensors they bind and in the options of their hl_arch. */
 #include "model/model_impl.h"
@@ -94,6 +96,65 @@ void hl_plan_free(hl_plan *p) {
     memset(p, 0, sizeof *p);
 }
 
+/* An encoder block (bert, nomic-bert): post-norm, biases where the file has
+ * them, bidirectional attention; rope only without a position table.
+ *
+ *   q, k, v  = x . wq|wk|wv (+ b)        (row views of a fused attn_qkv)
+ *   q, k     = rope                      nomic-bert
+ *   kv_store, attn (bidirectional over the sequence's tokens in the batch)
+ *   x        = LN(x + attn . wo (+ bo)) * attn_out_norm + b
+ *   ffn_act  = gelu(x . ffn_up + b)      bert
+ *            | silu(x . ffn_gate) * (x . ffn_up)   nomic-bert
+ *   x        = LN(x + ffn_act . ffn_down (+ b)) * layer_out_norm + b */
+static void layer_norm(plan_builder *pb, int32_t layer, hl_buf_id buf, const hl_wt *w, const hl_wt *b, int32_t n,
+                       float eps) {
+    hl_op *op = emit(pb, HL_OP_NORM, layer, buf, HL_BUF_NONE, buf);
+    op->w = opt(w);
+    op->b = opt(b);
+    op->p.norm.kind = HL_NORM_LAYER;
+    op->p.norm.eps = eps;
+    op->p.norm.group = n;
+}
+
+static void encoder_block(plan_builder *pb, const hl_model *m, int32_t l) {
+    const hl_hparams *hp = &m->hp;
+    const hl_layer_weights *L = &m->w.layers[l];
+    const int32_t E = hp->n_embd;
+    matmul(pb, l, HL_BUF_X, HL_BUF_Q, &L->wq, &L->bq);
+    matmul(pb, l, HL_BUF_X, HL_BUF_K, &L->wk, &L->bk);
+    matmul(pb, l, HL_BUF_X, HL_BUF_V, &L->wv, &L->bv);
+    if (hp->n_rot > 0) {
+        rope(pb, l, HL_BUF_Q, hp, hp->n_head, m->rope_inv_freq);
+        rope(pb, l, HL_BUF_K, hp, hp->n_head_kv, m->rope_inv_freq);
+    }
+    hl_op *op = emit(pb, HL_OP_KV_STORE, l, HL_BUF_K, HL_BUF_V, HL_BUF_NONE);
+    op->p.kv.n_head_kv = hp->n_head_kv;
+    op->p.kv.head_dim_k = hp->head_dim_k;
+    op->p.kv.head_dim_v = hp->head_dim_v;
+    op = emit(pb, HL_OP_ATTN, l, HL_BUF_Q, HL_BUF_NONE, HL_BUF_ATTN);
+    op->p.attn.n_head = hp->n_head;
+    op->p.attn.n_head_kv = hp->n_head_kv;
+    op->p.attn.head_dim_k = hp->head_dim_k;
+    op->p.attn.head_dim_v = hp->head_dim_v;
+    op->p.attn.scale = hp->attn_scale;
+    op->p.attn.causal = hp->causal;
+    matmul(pb, l, HL_BUF_ATTN, HL_BUF_ATTN_OUT, &L->wo, &L->bo);
+    emit(pb, HL_OP_ADD, l, HL_BUF_ATTN_OUT, HL_BUF_NONE, HL_BUF_X);
+    layer_norm(pb, l, HL_BUF_X, &L->attn_out_norm, &L->attn_out_norm_b, E, hp->norm_eps);
+    if (L->ffn_gate.data) {
+        matmul(pb, l, HL_BUF_X, HL_BUF_GATE, &L->ffn_gate, NULL);
+        matmul(pb, l, HL_BUF_X, HL_BUF_UP, &L->ffn_up, &L->ffn_up_b);
+        op = emit(pb, HL_OP_GLU, l, HL_BUF_GATE, HL_BUF_UP, HL_BUF_FFN_ACT);
+    } else {
+        matmul(pb, l, HL_BUF_X, HL_BUF_UP, &L->ffn_up, &L->ffn_up_b);
+        op = emit(pb, HL_OP_ACT, l, HL_BUF_UP, HL_BUF_NONE, HL_BUF_FFN_ACT);
+    }
+    op->p.act.act = hp->act;
+    matmul(pb, l, HL_BUF_FFN_ACT, HL_BUF_FFN_OUT, &L->ffn_down, &L->ffn_down_b);
+    emit(pb, HL_OP_ADD, l, HL_BUF_FFN_OUT, HL_BUF_NONE, HL_BUF_X);
+    layer_norm(pb, l, HL_BUF_X, &L->layer_out_norm, &L->layer_out_norm_b, E, hp->norm_eps);
+}
+
 int hl_plan_build(hl_model *m, hl_err *err) {
     const hl_hparams *hp = &m->hp;
     const hl_weights *W = &m->w;
@@ -123,7 +184,8 @@ int hl_plan_build(hl_model *m, hl_err *err) {
     set_buf(p, HL_BUF_FFN_OUT, E, 0);
     set_buf(p, HL_BUF_OUT_IN, E, 1);
     set_buf(p, HL_BUF_OUT_NORM, E, 1);
-    set_buf(p, HL_BUF_LOGITS, hp->n_vocab, 1);
+    set_buf(p, HL_BUF_LOGITS, hl_model_n_out(m), 1);
+    p->embedding = hp->embedding;
     plan_builder pb = {.p = p, .cap = hp->n_layer * OPS_PER_BLOCK + OPS_OUTSIDE};
     p->layer_ops = calloc((size_t)hp->n_layer + 1, sizeof *p->layer_ops);
     p->ops = calloc((size_t)pb.cap, sizeof *p->ops);
@@ -135,6 +197,19 @@ int hl_plan_build(hl_model *m, hl_err *err) {
     op->w = &W->token_embd;
     op->n_in = 0;
     op->p.embed.scale = hp->embd_scale;
+    if (m->arch->encoder) {
+        op->p.embed.pos = opt(&W->position_embd);
+        op->b = opt(&W->token_type0);
+        layer_norm(&pb, -1, HL_BUF_X, &W->token_embd_norm, &W->token_embd_norm_b, (int32_t)E, hp->norm_eps);
+        for (int32_t l = 0; l < hp->n_layer; l++) {
+            p->layer_ops[l] = p->n_ops;
+            encoder_block(&pb, m, l);
+        }
+        p->layer_ops[hp->n_layer] = p->n_ops;
+        /* the output: each wanted token's final hidden state */
+        emit(&pb, HL_OP_GATHER, -1, HL_BUF_X, HL_BUF_NONE, HL_BUF_LOGITS);
+        return 0;
+    }
 
     for (int32_t l = 0; l < hp->n_layer; l++) {
         const hl_layer_weights *L = &W->layers[l];
@@ -188,6 +263,10 @@ int hl_plan_build(hl_model *m, hl_err *err) {
     p->layer_ops[hp->n_layer] = p->n_ops;
 
     emit(&pb, HL_OP_GATHER, -1, HL_BUF_X, HL_BUF_NONE, HL_BUF_OUT_IN);
+    if (hp->embedding) { /* a decoder as embedder: the normed hidden state is the output */
+        norm(&pb, -1, HL_BUF_OUT_IN, HL_BUF_LOGITS, &W->output_norm, (int32_t)E, hp->norm_eps);
+        return 0;
+    }
     norm(&pb, -1, HL_BUF_OUT_IN, HL_BUF_OUT_NORM, &W->output_norm, (int32_t)E, hp->norm_eps);
     matmul(&pb, -1, HL_BUF_OUT_NORM, HL_BUF_LOGITS, &W->output, NULL);
     if (hp->logit_scale > 0 && hp->logit_scale != 1.0f) {

@@ -34,6 +34,8 @@ int hl_engine_new(hl_engine **out, const hl_loaded *lm, const hl_engine_params *
     spec_cost_init(&e->cost, e->p.spec_row_cost);
     const hl_hparams *hp = hl_model_hparams(lm->model);
     e->n_vocab = hp->n_vocab;
+    e->n_out = hl_model_n_out(lm->model);
+    e->embedding = hp->embedding;
     if (!e->p.backend || !e->p.pool) {
         free(e);
         return hl_err_set(err, HL_EINVAL, "an engine needs a backend and the process's thread pool");
@@ -76,8 +78,9 @@ int hl_engine_new(hl_engine **out, const hl_loaded *lm, const hl_engine_params *
         if (mem.where && strcmp(mem.where, "host") != 0) rc = hl_side_new(&e->side, err);
     }
     if (!rc) {
-        e->logits = malloc((size_t)e->p.max_seqs * (size_t)e->n_vocab * sizeof *e->logits);
-        e->cap_rows = e->p.max_seqs; /* grown by the scheduler when drafts need more */
+        /* an embedding model's step may want a row for every token (mean pooling) */
+        e->cap_rows = e->embedding ? e->p.step_tokens : e->p.max_seqs; /* grown by the scheduler when drafts need more */
+        e->logits = malloc((size_t)e->cap_rows * (size_t)e->n_out * sizeof *e->logits);
         e->btok = malloc((size_t)e->p.step_tokens * sizeof *e->btok);
         e->bseq = malloc((size_t)e->p.max_seqs * sizeof *e->bseq);
         e->bseq_owner = malloc((size_t)e->p.max_seqs * sizeof *e->bseq_owner);
@@ -144,6 +147,10 @@ void hl_engine_gpu_share(const hl_engine *e, int32_t *gpu_layers, size_t *gpu_we
 }
 int32_t hl_engine_max_ctx(const hl_engine *e) { return e->p.max_ctx; }
 int32_t hl_engine_n_threads(const hl_engine *e) { return hl_pool_size(e->pool); }
+int hl_engine_embedding(const hl_engine *e) { return e->embedding; }
+int32_t hl_engine_max_embed_tokens(const hl_engine *e) {
+    return e->p.step_tokens < e->p.max_ctx ? e->p.step_tokens : e->p.max_ctx;
+}
 
 static void *engine_main(void *arg) {
     hl_engine *e = arg;
@@ -192,9 +199,15 @@ void handle_unref(hl_handle *h) {
 int hl_engine_submit(hl_engine *e, const hl_request *r, void (*notify)(void *), void *notify_ctx, hl_handle **out,
                      hl_err *err) {
     *out = NULL;
-    int32_t num_ctx = r->num_ctx > 0 && r->num_ctx < e->p.max_ctx ? r->num_ctx : e->p.max_ctx;
+    int32_t num_ctx = r->num_ctx > 0 && r->num_ctx < e->p.max_ctx && !r->embed ? r->num_ctx : e->p.max_ctx;
     if (r->n_prompt == 0) return hl_err_set(err, HL_EINVAL, "the prompt is empty");
-    if (r->n_prompt >= (size_t)num_ctx)
+    if (r->embed && !e->embedding) return hl_err_set(err, HL_EINVAL, "this model does not produce embeddings");
+    if (!r->embed && e->embedding)
+        return hl_err_set(err, HL_EINVAL, "this is an embedding model: it cannot generate text");
+    if (r->embed && r->n_prompt > (size_t)hl_engine_max_embed_tokens(e))
+        return hl_err_set(err, HL_ERANGE, "the input is %zu tokens, but this model embeds at most %d", r->n_prompt,
+                          hl_engine_max_embed_tokens(e));
+    if (!r->embed && r->n_prompt >= (size_t)num_ctx)
         return hl_err_set(err, HL_ERANGE, "the prompt is %zu tokens, but the context holds %d", r->n_prompt, num_ctx);
     for (size_t i = 0; i < r->n_prompt; i++)
         if (r->prompt[i] < 0 || r->prompt[i] >= e->n_vocab)
@@ -228,6 +241,7 @@ int hl_engine_submit(hl_engine *e, const hl_request *r, void (*notify)(void *), 
     h->logprobs = r->logprobs;
     h->ignore_eos = r->ignore_eos;
     h->prompt_logprobs = r->prompt_logprobs;
+    h->embed = r->embed;
     h->sampling = r->sampling;
     if (drafter_set(&r->drafter)) {
         int32_t k = r->drafter.max_draft;
@@ -332,6 +346,21 @@ void ev_push_prompt(hl_engine *e, seq *s, const hl_token_logprobs *lp) {
     ev_published(h);
 }
 
+void ev_push_embed(hl_engine *e, seq *s, const float *v, int32_t n) {
+    (void)e;
+    hl_handle *h = s->h;
+    pthread_mutex_lock(&h->mu);
+    ev_rec *r = ev_new(h);
+    if (r) {
+        r->type = HL_EVENT_EMBED;
+        r->index = s->index;
+        r->token = -1;
+        hl_buf_append(&h->text, (const char *)v, (size_t)n * sizeof *v);
+        r->text_len = (size_t)n * sizeof *v;
+    }
+    ev_published(h);
+}
+
 void ev_push_done(hl_engine *e, seq *s, const char *reason, const char *text, size_t n) {
     hl_handle *h = s->h;
     int64_t now = hl_now_ns();
@@ -389,6 +418,10 @@ static int take(hl_handle *h, hl_event *ev) {
     ev->n_text = r->text_len;
     ev->lp = r->lp;
     ev->stats = r->stats;
+    if (r->type == HL_EVENT_EMBED) { /* out_text is malloc'ed: aligned for floats */
+        ev->embedding = (const float *)(const void *)ev->text;
+        ev->n_embedding = (int32_t)(r->text_len / sizeof(float));
+    }
     memcpy(ev->error, r->error, sizeof ev->error);
     if (h->rd == h->n_evs) { /* drained: reuse the memory */
         h->rd = h->n_evs = 0;

@@ -49,6 +49,15 @@
  * normalized: exactly norm(max(0, p - q))), so the output distribution is
  * the model's own whatever the drafts.
  *
+ * Embeddings. An embedding model's engine (an encoder, or a decoder whose
+ * file names a pooling type) takes embed requests only: each is a prefill
+ * entry of the same step, its whole input in one pass (so an encoder's
+ * bidirectional attention sees all of it), with output rows for the tokens
+ * its pooling reads; after the pass the rows are pooled (sched_embed.c) into
+ * one EMBED event, the sequence finishes and its blocks go back to the pool
+ * uncached. Many inputs share a step like any prefill chunks, and a vector
+ * does not depend on its batch.
+ *
  * Logits processors. A request may carry an hl_logits_proc (sample/sample.h):
  * it masks the vocabulary before every sample and sees every accepted token,
  * which is where grammars plug in. Forks clone it.
@@ -181,9 +190,23 @@ typedef struct hl_request {
      * request that never ran is released. When submit fails ctx is still the
      * caller's. */
     hl_drafter drafter;
+    /* Embed the prompt instead of generating (embedding models only:
+     * hl_engine_embedding): its tokens are computed in one forward pass
+     * (bidirectional for an encoder), pooled as the model says, and one EMBED
+     * event carries the vector (not normalized), then DONE ("stop"). The
+     * prompt must fit one step (hl_engine_max_embed_tokens). Nothing is kept
+     * in the KV pool or the prefix cache afterwards. Sampling fields are
+     * ignored. */
+    int embed;
 } hl_request;
 
-typedef enum hl_event_type { HL_EVENT_TOKEN = 1, HL_EVENT_DONE = 2, HL_EVENT_ERROR = 3, HL_EVENT_PROMPT = 4 } hl_event_type;
+typedef enum hl_event_type {
+    HL_EVENT_TOKEN = 1,
+    HL_EVENT_DONE = 2,
+    HL_EVENT_ERROR = 3,
+    HL_EVENT_PROMPT = 4,
+    HL_EVENT_EMBED = 5, /* an embed request's vector: embedding[0 .. n_embedding) */
+} hl_event_type;
 
 typedef struct hl_choice_stats {
     const char *done_reason;  /* "stop", "length" or "cancel" (static strings) */
@@ -206,6 +229,8 @@ typedef struct hl_event {
     hl_token_logprobs lp;     /* TOKEN, when logprobs were asked; PROMPT */
     hl_choice_stats stats;    /* DONE */
     char error[256];          /* ERROR: the whole request failed */
+    const float *embedding;   /* EMBED: valid like text */
+    int32_t n_embedding;
 } hl_event;
 
 int hl_engine_new(hl_engine **out, const hl_loaded *lm, const hl_engine_params *p, hl_err *err);
@@ -219,6 +244,15 @@ const char *hl_engine_backend_name(const hl_engine *e);
 void hl_engine_gpu_share(const hl_engine *e, int32_t *gpu_layers, size_t *gpu_weight_bytes);
 int32_t hl_engine_max_ctx(const hl_engine *e);
 int32_t hl_engine_n_threads(const hl_engine *e); /* the forward pass's threads */
+/* An embedding model's engine (hparams.embedding): it takes embed requests
+ * only; others take no embed requests. */
+int hl_engine_embedding(const hl_engine *e);
+/* The longest input an embed request may have (one step's tokens, within the
+ * context). */
+int32_t hl_engine_max_embed_tokens(const hl_engine *e);
+/* Scales v to unit L2 norm (a zero vector stays zero): the normalization of
+ * /api/embed, /v1/embeddings and `run` (sched_embed.c). */
+void hl_embed_normalize(float *v, int32_t n);
 
 /* Queues a request. notify (may be NULL) is called from the engine thread, with
  * no lock held that the caller could need, each time events become available;

@@ -47,6 +47,7 @@ struct hl_handle {
     int logprobs;
     int ignore_eos;
     int prompt_logprobs;       /* score the prompt (PROMPT events) */
+    int embed;                 /* embed the prompt (sched_embed.c) */
     hl_logits_proc *proc;      /* until admission hands it to choice 0 */
     hl_drafter drafter;        /* ctx owned: freed by the request's last finish (or handle_free) */
     int32_t max_draft;         /* effective per-step limit (0: no drafter) */
@@ -73,6 +74,7 @@ typedef struct seq {
     int forked;               /* children created (choice 0 of n > 1) */
     int32_t lp_next;          /* prompt scoring: the next prompt position to score (0 when not scoring) */
     int32_t score_row;        /* this step's first logits row of a scored prefill chunk, -1: none */
+    int32_t embed_row;        /* embed: this step's first output row, -1: not in this step */
     hl_sampler *smp;
     hl_logits_proc *proc;     /* owned, may be NULL */
     hl_stop_matcher *stop;
@@ -103,6 +105,8 @@ struct hl_engine {
     const hl_loaded *lm;      /* borrowed */
     hl_engine_params p;
     int32_t n_vocab, block_size;
+    int32_t n_out;            /* floats per output row: n_vocab, or n_embd for an embedding model */
+    int embedding;            /* the model is an embedding model (embed requests only) */
     hl_pool *pool;            /* borrowed: the process's */
     hl_kv_cache *kv;
     hl_kvc kvc;
@@ -171,6 +175,13 @@ void fork_children(hl_engine *e, seq *s);
  * that wants logits (in parallel on the pool), then apply the results on the
  * engine thread (events, rollback, stops, finishing). */
 void sched_sample(hl_engine *e, int32_t n_bseq);
+
+/* sched_embed.c: embed requests. Which tokens of s's whole-prompt chunk
+ * want an output row (the pooling's); pooling the rows row0 .. of a computed
+ * chunk into the EMBED event. */
+int sched_embed_wants(const hl_engine *e, const seq *s, int32_t i);
+void sched_embed_emit(hl_engine *e, seq *s, int32_t row0);
+void ev_push_embed(hl_engine *e, seq *s, const float *v, int32_t n);
 
 /* sched_score.c: prompt scoring. The positions pos0 .. pos0+n-1 of s were
  * computed this step with logits in rows row0 ..; scores each prompt token

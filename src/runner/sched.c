@@ -60,6 +60,7 @@ static seq *seq_new(hl_engine *e, hl_handle *h, int32_t index, const int32_t *to
     s->n_tokens = n_tokens;
     s->last_key = HL_KVC_ROOT_KEY;
     s->score_row = -1;
+    s->embed_row = -1;
     /* the prompt's text comes first: a leading space of the first generated
      * token is part of the text (SPM's rule is for the start of the text) */
     tok_stream_init(&s->ts, e->lm->tok, 0);
@@ -120,7 +121,9 @@ void sched_admit(hl_engine *e, hl_handle *h) {
  * verified positions count: n_computed never covers a drafted token before
  * verification accepted it, so a rejected draft never enters the cache. */
 void commit_full_blocks(hl_engine *e, seq *s) {
-    if (!e->p.prefix_cache) return;
+    /* an embedding's K/V (bidirectional: each depends on the whole input) is
+     * dropped after its pass, never cached */
+    if (!e->p.prefix_cache || s->h->embed) return;
     while ((s->n_committed + 1) * e->block_size <= s->n_computed) {
         s->last_key = hl_kvc_commit(&e->kvc, s->blocks[s->n_committed], s->last_key,
                                     s->tokens + (size_t)s->n_committed * (size_t)e->block_size);
@@ -132,7 +135,7 @@ static void release_blocks(hl_engine *e, seq *s) {
     commit_full_blocks(e, s);
     /* keep the partly filled last block for the next turn of a chat */
     int32_t tail = s->n_computed - s->n_committed * e->block_size;
-    if (e->p.prefix_cache && s->n_committed < s->n_blocks && tail > 0 && tail < e->block_size)
+    if (e->p.prefix_cache && !s->h->embed && s->n_committed < s->n_blocks && tail > 0 && tail < e->block_size)
         hl_kvc_commit_partial(&e->kvc, s->blocks[s->n_committed], s->last_key,
                               s->tokens + (size_t)s->n_committed * (size_t)e->block_size, tail);
     for (int32_t i = 0; i < s->n_blocks; i++) hl_kvc_release(&e->kvc, s->blocks[i]);
@@ -167,7 +170,7 @@ static int scoring(const seq *s) { return s->lp_next > 0 && s->lp_next < s->n_pr
  * Returns 0 when out of memory (the caller then scores nothing this step). */
 static int ensure_rows(hl_engine *e, int32_t rows) {
     if (e->cap_rows >= rows) return 1;
-    float *l = realloc(e->logits, (size_t)rows * (size_t)e->n_vocab * sizeof *l);
+    float *l = realloc(e->logits, (size_t)rows * (size_t)e->n_out * sizeof *l);
     if (!l) return 0;
     e->logits = l;
     e->cap_rows = rows;
@@ -181,7 +184,7 @@ static int ensure_rows(hl_engine *e, int32_t rows) {
  * what recomputing them would give (a token's K/V depend only on the tokens
  * before it), so a hit never changes a result. */
 static void lookup_prefix(hl_engine *e, seq *s) {
-    if (!e->p.prefix_cache || s->n_blocks > 0 || scoring(s)) return;
+    if (!e->p.prefix_cache || s->n_blocks > 0 || scoring(s) || s->h->embed) return;
     uint64_t q0 = e->kvc.stats.queries, h0 = e->kvc.stats.hits;
     int32_t full = (s->n_tokens - 1) / e->block_size;
     for (int32_t i = 0; i < full; i++) {
@@ -429,7 +432,7 @@ static int drafts_possible(hl_engine *e, int32_t n_snap) {
     if (!any) return 0;
     int32_t rows = rows_drafting(e);
     if (e->cap_rows < rows) {
-        float *l = realloc(e->logits, (size_t)rows * (size_t)e->n_vocab * sizeof *l);
+        float *l = realloc(e->logits, (size_t)rows * (size_t)e->n_out * sizeof *l);
         if (!l) return 0;
         e->logits = l;
         e->cap_rows = rows;
@@ -565,7 +568,7 @@ int sched_step(hl_engine *e) {
     int32_t n_dec = 0, prefill = 0;
     for (int32_t k = 0; k < n_snap; k++) {
         int32_t pending = e->snap[k]->n_tokens - e->snap[k]->n_computed;
-        if (pending == 1) n_dec++;
+        if (pending == 1 && !e->snap[k]->h->embed) n_dec++;
         else if (prefill < e->p.step_tokens) prefill += pending;
     }
     int32_t spare = e->p.step_tokens - n_dec;
@@ -577,7 +580,7 @@ int sched_step(hl_engine *e) {
     /* pass 0: decodes, each its own token (its block first) and drafts */
     for (int32_t k = 0; k < n_snap; k++) {
         seq *s = e->snap[k];
-        if (s->state != SEQ_RUNNING || s->n_tokens - s->n_computed != 1) continue;
+        if (s->state != SEQ_RUNNING || s->n_tokens - s->n_computed != 1 || s->h->embed) continue;
         n_dec--;
         if (grow_blocks(e, s, s->n_computed + 1, 1, n_bseq) <= s->n_computed) {
             preempt(e, s); /* nobody else left to preempt */
@@ -612,8 +615,29 @@ int sched_step(hl_engine *e) {
         seq *s = e->snap[k];
         if (s->state != SEQ_RUNNING || in_batch(e, n_bseq, s)) continue;
         int32_t pending = s->n_tokens - s->n_computed;
-        if (pending <= 1) continue; /* a decode that could not be placed */
+        if (pending <= 1 && !s->h->embed) continue; /* a decode that could not be placed */
         s->n_draft = 0;
+        if (s->h->embed) {
+            /* an embedding's input is computed whole, in one pass (an encoder
+             * attends to all of it), beside whatever else the step holds */
+            if (pending > budget) continue;
+            if (grow_blocks(e, s, s->n_tokens, 0, n_bseq) < s->n_tokens) continue;
+            s->embed_row = n_rows;
+            for (int32_t i = 0; i < pending; i++) {
+                int w = sched_embed_wants(e, s, i);
+                e->btok[n_tok + i] = (hl_batch_token){.token = s->tokens[i], .pos = i, .seq = n_bseq, .logits = w};
+                n_rows += w;
+            }
+            e->bseq[n_bseq] = (hl_batch_seq){.blocks = s->blocks, .n_blocks = s->n_blocks};
+            e->bseq_owner[n_bseq] = s;
+            e->bseq_logit_row[n_bseq] = -1; /* nothing to sample */
+            n_bseq++;
+            n_tok += pending;
+            budget -= pending;
+            atomic_fetch_add(&e->m_prompt_tokens, (uint64_t)pending);
+            n_prefill += pending;
+            continue;
+        }
         int32_t chunk = pending < budget ? pending : budget;
         chunk = grow_blocks(e, s, s->n_computed + chunk, 0, n_bseq) - s->n_computed;
         if (chunk <= 0) continue;
@@ -683,8 +707,18 @@ int sched_step(hl_engine *e) {
         }
         s->n_computed += chunk - s->n_draft;
         commit_full_blocks(e, s);
+        if (s->embed_row >= 0) sched_embed_emit(e, s, s->embed_row);
     }
     sched_sample(e, n_bseq);
+    /* embeddings are done once emitted: finish them (after sampling, which
+     * reads the batch's owners) */
+    for (int32_t i = 0; i < n_bseq; i++) {
+        seq *s = e->bseq_owner[i];
+        if (s->embed_row >= 0) {
+            s->embed_row = -1;
+            finish(e, s, "stop");
+        }
+    }
     publish_gauges(e);
     if (e->step_hook) e->step_hook(e, e->step_hook_ctx);
     return 1;

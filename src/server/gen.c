@@ -339,6 +339,9 @@ static int run_begin(srv_req *r, srv_run *run, hl_err *err) {
     if ((g->api == SRV_OLLAMA_GENERATE && (!g->prompt || !*g->prompt) && !g->n_context) ||
         (g->api == SRV_OLLAMA_CHAT && g->n_msgs == 0))
         return RUN_LOAD_ONLY;
+    if (hl_engine_embedding(run->model->eng))
+        return hl_err_set(err, HL_EINVAL, "\"%s\" is an embedding model: it does not generate text (use /api/embed "
+                          "or /v1/embeddings)", g->model);
 
     /* options: defaults < Modelfile parameters < request */
     srv_opts o = {0};

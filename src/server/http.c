@@ -163,9 +163,12 @@ static enum MHD_Result dispatch(srv_req *r) {
     if (r->too_big)
         return (enum MHD_Result)srv_reply_error(r, 413, "request body too large (see max_body in the configuration)");
     int rc;
-    if (!strncmp(u, "/v1/", 4)) rc = srv_route_openai(r);
-    else if (!strncmp(u, "/api/", 5)) {
-        rc = srv_route_store(r);
+    if (!strncmp(u, "/v1/", 4)) {
+        rc = srv_route_embed(r);
+        if (rc == -1) rc = srv_route_openai(r);
+    } else if (!strncmp(u, "/api/", 5)) {
+        rc = srv_route_embed(r);
+        if (rc == -1) rc = srv_route_store(r);
         if (rc == -1) rc = srv_route_ollama(r);
         if (rc == -1) rc = srv_route_tokenize(r);
     } else {

@@ -290,6 +290,7 @@ int srv_route_store(srv_req *r);    /* /api/pull, create, copy, delete, blobs */
 int srv_route_openai(srv_req *r);   /* /v1/... */
 int srv_route_misc(srv_req *r);     /* /, /health, /metrics */
 int srv_route_tokenize(srv_req *r); /* /api/tokenize, /api/detokenize, /tokenize, /detokenize */
+int srv_route_embed(srv_req *r);    /* /api/embed, /api/embeddings, /v1/embeddings (routes_embed.c) */
 void srv_metrics_render(srv_server *s, hl_buf *out);
 
 /* ---- generation shared by both APIs (gen.c) ------------------------------- */

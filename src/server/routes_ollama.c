@@ -294,15 +294,36 @@ static int64_t model_info(hl_jw *w, const char *path) {
 }
 
 /* A model's capabilities, as /api/show and /api/tags list them (Ollama's
- * names, in Ollama's order): completion always; tools and thinking from the
+ * names, in Ollama's order): embedding alone for an embedding model; else
+ * completion always; tools and thinking from the
  * Modelfile TEMPLATE, else from the GGUF's chat template; insert when the
  * vocabulary has FIM tokens or the TEMPLATE uses .Suffix. The one place
  * that decides them. */
+/* An embedding model (model/model.h: an encoder, or a decoder whose file
+ * names a pooling type), from its metadata alone. */
+static int gguf_is_embedding(const gguf_file *f) {
+    gguf_str a;
+    if (gguf_get_str(f, "general.architecture", &a) != 0) return 0;
+    if ((a.len == 4 && !memcmp(a.ptr, "bert", 4)) || (a.len == 10 && !memcmp(a.ptr, "nomic-bert", 10))) return 1;
+    char key[96];
+    snprintf(key, sizeof key, "%.*s.pooling_type", (int)(a.len < 64 ? a.len : 64), a.ptr);
+    int64_t v;
+    return gguf_get_int(f, key, &v) == 0 && v > 0;
+}
+
 static void put_capabilities(hl_jw *w, const char *go_template, const char *path) {
     unsigned caps = 0;
     int fim = hl_prompt_template_inserts(go_template);
     gguf_file *f = NULL;
     if (path && gguf_open(&f, path, NULL) == 0) {
+        if (gguf_is_embedding(f)) { /* Ollama lists embedding models with this one capability */
+            gguf_close(f);
+            hl_jw_key(w, "capabilities");
+            hl_jw_arr_begin(w);
+            hl_jw_str(w, "embedding");
+            hl_jw_arr_end(w);
+            return;
+        }
         gguf_str s;
         if (!(go_template && *go_template) && gguf_get_str(f, "tokenizer.chat_template", &s) == 0) {
             char *src = strndup(s.ptr, s.len);

@@ -470,6 +470,5 @@ int srv_route_openai(srv_req *r) {
     if (!strcmp(u, "/v1/completions")) return post ? route_completion(r, SRV_OAI_COMPLETION) : srv_reply_error(r, 405, "method not allowed");
     if (!strcmp(u, "/v1/models")) return get ? route_models(r, NULL) : srv_reply_error(r, 405, "method not allowed");
     if (!strncmp(u, "/v1/models/", 11) && u[11]) return get ? route_models(r, u + 11) : srv_reply_error(r, 405, "method not allowed");
-    if (!strcmp(u, "/v1/embeddings")) return srv_reply_oai_error(r, 400, "embeddings are not supported yet", "invalid_request_error", NULL, "unsupported");
     return -1;
 }

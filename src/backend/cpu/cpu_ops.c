@@ -7,6 +7,8 @@
  * here gives the bits it gives fused. */
 #include "backend/cpu/cpu_exec.h"
 
+#include "base/half.h"
+
 #include <math.h>
 #include <string.h>
 
@@ -14,7 +16,11 @@ const char *cpu_op_unsupported(const hl_op *op) {
     switch (op->kind) {
     case HL_OP_EMBED: {
         const hl_type_traits *tr = hl_type_get(op->w->type);
-        return tr && tr->supported ? NULL : "its embedding table's type";
+        if (!tr || !tr->supported) return "its embedding table's type";
+        if (op->p.embed.pos && op->p.embed.pos->type != HL_TYPE_F32 && op->p.embed.pos->type != HL_TYPE_F16)
+            return "a position table that is not F32 or F16";
+        if (op->b && op->b->type != HL_TYPE_F32) return "a token-type row that is not F32";
+        return NULL;
     }
     case HL_OP_NORM:
         if ((op->w && op->w->type != HL_TYPE_F32) || (op->b && op->b->type != HL_TYPE_F32))
@@ -29,12 +35,13 @@ const char *cpu_op_unsupported(const hl_op *op) {
         if (op->p.attn.n_head % op->p.attn.n_head_kv) return "query heads that are not a multiple of the KV heads";
         return NULL;
     case HL_OP_GLU:
+        if (op->p.act.act == HL_ACT_GELU_ERF) return "a gated exact-GELU feed-forward";
         if (op->p.act.act != HL_ACT_SILU && op->p.act.act != HL_ACT_GELU) return "a gated activation it lacks";
         return NULL;
     case HL_OP_ACT:
         if (op->p.act.act == HL_ACT_SOFTCAP && !(op->p.act.cap > 0)) return "a softcap that is not positive";
         if (op->p.act.act != HL_ACT_SILU && op->p.act.act != HL_ACT_GELU && op->p.act.act != HL_ACT_SOFTCAP &&
-            op->p.act.act != HL_ACT_SCALE)
+            op->p.act.act != HL_ACT_SCALE && op->p.act.act != HL_ACT_GELU_ERF)
             return "an activation it lacks";
         return NULL;
     case HL_OP_ROPE:
@@ -59,6 +66,20 @@ static void op_embed(hl_backend_prog *c, const hl_op *op, int64_t r0, int64_t r1
         int32_t tok = c->batch->tokens[t].token;
         hl_dequantize(te->type, (const char *)te->data + (size_t)tok * te->row_bytes, out + t * op->n_out, op->n_out);
         if (op->p.embed.scale != 1.0f) c->vo->scale(out + t * op->n_out, op->p.embed.scale, op->n_out);
+        /* encoders: absolute position and token-type rows, added in this
+         * order, one element at a time (no scratch: F32 or F16 tables) */
+        const hl_tensor *pt = op->p.embed.pos;
+        if (pt) {
+            int32_t pos = c->batch->tokens[t].pos;
+            if (pos >= pt->ne1) pos = (int32_t)pt->ne1 - 1; /* run_op callers only: hl_model_forward checks */
+            const char *pr = (const char *)pt->data + (size_t)pos * pt->row_bytes;
+            float *y = out + t * op->n_out;
+            if (pt->type == HL_TYPE_F32)
+                for (int64_t i = 0; i < op->n_out; i++) y[i] += ((const float *)pr)[i];
+            else
+                for (int64_t i = 0; i < op->n_out; i++) y[i] += hl_f16_to_f32(((const hl_f16 *)pr)[i]);
+        }
+        if (op->b) c->vo->add(out + t * op->n_out, op->b->data, op->n_out);
     }
 }
 
@@ -197,7 +218,9 @@ static void op_rows(hl_backend_prog *c, const hl_op *op, int64_t r0, int64_t r1)
                 break;
             }
             for (int64_t i = 0; i < op->n_out; i++)
-                yo[i] = op->p.act.act == HL_ACT_GELU ? gelu1(xi[i]) : xi[i] / (1.0f + expf(-xi[i]));
+                yo[i] = op->p.act.act == HL_ACT_GELU       ? gelu1(xi[i])
+                        : op->p.act.act == HL_ACT_GELU_ERF ? 0.5f * xi[i] * (1.0f + erff(xi[i] * 0.70710678f))
+                                                           : xi[i] / (1.0f + expf(-xi[i]));
             break;
         case HL_OP_ADD:
             if (op->p.add.scale != 0.0f && op->p.add.scale != 1.0f)

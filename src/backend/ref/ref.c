@@ -93,7 +93,10 @@ static int check_op(const hl_op *op, const hl_plan *plan, const hl_kv_params *kv
             return hl_err_set(err, HL_ENOTSUP, "backend ref: tensor %s has type %s, which it cannot read", w->name,
                               hl_type_name(w->type));
         if (w->ne0 != op->n_out) return bad_op(op, err, "table rows differ from the output width", w->ne0, op->n_out);
-        return 0;
+        const hl_tensor *pt = op->p.embed.pos;
+        if (pt && (!pt->data || pt->ne0 != op->n_out || !hl_type_get(pt->type) || !hl_type_get(pt->type)->supported))
+            return bad_op(op, err, "position table rows differ from the output width", pt->ne0, op->n_out);
+        return check_vec(op->b, op->n_out, op->n_out, err);
     }
     case HL_OP_NORM: {
         const int64_t g = op->p.norm.group;
@@ -150,7 +153,8 @@ static int check_op(const hl_op *op, const hl_plan *plan, const hl_kv_params *kv
             if (!isfinite(op->p.act.cap)) return bad_op(op, err, "scale is not finite", 0, 0);
         } else if (op->kind == HL_OP_ACT && op->p.act.act == HL_ACT_SOFTCAP) {
             if (!(op->p.act.cap > 0)) return bad_op(op, err, "softcap is not positive", 0, 0);
-        } else if (op->p.act.act != HL_ACT_SILU && op->p.act.act != HL_ACT_GELU)
+        } else if (op->p.act.act != HL_ACT_SILU && op->p.act.act != HL_ACT_GELU &&
+                   op->p.act.act != HL_ACT_GELU_ERF)
             return bad_op(op, err, "unknown activation", op->p.act.act, 0);
         /* fall through */
     case HL_OP_ADD:

@@ -25,6 +25,7 @@ void hl_ref_op_scratch(const hl_op *op, int64_t rows, size_t *xq_bytes, int64_t 
         size_t b = hl_matmul_act_size(op->w->type, rows, op->n_in);
         if (b > *xq_bytes) *xq_bytes = b;
     }
+    if (op->kind == HL_OP_EMBED && op->p.embed.pos && op->n_out > *row_n) *row_n = op->n_out;
     if (op->kind == HL_OP_ATTN) {
         int64_t n = op->p.attn.head_dim_k > op->p.attn.head_dim_v ? op->p.attn.head_dim_k : op->p.attn.head_dim_v;
         if (n > *row_n) *row_n = n;
@@ -40,12 +41,13 @@ static double act_fn(hl_act a, double cap, double x) {
         const double c = 0.79788456080286535588; /* sqrt(2 / pi) */
         return 0.5 * x * (1.0 + tanh(c * (x + 0.044715 * x * x * x)));
     }
+    if (a == HL_ACT_GELU_ERF) return 0.5 * x * (1.0 + erf(x * 0.70710678118654752440));
     return x / (1.0 + exp(-x));
 }
 
 /* ---- ops ---- */
 
-static int op_embed(const hl_op *op, const hl_ref_io *io, hl_err *err) {
+static int op_embed(const hl_op *op, const hl_ref_io *io, hl_ref_scratch *sc, hl_err *err) {
     const hl_tensor *w = op->w;
     float *out = io->buf[op->out];
     for (int32_t t = 0; t < io->batch->n_tokens; t++) {
@@ -57,6 +59,21 @@ static int op_embed(const hl_op *op, const hl_ref_io *io, hl_err *err) {
         int rc = hl_dequantize(w->type, (const char *)w->data + (size_t)tok * w->row_bytes, y, op->n_out);
         if (rc) return hl_err_set(err, rc, "cannot dequantize a row of %s (%s)", w->name, hl_type_name(w->type));
         for (int64_t i = 0; i < op->n_out; i++) y[i] *= op->p.embed.scale;
+        const hl_tensor *pt = op->p.embed.pos;
+        if (pt || op->b) {
+            int32_t pos = io->batch->tokens[t].pos;
+            if (pt && (pos < 0 || pos >= pt->ne1))
+                return hl_err_set(err, HL_EINVAL, "position %d of batch token %d is outside %s's %lld rows", pos, t,
+                                  pt->name, (long long)pt->ne1);
+            float *row = sc->row; /* n_embd floats (hl_ref_op_scratch) */
+            if (pt) {
+                rc = hl_dequantize(pt->type, (const char *)pt->data + (size_t)pos * pt->row_bytes, row, op->n_out);
+                if (rc) return hl_err_set(err, rc, "cannot dequantize a row of %s", pt->name);
+                for (int64_t i = 0; i < op->n_out; i++) y[i] += row[i];
+            }
+            if (op->b)
+                for (int64_t i = 0; i < op->n_out; i++) y[i] += ((const float *)op->b->data)[i];
+        }
     }
     return 0;
 }
@@ -307,7 +324,7 @@ static int op_gather(const hl_op *op, const hl_ref_io *io) {
 
 int hl_ref_exec(const hl_op *op, const hl_ref_io *io, hl_ref_scratch *s, hl_err *err) {
     switch (op->kind) {
-    case HL_OP_EMBED: return op_embed(op, io, err);
+    case HL_OP_EMBED: return op_embed(op, io, s, err);
     case HL_OP_NORM: return op_norm(op, io, err);
     case HL_OP_MATMUL: return op_matmul(op, io, s, err);
     case HL_OP_ROPE: return op_rope(op, io, err);

@@ -68,12 +68,18 @@ int hl_vk_op_check(const hl_op *op, hl_err *err) {
             return hl_err_set(err, HL_ENOTSUP, "backend vulkan: odd KV head dims %d/%d", op->p.kv.head_dim_k,
                               op->p.kv.head_dim_v);
         return 0;
+    case HL_OP_EMBED:
+        if (op->p.embed.pos || op->b)
+            return hl_err_set(err, HL_ENOTSUP, "backend vulkan: position / token-type embeddings (encoder models) "
+                                               "are not implemented yet; use --backend cpu");
+        return 0;
     case HL_OP_GLU:
     case HL_OP_ACT:
         if (op->p.act.act != HL_ACT_SILU && op->p.act.act != HL_ACT_GELU)
             return hl_err_set(err, HL_ENOTSUP, "backend vulkan: op %s (layer %d) with activation %s has no Vulkan kernel yet",
                               hl_op_name(op->kind), op->layer,
-                              op->p.act.act == HL_ACT_SOFTCAP ? "softcap (final-logit softcapping)"
+                              op->p.act.act == HL_ACT_SOFTCAP    ? "softcap (final-logit softcapping)"
+                              : op->p.act.act == HL_ACT_GELU_ERF ? "exact (erf) GELU (encoders; use --backend cpu)"
                               : op->p.act.act == HL_ACT_SCALE ? "scale (logit scaling)"
                                                                : "?");
         return 0;
@@ -89,7 +95,6 @@ int hl_vk_op_check(const hl_op *op, hl_err *err) {
             return hl_err_set(err, HL_ENOTSUP,
                               "backend vulkan: op add (layer %d) with a residual scale has no Vulkan kernel yet", op->layer);
         return 0;
-    case HL_OP_EMBED:
     case HL_OP_GATHER: return 0;
     default:
         return hl_err_set(err, HL_ENOTSUP, "backend vulkan: op %s (layer %d) has no Vulkan kernel yet", hl_op_name(op->kind),

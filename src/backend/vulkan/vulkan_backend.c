@@ -67,6 +67,9 @@ static const hl_vk_kv *find_pool(vk_backend *vb, const hl_kv_cache *kv) {
 
 static int vk_supports(hl_backend *be, const hl_plan *plan, hl_err *err) {
     (void)be;
+    if (plan->embedding)
+        return hl_err_set(err, HL_ENOTSUP, "backend vulkan: embedding models (hidden-state output) are not "
+                                           "implemented yet; use --backend cpu");
     for (int32_t i = 0; i < plan->n_ops; i++) {
         int rc = hl_vk_op_check(&plan->ops[i], err);
         if (rc) return rc;
