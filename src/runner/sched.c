@@ -707,18 +707,16 @@ int sched_step(hl_engine *e) {
         }
         s->n_computed += chunk - s->n_draft;
         commit_full_blocks(e, s);
-        if (s->embed_row >= 0) sched_embed_emit(e, s, s->embed_row);
-    }
-    sched_sample(e, n_bseq);
-    /* embeddings are done once emitted: finish them (after sampling, which
-     * reads the batch's owners) */
-    for (int32_t i = 0; i < n_bseq; i++) {
-        seq *s = e->bseq_owner[i];
         if (s->embed_row >= 0) {
+            /* an embedding is done once emitted. Finishing frees it, which is
+             * safe here: sampling reads only the owners of rows to sample
+             * (bseq_logit_row >= 0), and an embedding has none */
+            sched_embed_emit(e, s, s->embed_row);
             s->embed_row = -1;
             finish(e, s, "stop");
         }
     }
+    sched_sample(e, n_bseq);
     publish_gauges(e);
     if (e->step_hook) e->step_hook(e, e->step_hook_ctx);
     return 1;
