@@ -6,7 +6,7 @@
 set -euo pipefail
 VERSION=${LLAMA_CPP_PYTHON_VERSION:-0.3.36}
 PEER=${HL_PEER_DIR:-$HOME/.cache/hyperlama/peer}
-BIN="$PEER/build-$VERSION/bin"
+BIN="$PEER/build-$VERSION-noamx/bin"
 if [ -x "$BIN/llama-bench" ] && [ -x "$BIN/llama-server" ]; then
     echo "$BIN"
     exit 0
@@ -22,8 +22,11 @@ if [ ! -d "src-$VERSION" ]; then
     mv "src-$VERSION.tmp" "src-$VERSION"
 fi
 src="src-$VERSION/vendor/llama.cpp"
-cmake -S "$src" -B "build-$VERSION" -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=ON -DGGML_CUDA=OFF \
+# AMX off: some hosts here show amx_tile/amx_int8 (Intel Xeon), and the peer's AMX
+# matmul then dies with a general protection fault in llama-bench and llama-server
+cmake -S "$src" -B "build-$VERSION-noamx" -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=ON -DGGML_CUDA=OFF \
+      -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF \
       -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=ON \
       -DLLAMA_BUILD_SERVER=ON -DBUILD_SHARED_LIBS=OFF >&2
-cmake --build "build-$VERSION" --config Release -j"$(nproc)" --target llama-bench llama-server >&2
+cmake --build "build-$VERSION-noamx" --config Release -j"$(nproc)" --target llama-bench llama-server >&2
 echo "$BIN"
