@@ -24,8 +24,11 @@ fi
 src="src-$VERSION/vendor/llama.cpp"
 # AMX off: some hosts here show amx_tile/amx_int8 (Intel Xeon), and the peer's AMX
 # matmul then dies with a general protection fault in llama-bench and llama-server
+# (GGML_NATIVE's -march=native enables it whatever GGML_AMX_* say: hence -mno-amx-*)
 cmake -S "$src" -B "build-$VERSION-noamx" -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=ON -DGGML_CUDA=OFF \
       -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF \
+      "-DCMAKE_C_FLAGS=-mno-amx-tile -mno-amx-int8 -mno-amx-bf16" \
+      "-DCMAKE_CXX_FLAGS=-mno-amx-tile -mno-amx-int8 -mno-amx-bf16" \
       -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=ON \
       -DLLAMA_BUILD_SERVER=ON -DBUILD_SHARED_LIBS=OFF >&2
 cmake --build "build-$VERSION-noamx" --config Release -j"$(nproc)" --target llama-bench llama-server >&2
