@@ -1,8 +1,7 @@
 /* The nomic-bert architecture (nomic-embed-text): BERT's post-norm encoder
  * block with rotary positions (NEOX, <arch>.rope.freq_base) instead of a
- * position table, a fused attn_qkv projection (bound once; the plan
- * multiplies its q, k and v row ranges as three row views, see
- * hl_encoder_hook), a SwiGLU feed-forward (silu(ffn_gate) * ffn_up) and no
+ * position table, a fused attn_qkv projection (its q, k and v row ranges,
+ * and its bias's, bound as views by the loader: hl_arch_view), a SwiGLU feed-forward (silu(ffn_gate) * ffn_up) and no
  * biases on the projections unless the file has them. Tensor names follow
  * gguf-py's MODEL_TENSORS[NOMIC_BERT]. */
 #include "model/model_impl.h"
@@ -18,8 +17,10 @@ static const hl_arch_tensor nomic_global[] = {
 };
 
 static const hl_arch_tensor nomic_layer[] = {
-    {"blk.%d.attn_qkv.weight", L(wqkv), HL_DIM_EMBD, HL_DIM_QKV, HL_TK_MATMUL, 0},
-    {"blk.%d.attn_qkv.bias", L(bqkv), HL_DIM_QKV, HL_DIM_NONE, HL_TK_VEC, HL_TF_OPTIONAL},
+    {"blk.%d.attn_qkv.weight", 0, HL_DIM_EMBD, HL_DIM_NONE, HL_TK_MATMUL, 0,
+     {{L(wq), HL_DIM_Q}, {L(wk), HL_DIM_K}, {L(wv), HL_DIM_V}}},
+    {"blk.%d.attn_qkv.bias", 0, HL_DIM_NONE, HL_DIM_NONE, HL_TK_VEC, HL_TF_OPTIONAL,
+     {{L(bq), HL_DIM_Q}, {L(bk), HL_DIM_K}, {L(bv), HL_DIM_V}}},
     {"blk.%d.attn_output.weight", L(wo), HL_DIM_O, HL_DIM_EMBD, HL_TK_MATMUL, 0},
     {"blk.%d.attn_output.bias", L(bo), HL_DIM_EMBD, HL_DIM_NONE, HL_TK_VEC, HL_TF_OPTIONAL},
     {"blk.%d.attn_output_norm.weight", L(attn_out_norm), HL_DIM_EMBD, HL_DIM_NONE, HL_TK_VEC, 0},

@@ -160,7 +160,6 @@ static int64_t dim_value(const hl_hparams *hp, hl_dim d) {
     case HL_DIM_O: return (int64_t)hp->n_head * hp->head_dim_v;
     case HL_DIM_HEAD_K: return hp->head_dim_k;
     case HL_DIM_ROT_HALF: return hp->n_rot / 2;
-    case HL_DIM_QKV: return (int64_t)hp->n_head * hp->head_dim_k + 2 * (int64_t)hp->n_head_kv * hp->head_dim_k;
     case HL_DIM_CTX: return hp->n_ctx_train;
     case HL_DIM_ANY: return -1; /* bind_tensor accepts any positive count */
     }
@@ -186,10 +185,13 @@ static int bind_tensor(hl_model *m, const char *name, const hl_arch_tensor *at, 
     if (want[1] < 0) want[1] = t->ne[1] > 0 ? t->ne[1] : 1;
     int want_dims = at->ne1 == HL_DIM_NONE ? 1 : 2;
     int n_views = 0;
+    const int vec_views = at->kind == HL_TK_VEC; /* a fused vector's views split its elements */
     if (at->views[0].rows != HL_DIM_NONE) {
-        want[1] = 0, want_dims = 2;
+        int64_t sum = 0;
         for (; n_views < HL_ARCH_MAX_VIEWS && at->views[n_views].rows != HL_DIM_NONE; n_views++)
-            want[1] += dim_value(&m->hp, at->views[n_views].rows);
+            sum += dim_value(&m->hp, at->views[n_views].rows);
+        if (vec_views) want[0] = sum;
+        else want[1] = sum, want_dims = 2;
     }
     int ok = 1;
     for (uint32_t i = 0; i < GGUF_MAX_DIMS; i++) {
@@ -230,8 +232,12 @@ static int bind_tensor(hl_model *m, const char *name, const hl_arch_tensor *at, 
     for (int v = 0; v < n_views; v++) {
         const int64_t rows = dim_value(&m->hp, at->views[v].rows);
         hl_wt *vw = (hl_wt *)((char *)base + at->views[v].offset);
-        *vw = (hl_wt){.data = (const char *)t->data + (size_t)r0 * rb, .type = t->type, .ne0 = t->ne[0], .ne1 = rows,
-                      .row_bytes = rb};
+        if (vec_views)
+            *vw = (hl_wt){.data = (const float *)t->data + r0, .type = t->type, .ne0 = rows, .ne1 = 1,
+                          .row_bytes = (size_t)rows * sizeof(float)};
+        else
+            *vw = (hl_wt){.data = (const char *)t->data + (size_t)r0 * rb, .type = t->type, .ne0 = t->ne[0],
+                          .ne1 = rows, .row_bytes = rb};
         snprintf(vw->name, sizeof vw->name, "%s[%lld:%lld]", name, (long long)r0, (long long)(r0 + rows));
         r0 += rows;
     }

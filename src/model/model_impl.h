@@ -25,7 +25,6 @@ typedef enum hl_dim {
     HL_DIM_O,        /* n_head * head_dim_v */
     HL_DIM_HEAD_K,   /* head_dim_k (per-head q/k norms) */
     HL_DIM_ROT_HALF, /* n_rot / 2 (rope frequency factors) */
-    HL_DIM_QKV,      /* Q + K + V: a fused attn_qkv (rows q, then k, then v) */
     HL_DIM_CTX,      /* n_ctx_train (absolute position table) */
     HL_DIM_ANY,      /* any positive count (token-type table rows) */
 } hl_dim;
@@ -40,7 +39,8 @@ typedef enum hl_tkind {
 #define HL_TF_OPTIONAL 1u /* absent tensor leaves the field empty (data == NULL) */
 
 /* One row range of a fused tensor, bound as a tensor of its own: the views
- * of a tensor take its rows in order (phi3's attn_qkv: Q, K, V rows). */
+ * of a tensor take its rows in order (phi3's attn_qkv: Q, K, V rows); of a
+ * fused vector (HL_TK_VEC), its elements (nomic-bert's attn_qkv.bias). */
 typedef struct hl_arch_view {
     size_t offset; /* offsetof the hl_wt field the view is bound to */
     hl_dim rows;   /* its number of rows */
@@ -125,7 +125,6 @@ typedef struct hl_layer_weights {
     hl_wt ffn_down;       /* [n_ff, n_embd] */
     hl_wt post_ffn_norm;  /* [n_embd] optional (gemma) */
     /* encoders (bert, nomic-bert) */
-    hl_wt wqkv, bqkv;     /* fused [n_embd, Q+K+V] / [Q+K+V]: wq/wk/wv (bq/bk/bv) are row views of it */
     hl_wt bo;             /* [n_embd] attn_output.bias */
     hl_wt attn_out_norm, attn_out_norm_b;   /* LayerNorm of x + attn */
     hl_wt ffn_up_b, ffn_down_b;             /* [n_ff], [n_embd] */
