@@ -274,6 +274,7 @@ int srv_new(srv_server **out, const srv_config *c, hl_err *err) {
     s->cfg.models_dir = c->models_dir ? strdup(c->models_dir) : NULL;
     s->cfg.config_path = c->config_path ? strdup(c->config_path) : NULL;
     pthread_mutex_init(&s->lm, NULL);
+    srv_caps_cache_init(&s->caps);
     srv_metrics_init(&s->metrics);
     hl_err e2;
     if (store_open(&s->st, s->cfg.models_dir, &e2)) {
@@ -361,6 +362,7 @@ void srv_free(srv_server *s) {
     if (s->st) store_close(s->st);
     srv_metrics_destroy(&s->metrics);
     pthread_mutex_destroy(&s->lm);
+    srv_caps_cache_destroy(&s->caps);
     srv_config_free(&s->cfg);
     free(s);
 }

@@ -5,6 +5,7 @@
 #define HL_SERVER_INTERNAL_H
 
 #include "server/server.h"
+#include "base/json_write.h"
 #include "chat/outparse.h"
 #include "grammar/grammar.h"
 #include "runner/draft.h"
@@ -237,6 +238,22 @@ struct srv_stream {
 /* Wakes a suspended stream (safe from any thread, never blocks for long). */
 void srv_stream_wake(srv_stream *st);
 
+/* ---- model capabilities (caps.c) ------------------------------------------ */
+
+/* What srv_put_capabilities decided, per model file (path, size, mtime) and
+ * TEMPLATE; owned by the server, guarded by m. */
+typedef struct srv_caps_entry srv_caps_entry;
+typedef struct srv_caps_cache {
+    pthread_mutex_t m;
+    srv_caps_entry *e;
+    int n, cap;
+} srv_caps_cache;
+void srv_caps_cache_init(srv_caps_cache *c);
+void srv_caps_cache_destroy(srv_caps_cache *c);
+/* Writes "capabilities": [...] for the model file at path with the
+ * Modelfile TEMPLATE go_template (NULL: none); c may be NULL (no cache). */
+void srv_put_capabilities(srv_caps_cache *c, hl_jw *w, const char *go_template, const char *path);
+
 /* ---- the server and one request (http.c) ---------------------------------- */
 
 typedef struct srv_server {
@@ -246,6 +263,7 @@ typedef struct srv_server {
     srv_models models;
     srv_metrics metrics;
     store *st;
+    srv_caps_cache caps;      /* /api/tags and /api/show capabilities, per model file */
     pthread_mutex_t lm;       /* guards streams */
     srv_stream *streams;
     atomic_int active;        /* requests in flight */

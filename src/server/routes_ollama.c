@@ -172,8 +172,6 @@ static void info_details(hl_jw *w, const store_info *i) {
     details(w, i->family[0] ? i->family : i->arch, i->n_params ? ps : "", i->quant);
 }
 
-static void put_capabilities(hl_jw *w, const char *go_template, const char *path);
-
 static int route_tags(srv_req *r) {
     hl_buf b = {0};
     hl_jw w;
@@ -197,7 +195,7 @@ static int route_tags(srv_req *r) {
             info_details(&w, &list[i]);
             store_model sm = {0};
             hl_err e2;
-            if (store_load(r->srv->st, list[i].name, &sm, &e2) == 0) put_capabilities(&w, sm.template_text, sm.model_path);
+            if (store_load(r->srv->st, list[i].name, &sm, &e2) == 0) srv_put_capabilities(&r->srv->caps, &w, sm.template_text, sm.model_path);
             store_model_free(&sm);
             hl_jw_obj_end(&w);
         }
@@ -293,59 +291,6 @@ static int64_t model_info(hl_jw *w, const char *path) {
     return weights;
 }
 
-/* A model's capabilities, as /api/show and /api/tags list them (Ollama's
- * names, in Ollama's order): embedding alone for an embedding model; else
- * completion always; tools and thinking from the
- * Modelfile TEMPLATE, else from the GGUF's chat template; insert when the
- * vocabulary has FIM tokens or the TEMPLATE uses .Suffix. The one place
- * that decides them. */
-/* An embedding model (model/model.h: an encoder, or a decoder whose file
- * names a pooling type), from its metadata alone. */
-static int gguf_is_embedding(const gguf_file *f) {
-    gguf_str a;
-    if (gguf_get_str(f, "general.architecture", &a) != 0) return 0;
-    if ((a.len == 4 && !memcmp(a.ptr, "bert", 4)) || (a.len == 10 && !memcmp(a.ptr, "nomic-bert", 10))) return 1;
-    char key[96];
-    snprintf(key, sizeof key, "%.*s.pooling_type", (int)(a.len < 64 ? a.len : 64), a.ptr);
-    int64_t v;
-    return gguf_get_int(f, key, &v) == 0 && v > 0;
-}
-
-static void put_capabilities(hl_jw *w, const char *go_template, const char *path) {
-    unsigned caps = 0;
-    int fim = hl_prompt_template_inserts(go_template);
-    gguf_file *f = NULL;
-    if (path && gguf_open(&f, path, NULL) == 0) {
-        if (gguf_is_embedding(f)) { /* Ollama lists embedding models with this one capability */
-            gguf_close(f);
-            hl_jw_key(w, "capabilities");
-            hl_jw_arr_begin(w);
-            hl_jw_str(w, "embedding");
-            hl_jw_arr_end(w);
-            return;
-        }
-        gguf_str s;
-        if (!(go_template && *go_template) && gguf_get_str(f, "tokenizer.chat_template", &s) == 0) {
-            char *src = strndup(s.ptr, s.len);
-            caps = srv_template_caps(NULL, src);
-            free(src);
-        }
-        tok_vocab *v = NULL;
-        int32_t ids[3];
-        if (!fim && tok_load(&v, f, NULL) == 0) fim = tok_fim(v, ids);
-        tok_free(v);
-        gguf_close(f);
-    }
-    if (go_template && *go_template) caps = srv_template_caps(go_template, NULL);
-    hl_jw_key(w, "capabilities");
-    hl_jw_arr_begin(w);
-    hl_jw_str(w, "completion");
-    if (caps & CHAT_CAP_TOOLS) hl_jw_str(w, "tools");
-    if (fim) hl_jw_str(w, "insert");
-    if (caps & CHAT_CAP_THINKING) hl_jw_str(w, "thinking");
-    hl_jw_arr_end(w);
-}
-
 static int route_show(srv_req *r) {
     struct json_object *root, *v;
     hl_err err = {0};
@@ -414,7 +359,7 @@ static int route_show(srv_req *r) {
     /* ours too: how this server stores the KV cache (show's memory estimate) */
     hl_jw_key(&w, "kv_cache_type");
     hl_jw_str(&w, r->srv->cfg.kv_type == HL_TYPE_Q8_0 ? "q8_0" : "f16");
-    put_capabilities(&w, sm.template_text, is_path ? key : sm.model_path);
+    srv_put_capabilities(&r->srv->caps, &w, sm.template_text, is_path ? key : sm.model_path);
     hl_jw_obj_end(&w);
     store_model_free(&sm);
     json_object_put(root);

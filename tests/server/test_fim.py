@@ -55,3 +55,19 @@ def test_capability_and_refusal(server, qwen, stories):
     assert r.status_code == 400 and "fill in the middle" in r.json()["error"]["message"]
     r = requests.post(server.url + "/api/generate", json={"model": stories, "prompt": "a", "suffix": 5})
     assert r.status_code == 400
+
+
+def test_capabilities_follow_a_replaced_file(server, qwen, stories, tmp_path):
+    """Capabilities are remembered per model file (the server caches them so
+    /api/tags does not load every vocabulary on every call): a file replaced
+    in place at the same path is decided anew, from its new contents."""
+    import os
+    import shutil
+    show = lambda m: requests.post(server.url + "/api/show", json={"model": m}).json()["capabilities"]  # noqa: E731
+    path = tmp_path / "model.gguf"
+    shutil.copyfile(stories, path)
+    assert "insert" not in show(str(path)) and "insert" not in show(str(path))  # the second answer from the cache
+    tmp = tmp_path / "model.gguf.new"
+    os.symlink(qwen, tmp)  # replaced the way a store replaces a file: rename over it
+    os.replace(tmp, path)
+    assert "insert" in show(str(path))
