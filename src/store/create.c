@@ -61,15 +61,21 @@ static int put_text(store *s, layers *L, const char *mt, const char *text, int r
     return add_layer(L, mt, digest, (int64_t)len, err);
 }
 
+/* A temporary file next to the blobs for one create's intermediate GGUF
+ * (what: "convert", "quantize"; store_tmp_path names it per pid and thread). */
+static int tmp_path(store *s, const char *what, char *out, size_t n, hl_err *err) {
+    char base[STORE_PATH_MAX];
+    int rc = store_pathf(base, sizeof base, err, "%s/blobs/%s", s->root, what);
+    return rc ? rc : store_tmp_path(out, n, base, err);
+}
+
 /* FROM ./dir (a Hugging Face checkpoint): converted into a temporary GGUF
  * next to the blobs, which then enters the store like a FROM file (and is
  * requantized with --quantize); the temporary file is removed either way. */
 static int add_model_file(store *s, struct layers *L, const char *path, const store_ops *ops, hl_err *err);
 static int add_model_dir(store *s, struct layers *L, const char *dir, const store_ops *ops, hl_err *err) {
     char tmp[STORE_PATH_MAX];
-    /* pid and thread: two creates served at once never share the file */
-    int rc = store_pathf(tmp, sizeof tmp, err, "%s/blobs/convert.tmp.%ld.%lx.gguf", s->root, (long)getpid(),
-                         (unsigned long)pthread_self());
+    int rc = tmp_path(s, "convert", tmp, sizeof tmp, err);
     if (rc) return rc;
     store_report(ops, "converting model", NULL, 0, 0);
     if ((rc = store_convert_hf(dir, tmp, ops, err)) == HL_OK) rc = add_model_file(s, L, tmp, ops, err);
@@ -138,7 +144,7 @@ static int add_model_file(store *s, struct layers *L, const char *path, const st
     const char *src = path;
     tmp[0] = 0;
     if (ops && ops->quantize) {
-        if ((rc = store_pathf(tmp, sizeof tmp, err, "%s/blobs/quantize.tmp.%ld", s->root, (long)getpid()))) return rc;
+        if ((rc = tmp_path(s, "quantize", tmp, sizeof tmp, err))) return rc;
         if ((rc = store_requantize(path, tmp, ops->quantize, ops->threads, ops, err))) {
             unlink(tmp);
             return rc;

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/evp.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -142,9 +143,13 @@ int store_fsync_dir(const char *path) {
     return r;
 }
 
+int store_tmp_path(char *out, size_t n, const char *base, hl_err *err) {
+    return store_pathf(out, n, err, "%s.tmp.%ld.%lx", base, (long)getpid(), (unsigned long)pthread_self());
+}
+
 int store_copy_file(const char *src, const char *dst, int try_link, const atomic_int *cancel, hl_err *err) {
     char tmp[STORE_PATH_MAX];
-    if (store_pathf(tmp, sizeof tmp, err, "%s.tmp.%ld", dst, (long)getpid())) return HL_ERANGE;
+    if (store_tmp_path(tmp, sizeof tmp, dst, err)) return HL_ERANGE;
     unlink(tmp);
     if (try_link && link(src, tmp) == 0) {
         if (rename(tmp, dst) != 0) {

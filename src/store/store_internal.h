@@ -34,6 +34,10 @@ int store_pathf(char *out, size_t cap, hl_err *err, const char *fmt, ...) __attr
 int store_lock(const store *s, hl_err *err); /* returns fd */
 void store_unlock(int fd);
 /* Atomic copy of a file into dst (tmp + fsync + rename), or hard link. */
+/* base + ".tmp.<pid>.<thread>": the one name of a file being written before
+ * it is renamed into place (the store's listings skip ".tmp." names), so two
+ * writers, threads or processes, never share one. */
+int store_tmp_path(char *out, size_t n, const char *base, hl_err *err);
 int store_copy_file(const char *src, const char *dst, int try_link, const atomic_int *cancel, hl_err *err);
 int store_fsync_dir(const char *path);
 
