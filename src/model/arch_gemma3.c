@@ -11,19 +11,19 @@
 #define G(f) offsetof(hl_weights, f)
 #define L(f) offsetof(hl_layer_weights, f)
 
-static const hl_arch_tensor gemma3_global[] = {
+/* Gemma's tensors, shared with gemma2 (model_impl.h): gemma2 binds the
+ * layer list without its last two entries, the per-head q/k norms. */
+const hl_arch_tensor hl_gemma_global[HL_GEMMA_N_GLOBAL] = {
     {"token_embd.weight", G(token_embd), HL_DIM_EMBD, HL_DIM_VOCAB, HL_TK_EMBD, 0},
     {"output_norm.weight", G(output_norm), HL_DIM_EMBD, HL_DIM_NONE, HL_TK_VEC, 0},
     {"output.weight", G(output), HL_DIM_EMBD, HL_DIM_VOCAB, HL_TK_MATMUL, HL_TF_OPTIONAL},
 };
 
-static const hl_arch_tensor gemma3_layer[] = {
+const hl_arch_tensor hl_gemma_layer[HL_GEMMA_N_LAYER] = {
     {"blk.%d.attn_norm.weight", L(attn_norm), HL_DIM_EMBD, HL_DIM_NONE, HL_TK_VEC, 0},
     {"blk.%d.attn_q.weight", L(wq), HL_DIM_EMBD, HL_DIM_Q, HL_TK_MATMUL, 0},
     {"blk.%d.attn_k.weight", L(wk), HL_DIM_EMBD, HL_DIM_K, HL_TK_MATMUL, 0},
     {"blk.%d.attn_v.weight", L(wv), HL_DIM_EMBD, HL_DIM_V, HL_TK_MATMUL, 0},
-    {"blk.%d.attn_q_norm.weight", L(q_norm), HL_DIM_HEAD_K, HL_DIM_NONE, HL_TK_VEC, 0},
-    {"blk.%d.attn_k_norm.weight", L(k_norm), HL_DIM_HEAD_K, HL_DIM_NONE, HL_TK_VEC, 0},
     {"blk.%d.attn_output.weight", L(wo), HL_DIM_O, HL_DIM_EMBD, HL_TK_MATMUL, 0},
     {"blk.%d.post_attention_norm.weight", L(post_attn_norm), HL_DIM_EMBD, HL_DIM_NONE, HL_TK_VEC, 0},
     {"blk.%d.ffn_norm.weight", L(ffn_norm), HL_DIM_EMBD, HL_DIM_NONE, HL_TK_VEC, 0},
@@ -31,17 +31,23 @@ static const hl_arch_tensor gemma3_layer[] = {
     {"blk.%d.ffn_up.weight", L(ffn_up), HL_DIM_EMBD, HL_DIM_FF, HL_TK_MATMUL, 0},
     {"blk.%d.ffn_down.weight", L(ffn_down), HL_DIM_FF, HL_DIM_EMBD, HL_TK_MATMUL, 0},
     {"blk.%d.post_ffw_norm.weight", L(post_ffn_norm), HL_DIM_EMBD, HL_DIM_NONE, HL_TK_VEC, 0},
+    {"blk.%d.attn_q_norm.weight", L(q_norm), HL_DIM_HEAD_K, HL_DIM_NONE, HL_TK_VEC, 0},
+    {"blk.%d.attn_k_norm.weight", L(k_norm), HL_DIM_HEAD_K, HL_DIM_NONE, HL_TK_VEC, 0},
 };
 
 #include <math.h>
 
-/* Gemma 3 scales queries by query_pre_attn_scalar^-0.5, which GGUF does not
- * carry: it is head_dim for every size except 27B (62 layers), where it is
- * n_embd / n_head. */
+/* Gemma scales queries by query_pre_attn_scalar^-0.5, which GGUF does not
+ * carry: head_dim for every size except 27B, where it is n_embd / n_head
+ * (27B is told by its layer count: 46 in Gemma 2, 62 in Gemma 3). */
+void hl_gemma_query_scale(hl_model *m, int32_t n_layer_27b) {
+    hl_hparams *hp = &m->hp;
+    if (hp->n_layer == n_layer_27b) hp->attn_scale = 1.0f / sqrtf((float)hp->n_embd / (float)hp->n_head);
+}
+
 static int gemma3_hook(hl_model *m, hl_err *err) {
     (void)err;
-    hl_hparams *hp = &m->hp;
-    if (hp->n_layer == 62) hp->attn_scale = 1.0f / sqrtf((float)hp->n_embd / (float)hp->n_head);
+    hl_gemma_query_scale(m, 62);
     return 0;
 }
 
@@ -52,9 +58,9 @@ const hl_arch hl_arch_gemma3 = {
     .embd_scale_sqrt = 1,
     .swa_period = 6,
     .swa_rope_local = 1,
-    .global = gemma3_global,
-    .n_global = sizeof gemma3_global / sizeof gemma3_global[0],
-    .layer = gemma3_layer,
-    .n_layer_tensors = sizeof gemma3_layer / sizeof gemma3_layer[0],
+    .global = hl_gemma_global,
+    .n_global = HL_GEMMA_N_GLOBAL,
+    .layer = hl_gemma_layer,
+    .n_layer_tensors = HL_GEMMA_N_LAYER,
     .hook = gemma3_hook,
 };

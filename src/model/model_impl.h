@@ -101,6 +101,12 @@ extern const hl_arch hl_arch_nomic_bert;
 #define HL_LLAMA_N_GLOBAL 4
 #define HL_LLAMA_N_LAYER 9
 extern const hl_arch_tensor hl_llama_global[HL_LLAMA_N_GLOBAL], hl_llama_layer[HL_LLAMA_N_LAYER];
+/* gemma3's tensor tables (the q/k norms last), shared with gemma2, which binds
+ * all but those two; and the query scale both derive from the layer count */
+#define HL_GEMMA_N_GLOBAL 3
+#define HL_GEMMA_N_LAYER 13
+extern const hl_arch_tensor hl_gemma_global[HL_GEMMA_N_GLOBAL], hl_gemma_layer[HL_GEMMA_N_LAYER];
+void hl_gemma_query_scale(hl_model *m, int32_t n_layer_27b);
 
 /* ---- bound weights ---- */
 
