@@ -18,8 +18,10 @@ Tasks (greedy, chat template, the same messages for every server):
   rag      a passage, and a question whose answer quotes it
   chat     free-form writing (little to look up: the control)
 
-Each round runs every configuration once, in alternating order (off, on, on,
-off, ...), so drift on a shared machine hits both alike; the table shows the
+All servers (ours, and llama-server once per configuration) are started
+first and stay up; each round runs every configuration once, ours and the
+peer's, in alternating order (forward, then backward), so drift on a shared
+machine hits all alike; the table shows the
 median over rounds and the min-max spread. Decode rate is the server's own
 eval_count / eval_duration (ours: Ollama's final object; llama-server: its
 timings.predicted_per_second), so prefill does not count. The aggregate run
@@ -46,7 +48,6 @@ from serve_bench import Server  # noqa: E402  (one server process on 127.0.0.1)
 
 HYPERLAMA = ROOT / "build/release/hyperlama"
 MODELS_DIR = pathlib.Path(os.environ.get("HL_MODELS_DIR", pathlib.Path.home() / ".cache/hyperlama/models"))
-PEER_DIR = pathlib.Path(os.environ.get("HL_PEER_DIR", pathlib.Path.home() / ".cache/hyperlama/peer"))
 
 CODE = (HERE / "rewrite_input.py").read_text()
 PASSAGE = (
@@ -97,10 +98,14 @@ def peer_chat(url, prompt, tokens):
 
 
 def peer_bin():
-    for d in sorted(PEER_DIR.glob("build-*/bin")):
-        if (d / "llama-server").exists():
-            return d / "llama-server"
-    return None
+    """llama-server as bench/build_peer.sh builds it (the one place that
+    knows the peer's build: version, flags, cache dir), or None."""
+    out = subprocess.run([str(ROOT / "bench/build_peer.sh")], capture_output=True, text=True)
+    if out.returncode != 0:
+        print("bench/build_peer.sh failed:\n" + out.stderr[-2000:])
+        return None
+    server = pathlib.Path(out.stdout.strip()) / "llama-server"
+    return server if server.exists() else None
 
 
 def peer_supports_ngram(binary):
@@ -157,56 +162,53 @@ def main():
     results = {(n, c): [] for n in names for c in ("off", "on", "draft", "peer", "peer-spec", "peer-draft")}
     acc = {(n, c): [0, 0] for n in names for c in ("on", "draft")}
     agg = {c: [] for c in configs}
-    ours = None if a.peer_only else Server("hyperlama", lambda port: [str(HYPERLAMA), "serve", "--port", str(port)], env, model,
-                  log_dir / "spec_bench_hyperlama.log")
+    # Every server is started first and stays up (idle ones cost nothing), so
+    # each round runs every configuration, ours and the peer's, back to back
+    # in alternating order: drift on a shared machine hits all of them alike.
+    servers = {}  # config -> Server
+    run = {}      # config -> function(task, tokens) -> (rate, ntok, drafted, accepted, text)
+    peer = None if a.no_peer else peer_bin()
+    peer_ngram = peer is not None and peer_supports_ngram(peer)
     try:
-        for n in (names if ours else []):  # warm: load, prefill into the prefix cache (the draft's too)
-            ours_chat(ours.url, model, tasks()[n], 8, False)
-            if draft:
-                ours_chat(ours.url, model, tasks()[n], 8, True, draft)
-        for r in range(a.rounds if ours else 0):
+        if not a.peer_only:
+            ours = servers["ours"] = Server("hyperlama", lambda port: [str(HYPERLAMA), "serve", "--port", str(port)],
+                                            env, model, log_dir / "spec_bench_hyperlama.log")
+            for c in configs:
+                run[c] = (lambda c: lambda n, t: ours_chat(ours.url, model, tasks()[n], t, c != "off",
+                                                           draft if c == "draft" else None))(c)
+        if peer:
+            for c in ["peer"] + (["peer-spec"] if peer_ngram else []) + (["peer-draft"] if draft else []):
+                extra = a.peer_spec.split() if c == "peer-spec" else \
+                    ["-md", draft, "--spec-draft-n-max", "8"] if c == "peer-draft" else []
+                srv = servers[c] = Server(
+                    "llama.cpp", lambda port: [str(peer), "-m", model, "--port", str(port), "--host", "127.0.0.1",
+                                               "-t", str(a.threads), "-c", "4096", "-np", "1", *extra],
+                    dict(os.environ), model, log_dir / f"spec_bench_{c}.log")
+                run[c] = (lambda srv: lambda n, t: peer_chat(srv.url, tasks()[n], t))(srv)
+        for n in names:  # warm: load, prefill into the prefix caches (the drafts' too)
+            for c in run:
+                run[c](n, 8)
+        for r in range(a.rounds):
             for n in names:
-                order = configs if r % 2 == 0 else configs[::-1]
+                order = list(run) if r % 2 == 0 else list(run)[::-1]
                 for c in order:
-                    rate, ntok, d, acc_n, _ = ours_chat(ours.url, model, tasks()[n], a.tokens, c != "off",
-                                                        draft if c == "draft" else None)
+                    rate, ntok, d, acc_n, _ = run[c](n, a.tokens)
                     results[(n, c)].append(rate)
-                    if c != "off":
+                    if c in ("on", "draft"):
                         acc[(n, c)][0] += d
                         acc[(n, c)][1] += acc_n
-                    print(f"round {r} {n:8s} {c:5s} {rate:6.2f} tok/s ({ntok} tokens, {acc_n}/{d} drafts)", flush=True)
-            if a.streams > 1:
+                    print(f"round {r} {n:8s} {c:10s} {rate:6.2f} tok/s ({ntok} tokens, {acc_n}/{d} drafts)",
+                          flush=True)
+            if a.streams > 1 and "ours" in servers:
                 for c in (configs if r % 2 == 0 else configs[::-1]):
-                    tps, d, acc_n = aggregate(ours.url, model, a.streams, a.agg_tokens, c != "off",
+                    tps, d, acc_n = aggregate(servers["ours"].url, model, a.streams, a.agg_tokens, c != "off",
                                               draft if c == "draft" else None)
                     agg[c].append(tps)
                     print(f"round {r} {a.streams} streams {c:5s} {tps:6.2f} tok/s aggregate ({acc_n}/{d} drafts)",
                           flush=True)
     finally:
-        if ours:
-            ours.stop()
-
-    peer = None if a.no_peer else peer_bin()
-    peer_ngram = peer is not None and peer_supports_ngram(peer)
-    if peer:
-        peer_configs = ["peer"] + (["peer-spec"] if peer_ngram else []) + (["peer-draft"] if draft else [])
-        for c in peer_configs:
-            extra = a.peer_spec.split() if c == "peer-spec" else ["-md", draft, "--draft-max", "8"] \
-                if c == "peer-draft" else []
-            srv = Server("llama.cpp", lambda port: [str(peer), "-m", model, "--port", str(port), "--host", "127.0.0.1",
-                                                    "-t", str(a.threads), "-c", "4096", "-np", "1", *extra],
-                         dict(os.environ), model, log_dir / f"spec_bench_{c}.log")
-            try:
-                for n in names:
-                    peer_chat(srv.url, tasks()[n], 8)
-                for r in range(a.rounds):
-                    for n in names:
-                        rate, ntok, d, acc_n, _ = peer_chat(srv.url, tasks()[n], a.tokens)
-                        results[(n, c)].append(rate)
-                        print(f"round {r} {n:8s} {c:9s} {rate:6.2f} tok/s ({ntok} tokens, {acc_n}/{d} drafts)",
-                              flush=True)
-            finally:
-                srv.stop()
+        for srv in servers.values():
+            srv.stop()
 
     print(f"\nmodel {a.model}, {a.threads} threads, {a.tokens} tokens, {a.rounds} rounds; "
           f"load average {os.getloadavg()[0]:.1f}")

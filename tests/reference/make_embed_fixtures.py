@@ -123,6 +123,7 @@ def write_bert(path, model, cfg, vocab, pooling, f16, name):
     w.add_head_count(cfg.num_attention_heads)
     w.add_layer_norm_eps(cfg.layer_norm_eps)
     w.add_causal_attention(False)
+    w.add_token_type_count(cfg.type_vocab_size)  # llama.cpp refuses a bert file without it
     w.add_pooling_type(pooling)
     w.add_file_type(1 if f16 else 0)
     add_tokenizer(w, vocab)
@@ -161,6 +162,7 @@ def write_nomic(path, model, cfg, vocab, pooling, f16):
     w.add_head_count(cfg.num_attention_heads)
     w.add_layer_norm_eps(cfg.layer_norm_eps)
     w.add_causal_attention(False)
+    w.add_token_type_count(cfg.type_vocab_size)  # llama.cpp refuses a bert file without it
     w.add_pooling_type(pooling)
     w.add_rope_freq_base(float(cfg.rope_parameters["rope_theta"]))
     w.add_file_type(1 if f16 else 0)
