@@ -1,5 +1,9 @@
 /* tokenizer.json (+ tokenizer_config.json) -> tokenizer.ggml.* keys for a
- * byte-level BPE ("gpt2" in GGUF): the token list in id order (vocab plus
+ * byte-level BPE ("gpt2" in GGUF) or, when its BPE model has byte_fallback,
+ * a SentencePiece-BPE ("llama": byte and unknown types, scores from the
+ * merge ranks, space prefix as convert_spm.c recognizes it); a directory
+ * with only a sentencepiece tokenizer.model is read through convert_spm.c.
+ * For both: the token list in id order (vocab plus
  * added tokens, gaps padded as unused), token types (added special tokens
  * are control, other added tokens user-defined), merges as "a b" strings,
  * bos/eos/pad ids, add_bos/add_eos (tokenizer_config.json's flags, else
@@ -22,7 +26,7 @@ static const char RE_LLAMA3[] = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{
 static const char RE_QWEN2[] = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|"
                                "\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
 
-enum { TT_NORMAL = 1, TT_CONTROL = 3, TT_USER = 4, TT_UNUSED = 5 };
+enum { TT_NORMAL = 1, TT_UNKNOWN = 2, TT_CONTROL = 3, TT_USER = 4, TT_UNUSED = 5, TT_BYTE = 6 };
 
 static const char *jstr(json_object *o, const char *key) {
     json_object *v;
@@ -138,9 +142,144 @@ static const char *chat_template(json_object *cfg) {
     return NULL;
 }
 
+/* SentencePiece-BPE from tokenizer.json: <0xNN> vocabulary entries are byte
+ * tokens and the model's unk_token is unknown; scores are what GGUF's
+ * "llama" model ranks merges by (the merged token with the highest score
+ * merges first), so the token a merge of rank r produces scores -(r + 1)
+ * (its best rank when several merges make it) and tokens no merge makes
+ * score 0. The merges themselves are kept too: our encoder merges only
+ * listed pairs when a "llama" vocabulary has them (src/tokenizer/spm.c). */
+static int spm_types_scores(gguf_writer *w, json_object *model, json_object *vocab, char **toks, int32_t *types, int64_t n,
+                            char *const *merges, size_t n_merges, hl_err *err) {
+    float *scores = calloc((size_t)n, sizeof *scores);
+    char *tmp = NULL;
+    size_t tcap = 0;
+    if (!scores) return hl_err_set(err, HL_ENOMEM, "out of memory");
+    for (int64_t i = 0; i < n; i++) {
+        const char *t = toks[i];
+        if (types[i] == TT_NORMAL && strlen(t) == 6 && !strncmp(t, "<0x", 3) && t[5] == '>' &&
+            strchr("0123456789ABCDEF", t[3]) && strchr("0123456789ABCDEF", t[4]))
+            types[i] = TT_BYTE;
+    }
+    json_object *id;
+    const char *unk = jstr(model, "unk_token");
+    if (unk && json_object_object_get_ex(vocab, unk, &id) && json_object_get_int64(id) < n)
+        types[json_object_get_int64(id)] = TT_UNKNOWN;
+    for (size_t r = 0; r < n_merges; r++) {
+        /* "a b": SentencePiece tokens hold U+2581, never a space */
+        const char *m = merges[r], *sp = strchr(m, ' ');
+        size_t len = strlen(m);
+        if (!sp) continue;
+        if (len > tcap) {
+            char *p = realloc(tmp, len + 1);
+            if (!p) {
+                free(tmp);
+                free(scores);
+                return hl_err_set(err, HL_ENOMEM, "out of memory");
+            }
+            tmp = p, tcap = len;
+        }
+        size_t la = (size_t)(sp - m);
+        memcpy(tmp, m, la);
+        memcpy(tmp + la, sp + 1, len - la); /* with the NUL */
+        if (!json_object_object_get_ex(vocab, tmp, &id)) continue;
+        int64_t x = json_object_get_int64(id);
+        if (x >= 0 && x < n && scores[x] == 0) scores[x] = -(float)(r + 1);
+    }
+    gguf_set_arr_f32(w, "tokenizer.ggml.scores", scores, (uint64_t)n);
+    free(tmp);
+    free(scores);
+    return HL_OK;
+}
+
+/* id of a special token named in tokenizer_config.json among the pieces */
+static int64_t piece_id(json_object *cfg, const char *key, const store_spm *m) {
+    json_object *v;
+    if (!cfg || !json_object_object_get_ex(cfg, key, &v) || !v) return -1;
+    const char *s = json_object_is_type(v, json_type_string) ? json_object_get_string(v) : jstr(v, "content");
+    for (int64_t i = 0; s && i < m->n; i++)
+        if (!strcmp(m->pieces[i], s)) return i;
+    return -1;
+}
+
+/* A directory with a sentencepiece tokenizer.model and no tokenizer.json:
+ * pieces, scores and types as the model has them (GGUF's types are
+ * sentencepiece's), special ids from the trainer spec unless
+ * tokenizer_config.json names others, add_space_prefix from the
+ * normalizer's add_dummy_prefix. */
+static int convert_spm_model(gguf_writer *w, const char *dir, const char *path, json_object *config, int64_t n_vocab,
+                             hl_err *err) {
+    store_spm m;
+    int rc = store_spm_load(path, &m, err);
+    if (rc) return rc;
+    if (m.model_type != 2) {
+        int t = m.model_type;
+        store_spm_free(&m);
+        return hl_err_set(err, HL_ENOTSUP, "%s: sentencepiece model type %d is not supported by the converter (supported: 2, BPE)",
+                          path, t);
+    }
+    if (m.n > n_vocab) {
+        int64_t k = m.n;
+        store_spm_free(&m);
+        return hl_err_set(err, HL_EINVAL, "tokenizer has %lld tokens but the embeddings have %lld rows", (long long)k,
+                          (long long)n_vocab);
+    }
+    /* the token list covers the embedding rows, as for tokenizer.json */
+    char **pp = realloc(m.pieces, (size_t)n_vocab * sizeof *pp);
+    if (pp) m.pieces = pp;
+    float *ps = pp ? realloc(m.scores, (size_t)n_vocab * sizeof *ps) : NULL;
+    if (ps) m.scores = ps;
+    int32_t *pt = ps ? realloc(m.types, (size_t)n_vocab * sizeof *pt) : NULL;
+    if (pt) m.types = pt;
+    for (; pt && m.n < n_vocab; m.n++) {
+        char name[32];
+        snprintf(name, sizeof name, "[PAD%lld]", (long long)m.n);
+        if (!(m.pieces[m.n] = strdup(name))) break;
+        m.scores[m.n] = 0;
+        m.types[m.n] = TT_UNUSED;
+    }
+    if (m.n < n_vocab) {
+        store_spm_free(&m);
+        return hl_err_set(err, HL_ENOMEM, "out of memory");
+    }
+    char p2[4096];
+    snprintf(p2, sizeof p2, "%s/tokenizer_config.json", dir);
+    json_object *cfg = json_object_from_file(p2);
+    int64_t bos = piece_id(cfg, "bos_token", &m), eos = piece_id(cfg, "eos_token", &m);
+    int64_t unk = piece_id(cfg, "unk_token", &m), pad = piece_id(cfg, "pad_token", &m);
+    if (bos < 0) bos = m.bos >= 0 ? m.bos : config_id(config, "bos_token_id");
+    if (eos < 0) eos = m.eos >= 0 ? m.eos : config_id(config, "eos_token_id");
+    if (unk < 0) unk = m.unk;
+    if (pad < 0) pad = m.pad;
+    gguf_set_str(w, "tokenizer.ggml.model", "llama");
+    gguf_set_str(w, "tokenizer.ggml.pre", "default");
+    gguf_set_arr_str(w, "tokenizer.ggml.tokens", (const char *const *)m.pieces, (uint64_t)m.n);
+    gguf_set_arr_f32(w, "tokenizer.ggml.scores", m.scores, (uint64_t)m.n);
+    gguf_set_arr_i32(w, "tokenizer.ggml.token_type", m.types, (uint64_t)m.n);
+    if (bos >= 0 && bos < m.n) gguf_set_u32(w, "tokenizer.ggml.bos_token_id", (uint32_t)bos);
+    if (eos >= 0 && eos < m.n) gguf_set_u32(w, "tokenizer.ggml.eos_token_id", (uint32_t)eos);
+    if (unk >= 0 && unk < m.n) gguf_set_u32(w, "tokenizer.ggml.unknown_token_id", (uint32_t)unk);
+    if (pad >= 0 && pad < m.n) gguf_set_u32(w, "tokenizer.ggml.padding_token_id", (uint32_t)pad);
+    /* LlamaTokenizer's defaults: BOS yes, EOS no */
+    gguf_set_bool(w, "tokenizer.ggml.add_bos_token", jbool(cfg, "add_bos_token", 1) && bos >= 0);
+    gguf_set_bool(w, "tokenizer.ggml.add_eos_token", jbool(cfg, "add_eos_token", 0) && eos >= 0);
+    gguf_set_bool(w, "tokenizer.ggml.add_space_prefix", m.add_dummy_prefix);
+    const char *tmpl = chat_template(cfg);
+    if (tmpl) gguf_set_str(w, "tokenizer.chat_template", tmpl);
+    json_object_put(cfg);
+    store_spm_free(&m);
+    return HL_OK;
+}
+
 int store_convert_tokenizer(gguf_writer *w, const char *dir, json_object *config, int64_t n_vocab, hl_err *err) {
     char path[4096];
     snprintf(path, sizeof path, "%s/tokenizer.json", dir);
+    FILE *probe = fopen(path, "rb");
+    if (probe) fclose(probe);
+    else if (snprintf(path, sizeof path, "%s/tokenizer.model", dir), (probe = fopen(path, "rb"))) {
+        fclose(probe);
+        return convert_spm_model(w, dir, path, config, n_vocab, err);
+    } else snprintf(path, sizeof path, "%s/tokenizer.json", dir);
     json_object *tj = json_object_from_file(path);
     if (!tj) return hl_err_set(err, HL_EINVAL, "%s: missing or not JSON", path);
     snprintf(path, sizeof path, "%s/tokenizer_config.json", dir);
@@ -164,11 +303,10 @@ int store_convert_tokenizer(gguf_writer *w, const char *dir, json_object *config
                         mtype ? mtype : "(none)");
         goto done;
     }
-    if (jbool(model, "byte_fallback", 0)) {
-        rc = hl_err_set(err, HL_ENOTSUP, "tokenizer.json: byte-fallback BPE (SentencePiece style) is not supported by the converter yet");
-        goto done;
-    }
-    const char *pname = detect(pre, jbool(model, "ignore_merges", 0));
+    /* byte fallback: SentencePiece-BPE, GGUF's "llama" model */
+    int spm = jbool(model, "byte_fallback", 0), space_prefix = 0;
+    if (spm && (rc = store_spm_detect(tj, &space_prefix, err))) goto done;
+    const char *pname = spm ? "default" : detect(pre, jbool(model, "ignore_merges", 0));
     if (!pname) {
         const char *js = pre ? json_object_to_json_string_ext(pre, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE) : "null";
         rc = hl_err_set(err, HL_ENOTSUP, "tokenizer.json: unknown pre-tokenizer %.300s (known: gpt2, llama-bpe, smaug-bpe, qwen2, smollm)", js);
@@ -256,9 +394,11 @@ int store_convert_tokenizer(gguf_writer *w, const char *dir, json_object *config
         }
         if (!merges && rc == HL_OK) rc = hl_err_set(err, HL_ENOMEM, "out of memory");
     }
+    if (rc == HL_OK && spm) rc = spm_types_scores(w, model, vocab, toks, types, n, merges, n_merges, err);
     if (rc == HL_OK) {
-        gguf_set_str(w, "tokenizer.ggml.model", "gpt2");
+        gguf_set_str(w, "tokenizer.ggml.model", spm ? "llama" : "gpt2");
         gguf_set_str(w, "tokenizer.ggml.pre", pname);
+        if (spm) gguf_set_bool(w, "tokenizer.ggml.add_space_prefix", space_prefix);
         gguf_set_arr_str(w, "tokenizer.ggml.tokens", (const char *const *)toks, (uint64_t)n);
         gguf_set_arr_i32(w, "tokenizer.ggml.token_type", types, (uint64_t)n);
         gguf_set_arr_str(w, "tokenizer.ggml.merges", (const char *const *)merges, n_merges);

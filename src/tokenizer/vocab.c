@@ -426,6 +426,9 @@ int tok_load(tok_vocab **out, const gguf_file *f, hl_err *err) {
         if ((rc = tok_pretok_init(v, name, err)) != 0) goto fail;
     } else {
         snprintf(v->pre, sizeof v->pre, "default");
+        gguf_arr m;
+        if (kind == TOK_KIND_SPM && gguf_get_arr(f, "tokenizer.ggml.merges", &m) == 0 && (rc = load_merges(v, f, err)) != 0)
+            goto fail;
     }
     *out = v;
     return 0;
