@@ -31,6 +31,17 @@ const char *store_detect_pretok(json_object *pre);
  * and whether it prefixes a space; HL_ENOTSUP naming the part otherwise. */
 int store_spm_detect(json_object *tj, int *add_space_prefix, hl_err *err);
 
+/* A Unigram tokenizer.json's normalization as GGUF's "t5" model keys say
+ * it: a Precompiled normalizer's charsmap (decoded from base64; malloc'ed,
+ * the caller frees), Strip / Replace(" {2,}") as remove_extra_whitespaces,
+ * and the Metaspace pre-tokenizer's prefix. Anything else: HL_ENOTSUP. */
+typedef struct store_ugm_norm {
+    uint8_t *charsmap;
+    size_t charsmap_len;
+    int add_space_prefix, remove_extra_ws;
+} store_ugm_norm;
+int store_ugm_detect(json_object *tj, store_ugm_norm *out, hl_err *err);
+
 /* A sentencepiece ModelProto (tokenizer.model). Types are sentencepiece's,
  * which GGUF's token types equal: 1 normal, 2 unknown, 3 control,
  * 4 user-defined, 5 unused, 6 byte. */

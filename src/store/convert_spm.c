@@ -9,6 +9,7 @@
  * convert_tok.c owns the tokenizer.json token list and the shared keys. */
 #include "store/convert.h"
 
+#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -86,6 +87,75 @@ int store_spm_detect(json_object *tj, int *add_space_prefix, hl_err *err) {
                           "or Prepend/Replace of spaces by U+2581)", what, js);
     }
     return HL_OK;
+}
+
+/* ---- Unigram tokenizer.json ---- */
+
+static int ugm_normalizer(json_object *o, store_ugm_norm *out, hl_err *err) {
+    json_object *pat;
+    if (is_type(o, "Precompiled")) {
+        const char *b64 = jstr(o, "precompiled_charsmap");
+        size_t n = b64 ? strlen(b64) : 0;
+        if (!n) return HL_OK; /* an empty charsmap normalizes nothing */
+        if (n % 4 || n > (64u << 20))
+            return hl_err_set(err, HL_EINVAL, "tokenizer.json: precompiled_charsmap is not base64");
+        uint8_t *buf = malloc(n / 4 * 3 + 1);
+        if (!buf) return hl_err_set(err, HL_ENOMEM, "out of memory");
+        int k = EVP_DecodeBlock(buf, (const unsigned char *)b64, (int)n);
+        if (k < 0) {
+            free(buf);
+            return hl_err_set(err, HL_EINVAL, "tokenizer.json: precompiled_charsmap is not base64");
+        }
+        k -= (b64[n - 1] == '=') + (b64[n - 2] == '='); /* DecodeBlock counts the padding */
+        free(out->charsmap);
+        out->charsmap = buf;
+        out->charsmap_len = (size_t)k;
+        return HL_OK;
+    }
+    if (is_type(o, "Strip")) {
+        out->remove_extra_ws = 1;
+        return HL_OK;
+    }
+    if (is_type(o, "Replace") && json_object_object_get_ex(o, "pattern", &pat)) {
+        const char *re = jstr(pat, "Regex"), *to = jstr(o, "content");
+        if (re && to && !strcmp(re, " {2,}") && (!strcmp(to, " ") || !strcmp(to, SPACE_MARK))) {
+            out->remove_extra_ws = 1;
+            return HL_OK;
+        }
+    }
+    const char *js = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+    return hl_err_set(err, HL_ENOTSUP, "tokenizer.json: Unigram with an unknown normalizer %.200s (known: Precompiled, "
+                      "Strip, Replace(\" {2,}\"))", js);
+}
+
+int store_ugm_detect(json_object *tj, store_ugm_norm *out, hl_err *err) {
+    memset(out, 0, sizeof *out);
+    json_object *norm = NULL, *pre = NULL, *seq;
+    json_object_object_get_ex(tj, "normalizer", &norm);
+    json_object_object_get_ex(tj, "pre_tokenizer", &pre);
+    int rc = HL_OK;
+    if (norm && is_type(norm, "Sequence") && json_object_object_get_ex(norm, "normalizers", &seq) &&
+        json_object_is_type(seq, json_type_array)) {
+        for (size_t i = 0; rc == HL_OK && i < json_object_array_length(seq); i++)
+            rc = ugm_normalizer(json_object_array_get_idx(seq, i), out, err);
+    } else if (norm) {
+        rc = ugm_normalizer(norm, out, err);
+    }
+    const char *rep = jstr(pre, "replacement"), *scheme = jstr(pre, "prepend_scheme");
+    if (rc == HL_OK && (!is_type(pre, "Metaspace") || !rep || strcmp(rep, SPACE_MARK))) {
+        const char *js = pre ? json_object_to_json_string_ext(pre, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE) : "null";
+        rc = hl_err_set(err, HL_ENOTSUP, "tokenizer.json: Unigram with an unknown pre-tokenizer %.200s (known: Metaspace with U+2581)", js);
+    }
+    if (rc == HL_OK) {
+        json_object *aps;
+        out->add_space_prefix = scheme ? strcmp(scheme, "never") != 0
+                                       : !json_object_object_get_ex(pre, "add_prefix_space", &aps) || json_object_get_boolean(aps);
+    }
+    if (rc) {
+        free(out->charsmap);
+        out->charsmap = NULL;
+    }
+    return rc;
 }
 
 /* ---- sentencepiece ModelProto ---- */

@@ -271,6 +271,115 @@ static int convert_spm_model(gguf_writer *w, const char *dir, const char *path, 
     return HL_OK;
 }
 
+/* A Unigram tokenizer.json (T5, XLM-RoBERTa): GGUF's "t5" model. Pieces
+ * and scores in id order (added tokens beyond them, gaps padded as unused),
+ * unk_id unknown, added special tokens control and the others
+ * user-defined; the normalizer and pre-tokenizer as convert_spm.c reads
+ * them (charsmap, space prefix, extra whitespace). */
+static int convert_unigram(gguf_writer *w, json_object *tj, json_object *model, json_object *cfg, json_object *config,
+                           int64_t n_vocab, hl_err *err) {
+    json_object *vocab, *added = NULL, *u;
+    if (!json_object_object_get_ex(model, "vocab", &vocab) || !json_object_is_type(vocab, json_type_array))
+        return hl_err_set(err, HL_EINVAL, "tokenizer.json: Unigram model.vocab is not an array");
+    if (jbool(model, "byte_fallback", 0))
+        return hl_err_set(err, HL_ENOTSUP, "tokenizer.json: Unigram with byte_fallback is not supported by the converter");
+    store_ugm_norm nm;
+    int rc = store_ugm_detect(tj, &nm, err);
+    if (rc) return rc;
+    json_object_object_get_ex(tj, "added_tokens", &added);
+    if (added && !json_object_is_type(added, json_type_array)) added = NULL;
+    int64_t nv = (int64_t)json_object_array_length(vocab), n = n_vocab;
+    if (nv > n) {
+        free(nm.charsmap);
+        return hl_err_set(err, HL_EINVAL, "tokenizer has %lld tokens but the embeddings have %lld rows", (long long)nv,
+                          (long long)n_vocab);
+    }
+    const char **toks = calloc((size_t)n, sizeof *toks);
+    float *scores = calloc((size_t)n, sizeof *scores);
+    int32_t *types = calloc((size_t)n, sizeof *types);
+    char (*pad)[24] = calloc((size_t)n, sizeof *pad);
+    if (!toks || !scores || !types || !pad) {
+        rc = hl_err_set(err, HL_ENOMEM, "out of memory");
+        goto out;
+    }
+    for (int64_t i = 0; i < nv; i++) {
+        json_object *e = json_object_array_get_idx(vocab, (size_t)i);
+        json_object *t = json_object_is_type(e, json_type_array) && json_object_array_length(e) == 2
+                             ? json_object_array_get_idx(e, 0) : NULL;
+        json_object *sc = t ? json_object_array_get_idx(e, 1) : NULL;
+        if (!t || !json_object_is_type(t, json_type_string) ||
+            !(json_object_is_type(sc, json_type_double) || json_object_is_type(sc, json_type_int))) {
+            rc = hl_err_set(err, HL_EINVAL, "tokenizer.json: Unigram vocab entry %lld is not [piece, score]", (long long)i);
+            goto out;
+        }
+        toks[i] = json_object_get_string(t);
+        scores[i] = (float)json_object_get_double(sc);
+        types[i] = TT_NORMAL;
+    }
+    for (size_t i = 0; added && i < json_object_array_length(added); i++) {
+        json_object *t = json_object_array_get_idx(added, i), *id;
+        int64_t x = json_object_object_get_ex(t, "id", &id) ? json_object_get_int64(id) : -1;
+        if (x < 0 || x >= n || !jstr(t, "content")) {
+            rc = hl_err_set(err, HL_EINVAL, "tokenizer.json: added token %zu has no valid id/content (embeddings: %lld rows)", i,
+                            (long long)n);
+            goto out;
+        }
+        toks[x] = jstr(t, "content");
+        types[x] = jbool(t, "special", 0) ? TT_CONTROL : TT_USER;
+    }
+    int64_t unk = json_object_object_get_ex(model, "unk_id", &u) && json_object_is_type(u, json_type_int)
+                      ? json_object_get_int64(u) : -1;
+    if (unk >= 0 && unk < n) types[unk] = TT_UNKNOWN;
+    for (int64_t i = 0; i < n; i++)
+        if (!toks[i]) {
+            snprintf(pad[i], sizeof pad[i], "[PAD%lld]", (long long)i);
+            toks[i] = pad[i];
+            types[i] = TT_UNUSED;
+        }
+    /* special ids by their texts in tokenizer_config.json, else config.json */
+    int64_t ids[4];
+    static const char *const KEYS[4] = {"bos_token", "eos_token", "pad_token", "cls_token"};
+    for (int k = 0; k < 4; k++) {
+        ids[k] = -1;
+        json_object *v;
+        const char *want = cfg && json_object_object_get_ex(cfg, KEYS[k], &v) && v
+                               ? (json_object_is_type(v, json_type_string) ? json_object_get_string(v) : jstr(v, "content")) : NULL;
+        for (int64_t i = 0; want && i < n && ids[k] < 0; i++)
+            if (!strcmp(toks[i], want)) ids[k] = i;
+    }
+    if (ids[0] < 0) ids[0] = config_id(config, "bos_token_id");
+    if (ids[1] < 0) ids[1] = config_id(config, "eos_token_id");
+    if (ids[2] < 0) ids[2] = config_id(config, "pad_token_id");
+    gguf_set_str(w, "tokenizer.ggml.model", "t5");
+    gguf_set_str(w, "tokenizer.ggml.pre", "default");
+    gguf_set_arr_str(w, "tokenizer.ggml.tokens", toks, (uint64_t)n);
+    gguf_set_arr_f32(w, "tokenizer.ggml.scores", scores, (uint64_t)n);
+    gguf_set_arr_i32(w, "tokenizer.ggml.token_type", types, (uint64_t)n);
+    if (nm.charsmap) gguf_set_arr(w, "tokenizer.ggml.precompiled_charsmap", GGUF_U8, nm.charsmap, nm.charsmap_len);
+    gguf_set_bool(w, "tokenizer.ggml.add_space_prefix", nm.add_space_prefix);
+    gguf_set_bool(w, "tokenizer.ggml.remove_extra_whitespaces", nm.remove_extra_ws);
+    if (ids[0] >= 0 && ids[0] < n) gguf_set_u32(w, "tokenizer.ggml.bos_token_id", (uint32_t)ids[0]);
+    if (ids[1] >= 0 && ids[1] < n) gguf_set_u32(w, "tokenizer.ggml.eos_token_id", (uint32_t)ids[1]);
+    if (ids[2] >= 0 && ids[2] < n) gguf_set_u32(w, "tokenizer.ggml.padding_token_id", (uint32_t)ids[2]);
+    if (ids[3] >= 0 && ids[3] < n) gguf_set_u32(w, "tokenizer.ggml.cls_token_id", (uint32_t)ids[3]);
+    if (unk >= 0 && unk < n) gguf_set_u32(w, "tokenizer.ggml.unknown_token_id", (uint32_t)unk);
+    json_object *pp = NULL;
+    int64_t first, last;
+    json_object_object_get_ex(tj, "post_processor", &pp);
+    template_specials(pp, &first, &last);
+    gguf_set_bool(w, "tokenizer.ggml.add_bos_token", jbool(cfg, "add_bos_token", first >= 0 && first == ids[0]) && ids[0] >= 0);
+    gguf_set_bool(w, "tokenizer.ggml.add_eos_token", jbool(cfg, "add_eos_token", last >= 0 && last == ids[1]) && ids[1] >= 0);
+    const char *tmpl = chat_template(cfg);
+    if (tmpl) gguf_set_str(w, "tokenizer.chat_template", tmpl);
+out:
+    free(toks);
+    free(scores);
+    free(types);
+    free(pad);
+    free(nm.charsmap);
+    return rc;
+}
+
 int store_convert_tokenizer(gguf_writer *w, const char *dir, json_object *config, int64_t n_vocab, hl_err *err) {
     char path[4096];
     snprintf(path, sizeof path, "%s/tokenizer.json", dir);
@@ -298,8 +407,12 @@ int store_convert_tokenizer(gguf_writer *w, const char *dir, json_object *config
         goto done;
     }
     const char *mtype = jstr(model, "type");
+    if (mtype && !strcmp(mtype, "Unigram")) {
+        rc = convert_unigram(w, tj, model, cfg, config, n_vocab, err);
+        goto done;
+    }
     if (!mtype || strcmp(mtype, "BPE")) {
-        rc = hl_err_set(err, HL_ENOTSUP, "tokenizer.json model type '%s' is not supported by the converter (supported: BPE)",
+        rc = hl_err_set(err, HL_ENOTSUP, "tokenizer.json model type '%s' is not supported by the converter (supported: BPE, Unigram)",
                         mtype ? mtype : "(none)");
         goto done;
     }
