@@ -269,7 +269,7 @@ int store_spm_parse(const uint8_t *data, size_t n, store_spm *m, hl_err *err) {
     memset(m, 0, sizeof *m);
     m->model_type = 1; /* UNIGRAM is the ModelProto default */
     m->unk = 0, m->bos = 1, m->eos = 2, m->pad = -1;
-    m->add_dummy_prefix = 1;
+    m->add_dummy_prefix = m->remove_extra_ws = 1; /* NormalizerSpec's defaults */
     pb b = {data, data + n};
     int rc = HL_OK;
     while (rc == HL_OK && b.p < b.end) {

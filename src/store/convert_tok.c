@@ -202,8 +202,9 @@ static int64_t piece_id(json_object *cfg, const char *key, const store_spm *m) {
     return -1;
 }
 
-/* A directory with a sentencepiece tokenizer.model and no tokenizer.json:
- * pieces, scores and types as the model has them (GGUF's types are
+/* A directory with a sentencepiece tokenizer.model and no tokenizer.json
+ * (BPE: GGUF's "llama"; Unigram: "t5" with the normalizer's charsmap and
+ * remove_extra_whitespaces): pieces, scores and types as the model has them (GGUF's types are
  * sentencepiece's), special ids from the trainer spec unless
  * tokenizer_config.json names others, add_space_prefix from the
  * normalizer's add_dummy_prefix. */
@@ -212,11 +213,11 @@ static int convert_spm_model(gguf_writer *w, const char *dir, const char *path, 
     store_spm m;
     int rc = store_spm_load(path, &m, err);
     if (rc) return rc;
-    if (m.model_type != 2) {
+    if (m.model_type != 1 && m.model_type != 2) {
         int t = m.model_type;
         store_spm_free(&m);
-        return hl_err_set(err, HL_ENOTSUP, "%s: sentencepiece model type %d is not supported by the converter (supported: 2, BPE)",
-                          path, t);
+        return hl_err_set(err, HL_ENOTSUP,
+                          "%s: sentencepiece model type %d is not supported by the converter (supported: 1 Unigram, 2 BPE)", path, t);
     }
     if (m.n > n_vocab) {
         int64_t k = m.n;
@@ -251,8 +252,12 @@ static int convert_spm_model(gguf_writer *w, const char *dir, const char *path, 
     if (eos < 0) eos = m.eos >= 0 ? m.eos : config_id(config, "eos_token_id");
     if (unk < 0) unk = m.unk;
     if (pad < 0) pad = m.pad;
-    gguf_set_str(w, "tokenizer.ggml.model", "llama");
+    gguf_set_str(w, "tokenizer.ggml.model", m.model_type == 1 ? "t5" : "llama");
     gguf_set_str(w, "tokenizer.ggml.pre", "default");
+    if (m.model_type == 1) {
+        if (m.charsmap) gguf_set_arr(w, "tokenizer.ggml.precompiled_charsmap", GGUF_U8, m.charsmap, m.charsmap_len);
+        gguf_set_bool(w, "tokenizer.ggml.remove_extra_whitespaces", m.remove_extra_ws);
+    }
     gguf_set_arr_str(w, "tokenizer.ggml.tokens", (const char *const *)m.pieces, (uint64_t)m.n);
     gguf_set_arr_f32(w, "tokenizer.ggml.scores", m.scores, (uint64_t)m.n);
     gguf_set_arr_i32(w, "tokenizer.ggml.token_type", m.types, (uint64_t)m.n);

@@ -171,16 +171,18 @@ def pb_field(num, wt, payload):
     return key + pb_varint(len(payload)) + payload
 
 
-def sentencepiece_model(pieces, model_type=2, add_dummy_prefix=True):
+def sentencepiece_model(pieces, model_type=2, add_dummy_prefix=True, charsmap=None, remove_extra_ws=False, ids=(0, 1, 2, -1)):
     """ModelProto bytes (sentencepiece_model.proto: 1 pieces {1 piece, 2 score,
     3 type}, 2 trainer_spec {3 model_type, 35 byte_fallback, 40-43 ids},
-    3 normalizer_spec {1 name, 3 add_dummy_prefix})."""
+    3 normalizer_spec {1 name, 2 precompiled_charsmap, 3 add_dummy_prefix,
+    4 remove_extra_whitespaces})."""
     out = b""
     for text, score, typ in pieces:
         out += pb_field(1, 2, pb_field(1, 2, text.encode()) + pb_field(2, 5, score) + pb_field(3, 0, typ))
-    trainer = pb_field(3, 0, model_type) + pb_field(35, 0, 1) + pb_field(40, 0, 0) + pb_field(41, 0, 1) + \
-        pb_field(42, 0, 2) + pb_field(43, 0, -1)
-    norm = pb_field(1, 2, b"identity") + pb_field(3, 0, int(add_dummy_prefix))
+    trainer = pb_field(3, 0, model_type) + pb_field(35, 0, 1) + b"".join(pb_field(40 + i, 0, x) for i, x in enumerate(ids))
+    norm = pb_field(1, 2, b"identity") + pb_field(3, 0, int(add_dummy_prefix)) + pb_field(4, 0, int(remove_extra_ws))
+    if charsmap:
+        norm += pb_field(2, 2, charsmap)
     return out + pb_field(2, 2, trainer) + pb_field(3, 2, norm)
 
 
@@ -241,7 +243,7 @@ def test_spm_bad_input(hl, tmp_path):
     assert r.returncode != 0 and "byte-fallback BPE with an unknown pre-tokenizer" in r.stderr + r.stdout
     good = sentencepiece_model([("<unk>", 0.0, 2), ("<s>", 0.0, 3), ("</s>", 0.0, 3), ("a", -1.0, 1)])
     for i, (blob, msg) in enumerate([(good[:-3], "malformed"), (b"\xff" * 12, "malformed protobuf"),
-                                     (sentencepiece_model([("a", 0.0, 1)], model_type=1), "model type 1")]):
+                                     (sentencepiece_model([("a", 0.0, 1)], model_type=3), "model type 3")]):
         d = llama_dir(tmp_path, f"spm-bad-m{i}", {"tokenizer.model": blob})
         r = create_dir(hl, tmp_path, f"spm-bad-m{i}", d, check=False)
         assert r.returncode != 0 and msg in r.stderr + r.stdout, r.stderr + r.stdout

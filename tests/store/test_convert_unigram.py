@@ -106,6 +106,27 @@ def test_unigram_matches_hf(hl, tmp_path, with_charsmap):
     assert got and all(isinstance(x, (list, str)) for x in got)
 
 
+def test_unigram_sentencepiece_model_matches_hf(hl, tmp_path):
+    """The same Unigram model as a sentencepiece tokenizer.model (ModelProto
+    written from its pieces, with the charsmap and remove_extra_whitespaces
+    in its normalizer spec): imported as "t5", the ids are HF's."""
+    from store.test_convert_spm import sentencepiece_model
+
+    tok = build_hf(True)
+    m = json.loads(tok.to_str())["model"]
+    kinds = {"<s>": 3, "<pad>": 3, "</s>": 3, "<unk>": 2}
+    pieces = [(p, float(sc), kinds.get(p, 1)) for p, sc in m["vocab"]]
+    blob = sentencepiece_model(pieces, model_type=1, charsmap=charsmap(MAP), remove_extra_ws=True, ids=(m["unk_id"], 0, 2, 1))
+    d = llama_dir(tmp_path, "ugm-model", {"tokenizer.model": blob})
+    create_dir(hl, tmp_path, "ugm-model", d)
+    want = [tok.encode(t, add_special_tokens=False).ids for t in TEXTS]
+    assert ours(model_file(hl, "ugm-model"), TEXTS) == want
+    import gguf
+    kv = {f.name: f for f in gguf.GGUFReader(str(model_file(hl, "ugm-model"))).fields.values()}
+    assert bytes(kv["tokenizer.ggml.model"].parts[-1]).decode() == "t5"
+    assert int(kv["tokenizer.ggml.unknown_token_id"].parts[-1][0]) == m["unk_id"]
+
+
 def test_unigram_bad_input(hl, tmp_path):
     t = json.loads(build_hf(False).to_str())
     t["pre_tokenizer"] = {"type": "Whitespace"}
