@@ -1,12 +1,14 @@
-/* SentencePiece tokenizers for `FROM ./dir` imports, as GGUF's "llama"
- * tokenizer model: (1) recognizing a Hugging Face tokenizer.json that is
- * SentencePiece-BPE (model BPE with byte_fallback; spaces become U+2581
+/* SentencePiece tokenizers for `FROM ./dir` imports (GGUF's "llama" and
+ * "t5" tokenizer models): (1) recognizing a Hugging Face tokenizer.json that
+ * is SentencePiece-BPE (model BPE with byte_fallback; spaces become U+2581
  * through a Metaspace pre-tokenizer or a Prepend/Replace normalizer) and
- * whether it prefixes a space; (2) reading a sentencepiece `tokenizer.model`
- * (the ModelProto protobuf: pieces with scores and types, the trainer's model
- * type and special ids, the normalizer's add_dummy_prefix) with our own small
- * protobuf reader; (3) writing the tokenizer.ggml.* keys from it.
- * convert_tok.c owns the tokenizer.json token list and the shared keys. */
+ * whether it prefixes a space; (2) a Unigram tokenizer.json's normalization
+ * (Precompiled charsmap decoded from base64, extra-whitespace rules, the
+ * Metaspace prefix); (3) reading a sentencepiece `tokenizer.model` (the
+ * ModelProto protobuf: pieces with scores and types, the trainer's model
+ * type and special ids, the normalizer's charsmap, add_dummy_prefix and
+ * remove_extra_whitespaces) with our own small protobuf reader.
+ * convert_tok.c turns these into tokenizer.ggml.* keys. */
 #include "store/convert.h"
 
 #include <openssl/evp.h>
