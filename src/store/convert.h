@@ -28,8 +28,9 @@ const char *store_detect_pretok(json_object *pre);
 
 /* Whether tokenizer.json tj (model BPE with byte_fallback) splits and marks
  * spaces as SentencePiece does (Metaspace, or Prepend/Replace normalizers),
- * and whether it prefixes a space; HL_ENOTSUP naming the part otherwise. */
-int store_spm_detect(json_object *tj, int *add_space_prefix, hl_err *err);
+ * whether it prefixes a space, and whether its Metaspace cuts words before
+ * each U+2581 (split); HL_ENOTSUP naming the part otherwise. */
+int store_spm_detect(json_object *tj, int *add_space_prefix, int *split_words, hl_err *err);
 
 /* A Unigram tokenizer.json's normalization as GGUF's "t5" model keys say
  * it: a Precompiled normalizer's charsmap (decoded from base64; malloc'ed,

@@ -42,11 +42,12 @@ static int is_mark_prepend(json_object *o) {
     return is_type(o, "Prepend") && p && !strcmp(p, SPACE_MARK);
 }
 
-int store_spm_detect(json_object *tj, int *add_space_prefix, hl_err *err) {
+int store_spm_detect(json_object *tj, int *add_space_prefix, int *split_words, hl_err *err) {
     json_object *norm = NULL, *pre = NULL, *seq;
     json_object_object_get_ex(tj, "normalizer", &norm);
     json_object_object_get_ex(tj, "pre_tokenizer", &pre);
     int replace = 0, prepend = 0, other = 0;
+    *split_words = 0;
     if (norm && is_type(norm, "Sequence") && json_object_object_get_ex(norm, "normalizers", &seq) &&
         json_object_is_type(seq, json_type_array)) {
         for (size_t i = 0; i < json_object_array_length(seq); i++) {
@@ -68,7 +69,9 @@ int store_spm_detect(json_object *tj, int *add_space_prefix, hl_err *err) {
         *add_space_prefix = prepend;
     } else if (is_type(pre, "Metaspace") && !replace && !prepend) {
         const char *rep = jstr(pre, "replacement"), *scheme = jstr(pre, "prepend_scheme");
-        json_object *aps;
+        json_object *aps, *sp;
+        /* split (the default) cuts words before each U+2581 */
+        *split_words = !json_object_object_get_ex(pre, "split", &sp) || json_object_get_boolean(sp);
         if (!rep || strcmp(rep, SPACE_MARK)) what = "pre-tokenizer (Metaspace replacement is not U+2581)";
         else if (scheme) *add_space_prefix = strcmp(scheme, "never") != 0;
         else *add_space_prefix = !json_object_object_get_ex(pre, "add_prefix_space", &aps) || json_object_get_boolean(aps);

@@ -422,8 +422,8 @@ int store_convert_tokenizer(gguf_writer *w, const char *dir, json_object *config
         goto done;
     }
     /* byte fallback: SentencePiece-BPE, GGUF's "llama" model */
-    int spm = jbool(model, "byte_fallback", 0), space_prefix = 0;
-    if (spm && (rc = store_spm_detect(tj, &space_prefix, err))) goto done;
+    int spm = jbool(model, "byte_fallback", 0), space_prefix = 0, split_words = 0;
+    if (spm && (rc = store_spm_detect(tj, &space_prefix, &split_words, err))) goto done;
     const char *pname = spm ? "default" : detect(pre, jbool(model, "ignore_merges", 0));
     if (!pname) {
         const char *js = pre ? json_object_to_json_string_ext(pre, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE) : "null";
@@ -511,6 +511,16 @@ int store_convert_tokenizer(gguf_writer *w, const char *dir, json_object *config
             if (!merges[i] && rc == HL_OK) rc = hl_err_set(err, HL_ENOMEM, "out of memory");
         }
         if (!merges && rc == HL_OK) rc = hl_err_set(err, HL_ENOMEM, "out of memory");
+    }
+    /* GGUF's "llama" model encodes the text as one word: the same as a
+     * Metaspace that splits at each U+2581 unless a merge joins across that
+     * cut (its right part starting with U+2581) */
+    for (size_t i = 0; rc == HL_OK && spm && split_words && i < n_merges; i++) {
+        const char *sp = merges[i] && merges[i][0] ? strchr(merges[i] + 1, ' ') : NULL;
+        if (sp && !strncmp(sp + 1, "\xe2\x96\x81", 3))
+            rc = hl_err_set(err, HL_ENOTSUP,
+                            "tokenizer.json: Metaspace splits words but merge %zu (\"%.64s\") joins across a word start; "
+                            "GGUF's llama tokenizer cannot express that", i, merges[i]);
     }
     if (rc == HL_OK && spm) rc = spm_types_scores(w, model, vocab, toks, types, n, merges, n_merges, err);
     if (rc == HL_OK) {

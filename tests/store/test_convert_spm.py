@@ -42,14 +42,16 @@ TEXTS = ["Hello world", " Hello world", "Hello  world", "   leading and trailing
 
 def build_hf(style):
     """A SentencePiece-BPE tokenizer.json as Llama-2 (style "prepend") or
-    Mistral v0.3 (style "metaspace") files have it; returns the Tokenizer."""
+    Mistral v0.3 (style "metaspace") files have it, or with a Metaspace that
+    splits words ("metaspace-split", trained so); returns the Tokenizer."""
     from tokenizers import AddedToken, Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
 
     def shape(t):
         if style == "prepend":
             t.normalizer = normalizers.Sequence([normalizers.Prepend("▁"), normalizers.Replace(" ", "▁")])
         else:
-            t.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="first", split=False)
+            t.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="first",
+                                                       split=style == "metaspace-split")
 
     base = Tokenizer(models.BPE(unk_token="<unk>", byte_fallback=True))
     shape(base)
@@ -84,7 +86,7 @@ CONFIG = json.dumps({"bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk
                      "chat_template": "{% for m in messages %}[INST] {{ m['content'] }} [/INST]{% endfor %}"})
 
 
-@pytest.mark.parametrize("style", ["prepend", "metaspace"])
+@pytest.mark.parametrize("style", ["prepend", "metaspace", "metaspace-split"])
 def test_spm_bpe_tokenizer_json_matches_hf(hl, tmp_path, style):
     import gguf
 
@@ -97,7 +99,7 @@ def test_spm_bpe_tokenizer_json_matches_hf(hl, tmp_path, style):
     # space; GGUF's "llama" model (sentencepiece's add_dummy_prefix, and
     # llama.cpp) has no such rule and always prefixes: the one known
     # difference, stated exactly (ours equal HF's ids for one more space)
-    lead = lambda t: style == "metaspace" and t.startswith(" ")  # noqa: E731
+    lead = lambda t: style.startswith("metaspace") and t.startswith(" ")  # noqa: E731
     want = [tok.encode(" " + t if lead(t) else t, add_special_tokens=False).ids for t in texts]
     assert any(i in range(3, 259) for w in want for i in w), "no string needed the byte fallback"
     got = ours(path, texts, HL_TOK_DUMP_PARSE_SPECIAL="1")
@@ -241,6 +243,14 @@ def test_spm_bad_input(hl, tmp_path):
     d = llama_dir(tmp_path, "spm-bad1", {"tokenizer.json": json.dumps(tok)})
     r = create_dir(hl, tmp_path, "spm-bad1", d, check=False)
     assert r.returncode != 0 and "byte-fallback BPE with an unknown pre-tokenizer" in r.stderr + r.stdout
+    # a Metaspace that splits words, with a merge across a word start
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    vocab = {"<unk>": 0, "▁": 1, "a": 2, "▁▁": 3, "▁a": 4}
+    t = Tokenizer(models.BPE(vocab=vocab, merges=[("▁", "a"), ("▁", "▁")], unk_token="<unk>", byte_fallback=True))
+    t.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always", split=True)
+    d = llama_dir(tmp_path, "spm-bad2", {"tokenizer.json": t.to_str()})
+    r = create_dir(hl, tmp_path, "spm-bad2", d, check=False)
+    assert r.returncode != 0 and "joins across a word start" in r.stderr + r.stdout, r.stderr + r.stdout
     good = sentencepiece_model([("<unk>", 0.0, 2), ("<s>", 0.0, 3), ("</s>", 0.0, 3), ("a", -1.0, 1)])
     for i, (blob, msg) in enumerate([(good[:-3], "malformed"), (b"\xff" * 12, "malformed protobuf"),
                                      (sentencepiece_model([("a", 0.0, 1)], model_type=3), "model type 3")]):
