@@ -40,6 +40,7 @@ typedef struct store_ugm_norm {
     uint8_t *charsmap;
     size_t charsmap_len;
     int add_space_prefix, remove_extra_ws;
+    int split_words; /* the Metaspace cuts words before each U+2581 */
 } store_ugm_norm;
 int store_ugm_detect(json_object *tj, store_ugm_norm *out, hl_err *err);
 

@@ -152,7 +152,8 @@ int store_ugm_detect(json_object *tj, store_ugm_norm *out, hl_err *err) {
         rc = hl_err_set(err, HL_ENOTSUP, "tokenizer.json: Unigram with an unknown pre-tokenizer %.200s (known: Metaspace with U+2581)", js);
     }
     if (rc == HL_OK) {
-        json_object *aps;
+        json_object *aps, *sp;
+        out->split_words = !json_object_object_get_ex(pre, "split", &sp) || json_object_get_boolean(sp);
         out->add_space_prefix = scheme ? strcmp(scheme, "never") != 0
                                        : !json_object_object_get_ex(pre, "add_prefix_space", &aps) || json_object_get_boolean(aps);
     }

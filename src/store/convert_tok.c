@@ -318,6 +318,13 @@ static int convert_unigram(gguf_writer *w, json_object *tj, json_object *model, 
             goto out;
         }
         toks[i] = json_object_get_string(t);
+        /* the "t5" model segments a text as one word: the same as a split
+         * Metaspace unless a piece holds U+2581 after its start */
+        if (nm.split_words && toks[i][0] && strstr(toks[i] + 1, "\xe2\x96\x81")) {
+            rc = hl_err_set(err, HL_ENOTSUP, "tokenizer.json: Metaspace splits words but piece %lld (\"%.64s\") spans a "
+                            "word start; GGUF's t5 tokenizer cannot express that", (long long)i, toks[i]);
+            goto out;
+        }
         scores[i] = (float)json_object_get_double(sc);
         types[i] = TT_NORMAL;
     }

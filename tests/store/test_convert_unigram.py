@@ -133,3 +133,8 @@ def test_unigram_bad_input(hl, tmp_path):
     d = llama_dir(tmp_path, "ugm-bad", {"tokenizer.json": json.dumps(t)})
     r = create_dir(hl, tmp_path, "ugm-bad", d, check=False)
     assert r.returncode != 0 and "Unigram with an unknown pre-tokenizer" in r.stderr + r.stdout
+    t = json.loads(build_hf(False).to_str())
+    t["model"]["vocab"].append(["a▁b", -5.0])
+    d = llama_dir(tmp_path, "ugm-bad2", {"tokenizer.json": json.dumps(t)})
+    r = create_dir(hl, tmp_path, "ugm-bad2", d, check=False)
+    assert r.returncode != 0 and "spans a word start" in r.stderr + r.stdout, r.stderr + r.stdout
