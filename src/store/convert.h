@@ -24,4 +24,45 @@ int store_convert_tokenizer(gguf_writer *w, const char *dir, json_object *config
  * or NULL when it is not one we know. */
 const char *store_detect_pretok(json_object *pre);
 
+/* ---- SentencePiece (convert_spm.c) ---- */
+
+/* Whether tokenizer.json tj (model BPE with byte_fallback) splits and marks
+ * spaces as SentencePiece does (Metaspace, or Prepend/Replace normalizers),
+ * whether it prefixes a space, and whether its Metaspace cuts words before
+ * each U+2581 (split); HL_ENOTSUP naming the part otherwise. */
+int store_spm_detect(json_object *tj, int *add_space_prefix, int *split_words, hl_err *err);
+
+/* A Unigram tokenizer.json's normalization as GGUF's "t5" model keys say
+ * it: a Precompiled normalizer's charsmap (decoded from base64; malloc'ed,
+ * the caller frees), Strip / Replace(" {2,}") as remove_extra_whitespaces,
+ * and the Metaspace pre-tokenizer's prefix. Anything else: HL_ENOTSUP. */
+typedef struct store_ugm_norm {
+    uint8_t *charsmap;
+    size_t charsmap_len;
+    int add_space_prefix, remove_extra_ws;
+    int split_words; /* the Metaspace cuts words before each U+2581 */
+} store_ugm_norm;
+int store_ugm_detect(json_object *tj, store_ugm_norm *out, hl_err *err);
+
+/* A sentencepiece ModelProto (tokenizer.model). Types are sentencepiece's,
+ * which GGUF's token types equal: 1 normal, 2 unknown, 3 control,
+ * 4 user-defined, 5 unused, 6 byte. */
+typedef struct store_spm {
+    char **pieces;
+    float *scores;
+    int32_t *types;
+    int64_t n, cap;
+    int model_type;           /* 1 unigram, 2 bpe, 3 word, 4 char */
+    int byte_fallback;
+    int32_t unk, bos, eos, pad; /* -1: none */
+    int add_dummy_prefix, remove_extra_ws;
+    uint8_t *charsmap;        /* normalizer_spec.precompiled_charsmap, may be NULL */
+    size_t charsmap_len;
+} store_spm;
+
+/* Parses n bytes; on error nothing is left to free. */
+int store_spm_parse(const uint8_t *data, size_t n, store_spm *m, hl_err *err);
+int store_spm_load(const char *path, store_spm *m, hl_err *err);
+void store_spm_free(store_spm *m);
+
 #endif

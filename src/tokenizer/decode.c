@@ -78,7 +78,7 @@ int tok_piece(const tok_vocab *v, int32_t id, char *buf, size_t cap) { return to
 /* SentencePiece (with its space prefix) and WordPiece start words with a
  * space that is not part of the text at the start of a sequence. */
 static int strips_leading_space(const tok_vocab *v) {
-    return (v->kind == TOK_KIND_SPM && v->add_space_prefix) || v->kind == TOK_KIND_WPM;
+    return ((v->kind == TOK_KIND_SPM || v->kind == TOK_KIND_UGM) && v->add_space_prefix) || v->kind == TOK_KIND_WPM;
 }
 
 size_t tok_stream_bound(const tok_vocab *v) { return v->max_len + 16; }

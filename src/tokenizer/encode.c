@@ -83,6 +83,8 @@ static int encode_raw(const tok_vocab *v, const char *s, size_t n, int prev_spec
         }
     case TOK_KIND_WPM:
         return tok_wpm_encode(v, s, n, out, err);
+    case TOK_KIND_UGM: /* its normalizer puts the space prefix first, of each stretch after a special too */
+        return tok_ugm_encode(v, s, n, out, err);
     }
     /* cannot happen: tok_load only creates the kinds above */
     return hl_err_set(err, HL_EINVAL, "unknown tokenizer kind");

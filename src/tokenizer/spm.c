@@ -2,7 +2,12 @@
  * "llama"): spaces become U+2581, the text starts as one symbol per UTF-8
  * character, and the adjacent pair whose concatenation is the
  * highest-scoring token merges first (leftmost on ties). Characters left
- * outside the vocabulary fall back to <0xNN> byte tokens, or <unk>. */
+ * outside the vocabulary fall back to <0xNN> byte tokens, or <unk>.
+ *
+ * A vocabulary that also carries tokenizer.ggml.merges (what our converter
+ * writes for a Hugging Face byte-fallback BPE tokenizer.json) merges only the
+ * listed pairs, lowest rank first, as Hugging Face's BPE does: a trained
+ * merge list need not contain every pair whose concatenation is a token. */
 #include "tokenizer/tok_internal.h"
 
 #include <stdlib.h>
@@ -58,6 +63,13 @@ static void spm_try(spm_work *w, int32_t l) {
     int32_t r = w->next[l];
     if (r < 0) return;
     uint32_t n = w->len[l] + w->len[r];
+    if (w->v->mkeys) { /* ranked merges: only listed pairs, rank order */
+        int32_t a = tok_lookup(w->v, w->text + w->start[l], w->len[l]);
+        int32_t b = tok_lookup(w->v, w->text + w->start[r], w->len[r]), res;
+        int32_t rank = tok_merge_rank(w->v, a, b, &res);
+        if (rank >= 0) spm_push(w, (spm_cand){-(float)rank, l, n});
+        return;
+    }
     int32_t id = tok_lookup(w->v, w->text + w->start[l], n);
     if (id < 0) return;
     spm_push(w, (spm_cand){w->v->score[id], l, n});

@@ -43,6 +43,14 @@ struct tok_vocab {
     uint16_t byte_cp[256];        /* BPE: byte -> code point of the GPT-2 byte alphabet */
     int16_t cp_byte[512];         /* inverse for code points < 512; -1 = not in the alphabet */
 
+    /* Unigram (ugm.c): the precompiled charsmap blob and its parts */
+    uint8_t *charsmap;            /* NULL: no charsmap */
+    uint32_t trie_units;
+    const char *charsmap_strs;    /* into charsmap */
+    size_t charsmap_strs_n;
+    float min_score;              /* lowest normal piece score (<unk> scores it minus 10) */
+    int remove_extra_ws;
+
     int32_t *specials;            /* control/user-defined/unknown ids by first byte, longest first */
     int32_t n_specials;
     int32_t spec_start[257];      /* specials[spec_start[b] .. spec_start[b+1]) start with byte b */
@@ -79,6 +87,10 @@ void tok_ids_push(tok_ids *o, int32_t id);
 int tok_spm_encode(const tok_vocab *v, const char *text, size_t len, tok_ids *out, hl_err *err);
 int tok_bpe_encode(const tok_vocab *v, const char *text, size_t len, tok_ids *out, hl_err *err);
 int tok_wpm_encode(const tok_vocab *v, const char *text, size_t len, tok_ids *out, hl_err *err);
+int tok_ugm_encode(const tok_vocab *v, const char *text, size_t len, tok_ids *out, hl_err *err);
+/* Unigram setup after the pieces are loaded: min_score, and a copy of the
+ * charsmap blob (may be NULL) checked for a trie size that fits. */
+int tok_ugm_init(tok_vocab *v, const uint8_t *charsmap, size_t n, hl_err *err);
 
 /* Pre-tokenizer setup for byte-level BPE (pretok.c). */
 int tok_pretok_init(tok_vocab *v, const char *pre_name, hl_err *err);

@@ -1,6 +1,8 @@
 /* Tokenizers built from GGUF metadata: SentencePiece-style ("llama": scores,
  * byte fallback, add_space_prefix), byte-level BPE ("gpt2": ranked merges and
- * the regex pre-tokenizer named by tokenizer.ggml.pre) and WordPiece ("bert").
+ * the regex pre-tokenizer named by tokenizer.ggml.pre), WordPiece ("bert")
+ * and Unigram ("t5": Viterbi over piece scores after the precompiled
+ * charsmap normalization).
  * A tok_vocab is immutable after tok_load and may be shared by threads; it
  * copies everything it needs, so the gguf_file may be closed afterwards.
  *
@@ -23,7 +25,7 @@ enum {
     TOK_TYPE_USER_DEFINED = 4, TOK_TYPE_UNUSED = 5, TOK_TYPE_BYTE = 6,
 };
 
-typedef enum tok_kind { TOK_KIND_SPM = 1, TOK_KIND_BPE = 2, TOK_KIND_WPM = 3 } tok_kind;
+typedef enum tok_kind { TOK_KIND_SPM = 1, TOK_KIND_BPE = 2, TOK_KIND_WPM = 3, TOK_KIND_UGM = 4 } tok_kind;
 
 /* ---- loading ---- */
 /* Reads tokenizer.ggml.* from f. Unknown pre-tokenizer names fall back to

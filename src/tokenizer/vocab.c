@@ -258,8 +258,9 @@ int tok_load(tok_vocab **out, const gguf_file *f, hl_err *err) {
     if (str_eq(model, "llama")) kind = TOK_KIND_SPM;
     else if (str_eq(model, "gpt2")) kind = TOK_KIND_BPE;
     else if (str_eq(model, "bert")) kind = TOK_KIND_WPM;
+    else if (str_eq(model, "t5")) kind = TOK_KIND_UGM;
     else
-        return hl_err_set(err, HL_ENOTSUP, "tokenizer model '%.*s' is not supported (supported: llama, gpt2, bert)",
+        return hl_err_set(err, HL_ENOTSUP, "tokenizer model '%.*s' is not supported (supported: llama, gpt2, bert, t5)",
                           (int)(model.len > 64 ? 64 : model.len), model.ptr);
 
     gguf_arr toks;
@@ -355,7 +356,8 @@ int tok_load(tok_vocab **out, const gguf_file *f, hl_err *err) {
     }
     v->add_bos = get_flag(f, "tokenizer.ggml.add_bos_token", spm || wpm);
     v->add_eos = get_flag(f, "tokenizer.ggml.add_eos_token", wpm);
-    v->add_space_prefix = get_flag(f, "tokenizer.ggml.add_space_prefix", spm);
+    v->add_space_prefix = get_flag(f, "tokenizer.ggml.add_space_prefix", spm || kind == TOK_KIND_UGM);
+    v->remove_extra_ws = get_flag(f, "tokenizer.ggml.remove_extra_whitespaces", 0);
 
     if (v->eot < 0) {
         for (size_t k = 0; k < sizeof EOG_TEXTS / sizeof *EOG_TEXTS && v->eot < 0; k++) {
@@ -426,6 +428,17 @@ int tok_load(tok_vocab **out, const gguf_file *f, hl_err *err) {
         if ((rc = tok_pretok_init(v, name, err)) != 0) goto fail;
     } else {
         snprintf(v->pre, sizeof v->pre, "default");
+        gguf_arr m, cm = {0};
+        if (kind == TOK_KIND_UGM) {
+            int have = gguf_get_arr(f, "tokenizer.ggml.precompiled_charsmap", &cm) == 0;
+            if (have && cm.type != GGUF_U8 && cm.type != GGUF_I8) {
+                rc = hl_err_set(err, HL_EINVAL, "tokenizer.ggml.precompiled_charsmap must be an array of bytes");
+                goto fail;
+            }
+            if ((rc = tok_ugm_init(v, have ? (const uint8_t *)cm.data : NULL, have ? (size_t)cm.n : 0, err)) != 0) goto fail;
+        }
+        if (kind == TOK_KIND_SPM && gguf_get_arr(f, "tokenizer.ggml.merges", &m) == 0 && (rc = load_merges(v, f, err)) != 0)
+            goto fail;
     }
     *out = v;
     return 0;
@@ -449,6 +462,7 @@ void tok_free(tok_vocab *v) {
     free(v->mrank);
     free(v->mres);
     free(v->specials);
+    free(v->charsmap);
     free(v);
 }
 

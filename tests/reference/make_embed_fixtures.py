@@ -9,7 +9,10 @@ token), for a few inputs.
 
 writes OUT_DIR (default tests/data/embed): tiny-bert-{f32,f16}.gguf,
 tiny-nomic-{f32,f16}.gguf, tiny-qwen2-last-f32.gguf (a decoder used as an
-embedder: last-token pooling of the final-normed hidden state) and
+embedder: last-token pooling of the final-normed hidden state),
+tiny-xlmr-f32.gguf (XLM-RoBERTa as bge-m3 is: GGUF arch "bert" with a "t5"
+Unigram vocabulary trained here by tokenizers' UnigramTrainer, position rows
+from padding_idx + 1 on, as llama.cpp's converter slices them; CLS pooling) and
 reference.json ({"inputs": [...], "models":
 {name: {"tokens": [[ids]], "embeddings": [[floats]], "pooling": ...}}}).
 CI does not run this (it needs torch); the outputs are committed.
@@ -98,6 +101,76 @@ def add_tokenizer(w, vocab):
     w.add_uint32("tokenizer.ggml.mask_token_id", vocab.index("[MASK]"))
     w.add_add_bos_token(True)
     w.add_add_eos_token(True)
+
+
+XLMR_TEXT = ("The quick brown fox jumps over the lazy dog. Embeddings are vectors, and vectors have lengths! "
+             "Tokenization splits unknown words into pieces; hello world, numbers 1 2 3 4 5 6 7 8 9 10. ") * 4
+
+
+def xlmr_tokenizer():
+    """A Unigram tokenizer as XLM-RoBERTa's: <s> <pad> </s> <unk> first,
+    Metaspace, sentencepiece's whitespace rules, "<s> $A </s>"."""
+    from tokenizers import Regex, models, normalizers, pre_tokenizers, trainers
+    tok = Tokenizer(models.Unigram())
+    tok.normalizer = normalizers.Sequence([normalizers.Strip(), normalizers.Replace(Regex(" {2,}"), " ")])
+    tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="\u2581", prepend_scheme="always", split=True)
+    tok.train_from_iterator([XLMR_TEXT], trainers.UnigramTrainer(vocab_size=160, special_tokens=["<s>", "<pad>", "</s>", "<unk>"],
+                                                                 unk_token="<unk>", show_progress=False))
+    tok.post_processor = TemplateProcessing(single="<s> $A </s>", special_tokens=[("<s>", 0), ("</s>", 2)])
+    return tok
+
+
+def write_xlmr(path, model, cfg, tok, pooling):
+    w = gguf.GGUFWriter(str(path), "bert")
+    w.add_name("tiny-xlmr")
+    w.add_context_length(cfg.max_position_embeddings - cfg.pad_token_id - 1)
+    w.add_embedding_length(cfg.hidden_size)
+    w.add_feed_forward_length(cfg.intermediate_size)
+    w.add_block_count(cfg.num_hidden_layers)
+    w.add_head_count(cfg.num_attention_heads)
+    w.add_layer_norm_eps(cfg.layer_norm_eps)
+    w.add_causal_attention(False)
+    w.add_pooling_type(pooling)
+    w.add_file_type(0)
+    model_json = json.loads(tok.to_str())["model"]
+    pieces = model_json["vocab"]
+    w.add_tokenizer_model("t5")
+    w.add_token_list([p for p, _ in pieces])
+    w.add_token_scores([float(s) for _, s in pieces])
+    specials = {"<s>", "<pad>", "</s>"}
+    w.add_token_types([gguf.TokenType.CONTROL if p in specials else gguf.TokenType.UNKNOWN if p == "<unk>"
+                       else gguf.TokenType.NORMAL for p, _ in pieces])
+    w.add_bool("tokenizer.ggml.add_space_prefix", True)
+    w.add_bool("tokenizer.ggml.remove_extra_whitespaces", True)
+    w.add_bos_token_id(0)
+    w.add_pad_token_id(1)
+    w.add_eos_token_id(2)
+    w.add_unk_token_id(model_json["unk_id"])
+    w.add_add_bos_token(True)
+    w.add_add_eos_token(True)
+    sd = dict(model.state_dict())
+    e = "embeddings."
+    put(w, "token_embd.weight", t2n(sd[e + "word_embeddings.weight"]), False)
+    # XLM-R numbers positions from padding_idx + 1: those rows are positions 0, 1, ...
+    put(w, "position_embd.weight", t2n(sd[e + "position_embeddings.weight"])[cfg.pad_token_id + 1:], False)
+    put(w, "token_types.weight", t2n(sd[e + "token_type_embeddings.weight"]), False)
+    put(w, "token_embd_norm.weight", t2n(sd[e + "LayerNorm.weight"]), False)
+    put(w, "token_embd_norm.bias", t2n(sd[e + "LayerNorm.bias"]), False)
+    for i in range(cfg.num_hidden_layers):
+        p = f"encoder.layer.{i}."
+        b = f"blk.{i}."
+        for hf, gg in (("attention.self.query", "attn_q"), ("attention.self.key", "attn_k"),
+                       ("attention.self.value", "attn_v"), ("attention.output.dense", "attn_output"),
+                       ("intermediate.dense", "ffn_up"), ("output.dense", "ffn_down")):
+            put(w, b + gg + ".weight", t2n(sd[p + hf + ".weight"]), False)
+            put(w, b + gg + ".bias", t2n(sd[p + hf + ".bias"]), False)
+        for hf, gg in (("attention.output.LayerNorm", "attn_output_norm"), ("output.LayerNorm", "layer_output_norm")):
+            put(w, b + gg + ".weight", t2n(sd[p + hf + ".weight"]), False)
+            put(w, b + gg + ".bias", t2n(sd[p + hf + ".bias"]), False)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
 
 
 def t2n(t):
@@ -310,6 +383,18 @@ def main():
         write_bert(out / f"tiny-bert-{sfx}.gguf", bert, bcfg, vocab, gguf.PoolingType.MEAN, f16, "tiny-bert")
         write_nomic(out / f"tiny-nomic-{sfx}.gguf", nomic, ncfg, vocab, gguf.PoolingType.CLS, f16)
     refs["tiny-bert"] = reference(bert, tok, gguf.PoolingType.MEAN, INPUTS)
+    from transformers import XLMRobertaConfig, XLMRobertaModel
+    xtok = xlmr_tokenizer()
+    xcfg = XLMRobertaConfig(vocab_size=xtok.get_vocab_size(), hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                            intermediate_size=64, max_position_embeddings=130, type_vocab_size=1, hidden_act="gelu",
+                            layer_norm_eps=1e-5, pad_token_id=1, bos_token_id=0, eos_token_id=2, attn_implementation="eager")
+    xlmr = XLMRobertaModel(xcfg, add_pooling_layer=False).eval()
+    with torch.no_grad():
+        for n, p in xlmr.named_parameters():
+            if "LayerNorm" in n or n.endswith(".bias"):
+                p.add_(torch.randn_like(p) * 0.1)
+    write_xlmr(out / "tiny-xlmr-f32.gguf", xlmr, xcfg, xtok, gguf.PoolingType.CLS)
+    refs["tiny-xlmr"] = reference(xlmr, xtok, gguf.PoolingType.CLS, INPUTS)
     refs["tiny-nomic"] = reference(nomic, tok, gguf.PoolingType.CLS, INPUTS)
     (out / "reference.json").write_text(json.dumps({"inputs": INPUTS, "models": refs}))
 

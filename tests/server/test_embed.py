@@ -22,9 +22,11 @@ REF = json.loads((DATA / "reference.json").read_text())
 BERT = str(DATA / "tiny-bert-f32.gguf")
 NOMIC = str(DATA / "tiny-nomic-f32.gguf")
 # fixture file -> its reference (bert: mean pooling, nomic-bert: CLS, a qwen2
-# decoder used as an embedder: the last token's final-normed hidden state)
+# decoder used as an embedder: the last token's final-normed hidden state;
+# XLM-RoBERTa as bge-m3: bert with a Unigram "t5" vocabulary, CLS)
 FILES = {f: (f.rsplit("-", 1)[0], str(DATA / f"{f}.gguf"))
-         for f in ("tiny-bert-f32", "tiny-bert-f16", "tiny-nomic-f32", "tiny-nomic-f16", "tiny-qwen2-last-f32")}
+         for f in ("tiny-bert-f32", "tiny-bert-f16", "tiny-nomic-f32", "tiny-nomic-f16", "tiny-qwen2-last-f32",
+                   "tiny-xlmr-f32")}
 
 
 def post(server, path, body):
