@@ -28,8 +28,11 @@
  *             token's sequence in the pool: causal (positions <= pos, the
  *             last `window` of them when window > 0) or bidirectional
  *             (positions 0 .. the last position of the token's sequence in
- *             this batch: an encoder's whole input)
- *   GLU       out = act(in) * in2 (SwiGLU: silu, GeGLU: gelu)
+ *             this batch: an encoder's whole input); with p.attn.sinks, head
+ *             h's softmax denominator also has exp(sinks[h]) (a learned
+ *             logit with no value: gpt-oss's attention sinks)
+ *   GLU       out = act(in) * in2 (SwiGLU: silu, GeGLU: gelu); SWIGLU_CLAMP:
+ *             gpt-oss's clamped form, (up + 1) times the gate's activation
  *   ACT       out = act(in) (a non-gated MLP; SOFTCAP or SCALE on the logits, in place)
  *   ADD       out += in (residual), in times p.add.scale when it is set
  *   GATHER    out[r] = in[t] for the r-th token that wants logits
@@ -106,6 +109,9 @@ typedef enum hl_act {
     HL_ACT_SOFTCAP = 2, /* ACT only: p.act.cap * tanh(x / p.act.cap) (gemma2's final-logit softcapping) */
     HL_ACT_SCALE = 3,   /* ACT only: x * p.act.cap (granite's logits divided by logit_scale) */
     HL_ACT_GELU_ERF = 4, /* exact: 0.5 x (1 + erf(x / sqrt 2)) (BERT) */
+    /* GLU only (gpt-oss): g = min(gate, limit), u = clamp(up, -limit, limit),
+     * out = (u + 1) * g * sigmoid(alpha * g); p.act.alpha, p.act.limit */
+    HL_ACT_SWIGLU_CLAMP = 5,
 } hl_act;
 typedef enum hl_norm_kind { HL_NORM_RMS = 0, HL_NORM_LAYER = 1 } hl_norm_kind;
 
@@ -171,8 +177,13 @@ typedef struct hl_op {
             float softcap;  /* > 0: scores become softcap * tanh(score / softcap) */
             int32_t window; /* > 0: causal attention to the last `window` positions (this one included) */
             int causal;     /* 0: bidirectional over the sequence's tokens in the batch (encoders) */
+            const hl_tensor *sinks; /* NULL, or [n_head] F32: a logit per head in every softmax denominator */
         } attn;
-        struct { hl_act act; float cap; /* SOFTCAP: > 0; SCALE: the factor */ } act;
+        struct {
+            hl_act act;
+            float cap;          /* SOFTCAP: > 0; SCALE: the factor */
+            float alpha, limit; /* SWIGLU_CLAMP: the sigmoid's slope, the clamp (> 0) */
+        } act;
         struct { float scale; /* 0 (= 1) or what in is multiplied by before it is added (granite) */ } add;
         struct {
             int32_t n_expert, n_expert_used;

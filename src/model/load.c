@@ -111,9 +111,22 @@ static int read_hparams(hl_model *m, hl_err *err) {
             hp->rope_freq_scale = 1.0f / factor;
         } else if (strcmp(type, "longrope") == 0 || strcmp(type, "su") == 0) {
             hp->rope_longrope = 1;
+        } else if (strcmp(type, "yarn") == 0) {
+            hp->rope_yarn = 1;
+            hp->rope_yarn_factor = 1.0f;
+            hp->rope_yarn_beta_fast = 32.0f;
+            hp->rope_yarn_beta_slow = 1.0f;
+            hp->rope_yarn_attn_factor = 1.0f;
+            if ((rc = hp_float(f, a, "rope.scaling.factor", 1.0, 1e6, &hp->rope_yarn_factor, err)) ||
+                (rc = hp_int(f, a, "rope.scaling.original_context_length", 1, 1, INT32_MAX, &hp->rope_yarn_orig_ctx, err)) ||
+                (rc = hp_float(f, a, "rope.scaling.yarn_beta_fast", 1e-3, 1e6, &hp->rope_yarn_beta_fast, err)) ||
+                (rc = hp_float(f, a, "rope.scaling.yarn_beta_slow", 1e-3, 1e6, &hp->rope_yarn_beta_slow, err)) ||
+                (rc = hp_float(f, a, "rope.scaling.yarn_attn_factor", 1e-3, 1e3, &hp->rope_yarn_attn_factor, err)))
+                return rc;
         } else if (strcmp(type, "none") != 0 && strcmp(type, "llama3") != 0) {
             return hl_err_set(err, HL_ENOTSUP,
-                              "rope scaling type '%s' is not supported (supported: none, linear, llama3, longrope)", type);
+                              "rope scaling type '%s' is not supported (supported: none, linear, llama3, longrope, yarn)",
+                              type);
         }
     }
     hp->rope_attn_factor = 1.0f;
@@ -162,6 +175,7 @@ static int64_t dim_value(const hl_hparams *hp, hl_dim d) {
     case HL_DIM_ROT_HALF: return hp->n_rot / 2;
     case HL_DIM_CTX: return hp->n_ctx_train;
     case HL_DIM_ANY: return -1; /* bind_tensor accepts any positive count */
+    case HL_DIM_HEADS: return hp->n_head;
     }
     HL_UNREACHABLE();
 }
@@ -291,6 +305,33 @@ static int bind_weights(hl_model *m, hl_err *err) {
     return 0;
 }
 
+/* YaRN (Peng et al. 2023, "YaRN: Efficient Context Window Extension"): the
+ * dim pair i whose wavelength fits more than beta_fast rotations into the
+ * original context keeps its frequency, one with fewer than beta_slow is
+ * divided by the factor, and those between blend linearly in i. The dim
+ * where r rotations fit: n_rot * ln(orig / (2 pi r)) / (2 ln base). */
+static double yarn_corr_dim(double rotations, int32_t n_rot, double base, double orig) {
+    return n_rot * log(orig / (rotations * 2.0 * M_PI)) / (2.0 * log(base));
+}
+
+static void yarn_freqs(const hl_model *m, double *inv_freq) {
+    const hl_hparams *hp = &m->hp;
+    const int32_t half = hp->n_rot / 2;
+    const double base = hp->rope_freq_base, orig = hp->rope_yarn_orig_ctx, factor = hp->rope_yarn_factor;
+    double lo = yarn_corr_dim(hp->rope_yarn_beta_fast, hp->n_rot, base, orig);
+    double hi = yarn_corr_dim(hp->rope_yarn_beta_slow, hp->n_rot, base, orig);
+    if (!m->arch->yarn_no_truncate) lo = floor(lo), hi = ceil(hi);
+    lo = lo > 0 ? lo : 0;
+    hi = hi < hp->n_rot - 1 ? hi : hp->n_rot - 1;
+    if (hi == lo) hi += 0.001; /* a ramp of one step, not a division by zero */
+    for (int32_t i = 0; i < half; i++) {
+        const double extra = pow(base, -2.0 * i / hp->n_rot), inter = extra / factor;
+        double ramp = (i - lo) / (hi - lo); /* 0: keep the frequency, 1: interpolate it */
+        ramp = ramp < 0 ? 0 : ramp > 1 ? 1 : ramp;
+        inv_freq[i] = inter * ramp + extra * (1.0 - ramp);
+    }
+}
+
 static int build_rope(hl_model *m, hl_err *err) {
     const hl_hparams *hp = &m->hp;
     int32_t half = hp->n_rot / 2;
@@ -313,6 +354,19 @@ static int build_rope(hl_model *m, hl_err *err) {
          * no scaling; other sliding layers rotate as the global ones */
         m->rope_inv_freq_swa[i] =
             m->arch->swa_rope_local ? pow((double)hp->rope_freq_base_swa, -2.0 * i / hp->n_rot) : f;
+    }
+    if (hp->rope_yarn) {
+        yarn_freqs(m, m->rope_inv_freq);
+        if (!m->arch->swa_rope_local) memcpy(m->rope_inv_freq_swa, m->rope_inv_freq, n * sizeof(double));
+        /* the magnitude YaRN gives cos and sin: whole heads rotating, it is
+         * the square on the scores (the fused CPU step and every backend have
+         * that); else the rope op scales the rotated dims */
+        const double fa = hp->rope_yarn_factor;
+        const float ms = (float)((fa > 1.0 ? 0.1 * log(fa) + 1.0 : 1.0) * hp->rope_yarn_attn_factor * hp->rope_attn_factor);
+        if (ms != 1.0f) {
+            if (hp->n_rot == hp->head_dim_k) m->hp.attn_scale *= ms * ms;
+            else m->hp.rope_mscale = ms;
+        }
     }
     int period = m->arch->swa_period;
     for (int32_t l = 0; hp->n_swa > 0 && period > 0 && l < hp->n_layer; l++)

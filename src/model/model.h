@@ -94,6 +94,15 @@ typedef struct hl_hparams {
     float residual_scale;   /* <arch>.residual_scale: 0, or what each branch is multiplied by (granite) */
     float logit_scale;      /* <arch>.logit_scale: 0, or what the logits are divided by (granite) */
     int rope_longrope;      /* rope.scaling.type longrope / su: frequencies from rope_factors_short.weight */
+    /* rope.scaling.type yarn: the frequencies blend interpolated (/ factor)
+     * and original ones along a ramp between the dims that rotate beta_fast
+     * and beta_slow times over the original context; rotated dims scaled by
+     * (0.1 ln factor + 1) * yarn_attn_factor * attn_factor (model/load.c) */
+    int rope_yarn;
+    float rope_yarn_factor;    /* rope.scaling.factor */
+    int32_t rope_yarn_orig_ctx; /* rope.scaling.original_context_length */
+    float rope_yarn_beta_fast, rope_yarn_beta_slow; /* rope.scaling.yarn_beta_fast / _slow (32, 1) */
+    float rope_yarn_attn_factor; /* rope.scaling.yarn_attn_factor (1) */
     /* Embedding models: an encoder (bert, nomic-bert), or a decoder whose file
      * names a pooling type (qwen3-embedding). The forward pass then writes the
      * final hidden states (after the output norm, if any) of the wanted

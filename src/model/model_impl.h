@@ -27,6 +27,7 @@ typedef enum hl_dim {
     HL_DIM_ROT_HALF, /* n_rot / 2 (rope frequency factors) */
     HL_DIM_CTX,      /* n_ctx_train (absolute position table) */
     HL_DIM_ANY,      /* any positive count (token-type table rows) */
+    HL_DIM_HEADS,    /* n_head (per-head values: attention sinks) */
 } hl_dim;
 
 /* What a tensor is used for decides which element types it may have. */
@@ -77,6 +78,9 @@ typedef struct hl_arch {
      * output norm or logits. no_rope: positions come from position_embd. */
     int encoder;
     int no_rope;
+    /* YaRN's correction range is rounded outwards to whole dims (the paper's
+     * and transformers' default) unless this is set (gpt-oss: not rounded) */
+    int yarn_no_truncate;
     const hl_arch_tensor *global;
     int n_global;
     const hl_arch_tensor *layer;
@@ -124,6 +128,7 @@ typedef struct hl_layer_weights {
     hl_wt q_norm;         /* [head_dim_k] optional (qwen3, gemma3); olmo2: [n_head * head_dim_k] */
     hl_wt k_norm;         /* [head_dim_k] optional (qwen3, gemma3); olmo2: [n_head_kv * head_dim_k] */
     hl_wt wo;             /* [n_head * head_dim_v, n_embd] */
+    hl_wt attn_sinks;     /* [n_head] optional (gpt-oss): each head's sink logit */
     hl_wt post_attn_norm; /* [n_embd] optional (gemma) */
     hl_wt ffn_norm;       /* [n_embd]; absent in olmo2 */
     hl_wt ffn_gate;       /* [n_embd, n_ff] */
@@ -131,7 +136,7 @@ typedef struct hl_layer_weights {
     hl_wt ffn_down;       /* [n_ff, n_embd] */
     hl_wt post_ffn_norm;  /* [n_embd] optional (gemma) */
     /* encoders (bert, nomic-bert) */
-    hl_wt bo;             /* [n_embd] attn_output.bias */
+    hl_wt bo;             /* [n_embd] attn_output.bias (encoders; decoders where bound: gpt-oss) */
     hl_wt attn_out_norm, attn_out_norm_b;   /* LayerNorm of x + attn */
     hl_wt ffn_up_b, ffn_down_b;             /* [n_ff], [n_embd] */
     hl_wt layer_out_norm, layer_out_norm_b; /* LayerNorm of x + ffn */

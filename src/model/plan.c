@@ -9,8 +9,9 @@
  *              (olmo2: over the whole projection)
  *   q, k     = rope (the layer's frequencies: global or sliding-window)
  *   kv_store (k, v) -> pool, this layer
- *   attn     = attention over the pool (causal; window in sliding layers)
- *   attn_out = attn . wo
+ *   attn     = attention over the pool (causal; window in sliding layers;
+ *              a per-head sink logit in the softmax when attn_sinks is bound)
+ *   attn_out = attn . wo (+ bo)
  *   attn_out = norm(attn_out) * post_attn_norm           gemma, olmo2
  *   x       += attn_out
  *   ffn_in   = norm(x) * ffn_norm                        (olmo2: none, x itself)
@@ -242,7 +243,8 @@ int hl_plan_build(hl_model *m, hl_err *err) {
         op->p.attn.window = swa ? hp->n_swa : 0;
         op->p.attn.softcap = hp->attn_softcap;
         op->p.attn.causal = 1;
-        matmul(&pb, l, HL_BUF_ATTN, HL_BUF_ATTN_OUT, &L->wo, NULL);
+        op->p.attn.sinks = opt(&L->attn_sinks);
+        matmul(&pb, l, HL_BUF_ATTN, HL_BUF_ATTN_OUT, &L->wo, &L->bo);
         if (L->post_attn_norm.data)
             norm(&pb, l, HL_BUF_ATTN_OUT, HL_BUF_ATTN_OUT, &L->post_attn_norm, (int32_t)E, hp->norm_eps);
         op = emit(&pb, HL_OP_ADD, l, HL_BUF_ATTN_OUT, HL_BUF_NONE, HL_BUF_X);

@@ -26,7 +26,9 @@ GGUF layout facts used here (the format's, not any converter's code):
 - llama: Q and K rows are stored reordered so that each head's rotary pairs
   are adjacent (rope "NORM" style), i.e. row 2i of a head is HF row i and row
   2i+1 is HF row i + head_dim/2; Llama 3's rope scaling is stored as
-  rope_freqs.weight, the divisor of each rope frequency.
+  rope_freqs.weight, the divisor of each rope frequency; YaRN as
+  rope.scaling.type yarn, factor and original_context_length (beta_fast /
+  beta_slow at their defaults, 32 and 1, are not written).
 - granite: llama's layout (Q/K permuted) plus embedding_scale,
   attention.scale, residual_scale and logit_scale.
 - gemma2: RMSNorm weights are stored as the multiplier itself (1 + w).
@@ -78,6 +80,13 @@ FIXTURES = {
     "mistral": (T.MistralConfig, T.MistralForCausalLM,
                 common(sliding_window=4, head_dim=16, rope_parameters={"rope_type": "default", "rope_theta": 1e6}),
                 "llama"),
+    # YaRN rope scaling on llama's block: the correction range falls inside
+    # the head (head_dim 16, original context 64), so some frequencies are
+    # kept, some divided by the factor and some blended; the attention
+    # factor (0.1 ln 4 + 1) scales cos and sin
+    "llama_yarn": (T.LlamaConfig, T.LlamaForCausalLM,
+                   common(head_dim=16, rope_parameters={"rope_type": "yarn", "rope_theta": 10000.0, "factor": 4.0,
+                                                        "original_max_position_embeddings": 64}), "llama"),
     "qwen3": (T.Qwen3Config, T.Qwen3ForCausalLM,
               common(head_dim=16, tie_word_embeddings=True, rms_norm_eps=1e-6,
                      rope_parameters={"rope_type": "default", "rope_theta": 1e6}), "qwen3"),
@@ -132,6 +141,16 @@ def build_model(name, seed):
                 p.copy_(centre + 0.2 * torch.randn(p.shape, generator=g))
             else:
                 p.copy_(0.1 * torch.randn(p.shape, generator=g))
+    rp = cfg.rope_parameters
+    if rp.get("rope_type") == "yarn" and rp.get("partial_rotary_factor", 1.0) == 1.0:
+        # YaRN's attention factor multiplies cos and sin, so whole rotating
+        # heads get its square on the scores; the engine applies it there,
+        # caching K without it. Moved to the scores here too (the logits are
+        # bit-identical), the f16 rounding of K emulated below is the cache's.
+        rot = model.model.rotary_emb
+        for layer in model.model.layers:
+            layer.self_attn.scaling *= rot.attention_scaling ** 2
+        rot.attention_scaling = 1.0
     return cfg, model
 
 
@@ -284,6 +303,10 @@ def write_gguf(path, name, cfg, model, f16):
     if name == "llama3":
         # the frequencies come as rope_freqs.weight; the type says why
         w.add_string(K.Rope.SCALING_TYPE.format(arch=arch), "llama3")
+        w.add_float32(K.Rope.SCALING_FACTOR.format(arch=arch), rp["factor"])
+        w.add_uint32(K.Rope.SCALING_ORIG_CTX_LEN.format(arch=arch), rp["original_max_position_embeddings"])
+    if rp.get("rope_type") == "yarn":
+        w.add_string(K.Rope.SCALING_TYPE.format(arch=arch), "yarn")
         w.add_float32(K.Rope.SCALING_FACTOR.format(arch=arch), rp["factor"])
         w.add_uint32(K.Rope.SCALING_ORIG_CTX_LEN.format(arch=arch), rp["original_max_position_embeddings"])
     if arch == "granite":

@@ -31,7 +31,7 @@ import pytest
 from hltest import HYPERLAMA, ROOT
 
 DATA = ROOT / "tests" / "data" / "arch"
-NAMES = ["llama", "llama3", "mistral", "qwen3", "gemma2", "phi3", "phi4mini", "olmo2", "granite"]
+NAMES = ["llama", "llama3", "llama_yarn", "mistral", "qwen3", "gemma2", "phi3", "phi4mini", "olmo2", "granite"]
 TOL = {"F32": 1e-3, "F16": 3e-3}
 # phi3 folds LongRoPE's attn_factor into the score scale, so its cached K is
 # k rounded to f16, where transformers' is (k * factor) rounded: a rounding

@@ -115,5 +115,15 @@ void cpu_attend_tile(const hl_vec_ops *vo, const cpu_attn_job *a, float *scratch
         load_rows(vo, vc, hdv, vh, vstride, q8, seq, bs, kb, a0, a1, hdv);
         vo->attn_pv(out, nr, s, corr, vc, a0, a1, hdv);
     }
-    for (int32_t r = 0; r < nr; r++) vo->scale(out[r], 1.0f / l[r], hdv);
+    /* attention sinks: one more logit per head in the denominator, with no
+     * value; folded in against the larger of it and the row's max so that
+     * neither exponential can overflow */
+    for (int32_t r = 0; r < nr; r++) {
+        float f = 1.0f / l[r];
+        if (a->sinks) {
+            const float sk = a->sinks[a->h0 + r % nhq], mx = sk > m[r] ? sk : m[r], c = expf(m[r] - mx);
+            f = c / (l[r] * c + expf(sk - mx));
+        }
+        vo->scale(out[r], f, hdv);
+    }
 }

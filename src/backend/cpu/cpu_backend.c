@@ -92,6 +92,7 @@ static int match_block(hl_backend_prog *c, const hl_op *first, const hl_op *last
         o->p.attn.n_head_kv != c->n_head_kv || o->p.attn.scale != c->attn_scale)
         return 0;
     blk->window = o->p.attn.window;
+    blk->sinks = o->p.attn.sinks ? o->p.attn.sinks->data : NULL;
     if (!(o = take(&mt, HL_OP_MATMUL, HL_BUF_ATTN, HL_BUF_ATTN_OUT)) || o->b) return 0;
     blk->wo = o->w;
     if ((o = take(&mt, HL_OP_NORM, HL_BUF_ATTN_OUT, HL_BUF_ATTN_OUT))) {
@@ -109,7 +110,9 @@ static int match_block(hl_backend_prog *c, const hl_op *first, const hl_op *last
     const hl_op *mu = take(&mt, HL_OP_MATMUL, HL_BUF_FFN_IN, HL_BUF_UP);
     if (!mg || !mu || mg->b || mu->b) return 0;
     blk->gate = mg->w, blk->up = mu->w;
-    if (!(o = take(&mt, HL_OP_GLU, HL_BUF_GATE, HL_BUF_FFN_ACT)) || o->in2 != HL_BUF_UP) return 0;
+    if (!(o = take(&mt, HL_OP_GLU, HL_BUF_GATE, HL_BUF_FFN_ACT)) || o->in2 != HL_BUF_UP ||
+        (o->p.act.act != HL_ACT_SILU && o->p.act.act != HL_ACT_GELU))
+        return 0;
     blk->act = o->p.act.act;
     if (!(o = take(&mt, HL_OP_MATMUL, HL_BUF_FFN_ACT, HL_BUF_FFN_OUT)) || o->b) return 0;
     blk->down = o->w;

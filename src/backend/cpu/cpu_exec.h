@@ -32,6 +32,7 @@ typedef struct cpu_block {
     const hl_tensor *ffn_norm, *gate, *up, *down, *post_ffn_norm;
     int rope_table; /* index into the program's rope tables */
     int32_t window; /* > 0: sliding window */
+    const float *sinks; /* NULL, or [n_head] attention sink logits */
     float eps;
     hl_act act;
 } cpu_block;
@@ -93,7 +94,8 @@ static inline void cpu_split(int64_t n, int ith, int nth, int64_t *i0, int64_t *
  * sharing KV head kvh, at most HL_ATTN_ROWS rows -- over the sequence's
  * cached positions (causal: up to each token's own, within the window when
  * window > 0; else up to the sequence's last position in the batch). Scores
- * are capped at softcap * tanh(s / softcap) when softcap > 0. A row's result
+ * are capped at softcap * tanh(s / softcap) when softcap > 0; a head's sink
+ * logit (sinks[h]) joins its denominator when sinks is set. A row's result
  * does not depend on the tile it is in. scratch: cpu_attn_scratch_floats()
  * floats of this thread's own. */
 typedef struct cpu_attn_job {
@@ -109,6 +111,7 @@ typedef struct cpu_attn_job {
     int32_t hdk, hdv, window;
     int causal;
     float scale, softcap;
+    const float *sinks; /* NULL, or [n_head]: query head h's sink logit joins its softmax's denominator */
 } cpu_attn_job;
 void cpu_attend_tile(const hl_vec_ops *vo, const cpu_attn_job *job, float *scratch);
 size_t cpu_attn_scratch_floats(int32_t hdk, int32_t hdv);
@@ -119,6 +122,11 @@ int64_t cpu_attn_tile_end(const hl_batch *b, int64_t t0, int64_t max_tokens);
 /* cpu_ops.c: one op over the program's buffers, called by every thread of
  * the region; ends with the op's results visible to all threads. */
 void cpu_op_exec(hl_backend_prog *c, const hl_op *op, int ith, int nth);
+/* out = the gated unit of gate and up (n elements): silu/gelu(gate) * up
+ * through the vector kernels, or gpt-oss's clamped SwiGLU (backend.h); for
+ * every op with a GLU (the GLU op, the experts of MOE). */
+void cpu_glu(const hl_vec_ops *vo, hl_act act, float alpha, float limit, float *out, const float *gate,
+             const float *up, int64_t n);
 /* Whether this backend can run op (NULL) or why not (static string). */
 const char *cpu_op_unsupported(const hl_op *op);
 

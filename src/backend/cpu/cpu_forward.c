@@ -264,7 +264,8 @@ static void fused_block(hl_backend_prog *c, int32_t l, int ith, int nth) {
     const int32_t hu = hpu ? hpu : gqa, run = hu < gq ? hu : gq, tq = HL_ATTN_ROWS / run;
     float *scratch = c->attn + (size_t)ith * c->attn_floats;
     cpu_attn_job job = {.kv = c->kv, .layer = l, .b = b, .q = q, .ldq = QD, .out = att, .ldo = OD, .hdk = hdk,
-                        .hdv = hdv, .window = L->window, .causal = 1, .scale = c->attn_scale};
+                        .hdv = hdv, .window = L->window, .causal = 1, .scale = c->attn_scale,
+                        .sinks = L->sinks};
     /* units (tile, heads) dealt round-robin: in a causal prefill later tiles
      * cost more, so contiguous ranges would leave the early threads idle */
     int64_t unit = 0;

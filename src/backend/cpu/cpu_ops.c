@@ -33,10 +33,15 @@ const char *cpu_op_unsupported(const hl_op *op) {
         return NULL;
     case HL_OP_ATTN:
         if (op->p.attn.n_head % op->p.attn.n_head_kv) return "query heads that are not a multiple of the KV heads";
+        if (op->p.attn.sinks && (op->p.attn.sinks->type != HL_TYPE_F32 || op->p.attn.sinks->ne0 != op->p.attn.n_head))
+            return "attention sinks that are not one F32 per query head";
         return NULL;
     case HL_OP_GLU:
         if (op->p.act.act == HL_ACT_GELU_ERF) return "a gated exact-GELU feed-forward";
-        if (op->p.act.act != HL_ACT_SILU && op->p.act.act != HL_ACT_GELU) return "a gated activation it lacks";
+        if (op->p.act.act == HL_ACT_SWIGLU_CLAMP && !(op->p.act.limit > 0))
+            return "a clamped SwiGLU whose limit is not positive";
+        if (op->p.act.act != HL_ACT_SILU && op->p.act.act != HL_ACT_GELU && op->p.act.act != HL_ACT_SWIGLU_CLAMP)
+            return "a gated activation it lacks";
         return NULL;
     case HL_OP_ACT:
         if (op->p.act.act == HL_ACT_SOFTCAP && !(op->p.act.cap > 0)) return "a softcap that is not positive";
@@ -172,7 +177,8 @@ static void op_attn(hl_backend_prog *c, const hl_op *op, int ith, int nth) {
     cpu_attn_job job = {.kv = c->kv, .layer = op->layer, .b = b, .q = buf_of(c, op->in), .ldq = op->n_in,
                         .out = buf_of(c, op->out), .ldo = op->n_out, .hdk = op->p.attn.head_dim_k,
                         .hdv = op->p.attn.head_dim_v, .window = op->p.attn.window, .causal = op->p.attn.causal,
-                        .scale = op->p.attn.scale, .softcap = op->p.attn.softcap};
+                        .scale = op->p.attn.scale, .softcap = op->p.attn.softcap,
+                        .sinks = op->p.attn.sinks ? op->p.attn.sinks->data : NULL};
     /* units: (tile, run of heads sharing a KV head), round-robin as in the fused step */
     int64_t unit = 0;
     for (int64_t t0 = 0, t1; t0 < b->n_tokens; t0 = t1) {
@@ -194,6 +200,23 @@ static float gelu1(float x) {
     return 0.5f * x * (1.0f + tanhf(k * (x + 0.044715f * x * x * x)));
 }
 
+void cpu_glu(const hl_vec_ops *vo, hl_act act, float alpha, float limit, float *out, const float *gate,
+             const float *up, int64_t n) {
+    if (act == HL_ACT_GELU) {
+        vo->gelu_mul(out, gate, up, n);
+        return;
+    }
+    if (act != HL_ACT_SWIGLU_CLAMP) {
+        vo->silu_mul(out, gate, up, n);
+        return;
+    }
+    /* gpt-oss: scalar (an expert's FFN is dominated by its matmuls) */
+    for (int64_t i = 0; i < n; i++) {
+        const float g = fminf(gate[i], limit), u = fminf(fmaxf(up[i], -limit), limit);
+        out[i] = (u + 1.0f) * (g / (1.0f + expf(-alpha * g)));
+    }
+}
+
 static void op_rows(hl_backend_prog *c, const hl_op *op, int64_t r0, int64_t r1) {
     const float *in = buf_of(c, op->in);
     float *out = buf_of(c, op->out);
@@ -201,12 +224,10 @@ static void op_rows(hl_backend_prog *c, const hl_op *op, int64_t r0, int64_t r1)
         const float *xi = in + t * op->n_in;
         float *yo = out + t * op->n_out;
         switch (op->kind) {
-        case HL_OP_GLU: {
-            const float *up = buf_of(c, op->in2) + t * op->n_in;
-            if (op->p.act.act == HL_ACT_GELU) c->vo->gelu_mul(yo, xi, up, op->n_out);
-            else c->vo->silu_mul(yo, xi, up, op->n_out);
+        case HL_OP_GLU:
+            cpu_glu(c->vo, op->p.act.act, op->p.act.alpha, op->p.act.limit, yo, xi, buf_of(c, op->in2) + t * op->n_in,
+                    op->n_out);
             break;
-        }
         case HL_OP_ACT:
             if (op->p.act.act == HL_ACT_SCALE) {
                 for (int64_t i = 0; i < op->n_out; i++) yo[i] = xi[i] * op->p.act.cap;

@@ -145,6 +145,10 @@ static int check_op(const hl_op *op, const hl_plan *plan, const hl_kv_params *kv
             return bad_op(op, err, "Q row is not n_head * head_dim_k", op->n_in, (long long)nh * op->p.attn.head_dim_k);
         if ((int64_t)nh * op->p.attn.head_dim_v != op->n_out)
             return bad_op(op, err, "output is not n_head * head_dim_v", op->n_out, (long long)nh * op->p.attn.head_dim_v);
+        if (op->p.attn.sinks) {
+            int rc = check_vec(op->p.attn.sinks, nh, nh, err);
+            if (rc) return rc;
+        }
         return check_kv_shape(op, kv, nkv, op->p.attn.head_dim_k, op->p.attn.head_dim_v, err);
     }
     case HL_OP_GLU:
@@ -153,6 +157,9 @@ static int check_op(const hl_op *op, const hl_plan *plan, const hl_kv_params *kv
             if (!isfinite(op->p.act.cap)) return bad_op(op, err, "scale is not finite", 0, 0);
         } else if (op->kind == HL_OP_ACT && op->p.act.act == HL_ACT_SOFTCAP) {
             if (!(op->p.act.cap > 0)) return bad_op(op, err, "softcap is not positive", 0, 0);
+        } else if (op->kind == HL_OP_GLU && op->p.act.act == HL_ACT_SWIGLU_CLAMP) {
+            if (!(op->p.act.limit > 0) || !isfinite(op->p.act.limit) || !isfinite(op->p.act.alpha))
+                return bad_op(op, err, "clamped SwiGLU needs a positive limit and a finite alpha", 0, 0);
         } else if (op->p.act.act != HL_ACT_SILU && op->p.act.act != HL_ACT_GELU &&
                    op->p.act.act != HL_ACT_GELU_ERF)
             return bad_op(op, err, "unknown activation", op->p.act.act, 0);

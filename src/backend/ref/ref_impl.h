@@ -36,5 +36,9 @@ void hl_ref_op_scratch(const hl_op *op, int64_t rows, size_t *xq_bytes, int64_t 
 /* Runs one op; every check of the batch against the pool (token ids, block
  * tables) happens here, so a bad input is an error, never a wild access. */
 int hl_ref_exec(const hl_op *op, const hl_ref_io *io, hl_ref_scratch *s, hl_err *err);
+/* One element of a gated unit, in double: act(gate) * up, or for
+ * HL_ACT_SWIGLU_CLAMP gpt-oss's (clamp(up) + 1) * g * sigmoid(alpha * g),
+ * g = min(gate, limit). The GLU op's definition, for any op with a GLU. */
+double hl_ref_glu(hl_act a, double alpha, double limit, double gate, double up);
 
 #endif

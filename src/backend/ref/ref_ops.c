@@ -45,6 +45,14 @@ static double act_fn(hl_act a, double cap, double x) {
     return x / (1.0 + exp(-x));
 }
 
+double hl_ref_glu(hl_act a, double alpha, double limit, double gate, double up) {
+    if (a != HL_ACT_SWIGLU_CLAMP) return act_fn(a, 0.0, gate) * up;
+    /* gpt-oss: the gate clamped above, up on both sides, then (up + 1) times
+     * the gate's sigmoid-weighted value */
+    const double g = gate < limit ? gate : limit, u = up < -limit ? -limit : up > limit ? limit : up;
+    return (u + 1.0) * g / (1.0 + exp(-alpha * g));
+}
+
 /* ---- ops ---- */
 
 static int op_embed(const hl_op *op, const hl_ref_io *io, hl_ref_scratch *sc, hl_err *err) {
@@ -286,6 +294,8 @@ static int op_attn(const hl_op *op, const hl_ref_io *io, hl_ref_scratch *s, hl_e
                     if (rc) return rc;
                 }
             }
+            /* an attention sink: exp(sink - max) more in the denominator, no value */
+            if (op->p.attn.sinks) a.sum += exp((double)((const float *)op->p.attn.sinks->data)[h] - a.mx);
             float *y = io->buf[op->out] + (int64_t)t * op->n_out + (int64_t)h * hdv;
             for (int32_t i = 0; i < hdv; i++) y[i] = (float)(a.acc[i] / a.sum);
         }
@@ -301,7 +311,7 @@ static int op_elementwise(const hl_op *op, const hl_ref_io *io) {
         for (int64_t i = 0; i < n; i++) {
             int64_t ix = r * op->n_in + i, iy = r * n + i;
             switch (op->kind) {
-            case HL_OP_GLU: y[iy] = (float)(act_fn(op->p.act.act, op->p.act.cap, x[ix]) * x2[ix]); break;
+            case HL_OP_GLU: y[iy] = (float)hl_ref_glu(op->p.act.act, op->p.act.alpha, op->p.act.limit, x[ix], x2[ix]); break;
             case HL_OP_ACT: y[iy] = (float)act_fn(op->p.act.act, op->p.act.cap, x[ix]); break;
             default: /* ADD */
                 y[iy] += op->p.add.scale != 0.0f ? (float)((double)x[ix] * op->p.add.scale) : x[ix];

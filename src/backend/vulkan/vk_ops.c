@@ -62,6 +62,10 @@ int hl_vk_op_check(const hl_op *op, hl_err *err) {
         if (op->p.attn.head_dim_k > 256 || op->p.attn.head_dim_v > 256)
             return hl_err_set(err, HL_ENOTSUP, "backend vulkan: attention heads of %d/%d (at most 256)",
                               op->p.attn.head_dim_k, op->p.attn.head_dim_v);
+        if (op->p.attn.sinks)
+            return hl_err_set(err, HL_ENOTSUP,
+                              "backend vulkan: op attn (layer %d) with attention sinks (%s) has no Vulkan kernel yet",
+                              op->layer, op->p.attn.sinks->name);
         return 0;
     case HL_OP_KV_STORE:
         if (op->p.kv.head_dim_k % 2 || op->p.kv.head_dim_v % 2)
@@ -81,6 +85,7 @@ int hl_vk_op_check(const hl_op *op, hl_err *err) {
                               op->p.act.act == HL_ACT_SOFTCAP    ? "softcap (final-logit softcapping)"
                               : op->p.act.act == HL_ACT_GELU_ERF ? "exact (erf) GELU (encoders; use --backend cpu)"
                               : op->p.act.act == HL_ACT_SCALE ? "scale (logit scaling)"
+                              : op->p.act.act == HL_ACT_SWIGLU_CLAMP ? "clamped SwiGLU (gpt-oss)"
                                                                : "?");
         return 0;
     case HL_OP_ROPE:

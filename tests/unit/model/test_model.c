@@ -328,7 +328,7 @@ TEST(forward_refuses_malformed_batches) {
     rig_close(&r);
 }
 
-typedef enum { EDIT_DROP, EDIT_SHAPE, EDIT_ARCH, EDIT_TYPE, EDIT_HEADS, EDIT_ROPE_FREQS, EDIT_ROPE_LINEAR, EDIT_ROPE_YARN, EDIT_CTX } edit_kind;
+typedef enum { EDIT_DROP, EDIT_SHAPE, EDIT_ARCH, EDIT_TYPE, EDIT_HEADS, EDIT_ROPE_FREQS, EDIT_ROPE_LINEAR, EDIT_ROPE_YARN, EDIT_ROPE_DYNAMIC, EDIT_CTX } edit_kind;
 
 /* Writes a copy of stories260K.gguf with one defect; returns 0 on success. */
 static int write_edited(const char *dst, edit_kind kind) {
@@ -343,10 +343,12 @@ static int write_edited(const char *dst, edit_kind kind) {
     if (kind == EDIT_ARCH) gguf_set_str(w, "general.architecture", "mamba");
     if (kind == EDIT_HEADS) gguf_set_u32(w, "llama.attention.head_count_kv", 3);
     if (kind == EDIT_CTX) gguf_set_u32(w, "llama.context_length", 16);
-    if (kind == EDIT_ROPE_LINEAR || kind == EDIT_ROPE_YARN) {
-        gguf_set_str(w, "llama.rope.scaling.type", kind == EDIT_ROPE_LINEAR ? "linear" : "yarn");
-        gguf_set_f32(w, "llama.rope.scaling.factor", 2.0f);
+    if (kind == EDIT_ROPE_LINEAR || kind == EDIT_ROPE_YARN || kind == EDIT_ROPE_DYNAMIC) {
+        gguf_set_str(w, "llama.rope.scaling.type",
+                     kind == EDIT_ROPE_LINEAR ? "linear" : kind == EDIT_ROPE_YARN ? "yarn" : "dynamic");
+        gguf_set_f32(w, "llama.rope.scaling.factor", kind == EDIT_ROPE_YARN ? 8.0f : 2.0f);
     }
+    if (kind == EDIT_ROPE_YARN) gguf_set_u32(w, "llama.rope.scaling.original_context_length", 64);
     static float zeros[64 * 64 * 2];
     int rc = 0;
     if (kind == EDIT_ROPE_FREQS) {
@@ -398,7 +400,51 @@ TEST(load_refuses_unknown_arch) { check_refused(EDIT_ARCH, HL_ENOTSUP, "unsuppor
 TEST(load_refuses_wrong_type) { check_refused(EDIT_TYPE, HL_ENOTSUP, "blk.2.attn_norm.weight has type F16"); }
 TEST(load_refuses_bad_head_counts) { check_refused(EDIT_HEADS, HL_EINVAL, "not a multiple of its 3 KV heads"); }
 
-TEST(load_refuses_unsupported_rope_scaling) { check_refused(EDIT_ROPE_YARN, HL_ENOTSUP, "rope scaling type 'yarn'"); }
+TEST(load_refuses_unsupported_rope_scaling) {
+    check_refused(EDIT_ROPE_DYNAMIC, HL_ENOTSUP, "rope scaling type 'dynamic'");
+}
+
+/* YaRN (stories260K: head_dim 8, base 10000; factor 8 over an original
+ * context of 64): the plan's rope frequencies and attention scale against
+ * the definition of transformers' _compute_yarn_parameters (truncated
+ * correction range, beta_fast 32, beta_slow 1, attention factor 0.1 ln 8 + 1
+ * on cos and sin, i.e. its square on the scores), written out here. */
+TEST(yarn_frequencies_and_scale) {
+    char path[128];
+    snprintf(path, sizeof path, "/tmp/hl_test_model_%d_yarn.gguf", (int)getpid());
+    if (write_edited(path, EDIT_ROPE_YARN)) return;
+    hl_model *m = NULL;
+    hl_err err = {0};
+    if (hl_model_load(&m, path, &err)) {
+        hl_test_fail(__FILE__, __LINE__, "load: %s", err.msg);
+        unlink(path);
+        return;
+    }
+    const hl_hparams *hp = hl_model_hparams(m);
+    const hl_plan *p = hl_model_plan(m);
+    const double dim = hp->n_rot, base = hp->rope_freq_base;
+    double lo = floor(dim * log(64 / (32 * 2 * M_PI)) / (2 * log(base)));
+    double hi = ceil(dim * log(64 / (1 * 2 * M_PI)) / (2 * log(base)));
+    lo = fmax(lo, 0), hi = fmin(hi, dim - 1);
+    const hl_op *rope = NULL, *attn = NULL;
+    for (int32_t i = 0; i < p->n_ops; i++) {
+        if (!rope && p->ops[i].kind == HL_OP_ROPE) rope = &p->ops[i];
+        if (!attn && p->ops[i].kind == HL_OP_ATTN) attn = &p->ops[i];
+    }
+    CHECK(rope && attn && hp->rope_yarn);
+    int interpolated = 0, kept = 0;
+    for (int i = 0; rope && i < hp->n_rot / 2; i++) {
+        double ramp = fmin(fmax((i - lo) / (hi - lo), 0), 1);
+        double ext = 1.0 / pow(base, 2.0 * i / dim), want = ext / 8 * ramp + ext * (1 - ramp);
+        CHECK_NEAR(rope->p.rope.inv_freq[i], want, 1e-12 * ext);
+        interpolated += ramp == 1, kept += ramp == 0;
+    }
+    CHECK(interpolated > 0 && kept > 0); /* the ramp falls inside the head */
+    const double ms = 0.1 * log(8.0) + 1;
+    if (attn) CHECK_NEAR(attn->p.attn.scale, ms * ms / sqrt(hp->head_dim_k), 1e-6);
+    hl_model_free(m);
+    unlink(path);
+}
 
 /* rope_freqs.weight (Llama 3) and rope.scaling linear are two routes to the
  * same angles when every divisor equals the factor; both must differ from the

@@ -276,6 +276,33 @@ TEST(glu_act_add_gather) {
             }
             cross_check(&s, &c, bound, st, NULL);
         }
+    /* GLU SWIGLU_CLAMP (gpt-oss, transformers' GptOssExperts): g = min(gate,
+     * limit), u = clamp(up, +-limit), (u + 1) * g * sigmoid(alpha * g); a
+     * limit of 2.5 clamps both operands somewhere in these ranges */
+    {
+        op_case c = {.label = "glu swiglu_clamp", .batch = &batch, .in = g, .in2 = up};
+        c.op = (hl_op){.kind = HL_OP_GLU, .layer = 0, .in = HL_BUF_GATE, .in2 = HL_BUF_UP, .out = HL_BUF_FFN_ACT,
+                       .n_in = F, .n_out = F};
+        c.op.p.act.act = HL_ACT_SWIGLU_CLAMP;
+        c.op.p.act.alpha = 1.702f;
+        c.op.p.act.limit = 2.5f;
+        double *want = malloc((size_t)(T * F) * sizeof *want);
+        int clamped_g = 0, clamped_u = 0;
+        for (int64_t i = 0; i < T * F; i++) {
+            double x = g[i] > 2.5 ? 2.5 : g[i], u = up[i] > 2.5 ? 2.5 : up[i] < -2.5 ? -2.5 : up[i];
+            clamped_g += g[i] > 2.5f, clamped_u += fabsf(up[i]) > 2.5f;
+            want[i] = (u + 1) * x / (1 + exp(-1.702 * x));
+            bound[i] = 2e-6 * fabs(want[i]) + 1e-7 * fabs(x * (u + 1));
+        }
+        CHECK(clamped_g > 0 && clamped_u > 0);
+        op_result ref;
+        cross_check(&s, &c, bound, st, &ref);
+        int off = 0;
+        for (int64_t i = 0; ref.out && i < ref.n; i++) off += fabs(ref.out[i] - want[i]) > 1e-6 * (1 + fabs(want[i]));
+        CHECK_EQ(off, 0);
+        result_free(&ref);
+        free(want);
+    }
     /* ACT SOFTCAP (gemma2's logits): cap * tanh(x / cap), in place on the
      * logits buffer, over inputs from well inside to beyond the cap */
     {

@@ -1,7 +1,7 @@
 /* Ops against the reference backend, part 2 (see test_ops.c and
  * ops_harness.h): KV_STORE into f16 and q8_0 pools (the bytes compared, and
  * the reference's layout checked from the definitions), ATTN causal, with a
- * window, softcapped and bidirectional, MHA/GQA/MQA, f16 and q8_0 KV, three
+ * window, softcapped, bidirectional and with attention sinks, MHA/GQA/MQA, f16 and q8_0 KV, three
  * sequences with interleaved block tables in one batch and positions over
  * several blocks (the reference checked against an independent double
  * computation), and KV block copy / truncation and memory()'s KV count on
@@ -117,13 +117,14 @@ typedef struct attn_variant {
     float softcap, qscale; /* q range, to make scores large where softcap matters */
     int queries;           /* 0: a decode-like mix of positions; 1: whole sequences 0 and 2 (an encoder's batch) */
     int ref_only;          /* checked against the double definition only (see the test) */
+    int sinks;             /* 1: a sink logit per query head (gpt-oss), spread over [-2, 3] */
 } attn_variant;
 
 /* The definition in double from the K/V rows as the pool stores them (f16
  * rounding applied here, independently of any backend): for each query
  * token and head, softmax over the allowed positions of its sequence. */
 static void attn_double(const attn_variant *av, const hl_batch *qb, const float *q, const hl_batch *fb,
-                        const float *k, const float *v, float scale, float *out) {
+                        const float *k, const float *v, float scale, const float *sinks, float *out) {
     const int32_t gqa = av->nh / av->nkv;
     for (int32_t t = 0; t < qb->n_tokens; t++) {
         const hl_batch_token *bt = &qb->tokens[t];
@@ -152,6 +153,7 @@ static void attn_double(const attn_variant *av, const hl_batch *qb, const float 
                 s[n] = d, idx[n] = u, n++;
                 mx = d > mx ? d : mx;
             }
+            if (sinks) sum += exp((double)sinks[h] - mx); /* a logit without a value */
             for (int32_t p = 0; p < n; p++) {
                 double e = exp(s[p] - mx);
                 sum += e;
@@ -201,6 +203,11 @@ TEST(attention_masks_gqa_kv_types) {
         {"bidirectional subset", 4, 2, 32, 32, 0, 0, 0, 2, 0, 0},
         {"causal mha dk64 dv32", 2, 2, 64, 32, 1, 0, 0, 2},
         {"window 5 mqa", 4, 1, 64, 64, 1, 5, 0, 2},
+        /* gpt-oss: sinks in causal and sliding-window layers, also with
+         * large scores (a sink far below and far above the row's max) */
+        {"sinks gqa", 4, 2, 32, 32, 1, 0, 0, 2, 0, 0, 1},
+        {"sinks window 3 gqa", 4, 2, 32, 32, 1, 3, 0, 2, 0, 0, 1},
+        {"sinks whole seqs mha", 4, 4, 64, 64, 1, 0, 0, 8, 1, 0, 1},
     };
     stats st[N_BACKENDS] = {{0}}, oracle = {0};
     for (size_t vi = 0; vi < sizeof vars / sizeof vars[0]; vi++)
@@ -228,6 +235,8 @@ TEST(attention_masks_gqa_kv_types) {
             hl_batch qb = {qt, nq, kv_seqs, 3};
             float *q = rnd_vec(&r, (int64_t)nq * av->nh * av->hdk, -av->qscale, av->qscale);
             float scale = 1.0f / sqrtf((float)av->hdk);
+            float *sinks = av->sinks ? rnd_vec(&r, av->nh, -2.0f, 3.0f) : NULL;
+            hl_tensor sink_t = sinks ? vec_tensor(sinks, av->nh, "blk.1.attn_sinks.weight") : (hl_tensor){0};
             hl_kv_params kp = {.n_layer = 2, .n_head_kv = av->nkv, .head_dim_k = av->hdk, .head_dim_v = av->hdv,
                                .n_blocks = KV_BLOCKS, .block_size = KV_BS, .type = q8 ? HL_TYPE_Q8_0 : HL_TYPE_F16};
             hl_op fill = kv_store_op(1, av->nkv, av->hdk, av->hdv);
@@ -245,6 +254,7 @@ TEST(attention_masks_gqa_kv_types) {
             c.op.p.attn.softcap = av->softcap;
             c.op.p.attn.window = av->window;
             c.op.p.attn.causal = av->causal;
+            c.op.p.attn.sinks = sinks ? &sink_t : NULL;
             int64_t n = (int64_t)nq * av->nh * av->hdv;
             double *bound = malloc((size_t)n * sizeof *bound), *ob = malloc((size_t)n * sizeof *ob);
             float *dbl = malloc((size_t)n * sizeof *dbl);
@@ -256,12 +266,12 @@ TEST(attention_masks_gqa_kv_types) {
             } else
                 cross_check(&s, &c, bound, st, &ref);
             if (!q8 && ref.out) { /* the oracle: one rounding of a double computation */
-                attn_double(av, &qb, q, &fb, k, v, scale, dbl);
+                attn_double(av, &qb, q, &fb, k, v, scale, sinks, dbl);
                 for (int64_t i = 0; i < n; i++) ob[i] = 1.2e-7 * fabs(dbl[i]) + 1e-9;
                 compare(&oracle, label, "double", ref.out, dbl, ob, n);
             }
             result_free(&ref);
-            free(k), free(v), free(q), free(bound), free(ob), free(dbl);
+            free(k), free(v), free(q), free(bound), free(ob), free(dbl), free(sinks);
         }
     print_all("attn", st);
     stats_print("attn f16 ref vs double", "ref", &oracle);
