@@ -1,7 +1,12 @@
 /* Forward-pass benchmark: prefill and greedy decode throughput for one model,
  * optionally with several sequences decoding together in one batch.
  *
- *   bench_forward MODEL [-t threads] [-p prompt_len] [-n gen_len] [-s n_seqs] [--ids 1,2,3] [-b backend]
+ *   bench_forward MODEL [-t threads] [-p prompt_len] [-n gen_len] [-s n_seqs] [-k k] [--ids 1,2,3] [-b backend]
+ *
+ * -k K makes every decode step carry K + 1 rows per sequence (positions
+ * p .. p + K, logits at each), as a speculative step verifying K drafted
+ * tokens does; the drafted tokens are the sequence's last token repeated,
+ * which costs the same as real drafts. "steps/s" is then K + 1-row steps.
  *
  * -b names the backend as --backend does (default cpu; vulkan:0 is lavapipe
  * here, where the CPU seconds printed beside each rate, lavapipe's threads
@@ -37,11 +42,11 @@ static int argmax(const float *x, int n) {
 
 int main(int argc, char **argv) {
     if (argc < 2) {
-        fprintf(stderr, "usage: %s MODEL [-t threads] [-p prompt_len] [-n gen_len] [-s n_seqs] [--ids a,b,c] [-b backend]\n",
+        fprintf(stderr, "usage: %s MODEL [-t threads] [-p prompt_len] [-n gen_len] [-s n_seqs] [-k k] [--ids a,b,c] [-b backend]\n",
                 argv[0]);
         return 2;
     }
-    int threads = 2, n_prompt = 32, n_gen = 32, n_seqs = 1;
+    int threads = 2, n_prompt = 32, n_gen = 32, n_seqs = 1, k_draft = 0;
     const char *backend = "cpu";
     int32_t ids[4096];
     int n_ids = 0;
@@ -51,6 +56,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "-p")) n_prompt = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "-n")) n_gen = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "-s")) n_seqs = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "-k")) k_draft = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--ids")) {
             char *s = argv[i + 1];
             while (*s && n_ids < 4096) {
@@ -60,7 +66,8 @@ int main(int argc, char **argv) {
         }
     }
     if (n_ids) n_prompt = n_ids;
-    if (n_prompt < 1 || n_prompt > 4096 || n_gen < 0 || n_seqs < 1 || n_seqs > 64) {
+    if (n_prompt < 1 || n_prompt > 4096 || n_gen < 0 || n_seqs < 1 || n_seqs > 64 || k_draft < 0 ||
+        k_draft > 63) {
         fprintf(stderr, "bad sizes\n");
         return 2;
     }
@@ -73,12 +80,13 @@ int main(int argc, char **argv) {
     const hl_hparams *hp = hl_model_hparams(m);
     if (!n_ids)
         for (int i = 0; i < n_prompt; i++) ids[i] = (int32_t)((i * 7919 + 13) % hp->n_vocab);
-    int bs = 16, per_seq = (n_prompt + n_gen + bs) / bs + 1;
+    const int rows = k_draft + 1; /* rows per sequence per decode step */
+    int bs = 16, per_seq = (n_prompt + n_gen * rows + bs) / bs + 1;
     hl_kv_params kp = hl_model_kv_params(m, per_seq * n_seqs, bs);
     hl_kv_cache *kv;
     hl_forward_ctx *ctx;
     int max_tokens = n_prompt * n_seqs > 512 ? 512 : n_prompt * n_seqs;
-    if (max_tokens < n_seqs) max_tokens = n_seqs;
+    if (max_tokens < n_seqs * rows) max_tokens = n_seqs * rows;
     hl_pool *pool = hl_pool_new(threads);
     hl_backend *be = NULL;
     if (hl_backend_open(&be, backend, pool, &err) || hl_forward_ctx_new(&ctx, m, be, max_tokens, &err) ||
@@ -93,7 +101,7 @@ int main(int argc, char **argv) {
         seqs[s] = (hl_batch_seq){tables + s * per_seq, per_seq};
     }
     hl_batch_token *bt = malloc(sizeof *bt * (size_t)max_tokens);
-    float *logits = malloc(sizeof(float) * (size_t)hp->n_vocab * n_seqs);
+    float *logits = malloc(sizeof(float) * (size_t)hp->n_vocab * (size_t)(max_tokens > n_seqs * rows ? max_tokens : n_seqs * rows));
     int32_t *last = malloc(sizeof(int32_t) * (size_t)n_seqs);
     int32_t *gen = malloc(sizeof(int32_t) * (size_t)(n_gen + 1));
 
@@ -121,12 +129,14 @@ int main(int argc, char **argv) {
     double c1 = cpu_seconds();
     gen[0] = last[0];
     for (int step = 0; step < n_gen; step++) {
-        for (int s = 0; s < n_seqs; s++) bt[s] = (hl_batch_token){last[s], n_prompt + step, s, 1};
-        if (hl_model_forward(ctx, kv, &(hl_batch){bt, n_seqs, seqs, n_seqs}, logits, &err)) {
+        for (int s = 0; s < n_seqs; s++)
+            for (int r = 0; r < rows; r++)
+                bt[s * rows + r] = (hl_batch_token){last[s], n_prompt + step * rows + r, s, 1};
+        if (hl_model_forward(ctx, kv, &(hl_batch){bt, n_seqs * rows, seqs, n_seqs}, logits, &err)) {
             fprintf(stderr, "%s\n", err.msg);
             return 1;
         }
-        for (int s = 0; s < n_seqs; s++) last[s] = argmax(logits + (size_t)s * hp->n_vocab, hp->n_vocab);
+        for (int s = 0; s < n_seqs; s++) last[s] = argmax(logits + (size_t)s * rows * hp->n_vocab, hp->n_vocab);
         gen[step + 1] = last[0];
     }
     int64_t t2 = hl_now_ns();
@@ -136,8 +146,8 @@ int main(int argc, char **argv) {
            hl_forward_backend_name(ctx), threads, hl_cpu_simd_level(), (double)hl_model_weight_bytes(m) / 1e6);
     printf("prefill: %d tokens in %.3f s = %.1f tok/s (cpu %.3f s)\n", total, pf, total / pf, c1 - c0);
     if (n_gen > 0)
-        printf("decode:  %d seqs x %d steps in %.3f s = %.2f tok/s (%.2f steps/s, %.1f GB/s of weights; cpu %.3f s = %.2f ms/step)\n",
-               n_seqs, n_gen, dc, n_seqs * n_gen / dc, n_gen / dc, (double)hl_model_weight_bytes(m) * n_gen / dc / 1e9, c2 - c1,
+        printf("decode:  %d seqs x %d rows x %d steps in %.3f s = %.2f tok/s (%.2f steps/s, %.1f GB/s of weights; cpu %.3f s = %.2f ms/step)\n",
+               n_seqs, rows, n_gen, dc, n_seqs * n_gen / dc, n_gen / dc, (double)hl_model_weight_bytes(m) * n_gen / dc / 1e9, c2 - c1,
                (c2 - c1) * 1e3 / n_gen);
     printf("ids:");
     for (int i = 0; i < n_gen; i++) printf("%s%d", i ? "," : " ", gen[i]);

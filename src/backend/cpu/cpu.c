@@ -104,11 +104,13 @@ static void hl_init_avx2(void) {
 }
 
 /* AVX-512: the AVX2 table with the kernels AVX-512 has of its own on top
- * (the attention kernels so far; same bits as their AVX2 versions). */
+ * (the attention kernels and the Q4_K / Q6_K matmul; same bits as their AVX2
+ * versions). */
 static void hl_init_avx512(void) {
     hl_cpu_kernels_init_scalar(&hl_tab_avx512);
     hl_cpu_kernels_init_avx2(&hl_tab_avx512);
     hl_avx512_init_attn(&hl_tab_avx512);
+    hl_avx512_init_kquants(&hl_tab_avx512);
     hl_tab_avx512.level = HL_SIMD_AVX512;
 }
 

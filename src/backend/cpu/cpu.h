@@ -52,8 +52,9 @@ const char *hl_cpu_simd_level(void);
 typedef enum hl_simd { HL_SIMD_SCALAR = 0, HL_SIMD_AVX2 = 1, HL_SIMD_AVX512 = 2 } hl_simd;
 /* The level in use (detected once, capped by HL_SIMD). */
 hl_simd hl_cpu_simd(void);
-/* Nonzero when this CPU can run kernels of that level (AVX512 has no kernels
- * of its own yet and runs the AVX2 ones). */
+/* Nonzero when this CPU can run kernels of that level (AVX512 is the AVX2
+ * table with AVX-512 VNNI attention and Q4_K / Q6_K matmul kernels on top,
+ * giving the AVX2 bits). */
 int hl_cpu_simd_supported(hl_simd level);
 const char *hl_simd_name(hl_simd level);
 

@@ -45,6 +45,7 @@ void hl_avx2_init_vec(hl_cpu_kernels *k);
 void hl_avx2_init_attn(hl_cpu_kernels *k);
 /* AVX-512 parts (*_avx512.c), laid over the AVX2 table. */
 void hl_avx512_init_attn(hl_cpu_kernels *k);
+void hl_avx512_init_kquants(hl_cpu_kernels *k); /* Q4_K, Q6_K with VNNI */
 
 /* AVX2 batch-1 kernels (dotk1_avx2.c): out[j] = dot(weight row j, x) for
  * j < nw, one Q8_K activation row x; same bits as the tiled path. */

@@ -246,6 +246,9 @@ HL_INLINE void legacy_row_x(const int kind, const int G, int64_t nb, const uint8
     for (int i = 0; i < G; i++) acc[i] = _mm256_setzero_ps();
     for (int64_t b = 0, p = 0; b < nb; b += 2, p++) {
         wpair u;
+        /* the weights of a small batch stream from memory: ask for them early */
+        _mm_prefetch((const char *)w + b * wbs + LEGACY_PF, _MM_HINT_T0);
+        if (kind == K_Q8_0) _mm_prefetch((const char *)w + b * wbs + LEGACY_PF + 64, _MM_HINT_T0);
         unpack_pair(kind, w + b * wbs, b + 1 < nb ? w + (b + 1) * wbs : NULL, &u);
         const __m256 ws8 = _mm256_permutevar8x32_ps(_mm256_castps128_ps256(u.h), idx);
         const __m256 wm8 = _mm256_zextps128_ps256(_mm_blend_ps(_mm_setzero_ps(), u.h, 0xA));

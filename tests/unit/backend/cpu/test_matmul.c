@@ -267,3 +267,33 @@ TEST(matmul_kquants_long_rows) {
     static const hl_type kt[] = {HL_TYPE_Q2_K, HL_TYPE_Q3_K, HL_TYPE_Q4_K, HL_TYPE_Q5_K, HL_TYPE_Q6_K};
     for (size_t i = 0; i < sizeof kt / sizeof kt[0]; i++) check_type(kt[i], 5, 11, 6 * HL_QK_K);
 }
+
+/* Small batches, m = 1..9 rows (decode, batched decode, a speculative step
+ * of k+1 rows), with odd row counts and lengths: each level against the
+ * oracle and row-alone invariance (check_type), and every AVX level giving
+ * the AVX2 bits (the AVX-512 kernels compute the same integer lanes). */
+static void check_small_m(hl_type t) {
+    const int64_t k = 3 * HL_QK_K, n = 13;
+    for (int64_t m = 1; m <= 9; m++) check_type(t, m, n, k);
+    if (!hl_cpu_simd_supported(HL_SIMD_AVX512)) return;
+    void *w = make_weights(t, n, k);
+    for (int64_t m = 1; m <= 9; m += 2) {
+        float *x = malloc(sizeof(float) * (size_t)(m * k));
+        for (int64_t i = 0; i < m * k; i++) x[i] = rndf();
+        size_t xs = hl_matmul_act_size(t, m, k);
+        void *xq = malloc(xs);
+        float *o2 = malloc(sizeof(float) * (size_t)(m * n)), *o5 = malloc(sizeof(float) * (size_t)(m * n));
+        hl_matmul_prepare_at(HL_SIMD_AVX2, t, x, k, m, k, xq, 0, 1);
+        hl_matmul_slice_at(HL_SIMD_AVX2, t, w, n, k, xq, m, o2, n, 0, 1);
+        hl_matmul_slice_at(HL_SIMD_AVX512, t, w, n, k, xq, m, o5, n, 0, 1);
+        if (memcmp(o2, o5, sizeof(float) * (size_t)(m * n)) != 0)
+            hl_test_fail(__FILE__, __LINE__, "%s m=%lld: AVX512 bits differ from AVX2", hl_type_name(t), (long long)m);
+        free(x); free(xq); free(o2); free(o5);
+    }
+    free(w);
+}
+
+TEST(matmul_small_m_q4_K) { check_small_m(HL_TYPE_Q4_K); }
+TEST(matmul_small_m_q6_K) { check_small_m(HL_TYPE_Q6_K); }
+TEST(matmul_small_m_q4_1) { check_small_m(HL_TYPE_Q4_1); }
+TEST(matmul_small_m_q8_0) { check_small_m(HL_TYPE_Q8_0); }
