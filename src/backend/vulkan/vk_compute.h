@@ -44,6 +44,9 @@
     X(matmul_q4_k)         \
     X(matmul_q5_k)         \
     X(matmul_q6_k)         \
+    X(matmul_iq4_nl)       \
+    X(matmul_iq4_xs)       \
+    X(matmul_mxfp4)        \
     X(elementwise)       \
     X(norm)              \
     X(rope)              \

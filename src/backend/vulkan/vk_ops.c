@@ -31,6 +31,9 @@ static int matmul_kernel(hl_type t) {
     case HL_TYPE_Q4_K: return HL_VK_K_matmul_q4_k;
     case HL_TYPE_Q5_K: return HL_VK_K_matmul_q5_k;
     case HL_TYPE_Q6_K: return HL_VK_K_matmul_q6_k;
+    case HL_TYPE_IQ4_NL: return HL_VK_K_matmul_iq4_nl;
+    case HL_TYPE_IQ4_XS: return HL_VK_K_matmul_iq4_xs;
+    case HL_TYPE_MXFP4: return HL_VK_K_matmul_mxfp4;
     default: return -1;
     }
 }
@@ -73,33 +76,29 @@ int hl_vk_op_check(const hl_op *op, hl_err *err) {
                               op->p.kv.head_dim_v);
         return 0;
     case HL_OP_EMBED:
-        if (op->p.embed.pos || op->b)
-            return hl_err_set(err, HL_ENOTSUP, "backend vulkan: position / token-type embeddings (encoder models) "
-                                               "are not implemented yet; use --backend cpu");
+        if (op->p.embed.pos && op->p.embed.pos->data &&
+            (!hl_type_get(op->p.embed.pos->type) || !hl_type_get(op->p.embed.pos->type)->supported))
+            return hl_err_set(err, HL_ENOTSUP, "backend vulkan: position embeddings of type %s (%s)",
+                              hl_type_name(op->p.embed.pos->type), op->p.embed.pos->name);
+        if (op->b && op->b->data && op->b->type != HL_TYPE_F32)
+            return hl_err_set(err, HL_ENOTSUP, "backend vulkan: token-type embedding of type %s (%s)",
+                              hl_type_name(op->b->type), op->b->name);
         return 0;
     case HL_OP_GLU:
     case HL_OP_ACT:
-        if (op->p.act.act != HL_ACT_SILU && op->p.act.act != HL_ACT_GELU)
-            return hl_err_set(err, HL_ENOTSUP, "backend vulkan: op %s (layer %d) with activation %s has no Vulkan kernel yet",
+        if (op->p.act.act != HL_ACT_SILU && op->p.act.act != HL_ACT_GELU && op->p.act.act != HL_ACT_GELU_ERF &&
+            (op->kind == HL_OP_GLU || (op->p.act.act != HL_ACT_SOFTCAP && op->p.act.act != HL_ACT_SCALE)))
+            return hl_err_set(err, HL_ENOTSUP, "backend vulkan: op %s (layer %d) with activation %s has no Vulkan kernel",
                               hl_op_name(op->kind), op->layer,
-                              op->p.act.act == HL_ACT_SOFTCAP    ? "softcap (final-logit softcapping)"
-                              : op->p.act.act == HL_ACT_GELU_ERF ? "exact (erf) GELU (encoders; use --backend cpu)"
-                              : op->p.act.act == HL_ACT_SCALE ? "scale (logit scaling)"
-                              : op->p.act.act == HL_ACT_SWIGLU_CLAMP ? "clamped SwiGLU (gpt-oss)"
-                                                               : "?");
+                              op->p.act.act == HL_ACT_SWIGLU_CLAMP ? "clamped SwiGLU (gpt-oss)"
+                              : op->p.act.act == HL_ACT_SOFTCAP    ? "softcap (in a GLU)"
+                              : op->p.act.act == HL_ACT_SCALE      ? "scale (in a GLU)"
+                                                                   : "?");
+        if (op->p.act.act == HL_ACT_SOFTCAP && !(op->p.act.cap > 0.0f))
+            return hl_err_set(err, HL_EINVAL, "backend vulkan: softcap %g (layer %d) must be positive", op->p.act.cap, op->layer);
         return 0;
     case HL_OP_ROPE:
-        if (op->p.rope.mscale != 0.0f && op->p.rope.mscale != 1.0f)
-            return hl_err_set(err, HL_ENOTSUP,
-                              "backend vulkan: op rope (layer %d) with a magnitude scale (LongRoPE attn_factor on "
-                              "partial rotary heads) has no Vulkan kernel yet",
-                              op->layer);
-        return 0;
     case HL_OP_ADD:
-        if (op->p.add.scale != 0.0f && op->p.add.scale != 1.0f)
-            return hl_err_set(err, HL_ENOTSUP,
-                              "backend vulkan: op add (layer %d) with a residual scale has no Vulkan kernel yet", op->layer);
-        return 0;
     case HL_OP_GATHER: return 0;
     default:
         return hl_err_set(err, HL_ENOTSUP, "backend vulkan: op %s (layer %d) has no Vulkan kernel yet", hl_op_name(op->kind),
@@ -183,21 +182,42 @@ static int too_big(int64_t a, int64_t b, hl_err *err) {
 
 /* ---- ops ---- */
 
+/* on the host, into the mapped X: the token's row (times scale), plus the
+ * position's row of p.embed.pos and the token-type row b (encoders) */
 static int op_embed(hl_vk_rec *r, const hl_op *op, const hl_vk_op_args *a, hl_err *err) {
     (void)r;
-    const hl_tensor *w = op->w;
+    const hl_tensor *w = op->w, *pt = op->p.embed.pos && op->p.embed.pos->data ? op->p.embed.pos : NULL;
+    const float *tt = op->b && op->b->data ? op->b->data : NULL;
+    float *row = NULL;
+    if (pt && !(row = malloc((size_t)op->n_out * sizeof *row))) return hl_err_set(err, HL_ENOMEM, "out of memory");
     float *out = a->buf[op->out]->map;
     for (int32_t t = 0; t < a->batch->n_tokens; t++) {
         int32_t tok = a->batch->tokens[t].token;
+        int rc = 0;
         if (tok < 0 || tok >= w->ne1)
-            return hl_err_set(err, HL_EINVAL, "token %d of the batch is id %d, outside %s's %lld rows", t, tok, w->name,
-                              (long long)w->ne1);
+            rc = hl_err_set(err, HL_EINVAL, "token %d of the batch is id %d, outside %s's %lld rows", t, tok, w->name,
+                            (long long)w->ne1);
         float *y = out + (int64_t)t * op->n_out;
-        int rc = hl_dequantize(w->type, (const char *)w->data + (size_t)tok * w->row_bytes, y, op->n_out);
-        if (rc) return hl_err_set(err, rc, "cannot dequantize a row of %s (%s)", w->name, hl_type_name(w->type));
-        if (op->p.embed.scale != 1.0f)
+        if (!rc && (rc = hl_dequantize(w->type, (const char *)w->data + (size_t)tok * w->row_bytes, y, op->n_out)))
+            hl_err_set(err, rc, "cannot dequantize a row of %s (%s)", w->name, hl_type_name(w->type));
+        if (!rc && op->p.embed.scale != 1.0f)
             for (int64_t i = 0; i < op->n_out; i++) y[i] *= op->p.embed.scale;
+        const int32_t pos = a->batch->tokens[t].pos;
+        if (!rc && pt && (pos < 0 || pos >= pt->ne1))
+            rc = hl_err_set(err, HL_EINVAL, "position %d of batch token %d is outside %s's %lld rows", pos, t, pt->name,
+                            (long long)pt->ne1);
+        if (!rc && pt && (rc = hl_dequantize(pt->type, (const char *)pt->data + (size_t)pos * pt->row_bytes, row, op->n_out)))
+            hl_err_set(err, rc, "cannot dequantize a row of %s", pt->name);
+        if (rc) {
+            free(row);
+            return rc;
+        }
+        if (pt)
+            for (int64_t i = 0; i < op->n_out; i++) y[i] += row[i];
+        if (tt)
+            for (int64_t i = 0; i < op->n_out; i++) y[i] += tt[i];
     }
+    free(row);
     return 0;
 }
 
@@ -248,6 +268,7 @@ static int op_norm(hl_vk_rec *r, const hl_op *op, const hl_vk_op_args *a, hl_err
 
 typedef struct ew_push {
     uint32_t n, rows, ldx, ldy, mode, act;
+    float cap; /* ACT: softcap / scale factor; ADD: the residual scale (0: none) */
 } ew_push;
 enum { EW_ADD = 0, EW_GLU = 1, EW_ACT = 2, EW_COPY = 3 };
 
@@ -257,17 +278,23 @@ static int op_elementwise(hl_vk_rec *r, const hl_op *op, const hl_vk_op_args *a,
     int rc = too_big(rows, n, err);
     if (rc) return rc;
     uint32_t mode = op->kind == HL_OP_ADD ? EW_ADD : op->kind == HL_OP_GLU ? EW_GLU : EW_ACT;
-    ew_push p = {(uint32_t)n, (uint32_t)rows, (uint32_t)op->n_in, (uint32_t)n, mode, (uint32_t)op->p.act.act};
+    const float cap = op->kind == HL_OP_ADD ? (op->p.add.scale != 1.0f ? op->p.add.scale : 0.0f) : op->p.act.cap;
+    ew_push p = {(uint32_t)n, (uint32_t)rows, (uint32_t)op->n_in, (uint32_t)n, mode,
+                 op->kind == HL_OP_ADD ? 0u : (uint32_t)op->p.act.act, cap};
     const hl_vk_buffer *b[HL_VK_BINDINGS] = {a->buf[op->in], op->kind == HL_OP_GLU ? a->buf[op->in2] : NULL, NULL, NULL,
                                              a->buf[op->out]};
     return push_dispatch(r, HL_VK_K_elementwise, b, NULL, &p, sizeof p, div_up((uint64_t)rows * n, 64), err);
 }
 
-/* cos, sin of pos * inv_freq[i] for every token, shared by the layers that use the same frequencies */
+/* cos, sin of pos * inv_freq[i] for every token, times the op's mscale
+ * (LongRoPE's attn_factor; rounded once from double, as the reference
+ * does), shared by the layers that use the same frequencies and scale */
 static int rope_table(hl_vk_rec *r, const hl_op *op, const hl_batch *batch, hl_vk_buffer **out, hl_err *err) {
     const int32_t half = op->p.rope.n_rot / 2;
+    const double ms = op->p.rope.mscale != 0.0f ? op->p.rope.mscale : 1.0;
     for (int i = 0; i < r->n_rope; i++)
-        if (r->rope[i].inv_freq == op->p.rope.inv_freq && r->rope[i].half == half) return *out = r->rope[i].cs, 0;
+        if (r->rope[i].inv_freq == op->p.rope.inv_freq && r->rope[i].half == half && r->rope[i].mscale == ms)
+            return *out = r->rope[i].cs, 0;
     hl_vk_buffer *cs = NULL;
     int rc = tmp_buffer(r, (size_t)batch->n_tokens * (size_t)half * 2 * sizeof(float), &cs, err);
     if (rc) return rc;
@@ -275,11 +302,11 @@ static int rope_table(hl_vk_rec *r, const hl_op *op, const hl_batch *batch, hl_v
     for (int32_t t = 0; t < batch->n_tokens; t++)
         for (int32_t i = 0; i < half; i++) {
             double th = (double)batch->tokens[t].pos * op->p.rope.inv_freq[i];
-            v[2 * ((size_t)t * half + i)] = (float)cos(th);
-            v[2 * ((size_t)t * half + i) + 1] = (float)sin(th);
+            v[2 * ((size_t)t * half + i)] = (float)(cos(th) * ms);
+            v[2 * ((size_t)t * half + i) + 1] = (float)(sin(th) * ms);
         }
     if (r->n_rope < (int)(sizeof r->rope / sizeof r->rope[0])) {
-        r->rope[r->n_rope].inv_freq = op->p.rope.inv_freq, r->rope[r->n_rope].half = half;
+        r->rope[r->n_rope].inv_freq = op->p.rope.inv_freq, r->rope[r->n_rope].half = half, r->rope[r->n_rope].mscale = ms;
         r->rope[r->n_rope++].cs = cs;
     }
     *out = cs;
@@ -293,7 +320,7 @@ static int op_rope(hl_vk_rec *r, const hl_op *op, const hl_vk_op_args *a, hl_err
     const hl_vk_buffer *x = a->buf[op->in];
     int rc;
     if (op->out != HL_BUF_NONE && op->out != op->in) { /* not in place: rotate a copy */
-        ew_push cp = {(uint32_t)op->n_in, (uint32_t)rows, (uint32_t)op->n_in, (uint32_t)op->n_in, EW_COPY, 0};
+        ew_push cp = {(uint32_t)op->n_in, (uint32_t)rows, (uint32_t)op->n_in, (uint32_t)op->n_in, EW_COPY, 0, 0.0f};
         const hl_vk_buffer *b[HL_VK_BINDINGS] = {x, NULL, NULL, NULL, a->buf[op->out]};
         if ((rc = push_dispatch(r, HL_VK_K_elementwise, b, NULL, &cp, sizeof cp, div_up((uint64_t)rows * op->n_in, 64), err)))
             return rc;

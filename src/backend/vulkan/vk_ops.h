@@ -48,7 +48,7 @@ typedef struct hl_vk_rec {
     hl_vk_buffer *slots;
     struct { int32_t window; int causal; hl_vk_buffer *buf; } meta[4];
     int n_meta;
-    struct { const double *inv_freq; int32_t half; hl_vk_buffer *cs; } rope[4];
+    struct { const double *inv_freq; int32_t half; double mscale; hl_vk_buffer *cs; } rope[4];
     int n_rope;
 } hl_vk_rec;
 

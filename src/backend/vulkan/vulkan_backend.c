@@ -67,9 +67,6 @@ static const hl_vk_kv *find_pool(vk_backend *vb, const hl_kv_cache *kv) {
 
 static int vk_supports(hl_backend *be, const hl_plan *plan, hl_err *err) {
     (void)be;
-    if (plan->embedding)
-        return hl_err_set(err, HL_ENOTSUP, "backend vulkan: embedding models (hidden-state output) are not "
-                                           "implemented yet; use --backend cpu");
     for (int32_t i = 0; i < plan->n_ops; i++) {
         int rc = hl_vk_op_check(&plan->ops[i], err);
         if (rc) return rc;
@@ -147,7 +144,8 @@ static int vk_prepare(hl_backend *be, const hl_plan *plan, int32_t max_tokens, h
     hl_mem_need need = {.overhead = (int64_t)hl_plan_buffer_bytes(plan, max_tokens)};
     for (int32_t i = 0; i < plan->n_ops; i++) {
         const hl_op *op = &plan->ops[i];
-        const hl_tensor *t2[2] = {op->kind == HL_OP_EMBED ? NULL : op->w, op->b};
+        /* EMBED's tables are read on the host from the mapping */
+        const hl_tensor *t2[2] = {op->kind == HL_OP_EMBED ? NULL : op->w, op->kind == HL_OP_EMBED ? NULL : op->b};
         for (int j = 0; j < 2; j++) {
             const hl_tensor *t = t2[j];
             int seen = !t || !t->data;
@@ -211,7 +209,8 @@ static int vk_run(hl_backend *be, hl_backend_prog *c, hl_kv_cache *kv, const hl_
     int rc = record_step(vb, c, pool, b, wanted, err);
     if (!rc) rc = hl_vk_rec_run(&c->rec, err);
     if (!rc && wanted && io->logits)
-        memcpy(io->logits, c->bufs[HL_BUF_LOGITS].map, (size_t)wanted * (size_t)c->plan->n_vocab * sizeof(float));
+        memcpy(io->logits, c->bufs[HL_BUF_LOGITS].map,
+               (size_t)wanted * (size_t)c->plan->bufs[HL_BUF_LOGITS].width * sizeof(float));
     if (!rc && io->x_out) memcpy(io->x_out, c->bufs[HL_BUF_X].map, x_bytes);
     hl_vk_rec_reset(&c->rec);
     return rc;

@@ -341,3 +341,70 @@ TEST(vk_model_partial_offload) {
     hl_pool_free(pool);
     hl_backend_free(vk);
 }
+
+/* 7. Embedding models: the tiny random BERT and nomic-bert fixtures
+ *    (position / token-type embedding rows, LayerNorm with bias, exact GELU,
+ *    bidirectional attention) and a decoder used as an embedder (qwen2,
+ *    last-token pooling: the normed hidden state is the output row), F32
+ *    and F16 weights. Two sequences in one batch: every output row on the
+ *    Vulkan backend against the CPU backend's, within 1e-4 of the largest
+ *    value (float order of the sums only; measured ~1e-6), and sequence A's
+ *    rows the same bits alone as beside B. */
+static int vk_embed_pass(const hl_model *m, hl_backend *be, const hl_batch *b, float *out, hl_err *err) {
+    hl_forward_ctx *ctx = NULL;
+    hl_kv_cache *kv = NULL;
+    int rc = hl_forward_ctx_new(&ctx, m, be, b->n_tokens, err);
+    if (!rc) rc = hl_forward_kv_new(ctx, 32, 4, HL_TYPE_F16, &kv, err);
+    if (!rc) rc = hl_model_forward(ctx, kv, b, out, err);
+    if (kv) hl_forward_kv_free(ctx, kv);
+    hl_forward_ctx_free(ctx);
+    return rc;
+}
+
+TEST(vk_model_embeddings_match_cpu) {
+    hl_backend *vk = hl_test_open_vulkan(1);
+    if (!vk) return;
+    hl_pool *pool = hl_pool_new(2);
+    hl_backend *cpu = NULL;
+    hl_err err = {0};
+    CHECK_EQ(hl_backend_open(&cpu, "cpu", pool, &err), 0);
+    static const char *const files[] = {"tiny-bert-f32.gguf", "tiny-bert-f16.gguf", "tiny-nomic-f32.gguf",
+                                        "tiny-nomic-f16.gguf", "tiny-qwen2-last-f32.gguf"};
+    for (size_t f = 0; cpu && f < sizeof files / sizeof files[0]; f++) {
+        char p[256];
+        snprintf(p, sizeof p, "tests/data/embed/%s", files[f]);
+        hl_model *m = NULL;
+        if (hl_model_load(&m, p, &err)) {
+            hl_test_fail(__FILE__, __LINE__, "load %s: %s", p, err.msg);
+            continue;
+        }
+        const hl_hparams *hp = hl_model_hparams(m);
+        enum { NA = 7, NB = 3, E_MAX = 256 };
+        const int32_t E = (int32_t)hl_model_n_out(m);
+        CHECK(hp->embedding && E <= E_MAX);
+        hl_batch_token bt[NA + NB];
+        for (int t = 0; t < NA + NB; t++)
+            bt[t] = (hl_batch_token){(int32_t)((7919u * (unsigned)t + 13u) % (unsigned)hp->n_vocab), t < NA ? t : t - NA,
+                                     t < NA ? 0 : 1, 1};
+        hl_batch_seq seqs[2] = {{table_a, 3}, {table_b, 2}};
+        hl_batch both = {bt, NA + NB, seqs, 2}, alone = {bt, NA, seqs, 1};
+        static float ov[(NA + NB) * E_MAX], oc[(NA + NB) * E_MAX], oa[NA * E_MAX];
+        if (E > E_MAX || vk_embed_pass(m, vk, &both, ov, &err) || vk_embed_pass(m, cpu, &both, oc, &err) ||
+            vk_embed_pass(m, vk, &alone, oa, &err)) {
+            hl_test_fail(__FILE__, __LINE__, "%s: %s", files[f], err.msg);
+        } else {
+            double md = 0, mx = 0;
+            for (int i = 0; i < (NA + NB) * E; i++) {
+                md = fmax(md, fabs((double)ov[i] - oc[i]));
+                mx = fmax(mx, fabs((double)oc[i]));
+            }
+            printf("    %-26s embeddings vs cpu: max |diff| %.3g of max |x| %.3g\n", files[f], md, mx);
+            CHECK(mx > 0 && md <= 1e-4 * mx);
+            CHECK(memcmp(oa, ov, (size_t)NA * E * sizeof(float)) == 0);
+        }
+        hl_model_free(m);
+    }
+    hl_backend_free(cpu);
+    hl_pool_free(pool);
+    hl_backend_free(vk);
+}

@@ -12,6 +12,7 @@
 // meta: [token][4] = {start, end, table offset, 0}, then the block tables.
 #version 450
 #extension GL_EXT_shader_8bit_storage : require
+#include "common.glsl"
 
 layout(local_size_x = 64) in;
 layout(std430, binding = 0) readonly buffer Q { float q[]; };
@@ -55,7 +56,7 @@ float score(uint tbl, uint pos, uint kvh) {
     float s = 0.0;
     for (uint i = 0u; i < p.hdk; i++) s += sq[i] * kv_at(0u, row, p.hdk, i);
     s *= p.scale;
-    if (p.softcap > 0.0) s = p.softcap * tanh(s / p.softcap);
+    if (p.softcap > 0.0) s = p.softcap * tanh_safe(s / p.softcap);
     return s;
 }
 

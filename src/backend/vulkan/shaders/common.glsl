@@ -75,11 +75,38 @@ uint f32_to_f16_bits(float f) {
     return sign | q;
 }
 
-// the activation functions of the plan (backend.h): 0 SiLU, 1 GELU (tanh)
-float act_fn(uint act, float x) {
+// tanh to a few float ulps whatever the driver's tanh (GLSL leaves its
+// precision to the implementation; lavapipe's is off by ~5e-6 near 0) and
+// without the overflow of exp(2x): below 0.625 sinh / cosh from their series
+// (terms to x^11, truncation < 1e-12), above 1 - 2 / (exp(2|x|) + 1)
+float tanh_safe(float x) {
+    float a = abs(x);
+    if (a < 0.625) {
+        float z = x * x;
+        float sh = x * (1.0 + z * (1.0 / 6.0 + z * (1.0 / 120.0 + z * (1.0 / 5040.0 + z * (1.0 / 362880.0 + z * (1.0 / 39916800.0))))));
+        float ch = 1.0 + z * (0.5 + z * (1.0 / 24.0 + z * (1.0 / 720.0 + z * (1.0 / 40320.0 + z * (1.0 / 3628800.0)))));
+        return sh / ch;
+    }
+    float t = 1.0 - 2.0 / (exp(2.0 * min(a, 15.0)) + 1.0);
+    return x < 0.0 ? -t : t;
+}
+
+// erf(x) (GLSL has none): Abramowitz & Stegun 7.1.26, |error| <= 1.5e-7
+float erf_approx(float x) {
+    float a = abs(x), t = 1.0 / (1.0 + 0.3275911 * a);
+    float y = 1.0 - (((((1.061405429 * t - 1.453152027) * t) + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t * exp(-a * a);
+    return x < 0.0 ? -y : y;
+}
+
+// the activation functions of the plan (backend.h hl_act): 0 SiLU, 1 GELU
+// (tanh), 2 softcap cap * tanh(x / cap), 3 scale x * cap, 4 exact (erf) GELU
+float act_fn(uint act, float cap, float x) {
     if (act == 1u) {
         const float c = 0.79788456080286535588;
-        return 0.5 * x * (1.0 + tanh(c * (x + 0.044715 * x * x * x)));
+        return 0.5 * x * (1.0 + tanh_safe(c * (x + 0.044715 * x * x * x)));
     }
+    if (act == 2u) return cap * tanh_safe(x / cap);
+    if (act == 3u) return x * cap;
+    if (act == 4u) return 0.5 * x * (1.0 + erf_approx(x * 0.70710678118654752440));
     return x / (1.0 + exp(-x));
 }

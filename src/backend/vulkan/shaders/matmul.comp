@@ -6,7 +6,8 @@
 // 8-bit activations of quant.comp and sum each block in integers exactly as
 // the CPU's scalar oracle does (backend/cpu/dot_scalar.c); float weights
 // take float activations. Block layouts: quant/quant.h.
-// Build defines: one TYPE_* (F32 F16 BF16 Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 Q2_K Q3_K Q4_K Q5_K Q6_K).
+// Build defines: one TYPE_* (F32 F16 BF16 Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 Q2_K Q3_K Q4_K Q5_K Q6_K
+// IQ4_NL IQ4_XS MXFP4; the last three: 16-value tables, as dot_scalar.c).
 // Bindings: 0 w, 1 x (float) or q (int8), 2 activation scales (quant.comp's
 // layout), 3 bias, 4 out (rows of ldo).
 #version 450
@@ -66,6 +67,12 @@ const uint UNIT = 256u, WBYTES = 144u;
 const uint UNIT = 256u, WBYTES = 176u;
 #elif defined(TYPE_Q6_K)
 const uint UNIT = 256u, WBYTES = 210u;
+#elif defined(TYPE_IQ4_NL)
+const uint UNIT = 32u, WBYTES = 18u;
+#elif defined(TYPE_MXFP4)
+const uint UNIT = 32u, WBYTES = 17u;
+#elif defined(TYPE_IQ4_XS)
+const uint UNIT = 256u, WBYTES = 136u;
 #else
 const uint UNIT = 1u, WBYTES = 0u;
 #endif
@@ -89,6 +96,27 @@ void k4_scale(uint at, uint jj, out int sc, out int mn) {
         mn = int((wb(at + jj + 4u) >> 4) | ((wb(at + jj) >> 6) << 4));
     }
 }
+#endif
+
+#if defined(TYPE_IQ4_NL) || defined(TYPE_IQ4_XS)
+const int NL_TAB[16] = int[16](-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113);
+#elif defined(TYPE_MXFP4)
+const int NL_TAB[16] = int[16](0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12); // e2m1 values times 2
+#endif
+#if defined(TYPE_IQ4_NL) || defined(TYPE_IQ4_XS) || defined(TYPE_MXFP4)
+// sum over one 32-element block of NL_TAB[nibble] * a, nibbles as in Q4_0 (16 bytes at `at`)
+int nl_isum(uint at, uint xo) {
+    int s = 0;
+    for (uint t = 0u; t < 16u; t++) {
+        uint b = wb(at + t);
+        s += NL_TAB[b & 15u] * xa(xo + t) + NL_TAB[b >> 4] * xa(xo + 16u + t);
+    }
+    return s;
+}
+#endif
+#if defined(TYPE_MXFP4)
+// the E8M0 scale halved (the table holds twice the e2m1 values): 2^(e - 128)
+float e8m0_half(uint e) { return uintBitsToFloat(e < 2u ? 0x00200000u << e : (e - 1u) << 23); }
 #endif
 
 // one unit (a block, or an element of a float weight) of row j against activation row i
@@ -212,6 +240,18 @@ float dot_unit(uint j, uint i, uint u) {
         summ += int(sc >> 4) * xbsum(i, u, g);
     }
     return xscale(i, u) * (w_half(wo + 80u) * float(sumi) - w_half(wo + 82u) * float(summ));
+#elif defined(TYPE_IQ4_NL)
+    return w_half(wo) * xscale(i, u) * float(nl_isum(wo + 2u, xo));
+#elif defined(TYPE_MXFP4)
+    return e8m0_half(wb(wo)) * xscale(i, u) * float(nl_isum(wo + 1u, xo));
+#elif defined(TYPE_IQ4_XS)
+    uint sh = wb(wo + 2u) | (wb(wo + 3u) << 8);
+    int sumi = 0;
+    for (uint ib = 0u; ib < 8u; ib++) {
+        int ls = int(((wb(wo + 4u + ib / 2u) >> (4u * (ib & 1u))) & 15u) | (((sh >> (2u * ib)) & 3u) << 4));
+        sumi += (ls - 32) * nl_isum(wo + 8u + 16u * ib, xo + 32u * ib);
+    }
+    return xscale(i, u) * w_half(wo) * float(sumi);
 #endif
 #endif
 }

@@ -262,16 +262,18 @@ TEST(glu_act_add_gather) {
     hl_batch batch = {toks, (int32_t)T, &seq, 1};
     stats st[N_BACKENDS] = {{0}}, ste[N_BACKENDS] = {{0}};
     for (int kind = 0; kind < 2; kind++)
-        for (int act = 0; act < 2; act++) {
+        for (int act = 0; act < 3; act++) { /* silu, gelu (tanh), exact gelu (erf: encoders) */
             char label[64];
-            snprintf(label, sizeof label, "%s %s", kind ? "act" : "glu", act ? "gelu" : "silu");
+            snprintf(label, sizeof label, "%s %s", kind ? "act" : "glu", act == 2 ? "gelu_erf" : act ? "gelu" : "silu");
             op_case c = {.label = label, .batch = &batch, .in = g, .in2 = kind ? NULL : up};
             c.op = (hl_op){.kind = kind ? HL_OP_ACT : HL_OP_GLU, .layer = 0, .in = HL_BUF_GATE,
                            .in2 = kind ? HL_BUF_NONE : HL_BUF_UP, .out = HL_BUF_FFN_ACT, .n_in = F, .n_out = F};
-            c.op.p.act.act = act ? HL_ACT_GELU : HL_ACT_SILU;
+            c.op.p.act.act = act == 2 ? HL_ACT_GELU_ERF : act ? HL_ACT_GELU : HL_ACT_SILU;
             for (int64_t i = 0; i < T * F; i++) {
                 double x = g[i], m = kind ? 1.0 : up[i];
-                double y = act ? 0.5 * x * (1 + tanh(0.7978845608028654 * (x + 0.044715 * x * x * x))) : x / (1 + exp(-x));
+                double y = act == 2 ? 0.5 * x * (1 + erf(x * 0.7071067811865476))
+                           : act ? 0.5 * x * (1 + tanh(0.7978845608028654 * (x + 0.044715 * x * x * x)))
+                                 : x / (1 + exp(-x));
                 bound[i] = 2e-6 * fabs(y * m) + 1e-7 * fabs(x * m);
             }
             cross_check(&s, &c, bound, st, NULL);

@@ -1,6 +1,6 @@
 /* The Vulkan matrix products against the reference backend (the scalar
  * oracle), for every weight type with a kernel, over the shape classes the
- * kernels must handle (13 weight types, F32 to Q6_K): odd weight-row counts, k = 32 (one block; not for K-quants), k a
+ * kernels must handle (16 weight types, F32 to Q6_K, IQ4_NL, IQ4_XS, MXFP4): odd weight-row counts, k = 32 (one block; not for K-quants), k a
  * multiple of 256 and not of 64, batches of 1, 7 and 64 rows, with and
  * without bias. Bound: test_ops.c's 2e-6 * (sum_k |w_jk x_ik| + |b_j|)
  * (the integer block sums are the oracle's; only the float order of the
@@ -20,7 +20,8 @@
 
 static const hl_type vk_types[] = {HL_TYPE_F32,  HL_TYPE_F16,  HL_TYPE_BF16, HL_TYPE_Q4_0, HL_TYPE_Q4_1,
                                    HL_TYPE_Q5_0, HL_TYPE_Q5_1, HL_TYPE_Q8_0, HL_TYPE_Q2_K, HL_TYPE_Q3_K,
-                                   HL_TYPE_Q4_K, HL_TYPE_Q5_K, HL_TYPE_Q6_K};
+                                   HL_TYPE_Q4_K, HL_TYPE_Q5_K, HL_TYPE_Q6_K, HL_TYPE_IQ4_NL, HL_TYPE_IQ4_XS,
+                                   HL_TYPE_MXFP4};
 #define N_VK_TYPES (sizeof vk_types / sizeof vk_types[0])
 
 /* one product on a backend: out [m][n] */
@@ -59,7 +60,12 @@ TEST(vk_matmul_shapes) {
                 float *x = rnd_vec(&r, 64 * K, -2.0f, 2.0f), *wd = malloc((size_t)(N * K) * sizeof *wd);
                 size_t rb = hl_row_size(t, K);
                 void *wq = aligned_alloc(64, (rb * (size_t)N + 63) & ~(size_t)63);
-                CHECK_EQ(hl_quantize(t, wf, wq, N * K), rb * (size_t)N);
+                if (t == HL_TYPE_MXFP4) { /* no quantizer (files come converted): random blocks, scales 2^-8..2^3 */
+                    uint8_t *bq = wq;
+                    for (size_t i = 0; i < rb * (size_t)N; i++)
+                        bq[i] = i % 17 == 0 ? (uint8_t)(120 + rnd(&r) % 12) : (uint8_t)rnd(&r);
+                } else
+                    CHECK_EQ(hl_quantize(t, wf, wq, N * K), rb * (size_t)N);
                 CHECK_EQ(hl_dequantize(t, wq, wd, N * K), 0);
                 hl_tensor tw = {.data = wq, .type = t, .ne0 = K, .ne1 = N, .row_bytes = rb};
                 snprintf(tw.name, sizeof tw.name, "blk.0.attn_q.weight");
