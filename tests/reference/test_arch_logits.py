@@ -31,7 +31,8 @@ import pytest
 from hltest import HYPERLAMA, ROOT
 
 DATA = ROOT / "tests" / "data" / "arch"
-NAMES = ["llama", "llama3", "mistral", "qwen3", "gemma2", "phi3", "phi4mini", "olmo2", "granite"]
+NAMES = ["llama", "llama3", "mistral", "qwen3", "gemma2", "phi3", "phi4mini", "olmo2", "granite",
+         "qwen3moe", "qwen2moe", "mixtral"]
 TOL = {"F32": 1e-3, "F16": 3e-3}
 # phi3 folds LongRoPE's attn_factor into the score scale, so its cached K is
 # k rounded to f16, where transformers' is (k * factor) rounded: a rounding
@@ -40,7 +41,8 @@ TOL_ARCH = {"phi3": {"F32": 6e-3, "F16": 1e-2}}
 RAW_TOL = 2e-2  # against plain transformers (K/V unrounded), F32 weights
 BACKENDS = ["cpu", "ref", "vulkan"]
 # what the Vulkan backend refuses (the op it names), asserted as a clear error
-VULKAN_REFUSES = {"gemma2": "softcap", "phi4mini": "magnitude scale", "granite": "residual scale"}
+VULKAN_REFUSES = {"gemma2": "softcap", "phi4mini": "magnitude scale", "granite": "residual scale",
+                  "qwen3moe": "op moe", "qwen2moe": "op moe", "mixtral": "op moe"}
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +52,7 @@ def f16_files(tmp_path_factory):
     weights for the F16 reference), written at test time to keep the
     committed fixtures small."""
     d = tmp_path_factory.mktemp("arch-f16")
-    to_f16 = {"*": lambda a: a.astype(np.float16) if a.ndim == 2 else a}
+    to_f16 = {"*": lambda a: a.astype(np.float16) if a.ndim >= 2 else a}  # matrices and 3-D expert tensors
     for n in NAMES:
         copy_without(DATA / f"{n}-F32.gguf", d / f"{n}-F16.gguf", {"general.file_type"}, to_f16)
     return d

@@ -26,7 +26,7 @@ struct cpu_moe_scratch {
     float *g, *u;           /* [T*K][F] gate and up outputs (then act(g) * u in g) */
     float *y;               /* [T*K][E] each gathered row's expert output */
     float *sg, *su, *sy;    /* shared expert: [T][F], [T][F], [T][E] */
-    void *xq_r, *xq_x, *xq_s; /* converted activations: router input, expert input [T], gathered rows [T*K] */
+    void *xq_r, *xq_x, *xq_s; /* converted activations: router input, expert or shared-expert input [T], gathered rows [T*K] */
 };
 
 static int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
@@ -94,11 +94,12 @@ int cpu_moe_scratch_new(const hl_op *const *ops, int32_t n_ops, int64_t T, cpu_m
         const int64_t TK = T * op->p.moe.n_expert_used;
         xr = xr > act_bytes(op->p.moe.router, T, op->n_in) ? xr : act_bytes(op->p.moe.router, T, op->n_in);
         size_t a = act_bytes(op->p.moe.gate_exps, T, op->n_in), b = act_bytes(op->p.moe.gate_shexp, T, op->n_in);
-        xx = max64((int64_t)xx, max64((int64_t)a, (int64_t)b));
+        xx = (size_t)max64((int64_t)xx, max64((int64_t)a, (int64_t)b));
+        b = act_bytes(op->p.moe.down_shexp, T, op->p.moe.n_ff_shexp); /* the shared expert's down input */
+        xx = (size_t)max64((int64_t)xx, (int64_t)b);
         a = act_bytes(op->p.moe.gate_exps, TK, op->n_in);
         b = act_bytes(op->p.moe.down_exps, TK, op->p.moe.n_ff_exp);
-        size_t c = act_bytes(op->p.moe.down_shexp, T, op->p.moe.n_ff_shexp);
-        xs = (size_t)max64((int64_t)xs, max64((int64_t)a, max64((int64_t)b, (int64_t)c)));
+        xs = (size_t)max64((int64_t)xs, max64((int64_t)a, (int64_t)b));
     }
     s->T = T;
     const size_t TK = (size_t)(T * s->K);

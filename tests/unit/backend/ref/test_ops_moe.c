@@ -23,7 +23,7 @@
 #define TOPK 2
 #define E 256
 #define F 256
-#define S 256
+#define S 512
 
 static void *quant(hl_type t, const float *w, int64_t n, int64_t row, size_t *rb) {
     *rb = hl_row_size(t, row);
