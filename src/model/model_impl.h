@@ -109,6 +109,7 @@ extern const hl_arch hl_arch_bert;
 extern const hl_arch hl_arch_nomic_bert;
 extern const hl_arch hl_arch_qwen3moe;
 extern const hl_arch hl_arch_qwen2moe;
+extern const hl_arch hl_arch_olmoe;
 extern const hl_arch hl_arch_mixtral; /* general.architecture llama with expert_count > 0 */
 /* llama's tensor tables, shared by the architectures with llama's block (granite) */
 #define HL_LLAMA_N_GLOBAL 4

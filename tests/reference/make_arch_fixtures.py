@@ -34,7 +34,8 @@ GGUF layout facts used here (the format's, not any converter's code):
   the projections; post_attention_norm / post_ffw_norm.
 - phi3: attn_qkv is Q, K, V rows concatenated; ffn_up holds gate rows then
   up rows; LongRoPE's factors are rope_factors_short / rope_factors_long.
-- mixture of experts (qwen2moe, qwen3moe, mixtral = llama with expert_count):
+- mixture of experts (qwen2moe, qwen3moe, olmoe, mixtral = llama with
+  expert_count):
   ffn_gate_inp is the router [n_expert rows]; ffn_gate_exps / ffn_up_exps are
   3-D, numpy [n_expert, n_ff_exp, n_embd] (transformers' fused gate_up_proj:
   gate rows first), ffn_down_exps [n_expert, n_embd, n_ff_exp]; qwen2moe's
@@ -120,6 +121,9 @@ FIXTURES = {
     "mixtral": (T.MixtralConfig, T.MixtralForCausalLM,
                 common(intermediate_size=32, num_local_experts=8, num_experts_per_tok=2,
                        rope_parameters={"rope_type": "default", "rope_theta": 1e6}), "llama"),
+    "olmoe": (T.OlmoeConfig, T.OlmoeForCausalLM,
+              common(num_experts=8, num_experts_per_tok=2, norm_topk_prob=False,
+                     rope_parameters={"rope_type": "default", "rope_theta": 10000.0}), "olmoe"),
     "olmo2": (T.Olmo2Config, T.Olmo2ForCausalLM,
               common(rms_norm_eps=1e-6, rope_parameters={"rope_type": "default", "rope_theta": 500000.0}), "olmo2"),
 }
@@ -259,7 +263,7 @@ def gguf_tensors(name, cfg, model):
                     (b + "attn_v.weight", sd[p + "self_attn.v_proj.weight"])]
             if p + "self_attn.q_proj.bias" in sd:
                 out += [(b + f"attn_{x}.bias", sd[p + f"self_attn.{x}_proj.bias"]) for x in "qkv"]
-        if arch in ("qwen3", "qwen3moe", "olmo2"):
+        if arch in ("qwen3", "qwen3moe", "olmo2", "olmoe"):
             out += [(b + "attn_q_norm.weight", sd[p + "self_attn.q_norm.weight"]),
                     (b + "attn_k_norm.weight", sd[p + "self_attn.k_norm.weight"])]
         out.append((b + "attn_output.weight", sd[p + "self_attn.o_proj.weight"]))

@@ -32,7 +32,7 @@ from hltest import HYPERLAMA, ROOT
 
 DATA = ROOT / "tests" / "data" / "arch"
 NAMES = ["llama", "llama3", "mistral", "qwen3", "gemma2", "phi3", "phi4mini", "olmo2", "granite",
-         "qwen3moe", "qwen2moe", "mixtral"]
+         "qwen3moe", "qwen2moe", "mixtral", "olmoe"]
 TOL = {"F32": 1e-3, "F16": 3e-3}
 # phi3 folds LongRoPE's attn_factor into the score scale, so its cached K is
 # k rounded to f16, where transformers' is (k * factor) rounded: a rounding
@@ -42,7 +42,8 @@ RAW_TOL = 2e-2  # against plain transformers (K/V unrounded), F32 weights
 BACKENDS = ["cpu", "ref", "vulkan"]
 # what the Vulkan backend refuses (the op it names), asserted as a clear error
 VULKAN_REFUSES = {"gemma2": "softcap", "phi4mini": "magnitude scale", "granite": "residual scale",
-                  "qwen3moe": "op moe", "qwen2moe": "op moe", "mixtral": "op moe"}
+                  "qwen3moe": "op moe", "qwen2moe": "op moe", "mixtral": "op moe",
+                  "olmoe": "op moe"}
 
 
 @pytest.fixture(scope="module")
