@@ -196,3 +196,18 @@ def test_phi3_malformed_fused_tensors_are_refused(exe, tmp_path, case, tensors, 
     copy_without(DATA / "phi3-F32.gguf", bad, set(), tensors)
     _, r = run_cmd(exe, bad, [1, 2, 3], "cpu", tmp_path / "x.bin")
     assert r.returncode != 0 and message in r.stderr, r.stderr[-2000:]
+
+
+@pytest.mark.parametrize("case,drop,tensors,message", [
+    ("missing router", set(), {"blk.1.ffn_gate_inp.weight": None}, "tensor blk.1.ffn_gate_inp.weight is missing"),
+    ("one expert short", set(), {"blk.0.ffn_up_exps.weight": lambda a: a[:-1]},
+     "tensor blk.0.ffn_up_exps.weight has shape [32, 32, 7], expected [32, 32, 8]"),
+    ("no expert count", {"qwen2moe.expert_count"}, None, "model metadata lacks qwen2moe.expert_count"),
+    ("shared expert gate too short", set(), {"blk.0.ffn_gate_inp_shexp.weight": lambda a: a[:-1]},
+     "tensor blk.0.ffn_gate_inp_shexp.weight has shape [31], expected [32]"),
+])
+def test_moe_malformed_tensors_are_refused(exe, tmp_path, case, drop, tensors, message):
+    bad = tmp_path / "qwen2moe-bad.gguf"
+    copy_without(DATA / "qwen2moe-F32.gguf", bad, drop, tensors)
+    _, r = run_cmd(exe, bad, [1, 2, 3], "cpu", tmp_path / "x.bin")
+    assert r.returncode != 0 and message in r.stderr, r.stderr[-2000:]
