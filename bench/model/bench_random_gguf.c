@@ -5,7 +5,9 @@
  *
  *   bench_random_gguf SHAPE TYPE OUT.gguf
  *     SHAPE  qwen2.5-1.5b | llama3-8b | small | small-qwen   (small*: ~1 MiB of the
- *            llama / qwen2 layout, for lavapipe)
+ *            llama / qwen2 layout, for lavapipe) | qwen3moe-1g (a qwen3moe of
+ *            Qwen3-30B-A3B's proportions scaled to ~1 GB at Q4_K: 64 experts,
+ *            top-8, 3-D expert tensors: the decode bound is k/n of them)
  *     TYPE   q4_k_m | q8_0 | f16
  *   prints "params N bytes B": the weights' element count and tensor bytes
  *   (for the device check's FLOP and bandwidth arithmetic).
@@ -36,6 +38,7 @@ typedef struct shape {
     int64_t n_embd, n_ff, n_layer, n_head, n_head_kv, n_vocab, n_ctx;
     int tied, qkv_bias;
     double rope_base;
+    int64_t n_expert, n_expert_used, n_ff_exp; /* MoE shapes (qwen3moe): every FFN is routed experts */
 } shape;
 
 static const shape SHAPES[] = {
@@ -43,6 +46,7 @@ static const shape SHAPES[] = {
     {"llama3-8b", "llama", 4096, 14336, 32, 32, 8, 128256, 8192, 0, 0, 500000.0},
     {"small", "llama", 256, 512, 2, 4, 2, 1024, 4096, 0, 0, 10000.0},
     {"small-qwen", "qwen2", 256, 512, 2, 4, 2, 1024, 4096, 1, 1, 1000000.0},
+    {"qwen3moe-1g", "qwen3moe", 1024, 3072, 16, 16, 4, 151936, 32768, 1, 0, 1000000.0, 64, 8, 512},
 };
 
 /* One buffer per distinct tensor (type, ne0, ne1), filled once. */
@@ -87,13 +91,22 @@ static const void *tensor_data(gen *g, hl_type type, int64_t ne0, int64_t ne1, f
 
 static int64_t n_params, n_bytes;
 
-static int add(gguf_writer *w, gen *g, const char *name, hl_type type, int64_t ne0, int64_t ne1, float fill, hl_err *err) {
+static int64_t n_active_bytes; /* bytes a decode step reads: k of n expert slices */
+
+/* ne2 > 1: a 3-D tensor of ne2 slices (MoE experts), k of which a step reads. */
+static int add3(gguf_writer *w, gen *g, const char *name, hl_type type, int64_t ne0, int64_t ne1, int64_t ne2,
+                int64_t k, float fill, hl_err *err) {
     size_t size = 0;
-    const void *d = tensor_data(g, type, ne0, ne1, fill, &size);
+    const void *d = tensor_data(g, type, ne0, ne1 * ne2, fill, &size);
     if (!d) return hl_err_set(err, HL_ENOMEM, "out of memory for %s", name);
-    n_params += ne0 * ne1, n_bytes += (int64_t)size;
-    int64_t ne[2] = {ne0, ne1};
-    return gguf_add_tensor(w, name, type, ne1 > 1 ? 2 : 1, ne, d, size, 1, err);
+    n_params += ne0 * ne1 * ne2, n_bytes += (int64_t)size;
+    n_active_bytes += ne2 > 1 ? (int64_t)(size / (size_t)ne2 * (size_t)k) : (int64_t)size;
+    int64_t ne[3] = {ne0, ne1, ne2};
+    return gguf_add_tensor(w, name, type, ne2 > 1 ? 3 : ne1 > 1 ? 2 : 1, ne, d, size, 1, err);
+}
+
+static int add(gguf_writer *w, gen *g, const char *name, hl_type type, int64_t ne0, int64_t ne1, float fill, hl_err *err) {
+    return add3(w, g, name, type, ne0, ne1, 1, 1, fill, err);
 }
 
 static void set_u32(gguf_writer *w, const char *arch, const char *suffix, int64_t v) {
@@ -134,7 +147,7 @@ static int write_vocab(gguf_writer *w, int64_t n) {
 
 int main(int argc, char **argv) {
     if (argc != 4) {
-        fprintf(stderr, "usage: bench_random_gguf qwen2.5-1.5b|llama3-8b|small|small-qwen q4_k_m|q8_0|f16 OUT.gguf\n");
+        fprintf(stderr, "usage: bench_random_gguf qwen2.5-1.5b|llama3-8b|small|small-qwen|qwen3moe-1g q4_k_m|q8_0|f16 OUT.gguf\n");
         return 2;
     }
     const shape *sh = NULL;
@@ -164,6 +177,11 @@ int main(int argc, char **argv) {
         set_u32(w, a, "attention.head_count", sh->n_head);
         set_u32(w, a, "attention.head_count_kv", sh->n_head_kv);
         set_u32(w, a, "rope.dimension_count", hd);
+        if (sh->n_expert) {
+            set_u32(w, a, "expert_count", sh->n_expert);
+            set_u32(w, a, "expert_used_count", sh->n_expert_used);
+            set_u32(w, a, "expert_feed_forward_length", sh->n_ff_exp);
+        }
         char key[128];
         snprintf(key, sizeof key, "%s.attention.layer_norm_rms_epsilon", a);
         gguf_set_f32(w, key, 1e-6f);
@@ -188,11 +206,26 @@ int main(int argc, char **argv) {
             T("blk.%d.attn_k.bias", HL_TYPE_F32, nkv, 1, 1e-9f)
             T("blk.%d.attn_v.bias", HL_TYPE_F32, nkv, 1, 1e-9f)
         }
+        if (sh->n_expert) {
+            T("blk.%d.attn_q_norm.weight", HL_TYPE_F32, hd, 1, 1.0f)
+            T("blk.%d.attn_k_norm.weight", HL_TYPE_F32, hd, 1, 1.0f)
+        }
         T("blk.%d.attn_output.weight", base, nq, sh->n_embd, 0)
         T("blk.%d.ffn_norm.weight", HL_TYPE_F32, sh->n_embd, 1, 1.0f)
-        T("blk.%d.ffn_gate.weight", base, sh->n_embd, sh->n_ff, 0)
-        T("blk.%d.ffn_up.weight", base, sh->n_embd, sh->n_ff, 0)
-        T("blk.%d.ffn_down.weight", vdown, sh->n_ff, sh->n_embd, 0)
+        if (sh->n_expert) {
+            const int64_t ne = sh->n_expert, k = sh->n_expert_used, f = sh->n_ff_exp;
+            T("blk.%d.ffn_gate_inp.weight", HL_TYPE_F32, sh->n_embd, ne, 0)
+#define T3(fmt, type, ne0, ne1) \
+    if (!rc) snprintf(n, sizeof n, fmt, (int)l), rc = add3(w, &g, n, type, ne0, ne1, ne, k, 0, &err);
+            T3("blk.%d.ffn_gate_exps.weight", base, sh->n_embd, f)
+            T3("blk.%d.ffn_up_exps.weight", base, sh->n_embd, f)
+            T3("blk.%d.ffn_down_exps.weight", vdown, f, sh->n_embd)
+#undef T3
+        } else {
+            T("blk.%d.ffn_gate.weight", base, sh->n_embd, sh->n_ff, 0)
+            T("blk.%d.ffn_up.weight", base, sh->n_embd, sh->n_ff, 0)
+            T("blk.%d.ffn_down.weight", vdown, sh->n_ff, sh->n_embd, 0)
+        }
 #undef T
     }
     if (!rc) rc = gguf_write(w, argv[3], &err);
@@ -202,6 +235,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "bench_random_gguf: %s\n", err.msg);
         return 1;
     }
-    printf("params %lld bytes %lld\n", (long long)n_params, (long long)n_bytes);
+    printf("params %lld bytes %lld active_bytes %lld\n", (long long)n_params, (long long)n_bytes,
+           (long long)n_active_bytes);
     return 0;
 }

@@ -36,9 +36,17 @@
  *   ACT       out = act(in) (a non-gated MLP; SOFTCAP or SCALE on the logits, in place)
  *   ADD       out += in (residual), in times p.add.scale when it is set
  *   GATHER    out[r] = in[t] for the r-th token that wants logits
- *   MOE       routed-experts feed-forward: router in -> top n_expert_used of
- *             n_expert experts, each a GLU FFN; weights summed (planned: no
- *             backend implements it yet, so a model that needs it is refused)
+ *   MOE       routed-experts feed-forward (p.moe): logits = in . router (+ b);
+ *             per token the top n_expert_used of n_expert experts with their
+ *             weights (gating: softmax over all then top-k, or top-k then
+ *             softmax over those; renormalized to sum 1 when norm_topk);
+ *             out[t] = sum over its experts, in rank order, of weight times
+ *             down_e(act(in . gate_e (+ b)) * (in . up_e (+ b))) (+ b), plus
+ *             an optional shared expert (its output times sigmoid(in . shexp_gate)
+ *             when that gate is set). Expert tensors are 3-D: slice e of
+ *             gate/up_exps [n_embd, n_ff_exp, n_expert], down_exps
+ *             [n_ff_exp, n_embd, n_expert]; a backend reads only the slices
+ *             of the experts a step routes to
  *
  * A backend is one small table of function pointers (hl_backend_ops). It
  * says what it supports (a plan whose every op and weight type it can run),
@@ -71,6 +79,8 @@ typedef struct hl_tensor {
     const void *data; /* NULL when an optional tensor is absent */
     hl_type type;
     int64_t ne0, ne1; /* ne1 = 1 for vectors */
+    int64_t ne2;      /* 3-D tensors (MoE experts): ne2 slices of ne1 rows, slice e at data + e * ne1 * row_bytes;
+                       * 0 or 1 otherwise */
     size_t row_bytes; /* bytes of one row of ne0 elements */
     char name[64];    /* "blk.3.attn_q.weight" (for messages) */
 } hl_tensor;
@@ -113,6 +123,10 @@ typedef enum hl_act {
      * out = (u + 1) * g * sigmoid(alpha * g); p.act.alpha, p.act.limit */
     HL_ACT_SWIGLU_CLAMP = 5,
 } hl_act;
+typedef enum hl_moe_gating {
+    HL_MOE_SOFTMAX_TOPK = 0, /* softmax over all n_expert logits, then the k largest (qwen2moe, qwen3moe, olmoe) */
+    HL_MOE_TOPK_SOFTMAX = 1, /* the k largest logits, then softmax over those k (mixtral, gpt-oss) */
+} hl_moe_gating;
 typedef enum hl_norm_kind { HL_NORM_RMS = 0, HL_NORM_LAYER = 1 } hl_norm_kind;
 
 typedef enum hl_buf_id {
@@ -186,9 +200,16 @@ typedef struct hl_op {
         } act;
         struct { float scale; /* 0 (= 1) or what in is multiplied by before it is added (granite) */ } add;
         struct {
-            int32_t n_expert, n_expert_used;
-            const hl_tensor *router, *gate_exps, *up_exps, *down_exps;
-            hl_act act;
+            int32_t n_expert, n_expert_used, n_ff_exp, n_ff_shexp; /* n_ff_shexp 0: no shared expert */
+            const hl_tensor *router;                          /* [n_embd, n_expert] */
+            const hl_tensor *gate_exps, *up_exps, *down_exps; /* 3-D, see MOE above */
+            /* optional (NULL): F32 biases [n_expert], [n_ff_exp, n_expert] x2, [n_embd, n_expert] */
+            const hl_tensor *router_b, *gate_exps_b, *up_exps_b, *down_exps_b;
+            /* optional shared expert: [n_embd, n_ff_shexp] x2, [n_ff_shexp, n_embd]; its gate [n_embd] F32 */
+            const hl_tensor *gate_shexp, *up_shexp, *down_shexp, *shexp_gate;
+            hl_moe_gating gating;
+            int norm_topk;  /* renormalize the k weights to sum 1 (SOFTMAX_TOPK) */
+            hl_act act;     /* SILU or GELU */
         } moe;
     } p;
 } hl_op;

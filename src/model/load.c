@@ -20,6 +20,7 @@
 #define MAX_HEAD_DIM 1024
 #define MAX_FF (1 << 20)
 #define MAX_VOCAB (1 << 22)
+#define MAX_EXPERT 1024
 
 /* Reads an integer key "<arch>.<suffix>"; absent leaves *out unchanged unless
  * required. The value must lie in [lo, hi]. */
@@ -155,6 +156,15 @@ static int read_hparams(hl_model *m, hl_err *err) {
         (rc = hp_float(f, a, "residual_scale", 1e-6, 1e6, &hp->residual_scale, err)) ||
         (rc = hp_float(f, a, "logit_scale", 1e-6, 1e6, &hp->logit_scale, err)))
         return rc;
+    if (m->arch->moe) {
+        if ((rc = hp_int(f, a, "expert_count", 1, 1, MAX_EXPERT, &hp->n_expert, err)) ||
+            (rc = hp_int(f, a, "expert_used_count", 1, 1, hp->n_expert, &hp->n_expert_used, err)))
+            return rc;
+        hp->n_ff_exp = hp->n_ff;
+        if ((rc = hp_int(f, a, "expert_feed_forward_length", 0, 1, MAX_FF, &hp->n_ff_exp, err)) ||
+            (rc = hp_int(f, a, "expert_shared_feed_forward_length", 0, 1, MAX_FF, &hp->n_ff_shexp, err)))
+            return rc;
+    }
     hp->rope_style = m->arch->rope_style;
     hp->act = m->arch->act;
     if (gguf_get_str(f, "general.name", &st) == 0) copy_str(hp->name, sizeof hp->name, st);
@@ -176,6 +186,9 @@ static int64_t dim_value(const hl_hparams *hp, hl_dim d) {
     case HL_DIM_CTX: return hp->n_ctx_train;
     case HL_DIM_ANY: return -1; /* bind_tensor accepts any positive count */
     case HL_DIM_HEADS: return hp->n_head;
+    case HL_DIM_EXPERT: return hp->n_expert;
+    case HL_DIM_FF_EXP: return hp->n_ff_exp;
+    case HL_DIM_FF_SHEXP: return hp->n_ff_shexp;
     }
     HL_UNREACHABLE();
 }
@@ -195,9 +208,9 @@ static int bind_tensor(hl_model *m, const char *name, const hl_arch_tensor *at, 
         if (at->flags & HL_TF_OPTIONAL) return 0;
         return hl_err_set(err, HL_EINVAL, "tensor %s is missing (required by architecture %s)", name, m->arch->name);
     }
-    int64_t want[2] = {dim_value(&m->hp, at->ne0), dim_value(&m->hp, at->ne1)};
+    int64_t want[3] = {dim_value(&m->hp, at->ne0), dim_value(&m->hp, at->ne1), dim_value(&m->hp, at->ne2)};
     if (want[1] < 0) want[1] = t->ne[1] > 0 ? t->ne[1] : 1;
-    int want_dims = at->ne1 == HL_DIM_NONE ? 1 : 2;
+    int want_dims = at->ne2 != HL_DIM_NONE ? 3 : at->ne1 == HL_DIM_NONE ? 1 : 2;
     int n_views = 0;
     const int vec_views = at->kind == HL_TK_VEC; /* a fused vector's views split its elements */
     if (at->views[0].rows != HL_DIM_NONE) {
@@ -209,7 +222,7 @@ static int bind_tensor(hl_model *m, const char *name, const hl_arch_tensor *at, 
     }
     int ok = 1;
     for (uint32_t i = 0; i < GGUF_MAX_DIMS; i++) {
-        int64_t e = i < 2 ? want[i] : 1;
+        int64_t e = i < 3 ? want[i] : 1;
         if (t->ne[i] != e) ok = 0;
     }
     if (!ok) {
@@ -235,12 +248,16 @@ static int bind_tensor(hl_model *m, const char *name, const hl_arch_tensor *at, 
     }
     }
     size_t rb = hl_row_size(t->type, t->ne[0]);
-    if (rb == 0 || (uint64_t)rb * (uint64_t)t->ne[1] > t->size)
+    if (rb == 0 || (uint64_t)rb * (uint64_t)t->ne[1] * (uint64_t)t->ne[2] > t->size)
         return hl_err_set(err, HL_EINVAL, "tensor %s: row length %lld does not fit type %s", name,
                           (long long)t->ne[0], hl_type_name(t->type));
-    *w = (hl_wt){.data = t->data, .type = t->type, .ne0 = t->ne[0], .ne1 = t->ne[1], .row_bytes = rb};
+    *w = (hl_wt){.data = t->data, .type = t->type, .ne0 = t->ne[0], .ne1 = t->ne[1],
+                 .ne2 = at->ne2 != HL_DIM_NONE ? t->ne[2] : 0, .row_bytes = rb};
     snprintf(w->name, sizeof w->name, "%s", name);
-    if (at->kind != HL_TK_EMBD) m->weight_bytes += (size_t)t->size;
+    /* a step reads k of the n expert slices: count the active bytes (decode bound) */
+    if (at->ne2 == HL_DIM_EXPERT)
+        m->weight_bytes += (size_t)t->size / (size_t)m->hp.n_expert * (size_t)m->hp.n_expert_used;
+    else if (at->kind != HL_TK_EMBD) m->weight_bytes += (size_t)t->size;
     /* a fused tensor: each view is a row range of it, bound in its own field */
     int64_t r0 = 0;
     for (int v = 0; v < n_views; v++) {
@@ -405,6 +422,10 @@ int hl_model_load_gguf(hl_model **out, gguf_file *f, hl_err *err) {
                         (int)(as.len > 64 ? 64 : as.len), as.ptr, hl_model_supported_archs());
         goto fail;
     }
+    /* mixtral: a llama file with experts */
+    int64_t n_exp = 0;
+    if (m->arch == &hl_arch_llama && gguf_get_int(f, "llama.expert_count", &n_exp) == 0 && n_exp > 0)
+        m->arch = &hl_arch_mixtral;
     if ((rc = read_hparams(m, err)) || (rc = bind_weights(m, err)) || (rc = build_rope(m, err))) goto fail;
     if (m->arch->hook && (rc = m->arch->hook(m, err))) goto fail;
     if ((rc = hl_plan_build(m, err))) goto fail;

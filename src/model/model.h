@@ -110,6 +110,11 @@ typedef struct hl_hparams {
     int embedding;
     hl_pooling pooling;     /* <arch>.pooling_type (encoders: mean when absent) */
     int causal;             /* 0: bidirectional attention over the whole input (encoders) */
+    /* mixture of experts (0 when dense) */
+    int32_t n_expert;       /* <arch>.expert_count */
+    int32_t n_expert_used;  /* <arch>.expert_used_count */
+    int32_t n_ff_exp;       /* <arch>.expert_feed_forward_length (default n_ff) */
+    int32_t n_ff_shexp;     /* <arch>.expert_shared_feed_forward_length (0: no shared expert) */
 } hl_hparams;
 
 /* ---- lifecycle ---- */

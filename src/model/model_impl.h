@@ -28,6 +28,9 @@ typedef enum hl_dim {
     HL_DIM_CTX,      /* n_ctx_train (absolute position table) */
     HL_DIM_ANY,      /* any positive count (token-type table rows) */
     HL_DIM_HEADS,    /* n_head (per-head values: attention sinks) */
+    HL_DIM_EXPERT,   /* n_expert (MoE: expert_count) */
+    HL_DIM_FF_EXP,   /* n_ff_exp (expert_feed_forward_length) */
+    HL_DIM_FF_SHEXP, /* n_ff_shexp (expert_shared_feed_forward_length) */
 } hl_dim;
 
 /* What a tensor is used for decides which element types it may have. */
@@ -56,6 +59,7 @@ typedef struct hl_arch_tensor {
     hl_tkind kind;
     unsigned flags;
     hl_arch_view views[HL_ARCH_MAX_VIEWS]; /* rows NONE ends the list; none: one tensor at offset */
+    hl_dim ne2;       /* 3-D tensors (MoE experts, one slice per expert): the slice count; NONE otherwise */
 } hl_arch_tensor;
 
 /* One architecture: everything the generic loader and forward pass need to
@@ -81,6 +85,12 @@ typedef struct hl_arch {
     /* YaRN's correction range is rounded outwards to whole dims (the paper's
      * and transformers' default) unless this is set (gpt-oss: not rounded) */
     int yarn_no_truncate;
+    /* Mixture of experts: the FFN is a MOE op (expert_count, expert_used_count
+     * and the expert tensors required) with this gating; norm_topk: the k
+     * weights renormalized to sum 1. */
+    int moe;
+    hl_moe_gating moe_gating;
+    int moe_norm_topk;
     const hl_arch_tensor *global;
     int n_global;
     const hl_arch_tensor *layer;
@@ -101,6 +111,10 @@ extern const hl_arch hl_arch_olmo2;
 extern const hl_arch hl_arch_granite;
 extern const hl_arch hl_arch_bert;
 extern const hl_arch hl_arch_nomic_bert;
+extern const hl_arch hl_arch_qwen3moe;
+extern const hl_arch hl_arch_qwen2moe;
+extern const hl_arch hl_arch_olmoe;
+extern const hl_arch hl_arch_mixtral; /* general.architecture llama with expert_count > 0 */
 /* llama's tensor tables, shared by the architectures with llama's block (granite) */
 #define HL_LLAMA_N_GLOBAL 4
 #define HL_LLAMA_N_LAYER 9
@@ -135,6 +149,13 @@ typedef struct hl_layer_weights {
     hl_wt ffn_up;         /* [n_embd, n_ff] */
     hl_wt ffn_down;       /* [n_ff, n_embd] */
     hl_wt post_ffn_norm;  /* [n_embd] optional (gemma) */
+    /* mixture of experts */
+    hl_wt ffn_gate_inp;   /* [n_embd, n_expert] router */
+    hl_wt ffn_gate_exps, ffn_up_exps; /* [n_embd, n_ff_exp, n_expert] */
+    hl_wt ffn_down_exps;  /* [n_ff_exp, n_embd, n_expert] */
+    hl_wt ffn_gate_shexp, ffn_up_shexp; /* [n_embd, n_ff_shexp] optional shared expert (qwen2moe) */
+    hl_wt ffn_down_shexp; /* [n_ff_shexp, n_embd] */
+    hl_wt ffn_gate_inp_shexp; /* [n_embd] F32: the shared expert's sigmoid gate */
     /* encoders (bert, nomic-bert) */
     hl_wt bo;             /* [n_embd] attn_output.bias (encoders; decoders where bound: gpt-oss) */
     hl_wt attn_out_norm, attn_out_norm_b;   /* LayerNorm of x + attn */

@@ -18,6 +18,8 @@
  *   gate, up = ffn_in . ffn_gate | ffn_up
  *   ffn_act  = act(gate) * up                            SwiGLU / GeGLU
  *   ffn_out  = ffn_act . ffn_down
+ *              (MoE archs: ffn_out = MOE(ffn_in): router, the family's
+ *              gating, routed experts, optional shared expert)
  *   ffn_out  = norm(ffn_out) * post_ffn_norm             gemma, olmo2
  *   x       += ffn_out
  *
@@ -252,11 +254,32 @@ int hl_plan_build(hl_model *m, hl_err *err) {
 
         const hl_buf_id fin = L->ffn_norm.data ? HL_BUF_FFN_IN : HL_BUF_X;
         if (L->ffn_norm.data) norm(&pb, l, HL_BUF_X, HL_BUF_FFN_IN, &L->ffn_norm, (int32_t)E, hp->norm_eps);
-        matmul(&pb, l, fin, HL_BUF_GATE, &L->ffn_gate, NULL);
-        matmul(&pb, l, fin, HL_BUF_UP, &L->ffn_up, NULL);
-        op = emit(&pb, HL_OP_GLU, l, HL_BUF_GATE, HL_BUF_UP, HL_BUF_FFN_ACT);
-        op->p.act.act = hp->act;
-        matmul(&pb, l, HL_BUF_FFN_ACT, HL_BUF_FFN_OUT, &L->ffn_down, NULL);
+        if (m->arch->moe) {
+            op = emit(&pb, HL_OP_MOE, l, fin, HL_BUF_NONE, HL_BUF_FFN_OUT);
+            op->p.moe.n_expert = hp->n_expert;
+            op->p.moe.n_expert_used = hp->n_expert_used;
+            op->p.moe.n_ff_exp = hp->n_ff_exp;
+            op->p.moe.router = &L->ffn_gate_inp;
+            op->p.moe.gate_exps = &L->ffn_gate_exps;
+            op->p.moe.up_exps = &L->ffn_up_exps;
+            op->p.moe.down_exps = &L->ffn_down_exps;
+            if (L->ffn_gate_shexp.data) {
+                op->p.moe.n_ff_shexp = hp->n_ff_shexp;
+                op->p.moe.gate_shexp = &L->ffn_gate_shexp;
+                op->p.moe.up_shexp = &L->ffn_up_shexp;
+                op->p.moe.down_shexp = &L->ffn_down_shexp;
+                op->p.moe.shexp_gate = opt(&L->ffn_gate_inp_shexp);
+            }
+            op->p.moe.gating = m->arch->moe_gating;
+            op->p.moe.norm_topk = m->arch->moe_norm_topk;
+            op->p.moe.act = hp->act;
+        } else {
+            matmul(&pb, l, fin, HL_BUF_GATE, &L->ffn_gate, NULL);
+            matmul(&pb, l, fin, HL_BUF_UP, &L->ffn_up, NULL);
+            op = emit(&pb, HL_OP_GLU, l, HL_BUF_GATE, HL_BUF_UP, HL_BUF_FFN_ACT);
+            op->p.act.act = hp->act;
+            matmul(&pb, l, HL_BUF_FFN_ACT, HL_BUF_FFN_OUT, &L->ffn_down, NULL);
+        }
         if (L->post_ffn_norm.data)
             norm(&pb, l, HL_BUF_FFN_OUT, HL_BUF_FFN_OUT, &L->post_ffn_norm, (int32_t)E, hp->norm_eps);
         op = emit(&pb, HL_OP_ADD, l, HL_BUF_FFN_OUT, HL_BUF_NONE, HL_BUF_X);

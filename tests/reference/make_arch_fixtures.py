@@ -36,6 +36,13 @@ GGUF layout facts used here (the format's, not any converter's code):
   the projections; post_attention_norm / post_ffw_norm.
 - phi3: attn_qkv is Q, K, V rows concatenated; ffn_up holds gate rows then
   up rows; LongRoPE's factors are rope_factors_short / rope_factors_long.
+- mixture of experts (qwen2moe, qwen3moe, olmoe, mixtral = llama with
+  expert_count):
+  ffn_gate_inp is the router [n_expert rows]; ffn_gate_exps / ffn_up_exps are
+  3-D, numpy [n_expert, n_ff_exp, n_embd] (transformers' fused gate_up_proj:
+  gate rows first), ffn_down_exps [n_expert, n_embd, n_ff_exp]; qwen2moe's
+  shared expert is ffn_{gate,up,down}_shexp with ffn_gate_inp_shexp its
+  sigmoid gate (a vector [n_embd]).
 """
 from __future__ import annotations
 
@@ -110,6 +117,22 @@ FIXTURES = {
                 common(tie_word_embeddings=True, embedding_multiplier=0.3, attention_multiplier=0.2,
                        residual_multiplier=0.5, logits_scaling=2.5,
                        rope_parameters={"rope_type": "default", "rope_theta": 10000.0}), "granite"),
+    # mixtures of experts: 8 experts, top-2, routers spread enough that every
+    # expert is used somewhere in the sequences
+    "qwen3moe": (T.Qwen3MoeConfig, T.Qwen3MoeForCausalLM,
+                 common(head_dim=16, tie_word_embeddings=True, rms_norm_eps=1e-6, num_experts=8,
+                        num_experts_per_tok=2, moe_intermediate_size=32, norm_topk_prob=True,
+                        rope_parameters={"rope_type": "default", "rope_theta": 1e6}), "qwen3moe"),
+    "qwen2moe": (T.Qwen2MoeConfig, T.Qwen2MoeForCausalLM,
+                 common(tie_word_embeddings=True, rms_norm_eps=1e-6, num_experts=8, num_experts_per_tok=2,
+                        moe_intermediate_size=32, shared_expert_intermediate_size=48, norm_topk_prob=False,
+                        rope_parameters={"rope_type": "default", "rope_theta": 1e6}), "qwen2moe"),
+    "mixtral": (T.MixtralConfig, T.MixtralForCausalLM,
+                common(intermediate_size=32, num_local_experts=8, num_experts_per_tok=2,
+                       rope_parameters={"rope_type": "default", "rope_theta": 1e6}), "llama"),
+    "olmoe": (T.OlmoeConfig, T.OlmoeForCausalLM,
+              common(num_experts=8, num_experts_per_tok=2, norm_topk_prob=False,
+                     rope_parameters={"rope_type": "default", "rope_theta": 10000.0}), "olmoe"),
     "olmo2": (T.Olmo2Config, T.Olmo2ForCausalLM,
               common(rms_norm_eps=1e-6, rope_parameters={"rope_type": "default", "rope_theta": 500000.0}), "olmo2"),
 }
@@ -130,7 +153,9 @@ def build_model(name, seed):
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for pname, p in model.named_parameters():
-            if p.ndim == 2:
+            if p.ndim == 3:  # fused experts [n_expert, rows, fan_in]
+                p.copy_(torch.randn(p.shape, generator=g) * (1.2 / p.shape[2] ** 0.5))
+            elif p.ndim == 2:
                 fan_in = p.shape[1]
                 if "embed_tokens" in pname:  # gemma scales embeddings by sqrt(hidden) itself
                     fan_in = 16 * p.shape[1] if name.startswith("gemma") else 4
@@ -157,7 +182,7 @@ def build_model(name, seed):
 def round_f16(model):
     with torch.no_grad():
         for _, p in model.named_parameters():
-            if p.ndim == 2:
+            if p.ndim >= 2:
                 p.copy_(p.half().float())
 
 
@@ -255,7 +280,9 @@ def gguf_tensors(name, cfg, model):
                 q, k = permute_rows(q, cfg.num_attention_heads), permute_rows(k, cfg.num_key_value_heads)
             out += [(b + "attn_q.weight", q), (b + "attn_k.weight", k),
                     (b + "attn_v.weight", sd[p + "self_attn.v_proj.weight"])]
-        if arch in ("qwen3", "olmo2"):
+            if p + "self_attn.q_proj.bias" in sd:
+                out += [(b + f"attn_{x}.bias", sd[p + f"self_attn.{x}_proj.bias"]) for x in "qkv"]
+        if arch in ("qwen3", "qwen3moe", "olmo2", "olmoe"):
             out += [(b + "attn_q_norm.weight", sd[p + "self_attn.q_norm.weight"]),
                     (b + "attn_k_norm.weight", sd[p + "self_attn.k_norm.weight"])]
         out.append((b + "attn_output.weight", sd[p + "self_attn.o_proj.weight"]))
@@ -268,6 +295,17 @@ def gguf_tensors(name, cfg, model):
                     (b + "post_ffw_norm.weight", norm(sd[p + "post_feedforward_layernorm.weight"]))]
         else:
             out.append((b + "ffn_norm.weight", sd[p + "post_attention_layernorm.weight"]))
+        if p + "mlp.gate.weight" in sd:  # mixture of experts
+            gu, n_ff = sd[p + "mlp.experts.gate_up_proj"], sd[p + "mlp.experts.down_proj"].shape[2]
+            out += [(b + "ffn_gate_inp.weight", sd[p + "mlp.gate.weight"]),
+                    (b + "ffn_gate_exps.weight", gu[:, :n_ff, :]), (b + "ffn_up_exps.weight", gu[:, n_ff:, :]),
+                    (b + "ffn_down_exps.weight", sd[p + "mlp.experts.down_proj"])]
+            if p + "mlp.shared_expert_gate.weight" in sd:
+                out += [(b + "ffn_gate_inp_shexp.weight", sd[p + "mlp.shared_expert_gate.weight"].reshape(-1)),
+                        (b + "ffn_gate_shexp.weight", sd[p + "mlp.shared_expert.gate_proj.weight"]),
+                        (b + "ffn_up_shexp.weight", sd[p + "mlp.shared_expert.up_proj.weight"]),
+                        (b + "ffn_down_shexp.weight", sd[p + "mlp.shared_expert.down_proj.weight"])]
+            continue
         if arch == "phi3":
             out.append((b + "ffn_up.weight", sd[p + "mlp.gate_up_proj.weight"]))
         else:
@@ -294,6 +332,14 @@ def write_gguf(path, name, cfg, model, f16):
     w.add_rope_freq_base(cfg.rope_parameters["rope_theta"])
     w.add_rope_dimension_count(int(head_dim * cfg.rope_parameters.get("partial_rotary_factor", 1.0)))
     w.add_vocab_size(VOCAB)
+    n_exp = getattr(cfg, "num_experts", None) or getattr(cfg, "num_local_experts", None)
+    if n_exp:
+        w.add_expert_count(n_exp)
+        w.add_expert_used_count(cfg.num_experts_per_tok)
+        if getattr(cfg, "moe_intermediate_size", None):
+            w.add_expert_feed_forward_length(cfg.moe_intermediate_size)
+        if getattr(cfg, "shared_expert_intermediate_size", None):
+            w.add_expert_shared_feed_forward_length(cfg.shared_expert_intermediate_size)
     if head_dim != cfg.hidden_size // cfg.num_attention_heads:
         w.add_key_length(head_dim)
         w.add_value_length(head_dim)
@@ -333,7 +379,7 @@ def write_gguf(path, name, cfg, model, f16):
     w.add_unk_token_id(0)
     for tname, arr in gguf_tensors(name, cfg, model):
         arr = np.ascontiguousarray(arr)
-        if f16 and arr.ndim == 2:
+        if f16 and arr.ndim >= 2:
             arr = arr.astype(np.float16)
         else:
             arr = arr.astype(np.float32)

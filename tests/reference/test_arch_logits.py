@@ -32,7 +32,8 @@ import pytest
 from hltest import HYPERLAMA, ROOT
 
 DATA = ROOT / "tests" / "data" / "arch"
-NAMES = ["llama", "llama3", "llama_yarn", "mistral", "qwen3", "gemma2", "phi3", "phi4mini", "olmo2", "granite"]
+NAMES = ["llama", "llama3", "llama_yarn", "mistral", "qwen3", "gemma2", "phi3", "phi4mini", "olmo2", "granite",
+         "qwen3moe", "qwen2moe", "mixtral", "olmoe"]
 TOL = {"F32": 1e-3, "F16": 3e-3}
 # phi3 folds LongRoPE's attn_factor into the score scale, so its cached K is
 # k rounded to f16, where transformers' is (k * factor) rounded: a rounding
@@ -41,7 +42,7 @@ TOL_ARCH = {"phi3": {"F32": 6e-3, "F16": 1e-2}}
 RAW_TOL = 2e-2  # against plain transformers (K/V unrounded), F32 weights
 BACKENDS = ["cpu", "ref", "vulkan"]
 # what the Vulkan backend refuses (the op it names), asserted as a clear error
-VULKAN_REFUSES: dict[str, str] = {}
+VULKAN_REFUSES = {"qwen3moe": "op moe", "qwen2moe": "op moe", "mixtral": "op moe", "olmoe": "op moe"}
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +52,7 @@ def f16_files(tmp_path_factory):
     weights for the F16 reference), written at test time to keep the
     committed fixtures small."""
     d = tmp_path_factory.mktemp("arch-f16")
-    to_f16 = {"*": lambda a: a.astype(np.float16) if a.ndim == 2 else a}
+    to_f16 = {"*": lambda a: a.astype(np.float16) if a.ndim >= 2 else a}  # matrices and 3-D expert tensors
     for n in NAMES:
         copy_without(DATA / f"{n}-F32.gguf", d / f"{n}-F16.gguf", {"general.file_type"}, to_f16)
     return d
@@ -192,5 +193,20 @@ def test_phi3_attn_factor_defaults_from_the_context_lengths(exe, tmp_path):
 def test_phi3_malformed_fused_tensors_are_refused(exe, tmp_path, case, tensors, message):
     bad = tmp_path / "phi3-bad.gguf"
     copy_without(DATA / "phi3-F32.gguf", bad, set(), tensors)
+    _, r = run_cmd(exe, bad, [1, 2, 3], "cpu", tmp_path / "x.bin")
+    assert r.returncode != 0 and message in r.stderr, r.stderr[-2000:]
+
+
+@pytest.mark.parametrize("case,drop,tensors,message", [
+    ("missing router", set(), {"blk.1.ffn_gate_inp.weight": None}, "tensor blk.1.ffn_gate_inp.weight is missing"),
+    ("one expert short", set(), {"blk.0.ffn_up_exps.weight": lambda a: a[:-1]},
+     "tensor blk.0.ffn_up_exps.weight has shape [32, 32, 7], expected [32, 32, 8]"),
+    ("no expert count", {"qwen2moe.expert_count"}, None, "model metadata lacks qwen2moe.expert_count"),
+    ("shared expert gate too short", set(), {"blk.0.ffn_gate_inp_shexp.weight": lambda a: a[:-1]},
+     "tensor blk.0.ffn_gate_inp_shexp.weight has shape [31], expected [32]"),
+])
+def test_moe_malformed_tensors_are_refused(exe, tmp_path, case, drop, tensors, message):
+    bad = tmp_path / "qwen2moe-bad.gguf"
+    copy_without(DATA / "qwen2moe-F32.gguf", bad, drop, tensors)
     _, r = run_cmd(exe, bad, [1, 2, 3], "cpu", tmp_path / "x.bin")
     assert r.returncode != 0 and message in r.stderr, r.stderr[-2000:]

@@ -175,6 +175,7 @@ static void cpu_release(hl_backend *be, hl_backend_prog *c) {
     free(c->attn);
     for (int i = 0; i < 3; i++) free(c->xq[i]);
     free(c->out_row);
+    cpu_moe_scratch_free(c->moe);
     free(c->blocks);
     free(c);
 }
@@ -223,6 +224,14 @@ static int cpu_prepare(hl_backend *be, const hl_plan *plan, int32_t max_tokens, 
     }
     c->xq_size = xs;
     for (int i = 0; ok && i < 3; i++) ok = (c->xq[i] = scratch_alloc(c, xs)) != NULL;
+    if (ok) {
+        const hl_op **moe = malloc((size_t)(plan->n_ops > 0 ? plan->n_ops : 1) * sizeof *moe);
+        int32_t n_moe = 0;
+        for (int32_t i = 0; moe && i < plan->n_ops; i++)
+            if (plan->ops[i].kind == HL_OP_MOE) moe[n_moe++] = &plan->ops[i];
+        ok = moe && cpu_moe_scratch_new(moe, n_moe, max_tokens, &c->moe, &c->scratch_bytes) == 0;
+        free(moe);
+    }
     if (!ok) {
         cpu_release(be, c);
         return hl_err_set(err, HL_ENOMEM, "out of memory allocating forward scratch for %d tokens", max_tokens);
@@ -301,7 +310,8 @@ static int cpu_run_op(hl_backend *be, const hl_op *op, const hl_op_io *io, hl_er
         int64_t m = op->in >= HL_BUF_OUT_IN ? n_wanted : T;
         c.xq[0] = calloc(1, hl_matmul_act_size(op->w->type, m > 0 ? m : 1, op->w->ne0));
     }
-    if ((op->kind == HL_OP_ATTN && !c.attn) || !c.rope_cs[CPU_MAX_ROPE_TABLES - 1] || (op->kind == HL_OP_MATMUL && !c.xq[0]))
+    if (op->kind == HL_OP_MOE && cpu_moe_scratch_new(&op, 1, T, &c.moe, NULL)) c.moe = NULL, rc = HL_ENOMEM;
+    if (rc || (op->kind == HL_OP_ATTN && !c.attn) || !c.rope_cs[CPU_MAX_ROPE_TABLES - 1] || (op->kind == HL_OP_MATMUL && !c.xq[0]))
         rc = hl_err_set(err, HL_ENOMEM, "out of memory running op %s", hl_op_name(op->kind));
     if (!rc) {
         c.vo = hl_vec_ops_at(hl_cpu_simd());
@@ -316,6 +326,7 @@ static int cpu_run_op(hl_backend *be, const hl_op *op, const hl_op_io *io, hl_er
     free(c.attn);
     free(c.rope_cs[CPU_MAX_ROPE_TABLES - 1]);
     free(c.xq[0]);
+    cpu_moe_scratch_free(c.moe);
     return rc;
 }
 

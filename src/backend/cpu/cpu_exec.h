@@ -37,6 +37,7 @@ typedef struct cpu_block {
     hl_act act;
 } cpu_block;
 
+typedef struct cpu_moe_scratch cpu_moe_scratch;
 typedef struct cpu_backend {
     hl_backend base;
     hl_pool *pool;            /* borrowed: the process's pool */
@@ -65,6 +66,7 @@ struct hl_backend_prog {
     void *xq[3];              /* activations converted for a matmul's weight type (see cpu_forward.c) */
     size_t xq_size;
     int32_t *out_row;         /* [max_tokens] dense logits row of each token, or -1 */
+    cpu_moe_scratch *moe;     /* scratch of the plan's MOE ops (cpu_moe.c), or NULL */
     size_t scratch_bytes;
     /* per-call state, set before the parallel region */
     const hl_vec_ops *vo;
@@ -129,5 +131,13 @@ void cpu_glu(const hl_vec_ops *vo, hl_act act, float alpha, float limit, float *
              const float *up, int64_t n);
 /* Whether this backend can run op (NULL) or why not (static string). */
 const char *cpu_op_unsupported(const hl_op *op);
+
+/* cpu_moe.c: the MOE op. Scratch for ops[0..n_ops) and batches of up to T
+ * tokens (*out NULL when n_ops is 0; adds what it took to *bytes); the op,
+ * called by every thread of the region, reads x [T][n_in], writes out. */
+const char *cpu_moe_unsupported(const hl_op *op);
+int cpu_moe_scratch_new(const hl_op *const *ops, int32_t n_ops, int64_t T, cpu_moe_scratch **out, size_t *bytes);
+void cpu_moe_scratch_free(cpu_moe_scratch *s);
+void cpu_op_moe(hl_backend_prog *c, const hl_op *op, const float *x, float *out, int ith, int nth);
 
 #endif

@@ -53,7 +53,7 @@ const char *cpu_op_unsupported(const hl_op *op) {
     case HL_OP_KV_STORE:
     case HL_OP_ADD:
     case HL_OP_GATHER: return NULL;
-    case HL_OP_MOE: return "routed experts (MoE)";
+    case HL_OP_MOE: return cpu_moe_unsupported(op);
     case HL_OP_COUNT: break;
     }
     return "an unknown op";
@@ -270,7 +270,7 @@ void cpu_op_exec(hl_backend_prog *c, const hl_op *op, int ith, int nth) {
     case HL_OP_ACT:
     case HL_OP_ADD:
     case HL_OP_GATHER: op_rows(c, op, r0, r1); break;
-    case HL_OP_MOE:
+    case HL_OP_MOE: cpu_op_moe(c, op, buf_of(c, op->in), buf_of(c, op->out), ith, nth); break;
     case HL_OP_COUNT: break; /* cannot happen: refused by supports() */
     }
     cpu_sync(c);

@@ -65,10 +65,44 @@ static int check_kv_shape(const hl_op *op, const hl_kv_params *kv, int32_t nkv, 
     return 0;
 }
 
+/* A 3-D (or 2-D when ne2 is 0) multiplicable tensor of this shape. */
+static int check_mat(const hl_op *op, const hl_tensor *t, int64_t ne0, int64_t ne1, int64_t ne2, hl_err *err) {
+    if (!t || !t->data) return bad_op(op, err, "an expert, router or shared-expert tensor is missing", 0, 0);
+    if (!hl_matmul_supported(t->type))
+        return hl_err_set(err, HL_ENOTSUP, "backend ref: tensor %s has type %s, which it cannot multiply", t->name,
+                          hl_type_name(t->type));
+    const int64_t n2 = t->ne2 > 0 ? t->ne2 : 1;
+    if (t->ne0 != ne0 || t->ne1 != ne1 || n2 != (ne2 > 0 ? ne2 : 1) || hl_row_size(t->type, t->ne0) == 0)
+        return hl_err_set(err, HL_EINVAL, "backend ref: tensor %s is [%lld, %lld, %lld], the op needs [%lld, %lld, %lld]",
+                          t->name, (long long)t->ne0, (long long)t->ne1, (long long)n2, (long long)ne0,
+                          (long long)ne1, (long long)(ne2 > 0 ? ne2 : 1));
+    return 0;
+}
+
+static int check_moe(const hl_op *op, hl_err *err) {
+    const int32_t NE = op->p.moe.n_expert, K = op->p.moe.n_expert_used;
+    const int64_t E = op->n_in, F = op->p.moe.n_ff_exp, S = op->p.moe.n_ff_shexp;
+    if (NE <= 0 || K <= 0 || K > NE) return bad_op(op, err, "expert counts out of range", NE, K);
+    if (F <= 0 || S < 0 || op->n_out != E) return bad_op(op, err, "expert widths out of range", F, S);
+    if (op->p.moe.act != HL_ACT_SILU && op->p.moe.act != HL_ACT_GELU) return bad_op(op, err, "unknown activation", op->p.moe.act, 0);
+    if (op->p.moe.gating != HL_MOE_SOFTMAX_TOPK && op->p.moe.gating != HL_MOE_TOPK_SOFTMAX)
+        return bad_op(op, err, "unknown gating", op->p.moe.gating, 0);
+    int rc;
+    if ((rc = check_mat(op, op->p.moe.router, E, NE, 0, err)) || (rc = check_mat(op, op->p.moe.gate_exps, E, F, NE, err)) ||
+        (rc = check_mat(op, op->p.moe.up_exps, E, F, NE, err)) || (rc = check_mat(op, op->p.moe.down_exps, F, E, NE, err)) ||
+        (rc = check_vec(op->p.moe.router_b, NE, NE, err)) || (rc = check_vec(op->p.moe.gate_exps_b, F * NE, F * NE, err)) ||
+        (rc = check_vec(op->p.moe.up_exps_b, F * NE, F * NE, err)) || (rc = check_vec(op->p.moe.down_exps_b, E * NE, E * NE, err)))
+        return rc;
+    if (S > 0 && ((rc = check_mat(op, op->p.moe.gate_shexp, E, S, 0, err)) || (rc = check_mat(op, op->p.moe.up_shexp, E, S, 0, err)) ||
+                  (rc = check_mat(op, op->p.moe.down_shexp, S, E, 0, err)) || (rc = check_vec(op->p.moe.shexp_gate, E, E, err))))
+        return rc;
+    return 0;
+}
+
 /* Everything ref_ops.c relies on for one op. plan (for buffer widths) and kv
  * (the pool's shape) may be NULL when not known. */
 static int check_op(const hl_op *op, const hl_plan *plan, const hl_kv_params *kv, hl_err *err) {
-    if (op->kind < 0 || op->kind >= HL_OP_COUNT || op->kind == HL_OP_MOE)
+    if (op->kind < 0 || op->kind >= HL_OP_COUNT)
         return hl_err_set(err, HL_ENOTSUP, "backend ref: layer %d op %s is not supported", op->layer,
                           hl_op_name(op->kind));
     const hl_buf_id ids[3] = {op->in, op->in2, op->out};
@@ -168,6 +202,7 @@ static int check_op(const hl_op *op, const hl_plan *plan, const hl_kv_params *kv
     case HL_OP_GATHER:
         if (op->n_out != op->n_in) return bad_op(op, err, "output width differs from input", op->n_out, op->n_in);
         return 0;
+    case HL_OP_MOE: return check_moe(op, err);
     default:
         return hl_err_set(err, HL_ENOTSUP, "backend ref: layer %d op %s is not supported", op->layer,
                           hl_op_name(op->kind));

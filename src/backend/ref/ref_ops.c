@@ -14,6 +14,7 @@
 #include "backend/cpu/cpu.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 static int64_t rows_of(const hl_ref_io *io, hl_buf_id b) {
@@ -332,6 +333,95 @@ static int op_gather(const hl_op *op, const hl_ref_io *io) {
     return 0;
 }
 
+/* y[0..n) = w[0..n) . x for one row x (the scalar oracle, m = 1). */
+static void mat_row(const hl_tensor *w, const void *data, int64_t n, int64_t k, const float *x, void *xq, float *y) {
+    hl_matmul_prepare_at(HL_SIMD_SCALAR, w->type, x, k, 1, k, xq, 0, 1);
+    hl_matmul_slice_at(HL_SIMD_SCALAR, w->type, data, n, k, xq, 1, y, n, 0, 1);
+}
+
+static const void *slice_of(const hl_tensor *w, int32_t e) {
+    return (const char *)w->data + (size_t)e * (size_t)w->ne1 * w->row_bytes;
+}
+
+/* MOE by its definition, one token at a time: router, the k largest (ties:
+ * the lower expert), softmax in double, each chosen expert's GLU FFN, the
+ * weighted sum in double in rank order, the shared expert added last. */
+static int op_moe(const hl_op *op, const hl_ref_io *io, hl_err *err) {
+    const int64_t E = op->n_in, F = op->p.moe.n_ff_exp, S = op->p.moe.n_ff_shexp, W = F > S ? F : S;
+    const int32_t NE = op->p.moe.n_expert, K = op->p.moe.n_expert_used;
+    const hl_tensor *R = op->p.moe.router, *G = op->p.moe.gate_exps, *U = op->p.moe.up_exps, *D = op->p.moe.down_exps;
+    const int64_t wide = E > W ? E : W;
+    size_t xb = 0;
+    const hl_tensor *all[7] = {R, G, U, D, op->p.moe.gate_shexp, op->p.moe.up_shexp, op->p.moe.down_shexp};
+    for (int i = 0; i < 7; i++)
+        if (all[i] && hl_matmul_act_size(all[i]->type, 1, wide) > xb) xb = hl_matmul_act_size(all[i]->type, 1, wide);
+    void *xq = malloc(xb);
+    float *lg = malloc((size_t)NE * sizeof(float)), *g = malloc((size_t)W * sizeof(float));
+    float *u = malloc((size_t)W * sizeof(float)), *y = malloc((size_t)E * sizeof(float));
+    double *acc = malloc((size_t)E * sizeof(double));
+    int32_t *sel = malloc((size_t)K * sizeof(int32_t));
+    int rc = 0;
+    if (!xq || !lg || !g || !u || !y || !acc || !sel) rc = hl_err_set(err, HL_ENOMEM, "backend ref: out of memory (moe)");
+    for (int32_t t = 0; !rc && t < io->batch->n_tokens; t++) {
+        const float *x = io->buf[op->in] + (int64_t)t * E;
+        mat_row(R, R->data, NE, E, x, xq, lg);
+        if (op->p.moe.router_b)
+            for (int32_t e = 0; e < NE; e++) lg[e] += ((const float *)op->p.moe.router_b->data)[e];
+        for (int32_t j = 0; j < K; j++) {
+            int32_t best = -1;
+            for (int32_t e = 0; e < NE; e++) {
+                int used = 0;
+                for (int32_t i = 0; i < j; i++) used |= sel[i] == e;
+                if (!used && (best < 0 || lg[e] > lg[best])) best = e;
+            }
+            sel[j] = best;
+        }
+        double mx = lg[sel[0]], z = 0, zk = 0;
+        for (int32_t e = 0; e < NE; e++) z += exp((double)lg[e] - mx);
+        for (int32_t j = 0; j < K; j++) zk += exp((double)lg[sel[j]] - mx);
+        for (int64_t i = 0; i < E; i++) acc[i] = 0;
+        for (int32_t j = 0; j < K; j++) {
+            const int32_t e = sel[j];
+            const double p = exp((double)lg[e] - mx);
+            const double wt = op->p.moe.gating == HL_MOE_TOPK_SOFTMAX ? p / zk
+                              : op->p.moe.norm_topk                  ? (p / z) / (zk / z)
+                                                                     : p / z;
+            mat_row(G, slice_of(G, e), F, E, x, xq, g);
+            mat_row(U, slice_of(U, e), F, E, x, xq, u);
+            for (int64_t i = 0; i < F; i++) {
+                double gi = g[i], ui = u[i];
+                if (op->p.moe.gate_exps_b) gi += ((const float *)op->p.moe.gate_exps_b->data)[(int64_t)e * F + i];
+                if (op->p.moe.up_exps_b) ui += ((const float *)op->p.moe.up_exps_b->data)[(int64_t)e * F + i];
+                g[i] = (float)(act_fn(op->p.moe.act, 0, gi) * ui);
+            }
+            mat_row(D, slice_of(D, e), E, F, g, xq, y);
+            for (int64_t i = 0; i < E; i++) {
+                double yi = y[i];
+                if (op->p.moe.down_exps_b) yi += ((const float *)op->p.moe.down_exps_b->data)[(int64_t)e * E + i];
+                acc[i] += (double)(float)wt * yi;
+            }
+        }
+        if (S > 0) {
+            const hl_tensor *SG = op->p.moe.gate_shexp, *SU = op->p.moe.up_shexp, *SD = op->p.moe.down_shexp;
+            mat_row(SG, SG->data, S, E, x, xq, g);
+            mat_row(SU, SU->data, S, E, x, xq, u);
+            for (int64_t i = 0; i < S; i++) g[i] = (float)(act_fn(op->p.moe.act, 0, g[i]) * u[i]);
+            mat_row(SD, SD->data, E, S, g, xq, y);
+            double gs = 1.0;
+            if (op->p.moe.shexp_gate) {
+                double d = 0;
+                for (int64_t i = 0; i < E; i++) d += (double)((const float *)op->p.moe.shexp_gate->data)[i] * x[i];
+                gs = 1.0 / (1.0 + exp(-d));
+            }
+            for (int64_t i = 0; i < E; i++) acc[i] += gs * y[i];
+        }
+        float *o = io->buf[op->out] + (int64_t)t * op->n_out;
+        for (int64_t i = 0; i < E; i++) o[i] = (float)acc[i];
+    }
+    free(xq), free(lg), free(g), free(u), free(y), free(acc), free(sel);
+    return rc;
+}
+
 int hl_ref_exec(const hl_op *op, const hl_ref_io *io, hl_ref_scratch *s, hl_err *err) {
     switch (op->kind) {
     case HL_OP_EMBED: return op_embed(op, io, s, err);
@@ -344,6 +434,7 @@ int hl_ref_exec(const hl_op *op, const hl_ref_io *io, hl_ref_scratch *s, hl_err 
     case HL_OP_ACT:
     case HL_OP_ADD: return op_elementwise(op, io);
     case HL_OP_GATHER: return op_gather(op, io);
+    case HL_OP_MOE: return op_moe(op, io, err);
     default:
         return hl_err_set(err, HL_ENOTSUP, "backend ref: layer %d op %s is not supported", op->layer,
                           hl_op_name(op->kind));

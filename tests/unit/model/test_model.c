@@ -691,9 +691,7 @@ TEST(real_gemma3_loads_and_runs) {
 /* Batch and thread invariance on real files, whose K-quant and mixed-type
  * layers the stories files do not have: token by token on one thread versus
  * one prefill on two threads mixed with another sequence. */
-static void real_invariance(const char *file, hl_type kv_type) {
-    const char *path = hl_test_model(file);
-    if (!path) return;
+static void invariance_at(const char *path, const char *file, hl_type kv_type) {
     enum { N = 12 };
     int32_t toks[N] = {2, 818, 5279, 529, 7001, 563, 506, 2891, 529, 7001, 236761, 1030};
     rig r1, r2;
@@ -720,6 +718,18 @@ static void real_invariance(const char *file, hl_type kv_type) {
     free(La);
     free(Lb);
     rig_close(&r2);
+}
+
+static void real_invariance(const char *file, hl_type kv_type) {
+    const char *path = hl_test_model(file);
+    if (path) invariance_at(path, file, kv_type);
+}
+
+/* The same for a mixture of experts (the qwen2moe fixture of tests/data/arch:
+ * 8 experts, top-2, a shared expert): the 15-token batch routes several
+ * tokens to each expert, token by token routes one; bit for bit within 1e-4. */
+TEST(moe_batch_invariance_qwen2moe) {
+    invariance_at("tests/data/arch/qwen2moe-F32.gguf", "qwen2moe-F32.gguf", HL_TYPE_F16);
 }
 
 /* The same on a real file over several key blocks and query tiles: 140

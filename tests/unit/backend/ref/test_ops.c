@@ -2,7 +2,8 @@
  * every backend under test): NORM, MATMUL, ROPE, GLU, ACT, ADD, GATHER and
  * EMBED in their variants, the reference itself checked against independent
  * double-precision computations written here (norm, rope, matmul with float
- * weights), supports() refusing a MOE op (every backend) and tensor and KV
+ * weights), supports() refusing an incomplete MOE op (every backend; MOE itself
+ * is test_ops_moe.c) and tensor and KV
  * types the reference cannot handle, and the reference's run() of a small
  * plan equal, bit for bit, to its ops run one by one. Part 2 (KV store,
  * attention, KV blocks) is test_ops_kv.c. No expected output is hard-coded.
@@ -426,7 +427,9 @@ TEST(supports_refuses_moe_and_bad_types) {
     for (int i = 0; i < N_BACKENDS; i++) all[1 + i] = s.ut[i].be;
     for (int i = 0; i < 1 + N_BACKENDS; i++) {
         hl_err err = {0};
-        CHECK_EQ(all[i]->ops->supports(all[i], &plan, &err), HL_ENOTSUP);
+        /* a MOE op without its expert tensors: refused (cpu, vulkan: not supported; ref: malformed) */
+        int rc = all[i]->ops->supports(all[i], &plan, &err);
+        CHECK(rc == HL_ENOTSUP || rc == HL_EINVAL);
         if (!strstr(err.msg, "moe")) hl_test_fail(__FILE__, __LINE__, "%s: \"%s\" does not name moe", hl_backend_name(all[i]), err.msg);
     }
     /* the reference names a tensor it cannot multiply, and a KV type it cannot store */

@@ -1,0 +1,40 @@
+/* The olmoe architecture (OLMoE-1B-7B): llama's pre-norm block with NEOX
+ * rope, an RMSNorm over the whole Q and K projections before rope (olmo2's
+ * q/k norm: weights as wide as the projections), and a routed-experts FFN:
+ * softmax over all experts, the top expert_used_count with their
+ * probabilities as they are (norm_topk_prob false), no shared expert. */
+#include "model/arch_moe.h"
+
+#define G(f) offsetof(hl_weights, f)
+#define L(f) offsetof(hl_layer_weights, f)
+
+static const hl_arch_tensor olmoe_global[] = {
+    {"token_embd.weight", G(token_embd), HL_DIM_EMBD, HL_DIM_VOCAB, HL_TK_EMBD, 0},
+    {"output_norm.weight", G(output_norm), HL_DIM_EMBD, HL_DIM_NONE, HL_TK_VEC, 0},
+    {"output.weight", G(output), HL_DIM_EMBD, HL_DIM_VOCAB, HL_TK_MATMUL, HL_TF_OPTIONAL},
+};
+
+static const hl_arch_tensor olmoe_layer[] = {
+    {"blk.%d.attn_norm.weight", L(attn_norm), HL_DIM_EMBD, HL_DIM_NONE, HL_TK_VEC, 0},
+    {"blk.%d.attn_q.weight", L(wq), HL_DIM_EMBD, HL_DIM_Q, HL_TK_MATMUL, 0},
+    {"blk.%d.attn_k.weight", L(wk), HL_DIM_EMBD, HL_DIM_K, HL_TK_MATMUL, 0},
+    {"blk.%d.attn_v.weight", L(wv), HL_DIM_EMBD, HL_DIM_V, HL_TK_MATMUL, 0},
+    {"blk.%d.attn_q_norm.weight", L(q_norm), HL_DIM_Q, HL_DIM_NONE, HL_TK_VEC, 0},
+    {"blk.%d.attn_k_norm.weight", L(k_norm), HL_DIM_K, HL_DIM_NONE, HL_TK_VEC, 0},
+    {"blk.%d.attn_output.weight", L(wo), HL_DIM_O, HL_DIM_EMBD, HL_TK_MATMUL, 0},
+    {"blk.%d.ffn_norm.weight", L(ffn_norm), HL_DIM_EMBD, HL_DIM_NONE, HL_TK_VEC, 0},
+    HL_MOE_EXPERT_TENSORS,
+};
+
+const hl_arch hl_arch_olmoe = {
+    .name = "olmoe",
+    .rope_style = HL_ROPE_NEOX,
+    .act = HL_ACT_SILU,
+    .moe = 1,
+    .moe_gating = HL_MOE_SOFTMAX_TOPK,
+    .moe_norm_topk = 0,
+    .global = olmoe_global,
+    .n_global = sizeof olmoe_global / sizeof olmoe_global[0],
+    .layer = olmoe_layer,
+    .n_layer_tensors = sizeof olmoe_layer / sizeof olmoe_layer[0],
+};
