@@ -41,7 +41,7 @@
  *             weights (gating: softmax over all then top-k, or top-k then
  *             softmax over those; renormalized to sum 1 when norm_topk);
  *             out[t] = sum over its experts, in rank order, of weight times
- *             down_e(act(in . gate_e (+ b)) * (in . up_e (+ b))) (+ b), plus
+ *             down_e(glu(in . gate_e (+ b), in . up_e (+ b))) (+ b) (glu as GLU's), plus
  *             an optional shared expert (its output times sigmoid(in . shexp_gate)
  *             when that gate is set). Expert tensors are 3-D: slice e of
  *             gate/up_exps [n_embd, n_ff_exp, n_expert], down_exps
@@ -209,7 +209,8 @@ typedef struct hl_op {
             const hl_tensor *gate_shexp, *up_shexp, *down_shexp, *shexp_gate;
             hl_moe_gating gating;
             int norm_topk;  /* renormalize the k weights to sum 1 (SOFTMAX_TOPK) */
-            hl_act act;     /* SILU or GELU */
+            hl_act act;     /* SILU, GELU or SWIGLU_CLAMP (as GLU's) */
+            float alpha, limit; /* SWIGLU_CLAMP: the sigmoid's slope, the clamp (> 0) */
         } moe;
     } p;
 } hl_op;

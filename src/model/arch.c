@@ -7,7 +7,7 @@
 
 static const hl_arch *const hl_archs[] = {&hl_arch_llama, &hl_arch_qwen2, &hl_arch_qwen3, &hl_arch_gemma2, &hl_arch_gemma3, &hl_arch_phi3,
                                           &hl_arch_olmo2, &hl_arch_granite, &hl_arch_bert, &hl_arch_nomic_bert,
-                                          &hl_arch_qwen2moe, &hl_arch_qwen3moe, &hl_arch_olmoe};
+                                          &hl_arch_qwen2moe, &hl_arch_qwen3moe, &hl_arch_olmoe, &hl_arch_gptoss};
 
 const hl_arch *hl_arch_find(const char *name) {
     for (size_t i = 0; i < sizeof hl_archs / sizeof hl_archs[0]; i++)
@@ -15,4 +15,4 @@ const hl_arch *hl_arch_find(const char *name) {
     return NULL;
 }
 
-const char *hl_model_supported_archs(void) { return "llama, qwen2, qwen3, gemma2, gemma3, phi3, olmo2, granite, bert, nomic-bert, qwen2moe, qwen3moe, olmoe, llama with experts (mixtral)"; }
+const char *hl_model_supported_archs(void) { return "llama, qwen2, qwen3, gemma2, gemma3, phi3, olmo2, granite, bert, nomic-bert, qwen2moe, qwen3moe, olmoe, gpt-oss, llama with experts (mixtral)"; }

@@ -69,6 +69,7 @@ typedef struct hl_arch {
     const char *name; /* general.architecture */
     hl_rope_style rope_style;
     hl_act act;
+    float act_alpha, act_limit; /* HL_ACT_SWIGLU_CLAMP: the sigmoid's slope, the clamp (gpt-oss: 1.702, 7) */
     int embd_scale_sqrt;   /* multiply embeddings by sqrt(n_embd) */
     /* Sliding-window attention: 0 = the arch has none (the key is ignored);
      * n > 0 = every n-th layer is global, the others local (1 = all local). */
@@ -114,6 +115,7 @@ extern const hl_arch hl_arch_nomic_bert;
 extern const hl_arch hl_arch_qwen3moe;
 extern const hl_arch hl_arch_qwen2moe;
 extern const hl_arch hl_arch_olmoe;
+extern const hl_arch hl_arch_gptoss;
 extern const hl_arch hl_arch_mixtral; /* general.architecture llama with expert_count > 0 */
 /* llama's tensor tables, shared by the architectures with llama's block (granite) */
 #define HL_LLAMA_N_GLOBAL 4
@@ -156,6 +158,9 @@ typedef struct hl_layer_weights {
     hl_wt ffn_gate_shexp, ffn_up_shexp; /* [n_embd, n_ff_shexp] optional shared expert (qwen2moe) */
     hl_wt ffn_down_shexp; /* [n_ff_shexp, n_embd] */
     hl_wt ffn_gate_inp_shexp; /* [n_embd] F32: the shared expert's sigmoid gate */
+    hl_wt ffn_gate_inp_b;     /* [n_expert] optional router bias (gpt-oss) */
+    hl_wt ffn_gate_exps_b, ffn_up_exps_b; /* [n_ff_exp, n_expert] optional expert biases (gpt-oss) */
+    hl_wt ffn_down_exps_b;    /* [n_embd, n_expert] */
     /* encoders (bert, nomic-bert) */
     hl_wt bo;             /* [n_embd] attn_output.bias (encoders; decoders where bound: gpt-oss) */
     hl_wt attn_out_norm, attn_out_norm_b;   /* LayerNorm of x + attn */

@@ -272,12 +272,20 @@ int hl_plan_build(hl_model *m, hl_err *err) {
             }
             op->p.moe.gating = m->arch->moe_gating;
             op->p.moe.norm_topk = m->arch->moe_norm_topk;
+            op->p.moe.router_b = opt(&L->ffn_gate_inp_b);
+            op->p.moe.gate_exps_b = opt(&L->ffn_gate_exps_b);
+            op->p.moe.up_exps_b = opt(&L->ffn_up_exps_b);
+            op->p.moe.down_exps_b = opt(&L->ffn_down_exps_b);
             op->p.moe.act = hp->act;
+            op->p.moe.alpha = m->arch->act_alpha;
+            op->p.moe.limit = m->arch->act_limit;
         } else {
             matmul(&pb, l, fin, HL_BUF_GATE, &L->ffn_gate, NULL);
             matmul(&pb, l, fin, HL_BUF_UP, &L->ffn_up, NULL);
             op = emit(&pb, HL_OP_GLU, l, HL_BUF_GATE, HL_BUF_UP, HL_BUF_FFN_ACT);
             op->p.act.act = hp->act;
+            op->p.act.alpha = m->arch->act_alpha;
+            op->p.act.limit = m->arch->act_limit;
             matmul(&pb, l, HL_BUF_FFN_ACT, HL_BUF_FFN_OUT, &L->ffn_down, NULL);
         }
         if (L->post_ffn_norm.data)

@@ -61,7 +61,9 @@ const char *cpu_moe_unsupported(const hl_op *op) {
         const hl_tensor *gt = op->p.moe.shexp_gate;
         if (gt && (gt->type != HL_TYPE_F32 || gt->ne0 != E)) return "a shared-expert gate that is not F32 [n_embd]";
     }
-    if (op->p.moe.act != HL_ACT_SILU && op->p.moe.act != HL_ACT_GELU) return "an MoE activation it lacks";
+    if (op->p.moe.act == HL_ACT_SWIGLU_CLAMP && !(op->p.moe.limit > 0)) return "a clamped SwiGLU whose limit is not positive";
+    if (op->p.moe.act != HL_ACT_SILU && op->p.moe.act != HL_ACT_GELU && op->p.moe.act != HL_ACT_SWIGLU_CLAMP)
+        return "an MoE activation it lacks";
     if (op->p.moe.gating != HL_MOE_SOFTMAX_TOPK && op->p.moe.gating != HL_MOE_TOPK_SOFTMAX) return "an MoE gating it lacks";
     return NULL;
 }
@@ -164,11 +166,9 @@ static void gate_token(const hl_op *op, const float *lg, int32_t *sel, float *wt
 
 static const void *expert(const hl_tensor *w, int32_t e) { return (const char *)w->data + (size_t)e * (size_t)w->ne1 * w->row_bytes; }
 
-static void glu_rows(const hl_backend_prog *c, hl_act act, float *g, const float *u, int64_t r0, int64_t r1, int64_t F, int64_t ld) {
-    for (int64_t r = r0; r < r1; r++) {
-        if (act == HL_ACT_GELU) c->vo->gelu_mul(g + r * ld, g + r * ld, u + r * ld, F);
-        else c->vo->silu_mul(g + r * ld, g + r * ld, u + r * ld, F);
-    }
+static void glu_rows(const hl_backend_prog *c, const hl_op *op, float *g, const float *u, int64_t r0, int64_t r1, int64_t F, int64_t ld) {
+    for (int64_t r = r0; r < r1; r++)
+        cpu_glu(c->vo, op->p.moe.act, op->p.moe.alpha, op->p.moe.limit, g + r * ld, g + r * ld, u + r * ld, F);
 }
 
 void cpu_op_moe(hl_backend_prog *c, const hl_op *op, const float *x, float *out, int ith, int nth) {
@@ -244,10 +244,10 @@ void cpu_op_moe(hl_backend_prog *c, const hl_op *op, const float *x, float *out,
         while (s->start[e + 1] <= i) e++;
         if (op->p.moe.gate_exps_b) c->vo->add(gi, (const float *)op->p.moe.gate_exps_b->data + (int64_t)e * F, F);
         if (op->p.moe.up_exps_b) c->vo->add(ui, (const float *)op->p.moe.up_exps_b->data + (int64_t)e * F, F);
-        glu_rows(c, op->p.moe.act, gi, ui, 0, 1, F, F);
+        glu_rows(c, op, gi, ui, 0, 1, F, F);
         hl_matmul_prepare(D->type, gi, F, 1, F, (char *)s->xq_s + i * rs_d, 0, 1);
     }
-    if (S > 0) glu_rows(c, op->p.moe.act, s->sg, s->su, r0, r1, S, S);
+    if (S > 0) glu_rows(c, op, s->sg, s->su, r0, r1, S, S);
     cpu_sync(c);
     for (int32_t e = 0; e < NE; e++) {
         const int64_t a = s->start[e], m = s->start[e + 1] - a;

@@ -42,15 +42,17 @@ static int bad_op(const hl_op *op, hl_err *err, const char *what, long long a, l
                       hl_op_name(op->kind), what, a, b);
 }
 
-/* An F32 vector as long as one of the two lengths given (NULL passes). */
+/* An F32 vector (or matrix of vectors: the MoE expert biases) with as many
+ * elements as one of the two counts given (NULL passes). */
 static int check_vec(const hl_tensor *t, int64_t n1, int64_t n2, hl_err *err) {
     if (!t || !t->data) return 0;
+    const int64_t n = t->ne0 * (t->ne1 > 0 ? t->ne1 : 1);
     if (t->type != HL_TYPE_F32)
         return hl_err_set(err, HL_ENOTSUP, "backend ref: tensor %s has type %s; norm weights and biases must be F32",
                           t->name, hl_type_name(t->type));
-    if (t->ne0 != n1 && t->ne0 != n2)
+    if (n != n1 && n != n2)
         return hl_err_set(err, HL_EINVAL, "backend ref: tensor %s has %lld elements, expected %lld", t->name,
-                          (long long)t->ne0, (long long)n1);
+                          (long long)n, (long long)n1);
     return 0;
 }
 
@@ -84,7 +86,11 @@ static int check_moe(const hl_op *op, hl_err *err) {
     const int64_t E = op->n_in, F = op->p.moe.n_ff_exp, S = op->p.moe.n_ff_shexp;
     if (NE <= 0 || K <= 0 || K > NE) return bad_op(op, err, "expert counts out of range", NE, K);
     if (F <= 0 || S < 0 || op->n_out != E) return bad_op(op, err, "expert widths out of range", F, S);
-    if (op->p.moe.act != HL_ACT_SILU && op->p.moe.act != HL_ACT_GELU) return bad_op(op, err, "unknown activation", op->p.moe.act, 0);
+    if (op->p.moe.act == HL_ACT_SWIGLU_CLAMP &&
+        (!(op->p.moe.limit > 0) || !isfinite(op->p.moe.limit) || !isfinite(op->p.moe.alpha)))
+        return bad_op(op, err, "clamped SwiGLU needs a positive limit and a finite alpha", 0, 0);
+    if (op->p.moe.act != HL_ACT_SILU && op->p.moe.act != HL_ACT_GELU && op->p.moe.act != HL_ACT_SWIGLU_CLAMP)
+        return bad_op(op, err, "unknown activation", op->p.moe.act, 0);
     if (op->p.moe.gating != HL_MOE_SOFTMAX_TOPK && op->p.moe.gating != HL_MOE_TOPK_SOFTMAX)
         return bad_op(op, err, "unknown gating", op->p.moe.gating, 0);
     int rc;

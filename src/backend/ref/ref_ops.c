@@ -392,7 +392,7 @@ static int op_moe(const hl_op *op, const hl_ref_io *io, hl_err *err) {
                 double gi = g[i], ui = u[i];
                 if (op->p.moe.gate_exps_b) gi += ((const float *)op->p.moe.gate_exps_b->data)[(int64_t)e * F + i];
                 if (op->p.moe.up_exps_b) ui += ((const float *)op->p.moe.up_exps_b->data)[(int64_t)e * F + i];
-                g[i] = (float)(act_fn(op->p.moe.act, 0, gi) * ui);
+                g[i] = (float)hl_ref_glu(op->p.moe.act, op->p.moe.alpha, op->p.moe.limit, gi, ui);
             }
             mat_row(D, slice_of(D, e), E, F, g, xq, y);
             for (int64_t i = 0; i < E; i++) {
@@ -405,7 +405,7 @@ static int op_moe(const hl_op *op, const hl_ref_io *io, hl_err *err) {
             const hl_tensor *SG = op->p.moe.gate_shexp, *SU = op->p.moe.up_shexp, *SD = op->p.moe.down_shexp;
             mat_row(SG, SG->data, S, E, x, xq, g);
             mat_row(SU, SU->data, S, E, x, xq, u);
-            for (int64_t i = 0; i < S; i++) g[i] = (float)(act_fn(op->p.moe.act, 0, g[i]) * u[i]);
+            for (int64_t i = 0; i < S; i++) g[i] = (float)hl_ref_glu(op->p.moe.act, op->p.moe.alpha, op->p.moe.limit, g[i], u[i]);
             mat_row(SD, SD->data, E, S, g, xq, y);
             double gs = 1.0;
             if (op->p.moe.shexp_gate) {

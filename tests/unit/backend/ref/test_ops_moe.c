@@ -91,6 +91,7 @@ TEST(moe_cpu_equals_reference) {
             {"topk-softmax biases gelu", HL_MOE_TOPK_SOFTMAX, 0, 0, 1, HL_ACT_GELU},
             {"softmax-topk shared+gate", HL_MOE_SOFTMAX_TOPK, 0, 1, 0, HL_ACT_SILU},
             {"softmax-topk shared ungated", HL_MOE_SOFTMAX_TOPK, 1, 2, 0, HL_ACT_SILU},
+            {"topk-softmax biases clamped swiglu", HL_MOE_TOPK_SOFTMAX, 0, 0, 2, HL_ACT_SWIGLU_CLAMP}, /* gpt-oss */
         };
         for (size_t vi = 0; vi < sizeof v / sizeof v[0]; vi++) {
             hl_op op = {.kind = HL_OP_MOE, .layer = 0, .in = HL_BUF_FFN_IN, .out = HL_BUF_FFN_OUT, .n_in = E, .n_out = E};
@@ -98,6 +99,8 @@ TEST(moe_cpu_equals_reference) {
             op.p.moe.router = &tr, op.p.moe.gate_exps = &tg, op.p.moe.up_exps = &tu, op.p.moe.down_exps = &td;
             op.p.moe.gating = v[vi].gating, op.p.moe.norm_topk = v[vi].norm, op.p.moe.act = v[vi].act;
             if (v[vi].bias) op.p.moe.router_b = &tbr, op.p.moe.gate_exps_b = &tbg, op.p.moe.down_exps_b = &tbd;
+            if (v[vi].bias == 2) op.p.moe.up_exps_b = &tbg;
+            op.p.moe.alpha = 1.702f, op.p.moe.limit = 0.25f; /* a limit the gate and up values cross */
             if (v[vi].shared) {
                 op.p.moe.n_ff_shexp = S;
                 op.p.moe.gate_shexp = &tsg, op.p.moe.up_shexp = &tsu, op.p.moe.down_shexp = &tsd;
