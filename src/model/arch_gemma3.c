@@ -11,14 +11,8 @@
 #define G(f) offsetof(hl_weights, f)
 #define L(f) offsetof(hl_layer_weights, f)
 
-/* Gemma's tensors, shared with gemma2 (model_impl.h): gemma2 binds the
- * layer list without its last two entries, the per-head q/k norms. */
-const hl_arch_tensor hl_gemma_global[HL_GEMMA_N_GLOBAL] = {
-    {"token_embd.weight", G(token_embd), HL_DIM_EMBD, HL_DIM_VOCAB, HL_TK_EMBD, 0},
-    {"output_norm.weight", G(output_norm), HL_DIM_EMBD, HL_DIM_NONE, HL_TK_VEC, 0},
-    {"output.weight", G(output), HL_DIM_EMBD, HL_DIM_VOCAB, HL_TK_MATMUL, HL_TF_OPTIONAL},
-};
-
+/* Gemma's layer tensors, shared with gemma2 (model_impl.h): gemma2 binds the
+ * list without its last two entries, the per-head q/k norms. */
 const hl_arch_tensor hl_gemma_layer[HL_GEMMA_N_LAYER] = {
     {"blk.%d.attn_norm.weight", L(attn_norm), HL_DIM_EMBD, HL_DIM_NONE, HL_TK_VEC, 0},
     {"blk.%d.attn_q.weight", L(wq), HL_DIM_EMBD, HL_DIM_Q, HL_TK_MATMUL, 0},
@@ -58,8 +52,8 @@ const hl_arch hl_arch_gemma3 = {
     .embd_scale_sqrt = 1,
     .swa_period = 6,
     .swa_rope_local = 1,
-    .global = hl_gemma_global,
-    .n_global = HL_GEMMA_N_GLOBAL,
+    .global = hl_decoder_global,
+    .n_global = HL_DECODER_N_GLOBAL,
     .layer = hl_gemma_layer,
     .n_layer_tensors = HL_GEMMA_N_LAYER,
     .hook = gemma3_hook,

@@ -8,12 +8,8 @@
 
 #define L(f) offsetof(hl_layer_weights, f)
 
-static const hl_arch_tensor mixtral_layer[] = {
-    {"blk.%d.attn_norm.weight", L(attn_norm), HL_DIM_EMBD, HL_DIM_NONE, HL_TK_VEC, 0},
-    {"blk.%d.attn_q.weight", L(wq), HL_DIM_EMBD, HL_DIM_Q, HL_TK_MATMUL, 0},
-    {"blk.%d.attn_k.weight", L(wk), HL_DIM_EMBD, HL_DIM_K, HL_TK_MATMUL, 0},
-    {"blk.%d.attn_v.weight", L(wv), HL_DIM_EMBD, HL_DIM_V, HL_TK_MATMUL, 0},
-    {"blk.%d.attn_output.weight", L(wo), HL_DIM_O, HL_DIM_EMBD, HL_TK_MATMUL, 0},
+/* after llama's attention rows */
+static const hl_arch_tensor mixtral_more[] = {
     {"blk.%d.ffn_norm.weight", L(ffn_norm), HL_DIM_EMBD, HL_DIM_NONE, HL_TK_VEC, 0},
     HL_MOE_EXPERT_TENSORS,
 };
@@ -27,6 +23,8 @@ const hl_arch hl_arch_mixtral = {
     .moe_gating = HL_MOE_TOPK_SOFTMAX,
     .global = hl_llama_global,
     .n_global = HL_LLAMA_N_GLOBAL,
-    .layer = mixtral_layer,
-    .n_layer_tensors = sizeof mixtral_layer / sizeof mixtral_layer[0],
+    .layer = hl_llama_layer,
+    .n_layer_tensors = HL_LLAMA_N_ATTN,
+    .layer_more = mixtral_more,
+    .n_layer_more = sizeof mixtral_more / sizeof mixtral_more[0],
 };

@@ -9,12 +9,6 @@
 #define G(f) offsetof(hl_weights, f)
 #define L(f) offsetof(hl_layer_weights, f)
 
-static const hl_arch_tensor olmo2_global[] = {
-    {"token_embd.weight", G(token_embd), HL_DIM_EMBD, HL_DIM_VOCAB, HL_TK_EMBD, 0},
-    {"output_norm.weight", G(output_norm), HL_DIM_EMBD, HL_DIM_NONE, HL_TK_VEC, 0},
-    {"output.weight", G(output), HL_DIM_EMBD, HL_DIM_VOCAB, HL_TK_MATMUL, HL_TF_OPTIONAL},
-};
-
 static const hl_arch_tensor olmo2_layer[] = {
     {"blk.%d.attn_q.weight", L(wq), HL_DIM_EMBD, HL_DIM_Q, HL_TK_MATMUL, 0},
     {"blk.%d.attn_k.weight", L(wk), HL_DIM_EMBD, HL_DIM_K, HL_TK_MATMUL, 0},
@@ -33,8 +27,8 @@ const hl_arch hl_arch_olmo2 = {
     .name = "olmo2",
     .rope_style = HL_ROPE_NEOX,
     .act = HL_ACT_SILU,
-    .global = olmo2_global,
-    .n_global = sizeof olmo2_global / sizeof olmo2_global[0],
+    .global = hl_decoder_global,
+    .n_global = HL_DECODER_N_GLOBAL,
     .layer = olmo2_layer,
     .n_layer_tensors = sizeof olmo2_layer / sizeof olmo2_layer[0],
 };

@@ -8,12 +8,6 @@
 #define G(f) offsetof(hl_weights, f)
 #define L(f) offsetof(hl_layer_weights, f)
 
-static const hl_arch_tensor olmoe_global[] = {
-    {"token_embd.weight", G(token_embd), HL_DIM_EMBD, HL_DIM_VOCAB, HL_TK_EMBD, 0},
-    {"output_norm.weight", G(output_norm), HL_DIM_EMBD, HL_DIM_NONE, HL_TK_VEC, 0},
-    {"output.weight", G(output), HL_DIM_EMBD, HL_DIM_VOCAB, HL_TK_MATMUL, HL_TF_OPTIONAL},
-};
-
 static const hl_arch_tensor olmoe_layer[] = {
     {"blk.%d.attn_norm.weight", L(attn_norm), HL_DIM_EMBD, HL_DIM_NONE, HL_TK_VEC, 0},
     {"blk.%d.attn_q.weight", L(wq), HL_DIM_EMBD, HL_DIM_Q, HL_TK_MATMUL, 0},
@@ -33,8 +27,8 @@ const hl_arch hl_arch_olmoe = {
     .moe = 1,
     .moe_gating = HL_MOE_SOFTMAX_TOPK,
     .moe_norm_topk = 0,
-    .global = olmoe_global,
-    .n_global = sizeof olmoe_global / sizeof olmoe_global[0],
+    .global = hl_decoder_global,
+    .n_global = HL_DECODER_N_GLOBAL,
     .layer = olmoe_layer,
     .n_layer_tensors = sizeof olmoe_layer / sizeof olmoe_layer[0],
 };

@@ -8,20 +8,8 @@
 #define G(f) offsetof(hl_weights, f)
 #define L(f) offsetof(hl_layer_weights, f)
 
-static const hl_arch_tensor qwen3moe_global[] = {
-    {"token_embd.weight", G(token_embd), HL_DIM_EMBD, HL_DIM_VOCAB, HL_TK_EMBD, 0},
-    {"output_norm.weight", G(output_norm), HL_DIM_EMBD, HL_DIM_NONE, HL_TK_VEC, 0},
-    {"output.weight", G(output), HL_DIM_EMBD, HL_DIM_VOCAB, HL_TK_MATMUL, HL_TF_OPTIONAL},
-};
-
-static const hl_arch_tensor qwen3moe_layer[] = {
-    {"blk.%d.attn_norm.weight", L(attn_norm), HL_DIM_EMBD, HL_DIM_NONE, HL_TK_VEC, 0},
-    {"blk.%d.attn_q.weight", L(wq), HL_DIM_EMBD, HL_DIM_Q, HL_TK_MATMUL, 0},
-    {"blk.%d.attn_k.weight", L(wk), HL_DIM_EMBD, HL_DIM_K, HL_TK_MATMUL, 0},
-    {"blk.%d.attn_v.weight", L(wv), HL_DIM_EMBD, HL_DIM_V, HL_TK_MATMUL, 0},
-    {"blk.%d.attn_q_norm.weight", L(q_norm), HL_DIM_HEAD_K, HL_DIM_NONE, HL_TK_VEC, 0},
-    {"blk.%d.attn_k_norm.weight", L(k_norm), HL_DIM_HEAD_K, HL_DIM_NONE, HL_TK_VEC, 0},
-    {"blk.%d.attn_output.weight", L(wo), HL_DIM_O, HL_DIM_EMBD, HL_TK_MATMUL, 0},
+/* after qwen3's attention rows */
+static const hl_arch_tensor qwen3moe_more[] = {
     {"blk.%d.ffn_norm.weight", L(ffn_norm), HL_DIM_EMBD, HL_DIM_NONE, HL_TK_VEC, 0},
     HL_MOE_EXPERT_TENSORS,
 };
@@ -33,8 +21,10 @@ const hl_arch hl_arch_qwen3moe = {
     .moe = 1,
     .moe_gating = HL_MOE_SOFTMAX_TOPK,
     .moe_norm_topk = 1,
-    .global = qwen3moe_global,
-    .n_global = sizeof qwen3moe_global / sizeof qwen3moe_global[0],
-    .layer = qwen3moe_layer,
-    .n_layer_tensors = sizeof qwen3moe_layer / sizeof qwen3moe_layer[0],
+    .global = hl_decoder_global,
+    .n_global = HL_DECODER_N_GLOBAL,
+    .layer = hl_qwen3_layer,
+    .n_layer_tensors = HL_QWEN3_N_ATTN,
+    .layer_more = qwen3moe_more,
+    .n_layer_more = sizeof qwen3moe_more / sizeof qwen3moe_more[0],
 };

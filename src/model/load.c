@@ -302,8 +302,8 @@ static int bind_weights(hl_model *m, hl_err *err) {
     m->w.layers = calloc((size_t)hp->n_layer, sizeof *m->w.layers);
     if (!m->w.layers) return hl_err_set(err, HL_ENOMEM, "out of memory");
     for (int32_t l = 0; l < hp->n_layer; l++) {
-        for (int i = 0; i < a->n_layer_tensors; i++) {
-            const hl_arch_tensor *at = &a->layer[i];
+        for (int i = 0; i < a->n_layer_tensors + a->n_layer_more; i++) {
+            const hl_arch_tensor *at = i < a->n_layer_tensors ? &a->layer[i] : &a->layer_more[i - a->n_layer_tensors];
             char name[128];
             snprintf(name, sizeof name, at->name, (int)l);
             if ((rc = bind_tensor(m, name, at, &m->w.layers[l], err))) return rc;

@@ -96,6 +96,11 @@ typedef struct hl_arch {
     int n_global;
     const hl_arch_tensor *layer;
     int n_layer_tensors;
+    /* Optional: more per-layer tensors, bound after `layer` (a mixture of
+     * experts takes its dense sibling's attention rows as `layer` and its
+     * expert rows here). */
+    const hl_arch_tensor *layer_more;
+    int n_layer_more;
     /* Optional: adjusts the model after hparams and weights are bound. */
     int (*hook)(hl_model *m, hl_err *err);
 } hl_arch;
@@ -121,11 +126,24 @@ extern const hl_arch hl_arch_mixtral; /* general.architecture llama with expert_
 #define HL_LLAMA_N_GLOBAL 4
 #define HL_LLAMA_N_LAYER 9
 extern const hl_arch_tensor hl_llama_global[HL_LLAMA_N_GLOBAL], hl_llama_layer[HL_LLAMA_N_LAYER];
-/* gemma3's tensor tables (the q/k norms last), shared with gemma2, which binds
+/* A decoder's global tensors (token_embd, output_norm, optional output:
+ * arch.c), for every architecture without extra global tensors. */
+#define HL_DECODER_N_GLOBAL 3
+extern const hl_arch_tensor hl_decoder_global[HL_DECODER_N_GLOBAL];
+/* llama's first HL_LLAMA_N_ATTN layer rows are its attention (attn_norm .. wo):
+ * mixtral binds them before its experts */
+#define HL_LLAMA_N_ATTN 5
+/* qwen2's and qwen3's layer tables, attention rows first (attn_norm .. wo:
+ * HL_QWEN*_N_ATTN), shared with their mixtures of experts (and gpt-oss) */
+#define HL_QWEN2_N_LAYER 12
+#define HL_QWEN2_N_ATTN 8
+#define HL_QWEN3_N_LAYER 11
+#define HL_QWEN3_N_ATTN 7
+extern const hl_arch_tensor hl_qwen2_layer[HL_QWEN2_N_LAYER], hl_qwen3_layer[HL_QWEN3_N_LAYER];
+/* gemma3's layer table (the q/k norms last), shared with gemma2, which binds
  * all but those two; and the query scale both derive from the layer count */
-#define HL_GEMMA_N_GLOBAL 3
 #define HL_GEMMA_N_LAYER 13
-extern const hl_arch_tensor hl_gemma_global[HL_GEMMA_N_GLOBAL], hl_gemma_layer[HL_GEMMA_N_LAYER];
+extern const hl_arch_tensor hl_gemma_layer[HL_GEMMA_N_LAYER];
 void hl_gemma_query_scale(hl_model *m, int32_t n_layer_27b);
 
 /* ---- bound weights ---- */
