@@ -57,16 +57,23 @@ struct tok_vocab {
 };
 
 /* FNV-1a with a final avalanche: raw FNV's low bits cluster on the many
- * vocabulary strings that share prefixes, and linear probing suffers. */
-static inline uint32_t tok_hash(const char *s, size_t n) {
-    uint32_t h = 2166136261u;
-    for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 16777619u;
+ * vocabulary strings that share prefixes, and linear probing suffers. The
+ * raw state extends byte by byte (tok_fnv_step), so a caller that looks up
+ * every prefix of a string hashes each byte once (the Unigram segmenter). */
+#define TOK_FNV_INIT 2166136261u
+static inline uint32_t tok_fnv_step(uint32_t h, unsigned char c) { return (h ^ c) * 16777619u; }
+static inline uint32_t tok_hash_final(uint32_t h) {
     h ^= h >> 16;
     h *= 0x85ebca6bu;
     h ^= h >> 13;
     h *= 0xc2b2ae35u;
     h ^= h >> 16;
     return h;
+}
+static inline uint32_t tok_hash(const char *s, size_t n) {
+    uint32_t h = TOK_FNV_INIT;
+    for (size_t i = 0; i < n; i++) h = tok_fnv_step(h, (unsigned char)s[i]);
+    return tok_hash_final(h);
 }
 
 int32_t tok_lookup(const tok_vocab *v, const char *s, size_t n);

@@ -23,7 +23,9 @@
  * <unk> at the lowest score minus 10; for one end, a path from a later start
  * replaces one from an earlier start only when strictly better. Adjacent unknowns become one
  * <unk>. This is the segmentation Hugging Face's Unigram and sentencepiece
- * compute. */
+ * compute. Each start probes the vocabulary's hash table for its prefixes up to
+ * the longest piece, extending one hash by a byte per probe, so the pass costs
+ * the text's length times the longest piece, not its square. */
 #include "tokenizer/tok_internal.h"
 
 #include <float.h>
@@ -142,11 +144,14 @@ int tok_ugm_encode(const tok_vocab *v, const char *text, size_t len, tok_ids *ou
         size_t cl = char_len(t + s, n - s);
         if (from[s] >= 0 || s == 0) {
             int single = 0;
-            /* pieces starting at s */
+            /* pieces starting at s, each prefix hashed incrementally: one
+             * hash step and one probe per byte, not a rehash per length */
             size_t maxn = n - s < v->max_len ? n - s : v->max_len;
-            for (size_t e = maxn; e > 0; e--) {
-                if (e < maxn && (((unsigned char)t[s + e]) & 0xC0) == 0x80) continue; /* ends mid-character */
-                int32_t id = tok_lookup(v, t + s, e);
+            uint32_t h = TOK_FNV_INIT;
+            for (size_t e = 1; e <= maxn; e++) {
+                h = tok_fnv_step(h, (unsigned char)t[s + e - 1]);
+                if (e < n - s && (((unsigned char)t[s + e]) & 0xC0) == 0x80) continue; /* ends mid-character */
+                int32_t id = tok_lookup_h(v, t + s, e, tok_hash_final(h));
                 if (id < 0 || v->type[id] == TOK_TYPE_CONTROL || v->type[id] == TOK_TYPE_UNUSED) continue;
                 if (e == cl) single = 1;
                 float sc = best[s] + (v->type[id] == TOK_TYPE_USER_DEFINED ? 0.0f : v->score[id]);
