@@ -9,7 +9,7 @@
 #define G(f) offsetof(hl_weights, f)
 #define L(f) offsetof(hl_layer_weights, f)
 
-static const hl_arch_tensor olmo2_layer[] = {
+const hl_arch_tensor hl_olmo2_layer[HL_OLMO2_N_LAYER] = {
     {"blk.%d.attn_q.weight", L(wq), HL_DIM_EMBD, HL_DIM_Q, HL_TK_MATMUL, 0},
     {"blk.%d.attn_k.weight", L(wk), HL_DIM_EMBD, HL_DIM_K, HL_TK_MATMUL, 0},
     {"blk.%d.attn_v.weight", L(wv), HL_DIM_EMBD, HL_DIM_V, HL_TK_MATMUL, 0},
@@ -29,6 +29,6 @@ const hl_arch hl_arch_olmo2 = {
     .act = HL_ACT_SILU,
     .global = hl_decoder_global,
     .n_global = HL_DECODER_N_GLOBAL,
-    .layer = olmo2_layer,
-    .n_layer_tensors = sizeof olmo2_layer / sizeof olmo2_layer[0],
+    .layer = hl_olmo2_layer,
+    .n_layer_tensors = HL_OLMO2_N_LAYER,
 };

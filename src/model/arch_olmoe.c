@@ -8,14 +8,9 @@
 #define G(f) offsetof(hl_weights, f)
 #define L(f) offsetof(hl_layer_weights, f)
 
-static const hl_arch_tensor olmoe_layer[] = {
+/* after olmo2's attention rows: olmoe's pre-norms, then the experts */
+static const hl_arch_tensor olmoe_more[] = {
     {"blk.%d.attn_norm.weight", L(attn_norm), HL_DIM_EMBD, HL_DIM_NONE, HL_TK_VEC, 0},
-    {"blk.%d.attn_q.weight", L(wq), HL_DIM_EMBD, HL_DIM_Q, HL_TK_MATMUL, 0},
-    {"blk.%d.attn_k.weight", L(wk), HL_DIM_EMBD, HL_DIM_K, HL_TK_MATMUL, 0},
-    {"blk.%d.attn_v.weight", L(wv), HL_DIM_EMBD, HL_DIM_V, HL_TK_MATMUL, 0},
-    {"blk.%d.attn_q_norm.weight", L(q_norm), HL_DIM_Q, HL_DIM_NONE, HL_TK_VEC, 0},
-    {"blk.%d.attn_k_norm.weight", L(k_norm), HL_DIM_K, HL_DIM_NONE, HL_TK_VEC, 0},
-    {"blk.%d.attn_output.weight", L(wo), HL_DIM_O, HL_DIM_EMBD, HL_TK_MATMUL, 0},
     {"blk.%d.ffn_norm.weight", L(ffn_norm), HL_DIM_EMBD, HL_DIM_NONE, HL_TK_VEC, 0},
     HL_MOE_EXPERT_TENSORS,
 };
@@ -29,6 +24,8 @@ const hl_arch hl_arch_olmoe = {
     .moe_norm_topk = 0,
     .global = hl_decoder_global,
     .n_global = HL_DECODER_N_GLOBAL,
-    .layer = olmoe_layer,
-    .n_layer_tensors = sizeof olmoe_layer / sizeof olmoe_layer[0],
+    .layer = hl_olmo2_layer,
+    .n_layer_tensors = HL_OLMO2_N_ATTN,
+    .layer_more = olmoe_more,
+    .n_layer_more = sizeof olmoe_more / sizeof olmoe_more[0],
 };

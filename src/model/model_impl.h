@@ -140,6 +140,11 @@ extern const hl_arch_tensor hl_decoder_global[HL_DECODER_N_GLOBAL];
 #define HL_QWEN3_N_LAYER 11
 #define HL_QWEN3_N_ATTN 7
 extern const hl_arch_tensor hl_qwen2_layer[HL_QWEN2_N_LAYER], hl_qwen3_layer[HL_QWEN3_N_LAYER];
+/* olmo2's layer table, its attention rows first (q .. wo with the
+ * projection-wide q/k norms: HL_OLMO2_N_ATTN), which olmoe binds too */
+#define HL_OLMO2_N_LAYER 11
+#define HL_OLMO2_N_ATTN 6
+extern const hl_arch_tensor hl_olmo2_layer[HL_OLMO2_N_LAYER];
 /* gemma3's layer table (the q/k norms last), shared with gemma2, which binds
  * all but those two; and the query scale both derive from the layer count */
 #define HL_GEMMA_N_LAYER 13
