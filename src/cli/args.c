@@ -79,6 +79,22 @@ static int parse_int(const char *flag, const char *v, long long min, long long m
     return 1;
 }
 
+int cli_parse_gen_opt_or_model(cli_gen_opts *o, int argc, char **argv, int *i, const char **model) {
+    int r = cli_parse_gen_opt(o, argc, argv, i);
+    if (r != 0) return r > 0 ? 0 : -1;
+    const char *a = argv[*i];
+    if (a[0] == '-' && a[1]) {
+        cli_unknown_flag(a);
+        return -1;
+    }
+    if (*model) {
+        fprintf(stderr, "Error: unexpected argument '%s'\n", a);
+        return -1;
+    }
+    *model = a;
+    return 0;
+}
+
 int cli_parse_gen_opt(cli_gen_opts *o, int argc, char **argv, int *i) {
     const char *a = argv[*i];
     if (strcmp(a, "--raw") == 0) return o->raw = 1, 1;

@@ -84,6 +84,11 @@ void cli_gen_opts_default(cli_gen_opts *o);
  * if consumed, 0 if not an option of this set, -1 on a bad value (message
  * printed). Accepts "--flag value" and "--flag=value". */
 int cli_parse_gen_opt(cli_gen_opts *o, int argc, char **argv, int *i);
+/* The rest of a one-model command's argument loop: argv[*i] is a generation
+ * option, or the MODEL (*model, the first positional argument). Returns 0
+ * when consumed, -1 (message printed) for an unknown flag, a bad value or a
+ * second positional argument. */
+int cli_parse_gen_opt_or_model(cli_gen_opts *o, int argc, char **argv, int *i, const char **model);
 void cli_print_gen_opts_help(FILE *out);
 
 /* Value of "--name value" / "--name=value" at argv[*i], or NULL if argv[*i]

@@ -229,14 +229,7 @@ int cmd_bench(int argc, char **argv) {
                    "adds aggregate decode of N concurrent streams of -n tokens each (sN).\n");
             return 0;
         } else {
-            int r = cli_parse_gen_opt(&o, argc, argv, &i);
-            if (r < 0) return 2;
-            if (r > 0) continue;
-            if (!model) model = argv[i];
-            else {
-                fprintf(stderr, "Error: unexpected argument '%s'\n", argv[i]);
-                return 2;
-            }
+            if (cli_parse_gen_opt_or_model(&o, argc, argv, &i, &model) < 0) return 2;
         }
     }
     if (!model || pp < 0 || tg < 0 || reps < 1 || reps > BENCH_MAX_REPS) {

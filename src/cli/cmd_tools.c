@@ -159,14 +159,7 @@ int cmd_logits(int argc, char **argv) {
                    "prints their ids as a JSON array. --text tokenizes TEXT as a raw prompt.\n");
             return 0;
         } else {
-            int r = cli_parse_gen_opt(&o, argc, argv, &i);
-            if (r < 0) return 2;
-            if (r > 0) continue;
-            if (!model) model = argv[i];
-            else {
-                fprintf(stderr, "Error: unexpected argument '%s'\n", argv[i]);
-                return 2;
-            }
+            if (cli_parse_gen_opt_or_model(&o, argc, argv, &i, &model) < 0) return 2;
         }
     }
     if (!model || (!tokens && !text)) {
