@@ -199,9 +199,27 @@ def write_safetensors(path, tensors):
     path.write_bytes(struct.pack("<Q", len(hb)) + hb + data)
 
 
+def with_vocab(d, n_vocab):
+    """Gives the fixture model in d n_vocab tied embedding rows (random, F16),
+    so a real vocabulary's tokenizer fits it."""
+    from store.test_convert_hf import load_file
+
+    cfg = json.loads((d / "config.json").read_text())
+    cfg.update(vocab_size=n_vocab, tie_word_embeddings=True, bos_token_id=1, eos_token_id=2)
+    (d / "config.json").write_text(json.dumps(cfg))
+    st = {}
+    for f in sorted(d.glob("*.safetensors")):
+        st.update(load_file(str(f)))
+        f.unlink()
+    (d / "model.safetensors.index.json").unlink()
+    st.pop("lm_head.weight", None)
+    st["model.embed_tokens.weight"] = (np.random.default_rng(0).standard_normal((n_vocab, cfg["hidden_size"])) * 0.02
+                                       ).astype(np.float16)
+    write_safetensors(d / "model.safetensors", {k: np.ascontiguousarray(v) for k, v in st.items()})
+
+
 def test_sentencepiece_model_matches_llamacpp_vectors(hl, tmp_path):
     import gguf
-    from store.test_convert_hf import load_file
 
     base = SHARED / "models" / "tokenizer" / "ggml-vocab-llama-spm.gguf"
     g = gguf.GGUFReader(str(base))
@@ -210,19 +228,7 @@ def test_sentencepiece_model_matches_llamacpp_vectors(hl, tmp_path):
     scores = [float(kv["tokenizer.ggml.scores"].parts[i][0]) for i in kv["tokenizer.ggml.scores"].data]
     types = [int(kv["tokenizer.ggml.token_type"].parts[i][0]) for i in kv["tokenizer.ggml.token_type"].data]
     d = llama_dir(tmp_path, "spm-model", {"tokenizer.model": sentencepiece_model(list(zip(toks, scores, types)))})
-    # the fixture's weights with 32000 tied embedding rows (random, F16)
-    cfg = json.loads((d / "config.json").read_text())
-    cfg.update(vocab_size=len(toks), tie_word_embeddings=True, bos_token_id=1, eos_token_id=2)
-    (d / "config.json").write_text(json.dumps(cfg))
-    st = {}
-    for f in sorted(d.glob("*.safetensors")):
-        st.update(load_file(str(f)))
-        f.unlink()
-    (d / "model.safetensors.index.json").unlink()
-    st.pop("lm_head.weight", None)
-    st["model.embed_tokens.weight"] = (np.random.default_rng(0).standard_normal((len(toks), cfg["hidden_size"])) * 0.02
-                                       ).astype(np.float16)
-    write_safetensors(d / "model.safetensors", {k: np.ascontiguousarray(v) for k, v in st.items()})
+    with_vocab(d, len(toks))
     create_dir(hl, tmp_path, "spm-model", d)
     path = model_file(hl, "spm-model")
     texts = (base.parent / (base.name + ".inp")).read_text().split("\n__ggml_vocab_test__\n")
