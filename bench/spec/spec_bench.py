@@ -13,7 +13,8 @@ aggregate tokens/s of 8 concurrent streams with and without.
 The draft model (scripts/fetch_models.py qwen2.5-coder-0.5b) is named per
 request (option draft_model); --draft "" leaves that column out.
 
-Tasks (greedy, chat template, the same messages for every server):
+Tasks (plain greedy: temperature 0 and repeat_penalty 1.0 on ours, whose Ollama-style default
+is 1.1, llama-server's default being 1.0; chat template, the same messages for every server):
   rewrite  a ~450-token Python file (rewrite_input.py) asked back with one change
   rag      a passage, and a question whose answer quotes it
   chat     free-form writing (little to look up: the control)
@@ -74,7 +75,7 @@ def tasks():
 
 
 def ours_chat(url, model, prompt, tokens, spec, draft=None):
-    opts = {"temperature": 0, "num_predict": tokens, "speculative": spec}
+    opts = {"temperature": 0, "num_predict": tokens, "speculative": spec, "repeat_penalty": 1.0}
     if draft:
         opts["draft_model"] = draft
     r = requests.post(url + "/api/chat", json={
