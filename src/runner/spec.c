@@ -9,6 +9,11 @@
 enum { FIT_MIN_STEPS = 24, DRAFT_PRIOR_TOKENS = 8 };
 static const double COST_DECAY = 0.99; /* forgetting per observed step (~100 steps) */
 static const double SEQ_DECAY = 0.85;  /* per verification (~7 of them) */
+/* per observed step, for the drafter's timings (~1000 steps): a retry of a draft
+ * measured too dear pays a catch-up of every token since it last drafted, so
+ * the retry interval sets the loss (the catch-up is ~ interval x the draft's
+ * prefill cost per token); a slow fade keeps a dear draft off for many requests */
+static const double DRAFT_DECAY = 0.999;
 
 void spec_cost_init(spec_cost *c, double prior) {
     *c = (spec_cost){.prior = prior > 0 ? prior : SPEC_DEFAULT_ROW_COST};
@@ -22,8 +27,8 @@ void spec_cost_observe(spec_cost *c, int32_t rows, double ns) {
     c->smm = c->smm * COST_DECAY + m * m;
     c->st = c->st * COST_DECAY + ns;
     c->smt = c->smt * COST_DECAY + m * ns;
-    c->dn *= COST_DECAY;
-    c->dt *= COST_DECAY;
+    c->dn *= DRAFT_DECAY;
+    c->dt *= DRAFT_DECAY;
 }
 
 void spec_cost_observe_draft(spec_cost *c, int32_t drafted, double ns) {
@@ -96,8 +101,10 @@ int32_t spec_choose(const spec_cost *c, spec_seq *s, const spec_step *st, int32_
         return k;
     }
     /* off: for the batch's reasons (not even perfect drafts would pay), or
-     * for the sequence's own (then probe now and then) */
-    if (best_k(ratio, 0.95, cost, st, kmax) == 0) return 0;
+     * for the sequence's own (then probe now and then, if drafting is free:
+     * a draft model's probe first feeds it every token since it last ran,
+     * which costs more than the probe can win) */
+    if (cost > 0 || best_k(ratio, 0.95, cost, st, kmax) == 0) return 0;
     if (++s->idle < SPEC_PROBE_EVERY) return 0;
     s->idle = 0;
     return kmax < SPEC_PROBE_LEN ? kmax : SPEC_PROBE_LEN;

@@ -16,8 +16,10 @@
  * The engine times its drafter calls (catch-ups included) and the cost is
  * that measurement over the step's fixed cost a, blended with the
  * drafter's prior (its weight bytes over the target's) while few tokens
- * were timed; the measurements fade with every step, so a draft that was
- * too dear to use (and so is not timed any more) is tried again later.
+ * were timed; the measurements fade with every step, slowly (~1000 steps),
+ * so a draft that was too dear to use (and so is not timed any more) is
+ * tried again much later: a retry pays a catch-up of every token since the
+ * draft last ran, so frequent retries would cost what the draft saves.
  *
  * Acceptance. A sequence's drafts are accepted position by position with
  * probability alpha, estimated from its last few verifications (decayed
@@ -31,7 +33,10 @@
  * acceptance falls. A sequence that would not draft at all even with
  * perfect acceptance is off for the batch's reasons; one that would but not
  * at its own alpha is off for its own, and re-probes with a short draft
- * every SPEC_PROBE_EVERY steps, so a text that turns repetitive is noticed. */
+ * every SPEC_PROBE_EVERY steps, so a text that turns repetitive is noticed;
+ * only a free drafter (prompt lookup) probes: a draft model's probe would
+ * first feed it every token since it last ran (on 2 CPU cores a
+ * 450-token catch-up of the 0.5B draft costs ~4 s, a whole request's decode). */
 #ifndef HL_RUNNER_SPEC_H
 #define HL_RUNNER_SPEC_H
 

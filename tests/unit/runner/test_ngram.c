@@ -181,6 +181,11 @@ TEST(spec_draft_length_follows_acceptance) {
         probes += k > 0;
     }
     CHECK_EQ(probes, 4);
+    /* the same history with a draft model (a drafted token costs time): no probes,
+     * since each would first feed the draft every token since it last ran */
+    spec_seq lo_model = with_history(4, 0, 10);
+    lo_model.cost = 0.05;
+    for (int i = 0; i < 4 * SPEC_PROBE_EVERY; i++) CHECK_EQ(spec_choose(&c, &lo_model, &one, 16), 0);
     /* cheap rows (a GPU): even mediocre acceptance drafts more */
     spec_cost gpu;
     spec_cost_init(&gpu, 0.01);
@@ -260,7 +265,10 @@ TEST(spec_draft_cost_is_measured_and_fades) {
     CHECK_EQ(spec_choose(&c, &hi, &one, 8), 0);
     hi.cost = 0.05; /* a cheap draft does */
     CHECK(spec_choose(&c, &hi, &one, 8) > 0);
-    /* hundreds of steps later the measurement has faded towards the prior */
-    for (int i = 0; i < 600; i++) spec_cost_observe(&c, 1, 150e6);
+    /* hundreds of steps later it is still dear (a retry would pay a long catch-up) */
+    for (int i = 0; i < 300; i++) spec_cost_observe(&c, 1, 150e6);
+    CHECK(spec_cost_draft(&c, 0.3) > 0.9);
+    /* thousands of steps later the measurement has faded towards the prior */
+    for (int i = 0; i < 6000; i++) spec_cost_observe(&c, 1, 150e6);
     CHECK(spec_cost_draft(&c, 0.3) < 0.35);
 }
