@@ -8,7 +8,10 @@
 
 enum { FIT_MIN_STEPS = 24, DRAFT_PRIOR_TOKENS = 8 };
 static const double COST_DECAY = 0.99; /* forgetting per observed step (~100 steps) */
-static const double SEQ_DECAY = 0.85;  /* per verification (~7 of them) */
+/* per drafted position verified (~30 of them), not per verification: a
+ * draft model that drafts one token a step would otherwise hold only ~7
+ * observations against the prior, and estimate perfect drafts as 0.9 */
+static const double SEQ_DECAY = 0.97;
 /* per observed step, for the drafter's timings (~1000 steps): a retry of a draft
  * measured too dear pays a catch-up of every token since it last drafted, so
  * the retry interval sets the loss (the catch-up is ~ interval x the draft's
@@ -65,8 +68,10 @@ float spec_seq_alpha(const spec_seq *s) { return (s->acc + 2.0f) / (s->acc + s->
 
 void spec_seq_update(spec_seq *s, int32_t drafted, int32_t accepted) {
     if (drafted <= 0) return;
-    s->acc = s->acc * (float)SEQ_DECAY + (float)accepted;
-    s->rej = s->rej * (float)SEQ_DECAY + (accepted < drafted ? 1.0f : 0.0f);
+    const int rejected = accepted < drafted;
+    const float d = (float)pow(SEQ_DECAY, accepted + rejected); /* the positions this verification decided */
+    s->acc = s->acc * d + (float)accepted;
+    s->rej = s->rej * d + (float)rejected;
 }
 
 double spec_extra(double alpha, int32_t k) {

@@ -22,8 +22,9 @@
  * draft last ran, so frequent retries would cost what the draft saves.
  *
  * Acceptance. A sequence's drafts are accepted position by position with
- * probability alpha, estimated from its last few verifications (decayed
- * counts of accepted drafts and of rejections, with a weak prior of 2/3).
+ * probability alpha, estimated from its last ~30 verified positions (counts
+ * of accepted drafts and of rejections, decayed per position decided, with a
+ * weak prior of 2/3).
  * k drafts then yield alpha + alpha^2 + ... + alpha^k extra tokens on average.
  *
  * The choice. With the step so far at R rows expecting G tokens, a sequence

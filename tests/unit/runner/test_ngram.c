@@ -165,6 +165,10 @@ TEST(spec_draft_length_follows_acceptance) {
     /* drafts always accepted: long drafts */
     spec_seq hi = with_history(8, 8, 10);
     CHECK(spec_seq_alpha(&hi) > 0.95f);
+    /* one draft a step, always accepted, is as good evidence per position: the
+     * estimate is not held under 0.9 by the prior (counts decay per position) */
+    spec_seq one_at_a_time = with_history(1, 1, 80);
+    CHECK(spec_seq_alpha(&one_at_a_time) > 0.95f);
     int32_t k_hi = spec_choose(&c, &hi, &one, 16);
     CHECK(k_hi >= 6);
     /* half accepted: shorter */
