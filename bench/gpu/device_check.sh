@@ -11,7 +11,12 @@
 #      decode (tg128), prefill (pp512) and aggregate decode of 8 / 32 / 64
 #      concurrent streams, and prints tokens/s with the fraction of the
 #      device's memory bandwidth (decode: weight bytes read per step) and of
-#      its fp16 peak (prefill: 2 x parameters FLOPs per token);
+#      its fp16 peak (prefill: 2 x parameters FLOPs per token), once per
+#      matrix-product kernel path (HYPERLAMA_VULKAN_MATVEC: the subgroup
+#      kernels of matvec.comp, then the shared-memory ones of matmul.comp;
+#      --kernels subgroup,shared chooses; in real shapes only the first
+#      model gets every path, the others the first, unless --all-kernels:
+#      the 10 minutes), one row per model and path;
 #   5. writes everything under $OUT (or --out DIR): summary.txt, one JSON per
 #      model, the kernel tests' output, the build log.
 # --small: tiny shapes (a few MiB) and short runs, for lavapipe (CI, no GPU):
@@ -24,6 +29,7 @@ set -u
 cd "$(dirname "$0")/../.."
 
 SMALL=0 TESTS=1 BW="" FP16="" OUTDIR="${OUT:-$PWD/device_check_out}" WORK=/tmp/hl_device_check STEP_TIMEOUT=150
+KERNELS=subgroup,shared ALL_KERNELS=0
 while [ $# -gt 0 ]; do
     case "$1" in
     --small) SMALL=1; TESTS=0 ;;
@@ -34,7 +40,9 @@ while [ $# -gt 0 ]; do
     --out) OUTDIR="$2"; shift ;;
     --work) WORK="$2"; shift ;;
     --step-timeout) STEP_TIMEOUT="$2"; shift ;;
-    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
+    --kernels) KERNELS="$2"; shift ;;
+    --all-kernels) ALL_KERNELS=1 ;;
+    -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
     *) echo "device_check: unknown argument $1" >&2; exit 2 ;;
     esac
     shift
@@ -100,7 +108,7 @@ jstr() { grep -o "\"$2\":\"[^\"]*\"" <<< "$1" | head -1 | cut -d'"' -f4; }
 result_of() { grep -o "{\"test\":\"$2\",\"mean\":[-0-9.e+]*,\"stddev\":[-0-9.e+]*,\"median\":[-0-9.e+]*" <<< "$1" | head -1 | sed 's/.*"median"://'; }
 
 say "-- models (random weights, our GGUF writer) and benchmarks on $BACKEND"
-printf -v HDR "%-26s %9s %10s %10s %10s %10s %10s %8s %8s %8s" model "size" "pp$PP t/s" "tg$TG t/s" \
+printf -v HDR "%-36s %9s %10s %10s %10s %10s %10s %8s %8s %8s" "model [matmul kernels]" "size" "pp$PP t/s" "tg$TG t/s" \
     "s${STREAMS%%,*} t/s" "s$(echo $STREAMS | cut -d, -f2) t/s" "s${STREAMS##*,} t/s" "tg %bw" "s-max %bw" "pp %fp16"
 ROWS=()
 for spec in $MODELS; do
@@ -109,16 +117,24 @@ for spec in $MODELS; do
     f="$WORK/$label-$type.gguf"
     info=$($GEN "$shape" "$type" "$f" 2>&1) || { say "   $label $type: writing failed: $info"; continue; }
     params=$(echo "$info" | awk '/^params/ {print $2}')
-    json=$(timeout "$STEP_TIMEOUT" $HL bench "$f" -p $PP -n $TG -r $REPS --streams $STREAMS --backend "$BACKEND" --json \
-        2> "$OUTDIR/$label-$type.stderr")
+    kerns=$KERNELS
+    [ $SMALL = 0 ] && [ $ALL_KERNELS = 0 ] && [ -n "${FIRST_DONE:-}" ] && kerns=${KERNELS%%,*}
+    FIRST_DONE=1
+    for kern in ${kerns//,/ }; do
+    tag="$label-$type-$kern"
+    json=$(HYPERLAMA_VULKAN_MATVEC=$kern timeout "$STEP_TIMEOUT" $HL bench "$f" -p $PP -n $TG -r $REPS --streams $STREAMS \
+        --backend "$BACKEND" --json 2> "$OUTDIR/$tag.stderr")
     rc=$?
-    echo "$json" > "$OUTDIR/$label-$type.json"
+    echo "$json" > "$OUTDIR/$tag.json"
     if [ $rc -ne 0 ] || [ -z "$json" ]; then
-        say "   $label $type: bench failed (rc $rc): $(tail -3 "$OUTDIR/$label-$type.stderr")"
+        say "   $label $type [$kern]: bench failed (rc $rc): $(tail -3 "$OUTDIR/$tag.stderr")"
         continue
     fi
     dev=$(jstr "$json" device) be=$(jstr "$json" backend) wbytes=$(jnum "$json" weight_bytes)
-    [ -n "${DEVICE_SAID:-}" ] || { say "   device: $dev"; say "   backend: $be"; DEVICE_SAID=1; }
+    # the kernels the backend says it used (its description ends "; matmul: ...")
+    used=$(sed -n 's/.*; matmul: \([a-z]*\).*/\1/p' <<< "$dev")
+    [ -n "${DEVICE_SAID:-}" ] || { say "   device: ${dev%%; matmul:*}"; say "   backend: $be"; DEVICE_SAID=1; }
+    say "   $label $type [$kern]: matmul ${dev##*; matmul: }"
     read -r bw fp <<< "$( [ -n "$BW" ] && echo "$BW ${FP16:-0}" || peaks "$dev")"
     [ -n "$FP16" ] && fp=$FP16
     pp=$(result_of "$json" "pp$PP") tg=$(result_of "$json" "tg$TG")
@@ -128,9 +144,10 @@ for spec in $MODELS; do
     fr=$(awk -v tg="$tg" -v sm="${s[2]:-0}" -v n="$smax" -v pp="$pp" -v wb="$wbytes" -v np="$params" -v bw="${bw:-0}" -v fp="${fp:-0}" 'BEGIN {
         if (bw > 0) printf "%7.2f%% %8.2f%% ", 100 * tg * wb / (bw * 1e9), 100 * (sm / n) * wb / (bw * 1e9); else printf "%8s %9s ", "n/a", "n/a";
         if (fp > 0) printf "%7.2f%%", 100 * pp * 2 * np / (fp * 1e12); else printf "%8s", "n/a" }')
-    printf -v row "%-26s %7.1fMi %10.1f %10.1f %10.1f %10.1f %10.1f %s" "$label $type" "$(awk -v b="$wbytes" 'BEGIN{print b/1048576}')" \
-        "$pp" "$tg" "${s[0]:-0}" "${s[1]:-0}" "${s[2]:-0}" "$fr"
+    printf -v row "%-36s %7.1fMi %10.1f %10.1f %10.1f %10.1f %10.1f %s" "$label $type [${used:-$kern}]" \
+        "$(awk -v b="$wbytes" 'BEGIN{print b/1048576}')" "$pp" "$tg" "${s[0]:-0}" "${s[1]:-0}" "${s[2]:-0}" "$fr"
     ROWS+=("$row")
+    done
     [ $SMALL = 1 ] || rm -f "$f" # the next file needs the disk
 done
 say ""
@@ -140,5 +157,6 @@ say ""
 say "peaks: ${BW:+--bw $BW GB/s }${FP16:+--fp16 $FP16 TFLOPS }(else the table by device name; n/a when unknown)"
 say "size: weight bytes one decode step reads; tg %bw = tg t/s x size / bandwidth; s-max %bw = (s${STREAMS##*,} t/s / ${STREAMS##*,}) x size / bandwidth"
 say "pp %fp16 = pp t/s x 2 x parameters / fp16 peak"
+say "[kernels]: the matrix products the backend used (subgroup: matvec.comp, one subgroup per weight row; shared: matmul.comp)"
 say "goals on an H200 (issue 9): 8B Q4_K_M tg128 >= 60% of bandwidth (~590 tok/s), pp512 >= 5000 tok/s, s64 >= 4000 tok/s"
 say "== finished in $(elapsed) s; results in $OUTDIR"

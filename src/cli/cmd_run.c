@@ -338,6 +338,7 @@ static hl_draft_model *rs_draft(run_state *rs, const char *name) {
     }
     hl_draft_params p = hl_draft_default_params();
     p.backend = rs->cc.be;
+    p.offload_rest = rs->cc.cpu, p.num_gpu = rs->o.engine.num_gpu; /* --num-gpu places the draft as the target */
     p.kv_type = rs->o.engine.kv_type;
     int rc = hl_loaded_open(&rs->draft_lm, path, &err);
     if (!rc) rc = hl_draft_model_new(&rs->dm, rs->draft_lm, rs->lm, &p, &err);

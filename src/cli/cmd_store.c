@@ -305,6 +305,8 @@ void cli_print_show(struct json_object *s) {
     printf("    %-20s%lld\n", "context length", ctx);
     printf("    %-20s%lld\n", "embedding length", embd);
     printf("    %-20s%s\n", "quantization", quant ? quant : "");
+    const char *backend = cli_jstr(s, "backend");
+    if (backend && *backend) printf("    %-20s%s\n", "backend", backend);
     print_fit(s);
     printf("\n");
     cli_print_show_sections(s);

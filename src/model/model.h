@@ -177,7 +177,8 @@ int hl_backend_name_valid(const char *name);
 /* Whether be computes on a GPU (its memory is not the host's). */
 int hl_backend_is_gpu(const hl_backend *be);
 /* A GPU backend's device as logs print it ("NVIDIA H200 (discrete, Vulkan 1.3.x, 139.8 GiB,
- * subgroup 32, fp16, int8, int8 dot, cooperative matrix)"); "" on the host. Borrowed. */
+ * subgroup 32 with arithmetic, fp16, int8, int8 dot, cooperative matrix); matmul: subgroup
+ * (32 lanes, 4 rows per work group)"); "" on the host. Borrowed. */
 const char *hl_backend_description(const hl_backend *be);
 
 /* ---- the forward pass ---- */

@@ -54,7 +54,8 @@ typedef struct ddrafter {
 static void dseq_drop(hl_draft_model *dm, dseq *s);
 
 hl_draft_params hl_draft_default_params(void) {
-    return (hl_draft_params){.kv_bytes = (size_t)256 << 20, .kv_type = HL_TYPE_F16, .max_seqs = 32, .step_tokens = 512};
+    return (hl_draft_params){.kv_bytes = (size_t)256 << 20, .kv_type = HL_TYPE_F16, .max_seqs = 32, .step_tokens = 512,
+                             .num_gpu = -1};
 }
 
 /* ---- vocabulary ---- */
@@ -123,7 +124,9 @@ int hl_draft_model_new(hl_draft_model **out, const hl_loaded *draft, const hl_lo
         if (n_blocks < 2) rc = hl_err_set(err, HL_EINVAL, "draft KV budget too small: one block needs %zu bytes",
                                           hl_kv_block_bytes(&kp));
     }
-    if (!rc) rc = hl_forward_ctx_new(&dm->fctx, draft->model, p.backend, p.step_tokens, err);
+    /* placed as the target's engine is (engine.c): num_gpu of its layers on backend */
+    hl_forward_placement pl = {.be = p.backend, .first = p.offload_rest, .n_on_be = p.num_gpu};
+    if (!rc) rc = hl_forward_ctx_new_placed(&dm->fctx, draft->model, &pl, p.step_tokens, err);
     if (!rc) rc = hl_forward_kv_new(dm->fctx, n_blocks, dm->block_size, kp.type, &dm->kv, err);
     if (!rc) rc = hl_kvc_init(&dm->kvc, n_blocks, dm->block_size, err);
     if (!rc) {
@@ -159,6 +162,8 @@ void hl_draft_model_free(hl_draft_model *dm) {
 }
 
 const hl_loaded *hl_draft_model_loaded(const hl_draft_model *dm) { return dm->lm; }
+const char *hl_draft_model_backend_name(const hl_draft_model *dm) { return hl_forward_backend_name(dm->fctx); }
+
 double hl_draft_model_cost(const hl_draft_model *dm) { return dm->cost; }
 void hl_draft_model_counts(const hl_draft_model *dm, uint64_t *fed, uint64_t *drafted) {
     if (fed) *fed = dm->n_fed;

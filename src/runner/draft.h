@@ -4,7 +4,8 @@
  * the output exactly the target's, greedy or sampled; engine.h).
  *
  * An hl_draft_model pairs a draft model with one target engine: its own
- * forward context on the target's backend, its own KV pool and block
+ * forward context on the target's backend (placed by the same num_gpu as
+ * the target: none, some or all of its layers on a GPU), its own KV pool and block
  * bookkeeping, a logits buffer. It drafts for every speculating sequence of
  * that engine at once: the engine gathers the asks of all sequences whose
  * drafter belongs to it (hl_drafter.propose_batch, group = the draft model)
@@ -53,6 +54,10 @@ typedef struct hl_draft_model hl_draft_model;
 
 typedef struct hl_draft_params {
     hl_backend *backend; /* runs the draft model (borrowed): the target engine's; required */
+    hl_backend *offload_rest; /* the CPU, for the layers num_gpu leaves off `backend` (borrowed); NULL: none */
+    int32_t num_gpu;     /* with offload_rest, as the target's option (Ollama's num_gpu): layers of the draft
+                            on `backend`, the last ones and the output; 0: all on offload_rest; < 0 or at
+                            least the draft's layers: all on `backend` */
     size_t kv_bytes;     /* draft KV budget; 0: 256 MiB */
     hl_type kv_type;     /* HL_TYPE_F16 (default, 0 means it) or HL_TYPE_Q8_0 */
     int32_t max_seqs;    /* sequences drafted at once (the engine's max_seqs); <= 0: 32 */
@@ -73,6 +78,8 @@ const hl_loaded *hl_draft_model_loaded(const hl_draft_model *dm);
 /* weight bytes of the draft over the target's: a drafted token's cost in
  * target steps, for adaptive control (hl_drafter.cost) */
 double hl_draft_model_cost(const hl_draft_model *dm);
+/* Where the draft runs: "cpu", "vulkan", "vulkan (3 of 24 layers, the rest on cpu)". */
+const char *hl_draft_model_backend_name(const hl_draft_model *dm);
 /* Totals so far (engine thread): the target's tokens the draft computed
  * (catch-ups) and the tokens it drafted. */
 void hl_draft_model_counts(const hl_draft_model *dm, uint64_t *fed, uint64_t *drafted);

@@ -209,6 +209,13 @@ void srv_models_put(srv_models *ms, srv_model *m, int has_keep_alive, int64_t ke
 int srv_models_unload(srv_models *ms, const char *name);
 /* Calls fn for each ready model under the lock (fn must not block). */
 void srv_models_each(srv_models *ms, void (*fn)(void *ctx, srv_model *m), void *ctx);
+/* What `show` says a model runs on (/api/show "backend"): a loaded model's
+ * placement ("vulkan (12 of 28 layers, the rest on cpu)", "cpu"), else what
+ * loading it would choose from the server's backend, num_gpu (the
+ * Modelfile's; < 0 none), its weight bytes and layers (either <= 0:
+ * unknown) and the GPU's free memory. */
+void srv_models_placement(srv_models *ms, const char *key, int32_t num_gpu, int64_t weight_bytes, int32_t n_layer,
+                          char *out, size_t cap);
 /* Normalizes a model name to its key (a file path stays as given). */
 int srv_model_key(const char *name, char *out, size_t cap, int *is_path, hl_err *err);
 

@@ -406,6 +406,37 @@ int srv_models_get(srv_models *ms, const char *name, int32_t num_gpu, srv_model 
     }
 }
 
+void srv_models_placement(srv_models *ms, const char *key, int32_t num_gpu, int64_t weight_bytes, int32_t n_layer,
+                          char *out, size_t cap) {
+    pthread_mutex_lock(&ms->m);
+    for (srv_model *m = ms->head; m; m = m->next)
+        if (!m->loading && m->eng && !strcmp(m->key, key)) {
+            snprintf(out, cap, "%s (loaded)", hl_engine_backend_name(m->eng));
+            pthread_mutex_unlock(&ms->m);
+            return;
+        }
+    pthread_mutex_unlock(&ms->m);
+    /* as load_model would place it */
+    const char *be = hl_backend_name(ms->be);
+    hl_backend_mem mem = {0};
+    ms->be->ops->memory(ms->be, NULL, &mem);
+    if (ms->be == ms->cpu) {
+        snprintf(out, cap, "cpu");
+    } else if (num_gpu == 0) {
+        snprintf(out, cap, "cpu (num_gpu 0)");
+    } else if (num_gpu > 0 && n_layer > 0 && num_gpu < n_layer) {
+        snprintf(out, cap, "%s on %s (%d of %d layers, the rest on cpu)", be, mem.where, num_gpu, n_layer);
+    } else if (weight_bytes > 0 && (uint64_t)weight_bytes > mem.free) {
+        char need[32], have[32];
+        hl_mem_bytes(weight_bytes, need, sizeof need);
+        hl_mem_bytes((int64_t)mem.free, have, sizeof have);
+        snprintf(out, cap, "%s on %s, %s: its weights (%s) exceed the %s it may take", be, mem.where,
+                 ms->auto_backend ? "partly (the layers that fit; the rest on cpu)" : "refused", need, have);
+    } else {
+        snprintf(out, cap, "%s on %s (all layers)", be, mem.where);
+    }
+}
+
 /* Loads the draft behind key for m; fills d (d->dm NULL and d->error on
  * refusal). Returns the error code. */
 static int load_draft(srv_models *ms, srv_model *m, const char *name, const char *key, int is_path, srv_draft *d) {
@@ -422,13 +453,17 @@ static int load_draft(srv_models *ms, srv_model *m, const char *name, const char
     if (rc) hl_err_prefix(&err, "draft model \"%s\": ", name);
     if (!rc) {
         hl_draft_params p = hl_draft_default_params();
-        p.backend = ms->be;
+        /* the target's num_gpu places the draft too; a target that runs on
+         * the CPU (num_gpu 0, or the GPU refused it) keeps its draft there */
+        p.backend = m->on_gpu ? ms->be : ms->cpu;
+        if (p.backend != ms->cpu) p.offload_rest = ms->cpu, p.num_gpu = m->num_gpu;
         p.kv_type = (hl_type)ms->cfg->kv_type;
         p.max_seqs = ms->cfg->max_seqs;
         if (ms->cfg->step_tokens > 0) p.step_tokens = ms->cfg->step_tokens;
         rc = hl_draft_model_new(&d->dm, d->lm, m->lm, &p, &err);
-        if (rc == HL_ENOTSUP && ms->be != ms->cpu) {
-            p.backend = ms->cpu;
+        if ((rc == HL_ENOTSUP || (rc == HL_ENOMEM && ms->auto_backend)) && p.backend != ms->cpu) {
+            hl_warn("draft model \"%s\": %s; running it on the CPU", name, err.msg);
+            p.backend = ms->cpu, p.offload_rest = NULL, p.num_gpu = -1;
             rc = hl_draft_model_new(&d->dm, d->lm, m->lm, &p, &err);
         }
     }
@@ -441,7 +476,7 @@ static int load_draft(srv_models *ms, srv_model *m, const char *name, const char
         hl_warn("%s", d->error);
         return rc;
     }
-    hl_info("draft model %s (%s) for %s loaded", name, path, m->name);
+    hl_info("draft model %s (%s) for %s loaded, backend %s", name, path, m->name, hl_draft_model_backend_name(d->dm));
     return 0;
 }
 

@@ -256,9 +256,12 @@ static int route_ps(srv_req *r) {
  * returned for the top-level "weights_size", which Ollama's reply lacks: the
  * CLI's hardware-fit line (show) needs it with the head counts. */
 /* Writes model_info. */
-static int64_t model_info(hl_jw *w, const char *path) {
+/* model_info from the GGUF at path; returns its tensor bytes (-1: unreadable)
+ * and its layers in *n_layer (0: unknown) */
+static int64_t model_info(hl_jw *w, const char *path, int32_t *n_layer) {
     gguf_file *f = NULL;
     int64_t weights = -1;
+    *n_layer = 0;
     hl_jw_key(w, "model_info");
     hl_jw_obj_begin(w);
     if (path && gguf_open(&f, path, NULL) == 0) {
@@ -285,6 +288,13 @@ static int64_t model_info(hl_jw *w, const char *path) {
             weights += (int64_t)t->size;
         }
         if (!gguf_find(f, "general.parameter_count")) { hl_jw_key(w, "general.parameter_count"); hl_jw_int(w, params); }
+        gguf_str arch;
+        int64_t blocks;
+        char key[160];
+        if (gguf_get_str(f, "general.architecture", &arch) == 0) {
+            snprintf(key, sizeof key, "%.*s.block_count", (int)(arch.len < 128 ? arch.len : 128), arch.ptr);
+            if (gguf_get_int(f, key, &blocks) == 0 && blocks > 0 && blocks < (1 << 20)) *n_layer = (int32_t)blocks;
+        }
         gguf_close(f);
     }
     hl_jw_obj_end(w);
@@ -330,8 +340,11 @@ static int route_show(srv_req *r) {
     }
     free(mf);
     hl_buf params = {0};
-    struct json_object *pj = NULL;
+    struct json_object *pj = NULL, *ng;
+    int32_t num_gpu = -1;
     if (sm.params_json && srv_json_parse(sm.params_json, strlen(sm.params_json), &pj, NULL) == 0) {
+        if (json_object_object_get_ex(pj, "num_gpu", &ng) && json_object_is_type(ng, json_type_int))
+            num_gpu = (int32_t)json_object_get_int(ng);
         json_object_object_foreach(pj, pk, pv) {
             if (json_object_is_type(pv, json_type_array)) {
                 for (size_t i = 0; i < json_object_array_length(pv); i++)
@@ -354,8 +367,13 @@ static int route_show(srv_req *r) {
     } else {
         details(&w, "", "", "");
     }
-    int64_t weights = model_info(&w, is_path ? key : sm.model_path);
+    int32_t n_layer = 0;
+    int64_t weights = model_info(&w, is_path ? key : sm.model_path, &n_layer);
     if (weights >= 0) { hl_jw_key(&w, "weights_size"); hl_jw_int(&w, weights); }
+    /* ours: the backend the model runs on, or would (show's backend row) */
+    char placed[512];
+    srv_models_placement(&r->srv->models, key, num_gpu, weights, n_layer, placed, sizeof placed);
+    hl_jw_key(&w, "backend"); hl_jw_str(&w, placed);
     /* ours too: how this server stores the KV cache (show's memory estimate) */
     hl_jw_key(&w, "kv_cache_type");
     hl_jw_str(&w, r->srv->cfg.kv_type == HL_TYPE_Q8_0 ? "q8_0" : "f16");

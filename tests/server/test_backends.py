@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import pathlib
+import re
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 
@@ -178,3 +179,44 @@ def test_bad_backend_settings_are_refused(tmp_path):
     r = subprocess.run([str(HYPERLAMA), "serve", "--print-config"], env=dict(env, HYPERLAMA_VULKAN_DEVICE="3"),
                        capture_output=True, text=True, timeout=30)
     assert r.returncode == 0 and "vulkan_device = 3" in r.stdout, r.stdout + r.stderr
+
+
+def test_show_names_the_backend_and_drafts_follow_num_gpu(make_server, stories):
+    """/api/show's `backend` (and `hyperlama show`'s row) says where a model
+    runs or would: the CPU on a CPU server; on the Vulkan backend (lavapipe
+    named by index) all layers, or the last N of a Modelfile's num_gpu, and
+    a loaded model's placement once it runs. A draft model follows the
+    request's num_gpu as its target does: with num_gpu 0 both run on the CPU,
+    with num_gpu 2 the draft's last 2 layers are on the GPU; the text stays
+    the target's."""
+    dev = os.environ.get("HYPERLAMA_VULKAN_DEVICE", "0")
+    cpu = make_server({"HYPERLAMA_BACKEND": "cpu"})
+    show = requests.post(cpu.url + "/api/show", json={"model": stories}, timeout=30).json()
+    assert show["backend"] == "cpu", show["backend"]
+    vk = make_server({"HYPERLAMA_BACKEND": f"vulkan:{dev}"})
+    show = requests.post(vk.url + "/api/show", json={"model": stories}, timeout=30).json()
+    assert show["backend"].startswith("vulkan on ") and show["backend"].endswith("(all layers)"), show["backend"]
+    out = subprocess.run([str(HYPERLAMA), "show", stories], env=dict(os.environ, HYPERLAMA_HOST=vk.url),
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0 and re.search(r"^    backend {13}vulkan on .*\(all layers\)$", out.stdout, re.M), out.stdout
+    data = pathlib.Path(stories).read_bytes()
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    assert requests.post(f"{vk.url}/api/blobs/{digest}", data=data, timeout=60).status_code == 201
+    r = requests.post(vk.url + "/api/create", json={"model": "offloaded", "files": {"stories.gguf": digest},
+                                                    "parameters": {"num_gpu": 1}, "stream": False}, timeout=120)
+    assert r.status_code == 200, r.text
+    show = requests.post(vk.url + "/api/show", json={"model": "offloaded"}, timeout=30).json()
+    assert show["backend"].endswith("(1 of 5 layers, the rest on cpu)"), show["backend"]
+    # drafts placed by num_gpu; a loaded model's show is its placement
+    q4 = str(pathlib.Path(stories).parent / "stories260K-Q4_0.gguf")
+    p = "Once upon a time"
+    alone = generate(vk.url, stories, p, speculative=False)
+    assert generate(vk.url, stories, p, num_gpu=0, draft_model=q4) == alone
+    assert re.search(r"draft model \S+ \(\S+\) for \S+ loaded, backend cpu$", vk.logtext(), re.M), vk.logtext()[-3000:]
+    show = requests.post(vk.url + "/api/show", json={"model": stories}, timeout=30).json()
+    assert show["backend"] == "cpu (loaded)", show["backend"]
+    assert generate(vk.url, stories, p, num_gpu=2, draft_model=q4) == alone
+    log = vk.logtext()
+    assert "loaded, backend vulkan (2 of 5 layers, the rest on cpu)" in log, log[-3000:]
+    show = requests.post(vk.url + "/api/show", json={"model": stories}, timeout=30).json()
+    assert show["backend"] == "vulkan (2 of 5 layers, the rest on cpu) (loaded)", show["backend"]

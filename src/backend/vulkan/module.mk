@@ -49,6 +49,26 @@ VK_SRC_matmul_iq4_xs := matmul.comp
 VK_DEF_matmul_iq4_xs := -DTYPE_IQ4_XS
 VK_SRC_matmul_mxfp4 := matmul.comp
 VK_DEF_matmul_mxfp4 := -DTYPE_MXFP4
+# the subgroup matrix products (matvec.comp) for the types that have one;
+# vk_compute.c takes them instead of matmul_<type> where the device has
+# subgroup arithmetic (the same names as HL_VK_MATVEC in vk_compute.h)
+VK_MATVEC_TYPES := f32 f16 bf16 q4_0 q4_1 q8_0 q4_k q6_k
+VK_SRC_matvec_f32 := matvec.comp
+VK_DEF_matvec_f32 := -DTYPE_F32
+VK_SRC_matvec_f16 := matvec.comp
+VK_DEF_matvec_f16 := -DTYPE_F16
+VK_SRC_matvec_bf16 := matvec.comp
+VK_DEF_matvec_bf16 := -DTYPE_BF16
+VK_SRC_matvec_q4_0 := matvec.comp
+VK_DEF_matvec_q4_0 := -DTYPE_Q4_0
+VK_SRC_matvec_q4_1 := matvec.comp
+VK_DEF_matvec_q4_1 := -DTYPE_Q4_1
+VK_SRC_matvec_q8_0 := matvec.comp
+VK_DEF_matvec_q8_0 := -DTYPE_Q8_0
+VK_SRC_matvec_q4_k := matvec.comp
+VK_DEF_matvec_q4_k := -DTYPE_Q4_K
+VK_SRC_matvec_q6_k := matvec.comp
+VK_DEF_matvec_q6_k := -DTYPE_Q6_K
 VK_SRC_elementwise := elementwise.comp
 VK_SRC_norm        := norm.comp
 VK_SRC_rope        := rope.comp
@@ -61,7 +81,8 @@ VK_SRC_attn_f16    := attn.comp
 VK_DEF_attn_f16    := -DKV_F16
 VK_SRC_attn_q8_0   := attn.comp
 VK_DEF_attn_q8_0   := -DKV_Q8_0
-VK_SHADERS := quant_q8_0 quant_q8_1 quant_q8_k $(addprefix matmul_,$(VK_MATMUL_TYPES)) elementwise norm rope gather \
+VK_SHADERS := quant_q8_0 quant_q8_1 quant_q8_k $(addprefix matmul_,$(VK_MATMUL_TYPES)) $(addprefix matvec_,$(VK_MATVEC_TYPES)) \
+              elementwise norm rope gather \
               kv_store_f16 kv_store_q8_0 attn_f16 attn_q8_0
 
 GLSLC ?= glslc

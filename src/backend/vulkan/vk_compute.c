@@ -2,6 +2,7 @@
 #include "backend/vulkan/vk_compute.h"
 
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,6 +21,23 @@ static const struct {
 #define HL_VK_SPV_ENTRY(name) {#name, hl_vk_spv_##name, &hl_vk_spv_##name##_words},
     HL_VK_KERNELS(HL_VK_SPV_ENTRY)
 #undef HL_VK_SPV_ENTRY
+};
+
+/* the subgroup matrix products, by the pipeline they replace */
+#define HL_VK_MV_DECL(t)                      \
+    extern const uint32_t hl_vk_spv_matvec_##t[]; \
+    extern const uint32_t hl_vk_spv_matvec_##t##_words;
+HL_VK_MATVEC(HL_VK_MV_DECL)
+#undef HL_VK_MV_DECL
+
+static const struct {
+    hl_vk_kernel_id id;
+    const uint32_t *code;
+    const uint32_t *words;
+} matvec_spirv[] = {
+#define HL_VK_MV_ENTRY(t) {HL_VK_K_matmul_##t, hl_vk_spv_matvec_##t, &hl_vk_spv_matvec_##t##_words},
+    HL_VK_MATVEC(HL_VK_MV_ENTRY)
+#undef HL_VK_MV_ENTRY
 };
 
 static int pool_grow(hl_vk_kernels *k, int n, hl_err *err);
@@ -146,11 +164,33 @@ int hl_vk_buffer_write(hl_vk_device *d, hl_vk_buffer *dst, const void *src, size
     return rc;
 }
 
-int hl_vk_kernels_new(hl_vk_device *d, hl_vk_kernels **out, hl_err *err) {
+/* Whether the subgroup kernels can run on this device: the operations, and
+ * a subgroup the 4 lanes of a K-quant block divide (a power of two). */
+static int subgroup_ok(const hl_vk_device_info *info) {
+    const uint32_t s = info->subgroup_size;
+    return info->subgroup_arith && s >= 4 && s <= 128 && (s & (s - 1)) == 0;
+}
+
+int hl_vk_kernels_new(hl_vk_device *d, hl_vk_matvec kind, hl_vk_kernels **out, hl_err *err) {
     *out = NULL;
+    const hl_vk_device_info *info = &d->inst->devices[d->index];
+    if (kind == HL_VK_MATVEC_SUBGROUP && !subgroup_ok(info))
+        return hl_err_set(err, HL_ENOTSUP,
+                          "%s has no subgroup arithmetic for the subgroup matrix products (subgroup of %u%s); "
+                          "use the shared-memory kernels (HYPERLAMA_VULKAN_MATVEC=shared or unset)",
+                          info->name, info->subgroup_size, info->subgroup_arith ? "" : ", no arithmetic/shuffle ops in compute");
     hl_vk_kernels *k = calloc(1, sizeof *k);
     if (!k) return hl_err_set(err, HL_ENOMEM, "out of memory");
     k->d = d;
+    k->subgroup = kind != HL_VK_MATVEC_SHARED && subgroup_ok(info);
+    /* the subgroup kernels' work group: ROWS subgroups, at most 128
+     * invocations (every device allows that many) */
+    const uint32_t lanes = info->subgroup_size, mv_rows = k->subgroup ? (lanes >= 32 ? 128 / lanes : 4) : 1;
+    const uint32_t spec_data[2] = {mv_rows * lanes, mv_rows};
+    const VkSpecializationMapEntry spec_map[2] = {{.constantID = 0, .offset = 0, .size = 4},
+                                                  {.constantID = 1, .offset = 4, .size = 4}};
+    const VkSpecializationInfo spec = {.mapEntryCount = 2, .pMapEntries = spec_map, .dataSize = sizeof spec_data,
+                                       .pData = spec_data};
     VkDescriptorSetLayoutBinding b[HL_VK_BINDINGS];
     for (int i = 0; i < HL_VK_BINDINGS; i++)
         b[i] = (VkDescriptorSetLayoutBinding){.binding = (uint32_t)i, .descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
@@ -166,8 +206,14 @@ int hl_vk_kernels_new(hl_vk_device *d, hl_vk_kernels **out, hl_err *err) {
     if ((vr = d->fn.vkCreatePipelineLayout(d->dev, &lci, NULL, &k->layout)) != VK_SUCCESS) goto vk_fail;
     if ((rc = pool_grow(k, 64, err)) || (rc = hl_vk_buffer_new(d, 16, &k->dummy, err))) goto fail;
     for (int i = 0; i < HL_VK_K_COUNT; i++) {
+        const uint32_t *code = spirv[i].code, *words = spirv[i].words;
+        const VkSpecializationInfo *si = NULL;
+        k->rows[i] = 1;
+        for (size_t j = 0; k->subgroup && j < sizeof matvec_spirv / sizeof matvec_spirv[0]; j++)
+            if (matvec_spirv[j].id == (hl_vk_kernel_id)i)
+                code = matvec_spirv[j].code, words = matvec_spirv[j].words, si = &spec, k->rows[i] = mv_rows;
         VkShaderModuleCreateInfo sci = {.sType = VK_STRUCTURE_TYPE_SHADER_MODULE_CREATE_INFO,
-                                        .codeSize = (size_t)*spirv[i].words * 4, .pCode = spirv[i].code};
+                                        .codeSize = (size_t)*words * 4, .pCode = code};
         VkShaderModule mod;
         if ((vr = d->fn.vkCreateShaderModule(d->dev, &sci, NULL, &mod)) != VK_SUCCESS) {
             rc = hl_err_set(err, HL_ENOTSUP, "Vulkan shader %s: %s", spirv[i].name, hl_vk_result_name(vr));
@@ -176,7 +222,7 @@ int hl_vk_kernels_new(hl_vk_device *d, hl_vk_kernels **out, hl_err *err) {
         VkComputePipelineCreateInfo cci = {
             .sType = VK_STRUCTURE_TYPE_COMPUTE_PIPELINE_CREATE_INFO,
             .stage = {.sType = VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_CREATE_INFO, .stage = VK_SHADER_STAGE_COMPUTE_BIT,
-                      .module = mod, .pName = "main"},
+                      .module = mod, .pName = "main", .pSpecializationInfo = si},
             .layout = k->layout};
         vr = d->fn.vkCreateComputePipelines(d->dev, VK_NULL_HANDLE, 1, &cci, NULL, &k->pipe[i]);
         d->fn.vkDestroyShaderModule(d->dev, mod, NULL);
@@ -192,6 +238,15 @@ vk_fail:
 fail:
     hl_vk_kernels_free(k);
     return rc;
+}
+
+void hl_vk_kernels_describe(const hl_vk_kernels *k, char *buf, size_t n) {
+    const hl_vk_device_info *info = &k->d->inst->devices[k->d->index];
+    if (k->subgroup)
+        snprintf(buf, n, "subgroup (%u lanes, %u rows per work group)", info->subgroup_size,
+                 (unsigned)k->rows[HL_VK_K_matmul_q4_k]);
+    else
+        snprintf(buf, n, "shared memory (64 per row)");
 }
 
 void hl_vk_kernels_free(hl_vk_kernels *k) {

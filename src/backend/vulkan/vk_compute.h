@@ -8,6 +8,15 @@
  * kernel that uses fewer gets the device's dummy buffer in the others) and
  * up to 64 bytes of push constants.
  *
+ * The matrix products come in two kinds, chosen once per device when the
+ * pipelines are made: matmul.comp, one work group of 64 per weight row and a
+ * shared-memory tree (any device), and, for the types in HL_VK_MATVEC,
+ * matvec.comp, one subgroup per row and several rows per work group
+ * (devices with subgroup arithmetic; specialized for the device's subgroup
+ * size). One kind serves every batch size, so a row's result never depends
+ * on how many rows the batch has. hl_vk_kernels.rows says how many weight
+ * rows one work group of a pipeline computes.
+ *
  * A run is a list of dispatches recorded into the device's one command
  * buffer, each followed by a compute-to-compute barrier, submitted once and
  * waited for (the device's submit_mu makes runs of several models on one
@@ -56,6 +65,9 @@
     X(attn_f16)          \
     X(attn_q8_0)
 
+/* the weight types whose matrix product has a subgroup kernel (matvec_<type>, module.mk) */
+#define HL_VK_MATVEC(X) X(f32) X(f16) X(bf16) X(q4_0) X(q4_1) X(q8_0) X(q4_k) X(q6_k)
+
 typedef enum hl_vk_kernel_id {
 #define HL_VK_KERNEL_ENUM(name) HL_VK_K_##name,
     HL_VK_KERNELS(HL_VK_KERNEL_ENUM)
@@ -80,6 +92,8 @@ typedef struct hl_vk_kernels {
     VkDescriptorPool pool;
     int pool_sets; /* the pool's capacity; a longer run grows it */
     VkPipeline pipe[HL_VK_K_COUNT];
+    uint32_t rows[HL_VK_K_COUNT]; /* weight rows a work group of a matmul_* pipeline computes (1: matmul.comp) */
+    int subgroup;                 /* the matvec.comp kernels are in use */
     hl_vk_buffer dummy; /* bound to the bindings a dispatch leaves empty */
 } hl_vk_kernels;
 
@@ -104,7 +118,15 @@ int hl_vk_buffer_new_device(hl_vk_device *d, VkDeviceSize size, hl_vk_buffer *ou
 int hl_vk_buffer_write(hl_vk_device *d, hl_vk_buffer *dst, const void *src, size_t bytes, hl_err *err);
 void hl_vk_buffer_free(hl_vk_device *d, hl_vk_buffer *b);
 
-int hl_vk_kernels_new(hl_vk_device *d, hl_vk_kernels **out, hl_err *err);
+/* Which matrix products a device gets: auto = the subgroup kernels where
+ * the device has subgroup arithmetic (and a subgroup of 4 to 128 lanes),
+ * else the shared-memory ones; the other two force a kind (tests, device
+ * checks; subgroup fails with HL_ENOTSUP on a device without). */
+typedef enum hl_vk_matvec { HL_VK_MATVEC_AUTO = 0, HL_VK_MATVEC_SUBGROUP = 1, HL_VK_MATVEC_SHARED = 2 } hl_vk_matvec;
+
+int hl_vk_kernels_new(hl_vk_device *d, hl_vk_matvec kind, hl_vk_kernels **out, hl_err *err);
+/* "subgroup (32 lanes, 4 rows per work group)" or "shared memory (64 per row)" */
+void hl_vk_kernels_describe(const hl_vk_kernels *k, char *buf, size_t n);
 void hl_vk_kernels_free(hl_vk_kernels *k);
 
 /* Records, submits and waits for the dispatches in order, a barrier between each. */

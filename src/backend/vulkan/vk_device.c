@@ -63,6 +63,9 @@ static void describe_phys(const hl_vk_fns *fn, VkPhysicalDevice p, hl_vk_device_
     fn->vkGetPhysicalDeviceProperties2(p, &p2);
     snprintf(d->driver, sizeof d->driver, "%s", drv.driverName);
     d->subgroup_size = sub.subgroupSize;
+    const VkSubgroupFeatureFlags ops = VK_SUBGROUP_FEATURE_BASIC_BIT | VK_SUBGROUP_FEATURE_ARITHMETIC_BIT |
+                                       VK_SUBGROUP_FEATURE_SHUFFLE_BIT;
+    d->subgroup_arith = (sub.supportedStages & VK_SHADER_STAGE_COMPUTE_BIT) && (sub.supportedOperations & ops) == ops;
 
     VkPhysicalDeviceVulkan11Features f11 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_1_FEATURES};
     VkPhysicalDeviceVulkan12Features f12 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_2_FEATURES, .pNext = &f11};
@@ -112,10 +115,10 @@ static void describe_phys(const hl_vk_fns *fn, VkPhysicalDevice p, hl_vk_device_
 }
 
 void hl_vk_describe(const hl_vk_device_info *d, char *buf, size_t n) {
-    snprintf(buf, n, "%s (%s, Vulkan %u.%u.%u, %.1f GiB, subgroup %u%s%s%s%s)%s", d->name, hl_vk_type_name(d->type),
+    snprintf(buf, n, "%s (%s, Vulkan %u.%u.%u, %.1f GiB, subgroup %u%s%s%s%s%s)%s", d->name, hl_vk_type_name(d->type),
              VK_API_VERSION_MAJOR(d->api_version), VK_API_VERSION_MINOR(d->api_version),
              VK_API_VERSION_PATCH(d->api_version), (double)d->device_local_bytes / (1024.0 * 1024.0 * 1024.0),
-             d->subgroup_size, d->fp16 ? ", fp16" : "", d->int8 ? ", int8" : "", d->int_dot ? ", int8 dot" : "",
+             d->subgroup_size, d->subgroup_arith ? " with arithmetic" : "", d->fp16 ? ", fp16" : "", d->int8 ? ", int8" : "", d->int_dot ? ", int8 dot" : "",
              d->coopmat ? ", cooperative matrix" : "", d->usable ? "" : " [not usable: needs Vulkan 1.2 with 8/16-bit storage]");
 }
 

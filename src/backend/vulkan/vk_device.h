@@ -30,6 +30,8 @@ typedef struct hl_vk_device_info {
     uint32_t api_version;
     uint64_t device_local_bytes;            /* the largest device-local heap */
     uint32_t subgroup_size;
+    int subgroup_arith;                     /* basic, arithmetic and shuffle subgroup operations in
+                                               compute shaders (the subgroup matrix products) */
     uint32_t max_shared_bytes;              /* maxComputeSharedMemorySize */
     uint32_t max_groups[3];                 /* maxComputeWorkGroupCount */
     int storage8, storage16;                /* 8/16-bit storage buffer access (required) */
@@ -77,7 +79,7 @@ void hl_vk_instance_close(hl_vk_instance *vi);
  * implementation unless allow_cpu). Returns the index, or < 0 with err set. */
 int hl_vk_pick(const hl_vk_instance *vi, int requested, int allow_cpu, hl_err *err);
 
-/* "llvmpipe (LLVM 15.0.6, 256 bits) (cpu, Vulkan 1.3.230, 2.0 GiB, subgroup 8, fp16, int8, int8 dot)" */
+/* "llvmpipe (LLVM 15.0.6, 256 bits) (cpu, Vulkan 1.3.230, 2.0 GiB, subgroup 8 with arithmetic, fp16, int8, int8 dot)" */
 void hl_vk_describe(const hl_vk_device_info *d, char *buf, size_t n);
 const char *hl_vk_type_name(VkPhysicalDeviceType t); /* "discrete", "integrated", "virtual", "cpu", "other" */
 

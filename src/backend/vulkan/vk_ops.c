@@ -250,7 +250,8 @@ static int op_matmul(hl_vk_rec *r, const hl_op *op, const hl_vk_op_args *a, hl_e
                                                             (uint32_t)n, (uint32_t)has_bias};
     const hl_vk_buffer *b[HL_VK_BINDINGS] = {a->w, quant ? q : x, quant ? d : NULL, has_bias ? a->b : NULL,
                                              a->buf[op->out]};
-    return push_dispatch(r, (hl_vk_kernel_id)matmul_kernel(w->type), b, NULL, &mp, sizeof mp, (uint32_t)n, err);
+    const hl_vk_kernel_id kern = (hl_vk_kernel_id)matmul_kernel(w->type);
+    return push_dispatch(r, kern, b, NULL, &mp, sizeof mp, div_up((uint64_t)n, r->k->rows[kern]), err);
 }
 
 static int op_norm(hl_vk_rec *r, const hl_op *op, const hl_vk_op_args *a, hl_err *err) {

@@ -6,7 +6,8 @@
  * one submission over resident buffers, KV pools live in device buffers
  * (laid out by backend/kv.c, reached by the host through the mapping).
  *
- * Kernels so far: matrix products for every weight type the CPU runs (F32,
+ * Kernels so far: matrix products (a subgroup kernel where the device has
+ * subgroup arithmetic, else a shared-memory one) for every weight type the CPU runs (F32,
  * F16, BF16, Q4_0..Q8_0, Q2_K..Q6_K; activations quantized on the device,
  * bit for bit as the CPU does, integer block sums as the scalar oracle
  * defines them), norms, rope,
@@ -32,12 +33,17 @@ typedef struct hl_vulkan_backend_params {
     int device;    /* index into the instance's devices; -1: auto */
     int allow_cpu; /* let auto choose a CPU implementation (lavapipe): tests only */
     double memory_fraction; /* share of the free device memory weights, buffers and KV may take; <= 0: 0.9 */
+    int matvec;    /* matrix-product kernels (vk_compute.h hl_vk_matvec): 0 auto, 1 subgroup, 2 shared
+                      memory; auto reads HYPERLAMA_VULKAN_MATVEC (subgroup | shared), else takes the
+                      subgroup kernels where the device has subgroup arithmetic */
 } hl_vulkan_backend_params;
 
 /* HL_ENOTSUP (with the reason) when there is no loader or no usable device. */
 int hl_backend_vulkan_new(hl_backend **out, const hl_vulkan_backend_params *p, hl_err *err);
 
-/* The chosen device, as hl_vk_describe prints it (for logs and tests). */
+/* The chosen device, as hl_vk_describe prints it, and the matrix-product
+ * kernels in use ("...; matmul: subgroup (32 lanes, 4 rows per work
+ * group)"), for logs, bench and tests. */
 const char *hl_backend_vulkan_device(const hl_backend *be);
 
 #endif

@@ -35,7 +35,7 @@ typedef struct vk_backend {
     hl_vk_kernels *k;
     hl_vk_kv *pools[MAX_KV_POOLS]; /* the pools kv_new made, found by their host view */
     double fraction;               /* of the free device memory a placement may take */
-    char desc[512];
+    char desc[768];
 } vk_backend;
 
 typedef struct vk_weight {
@@ -377,8 +377,27 @@ int hl_backend_vulkan_new(hl_backend **out, const hl_vulkan_backend_params *p, h
         rc = HL_ENOTSUP;
         goto fail;
     }
-    if ((rc = hl_vk_device_open(vb->vi, idx, &vb->dev, err)) || (rc = hl_vk_kernels_new(vb->dev, &vb->k, err))) goto fail;
+    int mv = p ? p->matvec : HL_VK_MATVEC_AUTO;
+    const char *env = getenv("HYPERLAMA_VULKAN_MATVEC");
+    if (mv == HL_VK_MATVEC_AUTO && env && *env) {
+        if (!strcmp(env, "subgroup")) mv = HL_VK_MATVEC_SUBGROUP;
+        else if (!strcmp(env, "shared")) mv = HL_VK_MATVEC_SHARED;
+        else if (strcmp(env, "auto")) {
+            rc = hl_err_set(err, HL_EINVAL, "HYPERLAMA_VULKAN_MATVEC=\"%s\": expected auto, subgroup or shared", env);
+            goto fail;
+        }
+    }
+    if (mv < HL_VK_MATVEC_AUTO || mv > HL_VK_MATVEC_SHARED) {
+        rc = hl_err_set(err, HL_EINVAL, "backend vulkan: matvec kind %d (0 auto, 1 subgroup, 2 shared)", mv);
+        goto fail;
+    }
+    if ((rc = hl_vk_device_open(vb->vi, idx, &vb->dev, err)) || (rc = hl_vk_kernels_new(vb->dev, (hl_vk_matvec)mv, &vb->k, err)))
+        goto fail;
     hl_vk_describe(&vb->vi->devices[idx], vb->desc, sizeof vb->desc);
+    size_t used = strlen(vb->desc);
+    snprintf(vb->desc + used, sizeof vb->desc - used, "; matmul: ");
+    used = strlen(vb->desc);
+    hl_vk_kernels_describe(vb->k, vb->desc + used, sizeof vb->desc - used);
     *out = &vb->base;
     return 0;
 fail:

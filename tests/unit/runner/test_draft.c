@@ -11,7 +11,10 @@
  *   both cases really happened;
  * - a request whose prompt starts like an earlier one's adopts that one's
  *   draft KV (the draft computes only the rest), with the same tokens;
- * - a draft model whose vocabulary differs is refused with a message. */
+ * - a draft model whose vocabulary differs is refused with a message;
+ * - a draft model is placed by num_gpu as its target is (none, the last N or
+ *   all of its layers on the "GPU" backend, the rest on the CPU; the
+ *   reference backend stands in for the GPU). */
 #include "harness.h"
 #include "rig.h"
 
@@ -214,6 +217,46 @@ TEST(draft_incompatible_vocab_refused) {
     CHECK(strstr(err.msg, "32000") != NULL && strstr(err.msg, "512") != NULL);
     CHECK_EQ(hl_draft_check_vocab(lm->tok, lm->tok, NULL), 0);
     hl_loaded_free(other);
+    hl_loaded_free(lm);
+}
+
+TEST(draft_follows_num_gpu) {
+    hl_loaded *lm = load("models/stories260K.gguf"), *dl = load("models/stories260K-Q4_0.gguf");
+    if (!lm || !dl) return;
+    hl_backend *gpu = NULL, *cpu = NULL;
+    hl_err err = {0};
+    CHECK_EQ(hl_backend_open(&gpu, "ref", NULL, &err), 0);
+    rig_compute(2, NULL, &cpu);
+    const int32_t nl = hl_model_hparams(dl->model)->n_layer;
+    CHECK(nl >= 2);
+    char partial[96];
+    snprintf(partial, sizeof partial, "ref (1 of %d layers, the rest on cpu)", nl);
+    const struct { int32_t num_gpu; const char *want; } cases[] = {{0, "cpu"}, {1, partial}, {-1, "ref"}, {nl, "ref"}, {99, "ref"}};
+    for (size_t i = 0; gpu && i < sizeof cases / sizeof cases[0]; i++) {
+        hl_draft_params p = hl_draft_default_params();
+        p.backend = gpu, p.offload_rest = cpu, p.num_gpu = cases[i].num_gpu;
+        p.kv_bytes = 1 << 20;
+        p.max_seqs = 2;
+        hl_draft_model *dm = NULL;
+        if (hl_draft_model_new(&dm, dl, lm, &p, &err)) {
+            hl_test_fail(__FILE__, __LINE__, "draft with num_gpu %d: %s", cases[i].num_gpu, err.msg);
+            continue;
+        }
+        if (strcmp(hl_draft_model_backend_name(dm), cases[i].want))
+            hl_test_fail(__FILE__, __LINE__, "num_gpu %d: the draft runs on \"%s\", not \"%s\"", cases[i].num_gpu,
+                         hl_draft_model_backend_name(dm), cases[i].want);
+        hl_draft_model_free(dm);
+    }
+    /* without a CPU to offload to, num_gpu does not matter: all on backend */
+    hl_draft_params p = hl_draft_default_params();
+    p.backend = gpu, p.num_gpu = 0, p.kv_bytes = 1 << 20, p.max_seqs = 2;
+    hl_draft_model *dm = NULL;
+    if (gpu && !hl_draft_model_new(&dm, dl, lm, &p, &err)) {
+        CHECK(strcmp(hl_draft_model_backend_name(dm), "ref") == 0);
+        hl_draft_model_free(dm);
+    }
+    hl_backend_free(gpu);
+    hl_loaded_free(dl);
     hl_loaded_free(lm);
 }
 

@@ -5,7 +5,10 @@
 // on m or on the other rows (batch invariance). Quantized weights take the
 // 8-bit activations of quant.comp and sum each block in integers exactly as
 // the CPU's scalar oracle does (backend/cpu/dot_scalar.c); float weights
-// take float activations. Block layouts: quant/quant.h.
+// take float activations. Each block's value is the oracle's expression in
+// its order (precise: never contracted into fma), so a one-block row is the
+// oracle's to the bit. Block layouts: quant/quant.h. Devices with subgroup
+// arithmetic run matvec.comp instead for the types it has (vk_compute.c).
 // Build defines: one TYPE_* (F32 F16 BF16 Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 Q2_K Q3_K Q4_K Q5_K Q6_K
 // IQ4_NL IQ4_XS MXFP4; the last three: 16-value tables, as dot_scalar.c).
 // Bindings: 0 w, 1 x (float) or q (int8), 2 activation scales (quant.comp's
@@ -122,31 +125,37 @@ float e8m0_half(uint e) { return uintBitsToFloat(e < 2u ? 0x00200000u << e : (e 
 // one unit (a block, or an element of a float weight) of row j against activation row i
 float dot_unit(uint j, uint i, uint u) {
 #if defined(TYPE_F32)
-    return w[j * p.k + u] * x[i * p.ldx + u];
+    precise float v = w[j * p.k + u] * x[i * p.ldx + u];
+    return v;
 #elif defined(TYPE_F16)
-    return unpackHalf2x16(uint(w[j * p.k + u])).x * x[i * p.ldx + u];
+    precise float v = unpackHalf2x16(uint(w[j * p.k + u])).x * x[i * p.ldx + u];
+    return v;
 #elif defined(TYPE_BF16)
-    return uintBitsToFloat(uint(w[j * p.k + u]) << 16) * x[i * p.ldx + u];
+    precise float v = uintBitsToFloat(uint(w[j * p.k + u]) << 16) * x[i * p.ldx + u];
+    return v;
 #else
     uint wo = (j * (p.k / UNIT) + u) * WBYTES, xo = i * p.k + u * UNIT;
 #if defined(TYPE_Q8_0)
     int s = 0;
     for (uint t = 0u; t < 32u; t++) s += (int(wb(wo + 2u + t) ^ 0x80u) - 128) * xa(xo + t);
-    return w_half(wo) * xscale(i, u) * float(s);
+    precise float v = w_half(wo) * xscale(i, u) * float(s);
+    return v;
 #elif defined(TYPE_Q4_0)
     int s = 0;
     for (uint t = 0u; t < 16u; t++) {
         uint b = wb(wo + 2u + t);
         s += (int(b & 15u) - 8) * xa(xo + t) + (int(b >> 4) - 8) * xa(xo + 16u + t);
     }
-    return w_half(wo) * xscale(i, u) * float(s);
+    precise float v = w_half(wo) * xscale(i, u) * float(s);
+    return v;
 #elif defined(TYPE_Q4_1)
     int s = 0;
     for (uint t = 0u; t < 16u; t++) {
         uint b = wb(wo + 4u + t);
         s += int(b & 15u) * xa(xo + t) + int(b >> 4) * xa(xo + 16u + t);
     }
-    return w_half(wo) * xscale(i, u) * float(s) + w_half(wo + 2u) * xextra(i, u);
+    precise float v = w_half(wo) * xscale(i, u) * float(s) + w_half(wo + 2u) * xextra(i, u);
+    return v;
 #elif defined(TYPE_Q5_0) || defined(TYPE_Q5_1)
 #if defined(TYPE_Q5_0)
     uint hq = wo + 2u, lq = wo + 6u;
@@ -163,9 +172,11 @@ float dot_unit(uint j, uint i, uint u) {
         s += (q0 - off) * xa(xo + t) + (q1 - off) * xa(xo + 16u + t);
     }
 #if defined(TYPE_Q5_0)
-    return w_half(wo) * xscale(i, u) * float(s);
+    precise float v = w_half(wo) * xscale(i, u) * float(s);
+    return v;
 #else
-    return w_half(wo) * xscale(i, u) * float(s) + w_half(wo + 2u) * xextra(i, u);
+    precise float v = w_half(wo) * xscale(i, u) * float(s) + w_half(wo + 2u) * xextra(i, u);
+    return v;
 #endif
 #elif defined(TYPE_Q4_K) || defined(TYPE_Q5_K)
     int sumi = 0, summ = 0;
@@ -197,7 +208,8 @@ float dot_unit(uint j, uint i, uint u) {
         k4_scale(wo + 4u, jj, sc, mn);
         summ += mn * (xbsum(i, u, 2u * jj) + xbsum(i, u, 2u * jj + 1u));
     }
-    return xscale(i, u) * (w_half(wo) * float(sumi) - w_half(wo + 2u) * float(summ));
+    precise float v = xscale(i, u) * (w_half(wo) * float(sumi) - w_half(wo + 2u) * float(summ));
+    return v;
 #elif defined(TYPE_Q6_K)
     int sumi = 0;
     for (uint g = 0u; g < 16u; g++) {
@@ -211,7 +223,8 @@ float dot_unit(uint j, uint i, uint u) {
         int sc = int(wb(wo + 192u + g) ^ 0x80u) - 128;
         sumi += sc * (gs - 32 * xbsum(i, u, g));
     }
-    return xscale(i, u) * w_half(wo + 208u) * float(sumi);
+    precise float v = xscale(i, u) * w_half(wo + 208u) * float(sumi);
+    return v;
 #elif defined(TYPE_Q3_K)
     int sumi = 0;
     for (uint g = 0u; g < 16u; g++) {
@@ -226,7 +239,8 @@ float dot_unit(uint j, uint i, uint u) {
         uint hi = (wb(wo + 96u + 8u + (g & 3u)) >> (2u * (g / 4u))) & 3u;
         sumi += (int(lo | (hi << 4)) - 32) * (gs - 4 * xbsum(i, u, g));
     }
-    return xscale(i, u) * w_half(wo + 108u) * float(sumi);
+    precise float v = xscale(i, u) * w_half(wo + 108u) * float(sumi);
+    return v;
 #elif defined(TYPE_Q2_K)
     int sumi = 0, summ = 0;
     for (uint g = 0u; g < 16u; g++) {
@@ -239,11 +253,14 @@ float dot_unit(uint j, uint i, uint u) {
         sumi += int(sc & 15u) * gs;
         summ += int(sc >> 4) * xbsum(i, u, g);
     }
-    return xscale(i, u) * (w_half(wo + 80u) * float(sumi) - w_half(wo + 82u) * float(summ));
+    precise float v = xscale(i, u) * (w_half(wo + 80u) * float(sumi) - w_half(wo + 82u) * float(summ));
+    return v;
 #elif defined(TYPE_IQ4_NL)
-    return w_half(wo) * xscale(i, u) * float(nl_isum(wo + 2u, xo));
+    precise float v = w_half(wo) * xscale(i, u) * float(nl_isum(wo + 2u, xo));
+    return v;
 #elif defined(TYPE_MXFP4)
-    return e8m0_half(wb(wo)) * xscale(i, u) * float(nl_isum(wo + 1u, xo));
+    precise float v = e8m0_half(wb(wo)) * xscale(i, u) * float(nl_isum(wo + 1u, xo));
+    return v;
 #elif defined(TYPE_IQ4_XS)
     uint sh = wb(wo + 2u) | (wb(wo + 3u) << 8);
     int sumi = 0;
@@ -251,7 +268,8 @@ float dot_unit(uint j, uint i, uint u) {
         int ls = int(((wb(wo + 4u + ib / 2u) >> (4u * (ib & 1u))) & 15u) | (((sh >> (2u * ib)) & 3u) << 4));
         sumi += (ls - 32) * nl_isum(wo + 8u + 16u * ib, xo + 32u * ib);
     }
-    return xscale(i, u) * w_half(wo) * float(sumi);
+    precise float v = xscale(i, u) * w_half(wo) * float(sumi);
+    return v;
 #endif
 #endif
 }

@@ -4,16 +4,29 @@
  * multiple of 256 and not of 64, batches of 1, 7 and 64 rows, with and
  * without bias. Bound: test_ops.c's 2e-6 * (sum_k |w_jk x_ik| + |b_j|)
  * (the integer block sums are the oracle's; only the float order of the
- * block partial sums differs: a tree of 64 strided shares here).
+ * block partial sums differs: strided shares added by a tree of 64, or by
+ * the subgroup's lanes, here). On the backend's default kernels (the
+ * subgroup ones on a device with subgroup arithmetic, lavapipe included).
  *
  * Batch invariance: each row of a 64-row product equals, bit for bit, the
  * same row computed alone (the scheduler relies on it).
+ *
+ * Both kinds of matrix product (vk_compute.h: the subgroup kernels of
+ * matvec.comp, taken where the device has subgroup arithmetic, and the
+ * shared-memory ones of matmul.comp) for the decode shapes: m = 1..9 (9 is
+ * a second pass of 8 rows over the weights), n odd and not a multiple of
+ * the rows per work group, against the oracle within the bound above, every
+ * row of every m bit-equal to the row alone, and rows of one block (no
+ * float order left to differ) bit-equal to the oracle for every quantized
+ * type (the integer block sums and the block's float expression are the
+ * oracle's).
  *
  * Device choice: `auto` never takes a CPU implementation (lavapipe) unless
  * allowed; checked when the only devices are CPU ones. */
 #define HL_OPS_UNDER_TEST_VULKAN 1
 #include "backend/ref/ops_harness.h"
 
+#include "backend/vulkan/vk_compute.h"
 #include "backend/vulkan/vk_device.h"
 
 #include <math.h>
@@ -104,6 +117,200 @@ TEST(vk_matmul_shapes) {
     stats_print("matmul shapes", "vulkan", &st);
     CHECK(st.cases == expected);
     suite_close(&s);
+}
+
+/* the Vulkan backend with the matrix products of `kind` (HL_VK_MATVEC_*), on
+ * the device the suite uses; NULL with the reason in err */
+static hl_backend *open_kind(int kind, hl_err *err) {
+    const char *dev = getenv("HYPERLAMA_VULKAN_DEVICE");
+    hl_vulkan_backend_params p = {.device = dev && *dev ? atoi(dev) : -1, .allow_cpu = 1, .matvec = kind};
+    hl_backend *be = NULL;
+    return hl_backend_vulkan_new(&be, &p, err) ? NULL : be;
+}
+
+TEST(vk_matmul_decode_paths) {
+    suite s = suite_open();
+    if (!s.ok) return suite_close(&s);
+    const char *desc = hl_backend_vulkan_device(s.ut[0].be);
+    const int has_subgroup = strstr(desc, "with arithmetic") != NULL;
+    printf("    default: %s\n", desc);
+    /* auto takes the subgroup kernels exactly when the device has them */
+    CHECK((strstr(desc, "matmul: subgroup") != NULL) == has_subgroup);
+    static const int kinds[2] = {1 /* subgroup */, 2 /* shared memory */};
+    rng r = {0x5EEDull};
+    for (int ki = 0; ki < 2; ki++) {
+        hl_err err = {0};
+        hl_backend *vk = open_kind(kinds[ki], &err);
+        if (!vk) {
+            if (kinds[ki] == 1 && !has_subgroup) { /* a device without: the refusal says so */
+                CHECK(strstr(err.msg, "subgroup") != NULL);
+                printf("    subgroup kernels: not on this device (%s)\n", err.msg);
+                continue;
+            }
+            hl_test_fail(__FILE__, __LINE__, "vulkan backend with matvec kind %d: %s", kinds[ki], err.msg);
+            continue;
+        }
+        const char *kd = hl_backend_vulkan_device(vk);
+        CHECK(strstr(kd, kinds[ki] == 1 ? "matmul: subgroup" : "matmul: shared memory") != NULL);
+        stats st = {0};
+        int exact_rows = 0, inv_rows = 0;
+        for (size_t ti = 0; ti < N_VK_TYPES; ti++) {
+            const hl_type t = vk_types[ti];
+            const int64_t blk = hl_type_get(t)->blck, quant = blk > 1;
+            /* one block (quantized) or one 16-byte load (float); a few blocks
+             * not a multiple of the lanes; float rows of odd length */
+            const int64_t ks[3] = {quant ? blk : (t == HL_TYPE_F32 ? 4 : 8), quant ? (blk == 32 ? 288 : 768) : 200,
+                                   quant ? 0 : 37};
+            static const int64_t ns[] = {1, 13, 37};
+            for (int kk = 0; kk < 3 && ks[kk]; kk++)
+                for (size_t ni = 0; ni < sizeof ns / sizeof ns[0]; ni++) {
+                    const int64_t K = ks[kk], N = ns[ni];
+                    const int wb = N == 13; /* with bias */
+                    float *wf = rnd_vec(&r, N * K, -1.0f, 1.0f), *bias = rnd_vec(&r, N, -0.5f, 0.5f);
+                    float *x = rnd_vec(&r, 9 * K, -2.0f, 2.0f), *wd = malloc((size_t)(N * K) * sizeof *wd);
+                    size_t rb = hl_row_size(t, K);
+                    void *wq = aligned_alloc(64, (rb * (size_t)N + 63) & ~(size_t)63);
+                    if (t == HL_TYPE_MXFP4) { /* as in vk_matmul_shapes */
+                        uint8_t *bq = wq;
+                        for (size_t i = 0; i < rb * (size_t)N; i++)
+                            bq[i] = i % 17 == 0 ? (uint8_t)(120 + rnd(&r) % 12) : (uint8_t)rnd(&r);
+                    } else
+                        CHECK_EQ(hl_quantize(t, wf, wq, N * K), rb * (size_t)N);
+                    CHECK_EQ(hl_dequantize(t, wq, wd, N * K), 0);
+                    hl_tensor tw = {.data = wq, .type = t, .ne0 = K, .ne1 = N, .row_bytes = rb};
+                    snprintf(tw.name, sizeof tw.name, "blk.0.ffn_down.weight");
+                    hl_tensor tb = vec_tensor(bias, N, "blk.0.ffn_down.bias");
+                    float *want = malloc((size_t)(9 * N) * sizeof *want), *alone = malloc((size_t)(9 * N) * sizeof *alone);
+                    float *got = malloc((size_t)(9 * N) * sizeof *got);
+                    double *bound = malloc((size_t)(9 * N) * sizeof *bound);
+                    CHECK_EQ(product(s.ref, &tw, wb ? &tb : NULL, x, 9, want, &err), 0);
+                    for (int64_t i = 0; i < 9; i++)
+                        for (int64_t j = 0; j < N; j++) {
+                            double mag = 0;
+                            for (int64_t k = 0; k < K; k++) mag += fabs((double)wd[j * K + k] * x[i * K + k]);
+                            bound[i * N + j] = 2e-6 * (mag + (wb ? fabs(bias[j]) : 0.0));
+                        }
+                    int ok = 1;
+                    for (int64_t i = 0; i < 9 && ok; i++) /* every row alone */
+                        if (product(vk, &tw, wb ? &tb : NULL, x + i * K, 1, alone + i * N, &err)) {
+                            hl_test_fail(__FILE__, __LINE__, "%s k=%lld n=%lld alone on vulkan: %s", hl_type_name(t),
+                                         (long long)K, (long long)N, err.msg);
+                            ok = 0;
+                        }
+                    for (int32_t M = 1; M <= 9 && ok; M++) {
+                        char label[128];
+                        snprintf(label, sizeof label, "%s k=%lld n=%lld m=%d%s (%s)", hl_type_name(t), (long long)K,
+                                 (long long)N, M, wb ? " bias" : "", kinds[ki] == 1 ? "subgroup" : "shared");
+                        if (product(vk, &tw, wb ? &tb : NULL, x, M, got, &err)) {
+                            hl_test_fail(__FILE__, __LINE__, "%s on vulkan: %s", label, err.msg);
+                            break;
+                        }
+                        compare(&st, label, "vulkan", got, want, bound, M * N);
+                        if (memcmp(got, alone, (size_t)(M * N) * sizeof *got) != 0) {
+                            int64_t e = 0;
+                            while (got[e] == alone[e]) e++;
+                            hl_test_fail(__FILE__, __LINE__, "%s: row %lld column %lld is %.9g, alone %.9g, oracle %.9g", label,
+                                         (long long)(e / N), (long long)(e % N), got[e], alone[e], want[e]);
+                        }
+                        else
+                            inv_rows += M;
+                        if (quant && K == blk && !wb) { /* one block: the oracle's bits */
+                            if (memcmp(got, want, (size_t)(M * N) * sizeof *got) != 0)
+                                for (int64_t e = 0; e < M * N; e++)
+                                    if (got[e] != want[e]) {
+                                        hl_test_fail(__FILE__, __LINE__, "%s: one-block row %lld: %.9g, the oracle %.9g",
+                                                     label, (long long)e, got[e], want[e]);
+                                        break;
+                                    }
+                            exact_rows += M;
+                        }
+                    }
+                    free(wf), free(bias), free(x), free(wd), free(wq), free(want), free(alone), free(got), free(bound);
+                }
+        }
+        char what[64];
+        snprintf(what, sizeof what, "decode %s", kinds[ki] == 1 ? "subgroup" : "shared memory");
+        stats_print(what, "vulkan", &st);
+        printf("    %d rows bit-equal to the row alone, %d one-block rows compared with the oracle bit for bit\n",
+               inv_rows, exact_rows);
+        hl_backend_free(vk);
+    }
+    suite_close(&s);
+}
+
+TEST(vk_matvec_setting) {
+    /* HYPERLAMA_VULKAN_MATVEC is read only when the parameters say auto; a
+     * bad value is refused by name */
+    hl_err err = {0};
+    setenv("HYPERLAMA_VULKAN_MATVEC", "fastest", 1);
+    hl_backend *be = open_kind(0, &err);
+    unsetenv("HYPERLAMA_VULKAN_MATVEC");
+    if (!be && strstr(err.msg, "HYPERLAMA_VULKAN_MATVEC") == NULL) { /* no device at all */
+        if (!vulkan_required()) {
+            hl_test_skip(err.msg);
+            return;
+        }
+        hl_test_fail(__FILE__, __LINE__, "vulkan backend: %s", err.msg);
+        return;
+    }
+    CHECK(be == NULL && strstr(err.msg, "fastest") != NULL && strstr(err.msg, "shared") != NULL);
+    hl_backend_free(be);
+    setenv("HYPERLAMA_VULKAN_MATVEC", "shared", 1);
+    be = open_kind(0, &err);
+    unsetenv("HYPERLAMA_VULKAN_MATVEC");
+    CHECK(be != NULL);
+    if (be) CHECK(strstr(hl_backend_vulkan_device(be), "matmul: shared memory") != NULL);
+    hl_backend_free(be);
+}
+
+/* the embedded SPIR-V of every kernel and of the subgroup matrix products */
+#define VK_SPV_DECL(name) extern const uint32_t hl_vk_spv_##name[], hl_vk_spv_##name##_words;
+HL_VK_KERNELS(VK_SPV_DECL)
+#undef VK_SPV_DECL
+#define VK_MV_DECL(t) extern const uint32_t hl_vk_spv_matvec_##t[], hl_vk_spv_matvec_##t##_words;
+HL_VK_MATVEC(VK_MV_DECL)
+#undef VK_MV_DECL
+
+/* GLSL.std.450 Fma instructions in a SPIR-V module (-1: malformed) */
+static int count_fma(const uint32_t *w, uint32_t n) {
+    uint32_t glsl = 0;
+    int fma = 0;
+    for (uint32_t at = 5; at < n;) {
+        uint32_t len = w[at] >> 16, op = w[at] & 0xffff;
+        if (len == 0 || at + len > n) return -1;
+        if (op == 11 && len >= 3 && !strcmp((const char *)&w[at + 2], "GLSL.std.450")) glsl = w[at + 1];
+        if (op == 12 && len >= 5 && w[at + 3] == glsl && w[at + 4] == 50) fma++;
+        at += len;
+    }
+    return fma;
+}
+
+/* The matrix products and the activation converters never call fma(), and
+ * every block value is `precise`: an Fma in their modules means the
+ * optimizer fused one anyway (spirv-opt's unrolled copies once lost
+ * `precise`, so a row's value depended on its place in the batch). Checked
+ * on the embedded modules, no device needed. (The other kernels are
+ * compared within tolerances; spirv-opt fuses there.) */
+TEST(vk_kernels_have_no_fused_multiply_add) {
+    struct { const char *name; const uint32_t *code; uint32_t words; } mods[] = {
+#define VK_MOD(name) {#name, hl_vk_spv_##name, hl_vk_spv_##name##_words},
+        HL_VK_KERNELS(VK_MOD)
+#undef VK_MOD
+#define VK_MV_MOD(t) {"matvec_" #t, hl_vk_spv_matvec_##t, hl_vk_spv_matvec_##t##_words},
+        HL_VK_MATVEC(VK_MV_MOD)
+#undef VK_MV_MOD
+    };
+    int checked = 0;
+    for (size_t i = 0; i < sizeof mods / sizeof mods[0]; i++) {
+        if (strncmp(mods[i].name, "matmul_", 7) && strncmp(mods[i].name, "matvec_", 7) && strncmp(mods[i].name, "quant_", 6))
+            continue;
+        checked++;
+        int n = count_fma(mods[i].code, mods[i].words);
+        if (n != 0) hl_test_fail(__FILE__, __LINE__, "kernel %s: %d fused multiply-adds%s", mods[i].name, n,
+                                 n < 0 ? " (malformed SPIR-V)" : "");
+    }
+    printf("    %d SPIR-V modules (matrix products, activation converters) checked for Fma\n", checked);
+    CHECK(checked == 3 + 16 + 8);
 }
 
 TEST(vk_auto_never_picks_a_cpu_device) {
