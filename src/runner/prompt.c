@@ -2,6 +2,7 @@
  * or the plain form for a model without a template. */
 #include "runner/prompt.h"
 #include "base/buf.h"
+#include "chat/outparse.h"
 #include "gotmpl/gotmpl.h"
 
 #include <json-c/json.h>
@@ -74,6 +75,13 @@ static int render_go(const hl_prompt *p, const chat_message *all, size_t n, char
     return take(&b, out, err);
 }
 
+/* gpt-oss's template (harmony channels), as the output splitter detects it */
+static int is_harmony(const char *tmpl_src) {
+    chat_outparse_cfg cfg;
+    chat_outparse_detect(tmpl_src, &cfg);
+    return cfg.harmony;
+}
+
 /* The conversation as an OpenAI-style messages array, for
  * chat_context_from_openai (which turns string arguments into objects). */
 static json_object *openai_messages(const chat_message *all, size_t n) {
@@ -88,8 +96,11 @@ static json_object *openai_messages(const chat_message *all, size_t n) {
         }
         if (all[i].tool_call_id) json_object_object_add(m, "tool_call_id", json_object_new_string(all[i].tool_call_id));
         if (all[i].name) json_object_object_add(m, "name", json_object_new_string(all[i].name));
-        if (all[i].thinking && *all[i].thinking)
+        /* under both names templates read it by: Qwen3's reasoning_content, gpt-oss's thinking */
+        if (all[i].thinking && *all[i].thinking) {
             json_object_object_add(m, "reasoning_content", json_object_new_string(all[i].thinking));
+            json_object_object_add(m, "thinking", json_object_new_string(all[i].thinking));
+        }
         json_object_array_add(arr, m);
     }
     return arr;
@@ -113,6 +124,8 @@ static int render_jinja(const hl_loaded *lm, const hl_prompt *p, const chat_mess
     /* thinking as Qwen3's (enable_thinking) and gpt-oss's (reasoning_effort) templates read it */
     if (p->think_set) json_object_object_add(ctx, "enable_thinking", json_object_new_boolean(p->think));
     if (p->think_level) json_object_object_add(ctx, "reasoning_effort", json_object_new_string(p->think_level));
+    else if (p->think_set && !p->think && is_harmony(lm->tmpl_src))
+        json_object_object_add(ctx, "reasoning_effort", json_object_new_string("low")); /* gpt-oss cannot stop reasoning */
     if (p->vars_json && (vars = json_tokener_parse(p->vars_json)) && json_object_is_type(vars, json_type_object)) {
         json_object_object_foreach(vars, k, v) json_object_object_add(ctx, k, json_object_get(v));
     }

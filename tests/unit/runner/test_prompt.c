@@ -121,6 +121,50 @@ TEST(prompt_jinja_template) {
     hl_loaded_free(lm);
 }
 
+/* Thinking as gpt-oss's template reads it: reasoning_effort from think's
+ * level ("low" for think false: it cannot stop reasoning, only shorten it; the
+ * template's own default for think true), and an earlier turn's reasoning as
+ * the message's thinking. A template without harmony channels gets no
+ * reasoning_effort for think false. */
+TEST(prompt_harmony_reasoning_effort_and_thinking) {
+    hl_loaded *lm = load();
+    if (!lm) return;
+    const char *src = "Reasoning: {{ reasoning_effort if reasoning_effort is defined else 'medium' }}|"
+                      "{% for m in messages %}<|start|>{{ m.role }}{% if m.thinking %}<|channel|>analysis<|message|>"
+                      "{{ m.thinking }}<|end|>{% endif %}<|message|>{{ m.content }}<|end|>{% endfor %}";
+    hl_err err = {0};
+    CHECK_EQ(chat_template_parse(&lm->tmpl, src, strlen(src), &err), 0);
+    lm->tmpl_src = strdup(src);
+    static const chat_message turns[] = {{.role = "user", .content = "Hi"},
+                                         {.role = "assistant", .content = "Hello", .thinking = "Greet back."}};
+    int rc;
+    hl_prompt p = {.msgs = turns, .n_msgs = 2, .think_set = 1, .think = 1, .think_level = "high"};
+    char *t = render(lm, &p, &rc, &err);
+    CHECK_EQ(rc, 0);
+    CHECK_STREQ(t, "Reasoning: high|<|start|>user<|message|>Hi<|end|><|start|>assistant<|channel|>analysis<|message|>"
+                   "Greet back.<|end|><|message|>Hello<|end|>");
+    free(t);
+    p.n_msgs = 1;
+    p.think_level = NULL;
+    t = render(lm, &p, &rc, &err);
+    CHECK_STREQ(t, "Reasoning: medium|<|start|>user<|message|>Hi<|end|>");
+    free(t);
+    p.think = 0;
+    t = render(lm, &p, &rc, &err);
+    CHECK_STREQ(t, "Reasoning: low|<|start|>user<|message|>Hi<|end|>");
+    free(t);
+    /* not harmony: think false sets enable_thinking only */
+    chat_template_free(lm->tmpl);
+    free(lm->tmpl_src);
+    const char *plain = "{{ reasoning_effort if reasoning_effort is defined else 'unset' }}/{{ enable_thinking }}";
+    CHECK_EQ(chat_template_parse(&lm->tmpl, plain, strlen(plain), &err), 0);
+    lm->tmpl_src = strdup(plain);
+    t = render(lm, &p, &rc, &err);
+    CHECK_STREQ(t, "unset/False");
+    free(t);
+    hl_loaded_free(lm);
+}
+
 /* Fill in the middle: through a Go template that uses .Suffix (Ollama's
  * insert), else the model's FIM tokens; stories260K has none. */
 TEST(prompt_fill_in_the_middle) {
