@@ -123,7 +123,8 @@ int hl_draft_model_new(hl_draft_model **out, const hl_loaded *draft, const hl_lo
         if (n_blocks < 2) rc = hl_err_set(err, HL_EINVAL, "draft KV budget too small: one block needs %zu bytes",
                                           hl_kv_block_bytes(&kp));
     }
-    if (!rc) rc = hl_forward_ctx_new(&dm->fctx, draft->model, p.backend, p.step_tokens, err);
+    hl_forward_placement pl = {.be = p.backend, .n_on_be = -1, .n_ctx = dm->n_ctx};
+    if (!rc) rc = hl_forward_ctx_new_placed(&dm->fctx, draft->model, &pl, p.step_tokens, err);
     if (!rc) rc = hl_forward_kv_new(dm->fctx, n_blocks, dm->block_size, kp.type, &dm->kv, err);
     if (!rc) rc = hl_kvc_init(&dm->kvc, n_blocks, dm->block_size, err);
     if (!rc) {
