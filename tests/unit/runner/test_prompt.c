@@ -8,6 +8,7 @@
 
 #include "runner/prompt.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 
 static hl_loaded *load(void) { return rig_load_stories(); }
@@ -161,6 +162,52 @@ TEST(prompt_harmony_reasoning_effort_and_thinking) {
     lm->tmpl_src = strdup(plain);
     t = render(lm, &p, &rc, &err);
     CHECK_STREQ(t, "unset/False");
+    free(t);
+    hl_loaded_free(lm);
+}
+
+/* gpt-oss's own template (tests/data/templates/gpt-oss.jinja, which
+ * tests/chat/ renders against jinja2) through the prompt path: a tool round
+ * trip whose call message has no content (null, as OpenAI clients send it;
+ * the template fails on null, and jinja2 with it) renders as jinja2 renders
+ * the same conversation with "" (the expected pieces are jinja2's output). */
+TEST(prompt_harmony_tool_round_trip_with_null_content) {
+    hl_loaded *lm = load();
+    if (!lm) return;
+    FILE *f = fopen("tests/data/templates/gpt-oss.jinja", "rb");
+    if (!f) {
+        hl_test_fail(__FILE__, __LINE__, "tests/data/templates/gpt-oss.jinja: run from the repository root");
+        hl_loaded_free(lm);
+        return;
+    }
+    static char src[32768];
+    size_t n = fread(src, 1, sizeof src - 1, f);
+    fclose(f);
+    src[n] = 0;
+    hl_err err = {0};
+    CHECK_EQ(chat_template_parse(&lm->tmpl, src, n, &err), 0);
+    lm->tmpl_src = strdup(src);
+    static const chat_message turns[] = {
+        {.role = "user", .content = "Weather in Paris?"},
+        {.role = "assistant", .content = NULL,
+         .tool_calls_json = "[{\"id\":\"call_1\",\"type\":\"function\",\"function\":{\"name\":\"get_weather\",\"arguments\":\"{\\\"city\\\":\\\"Paris\\\"}\"}}]"},
+        {.role = "tool", .content = "21 C", .tool_call_id = "call_1"},
+    };
+    const char *tools = "[{\"type\":\"function\",\"function\":{\"name\":\"get_weather\",\"description\":\"Get the weather\","
+                        "\"parameters\":{\"type\":\"object\",\"properties\":{\"city\":{\"type\":\"string\"}},\"required\":[\"city\"]}}}]";
+    int rc;
+    hl_prompt p = {.system = "Be brief.", .msgs = turns, .n_msgs = 3, .tools_json = tools, .think_set = 1, .think = 0};
+    char *t = render(lm, &p, &rc, &err);
+    CHECK_EQ(rc, 0);
+    if (t) {
+        CHECK(strstr(t, "Reasoning: low\n\n") != NULL);
+        CHECK(strstr(t, "<|start|>developer<|message|># Instructions\n\nBe brief.\n\n# Tools\n\n## functions\n\nnamespace functions {\n\n"
+                        "// Get the weather\ntype get_weather = (_: {\ncity: string,\n}) => any;\n\n} // namespace functions<|end|>") != NULL);
+        CHECK(strstr(t, "<|start|>assistant to=functions.get_weather<|channel|>commentary json<|message|>{\"city\": \"Paris\"}<|call|>"
+                        "<|start|>functions.get_weather to=assistant<|channel|>commentary<|message|>\"21 C\"<|end|><|start|>assistant") != NULL);
+        size_t len = strlen(t);
+        CHECK(len > 18 && !strcmp(t + len - 18, "<|start|>assistant"));
+    }
     free(t);
     hl_loaded_free(lm);
 }
