@@ -44,7 +44,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (size < 2) return 0;
     static const char *const prefixes[] = {NULL, "<tool_call>", "[TOOL_CALLS]", "<|python_tag|>"};
     chat_outparse_cfg cfg = {0};
-    cfg.tools = (chat_tool_format)(data[0] % 7);
+    cfg.tools = (chat_tool_format)(data[0] % 8);
+    if (cfg.tools == CHAT_TOOLS_HARMONY) { /* gpt-oss's channels, with tools or (0x80) without */
+        cfg.harmony = 1;
+        if (data[0] & 0x80) cfg.tools = CHAT_TOOLS_NONE;
+    }
     if (data[0] & 0x08) cfg.think_open = "<think>", cfg.think_close = "</think>";
     cfg.in_thinking = (data[0] & 0x10) != 0;
     cfg.prefix = prefixes[(data[0] >> 5) & 3];

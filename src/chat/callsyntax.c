@@ -25,6 +25,9 @@ static const chat_call_syntax TABLE[] = {
     {.fmt = CHAT_TOOLS_DEEPSEEK, /* V3.1: NAME<sep>ARGS */
      .open = CHAT_DS_CALLS_BEGIN, .close = CHAT_DS_CALLS_END, .call_open = CHAT_DS_CALL_BEGIN, .call_close = CHAT_DS_CALL_END,
      .body = CHAT_BODY_NAME_ARGS, .name_end = CHAT_DS_SEP, .escape = "\xef\xbd\x9c"},
+    {.fmt = CHAT_TOOLS_HARMONY, /* gpt-oss: one message to=functions.NAME; its <|call|> ends generation */
+     .call_open = CHAT_H_CHANNEL "commentary to=functions.", .one_call = 1, .body = CHAT_BODY_NAME_ARGS,
+     .name_end = " " CHAT_H_CONSTRAIN "json" CHAT_H_MESSAGE, .escape = "<"},
 };
 
 /* DeepSeek-R1 (and V3): function<sep>NAME, then the arguments in a json fence */

@@ -20,5 +20,15 @@
 #define CHAT_XML_FUNCTION_END "</function>"
 #define CHAT_XML_PARAM "<parameter="
 #define CHAT_XML_PARAM_END "</parameter>"
+/* gpt-oss's harmony format: <|start|>ROLE<|channel|>CHANNEL[ to=RECIPIENT]
+ * [ <|constrain|>TYPE]<|message|>BODY<|end|> (<|return|> / <|call|> end the
+ * last message, and generation) */
+#define CHAT_H_START "<|start|>"
+#define CHAT_H_CHANNEL "<|channel|>"
+#define CHAT_H_CONSTRAIN "<|constrain|>"
+#define CHAT_H_MESSAGE "<|message|>"
+#define CHAT_H_END "<|end|>"
+#define CHAT_H_RETURN "<|return|>"
+#define CHAT_H_CALL "<|call|>"
 
 #endif

@@ -7,7 +7,11 @@
  * until the call's closer (or the end of the output, for formats whose calls
  * run to the end) and then parses the body as a whole; a body that does not
  * parse is released as content with its markers. Parsing a body is atomic:
- * either every call in it is emitted or none. */
+ * either every call in it is emitted or none. Harmony (gpt-oss) has no
+ * free text between messages: its own loop (step_harmony) alternates a
+ * header mode, held until <|message|>, whose channel and recipient choose
+ * the body's mode, with the body modes, which end at the next message's
+ * markers. */
 #include "chat/outparse.h"
 #include "chat/markers.h"
 
@@ -18,7 +22,9 @@
 #define MAX_MARKERS 4
 #define JSON_DEPTH 64
 
-typedef enum { M_TEXT, M_THINK, M_CALL } pmode;
+typedef enum { M_TEXT, M_THINK, M_CALL, M_HEADER } pmode;
+
+#define HARMONY_HEADER_MAX 512 /* a longer "header" is no header, but text */
 
 typedef struct marker {
     const char *open;  /* owned by the parser (copied) or static */
@@ -39,6 +45,9 @@ struct chat_outparse {
     int answered;         /* non-whitespace content was emitted */
     int skip_ws;
     size_t n_calls;
+    int harmony;          /* gpt-oss's channels (outparse.h) */
+    hl_buf hdr;           /* harmony: the header of the message in progress, markers included */
+    char *to;             /* harmony: the function the message in progress calls, or NULL */
 };
 
 static const char DS_CALLS_BEGIN[] = CHAT_DS_CALLS_BEGIN;
@@ -56,6 +65,7 @@ const char *chat_tool_format_name(chat_tool_format f) {
     case CHAT_TOOLS_MISTRAL: return "mistral";
     case CHAT_TOOLS_DEEPSEEK: return "deepseek";
     case CHAT_TOOLS_PREFIX: return "prefix";
+    case CHAT_TOOLS_HARMONY: return "harmony";
     }
     return "?";
 }
@@ -489,6 +499,7 @@ static int parse_body(chat_outparse *p, const char *s, size_t n, calls *c) {
     case CHAT_TOOLS_PREFIX:
         if (p->prefix && *p->prefix) return each_piece(p, t, tn, p->prefix, piece_json, c);
         return json_calls(t, tn, c);
+    case CHAT_TOOLS_HARMONY:
     case CHAT_TOOLS_NONE: break;
     }
     return -1;
@@ -571,7 +582,10 @@ static void unfence(const char **s, size_t *n) {
     if (*n >= 3 && !memcmp(*s + *n - 3, "```", 3)) *n -= 3;
 }
 
+static int step_harmony(chat_outparse *p, chat_out *out);
+
 static int step(chat_outparse *p, chat_out *out) {
+    if (p->harmony) return step_harmony(p, out);
     for (;;) {
         if (p->skip_ws) {
             size_t k = 0;
@@ -651,6 +665,138 @@ static int step(chat_outparse *p, chat_out *out) {
     }
 }
 
+/* ---- harmony (gpt-oss) ------------------------------------------------------ */
+
+/* What a message body ends at: the first three are consumed, the last two
+ * begin the next message's header (when the vocabulary leaves <|end|>
+ * unrendered, <|start|> is the only sign). */
+static const char *const H_TERM[] = {CHAT_H_END, CHAT_H_RETURN, CHAT_H_CALL, CHAT_H_START, CHAT_H_CHANNEL};
+enum { H_N_TERM = 5, H_N_CONSUMED = 3 };
+
+/* Whether s[0..n) can be (the start of) a header: it opens with <|start|>,
+ * <|channel|> or a recipient (" to=", as the template writes it after
+ * <|start|>assistant). */
+static int harmony_header_start(const char *s, size_t n) {
+    static const char *const open[] = {CHAT_H_START, CHAT_H_CHANNEL, " to=", "to="};
+    for (int i = 0; i < 4; i++) {
+        size_t m = strlen(open[i]), c = n < m ? n : m;
+        if (!memcmp(s, open[i], c)) return 1;
+    }
+    return 0;
+}
+
+/* The word of header h[0..n) after key: up to a space, a '<' or the end. */
+static int harmony_word(const char *h, size_t n, const char *key, const char **w, size_t *wn) {
+    const char *k = find(h, n, key);
+    if (!k) return 0;
+    *w = k + strlen(key);
+    size_t i = 0, left = n - (size_t)(*w - h);
+    while (i < left && (*w)[i] != ' ' && (*w)[i] != '<') i++;
+    *wn = i;
+    return 1;
+}
+
+/* Decides the body's mode from header h[0..n) (without <|message|>). */
+static int harmony_begin(chat_outparse *p, const char *h, size_t n, chat_out *out) {
+    const char *ch = NULL, *to = NULL;
+    size_t chn = 0, ton = 0;
+    harmony_word(h, n, CHAT_H_CHANNEL, &ch, &chn);
+    harmony_word(h, n, "to=", &to, &ton);
+    free(p->to);
+    p->to = NULL;
+    if (to && ton && p->fmt == CHAT_TOOLS_HARMONY) {
+        if (ton > 10 && !memcmp(to, "functions.", 10)) to += 10, ton -= 10;
+        if (!(p->to = strndup(to, ton))) return HL_ENOMEM;
+        p->mode = M_CALL;
+    } else if (!to && chn == 8 && !memcmp(ch, "analysis", 8)) {
+        p->mode = M_THINK;
+    } else {
+        /* final, a preamble on commentary, another channel: content; a
+         * call with tools off is content as the model wrote it */
+        p->mode = M_TEXT;
+        if (to) emit(p, &out->content, p->hdr.data, p->hdr.len);
+    }
+    return 0;
+}
+
+/* Ends the call message in progress with body pend[0..n); term is the
+ * consumed marker after it (NULL: none). A body that is not a JSON object,
+ * or a call to a function the request does not have, is content, header and
+ * marker included. */
+static int harmony_call(chat_outparse *p, size_t n, const char *term, chat_out *out) {
+    calls c = {0};
+    const char *t = p->pend.data ? p->pend.data : "";
+    size_t tn = n;
+    trim(&t, &tn);
+    struct json_object *v = NULL;
+    int rc = 0, ok = 0;
+    if (p->to && *p->to && tn && json_whole(t, tn, &v) && v && json_object_is_type(v, json_type_object))
+        ok = calls_add(&c, p->to, strlen(p->to), v) == 0 && known_calls(p, &c);
+    json_object_put(v);
+    if (ok) {
+        rc = commit(p, &c, out);
+    } else {
+        if (c.oom) rc = HL_ENOMEM;
+        calls_free(&c);
+        emit(p, &out->content, p->hdr.data ? p->hdr.data : "", p->hdr.len);
+        emit(p, &out->content, p->pend.data ? p->pend.data : "", n);
+        if (term) emit(p, &out->content, term, strlen(term));
+    }
+    free(p->to);
+    p->to = NULL;
+    return rc;
+}
+
+static int step_harmony(chat_outparse *p, chat_out *out) {
+    for (;;) {
+        const char *s = p->pend.data;
+        size_t n = p->pend.len;
+        if (!n) return 0;
+        if (p->mode == M_HEADER) {
+            const char *q = find(s, n, CHAT_H_MESSAGE);
+            size_t hn = q ? (size_t)(q - s) : n;
+            /* decided from the text alone: without <|message|> yet, only
+             * once it could no longer start within the limit */
+            if (!harmony_header_start(s, n) || (q ? hn > HARMONY_HEADER_MAX : n >= HARMONY_HEADER_MAX + strlen(CHAT_H_MESSAGE))) {
+                p->mode = M_TEXT; /* text where a header should be: content, as it stands */
+                hl_buf_reset(&p->hdr);
+                continue;
+            }
+            if (!q) return 0;
+            hl_buf_reset(&p->hdr);
+            hl_buf_append(&p->hdr, s, hn + strlen(CHAT_H_MESSAGE));
+            if (p->hdr.oom) return HL_ENOMEM;
+            int rc = harmony_begin(p, s, hn, out);
+            if (rc) return rc;
+            consume(p, hn + strlen(CHAT_H_MESSAGE));
+            continue;
+        }
+        const char *best = NULL;
+        int bi = -1;
+        size_t hold = 0;
+        for (int i = 0; i < H_N_TERM; i++) {
+            const char *q = find(s, n, H_TERM[i]);
+            if (q && (!best || q < best)) best = q, bi = i;
+            size_t h = partial(s, n, H_TERM[i]);
+            if (h > hold) hold = h;
+        }
+        if (best) {
+            size_t i = (size_t)(best - s), tl = bi < H_N_CONSUMED ? strlen(H_TERM[bi]) : 0;
+            int rc = 0;
+            if (p->mode == M_CALL) rc = harmony_call(p, i, tl ? H_TERM[bi] : NULL, out);
+            else emit(p, p->mode == M_THINK ? &out->thinking : &out->content, s, i);
+            consume(p, i + tl);
+            p->mode = M_HEADER;
+            if (rc) return rc;
+            continue;
+        }
+        if (p->mode == M_CALL) return 0; /* held whole until it ends */
+        emit(p, p->mode == M_THINK ? &out->thinking : &out->content, s, n - hold);
+        consume(p, n - hold);
+        return 0;
+    }
+}
+
 int chat_outparse_feed(chat_outparse *p, const char *text, size_t n, chat_out *out, hl_err *err) {
     if (n) hl_buf_append(&p->pend, text, n);
     int rc = p->pend.oom ? HL_ENOMEM : step(p, out);
@@ -660,7 +806,12 @@ int chat_outparse_feed(chat_outparse *p, const char *text, size_t n, chat_out *o
 
 int chat_outparse_finish(chat_outparse *p, chat_out *out, hl_err *err) {
     int rc = step(p, out);
-    if (!rc && p->pend.len) {
+    if (!rc && p->harmony && p->mode == M_CALL) {
+        rc = harmony_call(p, p->pend.len, NULL, out); /* <|call|> ended generation: the body is whole */
+        hl_buf_reset(&p->pend);
+    } else if (!rc && p->harmony && p->mode == M_HEADER) {
+        hl_buf_reset(&p->pend); /* a header cut short (a length limit): markers and names, no message text */
+    } else if (!rc && p->pend.len) {
         if (p->mode == M_CALL) rc = end_call(p, p->pend.len, 0, out);
         else if (p->mode == M_THINK) emit(p, &out->thinking, p->pend.data, p->pend.len);
         else emit(p, &out->content, p->pend.data, p->pend.len);
@@ -684,6 +835,8 @@ void chat_outparse_free(chat_outparse *p) {
     free(p->think_close);
     json_object_put(p->defs);
     hl_buf_free(&p->pend);
+    hl_buf_free(&p->hdr);
+    free(p->to);
     free(p);
 }
 
@@ -720,7 +873,16 @@ int chat_outparse_new(chat_outparse **out, const chat_outparse_cfg *cfg, hl_err 
         if (p->prefix && *p->prefix) add_marker(p, p->prefix, p->suffix, 0);
         p->bare_json = 1; /* a JSON answer is a call too, with or without the prefix */
         break;
+    case CHAT_TOOLS_HARMONY: /* harmony's own loop, below; without cfg.harmony no calls */
     case CHAT_TOOLS_NONE: break;
+    }
+    if (cfg->harmony) {
+        /* the prompt ended with <|start|>assistant: a header comes first */
+        p->harmony = 1;
+        p->mode = M_HEADER;
+        if (p->fmt != CHAT_TOOLS_NONE) p->fmt = CHAT_TOOLS_HARMONY;
+        *out = p;
+        return 0;
     }
     if (think && cfg->in_thinking) {
         p->mode = M_THINK;
@@ -736,13 +898,18 @@ unsigned chat_template_caps(const char *src) {
     chat_outparse_cfg cfg;
     chat_outparse_detect(src, &cfg);
     if (cfg.tools != CHAT_TOOLS_NONE) c |= CHAT_CAP_TOOLS; /* reads tools, or writes a family's calls (DeepSeek's) */
-    if (strstr(src, "<think>")) c |= CHAT_CAP_THINKING;
+    if (strstr(src, "<think>") || cfg.harmony) c |= CHAT_CAP_THINKING;
     return c;
 }
 
 void chat_outparse_detect(const char *src, chat_outparse_cfg *cfg) {
     memset(cfg, 0, sizeof *cfg);
     if (!src) return;
+    if (strstr(src, CHAT_H_CHANNEL) && strstr(src, CHAT_H_MESSAGE)) { /* gpt-oss: it names "tools" too */
+        cfg->harmony = 1;
+        cfg->tools = CHAT_TOOLS_HARMONY;
+        return;
+    }
     if (strstr(src, "<tool_call>")) cfg->tools = strstr(src, "<function=") ? CHAT_TOOLS_QWEN3_XML : CHAT_TOOLS_HERMES;
     else if (strstr(src, "[TOOL_CALLS]")) cfg->tools = CHAT_TOOLS_MISTRAL;
     else if (strstr(src, "tool\xe2\x96\x81" "calls\xe2\x96\x81" "begin")) cfg->tools = CHAT_TOOLS_DEEPSEEK;

@@ -19,6 +19,17 @@
  *              Modelfile TEMPLATE's .ToolCalls section (gotmpl_tool_prefix),
  *              then JSON call objects (one, several, or an array); a bare
  *              (or ```json-fenced) call as the whole answer counts too
+ *   harmony    gpt-oss: the output is a sequence of messages
+ *              [<|start|>assistant]<|channel|>CH[ to=R][ <|constrain|>json]
+ *              <|message|>BODY<|end|> (the recipient may also stand before
+ *              <|channel|>, as the template renders history); channel
+ *              analysis is thinking, final and commentary without a
+ *              recipient are content, a message to=functions.NAME is a call
+ *              of NAME with BODY as its JSON arguments (its <|call|> ends
+ *              generation, so a call body runs to <|call|> or the end).
+ *              Channels are split whether or not tools or thinking were
+ *              asked for (cfg.harmony): the markers are never content, and
+ *              without tools a call message is content, header included
  * and thinking between the template's markers (<think> … </think> for Qwen3
  * and DeepSeek-R1; a prompt that ends inside the open marker, as R1's
  * template writes it, starts the output in thinking).
@@ -53,6 +64,7 @@ typedef enum chat_tool_format {
     CHAT_TOOLS_MISTRAL,
     CHAT_TOOLS_DEEPSEEK,
     CHAT_TOOLS_PREFIX,
+    CHAT_TOOLS_HARMONY,
 } chat_tool_format;
 
 typedef struct chat_outparse_cfg {
@@ -62,6 +74,9 @@ typedef struct chat_outparse_cfg {
     const char *think_open;        /* NULL: no thinking split */
     const char *think_close;
     int in_thinking;               /* the output starts inside thinking */
+    int harmony;                   /* gpt-oss's channels (see above): the output is harmony messages,
+                                      the prompt having ended with <|start|>assistant; think_open and
+                                      think_close are unused */
     struct json_object *tool_defs; /* optional, borrowed during new(): the request's tools. When
                                       given, a call must name one of them (a call to any other
                                       name is content, markers included), and their parameter
@@ -102,10 +117,12 @@ enum { CHAT_CAP_TOOLS = 1 << 0, CHAT_CAP_THINKING = 1 << 1 };
 /* What a Jinja chat template's source shows: CHAT_CAP_TOOLS when it reads
  * `tools` or writes a known family's tool calls (DeepSeek's templates
  * render calls and results but leave the tools' descriptions to the
- * system message), CHAT_CAP_THINKING when it writes thinking markers. */
+ * system message), CHAT_CAP_THINKING when it writes thinking markers (or
+ * harmony channels: gpt-oss always reasons in its analysis channel). */
 unsigned chat_template_caps(const char *src);
 /* The family of a Jinja template (tools format and thinking markers), from
- * the markers its source writes. */
+ * the markers its source writes; harmony (cfg.harmony, tools HARMONY) when it
+ * writes <|channel|> and <|message|>. */
 void chat_outparse_detect(const char *src, chat_outparse_cfg *cfg);
 /* Whether a rendered prompt ends inside an open thinking marker (the
  * template opened it for the model, as DeepSeek-R1's does). */

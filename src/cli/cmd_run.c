@@ -463,10 +463,10 @@ static int answer(run_state *rs, const conversation *conv, capture *cap) {
     }
     chat_outparse_cfg tc;
     think_markers(rs, &tc);
-    if (rs->o.think_set && rs->o.think && !tc.think_open)
+    if (rs->o.think_set && rs->o.think && !tc.think_open && !tc.harmony)
         fprintf(stderr, "warning: %s does not support thinking (its template has no thinking markers)\n", rs->name);
     cap->to = (cli_think_out){.hide = rs->o.hide_thinking};
-    if (tc.think_open) {
+    if (tc.think_open || tc.harmony) { /* harmony: its channels are split even with --think=false */
         tc.in_thinking = chat_prompt_opens_thinking(prompt, tc.think_open, tc.think_close);
         if (chat_outparse_new(&cap->op, &tc, &err)) cap->op = NULL;
     }

@@ -9,11 +9,15 @@
  * rope.scaling.original_context_length) scales the rotated queries and keys, i.e. the
  * attention scores by its square when whole heads rotate (folded into the
  * attention scale); with partial rotary heads (Phi-4-mini) the rope op
- * scales the rotated dims itself (its mscale). rope_factors_long.weight, which transformers
- * switches to once a sequence outgrows rope.scaling.original_context_length,
- * is checked but not used: positions up to that length match transformers,
- * later ones keep the short factors. attention.sliding_window, when present,
- * applies to every layer. */
+ * scales the rotated dims itself (its mscale). rope_factors_long.weight is
+ * used instead of the short factors by a model serving more positions than
+ * rope.scaling.original_context_length: the choice is made once, by the
+ * context a forward context is made for (the configured num_ctx; load.c
+ * compiles a second plan rotating by the long factors, hl_model_plan_for
+ * picks it), as llama.cpp chooses by n_ctx. transformers switches per
+ * sequence, once its length exceeds the original context, so the two agree
+ * for sequences beyond it with a long context and within it with a short
+ * one. attention.sliding_window, when present, applies to every layer. */
 #include "model/model_impl.h"
 
 #include <math.h>

@@ -86,7 +86,7 @@ int hl_forward_ctx_new_placed(hl_forward_ctx **out, const hl_model *m, const hl_
     if (max_tokens <= 0 || max_tokens > (1 << 20))
         return hl_err_set(err, HL_EINVAL, "forward context: max_tokens %d out of range (1..%d)", max_tokens, 1 << 20);
     if (!pl || !pl->be) return hl_err_set(err, HL_EINVAL, "forward context: no backend");
-    const hl_plan *plan = &m->plan;
+    const hl_plan *plan = hl_model_plan_for(m, pl->n_ctx);
     int32_t n = plan->n_layer, on_be = pl->n_on_be < 0 || pl->n_on_be > n ? n : pl->n_on_be;
     hl_backend *only = !pl->first || on_be == n ? pl->be : on_be == 0 ? pl->first : NULL;
     hl_forward_ctx *c = calloc(1, sizeof *c);

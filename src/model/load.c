@@ -132,6 +132,9 @@ static int read_hparams(hl_model *m, hl_err *err) {
     }
     hp->rope_attn_factor = 1.0f;
     if ((rc = hp_float(f, a, "rope.scaling.attn_factor", 1e-3, 1e3, &hp->rope_attn_factor, err))) return rc;
+    /* LongRoPE's switch point (phi3 files state no scaling type) */
+    if (!hp->rope_yarn && (rc = hp_int(f, a, "rope.scaling.original_context_length", 0, 0, INT32_MAX, &hp->rope_long_after, err)))
+        return rc;
     hp->rope_freq_base_swa = 10000.0f;
     if (m->arch->swa_period > 0 &&
         (rc = hp_int(f, a, "attention.sliding_window", 0, 0, INT32_MAX, &hp->n_swa, err)))
@@ -372,6 +375,17 @@ static int build_rope(hl_model *m, hl_err *err) {
         m->rope_inv_freq_swa[i] =
             m->arch->swa_rope_local ? pow((double)hp->rope_freq_base_swa, -2.0 * i / hp->n_rot) : f;
     }
+    /* LongRoPE's long factors, for contexts beyond the original one
+     * (hl_model_plan_for chooses) */
+    const float *lf = m->w.rope_factors_long.data;
+    if (lf && hp->rope_long_after > 0) {
+        if (!(m->rope_inv_freq_long = calloc(n, sizeof(double)))) return hl_err_set(err, HL_ENOMEM, "out of memory");
+        for (int32_t i = 0; i < half; i++) {
+            if (!(lf[i] > 0.0f) || !isfinite(lf[i]))
+                return hl_err_set(err, HL_EINVAL, "rope_factors_long.weight[%d] = %g is not a positive number", (int)i, lf[i]);
+            m->rope_inv_freq_long[i] = (double)hp->rope_freq_scale * pow((double)hp->rope_freq_base, -2.0 * i / hp->n_rot) / lf[i];
+        }
+    }
     if (hp->rope_yarn) {
         yarn_freqs(m, m->rope_inv_freq);
         if (!m->arch->swa_rope_local) memcpy(m->rope_inv_freq_swa, m->rope_inv_freq, n * sizeof(double));
@@ -391,13 +405,38 @@ static int build_rope(hl_model *m, hl_err *err) {
     return 0;
 }
 
+/* The plan for contexts beyond LongRoPE's original one: the same ops, their
+ * rope rotating by the long factors' frequencies (phi3 rotates every layer
+ * alike, so every rope op changes). */
+static int build_plan_long(hl_model *m, hl_err *err) {
+    if (!m->rope_inv_freq_long) return 0;
+    const hl_plan *p = &m->plan;
+    hl_plan *q = &m->plan_long;
+    *q = *p;
+    q->ops = malloc((size_t)p->n_ops * sizeof *q->ops);
+    q->layer_ops = malloc(((size_t)p->n_layer + 1) * sizeof *q->layer_ops);
+    if (!q->ops || !q->layer_ops) {
+        free(q->ops);
+        free(q->layer_ops);
+        memset(q, 0, sizeof *q);
+        return hl_err_set(err, HL_ENOMEM, "out of memory building the layer plan");
+    }
+    memcpy(q->ops, p->ops, (size_t)p->n_ops * sizeof *q->ops);
+    memcpy(q->layer_ops, p->layer_ops, ((size_t)p->n_layer + 1) * sizeof *q->layer_ops);
+    for (int32_t i = 0; i < q->n_ops; i++)
+        if (q->ops[i].kind == HL_OP_ROPE) q->ops[i].p.rope.inv_freq = m->rope_inv_freq_long;
+    return 0;
+}
+
 void hl_model_free(hl_model *m) {
     if (!m) return;
     free(m->w.layers);
     free(m->rope_inv_freq);
     free(m->rope_inv_freq_swa);
+    free(m->rope_inv_freq_long);
     free(m->layer_swa);
     hl_plan_free(&m->plan);
+    hl_plan_free(&m->plan_long);
     gguf_close(m->file);
     free(m);
 }
@@ -428,7 +467,7 @@ int hl_model_load_gguf(hl_model **out, gguf_file *f, hl_err *err) {
         m->arch = &hl_arch_mixtral;
     if ((rc = read_hparams(m, err)) || (rc = bind_weights(m, err)) || (rc = build_rope(m, err))) goto fail;
     if (m->arch->hook && (rc = m->arch->hook(m, err))) goto fail;
-    if ((rc = hl_plan_build(m, err))) goto fail;
+    if ((rc = hl_plan_build(m, err)) || (rc = build_plan_long(m, err))) goto fail;
     *out = m;
     return 0;
 fail:
@@ -449,6 +488,9 @@ int hl_model_load(hl_model **out, const char *path, hl_err *err) {
 const hl_hparams *hl_model_hparams(const hl_model *m) { return &m->hp; }
 int32_t hl_model_n_out(const hl_model *m) { return m->hp.embedding ? m->hp.n_embd : m->hp.n_vocab; }
 const hl_plan *hl_model_plan(const hl_model *m) { return &m->plan; }
+const hl_plan *hl_model_plan_for(const hl_model *m, int32_t n_ctx) {
+    return m->plan_long.ops && n_ctx > m->hp.rope_long_after ? &m->plan_long : &m->plan;
+}
 const gguf_file *hl_model_gguf(const hl_model *m) { return m->file; }
 size_t hl_model_weight_bytes(const hl_model *m) { return m->weight_bytes; }
 

@@ -94,6 +94,9 @@ typedef struct hl_hparams {
     float residual_scale;   /* <arch>.residual_scale: 0, or what each branch is multiplied by (granite) */
     float logit_scale;      /* <arch>.logit_scale: 0, or what the logits are divided by (granite) */
     int rope_longrope;      /* rope.scaling.type longrope / su: frequencies from rope_factors_short.weight */
+    int32_t rope_long_after; /* rope.scaling.original_context_length (not yarn; 0: absent): with
+                                rope_factors_long.weight (phi3's LongRoPE), a context beyond it
+                                rotates by the long factors (hl_model_plan_for) */
     /* rope.scaling.type yarn: the frequencies blend interpolated (/ factor)
      * and original ones along a ramp between the dims that rotate beta_fast
      * and beta_slow times over the original context; rotated dims scaled by
@@ -146,6 +149,11 @@ hl_kv_params hl_model_kv_params(const hl_model *m, int32_t n_blocks, int32_t blo
  * (backend/backend.h describes its ops and buffers); borrowed, lives as long
  * as the model. */
 const hl_plan *hl_model_plan(const hl_model *m);
+/* The plan a forward context serving n_ctx positions runs: LongRoPE's long
+ * factors when n_ctx exceeds the original context and the file has them
+ * (llama.cpp's choice; transformers switches per sequence length, which
+ * agrees for a sequence filling the context), else hl_model_plan. */
+const hl_plan *hl_model_plan_for(const hl_model *m, int32_t n_ctx);
 
 /* ---- backends ---- */
 /* Opens a backend by name: "cpu" (SIMD kernels on pool, which must be the
@@ -201,6 +209,8 @@ typedef struct hl_forward_placement {
     hl_backend *be;    /* the last n_on_be layers and the output; required */
     hl_backend *first; /* the embedding and the other layers; NULL: be runs everything */
     int32_t n_on_be;   /* layers on be */
+    int32_t n_ctx;     /* the positions the context serves (its KV's): picks the plan (hl_model_plan_for);
+                          0: the model's original context */
 } hl_forward_placement;
 int hl_forward_ctx_new_placed(hl_forward_ctx **out, const hl_model *m, const hl_forward_placement *pl, int32_t max_tokens,
                               hl_err *err);

@@ -196,7 +196,7 @@ typedef struct hl_weights {
     hl_wt output_norm; /* [n_embd] */
     hl_wt output;      /* [n_embd, n_vocab]; = token_embd when tied */
     hl_wt rope_freqs;  /* [n_rot / 2] optional: divisors of the rope frequencies (phi3: the short factors) */
-    hl_wt rope_factors_long; /* [n_rot / 2] optional (phi3): LongRoPE's long-context divisors, checked, unused */
+    hl_wt rope_factors_long; /* [n_rot / 2] optional (phi3): LongRoPE's long-context divisors (plan_long) */
     /* encoders */
     hl_wt token_types;     /* [n_embd, n_types] F32: row 0 is added to every token (one segment) */
     hl_wt token_type0;     /* view of row 0 of token_types (the EMBED op's b) */
@@ -211,9 +211,11 @@ struct hl_model {
     hl_weights w;
     double *rope_inv_freq; /* [n_rot / 2] owned: freq_scale * base^(-2i/n_rot) / factor_i */
     double *rope_inv_freq_swa; /* [n_rot / 2] owned: the same for sliding-window layers (base_swa, unscaled) */
+    double *rope_inv_freq_long; /* [n_rot / 2] owned, or NULL: LongRoPE's frequencies over rope_factors_long */
     uint8_t *layer_swa;    /* [n_layer] owned: 1 = layer attends within n_swa positions only */
     size_t weight_bytes;
     hl_plan plan;          /* compiled from arch + weights at load (plan.c); ops point into w */
+    hl_plan plan_long;     /* LongRoPE with long factors: plan rotating by rope_inv_freq_long (ops NULL: none) */
     gguf_file *file;       /* owned; weights point into its mapping */
 };
 

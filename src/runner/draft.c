@@ -125,7 +125,7 @@ int hl_draft_model_new(hl_draft_model **out, const hl_loaded *draft, const hl_lo
                                           hl_kv_block_bytes(&kp));
     }
     /* placed as the target's engine is (engine.c): num_gpu of its layers on backend */
-    hl_forward_placement pl = {.be = p.backend, .first = p.offload_rest, .n_on_be = p.num_gpu};
+    hl_forward_placement pl = {.be = p.backend, .first = p.offload_rest, .n_on_be = p.num_gpu, .n_ctx = dm->n_ctx};
     if (!rc) rc = hl_forward_ctx_new_placed(&dm->fctx, draft->model, &pl, p.step_tokens, err);
     if (!rc) rc = hl_forward_kv_new(dm->fctx, n_blocks, dm->block_size, kp.type, &dm->kv, err);
     if (!rc) rc = hl_kvc_init(&dm->kvc, n_blocks, dm->block_size, err);

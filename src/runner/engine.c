@@ -67,7 +67,8 @@ int hl_engine_new(hl_engine **out, const hl_loaded *lm, const hl_engine_params *
 
     int rc = HL_OK;
     e->pool = e->p.pool;
-    hl_forward_placement pl = {.be = e->p.backend, .first = e->p.offload_rest, .n_on_be = e->p.num_gpu};
+    hl_forward_placement pl = {.be = e->p.backend, .first = e->p.offload_rest, .n_on_be = e->p.num_gpu,
+                               .n_ctx = e->p.num_ctx > 0 && e->p.num_ctx < e->p.max_ctx ? e->p.num_ctx : e->p.max_ctx};
     rc = hl_forward_ctx_new_placed(&e->fctx, lm->model, &pl, e->p.step_tokens, err);
     if (!rc) rc = hl_forward_kv_new(e->fctx, e->p.n_blocks, e->block_size, kp.type, &e->kv, err);
     if (!rc) rc = hl_kvc_init(&e->kvc, e->p.n_blocks, e->block_size, err);

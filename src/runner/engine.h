@@ -94,6 +94,8 @@ typedef struct hl_engine_params {
     int32_t step_tokens; /* token budget of one step (default 512) */
     int32_t max_queue;   /* waiting requests before submit says busy (default 128) */
     int32_t max_ctx;     /* largest context a request may use (default: the model's, capped by the pool) */
+    int32_t num_ctx;     /* the configured context (requests' default, <= max_ctx; <= 0: max_ctx): LongRoPE
+                            models rotate by their long factors when it exceeds the original context */
     int prefix_cache;    /* reuse cached prompt blocks (default on) */
     hl_type kv_type;     /* KV cache element type: HL_TYPE_F16 (default) or HL_TYPE_Q8_0 */
     int32_t max_draft;   /* drafted tokens one sequence may verify per step; <= 0: HL_ENGINE_DEFAULT_DRAFT,

@@ -40,7 +40,8 @@ int hl_eval_new(hl_eval **out, const hl_loaded *lm, const hl_eval_params *p, hl_
     kp.n_blocks = ev->max_blocks;
     int rc = hl_kv_check_params(&kp, err);
     if (!rc && !p->backend) rc = hl_err_set(err, HL_EINVAL, "evaluation needs a backend");
-    if (!rc) rc = hl_forward_ctx_new(&ev->fctx, lm->model, p->backend, ev->n_batch, err);
+    hl_forward_placement pl = {.be = p->backend, .n_on_be = -1, .n_ctx = ev->n_ctx};
+    if (!rc) rc = hl_forward_ctx_new_placed(&ev->fctx, lm->model, &pl, ev->n_batch, err);
     if (!rc) rc = hl_forward_kv_new(ev->fctx, ev->max_blocks, ev->block_size, kp.type, &ev->kv, err);
     if (!rc) rc = hl_kvc_init(&ev->kvc, ev->max_blocks, ev->block_size, err);
     if (!rc) {

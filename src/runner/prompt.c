@@ -2,6 +2,7 @@
  * or the plain form for a model without a template. */
 #include "runner/prompt.h"
 #include "base/buf.h"
+#include "chat/outparse.h"
 #include "gotmpl/gotmpl.h"
 
 #include <json-c/json.h>
@@ -74,22 +75,33 @@ static int render_go(const hl_prompt *p, const chat_message *all, size_t n, char
     return take(&b, out, err);
 }
 
+/* gpt-oss's template (harmony channels), as the output splitter detects it */
+static int is_harmony(const char *tmpl_src) {
+    chat_outparse_cfg cfg;
+    chat_outparse_detect(tmpl_src, &cfg);
+    return cfg.harmony;
+}
+
 /* The conversation as an OpenAI-style messages array, for
  * chat_context_from_openai (which turns string arguments into objects). */
-static json_object *openai_messages(const chat_message *all, size_t n) {
+static json_object *openai_messages(const chat_message *all, size_t n, int null_as_empty) {
     json_object *arr = json_object_new_array();
     for (size_t i = 0; arr && i < n; i++) {
         json_object *m = json_object_new_object();
         json_object_object_add(m, "role", json_object_new_string(all[i].role ? all[i].role : "user"));
-        json_object_object_add(m, "content", all[i].content ? json_object_new_string(all[i].content) : NULL);
+        json_object_object_add(m, "content", all[i].content || null_as_empty ? json_object_new_string(all[i].content ? all[i].content : "")
+                                                                             : NULL);
         if (all[i].tool_calls_json) {
             json_object *calls = json_tokener_parse(all[i].tool_calls_json);
             if (calls) json_object_object_add(m, "tool_calls", calls);
         }
         if (all[i].tool_call_id) json_object_object_add(m, "tool_call_id", json_object_new_string(all[i].tool_call_id));
         if (all[i].name) json_object_object_add(m, "name", json_object_new_string(all[i].name));
-        if (all[i].thinking && *all[i].thinking)
+        /* under both names templates read it by: Qwen3's reasoning_content, gpt-oss's thinking */
+        if (all[i].thinking && *all[i].thinking) {
             json_object_object_add(m, "reasoning_content", json_object_new_string(all[i].thinking));
+            json_object_object_add(m, "thinking", json_object_new_string(all[i].thinking));
+        }
         json_object_array_add(arr, m);
     }
     return arr;
@@ -99,7 +111,11 @@ static json_object *openai_messages(const chat_message *all, size_t n) {
  * documents none, the BOS/EOS texts), so templates take the same branches. */
 static int render_jinja(const hl_loaded *lm, const hl_prompt *p, const chat_message *all, size_t n, char **out,
                         hl_err *err) {
-    struct json_object *ctx = NULL, *msgs = openai_messages(all, n), *tools = NULL, *vars = NULL;
+    /* gpt-oss's template looks for markers in every assistant content, which
+     * fails on null (OpenAI's content of a message that only calls tools):
+     * harmony has no null message, so it gets "" */
+    int harmony = is_harmony(lm->tmpl_src);
+    struct json_object *ctx = NULL, *msgs = openai_messages(all, n, harmony), *tools = NULL, *vars = NULL;
     if (!msgs) return hl_err_set(err, HL_ENOMEM, "out of memory");
     if (p->tools_json && !(tools = json_tokener_parse(p->tools_json))) {
         json_object_put(msgs);
@@ -113,6 +129,8 @@ static int render_jinja(const hl_loaded *lm, const hl_prompt *p, const chat_mess
     /* thinking as Qwen3's (enable_thinking) and gpt-oss's (reasoning_effort) templates read it */
     if (p->think_set) json_object_object_add(ctx, "enable_thinking", json_object_new_boolean(p->think));
     if (p->think_level) json_object_object_add(ctx, "reasoning_effort", json_object_new_string(p->think_level));
+    else if (p->think_set && !p->think && harmony)
+        json_object_object_add(ctx, "reasoning_effort", json_object_new_string("low")); /* gpt-oss cannot stop reasoning */
     if (p->vars_json && (vars = json_tokener_parse(p->vars_json)) && json_object_is_type(vars, json_type_object)) {
         json_object_object_foreach(vars, k, v) json_object_object_add(ctx, k, json_object_get(v));
     }

@@ -9,8 +9,11 @@
  * renders it). A raw prompt skips both. Tools, messages' tool calls and tool
  * results, and thinking reach both kinds: Jinja sees `tools`, messages with
  * `tool_calls` (arguments as objects), `tool_call_id`, `name`,
- * `reasoning_content`, and `enable_thinking` / `reasoning_effort` when think is
- * said, then chat_template_kwargs' keys; a Go template sees .Tools,
+ * `reasoning_content` (also as `thinking`, gpt-oss's name), and
+ * `enable_thinking` / `reasoning_effort` when think is said (gpt-oss cannot
+ * stop reasoning: think false there is reasoning_effort "low"; a message's
+ * null content is "" there, which its template needs), then
+ * chat_template_kwargs' keys; a Go template sees .Tools,
  * .ToolCalls, .ToolName, .Thinking, .Think, .ThinkLevel and .IsThinkSet. A model with no usable template gets
  * a plain form: the system message, a blank line, then the prompt. The text
  * becomes tokens through hl_loaded_tokenize_prompt. */

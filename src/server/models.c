@@ -255,6 +255,8 @@ static int load_model(srv_models *ms, srv_model *m, const char *name, int is_pat
     if (c->kv_bytes <= 0 && hl_backend_is_gpu(ms->be)) p.kv_bytes = gpu_kv_bytes(ms, m->lm, p.step_tokens);
     p.max_seqs = c->max_seqs;
     p.max_queue = c->max_queue;
+    /* the context requests get unless they say: the Modelfile's, else the server's (LongRoPE chooses by it) */
+    p.num_ctx = (m->params.set & SRV_O_NCTX) && m->params.num_ctx > 0 ? m->params.num_ctx : c->num_ctx;
     if (c->block_size > 0) p.block_size = c->block_size;
     if (c->step_tokens > 0) p.step_tokens = c->step_tokens;
     p.prefix_cache = c->prefix_cache;

@@ -287,7 +287,7 @@ int srv_out_setup(srv_run *run, const char *go_template, hl_err *err) {
         if (strstr(go_template, "<think>")) cfg.think_open = "<think>", cfg.think_close = "</think>";
     } else {
         chat_outparse_detect(lm->tmpl_src, &cfg);
-        if (!want_tools) cfg.tools = CHAT_TOOLS_NONE;
+        if (!want_tools) cfg.tools = CHAT_TOOLS_NONE; /* harmony still splits its channels */
     }
     if (g->think_set && !g->think) cfg.think_open = cfg.think_close = NULL; /* think false: all is content */
     cfg.in_thinking = cfg.think_open && chat_prompt_opens_thinking(run->prompt_text, cfg.think_open, cfg.think_close);
@@ -300,9 +300,10 @@ int srv_out_setup(srv_run *run, const char *go_template, hl_err *err) {
     }
     struct json_object *defs = g->tools_json ? json_tokener_parse(g->tools_json) : NULL;
     cfg.tool_defs = defs;
-    if (cfg.tools != CHAT_TOOLS_NONE || cfg.think_open) {
+    if (cfg.tools != CHAT_TOOLS_NONE || cfg.think_open || cfg.harmony) {
         hl_debug("output split: tools %s%s%s, thinking %s%s", chat_tool_format_name(cfg.tools), cfg.prefix ? " prefix " : "",
-                 cfg.prefix ? cfg.prefix : "", cfg.think_open ? cfg.think_open : "none", cfg.in_thinking ? " (open)" : "");
+                 cfg.prefix ? cfg.prefix : "", cfg.harmony ? "harmony channels" : cfg.think_open ? cfg.think_open : "none",
+                 cfg.in_thinking ? " (open)" : "");
         for (int i = 0; i < g->n && !rc; i++) rc = chat_outparse_new(&run->choices[i].op, &cfg, err);
     }
     json_object_put(defs);

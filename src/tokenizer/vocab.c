@@ -223,6 +223,28 @@ static void find_fim(tok_vocab *v, const gguf_file *f, int32_t n) {
     }
 }
 
+/* gpt-oss's vocabulary (o200k_harmony, known by its <|return|> and <|call|>):
+ * a reply is several messages, <|end|> closing each but the last, so only
+ * <|return|> and <|call|> end generation (<|end|> is Phi-3's end of turn,
+ * hence the check), and the markers that frame a message are rendered as
+ * text, so the output splitter (chat/outparse.h, harmony) sees the channels
+ * and recipients. Rendered, they are user-defined tokens, as llama.cpp makes
+ * them: matched in any text, as the model reads them. */
+static void harmony_specials(tok_vocab *v) {
+    static const char *const shown[] = {"<|start|>", "<|channel|>", "<|message|>", "<|constrain|>", "<|end|>"};
+    int32_t ret = tok_lookup(v, "<|return|>", 10), call = tok_lookup(v, "<|call|>", 8);
+    int32_t end = tok_lookup(v, "<|end|>", 7);
+    if (ret < 0 || call < 0 || end < 0) return;
+    v->eog[end] = 0;
+    v->eog[ret] = v->eog[call] = 1;
+    if (v->eot == end) v->eot = ret;
+    if (v->eos == end) v->eos = ret;
+    for (size_t k = 0; k < sizeof shown / sizeof *shown; k++) {
+        int32_t id = tok_lookup(v, shown[k], strlen(shown[k]));
+        if (id >= 0) v->type[id] = TOK_TYPE_USER_DEFINED;
+    }
+}
+
 /* Phi-3's special tokens swallow the spaces after them (its HF tokenizer's
  * rstrip), all but <unk>, <s> and <|endoftext|>: llama.cpp keys this on the
  * model's name, and so do we. */
@@ -381,6 +403,8 @@ int tok_load(tok_vocab **out, const gguf_file *f, hl_err *err) {
             if (id >= 0 && id < n) v->eog[id] = 1;
         }
     }
+
+    harmony_specials(v);
 
     /* bytes: SPM byte-fallback tokens <0xNN>; BPE the one-byte symbols */
     init_byte_alphabet(v);

@@ -70,10 +70,29 @@ CONVERSATIONS = {
     "thinking": [{"role": "user", "content": "Why?"},
                  {"role": "assistant", "content": "<think>\nLet me think.\n</think>\n\nBecause."},
                  {"role": "user", "content": "Sure?"}],
+    # thinking as a message field (Ollama's "thinking", which gpt-oss's template reads)
+    "thinking_field": [{"role": "system", "content": "Answer briefly."},
+                       {"role": "user", "content": "Why is the sky blue?"},
+                       {"role": "assistant", "thinking": "Rayleigh scattering; keep it short.",
+                        "content": "Rayleigh scattering."},
+                       {"role": "user", "content": "And sunsets?"}],
+    "thinking_field_last": [{"role": "user", "content": "2+2?"},
+                            {"role": "assistant", "thinking": "Simple sum.", "content": "4"}],
+    "developer": [{"role": "developer", "content": "Reply in French."}, {"role": "user", "content": "Hello"}],
+    "reasoning_low": [{"role": "user", "content": "Sum 1 to 100?"}],
+    "reasoning_high": [{"role": "system", "content": "Show your work."}, {"role": "user", "content": "Sum 1 to 100?"}],
+    "builtin_tools": [{"role": "user", "content": "Search the news."}],
+    # a call with its reasoning, its result, and no answer yet (the analysis is kept, as gpt-oss's template keeps it)
+    "tool_call_thinking": [{"role": "user", "content": "Weather in Paris?"},
+                           {"role": "assistant", "content": "", "thinking": "I should call get_weather.",
+                            "tool_calls": [TOOL_CALL]},
+                           {"role": "tool", "tool_call_id": "call_1", "content": "{\"temperature\": 21}"}],
 }
 
 # extra context variables some conversations are rendered with
 CONV_EXTRA = {"thinking": {"enable_thinking": False}, "single_user": {"enable_thinking": True},
+              "reasoning_low": {"reasoning_effort": "low"}, "reasoning_high": {"reasoning_effort": "high"},
+              "builtin_tools": {"builtin_tools": ["browser", "python"], "model_identity": "You are a test model."},
               "no_system_multi": {"documents": [{"title": "Doc A", "text": "Alpha \"quoted\""},
                                                 {"title": "Doc B", "text": "Beta"}], "enable_citations": True}}
 

@@ -36,6 +36,9 @@ GGUF layout facts used here (the format's, not any converter's code):
   the projections; post_attention_norm / post_ffw_norm.
 - phi3: attn_qkv is Q, K, V rows concatenated; ffn_up holds gate rows then
   up rows; LongRoPE's factors are rope_factors_short / rope_factors_long.
+  LongRoPE fixtures also get a sequence 16 tokens longer than the original
+  context (long_seq, long_logits_f32: transformers, which rotates it by the
+  long factors) for the engine run with a context beyond the original.
 - mixture of experts (qwen2moe, qwen3moe, olmoe, mixtral = llama with
   expert_count):
   ffn_gate_inp is the router [n_expert rows]; ffn_gate_exps / ffn_up_exps are
@@ -142,6 +145,12 @@ SEQS = [  # token sequences (lengths 9, 13, 6), BOS first
     [1, 500, 3, 77, 78, 79, 200, 201, 333, 12, 99, 401, 5],
     [1, 250, 250, 250, 17, 480],
 ]
+
+
+def long_sequence(orig):
+    """BOS, then orig + 15 token ids drawn with a fixed seed: 16 positions past the original context."""
+    rng = np.random.default_rng(11)
+    return [1] + [int(x) for x in rng.integers(3, VOCAB, orig + 15)]
 
 
 def build_model(name, seed):
@@ -420,6 +429,18 @@ def make(name):
         arrays[f"logits_f32_{i}"] = kv32[i].astype(np.float32)
         arrays[f"delta_f16_{i}"] = (kv16[i] - kv32[i]).astype(np.float16)
         arrays[f"raw_delta_f32_{i}"] = (ref32[i] - kv32[i]).astype(np.float16)
+    rp = cfg.rope_parameters
+    if rp.get("rope_type") == "longrope":
+        # a sequence longer than the original context, where transformers
+        # rotates every position by the long factors (the engine does when
+        # its context exceeds the original one): F32 weights, K/V rounded
+        orig = rp.get("original_max_position_embeddings") or cfg.original_max_position_embeddings
+        long_seq = long_sequence(orig)
+        with kv_f16(model), torch.no_grad():
+            arrays["long_logits_f32"] = model(torch.tensor([long_seq])).logits[0].float().numpy()
+        arrays["long_seq"] = json.dumps(long_seq)
+        arrays["orig_ctx"] = orig
+        arrays["n_ctx_train"] = cfg.max_position_embeddings
     np.savez_compressed(OUT / f"{name}.npz", **arrays)
     print(f"{name}: seed {seed}, min margin {min(m32, m16):.3f}, greedy {greedy32}, "
           f"|logits| max {max(np.abs(a).max() for a in ref32):.2f}")

@@ -40,6 +40,11 @@ TOL = {"F32": 1e-3, "F16": 3e-3}
 # difference of f16's order that the emulated reference cannot remove
 TOL_ARCH = {"phi3": {"F32": 6e-3, "F16": 1e-2}}
 RAW_TOL = 2e-2  # against plain transformers (K/V unrounded), F32 weights
+# LongRoPE's long factors on a sequence past the original context (F32): phi3's
+# folded attention factor (above) over 80 positions, measured 9.6e-3 at worst,
+# 2.1e-3 on average (cpu, ref and vulkan alike); phi4mini, whose factor the
+# rope applies, 2.2e-4 within TOL. Without the long factors: 6.3 and 17.7.
+LONG_TOL = {"phi3": 1.5e-2}
 BACKENDS = ["cpu", "ref", "vulkan"]
 # what the Vulkan backend refuses (the op it names), asserted as a clear error
 VULKAN_REFUSES = {"qwen3moe": "op moe", "qwen2moe": "op moe", "mixtral": "op moe", "olmoe": "op moe",
@@ -82,17 +87,19 @@ def backend_arg(backend):
     return f"vulkan:{os.environ.get('HYPERLAMA_VULKAN_DEVICE', '0')}" if backend == "vulkan" else backend
 
 
-def run_cmd(exe, model, ids, backend, out, greedy=0):
+def run_cmd(exe, model, ids, backend, out, greedy=0, num_ctx=None):
     cmd = [str(exe), "logits", str(model), "--tokens", ",".join(map(str, ids)), "--all", "--out", str(out),
            "--backend", backend_arg(backend)]
     if greedy:
         cmd += ["--greedy", str(greedy)]
+    if num_ctx:
+        cmd += ["--num-ctx", str(num_ctx)]
     return cmd, subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
 
 
-def run_logits(exe, model, ids, backend, tmp_path, greedy=0):
+def run_logits(exe, model, ids, backend, tmp_path, greedy=0, num_ctx=None):
     out = tmp_path / "logits.bin"
-    cmd, r = run_cmd(exe, model, ids, backend, out, greedy)
+    cmd, r = run_cmd(exe, model, ids, backend, out, greedy, num_ctx)
     assert r.returncode == 0, f"{' '.join(cmd)} failed ({r.returncode}):\n{r.stderr[-3000:]}"
     raw = out.read_bytes()
     n_rows, n_vocab = (int(v) for v in np.frombuffer(raw[:8], np.int32))
@@ -115,11 +122,15 @@ def test_arch_matches_transformers(exe, f16_files, tmp_path, name, wtype, backen
             f"expected the Vulkan backend to refuse {name} naming {VULKAN_REFUSES[name]}:\n{r.stderr[-2000:]}"
         return
     fails = []
+    # LongRoPE: transformers rotates these short sequences by the short
+    # factors, which the engine uses within the original context
+    num_ctx = int(ref["orig_ctx"]) if "orig_ctx" in ref else None
     for i, ids in enumerate(seqs):
         want = ref[f"logits_f32_{i}"].astype(np.float32)
         if wtype == "F16":
             want = want + ref[f"delta_f16_{i}"].astype(np.float32)
-        got, gen = run_logits(exe, model, ids, backend, tmp_path, greedy=len(ref["greedy_f32"]) if i == 0 else 0)
+        got, gen = run_logits(exe, model, ids, backend, tmp_path, greedy=len(ref["greedy_f32"]) if i == 0 else 0,
+                              num_ctx=num_ctx)
         assert got.shape == want.shape, f"seq {i}: shape {got.shape}, transformers {want.shape}"
         err = np.abs(got - want).max(axis=-1)
         if err.max() > tol:
@@ -234,6 +245,35 @@ def copy_without(src, dst, drop, tensors=None):
     w.close()
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("name", ["phi3", "phi4mini"])
+def test_longrope_long_context_matches_transformers(exe, tmp_path, name, backend):
+    """A context beyond LongRoPE's original one rotates by the long factors
+    (rope_factors_long): a sequence 16 tokens past the original context, run
+    with num_ctx = the model's context, matches transformers on it (which
+    switches to the long factors for a sequence that long) at every
+    position, those beyond the original context included; the same file
+    without rope_factors_long (so the short factors) does not."""
+    ref = np.load(DATA / f"{name}.npz")
+    ids = json.loads(str(ref["long_seq"]))
+    orig, n_ctx = int(ref["orig_ctx"]), int(ref["n_ctx_train"])
+    assert len(ids) > orig
+    model = DATA / f"{name}-F32.gguf"
+    want = ref["long_logits_f32"].astype(np.float32)
+    tol = LONG_TOL.get(name, TOL["F32"])
+    got, _ = run_logits(exe, model, ids, backend, tmp_path, num_ctx=n_ctx)
+    err = np.abs(got - want).max(axis=-1)
+    assert err.max() <= tol, f"max |diff| {err.max():.3g} > {tol} at position {int(err.argmax())} (orig {orig})"
+    srt = np.sort(want, axis=-1)
+    clear = (srt[:, -1] - srt[:, -2]) > 2 * tol
+    assert not np.any(clear & (got.argmax(-1) != want.argmax(-1))), "top-1 differs"
+    # the factors matter here: without rope_factors_long the same run keeps the short ones and misses
+    short = tmp_path / f"{name}-no-long.gguf"
+    copy_without(model, short, set(), {"rope_factors_long.weight": None})
+    off, _ = run_logits(exe, short, ids, backend, tmp_path, num_ctx=n_ctx)
+    assert np.abs(off - want).max() > 10 * tol, "the short factors give the same logits: the long ones are not tested"
+
+
 def test_phi3_attn_factor_defaults_from_the_context_lengths(exe, tmp_path):
     """Without rope.scaling.attn_factor, LongRoPE's factor comes from
     context_length / original_context_length as transformers computes it:
@@ -256,6 +296,7 @@ def test_phi3_attn_factor_defaults_from_the_context_lengths(exe, tmp_path):
     ("missing qkv", {"blk.1.attn_qkv.weight": None}, "tensor blk.1.attn_qkv.weight is missing"),
     ("short qkv", {"blk.0.attn_qkv.weight": lambda a: a[:-8]}, "tensor blk.0.attn_qkv.weight has shape [32, 56], expected [32, 64]"),
     ("odd gate+up", {"blk.0.ffn_up.weight": lambda a: a[:-1]}, "tensor blk.0.ffn_up.weight has shape [32, 127], expected [32, 128]"),
+    ("zero long factor", {"rope_factors_long.weight": lambda a: a * 0}, "rope_factors_long.weight[0] = 0 is not a positive number"),
 ])
 def test_phi3_malformed_fused_tensors_are_refused(exe, tmp_path, case, tensors, message):
     bad = tmp_path / "phi3-bad.gguf"

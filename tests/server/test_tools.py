@@ -19,7 +19,7 @@
   cannot, tool_choice naming an unknown function);
 - tool_choice required and named, enforced by the grammar (arguments validated with
   jsonschema), streamed and not; and in every other family (llama3, mistral v0.3 and Nemo,
-  qwen3-xml, deepseek V3.1 and R1, hermes) on the tiny stories model carrying that family's real
+  qwen3-xml, deepseek V3.1 and R1, hermes, gpt-oss's harmony) on the tiny stories model carrying that family's real
   template (tests/data/templates), which under a grammar writes whatever it is allowed to.
 The parser itself is tested on recorded outputs of every family in
 tests/unit/chat/test_outparse.c."""
@@ -413,7 +413,8 @@ def test_refusals(server, oc, qwen, smollm):
 TEMPLATES = ROOT / "tests" / "data" / "templates"
 FAMILY_TEMPLATES = {"llama3": "llama3.1.jinja", "mistral-v0.3": "mistral-v0.3.jinja", "mistral-nemo": "mistral-nemo.jinja",
                     "qwen3-xml": "qwen3-coder.jinja", "deepseek-v3.1": "deepseek-v3.1.jinja",
-                    "deepseek-r1": "deepseek-r1-distill-qwen.jinja", "hermes": "qwen3.jinja"}
+                    "deepseek-r1": "deepseek-r1-distill-qwen.jinja", "hermes": "qwen3.jinja",
+                    "harmony": "gpt-oss.jinja"}
 # bounded values (enums, integer ranges, booleans), so the tiny model's calls end in few tokens
 FORECAST = {"type": "function", "function": {
     "name": "get_forecast", "description": "Weather forecast for a city",

@@ -299,6 +299,63 @@ TEST(unknown_function_is_content) {
     json_object_put(defs);
 }
 
+/* gpt-oss (harmony), outputs written from the format's documentation
+ * (openai/harmony, "OpenAI harmony response format"): the prompt ends with
+ * <|start|>assistant, so the output opens with a header; <|return|> and
+ * <|call|> end generation and are not rendered (also checked rendered). */
+TEST(harmony) {
+    chat_outparse_cfg cfg = {.tools = CHAT_TOOLS_HARMONY, .harmony = 1};
+    const char *think_final = "<|channel|>analysis<|message|>User asks: \"sum 1 to 100\". Likely 5050.<|end|>"
+                              "<|start|>assistant<|channel|>final<|message|>The sum is **5050**.";
+    CHECK_OUT(&cfg, think_final, {.thinking = "User asks: \"sum 1 to 100\". Likely 5050.", .content = "The sum is **5050**."});
+    CHECK_OUT(&cfg, "<|channel|>analysis<|message|>Quick.<|end|><|start|>assistant<|channel|>final<|message|>Hi!<|return|>",
+              {.thinking = "Quick.", .content = "Hi!"});
+    /* a call, as the model writes it (recipient after the channel, <|constrain|>) */
+    CHECK_OUT(&cfg, "<|channel|>analysis<|message|>Need to use function get_weather.<|end|><|start|>assistant<|channel|>commentary "
+                    "to=functions.get_weather <|constrain|>json<|message|>{\"city\":\"Paris\",\"unit\":\"celsius\"}",
+              {.thinking = "Need to use function get_weather.", .calls = {{"get_weather", WEATHER}}});
+    CHECK_OUT(&cfg, "<|channel|>commentary to=functions.get_weather <|constrain|>json<|message|>{\"city\": \"Paris\"}<|call|>",
+              {.calls = {{"get_weather", "{\"city\":\"Paris\"}"}}});
+    /* ... and as the template renders history (recipient in the role header, bare content type) */
+    CHECK_OUT(&cfg, "<|channel|>analysis<|message|>x<|end|><|start|>assistant to=functions.get_weather<|channel|>commentary json"
+                    "<|message|>{\"city\": \"Paris\"}<|call|>",
+              {.thinking = "x", .calls = {{"get_weather", "{\"city\":\"Paris\"}"}}});
+    CHECK_OUT(&cfg, " to=functions.add<|channel|>commentary json<|message|>{\"a\": 2, \"b\": 3}", {.calls = {{"add", "{\"a\":2,\"b\":3}"}}});
+    /* a preamble on commentary is content; then the call */
+    CHECK_OUT(&cfg, "<|channel|>commentary<|message|>Let me check the weather.<|end|><|start|>assistant<|channel|>commentary "
+                    "to=functions.get_weather <|constrain|>json<|message|>{\"city\":\"Paris\"}",
+              {.content = "Let me check the weather.", .calls = {{"get_weather", "{\"city\":\"Paris\"}"}}});
+    /* arguments that are no JSON object: content, header included */
+    CHECK_OUT(&cfg, "<|channel|>commentary to=functions.get_weather <|constrain|>json<|message|>{\"city\": ",
+              {.content = "<|channel|>commentary to=functions.get_weather <|constrain|>json<|message|>{\"city\": "});
+    CHECK_OUT(&cfg, "<|channel|>commentary to=functions.f <|constrain|>json<|message|>[1]<|end|><|start|>assistant<|channel|>final<|message|>ok",
+              {.content = "<|channel|>commentary to=functions.f <|constrain|>json<|message|>[1]<|end|>ok"});
+    /* markers and text a stream is cut in: thinking cut short stays thinking, a header cut short holds no text */
+    CHECK_OUT(&cfg, "<|channel|>analysis<|message|>thinking about", {.thinking = "thinking about"});
+    CHECK_OUT(&cfg, "<|channel|>analysis<|message|>t<|end|><|start|>assistant<|chan", {.thinking = "t"});
+    /* a vocabulary that leaves <|end|> unrendered: <|start|> ends the message */
+    CHECK_OUT(&cfg, "<|channel|>analysis<|message|>t<|start|>assistant<|channel|>final<|message|>ok", {.thinking = "t", .content = "ok"});
+    /* text that only looks like markers, and output with no header at all */
+    CHECK_OUT(&cfg, "<|channel|>final<|message|>1 < 2, <|x|> and <|en stay", {.content = "1 < 2, <|x|> and <|en stay"});
+    CHECK_OUT(&cfg, "Hello there", {.content = "Hello there"});
+    CHECK_OUT(&cfg, "", {.content = ""});
+    /* tools off: channels still split, a call message is content as written */
+    chat_outparse_cfg off = {.harmony = 1};
+    CHECK_OUT(&off, "<|channel|>analysis<|message|>a<|end|><|start|>assistant<|channel|>commentary to=functions.f <|constrain|>json<|message|>{}",
+              {.thinking = "a", .content = "<|start|>assistant<|channel|>commentary to=functions.f <|constrain|>json<|message|>{}"});
+    CHECK_OUT(&off, think_final, {.thinking = "User asks: \"sum 1 to 100\". Likely 5050.", .content = "The sum is **5050**."});
+    /* the request's tools known: another function (a built-in tool's recipient too) is content */
+    json_object *defs = json_tokener_parse("[{\"type\":\"function\",\"function\":{\"name\":\"get_weather\"}}]");
+    chat_outparse_cfg known = {.tools = CHAT_TOOLS_HARMONY, .harmony = 1, .tool_defs = defs};
+    const char *t = "<|channel|>commentary to=functions.get_time <|constrain|>json<|message|>{}";
+    CHECK_OUT(&known, t, {.content = t});
+    t = "<|channel|>analysis<|message|>search<|end|><|start|>assistant<|channel|>commentary to=browser.search <|constrain|>json<|message|>{\"query\": \"x\"}";
+    CHECK_OUT(&known, t, {.thinking = "search", .content = "<|start|>assistant<|channel|>commentary to=browser.search <|constrain|>json<|message|>{\"query\": \"x\"}"});
+    CHECK_OUT(&known, "<|channel|>commentary to=functions.get_weather <|constrain|>json<|message|>{\"city\": \"Oslo\"}",
+              {.calls = {{"get_weather", "{\"city\":\"Oslo\"}"}}});
+    json_object_put(defs);
+}
+
 /* While text streams, what is held back is at most a marker's proper prefix. */
 TEST(holds_back_only_marker_prefixes) {
     chat_outparse_cfg cfg = {.tools = CHAT_TOOLS_HERMES, .think_open = "<think>", .think_close = "</think>"};
@@ -333,5 +390,11 @@ TEST(detect_families) {
     CHECK_EQ(c.tools, CHAT_TOOLS_NONE);
     CHECK(c.think_open == NULL);
     CHECK_EQ(chat_template_caps("{% if tools %}<think>"), CHAT_CAP_TOOLS | CHAT_CAP_THINKING);
+    /* gpt-oss: harmony, although it reads tools (which alone would be Ollama's JSON answer) */
+    chat_outparse_detect("{%- if tools %}<|start|>assistant<|channel|>final<|message|>{{ m.content }}<|end|>", &c);
+    CHECK(c.harmony);
+    CHECK_EQ(c.tools, CHAT_TOOLS_HARMONY);
+    CHECK(c.think_open == NULL);
+    CHECK_EQ(chat_template_caps("{%- if tools %}<|channel|>analysis<|message|>"), CHAT_CAP_TOOLS | CHAT_CAP_THINKING);
     CHECK_EQ(chat_template_caps("{{ messages }}"), 0);
 }

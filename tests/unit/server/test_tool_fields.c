@@ -113,7 +113,7 @@ static void agrees(int line, hl_grammar *g, chat_tool_format fmt, const char *pr
     if (!g) return;
     if (hl_grammar_accepts(g, text, strlen(text), NULL) != 1) hl_test_fail(__FILE__, line, "grammar refuses %s", text);
     json_object *tools = json_tokener_parse(FTOOLS);
-    chat_outparse_cfg cfg = {.tools = fmt, .prefix = pre, .suffix = suf, .tool_defs = tools};
+    chat_outparse_cfg cfg = {.tools = fmt, .prefix = pre, .suffix = suf, .tool_defs = tools, .harmony = fmt == CHAT_TOOLS_HARMONY};
     chat_outparse *p;
     hl_err err;
     chat_out o = {0};
@@ -214,6 +214,15 @@ TEST(forced_grammar_per_family) {
     g = forced(CHAT_TOOLS_PREFIX, NULL, NULL, 1, NULL, NULL); /* a bare JSON answer: one call */
     agrees(__LINE__, g, CHAT_TOOLS_PREFIX, NULL, NULL, "{\"name\": \"noargs\", \"arguments\": {}}", 1, "{}");
     refuses(__LINE__, g, "{\"name\": \"noargs\", \"arguments\": {}}\n{\"name\": \"noargs\", \"arguments\": {}}");
+    hl_grammar_free(g);
+
+    /* gpt-oss: one call message (its <|call|> ends generation), even with parallel calls allowed */
+    g = forced(CHAT_TOOLS_HARMONY, NULL, NULL, 1, NULL, NULL);
+    agrees(__LINE__, g, CHAT_TOOLS_HARMONY, NULL, NULL,
+           "<|channel|>commentary to=functions.get_weather <|constrain|>json<|message|>{\"city\": \"Paris\", \"days\": 3}", 1, paris);
+    agrees(__LINE__, g, CHAT_TOOLS_HARMONY, NULL, NULL, "<|channel|>commentary to=functions.noargs <|constrain|>json<|message|>{}", 1, "{}");
+    refuses(__LINE__, g, "<|channel|>commentary to=functions.get_weather <|constrain|>json<|message|>{\"city\": \"<|call|>\"}");
+    refuses(__LINE__, g, "<|channel|>final<|message|>Sure.");
     hl_grammar_free(g);
 }
 

@@ -12,6 +12,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static tok_vocab *load(const char *path) {
     if (!path) return NULL;
@@ -373,4 +374,79 @@ TEST(prompt_then_stream_equals_whole) {
     check_prompt_then_stream("models/tokenizer/ggml-vocab-llama-spm.gguf", "Once upon a time, there was caf\xc3\xa9 \xf0\x9f\xa6\x99 x");
     check_prompt_then_stream("models/tokenizer/ggml-vocab-gpt-2.gguf", "Once upon a time, \xe9\xbe\x98 there was");
     check_prompt_then_stream("models/tokenizer/ggml-vocab-bert-bge.gguf", "Once upon a time, there was a girl");
+}
+
+/* A tiny byte-level BPE vocabulary written to a temporary GGUF: "h", "i",
+ * "hi" (one merge) and the given special tokens (control, as converters
+ * store added special tokens). */
+static tok_vocab *special_vocab(const char *tag, const char *const *specials, int n_specials) {
+    const char *toks[16] = {"h", "i", "hi"};
+    int32_t types[16] = {TOK_TYPE_NORMAL, TOK_TYPE_NORMAL, TOK_TYPE_NORMAL};
+    int n = 3;
+    for (int k = 0; k < n_specials && n < 16; k++) toks[n] = specials[k], types[n++] = TOK_TYPE_CONTROL;
+    static const char *const merges[] = {"h i"};
+    char path[128];
+    snprintf(path, sizeof path, "/tmp/hl_test_tok_%d_%s.gguf", (int)getpid(), tag);
+    gguf_writer *w = gguf_writer_new();
+    hl_err err = {0};
+    gguf_set_str(w, "general.architecture", "llama");
+    gguf_set_str(w, "tokenizer.ggml.model", "gpt2");
+    gguf_set_arr_str(w, "tokenizer.ggml.tokens", toks, (uint64_t)n);
+    gguf_set_arr_i32(w, "tokenizer.ggml.token_type", types, (uint64_t)n);
+    gguf_set_arr_str(w, "tokenizer.ggml.merges", merges, 1);
+    int rc = gguf_write(w, path, &err);
+    gguf_writer_free(w);
+    if (rc) {
+        hl_test_fail(__FILE__, __LINE__, "write %s: %s", path, err.msg);
+        return NULL;
+    }
+    tok_vocab *v = load(path);
+    remove(path);
+    return v;
+}
+
+/* gpt-oss (o200k_harmony): generation ends at <|return|> and <|call|>, not at
+ * <|end|> — openai/gpt-oss-20b's generation_config.json lists eos ids 200002
+ * (<|return|>), 199999 (<|endoftext|>) and 200012 (<|call|>), and <|end|>
+ * (200007) only closes one message of several — and the message framing
+ * tokens are rendered, as llama.cpp renders them for this vocabulary. Phi-3's
+ * <|end|> (no <|return|>, no <|call|>) stays its end of turn, unrendered. */
+TEST(harmony_vocab_eog_and_rendered_markers) {
+    static const char *const harmony[] = {"<|endoftext|>", "<|start|>", "<|channel|>", "<|message|>", "<|constrain|>",
+                                          "<|end|>", "<|return|>", "<|call|>"};
+    tok_vocab *v = special_vocab("harmony", harmony, 8);
+    if (!v) return;
+    int32_t end = tok_find(v, "<|end|>", 7), ret = tok_find(v, "<|return|>", 10), call = tok_find(v, "<|call|>", 8);
+    int32_t eot = tok_find(v, "<|endoftext|>", 13), ch = tok_find(v, "<|channel|>", 11);
+    CHECK(end >= 0 && ret >= 0 && call >= 0 && eot >= 0 && ch >= 0);
+    CHECK(!tok_is_eog(v, end));
+    CHECK(tok_is_eog(v, ret));
+    CHECK(tok_is_eog(v, call));
+    CHECK(tok_is_eog(v, eot));
+    CHECK(tok_eot(v) != end);
+    char buf[32];
+    for (int k = 1; k <= 5; k++) {
+        int32_t id = tok_find(v, harmony[k], strlen(harmony[k]));
+        int len = tok_piece(v, id, buf, sizeof buf);
+        CHECK(len == (int)strlen(harmony[k]) && !memcmp(buf, harmony[k], (size_t)len));
+    }
+    CHECK_EQ(tok_piece(v, ret, buf, sizeof buf), 0);
+    CHECK_EQ(tok_piece(v, call, buf, sizeof buf), 0);
+    /* a streamed reply shows its framing: what the output splitter reads */
+    int32_t ids[] = {ch, tok_find(v, "hi", 2), tok_find(v, "<|message|>", 11), tok_find(v, "h", 1), end, ret};
+    char *text = NULL;
+    size_t tl = 0;
+    hl_err err = {0};
+    CHECK_EQ(tok_decode(v, ids, 6, 0, &text, &tl, &err), 0);
+    CHECK_STREQ(text, "<|channel|>hi<|message|>h<|end|>");
+    free(text);
+    tok_free(v);
+
+    static const char *const phi[] = {"<|endoftext|>", "<|end|>", "<|user|>"};
+    v = special_vocab("phi", phi, 3);
+    if (!v) return;
+    end = tok_find(v, "<|end|>", 7);
+    CHECK(tok_is_eog(v, end));
+    CHECK_EQ(tok_piece(v, end, buf, sizeof buf), 0);
+    tok_free(v);
 }
