@@ -33,7 +33,19 @@ KEYS = ["general.architecture", "general.file_type", "{a}.context_length", "{a}.
         "{a}.feed_forward_length", "{a}.attention.head_count", "{a}.attention.head_count_kv",
         "{a}.attention.layer_norm_rms_epsilon", "{a}.rope.freq_base", "tokenizer.ggml.model", "tokenizer.ggml.pre",
         "tokenizer.ggml.tokens", "tokenizer.ggml.token_type", "tokenizer.ggml.merges", "tokenizer.ggml.bos_token_id",
-        "tokenizer.ggml.eos_token_id", "tokenizer.ggml.add_bos_token", "tokenizer.chat_template"]
+        "tokenizer.ggml.eos_token_id", "tokenizer.ggml.add_bos_token", "tokenizer.chat_template",
+        # the families' own (absent from both files where a family has none)
+        "{a}.rope.dimension_count", "{a}.attention.key_length", "{a}.attention.sliding_window",
+        "{a}.expert_count", "{a}.expert_used_count", "{a}.expert_feed_forward_length",
+        "{a}.expert_shared_feed_forward_length", "{a}.attn_logit_softcapping", "{a}.final_logit_softcapping",
+        "{a}.embedding_scale", "{a}.attention.scale", "{a}.residual_scale", "{a}.logit_scale",
+        "{a}.rope.scaling.type", "{a}.rope.scaling.factor", "{a}.rope.scaling.original_context_length",
+        "{a}.rope.scaling.attn_factor"]
+# fixture -> (llama.cpp --outtype, general.architecture)
+FIXTURES = {"llama": ("f32", "llama"), "qwen2": ("f16", "qwen2"), "qwen3": ("bf16", "qwen3"),
+            "gemma2": ("f16", "gemma2"), "phi3": ("f16", "phi3"), "granite": ("bf16", "granite"),
+            "olmo2": ("f16", "olmo2"), "qwen2moe": ("bf16", "qwen2moe"), "qwen3moe": ("f16", "qwen3moe"),
+            "mixtral": ("bf16", "llama"), "olmoe": ("f16", "olmoe"), "gptoss": ("bf16", "gpt-oss")}
 
 
 def value(r, key):
@@ -51,7 +63,8 @@ def main():
     failures = 0
     # gemma3 is left out: its converter loads our BPE fixture tokenizer through
     # AutoTokenizer as a Gemma (SentencePiece) tokenizer and fails its vocab check
-    for arch, outtype in (("llama", "f32"), ("qwen2", "f16"), ("qwen3", "bf16")):
+    for arch in sys.argv[3:] or FIXTURES:
+        outtype, ga = FIXTURES[arch]
         d = ROOT / "tests/data/hf" / arch
         with tempfile.TemporaryDirectory() as tmp:
             tmp = pathlib.Path(tmp)
@@ -79,7 +92,7 @@ def main():
             if r.returncode:
                 sys.exit(f"{arch}: convert_hf_to_gguf.py failed:\n{r.stderr[-3000:]}")
             theirs = gguf.GGUFReader(str(theirs_path))
-            a = arch
+            a = ga
             ot = {t.name: t for t in ours.tensors}
             tt = {t.name: t for t in theirs.tensors}
             if set(ot) != set(tt):
