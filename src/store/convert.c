@@ -88,7 +88,7 @@ static const tmap LAYER[] = {
     {"mlp.up_proj.weight", "ffn_up.weight", D_FF, D_EMBD, 0, F_FUSED | F_MOE | F_MIXTRAL | F_GPTOSS, 0, 0},
     {"mlp.gate_up_proj.weight", "ffn_up.weight", D_FF2, D_EMBD, F_FUSED, 0, 0, 0}, /* gate rows, then up rows */
     {"mlp.down_proj.weight", "ffn_down.weight", D_EMBD, D_FF, 0, F_MOE | F_MIXTRAL | F_GPTOSS, 0, 0},
-    {"mlp.gate.weight", "ffn_gate_inp.weight", D_EXPERT, D_EMBD, F_MOE, 0, 0, 0},
+    {"mlp.gate.weight", "ffn_gate_inp.weight", D_EXPERT, D_EMBD, F_MOE, 0, 0, T_F32},
     {"mlp.experts.%d.gate_proj.weight", "ffn_gate_exps.weight", D_FF_EXP, D_EMBD, F_MOE, 0, 0, T_STACK},
     {"mlp.experts.%d.up_proj.weight", "ffn_up_exps.weight", D_FF_EXP, D_EMBD, F_MOE, 0, 0, T_STACK},
     {"mlp.experts.%d.down_proj.weight", "ffn_down_exps.weight", D_EMBD, D_FF_EXP, F_MOE, 0, 0, T_STACK},
@@ -96,12 +96,12 @@ static const tmap LAYER[] = {
     {"mlp.shared_expert.gate_proj.weight", "ffn_gate_shexp.weight", D_FF_SH, D_EMBD, F_SHEXP, 0, 0, 0},
     {"mlp.shared_expert.up_proj.weight", "ffn_up_shexp.weight", D_FF_SH, D_EMBD, F_SHEXP, 0, 0, 0},
     {"mlp.shared_expert.down_proj.weight", "ffn_down_shexp.weight", D_EMBD, D_FF_SH, F_SHEXP, 0, 0, 0},
-    {"block_sparse_moe.gate.weight", "ffn_gate_inp.weight", D_EXPERT, D_EMBD, F_MIXTRAL, 0, 0, 0},
+    {"block_sparse_moe.gate.weight", "ffn_gate_inp.weight", D_EXPERT, D_EMBD, F_MIXTRAL, 0, 0, T_F32},
     {"block_sparse_moe.experts.%d.w1.weight", "ffn_gate_exps.weight", D_FF_EXP, D_EMBD, F_MIXTRAL, 0, 0, T_STACK},
     {"block_sparse_moe.experts.%d.w3.weight", "ffn_up_exps.weight", D_FF_EXP, D_EMBD, F_MIXTRAL, 0, 0, T_STACK},
     {"block_sparse_moe.experts.%d.w2.weight", "ffn_down_exps.weight", D_EMBD, D_FF_EXP, F_MIXTRAL, 0, 0, T_STACK},
     /* gpt-oss: shapes per expert (HF's [embd, 2 ff] is x @ W: columns are the outputs) */
-    {"mlp.router.weight", "ffn_gate_inp.weight", D_EXPERT, D_EMBD, F_GPTOSS, 0, 0, 0},
+    {"mlp.router.weight", "ffn_gate_inp.weight", D_EXPERT, D_EMBD, F_GPTOSS, 0, 0, T_F32},
     {"mlp.router.bias", "ffn_gate_inp.bias", D_EXPERT, 0, F_GPTOSS, 0, 0, 0},
     {"mlp.experts.gate_up_proj", "ffn_gate_exps.weight", D_EMBD, D_FF2, F_GPTOSS, 0, 0, T_OSS, P_GATE},
     {"mlp.experts.gate_up_proj", "ffn_up_exps.weight", D_EMBD, D_FF2, F_GPTOSS, 0, 0, T_OSS | T_AGAIN, P_UP},
@@ -288,10 +288,11 @@ float store_cv_elem_f32(const st_tensor *t, int64_t i) {
     return t->type == HL_TYPE_F16 ? hl_f16_to_f32(u) : hl_bf16_to_f32(u);
 }
 
-/* shape check and add one tensor (converted / permuted when needed); as_vec:
- * a [1, n] matrix stored as an F32 vector of n */
+/* shape check and add one tensor (converted / permuted when needed); flags
+ * T_VEC: a [1, n] matrix stored as an F32 vector of n; T_F32: a matrix as F32 */
 static int add_one(gguf_writer *w, const st_tensor *t, const char *gname, const hp *h, int rows, int cols,
-                   int64_t permute_heads, float add, int as_vec, hl_err *err) {
+                   int64_t permute_heads, float add, int flags, hl_err *err) {
+    int as_vec = flags & T_VEC;
     int64_t er = store_cv_dim(h, rows), ec = cols ? store_cv_dim(h, cols) : 0;
     int ok = cols ? t->n_dims == 2 && t->shape[0] == er && t->shape[1] == ec : t->n_dims == 1 && t->shape[0] == er;
     if (!ok) {
@@ -319,6 +320,15 @@ static int add_one(gguf_writer *w, const st_tensor *t, const char *gname, const 
             v = o;
         }
         int rc = gguf_add_tensor(w, gname, HL_TYPE_F32, 1, ne, v, (size_t)er * sizeof *v, 0, err);
+        free(v);
+        return rc;
+    }
+    if (flags & T_F32 && t->type != HL_TYPE_F32) { /* exact: F16 and BF16 values are F32 values */
+        float *v = malloc((size_t)t->n_elems * sizeof *v);
+        if (!v) return hl_err_set(err, HL_ENOMEM, "out of memory");
+        for (int64_t i = 0; i < t->n_elems; i++) v[i] = store_cv_elem_f32(t, i);
+        int rc = permute_heads ? hl_err_set(err, HL_EINVAL, "cannot happen: %s permuted as F32", gname)
+                               : gguf_add_tensor(w, gname, HL_TYPE_F32, 2, ne, v, (size_t)t->n_elems * sizeof *v, 0, err);
         free(v);
         return rc;
     }
@@ -600,7 +610,7 @@ static int convert(const char *dir, const char *out_path, const store_ops *ops, 
                 store_cv_hf_name(hn, sizeof hn, l, m, 0);
                 int64_t ph = !a->permute_qk ? 0 : m->permute == 1 ? h.n_head : m->permute == 2 ? h.n_kv : 0;
                 float add = m->cols == 0 && strstr(m->hf, "norm") ? norm_add : 0.0f;
-                if ((rc = add_one(w, st_find(st, hn), gn, &h, m->rows, m->cols, ph, add, m->flags & T_VEC, err))) return rc;
+                if ((rc = add_one(w, st_find(st, hn), gn, &h, m->rows, m->cols, ph, add, m->flags, err))) return rc;
             }
             done++;
         }

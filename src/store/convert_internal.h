@@ -42,8 +42,10 @@ enum { D_EMBD = 1, D_Q, D_KV, D_FF, D_HEAD, D_VOCAB, D_QKV, D_FF2, D_EXPERT, D_F
 
 /* tmap.flags. T_OSS: gpt-oss's experts, one HF tensor [n_exp, rows(, cols)]
  * for all experts, rearranged (tmap.part) into GGUF's layout; T_AGAIN: the
- * previous row's HF tensor again (counted once). */
-enum { T_STACK = 1, T_VEC = 2, T_OSS = 4, T_AGAIN = 8 };
+ * previous row's HF tensor again (counted once); T_F32: a matrix stored as
+ * F32 whatever its dtype (the routers, as llama.cpp's converter keeps them:
+ * a near-tie between experts must not be decided by rounding). */
+enum { T_STACK = 1, T_VEC = 2, T_OSS = 4, T_AGAIN = 8, T_F32 = 16 };
 enum { P_GATE = 0, P_UP = 1, P_DOWN = 2 }; /* tmap.part: gate = even columns of gate_up, up = odd */
 
 typedef struct tmap {

@@ -286,7 +286,7 @@ def main():
                  pad_token_id=None,
                  rope_parameters={"rope_type": "longrope", "rope_theta": 10000.0,
                                   "short_factor": [1.0, 1.3, 2.1, 3.7], "long_factor": [1.5, 2.5, 4.0, 9.0]}),
-            QWEN2_RE, qwen_specials, qwen_tok, torch.float16, 1, **new),
+            QWEN2_RE, qwen_specials, dict(qwen_tok, tokenizer_class="GPT2Tokenizer"), torch.float16, 1, **new),  # as Phi-4's
         "granite": lambda: write_model(
             "granite", T.GraniteConfig, T.GraniteForCausalLM,
             dict(small, tie_word_embeddings=True, embedding_multiplier=2.0, attention_multiplier=0.25,
