@@ -167,6 +167,11 @@ void gguf_set_kv_from(gguf_writer *w, const gguf_file *f);
 /* data is copied (or borrowed until write when borrow != 0). ne as in gguf_tensor. */
 int gguf_add_tensor(gguf_writer *w, const char *name, hl_type type, uint32_t n_dims, const int64_t *ne,
                     const void *data, size_t size, int borrow, hl_err *err);
+/* A tensor whose data is n_parts borrowed pieces of part_size bytes each,
+ * written one after another (the experts of a MoE layer stacked along the
+ * last dimension without gathering them in memory). */
+int gguf_add_tensor_parts(gguf_writer *w, const char *name, hl_type type, uint32_t n_dims, const int64_t *ne,
+                          const void *const *parts, size_t part_size, uint32_t n_parts, hl_err *err);
 /* Writes version 3 atomically, streaming (temporary file next to path,
  * fsync, rename): tensor data is never gathered in memory. Alignment is
  * general.alignment when set (a u32 power of two), else 32. */

@@ -1,5 +1,6 @@
 /* The GGUF writer: collects kvs (serialized as they are set) and tensors
- * (copied or borrowed), then streams a version-3 file to a temporary file next
+ * (copied, borrowed, or gathered from borrowed parts: a stack of expert
+ * matrices), then streams a version-3 file to a temporary file next
  * to the destination, fsyncs and renames it, so a multi-GB model is never
  * gathered in memory and a crash leaves the old file or the new one, never
  * half. Tensor descriptions are validated when added; setters never fail
@@ -31,6 +32,8 @@ typedef struct wtensor {
     const void *data;
     void *owned;
     size_t size;
+    const void **parts; /* owned array: data gathered from n_parts borrowed pieces of size / n_parts bytes */
+    uint32_t n_parts;
 } wtensor;
 
 struct gguf_writer {
@@ -52,6 +55,7 @@ void gguf_writer_free(gguf_writer *w) {
     for (size_t i = 0; i < w->n_t; i++) {
         free(w->ts[i].name);
         free(w->ts[i].owned);
+        free(w->ts[i].parts);
     }
     free(w->kvs);
     free(w->ts);
@@ -207,6 +211,24 @@ int gguf_add_tensor(gguf_writer *w, const char *name, hl_type type, uint32_t n_d
     return 0;
 }
 
+int gguf_add_tensor_parts(gguf_writer *w, const char *name, hl_type type, uint32_t n_dims, const int64_t *ne,
+                          const void *const *parts, size_t part_size, uint32_t n_parts, hl_err *err) {
+    if (n_parts == 0 || part_size > SIZE_MAX / n_parts)
+        return hl_err_set(err, HL_EINVAL, "tensor %s: %u parts of %zu bytes", name, n_parts, part_size);
+    const void **p = malloc(n_parts * sizeof *p);
+    if (!p) return hl_err_set(err, HL_ENOMEM, "out of memory adding tensor %s", name);
+    memcpy(p, parts, n_parts * sizeof *p);
+    /* validated and described as one borrowed tensor of the whole size */
+    int rc = gguf_add_tensor(w, name, type, n_dims, ne, parts[0], part_size * n_parts, 1, err);
+    if (rc) {
+        free(p);
+        return rc;
+    }
+    w->ts[w->n_t - 1].parts = p;
+    w->ts[w->n_t - 1].n_parts = n_parts;
+    return 0;
+}
+
 /* ---- streaming the file out -------------------------------------------- */
 
 /* general.alignment when set, else the default; a value our reader (and
@@ -270,7 +292,13 @@ static int write_all(const gguf_writer *w, FILE *fp, uint32_t align) {
     if (rc) return HL_EIO;
     if (w->n_t && pad(fp, &pos, align)) return HL_EIO;
     for (size_t i = 0; i < w->n_t; i++) {
-        if (wr(fp, w->ts[i].data, w->ts[i].size)) return HL_EIO;
+        const wtensor *t = &w->ts[i];
+        if (t->parts) {
+            for (uint32_t k = 0; k < t->n_parts; k++)
+                if (wr(fp, t->parts[k], t->size / t->n_parts)) return HL_EIO;
+        } else if (wr(fp, t->data, t->size)) {
+            return HL_EIO;
+        }
         pos += w->ts[i].size;
         if (i + 1 < w->n_t && pad(fp, &pos, align)) return HL_EIO;
     }

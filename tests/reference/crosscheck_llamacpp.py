@@ -5,10 +5,20 @@ shapes and types, equal values, and equal values for the metadata keys that
 matter. Not part of the suite (it needs torch and the sdist); run it by hand:
 
     tar -xzf ~/.cache/hyperlama/peer/llama_cpp_python-0.3.36.tar.gz -C /tmp/lcpp --strip-components=1
-    /work/refvenv/bin/python tests/reference/crosscheck_llamacpp.py /tmp/lcpp/vendor/llama.cpp [HYPERLAMA]
+    /work/refvenv/bin/python tests/reference/crosscheck_llamacpp.py /tmp/lcpp/vendor/llama.cpp [HYPERLAMA [FIXTURE ...]]
 
 Last run (llama-cpp-python 0.3.36): llama, qwen2, qwen3 identical (no differences;
 rope_freqs.weight, which both compute for Llama 3 rope scaling, within 1 ulp).
+phi3, granite, olmo2, qwen2moe, qwen3moe, mixtral, gptoss: every tensor equal
+in name, shape, type and value (phi3's fused attn_qkv / ffn_up and LongRoPE
+factors, the stacked experts, gpt-oss's rearranged experts, sinks and biases,
+the routers kept F32 by both), the keys equal, except what is written where
+llama.cpp leaves a default: attention.key_length and rope.dimension_count
+(ours always; equal to the defaults), tokenizer.ggml.add_bos_token false
+(theirs absent), and qwen2moe's ffn_gate_inp_shexp, a vector [n_embd] here,
+[n_embd, 1] there (the loader reads either). Not run: gemma2 (its converter
+wants a SentencePiece tokenizer.model, as for gemma3) and olmoe (its
+AutoTokenizer vocabulary check fails on our fixture tokenizer).
 
 llama.cpp names the pre-tokenizer by hashing the tokens of a test string,
 which cannot know our freshly trained fixture tokenizers; its lookup is
@@ -33,7 +43,19 @@ KEYS = ["general.architecture", "general.file_type", "{a}.context_length", "{a}.
         "{a}.feed_forward_length", "{a}.attention.head_count", "{a}.attention.head_count_kv",
         "{a}.attention.layer_norm_rms_epsilon", "{a}.rope.freq_base", "tokenizer.ggml.model", "tokenizer.ggml.pre",
         "tokenizer.ggml.tokens", "tokenizer.ggml.token_type", "tokenizer.ggml.merges", "tokenizer.ggml.bos_token_id",
-        "tokenizer.ggml.eos_token_id", "tokenizer.ggml.add_bos_token", "tokenizer.chat_template"]
+        "tokenizer.ggml.eos_token_id", "tokenizer.ggml.add_bos_token", "tokenizer.chat_template",
+        # the families' own (absent from both files where a family has none)
+        "{a}.rope.dimension_count", "{a}.attention.key_length", "{a}.attention.sliding_window",
+        "{a}.expert_count", "{a}.expert_used_count", "{a}.expert_feed_forward_length",
+        "{a}.expert_shared_feed_forward_length", "{a}.attn_logit_softcapping", "{a}.final_logit_softcapping",
+        "{a}.embedding_scale", "{a}.attention.scale", "{a}.residual_scale", "{a}.logit_scale",
+        "{a}.rope.scaling.type", "{a}.rope.scaling.factor", "{a}.rope.scaling.original_context_length",
+        "{a}.rope.scaling.attn_factor"]
+# fixture -> (llama.cpp --outtype, general.architecture)
+FIXTURES = {"llama": ("f32", "llama"), "qwen2": ("f16", "qwen2"), "qwen3": ("bf16", "qwen3"),
+            "phi3": ("f16", "phi3"), "granite": ("bf16", "granite"),
+            "olmo2": ("f16", "olmo2"), "qwen2moe": ("bf16", "qwen2moe"), "qwen3moe": ("f16", "qwen3moe"),
+            "mixtral": ("bf16", "llama"), "gptoss": ("bf16", "gpt-oss")}
 
 
 def value(r, key):
@@ -51,7 +73,8 @@ def main():
     failures = 0
     # gemma3 is left out: its converter loads our BPE fixture tokenizer through
     # AutoTokenizer as a Gemma (SentencePiece) tokenizer and fails its vocab check
-    for arch, outtype in (("llama", "f32"), ("qwen2", "f16"), ("qwen3", "bf16")):
+    for arch in sys.argv[3:] or FIXTURES:
+        outtype, ga = FIXTURES[arch]
         d = ROOT / "tests/data/hf" / arch
         with tempfile.TemporaryDirectory() as tmp:
             tmp = pathlib.Path(tmp)
@@ -79,7 +102,7 @@ def main():
             if r.returncode:
                 sys.exit(f"{arch}: convert_hf_to_gguf.py failed:\n{r.stderr[-3000:]}")
             theirs = gguf.GGUFReader(str(theirs_path))
-            a = arch
+            a = ga
             ot = {t.name: t for t in ours.tensors}
             tt = {t.name: t for t in theirs.tensors}
             if set(ot) != set(tt):

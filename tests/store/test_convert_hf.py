@@ -15,8 +15,13 @@ so logits differ by rounding: max |engine - transformers| over every logit of
 every position <= 0.03 for F32 weights (llama, observed ~0.018), <= 0.08 for
 F16 weights (qwen2 and gemma3, observed ~0.04 and ~0.046; gemma3's prompts
 cross its 8-token sliding window) and <= 0.03 for BF16 weights (qwen3,
-observed ~0.005); the reference runs F32 on the same rounded weights, logits
-are O(8); argmax equal at every position.
+observed ~0.005); the newer, smaller fixtures (hidden 32) observed: gemma2
+~0.026 (F16, softcapped, crossing its window), phi3 ~0.006 (F16), granite
+~0.005 (BF16), olmo2 ~0.006 (F16), qwen2moe ~0.010 (BF16), qwen3moe ~0.004
+(F16), mixtral ~0.012 (BF16), olmoe ~0.018 (F16), gptoss ~0.022 (BF16); the
+reference runs F32 on the same rounded weights, logits are O(8); argmax equal at every position whose top-2 margin exceeds twice the
+tolerance. The newer fixtures (make_hf_fixtures.py) were seeded for greedy
+steps with margins >= 0.05.
 """
 import json
 import pathlib
@@ -29,7 +34,8 @@ import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 HF = ROOT / "tests" / "data" / "hf"
-TOL = {"llama": 0.03, "qwen2": 0.08, "qwen3": 0.03, "gemma3": 0.08}
+TOL = {"llama": 0.03, "qwen2": 0.08, "qwen3": 0.03, "gemma3": 0.08, "gemma2": 0.06, "phi3": 0.03, "granite": 0.03,
+       "olmo2": 0.03, "qwen2moe": 0.03, "qwen3moe": 0.03, "mixtral": 0.03, "olmoe": 0.04, "gptoss": 0.05}
 TEXTS = ["Hello world, this is a test.", "numbers 1234567 and    spaces\n\n\ttabs", "ünïcödé — 日本語 🙂",
          "<|im_start|>user\nhi<|im_end|>", "don't WE'LL it's"]
 
@@ -63,57 +69,138 @@ def create_dir(hl, tmp_path, name, d, *extra, check=True):
     return hl("create", name, "-f", mf, *extra, check=check)
 
 
-def test_import_hf_archs(hl, tmp_path):
+# arch -> (GGUF general.architecture, tokenizer.ggml.pre the fixture's regex is)
+ARCHS = {"llama": ("llama", "llama-bpe"), "qwen2": ("qwen2", "qwen2"), "qwen3": ("qwen3", "qwen2"),
+         "gemma3": ("gemma3", "qwen2"), "gemma2": ("gemma2", "qwen2"), "phi3": ("phi3", "qwen2"),
+         "granite": ("granite", "llama-bpe"), "olmo2": ("olmo2", "llama-bpe"), "qwen2moe": ("qwen2moe", "qwen2"),
+         "qwen3moe": ("qwen3moe", "qwen2"), "mixtral": ("llama", "llama-bpe"), "olmoe": ("olmoe", "llama-bpe"),
+         "gptoss": ("gpt-oss", "qwen2")}
+PERMUTED = {"llama", "granite", "mixtral"}  # GGUF llama's rotary layout: Q/K rows interleaved per head
+GEMMA = {"gemma2", "gemma3"}  # norms stored as (1 + w)
+
+
+def st_dir(d):
+    st = {}
+    for f in sorted(d.glob("*.safetensors")):
+        st.update(load_file(str(f)))
+    return st
+
+
+def check_tensors(arch, d, g):
+    """The GGUF's tensors read back with gguf-py against the SafeTensors values:
+    renamed, fused rows kept in order, experts stacked (slice e = expert e),
+    Q/K permuted where GGUF llama wants it, Gemma's norms + 1, keys."""
+    import gguf
+    st = st_dir(d)
+    gt = {t.name: t for t in g.tensors}
+    cfg = json.loads((d / "config.json").read_text())
+    hd = cfg.get("head_dim") or cfg["hidden_size"] // cfg["num_attention_heads"]
+    f32 = {k: v.astype(np.float32) for k, v in st.items()}
+    p = "model.layers.1."
+    if arch == "phi3":  # fused rows as GGUF phi3 holds them: Q, K, V and gate, up
+        np.testing.assert_array_equal(gdata(gt["blk.1.attn_qkv.weight"]), f32[p + "self_attn.qkv_proj.weight"])
+        np.testing.assert_array_equal(gdata(gt["blk.1.ffn_up.weight"]), f32[p + "mlp.gate_up_proj.weight"])
+        rp = cfg.get("rope_parameters") or cfg["rope_scaling"]
+        np.testing.assert_array_equal(gdata(gt["rope_factors_short.weight"]), np.float32(rp["short_factor"]))
+        np.testing.assert_array_equal(gdata(gt["rope_factors_long.weight"]), np.float32(rp["long_factor"]))
+    else:
+        hf_q = f32[p + "self_attn.q_proj.weight"]
+        if arch in PERMUTED:
+            n = cfg["num_attention_heads"]
+            hf_q = hf_q.reshape(n, 2, hd // 2, -1).swapaxes(1, 2).reshape(hf_q.shape)
+        np.testing.assert_array_equal(gdata(gt["blk.1.attn_q.weight"]), hf_q)
+    n_exp = cfg.get("num_experts") or cfg.get("num_local_experts")
+    if arch == "gptoss":  # one HF tensor per kind: x @ W, gate / up interleaved column by column
+        gu, dn = f32[p + "mlp.experts.gate_up_proj"], f32[p + "mlp.experts.down_proj"]
+        gub = f32[p + "mlp.experts.gate_up_proj_bias"]
+        for x, want in [("gate", gu[:, :, 0::2]), ("up", gu[:, :, 1::2]), ("down", dn)]:
+            got = gdata(gt[f"blk.1.ffn_{x}_exps.weight"])  # numpy order [expert, row, col]
+            np.testing.assert_array_equal(got, want.swapaxes(1, 2))
+        np.testing.assert_array_equal(gdata(gt["blk.1.ffn_gate_exps.bias"]), gub[:, 0::2])
+        np.testing.assert_array_equal(gdata(gt["blk.1.ffn_up_exps.bias"]), gub[:, 1::2])
+        np.testing.assert_array_equal(gdata(gt["blk.1.ffn_down_exps.bias"]), f32[p + "mlp.experts.down_proj_bias"])
+        np.testing.assert_array_equal(gdata(gt["blk.1.attn_sinks.weight"]), f32[p + "self_attn.sinks"])
+        np.testing.assert_array_equal(gdata(gt["blk.1.ffn_gate_inp.bias"]), f32[p + "mlp.router.bias"])
+    elif n_exp:  # experts stacked along the last GGUF dimension
+        moe = "block_sparse_moe" if arch == "mixtral" else "mlp"
+        names = {"gate": "w1", "up": "w3", "down": "w2"} if arch == "mixtral" else {
+            x: f"{x}_proj" for x in ("gate", "up", "down")}
+        for x, hx in names.items():
+            t = gt[f"blk.1.ffn_{x}_exps.weight"]
+            assert list(t.shape)[-1] == n_exp and len(t.shape) == 3
+            got = gdata(t).reshape(n_exp, *f32[f"{p}{moe}.experts.0.{hx}.weight"].shape)
+            for e in range(n_exp):
+                np.testing.assert_array_equal(got[e], f32[f"{p}{moe}.experts.{e}.{hx}.weight"])
+        np.testing.assert_array_equal(gdata(gt["blk.1.ffn_gate_inp.weight"]), f32[f"{p}{moe}.gate.weight"])
+        if arch == "qwen2moe":
+            np.testing.assert_array_equal(gdata(gt["blk.1.ffn_gate_inp_shexp.weight"]).reshape(-1),
+                                          f32[p + "mlp.shared_expert_gate.weight"].reshape(-1))
+            np.testing.assert_array_equal(gdata(gt["blk.1.ffn_down_shexp.weight"]),
+                                          f32[p + "mlp.shared_expert.down_proj.weight"])
+    else:
+        np.testing.assert_array_equal(gdata(gt["blk.0.ffn_down.weight"]), f32["model.layers.0.mlp.down_proj.weight"])
+    assert gt["output_norm.weight"].tensor_type == gguf.GGMLQuantizationType.F32
+    want_norm = f32["model.norm.weight"] + (1 if arch in GEMMA else 0)
+    np.testing.assert_array_equal(gdata(gt["output_norm.weight"]), want_norm)
+    assert ("output.weight" in gt) == (not cfg["tie_word_embeddings"])
+    kv = {f.name: f for f in g.fields.values()}
+    ga = ARCHS[arch][0]
+
+    def num(key):
+        return float(kv[f"{ga}.{key}"].parts[-1][0])
+    if n_exp:
+        assert num("expert_count") == n_exp and num("expert_used_count") == cfg["num_experts_per_tok"]
+    if arch == "granite":
+        for key, c in [("embedding_scale", "embedding_multiplier"), ("attention.scale", "attention_multiplier"),
+                       ("residual_scale", "residual_multiplier"), ("logit_scale", "logits_scaling")]:
+            assert num(key) == pytest.approx(cfg[c], rel=1e-6), key
+    if arch == "gemma2":
+        for key in ("attn_logit_softcapping", "final_logit_softcapping"):
+            assert num(key) == pytest.approx(cfg[key], rel=1e-6), key
+
+
+@pytest.mark.parametrize("arch", list(ARCHS))
+def test_import_hf_archs(hl, tmp_path, arch):
     from tokenizers import Tokenizer
     import gguf
 
-    for arch in ("llama", "qwen2", "qwen3", "gemma3"):
-        d = HF / arch
-        r = create_dir(hl, tmp_path, f"hf-{arch}", d)
-        assert "converting" in r.stdout + r.stderr
-        path = model_file(hl, f"hf-{arch}")
-        ref = json.loads((d / "reference.json").read_text())
-        for case in ref["cases"]:
-            lg, gen = engine_logits(hl, path, case["ids"], tmp_path, len(case["greedy"]))
-            want = np.array(case["logits"], np.float32)
-            assert lg.shape == want.shape
-            err = np.abs(lg - want).max()
-            assert err <= TOL[arch], f"{arch} {case['text']!r}: max logit error {err:.4g} > {TOL[arch]}"
-            assert (lg.argmax(-1) == want.argmax(-1)).all()
-            assert gen == case["greedy"], f"{arch}: greedy {gen} != transformers {case['greedy']}"
-        # tokenizer: ours on the converted GGUF == HF tokenizers on tokenizer.json
-        tok = Tokenizer.from_file(str(d / "tokenizer.json"))
-        for text in TEXTS:
-            ours = json.loads(hl("tokenize", path, text).stdout)
-            assert ours == tok.encode(text, add_special_tokens=False).ids, f"{arch}: {text!r}"
-        # BOS as HF adds it (llama: the post-processor's template; the others: none)
-        text = TEXTS[0]
-        assert json.loads(hl("tokenize", path, text, "--add-special").stdout) == tok.encode(text).ids, arch
-        # tensors and keys read back independently
-        g = gguf.GGUFReader(str(path))
-        kv = {f.name: f for f in g.fields.values()}
-        assert bytes(kv["general.architecture"].parts[-1]).decode() == arch
-        assert bytes(kv["tokenizer.ggml.pre"].parts[-1]).decode() == {"llama": "llama-bpe"}.get(arch, "qwen2")
-        assert bytes(kv["tokenizer.chat_template"].parts[-1]).decode() == json.loads(
-            (d / "tokenizer_config.json").read_text())["chat_template"]
-        st = {}
-        for f in sorted(d.glob("*.safetensors")):
-            st.update(load_file(str(f)))
-        gt = {t.name: t for t in g.tensors}
-        cfg = json.loads((d / "config.json").read_text())
-        hd = cfg.get("head_dim") or cfg["hidden_size"] // cfg["num_attention_heads"]
-        q = gdata(gt["blk.1.attn_q.weight"])
-        hf_q = st["model.layers.1.self_attn.q_proj.weight"].astype(np.float32)
-        if arch == "llama":  # GGUF llama: rotary pairs interleaved within each head
-            n = cfg["num_attention_heads"]
-            hf_q = hf_q.reshape(n, 2, hd // 2, -1).swapaxes(1, 2).reshape(hf_q.shape)
-        np.testing.assert_array_equal(q, hf_q)
-        np.testing.assert_array_equal(gdata(gt["blk.0.ffn_down.weight"]),
-                                      st["model.layers.0.mlp.down_proj.weight"].astype(np.float32))
-        assert gt["output_norm.weight"].tensor_type == gguf.GGMLQuantizationType.F32
-        want_norm = st["model.norm.weight"].astype(np.float32) + (1 if arch == "gemma3" else 0)  # Gemma: (1 + w)
-        np.testing.assert_array_equal(gdata(gt["output_norm.weight"]), want_norm)
-        assert ("output.weight" in gt) == (not cfg["tie_word_embeddings"])
+    d = HF / arch
+    r = create_dir(hl, tmp_path, f"hf-{arch}", d)
+    assert "converting" in r.stdout + r.stderr
+    path = model_file(hl, f"hf-{arch}")
+    ref = json.loads((d / "reference.json").read_text())
+    for case in ref["cases"]:
+        lg, gen = engine_logits(hl, path, case["ids"], tmp_path, len(case["greedy"]))
+        want = np.array(case["logits"], np.float32)
+        assert lg.shape == want.shape
+        err = np.abs(lg - want).max()
+        print(f"{arch} {case['text']!r}: max logit error {err:.4g}")
+        assert err <= TOL[arch], f"{arch} {case['text']!r}: max logit error {err:.4g} > {TOL[arch]}"
+        # argmax equal wherever transformers' top-2 margin exceeds what rounding can move
+        top2 = np.sort(want, -1)[:, -2:]
+        clear = top2[:, 1] - top2[:, 0] > 2 * TOL[arch]
+        assert (lg.argmax(-1) == want.argmax(-1))[clear].all(), f"{arch}: argmax differs"
+        assert gen == case["greedy"], f"{arch}: greedy {gen} != transformers {case['greedy']}"
+    # tokenizer: ours on the converted GGUF == HF tokenizers on tokenizer.json
+    tok = Tokenizer.from_file(str(d / "tokenizer.json"))
+    for text in TEXTS:
+        ours = json.loads(hl("tokenize", path, text).stdout)
+        assert ours == tok.encode(text, add_special_tokens=False).ids, f"{arch}: {text!r}"
+    # BOS as HF adds it (llama: the post-processor's template; the others: none)
+    text = TEXTS[0]
+    assert json.loads(hl("tokenize", path, text, "--add-special").stdout) == tok.encode(text).ids, arch
+    # tensors and keys read back independently
+    g = gguf.GGUFReader(str(path))
+    kv = {f.name: f for f in g.fields.values()}
+    assert bytes(kv["general.architecture"].parts[-1]).decode() == ARCHS[arch][0]
+    assert bytes(kv["tokenizer.ggml.pre"].parts[-1]).decode() == ARCHS[arch][1]
+    assert bytes(kv["tokenizer.chat_template"].parts[-1]).decode() == json.loads(
+        (d / "tokenizer_config.json").read_text())["chat_template"]
+    check_tensors(arch, d, g)
+
+
+def test_import_hf_quantize(hl, tmp_path):
+    import gguf
     # --quantize goes through the requantizer: Q8_0 matrices, still the same model
     create_dir(hl, tmp_path, "hf-q8", HF / "llama", "--quantize", "q8_0")
     g = gguf.GGUFReader(str(model_file(hl, "hf-q8")))
@@ -131,6 +218,14 @@ def test_import_hf_archs(hl, tmp_path):
                          for k, v in load_file(f).items() if k == "model.layers.0.mlp.down_proj.weight"]).reshape(-1, 32)
     step = np.abs(hf).max(-1, keepdims=True) / 127
     assert (np.abs(deq - hf) <= step * (0.5 + 127 * 2.0**-11) + 1e-7).all()  # half a step + f16 scale error
+    assert np.abs(lg - np.array(case["logits"])).max() < 1.2
+    # a mixture of experts: the 3-D expert stacks are quantized too, slice by slice
+    create_dir(hl, tmp_path, "hf-moe-q8", HF / "qwen3moe", "--quantize", "q8_0")
+    g = gguf.GGUFReader(str(model_file(hl, "hf-moe-q8")))
+    exps = [t for t in g.tensors if "_exps" in t.name]
+    assert exps and {t.tensor_type for t in exps} == {gguf.GGMLQuantizationType.Q8_0}
+    case = json.loads((HF / "qwen3moe" / "reference.json").read_text())["cases"][0]
+    lg, _ = engine_logits(hl, model_file(hl, "hf-moe-q8"), case["ids"], tmp_path, 1)
     assert np.abs(lg - np.array(case["logits"])).max() < 1.2
 
 
@@ -206,7 +301,61 @@ def _unknown_pretok(d):
     (d / "tokenizer.json").write_text(json.dumps(t))
 
 
+def _edit_config(**kw):
+    def edit(d):
+        c = json.loads((d / "config.json").read_text())
+        for k, v in kw.items():
+            if v is None:
+                c.pop(k, None)
+            else:
+                c[k] = v
+        (d / "config.json").write_text(json.dumps(c))
+    edit.__name__ = "config_" + "_".join(kw)
+    return edit
+
+
+def _missing_expert(d):
+    rewrite_st(d / "model.safetensors", lambda h: h.pop("model.layers.1.mlp.experts.2.up_proj.weight"))
+
+
+def _expert_dtype(d):  # same bytes, another dtype: the stack would mix types
+    rewrite_st(d / "model.safetensors", lambda h: h["model.layers.0.mlp.experts.3.down_proj.weight"].update(dtype="BF16"))
+
+
+def _missing_router(d):
+    rewrite_st(d / "model.safetensors", lambda h: h.pop("model.layers.0.block_sparse_moe.gate.weight"))
+
+
+def _extra_expert(d):  # an expert beyond num_local_experts
+    c = json.loads((d / "config.json").read_text())
+    c["num_local_experts"] = 3
+    (d / "config.json").write_text(json.dumps(c))
+
+
+def _longrope_factors(d):
+    c = json.loads((d / "config.json").read_text())
+    rp = c.get("rope_parameters") or c["rope_scaling"]
+    rp["short_factor"] = rp["short_factor"][:3]
+    (d / "config.json").write_text(json.dumps(c))
+
+
+def _gemma2_layers(d):
+    c = json.loads((d / "config.json").read_text())
+    c["layer_types"] = ["full_attention", "sliding_attention"] * (c["num_hidden_layers"] // 2)
+    (d / "config.json").write_text(json.dumps(c))
+
+
 BAD = [
+    ("qwen3moe", _missing_expert, r"tensor model\.layers\.1\.mlp\.experts\.2\.up_proj\.weight is missing \(expert 2 of 4"),
+    ("qwen3moe", _expert_dtype, r"experts\.3\.down_proj\.weight is BF16 but expert 0's is F16"),
+    ("mixtral", _missing_router, r"tensor model\.layers\.0\.block_sparse_moe\.gate\.weight is missing"),
+    ("mixtral", _extra_expert, r"block_sparse_moe\.experts\.3\.w\d\.weight is not part of a MixtralForCausalLM checkpoint"),
+    ("qwen2moe", _edit_config(norm_topk_prob=True), r"norm_topk_prob true is not supported for Qwen2MoeForCausalLM"),
+    ("qwen3moe", _edit_config(mlp_only_layers=[0]), r"dense layers between the sparse ones"),
+    ("phi3", _edit_config(num_key_value_heads=4), r"qkv_proj\.weight has shape \[64, 32\], config\.json implies \[96, 32\]"),
+    ("phi3", _longrope_factors, r"longrope short_factor must be a list of 4 numbers"),
+    ("gemma2", _gemma2_layers, r"layer 0 is full_attention; gemma2 here has one global layer every 2"),
+
     ("llama", _missing_shard, r"model-00002-of-00002\.safetensors: shard is missing"),
     ("qwen2", _wrong_dtype, r"model\.embed_tokens\.weight' has dtype F64 \(supported: F32, F16, BF16\)"),
     ("qwen2", _shape_mismatch, r"mlp\.gate_proj\.weight has shape \[128, 64\], config\.json implies \[96, 64\]"),

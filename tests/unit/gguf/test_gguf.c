@@ -563,6 +563,38 @@ TEST(writer_round_trip) {
     unlink(path2);
 }
 
+/* A tensor gathered from borrowed parts (a MoE layer's experts) reads back as
+ * the parts one after another, aligned like any other; a size that does not
+ * match the shape is refused as for a plain tensor. */
+TEST(writer_parts) {
+    uint16_t e0[6] = {1, 2, 3, 4, 5, 6}, e1[6] = {7, 8, 9, 10, 11, 12}, e2[6] = {13, 14, 15, 16, 17, 18};
+    const void *parts[3] = {e0, e1, e2};
+    float after[2] = {1.5f, -2.0f};
+    int64_t ne[3] = {3, 2, 3};
+    hl_err err;
+    gguf_writer *w = gguf_writer_new();
+    CHECK_EQ(gguf_add_tensor_parts(w, "exps", HL_TYPE_F16, 3, ne, parts, sizeof e0, 3, &err), 0);
+    CHECK_EQ(gguf_add_tensor(w, "after", HL_TYPE_F32, 1, (int64_t[]){2}, after, sizeof after, 0, &err), 0);
+    CHECK_EQ(gguf_add_tensor_parts(w, "short", HL_TYPE_F16, 3, ne, parts, sizeof e0, 2, &err), HL_EINVAL);
+    CHECK_STREQ(err.msg, "tensor short: data is 24 bytes, but shape and type F16 need 36");
+    CHECK_EQ(gguf_add_tensor_parts(w, "none", HL_TYPE_F16, 3, ne, parts, sizeof e0, 0, &err), HL_EINVAL);
+    char path[256];
+    tmp_path(path, sizeof path, "parts");
+    CHECK_EQ(gguf_write(w, path, &err), 0);
+    gguf_writer_free(w);
+    gguf_file *f;
+    CHECK_EQ(gguf_open(&f, path, &err), 0);
+    CHECK_EQ(gguf_n_tensors(f), 2);
+    const gguf_tensor *t = gguf_find_tensor(f, "exps");
+    CHECK(t && t->n_dims == 3 && t->ne[2] == 3 && t->size == 3 * sizeof e0);
+    CHECK(t && memcmp(t->data, e0, sizeof e0) == 0 && memcmp((const uint8_t *)t->data + sizeof e0, e1, sizeof e1) == 0 &&
+          memcmp((const uint8_t *)t->data + 2 * sizeof e0, e2, sizeof e2) == 0);
+    t = gguf_find_tensor(f, "after");
+    CHECK(t && t->offset == 64 && memcmp(t->data, after, sizeof after) == 0);
+    gguf_close(f);
+    unlink(path);
+}
+
 /* The big real model opens in milliseconds (only the header is parsed). */
 TEST(open_big_model_fast) {
     const char *p = hl_test_model("qwen2.5-coder-1.5b-instruct-q4_k_m.gguf");
