@@ -760,6 +760,15 @@ static int step_harmony(chat_outparse *p, chat_out *out) {
             if (!harmony_header_start(s, n) || (q ? hn > HARMONY_HEADER_MAX : n >= HARMONY_HEADER_MAX + strlen(CHAT_H_MESSAGE))) {
                 p->mode = M_TEXT; /* text where a header should be: content, as it stands */
                 hl_buf_reset(&p->hdr);
+                /* its opener too, or the text loop would take that for the next header again, forever */
+                for (int i = H_N_CONSUMED; i < H_N_TERM; i++) {
+                    size_t tl = strlen(H_TERM[i]);
+                    if (n >= tl && !memcmp(s, H_TERM[i], tl)) {
+                        emit(p, &out->content, s, tl);
+                        consume(p, tl);
+                        break;
+                    }
+                }
                 continue;
             }
             if (!q) return 0;

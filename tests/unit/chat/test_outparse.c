@@ -13,6 +13,7 @@
 
 #include <json-c/json.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 
 typedef struct result {
@@ -339,6 +340,15 @@ TEST(harmony) {
     CHECK_OUT(&cfg, "<|channel|>final<|message|>1 < 2, <|x|> and <|en stay", {.content = "1 < 2, <|x|> and <|en stay"});
     CHECK_OUT(&cfg, "Hello there", {.content = "Hello there"});
     CHECK_OUT(&cfg, "", {.content = ""});
+    /* a "header" longer than any header is text, opener included (the
+     * splitter once looped forever taking its opener for the next header) */
+    static char long_hdr[700];
+    memset(long_hdr, 'x', sizeof long_hdr - 1);
+    memcpy(long_hdr, "<|channel|>", 11);
+    CHECK_OUT(&cfg, long_hdr, {.content = long_hdr});
+    static char long_hdr_msg[700];
+    snprintf(long_hdr_msg, sizeof long_hdr_msg, "<|start|>%0600d<|message|>hi", 0);
+    CHECK_OUT(&cfg, long_hdr_msg, {.content = long_hdr_msg});
     /* tools off: channels still split, a call message is content as written */
     chat_outparse_cfg off = {.harmony = 1};
     CHECK_OUT(&off, "<|channel|>analysis<|message|>a<|end|><|start|>assistant<|channel|>commentary to=functions.f <|constrain|>json<|message|>{}",
