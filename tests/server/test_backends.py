@@ -28,6 +28,17 @@ def threads_of(pid):
     return len(os.listdir(f"/proc/{pid}/task"))
 
 
+
+def create_offloaded(srv, gguf):
+    """Stores `gguf` on srv as the model "offloaded", with PARAMETER num_gpu 1
+    (the Modelfile way to place one layer on the GPU)."""
+    data = pathlib.Path(gguf).read_bytes()
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    assert requests.post(f"{srv.url}/api/blobs/{digest}", data=data, timeout=60).status_code == 201
+    r = requests.post(srv.url + "/api/create", json={"model": "offloaded", "files": {"stories.gguf": digest},
+                                                      "parameters": {"num_gpu": 1}, "stream": False}, timeout=120)
+    assert r.status_code == 200, r.text
+
 def test_models_share_one_pool(make_server, stories, smollm):
     """A second loaded model adds its engine thread, not a pool of its own;
     both generating at once give what each gives alone."""
@@ -100,12 +111,7 @@ def test_vulkan_backend_serves_the_same_text(make_server, stories):
     m, shown = ps_of(vk, stories)
     assert m["size_vram"] == 0 and "100% CPU" in shown, (m, shown)
     # a Modelfile PARAMETER num_gpu places the model it defines
-    data = pathlib.Path(stories).read_bytes()
-    digest = "sha256:" + hashlib.sha256(data).hexdigest()
-    assert requests.post(f"{vk.url}/api/blobs/{digest}", data=data, timeout=60).status_code == 201
-    r = requests.post(vk.url + "/api/create", json={"model": "offloaded", "files": {"stories.gguf": digest},
-                                                    "parameters": {"num_gpu": 1}, "stream": False}, timeout=120)
-    assert r.status_code == 200, r.text
+    create_offloaded(vk, stories)
     assert generate(vk.url, "offloaded", p) == alone[p]
     assert "vulkan (1 of 5 layers, the rest on cpu)" in vk.logtext()
     # the in-process path: hyperlama run FILE --num-gpu N
@@ -199,12 +205,7 @@ def test_show_names_the_backend_and_drafts_follow_num_gpu(make_server, stories):
     out = subprocess.run([str(HYPERLAMA), "show", stories], env=dict(os.environ, HYPERLAMA_HOST=vk.url),
                          capture_output=True, text=True, timeout=30)
     assert out.returncode == 0 and re.search(r"^    backend {13}vulkan on .*\(all layers\)$", out.stdout, re.M), out.stdout
-    data = pathlib.Path(stories).read_bytes()
-    digest = "sha256:" + hashlib.sha256(data).hexdigest()
-    assert requests.post(f"{vk.url}/api/blobs/{digest}", data=data, timeout=60).status_code == 201
-    r = requests.post(vk.url + "/api/create", json={"model": "offloaded", "files": {"stories.gguf": digest},
-                                                    "parameters": {"num_gpu": 1}, "stream": False}, timeout=120)
-    assert r.status_code == 200, r.text
+    create_offloaded(vk, stories)
     show = requests.post(vk.url + "/api/show", json={"model": "offloaded"}, timeout=30).json()
     assert show["backend"].endswith("(1 of 5 layers, the rest on cpu)"), show["backend"]
     # drafts placed by num_gpu; a loaded model's show is its placement

@@ -38,6 +38,27 @@ static const hl_type vk_types[] = {HL_TYPE_F32,  HL_TYPE_F16,  HL_TYPE_BF16, HL_
 #define N_VK_TYPES (sizeof vk_types / sizeof vk_types[0])
 
 /* one product on a backend: out [m][n] */
+/* n rows of k random weights of type t named `name`: the float originals
+ * (*wf), the rows in type t (*wq, 64-byte aligned; the tensor's data) and
+ * their dequantized values (*wd), all owned by the caller. MXFP4 has no
+ * quantizer (files come converted): its blocks are random, scales 2^-8..2^3. */
+static hl_tensor random_weights(rng *r, hl_type t, int64_t n, int64_t k, const char *name, float **wf, void **wq,
+                                float **wd) {
+    *wf = rnd_vec(r, n * k, -1.0f, 1.0f);
+    *wd = malloc((size_t)(n * k) * sizeof **wd);
+    size_t rb = hl_row_size(t, k);
+    *wq = aligned_alloc(64, (rb * (size_t)n + 63) & ~(size_t)63);
+    if (t == HL_TYPE_MXFP4) {
+        uint8_t *bq = *wq;
+        for (size_t i = 0; i < rb * (size_t)n; i++) bq[i] = i % 17 == 0 ? (uint8_t)(120 + rnd(r) % 12) : (uint8_t)rnd(r);
+    } else
+        CHECK_EQ(hl_quantize(t, *wf, *wq, n * k), rb * (size_t)n);
+    CHECK_EQ(hl_dequantize(t, *wq, *wd, n * k), 0);
+    hl_tensor tw = {.data = *wq, .type = t, .ne0 = k, .ne1 = n, .row_bytes = rb};
+    snprintf(tw.name, sizeof tw.name, "%s", name);
+    return tw;
+}
+
 static int product(hl_backend *be, const hl_tensor *w, const hl_tensor *b, const float *x, int32_t m, float *out,
                    hl_err *err) {
     hl_batch_token toks[64];
@@ -69,19 +90,9 @@ TEST(vk_matmul_shapes) {
                 if (K % hl_type_get(t)->blck) continue; /* K-quants: k a multiple of 256 */
                 if (K == 4096 && N == 130) continue;    /* the largest shape once is enough (time) */
                 expected += 3 * 2;
-                float *wf = rnd_vec(&r, N * K, -1.0f, 1.0f), *bias = rnd_vec(&r, N, -0.5f, 0.5f);
-                float *x = rnd_vec(&r, 64 * K, -2.0f, 2.0f), *wd = malloc((size_t)(N * K) * sizeof *wd);
-                size_t rb = hl_row_size(t, K);
-                void *wq = aligned_alloc(64, (rb * (size_t)N + 63) & ~(size_t)63);
-                if (t == HL_TYPE_MXFP4) { /* no quantizer (files come converted): random blocks, scales 2^-8..2^3 */
-                    uint8_t *bq = wq;
-                    for (size_t i = 0; i < rb * (size_t)N; i++)
-                        bq[i] = i % 17 == 0 ? (uint8_t)(120 + rnd(&r) % 12) : (uint8_t)rnd(&r);
-                } else
-                    CHECK_EQ(hl_quantize(t, wf, wq, N * K), rb * (size_t)N);
-                CHECK_EQ(hl_dequantize(t, wq, wd, N * K), 0);
-                hl_tensor tw = {.data = wq, .type = t, .ne0 = K, .ne1 = N, .row_bytes = rb};
-                snprintf(tw.name, sizeof tw.name, "blk.0.attn_q.weight");
+                float *wf, *wd, *bias = rnd_vec(&r, N, -0.5f, 0.5f), *x = rnd_vec(&r, 64 * K, -2.0f, 2.0f);
+                void *wq;
+                hl_tensor tw = random_weights(&r, t, N, K, "blk.0.attn_q.weight", &wf, &wq, &wd);
                 hl_tensor tb = vec_tensor(bias, N, "blk.0.attn_q.bias");
                 float *got = malloc((size_t)(64 * N) * sizeof *got), *want = malloc((size_t)(64 * N) * sizeof *want);
                 float *alone = malloc((size_t)N * sizeof *alone);
@@ -166,19 +177,9 @@ TEST(vk_matmul_decode_paths) {
                 for (size_t ni = 0; ni < sizeof ns / sizeof ns[0]; ni++) {
                     const int64_t K = ks[kk], N = ns[ni];
                     const int wb = N == 13; /* with bias */
-                    float *wf = rnd_vec(&r, N * K, -1.0f, 1.0f), *bias = rnd_vec(&r, N, -0.5f, 0.5f);
-                    float *x = rnd_vec(&r, 9 * K, -2.0f, 2.0f), *wd = malloc((size_t)(N * K) * sizeof *wd);
-                    size_t rb = hl_row_size(t, K);
-                    void *wq = aligned_alloc(64, (rb * (size_t)N + 63) & ~(size_t)63);
-                    if (t == HL_TYPE_MXFP4) { /* as in vk_matmul_shapes */
-                        uint8_t *bq = wq;
-                        for (size_t i = 0; i < rb * (size_t)N; i++)
-                            bq[i] = i % 17 == 0 ? (uint8_t)(120 + rnd(&r) % 12) : (uint8_t)rnd(&r);
-                    } else
-                        CHECK_EQ(hl_quantize(t, wf, wq, N * K), rb * (size_t)N);
-                    CHECK_EQ(hl_dequantize(t, wq, wd, N * K), 0);
-                    hl_tensor tw = {.data = wq, .type = t, .ne0 = K, .ne1 = N, .row_bytes = rb};
-                    snprintf(tw.name, sizeof tw.name, "blk.0.ffn_down.weight");
+                    float *wf, *wd, *bias = rnd_vec(&r, N, -0.5f, 0.5f), *x = rnd_vec(&r, 9 * K, -2.0f, 2.0f);
+                    void *wq;
+                    hl_tensor tw = random_weights(&r, t, N, K, "blk.0.ffn_down.weight", &wf, &wq, &wd);
                     hl_tensor tb = vec_tensor(bias, N, "blk.0.ffn_down.bias");
                     float *want = malloc((size_t)(9 * N) * sizeof *want), *alone = malloc((size_t)(9 * N) * sizeof *alone);
                     float *got = malloc((size_t)(9 * N) * sizeof *got);
