@@ -196,7 +196,8 @@ int srv_models_init(srv_models *ms, const srv_config *cfg, store *st, hl_err *er
 void srv_models_destroy(srv_models *ms); /* unloads everything */
 /* Finds or loads a model and takes a reference. HL_ENOENT: no such model. */
 /* num_gpu: the request's num_gpu option (SRV_NUM_GPU_UNSET: none). A model
- * loaded with another placement is reloaded when idle, as Ollama does. */
+ * loaded with another placement is reloaded when idle, as Ollama does; one
+ * in use keeps its placement for this request. */
 #define SRV_NUM_GPU_UNSET (-2)
 int srv_models_get(srv_models *ms, const char *name, int32_t num_gpu, srv_model **out, hl_err *err);
 /* The draft model `name` (a model name or a GGUF path) paired with m, loaded
@@ -211,11 +212,11 @@ int srv_models_unload(srv_models *ms, const char *name);
 void srv_models_each(srv_models *ms, void (*fn)(void *ctx, srv_model *m), void *ctx);
 /* What `show` says a model runs on (/api/show "backend"): a loaded model's
  * placement ("vulkan (12 of 28 layers, the rest on cpu)", "cpu"), else what
- * loading it would choose from the server's backend, num_gpu (the
- * Modelfile's; < 0 none), its weight bytes and layers (either <= 0:
- * unknown) and the GPU's free memory. */
-void srv_models_placement(srv_models *ms, const char *key, int32_t num_gpu, int64_t weight_bytes, int32_t n_layer,
-                          char *out, size_t cap);
+ * loading it would choose (the rule load_model applies) from the server's
+ * backend, the model's Modelfile parameters (its num_gpu; NULL: none), its
+ * weight bytes and layers (either <= 0: unknown) and the GPU's free memory. */
+void srv_models_placement(srv_models *ms, const char *key, const srv_opts *params, int64_t weight_bytes,
+                          int32_t n_layer, char *out, size_t cap);
 /* Normalizes a model name to its key (a file path stays as given). */
 int srv_model_key(const char *name, char *out, size_t cap, int *is_path, hl_err *err);
 

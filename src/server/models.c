@@ -217,6 +217,32 @@ static int32_t layers_that_fit(srv_models *ms, const hl_loaded *lm, int32_t step
     return (int32_t)(n > hp->n_layer ? hp->n_layer : n);
 }
 
+/* Where a model goes before its engine is made: the one rule load_model
+ * applies and show predicts (srv_models_placement). The engine may still
+ * refuse it: then load_model falls back (fewer layers, or the CPU). */
+typedef struct {
+    hl_backend *backend;      /* runs the model (its last num_gpu layers when offload_rest is set) */
+    hl_backend *offload_rest; /* the CPU running the first layers (partial offload), or NULL */
+    int32_t num_gpu;          /* layers on backend under offload_rest; -1 otherwise */
+} placement;
+
+/* num_gpu as a load resolves it: the request's, else the Modelfile's
+ * PARAMETER, else every layer (-1); a count that covers every layer is -1
+ * too, so the two spellings of "all" are one placement. */
+static int32_t resolve_num_gpu(int32_t requested, const srv_opts *params, int32_t n_layer) {
+    int32_t n = requested;
+    if (n == SRV_NUM_GPU_UNSET) n = params && (params->set & SRV_O_NGPU) ? params->num_gpu : -1;
+    return n < 0 || (n_layer > 0 && n >= n_layer) ? -1 : n;
+}
+
+static placement place(const srv_models *ms, int32_t num_gpu, int32_t n_layer) {
+    placement w = {.backend = ms->be, .offload_rest = NULL, .num_gpu = -1};
+    if (ms->be == ms->cpu) return w;
+    if (num_gpu == 0) w.backend = ms->cpu;
+    else if (num_gpu > 0 && num_gpu < n_layer) w.offload_rest = ms->cpu, w.num_gpu = num_gpu;
+    return w;
+}
+
 static int load_model(srv_models *ms, srv_model *m, const char *name, int is_path, int32_t num_gpu, hl_err *err) {
     int rc;
     if (is_path) {
@@ -262,16 +288,13 @@ static int load_model(srv_models *ms, srv_model *m, const char *name, int is_pat
     p.prefix_cache = c->prefix_cache;
     p.kv_type = (hl_type)c->kv_type;
     if (c->num_draft > 0) p.max_draft = c->num_draft;
-    /* num_gpu: the request's, else the Modelfile's PARAMETER, else all layers */
-    if (num_gpu == SRV_NUM_GPU_UNSET) num_gpu = (m->params.set & SRV_O_NGPU) ? m->params.num_gpu : -1;
     const int32_t n_layer = hl_model_hparams(m->lm->model)->n_layer;
-    if (num_gpu >= n_layer) num_gpu = -1; /* every layer: the same placement as "all" */
-    m->num_gpu = num_gpu;
-    if (ms->be != ms->cpu && num_gpu == 0) p.backend = ms->cpu;
-    else if (ms->be != ms->cpu && num_gpu > 0 && num_gpu < n_layer) p.offload_rest = ms->cpu, p.num_gpu = num_gpu;
+    m->num_gpu = resolve_num_gpu(num_gpu, &m->params, n_layer);
+    const placement where = place(ms, m->num_gpu, n_layer);
+    p.backend = where.backend, p.offload_rest = where.offload_rest, p.num_gpu = where.num_gpu;
     if (p.backend == ms->cpu) p.kv_bytes = (size_t)(c->kv_bytes > 0 ? c->kv_bytes : auto_kv_bytes());
     rc = hl_engine_new(&m->eng, m->lm, &p, err);
-    if (rc == HL_ENOMEM && ms->auto_backend && p.backend != ms->cpu && num_gpu < 0) {
+    if (rc == HL_ENOMEM && ms->auto_backend && p.backend != ms->cpu && m->num_gpu < 0) {
         /* auto, and the GPU cannot hold the whole model: as many layers as fit there, the rest on the CPU */
         char why[1024];
         snprintf(why, sizeof why, "%s", err->msg);
@@ -334,9 +357,9 @@ int srv_models_get(srv_models *ms, const char *name, int32_t num_gpu, srv_model 
             pthread_cond_wait(&ms->cv, &ms->m);
             continue;
         }
-        if (m && num_gpu != SRV_NUM_GPU_UNSET && num_gpu != m->num_gpu && ms->be != ms->cpu &&
-            !(m->num_gpu < 0 && num_gpu >= hl_model_hparams(m->lm->model)->n_layer)) { /* all layers either way */
-            if (m->refs) { /* in use: it keeps its placement */
+        if (m && num_gpu != SRV_NUM_GPU_UNSET && ms->be != ms->cpu &&
+            resolve_num_gpu(num_gpu, &m->params, hl_model_hparams(m->lm->model)->n_layer) != m->num_gpu) {
+            if (m->refs) { /* in use: it keeps its placement (waiting here would hold an HTTP thread) */
                 hl_debug("%s: num_gpu %d asked while it runs with %d: kept", m->name, num_gpu, m->num_gpu);
             } else { /* another placement: reload it (Ollama does the same) */
                 unlink_model(ms, m);
@@ -408,8 +431,8 @@ int srv_models_get(srv_models *ms, const char *name, int32_t num_gpu, srv_model 
     }
 }
 
-void srv_models_placement(srv_models *ms, const char *key, int32_t num_gpu, int64_t weight_bytes, int32_t n_layer,
-                          char *out, size_t cap) {
+void srv_models_placement(srv_models *ms, const char *key, const srv_opts *params, int64_t weight_bytes,
+                          int32_t n_layer, char *out, size_t cap) {
     pthread_mutex_lock(&ms->m);
     for (srv_model *m = ms->head; m; m = m->next)
         if (!m->loading && m->eng && !strcmp(m->key, key)) {
@@ -419,15 +442,16 @@ void srv_models_placement(srv_models *ms, const char *key, int32_t num_gpu, int6
         }
     pthread_mutex_unlock(&ms->m);
     /* as load_model would place it */
+    const placement where = place(ms, resolve_num_gpu(SRV_NUM_GPU_UNSET, params, n_layer), n_layer);
     const char *be = hl_backend_name(ms->be);
     hl_backend_mem mem = {0};
     ms->be->ops->memory(ms->be, NULL, &mem);
     if (ms->be == ms->cpu) {
         snprintf(out, cap, "cpu");
-    } else if (num_gpu == 0) {
+    } else if (where.backend == ms->cpu) {
         snprintf(out, cap, "cpu (num_gpu 0)");
-    } else if (num_gpu > 0 && n_layer > 0 && num_gpu < n_layer) {
-        snprintf(out, cap, "%s on %s (%d of %d layers, the rest on cpu)", be, mem.where, num_gpu, n_layer);
+    } else if (where.offload_rest) {
+        snprintf(out, cap, "%s on %s (%d of %d layers, the rest on cpu)", be, mem.where, where.num_gpu, n_layer);
     } else if (weight_bytes > 0 && (uint64_t)weight_bytes > mem.free) {
         char need[32], have[32];
         hl_mem_bytes(weight_bytes, need, sizeof need);
@@ -457,8 +481,9 @@ static int load_draft(srv_models *ms, srv_model *m, const char *name, const char
         hl_draft_params p = hl_draft_default_params();
         /* the target's num_gpu places the draft too; a target that runs on
          * the CPU (num_gpu 0, or the GPU refused it) keeps its draft there */
-        p.backend = m->on_gpu ? ms->be : ms->cpu;
-        if (p.backend != ms->cpu) p.offload_rest = ms->cpu, p.num_gpu = m->num_gpu;
+        const placement where = m->on_gpu ? place(ms, m->num_gpu, hl_model_hparams(d->lm->model)->n_layer)
+                                          : (placement){.backend = ms->cpu, .offload_rest = NULL, .num_gpu = -1};
+        p.backend = where.backend, p.offload_rest = where.offload_rest, p.num_gpu = where.num_gpu;
         p.kv_type = (hl_type)ms->cfg->kv_type;
         p.max_seqs = ms->cfg->max_seqs;
         if (ms->cfg->step_tokens > 0) p.step_tokens = ms->cfg->step_tokens;

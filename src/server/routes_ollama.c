@@ -340,11 +340,11 @@ static int route_show(srv_req *r) {
     }
     free(mf);
     hl_buf params = {0};
-    struct json_object *pj = NULL, *ng;
-    int32_t num_gpu = -1;
+    struct json_object *pj = NULL;
+    srv_opts mf_opts = {0}; /* the Modelfile's parameters as a load reads them (placement below) */
+    int have_opts = 0;
     if (sm.params_json && srv_json_parse(sm.params_json, strlen(sm.params_json), &pj, NULL) == 0) {
-        if (json_object_object_get_ex(pj, "num_gpu", &ng) && json_object_is_type(ng, json_type_int))
-            num_gpu = (int32_t)json_object_get_int(ng);
+        have_opts = srv_parse_options(pj, &mf_opts, NULL) == 0;
         json_object_object_foreach(pj, pk, pv) {
             if (json_object_is_type(pv, json_type_array)) {
                 for (size_t i = 0; i < json_object_array_length(pv); i++)
@@ -372,8 +372,9 @@ static int route_show(srv_req *r) {
     if (weights >= 0) { hl_jw_key(&w, "weights_size"); hl_jw_int(&w, weights); }
     /* ours: the backend the model runs on, or would (show's backend row) */
     char placed[512];
-    srv_models_placement(&r->srv->models, key, num_gpu, weights, n_layer, placed, sizeof placed);
+    srv_models_placement(&r->srv->models, key, have_opts ? &mf_opts : NULL, weights, n_layer, placed, sizeof placed);
     hl_jw_key(&w, "backend"); hl_jw_str(&w, placed);
+    srv_opts_free(&mf_opts);
     /* ours too: how this server stores the KV cache (show's memory estimate) */
     hl_jw_key(&w, "kv_cache_type");
     hl_jw_str(&w, r->srv->cfg.kv_type == HL_TYPE_Q8_0 ? "q8_0" : "f16");

@@ -4,7 +4,8 @@
  * wake counter closes the race between "found nothing" and "suspend": the
  * reader suspends only if no wake arrived since it looked. The producer's
  * lock (the engine handle's) is never held while taking the stream lock in
- * the reader, so the two lock orders cannot cross. */
+ * the reader, so the two lock orders cannot cross. The producer's context is
+ * freed as soon as its last output is taken, not when MHD is done sending. */
 #include "server/internal.h"
 
 #include <microhttpd.h>
@@ -19,6 +20,21 @@ void srv_stream_wake(srv_stream *st) {
         MHD_resume_connection(st->conn);
     }
     pthread_mutex_unlock(&st->m);
+}
+
+/* Frees the producer's context (a run: its engine handle and its model
+ * reference) once its last bytes are in st->out, before they are sent: a
+ * client that has read the end of a response and sends its next request
+ * finds the model idle (a num_gpu change reloads it then, keep_alive 0
+ * has unloaded it). Under the server's stream lock, so that shutdown's
+ * cancel loop never sees a freed context. */
+static void release_ctx(srv_stream *st) {
+    pthread_mutex_lock(&st->srv->lm);
+    void (*free_ctx)(void *) = st->free_ctx;
+    void *ctx = st->ctx;
+    st->free_ctx = NULL, st->cancel = NULL, st->ctx = NULL;
+    pthread_mutex_unlock(&st->srv->lm);
+    if (free_ctx) free_ctx(ctx);
 }
 
 static ssize_t reader(void *cls, uint64_t pos, char *buf, size_t max) {
@@ -40,6 +56,7 @@ static ssize_t reader(void *cls, uint64_t pos, char *buf, size_t max) {
         hl_buf_reset(&st->out);
         st->out_pos = 0;
         st->finished = st->pull(st, st->ctx, &st->out);
+        if (st->finished) release_ctx(st);
         if (st->out.len || st->finished) continue;
         pthread_mutex_lock(&st->m);
         if (st->wakes != w0) {
@@ -61,8 +78,8 @@ static void stream_free(void *cls) {
     else if (s->streams == st) s->streams = st->next;
     if (st->next) st->next->prev = st->prev;
     pthread_mutex_unlock(&s->lm);
-    /* the context goes first: releasing an engine handle guarantees no notify
-     * will touch the stream afterwards */
+    /* the context goes first (unless the last pull released it): releasing an
+     * engine handle guarantees no notify will touch the stream afterwards */
     if (st->free_ctx) st->free_ctx(st->ctx);
     hl_buf_free(&st->out);
     pthread_mutex_destroy(&st->m);

@@ -221,3 +221,38 @@ def test_show_names_the_backend_and_drafts_follow_num_gpu(make_server, stories):
     assert "loaded, backend vulkan (2 of 5 layers, the rest on cpu)" in log, log[-3000:]
     show = requests.post(vk.url + "/api/show", json={"model": stories}, timeout=30).json()
     assert show["backend"] == "vulkan (2 of 5 layers, the rest on cpu) (loaded)", show["backend"]
+
+
+
+def test_num_gpu_change_while_in_use_and_right_after(make_server, stories):
+    """A request asking for another num_gpu while the model serves a stream
+    runs on the placement the model has (the stream is not cut); the first
+    request after the stream's last byte was read reloads it with the new
+    placement: a model is idle once its response is produced, not when the
+    HTTP library is done with the connection (that race flaked the show test
+    above). Done a few times, streamed and not, to give the race its chance."""
+    dev = os.environ.get("HYPERLAMA_VULKAN_DEVICE", "0")
+    vk = make_server({"HYPERLAMA_BACKEND": f"vulkan:{dev}"})
+    p = "Once upon a time"
+    body = {"model": stories, "prompt": p, "raw": True, "stream": True,
+            "options": {"temperature": 0, "num_predict": 200, "speculative": False}}
+    with requests.post(vk.url + "/api/generate", json=body, stream=True, timeout=300) as r:
+        lines = r.iter_lines()
+        assert not json.loads(next(lines))["done"]
+        kept = generate(vk.url, stories, p, 8, num_gpu=0)  # while the stream runs: kept on vulkan
+        chunks = [json.loads(x) for x in lines]
+    assert chunks[-1]["done"] and chunks[-1]["eval_count"] == 200, chunks[-1]
+    assert not re.search(r"loaded stories260K\.gguf .*, backend cpu$", vk.logtext(), re.M), vk.logtext()[-3000:]
+    want = requests.post(vk.url + "/api/show", json={"model": stories}, timeout=30).json()["backend"]
+    assert want == "vulkan (loaded)", want
+    for i in range(4):
+        ngpu = 0 if i % 2 == 0 else -1
+        if i < 2:
+            generate(vk.url, stories, p, 8, num_gpu=-1 if ngpu == 0 else 0)
+        else:
+            with requests.post(vk.url + "/api/generate", json=dict(body, options=dict(
+                    body["options"], num_predict=8, num_gpu=-1 if ngpu == 0 else 0)), stream=True, timeout=300) as r:
+                assert json.loads(list(r.iter_lines())[-1])["done"]
+        assert generate(vk.url, stories, p, 8, num_gpu=ngpu) == kept
+        show = requests.post(vk.url + "/api/show", json={"model": stories}, timeout=30).json()["backend"]
+        assert show == ("cpu (loaded)" if ngpu == 0 else "vulkan (loaded)"), (i, show)
