@@ -388,7 +388,7 @@ static void think_markers(const run_state *rs, chat_outparse_cfg *cfg) {
     if (go && *go) {
         if (strstr(go, "<think>")) cfg->think_open = "<think>", cfg->think_close = "</think>";
     } else {
-        chat_outparse_detect(rs->lm->tmpl_src, cfg);
+        *cfg = rs->lm->outparse;
         cfg->tools = CHAT_TOOLS_NONE;
     }
     if (rs->o.think_set && !rs->o.think) cfg->think_open = cfg->think_close = NULL;

@@ -21,12 +21,11 @@ int hl_loaded_open(hl_loaded **out, const char *path, hl_err *err) {
     }
     gguf_str s;
     if (gguf_get_str(hl_model_gguf(lm->model), "tokenizer.chat_template", &s) == 0) {
-        lm->tmpl_src = strndup(s.ptr, s.len);
-        hl_err terr;
-        if (lm->tmpl_src && chat_template_parse(&lm->tmpl, lm->tmpl_src, strlen(lm->tmpl_src), &terr) != 0) {
-            lm->tmpl_error = strdup(terr.msg);
-            hl_warn("%s: chat template not usable: %s", path, terr.msg);
+        if ((rc = hl_loaded_set_template(lm, s.ptr, s.len))) {
+            hl_err_set(err, rc, "out of memory");
+            goto fail;
         }
+        if (lm->tmpl_error) hl_warn("%s: chat template not usable: %s", path, lm->tmpl_error);
     }
     lm->load_ns = hl_now_ns() - t0;
     *out = lm;
@@ -34,6 +33,21 @@ int hl_loaded_open(hl_loaded **out, const char *path, hl_err *err) {
 fail:
     hl_loaded_free(lm);
     return rc;
+}
+
+int hl_loaded_set_template(hl_loaded *lm, const char *src, size_t len) {
+    chat_template_free(lm->tmpl);
+    free(lm->tmpl_src);
+    free(lm->tmpl_error);
+    lm->tmpl = NULL, lm->tmpl_error = NULL;
+    memset(&lm->outparse, 0, sizeof lm->outparse);
+    if (!(lm->tmpl_src = strndup(src, len))) return HL_ENOMEM;
+    hl_err terr;
+    if (chat_template_parse(&lm->tmpl, lm->tmpl_src, strlen(lm->tmpl_src), &terr) != 0 &&
+        !(lm->tmpl_error = strdup(terr.msg)))
+        return HL_ENOMEM;
+    chat_outparse_detect(lm->tmpl_src, &lm->outparse);
+    return HL_OK;
 }
 
 void hl_loaded_free(hl_loaded *lm) {

@@ -75,13 +75,6 @@ static int render_go(const hl_prompt *p, const chat_message *all, size_t n, char
     return take(&b, out, err);
 }
 
-/* gpt-oss's template (harmony channels), as the output splitter detects it */
-static int is_harmony(const char *tmpl_src) {
-    chat_outparse_cfg cfg;
-    chat_outparse_detect(tmpl_src, &cfg);
-    return cfg.harmony;
-}
-
 /* The conversation as an OpenAI-style messages array, for
  * chat_context_from_openai (which turns string arguments into objects). */
 static json_object *openai_messages(const chat_message *all, size_t n, int null_as_empty) {
@@ -114,7 +107,7 @@ static int render_jinja(const hl_loaded *lm, const hl_prompt *p, const chat_mess
     /* gpt-oss's template looks for markers in every assistant content, which
      * fails on null (OpenAI's content of a message that only calls tools):
      * harmony has no null message, so it gets "" */
-    int harmony = is_harmony(lm->tmpl_src);
+    int harmony = lm->outparse.harmony;
     struct json_object *ctx = NULL, *msgs = openai_messages(all, n, harmony), *tools = NULL, *vars = NULL;
     if (!msgs) return hl_err_set(err, HL_ENOMEM, "out of memory");
     if (p->tools_json && !(tools = json_tokener_parse(p->tools_json))) {

@@ -286,7 +286,7 @@ int srv_out_setup(srv_run *run, const char *go_template, hl_err *err) {
         }
         if (strstr(go_template, "<think>")) cfg.think_open = "<think>", cfg.think_close = "</think>";
     } else {
-        chat_outparse_detect(lm->tmpl_src, &cfg);
+        cfg = lm->outparse;
         if (!want_tools) cfg.tools = CHAT_TOOLS_NONE; /* harmony still splits its channels */
     }
     if (g->think_set && !g->think) cfg.think_open = cfg.think_close = NULL; /* think false: all is content */

@@ -97,7 +97,8 @@ TEST(prompt_jinja_template) {
     const char *src = "{{ bos_token }}{% for m in messages %}<{{ m.role }}>{{ m.content }}{% endfor %}"
                       "{% if add_generation_prompt %}<assistant>{% endif %}";
     hl_err err = {0};
-    CHECK_EQ(chat_template_parse(&lm->tmpl, src, strlen(src), &err), 0);
+    CHECK_EQ(hl_loaded_set_template(lm, src, strlen(src)), 0);
+    CHECK(lm->tmpl && !lm->tmpl_error);
     CHECK(hl_prompt_has_template(lm, NULL));
     int rc;
     hl_prompt p = {.system = "S", .msgs = TURNS, .n_msgs = 3};
@@ -134,8 +135,8 @@ TEST(prompt_harmony_reasoning_effort_and_thinking) {
                       "{% for m in messages %}<|start|>{{ m.role }}{% if m.thinking %}<|channel|>analysis<|message|>"
                       "{{ m.thinking }}<|end|>{% endif %}<|message|>{{ m.content }}<|end|>{% endfor %}";
     hl_err err = {0};
-    CHECK_EQ(chat_template_parse(&lm->tmpl, src, strlen(src), &err), 0);
-    lm->tmpl_src = strdup(src);
+    CHECK_EQ(hl_loaded_set_template(lm, src, strlen(src)), 0);
+    CHECK(lm->tmpl && lm->outparse.harmony);
     static const chat_message turns[] = {{.role = "user", .content = "Hi"},
                                          {.role = "assistant", .content = "Hello", .thinking = "Greet back."}};
     int rc;
@@ -155,11 +156,9 @@ TEST(prompt_harmony_reasoning_effort_and_thinking) {
     CHECK_STREQ(t, "Reasoning: low|<|start|>user<|message|>Hi<|end|>");
     free(t);
     /* not harmony: think false sets enable_thinking only */
-    chat_template_free(lm->tmpl);
-    free(lm->tmpl_src);
     const char *plain = "{{ reasoning_effort if reasoning_effort is defined else 'unset' }}/{{ enable_thinking }}";
-    CHECK_EQ(chat_template_parse(&lm->tmpl, plain, strlen(plain), &err), 0);
-    lm->tmpl_src = strdup(plain);
+    CHECK_EQ(hl_loaded_set_template(lm, plain, strlen(plain)), 0);
+    CHECK(lm->tmpl && !lm->outparse.harmony);
     t = render(lm, &p, &rc, &err);
     CHECK_STREQ(t, "unset/False");
     free(t);
@@ -185,8 +184,8 @@ TEST(prompt_harmony_tool_round_trip_with_null_content) {
     fclose(f);
     src[n] = 0;
     hl_err err = {0};
-    CHECK_EQ(chat_template_parse(&lm->tmpl, src, n, &err), 0);
-    lm->tmpl_src = strdup(src);
+    CHECK_EQ(hl_loaded_set_template(lm, src, n), 0);
+    CHECK(lm->tmpl && lm->outparse.harmony);
     static const chat_message turns[] = {
         {.role = "user", .content = "Weather in Paris?"},
         {.role = "assistant", .content = NULL,
