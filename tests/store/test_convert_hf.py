@@ -357,7 +357,7 @@ BAD = [
     ("gemma2", _gemma2_layers, r"layer 0 is full_attention; gemma2 here has one global layer every 2"),
 
     ("llama", _missing_shard, r"model-00002-of-00002\.safetensors: shard is missing"),
-    ("qwen2", _wrong_dtype, r"model\.embed_tokens\.weight' has dtype F64 \(supported: F32, F16, BF16\)"),
+    ("qwen2", _wrong_dtype, r"model\.embed_tokens\.weight' has dtype F64 \(supported: F32, F16, BF16, U8\)"),
     ("qwen2", _shape_mismatch, r"mlp\.gate_proj\.weight has shape \[128, 64\], config\.json implies \[96, 64\]"),
     ("qwen2", _unknown_arch, r"architecture FalconForCausalLM is not supported"),
     ("qwen2", _truncated, r"outside the file's \d+ data bytes \(truncated\?\)|header length \d+ does not fit"),
