@@ -530,7 +530,14 @@ static int convert(const char *dir, const char *out_path, const store_ops *ops, 
             if (skip(a, m)) continue;
             if (!(m->flags & T_STACK)) { /* add_stack names a missing expert */
                 store_cv_hf_name(hn, sizeof hn, l, m, 0);
-                if (!st_find(st, hn)) return hl_err_set(err, HL_EINVAL, "tensor %s is missing (a shard missing from the index?)", hn);
+                if (!st_find(st, hn)) {
+                    char bn[300];
+                    snprintf(bn, sizeof bn, "%s_blocks", hn);
+                    if ((m->flags & T_OSS) && st_find(st, bn))
+                        return hl_err_set(err, HL_EINVAL, "tensor %s is missing (the checkpoint holds %s_blocks / _scales: config.json's "
+                                                          "quantization_config must say mxfp4)", hn, m->hf);
+                    return hl_err_set(err, HL_EINVAL, "tensor %s is missing (a shard missing from the index?)", hn);
+                }
             }
             expected += m->flags & T_AGAIN ? 0 : row_count(m, &h);
         }

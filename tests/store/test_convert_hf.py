@@ -441,7 +441,37 @@ def _gemma2_layers(d):
     (d / "config.json").write_text(json.dumps(c))
 
 
+def _mx_no_scales(d):
+    rewrite_st(d / "model.safetensors", lambda h: h.pop("model.layers.1.mlp.experts.down_proj_scales"))
+
+
+def _mx_scales_shape(d):  # same bytes, [4, 64, 2] -> [4, 32, 4]
+    rewrite_st(d / "model.safetensors", lambda h: h["model.layers.1.mlp.experts.down_proj_scales"].update(shape=[4, 32, 4]))
+
+
+def _mx_blocks_dtype(d):  # the blocks' bytes relabelled BF16 (half as many elements)
+    def edit(h):
+        h["model.layers.0.mlp.experts.gate_up_proj_blocks"].update(dtype="BF16", shape=[4, 128, 2, 8])
+    rewrite_st(d / "model.safetensors", edit)
+
+
 BAD = [
+    ("gptoss_mxfp4", _mx_no_scales, r"tensor model\.layers\.1\.mlp\.experts\.down_proj_scales is missing"),
+    ("gptoss_mxfp4", _mx_scales_shape, r"tensor model\.layers\.1\.mlp\.experts\.down_proj_scales has 3 dims \[4, 32, \.\.\.\], "
+                                       r"config\.json implies \[4, 64, 2\]"),
+    ("gptoss_mxfp4", _mx_blocks_dtype, r"tensor model\.layers\.0\.mlp\.experts\.gate_up_proj_blocks is BF16, MXFP4 blocks and "
+                                       r"scales are U8"),
+    ("gptoss_mxfp4", _edit_config(intermediate_size=96),
+     r"gate_up_proj_blocks has 4 dims \[4, 128, \.\.\.\], config\.json implies \[4, 192, 2, 16\]"),
+    ("gptoss_mxfp4", _edit_config(quantization_config={"quant_method": "fp8"}),
+     r"quantization_config quant_method fp8 is not supported for GptOssForCausalLM"),
+    ("gptoss_mxfp4", _edit_config(quantization_config=None),
+     r"tensor model\.layers\.0\.mlp\.experts\.gate_up_proj is missing \(the checkpoint holds .*_blocks / _scales: "
+     r"config\.json's quantization_config must say mxfp4\)"),
+    ("gptoss_mxfp4", _truncated, r"outside the file's \d+ data bytes \(truncated\?\)|header length \d+ does not fit"),
+    ("qwen2", _edit_config(quantization_config={"quant_method": "mxfp4"}),
+     r"quantization_config quant_method mxfp4 is not supported for Qwen2ForCausalLM"),
+
     ("qwen3moe", _missing_expert, r"tensor model\.layers\.1\.mlp\.experts\.2\.up_proj\.weight is missing \(expert 2 of 4"),
     ("qwen3moe", _expert_dtype, r"experts\.3\.down_proj\.weight is BF16 but expert 0's is F16"),
     ("mixtral", _missing_router, r"tensor model\.layers\.0\.block_sparse_moe\.gate\.weight is missing"),
