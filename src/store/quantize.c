@@ -1,5 +1,7 @@
 /* `create --quantize`: rewrites an F32/F16/BF16 GGUF with quantized matrices.
- * Norms, biases and other vectors stay F32; MXFP4 tensors (gpt-oss's experts
+ * Norms, biases (gpt-oss's expert biases are 2-D), the routers (ffn_gate_inp,
+ * as llama.cpp keeps them) and other vectors stay as they are (F32 from our
+ * converter); MXFP4 tensors (gpt-oss's experts
  * as the hub ships them) are kept as they are, whatever the target, as
  * llama.cpp and Ollama keep them; a tensor whose rows do not fit the
  * target's block falls back to a smaller block type (or stays as it is). The
