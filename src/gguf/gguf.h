@@ -172,6 +172,16 @@ int gguf_add_tensor(gguf_writer *w, const char *name, hl_type type, uint32_t n_d
  * last dimension without gathering them in memory). */
 int gguf_add_tensor_parts(gguf_writer *w, const char *name, hl_type type, uint32_t n_dims, const int64_t *ne,
                           const void *const *parts, size_t part_size, uint32_t n_parts, hl_err *err);
+/* A tensor whose data is produced while the file is written, n_chunks
+ * chunks of chunk_size bytes, chunk k by fill(ctx, k, dst) into dst (a
+ * rearrangement of borrowed data, e.g. a transposed or repacked view of a
+ * mapped checkpoint, without the whole tensor in memory). The ctx_size
+ * bytes at ctx are copied and owned by the writer; whatever they point to
+ * is borrowed until gguf_write. fill cannot fail: check the inputs first. */
+typedef void (*gguf_fill_fn)(const void *ctx, uint64_t chunk, void *dst);
+int gguf_add_tensor_fill(gguf_writer *w, const char *name, hl_type type, uint32_t n_dims, const int64_t *ne,
+                         gguf_fill_fn fill, const void *ctx, size_t ctx_size, size_t chunk_size, uint64_t n_chunks,
+                         hl_err *err);
 /* Writes version 3 atomically, streaming (temporary file next to path,
  * fsync, rename): tensor data is never gathered in memory. Alignment is
  * general.alignment when set (a u32 power of two), else 32. */

@@ -1,6 +1,7 @@
 /* The GGUF writer: collects kvs (serialized as they are set) and tensors
- * (copied, borrowed, or gathered from borrowed parts: a stack of expert
- * matrices), then streams a version-3 file to a temporary file next
+ * (copied, borrowed, gathered from borrowed parts: a stack of expert
+ * matrices, or produced chunk by chunk by a callback while the file is
+ * written: a rearranged view of borrowed data), then streams a version-3 file to a temporary file next
  * to the destination, fsyncs and renames it, so a multi-GB model is never
  * gathered in memory and a crash leaves the old file or the new one, never
  * half. Tensor descriptions are validated when added; setters never fail
@@ -34,6 +35,9 @@ typedef struct wtensor {
     size_t size;
     const void **parts; /* owned array: data gathered from n_parts borrowed pieces of size / n_parts bytes */
     uint32_t n_parts;
+    gguf_fill_fn fill;  /* else: n_chunks chunks of size / n_chunks bytes, each produced by fill(ctx, ...) */
+    void *ctx;          /* owned copy of the caller's context */
+    uint64_t n_chunks;
 } wtensor;
 
 struct gguf_writer {
@@ -56,6 +60,7 @@ void gguf_writer_free(gguf_writer *w) {
         free(w->ts[i].name);
         free(w->ts[i].owned);
         free(w->ts[i].parts);
+        free(w->ts[i].ctx);
     }
     free(w->kvs);
     free(w->ts);
@@ -229,6 +234,25 @@ int gguf_add_tensor_parts(gguf_writer *w, const char *name, hl_type type, uint32
     return 0;
 }
 
+int gguf_add_tensor_fill(gguf_writer *w, const char *name, hl_type type, uint32_t n_dims, const int64_t *ne,
+                         gguf_fill_fn fill, const void *ctx, size_t ctx_size, size_t chunk_size, uint64_t n_chunks,
+                         hl_err *err) {
+    if (!fill || !chunk_size || !n_chunks || n_chunks > SIZE_MAX / chunk_size)
+        return hl_err_set(err, HL_EINVAL, "tensor %s: %llu chunks of %zu bytes", name, (unsigned long long)n_chunks, chunk_size);
+    void *c = malloc(ctx_size ? ctx_size : 1);
+    if (!c) return hl_err_set(err, HL_ENOMEM, "out of memory adding tensor %s", name);
+    if (ctx_size) memcpy(c, ctx, ctx_size);
+    /* validated and described as one borrowed tensor of the whole size (no data pointer) */
+    int rc = gguf_add_tensor(w, name, type, n_dims, ne, NULL, chunk_size * (size_t)n_chunks, 1, err);
+    if (rc) {
+        free(c);
+        return rc;
+    }
+    wtensor *t = &w->ts[w->n_t - 1];
+    t->fill = fill, t->ctx = c, t->n_chunks = n_chunks;
+    return 0;
+}
+
 /* ---- streaming the file out -------------------------------------------- */
 
 /* general.alignment when set, else the default; a value our reader (and
@@ -296,6 +320,18 @@ static int write_all(const gguf_writer *w, FILE *fp, uint32_t align) {
         if (t->parts) {
             for (uint32_t k = 0; k < t->n_parts; k++)
                 if (wr(fp, t->parts[k], t->size / t->n_parts)) return HL_EIO;
+        } else if (t->fill) {
+            size_t cs = (size_t)(t->size / t->n_chunks);
+            uint8_t *buf = malloc(cs);
+            if (!buf) return HL_ENOMEM;
+            for (uint64_t k = 0; k < t->n_chunks; k++) {
+                t->fill(t->ctx, k, buf);
+                if (wr(fp, buf, cs)) {
+                    free(buf);
+                    return HL_EIO;
+                }
+            }
+            free(buf);
         } else if (wr(fp, t->data, t->size)) {
             return HL_EIO;
         }

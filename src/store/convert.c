@@ -16,11 +16,16 @@
  * whose per-expert matrices (the hub's layout) are stacked into GGUF's 3-D
  * ffn_*_exps tensors, gathered from the mappings as the file is written,
  * and GptOssForCausalLM (gpt-oss: its fused, interleaved expert tensors
- * rearranged; sinks, biases, YaRN); convert_moe.c holds the experts' side.
+ * rearranged; sinks, biases, YaRN), in its BF16 layout or as the hub ships
+ * it (config.json's quantization_config {quant_method: mxfp4}: the experts
+ * as U8 _blocks / _scales, repacked bit for bit into GGUF MXFP4, never
+ * dequantized; general.file_type then MOSTLY_MXFP4_MOE, 38, as llama.cpp
+ * writes); convert_moe.c holds the experts' side. Any other quant_method
+ * is refused by name, and U8 tensors anywhere but an MXFP4 expert slot.
  * Each family is a set of feature bits (arch_def.f) that select rows of one
  * tensor table (LAYER). Rope scaling: none, linear, llama3 (as
  * rope_freqs.weight), longrope and yarn. Tensors keep their dtype (F32, F16,
- * BF16); 1-D tensors (norms, biases) become F32. For llama and granite the
+ * BF16; MXFP4 experts stay MXFP4); 1-D tensors (norms, biases) become F32. For llama and granite the
  * Q and K rows are permuted within each head from Hugging Face's half-split
  * rotary layout (pairs (i, i + d/2)) to GGUF llama's interleaved one (pairs
  * (2i, 2i + 1)), which our loader runs with NORM rope; the others keep HF's
@@ -103,11 +108,17 @@ static const tmap LAYER[] = {
     /* gpt-oss: shapes per expert (HF's [embd, 2 ff] is x @ W: columns are the outputs) */
     {"mlp.router.weight", "ffn_gate_inp.weight", D_EXPERT, D_EMBD, F_GPTOSS, 0, 0, T_F32},
     {"mlp.router.bias", "ffn_gate_inp.bias", D_EXPERT, 0, F_GPTOSS, 0, 0, 0},
-    {"mlp.experts.gate_up_proj", "ffn_gate_exps.weight", D_EMBD, D_FF2, F_GPTOSS, 0, 0, T_OSS, P_GATE},
-    {"mlp.experts.gate_up_proj", "ffn_up_exps.weight", D_EMBD, D_FF2, F_GPTOSS, 0, 0, T_OSS | T_AGAIN, P_UP},
+    {"mlp.experts.gate_up_proj", "ffn_gate_exps.weight", D_EMBD, D_FF2, F_GPTOSS, F_MXFP4, 0, T_OSS, P_GATE},
+    {"mlp.experts.gate_up_proj", "ffn_up_exps.weight", D_EMBD, D_FF2, F_GPTOSS, F_MXFP4, 0, T_OSS | T_AGAIN, P_UP},
+    /* the hub's MXFP4 layout: [out, in] per expert, gate_up rows interleaved */
+    {"mlp.experts.gate_up_proj_blocks", "ffn_gate_exps.weight", D_FF2, D_EMBD, F_GPTOSS | F_MXFP4, 0, 0, T_MXFP4, P_GATE},
+    {"mlp.experts.gate_up_proj_blocks", "ffn_up_exps.weight", D_FF2, D_EMBD, F_GPTOSS | F_MXFP4, 0, 0, T_MXFP4 | T_AGAIN, P_UP},
+    {"mlp.experts.gate_up_proj_scales", NULL, D_FF2, D_EMBD, F_GPTOSS | F_MXFP4, 0, 0, T_SCALES, 0},
     {"mlp.experts.gate_up_proj_bias", "ffn_gate_exps.bias", D_FF2, 0, F_GPTOSS, 0, 0, T_OSS, P_GATE},
     {"mlp.experts.gate_up_proj_bias", "ffn_up_exps.bias", D_FF2, 0, F_GPTOSS, 0, 0, T_OSS | T_AGAIN, P_UP},
-    {"mlp.experts.down_proj", "ffn_down_exps.weight", D_FF_EXP, D_EMBD, F_GPTOSS, 0, 0, T_OSS, P_DOWN},
+    {"mlp.experts.down_proj", "ffn_down_exps.weight", D_FF_EXP, D_EMBD, F_GPTOSS, F_MXFP4, 0, T_OSS, P_DOWN},
+    {"mlp.experts.down_proj_blocks", "ffn_down_exps.weight", D_EMBD, D_FF_EXP, F_GPTOSS | F_MXFP4, 0, 0, T_MXFP4, P_DOWN},
+    {"mlp.experts.down_proj_scales", NULL, D_EMBD, D_FF_EXP, F_GPTOSS | F_MXFP4, 0, 0, T_SCALES, 0},
     {"mlp.experts.down_proj_bias", "ffn_down_exps.bias", D_EMBD, 0, F_GPTOSS, 0, 0, T_OSS, P_DOWN},
 };
 #define N_LAYER_MAP (sizeof LAYER / sizeof LAYER[0])
@@ -288,11 +299,19 @@ float store_cv_elem_f32(const st_tensor *t, int64_t i) {
     return t->type == HL_TYPE_F16 ? hl_f16_to_f32(u) : hl_bf16_to_f32(u);
 }
 
+int store_cv_need_float(const st_tensor *t, hl_err *err) {
+    if (t->type == HL_TYPE_F32 || t->type == HL_TYPE_F16 || t->type == HL_TYPE_BF16) return HL_OK;
+    return hl_err_set(err, HL_EINVAL, "tensor %s is U8 (raw bytes): only gpt-oss's MXFP4 expert blocks and scales may be, "
+                                      "with config.json's quantization_config saying mxfp4", t->name);
+}
+
 /* shape check and add one tensor (converted / permuted when needed); flags
  * T_VEC: a [1, n] matrix stored as an F32 vector of n; T_F32: a matrix as F32 */
 static int add_one(gguf_writer *w, const st_tensor *t, const char *gname, const hp *h, int rows, int cols,
                    int64_t permute_heads, float add, int flags, hl_err *err) {
     int as_vec = flags & T_VEC;
+    int rc0 = store_cv_need_float(t, err);
+    if (rc0) return rc0;
     int64_t er = store_cv_dim(h, rows), ec = cols ? store_cv_dim(h, cols) : 0;
     int ok = cols ? t->n_dims == 2 && t->shape[0] == er && t->shape[1] == ec : t->n_dims == 1 && t->shape[0] == er;
     if (!ok) {
@@ -451,6 +470,20 @@ static int convert(const char *dir, const char *out_path, const store_ops *ops, 
     for (size_t i = 0; i < sizeof ARCHS / sizeof ARCHS[0]; i++)
         if (!strcmp(ARCHS[i].hf, hf)) a = &ARCHS[i];
     if (!a) return hl_err_set(err, HL_ENOTSUP, "architecture %s is not supported by the converter (supported: " SUPPORTED ")", hf);
+    arch_def ad = *a; /* plus what config.json adds: F_MXFP4 */
+    a = &ad;
+    json_object *qc, *qm;
+    if (json_object_object_get_ex(cfg, "quantization_config", &qc) && qc) {
+        const char *meth = json_object_is_type(qc, json_type_object) && json_object_object_get_ex(qc, "quant_method", &qm) &&
+                                   json_object_is_type(qm, json_type_string)
+                               ? json_object_get_string(qm)
+                               : NULL;
+        if (!meth) return hl_err_set(err, HL_EINVAL, "config.json: quantization_config has no quant_method string");
+        if (strcmp(meth, "mxfp4") || !(ad.f & F_GPTOSS))
+            return hl_err_set(err, HL_ENOTSUP, "config.json: quantization_config quant_method %.64s is not supported for %s (the converter "
+                                               "reads mxfp4 for GptOssForCausalLM; convert the unquantized weights)", meth, hf);
+        ad.f |= F_MXFP4;
+    }
     if ((store_cv_cfg_bool(cfg, "attention_bias", 0) && !(a->f & F_QKV_BIAS)) || store_cv_cfg_bool(cfg, "mlp_bias", 0))
         return hl_err_set(err, HL_ENOTSUP, "config.json: attention_bias / mlp_bias are not supported for %s", hf);
     hp h = {0};
@@ -497,7 +530,14 @@ static int convert(const char *dir, const char *out_path, const store_ops *ops, 
             if (skip(a, m)) continue;
             if (!(m->flags & T_STACK)) { /* add_stack names a missing expert */
                 store_cv_hf_name(hn, sizeof hn, l, m, 0);
-                if (!st_find(st, hn)) return hl_err_set(err, HL_EINVAL, "tensor %s is missing (a shard missing from the index?)", hn);
+                if (!st_find(st, hn)) {
+                    char bn[300];
+                    snprintf(bn, sizeof bn, "%s_blocks", hn);
+                    if ((m->flags & T_OSS) && st_find(st, bn))
+                        return hl_err_set(err, HL_EINVAL, "tensor %s is missing (the checkpoint holds %s_blocks / _scales: config.json's "
+                                                          "quantization_config must say mxfp4)", hn, m->hf);
+                    return hl_err_set(err, HL_EINVAL, "tensor %s is missing (a shard missing from the index?)", hn);
+                }
             }
             expected += m->flags & T_AGAIN ? 0 : row_count(m, &h);
         }
@@ -526,7 +566,7 @@ static int convert(const char *dir, const char *out_path, const store_ops *ops, 
     base = base && base[1] ? base + 1 : dir;
     gguf_set_str(w, "general.name", base);
     const st_tensor *emb = st_find(st, "model.embed_tokens.weight");
-    gguf_set_u32(w, "general.file_type", emb->type == HL_TYPE_F32 ? 0 : emb->type == HL_TYPE_F16 ? 1 : 32);
+    gguf_set_u32(w, "general.file_type", a->f & F_MXFP4 ? 38 : emb->type == HL_TYPE_F32 ? 0 : emb->type == HL_TYPE_F16 ? 1 : 32);
     char key[128];
 #define KEY(s) (snprintf(key, sizeof key, "%s." s, a->name), key)
     gguf_set_u32(w, KEY("context_length"), (uint32_t)h.ctx);
@@ -600,9 +640,14 @@ static int convert(const char *dir, const char *out_path, const store_ops *ops, 
         for (size_t k = 0; k < N_LAYER_MAP; k++) {
             const tmap *m = &LAYER[k];
             if (skip(a, m)) continue;
-            snprintf(gn, sizeof gn, "blk.%lld.%s", (long long)l, m->gguf);
-            if (m->flags & T_STACK) {
+            snprintf(gn, sizeof gn, "blk.%lld.%s", (long long)l, m->gguf ? m->gguf : "");
+            if (m->flags & T_SCALES) {
+                /* written with its blocks (the row before) */
+            } else if (m->flags & T_STACK) {
                 if ((rc = store_cv_add_stack(w, st, l, m, gn, &h, err))) return rc;
+            } else if (m->flags & T_MXFP4) {
+                store_cv_hf_name(hn, sizeof hn, l, m, 0);
+                if ((rc = store_cv_add_mxfp4(w, st, st_find(st, hn), gn, &h, m, err))) return rc;
             } else if (m->flags & T_OSS) {
                 store_cv_hf_name(hn, sizeof hn, l, m, 0);
                 if ((rc = store_cv_add_oss(w, st_find(st, hn), gn, &h, m, err))) return rc;

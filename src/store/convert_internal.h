@@ -26,6 +26,8 @@ enum {
     F_SHEXP = 1 << 9,        /* mlp.shared_expert.* and its sigmoid gate (qwen2moe) */
     F_SWA = 1 << 10,         /* config.json's sliding_window applies to every layer */
     F_GPTOSS = 1 << 11,      /* gpt-oss: o_proj bias, sinks, router with bias, fused interleaved experts with biases */
+    F_MXFP4 = 1 << 12,       /* not a family's: config.json's quantization_config says mxfp4 (gpt-oss's experts as
+                              * U8 _blocks / _scales, the hub's layout) */
 };
 
 typedef struct arch_def {
@@ -41,12 +43,17 @@ typedef struct arch_def {
 enum { D_EMBD = 1, D_Q, D_KV, D_FF, D_HEAD, D_VOCAB, D_QKV, D_FF2, D_EXPERT, D_FF_EXP, D_FF_SH, D_ONE, D_NHEAD };
 
 /* tmap.flags. T_OSS: gpt-oss's experts, one HF tensor [n_exp, rows(, cols)]
- * for all experts, rearranged (tmap.part) into GGUF's layout; T_AGAIN: the
- * previous row's HF tensor again (counted once); T_F32: a matrix stored as
- * F32 whatever its dtype (the routers, as llama.cpp's converter keeps them:
- * a near-tie between experts must not be decided by rounding). */
-enum { T_STACK = 1, T_VEC = 2, T_OSS = 4, T_AGAIN = 8, T_F32 = 16 };
-enum { P_GATE = 0, P_UP = 1, P_DOWN = 2 }; /* tmap.part: gate = even columns of gate_up, up = odd */
+ * for all experts, rearranged (tmap.part) into GGUF's layout; T_MXFP4: the
+ * same experts as the hub ships them, U8 blocks [n_exp, rows, cols / 32, 16]
+ * (rows x cols as GGUF's, out x in) repacked with the next row's scales
+ * into GGUF MXFP4; T_SCALES: those scales [n_exp, rows, cols / 32] (checked
+ * and counted; written by the T_MXFP4 row); T_AGAIN: the previous row's HF
+ * tensor again (counted once); T_F32: a matrix stored as F32 whatever its
+ * dtype (the routers, as llama.cpp's converter keeps them: a near-tie
+ * between experts must not be decided by rounding). */
+enum { T_STACK = 1, T_VEC = 2, T_OSS = 4, T_AGAIN = 8, T_F32 = 16, T_MXFP4 = 32, T_SCALES = 64 };
+/* tmap.part: gate = even columns of gate_up (MXFP4: even rows), up = odd */
+enum { P_GATE = 0, P_UP = 1, P_DOWN = 2 };
 
 typedef struct tmap {
     const char *hf, *gguf; /* T_STACK: hf has one %d, the expert */
@@ -74,11 +81,14 @@ double store_cv_cfg_num(json_object *c, const char *key, double dflt);
 int store_cv_cfg_bool(json_object *c, const char *key, int dflt);
 int64_t store_cv_dim(const hp *h, int d);                 /* a D_* symbol's value */
 float store_cv_elem_f32(const st_tensor *t, int64_t i);   /* element i of an F32/F16/BF16 tensor */
+int store_cv_need_float(const st_tensor *t, hl_err *err); /* HL_EINVAL naming t unless F32/F16/BF16 */
 void store_cv_hf_name(char *buf, size_t cap, int64_t l, const tmap *m, int64_t e); /* model.layers.<l>.<row, expert e> */
 
 /* ---- mixtures of experts (convert_moe.c) ---- */
 int store_cv_read_moe(const arch_def *a, const char *hf, json_object *cfg, hp *h, hl_err *err);
 int store_cv_add_stack(gguf_writer *w, const st_set *st, int64_t l, const tmap *m, const char *gname, const hp *h, hl_err *err);
 int store_cv_add_oss(gguf_writer *w, const st_tensor *t, const char *gname, const hp *h, const tmap *m, hl_err *err);
+int store_cv_add_mxfp4(gguf_writer *w, const st_set *st, const st_tensor *blocks, const char *gname, const hp *h, const tmap *m,
+                       hl_err *err);
 
 #endif

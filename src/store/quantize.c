@@ -1,5 +1,9 @@
 /* `create --quantize`: rewrites an F32/F16/BF16 GGUF with quantized matrices.
- * Norms, biases and other vectors stay F32; a tensor whose rows do not fit the
+ * Norms, biases (gpt-oss's expert biases are 2-D), the routers (ffn_gate_inp,
+ * as llama.cpp keeps them) and other vectors stay as they are (F32 from our
+ * converter); MXFP4 tensors (gpt-oss's experts
+ * as the hub ships them) are kept as they are, whatever the target, as
+ * llama.cpp and Ollama keep them; a tensor whose rows do not fit the
  * target's block falls back to a smaller block type (or stays as it is). The
  * *_M / *_S / *_L mixes follow the idea of llama.cpp's: attention values and
  * the FFN down projection get more bits in "M" and "L", the output matrix
@@ -91,7 +95,12 @@ static void *qwork(void *arg) {
 }
 
 static hl_type choose(const qspec *q, const gguf_tensor *t) {
-    if (t->n_dims < 2 || strstr(t->name, "norm") || (t->type == HL_TYPE_F32 && t->ne[1] == 1)) return t->type;
+    /* kept: biases (gpt-oss's expert biases are 2-D) and the routers (a near-tie between experts must not be
+     * decided by rounding; llama.cpp keeps ffn_gate_inp too) */
+    size_t nl = strlen(t->name);
+    if (t->n_dims < 2 || strstr(t->name, "norm") || (t->type == HL_TYPE_F32 && t->ne[1] == 1) || t->type == HL_TYPE_MXFP4 ||
+        (nl > 5 && !strcmp(t->name + nl - 5, ".bias")) || strstr(t->name, "ffn_gate_inp"))
+        return t->type;
     hl_type want = q->base;
     if (!strcmp(t->name, "output.weight")) want = q->out;
     else if (strstr(t->name, "attn_v.weight") || strstr(t->name, "ffn_down.weight")) want = q->more;
@@ -115,10 +124,10 @@ int store_requantize(const char *src_path, const char *dst_path, const char *qna
     if (rc) return rc;
     for (int64_t i = 0; i < gguf_n_tensors(f); i++) {
         const gguf_tensor *t = gguf_tensor_at(f, i);
-        if (t->n_dims >= 2 && t->type != HL_TYPE_F32 && t->type != HL_TYPE_F16 && t->type != HL_TYPE_BF16) {
+        if (t->n_dims >= 2 && t->type != HL_TYPE_F32 && t->type != HL_TYPE_F16 && t->type != HL_TYPE_BF16 && t->type != HL_TYPE_MXFP4) {
             /* the message first: the tensor's name lives in f */
             rc = hl_err_set(err, HL_EINVAL,
-                            "can only quantize from an F32, F16 or BF16 model; tensor %s is %s (quantize the original weights instead)",
+                            "can only quantize from an F32, F16 or BF16 model (MXFP4 tensors kept); tensor %s is %s (quantize the original weights instead)",
                             t->name, hl_type_name(t->type));
             gguf_close(f);
             return rc;

@@ -22,12 +22,13 @@ struct st_map {
     char *name;
 };
 
-size_t st_type_size(hl_type t) { return t == HL_TYPE_F32 ? 4 : 2; }
+size_t st_type_size(hl_type t) { return t == HL_TYPE_F32 ? 4 : t == ST_TYPE_U8 ? 1 : 2; }
 
 static int parse_dtype(const char *s, hl_type *t) {
     if (!strcmp(s, "F32")) *t = HL_TYPE_F32;
     else if (!strcmp(s, "F16")) *t = HL_TYPE_F16;
     else if (!strcmp(s, "BF16")) *t = HL_TYPE_BF16;
+    else if (!strcmp(s, "U8")) *t = ST_TYPE_U8;
     else return -1;
     return 0;
 }
@@ -55,7 +56,7 @@ static int add_tensor(st_set *s, const char *name, json_object *e, const uint8_t
                           label, name);
     hl_type type;
     if (parse_dtype(json_object_get_string(jd), &type))
-        return hl_err_set(err, HL_ENOTSUP, "%s: tensor '%s' has dtype %.16s (supported: F32, F16, BF16)", label, name,
+        return hl_err_set(err, HL_ENOTSUP, "%s: tensor '%s' has dtype %.16s (supported: F32, F16, BF16, U8)", label, name,
                           json_object_get_string(jd));
     size_t nd = json_object_array_length(js);
     if (nd > ST_MAX_DIMS) return hl_err_set(err, HL_EINVAL, "%s: tensor '%s' has %zu dims (max %d)", label, name, nd, ST_MAX_DIMS);

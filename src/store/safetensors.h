@@ -9,10 +9,12 @@
  *
  * Everything is checked before a tensor is handed out: the header length
  * fits the file, the JSON is an object of well-formed entries, the dtype is
- * F32/F16/BF16 (others are refused by name), dims are non-negative with a
+ * F32/F16/BF16 or U8 (others are refused by name), dims are non-negative with a
  * product that does not overflow, end - begin == elements x element size,
  * the range lies inside the data section, names are unique across shards,
  * and a sharded directory's tensors are exactly where its index says.
+ * U8 tensors (raw bytes: the MXFP4 blocks and scales of gpt-oss's experts)
+ * are read as ST_TYPE_U8; only the converter's MXFP4 path takes them.
  * Files are mapped read-only; tensors borrow from the mappings. */
 #ifndef HL_STORE_SAFETENSORS_H
 #define HL_STORE_SAFETENSORS_H
@@ -24,10 +26,12 @@
 #include <stdint.h>
 
 #define ST_MAX_DIMS 8
+/* "U8": raw bytes, carried in hl_type's 1-byte integer slot */
+#define ST_TYPE_U8 HL_TYPE_I8
 
 typedef struct st_tensor {
     char *name;
-    hl_type type; /* HL_TYPE_F32, HL_TYPE_F16 or HL_TYPE_BF16 */
+    hl_type type; /* HL_TYPE_F32, HL_TYPE_F16, HL_TYPE_BF16 or ST_TYPE_U8 */
     int n_dims;
     int64_t shape[ST_MAX_DIMS]; /* row-major: shape[n_dims-1] is the fastest */
     int64_t n_elems;

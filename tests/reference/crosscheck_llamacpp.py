@@ -7,6 +7,11 @@ matter. Not part of the suite (it needs torch and the sdist); run it by hand:
     tar -xzf ~/.cache/hyperlama/peer/llama_cpp_python-0.3.36.tar.gz -C /tmp/lcpp --strip-components=1
     /work/refvenv/bin/python tests/reference/crosscheck_llamacpp.py /tmp/lcpp/vendor/llama.cpp [HYPERLAMA [FIXTURE ...]]
 
+gptoss_mxfp4 (the hub's MXFP4 layout, tests/reference/make_gptoss_mxfp4_fixture.py;
+last run with llama-cpp-python 0.3.36): all 41 tensors equal in name, shape, type
+(the six expert matrices MXFP4 on both sides) and bytes, general.file_type 38 on
+both, the keys equal but for rope.dimension_count (ours written, theirs absent).
+
 Last run (llama-cpp-python 0.3.36): llama, qwen2, qwen3 identical (no differences;
 rope_freqs.weight, which both compute for Llama 3 rope scaling, within 1 ulp).
 phi3, granite, olmo2, qwen2moe, qwen3moe, mixtral, gptoss: every tensor equal
@@ -55,7 +60,7 @@ KEYS = ["general.architecture", "general.file_type", "{a}.context_length", "{a}.
 FIXTURES = {"llama": ("f32", "llama"), "qwen2": ("f16", "qwen2"), "qwen3": ("bf16", "qwen3"),
             "phi3": ("f16", "phi3"), "granite": ("bf16", "granite"),
             "olmo2": ("f16", "olmo2"), "qwen2moe": ("bf16", "qwen2moe"), "qwen3moe": ("f16", "qwen3moe"),
-            "mixtral": ("bf16", "llama"), "gptoss": ("bf16", "gpt-oss")}
+            "mixtral": ("bf16", "llama"), "gptoss": ("bf16", "gpt-oss"), "gptoss_mxfp4": ("bf16", "gpt-oss")}
 
 
 def value(r, key):

@@ -18,7 +18,10 @@ cross its 8-token sliding window) and <= 0.03 for BF16 weights (qwen3,
 observed ~0.005); the newer, smaller fixtures (hidden 32) observed: gemma2
 ~0.026 (F16, softcapped, crossing its window), phi3 ~0.006 (F16), granite
 ~0.005 (BF16), olmo2 ~0.006 (F16), qwen2moe ~0.010 (BF16), qwen3moe ~0.004
-(F16), mixtral ~0.012 (BF16), olmoe ~0.018 (F16), gptoss ~0.022 (BF16); the
+(F16), mixtral ~0.012 (BF16), olmoe ~0.018 (F16), gptoss ~0.022 (BF16),
+gptoss_mxfp4 (the hub's layout: MXFP4 experts, BF16 rest; hidden 64) ~0.045 with
+its MXFP4 tensors dequantized to F32, and as imported (MXFP4 times Q8_0-rounded
+activations, see check_mxfp4_logits) mean ~0.03, max ~0.29; the
 reference runs F32 on the same rounded weights, logits are O(8); argmax equal at every position whose top-2 margin exceeds twice the
 tolerance. The newer fixtures (make_hf_fixtures.py) were seeded for greedy
 steps with margins >= 0.05.
@@ -35,7 +38,8 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 HF = ROOT / "tests" / "data" / "hf"
 TOL = {"llama": 0.03, "qwen2": 0.08, "qwen3": 0.03, "gemma3": 0.08, "gemma2": 0.06, "phi3": 0.03, "granite": 0.03,
-       "olmo2": 0.03, "qwen2moe": 0.03, "qwen3moe": 0.03, "mixtral": 0.03, "olmoe": 0.04, "gptoss": 0.05}
+       "olmo2": 0.03, "qwen2moe": 0.03, "qwen3moe": 0.03, "mixtral": 0.03, "olmoe": 0.04, "gptoss": 0.05,
+       "gptoss_mxfp4": 0.05}
 TEXTS = ["Hello world, this is a test.", "numbers 1234567 and    spaces\n\n\ttabs", "ünïcödé — 日本語 🙂",
          "<|im_start|>user\nhi<|im_end|>", "don't WE'LL it's"]
 
@@ -74,7 +78,7 @@ ARCHS = {"llama": ("llama", "llama-bpe"), "qwen2": ("qwen2", "qwen2"), "qwen3": 
          "gemma3": ("gemma3", "qwen2"), "gemma2": ("gemma2", "qwen2"), "phi3": ("phi3", "qwen2"),
          "granite": ("granite", "llama-bpe"), "olmo2": ("olmo2", "llama-bpe"), "qwen2moe": ("qwen2moe", "qwen2"),
          "qwen3moe": ("qwen3moe", "qwen2"), "mixtral": ("llama", "llama-bpe"), "olmoe": ("olmoe", "llama-bpe"),
-         "gptoss": ("gpt-oss", "qwen2")}
+         "gptoss": ("gpt-oss", "qwen2"), "gptoss_mxfp4": ("gpt-oss", "qwen2")}
 PERMUTED = {"llama", "granite", "mixtral"}  # GGUF llama's rotary layout: Q/K rows interleaved per head
 GEMMA = {"gemma2", "gemma3"}  # norms stored as (1 + w)
 
@@ -110,7 +114,9 @@ def check_tensors(arch, d, g):
             hf_q = hf_q.reshape(n, 2, hd // 2, -1).swapaxes(1, 2).reshape(hf_q.shape)
         np.testing.assert_array_equal(gdata(gt["blk.1.attn_q.weight"]), hf_q)
     n_exp = cfg.get("num_experts") or cfg.get("num_local_experts")
-    if arch == "gptoss":  # one HF tensor per kind: x @ W, gate / up interleaved column by column
+    if arch == "gptoss_mxfp4":  # MXFP4 experts, kept: GGUF's values == the hub's (decoded independently)
+        check_mxfp4(st, gt, p)
+    elif arch == "gptoss":  # one HF tensor per kind: x @ W, gate / up interleaved column by column
         gu, dn = f32[p + "mlp.experts.gate_up_proj"], f32[p + "mlp.experts.down_proj"]
         gub = f32[p + "mlp.experts.gate_up_proj_bias"]
         for x, want in [("gate", gu[:, :, 0::2]), ("up", gu[:, :, 1::2]), ("down", dn)]:
@@ -159,6 +165,96 @@ def check_tensors(arch, d, g):
             assert num(key) == pytest.approx(cfg[key], rel=1e-6), key
 
 
+FP4 = np.array([0, .5, 1, 1.5, 2, 3, 4, 6, -0., -.5, -1, -1.5, -2, -3, -4, -6], np.float32)
+
+
+def hub_mxfp4(blocks, scales):
+    """The hub's MXFP4 -> float32 [E, out, in], from the OCP MX description:
+    byte j of a block holds E2M1 codes of elements 2j (low nibble) and 2j + 1
+    (high); the block's E8M0 scale is 2^(s - 127)."""
+    codes = np.stack([blocks & 15, blocks >> 4], -1).reshape(*blocks.shape[:-1], 32)
+    x = FP4[codes] * np.exp2(scales.astype(np.float32) - 127)[..., None]
+    return x.reshape(*x.shape[:-2], -1)
+
+
+def check_mxfp4(st, gt, p):
+    import gguf
+    from gguf.quants import dequantize
+    gu = hub_mxfp4(st[p + "mlp.experts.gate_up_proj_blocks"], st[p + "mlp.experts.gate_up_proj_scales"])
+    dn = hub_mxfp4(st[p + "mlp.experts.down_proj_blocks"], st[p + "mlp.experts.down_proj_scales"])
+    for x, want in [("gate", gu[:, 0::2]), ("up", gu[:, 1::2]), ("down", dn)]:  # gate_up's rows interleave
+        t = gt[f"blk.1.ffn_{x}_exps.weight"]
+        assert t.tensor_type == gguf.GGMLQuantizationType.MXFP4, x
+        got = dequantize(np.asarray(t.data), t.tensor_type).reshape(want.shape)
+        np.testing.assert_array_equal(got, want)
+    gub = st[p + "mlp.experts.gate_up_proj_bias"].astype(np.float32)
+    np.testing.assert_array_equal(gdata(gt["blk.1.ffn_gate_exps.bias"]), gub[:, 0::2])
+    np.testing.assert_array_equal(gdata(gt["blk.1.ffn_up_exps.bias"]), gub[:, 1::2])
+    assert gt["blk.1.attn_q.weight"].tensor_type == gguf.GGMLQuantizationType.BF16
+
+
+def dequantized_copy(src, dst):
+    """src rewritten by gguf-py's writer with its MXFP4 tensors dequantized
+    to F32 by gguf.quants (the other tensors and the keys as they are)."""
+    import gguf
+    r = gguf.GGUFReader(str(src))
+    w = gguf.GGUFWriter(str(dst), bytes(r.fields["general.architecture"].parts[-1]).decode())
+    for k, f in r.fields.items():
+        if k.startswith("GGUF.") or k in ("general.architecture", "general.file_type"):
+            continue
+        vt = f.types[0]
+        if vt == gguf.GGUFValueType.ARRAY:
+            strs = f.types[-1] == gguf.GGUFValueType.STRING
+            w.add_array(k, [bytes(f.parts[i]).decode() if strs else f.parts[i][0].item() for i in f.data])
+        elif vt == gguf.GGUFValueType.STRING:
+            w.add_string(k, bytes(f.parts[-1]).decode())
+        else:
+            w.add_key_value(k, f.parts[-1][0].item(), vt)
+    for t in r.tensors:
+        a = np.array(t.data)
+        if t.tensor_type == gguf.GGMLQuantizationType.MXFP4:
+            shape = [int(v) for v in reversed(t.shape.tolist())]
+            w.add_tensor(t.name, gguf.quants.dequantize(a, t.tensor_type).reshape(shape).astype(np.float32))
+        else:
+            w.add_tensor(t.name, a, raw_dtype=t.tensor_type)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+
+
+def check_mxfp4_logits(hl, path, ref, tmp_path):
+    """The imported MXFP4 file against transformers' logits (the MXFP4
+    experts dequantized by its own loader). Run as imported, the engine
+    multiplies MXFP4 by Q8_0-rounded activations (the rounding
+    tests/reference/test_arch_logits.py measures for its MXFP4 gpt-oss:
+    mean-bounded, not max-bounded): the mean, the greedy continuation and the
+    top-1 where the margin exceeds MXFP4_MARGIN. The same file with its
+    MXFP4 tensors dequantized to F32 (gguf-py) is held to the BF16 gpt-oss
+    tolerance everywhere, and to the greedy continuation."""
+    deq = tmp_path / "deq.gguf"
+    dequantized_copy(path, deq)
+    for case in ref["cases"]:
+        want = np.array(case["logits"], np.float32)
+        top2 = np.sort(want, -1)[:, -2:]
+        for f, tag in ((path, "mxfp4"), (deq, "dequantized")):
+            lg, gen = engine_logits(hl, f, case["ids"], tmp_path, len(case["greedy"]))
+            assert lg.shape == want.shape
+            err = np.abs(lg - want)
+            print(f"gptoss_mxfp4 {tag} {case['text']!r}: max logit error {err.max():.4g}, mean {err.mean():.4g}")
+            if tag == "mxfp4":
+                assert err.mean() <= MXFP4_MEAN_TOL, f"{tag}: mean logit error {err.mean():.4g} > {MXFP4_MEAN_TOL}"
+                clear = top2[:, 1] - top2[:, 0] > MXFP4_MARGIN
+            else:
+                assert err.max() <= TOL["gptoss"], f"{tag}: max logit error {err.max():.4g} > {TOL['gptoss']}"
+                clear = top2[:, 1] - top2[:, 0] > 2 * TOL["gptoss"]
+            assert (lg.argmax(-1) == want.argmax(-1))[clear].all(), f"{tag}: argmax differs"
+            assert gen == case["greedy"], f"{tag}: greedy {gen} != transformers {case['greedy']}"
+
+
+MXFP4_MEAN_TOL, MXFP4_MARGIN = 0.15, 0.5  # as tests/reference/test_arch_logits.py holds its MXFP4 gpt-oss
+
+
 @pytest.mark.parametrize("arch", list(ARCHS))
 def test_import_hf_archs(hl, tmp_path, arch):
     from tokenizers import Tokenizer
@@ -169,7 +265,9 @@ def test_import_hf_archs(hl, tmp_path, arch):
     assert "converting" in r.stdout + r.stderr
     path = model_file(hl, f"hf-{arch}")
     ref = json.loads((d / "reference.json").read_text())
-    for case in ref["cases"]:
+    if arch == "gptoss_mxfp4":
+        check_mxfp4_logits(hl, path, ref, tmp_path)
+    for case in ref["cases"] if arch != "gptoss_mxfp4" else []:
         lg, gen = engine_logits(hl, path, case["ids"], tmp_path, len(case["greedy"]))
         want = np.array(case["logits"], np.float32)
         assert lg.shape == want.shape
@@ -227,6 +325,25 @@ def test_import_hf_quantize(hl, tmp_path):
     case = json.loads((HF / "qwen3moe" / "reference.json").read_text())["cases"][0]
     lg, _ = engine_logits(hl, model_file(hl, "hf-moe-q8"), case["ids"], tmp_path, 1)
     assert np.abs(lg - np.array(case["logits"])).max() < 1.2
+    # gpt-oss as the hub ships it: the MXFP4 experts kept bit for bit, the other matrices Q8_0
+    create_dir(hl, tmp_path, "hf-mx", HF / "gptoss_mxfp4")
+    create_dir(hl, tmp_path, "hf-mx-q8", HF / "gptoss_mxfp4", "--quantize", "q8_0")
+    plain = {t.name: t for t in gguf.GGUFReader(str(model_file(hl, "hf-mx"))).tensors}
+    g = gguf.GGUFReader(str(model_file(hl, "hf-mx-q8")))
+    exps = [t for t in g.tensors if t.name.endswith("_exps.weight")]
+    assert len(exps) == 6 and {t.tensor_type for t in exps} == {gguf.GGMLQuantizationType.MXFP4}
+    for t in exps:
+        assert np.array_equal(np.asarray(t.data), np.asarray(plain[t.name].data)), t.name
+    assert {t.tensor_type for t in g.tensors if t.name.endswith("attn_q.weight")} == {gguf.GGMLQuantizationType.Q8_0}
+    # routers and biases stay F32
+    assert {t.tensor_type for t in g.tensors if "ffn_gate_inp" in t.name or t.name.endswith(".bias")} == {
+        gguf.GGMLQuantizationType.F32}
+    # this fixture (hidden 64, weights of std 0.25) is sensitive to Q8_0's rounding of the attention and
+    # embedding matrices: observed mean |diff| 0.16-0.20 (0.03 unquantized) with a few positions up to ~3
+    # where an expert choice flips, so the mean is bounded (the logits themselves are O(2))
+    case = json.loads((HF / "gptoss_mxfp4" / "reference.json").read_text())["cases"][0]
+    lg, _ = engine_logits(hl, model_file(hl, "hf-mx-q8"), case["ids"], tmp_path, 1)
+    assert np.abs(lg - np.array(case["logits"])).mean() < 0.3
 
 
 def load_file(path):
@@ -243,7 +360,7 @@ def load_file(path):
         if e["dtype"] == "BF16":
             a = (np.frombuffer(buf, "<u2").astype(np.uint32) << 16).view(np.float32)
         else:
-            a = np.frombuffer(buf, {"F32": "<f4", "F16": "<f2"}[e["dtype"]])
+            a = np.frombuffer(buf, {"F32": "<f4", "F16": "<f2", "U8": "u1"}[e["dtype"]])
         out[k] = a.reshape(e["shape"])
     return out
 
@@ -345,7 +462,37 @@ def _gemma2_layers(d):
     (d / "config.json").write_text(json.dumps(c))
 
 
+def _mx_no_scales(d):
+    rewrite_st(d / "model.safetensors", lambda h: h.pop("model.layers.1.mlp.experts.down_proj_scales"))
+
+
+def _mx_scales_shape(d):  # same bytes, [4, 64, 2] -> [4, 32, 4]
+    rewrite_st(d / "model.safetensors", lambda h: h["model.layers.1.mlp.experts.down_proj_scales"].update(shape=[4, 32, 4]))
+
+
+def _mx_blocks_dtype(d):  # the blocks' bytes relabelled BF16 (half as many elements)
+    def edit(h):
+        h["model.layers.0.mlp.experts.gate_up_proj_blocks"].update(dtype="BF16", shape=[4, 128, 2, 8])
+    rewrite_st(d / "model.safetensors", edit)
+
+
 BAD = [
+    ("gptoss_mxfp4", _mx_no_scales, r"tensor model\.layers\.1\.mlp\.experts\.down_proj_scales is missing"),
+    ("gptoss_mxfp4", _mx_scales_shape, r"tensor model\.layers\.1\.mlp\.experts\.down_proj_scales has 3 dims \[4, 32, \.\.\.\], "
+                                       r"config\.json implies \[4, 64, 2\]"),
+    ("gptoss_mxfp4", _mx_blocks_dtype, r"tensor model\.layers\.0\.mlp\.experts\.gate_up_proj_blocks is BF16, MXFP4 blocks and "
+                                       r"scales are U8"),
+    ("gptoss_mxfp4", _edit_config(intermediate_size=96),
+     r"gate_up_proj_blocks has 4 dims \[4, 128, \.\.\.\], config\.json implies \[4, 192, 2, 16\]"),
+    ("gptoss_mxfp4", _edit_config(quantization_config={"quant_method": "fp8"}),
+     r"quantization_config quant_method fp8 is not supported for GptOssForCausalLM"),
+    ("gptoss_mxfp4", _edit_config(quantization_config=None),
+     r"tensor model\.layers\.0\.mlp\.experts\.gate_up_proj is missing \(the checkpoint holds .*_blocks / _scales: "
+     r"config\.json's quantization_config must say mxfp4\)"),
+    ("gptoss_mxfp4", _truncated, r"outside the file's \d+ data bytes \(truncated\?\)|header length \d+ does not fit"),
+    ("qwen2", _edit_config(quantization_config={"quant_method": "mxfp4"}),
+     r"quantization_config quant_method mxfp4 is not supported for Qwen2ForCausalLM"),
+
     ("qwen3moe", _missing_expert, r"tensor model\.layers\.1\.mlp\.experts\.2\.up_proj\.weight is missing \(expert 2 of 4"),
     ("qwen3moe", _expert_dtype, r"experts\.3\.down_proj\.weight is BF16 but expert 0's is F16"),
     ("mixtral", _missing_router, r"tensor model\.layers\.0\.block_sparse_moe\.gate\.weight is missing"),
@@ -357,7 +504,7 @@ BAD = [
     ("gemma2", _gemma2_layers, r"layer 0 is full_attention; gemma2 here has one global layer every 2"),
 
     ("llama", _missing_shard, r"model-00002-of-00002\.safetensors: shard is missing"),
-    ("qwen2", _wrong_dtype, r"model\.embed_tokens\.weight' has dtype F64 \(supported: F32, F16, BF16\)"),
+    ("qwen2", _wrong_dtype, r"model\.embed_tokens\.weight' has dtype F64 \(supported: F32, F16, BF16, U8\)"),
     ("qwen2", _shape_mismatch, r"mlp\.gate_proj\.weight has shape \[128, 64\], config\.json implies \[96, 64\]"),
     ("qwen2", _unknown_arch, r"architecture FalconForCausalLM is not supported"),
     ("qwen2", _truncated, r"outside the file's \d+ data bytes \(truncated\?\)|header length \d+ does not fit"),

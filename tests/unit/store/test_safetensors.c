@@ -57,6 +57,23 @@ TEST(safetensors_types_and_offsets) {
     free(p);
 }
 
+/* U8 (MXFP4 blocks and scales): one byte an element, sizes checked as for the others */
+TEST(safetensors_u8) {
+    const char *h = "{\"u\":{\"dtype\":\"U8\",\"shape\":[3,2],\"data_offsets\":[0,6]}}";
+    size_t n;
+    uint8_t *p = image(h, 6, &n);
+    st_set s = {0};
+    hl_err err = {0};
+    CHECK_EQ(st_parse_image(&s, p, n, 0, "t", &err), 0);
+    const st_tensor *u = st_find(&s, "u");
+    CHECK(u && u->type == ST_TYPE_U8 && u->size == 6 && u->n_elems == 6 && u->data[5] == 5);
+    CHECK_EQ((int)st_type_size(ST_TYPE_U8), 1);
+    st_close(&s);
+    free(p);
+    CHECK(parse("{\"u\":{\"dtype\":\"U8\",\"shape\":[4],\"data_offsets\":[0,8]}}", 8, &err) != 0);
+    CHECK(strstr(err.msg, "shape x dtype is 4 bytes but data_offsets span 8"));
+}
+
 TEST(safetensors_refusals) {
     hl_err err = {0};
     uint8_t short_file[5] = {0};
@@ -71,7 +88,7 @@ TEST(safetensors_refusals) {
     CHECK(parse("[1,2]", 0, &err) != 0);
     CHECK(strstr(err.msg, "not a JSON object"));
     CHECK(parse("{\"a\":{\"dtype\":\"I8\",\"shape\":[1],\"data_offsets\":[0,1]}}", 1, &err) != 0);
-    CHECK(strstr(err.msg, "dtype I8 (supported: F32, F16, BF16)"));
+    CHECK(strstr(err.msg, "dtype I8 (supported: F32, F16, BF16, U8)"));
     CHECK(parse("{\"a\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,8]}}", 8, &err) != 0);
     CHECK(strstr(err.msg, "12 bytes but data_offsets span 8"));
     CHECK(parse("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[4,12]}}", 8, &err) != 0);
