@@ -26,6 +26,14 @@ static const char RE_LLAMA3[] = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{
 static const char RE_QWEN2[] = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|"
                                "\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
 
+/* o200k (gpt-4o, gpt-oss): cased words with their contractions attached,
+ * digits in threes, '/' after punctuation runs (tiktoken's pattern, as the
+ * gpt-oss tokenizer.json carries it) */
+static const char RE_O200K[] =
+    "[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]*[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?|"
+    "[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]+[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?|"
+    "\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+
 enum { TT_NORMAL = 1, TT_UNKNOWN = 2, TT_CONTROL = 3, TT_USER = 4, TT_UNUSED = 5, TT_BYTE = 6 };
 
 static const char *jstr(json_object *o, const char *key) {
@@ -68,6 +76,7 @@ static const char *detect(json_object *pre, int ignore_merges) {
     if (re && !jbool(b, "use_regex", 1)) {
         if (!strcmp(re, RE_LLAMA3)) return ignore_merges ? "llama-bpe" : "smaug-bpe";
         if (!strcmp(re, RE_QWEN2)) return "qwen2";
+        if (!strcmp(re, RE_O200K)) return "gpt-4o";
         return NULL;
     }
     if (is_type(a, "Digits") && jbool(a, "individual_digits", 0) && jbool(b, "use_regex", 1)) return "smollm";
@@ -434,7 +443,7 @@ int store_convert_tokenizer(gguf_writer *w, const char *dir, json_object *config
     const char *pname = spm ? "default" : detect(pre, jbool(model, "ignore_merges", 0));
     if (!pname) {
         const char *js = pre ? json_object_to_json_string_ext(pre, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE) : "null";
-        rc = hl_err_set(err, HL_ENOTSUP, "tokenizer.json: unknown pre-tokenizer %.300s (known: gpt2, llama-bpe, smaug-bpe, qwen2, smollm)", js);
+        rc = hl_err_set(err, HL_ENOTSUP, "tokenizer.json: unknown pre-tokenizer %.300s (known: gpt2, llama-bpe, smaug-bpe, qwen2, gpt-4o, smollm)", js);
         goto done;
     }
     if (!json_object_object_get_ex(model, "vocab", &vocab) || !json_object_is_type(vocab, json_type_object)) {

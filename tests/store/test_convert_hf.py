@@ -41,7 +41,8 @@ TOL = {"llama": 0.03, "qwen2": 0.08, "qwen3": 0.03, "gemma3": 0.08, "gemma2": 0.
        "olmo2": 0.03, "qwen2moe": 0.03, "qwen3moe": 0.03, "mixtral": 0.03, "olmoe": 0.04, "gptoss": 0.05,
        "gptoss_mxfp4": 0.05}
 TEXTS = ["Hello world, this is a test.", "numbers 1234567 and    spaces\n\n\ttabs", "ünïcödé — 日本語 🙂",
-         "<|im_start|>user\nhi<|im_end|>", "don't WE'LL it's"]
+         "<|im_start|>user\nhi<|im_end|>", "don't WE'LL it's",
+         "CamelCase HTTPServer path/to/x.txt, a/b!//\n"]
 
 
 def model_file(hl, name):
@@ -78,7 +79,7 @@ ARCHS = {"llama": ("llama", "llama-bpe"), "qwen2": ("qwen2", "qwen2"), "qwen3": 
          "gemma3": ("gemma3", "qwen2"), "gemma2": ("gemma2", "qwen2"), "phi3": ("phi3", "qwen2"),
          "granite": ("granite", "llama-bpe"), "olmo2": ("olmo2", "llama-bpe"), "qwen2moe": ("qwen2moe", "qwen2"),
          "qwen3moe": ("qwen3moe", "qwen2"), "mixtral": ("llama", "llama-bpe"), "olmoe": ("olmoe", "llama-bpe"),
-         "gptoss": ("gpt-oss", "qwen2"), "gptoss_mxfp4": ("gpt-oss", "qwen2")}
+         "gptoss": ("gpt-oss", "gpt-4o"), "gptoss_mxfp4": ("gpt-oss", "qwen2")}
 PERMUTED = {"llama", "granite", "mixtral"}  # GGUF llama's rotary layout: Q/K rows interleaved per head
 GEMMA = {"gemma2", "gemma3"}  # norms stored as (1 + w)
 
