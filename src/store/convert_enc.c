@@ -7,11 +7,15 @@
  *                                    padding_idx + 1 on (XLM-R numbers
  *                                    positions from there), context length
  *                                    max_position_embeddings - padding_idx - 1
- *   NomicBertModel                 -> nomic-bert: the hub's remote-code layout
- *                                    (nomic-embed-text: encoder.layers.N.attn.Wqkv,
- *                                    emb_ln, mlp.fc11 up / fc12 gate / fc2,
- *                                    norm1 / norm2; config n_embd, n_layer, ...)
- *                                    or transformers' native one (q/k/v_proj
+ *   NomicBertModel                 -> nomic-bert, with either config.json: the
+ *                                    hub's remote-code one (nomic-embed-text:
+ *                                    n_embd, n_layer, rotary_emb_base, ...) or
+ *                                    transformers' native one (hidden_size, ...,
+ *                                    rope_parameters). Tensors in the hub's
+ *                                    layout (encoder.layers.N.attn.Wqkv, emb_ln,
+ *                                    mlp.fc11 up / fc12 gate / fc2, norm1 /
+ *                                    norm2), which transformers 5 writes too,
+ *                                    or transformers' in-memory names (q/k/v_proj
  *                                    fused here into attn_qkv, gate/up/down_proj,
  *                                    post_attention / post_mlp layernorms)
  *
@@ -37,7 +41,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { FAM_BERT, FAM_XLMR, FAM_NOMIC_HUB, FAM_NOMIC_HF };
+enum { FAM_BERT, FAM_XLMR, FAM_NOMIC_HUB, FAM_NOMIC_HF }; /* nomic: by config.json; the tables by the tensors */
 
 typedef struct enc_hp {
     int fam;
@@ -406,9 +410,13 @@ int store_cv_encoder(const char *dir, const char *out_path, const char *hf, json
             break;
         }
     }
-    const fam_tabs *ft = &FAMS[h.fam];
+    /* nomic: transformers (5.x) saves the hub's tensor names too, whichever
+     * config it writes; its in-memory names (q/k/v_proj, ...) are read as well */
+    int nomic = h.fam == FAM_NOMIC_HUB || h.fam == FAM_NOMIC_HF;
+    snprintf(hn, sizeof hn, "%semb_ln.weight", h.prefix);
+    const fam_tabs *ft = &FAMS[nomic ? (st_find(st, hn) ? FAM_NOMIC_HUB : FAM_NOMIC_HF) : h.fam];
     if ((rc = check_all(st, &h, ft, hf, err))) return rc;
-    const char *arch = h.fam == FAM_NOMIC_HUB || h.fam == FAM_NOMIC_HF ? "nomic-bert" : "bert";
+    const char *arch = nomic ? "nomic-bert" : "bert";
     gguf_set_str(w, "general.architecture", arch);
     const char *base = strrchr(dir, '/');
     base = base && base[1] ? base + 1 : dir;
