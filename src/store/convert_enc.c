@@ -175,6 +175,9 @@ static int read_hp(const char *hf, json_object *c, enc_hp *h, hl_err *err) {
             (rc = store_cv_cfg_int(c, "n_head", -1, &h->n_head, err)) || (rc = store_cv_cfg_int(c, "n_inner", -1, &h->ff, err)) ||
             (rc = store_cv_cfg_int(c, "vocab_size", -1, &h->vocab, err)) || (rc = store_cv_cfg_int(c, "n_positions", 2048, &h->n_pos, err)))
             return rc;
+        int64_t trained = 0; /* nomic-embed-text v1 / v1.5: rope to 8192, trained for 2048 (llama.cpp's context too) */
+        if ((rc = store_cv_cfg_int(c, "max_trained_positions", 0, &trained, err))) return rc;
+        if (trained && trained < h->n_pos) h->n_pos = trained;
         h->eps = store_cv_cfg_num(c, "layer_norm_epsilon", 1e-5);
         h->theta = store_cv_cfg_num(c, "rotary_emb_base", 10000.0);
         if (store_cv_cfg_num(c, "rotary_emb_fraction", 1.0) != 1.0)
@@ -434,7 +437,7 @@ int store_cv_encoder(const char *dir, const char *out_path, const char *hf, json
     gguf_set_u32(w, KEY("attention.head_count"), (uint32_t)h.n_head);
     gguf_set_f32(w, KEY("attention.layer_norm_epsilon"), (float)h.eps);
     gguf_set_bool(w, KEY("attention.causal"), 0);
-    gguf_set_u32(w, KEY("token_type_count"), (uint32_t)h.n_types);
+    gguf_set_u32(w, "tokenizer.ggml.token_type_count", (uint32_t)h.n_types); /* gguf-py's key */
     if (pooling) gguf_set_u32(w, KEY("pooling_type"), (uint32_t)pooling);
     if (!strcmp(arch, "nomic-bert")) gguf_set_f32(w, KEY("rope.freq_base"), (float)h.theta);
 #undef KEY

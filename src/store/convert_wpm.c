@@ -148,6 +148,7 @@ int store_convert_wordpiece(gguf_writer *w, json_object *tj, json_object *tok_cf
     gguf_set_str(w, "tokenizer.ggml.pre", "default");
     gguf_set_arr_str(w, "tokenizer.ggml.tokens", (const char *const *)toks, (uint64_t)n);
     gguf_set_arr_i32(w, "tokenizer.ggml.token_type", types, (uint64_t)n);
+    gguf_set_bool(w, "tokenizer.ggml.normalizer.lowercase", 1); /* the only kind accepted above */
     if (cls >= 0) {
         gguf_set_u32(w, "tokenizer.ggml.bos_token_id", (uint32_t)cls);
         gguf_set_u32(w, "tokenizer.ggml.cls_token_id", (uint32_t)cls);

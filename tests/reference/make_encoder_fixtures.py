@@ -130,7 +130,7 @@ def nomic_hub(native, cfg, d, vocab_size):
                "embd_pdrop": 0.0, "eos_token_id": None, "fused_bias_fc": True, "fused_dropout_add_ln": True,
                "initializer_range": 0.02, "layer_norm_epsilon": cfg.layer_norm_eps, "max_trained_positions": 2048,
                "mlp_fc1_bias": False, "mlp_fc2_bias": False, "n_embd": cfg.hidden_size, "n_head": cfg.num_attention_heads,
-               "n_inner": cfg.intermediate_size, "n_layer": cfg.num_hidden_layers, "n_positions": cfg.max_position_embeddings,
+               "n_inner": cfg.intermediate_size, "n_layer": cfg.num_hidden_layers, "n_positions": 8192,
                "pad_vocab_size_multiple": 64, "parallel_block": False, "parallel_block_tied_norm": False, "prenorm": False,
                "qkv_proj_bias": False, "reorder_and_upcast_attn": False, "resid_pdrop": 0.0, "rotary_emb_base":
                float(cfg.rope_parameters["rope_theta"]), "rotary_emb_fraction": 1.0, "rotary_emb_interleaved": False,
