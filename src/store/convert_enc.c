@@ -185,7 +185,7 @@ static int read_hp(const char *hf, json_object *c, enc_hp *h, hl_err *err) {
         if ((act = cfg_str(c, "activation_function")) && strcmp(act, "swiglu"))
             return hl_err_set(err, HL_ENOTSUP, "config.json: activation_function %s is not supported for %s (swiglu)", act, hf);
         static const char *const OFF[] = {"rotary_emb_interleaved", "prenorm", "qkv_proj_bias", "mlp_fc1_bias", "mlp_fc2_bias",
-                                          "rotary_scaling_factor", "causal"};
+                                          "rotary_scaling_factor", "rotary_emb_scale_base", "causal"};
         for (size_t i = 0; i < sizeof OFF / sizeof OFF[0]; i++)
             if ((rc = want_off(c, OFF[i], hf, err))) return rc;
     } else {
