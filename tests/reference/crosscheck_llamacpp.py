@@ -20,7 +20,7 @@ factors, the stacked experts, gpt-oss's rearranged experts, sinks and biases,
 the routers kept F32 by both), the keys equal, except what is written where
 llama.cpp leaves a default: attention.key_length and rope.dimension_count
 (ours always; equal to the defaults), tokenizer.ggml.add_bos_token false
-(theirs absent), and qwen2moe's ffn_gate_inp_shexp, a vector [n_embd] here,
+(theirs absent; add_eos_token too, compared since the encoders were added), and qwen2moe's ffn_gate_inp_shexp, a vector [n_embd] here,
 [n_embd, 1] there (the loader reads either). Not run: gemma2 (its converter
 wants a SentencePiece tokenizer.model, as for gemma3) and olmoe (its
 AutoTokenizer vocabulary check fails on our fixture tokenizer).
@@ -163,6 +163,7 @@ def main():
                 if not same and isinstance(vo, list) and isinstance(vt, list) and len(vo) == len(vt):
                     i = next(i for i in range(len(vo)) if vo[i] != vt[i])
                     print(f"{arch}: {k}: first difference at {i}: ours {str(vo[i])[:60]} theirs {str(vt[i])[:60]}")
+                    failures += 1
                 elif not same:
                     print(f"{arch}: {k}: ours {str(vo)[:120]} theirs {str(vt)[:120]}")
                     failures += 1
