@@ -36,10 +36,11 @@ if [ "${1:-}" = "--test" ]; then
         python3 -m venv .venv
     fi
     stamp=.venv/.requirements-installed
-    if [ ! -f "$stamp" ] || ! cmp -s requirements-test.txt "$stamp"; then
+    if [ ! -f "$stamp" ] || ! cat requirements-test.txt requirements-test-nodeps.txt | cmp -s - "$stamp"; then
         echo "setup: installing Python test packages into .venv" >&2
         .venv/bin/python -m pip install -q --disable-pip-version-check -r requirements-test.txt
-        cp requirements-test.txt "$stamp"
+        .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps -r requirements-test-nodeps.txt
+        cat requirements-test.txt requirements-test-nodeps.txt > "$stamp"
     fi
     python3 scripts/fetch_models.py smollm2 qwen2.5-coder gemma3 >&2  # every model the tests use
 fi

@@ -33,7 +33,11 @@
  * config.json implies (each expert too), and no unknown tensor may be left
  * over, so a broken directory fails here, by name, instead of producing a
  * GGUF the loader refuses later; a config whose routing or layer pattern our
- * engine does not run is refused by its key. */
+ * engine does not run is refused by its key.
+ *
+ * Encoders (embedding models: BertModel, XLMRobertaModel, NomicBertModel
+ * and their masked-LM variants) go to convert_enc.c, which writes bert /
+ * nomic-bert GGUFs with the pooling of a sentence-transformers directory. */
 #include "store/convert.h"
 
 #include "store/convert_internal.h"
@@ -66,7 +70,8 @@ static const arch_def ARCHS[] = {
 #define SUPPORTED                                                                                                    \
     "LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, Gemma2ForCausalLM, Gemma3ForCausalLM, " \
     "Phi3ForCausalLM, GraniteForCausalLM, Olmo2ForCausalLM, Qwen2MoeForCausalLM, Qwen3MoeForCausalLM, "              \
-    "MixtralForCausalLM, OlmoeForCausalLM, GptOssForCausalLM"
+    "MixtralForCausalLM, OlmoeForCausalLM, GptOssForCausalLM; encoders: BertModel, BertForMaskedLM, XLMRobertaModel, " \
+    "XLMRobertaForMaskedLM, NomicBertModel"
 
 static const tmap LAYER[] = {
     {"input_layernorm.weight", "attn_norm.weight", D_EMBD, 0, 0, F_NO_PRE_NORM, 0, 0},
@@ -466,6 +471,7 @@ static int convert(const char *dir, const char *out_path, const store_ops *ops, 
         json_object_array_length(archs) > 0)
         hf = json_object_get_string(json_object_array_get_idx(archs, 0));
     if (!hf) return hl_err_set(err, HL_EINVAL, "config.json has no \"architectures\" list");
+    if (store_cv_is_encoder(hf)) return store_cv_encoder(dir, out_path, hf, cfg, ops, w, st, err);
     const arch_def *a = NULL;
     for (size_t i = 0; i < sizeof ARCHS / sizeof ARCHS[0]; i++)
         if (!strcmp(ARCHS[i].hf, hf)) a = &ARCHS[i];
@@ -514,6 +520,10 @@ static int convert(const char *dir, const char *out_path, const store_ops *ops, 
     if (a->swa_period && !swa) swa = 4096;
     store_report(ops, "reading safetensors", NULL, 0, 0);
     if ((rc = st_open_dir(st, dir, err))) return rc;
+    for (size_t i = 0; i < st->n; i++) /* integer buffers (I64 / I32): no causal LM here has one; U8 is MXFP4's */
+        if (st->t[i].type == HL_TYPE_I64 || st->t[i].type == HL_TYPE_I32)
+            return hl_err_set(err, HL_ENOTSUP, "tensor '%s' has dtype %s (supported: F32, F16, BF16)", st->t[i].name,
+                              hl_type_name(st->t[i].type));
     json_object *tie;
     if (!json_object_object_get_ex(cfg, "tie_word_embeddings", &tie)) /* defaults differ by family */
         h.tied = st_find(st, "lm_head.weight") == NULL;

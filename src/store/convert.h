@@ -1,6 +1,6 @@
 /* Hugging Face checkpoint directory -> GGUF (convert.c: config.json and the
- * SafeTensors weights; convert_tok.c: tokenizer.json and
- * tokenizer_config.json). Used by `create` for `FROM ./dir`. */
+ * SafeTensors weights, convert_enc.c the encoders; convert_tok.c and
+ * convert_wpm.c: tokenizer.json and tokenizer_config.json). Used by `create` for `FROM ./dir`. */
 #ifndef HL_STORE_CONVERT_H
 #define HL_STORE_CONVERT_H
 
@@ -19,6 +19,15 @@ int store_convert_hf(const char *dir, const char *out_path, const store_ops *ops
  * supplies bos/eos ids when tokenizer_config.json has none. n_vocab is the
  * embedding rows; the token list is padded to it. */
 int store_convert_tokenizer(gguf_writer *w, const char *dir, json_object *config, int64_t n_vocab, hl_err *err);
+
+/* tokenizer.json's post_processor: the ids of the special tokens its
+ * single-sequence template starts and ends with (-1: none). */
+void store_tok_template_specials(json_object *pp, int64_t *first, int64_t *last);
+
+/* A WordPiece tokenizer.json (BERT's: BertNormalizer lowercasing,
+ * BertPreTokenizer) as GGUF's "bert" model (convert_wpm.c); tok_cfg is
+ * tokenizer_config.json (may be NULL). */
+int store_convert_wordpiece(gguf_writer *w, json_object *tj, json_object *tok_cfg, int64_t n_vocab, hl_err *err);
 
 /* The tokenizer.ggml.pre name for a tokenizer.json "pre_tokenizer" object,
  * or NULL when it is not one we know. */

@@ -1,12 +1,14 @@
 /* Internals shared by the Hugging Face converter's files (convert.c: the
  * families, the tensor table, dense tensors and keys; convert_moe.c: the
- * mixtures of experts' routing config and expert tensors). Not a public
+ * mixtures of experts' routing config and expert tensors; convert_enc.c:
+ * the encoders). Not a public
  * interface: only src/store/convert*.c include it. */
 #ifndef HL_STORE_CONVERT_INTERNAL_H
 #define HL_STORE_CONVERT_INTERNAL_H
 
 #include "gguf/gguf.h"
 #include "store/safetensors.h"
+#include "store/store.h"
 
 #include <json-c/json.h>
 #include <stdint.h>
@@ -83,6 +85,11 @@ int64_t store_cv_dim(const hp *h, int d);                 /* a D_* symbol's valu
 float store_cv_elem_f32(const st_tensor *t, int64_t i);   /* element i of an F32/F16/BF16 tensor */
 int store_cv_need_float(const st_tensor *t, hl_err *err); /* HL_EINVAL naming t unless F32/F16/BF16 */
 void store_cv_hf_name(char *buf, size_t cap, int64_t l, const tmap *m, int64_t e); /* model.layers.<l>.<row, expert e> */
+
+/* ---- encoders (convert_enc.c) ---- */
+int store_cv_is_encoder(const char *hf); /* BertModel, XLMRobertaModel, NomicBertModel, ... */
+int store_cv_encoder(const char *dir, const char *out_path, const char *hf, json_object *cfg, const store_ops *ops,
+                     gguf_writer *w, st_set *st, hl_err *err);
 
 /* ---- mixtures of experts (convert_moe.c) ---- */
 int store_cv_read_moe(const arch_def *a, const char *hf, json_object *cfg, hp *h, hl_err *err);

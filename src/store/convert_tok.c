@@ -3,7 +3,9 @@
  * a SentencePiece-BPE ("llama": byte and unknown types, scores from the
  * merge ranks, space prefix as convert_spm.c recognizes it); a directory
  * with only a sentencepiece tokenizer.model is read through convert_spm.c.
- * For both: the token list in id order (vocab plus
+ * A WordPiece model (BERT) is convert_wpm.c's, a Unigram one (XLM-R, T5)
+ * becomes "t5" (convert_unigram below).
+ * For both BPEs: the token list in id order (vocab plus
  * added tokens, gaps padded as unused), token types (added special tokens
  * are control, other added tokens user-defined), merges as "a b" strings,
  * bos/eos/pad ids, add_bos/add_eos (tokenizer_config.json's flags, else
@@ -110,16 +112,27 @@ static int64_t config_id(json_object *config, const char *key) {
 }
 
 /* tokenizer.json's post_processor (TemplateProcessing, alone or in a
- * Sequence): whether its "single" template starts / ends with a special
- * token, and which: how Llama 3 style files say "add BOS" when
- * tokenizer_config.json does not. */
-static void template_specials(json_object *pp, int64_t *first, int64_t *last) {
+ * Sequence; BertProcessing / RobertaProcessing: [cls] $A [sep]): whether
+ * its "single" template starts / ends with a special token, and which: how
+ * Llama 3 style files say "add BOS" when tokenizer_config.json does not. */
+void store_tok_template_specials(json_object *pp, int64_t *first, int64_t *last) {
     *first = *last = -1;
     json_object *seq, *single;
     if (is_type(pp, "Sequence") && json_object_object_get_ex(pp, "processors", &seq) &&
         json_object_is_type(seq, json_type_array)) {
-        for (size_t i = 0; i < json_object_array_length(seq); i++)
-            if (is_type(json_object_array_get_idx(seq, i), "TemplateProcessing")) pp = json_object_array_get_idx(seq, i);
+        for (size_t i = 0; i < json_object_array_length(seq); i++) {
+            json_object *e = json_object_array_get_idx(seq, i);
+            if (is_type(e, "TemplateProcessing") || is_type(e, "BertProcessing") || is_type(e, "RobertaProcessing")) pp = e;
+        }
+    }
+    if (is_type(pp, "BertProcessing") || is_type(pp, "RobertaProcessing")) { /* "cls": [text, id], "sep": [text, id] */
+        json_object *c, *s;
+        if (json_object_object_get_ex(pp, "cls", &c) && json_object_is_type(c, json_type_array) && json_object_array_length(c) == 2 &&
+            json_object_object_get_ex(pp, "sep", &s) && json_object_is_type(s, json_type_array) && json_object_array_length(s) == 2) {
+            *first = json_object_get_int64(json_object_array_get_idx(c, 1));
+            *last = json_object_get_int64(json_object_array_get_idx(s, 1));
+        }
+        return;
     }
     if (!is_type(pp, "TemplateProcessing") || !json_object_object_get_ex(pp, "single", &single) ||
         !json_object_is_type(single, json_type_array) || json_object_array_length(single) < 2)
@@ -387,7 +400,7 @@ static int convert_unigram(gguf_writer *w, json_object *tj, json_object *model, 
     json_object *pp = NULL;
     int64_t first, last;
     json_object_object_get_ex(tj, "post_processor", &pp);
-    template_specials(pp, &first, &last);
+    store_tok_template_specials(pp, &first, &last);
     gguf_set_bool(w, "tokenizer.ggml.add_bos_token", jbool(cfg, "add_bos_token", first >= 0 && first == ids[0]) && ids[0] >= 0);
     gguf_set_bool(w, "tokenizer.ggml.add_eos_token", jbool(cfg, "add_eos_token", last >= 0 && last == ids[1]) && ids[1] >= 0);
     const char *tmpl = chat_template(cfg);
@@ -432,8 +445,12 @@ int store_convert_tokenizer(gguf_writer *w, const char *dir, json_object *config
         rc = convert_unigram(w, tj, model, cfg, config, n_vocab, err);
         goto done;
     }
+    if (mtype && !strcmp(mtype, "WordPiece")) {
+        rc = store_convert_wordpiece(w, tj, cfg, n_vocab, err);
+        goto done;
+    }
     if (!mtype || strcmp(mtype, "BPE")) {
-        rc = hl_err_set(err, HL_ENOTSUP, "tokenizer.json model type '%s' is not supported by the converter (supported: BPE, Unigram)",
+        rc = hl_err_set(err, HL_ENOTSUP, "tokenizer.json model type '%s' is not supported by the converter (supported: BPE, Unigram, WordPiece)",
                         mtype ? mtype : "(none)");
         goto done;
     }
@@ -557,7 +574,7 @@ int store_convert_tokenizer(gguf_writer *w, const char *dir, json_object *config
         json_object *pp = NULL;
         int64_t first, last;
         json_object_object_get_ex(tj, "post_processor", &pp);
-        template_specials(pp, &first, &last);
+        store_tok_template_specials(pp, &first, &last);
         int add_bos = jbool(cfg, "add_bos_token", first >= 0 && first == bos);
         int add_eos = jbool(cfg, "add_eos_token", last >= 0 && last == eos);
         gguf_set_bool(w, "tokenizer.ggml.add_bos_token", add_bos && bos >= 0);

@@ -3,7 +3,9 @@
  * as llama.cpp keeps them) and other vectors stay as they are (F32 from our
  * converter); MXFP4 tensors (gpt-oss's experts
  * as the hub ships them) are kept as they are, whatever the target, as
- * llama.cpp and Ollama keep them; a tensor whose rows do not fit the
+ * llama.cpp and Ollama keep them, as are an encoder's token-type and
+ * position tables (added to the embeddings, not multiplied); a tensor whose
+ * rows do not fit the
  * target's block falls back to a smaller block type (or stays as it is). The
  * *_M / *_S / *_L mixes follow the idea of llama.cpp's: attention values and
  * the FFN down projection get more bits in "M" and "L", the output matrix
@@ -101,6 +103,8 @@ static hl_type choose(const qspec *q, const gguf_tensor *t) {
     if (t->n_dims < 2 || strstr(t->name, "norm") || (t->type == HL_TYPE_F32 && t->ne[1] == 1) || t->type == HL_TYPE_MXFP4 ||
         (nl > 5 && !strcmp(t->name + nl - 5, ".bias")) || strstr(t->name, "ffn_gate_inp"))
         return t->type;
+    /* encoders' tables that are added, not multiplied (the loader reads token_types as F32) */
+    if (!strcmp(t->name, "token_types.weight") || !strcmp(t->name, "position_embd.weight")) return t->type;
     hl_type want = q->base;
     if (!strcmp(t->name, "output.weight")) want = q->out;
     else if (strstr(t->name, "attn_v.weight") || strstr(t->name, "ffn_down.weight")) want = q->more;

@@ -22,13 +22,19 @@ struct st_map {
     char *name;
 };
 
-size_t st_type_size(hl_type t) { return t == HL_TYPE_F32 ? 4 : t == ST_TYPE_U8 ? 1 : 2; }
+size_t st_type_size(hl_type t) {
+    return t == HL_TYPE_I64 ? 8 : t == HL_TYPE_F32 || t == HL_TYPE_I32 ? 4 : t == ST_TYPE_U8 ? 1 : 2;
+}
+
+int st_is_float(hl_type t) { return t == HL_TYPE_F32 || t == HL_TYPE_F16 || t == HL_TYPE_BF16; }
 
 static int parse_dtype(const char *s, hl_type *t) {
     if (!strcmp(s, "F32")) *t = HL_TYPE_F32;
     else if (!strcmp(s, "F16")) *t = HL_TYPE_F16;
     else if (!strcmp(s, "BF16")) *t = HL_TYPE_BF16;
     else if (!strcmp(s, "U8")) *t = ST_TYPE_U8;
+    else if (!strcmp(s, "I64")) *t = HL_TYPE_I64; /* buffers (position_ids): listed, never weights */
+    else if (!strcmp(s, "I32")) *t = HL_TYPE_I32;
     else return -1;
     return 0;
 }

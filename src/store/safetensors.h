@@ -9,7 +9,8 @@
  *
  * Everything is checked before a tensor is handed out: the header length
  * fits the file, the JSON is an object of well-formed entries, the dtype is
- * F32/F16/BF16 or U8 (others are refused by name), dims are non-negative with a
+ * F32/F16/BF16, U8, or I64/I32 (integer buffers such as BERT's position_ids,
+ * which a converter drops or refuses; others are refused by name), dims are non-negative with a
  * product that does not overflow, end - begin == elements x element size,
  * the range lies inside the data section, names are unique across shards,
  * and a sharded directory's tensors are exactly where its index says.
@@ -31,7 +32,7 @@
 
 typedef struct st_tensor {
     char *name;
-    hl_type type; /* HL_TYPE_F32, HL_TYPE_F16, HL_TYPE_BF16 or ST_TYPE_U8 */
+    hl_type type; /* HL_TYPE_F32, HL_TYPE_F16, HL_TYPE_BF16 or ST_TYPE_U8; HL_TYPE_I64 / I32 for integer buffers */
     int n_dims;
     int64_t shape[ST_MAX_DIMS]; /* row-major: shape[n_dims-1] is the fastest */
     int64_t n_elems;
@@ -56,5 +57,6 @@ int st_open_dir(st_set *s, const char *dir, hl_err *err);
 const st_tensor *st_find(const st_set *s, const char *name);
 void st_close(st_set *s);
 size_t st_type_size(hl_type t);
+int st_is_float(hl_type t); /* F32, F16, BF16: what a converter may read as weights */
 
 #endif

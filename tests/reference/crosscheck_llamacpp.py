@@ -20,10 +20,30 @@ factors, the stacked experts, gpt-oss's rearranged experts, sinks and biases,
 the routers kept F32 by both), the keys equal, except what is written where
 llama.cpp leaves a default: attention.key_length and rope.dimension_count
 (ours always; equal to the defaults), tokenizer.ggml.add_bos_token false
-(theirs absent), and qwen2moe's ffn_gate_inp_shexp, a vector [n_embd] here,
+(theirs absent; add_eos_token too, compared since the encoders were added), and qwen2moe's ffn_gate_inp_shexp, a vector [n_embd] here,
 [n_embd, 1] there (the loader reads either). Not run: gemma2 (its converter
 wants a SentencePiece tokenizer.model, as for gemma3) and olmoe (its
 AutoTokenizer vocabulary check fails on our fixture tokenizer).
+
+Encoders (tests/data/hf_enc, "enc/NAME"; run one at a time, e.g.
+`... crosscheck_llamacpp.py LCPP build/release/hyperlama enc/bert`), last run
+with llama-cpp-python 0.3.36 under transformers 5.25:
+enc/bert (F32, a sentence-transformers directory) and enc/bert-mlm (F16,
+BertForMaskedLM): all 37 tensors equal in name, shape, type and value (the
+pooler and the cls.* head dropped by both, token_types / position_embd F32
+in both); pooling_type, layer_norm_epsilon, causal, token_type_count,
+tokenizer model, token types, bos / eos / unk / sep / pad / mask ids and
+add_bos / add_eos equal. Two differences, both ours on purpose: ids the
+vocabulary leaves unused are spelled "[PADn]" here, "\u2581[PADn]" there
+(llama.cpp prefixes every non-control token), and we also write
+tokenizer.ggml.cls_token_id (theirs absent). enc/nomic-hub: the 22 tensors
+equal (Wqkv as attn_qkv, fc11 ffn_up, fc12 ffn_gate); its keys differ
+because llama.cpp reads the hub config.json through transformers 5's native
+NomicBertConfig, which ignores n_layer / n_inner / n_head (it writes 12
+layers, 3072, 12 heads: that class's defaults). enc/xlmr and enc/nomic-hf are
+not run: llama.cpp's XLM-R vocabulary needs a Precompiled normalizer
+(our tiny Unigram has none) and its NomicBertModel needs the hub config's
+n_positions.
 
 llama.cpp names the pre-tokenizer by hashing the tokens of a test string,
 which cannot know our freshly trained fixture tokenizers; its lookup is
@@ -55,12 +75,20 @@ KEYS = ["general.architecture", "general.file_type", "{a}.context_length", "{a}.
         "{a}.expert_shared_feed_forward_length", "{a}.attn_logit_softcapping", "{a}.final_logit_softcapping",
         "{a}.embedding_scale", "{a}.attention.scale", "{a}.residual_scale", "{a}.logit_scale",
         "{a}.rope.scaling.type", "{a}.rope.scaling.factor", "{a}.rope.scaling.original_context_length",
-        "{a}.rope.scaling.attn_factor"]
+        "{a}.rope.scaling.attn_factor",
+        # encoders (tests/data/hf_enc)
+        "{a}.pooling_type", "{a}.attention.layer_norm_epsilon", "{a}.attention.causal", "tokenizer.ggml.token_type_count",
+        "tokenizer.ggml.cls_token_id", "tokenizer.ggml.seperator_token_id", "tokenizer.ggml.unknown_token_id",
+        "tokenizer.ggml.padding_token_id", "tokenizer.ggml.mask_token_id", "tokenizer.ggml.add_eos_token",
+        "tokenizer.ggml.scores", "tokenizer.ggml.add_space_prefix", "tokenizer.ggml.remove_extra_whitespaces"]
 # fixture -> (llama.cpp --outtype, general.architecture)
 FIXTURES = {"llama": ("f32", "llama"), "qwen2": ("f16", "qwen2"), "qwen3": ("bf16", "qwen3"),
             "phi3": ("f16", "phi3"), "granite": ("bf16", "granite"),
             "olmo2": ("f16", "olmo2"), "qwen2moe": ("bf16", "qwen2moe"), "qwen3moe": ("f16", "qwen3moe"),
-            "mixtral": ("bf16", "llama"), "gptoss": ("bf16", "gpt-oss"), "gptoss_mxfp4": ("bf16", "gpt-oss")}
+            "mixtral": ("bf16", "llama"), "gptoss": ("bf16", "gpt-oss"), "gptoss_mxfp4": ("bf16", "gpt-oss"),
+            # encoders, from tests/data/hf_enc (outtype: the fixture's dtype, which ours keeps)
+            "enc/bert": ("f32", "bert"), "enc/bert-mlm": ("f16", "bert"), "enc/xlmr": ("f32", "bert"),
+            "enc/nomic-hub": ("f32", "nomic-bert")}
 
 
 def value(r, key):
@@ -80,7 +108,7 @@ def main():
     # AutoTokenizer as a Gemma (SentencePiece) tokenizer and fails its vocab check
     for arch in sys.argv[3:] or FIXTURES:
         outtype, ga = FIXTURES[arch]
-        d = ROOT / "tests/data/hf" / arch
+        d = ROOT / "tests/data/hf_enc" / arch[4:] if arch.startswith("enc/") else ROOT / "tests/data/hf" / arch
         with tempfile.TemporaryDirectory() as tmp:
             tmp = pathlib.Path(tmp)
             with socket.socket() as sk:  # a fresh port: never reach a user's server
@@ -88,9 +116,10 @@ def main():
                 port = sk.getsockname()[1]
             env = dict(os.environ, HYPERLAMA_MODELS=str(tmp / "store"), HOME=str(tmp), HYPERLAMA_HOST=f"127.0.0.1:{port}")
             (tmp / "Modelfile").write_text(f"FROM {d}\n")
-            subprocess.run([str(exe), "create", f"x-{arch}", "-f", str(tmp / "Modelfile")], env=env, check=True,
+            tag = arch.replace("/", "-")
+            subprocess.run([str(exe), "create", f"x-{tag}", "-f", str(tmp / "Modelfile")], env=env, check=True,
                            capture_output=True)
-            mf = subprocess.run([str(exe), "show", f"x-{arch}", "--modelfile"], env=env, check=True,
+            mf = subprocess.run([str(exe), "show", f"x-{tag}", "--modelfile"], env=env, check=True,
                                 capture_output=True, text=True).stdout
             pidf = tmp / ".hyperlama" / "logs" / "server.pid"  # the server create started
             if pidf.exists():
@@ -131,7 +160,11 @@ def main():
                     same = vo == vt
                 if os.environ.get("XC_VERBOSE"):
                     print("  ", k, str(vo)[:60], "|", str(vt)[:60])
-                if not same:
+                if not same and isinstance(vo, list) and isinstance(vt, list) and len(vo) == len(vt):
+                    i = next(i for i in range(len(vo)) if vo[i] != vt[i])
+                    print(f"{arch}: {k}: first difference at {i}: ours {str(vo[i])[:60]} theirs {str(vt[i])[:60]}")
+                    failures += 1
+                elif not same:
                     print(f"{arch}: {k}: ours {str(vo)[:120]} theirs {str(vt)[:120]}")
                     failures += 1
             print(f"{arch}: {len(tt)} tensors, {len(KEYS)} keys compared")

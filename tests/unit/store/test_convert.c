@@ -4,7 +4,10 @@
  * GGUF opens with the architecture, expert stacks of the right shape (the
  * values are checked against SafeTensors by tests/store/test_convert_hf.py),
  * and broken expert stacks are refused by name with nothing left at the
- * output path. Run from the repository root (the unit-test runner does). */
+ * output path; the encoders of tests/data/hf_enc likewise (architecture,
+ * pooling, tokenizer model), and their broken directories (a missing
+ * tensor, unknown pooling modes and modules, a cased WordPiece, an
+ * activation we do not run) refused by name. Run from the repository root (the unit-test runner does). */
 #include "harness.h"
 
 #include "gguf/gguf.h"
@@ -181,6 +184,142 @@ TEST(convert_gptoss_mxfp4) {
     CHECK_EQ(store_convert_hf(dir, out_path(), NULL, &err), HL_EINVAL);
     CHECK(strstr(err.msg, "tensor model.layers.1.mlp.experts.down_proj_blocks has 4 dims [4, 64, ...], config.json implies [4, 64, 2, 16]") != NULL);
     CHECK(access(out_path(), F_OK) != 0);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    CHECK_EQ(system(cmd), 0);
+}
+
+TEST(convert_encoders) {
+    static const struct {
+        const char *dir, *arch, *tok;
+        int64_t pooling; /* -1: no key (no modules.json) */
+    } cases[] = {
+        {"bert", "bert", "bert", 1},          {"bert-mlm", "bert", "bert", -1}, {"nomic-hub", "nomic-bert", "bert", 2},
+        {"nomic-hf", "nomic-bert", "bert", 3}, {"xlmr", "bert", "t5", 2},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char dir[128], key[64];
+        snprintf(dir, sizeof dir, "tests/data/hf_enc/%s", cases[i].dir);
+        hl_err err = {0};
+        int rc = store_convert_hf(dir, out_path(), NULL, &err);
+        CHECK_EQ(rc, 0);
+        if (rc) {
+            fprintf(stderr, "%s: %s\n", dir, err.msg);
+            continue;
+        }
+        gguf_file *f;
+        CHECK_EQ(gguf_open(&f, out_path(), &err), 0);
+        gguf_str s;
+        CHECK(gguf_get_str(f, "general.architecture", &s) == 0 && s.len == strlen(cases[i].arch) &&
+              !memcmp(s.ptr, cases[i].arch, s.len));
+        CHECK(gguf_get_str(f, "tokenizer.ggml.model", &s) == 0 && s.len == strlen(cases[i].tok) && !memcmp(s.ptr, cases[i].tok, s.len));
+        snprintf(key, sizeof key, "%s.pooling_type", cases[i].arch);
+        int64_t pooling = -1;
+        if (gguf_get_int(f, key, &pooling) != 0) pooling = -1;
+        CHECK_EQ(pooling, cases[i].pooling);
+        CHECK(gguf_find_tensor(f, "blk.1.layer_output_norm.bias") != NULL);
+        CHECK(gguf_find_tensor(f, "token_embd_norm.weight") != NULL);
+        gguf_close(f);
+        unlink(out_path());
+    }
+}
+
+static int put_file(const char *dir, const char *name, const char *text) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *fp = fopen(path, "w");
+    if (!fp) return -1;
+    int rc = fputs(text, fp) < 0 ? -1 : 0;
+    return fclose(fp) || rc ? -1 : 0;
+}
+
+static int copy_dir(const char *src, char *dir, size_t cap) {
+    snprintf(dir, cap, "/tmp/hl_test_convert_enc_%ld", (long)getpid());
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "rm -rf %s && cp -r %s %s", dir, src, dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+static void expect_refused(const char *dir, int want_rc, const char *msg) {
+    hl_err err = {0};
+    CHECK_EQ(store_convert_hf(dir, out_path(), NULL, &err), want_rc);
+    if (!strstr(err.msg, msg)) fprintf(stderr, "want '%s', got '%s'\n", msg, err.msg);
+    CHECK(strstr(err.msg, msg) != NULL);
+    CHECK(access(out_path(), F_OK) != 0);
+}
+
+TEST(convert_encoder_bad_input) {
+    char dir[128], cmd[256];
+    CHECK_EQ(broken_copy(dir, sizeof dir, "../hf_enc/bert", "encoder.layer.1.attention.self.key.bias", NULL, NULL), 0);
+    expect_refused(dir, HL_EINVAL, "tensor encoder.layer.1.attention.self.key.bias is missing");
+    static const struct {
+        const char *file, *text;
+        int rc;
+        const char *msg;
+    } cases[] = {
+        {"1_Pooling/config.json", "{\"pooling_mode\": \"max\"}", HL_ENOTSUP, "pooling_mode \"max\" is not supported (mean, cls, lasttoken)"},
+        {"1_Pooling/config.json", "{\"pooling_mode\": [\"mean\", \"cls\"]}", HL_ENOTSUP, "pooling_mode [ \"mean\", \"cls\" ] is not supported"},
+        {"1_Pooling/config.json", "{\"pooling_mode_mean_tokens\": true, \"pooling_mode_cls_token\": true}", HL_ENOTSUP,
+         "pooling_mode_cls_token combined with another pooling mode"},
+        {"1_Pooling/config.json", "{\"pooling_mode_weightedmean_tokens\": true}", HL_ENOTSUP, "pooling_mode_weightedmean_tokens is not supported"},
+        {"1_Pooling/config.json", "{}", HL_EINVAL, "1_Pooling/config.json: no pooling_mode is set"},
+        {"1_Pooling/config.json", "[", HL_EINVAL, "1_Pooling/config.json: missing or not a JSON object"},
+        {"modules.json", "[{\"path\": \"\", \"type\": \"sentence_transformers.models.Transformer\"}, {\"path\": \"2_Dense\", "
+                         "\"type\": \"sentence_transformers.models.Dense\"}]",
+         HL_ENOTSUP, "modules.json: module 2_Dense (sentence_transformers.models.Dense) is not supported"},
+        {"modules.json", "[{\"path\": \"../../etc\", \"type\": \"sentence_transformers.models.Pooling\"}]", HL_EINVAL,
+         "Pooling path '../../etc' is not a folder inside the directory"},
+        {"modules.json", "[{\"type\": \"sentence_transformers.models.Pooling\"}]", HL_EINVAL, "modules.json: entry 0 has no type / path"},
+        {"modules.json", "{}", HL_EINVAL, "modules.json: not a JSON array"},
+        {"config.json", "{\"architectures\": [\"BertModel\"], \"hidden_size\": 32, \"num_hidden_layers\": 2, "
+                        "\"num_attention_heads\": 4, \"intermediate_size\": 64, \"vocab_size\": 137, \"hidden_act\": \"relu\"}",
+         HL_ENOTSUP, "config.json: hidden_act relu is not supported for BertModel (gelu)"},
+        {"config.json", "{\"architectures\": [\"BertModel\"], \"hidden_size\": 32, \"num_hidden_layers\": 2, "
+                        "\"num_attention_heads\": 5, \"intermediate_size\": 64, \"vocab_size\": 137}",
+         HL_EINVAL, "hidden size 32 is not a multiple of 5 heads"},
+        {"config.json", "{\"architectures\": [\"BertModel\"], \"hidden_size\": 32, \"num_hidden_layers\": 2, "
+                        "\"num_attention_heads\": 4, \"intermediate_size\": 48, \"vocab_size\": 137, \"max_position_embeddings\": 64}",
+         HL_EINVAL, "tensor encoder.layer.0.intermediate.dense.weight has shape [64, 32], config.json implies [48, 32]"},
+        {"config.json", "{\"architectures\": [\"BertModel\"], \"hidden_size\": 32, \"num_hidden_layers\": 1, "
+                        "\"num_attention_heads\": 4, \"intermediate_size\": 64, \"vocab_size\": 137}",
+         HL_ENOTSUP, "tensor encoder.layer.1."},
+        {"config.json", "{\"architectures\": [\"BertModel\"], \"hidden_size\": 32, \"num_hidden_layers\": 2, "
+                        "\"num_attention_heads\": 4, \"intermediate_size\": 64}",
+         HL_EINVAL, "config.json: vocab_size is missing"},
+        {"tokenizer.json", "{\"model\": {\"type\": \"WordPiece\", \"vocab\": {\"a\": 0}}, \"normalizer\": "
+                           "{\"type\": \"BertNormalizer\", \"lowercase\": false}, \"pre_tokenizer\": {\"type\": \"BertPreTokenizer\"}}",
+         HL_ENOTSUP, "BertNormalizer lowercase false"},
+        {"tokenizer.json", "{\"model\": {\"type\": \"WordPiece\", \"vocab\": {\"a\": 0}}, \"normalizer\": "
+                           "{\"type\": \"BertNormalizer\", \"lowercase\": true, \"strip_accents\": false}, "
+                           "\"pre_tokenizer\": {\"type\": \"BertPreTokenizer\"}}",
+         HL_ENOTSUP, "BertNormalizer strip_accents false is not supported"},
+        {"tokenizer.json", "{\"model\": {\"type\": \"WordPiece\", \"vocab\": {\"a\": 0}}, \"normalizer\": "
+                           "{\"type\": \"BertNormalizer\", \"lowercase\": true}, \"pre_tokenizer\": {\"type\": \"Whitespace\"}}",
+         HL_ENOTSUP, "WordPiece with pre_tokenizer {\"type\":\"Whitespace\"} is not supported"},
+        {"tokenizer.json", "{\"model\": {\"type\": \"WordPiece\", \"vocab\": {\"a\": 500}}, \"normalizer\": "
+                           "{\"type\": \"BertNormalizer\", \"lowercase\": true}, \"pre_tokenizer\": {\"type\": \"BertPreTokenizer\"}}",
+         HL_EINVAL, "vocab id of 'a' is not below the 137 embedding rows"},
+        {"tokenizer.json", "{\"model\": {\"type\": \"WordPiece\", \"vocab\": {\"a\": 0}}, \"added_tokens\": [{\"id\": -1}], "
+                           "\"normalizer\": {\"type\": \"BertNormalizer\", \"lowercase\": true}, \"pre_tokenizer\": {\"type\": \"BertPreTokenizer\"}}",
+         HL_EINVAL, "added token 0 has no valid id/content"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        CHECK_EQ(copy_dir("tests/data/hf_enc/bert", dir, sizeof dir), 0);
+        CHECK_EQ(put_file(dir, cases[i].file, cases[i].text), 0);
+        expect_refused(dir, cases[i].rc, cases[i].msg);
+    }
+    /* the hub's nomic config: settings our nomic-bert does not run */
+    static const char *const nomic_off[] = {"\"rotary_emb_interleaved\": false", "\"prenorm\": false", "\"qkv_proj_bias\": false"};
+    for (size_t i = 0; i < sizeof nomic_off / sizeof nomic_off[0]; i++) {
+        CHECK_EQ(copy_dir("tests/data/hf_enc/nomic-hub", dir, sizeof dir), 0);
+        char on[64];
+        snprintf(on, sizeof on, "%.*s true", (int)(strlen(nomic_off[i]) - 6), nomic_off[i]);
+        snprintf(cmd, sizeof cmd, "sed -i 's/%s/%s/' %s/config.json", nomic_off[i], on, dir);
+        CHECK_EQ(system(cmd), 0);
+        char want[96];
+        snprintf(want, sizeof want, "config.json: %.*s true is not supported for NomicBertModel", (int)(strchr(nomic_off[i] + 1, '"') - nomic_off[i] - 1),
+                 nomic_off[i] + 1);
+        expect_refused(dir, HL_ENOTSUP, want);
+    }
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     CHECK_EQ(system(cmd), 0);
 }

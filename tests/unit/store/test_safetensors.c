@@ -74,6 +74,27 @@ TEST(safetensors_u8) {
     CHECK(strstr(err.msg, "shape x dtype is 4 bytes but data_offsets span 8"));
 }
 
+/* integer buffers (BERT's position_ids) are listed with their size, not as floats */
+TEST(safetensors_integer_buffers) {
+    const char *h = "{\"position_ids\":{\"dtype\":\"I64\",\"shape\":[1,3],\"data_offsets\":[0,24]},"
+                    "\"n\":{\"dtype\":\"I32\",\"shape\":[2],\"data_offsets\":[24,32]}}";
+    size_t n;
+    uint8_t *p = image(h, 32, &n);
+    st_set s = {0};
+    hl_err err = {0};
+    CHECK_EQ(st_parse_image(&s, p, n, 0, "t", &err), 0);
+    const st_tensor *a = st_find(&s, "position_ids"), *b = st_find(&s, "n");
+    CHECK(a && b);
+    CHECK(a && a->type == HL_TYPE_I64 && a->size == 24 && !st_is_float(a->type));
+    CHECK(b && b->type == HL_TYPE_I32 && b->size == 8 && !st_is_float(b->type));
+    CHECK(st_is_float(HL_TYPE_F32) && st_is_float(HL_TYPE_F16) && st_is_float(HL_TYPE_BF16));
+    st_close(&s);
+    free(p);
+    /* the span must match 8 bytes per element */
+    CHECK(parse("{\"a\":{\"dtype\":\"I64\",\"shape\":[3],\"data_offsets\":[0,12]}}", 12, &err) != 0);
+    CHECK(strstr(err.msg, "shape x dtype is 24 bytes but data_offsets span 12"));
+}
+
 TEST(safetensors_refusals) {
     hl_err err = {0};
     uint8_t short_file[5] = {0};
