@@ -1,6 +1,13 @@
 /* The plan's ops as dispatches (vk_ops.h). Each op_* checks its shapes,
  * prepares what the host must (step buffers), and appends dispatches whose
- * push constants match the layout of the shader named. */
+ * push constants match the layout of the shader named. Every op kind of the
+ * plan has a definition here: MOE (op_moe) as a chain of dispatches over
+ * step buffers (router product, moe_gate.comp, the expert products of
+ * matmul.comp -DMOE through an index list of (expert, row), the
+ * elementwise steps), ATTN with its sinks, GLU with the clamped SwiGLU.
+ * hl_vk_op_check refuses by name what the kernels lack (weight types
+ * without a matmul kernel, more than MOE_MAX_K experts per token, tensors
+ * the kernels cannot address). */
 #include "backend/vulkan/vk_ops.h"
 
 #include "backend/cpu/cpu.h"
