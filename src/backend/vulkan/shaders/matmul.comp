@@ -15,7 +15,8 @@
 // layout), 3 bias, 4 out (rows of ldo).
 // With -DMOE (the routed experts, HL_OP_MOE): w holds n_expert slices of n
 // rows, and output row s (of `slots`) is slice idx[2s] against activation
-// row idx[2s + 1] (gathered; else row s itself) (binding 5; no bias). Each row is summed exactly as a
+// row idx[2s + 1] (gathered; else row s itself) (binding 5; no bias), a
+// work group per weight row and chunk of CHUNK output rows. Each row is summed exactly as a
 // dense row is, so a token's rows do not depend on the rest of the batch.
 #version 450
 #extension GL_EXT_shader_8bit_storage : require
@@ -283,13 +284,23 @@ float dot_unit(uint j, uint i, uint u) {
 #endif
 }
 
+#if defined(MOE)
+const uint CHUNK = 8u; // output rows per work group: n x ceil(slots / CHUNK) groups
+#endif
+
 void main() {
     uint j = gl_WorkGroupID.x + gl_WorkGroupID.y * gl_NumWorkGroups.x;
+#if defined(MOE)
+    const uint r0 = (j / p.n) * CHUNK, r1 = min(r0 + CHUNK, p.slots);
+    j = j % p.n;
+    if (r0 >= p.slots) return; // uniform across the group
+#else
     if (j >= p.n) return; // uniform across the group
+#endif
     uint tid = gl_LocalInvocationID.x;
     uint units = p.k / UNIT;
 #if defined(MOE)
-    for (uint r = 0u; r < p.slots; r++) {
+    for (uint r = r0; r < r1; r++) {
         const uint i = p.gathered != 0u ? idx[2u * r + 1u] : r, wj = idx[2u * r] * p.n + j;
 #else
     for (uint i = 0u; i < p.m; i++) {
