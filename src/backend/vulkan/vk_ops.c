@@ -84,7 +84,7 @@ size_t hl_vk_tensor_bytes(const hl_tensor *t) {
     return t->row_bytes * (size_t)(t->ne1 > 0 ? t->ne1 : 1) * (size_t)(t->ne2 > 1 ? t->ne2 : 1);
 }
 
-enum { MOE_MAX_K = 32, MOE_CHUNK = 8 }; /* moe_gate.comp's MAXK, matmul.comp's CHUNK */
+enum { MOE_MAX_K = 32, MOE_CHUNK = 8 }; /* moe_gate.comp's MAXK, matmul.comp's and matvec.comp's CHUNK */
 
 /* the CPU's definition of a well-formed MOE op (cpu_moe_unsupported), then
  * what the kernels here add: a matmul kernel for every weight type, whole
@@ -557,7 +557,8 @@ static int moe_product(hl_vk_rec *r, hl_type t, const hl_vk_buffer *w, const hl_
         (uint32_t)k, (uint32_t)n, (uint32_t)m, (uint32_t)k, (uint32_t)n, 0, (uint32_t)slots, (uint32_t)gathered};
     const hl_vk_buffer *b[HL_VK_BINDINGS] = {w, q ? q : x, q ? d : NULL, NULL, out, idx};
     const hl_vk_kernel_id kern = (hl_vk_kernel_id)(HL_VK_K_moe_matmul_f32 + (matmul_kernel(t) - HL_VK_K_matmul_f32));
-    return push_dispatch(r, kern, b, NULL, &mp, sizeof mp, (uint32_t)n * div_up((uint64_t)slots, MOE_CHUNK), err);
+    return push_dispatch(r, kern, b, NULL, &mp, sizeof mp, div_up((uint64_t)n, r->k->rows[kern]) * div_up((uint64_t)slots, MOE_CHUNK),
+                         err);
 }
 
 static int ew(hl_vk_rec *r, uint32_t mode, const hl_vk_buffer *x, const hl_vk_buffer *x2, const hl_vk_buffer *idx,
