@@ -6,7 +6,9 @@
 #      against the scalar oracle) unless --no-tests;
 #   3. writes random-weight GGUF files of real shapes with our own writer
 #      (bench/model/bench_random_gguf.c): Qwen2.5-1.5B-shaped Q4_K_M,
-#      Llama-3-8B-shaped Q4_K_M and Q8_0;
+#      Llama-3-8B-shaped Q4_K_M and Q8_0, and a mixture of experts (qwen3moe
+#      of Qwen3-30B-A3B's proportions at ~1 GB, Q4_K_M: decode reads 8 of
+#      its 64 experts, so its size column is the active bytes);
 #   4. benchmarks each on the vulkan backend with `hyperlama bench`: batch-1
 #      decode (tg128), prefill (pp512) and aggregate decode of 8 / 32 / 64
 #      concurrent streams, and prints tokens/s with the fraction of the
@@ -64,19 +66,20 @@ HL=build/release/hyperlama GEN=build/release/bench/bench_random_gguf
 if [ $SMALL = 1 ]; then
     BACKEND="vulkan:${HYPERLAMA_VULKAN_DEVICE:-0}"
     PP=32 TG=8 REPS=1 STREAMS=2,4,8
-    MODELS="qwen2.5-1.5b:small-qwen:q4_k_m llama3-8b:small:q4_k_m llama3-8b:small:q8_0"
+    MODELS="qwen2.5-1.5b:small-qwen:q4_k_m llama3-8b:small:q4_k_m llama3-8b:small:q8_0 qwen3moe:small-moe:q4_k_m"
 else
     BACKEND=vulkan
     PP=512 TG=128 REPS=2 STREAMS=8,32,64
-    MODELS="qwen2.5-1.5b:qwen2.5-1.5b:q4_k_m llama3-8b:llama3-8b:q4_k_m llama3-8b:llama3-8b:q8_0"
+    MODELS="qwen2.5-1.5b:qwen2.5-1.5b:q4_k_m llama3-8b:llama3-8b:q4_k_m llama3-8b:llama3-8b:q8_0 qwen3moe:qwen3moe-1g:q4_k_m"
 fi
 say "   done in $(elapsed) s"
 
 if [ $TESTS = 1 ]; then
     say "-- Vulkan kernel tests on the device"
     if make -s -j"$JOBS" build/release/tests/backend/vulkan/test_vk_matmul build/release/tests/backend/vulkan/test_ops_vulkan \
-        build/release/tests/backend/vulkan/test_ops_kv_vulkan build/release/tests/backend/vulkan/test_vk_memory >> "$OUTDIR/build.log" 2>&1; then
-        for t in test_vk_memory test_ops_vulkan test_ops_kv_vulkan test_vk_matmul; do
+        build/release/tests/backend/vulkan/test_ops_kv_vulkan build/release/tests/backend/vulkan/test_vk_memory \
+        build/release/tests/backend/vulkan/test_ops_moe_vulkan >> "$OUTDIR/build.log" 2>&1; then
+        for t in test_vk_memory test_ops_vulkan test_ops_kv_vulkan test_ops_moe_vulkan test_vk_matmul; do
             HYPERLAMA_TEST_REQUIRE_VULKAN=1 timeout "$STEP_TIMEOUT" build/release/tests/backend/vulkan/$t > "$OUTDIR/$t.txt" 2>&1
             trc=$?
             say "   $t: $(tail -1 "$OUTDIR/$t.txt") (rc $trc)"
@@ -116,7 +119,8 @@ for spec in $MODELS; do
     [ $SMALL = 1 ] && label="$label-small"
     f="$WORK/$label-$type.gguf"
     info=$($GEN "$shape" "$type" "$f" 2>&1) || { say "   $label $type: writing failed: $info"; continue; }
-    params=$(echo "$info" | awk '/^params/ {print $2}')
+    # prefill FLOPs: a mixture of experts multiplies by its active share (active / all bytes)
+    params=$(echo "$info" | awk '/^params/ {print ($6 > 0 && $4 > 0) ? int($2 * $6 / $4) : $2}')
     kerns=$KERNELS
     [ $SMALL = 0 ] && [ $ALL_KERNELS = 0 ] && [ -n "${FIRST_DONE:-}" ] && kerns=${KERNELS%%,*}
     FIRST_DONE=1
@@ -156,7 +160,7 @@ for r in "${ROWS[@]}"; do say "$r"; done
 say ""
 say "peaks: ${BW:+--bw $BW GB/s }${FP16:+--fp16 $FP16 TFLOPS }(else the table by device name; n/a when unknown)"
 say "size: weight bytes one decode step reads; tg %bw = tg t/s x size / bandwidth; s-max %bw = (s${STREAMS##*,} t/s / ${STREAMS##*,}) x size / bandwidth"
-say "pp %fp16 = pp t/s x 2 x parameters / fp16 peak"
+say "pp %fp16 = pp t/s x 2 x parameters / fp16 peak (a mixture of experts: its active share of them)"
 say "[kernels]: the matrix products the backend used (subgroup: matvec.comp, one subgroup per weight row; shared: matmul.comp)"
 say "goals on an H200 (issue 9): 8B Q4_K_M tg128 >= 60% of bandwidth (~590 tok/s), pp512 >= 5000 tok/s, s64 >= 4000 tok/s"
 say "== finished in $(elapsed) s; results in $OUTDIR"

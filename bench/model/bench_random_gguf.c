@@ -7,7 +7,8 @@
  *     SHAPE  qwen2.5-1.5b | llama3-8b | small | small-qwen   (small*: ~1 MiB of the
  *            llama / qwen2 layout, for lavapipe) | qwen3moe-1g (a qwen3moe of
  *            Qwen3-30B-A3B's proportions scaled to ~1 GB at Q4_K: 64 experts,
- *            top-8, 3-D expert tensors: the decode bound is k/n of them)
+ *            top-8, 3-D expert tensors: the decode bound is k/n of them) |
+ *            small-moe (~1 MiB of qwen3moe: 8 experts, top-2, for lavapipe)
  *     TYPE   q4_k_m | q8_0 | f16
  *   prints "params N bytes B": the weights' element count and tensor bytes
  *   (for the device check's FLOP and bandwidth arithmetic).
@@ -47,6 +48,7 @@ static const shape SHAPES[] = {
     {"small", "llama", 256, 512, 2, 4, 2, 1024, 4096, 0, 0, 10000.0},
     {"small-qwen", "qwen2", 256, 512, 2, 4, 2, 1024, 4096, 1, 1, 1000000.0},
     {"qwen3moe-1g", "qwen3moe", 1024, 3072, 16, 16, 4, 151936, 32768, 1, 0, 1000000.0, 64, 8, 512},
+    {"small-moe", "qwen3moe", 256, 512, 2, 4, 2, 1024, 4096, 1, 0, 1000000.0, 8, 2, 256},
 };
 
 /* One buffer per distinct tensor (type, ne0, ne1), filled once. */
@@ -147,7 +149,7 @@ static int write_vocab(gguf_writer *w, int64_t n) {
 
 int main(int argc, char **argv) {
     if (argc != 4) {
-        fprintf(stderr, "usage: bench_random_gguf qwen2.5-1.5b|llama3-8b|small|small-qwen|qwen3moe-1g q4_k_m|q8_0|f16 OUT.gguf\n");
+        fprintf(stderr, "usage: bench_random_gguf qwen2.5-1.5b|llama3-8b|small|small-qwen|qwen3moe-1g|small-moe q4_k_m|q8_0|f16 OUT.gguf\n");
         return 2;
     }
     const shape *sh = NULL;

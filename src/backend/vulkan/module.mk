@@ -69,6 +69,12 @@ VK_SRC_matvec_q4_k := matvec.comp
 VK_DEF_matvec_q4_k := -DTYPE_Q4_K
 VK_SRC_matvec_q6_k := matvec.comp
 VK_DEF_matvec_q6_k := -DTYPE_Q6_K
+# the routed experts' products (HL_OP_MOE): matmul.comp and matvec.comp
+# with -DMOE, a weight slice and an activation row per output row from an
+# index list (moe_matvec_<type> replaces moe_matmul_<type> as matvec_ does)
+$(foreach t,$(VK_MATMUL_TYPES),$(eval VK_SRC_moe_matmul_$(t) := matmul.comp)$(eval VK_DEF_moe_matmul_$(t) := $(VK_DEF_matmul_$(t)) -DMOE))
+$(foreach t,$(VK_MATVEC_TYPES),$(eval VK_SRC_moe_matvec_$(t) := matvec.comp)$(eval VK_DEF_moe_matvec_$(t) := $(VK_DEF_matvec_$(t)) -DMOE))
+VK_SRC_moe_gate    := moe_gate.comp
 VK_SRC_elementwise := elementwise.comp
 VK_SRC_norm        := norm.comp
 VK_SRC_rope        := rope.comp
@@ -82,7 +88,7 @@ VK_DEF_attn_f16    := -DKV_F16
 VK_SRC_attn_q8_0   := attn.comp
 VK_DEF_attn_q8_0   := -DKV_Q8_0
 VK_SHADERS := quant_q8_0 quant_q8_1 quant_q8_k $(addprefix matmul_,$(VK_MATMUL_TYPES)) $(addprefix matvec_,$(VK_MATVEC_TYPES)) \
-              elementwise norm rope gather \
+              $(addprefix moe_matmul_,$(VK_MATMUL_TYPES)) $(addprefix moe_matvec_,$(VK_MATVEC_TYPES)) moe_gate elementwise norm rope gather \
               kv_store_f16 kv_store_q8_0 attn_f16 attn_q8_0
 
 GLSLC ?= glslc

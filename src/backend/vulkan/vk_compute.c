@@ -24,9 +24,11 @@ static const struct {
 };
 
 /* the subgroup matrix products, by the pipeline they replace */
-#define HL_VK_MV_DECL(t)                      \
-    extern const uint32_t hl_vk_spv_matvec_##t[]; \
-    extern const uint32_t hl_vk_spv_matvec_##t##_words;
+#define HL_VK_MV_DECL(t)                          \
+    extern const uint32_t hl_vk_spv_matvec_##t[];     \
+    extern const uint32_t hl_vk_spv_matvec_##t##_words; \
+    extern const uint32_t hl_vk_spv_moe_matvec_##t[];     \
+    extern const uint32_t hl_vk_spv_moe_matvec_##t##_words;
 HL_VK_MATVEC(HL_VK_MV_DECL)
 #undef HL_VK_MV_DECL
 
@@ -35,7 +37,8 @@ static const struct {
     const uint32_t *code;
     const uint32_t *words;
 } matvec_spirv[] = {
-#define HL_VK_MV_ENTRY(t) {HL_VK_K_matmul_##t, hl_vk_spv_matvec_##t, &hl_vk_spv_matvec_##t##_words},
+#define HL_VK_MV_ENTRY(t) {HL_VK_K_matmul_##t, hl_vk_spv_matvec_##t, &hl_vk_spv_matvec_##t##_words}, \
+    {HL_VK_K_moe_matmul_##t, hl_vk_spv_moe_matvec_##t, &hl_vk_spv_moe_matvec_##t##_words},
     HL_VK_MATVEC(HL_VK_MV_ENTRY)
 #undef HL_VK_MV_ENTRY
 };

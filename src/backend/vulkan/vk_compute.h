@@ -4,7 +4,7 @@
  * glslc at build time and embedded in the binary (module.mk), listed once
  * in HL_VK_KERNELS below (the Makefile's VK_SHADERS must name the same).
  * Every kernel has the same interface, so one descriptor-set layout and one
- * pipeline layout serve them all: five storage buffers (bindings 0..4; a
+ * pipeline layout serve them all: six storage buffers (bindings 0..5; a
  * kernel that uses fewer gets the device's dummy buffer in the others) and
  * up to 64 bytes of push constants.
  *
@@ -56,6 +56,23 @@
     X(matmul_iq4_nl)       \
     X(matmul_iq4_xs)       \
     X(matmul_mxfp4)        \
+    X(moe_matmul_f32)      \
+    X(moe_matmul_f16)      \
+    X(moe_matmul_bf16)     \
+    X(moe_matmul_q4_0)     \
+    X(moe_matmul_q4_1)     \
+    X(moe_matmul_q5_0)     \
+    X(moe_matmul_q5_1)     \
+    X(moe_matmul_q8_0)     \
+    X(moe_matmul_q2_k)     \
+    X(moe_matmul_q3_k)     \
+    X(moe_matmul_q4_k)     \
+    X(moe_matmul_q5_k)     \
+    X(moe_matmul_q6_k)     \
+    X(moe_matmul_iq4_nl)   \
+    X(moe_matmul_iq4_xs)   \
+    X(moe_matmul_mxfp4)    \
+    X(moe_gate)          \
     X(elementwise)       \
     X(norm)              \
     X(rope)              \
@@ -75,7 +92,7 @@ typedef enum hl_vk_kernel_id {
     HL_VK_K_COUNT
 } hl_vk_kernel_id;
 
-enum { HL_VK_BINDINGS = 5, HL_VK_PUSH_BYTES = 64, HL_VK_OFFSET_ALIGN = 256 };
+enum { HL_VK_BINDINGS = 6, HL_VK_PUSH_BYTES = 64, HL_VK_OFFSET_ALIGN = 256 };
 
 typedef struct hl_vk_buffer {
     VkBuffer buf;

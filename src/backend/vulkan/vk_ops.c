@@ -1,9 +1,17 @@
 /* The plan's ops as dispatches (vk_ops.h). Each op_* checks its shapes,
  * prepares what the host must (step buffers), and appends dispatches whose
- * push constants match the layout of the shader named. */
+ * push constants match the layout of the shader named. Every op kind of the
+ * plan has a definition here: MOE (op_moe) as a chain of dispatches over
+ * step buffers (router product, moe_gate.comp, the expert products of
+ * matmul.comp -DMOE through an index list of (expert, row), the
+ * elementwise steps), ATTN with its sinks, GLU with the clamped SwiGLU.
+ * hl_vk_op_check refuses by name what the kernels lack (weight types
+ * without a matmul kernel, more than MOE_MAX_K experts per token, tensors
+ * the kernels cannot address). */
 #include "backend/vulkan/vk_ops.h"
 
 #include "backend/cpu/cpu.h"
+#include "backend/cpu/cpu_exec.h"
 #include "quant/quant.h"
 
 #include <math.h>
@@ -49,6 +57,64 @@ static int act_kernel(hl_type t, int64_t *block, int64_t *extra) {
     }
 }
 
+/* k a whole number of t's blocks, and the rows' bytes what the type says */
+static int whole_blocks(const hl_tensor *w, int64_t k, hl_err *err) {
+    int64_t block = 1, extra = 0;
+    const int quant = act_kernel(w->type, &block, &extra) >= 0;
+    if (k % (quant ? block : 1) || hl_row_size(w->type, k) != w->row_bytes)
+        return hl_err_set(err, HL_EINVAL, "backend vulkan: %s rows of %lld are not whole blocks", w->name, (long long)k);
+    return 0;
+}
+
+void hl_vk_op_extra(const hl_op *op, const hl_tensor *out[HL_VK_OP_EXTRA]) {
+    for (int i = 0; i < HL_VK_OP_EXTRA; i++) out[i] = NULL;
+    if (op->kind == HL_OP_ATTN) out[0] = op->p.attn.sinks;
+    if (op->kind != HL_OP_MOE) return;
+    out[HL_VK_MOE_ROUTER] = op->p.moe.router, out[HL_VK_MOE_GATE] = op->p.moe.gate_exps;
+    out[HL_VK_MOE_UP] = op->p.moe.up_exps, out[HL_VK_MOE_DOWN] = op->p.moe.down_exps;
+    out[HL_VK_MOE_ROUTER_B] = op->p.moe.router_b, out[HL_VK_MOE_GATE_B] = op->p.moe.gate_exps_b;
+    out[HL_VK_MOE_UP_B] = op->p.moe.up_exps_b, out[HL_VK_MOE_DOWN_B] = op->p.moe.down_exps_b;
+    if (op->p.moe.n_ff_shexp > 0) {
+        out[HL_VK_MOE_SH_GATE] = op->p.moe.gate_shexp, out[HL_VK_MOE_SH_UP] = op->p.moe.up_shexp;
+        out[HL_VK_MOE_SH_DOWN] = op->p.moe.down_shexp, out[HL_VK_MOE_SH_GATE_INP] = op->p.moe.shexp_gate;
+    }
+}
+
+size_t hl_vk_tensor_bytes(const hl_tensor *t) {
+    return t->row_bytes * (size_t)(t->ne1 > 0 ? t->ne1 : 1) * (size_t)(t->ne2 > 1 ? t->ne2 : 1);
+}
+
+enum { MOE_MAX_K = 32, MOE_CHUNK = 8 }; /* moe_gate.comp's MAXK, matmul.comp's and matvec.comp's CHUNK */
+
+/* the CPU's definition of a well-formed MOE op (cpu_moe_unsupported), then
+ * what the kernels here add: a matmul kernel for every weight type, whole
+ * blocks, at most MOE_MAX_K experts per token, tensors under 4 GiB (the
+ * kernels address them in 32-bit words) */
+static int moe_check(const hl_op *op, hl_err *err) {
+    const char *why = cpu_moe_unsupported(op);
+    if (why) return hl_err_set(err, HL_ENOTSUP, "backend vulkan: op moe (layer %d): %s", op->layer, why);
+    if (op->p.moe.n_expert_used > MOE_MAX_K)
+        return hl_err_set(err, HL_ENOTSUP, "backend vulkan: op moe (layer %d) with %d experts per token (at most %d)",
+                          op->layer, op->p.moe.n_expert_used, MOE_MAX_K);
+    const hl_tensor *t[HL_VK_OP_EXTRA];
+    hl_vk_op_extra(op, t);
+    const int64_t E = op->n_in, F = op->p.moe.n_ff_exp, S = op->p.moe.n_ff_shexp;
+    const int64_t k[4] = {E, E, E, F}, ks[3] = {E, E, S};
+    for (int i = 0; i < HL_VK_OP_EXTRA; i++) {
+        if (!t[i]) continue;
+        if (hl_vk_tensor_bytes(t[i]) > UINT32_MAX)
+            return hl_err_set(err, HL_ENOTSUP, "backend vulkan: %s is over 4 GiB", t[i]->name);
+        const int mat = i <= HL_VK_MOE_DOWN || (i >= HL_VK_MOE_SH_GATE && i <= HL_VK_MOE_SH_DOWN);
+        if (!mat) continue;
+        if (matmul_kernel(t[i]->type) < 0)
+            return hl_err_set(err, HL_ENOTSUP, "backend vulkan: no matmul kernel for %s weights (%s) yet",
+                              hl_type_name(t[i]->type), t[i]->name);
+        int rc = whole_blocks(t[i], i <= HL_VK_MOE_DOWN ? k[i] : ks[i - HL_VK_MOE_SH_GATE], err);
+        if (rc) return rc;
+    }
+    return 0;
+}
+
 int hl_vk_op_check(const hl_op *op, hl_err *err) {
     switch (op->kind) {
     case HL_OP_MATMUL:
@@ -65,10 +131,9 @@ int hl_vk_op_check(const hl_op *op, hl_err *err) {
         if (op->p.attn.head_dim_k > 256 || op->p.attn.head_dim_v > 256)
             return hl_err_set(err, HL_ENOTSUP, "backend vulkan: attention heads of %d/%d (at most 256)",
                               op->p.attn.head_dim_k, op->p.attn.head_dim_v);
-        if (op->p.attn.sinks)
-            return hl_err_set(err, HL_ENOTSUP,
-                              "backend vulkan: op attn (layer %d) with attention sinks (%s) has no Vulkan kernel yet",
-                              op->layer, op->p.attn.sinks->name);
+        if (op->p.attn.sinks && (op->p.attn.sinks->type != HL_TYPE_F32 || op->p.attn.sinks->ne0 != op->p.attn.n_head))
+            return hl_err_set(err, HL_EINVAL, "backend vulkan: attention sinks %s (layer %d) are not one F32 per query head",
+                              op->p.attn.sinks->name, op->layer);
         return 0;
     case HL_OP_KV_STORE:
         if (op->p.kv.head_dim_k % 2 || op->p.kv.head_dim_v % 2)
@@ -87,16 +152,21 @@ int hl_vk_op_check(const hl_op *op, hl_err *err) {
     case HL_OP_GLU:
     case HL_OP_ACT:
         if (op->p.act.act != HL_ACT_SILU && op->p.act.act != HL_ACT_GELU && op->p.act.act != HL_ACT_GELU_ERF &&
+            (op->kind == HL_OP_ACT || op->p.act.act != HL_ACT_SWIGLU_CLAMP) &&
             (op->kind == HL_OP_GLU || (op->p.act.act != HL_ACT_SOFTCAP && op->p.act.act != HL_ACT_SCALE)))
             return hl_err_set(err, HL_ENOTSUP, "backend vulkan: op %s (layer %d) with activation %s has no Vulkan kernel",
                               hl_op_name(op->kind), op->layer,
-                              op->p.act.act == HL_ACT_SWIGLU_CLAMP ? "clamped SwiGLU (gpt-oss)"
+                              op->p.act.act == HL_ACT_SWIGLU_CLAMP ? "clamped SwiGLU (outside a GLU)"
                               : op->p.act.act == HL_ACT_SOFTCAP    ? "softcap (in a GLU)"
                               : op->p.act.act == HL_ACT_SCALE      ? "scale (in a GLU)"
                                                                    : "?");
+        if (op->p.act.act == HL_ACT_SWIGLU_CLAMP && !(op->p.act.limit > 0.0f))
+            return hl_err_set(err, HL_EINVAL, "backend vulkan: clamped SwiGLU limit %g (layer %d) must be positive",
+                              op->p.act.limit, op->layer);
         if (op->p.act.act == HL_ACT_SOFTCAP && !(op->p.act.cap > 0.0f))
             return hl_err_set(err, HL_EINVAL, "backend vulkan: softcap %g (layer %d) must be positive", op->p.act.cap, op->layer);
         return 0;
+    case HL_OP_MOE: return moe_check(op, err);
     case HL_OP_ROPE:
     case HL_OP_ADD:
     case HL_OP_GATHER: return 0;
@@ -221,6 +291,34 @@ static int op_embed(hl_vk_rec *r, const hl_op *op, const hl_vk_op_args *a, hl_er
     return 0;
 }
 
+/* the activations of the m rows of k floats in x converted for weights of
+ * type t (quant.comp) into step buffers q, d; float weights: none (q = d = NULL) */
+static int convert(hl_vk_rec *r, hl_type t, const hl_vk_buffer *x, int64_t m, int64_t k, hl_vk_buffer **q,
+                   hl_vk_buffer **d, hl_err *err) {
+    int64_t block = 1, extra = 0;
+    const int act = act_kernel(t, &block, &extra);
+    *q = *d = NULL;
+    if (act < 0) return 0;
+    int rc;
+    if ((rc = tmp_buffer(r, (size_t)(m * k), q, err)) || (rc = tmp_buffer(r, (size_t)(m * (k / block) * (1 + extra)) * 4, d, err)))
+        return rc;
+    struct { uint32_t k, m, ldx; } qp = {(uint32_t)k, (uint32_t)m, (uint32_t)k};
+    const hl_vk_buffer *b[HL_VK_BINDINGS] = {x, *q, *d};
+    return push_dispatch(r, (hl_vk_kernel_id)act, b, NULL, &qp, sizeof qp, div_up((uint64_t)m * (k / block), 64), err);
+}
+
+/* out[i][j] (rows of ldo) = w[j] . x[i] (+ bias[j]) for m rows of k and n
+ * weight rows: x as floats (float weights) or converted (q, d of convert) */
+static int product(hl_vk_rec *r, hl_type t, const hl_vk_buffer *w, const hl_vk_buffer *x, const hl_vk_buffer *q,
+                   const hl_vk_buffer *d, const hl_vk_buffer *bias, const hl_vk_buffer *out, int64_t m, int64_t k,
+                   int64_t n, int64_t ldo, hl_err *err) {
+    struct { uint32_t k, n, m, ldx, ldo, has_bias; } mp = {(uint32_t)k, (uint32_t)n, (uint32_t)m, (uint32_t)k,
+                                                            (uint32_t)ldo, bias != NULL};
+    const hl_vk_buffer *b[HL_VK_BINDINGS] = {w, q ? q : x, q ? d : NULL, bias, out};
+    const hl_vk_kernel_id kern = (hl_vk_kernel_id)matmul_kernel(t);
+    return push_dispatch(r, kern, b, NULL, &mp, sizeof mp, div_up((uint64_t)n, r->k->rows[kern]), err);
+}
+
 static int op_matmul(hl_vk_rec *r, const hl_op *op, const hl_vk_op_args *a, hl_err *err) {
     const hl_tensor *w = op->w;
     const int64_t m = rows_of(a, op->in), k = op->n_in, n = op->n_out;
@@ -228,30 +326,12 @@ static int op_matmul(hl_vk_rec *r, const hl_op *op, const hl_vk_op_args *a, hl_e
     if (w->ne0 != k || w->ne1 != n)
         return hl_err_set(err, HL_EINVAL, "backend vulkan: %s is %lldx%lld, the op wants %lldx%lld", w->name,
                           (long long)w->ne1, (long long)w->ne0, (long long)n, (long long)k);
-    int64_t block = 1, extra = 0;
-    const int act = act_kernel(w->type, &block, &extra), quant = act >= 0;
-    if (k % (quant ? block : 1) || (int64_t)hl_row_size(w->type, k) * n != (int64_t)w->row_bytes * n)
-        return hl_err_set(err, HL_EINVAL, "backend vulkan: %s rows of %lld are not whole blocks", w->name, (long long)k);
     int rc;
-    if ((rc = too_big(m, k, err)) || (rc = too_big(m, n, err))) return rc;
+    if ((rc = whole_blocks(w, k, err)) || (rc = too_big(m, k, err)) || (rc = too_big(m, n, err))) return rc;
     const hl_vk_buffer *x = a->buf[op->in];
     hl_vk_buffer *q = NULL, *d = NULL;
-    if (quant) {
-        if ((rc = tmp_buffer(r, (size_t)(m * k), &q, err)) ||
-            (rc = tmp_buffer(r, (size_t)(m * (k / block) * (1 + extra)) * 4, &d, err)))
-            return rc;
-        struct { uint32_t k, m, ldx; } qp = {(uint32_t)k, (uint32_t)m, (uint32_t)k};
-        const hl_vk_buffer *b[HL_VK_BINDINGS] = {x, q, d};
-        if ((rc = push_dispatch(r, (hl_vk_kernel_id)act, b, NULL, &qp, sizeof qp, div_up((uint64_t)m * (k / block), 64), err)))
-            return rc;
-    }
-    const int has_bias = op->b && op->b->data;
-    struct { uint32_t k, n, m, ldx, ldo, has_bias; } mp = {(uint32_t)k, (uint32_t)n, (uint32_t)m, (uint32_t)k,
-                                                            (uint32_t)n, (uint32_t)has_bias};
-    const hl_vk_buffer *b[HL_VK_BINDINGS] = {a->w, quant ? q : x, quant ? d : NULL, has_bias ? a->b : NULL,
-                                             a->buf[op->out]};
-    const hl_vk_kernel_id kern = (hl_vk_kernel_id)matmul_kernel(w->type);
-    return push_dispatch(r, kern, b, NULL, &mp, sizeof mp, div_up((uint64_t)n, r->k->rows[kern]), err);
+    if ((rc = convert(r, w->type, x, m, k, &q, &d, err))) return rc;
+    return product(r, w->type, a->w, x, q, d, op->b && op->b->data ? a->b : NULL, a->buf[op->out], m, k, n, n, err);
 }
 
 static int op_norm(hl_vk_rec *r, const hl_op *op, const hl_vk_op_args *a, hl_err *err) {
@@ -269,9 +349,11 @@ static int op_norm(hl_vk_rec *r, const hl_op *op, const hl_vk_op_args *a, hl_err
 
 typedef struct ew_push {
     uint32_t n, rows, ldx, ldy, mode, act;
-    float cap; /* ACT: softcap / scale factor; ADD: the residual scale (0: none) */
+    float cap;          /* ACT: softcap / scale factor; ADD: the residual scale (0: none) */
+    float alpha, limit; /* GLU with SWIGLU_CLAMP */
+    uint32_t k;         /* COMBINE: the experts per token */
 } ew_push;
-enum { EW_ADD = 0, EW_GLU = 1, EW_ACT = 2, EW_COPY = 3 };
+enum { EW_ADD = 0, EW_GLU = 1, EW_ACT = 2, EW_COPY = 3, EW_EXPERT_BIAS = 4, EW_COMBINE = 5, EW_GATED_ADD = 6 };
 
 static int op_elementwise(hl_vk_rec *r, const hl_op *op, const hl_vk_op_args *a, hl_err *err) {
     const int64_t rows = rows_of(a, op->in), n = op->n_out;
@@ -281,7 +363,8 @@ static int op_elementwise(hl_vk_rec *r, const hl_op *op, const hl_vk_op_args *a,
     uint32_t mode = op->kind == HL_OP_ADD ? EW_ADD : op->kind == HL_OP_GLU ? EW_GLU : EW_ACT;
     const float cap = op->kind == HL_OP_ADD ? (op->p.add.scale != 1.0f ? op->p.add.scale : 0.0f) : op->p.act.cap;
     ew_push p = {(uint32_t)n, (uint32_t)rows, (uint32_t)op->n_in, (uint32_t)n, mode,
-                 op->kind == HL_OP_ADD ? 0u : (uint32_t)op->p.act.act, cap};
+                 op->kind == HL_OP_ADD ? 0u : (uint32_t)op->p.act.act, cap,
+                 op->kind == HL_OP_ADD ? 0.0f : op->p.act.alpha, op->kind == HL_OP_ADD ? 0.0f : op->p.act.limit, 0};
     const hl_vk_buffer *b[HL_VK_BINDINGS] = {a->buf[op->in], op->kind == HL_OP_GLU ? a->buf[op->in2] : NULL, NULL, NULL,
                                              a->buf[op->out]};
     return push_dispatch(r, HL_VK_K_elementwise, b, NULL, &p, sizeof p, div_up((uint64_t)rows * n, 64), err);
@@ -321,7 +404,7 @@ static int op_rope(hl_vk_rec *r, const hl_op *op, const hl_vk_op_args *a, hl_err
     const hl_vk_buffer *x = a->buf[op->in];
     int rc;
     if (op->out != HL_BUF_NONE && op->out != op->in) { /* not in place: rotate a copy */
-        ew_push cp = {(uint32_t)op->n_in, (uint32_t)rows, (uint32_t)op->n_in, (uint32_t)op->n_in, EW_COPY, 0, 0.0f};
+        ew_push cp = {(uint32_t)op->n_in, (uint32_t)rows, (uint32_t)op->n_in, (uint32_t)op->n_in, EW_COPY, 0, 0.0f, 0.0f, 0.0f, 0};
         const hl_vk_buffer *b[HL_VK_BINDINGS] = {x, NULL, NULL, NULL, a->buf[op->out]};
         if ((rc = push_dispatch(r, HL_VK_K_elementwise, b, NULL, &cp, sizeof cp, div_up((uint64_t)rows * op->n_in, 64), err)))
             return rc;
@@ -436,13 +519,16 @@ static int op_attn(hl_vk_rec *r, const hl_op *op, const hl_vk_op_args *a, hl_err
     hl_vk_buffer *meta = NULL;
     int rc = attn_meta(r, op, a, &meta, err);
     if (rc) return rc;
-    struct { uint32_t rows, n_head, nkv, hdk, hdv, ldq, ldo, block_size; float scale, softcap; } p = {
+    const hl_vk_buffer *sinks = op->p.attn.sinks && op->p.attn.sinks->data ? a->ext[0] : NULL;
+    if (op->p.attn.sinks && op->p.attn.sinks->data && !sinks)
+        return hl_err_set(err, HL_EINVAL, "backend vulkan: %s is not on the device", op->p.attn.sinks->name);
+    struct { uint32_t rows, n_head, nkv, hdk, hdv, ldq, ldo, block_size; float scale, softcap; uint32_t sinks; } p = {
         (uint32_t)batch->n_tokens, (uint32_t)op->p.attn.n_head, (uint32_t)op->p.attn.n_head_kv,
         (uint32_t)op->p.attn.head_dim_k, (uint32_t)op->p.attn.head_dim_v, (uint32_t)op->n_in, (uint32_t)op->n_out,
-        (uint32_t)hl_kv_block_size(a->kv->kv), op->p.attn.scale, op->p.attn.softcap};
+        (uint32_t)hl_kv_block_size(a->kv->kv), op->p.attn.scale, op->p.attn.softcap, sinks != NULL};
     VkDeviceSize off[HL_VK_BINDINGS] = {0};
     layer_offsets(a->kv, op->layer, &off[1], &off[2]);
-    const hl_vk_buffer *b[HL_VK_BINDINGS] = {a->buf[op->in], &a->kv->buf, &a->kv->buf, meta, a->buf[op->out]};
+    const hl_vk_buffer *b[HL_VK_BINDINGS] = {a->buf[op->in], &a->kv->buf, &a->kv->buf, meta, a->buf[op->out], sinks};
     return push_dispatch(r, kp->type == HL_TYPE_Q8_0 ? HL_VK_K_attn_q8_0 : HL_VK_K_attn_f16, b, off, &p, sizeof p,
                          (uint32_t)(batch->n_tokens * op->p.attn.n_head), err);
 }
@@ -461,6 +547,97 @@ static int op_gather(hl_vk_rec *r, const hl_op *op, const hl_vk_op_args *a, hl_e
     return push_dispatch(r, HL_VK_K_gather, b, NULL, &p, sizeof p, div_up((uint64_t)n * op->n_in, 64), err);
 }
 
+/* Out (rows of ldo) = for each row r of the slots, expert slice idx[2r] of
+ * w (3-D, n rows per slice) against activation row idx[2r + 1] (gathered)
+ * or r (the slots' own rows) of x (m rows of k; converted as q, d) */
+static int moe_product(hl_vk_rec *r, hl_type t, const hl_vk_buffer *w, const hl_vk_buffer *x, const hl_vk_buffer *q,
+                       const hl_vk_buffer *d, const hl_vk_buffer *idx, int64_t slots, int gathered,
+                       const hl_vk_buffer *out, int64_t m, int64_t k, int64_t n, hl_err *err) {
+    struct { uint32_t k, n, m, ldx, ldo, has_bias, slots, gathered; } mp = {
+        (uint32_t)k, (uint32_t)n, (uint32_t)m, (uint32_t)k, (uint32_t)n, 0, (uint32_t)slots, (uint32_t)gathered};
+    const hl_vk_buffer *b[HL_VK_BINDINGS] = {w, q ? q : x, q ? d : NULL, NULL, out, idx};
+    const hl_vk_kernel_id kern = (hl_vk_kernel_id)(HL_VK_K_moe_matmul_f32 + (matmul_kernel(t) - HL_VK_K_matmul_f32));
+    return push_dispatch(r, kern, b, NULL, &mp, sizeof mp, div_up((uint64_t)n, r->k->rows[kern]) * div_up((uint64_t)slots, MOE_CHUNK),
+                         err);
+}
+
+static int ew(hl_vk_rec *r, uint32_t mode, const hl_vk_buffer *x, const hl_vk_buffer *x2, const hl_vk_buffer *idx,
+              const hl_vk_buffer *y, int64_t rows, int64_t n, int64_t ldx, const hl_op *op, uint32_t k, hl_err *err) {
+    ew_push p = {(uint32_t)n, (uint32_t)rows, (uint32_t)ldx, (uint32_t)n, mode, (uint32_t)op->p.moe.act, 0.0f,
+                 op->p.moe.alpha, op->p.moe.limit, k};
+    const hl_vk_buffer *b[HL_VK_BINDINGS] = {x, x2, NULL, NULL, y, idx};
+    return push_dispatch(r, HL_VK_K_elementwise, b, NULL, &p, sizeof p, div_up((uint64_t)rows * n, 64), err);
+}
+
+/* The routed experts, as the CPU's cpu_op_moe defines them: router logits
+ * (+ bias), the gating (moe_gate.comp: each token's k experts and weights),
+ * then for every (token, rank) row the expert's gate and up products over
+ * the token's converted input, their biases, the GLU, the down product over
+ * the row's own converted GLU output, its bias, and each token's rows summed
+ * in rank order with their weights; the shared expert (over the batch, with
+ * its sigmoid gate) added last. Every product reads only the expert slices
+ * the rows name (decode: the k a token uses) and sums each row as a dense
+ * row, so a token's output does not depend on the rest of the batch. */
+static int op_moe(hl_vk_rec *r, const hl_op *op, const hl_vk_op_args *a, hl_err *err) {
+    const int64_t T = rows_of(a, op->in), E = op->n_in, F = op->p.moe.n_ff_exp, S = op->p.moe.n_ff_shexp;
+    const int64_t NE = op->p.moe.n_expert, K = op->p.moe.n_expert_used, TK = T * K;
+    if (T == 0) return 0;
+    const hl_tensor *t[HL_VK_OP_EXTRA];
+    hl_vk_op_extra(op, t);
+    for (int i = 0; i < HL_VK_OP_EXTRA; i++)
+        if (t[i] && t[i]->data && !a->ext[i])
+            return hl_err_set(err, HL_EINVAL, "backend vulkan: %s is not on the device", t[i]->name);
+    const hl_vk_buffer *const *w = a->ext, *x = a->buf[op->in], *out = a->buf[op->out];
+    int rc;
+    if ((rc = too_big(T, NE, err)) || (rc = too_big(TK, F > S ? F : S, err)) || (rc = too_big(TK, E, err))) return rc;
+    hl_vk_buffer *q = NULL, *d = NULL, *lg, *idx, *wt, *g, *u, *h, *y;
+    /* 1. router logits, the gating */
+    if ((rc = convert(r, t[HL_VK_MOE_ROUTER]->type, x, T, E, &q, &d, err)) ||
+        (rc = tmp_buffer(r, (size_t)(T * NE) * 4, &lg, err)) ||
+        (rc = product(r, t[HL_VK_MOE_ROUTER]->type, w[HL_VK_MOE_ROUTER], x, q, d, t[HL_VK_MOE_ROUTER_B] ? w[HL_VK_MOE_ROUTER_B] : NULL,
+                      lg, T, E, NE, NE, err)))
+        return rc;
+    if ((rc = tmp_buffer(r, (size_t)TK * 8, &idx, err)) || (rc = tmp_buffer(r, (size_t)TK * 4, &wt, err))) return rc;
+    struct { uint32_t rows, ne, k, gating, norm; } gp = {(uint32_t)T, (uint32_t)NE, (uint32_t)K, (uint32_t)op->p.moe.gating,
+                                                         (uint32_t)(op->p.moe.norm_topk != 0)};
+    const hl_vk_buffer *gb[HL_VK_BINDINGS] = {lg, NULL, NULL, wt, idx};
+    if ((rc = push_dispatch(r, HL_VK_K_moe_gate, gb, NULL, &gp, sizeof gp, div_up((uint64_t)T, 64), err))) return rc;
+    /* 2. gate and up of each row's expert over its token's input, biases, GLU */
+    const hl_type tg = t[HL_VK_MOE_GATE]->type, td = t[HL_VK_MOE_DOWN]->type;
+    if ((rc = convert(r, tg, x, T, E, &q, &d, err)) || (rc = tmp_buffer(r, (size_t)(TK * F) * 4, &g, err)) ||
+        (rc = tmp_buffer(r, (size_t)(TK * F) * 4, &u, err)) || (rc = tmp_buffer(r, (size_t)(TK * F) * 4, &h, err)) ||
+        (rc = moe_product(r, tg, w[HL_VK_MOE_GATE], x, q, d, idx, TK, 1, g, T, E, F, err)) ||
+        (rc = moe_product(r, t[HL_VK_MOE_UP]->type, w[HL_VK_MOE_UP], x, q, d, idx, TK, 1, u, T, E, F, err)))
+        return rc;
+    if (t[HL_VK_MOE_GATE_B] && (rc = ew(r, EW_EXPERT_BIAS, w[HL_VK_MOE_GATE_B], NULL, idx, g, TK, F, F, op, 0, err))) return rc;
+    if (t[HL_VK_MOE_UP_B] && (rc = ew(r, EW_EXPERT_BIAS, w[HL_VK_MOE_UP_B], NULL, idx, u, TK, F, F, op, 0, err))) return rc;
+    if ((rc = ew(r, EW_GLU, g, u, NULL, h, TK, F, F, op, 0, err))) return rc;
+    /* 3. down of each row's expert over the row's own GLU output, its bias */
+    if ((rc = convert(r, td, h, TK, F, &q, &d, err)) || (rc = tmp_buffer(r, (size_t)(TK * E) * 4, &y, err)) ||
+        (rc = moe_product(r, td, w[HL_VK_MOE_DOWN], h, q, d, idx, TK, 0, y, TK, F, E, err)))
+        return rc;
+    if (t[HL_VK_MOE_DOWN_B] && (rc = ew(r, EW_EXPERT_BIAS, w[HL_VK_MOE_DOWN_B], NULL, idx, y, TK, E, E, op, 0, err))) return rc;
+    /* 4. each token's rows in rank order, weighted */
+    if ((rc = ew(r, EW_COMBINE, y, wt, NULL, out, T, E, E, op, (uint32_t)K, err))) return rc;
+    if (S <= 0) return 0;
+    /* 5. the shared expert over the batch, added with its gate */
+    const hl_type sg = t[HL_VK_MOE_SH_GATE]->type, sd = t[HL_VK_MOE_SH_DOWN]->type;
+    hl_vk_buffer *a1, *a2, *a3, *sy, *gl = NULL;
+    if ((rc = convert(r, sg, x, T, E, &q, &d, err)) || (rc = tmp_buffer(r, (size_t)(T * S) * 4, &a1, err)) ||
+        (rc = tmp_buffer(r, (size_t)(T * S) * 4, &a2, err)) || (rc = tmp_buffer(r, (size_t)(T * S) * 4, &a3, err)) ||
+        (rc = product(r, sg, w[HL_VK_MOE_SH_GATE], x, q, d, NULL, a1, T, E, S, S, err)) ||
+        (rc = product(r, t[HL_VK_MOE_SH_UP]->type, w[HL_VK_MOE_SH_UP], x, q, d, NULL, a2, T, E, S, S, err)) ||
+        (rc = ew(r, EW_GLU, a1, a2, NULL, a3, T, S, S, op, 0, err)) || (rc = convert(r, sd, a3, T, S, &q, &d, err)) ||
+        (rc = tmp_buffer(r, (size_t)(T * E) * 4, &sy, err)) ||
+        (rc = product(r, sd, w[HL_VK_MOE_SH_DOWN], a3, q, d, NULL, sy, T, S, E, E, err)))
+        return rc;
+    if (t[HL_VK_MOE_SH_GATE_INP] &&
+        ((rc = tmp_buffer(r, (size_t)T * 4, &gl, err)) ||
+         (rc = product(r, HL_TYPE_F32, w[HL_VK_MOE_SH_GATE_INP], x, NULL, NULL, NULL, gl, T, E, 1, 1, err))))
+        return rc;
+    return ew(r, gl ? EW_GATED_ADD : EW_ADD, sy, gl, NULL, out, T, E, E, op, 0, err);
+}
+
 int hl_vk_rec_op(hl_vk_rec *r, const hl_op *op, const hl_vk_op_args *a, hl_err *err) {
     int rc = hl_vk_op_check(op, err);
     if (rc) return rc;
@@ -477,6 +654,7 @@ int hl_vk_rec_op(hl_vk_rec *r, const hl_op *op, const hl_vk_op_args *a, hl_err *
     case HL_OP_ACT:
     case HL_OP_ADD: return op_elementwise(r, op, a, err);
     case HL_OP_GATHER: return op_gather(r, op, a, err);
+    case HL_OP_MOE: return op_moe(r, op, a, err);
     default: return hl_err_set(err, HL_ENOTSUP, "backend vulkan: op %s has no Vulkan kernel yet", hl_op_name(op->kind));
     }
 }

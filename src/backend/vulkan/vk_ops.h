@@ -30,9 +30,23 @@ typedef struct hl_vk_kv {
     hl_vk_buffer buf;
 } hl_vk_kv;
 
+/* The tensors an op reads besides w and b, at fixed places (NULL where the
+ * op has none): ATTN its sinks; MOE its router, experts, their biases and
+ * the shared expert (the order of hl_vk_moe_tensor). */
+enum { HL_VK_OP_EXTRA = 12 };
+typedef enum hl_vk_moe_tensor {
+    HL_VK_MOE_ROUTER, HL_VK_MOE_GATE, HL_VK_MOE_UP, HL_VK_MOE_DOWN,
+    HL_VK_MOE_ROUTER_B, HL_VK_MOE_GATE_B, HL_VK_MOE_UP_B, HL_VK_MOE_DOWN_B,
+    HL_VK_MOE_SH_GATE, HL_VK_MOE_SH_UP, HL_VK_MOE_SH_DOWN, HL_VK_MOE_SH_GATE_INP,
+} hl_vk_moe_tensor;
+void hl_vk_op_extra(const hl_op *op, const hl_tensor *out[HL_VK_OP_EXTRA]);
+/* bytes of a tensor's data (every slice of a 3-D one) */
+size_t hl_vk_tensor_bytes(const hl_tensor *t);
+
 typedef struct hl_vk_op_args {
     const hl_vk_buffer *buf[HL_BUF_COUNT]; /* the plan's buffers on the device, NULL where unused */
     const hl_vk_buffer *w, *b;             /* the op's weight and bias on the device (MATMUL, NORM) */
+    const hl_vk_buffer *ext[HL_VK_OP_EXTRA]; /* its hl_vk_op_extra tensors on the device */
     const hl_batch *batch;
     int32_t n_wanted;                      /* rows of the output buffers */
     const hl_vk_kv *kv;                    /* KV_STORE, ATTN */

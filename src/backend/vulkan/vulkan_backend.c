@@ -111,7 +111,7 @@ static const hl_vk_buffer *weight_of(const hl_backend_prog *c, const hl_tensor *
 
 static int upload(vk_backend *vb, hl_backend_prog *c, const hl_tensor *t, hl_err *err) {
     if (!t || !t->data || weight_of(c, t)) return 0;
-    size_t bytes = t->row_bytes * (size_t)t->ne1;
+    size_t bytes = hl_vk_tensor_bytes(t);
     vk_weight *w = &c->w[c->n_w];
     int rc = hl_vk_buffer_new_device(vb->dev, bytes, &w->buf, err);
     if (!rc) rc = hl_vk_buffer_write(vb->dev, &w->buf, t->data, bytes, err);
@@ -125,6 +125,15 @@ static int upload(vk_backend *vb, hl_backend_prog *c, const hl_tensor *t, hl_err
     return 0;
 }
 
+/* the tensors an op reads on the device: w, b and its hl_vk_op_extra
+ * (EMBED's tables are read on the host from the mapping) */
+enum { N_OP_TENSORS = 2 + HL_VK_OP_EXTRA };
+static void op_tensors(const hl_op *op, const hl_tensor *out[N_OP_TENSORS]) {
+    out[0] = op->kind == HL_OP_EMBED ? NULL : op->w;
+    out[1] = op->kind == HL_OP_EMBED ? NULL : op->b;
+    hl_vk_op_extra(op, out + 2);
+}
+
 static int vk_prepare(hl_backend *be, const hl_plan *plan, int32_t max_tokens, hl_backend_prog **out, hl_err *err) {
     vk_backend *vb = (vk_backend *)be;
     *out = NULL;
@@ -133,7 +142,7 @@ static int vk_prepare(hl_backend *be, const hl_plan *plan, int32_t max_tokens, h
     if (max_tokens <= 0 || max_tokens > (1 << 20))
         return hl_err_set(err, HL_EINVAL, "forward context: max_tokens %d out of range (1..%d)", max_tokens, 1 << 20);
     hl_backend_prog *c = calloc(1, sizeof *c);
-    if (c) c->w = calloc((size_t)(2 * plan->n_ops + 1), sizeof *c->w);
+    if (c) c->w = calloc((size_t)((2 + HL_VK_OP_EXTRA) * plan->n_ops + 1), sizeof *c->w);
     if (!c || !c->w) {
         free(c);
         return hl_err_set(err, HL_ENOMEM, "out of memory");
@@ -143,18 +152,18 @@ static int vk_prepare(hl_backend *be, const hl_plan *plan, int32_t max_tokens, h
     /* everything this program will place, checked before anything is */
     hl_mem_need need = {.overhead = (int64_t)hl_plan_buffer_bytes(plan, max_tokens)};
     for (int32_t i = 0; i < plan->n_ops; i++) {
-        const hl_op *op = &plan->ops[i];
-        /* EMBED's tables are read on the host from the mapping */
-        const hl_tensor *t2[2] = {op->kind == HL_OP_EMBED ? NULL : op->w, op->kind == HL_OP_EMBED ? NULL : op->b};
-        for (int j = 0; j < 2; j++) {
-            const hl_tensor *t = t2[j];
+        const hl_tensor *ti[N_OP_TENSORS];
+        op_tensors(&plan->ops[i], ti);
+        for (int j = 0; j < N_OP_TENSORS; j++) {
+            const hl_tensor *t = ti[j];
             int seen = !t || !t->data;
             for (int32_t k = 0; k < i && !seen; k++) { /* a tensor two ops share (tied embeddings) once */
-                const hl_op *o = &plan->ops[k];
-                seen = (o->kind != HL_OP_EMBED && o->w && o->w->data == t->data) || (o->b && o->b->data == t->data);
+                const hl_tensor *tk[N_OP_TENSORS];
+                op_tensors(&plan->ops[k], tk);
+                for (int l = 0; l < N_OP_TENSORS && !seen; l++) seen = tk[l] && tk[l]->data == t->data;
             }
-            for (int k = 0; k < j && !seen; k++) seen = t2[k] && t2[k]->data == t->data;
-            if (!seen) need.weights += (int64_t)(t->row_bytes * (size_t)t->ne1);
+            for (int k = 0; k < j && !seen; k++) seen = ti[k] && ti[k]->data == t->data;
+            if (!seen) need.weights += (int64_t)hl_vk_tensor_bytes(t);
         }
     }
     need.need = need.weights + need.overhead;
@@ -169,9 +178,9 @@ static int vk_prepare(hl_backend *be, const hl_plan *plan, int32_t max_tokens, h
         c->scratch_bytes += bytes;
     }
     for (int32_t i = 0; i < plan->n_ops && !rc; i++) {
-        const hl_op *op = &plan->ops[i];
-        if (op->kind == HL_OP_EMBED) continue; /* read on the host from the mapping */
-        if (!(rc = upload(vb, c, op->w, err))) rc = upload(vb, c, op->b, err);
+        const hl_tensor *ti[N_OP_TENSORS];
+        op_tensors(&plan->ops[i], ti);
+        for (int j = 0; j < N_OP_TENSORS && !rc; j++) rc = upload(vb, c, ti[j], err);
     }
     if (rc) {
         vk_release(be, c);
@@ -188,6 +197,9 @@ static int record_step(vk_backend *vb, hl_backend_prog *c, const hl_vk_kv *pool,
     for (int32_t i = 0; i < c->plan->n_ops; i++) {
         const hl_op *op = &c->plan->ops[i];
         a.w = weight_of(c, op->w), a.b = weight_of(c, op->b);
+        const hl_tensor *ext[HL_VK_OP_EXTRA];
+        hl_vk_op_extra(op, ext);
+        for (int j = 0; j < HL_VK_OP_EXTRA; j++) a.ext[j] = weight_of(c, ext[j]);
         int rc = hl_vk_rec_op(&c->rec, op, &a, err);
         if (rc) return hl_err_prefix(err, "layer %d %s: ", op->layer, hl_op_name(op->kind)), rc;
     }
@@ -241,7 +253,7 @@ static int vk_run_op(hl_backend *be, const hl_op *op, const hl_op_io *io, hl_err
     if (op->kind == HL_OP_EMBED) use[0].id = HL_BUF_NONE;
     if (op->kind == HL_OP_KV_STORE) n_use = 2;
     if (op->kind == HL_OP_ROPE && (op->out == HL_BUF_NONE || op->out == op->in)) n_use = 1;
-    hl_vk_buffer mine[3] = {{0}}, wb = {0}, bb = {0};
+    hl_vk_buffer mine[3] = {{0}}, wb = {0}, bb = {0}, xb[HL_VK_OP_EXTRA] = {{0}};
     size_t size[3] = {0};
     for (int i = 0; i < n_use && !rc; i++) {
         hl_buf_id id = use[i].id;
@@ -265,6 +277,14 @@ static int vk_run_op(hl_backend *be, const hl_op *op, const hl_op_io *io, hl_err
         memcpy(bb.map, tb->data, tb->row_bytes * (size_t)tb->ne1);
         a.b = &bb;
     }
+    const hl_tensor *ext[HL_VK_OP_EXTRA];
+    hl_vk_op_extra(op, ext);
+    for (int j = 0; j < HL_VK_OP_EXTRA && !rc; j++) {
+        const hl_tensor *t = ext[j];
+        if (!t || !t->data || (rc = hl_vk_buffer_new(vb->dev, hl_vk_tensor_bytes(t), &xb[j], err))) continue;
+        memcpy(xb[j].map, t->data, hl_vk_tensor_bytes(t));
+        a.ext[j] = &xb[j];
+    }
     hl_vk_rec rec;
     hl_vk_rec_init(&rec, vb->k);
     if (!rc) rc = hl_vk_rec_op(&rec, op, &a, err);
@@ -279,6 +299,7 @@ static int vk_run_op(hl_backend *be, const hl_op *op, const hl_op_io *io, hl_err
     }
     hl_vk_buffer_free(vb->dev, &wb);
     hl_vk_buffer_free(vb->dev, &bb);
+    for (int j = 0; j < HL_VK_OP_EXTRA; j++) hl_vk_buffer_free(vb->dev, &xb[j]);
     return rc;
 }
 

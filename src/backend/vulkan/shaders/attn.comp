@@ -7,8 +7,12 @@
 // invocation scores one, then each sums exp(score - max) * v for the value
 // dims it owns (d = tid + 64 j) in position order. Every sum has a fixed
 // order, so a token's result does not depend on the rest of the batch.
+// Attention sinks (gpt-oss; sinks != 0): head h's logit sink[h] joins the
+// max and, as exp(sink - max) without a value, the denominator (last, as
+// the reference adds it).
 // Build defines: KV_F16 or KV_Q8_0.
-// Bindings: 0 q (rows of ldq), 1 K pool layer, 2 V pool layer, 3 meta (uint), 4 out (rows of ldo).
+// Bindings: 0 q (rows of ldq), 1 K pool layer, 2 V pool layer, 3 meta (uint), 4 out (rows of ldo),
+// 5 sinks (float per query head).
 // meta: [token][4] = {start, end, table offset, 0}, then the block tables.
 #version 450
 #extension GL_EXT_shader_8bit_storage : require
@@ -25,7 +29,8 @@ layout(std430, binding = 2) readonly buffer PV { uint8_t pv[]; };
 #endif
 layout(std430, binding = 3) readonly buffer M { uint meta[]; };
 layout(std430, binding = 4) writeonly buffer O { float o[]; };
-layout(push_constant) uniform P { uint rows, n_head, nkv, hdk, hdv, ldq, ldo, block_size; float scale, softcap; } p;
+layout(std430, binding = 5) readonly buffer S { float sink[]; };
+layout(push_constant) uniform P { uint rows, n_head, nkv, hdk, hdv, ldq, ldo, block_size; float scale, softcap; uint sinks; } p;
 
 shared float sq[256];
 shared float sc[64];
@@ -77,6 +82,7 @@ void main() {
         barrier();
     }
     mx = red[0];
+    if (p.sinks != 0u) mx = max(mx, sink[h]);
     float acc[4] = float[4](0.0, 0.0, 0.0, 0.0);
     float sum = 0.0;
     for (uint c = start; c <= end; c += 64u) {
@@ -92,6 +98,7 @@ void main() {
         }
         barrier();
     }
+    if (p.sinks != 0u) sum += exp(sink[h] - mx);
     for (uint j = 0u; j < 4u; j++) {
         uint d = tid + 64u * j;
         if (d < p.hdv) o[t * p.ldo + h * p.hdv + d] = acc[j] / sum;

@@ -13,6 +13,11 @@
 // IQ4_NL IQ4_XS MXFP4; the last three: 16-value tables, as dot_scalar.c).
 // Bindings: 0 w, 1 x (float) or q (int8), 2 activation scales (quant.comp's
 // layout), 3 bias, 4 out (rows of ldo).
+// With -DMOE (the routed experts, HL_OP_MOE): w holds n_expert slices of n
+// rows, and output row s (of `slots`) is slice idx[2s] against activation
+// row idx[2s + 1] (gathered; else row s itself) (binding 5; no bias), a
+// work group per weight row and chunk of CHUNK output rows. Each row is summed exactly as a
+// dense row is, so a token's rows do not depend on the rest of the batch.
 #version 450
 #extension GL_EXT_shader_8bit_storage : require
 #extension GL_EXT_shader_16bit_storage : require
@@ -40,7 +45,12 @@ layout(std430, binding = 2) readonly buffer D { float xd[]; };
 #endif
 layout(std430, binding = 3) readonly buffer B { float bias[]; };
 layout(std430, binding = 4) writeonly buffer O { float o[]; };
+#if defined(MOE)
+layout(std430, binding = 5) readonly buffer I { uint idx[]; };
+layout(push_constant) uniform P { uint k, n, m, ldx, ldo, has_bias, slots, gathered; } p;
+#else
 layout(push_constant) uniform P { uint k, n, m, ldx, ldo, has_bias; } p;
+#endif
 
 shared float part[64];
 
@@ -274,21 +284,37 @@ float dot_unit(uint j, uint i, uint u) {
 #endif
 }
 
+#if defined(MOE)
+const uint CHUNK = 8u; // output rows per work group: n x ceil(slots / CHUNK) groups
+#endif
+
 void main() {
     uint j = gl_WorkGroupID.x + gl_WorkGroupID.y * gl_NumWorkGroups.x;
+#if defined(MOE)
+    const uint r0 = (j / p.n) * CHUNK, r1 = min(r0 + CHUNK, p.slots);
+    j = j % p.n;
+    if (r0 >= p.slots) return; // uniform across the group
+#else
     if (j >= p.n) return; // uniform across the group
+#endif
     uint tid = gl_LocalInvocationID.x;
     uint units = p.k / UNIT;
+#if defined(MOE)
+    for (uint r = r0; r < r1; r++) {
+        const uint i = p.gathered != 0u ? idx[2u * r + 1u] : r, wj = idx[2u * r] * p.n + j;
+#else
     for (uint i = 0u; i < p.m; i++) {
+        const uint r = i, wj = j;
+#endif
         float acc = 0.0;
-        for (uint u = tid; u < units; u += 64u) acc += dot_unit(j, i, u);
+        for (uint u = tid; u < units; u += 64u) acc += dot_unit(wj, i, u);
         part[tid] = acc;
         barrier();
         for (uint s = 32u; s > 0u; s >>= 1) {
             if (tid < s) part[tid] += part[tid + s];
             barrier();
         }
-        if (tid == 0u) o[i * p.ldo + j] = part[0] + (p.has_bias != 0u ? bias[j] : 0.0);
+        if (tid == 0u) o[r * p.ldo + j] = part[0] + (p.has_bias != 0u ? bias[j] : 0.0);
         barrier();
     }
 }

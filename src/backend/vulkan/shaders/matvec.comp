@@ -23,6 +23,10 @@
 // Build defines: one TYPE_* (F32 F16 BF16 Q4_0 Q4_1 Q8_0 Q4_K Q6_K).
 // Bindings as matmul.comp: 0 w, 1 x (float) or q (int8, read as words),
 // 2 activation scales (quant.comp's layout), 3 bias, 4 out (rows of ldo).
+// With -DMOE, as matmul.comp's: output row s (of `slots`) is expert slice
+// idx[2s] of w against activation row idx[2s + 1] (gathered) or s (binding
+// 5), each row alone in its pass (summed as a dense row of a batch of one),
+// a work group per ROWS weight rows and chunk of CHUNK output rows.
 #version 450
 #extension GL_EXT_shader_16bit_storage : require
 #extension GL_KHR_shader_subgroup_basic : require
@@ -56,7 +60,13 @@ layout(std430, binding = 2) readonly buffer D { float xd[]; };
 #endif
 layout(std430, binding = 3) readonly buffer B { float bias[]; };
 layout(std430, binding = 4) writeonly buffer O { float o[]; };
+#if defined(MOE)
+layout(std430, binding = 5) readonly buffer I { uint idx[]; };
+layout(push_constant) uniform P { uint k, n, m, ldx, ldo, has_bias, slots, gathered; } p;
+const uint CHUNK = 8u;
+#else
 layout(push_constant) uniform P { uint k, n, m, ldx, ldo, has_bias; } p;
+#endif
 
 #if defined(TYPE_Q4_0)
 const uint UNIT = 32u, WBYTES = 18u;
@@ -253,14 +263,25 @@ void w_vec(uvec4 v, out float f[VEC]) {
 void main() {
     const uint S = gl_SubgroupSize, lane = gl_SubgroupInvocationID;
     const uint ncl = S / PARTS, cl = lane / PARTS, part = lane % PARTS;
+#if defined(MOE)
+    const uint wg = gl_WorkGroupID.x + gl_WorkGroupID.y * gl_NumWorkGroups.x, ngroups = (p.n + ROWS - 1u) / ROWS;
+    const uint row0 = (wg % ngroups) * ROWS, s0 = (wg / ngroups) * CHUNK, s1 = min(s0 + CHUNK, p.slots);
+    if (s0 >= p.slots) return; // uniform across the group
+#else
     const uint row0 = (gl_WorkGroupID.x + gl_WorkGroupID.y * gl_NumWorkGroups.x) * ROWS;
+#endif
     // every branch and loop bound below is uniform across the subgroup, as
     // the subgroup operations need
     for (uint r = gl_SubgroupID; r < ROWS; r += gl_NumSubgroups) {
         const uint j = row0 + r;
         if (j >= p.n) break;
+#if defined(MOE)
+        for (uint sl = s0; sl < s1; sl++) {
+            const uint i0 = p.gathered != 0u ? idx[2u * sl + 1u] : sl, mc = 1u, wj = idx[2u * sl] * p.n + j, ob = sl;
+#else
         for (uint i0 = 0u; i0 < p.m; i0 += MAXM) {
-            const uint mc = min(MAXM, p.m - i0);
+            const uint mc = min(MAXM, p.m - i0), wj = j, ob = i0;
+#endif
             precise float acc[MAXM];
             for (uint i = 0u; i < MAXM; i++) acc[i] = 0.0;
 #if defined(FLOAT_W)
@@ -268,7 +289,7 @@ void main() {
                 const uint units = p.k / VEC;
                 for (uint u = lane; u < units; u += S) {
                     float f[VEC];
-                    w_vec(w128[j * units + u], f);
+                    w_vec(w128[wj * units + u], f);
                     for (uint i = 0u; i < MAXM; i++) if (i < mc) {
                         const uint xo = ((i0 + i) * p.ldx + u * VEC) >> 2;
                         for (uint v = 0u; v < VEC / 4u; v++) {
@@ -279,7 +300,7 @@ void main() {
                 }
             } else { // one element at a time
                 for (uint e = lane; e < p.k; e += S) {
-                    float f = w_elem(j * p.k + e);
+                    float f = w_elem(wj * p.k + e);
                     for (uint i = 0u; i < MAXM; i++) if (i < mc) acc[i] += f * x[(i0 + i) * p.ldx + e];
                 }
             }
@@ -290,7 +311,7 @@ void main() {
                 const bool live = u < nb;
                 int si[MAXM], sm[MAXM];
                 for (uint i = 0u; i < MAXM; i++) si[i] = 0, sm[i] = 0;
-                if (live) block_ints(j, u, part, i0, mc, si, sm);
+                if (live) block_ints(wj, u, part, i0, mc, si, sm);
 #if defined(CLUSTERED)
                 // the block's parts meet: a butterfly over the PARTS lanes (exact in integers)
                 for (uint i = 0u; i < MAXM; i++) if (i < mc) {
@@ -301,12 +322,12 @@ void main() {
                 }
 #endif
                 if (live && part == 0u)
-                    for (uint i = 0u; i < MAXM; i++) if (i < mc) acc[i] += block_value(j, u, i0 + i, si[i], sm[i]);
+                    for (uint i = 0u; i < MAXM; i++) if (i < mc) acc[i] += block_value(wj, u, i0 + i, si[i], sm[i]);
             }
 #endif
             for (uint i = 0u; i < MAXM; i++) if (i < mc) {
                 float t = subgroupAdd(acc[i]);
-                if (lane == 0u) o[(i0 + i) * p.ldo + j] = t + (p.has_bias != 0u ? bias[j] : 0.0);
+                if (lane == 0u) o[(ob + i) * p.ldo + j] = t + (p.has_bias != 0u ? bias[j] : 0.0);
             }
         }
     }

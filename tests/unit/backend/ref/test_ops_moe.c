@@ -1,12 +1,15 @@
 /* Ops against the reference backend, part 3: MOE (routed experts). The CPU
  * backend's batched MOE (tokens grouped per expert, one matmul per expert
- * slice) against the reference's one-token-at-a-time definition, for F32 and
- * quantized experts (Q8_0, Q4_K), both gatings (softmax then top-k with and
+ * slice; the Vulkan backend's in tests/unit/backend/vulkan/) against the
+ * reference's one-token-at-a-time definition, for F32 and quantized experts
+ * (Q8_0, Q4_K, MXFP4), both gatings (softmax then top-k with and
  * without renormalization, top-k then softmax), expert biases, a shared
  * expert with its sigmoid gate, and batches of 1, 5 and 17 tokens where
  * several tokens share experts. Then batch invariance: each token of the
- * 17-token batch run alone gives the same bits. The reference's gating is
- * also checked against a double-precision computation written here.
+ * 17-token batch run alone gives the same bits. Ties in the router (experts
+ * with equal rows, so equal logits on every backend) go to the lower
+ * expert. The reference's gating is also checked against a double-precision
+ * computation written here.
  *
  * Tolerance: both backends convert activations to the same integer formats,
  * so they differ only in float summation order (matmul block sums, the
@@ -25,9 +28,20 @@
 #define F 256
 #define S 512
 
+/* w's n floats as rows of `row` in type t. MXFP4 has no quantizer (files
+ * come converted): its blocks are random bytes, scales 2^-10..2^-7 (the
+ * values, at most 6 times the scale, as small as w's; larger ones make a
+ * one-step change of a requantized GLU value exceed the bound). */
 static void *quant(hl_type t, const float *w, int64_t n, int64_t row, size_t *rb) {
     *rb = hl_row_size(t, row);
     void *q = aligned_alloc(64, ((*rb) * (size_t)(n / row) + 63) & ~(size_t)63);
+    if (t == HL_TYPE_MXFP4) {
+        rng r = {0x3F4Aull ^ (uint64_t)n};
+        uint8_t *bq = q;
+        for (size_t i = 0; i < (*rb) * (size_t)(n / row); i++)
+            bq[i] = i % 17 == 0 ? (uint8_t)(118 + rnd(&r) % 4) : (uint8_t)rnd(&r);
+        return q;
+    }
     CHECK_EQ(hl_quantize(t, w, q, n), (*rb) * (size_t)(n / row));
     return q;
 }
@@ -65,7 +79,7 @@ TEST(moe_cpu_equals_reference) {
     hl_batch_token toks[17];
     for (int i = 0; i < 17; i++) toks[i] = (hl_batch_token){i, i, 0, 1};
     hl_batch_seq seq = {NULL, 0};
-    static const hl_type types[] = {HL_TYPE_F32, HL_TYPE_Q8_0, HL_TYPE_Q4_K};
+    static const hl_type types[] = {HL_TYPE_F32, HL_TYPE_Q8_0, HL_TYPE_Q4_K, HL_TYPE_MXFP4};
     stats st[N_BACKENDS] = {{0}};
     double *bound = malloc((size_t)(T * E) * sizeof *bound);
     for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
@@ -144,6 +158,52 @@ TEST(moe_cpu_equals_reference) {
     print_all("moe", st);
     free(bound);
     free(x), free(wr), free(wg), free(wu), free(wd), free(sg), free(su), free(sd), free(gate), free(bg), free(bd), free(br);
+    suite_close(&s);
+}
+
+/* Ties: router rows 1, 4 and 6 equal and larger than the others for every
+ * token (positive inputs and row), so with k = 2 the top two are a pick
+ * among three equal logits, which must be experts 1 and 4 (the lower
+ * index first) as in the reference; a backend that took 6 would sum
+ * another expert's output, far outside the bound. Both gatings. */
+TEST(moe_router_ties_go_to_the_lower_expert) {
+    suite s = suite_open();
+    if (!s.ok) return suite_close(&s);
+    rng r = {0x71E5ull};
+    const int64_t T = 5;
+    float *x = rnd_vec(&r, T * E, 0, 1), *wr = rnd_vec(&r, NE * E, -0.01f, 0.01f);
+    float *wg = rnd_vec(&r, NE * F * E, -0.1f, 0.1f), *wu = rnd_vec(&r, NE * F * E, -0.1f, 0.1f);
+    float *wd = rnd_vec(&r, NE * E * F, -0.1f, 0.1f);
+    for (int64_t i = 0; i < E; i++) wr[1 * E + i] = wr[4 * E + i] = wr[6 * E + i] = 0.05f + 0.001f * (float)(i % 7);
+    hl_tensor tr = mat(wr, HL_TYPE_F32, E, NE, 0, E * 4, "blk.0.ffn_gate_inp.weight");
+    hl_tensor tg = mat(wg, HL_TYPE_F32, E, F, NE, E * 4, "blk.0.ffn_gate_exps.weight");
+    hl_tensor tu = mat(wu, HL_TYPE_F32, E, F, NE, E * 4, "blk.0.ffn_up_exps.weight");
+    hl_tensor td = mat(wd, HL_TYPE_F32, F, E, NE, F * 4, "blk.0.ffn_down_exps.weight");
+    hl_batch_token toks[5];
+    for (int i = 0; i < 5; i++) toks[i] = (hl_batch_token){i, i, 0, 1};
+    hl_batch_seq seq = {NULL, 0};
+    hl_batch batch = {toks, (int32_t)T, &seq, 1};
+    stats st[N_BACKENDS] = {{0}};
+    double *bound = malloc((size_t)(T * E) * sizeof *bound);
+    for (int mode = 0; mode < 2; mode++) {
+        hl_op op = {.kind = HL_OP_MOE, .layer = 0, .in = HL_BUF_FFN_IN, .out = HL_BUF_FFN_OUT, .n_in = E, .n_out = E};
+        op.p.moe.n_expert = NE, op.p.moe.n_expert_used = TOPK, op.p.moe.n_ff_exp = F;
+        op.p.moe.router = &tr, op.p.moe.gate_exps = &tg, op.p.moe.up_exps = &tu, op.p.moe.down_exps = &td;
+        op.p.moe.gating = mode ? HL_MOE_TOPK_SOFTMAX : HL_MOE_SOFTMAX_TOPK, op.p.moe.act = HL_ACT_SILU;
+        op_case c = {.label = mode ? "moe ties topk-softmax" : "moe ties softmax-topk", .batch = &batch, .in = x, .op = op};
+        hl_err err = {0};
+        op_result ref;
+        if (run_case(s.ref, &c, &ref, &err)) {
+            hl_test_fail(__FILE__, __LINE__, "%s on ref: %s", c.label, err.msg);
+            result_free(&ref);
+            continue;
+        }
+        bounds(ref.out, T, 2e-5, bound);
+        result_free(&ref);
+        cross_check(&s, &c, bound, st, NULL);
+    }
+    print_all("moe ties", st);
+    free(bound), free(x), free(wr), free(wg), free(wu), free(wd);
     suite_close(&s);
 }
 
