@@ -235,6 +235,10 @@ typedef struct hl_plan {
 } hl_plan;
 
 const char *hl_op_name(hl_op_kind k);   /* "matmul" */
+/* Why a MOE op is malformed (counts out of range, a tensor missing, shapes or
+ * biases that do not match the op, an activation or gating no backend has),
+ * or NULL: what every backend checks before its own weight types. */
+const char *hl_moe_op_malformed(const hl_op *op);
 const char *hl_buf_name(hl_buf_id b);   /* "attn_in" */
 
 /* ---- the interface ---- */

@@ -347,6 +347,8 @@ static const void *slice_of(const hl_tensor *w, int32_t e) {
  * the lower expert), softmax in double, each chosen expert's GLU FFN, the
  * weighted sum in double in rank order, the shared expert added last. */
 static int op_moe(const hl_op *op, const hl_ref_io *io, hl_err *err) {
+    const char *why = hl_moe_op_malformed(op);
+    if (why) return hl_err_set(err, HL_ENOTSUP, "backend ref: op moe (layer %d): %s", op->layer, why);
     const int64_t E = op->n_in, F = op->p.moe.n_ff_exp, S = op->p.moe.n_ff_shexp, W = F > S ? F : S;
     const int32_t NE = op->p.moe.n_expert, K = op->p.moe.n_expert_used;
     const hl_tensor *R = op->p.moe.router, *G = op->p.moe.gate_exps, *U = op->p.moe.up_exps, *D = op->p.moe.down_exps;

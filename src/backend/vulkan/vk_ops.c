@@ -11,7 +11,6 @@
 #include "backend/vulkan/vk_ops.h"
 
 #include "backend/cpu/cpu.h"
-#include "backend/cpu/cpu_exec.h"
 #include "quant/quant.h"
 
 #include <math.h>
@@ -86,12 +85,17 @@ size_t hl_vk_tensor_bytes(const hl_tensor *t) {
 
 enum { MOE_MAX_K = 32, MOE_CHUNK = 8 }; /* moe_gate.comp's MAXK, matmul.comp's and matvec.comp's CHUNK */
 
-/* the CPU's definition of a well-formed MOE op (cpu_moe_unsupported), then
- * what the kernels here add: a matmul kernel for every weight type, whole
- * blocks, at most MOE_MAX_K experts per token, tensors under 4 GiB (the
- * kernels address them in 32-bit words) */
+/* a well-formed MOE op (hl_moe_op_malformed, as every backend checks), then
+ * what the kernels here add: a matmul kernel for every weight type, gate and
+ * up quantizing their input alike, whole blocks, at most MOE_MAX_K experts
+ * per token, tensors under 4 GiB (the kernels address them in 32-bit words) */
 static int moe_check(const hl_op *op, hl_err *err) {
-    const char *why = cpu_moe_unsupported(op);
+    const char *why = hl_moe_op_malformed(op);
+    if (!why && hl_matmul_act_type(op->p.moe.gate_exps->type) != hl_matmul_act_type(op->p.moe.up_exps->type))
+        why = "MoE gate and up weights of unlike types";
+    if (!why && op->p.moe.n_ff_shexp > 0 &&
+        hl_matmul_act_type(op->p.moe.gate_shexp->type) != hl_matmul_act_type(op->p.moe.up_shexp->type))
+        why = "shared-expert gate and up weights of unlike types";
     if (why) return hl_err_set(err, HL_ENOTSUP, "backend vulkan: op moe (layer %d): %s", op->layer, why);
     if (op->p.moe.n_expert_used > MOE_MAX_K)
         return hl_err_set(err, HL_ENOTSUP, "backend vulkan: op moe (layer %d) with %d experts per token (at most %d)",
