@@ -20,6 +20,12 @@ int store_convert_hf(const char *dir, const char *out_path, const store_ops *ops
  * embedding rows; the token list is padded to it. */
 int store_convert_tokenizer(gguf_writer *w, const char *dir, json_object *config, int64_t n_vocab, hl_err *err);
 
+/* tokenizer.json's small accessors (convert_tok.c), shared by the tokenizer
+ * converters: a string member or NULL; a boolean member or dflt (a member
+ * of another type is dflt too); whether o's "type" is type. */
+const char *store_tok_jstr(json_object *o, const char *key);
+int store_tok_jbool(json_object *o, const char *key, int dflt);
+int store_tok_is_type(json_object *o, const char *type);
 /* tokenizer.json's post_processor: the ids of the special tokens its
  * single-sequence template starts and ends with (-1: none). */
 void store_tok_template_specials(json_object *pp, int64_t *first, int64_t *last);

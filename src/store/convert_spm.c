@@ -18,28 +18,17 @@
 
 static const char SPACE_MARK[] = "\xe2\x96\x81"; /* U+2581 */
 
-static const char *jstr(json_object *o, const char *key) {
-    json_object *v;
-    if (!o || !json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_string)) return NULL;
-    return json_object_get_string(v);
-}
-
-static int is_type(json_object *o, const char *t) {
-    const char *s = jstr(o, "type");
-    return s && !strcmp(s, t);
-}
-
 /* Replace(" " -> "▁") */
 static int is_space_replace(json_object *o) {
     json_object *pat;
-    if (!is_type(o, "Replace") || !json_object_object_get_ex(o, "pattern", &pat)) return 0;
-    const char *from = jstr(pat, "String"), *to = jstr(o, "content");
+    if (!store_tok_is_type(o, "Replace") || !json_object_object_get_ex(o, "pattern", &pat)) return 0;
+    const char *from = store_tok_jstr(pat, "String"), *to = store_tok_jstr(o, "content");
     return from && to && !strcmp(from, " ") && !strcmp(to, SPACE_MARK);
 }
 
 static int is_mark_prepend(json_object *o) {
-    const char *p = jstr(o, "prepend");
-    return is_type(o, "Prepend") && p && !strcmp(p, SPACE_MARK);
+    const char *p = store_tok_jstr(o, "prepend");
+    return store_tok_is_type(o, "Prepend") && p && !strcmp(p, SPACE_MARK);
 }
 
 int store_spm_detect(json_object *tj, int *add_space_prefix, int *split_words, hl_err *err) {
@@ -48,7 +37,7 @@ int store_spm_detect(json_object *tj, int *add_space_prefix, int *split_words, h
     json_object_object_get_ex(tj, "pre_tokenizer", &pre);
     int replace = 0, prepend = 0, other = 0;
     *split_words = 0;
-    if (norm && is_type(norm, "Sequence") && json_object_object_get_ex(norm, "normalizers", &seq) &&
+    if (norm && store_tok_is_type(norm, "Sequence") && json_object_object_get_ex(norm, "normalizers", &seq) &&
         json_object_is_type(seq, json_type_array)) {
         for (size_t i = 0; i < json_object_array_length(seq); i++) {
             json_object *e = json_object_array_get_idx(seq, i);
@@ -67,18 +56,18 @@ int store_spm_detect(json_object *tj, int *add_space_prefix, int *split_words, h
     } else if (!pre) {
         if (!replace) what = "normalizer (spaces are not replaced by U+2581)";
         *add_space_prefix = prepend;
-    } else if (is_type(pre, "Metaspace") && !replace && !prepend) {
-        const char *rep = jstr(pre, "replacement"), *scheme = jstr(pre, "prepend_scheme");
+    } else if (store_tok_is_type(pre, "Metaspace") && !replace && !prepend) {
+        const char *rep = store_tok_jstr(pre, "replacement"), *scheme = store_tok_jstr(pre, "prepend_scheme");
         json_object *aps, *sp;
         /* split (the default) cuts words before each U+2581 */
         *split_words = !json_object_object_get_ex(pre, "split", &sp) || json_object_get_boolean(sp);
         if (!rep || strcmp(rep, SPACE_MARK)) what = "pre-tokenizer (Metaspace replacement is not U+2581)";
         else if (scheme) *add_space_prefix = strcmp(scheme, "never") != 0;
         else *add_space_prefix = !json_object_object_get_ex(pre, "add_prefix_space", &aps) || json_object_get_boolean(aps);
-    } else if (is_type(pre, "Split") && replace) {
+    } else if (store_tok_is_type(pre, "Split") && replace) {
         /* Gemma: a split at " " after the normalizer replaced every space: a no-op */
         json_object *pat;
-        const char *s = json_object_object_get_ex(pre, "pattern", &pat) ? jstr(pat, "String") : NULL;
+        const char *s = json_object_object_get_ex(pre, "pattern", &pat) ? store_tok_jstr(pat, "String") : NULL;
         if (!s || strcmp(s, " ")) what = "pre-tokenizer";
         *add_space_prefix = prepend;
     } else {
@@ -98,8 +87,8 @@ int store_spm_detect(json_object *tj, int *add_space_prefix, int *split_words, h
 
 static int ugm_normalizer(json_object *o, store_ugm_norm *out, hl_err *err) {
     json_object *pat;
-    if (is_type(o, "Precompiled")) {
-        const char *b64 = jstr(o, "precompiled_charsmap");
+    if (store_tok_is_type(o, "Precompiled")) {
+        const char *b64 = store_tok_jstr(o, "precompiled_charsmap");
         size_t n = b64 ? strlen(b64) : 0;
         if (!n) return HL_OK; /* an empty charsmap normalizes nothing */
         if (n % 4 || n > (64u << 20))
@@ -117,12 +106,12 @@ static int ugm_normalizer(json_object *o, store_ugm_norm *out, hl_err *err) {
         out->charsmap_len = (size_t)k;
         return HL_OK;
     }
-    if (is_type(o, "Strip")) {
+    if (store_tok_is_type(o, "Strip")) {
         out->remove_extra_ws = 1;
         return HL_OK;
     }
-    if (is_type(o, "Replace") && json_object_object_get_ex(o, "pattern", &pat)) {
-        const char *re = jstr(pat, "Regex"), *to = jstr(o, "content");
+    if (store_tok_is_type(o, "Replace") && json_object_object_get_ex(o, "pattern", &pat)) {
+        const char *re = store_tok_jstr(pat, "Regex"), *to = store_tok_jstr(o, "content");
         if (re && to && !strcmp(re, " {2,}") && (!strcmp(to, " ") || !strcmp(to, SPACE_MARK))) {
             out->remove_extra_ws = 1;
             return HL_OK;
@@ -139,15 +128,15 @@ int store_ugm_detect(json_object *tj, store_ugm_norm *out, hl_err *err) {
     json_object_object_get_ex(tj, "normalizer", &norm);
     json_object_object_get_ex(tj, "pre_tokenizer", &pre);
     int rc = HL_OK;
-    if (norm && is_type(norm, "Sequence") && json_object_object_get_ex(norm, "normalizers", &seq) &&
+    if (norm && store_tok_is_type(norm, "Sequence") && json_object_object_get_ex(norm, "normalizers", &seq) &&
         json_object_is_type(seq, json_type_array)) {
         for (size_t i = 0; rc == HL_OK && i < json_object_array_length(seq); i++)
             rc = ugm_normalizer(json_object_array_get_idx(seq, i), out, err);
     } else if (norm) {
         rc = ugm_normalizer(norm, out, err);
     }
-    const char *rep = jstr(pre, "replacement"), *scheme = jstr(pre, "prepend_scheme");
-    if (rc == HL_OK && (!is_type(pre, "Metaspace") || !rep || strcmp(rep, SPACE_MARK))) {
+    const char *rep = store_tok_jstr(pre, "replacement"), *scheme = store_tok_jstr(pre, "prepend_scheme");
+    if (rc == HL_OK && (!store_tok_is_type(pre, "Metaspace") || !rep || strcmp(rep, SPACE_MARK))) {
         const char *js = pre ? json_object_to_json_string_ext(pre, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE) : "null";
         rc = hl_err_set(err, HL_ENOTSUP, "tokenizer.json: Unigram with an unknown pre-tokenizer %.200s (known: Metaspace with U+2581)", js);
     }

@@ -21,6 +21,23 @@
 #include <stdlib.h>
 #include <string.h>
 
+const char *store_tok_jstr(json_object *o, const char *key) {
+    json_object *v;
+    if (!o || !json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_string)) return NULL;
+    return json_object_get_string(v);
+}
+
+int store_tok_jbool(json_object *o, const char *key, int dflt) {
+    json_object *v;
+    if (!o || !json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_boolean)) return dflt;
+    return json_object_get_boolean(v);
+}
+
+int store_tok_is_type(json_object *o, const char *type) {
+    const char *s = store_tok_jstr(o, "type");
+    return s && !strcmp(s, type);
+}
+
 /* Hugging Face's spellings of the split regexes (as in the families'
  * tokenizer.json files). */
 static const char RE_LLAMA3[] = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|"
@@ -38,50 +55,33 @@ static const char RE_O200K[] =
 
 enum { TT_NORMAL = 1, TT_UNKNOWN = 2, TT_CONTROL = 3, TT_USER = 4, TT_UNUSED = 5, TT_BYTE = 6 };
 
-static const char *jstr(json_object *o, const char *key) {
-    json_object *v;
-    if (!o || !json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_string)) return NULL;
-    return json_object_get_string(v);
-}
-
-static int jbool(json_object *o, const char *key, int dflt) {
-    json_object *v;
-    if (!o || !json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_boolean)) return dflt;
-    return json_object_get_boolean(v);
-}
-
-static int is_type(json_object *o, const char *t) {
-    const char *s = jstr(o, "type");
-    return s && !strcmp(s, t);
-}
-
 static const char *split_regex(json_object *o) {
     json_object *pat;
-    if (!is_type(o, "Split") || !json_object_object_get_ex(o, "pattern", &pat)) return NULL;
-    const char *b = jstr(o, "behavior");
-    if (!b || strcmp(b, "Isolated") || jbool(o, "invert", 0)) return NULL;
-    return jstr(pat, "Regex");
+    if (!store_tok_is_type(o, "Split") || !json_object_object_get_ex(o, "pattern", &pat)) return NULL;
+    const char *b = store_tok_jstr(o, "behavior");
+    if (!b || strcmp(b, "Isolated") || store_tok_jbool(o, "invert", 0)) return NULL;
+    return store_tok_jstr(pat, "Regex");
 }
 
 /* pre: the pre_tokenizer object; ignore_merges: the model's flag (llama3's
  * and smaug's regex differ only in it). */
 static const char *detect(json_object *pre, int ignore_merges) {
     if (!pre) return NULL;
-    if (is_type(pre, "ByteLevel")) return jbool(pre, "use_regex", 1) ? "gpt2" : NULL;
+    if (store_tok_is_type(pre, "ByteLevel")) return store_tok_jbool(pre, "use_regex", 1) ? "gpt2" : NULL;
     json_object *seq;
-    if (!is_type(pre, "Sequence") || !json_object_object_get_ex(pre, "pretokenizers", &seq) ||
+    if (!store_tok_is_type(pre, "Sequence") || !json_object_object_get_ex(pre, "pretokenizers", &seq) ||
         !json_object_is_type(seq, json_type_array) || json_object_array_length(seq) != 2)
         return NULL;
     json_object *a = json_object_array_get_idx(seq, 0), *b = json_object_array_get_idx(seq, 1);
-    if (!is_type(b, "ByteLevel")) return NULL;
+    if (!store_tok_is_type(b, "ByteLevel")) return NULL;
     const char *re = split_regex(a);
-    if (re && !jbool(b, "use_regex", 1)) {
+    if (re && !store_tok_jbool(b, "use_regex", 1)) {
         if (!strcmp(re, RE_LLAMA3)) return ignore_merges ? "llama-bpe" : "smaug-bpe";
         if (!strcmp(re, RE_QWEN2)) return "qwen2";
         if (!strcmp(re, RE_O200K)) return "gpt-4o";
         return NULL;
     }
-    if (is_type(a, "Digits") && jbool(a, "individual_digits", 0) && jbool(b, "use_regex", 1)) return "smollm";
+    if (store_tok_is_type(a, "Digits") && store_tok_jbool(a, "individual_digits", 0) && store_tok_jbool(b, "use_regex", 1)) return "smollm";
     return NULL;
 }
 
@@ -91,12 +91,12 @@ const char *store_detect_pretok(json_object *pre) { return detect(pre, 1); }
 static int64_t token_id(json_object *cfg, const char *key, json_object *vocab, json_object *added) {
     json_object *v;
     if (!cfg || !json_object_object_get_ex(cfg, key, &v) || !v) return -1;
-    const char *s = json_object_is_type(v, json_type_string) ? json_object_get_string(v) : jstr(v, "content");
+    const char *s = json_object_is_type(v, json_type_string) ? json_object_get_string(v) : store_tok_jstr(v, "content");
     if (!s) return -1;
     size_t n = added ? json_object_array_length(added) : 0;
     for (size_t i = 0; i < n; i++) {
         json_object *t = json_object_array_get_idx(added, i), *id;
-        const char *c = jstr(t, "content");
+        const char *c = store_tok_jstr(t, "content");
         if (c && !strcmp(c, s) && json_object_object_get_ex(t, "id", &id)) return json_object_get_int64(id);
     }
     json_object *id;
@@ -118,14 +118,14 @@ static int64_t config_id(json_object *config, const char *key) {
 void store_tok_template_specials(json_object *pp, int64_t *first, int64_t *last) {
     *first = *last = -1;
     json_object *seq, *single;
-    if (is_type(pp, "Sequence") && json_object_object_get_ex(pp, "processors", &seq) &&
+    if (store_tok_is_type(pp, "Sequence") && json_object_object_get_ex(pp, "processors", &seq) &&
         json_object_is_type(seq, json_type_array)) {
         for (size_t i = 0; i < json_object_array_length(seq); i++) {
             json_object *e = json_object_array_get_idx(seq, i);
-            if (is_type(e, "TemplateProcessing") || is_type(e, "BertProcessing") || is_type(e, "RobertaProcessing")) pp = e;
+            if (store_tok_is_type(e, "TemplateProcessing") || store_tok_is_type(e, "BertProcessing") || store_tok_is_type(e, "RobertaProcessing")) pp = e;
         }
     }
-    if (is_type(pp, "BertProcessing") || is_type(pp, "RobertaProcessing")) { /* "cls": [text, id], "sep": [text, id] */
+    if (store_tok_is_type(pp, "BertProcessing") || store_tok_is_type(pp, "RobertaProcessing")) { /* "cls": [text, id], "sep": [text, id] */
         json_object *c, *s;
         if (json_object_object_get_ex(pp, "cls", &c) && json_object_is_type(c, json_type_array) && json_object_array_length(c) == 2 &&
             json_object_object_get_ex(pp, "sep", &s) && json_object_is_type(s, json_type_array) && json_object_array_length(s) == 2) {
@@ -134,14 +134,14 @@ void store_tok_template_specials(json_object *pp, int64_t *first, int64_t *last)
         }
         return;
     }
-    if (!is_type(pp, "TemplateProcessing") || !json_object_object_get_ex(pp, "single", &single) ||
+    if (!store_tok_is_type(pp, "TemplateProcessing") || !json_object_object_get_ex(pp, "single", &single) ||
         !json_object_is_type(single, json_type_array) || json_object_array_length(single) < 2)
         return;
     json_object *sp, *specials, *e;
     json_object_object_get_ex(pp, "special_tokens", &specials);
     for (int end = 0; end < 2; end++) {
         json_object *item = json_object_array_get_idx(single, end ? json_object_array_length(single) - 1 : 0);
-        const char *name = json_object_object_get_ex(item, "SpecialToken", &sp) ? jstr(sp, "id") : NULL;
+        const char *name = json_object_object_get_ex(item, "SpecialToken", &sp) ? store_tok_jstr(sp, "id") : NULL;
         json_object *ids;
         if (!name || !specials || !json_object_object_get_ex(specials, name, &e) ||
             !json_object_object_get_ex(e, "ids", &ids) || !json_object_is_type(ids, json_type_array) ||
@@ -158,8 +158,8 @@ static const char *chat_template(json_object *cfg) {
     if (!json_object_is_type(v, json_type_array)) return NULL;
     for (size_t i = 0; i < json_object_array_length(v); i++) {
         json_object *e = json_object_array_get_idx(v, i);
-        const char *n = jstr(e, "name");
-        if (n && !strcmp(n, "default")) return jstr(e, "template");
+        const char *n = store_tok_jstr(e, "name");
+        if (n && !strcmp(n, "default")) return store_tok_jstr(e, "template");
     }
     return NULL;
 }
@@ -184,7 +184,7 @@ static int spm_types_scores(gguf_writer *w, json_object *model, json_object *voc
             types[i] = TT_BYTE;
     }
     json_object *id;
-    const char *unk = jstr(model, "unk_token");
+    const char *unk = store_tok_jstr(model, "unk_token");
     if (unk && json_object_object_get_ex(vocab, unk, &id) && json_object_get_int64(id) < n)
         types[json_object_get_int64(id)] = TT_UNKNOWN;
     for (size_t r = 0; r < n_merges; r++) {
@@ -218,7 +218,7 @@ static int spm_types_scores(gguf_writer *w, json_object *model, json_object *voc
 static int64_t piece_id(json_object *cfg, const char *key, const store_spm *m) {
     json_object *v;
     if (!cfg || !json_object_object_get_ex(cfg, key, &v) || !v) return -1;
-    const char *s = json_object_is_type(v, json_type_string) ? json_object_get_string(v) : jstr(v, "content");
+    const char *s = json_object_is_type(v, json_type_string) ? json_object_get_string(v) : store_tok_jstr(v, "content");
     for (int64_t i = 0; s && i < m->n; i++)
         if (!strcmp(m->pieces[i], s)) return i;
     return -1;
@@ -288,8 +288,8 @@ static int convert_spm_model(gguf_writer *w, const char *dir, const char *path, 
     if (unk >= 0 && unk < m.n) gguf_set_u32(w, "tokenizer.ggml.unknown_token_id", (uint32_t)unk);
     if (pad >= 0 && pad < m.n) gguf_set_u32(w, "tokenizer.ggml.padding_token_id", (uint32_t)pad);
     /* LlamaTokenizer's defaults: BOS yes, EOS no */
-    gguf_set_bool(w, "tokenizer.ggml.add_bos_token", jbool(cfg, "add_bos_token", 1) && bos >= 0);
-    gguf_set_bool(w, "tokenizer.ggml.add_eos_token", jbool(cfg, "add_eos_token", 0) && eos >= 0);
+    gguf_set_bool(w, "tokenizer.ggml.add_bos_token", store_tok_jbool(cfg, "add_bos_token", 1) && bos >= 0);
+    gguf_set_bool(w, "tokenizer.ggml.add_eos_token", store_tok_jbool(cfg, "add_eos_token", 0) && eos >= 0);
     gguf_set_bool(w, "tokenizer.ggml.add_space_prefix", m.add_dummy_prefix);
     const char *tmpl = chat_template(cfg);
     if (tmpl) gguf_set_str(w, "tokenizer.chat_template", tmpl);
@@ -308,7 +308,7 @@ static int convert_unigram(gguf_writer *w, json_object *tj, json_object *model, 
     json_object *vocab, *added = NULL, *u;
     if (!json_object_object_get_ex(model, "vocab", &vocab) || !json_object_is_type(vocab, json_type_array))
         return hl_err_set(err, HL_EINVAL, "tokenizer.json: Unigram model.vocab is not an array");
-    if (jbool(model, "byte_fallback", 0))
+    if (store_tok_jbool(model, "byte_fallback", 0))
         return hl_err_set(err, HL_ENOTSUP, "tokenizer.json: Unigram with byte_fallback is not supported by the converter");
     store_ugm_norm nm;
     int rc = store_ugm_detect(tj, &nm, err);
@@ -353,13 +353,13 @@ static int convert_unigram(gguf_writer *w, json_object *tj, json_object *model, 
     for (size_t i = 0; added && i < json_object_array_length(added); i++) {
         json_object *t = json_object_array_get_idx(added, i), *id;
         int64_t x = json_object_object_get_ex(t, "id", &id) ? json_object_get_int64(id) : -1;
-        if (x < 0 || x >= n || !jstr(t, "content")) {
+        if (x < 0 || x >= n || !store_tok_jstr(t, "content")) {
             rc = hl_err_set(err, HL_EINVAL, "tokenizer.json: added token %zu has no valid id/content (embeddings: %lld rows)", i,
                             (long long)n);
             goto out;
         }
-        toks[x] = jstr(t, "content");
-        types[x] = jbool(t, "special", 0) ? TT_CONTROL : TT_USER;
+        toks[x] = store_tok_jstr(t, "content");
+        types[x] = store_tok_jbool(t, "special", 0) ? TT_CONTROL : TT_USER;
     }
     int64_t unk = json_object_object_get_ex(model, "unk_id", &u) && json_object_is_type(u, json_type_int)
                       ? json_object_get_int64(u) : -1;
@@ -377,7 +377,7 @@ static int convert_unigram(gguf_writer *w, json_object *tj, json_object *model, 
         ids[k] = -1;
         json_object *v;
         const char *want = cfg && json_object_object_get_ex(cfg, KEYS[k], &v) && v
-                               ? (json_object_is_type(v, json_type_string) ? json_object_get_string(v) : jstr(v, "content")) : NULL;
+                               ? (json_object_is_type(v, json_type_string) ? json_object_get_string(v) : store_tok_jstr(v, "content")) : NULL;
         for (int64_t i = 0; want && i < n && ids[k] < 0; i++)
             if (!strcmp(toks[i], want)) ids[k] = i;
     }
@@ -401,8 +401,8 @@ static int convert_unigram(gguf_writer *w, json_object *tj, json_object *model, 
     int64_t first, last;
     json_object_object_get_ex(tj, "post_processor", &pp);
     store_tok_template_specials(pp, &first, &last);
-    gguf_set_bool(w, "tokenizer.ggml.add_bos_token", jbool(cfg, "add_bos_token", first >= 0 && first == ids[0]) && ids[0] >= 0);
-    gguf_set_bool(w, "tokenizer.ggml.add_eos_token", jbool(cfg, "add_eos_token", last >= 0 && last == ids[1]) && ids[1] >= 0);
+    gguf_set_bool(w, "tokenizer.ggml.add_bos_token", store_tok_jbool(cfg, "add_bos_token", first >= 0 && first == ids[0]) && ids[0] >= 0);
+    gguf_set_bool(w, "tokenizer.ggml.add_eos_token", store_tok_jbool(cfg, "add_eos_token", last >= 0 && last == ids[1]) && ids[1] >= 0);
     const char *tmpl = chat_template(cfg);
     if (tmpl) gguf_set_str(w, "tokenizer.chat_template", tmpl);
 out:
@@ -440,7 +440,7 @@ int store_convert_tokenizer(gguf_writer *w, const char *dir, json_object *config
         rc = hl_err_set(err, HL_EINVAL, "tokenizer.json has no model object");
         goto done;
     }
-    const char *mtype = jstr(model, "type");
+    const char *mtype = store_tok_jstr(model, "type");
     if (mtype && !strcmp(mtype, "Unigram")) {
         rc = convert_unigram(w, tj, model, cfg, config, n_vocab, err);
         goto done;
@@ -455,9 +455,9 @@ int store_convert_tokenizer(gguf_writer *w, const char *dir, json_object *config
         goto done;
     }
     /* byte fallback: SentencePiece-BPE, GGUF's "llama" model */
-    int spm = jbool(model, "byte_fallback", 0), space_prefix = 0, split_words = 0;
+    int spm = store_tok_jbool(model, "byte_fallback", 0), space_prefix = 0, split_words = 0;
     if (spm && (rc = store_spm_detect(tj, &space_prefix, &split_words, err))) goto done;
-    const char *pname = spm ? "default" : detect(pre, jbool(model, "ignore_merges", 0));
+    const char *pname = spm ? "default" : detect(pre, store_tok_jbool(model, "ignore_merges", 0));
     if (!pname) {
         const char *js = pre ? json_object_to_json_string_ext(pre, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE) : "null";
         rc = hl_err_set(err, HL_ENOTSUP, "tokenizer.json: unknown pre-tokenizer %.300s (known: gpt2, llama-bpe, smaug-bpe, qwen2, gpt-4o, smollm)", js);
@@ -480,7 +480,7 @@ int store_convert_tokenizer(gguf_writer *w, const char *dir, json_object *config
     for (size_t i = 0; added && i < json_object_array_length(added); i++) {
         json_object *id;
         json_object *t = json_object_array_get_idx(added, i);
-        if (!json_object_object_get_ex(t, "id", &id) || !jstr(t, "content") || json_object_get_int64(id) < 0 ||
+        if (!json_object_object_get_ex(t, "id", &id) || !store_tok_jstr(t, "content") || json_object_get_int64(id) < 0 ||
             json_object_get_int64(id) >= (1 << 24)) {
             rc = hl_err_set(err, HL_EINVAL, "tokenizer.json: added token %zu has no valid id/content", i);
             goto done;
@@ -507,8 +507,8 @@ int store_convert_tokenizer(gguf_writer *w, const char *dir, json_object *config
         json_object *t = json_object_array_get_idx(added, i), *id;
         json_object_object_get_ex(t, "id", &id);
         int64_t x = json_object_get_int64(id);
-        toks[x] = (char *)jstr(t, "content");
-        types[x] = jbool(t, "special", 0) ? TT_CONTROL : TT_USER;
+        toks[x] = (char *)store_tok_jstr(t, "content");
+        types[x] = store_tok_jbool(t, "special", 0) ? TT_CONTROL : TT_USER;
     }
     char (*pad)[24] = calloc((size_t)n, sizeof *pad);
     if (!pad) {
@@ -575,8 +575,8 @@ int store_convert_tokenizer(gguf_writer *w, const char *dir, json_object *config
         int64_t first, last;
         json_object_object_get_ex(tj, "post_processor", &pp);
         store_tok_template_specials(pp, &first, &last);
-        int add_bos = jbool(cfg, "add_bos_token", first >= 0 && first == bos);
-        int add_eos = jbool(cfg, "add_eos_token", last >= 0 && last == eos);
+        int add_bos = store_tok_jbool(cfg, "add_bos_token", first >= 0 && first == bos);
+        int add_eos = store_tok_jbool(cfg, "add_eos_token", last >= 0 && last == eos);
         gguf_set_bool(w, "tokenizer.ggml.add_bos_token", add_bos && bos >= 0);
         gguf_set_bool(w, "tokenizer.ggml.add_eos_token", add_eos && eos >= 0);
         const char *tmpl = chat_template(cfg);

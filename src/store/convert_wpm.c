@@ -19,17 +19,6 @@
 
 enum { TT_NORMAL = 1, TT_CONTROL = 3, TT_USER = 4, TT_UNUSED = 5 };
 
-static const char *jstr(json_object *o, const char *key) {
-    json_object *v;
-    if (!o || !json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_string)) return NULL;
-    return json_object_get_string(v);
-}
-
-static int is_type(json_object *o, const char *t) {
-    const char *s = jstr(o, "type");
-    return s && !strcmp(s, t);
-}
-
 /* a flag that must be (absent or) the value our tokenizer implements;
  * null counts as absent (strip_accents: null follows lowercase) */
 static int want_flag(json_object *o, const char *key, int want, hl_err *err) {
@@ -45,7 +34,7 @@ static int check_pipeline(json_object *tj, hl_err *err) {
     json_object_object_get_ex(tj, "normalizer", &norm);
     json_object_object_get_ex(tj, "pre_tokenizer", &pre);
     int rc;
-    if (!is_type(norm, "BertNormalizer")) {
+    if (!store_tok_is_type(norm, "BertNormalizer")) {
         const char *js = norm ? json_object_to_json_string_ext(norm, JSON_C_TO_STRING_PLAIN) : "null";
         return hl_err_set(err, HL_ENOTSUP, "tokenizer.json: WordPiece with normalizer %.200s is not supported (BertNormalizer)", js);
     }
@@ -55,7 +44,7 @@ static int check_pipeline(json_object *tj, hl_err *err) {
     if ((rc = want_flag(norm, "strip_accents", 1, err)) || (rc = want_flag(norm, "clean_text", 1, err)) ||
         (rc = want_flag(norm, "handle_chinese_chars", 1, err)))
         return rc;
-    if (!is_type(pre, "BertPreTokenizer")) {
+    if (!store_tok_is_type(pre, "BertPreTokenizer")) {
         const char *js = pre ? json_object_to_json_string_ext(pre, JSON_C_TO_STRING_PLAIN) : "null";
         return hl_err_set(err, HL_ENOTSUP, "tokenizer.json: WordPiece with pre_tokenizer %.200s is not supported (BertPreTokenizer)", js);
     }
@@ -67,7 +56,7 @@ static int64_t special_id(json_object *tok_cfg, const char *key, const char *dfl
     json_object *v, *id;
     const char *s = dflt;
     if (tok_cfg && json_object_object_get_ex(tok_cfg, key, &v) && v)
-        s = json_object_is_type(v, json_type_string) ? json_object_get_string(v) : jstr(v, "content");
+        s = json_object_is_type(v, json_type_string) ? json_object_get_string(v) : store_tok_jstr(v, "content");
     if (s && json_object_object_get_ex(vocab, s, &id) && json_object_is_type(id, json_type_int)) return json_object_get_int64(id);
     return -1;
 }
@@ -79,7 +68,7 @@ int store_convert_wordpiece(gguf_writer *w, json_object *tj, json_object *tok_cf
         return hl_err_set(err, HL_EINVAL, "tokenizer.json: WordPiece model.vocab is not an object");
     int rc = check_pipeline(tj, err);
     if (rc) return rc;
-    const char *cont = jstr(model, "continuing_subword_prefix");
+    const char *cont = store_tok_jstr(model, "continuing_subword_prefix");
     if (!cont) cont = "##";
     size_t cl = strlen(cont);
     json_object_object_get_ex(tj, "added_tokens", &added);
@@ -100,7 +89,7 @@ int store_convert_wordpiece(gguf_writer *w, json_object *tj, json_object *tok_cf
     for (size_t i = 0; added && i < json_object_array_length(added); i++) {
         json_object *t = json_object_array_get_idx(added, i), *id;
         int64_t x = json_object_object_get_ex(t, "id", &id) && json_object_is_type(id, json_type_int) ? json_object_get_int64(id) : -1;
-        const char *c = jstr(t, "content");
+        const char *c = store_tok_jstr(t, "content");
         if (x < 0 || x >= n || !c) {
             rc = hl_err_set(err, HL_EINVAL, "tokenizer.json: added token %zu has no valid id/content (embeddings: %lld rows)", i,
                             (long long)n);
@@ -138,7 +127,7 @@ int store_convert_wordpiece(gguf_writer *w, json_object *tj, json_object *tok_cf
             types[i] = TT_UNUSED;
         }
     int64_t cls = special_id(tok_cfg, "cls_token", "[CLS]", vocab), sep = special_id(tok_cfg, "sep_token", "[SEP]", vocab);
-    int64_t unk = special_id(NULL, "", jstr(model, "unk_token"), vocab), pad = special_id(tok_cfg, "pad_token", "[PAD]", vocab);
+    int64_t unk = special_id(NULL, "", store_tok_jstr(model, "unk_token"), vocab), pad = special_id(tok_cfg, "pad_token", "[PAD]", vocab);
     int64_t mask = special_id(tok_cfg, "mask_token", "[MASK]", vocab);
     json_object *pp = NULL;
     int64_t first, last;

@@ -28,23 +28,14 @@ import numpy as np
 import pytest
 import requests
 
+from store.test_convert_hf import check_bad_dirs, create_dir, model_file
+
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 ENC = ROOT / "tests" / "data" / "hf_enc"
 REF = json.loads((ENC / "reference.json").read_text())
 # dir -> (general.architecture, pooling_type key or None, tokenizer model)
 DIRS = {"bert": ("bert", 1, "bert"), "bert-mlm": ("bert", None, "bert"), "nomic-hub": ("nomic-bert", 2, "bert"),
         "nomic-hf": ("nomic-bert", 3, "bert"), "xlmr": ("bert", 2, "t5")}
-
-
-def model_file(hl, name):
-    out = hl("show", name, "--modelfile").stdout
-    return pathlib.Path(re.search(r"^FROM (\S+)$", out, re.M).group(1))
-
-
-def create_dir(hl, tmp_path, name, d, *extra, check=True):
-    mf = tmp_path / f"Modelfile.{name}"
-    mf.write_text(f"FROM {d}\n")
-    return hl("create", name, "-f", mf, *extra, check=check)
 
 
 def post(env, path, body):
@@ -243,19 +234,4 @@ BAD = [
 
 
 def test_import_bad_encoder_dirs(hl, tmp_path):
-    create_dir(hl, tmp_path, "good", ENC / "bert")
-
-    def names():
-        return sorted(ln.split()[0] for ln in hl("list").stdout.splitlines()[1:])
-
-    before = names()
-    blobs = sorted(p.name for p in (hl.root / "blobs").iterdir())
-    for i, (base, breaker, msg) in enumerate(BAD):
-        d = tmp_path / f"bad{i}"
-        shutil.copytree(ENC / base, d)
-        breaker(d)
-        r = create_dir(hl, tmp_path, f"bad{i}", d, check=False)
-        assert r.returncode != 0, f"{breaker.__name__}: create succeeded"
-        assert re.search(msg, r.stderr + r.stdout), f"{breaker.__name__}: {r.stderr + r.stdout}"
-        assert names() == before
-        assert sorted(p.name for p in (hl.root / "blobs").iterdir()) == blobs, breaker.__name__
+    check_bad_dirs(hl, tmp_path, ENC, "bert", BAD)

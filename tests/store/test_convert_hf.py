@@ -515,19 +515,27 @@ BAD = [
 ]
 
 
-def test_import_bad_dirs(hl, tmp_path):
-    create_dir(hl, tmp_path, "good", HF / "qwen2")
+def check_bad_dirs(hl, tmp_path, root, good, cases):
+    """Each (base, breaker, msg) of cases: a copy of root/base broken by
+    breaker fails `create` with an error matching msg, and the store (its
+    names and blobs, after the good import root/good) is unchanged."""
+    create_dir(hl, tmp_path, "good", root / good)
     def names():
         return sorted(ln.split()[0] for ln in hl("list").stdout.splitlines()[1:])
 
     before = names()
     blobs = sorted(p.name for p in (hl.root / "blobs").iterdir())
-    for i, (base, breaker, msg) in enumerate(BAD):
+    for i, (base, breaker, msg) in enumerate(cases):
         d = tmp_path / f"bad{i}"
-        shutil.copytree(HF / base, d)
+        shutil.copytree(root / base, d)
         breaker(d)
         r = create_dir(hl, tmp_path, f"bad{i}", d, check=False)
         assert r.returncode != 0, f"{breaker.__name__}: create succeeded"
         assert re.search(msg, r.stderr + r.stdout), f"{breaker.__name__}: {r.stderr + r.stdout}"
         assert names() == before
         assert sorted(p.name for p in (hl.root / "blobs").iterdir()) == blobs, breaker.__name__
+
+
+
+def test_import_bad_dirs(hl, tmp_path):
+    check_bad_dirs(hl, tmp_path, HF, "qwen2", BAD)
