@@ -42,5 +42,5 @@ if [ "${1:-}" = "--test" ]; then
         .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps -r requirements-test-nodeps.txt
         cat requirements-test.txt requirements-test-nodeps.txt > "$stamp"
     fi
-    python3 scripts/fetch_models.py smollm2 qwen2.5-coder gemma3 >&2  # every model the tests use
+    python3 scripts/fetch_models.py smollm2 qwen2.5-coder qwen2.5-coder-0.5b gemma3 >&2  # every model the tests use
 fi

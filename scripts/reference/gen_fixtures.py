@@ -58,6 +58,12 @@ SPECS = {
         ("text_code", "text", "def fibonacci(n):\n    \"\"\"Return the n-th Fibonacci number.\"\"\"\n", 32),
         ("text_multi", "text", "Ünïcödé test: 你好，世界! 12345 + 678 = ", 32),
     ]),
+    # the draft model of the speculation benchmarks: same family, fewer layers
+    "qwen2.5-coder-0.5b": ("qwen2.5-coder-0.5b-instruct-q4_k_m.gguf", [
+        ("chat_sky", "chat", ("You are a helpful assistant.", "Why is the sky blue?"), 64),
+        ("text_code", "text", "def fibonacci(n):\n    \"\"\"Return the n-th Fibonacci number.\"\"\"\n", 32),
+        ("text_multi", "text", "Ünïcödé test: 你好，世界! 12345 + 678 = ", 32),
+    ]),
 }
 
 

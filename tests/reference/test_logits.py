@@ -366,6 +366,10 @@ BIG = {
     "qwen2.5-coder": dict(file="qwen2.5-coder-1.5b-instruct-q4_k_m.gguf", tie=1.0, top1=0.99, top1_raw=0.95,
                           tol=Tol(float_max=20.0, float_mean=1.5, emu_max=1.0, emu_median=0.5, top1=0.0,
                                   float_max_rest=1.5)),
+    # the 0.5B draft model (same family and quantization): engine observed: see docs/testing.md
+    "qwen2.5-coder-0.5b": dict(file="qwen2.5-coder-0.5b-instruct-q4_k_m.gguf", tie=1.0, top1=0.99, top1_raw=0.95,
+                               tol=Tol(float_max=20.0, float_mean=1.5, emu_max=1.0, emu_median=0.5, top1=0.0,
+                                       float_max_rest=1.5)),
 }
 
 
