@@ -413,7 +413,7 @@ class Model:
         kpos = np.arange(n_past + n)[None, :]
         mask = np.where(kpos <= pos[:, None], 0.0, -np.inf).astype(np.float32)
         mask_swa = np.where((kpos <= pos[:, None]) & (kpos > pos[:, None] - hp.n_swa),
-                            0.0, -np.inf).astype(np.float32)
+                            0.0, -np.inf).astype(np.float32) if hp.n_swa else mask
         for il in range(hp.n_layer):
             p = f"blk.{il}."
             local = hp.is_local(il)

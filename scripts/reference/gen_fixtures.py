@@ -15,7 +15,8 @@ reference modes (forward.py: "float" and "emulated"):
 Full logits rows are not stored (151936 floats per position for Qwen).
 
 Run once, after a change to the prompts or the reference (it takes tens of
-minutes for Qwen on a 2-core machine; weights need ~8 GB of RAM as f32):
+minutes for Qwen on a 2-core machine, weights need ~8 GB of RAM as f32; Gemma 3
+about 4 minutes and ~4 GB):
     .venv/bin/python scripts/reference/gen_fixtures.py [smollm2] [qwen2.5-coder] [gemma3]
 Keys of the .npz are "<prompt name>/<field>", plus "meta" (JSON).
 """
