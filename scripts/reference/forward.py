@@ -1,13 +1,28 @@
-"""Independent float32 numpy forward pass for GGUF llama and qwen2 models: the
-oracle the C engine's logits are compared against (tests/reference/).
+"""Independent float32 numpy forward pass for GGUF llama, qwen2 and gemma3
+models: the oracle the C engine's logits are compared against (tests/reference/).
 
 It owns: reading hyperparameters from GGUF metadata, dequantizing weights with
 the `gguf` package (never with our C code, so the two sides share nothing but
 the file), the transformer itself (RMSNorm, RoPE in GGML's "NORM" adjacent-pair
-mode for llama and "NEOX" half-split mode for qwen2, optional Llama-3
-rope_freqs factors, grouped-query attention with a KV cache, SwiGLU, qwen2's
-QKV biases, tied embeddings), greedy decoding, and an optional emulation of
-the engine's 8-bit activation quantization inside quantized matmuls.
+mode for llama and "NEOX" half-split mode for qwen2 and gemma3, optional
+Llama-3 rope_freqs factors, grouped-query attention with a KV cache, SwiGLU,
+qwen2's QKV biases, tied embeddings), greedy decoding, and an optional
+emulation of the engine's 8-bit activation quantization inside quantized
+matmuls.
+
+Gemma 3 (text), as written from transformers' Gemma3 modeling code and the
+GGUF layout llama.cpp's converter defines: embeddings times sqrt(n_embd);
+RMSNorm whose GGUF weights already hold Gemma's "1 + w" (the converter adds
+the 1 to every *norm.weight, q/k norms included); per-head RMSNorm of q and k
+before RoPE; RMSNorm of each branch's output before the residual add
+(post_attention_norm, post_ffw_norm); GELU(tanh)-gated feed-forward; five of
+every six layers local -- a sliding window (a query at p sees keys p - w < j
+<= p, w = attention.sliding_window) and rope base rope.freq_base_swa (10000
+when absent), never rope-scaled -- and every sixth global (rope.freq_base,
+linear rope.scaling if the file has it); scores scaled by
+query_pre_attn_scalar^-0.5, which GGUF does not carry: it is head_dim in every
+released size but 27B (62 layers), where it is n_embd / n_head; an optional
+final_logit_softcapping; tied output.
 
 Two modes (see docs/testing.md, "Logits against the numpy reference"):
   * float    : activations stay f32. The distance from this mode to the engine
@@ -169,19 +184,30 @@ class HParams:
     rope_base: float
     eps: float
     rope_neox: bool       # True: rotate (i, i + n_rot/2); False: (2i, 2i + 1)
+    # Gemma 3 (all neutral for llama / qwen2)
+    gemma: bool = False        # sqrt(n_embd) embeddings, q/k norms, post-branch norms, GELU
+    attn_scale: float = 0.0    # score scale; 0: 1 / sqrt(head_dim)
+    n_swa: int = 0             # sliding window of the local layers (0: none)
+    swa_period: int = 0        # every swa_period-th layer is global, the others local
+    rope_base_swa: float = 10000.0
+    rope_linear: float = 1.0   # linear rope scaling factor of the global layers
+    final_softcap: float = 0.0 # logits -> c * tanh(logits / c) when > 0
+
+    def is_local(self, il: int) -> bool:
+        return self.n_swa > 0 and self.swa_period > 0 and (il + 1) % self.swa_period != 0
 
 
 def read_hparams(reader: gguf.GGUFReader) -> HParams:
     arch = _field(reader, "general.architecture")
-    if arch not in ("llama", "qwen2"):
-        raise ValueError(f"reference forward pass supports llama and qwen2, not {arch!r}")
+    if arch not in ("llama", "qwen2", "gemma3"):
+        raise ValueError(f"reference forward pass supports llama, qwen2 and gemma3, not {arch!r}")
     g = lambda k, d=None: _field(reader, f"{arch}.{k}", d)  # noqa: E731
     n_embd = int(g("embedding_length"))
     n_head = int(g("attention.head_count"))
     n_head_kv = int(g("attention.head_count_kv", n_head))
     head_dim = int(g("attention.key_length", n_embd // n_head))
     n_vocab = len(reader.fields["tokenizer.ggml.tokens"].data)
-    return HParams(
+    hp = HParams(
         arch=arch,
         n_layer=int(g("block_count")),
         n_embd=n_embd,
@@ -196,8 +222,24 @@ def read_hparams(reader: gguf.GGUFReader) -> HParams:
         # GGUF llama files hold Q/K permuted by the converter so that GGML's
         # adjacent-pair rotation reproduces HF's half rotation; qwen2 files are
         # not permuted and need the half (NEOX) rotation directly.
-        rope_neox=(arch == "qwen2"),
+        rope_neox=(arch in ("qwen2", "gemma3")),
     )
+    if arch == "gemma3":
+        hp.gemma = True
+        hp.eps = float(g("attention.layer_norm_rms_epsilon", 1e-6))
+        n_layer_27b = 62
+        qpas = n_embd / n_head if hp.n_layer == n_layer_27b else head_dim
+        hp.attn_scale = 1.0 / math.sqrt(qpas)
+        hp.n_swa = int(g("attention.sliding_window", 0))
+        hp.swa_period = 6
+        hp.rope_base_swa = float(g("rope.freq_base_swa", 10000.0))
+        hp.final_softcap = float(g("final_logit_softcapping", 0.0) or 0.0)
+        kind = g("rope.scaling.type", "none")
+        if kind == "linear":
+            hp.rope_linear = float(g("rope.scaling.factor", 1.0))
+        elif kind != "none":
+            raise ValueError(f"gemma3 reference: rope scaling {kind!r} not supported (none, linear)")
+    return hp
 
 
 class Weights:
@@ -265,6 +307,12 @@ def silu(x: np.ndarray) -> np.ndarray:
     return x / (np.float32(1.0) + np.exp(-x))
 
 
+def gelu_tanh(x: np.ndarray) -> np.ndarray:
+    # transformers' "gelu_pytorch_tanh": 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
+    c = np.float32(math.sqrt(2.0 / math.pi))
+    return (np.float32(0.5) * x * (np.float32(1.0) + np.tanh(c * (x + np.float32(0.044715) * x * x * x)))).astype(np.float32)
+
+
 class KVCache:
     """Keys and values of every past position, per layer: [n_head_kv, n_pos, head_dim]."""
 
@@ -289,10 +337,13 @@ class Model:
         hp = self.hp
         # Inverse frequencies theta_i = base^(-2i/n_rot), computed in float64 and
         # rounded once; Llama-3 style files divide them by rope_freqs factors.
-        inv = hp.rope_base ** (-np.arange(0, hp.n_rot, 2, dtype=np.float64) / hp.n_rot)
+        expo = -np.arange(0, hp.n_rot, 2, dtype=np.float64) / hp.n_rot
+        inv = hp.rope_base ** expo / hp.rope_linear
         if self.w.has("rope_freqs.weight"):
             inv = inv / self.w.get("rope_freqs.weight").astype(np.float64)
         self.inv_freq = inv
+        # gemma3's local layers: their own base, no scaling
+        self.inv_freq_swa = hp.rope_base_swa ** expo
         self.out_name = "output.weight" if self.w.has("output.weight") else "token_embd.weight"
 
     # -- pieces -------------------------------------------------------------
@@ -313,11 +364,13 @@ class Model:
             y = y + self.w.get(bias)
         return y.astype(np.float32)
 
-    def rope(self, x: np.ndarray, pos: np.ndarray) -> np.ndarray:
+    def rope(self, x: np.ndarray, pos: np.ndarray, local: bool = False) -> np.ndarray:
         """Rotates x [n_head, n, head_dim] for positions pos [n]; the first n_rot
-        dimensions rotate, the rest pass through."""
+        dimensions rotate, the rest pass through. local: a sliding-window
+        layer's frequencies (gemma3)."""
         hp = self.hp
-        ang = pos.astype(np.float64)[:, None] * self.inv_freq[None, :]  # [n, n_rot/2]
+        inv = self.inv_freq_swa if local else self.inv_freq
+        ang = pos.astype(np.float64)[:, None] * inv[None, :]  # [n, n_rot/2]
         cos = np.cos(ang).astype(np.float32)
         sin = np.sin(ang).astype(np.float32)
         out = x.copy()
@@ -338,7 +391,10 @@ class Model:
         for t in tokens:
             if not 0 <= t < hp.n_vocab:
                 raise ValueError(f"token id {t} out of range [0, {hp.n_vocab})")
-        return np.stack([self.w.row("token_embd.weight", int(t)) for t in tokens]).astype(np.float32)
+        x = np.stack([self.w.row("token_embd.weight", int(t)) for t in tokens]).astype(np.float32)
+        if hp.gemma:
+            x = x * np.float32(math.sqrt(hp.n_embd))
+        return x
 
     # -- the forward pass ---------------------------------------------------
 
@@ -350,12 +406,17 @@ class Model:
         pos = np.arange(cache.n_pos, cache.n_pos + n)
         x = self.embed(tokens)                                     # [n, n_embd]
         group = hp.n_head // hp.n_head_kv
-        scale = np.float32(1.0 / math.sqrt(hp.head_dim))
+        scale = np.float32(hp.attn_scale or 1.0 / math.sqrt(hp.head_dim))
         n_past = cache.n_pos
-        # causal mask over [n queries, n_past + n keys]
-        mask = np.where(np.arange(n_past + n)[None, :] <= pos[:, None], 0.0, -np.inf).astype(np.float32)
+        # causal mask over [n queries, n_past + n keys]; local layers also
+        # drop keys n_swa or more positions back
+        kpos = np.arange(n_past + n)[None, :]
+        mask = np.where(kpos <= pos[:, None], 0.0, -np.inf).astype(np.float32)
+        mask_swa = np.where((kpos <= pos[:, None]) & (kpos > pos[:, None] - hp.n_swa),
+                            0.0, -np.inf).astype(np.float32) if hp.n_swa else mask
         for il in range(hp.n_layer):
             p = f"blk.{il}."
+            local = hp.is_local(il)
             # attention block: pre-norm, projections, RoPE on q and k
             h = rms_norm(x, self.w.get(p + "attn_norm.weight"), hp.eps)
             q = self.matmul(h, p + "attn_q.weight", mode)          # [n, n_head*hd]
@@ -364,8 +425,11 @@ class Model:
             q = q.reshape(n, hp.n_head, hp.head_dim).transpose(1, 0, 2)
             k = k.reshape(n, hp.n_head_kv, hp.head_dim).transpose(1, 0, 2)
             v = v.reshape(n, hp.n_head_kv, hp.head_dim).transpose(1, 0, 2)
-            q = self.rope(q, pos)
-            k = self.rope(k, pos)
+            if hp.gemma:
+                q = rms_norm(q, self.w.get(p + "attn_q_norm.weight"), hp.eps)
+                k = rms_norm(k, self.w.get(p + "attn_k_norm.weight"), hp.eps)
+            q = self.rope(q, pos, local)
+            k = self.rope(k, pos, local)
             if mode.kv_f16:
                 k = k.astype(np.float16).astype(np.float32)
                 v = v.astype(np.float16).astype(np.float32)
@@ -375,20 +439,31 @@ class Model:
             # GQA: query head j reads kv head j // group
             Kh = np.repeat(K, group, axis=0)
             Vh = np.repeat(V, group, axis=0)
-            s = (q @ Kh.transpose(0, 2, 1)) * scale + mask[None]  # [n_head, n, n_past+n]
+            s = (q @ Kh.transpose(0, 2, 1)) * scale + (mask_swa if local else mask)[None]  # [n_head, n, n_past+n]
             s = s - s.max(axis=-1, keepdims=True)
             e = np.exp(s)
             a = (e / e.sum(axis=-1, keepdims=True)) @ Vh           # [n_head, n, hd]
             a = a.transpose(1, 0, 2).reshape(n, hp.n_head * hp.head_dim)
-            x = x + self.matmul(a, p + "attn_output.weight", mode)
-            # feed-forward block: pre-norm, SwiGLU
+            o = self.matmul(a, p + "attn_output.weight", mode)
+            if hp.gemma:
+                o = rms_norm(o, self.w.get(p + "post_attention_norm.weight"), hp.eps)
+            x = x + o
+            # feed-forward block: pre-norm, SwiGLU (gemma: GELU-gated, post-norm)
             h = rms_norm(x, self.w.get(p + "ffn_norm.weight"), hp.eps)
             g = self.matmul(h, p + "ffn_gate.weight", mode)
             u = self.matmul(h, p + "ffn_up.weight", mode)
-            x = x + self.matmul(silu(g) * u, p + "ffn_down.weight", mode)
+            act = gelu_tanh(g) if hp.gemma else silu(g)
+            f = self.matmul(act * u, p + "ffn_down.weight", mode)
+            if hp.gemma:
+                f = rms_norm(f, self.w.get(p + "post_ffw_norm.weight"), hp.eps)
+            x = x + f
         cache.n_pos += n
         x = rms_norm(x, self.w.get("output_norm.weight"), hp.eps)
-        return self.matmul(x, self.out_name, mode)
+        y = self.matmul(x, self.out_name, mode)
+        if hp.final_softcap > 0:
+            c = np.float32(hp.final_softcap)
+            y = (c * np.tanh(y / c)).astype(np.float32)
+        return y
 
     def logits(self, tokens, mode: Mode = FLOAT) -> np.ndarray:
         """Logits after every token of one fresh sequence: [len(tokens), n_vocab]."""

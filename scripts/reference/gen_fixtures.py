@@ -15,8 +15,9 @@ reference modes (forward.py: "float" and "emulated"):
 Full logits rows are not stored (151936 floats per position for Qwen).
 
 Run once, after a change to the prompts or the reference (it takes tens of
-minutes for Qwen on a 2-core machine; weights need ~8 GB of RAM as f32):
-    .venv/bin/python scripts/reference/gen_fixtures.py [smollm2] [qwen2.5-coder]
+minutes for Qwen on a 2-core machine, weights need ~8 GB of RAM as f32; Gemma 3
+about 4 minutes and ~4 GB):
+    .venv/bin/python scripts/reference/gen_fixtures.py [smollm2] [qwen2.5-coder] [gemma3]
 Keys of the .npz are "<prompt name>/<field>", plus "meta" (JSON).
 """
 from __future__ import annotations
@@ -64,15 +65,27 @@ SPECS = {
         ("text_code", "text", "def fibonacci(n):\n    \"\"\"Return the n-th Fibonacci number.\"\"\"\n", 32),
         ("text_multi", "text", "Ünïcödé test: 你好，世界! 12345 + 678 = ", 32),
     ]),
+    # The GGUF has no chat template: its turns are written out as Gemma 3's
+    # published format. Its 262144-entry vocabulary makes each logits row 1 MiB
+    # and the tied output matrix 640 MiB as f32 (kept once, shared by both modes).
+    "gemma3": ("gemma-3-270m-q4_k_m.gguf", [
+        ("chat_sky", "text", "<start_of_turn>user\nWhy is the sky blue?<end_of_turn>\n<start_of_turn>model\n", 64),
+        ("chat_poem", "text", "<start_of_turn>user\nWrite a short poem about the sea.<end_of_turn>\n"
+                              "<start_of_turn>model\n", 64),
+        ("text_capital", "text", "The capital of France is Paris. The capital of Germany is", 64),
+        ("text_multi", "text", "Ünïcödé test: 你好，世界! 12345 + 678 = ", 32),
+    ]),
 }
 
 
 def prompt_text(reader, kind, content):
+    """The prompt's text, starting with the BOS token's text where the file
+    asks for a BOS (Gemma; the special-token match turns it into the id)."""
     if kind == "text":
-        return content
+        return H.prompt_prefix(reader) + content
     system, user = content
     msgs = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": user}]
-    return H.render_chat(reader, msgs)
+    return H.prompt_prefix(reader) + H.render_chat(reader, msgs)
 
 
 def stop_ids(reader):

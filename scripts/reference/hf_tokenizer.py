@@ -12,12 +12,20 @@ Supported pre-tokenizers (the ones our big test models use):
   gpt2   : the GPT-2 regex and byte-level mapping.
 Tokens of type CONTROL (3) or USER_DEFINED (4) are added as special tokens, so
 "<|im_start|>" in text becomes one id.
+
+SentencePiece BPE files (tokenizer.ggml.model "llama", e.g. Gemma 3): a
+`tokenizers` BPE over the GGUF's pieces with byte fallback, spaces replaced by
+U+2581 (no space prefix: only files with add_space_prefix false are accepted),
+and merges derived from the scores: SentencePiece BPE joins, among adjacent
+pairs whose concatenation is a piece, the one whose piece scores highest, so
+every split (left, right) of a normal piece into two pieces is a merge ranked
+by the piece's score. prompt_prefix() gives the BOS text the file asks for.
 """
 from __future__ import annotations
 
 import gguf
 import jinja2
-from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, pre_tokenizers
+from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers
 
 QWEN2_PATTERN = (
     r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*"
@@ -41,13 +49,53 @@ def _pre_tokenizer(pre: str):
     raise ValueError(f"no reference pre-tokenizer for {pre!r}")
 
 
+def _spm_bpe(r: gguf.GGUFReader, tokens, types) -> Tokenizer:
+    f = r.fields.get("tokenizer.ggml.add_space_prefix")
+    if f is None or f.contents():
+        raise ValueError("reference SentencePiece tokenizer handles add_space_prefix false only")
+    scores = r.fields["tokenizer.ggml.scores"].contents()
+    vocab = {t: i for i, t in enumerate(tokens)}
+    normal = {t for t, ty in zip(tokens, types) if ty == 1}
+    cand = []
+    for i, t in enumerate(tokens):
+        if types[i] != 1 or len(t) < 2:
+            continue
+        for k in range(1, len(t)):
+            a, b = t[:k], t[k:]
+            if a in normal and b in normal:
+                cand.append((-scores[i], i, k, a, b))
+    cand.sort()
+    merges = [(a, b) for _, _, _, a, b in cand]
+    unk = next((t for t, ty in zip(tokens, types) if ty == 2), None)
+    tok = Tokenizer(models.BPE(vocab=vocab, merges=merges, unk_token=unk, fuse_unk=True, byte_fallback=True))
+    tok.normalizer = normalizers.Replace(" ", "\u2581")
+    tok.decoder = decoders.Sequence([decoders.Replace("\u2581", " "), decoders.ByteFallback(), decoders.Fuse()])
+    return tok
+
+
+def prompt_prefix(reader: gguf.GGUFReader) -> str:
+    """The BOS token's text when the file says to add one (add_bos_token),
+    else "": prepended to a prompt's text it becomes the BOS id."""
+    f = reader.fields.get("tokenizer.ggml.add_bos_token")
+    if f is None or not f.contents():
+        return ""
+    bos = int(reader.fields["tokenizer.ggml.bos_token_id"].contents())
+    return reader.fields["tokenizer.ggml.tokens"].contents()[bos]
+
+
 def from_gguf(path) -> tuple[Tokenizer, gguf.GGUFReader]:
     r = gguf.GGUFReader(str(path))
     model = r.fields["tokenizer.ggml.model"].contents()
-    if model != "gpt2":
-        raise ValueError(f"reference tokenizer handles byte-level BPE ('gpt2'), not {model!r}")
+    if model not in ("gpt2", "llama"):
+        raise ValueError(f"reference tokenizer handles byte-level BPE ('gpt2') and SentencePiece BPE "
+                         f"('llama'), not {model!r}")
     tokens = r.fields["tokenizer.ggml.tokens"].contents()
     types = r.fields["tokenizer.ggml.token_type"].contents()
+    if model == "llama":
+        tok = _spm_bpe(r, tokens, types)
+        tok.add_special_tokens([AddedToken(t, special=True, normalized=False)
+                                for t, ty in zip(tokens, types) if ty in (3, 4)])
+        return tok, r
     merges = [tuple(m.split(" ", 1)) for m in r.fields["tokenizer.ggml.merges"].contents()]
     vocab = {t: i for i, t in enumerate(tokens)}
     tok = Tokenizer(models.BPE(vocab=vocab, merges=merges, fuse_unk=False, byte_fallback=False))
