@@ -91,13 +91,16 @@ TEST(pool_default_size_is_cores) {
  * calling hl_pool_run at once take turns, whole run by whole run (a run never
  * sees another's threads inside it), and neither starves: while the other
  * caller is waiting, the next run is its. Each run lasts until the other
- * caller has announced its next call and had a millisecond to queue, so the
- * order does not depend on how the machine schedules the two threads. */
+ * caller has a call announced that has not started yet and has had a
+ * millisecond to queue it, so the order does not depend on how the machine
+ * schedules the two threads (and no run waits for a call that is already
+ * queued behind it). */
 typedef struct {
     hl_pool *pool;
     _Atomic int inside;      /* threads currently inside any run */
     _Atomic int overlaps;    /* a thread found another run's thread inside */
     _Atomic int wanting[3];  /* calls announced by caller 1 and 2 */
+    _Atomic int started[3];  /* their runs begun */
     _Atomic int done[3];     /* callers finished */
     int owner[512];          /* caller of the k-th run, in run order */
     _Atomic int n_runs;
@@ -114,9 +117,11 @@ static void turns_fn(void *vctx, int ith, int nth) {
     int other = 3 - c->who;
     if (ith == 0) {
         t->owner[atomic_fetch_add(&t->n_runs, 1)] = c->who;
-        /* the other caller is past its previous run: wait for its next call */
-        int seen = atomic_load(&t->wanting[other]);
-        for (int i = 0; i < 2000 && !atomic_load(&t->done[other]) && atomic_load(&t->wanting[other]) == seen; i++)
+        atomic_fetch_add(&t->started[c->who], 1);
+        /* until the other caller has announced a call it has not begun */
+        for (int i = 0; i < 2000 && !atomic_load(&t->done[other]) &&
+                        atomic_load(&t->wanting[other]) <= atomic_load(&t->started[other]);
+             i++)
             usleep(100);
         usleep(1000); /* time to take its ticket */
     }
