@@ -24,16 +24,10 @@ import requests
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 from test_cli import HYPERLAMA, SHARED, Pty  # noqa: E402
-from hltest import model_path  # noqa: E402
+from hltest import free_port, model_path  # noqa: E402
 
 STORIES = SHARED / "models" / "stories260K.gguf"
 GREEDY = ["--temperature", "0", "--repeat-penalty", "1"]
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def human_bytes(b):

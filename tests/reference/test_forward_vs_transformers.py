@@ -20,51 +20,19 @@ import json
 import os
 import pathlib
 import re
-import signal
-import socket
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
 
-from hltest import HYPERLAMA, ROOT
+from hltest import HYPERLAMA, ROOT, free_port, stop_autostarted
 
 sys.path.insert(0, str(ROOT / "scripts" / "reference"))
 import forward as F  # noqa: E402
 
 HF = ROOT / "tests" / "data" / "hf"
 TOL = 1e-3
-
-
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _stop_autostarted(home):
-    """Stops the server the CLI started in the background under this HOME
-    (its pid file sits next to its log), as tests/store/conftest.py does."""
-    pidf = pathlib.Path(home) / ".hyperlama" / "logs" / "server.pid"
-    if not pidf.exists():
-        return
-    pid = int(pidf.read_text().split()[0])
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    deadline = time.time() + 15
-    while time.time() < deadline and pathlib.Path(f"/proc/{pid}").exists():
-        try:
-            if pathlib.Path(f"/proc/{pid}/stat").read_text().split(") ")[1].startswith("Z"):
-                return  # exited, not yet reaped by its (finished) parent
-        except (FileNotFoundError, IndexError):
-            return
-        time.sleep(0.05)
-    if pathlib.Path(f"/proc/{pid}").exists():
-        os.kill(pid, signal.SIGKILL)
 
 
 def import_hf(tmp_path, name, src):
@@ -76,7 +44,7 @@ def import_hf(tmp_path, name, src):
         pytest.fail(f"{HYPERLAMA} not built: run make")
     env = {k: v for k, v in os.environ.items() if k not in ("HYPERLAMA_API_KEY", "HYPERLAMA_CONFIG")}
     env.update(HYPERLAMA_MODELS=str(tmp_path / "models"), OLLAMA_MODELS=str(tmp_path / "ollama"),
-               HOME=str(tmp_path / "home"), HYPERLAMA_HOST=f"127.0.0.1:{_free_port()}")
+               HOME=str(tmp_path / "home"), HYPERLAMA_HOST=f"127.0.0.1:{free_port()}")
     (tmp_path / "home").mkdir(exist_ok=True)
     mf = tmp_path / "Modelfile"
     mf.write_text(f"FROM {src}\n")
@@ -89,7 +57,7 @@ def import_hf(tmp_path, name, src):
         run("create", name, "-f", str(mf))
         return re.search(r"^FROM (\S+)$", run("show", name, "--modelfile"), re.M).group(1)
     finally:
-        _stop_autostarted(env["HOME"])
+        stop_autostarted(env["HOME"])
 
 
 def test_gemma3_reference_matches_transformers(tmp_path):

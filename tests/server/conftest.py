@@ -2,22 +2,15 @@
 temporary model store and config file, wait for /health, stop it at the end."""
 import os
 import pathlib
-import socket
 import subprocess
 import time
 
 import pytest
 import requests
 
-from hltest import HYPERLAMA, MODELS, ROOT, SHARED, model_path  # noqa: F401 (re-exported to the tests)
+from hltest import HYPERLAMA, MODELS, ROOT, SHARED, free_port, model_path  # noqa: F401 (re-exported to the tests)
 
 STORIES = SHARED / "models" / "stories260K.gguf"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Server:

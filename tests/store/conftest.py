@@ -6,17 +6,15 @@ test's store, never meets a user's server on 11434, and is stopped at the end
 (through the pid file the CLI writes next to its log)."""
 import os
 import pathlib
-import signal
-import socket
 import subprocess
 import sys
-import time
 
 import pytest
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
 from storepaths import HYPERLAMA, SHARED  # noqa: E402
+from hltest import free_port, stop_autostarted  # noqa: E402,F401 (test_run_store uses them from here)
 import registry_server  # noqa: E402
 
 
@@ -24,35 +22,6 @@ import registry_server  # noqa: E402
 def registry():
     with registry_server.Server(SHARED) as s:
         yield s
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def stop_autostarted(home):
-    """Stops the server a verb started in the background under this HOME."""
-    pidf = pathlib.Path(home) / ".hyperlama" / "logs" / "server.pid"
-    if not pidf.exists():
-        return
-    pid = int(pidf.read_text().split()[0])
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    deadline = time.time() + 15
-    while time.time() < deadline and pathlib.Path(f"/proc/{pid}").exists():
-        try:
-            if pathlib.Path(f"/proc/{pid}/stat").read_text().split(") ")[1].startswith("Z"):
-                break  # exited, its parent (a finished CLI) not yet reaped
-        except (FileNotFoundError, IndexError):
-            break
-        time.sleep(0.05)
-    else:
-        if pathlib.Path(f"/proc/{pid}").exists():
-            os.kill(pid, signal.SIGKILL)
 
 
 @pytest.fixture

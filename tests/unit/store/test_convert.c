@@ -25,6 +25,24 @@ static const char *out_path(void) {
     return p;
 }
 
+/* Converts dir to out_path() and opens the result, checking its
+ * general.architecture; NULL (the failure recorded) when either fails. */
+static gguf_file *convert_open(const char *dir, const char *arch) {
+    hl_err err = {0};
+    int rc = store_convert_hf(dir, out_path(), NULL, &err);
+    CHECK_EQ(rc, 0);
+    if (rc) {
+        fprintf(stderr, "%s: %s\n", dir, err.msg);
+        return NULL;
+    }
+    gguf_file *f = NULL;
+    CHECK_EQ(gguf_open(&f, out_path(), &err), 0);
+    if (!f) return NULL;
+    gguf_str s;
+    CHECK(gguf_get_str(f, "general.architecture", &s) == 0 && s.len == strlen(arch) && !memcmp(s.ptr, arch, s.len));
+    return f;
+}
+
 TEST(convert_every_family) {
     static const struct {
         const char *dir, *arch;
@@ -38,18 +56,8 @@ TEST(convert_every_family) {
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char dir[128];
         snprintf(dir, sizeof dir, "tests/data/hf/%s", cases[i].dir);
-        hl_err err = {0};
-        int rc = store_convert_hf(dir, out_path(), NULL, &err);
-        CHECK_EQ(rc, 0);
-        if (rc) {
-            fprintf(stderr, "%s: %s\n", dir, err.msg);
-            continue;
-        }
-        gguf_file *f;
-        CHECK_EQ(gguf_open(&f, out_path(), &err), 0);
-        gguf_str s;
-        CHECK(gguf_get_str(f, "general.architecture", &s) == 0 && s.len == strlen(cases[i].arch) &&
-              !memcmp(s.ptr, cases[i].arch, s.len));
+        gguf_file *f = convert_open(dir, cases[i].arch);
+        if (!f) continue;
         const gguf_tensor *t = gguf_find_tensor(f, "blk.1.ffn_down_exps.weight");
         if (cases[i].n_exp) {
             CHECK(t && t->n_dims == 3 && t->ne[2] == cases[i].n_exp && t->ne[1] == 32);
@@ -193,18 +201,9 @@ TEST(convert_encoders) {
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char dir[128], key[64];
         snprintf(dir, sizeof dir, "tests/data/hf_enc/%s", cases[i].dir);
-        hl_err err = {0};
-        int rc = store_convert_hf(dir, out_path(), NULL, &err);
-        CHECK_EQ(rc, 0);
-        if (rc) {
-            fprintf(stderr, "%s: %s\n", dir, err.msg);
-            continue;
-        }
-        gguf_file *f;
-        CHECK_EQ(gguf_open(&f, out_path(), &err), 0);
+        gguf_file *f = convert_open(dir, cases[i].arch);
+        if (!f) continue;
         gguf_str s;
-        CHECK(gguf_get_str(f, "general.architecture", &s) == 0 && s.len == strlen(cases[i].arch) &&
-              !memcmp(s.ptr, cases[i].arch, s.len));
         CHECK(gguf_get_str(f, "tokenizer.ggml.model", &s) == 0 && s.len == strlen(cases[i].tok) && !memcmp(s.ptr, cases[i].tok, s.len));
         snprintf(key, sizeof key, "%s.pooling_type", cases[i].arch);
         int64_t pooling = -1;
