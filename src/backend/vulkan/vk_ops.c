@@ -185,17 +185,16 @@ int hl_vk_op_check(const hl_op *op, hl_err *err) {
 void hl_vk_rec_init(hl_vk_rec *r, hl_vk_kernels *k) { *r = (hl_vk_rec){.k = k}; }
 
 void hl_vk_rec_reset(hl_vk_rec *r) {
-    for (int i = 0; i < r->n_tmp; i++) {
-        hl_vk_buffer_free(r->k->d, r->tmp[i]);
-        free(r->tmp[i]);
-    }
-    r->n = r->n_tmp = r->n_rope = r->n_meta = 0;
+    r->n = r->n_used = r->n_rope = r->n_meta = 0;
     r->slots = NULL;
 }
 
 void hl_vk_rec_free(hl_vk_rec *r) {
     if (!r->k) return;
-    hl_vk_rec_reset(r);
+    for (int i = 0; i < r->n_tmp; i++) {
+        hl_vk_buffer_free(r->k->d, r->tmp[i]);
+        free(r->tmp[i]);
+    }
     free(r->list);
     free(r->tmp);
     *r = (hl_vk_rec){0};
@@ -203,23 +202,35 @@ void hl_vk_rec_free(hl_vk_rec *r) {
 
 int hl_vk_rec_run(hl_vk_rec *r, hl_err *err) { return hl_vk_run(r->k, r->list, r->n, err); }
 
-/* a step buffer of `bytes`, mapped for the host to fill (each allocated on
- * its own: recorded dispatches hold its address) */
+/* The step's next buffer of at least `bytes`, mapped for the host to fill.
+ * Step buffers are kept from step to step and handed out in the order they
+ * are asked for, so a step of the same shape as the last gets the same
+ * buffers and records the same list (which hl_vk_run then submits without
+ * recording it again); one too small is replaced by one of the next power
+ * of two of bytes, so a growing context replaces its block tables rarely. */
 static int tmp_buffer(hl_vk_rec *r, size_t bytes, hl_vk_buffer **out, hl_err *err) {
-    if (r->n_tmp == r->cap_tmp) {
-        int cap = r->cap_tmp ? 2 * r->cap_tmp : 16;
-        hl_vk_buffer **t = realloc(r->tmp, (size_t)cap * sizeof *t);
-        if (!t) return hl_err_set(err, HL_ENOMEM, "out of memory");
-        r->tmp = t, r->cap_tmp = cap;
+    if (r->n_used < r->n_tmp && r->tmp[r->n_used]->size >= bytes) {
+        *out = r->tmp[r->n_used++];
+        return 0;
     }
-    hl_vk_buffer *b = calloc(1, sizeof *b);
-    if (!b) return hl_err_set(err, HL_ENOMEM, "out of memory");
-    int rc = hl_vk_buffer_new(r->k->d, bytes, b, err);
-    if (rc) {
-        free(b);
-        return rc;
+    size_t size = 256;
+    while (size < bytes) size *= 2;
+    if (r->n_used == r->n_tmp) {
+        if (r->n_tmp == r->cap_tmp) {
+            int cap = r->cap_tmp ? 2 * r->cap_tmp : 16;
+            hl_vk_buffer **t = realloc(r->tmp, (size_t)cap * sizeof *t);
+            if (!t) return hl_err_set(err, HL_ENOMEM, "out of memory");
+            r->tmp = t, r->cap_tmp = cap;
+        }
+        if (!(r->tmp[r->n_tmp] = calloc(1, sizeof **r->tmp))) return hl_err_set(err, HL_ENOMEM, "out of memory");
+        r->n_tmp++;
+    } else {
+        hl_vk_buffer_free(r->k->d, r->tmp[r->n_used]);
     }
-    r->tmp[r->n_tmp++] = b;
+    hl_vk_buffer *b = r->tmp[r->n_used];
+    int rc = hl_vk_buffer_new(r->k->d, size, b, err);
+    if (rc) return rc; /* b stays zeroed in its slot, replaced by the next ask */
+    r->n_used++;
     *out = b;
     return 0;
 }
