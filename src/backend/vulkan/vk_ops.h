@@ -65,6 +65,10 @@ typedef struct hl_vk_rec {
     int n_meta;
     struct { const double *inv_freq; int32_t half; double mscale; hl_vk_buffer *cs; } rope[4];
     int n_rope;
+    /* activations already converted this step (the q, k and v products of
+     * one input share one), forgotten when a dispatch writes their source */
+    struct { const hl_vk_buffer *x; int act; int64_t m, k; hl_vk_buffer *q, *d; } conv[8];
+    int n_conv;
 } hl_vk_rec;
 
 void hl_vk_rec_init(hl_vk_rec *r, hl_vk_kernels *k);
