@@ -98,6 +98,11 @@ uint row_of(uint tbl, uint pos, uint kvh) {
     return slot * p.nkv + kvh;
 }
 
+// [v0, v1): the positions kb + v0 .. kb + v1 - 1 of the block row r sees (empty: v0 >= v1)
+uvec2 seen(uint r, uint kb) {
+    return uvec2(max(lo_s[r], kb) - kb, hi_s[r] < kb ? 0u : min(hi_s[r] + 1u, kb + p.bk) - kb);
+}
+
 void main() {
     uint id = gl_WorkGroupID.x + gl_WorkGroupID.y * gl_NumWorkGroups.x;
     uint G = p.n_head / p.nkv, slices = (G + p.gh - 1u) / p.gh;
@@ -146,7 +151,7 @@ void main() {
             }
             barrier();
             if (tid < rows) { // the row's online softmax over the positions it sees
-                uint v0 = max(lo_s[tid], kb) - kb, v1 = min(hi_s[tid] + 1u, kb + bk) - kb;
+                uint v0 = seen(tid, kb).x, v1 = seen(tid, kb).y;
                 if (v0 < v1) {
                     float mb = NEG_INF;
                     for (uint j = v0; j < v1; j++) mb = max(mb, p_s[tid * bk + j]);
@@ -172,7 +177,7 @@ void main() {
                 uint i = tid + WG * k;
                 if (i >= rows * p.hdv) break;
                 uint r = i / p.hdv, d = i % p.hdv;
-                uint v0 = max(lo_s[r], kb) - kb, v1 = min(hi_s[r] + 1u, kb + bk) - kb;
+                uint v0 = seen(r, kb).x, v1 = seen(r, kb).y;
                 if (v0 >= v1) continue;
                 precise float x = acc[k] * corr_s[r];
                 for (uint j = v0; j < v1; j++) x = fma(p_s[r * bk + j], kv_s[j * ld + d], x);
