@@ -15,7 +15,7 @@
 enum {
     ITEM_WORDS = 24, ITEM_TOKENS = 8, ENTRY_WORDS = 4, /* attn.comp's item and attn_combine.comp's entry */
     SPLIT_TOKENS = 4,   /* tiles of at most this many tokens over several splits get a work group per split */
-    SHARED_BYTES = (2048 + 4160 + 1024 + 10 * 16) * 4, /* attn.comp's shared arrays */
+    SHARED_BYTES = (2048 + 4160 + 1024 + 10 * 16 + 64) * 4, /* attn.comp's shared arrays */
 };
 static const uint64_t PART_BUDGET = 64ull << 20; /* bytes of split partials per plan; past it tiles fold themselves */
 

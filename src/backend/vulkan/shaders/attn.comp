@@ -77,6 +77,7 @@ shared uint lo_s[R_MAX], hi_s[R_MAX];
 shared float m_s[R_MAX], l_s[R_MAX], corr_s[R_MAX];          // the split's online softmax
 shared float mx_s[R_MAX], lx_s[R_MAX], fa_s[R_MAX], fb_s[R_MAX]; // the fold over splits
 shared uint skip_s[R_MAX];
+shared uint prow_s[64]; // the pool row (slot * nkv + kv head) of each position of the block
 
 #if defined(KV_F16)
 float kv_at(uint which, uint row, uint hd, uint i) { // element i of head row `row`
@@ -127,6 +128,11 @@ void main() {
     }
     float acc[NE_MAX], out_[NE_MAX];
     for (uint k = 0u; k < NE_MAX; k++) acc[k] = 0.0, out_[k] = 0.0;
+    // the (row, dim) of this invocation's k-th output element: i = tid + 64 k,
+    // stepped without a division per element (as the K/V loads' (position, dim))
+    const uint r0 = tid / p.hdv, d0 = tid % p.hdv, sr = WG / p.hdv, sd = WG % p.hdv;
+    const uint jk0 = tid / p.hdk, dk0 = tid % p.hdk, sjk = WG / p.hdk, sdk = WG % p.hdk;
+    const uint lbk = findLSB(bk); // bk is a power of two
     barrier();
     for (uint s = split0; s < split0 + count; s++) {
         uint b1 = min(s * p.span + p.span - 1u, khi);
@@ -134,15 +140,18 @@ void main() {
             bool any = false; // windows can leave a block no row sees
             for (uint r = 0u; r < rows; r++) any = any || (lo_s[r] < kb + bk && hi_s[r] >= kb);
             if (!any) continue; // uniform: every invocation read the same
-            // K rows of the positions the tile needs, [kb + a0, kb + a1)
+            // the pool rows of the positions the tile needs, [kb + a0, kb + a1)
             uint a0 = max(klo, kb) - kb, a1 = min(khi, kb + bk - 1u) - kb + 1u;
-            for (uint i = tid; i < (a1 - a0) * p.hdk; i += WG) {
-                uint j = a0 + i / p.hdk, d = i % p.hdk;
-                kv_s[j * ld + d] = kv_at(0u, row_of(tbl, kb + j, kvh), p.hdk, d);
+            if (tid >= a0 && tid < a1) prow_s[tid] = row_of(tbl, kb + tid, kvh);
+            barrier();
+            for (uint j = a0 + jk0, d = dk0; j < a1;) { // K rows
+                kv_s[j * ld + d] = kv_at(0u, prow_s[j], p.hdk, d);
+                d += sdk, j += sjk;
+                if (d >= p.hdk) d -= p.hdk, j++;
             }
             barrier();
             for (uint i = tid; i < rows * bk; i += WG) {
-                uint r = i / bk, j = i % bk, pos = kb + j;
+                uint r = i >> lbk, j = i & (bk - 1u), pos = kb + j;
                 if (pos < lo_s[r] || pos > hi_s[r]) continue;
                 precise float sc = 0.0;
                 for (uint d = 0u; d < p.hdk; d++) sc = fma(q_s[r * p.hdk + d], kv_s[j * ld + d], sc);
@@ -168,20 +177,23 @@ void main() {
                     m_s[tid] = mn, l_s[tid] = l, corr_s[tid] = corr;
                 }
             }
-            for (uint i = tid; i < (a1 - a0) * p.hdv; i += WG) { // V rows over the K rows (all scored)
-                uint j = a0 + i / p.hdv, d = i % p.hdv;
-                kv_s[j * ld + d] = kv_at(1u, row_of(tbl, kb + j, kvh), p.hdv, d);
+            for (uint j = a0 + r0, d = d0; j < a1;) { // V rows over the K rows (all scored)
+                kv_s[j * ld + d] = kv_at(1u, prow_s[j], p.hdv, d);
+                d += sd, j += sr;
+                if (d >= p.hdv) d -= p.hdv, j++;
             }
             barrier();
+            uint r = r0, d = d0;
             for (uint k = 0u; k < NE_MAX; k++) {
-                uint i = tid + WG * k;
-                if (i >= rows * p.hdv) break;
-                uint r = i / p.hdv, d = i % p.hdv;
+                if (r >= rows) break;
                 uint v0 = seen(r, kb).x, v1 = seen(r, kb).y;
-                if (v0 >= v1) continue;
-                precise float x = acc[k] * corr_s[r];
-                for (uint j = v0; j < v1; j++) x = fma(p_s[r * bk + j], kv_s[j * ld + d], x);
-                acc[k] = x;
+                if (v0 < v1) {
+                    precise float x = acc[k] * corr_s[r];
+                    for (uint j = v0; j < v1; j++) x = fma(p_s[r * bk + j], kv_s[j * ld + d], x);
+                    acc[k] = x;
+                }
+                d += sd, r += sr;
+                if (d >= p.hdv) d -= p.hdv, r++;
             }
             barrier();
         }
