@@ -9,7 +9,8 @@
  * What the host prepares per step, at record time, in small buffers the
  * recorder owns (kept from step to step, so a step of the same shape names
  * the same buffers): each token's KV slot (KV_STORE), its visible
- * positions and its sequence's block table (ATTN), the rope cos/sin
+ * positions, its sequence's block table and the attention work list
+ * (ATTN, vk_attn.h: tiles, split items, combine entries), the rope cos/sin
  * of each position (computed in double and rounded, as the reference does),
  * the rows that want logits (GATHER). EMBED is done on the host too: the
  * token rows of the (mapped) embedding table, dequantized straight into the

@@ -1,10 +1,10 @@
 /* Ops against the reference backend, part 3 (see ops_harness.h): ATTN at
  * real head shapes and lengths, and its batch invariance. Head dims 64, 128
- * and 256, GQA ratios 1, 4 and 8, f16 and q8_0 KV, causal, a 100-position
- * window, softcap, sinks and bidirectional, over two sequences of 280 and
- * 21 positions (odd lengths; 280 crosses the Vulkan kernels' 256-position
- * split and every key-block size, 16/32/64) in 16-position pool blocks
- * behind scattered tables.
+ * and 256, GQA ratios 1, 4, 8 and 12 (12: two head slices of a Vulkan tile),
+ * f16 and q8_0 KV, causal, a 100-position window, softcap, sinks and
+ * bidirectional, over two sequences of 280 and 21 positions (odd lengths;
+ * 280 crosses the Vulkan kernels' 256-position split and every key-block
+ * size, 16/32/64) in 16-position pool blocks behind scattered tables.
  *
  * 1. Against the reference (whole prompts in one batch) within
  *    test_ops_kv.c's bound, max|v| * (2 ds + (n + 8) u) + 1e-7 per row: ds
@@ -153,6 +153,8 @@ TEST(attention_head_dims_gqa_long_invariant) {
         {"hd128 gqa4", 128, 4, 0, 0, 0, 1},        {"hd128 gqa8 softcap", 128, 8, 0, 5.0f, 0, 1},
         {"hd256 mha softcap", 256, 1, 0, 5.0f, 0, 1}, {"hd256 gqa4 window sinks", 256, 4, 100, 0, 1, 1},
         {"hd256 gqa8", 256, 8, 0, 0, 0, 1},
+        /* 12 heads per KV head: more than a tile's 8 rows at hd 256, so two head slices (8 + 4) */
+        {"hd256 gqa12 sinks", 256, 12, 0, 0, 1, 1},
     };
     /* the query batches: whole prompts; chunks; decode tokens alone; two decodes; a prompt beside a decode */
     enum { MAXB = 32 };
