@@ -1,16 +1,18 @@
 // ATTN (backend.h) over the paged pool, FlashAttention-style: one work
-// group of 64 attends a tile of query rows -- up to 16 tokens of one
-// sequence (an item of the host's list) times the query heads of one KV
-// head that share it (a slice of at most gh of them) -- over one split or
-// over every split of the tile's positions.
+// group of 64 attends a tile of up to 16 query rows (8 for heads over 128
+// dims) -- consecutive tokens of one sequence (an item of the host's list,
+// vk_attn.c) times the query heads of one KV head that share it (a slice of
+// at most gh of them) -- over one split or over every split of the tile's
+// positions.
 //
 // Positions are cut at fixed places, whatever the batch: splits of `span`
 // positions (multiples of span), each visited in blocks of bk positions
 // (multiples of bk; span is a multiple of bk). For every block the rows
-// need: its K rows are read from the pool and converted (f16 or q8_0 ->
-// float) into shared memory once for the whole tile; each row scores the
-// positions it may see (its [start, end] from the host: causal, window or
-// bidirectional already decided; q pre-scaled; softcap) as one sequential
+// need: its positions' pool rows are looked up once, its K rows read and
+// converted (f16 or q8_0 -> float) into shared memory once for the whole
+// tile; each row scores the positions it may see (its [start, end] from
+// the host: causal, window or bidirectional already decided; q pre-scaled;
+// softcap) as one sequential
 // fma chain over the head dims; then, per row, the online softmax: the
 // block's max joins the row's running max m, corr = exp(m_old - m) scales
 // the running sum l and accumulator, and exp(score - m) is added in
