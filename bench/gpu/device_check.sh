@@ -78,8 +78,9 @@ if [ $TESTS = 1 ]; then
     say "-- Vulkan kernel tests on the device"
     if make -s -j"$JOBS" build/release/tests/backend/vulkan/test_vk_matmul build/release/tests/backend/vulkan/test_ops_vulkan \
         build/release/tests/backend/vulkan/test_ops_kv_vulkan build/release/tests/backend/vulkan/test_vk_memory \
-        build/release/tests/backend/vulkan/test_ops_moe_vulkan >> "$OUTDIR/build.log" 2>&1; then
-        for t in test_vk_memory test_ops_vulkan test_ops_kv_vulkan test_ops_moe_vulkan test_vk_matmul; do
+        build/release/tests/backend/vulkan/test_ops_moe_vulkan build/release/tests/backend/vulkan/test_ops_attn_vulkan \
+        >> "$OUTDIR/build.log" 2>&1; then
+        for t in test_vk_memory test_ops_vulkan test_ops_kv_vulkan test_ops_attn_vulkan test_ops_moe_vulkan test_vk_matmul; do
             HYPERLAMA_TEST_REQUIRE_VULKAN=1 timeout "$STEP_TIMEOUT" build/release/tests/backend/vulkan/$t > "$OUTDIR/$t.txt" 2>&1
             trc=$?
             say "   $t: $(tail -1 "$OUTDIR/$t.txt") (rc $trc)"

@@ -87,9 +87,10 @@ VK_SRC_attn_f16    := attn.comp
 VK_DEF_attn_f16    := -DKV_F16
 VK_SRC_attn_q8_0   := attn.comp
 VK_DEF_attn_q8_0   := -DKV_Q8_0
+VK_SRC_attn_combine := attn_combine.comp
 VK_SHADERS := quant_q8_0 quant_q8_1 quant_q8_k $(addprefix matmul_,$(VK_MATMUL_TYPES)) $(addprefix matvec_,$(VK_MATVEC_TYPES)) \
               $(addprefix moe_matmul_,$(VK_MATMUL_TYPES)) $(addprefix moe_matvec_,$(VK_MATVEC_TYPES)) moe_gate elementwise norm rope gather \
-              kv_store_f16 kv_store_q8_0 attn_f16 attn_q8_0
+              kv_store_f16 kv_store_q8_0 attn_f16 attn_q8_0 attn_combine
 
 GLSLC ?= glslc
 VK_GEN := $(BUILD)/gen/backend/vulkan

@@ -87,7 +87,8 @@
     X(kv_store_f16)      \
     X(kv_store_q8_0)     \
     X(attn_f16)          \
-    X(attn_q8_0)
+    X(attn_q8_0)         \
+    X(attn_combine)
 
 /* the weight types whose matrix product has a subgroup kernel (matvec_<type>, module.mk) */
 #define HL_VK_MATVEC(X) X(f32) X(f16) X(bf16) X(q4_0) X(q4_1) X(q8_0) X(q4_k) X(q6_k)

@@ -4,11 +4,14 @@
  * plan has a definition here: MOE (op_moe) as a chain of dispatches over
  * step buffers (router product, moe_gate.comp, the expert products of
  * matmul.comp -DMOE through an index list of (expert, row), the
- * elementwise steps), ATTN with its sinks, GLU with the clamped SwiGLU.
- * hl_vk_op_check refuses by name what the kernels lack (weight types
+ * elementwise steps), GLU with the clamped SwiGLU; ATTN has its own file
+ * (vk_attn.c), which records through the helpers exported here
+ * (hl_vk_rec_buffer, hl_vk_rec_dispatch, hl_vk_kv_slot). hl_vk_op_check refuses by name what the kernels lack (weight types
  * without a matmul kernel, more than MOE_MAX_K experts per token, tensors
  * the kernels cannot address). */
 #include "backend/vulkan/vk_ops.h"
+
+#include "backend/vulkan/vk_attn.h"
 
 #include "backend/cpu/cpu.h"
 #include "quant/quant.h"
@@ -185,7 +188,7 @@ int hl_vk_op_check(const hl_op *op, hl_err *err) {
 void hl_vk_rec_init(hl_vk_rec *r, hl_vk_kernels *k) { *r = (hl_vk_rec){.k = k}; }
 
 void hl_vk_rec_reset(hl_vk_rec *r) {
-    r->n = r->n_used = r->n_rope = r->n_meta = r->n_conv = 0;
+    r->n = r->n_used = r->n_rope = r->n_attn = r->n_conv = 0;
     r->slots = NULL;
 }
 
@@ -197,19 +200,22 @@ void hl_vk_rec_free(hl_vk_rec *r) {
     }
     free(r->list);
     free(r->tmp);
+    free(r->tmp_dev);
     *r = (hl_vk_rec){0};
 }
 
 int hl_vk_rec_run(hl_vk_rec *r, hl_err *err) { return hl_vk_run(r->k, r->list, r->n, err); }
 
-/* The step's next buffer of at least `bytes`, mapped for the host to fill.
- * Step buffers are kept from step to step and handed out in the order they
- * are asked for, so a step of the same shape as the last gets the same
- * buffers and records the same list (which hl_vk_run then submits without
- * recording it again); one too small is replaced by one of the next power
- * of two of bytes, so a growing context replaces its block tables rarely. */
-static int tmp_buffer(hl_vk_rec *r, size_t bytes, hl_vk_buffer **out, hl_err *err) {
-    if (r->n_used < r->n_tmp && r->tmp[r->n_used]->size >= bytes) {
+/* The step's next buffer of at least `bytes`: host-visible and mapped for
+ * the host to fill, or device-local (device_local; mapped only where that
+ * memory is host-visible too). Step buffers are kept from step to step and
+ * handed out in the order they are asked for, so a step of the same shape
+ * as the last gets the same buffers and records the same list (which
+ * hl_vk_run then submits without recording it again); one too small, or of
+ * the other kind, is replaced by one of the next power of two of bytes, so
+ * a growing context replaces its block tables rarely. */
+static int tmp_buffer_of(hl_vk_rec *r, size_t bytes, int device_local, hl_vk_buffer **out, hl_err *err) {
+    if (r->n_used < r->n_tmp && r->tmp[r->n_used]->size >= bytes && r->tmp_dev[r->n_used] == (device_local != 0)) {
         *out = r->tmp[r->n_used++];
         return 0;
     }
@@ -220,7 +226,10 @@ static int tmp_buffer(hl_vk_rec *r, size_t bytes, hl_vk_buffer **out, hl_err *er
             int cap = r->cap_tmp ? 2 * r->cap_tmp : 16;
             hl_vk_buffer **t = realloc(r->tmp, (size_t)cap * sizeof *t);
             if (!t) return hl_err_set(err, HL_ENOMEM, "out of memory");
-            r->tmp = t, r->cap_tmp = cap;
+            r->tmp = t;
+            uint8_t *dv = realloc(r->tmp_dev, (size_t)cap);
+            if (!dv) return hl_err_set(err, HL_ENOMEM, "out of memory");
+            r->tmp_dev = dv, r->cap_tmp = cap;
         }
         if (!(r->tmp[r->n_tmp] = calloc(1, sizeof **r->tmp))) return hl_err_set(err, HL_ENOMEM, "out of memory");
         r->n_tmp++;
@@ -228,11 +237,20 @@ static int tmp_buffer(hl_vk_rec *r, size_t bytes, hl_vk_buffer **out, hl_err *er
         hl_vk_buffer_free(r->k->d, r->tmp[r->n_used]);
     }
     hl_vk_buffer *b = r->tmp[r->n_used];
-    int rc = hl_vk_buffer_new(r->k->d, size, b, err);
+    r->tmp_dev[r->n_used] = device_local != 0;
+    int rc = device_local ? hl_vk_buffer_new_device(r->k->d, size, b, err) : hl_vk_buffer_new(r->k->d, size, b, err);
     if (rc) return rc; /* b stays zeroed in its slot, replaced by the next ask */
     r->n_used++;
     *out = b;
     return 0;
+}
+
+static int tmp_buffer(hl_vk_rec *r, size_t bytes, hl_vk_buffer **out, hl_err *err) {
+    return tmp_buffer_of(r, bytes, 0, out, err);
+}
+
+int hl_vk_rec_buffer(hl_vk_rec *r, size_t bytes, int device_local, hl_vk_buffer **out, hl_err *err) {
+    return tmp_buffer_of(r, bytes, device_local, out, err);
 }
 
 /* x's contents change: its conversions are no longer its activations */
@@ -264,6 +282,11 @@ static int push_dispatch(hl_vk_rec *r, hl_vk_kernel_id kern, const hl_vk_buffer 
     d->push_bytes = (uint32_t)push_bytes;
     hl_vk_groups_2d(r->k->d, groups, d->groups);
     return 0;
+}
+
+int hl_vk_rec_dispatch(hl_vk_rec *r, hl_vk_kernel_id kern, const hl_vk_buffer *const bufs[HL_VK_BINDINGS],
+                       const VkDeviceSize *off, const void *push, size_t push_bytes, uint32_t groups, hl_err *err) {
+    return push_dispatch(r, kern, bufs, off, push, push_bytes, groups, err);
 }
 
 static uint32_t div_up(uint64_t n, uint32_t d) { return (uint32_t)((n + d - 1) / d); }
@@ -457,7 +480,7 @@ static int op_rope(hl_vk_rec *r, const hl_op *op, const hl_vk_op_args *a, hl_err
 }
 
 /* slot (block * block_size + offset) of position pos of a token's sequence, checked */
-static int slot_of(const hl_batch *b, const hl_kv_cache *kv, int32_t seq, int32_t pos, uint32_t *slot, hl_err *err) {
+int hl_vk_kv_slot(const hl_batch *b, const hl_kv_cache *kv, int32_t seq, int32_t pos, uint32_t *slot, hl_err *err) {
     const int32_t bs = hl_kv_block_size(kv), nb = hl_kv_n_blocks(kv);
     if (seq < 0 || seq >= b->n_seqs)
         return hl_err_set(err, HL_EINVAL, "a token names sequence %d of the batch's %d", seq, b->n_seqs);
@@ -473,7 +496,7 @@ static int slot_of(const hl_batch *b, const hl_kv_cache *kv, int32_t seq, int32_
     return 0;
 }
 
-static void layer_offsets(const hl_vk_kv *kv, int32_t layer, VkDeviceSize *ko, VkDeviceSize *vo) {
+void hl_vk_kv_layer_offsets(const hl_vk_kv *kv, int32_t layer, VkDeviceSize *ko, VkDeviceSize *vo) {
     const uint8_t *base = kv->buf.map;
     *ko = (VkDeviceSize)(hl_kv_layer_k(kv->kv, layer) - base);
     *vo = (VkDeviceSize)(hl_kv_layer_v(kv->kv, layer) - base);
@@ -490,7 +513,7 @@ static int op_kv_store(hl_vk_rec *r, const hl_op *op, const hl_vk_op_args *a, hl
         if ((rc = tmp_buffer(r, (size_t)batch->n_tokens * 4, &r->slots, err))) return rc;
         uint32_t *s = r->slots->map;
         for (int32_t t = 0; t < batch->n_tokens; t++)
-            if ((rc = slot_of(batch, a->kv->kv, batch->tokens[t].seq, batch->tokens[t].pos, &s[t], err))) return rc;
+            if ((rc = hl_vk_kv_slot(batch, a->kv->kv, batch->tokens[t].seq, batch->tokens[t].pos, &s[t], err))) return rc;
     }
     const uint32_t unit = kp->type == HL_TYPE_Q8_0 ? 32 : 2, nkv = (uint32_t)op->p.kv.n_head_kv;
     const uint32_t per = nkv * ((uint32_t)op->p.kv.head_dim_k / unit + (uint32_t)op->p.kv.head_dim_v / unit);
@@ -498,76 +521,10 @@ static int op_kv_store(hl_vk_rec *r, const hl_op *op, const hl_vk_op_args *a, hl
         (uint32_t)batch->n_tokens, nkv, (uint32_t)op->p.kv.head_dim_k, (uint32_t)op->p.kv.head_dim_v,
         (uint32_t)op->n_in, nkv * (uint32_t)op->p.kv.head_dim_v};
     VkDeviceSize off[HL_VK_BINDINGS] = {0};
-    layer_offsets(a->kv, op->layer, &off[3], &off[4]);
+    hl_vk_kv_layer_offsets(a->kv, op->layer, &off[3], &off[4]);
     const hl_vk_buffer *b[HL_VK_BINDINGS] = {a->buf[op->in], a->buf[op->in2], r->slots, &a->kv->buf, &a->kv->buf};
     return push_dispatch(r, kp->type == HL_TYPE_Q8_0 ? HL_VK_K_kv_store_q8_0 : HL_VK_K_kv_store_f16, b, off, &p, sizeof p,
                          div_up((uint64_t)batch->n_tokens * per, 64), err);
-}
-
-/* meta for ATTN: [token][4] = {start, end, table offset, 0}, then each
- * sequence's block table; positions checked against the tables and pool */
-static int attn_meta(hl_vk_rec *r, const hl_op *op, const hl_vk_op_args *a, hl_vk_buffer **out, hl_err *err) {
-    const hl_batch *b = a->batch;
-    for (int i = 0; i < r->n_meta; i++)
-        if (r->meta[i].window == op->p.attn.window && r->meta[i].causal == op->p.attn.causal) return *out = r->meta[i].buf, 0;
-    size_t words = 4 * (size_t)b->n_tokens;
-    for (int32_t s = 0; s < b->n_seqs; s++) words += (size_t)b->seqs[s].n_blocks;
-    hl_vk_buffer *mb = NULL;
-    int rc = tmp_buffer(r, words * 4, &mb, err);
-    if (rc) return rc;
-    uint32_t *m = mb->map, *tbl_at = calloc((size_t)(b->n_seqs ? b->n_seqs : 1), sizeof *tbl_at);
-    if (!tbl_at) return hl_err_set(err, HL_ENOMEM, "out of memory");
-    size_t at = 4 * (size_t)b->n_tokens;
-    for (int32_t s = 0; s < b->n_seqs; s++) {
-        tbl_at[s] = (uint32_t)at;
-        for (int32_t i = 0; i < b->seqs[s].n_blocks; i++) m[at++] = (uint32_t)b->seqs[s].blocks[i];
-    }
-    for (int32_t t = 0; t < b->n_tokens && !rc; t++) {
-        const hl_batch_token *bt = &b->tokens[t];
-        const int32_t w = op->p.attn.window;
-        int32_t start = w > 0 && bt->pos >= w ? bt->pos - w + 1 : 0, end = bt->pos;
-        if (!op->p.attn.causal)
-            for (int32_t u = 0; u < b->n_tokens; u++)
-                if (b->tokens[u].seq == bt->seq && b->tokens[u].pos > end) end = b->tokens[u].pos;
-        uint32_t slot;
-        /* the table must cover [start, end] with blocks inside the pool */
-        for (int32_t p = start - start % hl_kv_block_size(a->kv->kv); p <= end && !rc; p += hl_kv_block_size(a->kv->kv))
-            rc = slot_of(b, a->kv->kv, bt->seq, p < start ? start : p, &slot, err);
-        if (!rc) rc = slot_of(b, a->kv->kv, bt->seq, end, &slot, err);
-        m[4 * t] = (uint32_t)start, m[4 * t + 1] = (uint32_t)end, m[4 * t + 2] = tbl_at[bt->seq], m[4 * t + 3] = 0;
-    }
-    free(tbl_at);
-    if (rc) return rc;
-    if (r->n_meta < (int)(sizeof r->meta / sizeof r->meta[0])) {
-        r->meta[r->n_meta].window = op->p.attn.window, r->meta[r->n_meta].causal = op->p.attn.causal;
-        r->meta[r->n_meta++].buf = mb;
-    }
-    *out = mb;
-    return 0;
-}
-
-static int op_attn(hl_vk_rec *r, const hl_op *op, const hl_vk_op_args *a, hl_err *err) {
-    const hl_batch *batch = a->batch;
-    const hl_kv_params *kp = hl_kv_get_params(a->kv->kv);
-    if (batch->n_tokens == 0) return 0;
-    if (op->p.attn.n_head_kv <= 0 || op->p.attn.n_head % op->p.attn.n_head_kv || kp->n_head_kv != op->p.attn.n_head_kv)
-        return hl_err_set(err, HL_EINVAL, "backend vulkan: attention heads %d/%d do not match the pool's %d",
-                          op->p.attn.n_head, op->p.attn.n_head_kv, kp->n_head_kv);
-    hl_vk_buffer *meta = NULL;
-    int rc = attn_meta(r, op, a, &meta, err);
-    if (rc) return rc;
-    const hl_vk_buffer *sinks = op->p.attn.sinks && op->p.attn.sinks->data ? a->ext[0] : NULL;
-    if (op->p.attn.sinks && op->p.attn.sinks->data && !sinks)
-        return hl_err_set(err, HL_EINVAL, "backend vulkan: %s is not on the device", op->p.attn.sinks->name);
-    struct { uint32_t rows, n_head, nkv, hdk, hdv, ldq, ldo, block_size; float scale, softcap; uint32_t sinks; } p = {
-        (uint32_t)batch->n_tokens, (uint32_t)op->p.attn.n_head, (uint32_t)op->p.attn.n_head_kv,
-        (uint32_t)op->p.attn.head_dim_k, (uint32_t)op->p.attn.head_dim_v, (uint32_t)op->n_in, (uint32_t)op->n_out,
-        (uint32_t)hl_kv_block_size(a->kv->kv), op->p.attn.scale, op->p.attn.softcap, sinks != NULL};
-    VkDeviceSize off[HL_VK_BINDINGS] = {0};
-    layer_offsets(a->kv, op->layer, &off[1], &off[2]);
-    const hl_vk_buffer *b[HL_VK_BINDINGS] = {a->buf[op->in], &a->kv->buf, &a->kv->buf, meta, a->buf[op->out], sinks};
-    return push_dispatch(r, kp->type == HL_TYPE_Q8_0 ? HL_VK_K_attn_q8_0 : HL_VK_K_attn_f16, b, off, &p, sizeof p,
-                         (uint32_t)(batch->n_tokens * op->p.attn.n_head), err);
 }
 
 static int op_gather(hl_vk_rec *r, const hl_op *op, const hl_vk_op_args *a, hl_err *err) {
@@ -686,7 +643,7 @@ int hl_vk_rec_op(hl_vk_rec *r, const hl_op *op, const hl_vk_op_args *a, hl_err *
     case HL_OP_MATMUL: return op_matmul(r, op, a, err);
     case HL_OP_ROPE: return op_rope(r, op, a, err);
     case HL_OP_KV_STORE: return op_kv_store(r, op, a, err);
-    case HL_OP_ATTN: return op_attn(r, op, a, err);
+    case HL_OP_ATTN: return hl_vk_attn_record(r, op, a, err);
     case HL_OP_GLU:
     case HL_OP_ACT:
     case HL_OP_ADD: return op_elementwise(r, op, a, err);

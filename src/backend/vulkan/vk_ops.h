@@ -9,7 +9,8 @@
  * What the host prepares per step, at record time, in small buffers the
  * recorder owns (kept from step to step, so a step of the same shape names
  * the same buffers): each token's KV slot (KV_STORE), its visible
- * positions and its sequence's block table (ATTN), the rope cos/sin
+ * positions, its sequence's block table and the attention work list
+ * (ATTN, vk_attn.h: tiles, split items, combine entries), the rope cos/sin
  * of each position (computed in double and rounded, as the reference does),
  * the rows that want logits (GATHER). EMBED is done on the host too: the
  * token rows of the (mapped) embedding table, dequantized straight into the
@@ -22,6 +23,7 @@
 #define HL_BACKEND_VULKAN_VK_OPS_H
 
 #include "backend/backend.h"
+#include "backend/vulkan/vk_attn.h"
 #include "backend/vulkan/vk_compute.h"
 
 /* A KV pool on the device: the host view (backend/kv.h, laid out in the
@@ -58,11 +60,12 @@ typedef struct hl_vk_rec {
     hl_vk_dispatch *list;
     int n, cap;
     hl_vk_buffer **tmp; /* step buffers, kept from step to step (tmp_buffer in vk_ops.c) */
+    uint8_t *tmp_dev;   /* per step buffer: device-local (1) or host-visible (0) */
     int n_tmp, cap_tmp, n_used; /* n_used: handed out since the last reset */
     /* step data shared by every layer's op of the same kind */
     hl_vk_buffer *slots;
-    struct { int32_t window; int causal; hl_vk_buffer *buf; } meta[4];
-    int n_meta;
+    hl_vk_attn_plan attn[4]; /* vk_attn.h: per kind of ATTN op (window, causal, heads) */
+    int n_attn;
     struct { const double *inv_freq; int32_t half; double mscale; hl_vk_buffer *cs; } rope[4];
     int n_rope;
     /* activations already converted this step (the q, k and v products of
@@ -79,6 +82,17 @@ int hl_vk_rec_run(hl_vk_rec *r, hl_err *err);
 /* Empties the list; the step buffers are kept for the next step's asks. */
 void hl_vk_rec_reset(hl_vk_rec *r);
 void hl_vk_rec_free(hl_vk_rec *r);
+
+/* For the op files beside vk_ops.c (vk_attn.c): a step buffer of `bytes`
+ * the recorder owns until reset (host-visible and mapped, or device-local
+ * and maybe unmapped); one dispatch appended (bufs and off per binding, off
+ * NULL: all 0); the checked pool slot of (seq, pos) of a batch; the byte
+ * offsets of a layer's K and V regions in the pool's buffer. */
+int hl_vk_rec_buffer(hl_vk_rec *r, size_t bytes, int device_local, hl_vk_buffer **out, hl_err *err);
+int hl_vk_rec_dispatch(hl_vk_rec *r, hl_vk_kernel_id kern, const hl_vk_buffer *const bufs[HL_VK_BINDINGS],
+                       const VkDeviceSize *off, const void *push, size_t push_bytes, uint32_t groups, hl_err *err);
+int hl_vk_kv_slot(const hl_batch *b, const hl_kv_cache *kv, int32_t seq, int32_t pos, uint32_t *slot, hl_err *err);
+void hl_vk_kv_layer_offsets(const hl_vk_kv *kv, int32_t layer, VkDeviceSize *ko, VkDeviceSize *vo);
 
 /* 0 when op can run here; else HL_ENOTSUP with a message naming it. */
 int hl_vk_op_check(const hl_op *op, hl_err *err);

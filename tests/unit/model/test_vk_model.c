@@ -13,7 +13,9 @@
  *    quantized inputs can land one rounding step apart): F32/F16 3e-3 /
  *    8e-3, the quantized files 0.6.
  * 3. Batch invariance: two sequences in one batch give, bit for bit, the
- *    logits each gives alone (every kernel sums in a fixed order per row).
+ *    logits each gives alone (every kernel sums in a fixed order per row);
+ *    long prompts give the same bits token by token as in steps of 100 or
+ *    37 (the attention kernels' tiles, splits and combine pass).
  * 4. A model with a weight type that has no kernel is refused at
  *    hl_forward_ctx_new with a message naming the type (SmolLM2 Q4_1 is
  *    not in ../shared, so a stories file's own plan is checked by
@@ -230,6 +232,82 @@ TEST(vk_model_batch_invariant) {
     }
     free(both), free(alone);
     hl_model_free(m);
+    hl_backend_free(vk);
+}
+
+/* 3b. The same over a long prompt, where the attention kernels' work is
+ *    cut differently (vk_attn.h: tiles of consecutive tokens, folding items
+ *    for prefill, a work group per 256-position split and a combine pass for
+ *    decode): 600 positions of stories260K and 300 of the gpt-oss fixture
+ *    (sinks, sliding windows) behind a reversed block table, token by token
+ *    (decode, past the splits) against steps of 100 and of 37 (tiles and
+ *    splits falling differently), bit for bit. F16 KV: these models' heads
+ *    (8, 16 dims) are too small for q8_0 KV, whose invariance
+ *    tests/unit/backend/ref/test_ops_attn.c checks at the op level. */
+static int long_steps(const hl_model *m, hl_backend *be, hl_type kv_type, const int32_t *toks, int32_t n, int step,
+                      float *logits, hl_err *err) {
+    enum { BS = 4, NB = 160 };
+    int32_t table[NB];
+    for (int i = 0; i < NB; i++) table[i] = NB - 1 - i;
+    const int32_t nv = hl_model_hparams(m)->n_vocab;
+    hl_forward_ctx *ctx = NULL;
+    hl_kv_cache *kv = NULL;
+    int rc = hl_forward_ctx_new_placed(&ctx, m, &(hl_forward_placement){.be = be, .n_on_be = -1}, 128, err);
+    if (!rc) rc = hl_forward_kv_new(ctx, NB, BS, kv_type, &kv, err);
+    hl_batch_seq seq = {table, NB};
+    hl_batch_token *bt = malloc((size_t)step * sizeof *bt);
+    for (int32_t i = 0; i < n && !rc; i += step) {
+        const int32_t k = n - i < step ? n - i : step;
+        for (int32_t j = 0; j < k; j++) bt[j] = (hl_batch_token){toks[i + j], i + j, 0, 1};
+        hl_batch b = {bt, k, &seq, 1};
+        rc = hl_model_forward(ctx, kv, &b, logits + (size_t)i * nv, err);
+    }
+    free(bt);
+    if (kv) hl_forward_kv_free(ctx, kv);
+    hl_forward_ctx_free(ctx);
+    return rc;
+}
+
+TEST(vk_model_long_attention_invariant_to_steps) {
+    hl_backend *vk = hl_test_open_vulkan(1);
+    if (!vk) return;
+    static const struct { const char *path; int32_t n; } files[] = {
+        {"models/stories260K.gguf", 600},
+        {"tests/data/arch/gptoss-F32.gguf", 300}, /* sinks, a 6-position window every other layer */
+    };
+    static const int step[3] = {1, 100, 37};
+    for (size_t fi = 0; fi < sizeof files / sizeof files[0]; fi++) {
+        hl_model *m = NULL;
+        hl_err err = {0};
+        const char *path = fi == 0 ? hl_test_shared(files[fi].path) : files[fi].path;
+        if (hl_model_load(&m, path, &err)) {
+            hl_test_fail(__FILE__, __LINE__, "load %s: %s", files[fi].path, err.msg);
+            continue;
+        }
+        const int32_t N = files[fi].n, nv = hl_model_hparams(m)->n_vocab;
+        int32_t *toks = malloc((size_t)N * sizeof *toks);
+        for (int32_t i = 0; i < N; i++) toks[i] = i == 0 ? 1 : 3 + (i * 131) % (nv - 3 < 500 ? nv - 3 : 500);
+        float *L[3];
+        int ok = 1;
+        for (int f = 0; f < 3; f++) {
+            L[f] = malloc((size_t)N * nv * sizeof(float));
+            if (long_steps(m, vk, HL_TYPE_F16, toks, N, step[f], L[f], &err)) {
+                hl_test_fail(__FILE__, __LINE__, "%s, steps of %d: %s", files[fi].path, step[f], err.msg);
+                ok = 0;
+            }
+        }
+        for (int f = 1; f < 3 && ok; f++) {
+            int32_t bad = 0;
+            for (int32_t i = 0; i < N; i++)
+                bad += memcmp(L[0] + (size_t)i * nv, L[f] + (size_t)i * nv, (size_t)nv * sizeof(float)) != 0;
+            if (bad)
+                hl_test_fail(__FILE__, __LINE__, "%s: %d of %d positions' logits differ between steps of 1 and of %d",
+                             files[fi].path, bad, N, step[f]);
+        }
+        for (int f = 0; f < 3; f++) free(L[f]);
+        free(toks);
+        hl_model_free(m);
+    }
     hl_backend_free(vk);
 }
 

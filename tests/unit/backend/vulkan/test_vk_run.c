@@ -26,6 +26,7 @@
 
 extern const uint32_t hl_vk_spv_gather[], hl_vk_spv_gather_words;
 extern const uint32_t hl_vk_spv_attn_f16[], hl_vk_spv_attn_f16_words;
+extern const uint32_t hl_vk_spv_attn_combine[], hl_vk_spv_attn_combine_words;
 extern const uint32_t hl_vk_spv_quant_q8_0[], hl_vk_spv_quant_q8_0_words;
 extern const uint32_t hl_vk_spv_elementwise[], hl_vk_spv_elementwise_words;
 
@@ -36,7 +37,9 @@ static int vulkan_required(void) {
 
 TEST(vk_spirv_reader_finds_the_written_bindings) {
     CHECK_EQ(hl_vk_spirv_written_bindings(hl_vk_spv_gather, hl_vk_spv_gather_words), 1u << 4);
-    CHECK_EQ(hl_vk_spirv_written_bindings(hl_vk_spv_attn_f16, hl_vk_spv_attn_f16_words), 1u << 4);
+    /* attn.comp: the output and aux (its split items' partials); the combine pass: the output */
+    CHECK_EQ(hl_vk_spirv_written_bindings(hl_vk_spv_attn_f16, hl_vk_spv_attn_f16_words), (1u << 4) | (1u << 5));
+    CHECK_EQ(hl_vk_spirv_written_bindings(hl_vk_spv_attn_combine, hl_vk_spv_attn_combine_words), 1u << 4);
     CHECK_EQ(hl_vk_spirv_written_bindings(hl_vk_spv_quant_q8_0, hl_vk_spv_quant_q8_0_words), (1u << 1) | (1u << 2));
     CHECK_EQ(hl_vk_spirv_written_bindings(hl_vk_spv_elementwise, hl_vk_spv_elementwise_words), 1u << 4);
     const uint32_t junk[8] = {0x12345678, 1, 2, 3, 4, 5, 6, 7};
