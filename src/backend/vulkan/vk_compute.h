@@ -13,9 +13,14 @@
  * shared-memory tree (any device), and, for the types in HL_VK_MATVEC,
  * matvec.comp, one subgroup per row and several rows per work group
  * (devices with subgroup arithmetic; specialized for the device's subgroup
- * size). One kind serves every batch size, so a row's result never depends
- * on how many rows the batch has. hl_vk_kernels.rows says how many weight
- * rows one work group of a pipeline computes.
+ * size; the quantized types built with integer dot products where the
+ * device has them). A subgroup kernel of a quantized type has two
+ * pipelines, one specialization each: direct (up to HL_VK_DIRECT_ROWS
+ * activation rows, decode) and tiled (activation tiles staged in shared
+ * memory, prefill); both sum every row in the same order, so a row's result
+ * never depends on how many rows the batch has, whichever runs it.
+ * hl_vk_kernels.rows says how many weight rows one work group of a pipeline
+ * computes.
  *
  * A run is a list of dispatches recorded into the device's one command
  * buffer, each followed by a compute-to-compute barrier, submitted once and
@@ -82,8 +87,13 @@
     X(attn_f16)          \
     X(attn_q8_0)
 
-/* the weight types whose matrix product has a subgroup kernel (matvec_<type>, module.mk) */
-#define HL_VK_MATVEC(X) X(f32) X(f16) X(bf16) X(q4_0) X(q4_1) X(q8_0) X(q4_k) X(q6_k)
+/* the weight types of the subgroup kernels (matvec_<type>, module.mk): every
+ * matmul type. The quantized ones, with their values per block, also have
+ * an integer-dot build (matvec_dot_<type>) and a tiled pipeline. */
+#define HL_VK_MATVEC_FLOAT(X) X(f32) X(f16) X(bf16)
+#define HL_VK_MATVEC_QUANT(X)                                                                                  \
+    X(q4_0, 32) X(q4_1, 32) X(q5_0, 32) X(q5_1, 32) X(q8_0, 32) X(q2_k, 256) X(q3_k, 256) X(q4_k, 256) X(q5_k, 256) \
+    X(q6_k, 256) X(iq4_nl, 32) X(iq4_xs, 256) X(mxfp4, 32)
 
 typedef enum hl_vk_kernel_id {
 #define HL_VK_KERNEL_ENUM(name) HL_VK_K_##name,
@@ -93,6 +103,10 @@ typedef enum hl_vk_kernel_id {
 } hl_vk_kernel_id;
 
 enum { HL_VK_BINDINGS = 6, HL_VK_PUSH_BYTES = 64, HL_VK_OFFSET_ALIGN = 256 };
+/* matvec.comp: MAXM, the activation rows of one direct pass (more take the
+ * tiled pipeline); NACC, the most rows of a tile; the shared memory a tile
+ * may take (the least of this and the device's maxComputeSharedMemorySize) */
+enum { HL_VK_DIRECT_ROWS = 8, HL_VK_TILE_ROWS = 32, HL_VK_TILE_BYTES = 32768 };
 
 typedef struct hl_vk_buffer {
     VkBuffer buf;
@@ -110,7 +124,10 @@ typedef struct hl_vk_kernels {
     int pool_sets; /* the pool's capacity; a longer run grows it */
     VkPipeline pipe[HL_VK_K_COUNT];
     uint32_t rows[HL_VK_K_COUNT]; /* weight rows a work group of a matmul_* pipeline computes (1: matmul.comp) */
+    VkPipeline tiled[HL_VK_K_COUNT]; /* matvec.comp's tiled pipeline of a quantized matmul_* (else VK_NULL_HANDLE) */
+    uint32_t tile_rows[HL_VK_K_COUNT]; /* activation rows it stages per tile */
     int subgroup;                 /* the matvec.comp kernels are in use */
+    int int_dot;                  /* with integer dot products (matvec_dot_*) */
     hl_vk_buffer dummy; /* bound to the bindings a dispatch leaves empty */
 } hl_vk_kernels;
 
@@ -125,6 +142,7 @@ typedef struct hl_vk_dispatch {
     uint8_t push[HL_VK_PUSH_BYTES];
     uint32_t push_bytes;
     uint32_t groups[3];
+    int tiled; /* run the kernel's tiled pipeline (hl_vk_kernels.tiled; for m > HL_VK_DIRECT_ROWS) */
 } hl_vk_dispatch;
 
 /* host-visible, mapped */
@@ -141,8 +159,14 @@ void hl_vk_buffer_free(hl_vk_device *d, hl_vk_buffer *b);
  * checks; subgroup fails with HL_ENOTSUP on a device without). */
 typedef enum hl_vk_matvec { HL_VK_MATVEC_AUTO = 0, HL_VK_MATVEC_SUBGROUP = 1, HL_VK_MATVEC_SHARED = 2 } hl_vk_matvec;
 
-int hl_vk_kernels_new(hl_vk_device *d, hl_vk_matvec kind, hl_vk_kernels **out, hl_err *err);
-/* "subgroup (32 lanes, 4 rows per work group)" or "shared memory (64 per row)" */
+/* Integer dot products in the subgroup kernels of the quantized types
+ * (matvec.comp -DINT_DOT): auto = where the device has
+ * shaderIntegerDotProduct; on fails with HL_ENOTSUP on a device without;
+ * off = the plain multiplies (the same integer sums, so the same bits). */
+typedef enum hl_vk_int_dot { HL_VK_INT_DOT_AUTO = 0, HL_VK_INT_DOT_ON = 1, HL_VK_INT_DOT_OFF = 2 } hl_vk_int_dot;
+
+int hl_vk_kernels_new(hl_vk_device *d, hl_vk_matvec kind, hl_vk_int_dot dot, hl_vk_kernels **out, hl_err *err);
+/* "subgroup (32 lanes, 4 rows per work group, int8 dot, tiles of 16-32 rows)" or "shared memory (64 per row)" */
 void hl_vk_kernels_describe(const hl_vk_kernels *k, char *buf, size_t n);
 void hl_vk_kernels_free(hl_vk_kernels *k);
 

@@ -36,6 +36,9 @@ typedef struct hl_vulkan_backend_params {
     int matvec;    /* matrix-product kernels (vk_compute.h hl_vk_matvec): 0 auto, 1 subgroup, 2 shared
                       memory; auto reads HYPERLAMA_VULKAN_MATVEC (subgroup | shared), else takes the
                       subgroup kernels where the device has subgroup arithmetic */
+    int int_dot;   /* integer dot products in the quantized subgroup kernels (vk_compute.h hl_vk_int_dot):
+                      0 auto, 1 on, 2 off; auto reads HYPERLAMA_VULKAN_INT_DOT (on | off), else uses them
+                      where the device has shaderIntegerDotProduct */
 } hl_vulkan_backend_params;
 
 /* HL_ENOTSUP (with the reason) when there is no loader or no usable device. */
@@ -43,7 +46,7 @@ int hl_backend_vulkan_new(hl_backend **out, const hl_vulkan_backend_params *p, h
 
 /* The chosen device, as hl_vk_describe prints it, and the matrix-product
  * kernels in use ("...; matmul: subgroup (32 lanes, 4 rows per work
- * group)"), for logs, bench and tests. */
+ * group, int8 dot, prefill tiles of 32 rows)"), for logs, bench and tests. */
 const char *hl_backend_vulkan_device(const hl_backend *be);
 
 #endif

@@ -269,8 +269,11 @@ TEST(vk_matvec_setting) {
 HL_VK_KERNELS(VK_SPV_DECL)
 #undef VK_SPV_DECL
 #define VK_MV_DECL(t) extern const uint32_t hl_vk_spv_matvec_##t[], hl_vk_spv_matvec_##t##_words;
-HL_VK_MATVEC(VK_MV_DECL)
+#define VK_MV_Q_DECL(t, unit) VK_MV_DECL(t) extern const uint32_t hl_vk_spv_matvec_dot_##t[], hl_vk_spv_matvec_dot_##t##_words;
+HL_VK_MATVEC_FLOAT(VK_MV_DECL)
+HL_VK_MATVEC_QUANT(VK_MV_Q_DECL)
 #undef VK_MV_DECL
+#undef VK_MV_Q_DECL
 
 /* GLSL.std.450 Fma instructions in a SPIR-V module (-1: malformed) */
 static int count_fma(const uint32_t *w, uint32_t n) {
@@ -298,8 +301,11 @@ TEST(vk_kernels_have_no_fused_multiply_add) {
         HL_VK_KERNELS(VK_MOD)
 #undef VK_MOD
 #define VK_MV_MOD(t) {"matvec_" #t, hl_vk_spv_matvec_##t, hl_vk_spv_matvec_##t##_words},
-        HL_VK_MATVEC(VK_MV_MOD)
+#define VK_MV_Q_MOD(t, unit) VK_MV_MOD(t) {"matvec_dot_" #t, hl_vk_spv_matvec_dot_##t, hl_vk_spv_matvec_dot_##t##_words},
+        HL_VK_MATVEC_FLOAT(VK_MV_MOD)
+        HL_VK_MATVEC_QUANT(VK_MV_Q_MOD)
 #undef VK_MV_MOD
+#undef VK_MV_Q_MOD
     };
     int checked = 0;
     for (size_t i = 0; i < sizeof mods / sizeof mods[0]; i++) {
@@ -311,7 +317,7 @@ TEST(vk_kernels_have_no_fused_multiply_add) {
                                  n < 0 ? " (malformed SPIR-V)" : "");
     }
     printf("    %d SPIR-V modules (matrix products, activation converters) checked for Fma\n", checked);
-    CHECK(checked == 3 + 16 + 8);
+    CHECK(checked == 3 + 16 + 16 + 13); /* converters, matmul_*, matvec_*, matvec_dot_* */
 }
 
 TEST(vk_auto_never_picks_a_cpu_device) {
