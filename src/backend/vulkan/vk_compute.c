@@ -215,9 +215,12 @@ static int make_pipeline(hl_vk_kernels *k, const char *name, const uint32_t *cod
     return 0;
 }
 
-int hl_vk_kernels_new(hl_vk_device *d, hl_vk_matvec kind, hl_vk_int_dot dot, hl_vk_kernels **out, hl_err *err) {
+int hl_vk_kernels_new(hl_vk_device *d, const hl_vk_kernel_opts *opts, hl_vk_kernels **out, hl_err *err) {
     *out = NULL;
     const hl_vk_device_info *info = &d->inst->devices[d->index];
+    const hl_vk_matvec kind = opts ? opts->matvec : HL_VK_MATVEC_AUTO;
+    const hl_vk_int_dot dot = opts ? opts->int_dot : HL_VK_INT_DOT_AUTO;
+    const hl_vk_tiling tiling = opts ? opts->tiled : HL_VK_TILED_AUTO;
     if (kind == HL_VK_MATVEC_SUBGROUP && !subgroup_ok(info))
         return hl_err_set(err, HL_ENOTSUP,
                           "%s has no subgroup arithmetic for the subgroup matrix products (subgroup of %u%s); "
@@ -229,6 +232,11 @@ int hl_vk_kernels_new(hl_vk_device *d, hl_vk_matvec kind, hl_vk_int_dot dot, hl_
                           "%s: integer dot products need shaderIntegerDotProduct%s and the subgroup kernels%s "
                           "(HYPERLAMA_VULKAN_INT_DOT=off or auto)",
                           info->name, info->int_dot ? "" : " (the device has none)", subgroup ? "" : " (not in use)");
+    if (tiling == HL_VK_TILED_ON && !subgroup)
+        return hl_err_set(err, HL_ENOTSUP, "%s: the tiled matrix products are subgroup kernels, not in use here "
+                          "(HYPERLAMA_VULKAN_TILED=off or auto)", info->name);
+    const int want_tiled = subgroup && (tiling == HL_VK_TILED_ON ||
+                                        (tiling == HL_VK_TILED_AUTO && info->type != VK_PHYSICAL_DEVICE_TYPE_CPU));
     hl_vk_kernels *k = calloc(1, sizeof *k);
     if (!k) return hl_err_set(err, HL_ENOMEM, "out of memory");
     k->d = d;
@@ -276,12 +284,12 @@ int hl_vk_kernels_new(hl_vk_device *d, hl_vk_matvec kind, hl_vk_int_dot dot, hl_
         spec_data[2] = 1, spec_data[3] = 0;
         if ((rc = make_pipeline(k, spirv[i].name, code, *words, si, &k->pipe[i], err))) goto fail;
         /* the tiled pipeline: where a tile holds more rows than a direct pass */
-        if (unit > 1 && !moe) {
+        if (want_tiled && unit > 1 && !moe) {
             const uint32_t parts = unit == 256 ? 4 : 1, pass_words = lanes / parts * (unit / 4);
             uint32_t tm = tile_bytes / 4 / pass_words;
             if (tm > HL_VK_TILE_ROWS) tm = HL_VK_TILE_ROWS;
             if (tm > HL_VK_DIRECT_ROWS) {
-                spec_data[2] = tm * pass_words, spec_data[3] = 1;
+                spec_data[2] = tile_bytes / 4, spec_data[3] = 1;
                 if ((rc = make_pipeline(k, spirv[i].name, code, *words, si, &k->tiled[i], err))) goto fail;
                 k->tile_rows[i] = tm;
             }

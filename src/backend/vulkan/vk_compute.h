@@ -165,7 +165,22 @@ typedef enum hl_vk_matvec { HL_VK_MATVEC_AUTO = 0, HL_VK_MATVEC_SUBGROUP = 1, HL
  * off = the plain multiplies (the same integer sums, so the same bits). */
 typedef enum hl_vk_int_dot { HL_VK_INT_DOT_AUTO = 0, HL_VK_INT_DOT_ON = 1, HL_VK_INT_DOT_OFF = 2 } hl_vk_int_dot;
 
-int hl_vk_kernels_new(hl_vk_device *d, hl_vk_matvec kind, hl_vk_int_dot dot, hl_vk_kernels **out, hl_err *err);
+/* The tiled pipelines of the quantized subgroup kernels (prefill and
+ * batched decode, m > HL_VK_DIRECT_ROWS): auto = on GPUs, not on CPU
+ * implementations (lavapipe: its caches serve the direct kernel's re-reads,
+ * and staging is then a copy that costs more than it saves); on = wherever
+ * the subgroup kernels run (HL_ENOTSUP elsewhere: tests, device checks);
+ * off = the direct kernel for every m. Either way the same bits. */
+typedef enum hl_vk_tiling { HL_VK_TILED_AUTO = 0, HL_VK_TILED_ON = 1, HL_VK_TILED_OFF = 2 } hl_vk_tiling;
+
+/* What hl_vk_kernels_new builds; zero: every choice automatic. */
+typedef struct hl_vk_kernel_opts {
+    hl_vk_matvec matvec;
+    hl_vk_int_dot int_dot;
+    hl_vk_tiling tiled;
+} hl_vk_kernel_opts;
+
+int hl_vk_kernels_new(hl_vk_device *d, const hl_vk_kernel_opts *opts, hl_vk_kernels **out, hl_err *err);
 /* "subgroup (32 lanes, 4 rows per work group, int8 dot, tiles of 16-32 rows)" or "shared memory (64 per row)" */
 void hl_vk_kernels_describe(const hl_vk_kernels *k, char *buf, size_t n);
 void hl_vk_kernels_free(hl_vk_kernels *k);

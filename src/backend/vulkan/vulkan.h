@@ -39,6 +39,8 @@ typedef struct hl_vulkan_backend_params {
     int int_dot;   /* integer dot products in the quantized subgroup kernels (vk_compute.h hl_vk_int_dot):
                       0 auto, 1 on, 2 off; auto reads HYPERLAMA_VULKAN_INT_DOT (on | off), else uses them
                       where the device has shaderIntegerDotProduct */
+    int tiled;     /* the tiled prefill pipelines (vk_compute.h hl_vk_tiling): 0 auto, 1 on, 2 off; auto
+                      reads HYPERLAMA_VULKAN_TILED (on | off), else uses them on GPUs, not on lavapipe */
 } hl_vulkan_backend_params;
 
 /* HL_ENOTSUP (with the reason) when there is no loader or no usable device. */

@@ -355,7 +355,7 @@ void wints(const WPart b, const uint xv[NXV], uint i, uint u, uint part, out int
 #if defined(CLUSTERED)
     for (uint g = 0u; g < 4u; g++) {
         int gs = 0;
-        for (uint t = 4u * g; t < 4u * g + 4u; t++) gs += dot4(b.v[t], xv[t]);
+        for (uint q = 0u; q < 4u; q++) gs += dot4(b.v[4u * g + q], xv[4u * g + q]);
 #if defined(TYPE_Q6_K)
         const uint h = part >> 1, sh = part & 1u, gi = 8u * h + 2u * sh + (g & 1u) + 4u * (g >> 1);
         si += b.g[g] * (gs - 32 * xbsum(i, u, gi));
@@ -494,7 +494,10 @@ void direct_rows(uint j, uint wj, uint i0, uint mc, uint ob) {
 void tiled_rows(uint row0) {
     const uint S = gl_SubgroupSize, lane = gl_SubgroupInvocationID;
     const uint ncl = S / PARTS, cl = lane / PARTS, part = lane % PARTS, nb = p.k / UNIT;
+    // a pass is wpr words of each row; a tile tm rows; a stage np passes of
+    // the tile (as many as the shared words hold: fewer barriers)
     const uint wpr = ncl * (UNIT / 4u), tm = max(1u, min(NACC, XS_WORDS / wpr));
+    const uint np = max(1u, XS_WORDS / (tm * wpr)), wst = np * wpr, kw = p.k / 4u;
     const uint lid = gl_LocalInvocationIndex, wgs = gl_WorkGroupSize.x;
     for (uint rr = 0u; rr < ROWS; rr += gl_NumSubgroups) {
         const uint r = rr + gl_SubgroupID, j = row0 + r;
@@ -503,13 +506,14 @@ void tiled_rows(uint row0) {
             const uint mc = min(tm, p.m - i0);
             precise float acc[NACC];
             for (uint i = 0u; i < NACC; i++) acc[i] = 0.0;
-            for (uint b0 = 0u; b0 < nb; b0 += ncl) {
-                barrier();
-                for (uint e = lid; e < mc * wpr; e += wgs) {
-                    const uint il = e / wpr, w = e % wpr;
-                    if (b0 + w / (UNIT / 4u) < nb) xs[e] = xq[xword(i0 + il, b0) + w];
+            for (uint b0 = 0u, pi = 0u; b0 < nb; b0 += ncl, pi = pi + 1u == np ? 0u : pi + 1u) {
+                if (pi == 0u) { // the next stage: words b0 * UNIT / 4 .. + wst of each row
+                    barrier();
+                    const uint w0 = b0 * (UNIT / 4u), wlive = min(wst, kw - w0);
+                    for (uint il = 0u; il < mc; il++)
+                        for (uint w = lid; w < wlive; w += wgs) xs[il * wst + w] = xq[(i0 + il) * kw + w0 + w];
+                    barrier();
                 }
-                barrier();
                 if (has_row) {
                     const uint u = b0 + cl;
                     const bool live = u < nb;
@@ -517,7 +521,7 @@ void tiled_rows(uint row0) {
                     if (live) wload(j, u, part, b);
                     for (uint i = 0u; i < NACC; i++) if (i < mc) {
                         uint xv[NXV];
-                        if (live) xload(true, (i * ncl + cl) * (UNIT / 4u), part, xv);
+                        if (live) xload(true, i * wst + (pi * ncl + cl) * (UNIT / 4u), part, xv);
                         int si, sm;
                         block_sums(live, b, xv, i0 + i, u, part, si, sm);
                         if (live && part == 0u) acc[i] += block_value(j, u, i0 + i, si, sm);

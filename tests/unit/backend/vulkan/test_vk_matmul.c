@@ -25,9 +25,9 @@
  * kernels give the same bits as the plain ones (integer sums are exact),
  * every quantized type, direct and tiled pipelines.
  *
- * Prefill tiling: rows of m = 1, 7, 64 and 200 (the direct pipeline up to 8
- * rows, the tiled one above) bit-equal to the same rows alone, for float,
- * 32-value and 256-value types.
+ * Prefill tiling (forced on: auto leaves it off on lavapipe): rows of m = 1,
+ * 7, 64 and 200 (the direct pipeline up to 8 rows, the tiled one above)
+ * bit-equal to the same rows alone, for float, 32-value and 256-value types.
  *
  * Device choice: `auto` never takes a CPU implementation (lavapipe) unless
  * allowed; checked when the only devices are CPU ones. */
@@ -284,13 +284,29 @@ TEST(vk_matvec_setting) {
     CHECK(be != NULL);
     if (be) CHECK(strstr(strstr(hl_backend_vulkan_device(be), "matmul:"), "int8 dot") == NULL);
     hl_backend_free(be);
+    /* HYPERLAMA_VULKAN_TILED: on gives the tiled pipelines; auto, none on a
+     * CPU implementation (lavapipe), and on the subgroup kernels of a GPU */
+    setenv("HYPERLAMA_VULKAN_TILED", "on", 1);
+    be = open_kind(0, &err);
+    unsetenv("HYPERLAMA_VULKAN_TILED");
+    CHECK(be != NULL);
+    if (be) CHECK(strstr(hl_backend_vulkan_device(be), "prefill tiles of") != NULL);
+    hl_backend_free(be);
+    be = open_kind(0, &err);
+    CHECK(be != NULL);
+    if (be) {
+        const char *d = hl_backend_vulkan_device(be);
+        CHECK((strstr(d, "prefill tiles of") != NULL) == (strstr(d, "(cpu,") == NULL && strstr(d, "matmul: subgroup") != NULL));
+    }
+    hl_backend_free(be);
 }
 
-/* the Vulkan backend with the subgroup kernels and integer dot products
- * `dot` (HL_VK_INT_DOT_*); NULL with the reason in err */
-static hl_backend *open_dot(int dot, hl_err *err) {
+/* the Vulkan backend with integer dot products `dot` (HL_VK_INT_DOT_*) and
+ * tiled pipelines `tiled` (HL_VK_TILED_*); NULL with the reason in err */
+static hl_backend *open_with(int dot, int tiled, hl_err *err) {
     const char *dev = getenv("HYPERLAMA_VULKAN_DEVICE");
-    hl_vulkan_backend_params p = {.device = dev && *dev ? atoi(dev) : -1, .allow_cpu = 1, .matvec = 0, .int_dot = dot};
+    hl_vulkan_backend_params p = {.device = dev && *dev ? atoi(dev) : -1, .allow_cpu = 1, .matvec = 0, .int_dot = dot,
+                                  .tiled = tiled};
     hl_backend *be = NULL;
     return hl_backend_vulkan_new(&be, &p, err) ? NULL : be;
 }
@@ -308,7 +324,7 @@ TEST(vk_matmul_int_dot_same_bits) {
     suite s = suite_open();
     if (!s.ok) return suite_close(&s);
     hl_err err = {0};
-    hl_backend *on = open_dot(HL_VK_INT_DOT_ON, &err), *off = NULL;
+    hl_backend *on = open_with(HL_VK_INT_DOT_ON, HL_VK_TILED_ON, &err), *off = NULL;
     const char *desc = hl_backend_vulkan_device(s.ut[0].be);
     if (!on) {
         CHECK(strstr(desc, "int8 dot") == NULL || strstr(desc, "with arithmetic") == NULL);
@@ -316,7 +332,7 @@ TEST(vk_matmul_int_dot_same_bits) {
         printf("    integer dot products: not on this device (%s)\n", err.msg);
         return suite_close(&s);
     }
-    off = open_dot(HL_VK_INT_DOT_OFF, &err);
+    off = open_with(HL_VK_INT_DOT_OFF, HL_VK_TILED_ON, &err);
     CHECK(off != NULL);
     if (!off) {
         hl_backend_free(on);
@@ -379,7 +395,15 @@ TEST(vk_matmul_int_dot_same_bits) {
 TEST(vk_matmul_batch_invariance) {
     suite s = suite_open();
     if (!s.ok) return suite_close(&s);
-    hl_backend *vk = s.ut[0].be;
+    hl_err err = {0};
+    const int has_subgroup = strstr(hl_backend_vulkan_device(s.ut[0].be), "matmul: subgroup") != NULL;
+    hl_backend *vk = has_subgroup ? open_with(HL_VK_INT_DOT_AUTO, HL_VK_TILED_ON, &err) : NULL;
+    if (has_subgroup && !vk) {
+        hl_test_fail(__FILE__, __LINE__, "vulkan backend with tiled products: %s", err.msg);
+        return suite_close(&s);
+    }
+    if (!vk) vk = s.ut[0].be; /* the shared-memory kernels: one kind for every m */
+    else CHECK(strstr(hl_backend_vulkan_device(vk), "prefill tiles of") != NULL);
     static const hl_type types[] = {HL_TYPE_F16, HL_TYPE_Q4_0, HL_TYPE_Q5_1, HL_TYPE_Q8_0, HL_TYPE_MXFP4,
                                     HL_TYPE_Q2_K, HL_TYPE_Q4_K, HL_TYPE_Q6_K, HL_TYPE_IQ4_XS};
     static const int32_t ms[] = {1, 7, 64, 200};
@@ -388,7 +412,6 @@ TEST(vk_matmul_batch_invariance) {
     rng r = {0xB47Cull};
     stats st = {0};
     int rows_same = 0, rows_checked = 0;
-    hl_err err = {0};
     for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
         const hl_type t = types[ti];
         const int64_t K = hl_type_get(t)->blck == 256 ? 1024 : 320, N = 19;
@@ -440,6 +463,7 @@ TEST(vk_matmul_batch_invariance) {
     stats_print("batch invariance", "vulkan", &st);
     printf("    %d of %d probed rows bit-equal to the row alone (m = 1, 7, 64, 200)\n", rows_same, rows_checked);
     CHECK(rows_checked > 0 && rows_same == rows_checked);
+    if (vk != s.ut[0].be) hl_backend_free(vk);
     suite_close(&s);
 }
 
