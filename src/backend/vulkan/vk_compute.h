@@ -10,15 +10,18 @@
  *
  * The matrix products come in two kinds, chosen once per device when the
  * pipelines are made: matmul.comp, one work group of 64 per weight row and a
- * shared-memory tree (any device), and, for the types in HL_VK_MATVEC,
+ * shared-memory tree (any device), and, for every type (HL_VK_MATVEC_*),
  * matvec.comp, one subgroup per row and several rows per work group
  * (devices with subgroup arithmetic; specialized for the device's subgroup
  * size; the quantized types built with integer dot products where the
- * device has them). A subgroup kernel of a quantized type has two
- * pipelines, one specialization each: direct (up to HL_VK_DIRECT_ROWS
- * activation rows, decode) and tiled (activation tiles staged in shared
- * memory, prefill); both sum every row in the same order, so a row's result
- * never depends on how many rows the batch has, whichever runs it.
+ * device has them: hl_vk_int_dot). A subgroup kernel of a quantized type
+ * can have two pipelines, one specialization each: direct (up to
+ * HL_VK_DIRECT_ROWS activation rows a pass, decode; always) and tiled
+ * (activation tiles staged in shared memory, prefill; hl_vk_tiling, and
+ * only where a tile holds more rows than a direct pass), the recorder
+ * taking it for m > HL_VK_DIRECT_ROWS; both sum every row in the same order,
+ * so a row's result never depends on how many rows the batch has,
+ * whichever runs it.
  * hl_vk_kernels.rows says how many weight rows one work group of a pipeline
  * computes.
  *

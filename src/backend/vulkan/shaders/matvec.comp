@@ -24,12 +24,14 @@
 //   direct (TILED = 0; decode, m <= MAXM): each weight block held in
 //     registers is dotted with up to MAXM = 8 activation rows read from the
 //     buffer, the weights read once per MAXM rows;
-//   tiled (TILED = 1; prefill, batched decode; quantized weights): the
-//     ROWS subgroups of a work group stage, for each pass over S / P blocks,
-//     those blocks of up to NACC = 32 activation rows in shared memory
-//     (XS_WORDS, at most 32 KiB: fewer rows where a pass is wide), and each
-//     dots its weight block with every staged row, the weights read once
-//     per tile of rows.
+//   tiled (TILED = 1; prefill, batched decode, m > MAXM; quantized weights;
+//     vk_compute.c makes it where a tile holds more than MAXM rows): the
+//     ROWS subgroups of a work group stage a tile of up to NACC = 32
+//     activation rows (fewer where a pass over S / P blocks is wide) in
+//     shared memory (XS_WORDS, at most 32 KiB), as many passes of it at a
+//     time as fit, and each subgroup dots the weight block it holds in
+//     registers with every row of the tile: the weights are read once per
+//     tile of rows, the activations once per work group.
 // The loops over the activation rows have a constant bound (the driver
 // unrolls them, so the per-row sums stay in registers; not spirv-opt, whose
 // unrolled copies lose `precise`, which let a row's value depend on its
