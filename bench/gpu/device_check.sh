@@ -144,7 +144,7 @@ for spec in $MODELS; do
     dev=$(jstr "$json" device) be=$(jstr "$json" backend) wbytes=$(jnum "$json" weight_bytes)
     # the kernels the backend says it used (its description ends "; matmul: ...")
     used=$(sed -n 's/.*; matmul: \([a-z]*\).*/\1/p' <<< "$dev")
-    [ "$kern" = direct ] && used="$used untiled"
+    [ "$kern" = direct ] && used=direct
     [ -n "${DEVICE_SAID:-}" ] || { say "   device: ${dev%%; matmul:*}"; say "   backend: $be"; DEVICE_SAID=1; }
     say "   $label $type [$kern]: matmul ${dev##*; matmul: }"
     read -r bw fp <<< "$( [ -n "$BW" ] && echo "$BW ${FP16:-0}" || peaks "$dev")"
@@ -169,6 +169,6 @@ say ""
 say "peaks: ${BW:+--bw $BW GB/s }${FP16:+--fp16 $FP16 TFLOPS }(else the table by device name; n/a when unknown)"
 say "size: weight bytes one decode step reads; tg %bw = tg t/s x size / bandwidth; s-max %bw = (s${STREAMS##*,} t/s / ${STREAMS##*,}) x size / bandwidth"
 say "pp %fp16 = pp t/s x 2 x parameters / fp16 peak (a mixture of experts: its active share of them)"
-say "[kernels]: the matrix products the backend used (subgroup: matvec.comp, one subgroup per weight row, tiled prefill where the matmul line says so; subgroup untiled: without the tiles; shared: matmul.comp)"
+say "[kernels]: the matrix products the backend used (subgroup: matvec.comp, one subgroup per weight row, tiled prefill where the matmul line says so; direct: the same without the tiles; shared: matmul.comp)"
 say "goals on an H200 (issue 9): 8B Q4_K_M tg128 >= 60% of bandwidth (~590 tok/s), pp512 >= 5000 tok/s, s64 >= 4000 tok/s"
 say "== finished in $(elapsed) s; results in $OUTDIR"

@@ -8,9 +8,11 @@
  *
  * Kernels so far: matrix products (a subgroup kernel where the device has
  * subgroup arithmetic, else a shared-memory one) for every weight type the CPU runs (F32,
- * F16, BF16, Q4_0..Q8_0, Q2_K..Q6_K; activations quantized on the device,
- * bit for bit as the CPU does, integer block sums as the scalar oracle
- * defines them), norms, rope,
+ * F16, BF16, Q4_0..Q8_0, Q2_K..Q6_K, IQ4_NL, IQ4_XS, MXFP4; activations
+ * quantized on the device, bit for bit as the CPU does, integer block sums
+ * as the scalar oracle defines them, with integer dot products where the
+ * device has them and activation tiles in shared memory for prefill on
+ * GPUs), norms, rope,
  * GLU / activations / residual adds, gather, KV store (F16 and Q8_0, the
  * CPU's bytes) and attention over the paged pool; embedding rows are read
  * on the host. A plan with another weight type or op (MoE) is refused by
