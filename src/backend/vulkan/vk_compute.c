@@ -1,6 +1,8 @@
 /* Buffers, kernels and submission (vk_compute.h). */
 #include "backend/vulkan/vk_compute.h"
 
+#include "backend/vulkan/vk_spirv.h"
+
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -130,7 +132,7 @@ int hl_vk_buffer_new_device(hl_vk_device *d, VkDeviceSize size, hl_vk_buffer *ou
 void hl_vk_buffer_free(hl_vk_device *d, hl_vk_buffer *b) {
     if (!b) return;
     if (b->map) d->fn.vkUnmapMemory(d->dev, b->mem);
-    if (b->buf) d->fn.vkDestroyBuffer(d->dev, b->buf, NULL);
+    if (b->buf) d->fn.vkDestroyBuffer(d->dev, b->buf, NULL), __atomic_fetch_add(&d->freed, 1, __ATOMIC_RELAXED);
     if (b->mem) d->fn.vkFreeMemory(d->dev, b->mem, NULL);
     if (b->device_bytes) __atomic_fetch_sub(&d->allocated, b->device_bytes, __ATOMIC_RELAXED);
     memset(b, 0, sizeof *b);
@@ -268,6 +270,16 @@ int hl_vk_kernels_new(hl_vk_device *d, const hl_vk_kernel_opts *opts, hl_vk_kern
                                       .pSetLayouts = &k->dsl, .pushConstantRangeCount = 1, .pPushConstantRanges = &pc};
     if ((vr = d->fn.vkCreatePipelineLayout(d->dev, &lci, NULL, &k->layout)) != VK_SUCCESS) goto vk_fail;
     if ((rc = pool_grow(k, 64, err)) || (rc = hl_vk_buffer_new(d, 16, &k->dummy, err))) goto fail;
+    VkCommandBufferAllocateInfo cai = {.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO,
+                                       .commandPool = d->cmd_pool, .level = VK_COMMAND_BUFFER_LEVEL_PRIMARY,
+                                       .commandBufferCount = 1};
+    pthread_mutex_lock(&d->submit_mu); /* the pool is shared with the device's other kernel sets */
+    vr = d->fn.vkAllocateCommandBuffers(d->dev, &cai, &k->cmd);
+    pthread_mutex_unlock(&d->submit_mu);
+    if (vr != VK_SUCCESS) {
+        k->cmd = VK_NULL_HANDLE;
+        goto vk_fail;
+    }
     for (int i = 0; i < HL_VK_K_COUNT; i++) {
         const uint32_t *code = spirv[i].code, *words = spirv[i].words;
         const VkSpecializationInfo *si = NULL;
@@ -281,6 +293,7 @@ int hl_vk_kernels_new(hl_vk_device *d, const hl_vk_kernel_opts *opts, hl_vk_kern
                 words = use_dot ? matvec_spirv[j].dot_words : matvec_spirv[j].words;
                 si = &spec, k->rows[i] = mv_rows, unit = matvec_spirv[j].unit, moe = matvec_spirv[j].moe;
             }
+        k->writes[i] = hl_vk_spirv_written_bindings(code, *words); /* the tiled pipeline's module too */
         spec_data[2] = 1, spec_data[3] = 0;
         if ((rc = make_pipeline(k, spirv[i].name, code, *words, si, &k->pipe[i], err))) goto fail;
         /* the tiled pipeline: where a tile holds more rows than a direct pass */
@@ -331,6 +344,12 @@ void hl_vk_kernels_free(hl_vk_kernels *k) {
         if (k->tiled[i]) d->fn.vkDestroyPipeline(d->dev, k->tiled[i], NULL);
     }
     hl_vk_buffer_free(d, &k->dummy);
+    if (k->cmd) {
+        pthread_mutex_lock(&d->submit_mu);
+        d->fn.vkFreeCommandBuffers(d->dev, d->cmd_pool, 1, &k->cmd);
+        pthread_mutex_unlock(&d->submit_mu);
+    }
+    free(k->last);
     if (k->pool) d->fn.vkDestroyDescriptorPool(d->dev, k->pool, NULL);
     if (k->layout) d->fn.vkDestroyPipelineLayout(d->dev, k->layout, NULL);
     if (k->dsl) d->fn.vkDestroyDescriptorSetLayout(d->dev, k->dsl, NULL);
@@ -362,27 +381,111 @@ static int pool_grow(hl_vk_kernels *k, int n, hl_err *err) {
     return 0;
 }
 
-static int run_locked(hl_vk_kernels *k, const hl_vk_dispatch *list, int n, hl_err *err) {
+/* ---- barriers where data depends ---- */
+
+/* the bytes one binding of a dispatch touches */
+typedef struct span {
+    VkBuffer buf;
+    VkDeviceSize lo, hi;
+} span;
+
+static int spans_overlap(const span *a, const span *b) { return a->buf == b->buf && a->lo < b->hi && b->lo < a->hi; }
+
+static int overlaps_any(const span *s, const span *set, int n) {
+    for (int i = 0; i < n; i++)
+        if (spans_overlap(s, &set[i])) return 1;
+    return 0;
+}
+
+/* the spans dispatch x reads and writes (the dummy buffer left out: what a
+ * kernel writes there is never read) */
+static void dispatch_spans(const hl_vk_kernels *k, const hl_vk_dispatch *x, span rd[HL_VK_BINDINGS], int *nr,
+                           span wr[HL_VK_BINDINGS], int *nw) {
+    *nr = *nw = 0;
+    for (int j = 0; j < HL_VK_BINDINGS; j++) {
+        const hl_vk_buffer *b = x->bufs[j];
+        if (!b) continue;
+        const VkDeviceSize lo = x->off[j], hi = x->range[j] ? x->off[j] + x->range[j] : b->size;
+        const span s = {b->buf, lo, hi > lo ? hi : lo + 1};
+        if (k->writes[x->kernel] & (1u << j)) wr[(*nw)++] = s;
+        else rd[(*nr)++] = s;
+    }
+}
+
+/* Records list into k->cmd: a host-to-compute barrier first, then each
+ * dispatch, with a compute-to-compute barrier before it only when it reads
+ * or writes what a dispatch since the last barrier wrote, or writes what one
+ * read (read-after-write, write-after-write, write-after-read), and a
+ * compute-to-host barrier last. */
+static int record(hl_vk_kernels *k, const hl_vk_dispatch *list, int n, const VkDescriptorSet *sets, hl_err *err) {
     hl_vk_device *d = k->d;
-    if (n <= 0) return 0;
+    span *pend_r = malloc((size_t)n * HL_VK_BINDINGS * sizeof *pend_r);
+    span *pend_w = malloc((size_t)n * HL_VK_BINDINGS * sizeof *pend_w);
+    if (!pend_r || !pend_w) {
+        free(pend_r), free(pend_w);
+        return hl_err_set(err, HL_ENOMEM, "out of memory");
+    }
+    int npr = 0, npw = 0;
+    VkCommandBufferBeginInfo cbi = {.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO};
+    VkResult vr;
+    d->fn.vkResetCommandBuffer(k->cmd, 0);
+    if ((vr = d->fn.vkBeginCommandBuffer(k->cmd, &cbi)) != VK_SUCCESS) {
+        free(pend_r), free(pend_w);
+        return hl_err_set(err, HL_EIO, "vkBeginCommandBuffer: %s", hl_vk_result_name(vr));
+    }
+    VkMemoryBarrier mb = {.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
+                          .srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_HOST_WRITE_BIT,
+                          .dstAccessMask = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT};
+    d->fn.vkCmdPipelineBarrier(k->cmd, VK_PIPELINE_STAGE_HOST_BIT, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, 0, 1, &mb, 0,
+                               NULL, 0, NULL);
+    mb.srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT;
+    for (int i = 0; i < n; i++) {
+        const hl_vk_dispatch *x = &list[i];
+        span rd[HL_VK_BINDINGS], wr[HL_VK_BINDINGS];
+        int nr, nw, dep = 0;
+        dispatch_spans(k, x, rd, &nr, wr, &nw);
+        for (int j = 0; j < nr && !dep; j++) dep = overlaps_any(&rd[j], pend_w, npw);
+        for (int j = 0; j < nw && !dep; j++) dep = overlaps_any(&wr[j], pend_w, npw) || overlaps_any(&wr[j], pend_r, npr);
+        if (dep) {
+            d->fn.vkCmdPipelineBarrier(k->cmd, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, 0,
+                                       1, &mb, 0, NULL, 0, NULL);
+            k->stats.barriers++;
+            npr = npw = 0;
+        }
+        for (int j = 0; j < nr; j++) pend_r[npr++] = rd[j];
+        for (int j = 0; j < nw; j++) pend_w[npw++] = wr[j];
+        d->fn.vkCmdBindPipeline(k->cmd, VK_PIPELINE_BIND_POINT_COMPUTE,
+                                x->tiled && k->tiled[x->kernel] ? k->tiled[x->kernel] : k->pipe[x->kernel]);
+        d->fn.vkCmdBindDescriptorSets(k->cmd, VK_PIPELINE_BIND_POINT_COMPUTE, k->layout, 0, 1, &sets[i], 0, NULL);
+        if (x->push_bytes)
+            d->fn.vkCmdPushConstants(k->cmd, k->layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, x->push_bytes, x->push);
+        d->fn.vkCmdDispatch(k->cmd, x->groups[0] ? x->groups[0] : 1, x->groups[1] ? x->groups[1] : 1,
+                            x->groups[2] ? x->groups[2] : 1);
+    }
+    free(pend_r), free(pend_w);
+    mb.dstAccessMask = VK_ACCESS_HOST_READ_BIT;
+    d->fn.vkCmdPipelineBarrier(k->cmd, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_PIPELINE_STAGE_HOST_BIT, 0, 1, &mb, 0,
+                               NULL, 0, NULL);
+    if ((vr = d->fn.vkEndCommandBuffer(k->cmd)) != VK_SUCCESS)
+        return hl_err_set(err, HL_EIO, "vkEndCommandBuffer: %s", hl_vk_result_name(vr));
+    k->stats.dispatches += (uint64_t)n;
+    return 0;
+}
+
+/* descriptor sets for the list (the pool reset: the old recording's sets go) */
+static int write_sets(hl_vk_kernels *k, const hl_vk_dispatch *list, int n, VkDescriptorSet *sets, hl_err *err) {
+    hl_vk_device *d = k->d;
     int rc = n > k->pool_sets ? pool_grow(k, n, err) : 0;
     if (rc) return rc;
     VkResult vr = d->fn.vkResetDescriptorPool(d->dev, k->pool, 0);
     VkDescriptorSetLayout *layouts = malloc((size_t)n * sizeof *layouts);
-    VkDescriptorSet *sets = malloc((size_t)n * sizeof *sets);
-    if (!layouts || !sets) {
-        free(layouts), free(sets);
-        return hl_err_set(err, HL_ENOMEM, "out of memory");
-    }
+    if (!layouts) return hl_err_set(err, HL_ENOMEM, "out of memory");
     for (int i = 0; i < n; i++) layouts[i] = k->dsl;
     VkDescriptorSetAllocateInfo dai = {.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_ALLOCATE_INFO, .descriptorPool = k->pool,
                                        .descriptorSetCount = (uint32_t)n, .pSetLayouts = layouts};
     if (vr == VK_SUCCESS) vr = d->fn.vkAllocateDescriptorSets(d->dev, &dai, sets);
     free(layouts);
-    if (vr != VK_SUCCESS) {
-        free(sets);
-        return hl_err_set(err, HL_ENOMEM, "Vulkan descriptor sets: %s", hl_vk_result_name(vr));
-    }
+    if (vr != VK_SUCCESS) return hl_err_set(err, HL_ENOMEM, "Vulkan descriptor sets: %s", hl_vk_result_name(vr));
     for (int i = 0; i < n; i++) {
         VkDescriptorBufferInfo bi[HL_VK_BINDINGS];
         VkWriteDescriptorSet w[HL_VK_BINDINGS];
@@ -396,42 +499,48 @@ static int run_locked(hl_vk_kernels *k, const hl_vk_dispatch *list, int n, hl_er
         }
         d->fn.vkUpdateDescriptorSets(d->dev, HL_VK_BINDINGS, w, 0, NULL);
     }
-    VkCommandBufferBeginInfo cbi = {.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO,
-                                    .flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT};
-    d->fn.vkResetCommandBuffer(d->cmd, 0);
-    if ((vr = d->fn.vkBeginCommandBuffer(d->cmd, &cbi)) != VK_SUCCESS) {
+    return 0;
+}
+
+/* the list is the one k->cmd holds, and nothing it names was freed since */
+static int same_as_recorded(const hl_vk_kernels *k, const hl_vk_dispatch *list, int n) {
+    return k->recorded && n == k->n_last && __atomic_load_n(&k->d->freed, __ATOMIC_RELAXED) == k->last_freed &&
+           memcmp(list, k->last, (size_t)n * sizeof *list) == 0;
+}
+
+static int run_locked(hl_vk_kernels *k, const hl_vk_dispatch *list, int n, hl_err *err) {
+    hl_vk_device *d = k->d;
+    if (n <= 0) return 0;
+    VkResult vr;
+    const int reuse = same_as_recorded(k, list, n);
+    if (!reuse) {
+        k->recorded = 0;
+        if (n > k->cap_last) {
+            hl_vk_dispatch *l = realloc(k->last, (size_t)n * sizeof *l);
+            if (!l) return hl_err_set(err, HL_ENOMEM, "out of memory");
+            k->last = l, k->cap_last = n;
+        }
+        VkDescriptorSet *sets = malloc((size_t)n * sizeof *sets);
+        if (!sets) return hl_err_set(err, HL_ENOMEM, "out of memory");
+        int rc = write_sets(k, list, n, sets, err);
+        if (!rc) rc = record(k, list, n, sets, err);
         free(sets);
-        return hl_err_set(err, HL_EIO, "vkBeginCommandBuffer: %s", hl_vk_result_name(vr));
+        if (rc) return rc;
+        memcpy(k->last, list, (size_t)n * sizeof *list);
+        k->n_last = n, k->last_freed = __atomic_load_n(&d->freed, __ATOMIC_RELAXED), k->recorded = 1;
     }
-    VkMemoryBarrier mb = {.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
-                          .srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_HOST_WRITE_BIT,
-                          .dstAccessMask = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT};
-    d->fn.vkCmdPipelineBarrier(d->cmd, VK_PIPELINE_STAGE_HOST_BIT, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, 0, 1, &mb, 0,
-                               NULL, 0, NULL);
-    for (int i = 0; i < n; i++) {
-        const hl_vk_dispatch *x = &list[i];
-        d->fn.vkCmdBindPipeline(d->cmd, VK_PIPELINE_BIND_POINT_COMPUTE,
-                                x->tiled && k->tiled[x->kernel] ? k->tiled[x->kernel] : k->pipe[x->kernel]);
-        d->fn.vkCmdBindDescriptorSets(d->cmd, VK_PIPELINE_BIND_POINT_COMPUTE, k->layout, 0, 1, &sets[i], 0, NULL);
-        if (x->push_bytes)
-            d->fn.vkCmdPushConstants(d->cmd, k->layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, x->push_bytes, x->push);
-        d->fn.vkCmdDispatch(d->cmd, x->groups[0] ? x->groups[0] : 1, x->groups[1] ? x->groups[1] : 1,
-                            x->groups[2] ? x->groups[2] : 1);
-        mb.srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT;
-        mb.dstAccessMask = i + 1 < n ? VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT : VK_ACCESS_HOST_READ_BIT;
-        d->fn.vkCmdPipelineBarrier(d->cmd, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT,
-                                   i + 1 < n ? VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT : VK_PIPELINE_STAGE_HOST_BIT, 0, 1,
-                                   &mb, 0, NULL, 0, NULL);
-    }
-    free(sets);
-    if ((vr = d->fn.vkEndCommandBuffer(d->cmd)) != VK_SUCCESS)
-        return hl_err_set(err, HL_EIO, "vkEndCommandBuffer: %s", hl_vk_result_name(vr));
-    VkSubmitInfo si = {.sType = VK_STRUCTURE_TYPE_SUBMIT_INFO, .commandBufferCount = 1, .pCommandBuffers = &d->cmd};
+    k->stats.runs++;
+    if (reuse) k->stats.reused++;
+    VkSubmitInfo si = {.sType = VK_STRUCTURE_TYPE_SUBMIT_INFO, .commandBufferCount = 1, .pCommandBuffers = &k->cmd};
     d->fn.vkResetFences(d->dev, 1, &d->fence);
-    if ((vr = d->fn.vkQueueSubmit(d->queue, 1, &si, d->fence)) != VK_SUCCESS)
+    if ((vr = d->fn.vkQueueSubmit(d->queue, 1, &si, d->fence)) != VK_SUCCESS) {
+        k->recorded = 0;
         return hl_err_set(err, HL_EIO, "vkQueueSubmit: %s", hl_vk_result_name(vr));
-    if ((vr = d->fn.vkWaitForFences(d->dev, 1, &d->fence, VK_TRUE, UINT64_MAX)) != VK_SUCCESS)
+    }
+    if ((vr = d->fn.vkWaitForFences(d->dev, 1, &d->fence, VK_TRUE, UINT64_MAX)) != VK_SUCCESS) {
+        k->recorded = 0;
         return hl_err_set(err, HL_EIO, "waiting for the Vulkan queue: %s", hl_vk_result_name(vr));
+    }
     return 0;
 }
 

@@ -25,10 +25,17 @@
  * hl_vk_kernels.rows says how many weight rows one work group of a pipeline
  * computes.
  *
- * A run is a list of dispatches recorded into the device's one command
- * buffer, each followed by a compute-to-compute barrier, submitted once and
- * waited for (the device's submit_mu makes runs of several models on one
- * device take turns). Buffers are either host-visible and coherent (mapped
+ * A run is a list of dispatches recorded into the kernel set's command
+ * buffer, submitted once and waited for (the device's submit_mu makes runs
+ * of several models on one device take turns). A barrier goes in only where
+ * a dispatch touches bytes that one since the last barrier may have written,
+ * or writes bytes one since then read (which bindings a kernel writes comes
+ * from its SPIR-V: vk_spirv.h), so independent dispatches -- the q, k and v
+ * products of one input, gate and up -- run together. The recording is kept:
+ * a run whose list equals the last one's (the same kernels, buffers,
+ * offsets, push constants and groups: the next decode step of the same batch
+ * shape, its step data rewritten in place by the host) submits it again
+ * without recording, unless a buffer was freed since (hl_vk_device.freed). Buffers are either host-visible and coherent (mapped
  * for their lifetime, preferring memory that is also device-local: scratch,
  * KV pools, which the host reads and writes) or device-local (weights:
  * written once through hl_vk_buffer_write, which copies through a staging
@@ -119,6 +126,16 @@ typedef struct hl_vk_buffer {
     VkDeviceSize device_bytes; /* device-local bytes it holds (counted in hl_vk_device.allocated) */
 } hl_vk_buffer;
 
+/* What the runs of a kernel set did (tests, `--verbose` diagnostics). */
+typedef struct hl_vk_run_stats {
+    uint64_t runs;       /* submissions */
+    uint64_t reused;     /* of which submitted a kept recording */
+    uint64_t dispatches; /* recorded */
+    uint64_t barriers;   /* recorded between dispatches (not counting a run's first and last) */
+} hl_vk_run_stats;
+
+typedef struct hl_vk_dispatch hl_vk_dispatch;
+
 typedef struct hl_vk_kernels {
     hl_vk_device *d; /* borrowed */
     VkDescriptorSetLayout dsl;
@@ -131,14 +148,20 @@ typedef struct hl_vk_kernels {
     uint32_t tile_rows[HL_VK_K_COUNT]; /* activation rows it stages per tile */
     int subgroup;                 /* the matvec.comp kernels are in use */
     int int_dot;                  /* with integer dot products (matvec_dot_*) */
+    uint32_t writes[HL_VK_K_COUNT]; /* bindings each kernel may write (vk_spirv.h) */
     hl_vk_buffer dummy; /* bound to the bindings a dispatch leaves empty */
+    VkCommandBuffer cmd;  /* this set's own, from the device's pool */
+    hl_vk_dispatch *last; /* the list cmd holds recorded (valid while recorded) */
+    int n_last, cap_last, recorded;
+    uint64_t last_freed;  /* hl_vk_device.freed when it was recorded */
+    hl_vk_run_stats stats;
 } hl_vk_kernels;
 
 /* One dispatch: binding j sees bufs[j] from byte off[j] (a multiple of
  * HL_VK_OFFSET_ALIGN, the largest storage-buffer offset alignment Vulkan
  * allows) for range[j] bytes (0: to the end). The push constants are kept
  * inline, so a list can be built op by op and run later. */
-typedef struct hl_vk_dispatch {
+struct hl_vk_dispatch {
     hl_vk_kernel_id kernel;
     const hl_vk_buffer *bufs[HL_VK_BINDINGS]; /* NULL: the dummy */
     VkDeviceSize off[HL_VK_BINDINGS], range[HL_VK_BINDINGS];
@@ -146,7 +169,7 @@ typedef struct hl_vk_dispatch {
     uint32_t push_bytes;
     uint32_t groups[3];
     int tiled; /* run the kernel's tiled pipeline (hl_vk_kernels.tiled; for m > HL_VK_DIRECT_ROWS) */
-} hl_vk_dispatch;
+};
 
 /* host-visible, mapped */
 int hl_vk_buffer_new(hl_vk_device *d, VkDeviceSize size, hl_vk_buffer *out, hl_err *err);
@@ -188,7 +211,10 @@ int hl_vk_kernels_new(hl_vk_device *d, const hl_vk_kernel_opts *opts, hl_vk_kern
 void hl_vk_kernels_describe(const hl_vk_kernels *k, char *buf, size_t n);
 void hl_vk_kernels_free(hl_vk_kernels *k);
 
-/* Records, submits and waits for the dispatches in order, a barrier between each. */
+/* Submits the dispatches in order and waits: recorded with barriers where
+ * data depends, or the kept recording when the list is the last run's. A
+ * list compares equal only byte for byte, so build dispatches zeroed (as the
+ * recorder does) for reuse to find them. */
 int hl_vk_run(hl_vk_kernels *k, const hl_vk_dispatch *list, int n, hl_err *err);
 
 /* Work groups for `count` groups along x, spilling into y past the device's x limit. */

@@ -68,6 +68,7 @@ typedef struct hl_vk_device {
     VkFence fence;
     pthread_mutex_t submit_mu;  /* one submission at a time on cmd (several models share the device) */
     uint64_t allocated;         /* bytes of device-local memory this device's buffers hold */
+    uint64_t freed;             /* buffers freed so far: a kept recording older than a free may name it */
     size_t staging_bytes;       /* chunk of a staged upload (HL_VK_STAGING_BYTES; tests make it small) */
 } hl_vk_device;
 

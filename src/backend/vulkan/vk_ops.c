@@ -185,17 +185,16 @@ int hl_vk_op_check(const hl_op *op, hl_err *err) {
 void hl_vk_rec_init(hl_vk_rec *r, hl_vk_kernels *k) { *r = (hl_vk_rec){.k = k}; }
 
 void hl_vk_rec_reset(hl_vk_rec *r) {
-    for (int i = 0; i < r->n_tmp; i++) {
-        hl_vk_buffer_free(r->k->d, r->tmp[i]);
-        free(r->tmp[i]);
-    }
-    r->n = r->n_tmp = r->n_rope = r->n_meta = 0;
+    r->n = r->n_used = r->n_rope = r->n_meta = r->n_conv = 0;
     r->slots = NULL;
 }
 
 void hl_vk_rec_free(hl_vk_rec *r) {
     if (!r->k) return;
-    hl_vk_rec_reset(r);
+    for (int i = 0; i < r->n_tmp; i++) {
+        hl_vk_buffer_free(r->k->d, r->tmp[i]);
+        free(r->tmp[i]);
+    }
     free(r->list);
     free(r->tmp);
     *r = (hl_vk_rec){0};
@@ -203,29 +202,51 @@ void hl_vk_rec_free(hl_vk_rec *r) {
 
 int hl_vk_rec_run(hl_vk_rec *r, hl_err *err) { return hl_vk_run(r->k, r->list, r->n, err); }
 
-/* a step buffer of `bytes`, mapped for the host to fill (each allocated on
- * its own: recorded dispatches hold its address) */
+/* The step's next buffer of at least `bytes`, mapped for the host to fill.
+ * Step buffers are kept from step to step and handed out in the order they
+ * are asked for, so a step of the same shape as the last gets the same
+ * buffers and records the same list (which hl_vk_run then submits without
+ * recording it again); one too small is replaced by one of the next power
+ * of two of bytes, so a growing context replaces its block tables rarely. */
 static int tmp_buffer(hl_vk_rec *r, size_t bytes, hl_vk_buffer **out, hl_err *err) {
-    if (r->n_tmp == r->cap_tmp) {
-        int cap = r->cap_tmp ? 2 * r->cap_tmp : 16;
-        hl_vk_buffer **t = realloc(r->tmp, (size_t)cap * sizeof *t);
-        if (!t) return hl_err_set(err, HL_ENOMEM, "out of memory");
-        r->tmp = t, r->cap_tmp = cap;
+    if (r->n_used < r->n_tmp && r->tmp[r->n_used]->size >= bytes) {
+        *out = r->tmp[r->n_used++];
+        return 0;
     }
-    hl_vk_buffer *b = calloc(1, sizeof *b);
-    if (!b) return hl_err_set(err, HL_ENOMEM, "out of memory");
-    int rc = hl_vk_buffer_new(r->k->d, bytes, b, err);
-    if (rc) {
-        free(b);
-        return rc;
+    size_t size = 256;
+    while (size < bytes) size *= 2;
+    if (r->n_used == r->n_tmp) {
+        if (r->n_tmp == r->cap_tmp) {
+            int cap = r->cap_tmp ? 2 * r->cap_tmp : 16;
+            hl_vk_buffer **t = realloc(r->tmp, (size_t)cap * sizeof *t);
+            if (!t) return hl_err_set(err, HL_ENOMEM, "out of memory");
+            r->tmp = t, r->cap_tmp = cap;
+        }
+        if (!(r->tmp[r->n_tmp] = calloc(1, sizeof **r->tmp))) return hl_err_set(err, HL_ENOMEM, "out of memory");
+        r->n_tmp++;
+    } else {
+        hl_vk_buffer_free(r->k->d, r->tmp[r->n_used]);
     }
-    r->tmp[r->n_tmp++] = b;
+    hl_vk_buffer *b = r->tmp[r->n_used];
+    int rc = hl_vk_buffer_new(r->k->d, size, b, err);
+    if (rc) return rc; /* b stays zeroed in its slot, replaced by the next ask */
+    r->n_used++;
     *out = b;
     return 0;
 }
 
+/* x's contents change: its conversions are no longer its activations */
+static void forget_conversions(hl_vk_rec *r, const hl_vk_buffer *x) {
+    int n = 0;
+    for (int i = 0; i < r->n_conv; i++)
+        if (r->conv[i].x != x) r->conv[n++] = r->conv[i];
+    r->n_conv = n;
+}
+
 static int push_dispatch(hl_vk_rec *r, hl_vk_kernel_id kern, const hl_vk_buffer *const bufs[HL_VK_BINDINGS],
                          const VkDeviceSize *off, const void *push, size_t push_bytes, uint32_t groups, hl_err *err) {
+    for (int j = 0; j < HL_VK_BINDINGS; j++)
+        if (bufs[j] && (r->k->writes[kern] & (1u << j))) forget_conversions(r, bufs[j]);
     if (r->n == r->cap) {
         int cap = r->cap ? 2 * r->cap : 64;
         hl_vk_dispatch *l = realloc(r->list, (size_t)cap * sizeof *l);
@@ -259,7 +280,7 @@ static int too_big(int64_t a, int64_t b, hl_err *err) {
 /* on the host, into the mapped X: the token's row (times scale), plus the
  * position's row of p.embed.pos and the token-type row b (encoders) */
 static int op_embed(hl_vk_rec *r, const hl_op *op, const hl_vk_op_args *a, hl_err *err) {
-    (void)r;
+    forget_conversions(r, a->buf[op->out]); /* written by the host, below */
     const hl_tensor *w = op->w, *pt = op->p.embed.pos && op->p.embed.pos->data ? op->p.embed.pos : NULL;
     const float *tt = op->b && op->b->data ? op->b->data : NULL;
     float *row = NULL;
@@ -296,19 +317,31 @@ static int op_embed(hl_vk_rec *r, const hl_op *op, const hl_vk_op_args *a, hl_er
 }
 
 /* the activations of the m rows of k floats in x converted for weights of
- * type t (quant.comp) into step buffers q, d; float weights: none (q = d = NULL) */
+ * type t (quant.comp) into step buffers q, d; float weights: none (q = d = NULL).
+ * A conversion of the same rows in the same format since x was last written
+ * is taken as it is, so products that share an input share one conversion. */
 static int convert(hl_vk_rec *r, hl_type t, const hl_vk_buffer *x, int64_t m, int64_t k, hl_vk_buffer **q,
                    hl_vk_buffer **d, hl_err *err) {
     int64_t block = 1, extra = 0;
     const int act = act_kernel(t, &block, &extra);
     *q = *d = NULL;
     if (act < 0) return 0;
+    for (int i = 0; i < r->n_conv; i++)
+        if (r->conv[i].x == x && r->conv[i].act == act && r->conv[i].m == m && r->conv[i].k == k) {
+            *q = r->conv[i].q, *d = r->conv[i].d;
+            return 0;
+        }
     int rc;
     if ((rc = tmp_buffer(r, (size_t)(m * k), q, err)) || (rc = tmp_buffer(r, (size_t)(m * (k / block) * (1 + extra)) * 4, d, err)))
         return rc;
     struct { uint32_t k, m, ldx; } qp = {(uint32_t)k, (uint32_t)m, (uint32_t)k};
     const hl_vk_buffer *b[HL_VK_BINDINGS] = {x, *q, *d};
-    return push_dispatch(r, (hl_vk_kernel_id)act, b, NULL, &qp, sizeof qp, div_up((uint64_t)m * (k / block), 64), err);
+    if ((rc = push_dispatch(r, (hl_vk_kernel_id)act, b, NULL, &qp, sizeof qp, div_up((uint64_t)m * (k / block), 64), err)))
+        return rc;
+    const int slot = r->n_conv < (int)(sizeof r->conv / sizeof r->conv[0]) ? r->n_conv++ : 0;
+    r->conv[slot].x = x, r->conv[slot].act = act, r->conv[slot].m = m, r->conv[slot].k = k;
+    r->conv[slot].q = *q, r->conv[slot].d = *d;
+    return 0;
 }
 
 /* out[i][j] (rows of ldo) = w[j] . x[i] (+ bias[j]) for m rows of k and n

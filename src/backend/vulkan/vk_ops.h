@@ -7,8 +7,9 @@
  * of each op on the GPU.
  *
  * What the host prepares per step, at record time, in small buffers the
- * recorder owns until hl_vk_rec_reset: each token's KV slot (KV_STORE), its
- * visible positions and its sequence's block table (ATTN), the rope cos/sin
+ * recorder owns (kept from step to step, so a step of the same shape names
+ * the same buffers): each token's KV slot (KV_STORE), its visible
+ * positions and its sequence's block table (ATTN), the rope cos/sin
  * of each position (computed in double and rounded, as the reference does),
  * the rows that want logits (GATHER). EMBED is done on the host too: the
  * token rows of the (mapped) embedding table, dequantized straight into the
@@ -56,14 +57,18 @@ typedef struct hl_vk_rec {
     hl_vk_kernels *k; /* borrowed */
     hl_vk_dispatch *list;
     int n, cap;
-    hl_vk_buffer **tmp; /* step buffers, each allocated on its own */
-    int n_tmp, cap_tmp;
+    hl_vk_buffer **tmp; /* step buffers, kept from step to step (tmp_buffer in vk_ops.c) */
+    int n_tmp, cap_tmp, n_used; /* n_used: handed out since the last reset */
     /* step data shared by every layer's op of the same kind */
     hl_vk_buffer *slots;
     struct { int32_t window; int causal; hl_vk_buffer *buf; } meta[4];
     int n_meta;
     struct { const double *inv_freq; int32_t half; double mscale; hl_vk_buffer *cs; } rope[4];
     int n_rope;
+    /* activations already converted this step (the q, k and v products of
+     * one input share one), forgotten when a dispatch writes their source */
+    struct { const hl_vk_buffer *x; int act; int64_t m, k; hl_vk_buffer *q, *d; } conv[8];
+    int n_conv;
 } hl_vk_rec;
 
 void hl_vk_rec_init(hl_vk_rec *r, hl_vk_kernels *k);
@@ -71,7 +76,7 @@ void hl_vk_rec_init(hl_vk_rec *r, hl_vk_kernels *k);
 int hl_vk_rec_op(hl_vk_rec *r, const hl_op *op, const hl_vk_op_args *a, hl_err *err);
 /* Submits what was recorded and waits. */
 int hl_vk_rec_run(hl_vk_rec *r, hl_err *err);
-/* Empties the list and frees the step buffers (keeps the capacity). */
+/* Empties the list; the step buffers are kept for the next step's asks. */
 void hl_vk_rec_reset(hl_vk_rec *r);
 void hl_vk_rec_free(hl_vk_rec *r);
 

@@ -4,7 +4,8 @@
  * as dispatches (vk_ops.h) and, behind the backend interface, whole models:
  * prepare uploads the weights once, run records every op of the plan into
  * one submission over resident buffers, KV pools live in device buffers
- * (laid out by backend/kv.c, reached by the host through the mapping).
+ * (laid out by backend/kv.c, reached by the host through the mapping); a
+ * step of the same shape as the last resubmits its recorded command buffer.
  *
  * Kernels so far: matrix products (a subgroup kernel where the device has
  * subgroup arithmetic, else a shared-memory one) for every weight type the CPU runs (F32,
@@ -52,5 +53,13 @@ int hl_backend_vulkan_new(hl_backend **out, const hl_vulkan_backend_params *p, h
  * kernels in use ("...; matmul: subgroup (32 lanes, 4 rows per work
  * group, int8 dot, prefill tiles of 32 rows)"), for logs, bench and tests. */
 const char *hl_backend_vulkan_device(const hl_backend *be);
+
+/* What the backend's submissions did so far (vk_compute.h's counters: runs,
+ * those that reused the kept recording, dispatches and barriers recorded);
+ * zeros for a backend that is not this one. */
+typedef struct hl_vulkan_run_stats {
+    uint64_t runs, reused, dispatches, barriers;
+} hl_vulkan_run_stats;
+void hl_backend_vulkan_run_stats(const hl_backend *be, hl_vulkan_run_stats *out);
 
 #endif

@@ -446,3 +446,12 @@ fail:
 const char *hl_backend_vulkan_device(const hl_backend *be) {
     return be && be->ops == &vk_ops ? ((const vk_backend *)be)->desc : "";
 }
+
+void hl_backend_vulkan_run_stats(const hl_backend *be, hl_vulkan_run_stats *out) {
+    *out = (hl_vulkan_run_stats){0};
+    if (!be || be->ops != &vk_ops) return;
+    const hl_vk_kernels *k = ((const vk_backend *)be)->k;
+    pthread_mutex_lock(&k->d->submit_mu);
+    *out = (hl_vulkan_run_stats){k->stats.runs, k->stats.reused, k->stats.dispatches, k->stats.barriers};
+    pthread_mutex_unlock(&k->d->submit_mu);
+}

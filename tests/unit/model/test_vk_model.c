@@ -131,10 +131,20 @@ TEST(vk_model_greedy_equals_llama_cpp) {
             continue;
         }
         int32_t want[64], got[40];
+        hl_vulkan_run_stats s0, s1;
+        hl_backend_vulkan_run_stats(vk, &s0);
         int n = hl_test_ref_greedy(cases[c].file, want, 64);
         if (n < 40) hl_test_fail(__FILE__, __LINE__, "%s: no greedy ids in the reference file", cases[c].file);
         else if (greedy(m, vk, got, 40, &err)) hl_test_fail(__FILE__, __LINE__, "%s: %s", cases[c].file, err.msg);
         else {
+            /* the 39 decode steps have one shape: the first records, the rest resubmit it */
+            hl_backend_vulkan_run_stats(vk, &s1);
+            CHECK(s1.runs - s0.runs == 40);
+            CHECK(s1.reused - s0.reused == 38);
+            CHECK(s1.barriers - s0.barriers < s1.dispatches - s0.dispatches);
+            printf("    %-24s %llu runs, %llu reused; %llu dispatches, %llu barriers between them\n", cases[c].file,
+                   (unsigned long long)(s1.runs - s0.runs), (unsigned long long)(s1.reused - s0.reused),
+                   (unsigned long long)(s1.dispatches - s0.dispatches), (unsigned long long)(s1.barriers - s0.barriers));
             int same = 0;
             while (same < 40 && got[same] == want[same]) same++;
             printf("    %-24s greedy: %d of 40 tokens equal llama.cpp's\n", cases[c].file, same);
