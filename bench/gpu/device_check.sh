@@ -15,8 +15,10 @@
 #      device's memory bandwidth (decode: weight bytes read per step) and of
 #      its fp16 peak (prefill: 2 x parameters FLOPs per token), once per
 #      matrix-product kernel path (HYPERLAMA_VULKAN_MATVEC: the subgroup
-#      kernels of matvec.comp, then the shared-memory ones of matmul.comp;
-#      --kernels subgroup,shared chooses; in real shapes only the first
+#      kernels of matvec.comp, then (real shapes) the same without their
+#      tiled prefill pipelines (`direct`: HYPERLAMA_VULKAN_TILED=off), then
+#      the shared-memory ones of matmul.comp; --kernels subgroup,direct,shared
+#      chooses; in real shapes only the first
 #      model gets every path, the others the first, unless --all-kernels:
 #      the 10 minutes), one row per model and path;
 #   5. writes everything under $OUT (or --out DIR): summary.txt, one JSON per
@@ -31,7 +33,7 @@ set -u
 cd "$(dirname "$0")/../.."
 
 SMALL=0 TESTS=1 BW="" FP16="" OUTDIR="${OUT:-$PWD/device_check_out}" WORK=/tmp/hl_device_check STEP_TIMEOUT=150
-KERNELS=subgroup,shared ALL_KERNELS=0
+KERNELS="" ALL_KERNELS=0
 while [ $# -gt 0 ]; do
     case "$1" in
     --small) SMALL=1; TESTS=0 ;;
@@ -65,11 +67,11 @@ fi
 HL=build/release/hyperlama GEN=build/release/bench/bench_random_gguf
 if [ $SMALL = 1 ]; then
     BACKEND="vulkan:${HYPERLAMA_VULKAN_DEVICE:-0}"
-    PP=32 TG=8 REPS=1 STREAMS=2,4,8
+    PP=32 TG=8 REPS=1 STREAMS=2,4,8 KERNELS=${KERNELS:-subgroup,shared}
     MODELS="qwen2.5-1.5b:small-qwen:q4_k_m llama3-8b:small:q4_k_m llama3-8b:small:q8_0 qwen3moe:small-moe:q4_k_m"
 else
     BACKEND=vulkan
-    PP=512 TG=128 REPS=2 STREAMS=8,32,64
+    PP=512 TG=128 REPS=2 STREAMS=8,32,64 KERNELS=${KERNELS:-subgroup,direct,shared}
     MODELS="qwen2.5-1.5b:qwen2.5-1.5b:q4_k_m llama3-8b:llama3-8b:q4_k_m llama3-8b:llama3-8b:q8_0 qwen3moe:qwen3moe-1g:q4_k_m"
 fi
 say "   done in $(elapsed) s"
@@ -127,7 +129,12 @@ for spec in $MODELS; do
     FIRST_DONE=1
     for kern in ${kerns//,/ }; do
     tag="$label-$type-$kern"
-    json=$(HYPERLAMA_VULKAN_MATVEC=$kern timeout "$STEP_TIMEOUT" $HL bench "$f" -p $PP -n $TG -r $REPS --streams $STREAMS \
+    # direct: the subgroup kernels without their tiled prefill pipelines (the before of the tiling)
+    case $kern in
+    direct) kenv="HYPERLAMA_VULKAN_MATVEC=subgroup HYPERLAMA_VULKAN_TILED=off" ;;
+    *) kenv="HYPERLAMA_VULKAN_MATVEC=$kern" ;;
+    esac
+    json=$(env $kenv timeout "$STEP_TIMEOUT" $HL bench "$f" -p $PP -n $TG -r $REPS --streams $STREAMS \
         --backend "$BACKEND" --json 2> "$OUTDIR/$tag.stderr")
     rc=$?
     echo "$json" > "$OUTDIR/$tag.json"
@@ -138,6 +145,7 @@ for spec in $MODELS; do
     dev=$(jstr "$json" device) be=$(jstr "$json" backend) wbytes=$(jnum "$json" weight_bytes)
     # the kernels the backend says it used (its description ends "; matmul: ...")
     used=$(sed -n 's/.*; matmul: \([a-z]*\).*/\1/p' <<< "$dev")
+    [ "$kern" = direct ] && used=direct
     [ -n "${DEVICE_SAID:-}" ] || { say "   device: ${dev%%; matmul:*}"; say "   backend: $be"; DEVICE_SAID=1; }
     say "   $label $type [$kern]: matmul ${dev##*; matmul: }"
     read -r bw fp <<< "$( [ -n "$BW" ] && echo "$BW ${FP16:-0}" || peaks "$dev")"
@@ -162,6 +170,6 @@ say ""
 say "peaks: ${BW:+--bw $BW GB/s }${FP16:+--fp16 $FP16 TFLOPS }(else the table by device name; n/a when unknown)"
 say "size: weight bytes one decode step reads; tg %bw = tg t/s x size / bandwidth; s-max %bw = (s${STREAMS##*,} t/s / ${STREAMS##*,}) x size / bandwidth"
 say "pp %fp16 = pp t/s x 2 x parameters / fp16 peak (a mixture of experts: its active share of them)"
-say "[kernels]: the matrix products the backend used (subgroup: matvec.comp, one subgroup per weight row; shared: matmul.comp)"
+say "[kernels]: the matrix products the backend used (subgroup: matvec.comp, one subgroup per weight row, tiled prefill where the matmul line says so; direct: the same without the tiles; shared: matmul.comp)"
 say "goals on an H200 (issue 9): 8B Q4_K_M tg128 >= 60% of bandwidth (~590 tok/s), pp512 >= 5000 tok/s, s64 >= 4000 tok/s"
 say "== finished in $(elapsed) s; results in $OUTDIR"

@@ -49,31 +49,21 @@ VK_SRC_matmul_iq4_xs := matmul.comp
 VK_DEF_matmul_iq4_xs := -DTYPE_IQ4_XS
 VK_SRC_matmul_mxfp4 := matmul.comp
 VK_DEF_matmul_mxfp4 := -DTYPE_MXFP4
-# the subgroup matrix products (matvec.comp) for the types that have one;
+# the subgroup matrix products (matvec.comp), one for every matmul type;
 # vk_compute.c takes them instead of matmul_<type> where the device has
-# subgroup arithmetic (the same names as HL_VK_MATVEC in vk_compute.h)
-VK_MATVEC_TYPES := f32 f16 bf16 q4_0 q4_1 q8_0 q4_k q6_k
-VK_SRC_matvec_f32 := matvec.comp
-VK_DEF_matvec_f32 := -DTYPE_F32
-VK_SRC_matvec_f16 := matvec.comp
-VK_DEF_matvec_f16 := -DTYPE_F16
-VK_SRC_matvec_bf16 := matvec.comp
-VK_DEF_matvec_bf16 := -DTYPE_BF16
-VK_SRC_matvec_q4_0 := matvec.comp
-VK_DEF_matvec_q4_0 := -DTYPE_Q4_0
-VK_SRC_matvec_q4_1 := matvec.comp
-VK_DEF_matvec_q4_1 := -DTYPE_Q4_1
-VK_SRC_matvec_q8_0 := matvec.comp
-VK_DEF_matvec_q8_0 := -DTYPE_Q8_0
-VK_SRC_matvec_q4_k := matvec.comp
-VK_DEF_matvec_q4_k := -DTYPE_Q4_K
-VK_SRC_matvec_q6_k := matvec.comp
-VK_DEF_matvec_q6_k := -DTYPE_Q6_K
+# subgroup arithmetic (the same names as HL_VK_MATVEC in vk_compute.h), and
+# for the quantized types the -DINT_DOT builds (matvec_dot_<type>) where it
+# also has integer dot products (HL_VK_MATVEC_QUANT)
+VK_MATVEC_TYPES := $(VK_MATMUL_TYPES)
+VK_MATVEC_DOT_TYPES := q4_0 q4_1 q5_0 q5_1 q8_0 q2_k q3_k q4_k q5_k q6_k iq4_nl iq4_xs mxfp4
+$(foreach t,$(VK_MATVEC_TYPES),$(eval VK_SRC_matvec_$(t) := matvec.comp)$(eval VK_DEF_matvec_$(t) := $(VK_DEF_matmul_$(t))))
+$(foreach t,$(VK_MATVEC_DOT_TYPES),$(eval VK_SRC_matvec_dot_$(t) := matvec.comp)$(eval VK_DEF_matvec_dot_$(t) := $(VK_DEF_matmul_$(t)) -DINT_DOT))
 # the routed experts' products (HL_OP_MOE): matmul.comp and matvec.comp
 # with -DMOE, a weight slice and an activation row per output row from an
 # index list (moe_matvec_<type> replaces moe_matmul_<type> as matvec_ does)
 $(foreach t,$(VK_MATMUL_TYPES),$(eval VK_SRC_moe_matmul_$(t) := matmul.comp)$(eval VK_DEF_moe_matmul_$(t) := $(VK_DEF_matmul_$(t)) -DMOE))
 $(foreach t,$(VK_MATVEC_TYPES),$(eval VK_SRC_moe_matvec_$(t) := matvec.comp)$(eval VK_DEF_moe_matvec_$(t) := $(VK_DEF_matvec_$(t)) -DMOE))
+$(foreach t,$(VK_MATVEC_DOT_TYPES),$(eval VK_SRC_moe_matvec_dot_$(t) := matvec.comp)$(eval VK_DEF_moe_matvec_dot_$(t) := $(VK_DEF_matvec_dot_$(t)) -DMOE))
 VK_SRC_moe_gate    := moe_gate.comp
 VK_SRC_elementwise := elementwise.comp
 VK_SRC_norm        := norm.comp
@@ -89,7 +79,8 @@ VK_SRC_attn_q8_0   := attn.comp
 VK_DEF_attn_q8_0   := -DKV_Q8_0
 VK_SRC_attn_combine := attn_combine.comp
 VK_SHADERS := quant_q8_0 quant_q8_1 quant_q8_k $(addprefix matmul_,$(VK_MATMUL_TYPES)) $(addprefix matvec_,$(VK_MATVEC_TYPES)) \
-              $(addprefix moe_matmul_,$(VK_MATMUL_TYPES)) $(addprefix moe_matvec_,$(VK_MATVEC_TYPES)) moe_gate elementwise norm rope gather \
+              $(addprefix moe_matmul_,$(VK_MATMUL_TYPES)) $(addprefix moe_matvec_,$(VK_MATVEC_TYPES)) \
+              $(addprefix matvec_dot_,$(VK_MATVEC_DOT_TYPES)) $(addprefix moe_matvec_dot_,$(VK_MATVEC_DOT_TYPES)) moe_gate elementwise norm rope gather \
               kv_store_f16 kv_store_q8_0 attn_f16 attn_q8_0 attn_combine
 
 GLSLC ?= glslc

@@ -25,24 +25,42 @@ static const struct {
 #undef HL_VK_SPV_ENTRY
 };
 
-/* the subgroup matrix products, by the pipeline they replace */
-#define HL_VK_MV_DECL(t)                          \
-    extern const uint32_t hl_vk_spv_matvec_##t[];     \
-    extern const uint32_t hl_vk_spv_matvec_##t##_words; \
-    extern const uint32_t hl_vk_spv_moe_matvec_##t[];     \
+/* the subgroup matrix products, by the pipeline they replace: the plain
+ * build, the integer-dot one (quantized types; else NULL) and the values
+ * per block (1: float weights) */
+#define HL_VK_MV_DECL(t)                                   \
+    extern const uint32_t hl_vk_spv_matvec_##t[];          \
+    extern const uint32_t hl_vk_spv_matvec_##t##_words;    \
+    extern const uint32_t hl_vk_spv_moe_matvec_##t[];      \
     extern const uint32_t hl_vk_spv_moe_matvec_##t##_words;
-HL_VK_MATVEC(HL_VK_MV_DECL)
+#define HL_VK_MV_DOT_DECL(t, unit)                            \
+    HL_VK_MV_DECL(t)                                          \
+    extern const uint32_t hl_vk_spv_matvec_dot_##t[];         \
+    extern const uint32_t hl_vk_spv_matvec_dot_##t##_words;   \
+    extern const uint32_t hl_vk_spv_moe_matvec_dot_##t[];     \
+    extern const uint32_t hl_vk_spv_moe_matvec_dot_##t##_words;
+HL_VK_MATVEC_FLOAT(HL_VK_MV_DECL)
+HL_VK_MATVEC_QUANT(HL_VK_MV_DOT_DECL)
 #undef HL_VK_MV_DECL
+#undef HL_VK_MV_DOT_DECL
 
 static const struct {
     hl_vk_kernel_id id;
-    const uint32_t *code;
-    const uint32_t *words;
+    const uint32_t *code, *words, *dot_code, *dot_words;
+    uint32_t unit; /* values per block; 1: float weights */
+    int moe;
 } matvec_spirv[] = {
-#define HL_VK_MV_ENTRY(t) {HL_VK_K_matmul_##t, hl_vk_spv_matvec_##t, &hl_vk_spv_matvec_##t##_words}, \
-    {HL_VK_K_moe_matmul_##t, hl_vk_spv_moe_matvec_##t, &hl_vk_spv_moe_matvec_##t##_words},
-    HL_VK_MATVEC(HL_VK_MV_ENTRY)
+#define HL_VK_MV_ENTRY(t)                                                                                         \
+    {HL_VK_K_matmul_##t, hl_vk_spv_matvec_##t, &hl_vk_spv_matvec_##t##_words, NULL, NULL, 1, 0},                 \
+        {HL_VK_K_moe_matmul_##t, hl_vk_spv_moe_matvec_##t, &hl_vk_spv_moe_matvec_##t##_words, NULL, NULL, 1, 1},
+#define HL_VK_MV_DOT_ENTRY(t, unit)                                                                               \
+    {HL_VK_K_matmul_##t, hl_vk_spv_matvec_##t, &hl_vk_spv_matvec_##t##_words, hl_vk_spv_matvec_dot_##t,          \
+     &hl_vk_spv_matvec_dot_##t##_words, unit, 0},                                                                 \
+        {HL_VK_K_moe_matmul_##t, hl_vk_spv_moe_matvec_##t, &hl_vk_spv_moe_matvec_##t##_words,                    \
+         hl_vk_spv_moe_matvec_dot_##t, &hl_vk_spv_moe_matvec_dot_##t##_words, unit, 1},
+    HL_VK_MATVEC_FLOAT(HL_VK_MV_ENTRY) HL_VK_MATVEC_QUANT(HL_VK_MV_DOT_ENTRY)
 #undef HL_VK_MV_ENTRY
+#undef HL_VK_MV_DOT_ENTRY
 };
 
 static int pool_grow(hl_vk_kernels *k, int n, hl_err *err);
@@ -176,25 +194,67 @@ static int subgroup_ok(const hl_vk_device_info *info) {
     return info->subgroup_arith && s >= 4 && s <= 128 && (s & (s - 1)) == 0;
 }
 
-int hl_vk_kernels_new(hl_vk_device *d, hl_vk_matvec kind, hl_vk_kernels **out, hl_err *err) {
+/* a compute pipeline of the module `code` (`words` 32-bit words) */
+static int make_pipeline(hl_vk_kernels *k, const char *name, const uint32_t *code, uint32_t words,
+                         const VkSpecializationInfo *si, VkPipeline *out, hl_err *err) {
+    hl_vk_device *d = k->d;
+    VkShaderModuleCreateInfo sci = {.sType = VK_STRUCTURE_TYPE_SHADER_MODULE_CREATE_INFO, .codeSize = (size_t)words * 4,
+                                    .pCode = code};
+    VkShaderModule mod;
+    VkResult vr = d->fn.vkCreateShaderModule(d->dev, &sci, NULL, &mod);
+    if (vr != VK_SUCCESS) return hl_err_set(err, HL_ENOTSUP, "Vulkan shader %s: %s", name, hl_vk_result_name(vr));
+    VkComputePipelineCreateInfo cci = {
+        .sType = VK_STRUCTURE_TYPE_COMPUTE_PIPELINE_CREATE_INFO,
+        .stage = {.sType = VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_CREATE_INFO, .stage = VK_SHADER_STAGE_COMPUTE_BIT,
+                  .module = mod, .pName = "main", .pSpecializationInfo = si},
+        .layout = k->layout};
+    vr = d->fn.vkCreateComputePipelines(d->dev, VK_NULL_HANDLE, 1, &cci, NULL, out);
+    d->fn.vkDestroyShaderModule(d->dev, mod, NULL);
+    if (vr != VK_SUCCESS) {
+        *out = VK_NULL_HANDLE;
+        return hl_err_set(err, HL_ENOTSUP, "Vulkan pipeline %s: %s", name, hl_vk_result_name(vr));
+    }
+    return 0;
+}
+
+int hl_vk_kernels_new(hl_vk_device *d, const hl_vk_kernel_opts *opts, hl_vk_kernels **out, hl_err *err) {
     *out = NULL;
     const hl_vk_device_info *info = &d->inst->devices[d->index];
+    const hl_vk_matvec kind = opts ? opts->matvec : HL_VK_MATVEC_AUTO;
+    const hl_vk_int_dot dot = opts ? opts->int_dot : HL_VK_INT_DOT_AUTO;
+    const hl_vk_tiling tiling = opts ? opts->tiled : HL_VK_TILED_AUTO;
     if (kind == HL_VK_MATVEC_SUBGROUP && !subgroup_ok(info))
         return hl_err_set(err, HL_ENOTSUP,
                           "%s has no subgroup arithmetic for the subgroup matrix products (subgroup of %u%s); "
                           "use the shared-memory kernels (HYPERLAMA_VULKAN_MATVEC=shared or unset)",
                           info->name, info->subgroup_size, info->subgroup_arith ? "" : ", no arithmetic/shuffle ops in compute");
+    const int subgroup = kind != HL_VK_MATVEC_SHARED && subgroup_ok(info);
+    if (dot == HL_VK_INT_DOT_ON && (!info->int_dot || !subgroup))
+        return hl_err_set(err, HL_ENOTSUP,
+                          "%s: integer dot products need shaderIntegerDotProduct%s and the subgroup kernels%s "
+                          "(HYPERLAMA_VULKAN_INT_DOT=off or auto)",
+                          info->name, info->int_dot ? "" : " (the device has none)", subgroup ? "" : " (not in use)");
+    if (tiling == HL_VK_TILED_ON && !subgroup)
+        return hl_err_set(err, HL_ENOTSUP, "%s: the tiled matrix products are subgroup kernels, not in use here "
+                          "(HYPERLAMA_VULKAN_TILED=off or auto)", info->name);
+    const int want_tiled = subgroup && (tiling == HL_VK_TILED_ON ||
+                                        (tiling == HL_VK_TILED_AUTO && info->type != VK_PHYSICAL_DEVICE_TYPE_CPU));
     hl_vk_kernels *k = calloc(1, sizeof *k);
     if (!k) return hl_err_set(err, HL_ENOMEM, "out of memory");
     k->d = d;
-    k->subgroup = kind != HL_VK_MATVEC_SHARED && subgroup_ok(info);
+    k->subgroup = subgroup;
+    k->int_dot = subgroup && info->int_dot && dot != HL_VK_INT_DOT_OFF;
     /* the subgroup kernels' work group: ROWS subgroups, at most 128
-     * invocations (every device allows that many) */
+     * invocations (every device allows that many); the tiled pipelines'
+     * shared tile: at most HL_VK_TILE_BYTES */
     const uint32_t lanes = info->subgroup_size, mv_rows = k->subgroup ? (lanes >= 32 ? 128 / lanes : 4) : 1;
-    const uint32_t spec_data[2] = {mv_rows * lanes, mv_rows};
-    const VkSpecializationMapEntry spec_map[2] = {{.constantID = 0, .offset = 0, .size = 4},
-                                                  {.constantID = 1, .offset = 4, .size = 4}};
-    const VkSpecializationInfo spec = {.mapEntryCount = 2, .pMapEntries = spec_map, .dataSize = sizeof spec_data,
+    const uint32_t tile_bytes = info->max_shared_bytes < HL_VK_TILE_BYTES ? info->max_shared_bytes : HL_VK_TILE_BYTES;
+    uint32_t spec_data[4] = {mv_rows * lanes, mv_rows, 1, 0};
+    const VkSpecializationMapEntry spec_map[4] = {{.constantID = 0, .offset = 0, .size = 4},
+                                                  {.constantID = 1, .offset = 4, .size = 4},
+                                                  {.constantID = 2, .offset = 8, .size = 4},
+                                                  {.constantID = 3, .offset = 12, .size = 4}};
+    const VkSpecializationInfo spec = {.mapEntryCount = 4, .pMapEntries = spec_map, .dataSize = sizeof spec_data,
                                        .pData = spec_data};
     VkDescriptorSetLayoutBinding b[HL_VK_BINDINGS];
     for (int i = 0; i < HL_VK_BINDINGS; i++)
@@ -223,28 +283,29 @@ int hl_vk_kernels_new(hl_vk_device *d, hl_vk_matvec kind, hl_vk_kernels **out, h
     for (int i = 0; i < HL_VK_K_COUNT; i++) {
         const uint32_t *code = spirv[i].code, *words = spirv[i].words;
         const VkSpecializationInfo *si = NULL;
+        uint32_t unit = 0;
+        int moe = 0;
         k->rows[i] = 1;
         for (size_t j = 0; k->subgroup && j < sizeof matvec_spirv / sizeof matvec_spirv[0]; j++)
-            if (matvec_spirv[j].id == (hl_vk_kernel_id)i)
-                code = matvec_spirv[j].code, words = matvec_spirv[j].words, si = &spec, k->rows[i] = mv_rows;
-        k->writes[i] = hl_vk_spirv_written_bindings(code, *words);
-        VkShaderModuleCreateInfo sci = {.sType = VK_STRUCTURE_TYPE_SHADER_MODULE_CREATE_INFO,
-                                        .codeSize = (size_t)*words * 4, .pCode = code};
-        VkShaderModule mod;
-        if ((vr = d->fn.vkCreateShaderModule(d->dev, &sci, NULL, &mod)) != VK_SUCCESS) {
-            rc = hl_err_set(err, HL_ENOTSUP, "Vulkan shader %s: %s", spirv[i].name, hl_vk_result_name(vr));
-            goto fail;
-        }
-        VkComputePipelineCreateInfo cci = {
-            .sType = VK_STRUCTURE_TYPE_COMPUTE_PIPELINE_CREATE_INFO,
-            .stage = {.sType = VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_CREATE_INFO, .stage = VK_SHADER_STAGE_COMPUTE_BIT,
-                      .module = mod, .pName = "main", .pSpecializationInfo = si},
-            .layout = k->layout};
-        vr = d->fn.vkCreateComputePipelines(d->dev, VK_NULL_HANDLE, 1, &cci, NULL, &k->pipe[i]);
-        d->fn.vkDestroyShaderModule(d->dev, mod, NULL);
-        if (vr != VK_SUCCESS) {
-            rc = hl_err_set(err, HL_ENOTSUP, "Vulkan pipeline %s: %s", spirv[i].name, hl_vk_result_name(vr));
-            goto fail;
+            if (matvec_spirv[j].id == (hl_vk_kernel_id)i) {
+                const int use_dot = k->int_dot && matvec_spirv[j].dot_code;
+                code = use_dot ? matvec_spirv[j].dot_code : matvec_spirv[j].code;
+                words = use_dot ? matvec_spirv[j].dot_words : matvec_spirv[j].words;
+                si = &spec, k->rows[i] = mv_rows, unit = matvec_spirv[j].unit, moe = matvec_spirv[j].moe;
+            }
+        k->writes[i] = hl_vk_spirv_written_bindings(code, *words); /* the tiled pipeline's module too */
+        spec_data[2] = 1, spec_data[3] = 0;
+        if ((rc = make_pipeline(k, spirv[i].name, code, *words, si, &k->pipe[i], err))) goto fail;
+        /* the tiled pipeline: where a tile holds more rows than a direct pass */
+        if (want_tiled && unit > 1 && !moe) {
+            const uint32_t parts = unit == 256 ? 4 : 1, pass_words = lanes / parts * (unit / 4);
+            uint32_t tm = tile_bytes / 4 / pass_words;
+            if (tm > HL_VK_TILE_ROWS) tm = HL_VK_TILE_ROWS;
+            if (tm > HL_VK_DIRECT_ROWS) {
+                spec_data[2] = tile_bytes / 4, spec_data[3] = 1;
+                if ((rc = make_pipeline(k, spirv[i].name, code, *words, si, &k->tiled[i], err))) goto fail;
+                k->tile_rows[i] = tm;
+            }
         }
     }
     *out = k;
@@ -258,18 +319,30 @@ fail:
 
 void hl_vk_kernels_describe(const hl_vk_kernels *k, char *buf, size_t n) {
     const hl_vk_device_info *info = &k->d->inst->devices[k->d->index];
-    if (k->subgroup)
-        snprintf(buf, n, "subgroup (%u lanes, %u rows per work group)", info->subgroup_size,
-                 (unsigned)k->rows[HL_VK_K_matmul_q4_k]);
-    else
+    if (!k->subgroup) {
         snprintf(buf, n, "shared memory (64 per row)");
+        return;
+    }
+    uint32_t lo = 0, hi = 0;
+    for (int i = 0; i < HL_VK_K_COUNT; i++)
+        if (k->tile_rows[i]) {
+            if (!lo || k->tile_rows[i] < lo) lo = k->tile_rows[i];
+            if (k->tile_rows[i] > hi) hi = k->tile_rows[i];
+        }
+    char tiles[64] = "";
+    if (hi && lo == hi) snprintf(tiles, sizeof tiles, ", prefill tiles of %u rows", (unsigned)hi);
+    else if (hi) snprintf(tiles, sizeof tiles, ", prefill tiles of %u-%u rows", (unsigned)lo, (unsigned)hi);
+    snprintf(buf, n, "subgroup (%u lanes, %u rows per work group%s%s)", info->subgroup_size,
+             (unsigned)k->rows[HL_VK_K_matmul_q4_k], k->int_dot ? ", int8 dot" : "", tiles);
 }
 
 void hl_vk_kernels_free(hl_vk_kernels *k) {
     if (!k) return;
     hl_vk_device *d = k->d;
-    for (int i = 0; i < HL_VK_K_COUNT; i++)
+    for (int i = 0; i < HL_VK_K_COUNT; i++) {
         if (k->pipe[i]) d->fn.vkDestroyPipeline(d->dev, k->pipe[i], NULL);
+        if (k->tiled[i]) d->fn.vkDestroyPipeline(d->dev, k->tiled[i], NULL);
+    }
     hl_vk_buffer_free(d, &k->dummy);
     if (k->cmd) {
         pthread_mutex_lock(&d->submit_mu);
@@ -381,7 +454,8 @@ static int record(hl_vk_kernels *k, const hl_vk_dispatch *list, int n, const VkD
         }
         for (int j = 0; j < nr; j++) pend_r[npr++] = rd[j];
         for (int j = 0; j < nw; j++) pend_w[npw++] = wr[j];
-        d->fn.vkCmdBindPipeline(k->cmd, VK_PIPELINE_BIND_POINT_COMPUTE, k->pipe[x->kernel]);
+        d->fn.vkCmdBindPipeline(k->cmd, VK_PIPELINE_BIND_POINT_COMPUTE,
+                                x->tiled && k->tiled[x->kernel] ? k->tiled[x->kernel] : k->pipe[x->kernel]);
         d->fn.vkCmdBindDescriptorSets(k->cmd, VK_PIPELINE_BIND_POINT_COMPUTE, k->layout, 0, 1, &sets[i], 0, NULL);
         if (x->push_bytes)
             d->fn.vkCmdPushConstants(k->cmd, k->layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, x->push_bytes, x->push);

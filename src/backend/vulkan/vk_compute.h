@@ -10,12 +10,20 @@
  *
  * The matrix products come in two kinds, chosen once per device when the
  * pipelines are made: matmul.comp, one work group of 64 per weight row and a
- * shared-memory tree (any device), and, for the types in HL_VK_MATVEC,
+ * shared-memory tree (any device), and, for every type (HL_VK_MATVEC_*),
  * matvec.comp, one subgroup per row and several rows per work group
  * (devices with subgroup arithmetic; specialized for the device's subgroup
- * size). One kind serves every batch size, so a row's result never depends
- * on how many rows the batch has. hl_vk_kernels.rows says how many weight
- * rows one work group of a pipeline computes.
+ * size; the quantized types built with integer dot products where the
+ * device has them: hl_vk_int_dot). A subgroup kernel of a quantized type
+ * can have two pipelines, one specialization each: direct (up to
+ * HL_VK_DIRECT_ROWS activation rows a pass, decode; always) and tiled
+ * (activation tiles staged in shared memory, prefill; hl_vk_tiling, and
+ * only where a tile holds more rows than a direct pass), the recorder
+ * taking it for m > HL_VK_DIRECT_ROWS; both sum every row in the same order,
+ * so a row's result never depends on how many rows the batch has,
+ * whichever runs it.
+ * hl_vk_kernels.rows says how many weight rows one work group of a pipeline
+ * computes.
  *
  * A run is a list of dispatches recorded into the kernel set's command
  * buffer, submitted once and waited for (the device's submit_mu makes runs
@@ -90,8 +98,13 @@
     X(attn_q8_0)         \
     X(attn_combine)
 
-/* the weight types whose matrix product has a subgroup kernel (matvec_<type>, module.mk) */
-#define HL_VK_MATVEC(X) X(f32) X(f16) X(bf16) X(q4_0) X(q4_1) X(q8_0) X(q4_k) X(q6_k)
+/* the weight types of the subgroup kernels (matvec_<type>, module.mk): every
+ * matmul type. The quantized ones, with their values per block, also have
+ * an integer-dot build (matvec_dot_<type>) and a tiled pipeline. */
+#define HL_VK_MATVEC_FLOAT(X) X(f32) X(f16) X(bf16)
+#define HL_VK_MATVEC_QUANT(X)                                                                                  \
+    X(q4_0, 32) X(q4_1, 32) X(q5_0, 32) X(q5_1, 32) X(q8_0, 32) X(q2_k, 256) X(q3_k, 256) X(q4_k, 256) X(q5_k, 256) \
+    X(q6_k, 256) X(iq4_nl, 32) X(iq4_xs, 256) X(mxfp4, 32)
 
 typedef enum hl_vk_kernel_id {
 #define HL_VK_KERNEL_ENUM(name) HL_VK_K_##name,
@@ -101,6 +114,10 @@ typedef enum hl_vk_kernel_id {
 } hl_vk_kernel_id;
 
 enum { HL_VK_BINDINGS = 6, HL_VK_PUSH_BYTES = 64, HL_VK_OFFSET_ALIGN = 256 };
+/* matvec.comp: MAXM, the activation rows of one direct pass (more take the
+ * tiled pipeline); NACC, the most rows of a tile; the shared memory a tile
+ * may take (the least of this and the device's maxComputeSharedMemorySize) */
+enum { HL_VK_DIRECT_ROWS = 8, HL_VK_TILE_ROWS = 32, HL_VK_TILE_BYTES = 32768 };
 
 typedef struct hl_vk_buffer {
     VkBuffer buf;
@@ -128,7 +145,10 @@ typedef struct hl_vk_kernels {
     int pool_sets; /* the pool's capacity; a longer run grows it */
     VkPipeline pipe[HL_VK_K_COUNT];
     uint32_t rows[HL_VK_K_COUNT]; /* weight rows a work group of a matmul_* pipeline computes (1: matmul.comp) */
+    VkPipeline tiled[HL_VK_K_COUNT]; /* matvec.comp's tiled pipeline of a quantized matmul_* (else VK_NULL_HANDLE) */
+    uint32_t tile_rows[HL_VK_K_COUNT]; /* activation rows it stages per tile */
     int subgroup;                 /* the matvec.comp kernels are in use */
+    int int_dot;                  /* with integer dot products (matvec_dot_*) */
     uint32_t writes[HL_VK_K_COUNT]; /* bindings each kernel may write (vk_spirv.h) */
     hl_vk_buffer dummy; /* bound to the bindings a dispatch leaves empty */
     VkCommandBuffer cmd;  /* this set's own, from the device's pool */
@@ -149,6 +169,7 @@ struct hl_vk_dispatch {
     uint8_t push[HL_VK_PUSH_BYTES];
     uint32_t push_bytes;
     uint32_t groups[3];
+    int tiled; /* run the kernel's tiled pipeline (hl_vk_kernels.tiled; for m > HL_VK_DIRECT_ROWS) */
 };
 
 /* host-visible, mapped */
@@ -165,8 +186,29 @@ void hl_vk_buffer_free(hl_vk_device *d, hl_vk_buffer *b);
  * checks; subgroup fails with HL_ENOTSUP on a device without). */
 typedef enum hl_vk_matvec { HL_VK_MATVEC_AUTO = 0, HL_VK_MATVEC_SUBGROUP = 1, HL_VK_MATVEC_SHARED = 2 } hl_vk_matvec;
 
-int hl_vk_kernels_new(hl_vk_device *d, hl_vk_matvec kind, hl_vk_kernels **out, hl_err *err);
-/* "subgroup (32 lanes, 4 rows per work group)" or "shared memory (64 per row)" */
+/* Integer dot products in the subgroup kernels of the quantized types
+ * (matvec.comp -DINT_DOT): auto = where the device has
+ * shaderIntegerDotProduct; on fails with HL_ENOTSUP on a device without;
+ * off = the plain multiplies (the same integer sums, so the same bits). */
+typedef enum hl_vk_int_dot { HL_VK_INT_DOT_AUTO = 0, HL_VK_INT_DOT_ON = 1, HL_VK_INT_DOT_OFF = 2 } hl_vk_int_dot;
+
+/* The tiled pipelines of the quantized subgroup kernels (prefill and
+ * batched decode, m > HL_VK_DIRECT_ROWS): auto = on GPUs, not on CPU
+ * implementations (lavapipe: its caches serve the direct kernel's re-reads,
+ * and staging is then a copy that costs more than it saves); on = wherever
+ * the subgroup kernels run (HL_ENOTSUP elsewhere: tests, device checks);
+ * off = the direct kernel for every m. Either way the same bits. */
+typedef enum hl_vk_tiling { HL_VK_TILED_AUTO = 0, HL_VK_TILED_ON = 1, HL_VK_TILED_OFF = 2 } hl_vk_tiling;
+
+/* What hl_vk_kernels_new builds; zero: every choice automatic. */
+typedef struct hl_vk_kernel_opts {
+    hl_vk_matvec matvec;
+    hl_vk_int_dot int_dot;
+    hl_vk_tiling tiled;
+} hl_vk_kernel_opts;
+
+int hl_vk_kernels_new(hl_vk_device *d, const hl_vk_kernel_opts *opts, hl_vk_kernels **out, hl_err *err);
+/* "subgroup (32 lanes, 4 rows per work group, int8 dot, tiles of 16-32 rows)" or "shared memory (64 per row)" */
 void hl_vk_kernels_describe(const hl_vk_kernels *k, char *buf, size_t n);
 void hl_vk_kernels_free(hl_vk_kernels *k);
 

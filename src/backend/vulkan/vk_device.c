@@ -262,8 +262,15 @@ int hl_vk_device_open(hl_vk_instance *vi, int index, hl_vk_device **out, hl_err 
                                             .storageBuffer8BitAccess = VK_TRUE,
                                             .shaderFloat16 = info->fp16 ? VK_TRUE : VK_FALSE,
                                             .shaderInt8 = info->int8 ? VK_TRUE : VK_FALSE};
-    VkDeviceCreateInfo dci = {.sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO, .pNext = &f12, .queueCreateInfoCount = 1,
-                              .pQueueCreateInfos = &qci};
+    /* integer dot products (the matvec_dot_* kernels): core in 1.3, else the KHR extension */
+    VkPhysicalDeviceShaderIntegerDotProductFeatures fdot = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_INTEGER_DOT_PRODUCT_FEATURES, .pNext = &f12,
+        .shaderIntegerDotProduct = VK_TRUE};
+    const char *dot_ext[] = {"VK_KHR_shader_integer_dot_product"};
+    const int dot_by_ext = info->int_dot && info->api_version < VK_API_VERSION_1_3;
+    VkDeviceCreateInfo dci = {.sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO, .pNext = info->int_dot ? (void *)&fdot : (void *)&f12,
+                              .queueCreateInfoCount = 1, .pQueueCreateInfos = &qci,
+                              .enabledExtensionCount = dot_by_ext ? 1 : 0, .ppEnabledExtensionNames = dot_ext};
     VkResult vr = d->fn.vkCreateDevice(d->phys, &dci, NULL, &d->dev);
     int rc = 0;
     if (vr != VK_SUCCESS) {

@@ -36,7 +36,8 @@ typedef struct hl_vk_device_info {
     uint32_t max_groups[3];                 /* maxComputeWorkGroupCount */
     int storage8, storage16;                /* 8/16-bit storage buffer access (required) */
     int fp16, int8;                         /* shaderFloat16, shaderInt8 arithmetic */
-    int int_dot;                            /* shaderIntegerDotProduct (Vulkan 1.3 / KHR) */
+    int int_dot;                            /* shaderIntegerDotProduct (Vulkan 1.3 / KHR; enabled
+                                               by hl_vk_device_open where present) */
     int coopmat;                            /* VK_KHR_cooperative_matrix or VK_NV_cooperative_matrix */
     int memory_budget;                      /* VK_EXT_memory_budget: free device memory can be asked */
     int uma;                                /* every device-local memory type is also host-visible

@@ -376,7 +376,11 @@ static int product(hl_vk_rec *r, hl_type t, const hl_vk_buffer *w, const hl_vk_b
                                                             (uint32_t)ldo, bias != NULL};
     const hl_vk_buffer *b[HL_VK_BINDINGS] = {w, q ? q : x, q ? d : NULL, bias, out};
     const hl_vk_kernel_id kern = (hl_vk_kernel_id)matmul_kernel(t);
-    return push_dispatch(r, kern, b, NULL, &mp, sizeof mp, div_up((uint64_t)n, r->k->rows[kern]), err);
+    int rc = push_dispatch(r, kern, b, NULL, &mp, sizeof mp, div_up((uint64_t)n, r->k->rows[kern]), err);
+    /* prefill and batched decode: the tiled pipeline, where the kernel has one
+     * (it sums each row as the direct one does: the same bits) */
+    if (!rc && m > HL_VK_DIRECT_ROWS && r->k->tiled[kern]) r->list[r->n - 1].tiled = 1;
+    return rc;
 }
 
 static int op_matmul(hl_vk_rec *r, const hl_op *op, const hl_vk_op_args *a, hl_err *err) {

@@ -9,9 +9,11 @@
  *
  * Kernels so far: matrix products (a subgroup kernel where the device has
  * subgroup arithmetic, else a shared-memory one) for every weight type the CPU runs (F32,
- * F16, BF16, Q4_0..Q8_0, Q2_K..Q6_K; activations quantized on the device,
- * bit for bit as the CPU does, integer block sums as the scalar oracle
- * defines them), norms, rope,
+ * F16, BF16, Q4_0..Q8_0, Q2_K..Q6_K, IQ4_NL, IQ4_XS, MXFP4; activations
+ * quantized on the device, bit for bit as the CPU does, integer block sums
+ * as the scalar oracle defines them, with integer dot products where the
+ * device has them and activation tiles in shared memory for prefill on
+ * GPUs), norms, rope,
  * GLU / activations / residual adds, gather, KV store (F16 and Q8_0, the
  * CPU's bytes) and attention over the paged pool; embedding rows are read
  * on the host. A plan with another weight type or op (MoE) is refused by
@@ -37,6 +39,11 @@ typedef struct hl_vulkan_backend_params {
     int matvec;    /* matrix-product kernels (vk_compute.h hl_vk_matvec): 0 auto, 1 subgroup, 2 shared
                       memory; auto reads HYPERLAMA_VULKAN_MATVEC (subgroup | shared), else takes the
                       subgroup kernels where the device has subgroup arithmetic */
+    int int_dot;   /* integer dot products in the quantized subgroup kernels (vk_compute.h hl_vk_int_dot):
+                      0 auto, 1 on, 2 off; auto reads HYPERLAMA_VULKAN_INT_DOT (on | off), else uses them
+                      where the device has shaderIntegerDotProduct */
+    int tiled;     /* the tiled prefill pipelines (vk_compute.h hl_vk_tiling): 0 auto, 1 on, 2 off; auto
+                      reads HYPERLAMA_VULKAN_TILED (on | off), else uses them on GPUs, not on lavapipe */
 } hl_vulkan_backend_params;
 
 /* HL_ENOTSUP (with the reason) when there is no loader or no usable device. */
@@ -44,7 +51,7 @@ int hl_backend_vulkan_new(hl_backend **out, const hl_vulkan_backend_params *p, h
 
 /* The chosen device, as hl_vk_describe prints it, and the matrix-product
  * kernels in use ("...; matmul: subgroup (32 lanes, 4 rows per work
- * group)"), for logs, bench and tests. */
+ * group, int8 dot, prefill tiles of 32 rows)"), for logs, bench and tests. */
 const char *hl_backend_vulkan_device(const hl_backend *be);
 
 /* What the backend's submissions did so far (vk_compute.h's counters: runs,

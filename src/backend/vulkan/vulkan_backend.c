@@ -385,6 +385,35 @@ static const hl_backend_ops vk_ops = {
     .destroy = vk_destroy,
 };
 
+/* The kernel choices, read here and nowhere else: the parameters, and where
+ * they say auto, HYPERLAMA_VULKAN_MATVEC (auto | subgroup | shared),
+ * HYPERLAMA_VULKAN_INT_DOT and HYPERLAMA_VULKAN_TILED (auto | on | off);
+ * a bad value is refused by name. */
+static int kernel_settings(const hl_vulkan_backend_params *p, hl_vk_kernel_opts *o, hl_err *err) {
+    static const struct { const char *env, *what, *names[3]; } set[3] = {
+        {"HYPERLAMA_VULKAN_MATVEC", "matvec", {"auto", "subgroup", "shared"}},
+        {"HYPERLAMA_VULKAN_INT_DOT", "int_dot", {"auto", "on", "off"}},
+        {"HYPERLAMA_VULKAN_TILED", "tiled", {"auto", "on", "off"}},
+    };
+    int val[3] = {p ? p->matvec : 0, p ? p->int_dot : 0, p ? p->tiled : 0};
+    for (int s = 0; s < 3; s++) {
+        if (val[s] < 0 || val[s] > 2)
+            return hl_err_set(err, HL_EINVAL, "backend vulkan: %s kind %d (0 %s, 1 %s, 2 %s)", set[s].what, val[s],
+                              set[s].names[0], set[s].names[1], set[s].names[2]);
+        const char *env = getenv(set[s].env);
+        if (val[s] != 0 || !env || !*env) continue;
+        int found = -1;
+        for (int v = 0; v < 3; v++)
+            if (!strcmp(env, set[s].names[v])) found = v;
+        if (found < 0)
+            return hl_err_set(err, HL_EINVAL, "%s=\"%s\": expected %s, %s or %s", set[s].env, env, set[s].names[0],
+                              set[s].names[1], set[s].names[2]);
+        val[s] = found;
+    }
+    *o = (hl_vk_kernel_opts){.matvec = (hl_vk_matvec)val[0], .int_dot = (hl_vk_int_dot)val[1], .tiled = (hl_vk_tiling)val[2]};
+    return 0;
+}
+
 int hl_backend_vulkan_new(hl_backend **out, const hl_vulkan_backend_params *p, hl_err *err) {
     *out = NULL;
     vk_backend *vb = calloc(1, sizeof *vb);
@@ -398,21 +427,9 @@ int hl_backend_vulkan_new(hl_backend **out, const hl_vulkan_backend_params *p, h
         rc = HL_ENOTSUP;
         goto fail;
     }
-    int mv = p ? p->matvec : HL_VK_MATVEC_AUTO;
-    const char *env = getenv("HYPERLAMA_VULKAN_MATVEC");
-    if (mv == HL_VK_MATVEC_AUTO && env && *env) {
-        if (!strcmp(env, "subgroup")) mv = HL_VK_MATVEC_SUBGROUP;
-        else if (!strcmp(env, "shared")) mv = HL_VK_MATVEC_SHARED;
-        else if (strcmp(env, "auto")) {
-            rc = hl_err_set(err, HL_EINVAL, "HYPERLAMA_VULKAN_MATVEC=\"%s\": expected auto, subgroup or shared", env);
-            goto fail;
-        }
-    }
-    if (mv < HL_VK_MATVEC_AUTO || mv > HL_VK_MATVEC_SHARED) {
-        rc = hl_err_set(err, HL_EINVAL, "backend vulkan: matvec kind %d (0 auto, 1 subgroup, 2 shared)", mv);
-        goto fail;
-    }
-    if ((rc = hl_vk_device_open(vb->vi, idx, &vb->dev, err)) || (rc = hl_vk_kernels_new(vb->dev, (hl_vk_matvec)mv, &vb->k, err)))
+    hl_vk_kernel_opts ko;
+    if ((rc = kernel_settings(p, &ko, err))) goto fail;
+    if ((rc = hl_vk_device_open(vb->vi, idx, &vb->dev, err)) || (rc = hl_vk_kernels_new(vb->dev, &ko, &vb->k, err)))
         goto fail;
     hl_vk_describe(&vb->vi->devices[idx], vb->desc, sizeof vb->desc);
     size_t used = strlen(vb->desc);

@@ -19,7 +19,15 @@
  * row of every m bit-equal to the row alone, and rows of one block (no
  * float order left to differ) bit-equal to the oracle for every quantized
  * type (the integer block sums and the block's float expression are the
- * oracle's).
+ * oracle's). Every weight type has a subgroup kernel.
+ *
+ * Integer dot products: the int-dot builds of the quantized subgroup
+ * kernels give the same bits as the plain ones (integer sums are exact),
+ * every quantized type, direct and tiled pipelines.
+ *
+ * Prefill tiling (forced on: auto leaves it off on lavapipe): rows of m = 1,
+ * 7, 64 and 200 (the direct pipeline up to 8 rows, the tiled one above)
+ * bit-equal to the same rows alone, for float, 32-value and 256-value types.
  *
  * Device choice: `auto` never takes a CPU implementation (lavapipe) unless
  * allowed; checked when the only devices are CPU ones. */
@@ -59,9 +67,12 @@ static hl_tensor random_weights(rng *r, hl_type t, int64_t n, int64_t k, const c
     return tw;
 }
 
+enum { MAX_M = 256 }; /* the most rows of one product here */
+
 static int product(hl_backend *be, const hl_tensor *w, const hl_tensor *b, const float *x, int32_t m, float *out,
                    hl_err *err) {
-    hl_batch_token toks[64];
+    hl_batch_token toks[MAX_M];
+    if (m > MAX_M) return hl_err_set(err, HL_EINVAL, "test: %d rows (at most %d)", m, MAX_M);
     for (int32_t i = 0; i < m; i++) toks[i] = (hl_batch_token){i, i, 0, 0};
     hl_batch_seq seq = {NULL, 0};
     hl_batch batch = {toks, m, &seq, 1};
@@ -262,6 +273,198 @@ TEST(vk_matvec_setting) {
     CHECK(be != NULL);
     if (be) CHECK(strstr(hl_backend_vulkan_device(be), "matmul: shared memory") != NULL);
     hl_backend_free(be);
+    /* HYPERLAMA_VULKAN_INT_DOT likewise: refused by name, off honoured */
+    setenv("HYPERLAMA_VULKAN_INT_DOT", "sometimes", 1);
+    be = open_kind(0, &err);
+    CHECK(be == NULL && strstr(err.msg, "HYPERLAMA_VULKAN_INT_DOT") != NULL && strstr(err.msg, "sometimes") != NULL);
+    hl_backend_free(be);
+    setenv("HYPERLAMA_VULKAN_INT_DOT", "off", 1);
+    be = open_kind(0, &err);
+    unsetenv("HYPERLAMA_VULKAN_INT_DOT");
+    CHECK(be != NULL);
+    if (be) CHECK(strstr(strstr(hl_backend_vulkan_device(be), "matmul:"), "int8 dot") == NULL);
+    hl_backend_free(be);
+    /* HYPERLAMA_VULKAN_TILED: on gives the tiled pipelines; auto, none on a
+     * CPU implementation (lavapipe), and on the subgroup kernels of a GPU */
+    setenv("HYPERLAMA_VULKAN_TILED", "on", 1);
+    be = open_kind(0, &err);
+    unsetenv("HYPERLAMA_VULKAN_TILED");
+    CHECK(be != NULL);
+    if (be) CHECK(strstr(hl_backend_vulkan_device(be), "prefill tiles of") != NULL);
+    hl_backend_free(be);
+    be = open_kind(0, &err);
+    CHECK(be != NULL);
+    if (be) {
+        const char *d = hl_backend_vulkan_device(be);
+        CHECK((strstr(d, "prefill tiles of") != NULL) == (strstr(d, "(cpu,") == NULL && strstr(d, "matmul: subgroup") != NULL));
+    }
+    hl_backend_free(be);
+}
+
+/* the Vulkan backend with integer dot products `dot` (HL_VK_INT_DOT_*) and
+ * tiled pipelines `tiled` (HL_VK_TILED_*); NULL with the reason in err */
+static hl_backend *open_with(int dot, int tiled, hl_err *err) {
+    const char *dev = getenv("HYPERLAMA_VULKAN_DEVICE");
+    hl_vulkan_backend_params p = {.device = dev && *dev ? atoi(dev) : -1, .allow_cpu = 1, .matvec = 0, .int_dot = dot,
+                                  .tiled = tiled};
+    hl_backend *be = NULL;
+    return hl_backend_vulkan_new(&be, &p, err) ? NULL : be;
+}
+
+static const hl_type quant_types[] = {HL_TYPE_Q4_0, HL_TYPE_Q4_1, HL_TYPE_Q5_0,   HL_TYPE_Q5_1,   HL_TYPE_Q8_0,
+                                      HL_TYPE_Q2_K, HL_TYPE_Q3_K, HL_TYPE_Q4_K,   HL_TYPE_Q5_K,   HL_TYPE_Q6_K,
+                                      HL_TYPE_IQ4_NL, HL_TYPE_IQ4_XS, HL_TYPE_MXFP4};
+
+/* Integer dot products (matvec.comp -DINT_DOT, OpSDot) against the plain
+ * multiplies, for every quantized type, on the direct pipeline (m = 1, 7)
+ * and the tiled one (m = 64): integer sums are exact, so the outputs must
+ * be the same bits; and both within the bound of the oracle. Where the
+ * device has no integer dot products, `on` must be refused by name. */
+TEST(vk_matmul_int_dot_same_bits) {
+    suite s = suite_open();
+    if (!s.ok) return suite_close(&s);
+    hl_err err = {0};
+    hl_backend *on = open_with(HL_VK_INT_DOT_ON, HL_VK_TILED_ON, &err), *off = NULL;
+    const char *desc = hl_backend_vulkan_device(s.ut[0].be);
+    if (!on) {
+        CHECK(strstr(desc, "int8 dot") == NULL || strstr(desc, "with arithmetic") == NULL);
+        CHECK(strstr(err.msg, "HYPERLAMA_VULKAN_INT_DOT") != NULL);
+        printf("    integer dot products: not on this device (%s)\n", err.msg);
+        return suite_close(&s);
+    }
+    off = open_with(HL_VK_INT_DOT_OFF, HL_VK_TILED_ON, &err);
+    CHECK(off != NULL);
+    if (!off) {
+        hl_backend_free(on);
+        return suite_close(&s);
+    }
+    CHECK(strstr(hl_backend_vulkan_device(on), "int8 dot)") != NULL || strstr(hl_backend_vulkan_device(on), "int8 dot,") != NULL);
+    CHECK(strstr(strstr(hl_backend_vulkan_device(off), "matmul:"), "int8 dot") == NULL);
+    rng r = {0xD07ull};
+    stats st = {0};
+    int same = 0;
+    static const int32_t ms[] = {1, 7, 64};
+    for (size_t ti = 0; ti < sizeof quant_types / sizeof quant_types[0]; ti++) {
+        const hl_type t = quant_types[ti];
+        const int64_t K = hl_type_get(t)->blck == 32 ? 288 : 768, N = 37;
+        float *wf, *wd, *x = rnd_vec(&r, 64 * K, -2.0f, 2.0f);
+        void *wq;
+        hl_tensor tw = random_weights(&r, t, N, K, "blk.0.ffn_up.weight", &wf, &wq, &wd);
+        float *a = malloc((size_t)(64 * N) * sizeof *a), *b = malloc((size_t)(64 * N) * sizeof *b);
+        float *want = malloc((size_t)(64 * N) * sizeof *want);
+        double *bound = malloc((size_t)(64 * N) * sizeof *bound);
+        CHECK_EQ(product(s.ref, &tw, NULL, x, 64, want, &err), 0);
+        for (int64_t i = 0; i < 64; i++)
+            for (int64_t j = 0; j < N; j++) {
+                double mag = 0;
+                for (int64_t k = 0; k < K; k++) mag += fabs((double)wd[j * K + k] * x[i * K + k]);
+                bound[i * N + j] = 2e-6 * mag;
+            }
+        for (size_t mi = 0; mi < sizeof ms / sizeof ms[0]; mi++) {
+            const int32_t M = ms[mi];
+            char label[96];
+            snprintf(label, sizeof label, "%s k=%lld n=%lld m=%d", hl_type_name(t), (long long)K, (long long)N, M);
+            if (product(on, &tw, NULL, x, M, a, &err) || product(off, &tw, NULL, x, M, b, &err)) {
+                hl_test_fail(__FILE__, __LINE__, "%s on vulkan: %s", label, err.msg);
+                continue;
+            }
+            compare(&st, label, "vulkan int dot", a, want, bound, M * N);
+            if (memcmp(a, b, (size_t)(M * N) * sizeof *a) != 0) {
+                int64_t e = 0;
+                while (a[e] == b[e]) e++;
+                hl_test_fail(__FILE__, __LINE__, "%s: int dot %.9g, plain %.9g at row %lld column %lld", label, a[e], b[e],
+                             (long long)(e / N), (long long)(e % N));
+            } else
+                same++;
+        }
+        free(wf), free(wd), free(x), free(wq), free(a), free(b), free(want), free(bound);
+    }
+    stats_print("int dot", "vulkan", &st);
+    printf("    %d of %d products the same bits with and without integer dot products\n", same,
+           (int)(3 * (sizeof quant_types / sizeof quant_types[0])));
+    CHECK(same == (int)(3 * (sizeof quant_types / sizeof quant_types[0])));
+    hl_backend_free(on);
+    hl_backend_free(off);
+    suite_close(&s);
+}
+
+/* Batch invariance across the direct and the tiled pipelines: rows of
+ * products of m = 1, 7, 64 and 200 rows (200: six full tiles of 32 and a
+ * part) against the same rows computed alone, bit for bit, for float,
+ * 32-value and 256-value types, and each within the oracle's bound. */
+TEST(vk_matmul_batch_invariance) {
+    suite s = suite_open();
+    if (!s.ok) return suite_close(&s);
+    hl_err err = {0};
+    const int has_subgroup = strstr(hl_backend_vulkan_device(s.ut[0].be), "matmul: subgroup") != NULL;
+    hl_backend *vk = has_subgroup ? open_with(HL_VK_INT_DOT_AUTO, HL_VK_TILED_ON, &err) : NULL;
+    if (has_subgroup && !vk) {
+        hl_test_fail(__FILE__, __LINE__, "vulkan backend with tiled products: %s", err.msg);
+        return suite_close(&s);
+    }
+    if (!vk) vk = s.ut[0].be; /* the shared-memory kernels: one kind for every m */
+    else CHECK(strstr(hl_backend_vulkan_device(vk), "prefill tiles of") != NULL);
+    static const hl_type types[] = {HL_TYPE_F16, HL_TYPE_Q4_0, HL_TYPE_Q5_1, HL_TYPE_Q8_0, HL_TYPE_MXFP4,
+                                    HL_TYPE_Q2_K, HL_TYPE_Q4_K, HL_TYPE_Q6_K, HL_TYPE_IQ4_XS};
+    static const int32_t ms[] = {1, 7, 64, 200};
+    static const int32_t probe[] = {0, 3, 6, 31, 32, 41, 63, 100, 192, 199}; /* rows computed alone */
+    enum { N_PROBE = sizeof probe / sizeof probe[0] };
+    rng r = {0xB47Cull};
+    stats st = {0};
+    int rows_same = 0, rows_checked = 0;
+    for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
+        const hl_type t = types[ti];
+        const int64_t K = hl_type_get(t)->blck == 256 ? 1024 : 320, N = 19;
+        float *wf, *wd, *x = rnd_vec(&r, 200 * K, -2.0f, 2.0f), *bias = rnd_vec(&r, N, -0.5f, 0.5f);
+        void *wq;
+        hl_tensor tw = random_weights(&r, t, N, K, "blk.0.attn_output.weight", &wf, &wq, &wd);
+        hl_tensor tb = vec_tensor(bias, N, "blk.0.attn_output.bias");
+        float *got = malloc((size_t)(200 * N) * sizeof *got), *want = malloc((size_t)(200 * N) * sizeof *want);
+        float *alone = malloc((size_t)(N_PROBE * N) * sizeof *alone);
+        double *bound = malloc((size_t)(200 * N) * sizeof *bound);
+        CHECK_EQ(product(s.ref, &tw, &tb, x, 200, want, &err), 0);
+        for (int64_t i = 0; i < 200; i++)
+            for (int64_t j = 0; j < N; j++) {
+                double mag = fabs(bias[j]);
+                for (int64_t k = 0; k < K; k++) mag += fabs((double)wd[j * K + k] * x[i * K + k]);
+                bound[i * N + j] = 2e-6 * mag;
+            }
+        int ok = 1;
+        for (int pi = 0; pi < N_PROBE && ok; pi++)
+            if (product(vk, &tw, &tb, x + probe[pi] * K, 1, alone + pi * N, &err)) {
+                hl_test_fail(__FILE__, __LINE__, "%s alone on vulkan: %s", hl_type_name(t), err.msg);
+                ok = 0;
+            }
+        for (size_t mi = 0; mi < sizeof ms / sizeof ms[0] && ok; mi++) {
+            const int32_t M = ms[mi];
+            char label[96];
+            snprintf(label, sizeof label, "%s k=%lld n=%lld m=%d bias", hl_type_name(t), (long long)K, (long long)N, M);
+            if (product(vk, &tw, &tb, x, M, got, &err)) {
+                hl_test_fail(__FILE__, __LINE__, "%s on vulkan: %s", label, err.msg);
+                continue;
+            }
+            compare(&st, label, "vulkan", got, want, bound, M * N);
+            for (int pi = 0; pi < N_PROBE; pi++) {
+                if (probe[pi] >= M) continue;
+                rows_checked++;
+                const float *g = got + (int64_t)probe[pi] * N, *al = alone + pi * N;
+                if (memcmp(g, al, (size_t)N * sizeof *g) == 0) {
+                    rows_same++;
+                    continue;
+                }
+                int64_t e = 0;
+                while (g[e] == al[e]) e++;
+                hl_test_fail(__FILE__, __LINE__, "%s: row %d column %lld is %.9g, alone %.9g", label, probe[pi],
+                             (long long)e, g[e], al[e]);
+            }
+        }
+        free(wf), free(wd), free(x), free(bias), free(wq), free(got), free(want), free(alone), free(bound);
+    }
+    stats_print("batch invariance", "vulkan", &st);
+    printf("    %d of %d probed rows bit-equal to the row alone (m = 1, 7, 64, 200)\n", rows_same, rows_checked);
+    CHECK(rows_checked > 0 && rows_same == rows_checked);
+    if (vk != s.ut[0].be) hl_backend_free(vk);
+    suite_close(&s);
 }
 
 /* the embedded SPIR-V of every kernel and of the subgroup matrix products */
@@ -269,8 +472,11 @@ TEST(vk_matvec_setting) {
 HL_VK_KERNELS(VK_SPV_DECL)
 #undef VK_SPV_DECL
 #define VK_MV_DECL(t) extern const uint32_t hl_vk_spv_matvec_##t[], hl_vk_spv_matvec_##t##_words;
-HL_VK_MATVEC(VK_MV_DECL)
+#define VK_MV_Q_DECL(t, unit) VK_MV_DECL(t) extern const uint32_t hl_vk_spv_matvec_dot_##t[], hl_vk_spv_matvec_dot_##t##_words;
+HL_VK_MATVEC_FLOAT(VK_MV_DECL)
+HL_VK_MATVEC_QUANT(VK_MV_Q_DECL)
 #undef VK_MV_DECL
+#undef VK_MV_Q_DECL
 
 /* GLSL.std.450 Fma instructions in a SPIR-V module (-1: malformed) */
 static int count_fma(const uint32_t *w, uint32_t n) {
@@ -298,8 +504,11 @@ TEST(vk_kernels_have_no_fused_multiply_add) {
         HL_VK_KERNELS(VK_MOD)
 #undef VK_MOD
 #define VK_MV_MOD(t) {"matvec_" #t, hl_vk_spv_matvec_##t, hl_vk_spv_matvec_##t##_words},
-        HL_VK_MATVEC(VK_MV_MOD)
+#define VK_MV_Q_MOD(t, unit) VK_MV_MOD(t) {"matvec_dot_" #t, hl_vk_spv_matvec_dot_##t, hl_vk_spv_matvec_dot_##t##_words},
+        HL_VK_MATVEC_FLOAT(VK_MV_MOD)
+        HL_VK_MATVEC_QUANT(VK_MV_Q_MOD)
 #undef VK_MV_MOD
+#undef VK_MV_Q_MOD
     };
     int checked = 0;
     for (size_t i = 0; i < sizeof mods / sizeof mods[0]; i++) {
@@ -311,7 +520,7 @@ TEST(vk_kernels_have_no_fused_multiply_add) {
                                  n < 0 ? " (malformed SPIR-V)" : "");
     }
     printf("    %d SPIR-V modules (matrix products, activation converters) checked for Fma\n", checked);
-    CHECK(checked == 3 + 16 + 8);
+    CHECK(checked == 3 + 16 + 16 + 13); /* converters, matmul_*, matvec_*, matvec_dot_* */
 }
 
 TEST(vk_auto_never_picks_a_cpu_device) {

@@ -94,7 +94,7 @@ TEST(vk_run_barriers_where_data_depends_and_kept_recording) {
         return;
     }
     CHECK_EQ(rc, 0);
-    if (!rc) rc = hl_vk_kernels_new(d, HL_VK_MATVEC_AUTO, &k, &err);
+    if (!rc) rc = hl_vk_kernels_new(d, NULL, &k, &err);
     CHECK_EQ(rc, 0);
     if (rc) goto done;
     CHECK_EQ(k->writes[HL_VK_K_gather], 1u << 4);
