@@ -12,9 +12,16 @@
  * sums times the i16 sub-block scales, added into i32) per 64 weights. On the
  * Sapphire-Rapids-class host, weights in cache, one thread: 4 rows 225 -> 160
  * us, 8 rows 450 -> 275 us on a 1536 x 1536 Q4_K matrix (1 row: the same 70
- * us; the 512-bit integer multiplies issue on one port, so the gain is the
- * uops around them). Up to 8 rows share one sweep; larger batches go in
+ * us; the gain is the uops around the multiplies). Up to 8 rows share one sweep; larger batches go in
  * groups of at most 8 over blocks of weight rows that stay in L2.
+ *
+ * The end of a superblock (fold the zmm sum to eight lanes, bsums
+ * correction, i32 -> f32, the two fmas with the row's scales) is done for two
+ * rows at once in one zmm (row 2p in the low half, 2p + 1 in the high), which
+ * halves its uops per row: one thread, 1024 x 1536 weights in L2, 5 rows
+ * 4.4 -> 3.75 ns and 8 rows 4.1 -> 3.3 ns per row and superblock. What is left
+ * per row is the 8 multiplies per superblock (see docs/performance.md for why
+ * vpdpbusd and AMX do not remove them under this lane contract).
  *
  * Bits: vpdpwssd adds p[2l] * s[2l] + p[2l+1] * s[2l+1] to lane l, which is
  * what madd(p, s) then add computed; the low and high 256-bit halves of the
@@ -22,7 +29,9 @@
  * the end of a superblock, and integer sums are exact, so the per-superblock
  * i32 vector, the bsums corrections and the float sequence after them are
  * those of dotk1_avx2.c / dotk_avx2.c: every level with AVX gives the same
- * bits for every m, thread split and tile shape. */
+ * bits for every m, thread split and tile shape. Pairing two rows in a zmm
+ * changes no lane's arithmetic: each half runs the one-row sequence (the
+ * weight scale times the row's d rounded once, then fma, then fnmadd). */
 #include "backend/cpu/avx2_common.h"
 #include "backend/cpu/cpu_impl.h"
 
