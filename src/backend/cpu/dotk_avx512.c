@@ -167,13 +167,20 @@ HL_INLINE void zq6(const int G, const uint8_t *blk, const hl_block_q8_K *const x
 
 /* Prefetch distance for one streamed row (decode), as in dotk1_avx2.c. */
 #define Z_PF_ROW 1536
+/* ... and for 2-8 rows: at least this far ahead. A row of k = 1536 is 864
+ * (Q4_K) or 1260 (Q6_K) bytes, so "the next weight row" was only ~6
+ * superblocks ahead, ~110 ns of 5-row work: too close for DRAM on a busy
+ * host (bench_forward -t 1 -k 4: 167 -> 155 ms per step). The one-row path
+ * keeps its distance (it is bound by bandwidth, and 4 KiB did not change it). */
+#define Z_PF_MULTI 4096
 
 /* One weight row times G activation rows xs bytes apart. */
 HL_INLINE void zrow(const int kind, const int G, int64_t k, const uint8_t *w, size_t ws, const uint8_t *x, size_t xs,
                     float *out, int64_t ldo) {
     const size_t wbs = kind == Z_Q4 ? sizeof(hl_block_q4_K) : sizeof(hl_block_q6_K);
     const int64_t nb = k / HL_QK_K;
-    const size_t pf = ws <= 4 * Z_PF_ROW ? ws : Z_PF_ROW;
+    size_t pf = ws <= 4 * Z_PF_ROW ? ws : Z_PF_ROW; /* the same place in a later row, or further in this one */
+    if (G > 1) pf = ws <= 4 * Z_PF_ROW ? ws * ((Z_PF_MULTI + ws - 1) / ws) : Z_PF_MULTI;
     __m512 acc[Z_GPAIR];
 #pragma GCC unroll 4
     for (int p = 0; p < (G + 1) / 2; p++) acc[p] = _mm512_setzero_ps();
