@@ -65,7 +65,9 @@ HL_INLINE __m512i pair256(const void *p, const void *q) {
 
 /* [a->d x 8 | b->d x 8]: the activation scales of two rows */
 HL_INLINE __m512 pair_d(const hl_block_q8_K *a, const hl_block_q8_K *b) {
-    return _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_broadcast_ss(&a->d)), _mm256_broadcast_ss(&b->d), 1);
+    /* (insertf64x4 rather than insertf32x8: AVX512F only, as the dispatch checks F/BW/VL/VNNI, not DQ) */
+    return _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castps_pd(_mm512_castps256_ps512(_mm256_broadcast_ss(&a->d))),
+                                               _mm256_castps_pd(_mm256_broadcast_ss(&b->d)), 1));
 }
 
 HL_INLINE void zq4(const int G, const uint8_t *blk, const hl_block_q8_K *const xb[Z_GMAX], __m512 acc[Z_GPAIR]) {
@@ -201,7 +203,8 @@ HL_INLINE void zrow(const int kind, const int G, int64_t k, const uint8_t *w, si
     }
 #pragma GCC unroll 8
     for (int i = 0; i < G; i++)
-        out[i * ldo] = hl_hsum8(i & 1 ? _mm512_extractf32x8_ps(acc[i / 2], 1) : _mm512_castps512_ps256(acc[i / 2]));
+        out[i * ldo] = hl_hsum8(i & 1 ? _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc[i / 2]), 1))
+                                      : _mm512_castps512_ps256(acc[i / 2]));
 }
 
 /* nw weight rows times g (1..8) activation rows */
