@@ -12,9 +12,16 @@
  * sums times the i16 sub-block scales, added into i32) per 64 weights. On the
  * Sapphire-Rapids-class host, weights in cache, one thread: 4 rows 225 -> 160
  * us, 8 rows 450 -> 275 us on a 1536 x 1536 Q4_K matrix (1 row: the same 70
- * us; the 512-bit integer multiplies issue on one port, so the gain is the
- * uops around them). Up to 8 rows share one sweep; larger batches go in
+ * us; the gain is the uops around the multiplies). Up to 8 rows share one sweep; larger batches go in
  * groups of at most 8 over blocks of weight rows that stay in L2.
+ *
+ * The end of a superblock (fold the zmm sum to eight lanes, bsums
+ * correction, i32 -> f32, the two fmas with the row's scales) is done for two
+ * rows at once in one zmm (row 2p in the low half, 2p + 1 in the high), which
+ * halves its uops per row: one thread, 1024 x 1536 weights in L2, 5 rows
+ * 4.4 -> 3.75 ns and 8 rows 4.1 -> 3.3 ns per row and superblock. What is left
+ * per row is the 8 multiplies per superblock (see docs/performance.md for why
+ * vpdpbusd and AMX do not remove them under this lane contract).
  *
  * Bits: vpdpwssd adds p[2l] * s[2l] + p[2l+1] * s[2l+1] to lane l, which is
  * what madd(p, s) then add computed; the low and high 256-bit halves of the
@@ -22,7 +29,9 @@
  * the end of a superblock, and integer sums are exact, so the per-superblock
  * i32 vector, the bsums corrections and the float sequence after them are
  * those of dotk1_avx2.c / dotk_avx2.c: every level with AVX gives the same
- * bits for every m, thread split and tile shape. */
+ * bits for every m, thread split and tile shape. Pairing two rows in a zmm
+ * changes no lane's arithmetic: each half runs the one-row sequence (the
+ * weight scale times the row's d rounded once, then fma, then fnmadd). */
 #include "backend/cpu/avx2_common.h"
 #include "backend/cpu/cpu_impl.h"
 
@@ -31,6 +40,7 @@
 enum { Z_Q4, Z_Q6 };
 
 #define Z_GMAX 8 /* activation rows per weight pass */
+#define Z_GPAIR (Z_GMAX / 2) /* their float accumulators, two rows per zmm */
 
 HL_INLINE __m256i ld256(const void *p) { return _mm256_loadu_si256((const __m256i *)p); }
 HL_INLINE __m512i ld512(const void *p) { return _mm512_loadu_si512(p); }
@@ -43,7 +53,24 @@ HL_INLINE __m512i pick4(__m512i d, int a, int b, int c, int e) {
 /* eight i32 lanes: the two 256-bit halves of a zmm sum added */
 HL_INLINE __m256i fold(__m512i v) { return _mm256_add_epi32(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64(v, 1)); }
 
-HL_INLINE void zq4(const int G, const uint8_t *blk, const hl_block_q8_K *const xb[Z_GMAX], __m256 acc[Z_GMAX]) {
+/* the same for two rows at once: [fold(a) | fold(b)] */
+HL_INLINE __m512i fold2(__m512i a, __m512i b) {
+    return _mm512_add_epi32(_mm512_shuffle_i64x2(a, b, 0x44), _mm512_shuffle_i64x2(a, b, 0xEE));
+}
+
+/* [p x 32 bytes | q x 32 bytes] */
+HL_INLINE __m512i pair256(const void *p, const void *q) {
+    return _mm512_inserti64x4(_mm512_castsi256_si512(ld256(p)), ld256(q), 1);
+}
+
+/* [a->d x 8 | b->d x 8]: the activation scales of two rows */
+HL_INLINE __m512 pair_d(const hl_block_q8_K *a, const hl_block_q8_K *b) {
+    /* (insertf64x4 rather than insertf32x8: AVX512F only, as the dispatch checks F/BW/VL/VNNI, not DQ) */
+    return _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castps_pd(_mm512_castps256_ps512(_mm256_broadcast_ss(&a->d))),
+                                               _mm256_castps_pd(_mm256_broadcast_ss(&b->d)), 1));
+}
+
+HL_INLINE void zq4(const int G, const uint8_t *blk, const hl_block_q8_K *const xb[Z_GMAX], __m512 acc[Z_GPAIR]) {
     const __m512i m4 = _mm512_set1_epi8(0x0F);
     const __m512i sh = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(4), 1);
     uint32_t a0 = hl_ld32(blk + 4), a1 = hl_ld32(blk + 8), a2 = hl_ld32(blk + 12);
@@ -71,16 +98,28 @@ HL_INLINE void zq4(const int G, const uint8_t *blk, const hl_block_q8_K *const x
             isum[i] = _mm512_dpwssd_epi32(isum[i], _mm512_maddubs_epi16(q, ld512(xb[i]->qs + 64 * c)), s);
     }
     __m128 dw = _mm_cvtph_ps(_mm_cvtsi32_si128((int)hl_ld32(blk)));
-#pragma GCC unroll 8
-    for (int i = 0; i < G; i++) {
+    /* rows two at a time, one zmm for both: row 2p in the low half, 2p + 1 in the high */
+    const __m512i mins2 = _mm512_broadcast_i64x4(mins16);
+    const __m512 dw2 = _mm512_broadcastss_ps(dw), dm2 = _mm512_broadcastss_ps(_mm_movehdup_ps(dw));
+#pragma GCC unroll 4
+    for (int i = 0; i + 1 < G; i += 2) {
+        __m512i corr = _mm512_madd_epi16(pair256(xb[i]->bsums, xb[i + 1]->bsums), mins2);
+        __m512 dx = pair_d(xb[i], xb[i + 1]);
+        __m512 a = _mm512_fmadd_ps(_mm512_cvtepi32_ps(fold2(isum[i], isum[i + 1])), _mm512_mul_ps(dw2, dx), acc[i / 2]);
+        acc[i / 2] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(corr), _mm512_mul_ps(dm2, dx), a);
+    }
+    if (G & 1) { /* the odd row alone, in the low half */
+        const int i = G - 1;
         __m256i corr = _mm256_madd_epi16(ld256(xb[i]->bsums), mins16);
         __m128 dd = _mm_mul_ps(dw, _mm_set1_ps(xb[i]->d));
-        acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(fold(isum[i])), _mm256_broadcastss_ps(dd), acc[i]);
-        acc[i] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(corr), _mm256_broadcastss_ps(_mm_movehdup_ps(dd)), acc[i]);
+        __m256 a = _mm512_castps512_ps256(acc[i / 2]);
+        a = _mm256_fmadd_ps(_mm256_cvtepi32_ps(fold(isum[i])), _mm256_broadcastss_ps(dd), a);
+        a = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(corr), _mm256_broadcastss_ps(_mm_movehdup_ps(dd)), a);
+        acc[i / 2] = _mm512_castps256_ps512(a);
     }
 }
 
-HL_INLINE void zq6(const int G, const uint8_t *blk, const hl_block_q8_K *const xb[Z_GMAX], __m256 acc[Z_GMAX]) {
+HL_INLINE void zq6(const int G, const uint8_t *blk, const hl_block_q8_K *const xb[Z_GMAX], __m512 acc[Z_GPAIR]) {
     const hl_block_q6_K *b = (const hl_block_q6_K *)blk;
     const __m512i m4 = _mm512_set1_epi8(0x0F), m30 = _mm512_set1_epi8(0x30);
     /* per-half shifts of the qh bits into bits 4-5: chunks t = 0, 1 take qh << 4, << 2; t = 2, 3 qh, qh >> 2 */
@@ -110,26 +149,43 @@ HL_INLINE void zq6(const int G, const uint8_t *blk, const hl_block_q8_K *const x
         }
     }
     const float dw = hl_h2f(hl_ld16(&b->d));
-#pragma GCC unroll 8
-    for (int i = 0; i < G; i++) {
+    /* rows two at a time, as in zq4 */
+    const __m512i sc2 = _mm512_broadcast_i64x4(sc16);
+    const __m512 dw2 = _mm512_set1_ps(dw);
+#pragma GCC unroll 4
+    for (int i = 0; i + 1 < G; i += 2) {
+        __m512i corr = _mm512_madd_epi16(pair256(xb[i]->bsums, xb[i + 1]->bsums), sc2);
+        __m512i is = _mm512_sub_epi32(fold2(isum[i], isum[i + 1]), _mm512_slli_epi32(corr, 5));
+        acc[i / 2] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is), _mm512_mul_ps(dw2, pair_d(xb[i], xb[i + 1])), acc[i / 2]);
+    }
+    if (G & 1) {
+        const int i = G - 1;
         __m256i corr = _mm256_madd_epi16(ld256(xb[i]->bsums), sc16);
         __m256i is = _mm256_sub_epi32(fold(isum[i]), _mm256_slli_epi32(corr, 5));
-        acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(is), _mm256_set1_ps(dw * xb[i]->d), acc[i]);
+        __m256 a = _mm256_fmadd_ps(_mm256_cvtepi32_ps(is), _mm256_set1_ps(dw * xb[i]->d), _mm512_castps512_ps256(acc[i / 2]));
+        acc[i / 2] = _mm512_castps256_ps512(a);
     }
 }
 
 /* Prefetch distance for one streamed row (decode), as in dotk1_avx2.c. */
 #define Z_PF_ROW 1536
+/* ... and for 2-8 rows: at least this far ahead. A row of k = 1536 is 864
+ * (Q4_K) or 1260 (Q6_K) bytes, so "the next weight row" was only ~6
+ * superblocks ahead, ~110 ns of 5-row work: too close for DRAM on a busy
+ * host (bench_forward -t 1 -k 4: 167 -> 155 ms per step). The one-row path
+ * keeps its distance (it is bound by bandwidth, and 4 KiB did not change it). */
+#define Z_PF_MULTI 4096
 
 /* One weight row times G activation rows xs bytes apart. */
 HL_INLINE void zrow(const int kind, const int G, int64_t k, const uint8_t *w, size_t ws, const uint8_t *x, size_t xs,
                     float *out, int64_t ldo) {
     const size_t wbs = kind == Z_Q4 ? sizeof(hl_block_q4_K) : sizeof(hl_block_q6_K);
     const int64_t nb = k / HL_QK_K;
-    const size_t pf = ws <= 4 * Z_PF_ROW ? ws : Z_PF_ROW;
-    __m256 acc[Z_GMAX];
-#pragma GCC unroll 8
-    for (int i = 0; i < G; i++) acc[i] = _mm256_setzero_ps();
+    size_t pf = ws <= 4 * Z_PF_ROW ? ws : Z_PF_ROW; /* the same place in a later row, or further in this one */
+    if (G > 1) pf = ws <= 4 * Z_PF_ROW ? ws * ((Z_PF_MULTI + ws - 1) / ws) : Z_PF_MULTI;
+    __m512 acc[Z_GPAIR];
+#pragma GCC unroll 4
+    for (int p = 0; p < (G + 1) / 2; p++) acc[p] = _mm512_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
         const uint8_t *wb = w + b * wbs;
         { /* the weights stream from memory (a single sweep for m <= 8 rows): ask for them early, or a
@@ -146,7 +202,9 @@ HL_INLINE void zrow(const int kind, const int G, int64_t k, const uint8_t *w, si
         else zq4(G, wb, xb, acc);
     }
 #pragma GCC unroll 8
-    for (int i = 0; i < G; i++) out[i * ldo] = hl_hsum8(acc[i]);
+    for (int i = 0; i < G; i++)
+        out[i * ldo] = hl_hsum8(i & 1 ? _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc[i / 2]), 1))
+                                      : _mm512_castps512_ps256(acc[i / 2]));
 }
 
 /* nw weight rows times g (1..8) activation rows */
