@@ -11,7 +11,7 @@
 
 #include <math.h>
 
-/* exp8's steps, sixteen lanes at a time */
+/* exp8's steps, sixteen lanes at a time (the power of two by scalef) */
 HL_INLINE __m512 exp16(__m512 x) {
     __mmask16 keep = _mm512_cmp_ps_mask(x, _mm512_set1_ps(-87.3f), _CMP_GT_OQ);
     x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-87.0f)), _mm512_set1_ps(88.0f));
@@ -26,8 +26,9 @@ HL_INLINE __m512 exp16(__m512 x) {
     p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
     p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
     p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-    __m512i e = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23);
-    return _mm512_maskz_mov_ps(keep, _mm512_mul_ps(p, _mm512_castsi512_ps(e)));
+    /* p * 2^n in one instruction: n is a whole number in [-126, 127], so
+     * scalef's product is exp8's p * (float)2^n, rounded the same way */
+    return _mm512_maskz_scalef_ps(keep, p, n);
 }
 
 /* ((l0+l1)+(l2+l3))+((l4+l5)+(l6+l7)) of one 8-lane vector, as attn_avx2.c */
