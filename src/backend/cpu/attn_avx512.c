@@ -109,27 +109,18 @@ static void attn_qk(float *s, const float *q, int32_t nr, const float *kt, int32
     }
 }
 
-/* G rows (up to 4) at once: max, the correction, exp and the 16-lane sum. */
-HL_INLINE void softmax_rows(const int G, float *s, float *m, float *l, float *corr) {
-    float mx[4], c[4];
-    __m512 sum[4];
+/* G rows (up to 4) at once, their new maxima mx and corrections c given:
+ * exp and the 16-lane sum. */
+HL_INLINE void softmax_rows(const int G, float *s, const float *mx, const float *c, float *m, float *l) {
+    __m512 sum[4], mv[4];
 #pragma GCC unroll 4
-    for (int g = 0; g < G; g++) {
-        const float *x = s + (int64_t)g * HL_ATTN_BK;
-        __m512 a = _mm512_max_ps(_mm512_loadu_ps(x), _mm512_loadu_ps(x + 16));
-        for (int32_t j = 32; j < HL_ATTN_BK; j += 32)
-            a = _mm512_max_ps(a, _mm512_max_ps(_mm512_loadu_ps(x + j), _mm512_loadu_ps(x + j + 16)));
-        mx[g] = _mm512_reduce_max_ps(a); /* a max is exact in any order */
-        mx[g] = m[g] > mx[g] ? m[g] : mx[g];
-        /* NaN (-inf - -inf, nothing seen yet) and -inf both give 0 */
-        c[g] = _mm512_cvtss_f32(exp16(_mm512_set1_ps(m[g] - mx[g])));
-        sum[g] = _mm512_setzero_ps();
-    }
+    for (int g = 0; g < G; g++) sum[g] = _mm512_setzero_ps(), mv[g] = _mm512_set1_ps(mx[g]);
+#pragma GCC unroll 4
     for (int32_t j = 0; j < HL_ATTN_BK; j += 16)
 #pragma GCC unroll 4
         for (int g = 0; g < G; g++) {
             float *x = s + (int64_t)g * HL_ATTN_BK + j;
-            const __m512 e = exp16(_mm512_sub_ps(_mm512_loadu_ps(x), _mm512_set1_ps(mx[g])));
+            const __m512 e = exp16(_mm512_sub_ps(_mm512_loadu_ps(x), mv[g]));
             _mm512_storeu_ps(x, e);
             sum[g] = _mm512_add_ps(sum[g], e);
         }
@@ -139,18 +130,37 @@ HL_INLINE void softmax_rows(const int G, float *s, float *m, float *l, float *co
                                        _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(sum[g]), 1)));
         l[g] = l[g] * c[g] + lanes8(t);
         m[g] = mx[g];
-        corr[g] = c[g];
     }
 }
 
+/* Up to 16 rows at a time: each row's new maximum, then the corrections of
+ * all of them in one exp16 (lane r: exp(m[r] - mx[r]), what a broadcast
+ * would give it), then the rows' exponentials four at a time. */
 static void attn_softmax(float *s, int32_t nr, float *m, float *l, float *corr) {
-    for (int32_t r = 0; r < nr; r += 4) {
-        float *x = s + (int64_t)r * HL_ATTN_BK;
-        switch (nr - r) {
-        case 1: softmax_rows(1, x, m + r, l + r, corr + r); break;
-        case 2: softmax_rows(2, x, m + r, l + r, corr + r); break;
-        case 3: softmax_rows(3, x, m + r, l + r, corr + r); break;
-        default: softmax_rows(4, x, m + r, l + r, corr + r); break;
+    for (int32_t r0 = 0; r0 < nr; r0 += 16) {
+        const int32_t n = nr - r0 < 16 ? nr - r0 : 16;
+        const __mmask16 k = (__mmask16)((1u << n) - 1);
+        float mx[16];
+        for (int32_t g = 0; g < n; g++) {
+            const float *x = s + (int64_t)(r0 + g) * HL_ATTN_BK;
+            __m512 a = _mm512_max_ps(_mm512_loadu_ps(x), _mm512_loadu_ps(x + 16));
+            for (int32_t j = 32; j < HL_ATTN_BK; j += 32)
+                a = _mm512_max_ps(a, _mm512_max_ps(_mm512_loadu_ps(x + j), _mm512_loadu_ps(x + j + 16)));
+            const float t = _mm512_reduce_max_ps(a); /* a max is exact in any order */
+            mx[g] = m[r0 + g] > t ? m[r0 + g] : t;
+        }
+        /* NaN (-inf - -inf, nothing seen yet) and -inf both give 0 */
+        const __m512 d = _mm512_sub_ps(_mm512_maskz_loadu_ps(k, m + r0), _mm512_maskz_loadu_ps(k, mx));
+        _mm512_mask_storeu_ps(corr + r0, k, exp16(d));
+        for (int32_t g = 0; g < n; g += 4) {
+            float *x = s + (int64_t)(r0 + g) * HL_ATTN_BK;
+            const int32_t r = r0 + g;
+            switch (n - g) {
+            case 1: softmax_rows(1, x, mx + g, corr + r, m + r, l + r); break;
+            case 2: softmax_rows(2, x, mx + g, corr + r, m + r, l + r); break;
+            case 3: softmax_rows(3, x, mx + g, corr + r, m + r, l + r); break;
+            default: softmax_rows(4, x, mx + g, corr + r, m + r, l + r); break;
+            }
         }
     }
 }
