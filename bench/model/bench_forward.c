@@ -1,7 +1,13 @@
 /* Forward-pass benchmark: prefill and greedy decode throughput for one model,
  * optionally with several sequences decoding together in one batch.
  *
- *   bench_forward MODEL [-t threads] [-p prompt_len] [-n gen_len] [-s n_seqs] [-k k] [--ids 1,2,3] [-b backend]
+ *   bench_forward MODEL [-t threads] [-p prompt_len] [-n gen_len] [-s n_seqs] [-k k] [-c chunk] [--ids 1,2,3]
+ *                 [-b backend]
+ *
+ * -c sets the prefill step: up to that many prompt tokens per forward pass
+ * (default 512, the server's num_batch; -c 16384 -p 16384 is one step, as
+ * `hyperlama bench -p 16384` takes it). Prompts go to 65536 tokens, one run
+ * and no warm-up, so a long prompt is timed once.
  *
  * -k K makes every decode step carry K + 1 rows per sequence (positions
  * p .. p + K, logits at each), as a speculative step verifying K drafted
@@ -42,13 +48,13 @@ static int argmax(const float *x, int n) {
 
 int main(int argc, char **argv) {
     if (argc < 2) {
-        fprintf(stderr, "usage: %s MODEL [-t threads] [-p prompt_len] [-n gen_len] [-s n_seqs] [-k k] [--ids a,b,c] [-b backend]\n",
+        fprintf(stderr, "usage: %s MODEL [-t threads] [-p prompt_len] [-n gen_len] [-s n_seqs] [-k k] [-c chunk] [--ids a,b,c] [-b backend]\n",
                 argv[0]);
         return 2;
     }
-    int threads = 2, n_prompt = 32, n_gen = 32, n_seqs = 1, k_draft = 0;
+    int threads = 2, n_prompt = 32, n_gen = 32, n_seqs = 1, k_draft = 0, chunk = 512;
     const char *backend = "cpu";
-    int32_t ids[4096];
+    static int32_t ids[65536];
     int n_ids = 0;
     for (int i = 2; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "-b")) backend = argv[i + 1];
@@ -57,17 +63,18 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "-n")) n_gen = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "-s")) n_seqs = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "-k")) k_draft = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "-c")) chunk = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--ids")) {
             char *s = argv[i + 1];
-            while (*s && n_ids < 4096) {
+            while (*s && n_ids < 65536) {
                 ids[n_ids++] = (int32_t)strtol(s, &s, 10);
                 if (*s == ',') s++;
             }
         }
     }
     if (n_ids) n_prompt = n_ids;
-    if (n_prompt < 1 || n_prompt > 4096 || n_gen < 0 || n_seqs < 1 || n_seqs > 64 || k_draft < 0 ||
-        k_draft > 63) {
+    if (n_prompt < 1 || n_prompt > 65536 || n_gen < 0 || n_seqs < 1 || n_seqs > 64 || k_draft < 0 ||
+        k_draft > 63 || chunk < 1 || chunk > 65536) {
         fprintf(stderr, "bad sizes\n");
         return 2;
     }
@@ -85,7 +92,7 @@ int main(int argc, char **argv) {
     hl_kv_params kp = hl_model_kv_params(m, per_seq * n_seqs, bs);
     hl_kv_cache *kv;
     hl_forward_ctx *ctx;
-    int max_tokens = n_prompt * n_seqs > 512 ? 512 : n_prompt * n_seqs;
+    int max_tokens = n_prompt * n_seqs > chunk ? chunk : n_prompt * n_seqs;
     if (max_tokens < n_seqs * rows) max_tokens = n_seqs * rows;
     hl_pool *pool = hl_pool_new(threads);
     hl_backend *be = NULL;

@@ -11,7 +11,7 @@
 
 #include <math.h>
 
-/* exp8's steps, sixteen lanes at a time */
+/* exp8's steps, sixteen lanes at a time (the power of two by scalef) */
 HL_INLINE __m512 exp16(__m512 x) {
     __mmask16 keep = _mm512_cmp_ps_mask(x, _mm512_set1_ps(-87.3f), _CMP_GT_OQ);
     x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-87.0f)), _mm512_set1_ps(88.0f));
@@ -26,8 +26,9 @@ HL_INLINE __m512 exp16(__m512 x) {
     p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
     p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
     p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-    __m512i e = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23);
-    return _mm512_maskz_mov_ps(keep, _mm512_mul_ps(p, _mm512_castsi512_ps(e)));
+    /* p * 2^n in one instruction: n is a whole number in [-126, 127], so
+     * scalef's product is exp8's p * (float)2^n, rounded the same way */
+    return _mm512_maskz_scalef_ps(keep, p, n);
 }
 
 /* ((l0+l1)+(l2+l3))+((l4+l5)+(l6+l7)) of one 8-lane vector, as attn_avx2.c */
@@ -108,27 +109,18 @@ static void attn_qk(float *s, const float *q, int32_t nr, const float *kt, int32
     }
 }
 
-/* G rows (up to 4) at once: max, the correction, exp and the 16-lane sum. */
-HL_INLINE void softmax_rows(const int G, float *s, float *m, float *l, float *corr) {
-    float mx[4], c[4];
-    __m512 sum[4];
+/* G rows (up to 4) at once, their new maxima mx and corrections c given:
+ * exp and the 16-lane sum. */
+HL_INLINE void softmax_rows(const int G, float *s, const float *mx, const float *c, float *m, float *l) {
+    __m512 sum[4], mv[4];
 #pragma GCC unroll 4
-    for (int g = 0; g < G; g++) {
-        const float *x = s + (int64_t)g * HL_ATTN_BK;
-        __m512 a = _mm512_max_ps(_mm512_loadu_ps(x), _mm512_loadu_ps(x + 16));
-        for (int32_t j = 32; j < HL_ATTN_BK; j += 32)
-            a = _mm512_max_ps(a, _mm512_max_ps(_mm512_loadu_ps(x + j), _mm512_loadu_ps(x + j + 16)));
-        mx[g] = _mm512_reduce_max_ps(a); /* a max is exact in any order */
-        mx[g] = m[g] > mx[g] ? m[g] : mx[g];
-        /* NaN (-inf - -inf, nothing seen yet) and -inf both give 0 */
-        c[g] = _mm512_cvtss_f32(exp16(_mm512_set1_ps(m[g] - mx[g])));
-        sum[g] = _mm512_setzero_ps();
-    }
+    for (int g = 0; g < G; g++) sum[g] = _mm512_setzero_ps(), mv[g] = _mm512_set1_ps(mx[g]);
+#pragma GCC unroll 4
     for (int32_t j = 0; j < HL_ATTN_BK; j += 16)
 #pragma GCC unroll 4
         for (int g = 0; g < G; g++) {
             float *x = s + (int64_t)g * HL_ATTN_BK + j;
-            const __m512 e = exp16(_mm512_sub_ps(_mm512_loadu_ps(x), _mm512_set1_ps(mx[g])));
+            const __m512 e = exp16(_mm512_sub_ps(_mm512_loadu_ps(x), mv[g]));
             _mm512_storeu_ps(x, e);
             sum[g] = _mm512_add_ps(sum[g], e);
         }
@@ -138,18 +130,37 @@ HL_INLINE void softmax_rows(const int G, float *s, float *m, float *l, float *co
                                        _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(sum[g]), 1)));
         l[g] = l[g] * c[g] + lanes8(t);
         m[g] = mx[g];
-        corr[g] = c[g];
     }
 }
 
+/* Up to 16 rows at a time: each row's new maximum, then the corrections of
+ * all of them in one exp16 (lane r: exp(m[r] - mx[r]), what a broadcast
+ * would give it), then the rows' exponentials four at a time. */
 static void attn_softmax(float *s, int32_t nr, float *m, float *l, float *corr) {
-    for (int32_t r = 0; r < nr; r += 4) {
-        float *x = s + (int64_t)r * HL_ATTN_BK;
-        switch (nr - r) {
-        case 1: softmax_rows(1, x, m + r, l + r, corr + r); break;
-        case 2: softmax_rows(2, x, m + r, l + r, corr + r); break;
-        case 3: softmax_rows(3, x, m + r, l + r, corr + r); break;
-        default: softmax_rows(4, x, m + r, l + r, corr + r); break;
+    for (int32_t r0 = 0; r0 < nr; r0 += 16) {
+        const int32_t n = nr - r0 < 16 ? nr - r0 : 16;
+        const __mmask16 k = (__mmask16)((1u << n) - 1);
+        float mx[16];
+        for (int32_t g = 0; g < n; g++) {
+            const float *x = s + (int64_t)(r0 + g) * HL_ATTN_BK;
+            __m512 a = _mm512_max_ps(_mm512_loadu_ps(x), _mm512_loadu_ps(x + 16));
+            for (int32_t j = 32; j < HL_ATTN_BK; j += 32)
+                a = _mm512_max_ps(a, _mm512_max_ps(_mm512_loadu_ps(x + j), _mm512_loadu_ps(x + j + 16)));
+            const float t = _mm512_reduce_max_ps(a); /* a max is exact in any order */
+            mx[g] = m[r0 + g] > t ? m[r0 + g] : t;
+        }
+        /* NaN (-inf - -inf, nothing seen yet) and -inf both give 0 */
+        const __m512 d = _mm512_sub_ps(_mm512_maskz_loadu_ps(k, m + r0), _mm512_maskz_loadu_ps(k, mx));
+        _mm512_mask_storeu_ps(corr + r0, k, exp16(d));
+        for (int32_t g = 0; g < n; g += 4) {
+            float *x = s + (int64_t)(r0 + g) * HL_ATTN_BK;
+            const int32_t r = r0 + g;
+            switch (n - g) {
+            case 1: softmax_rows(1, x, mx + g, corr + r, m + r, l + r); break;
+            case 2: softmax_rows(2, x, mx + g, corr + r, m + r, l + r); break;
+            case 3: softmax_rows(3, x, mx + g, corr + r, m + r, l + r); break;
+            default: softmax_rows(4, x, mx + g, corr + r, m + r, l + r); break;
+            }
         }
     }
 }

@@ -173,6 +173,7 @@ static void cpu_release(hl_backend *be, hl_backend_prog *c) {
     for (int i = 0; i < HL_BUF_COUNT; i++) free(c->buf[i]);
     for (int i = 0; i < CPU_MAX_ROPE_TABLES; i++) free(c->rope_cs[i]);
     free(c->attn);
+    free((void *)c->attn_claim);
     for (int i = 0; i < 3; i++) free(c->xq[i]);
     free(c->out_row);
     cpu_moe_scratch_free(c->moe);
@@ -213,6 +214,7 @@ static int cpu_prepare(hl_backend *be, const hl_plan *plan, int32_t max_tokens, 
         }
     c->attn_floats = cpu_attn_scratch_floats(hk, hv);
     if (ok) ok = (c->attn = scratch_alloc(c, (size_t)c->max_threads * c->attn_floats * sizeof(float))) != NULL;
+    if (ok) ok = (c->attn_claim = scratch_alloc(c, 16 * sizeof *c->attn_claim)) != NULL;
     if (ok) ok = (c->out_row = scratch_alloc(c, T * sizeof *c->out_row)) != NULL;
     /* activation buffers: the largest conversion any matmul needs */
     size_t xs = 0;
@@ -261,6 +263,8 @@ static int cpu_run(hl_backend *be, hl_backend_prog *c, hl_kv_cache *kv, const hl
                 (cb->threads == HL_THREADS_AUTO && per_layer * rows < HL_SERIAL_BYTES);
     const size_t x_bytes = (size_t)b->n_tokens * (size_t)c->plan->n_embd * sizeof(float);
     if (io->x_in) memcpy(c->buf[HL_BUF_X], io->x_in, x_bytes);
+    atomic_store(&c->attn_claim[0], 0);
+    atomic_store(&c->attn_claim[8], 0);
     if (c->serial) cpu_step_thread(c, 0, 1);
     else hl_pool_run(cb->pool, cpu_step_thread, c);
     if (io->x_out) memcpy(io->x_out, c->buf[HL_BUF_X], x_bytes);

@@ -22,7 +22,7 @@
 
 #include <stdatomic.h>
 
-#define HL_ATTN_ROWS 64 /* query rows (token x head) per attention tile, at most */
+#define HL_ATTN_ROWS 256 /* query rows (token x head) per attention tile, at most */
 #define CPU_MAX_ROPE_TABLES 4 /* distinct rope frequency tables a fused plan may use */
 
 /* One block in fused form (the tensors of its ops), or fused = 0. */
@@ -63,6 +63,8 @@ struct hl_backend_prog {
     float *rope_cs[CPU_MAX_ROPE_TABLES]; /* [max_tokens][n_rot / 2][2] cos, sin per token */
     float *attn;              /* [max_threads][attn_floats]: attention tile scratch (attn_tile.c) */
     size_t attn_floats;
+    _Atomic int64_t *attn_claim; /* [2 * 8]: attention units claimed so far by the fused blocks of even
+                                  * ([0]) and odd ([8]) turn, a cache line apart (cpu_forward.c) */
     void *xq[3];              /* activations converted for a matmul's weight type (see cpu_forward.c) */
     size_t xq_size;
     int32_t *out_row;         /* [max_tokens] dense logits row of each token, or -1 */
@@ -76,6 +78,7 @@ struct hl_backend_prog {
     int32_t n_wanted;
     int serial;               /* this step runs on the calling thread only (no barriers) */
     int pending_ffn;          /* block whose FFN residual add is still to do, or -1 */
+    int32_t attn_turn;        /* fused blocks run so far in this step (each thread's copy counts) */
 };
 
 /* cpu_forward.c */

@@ -266,13 +266,24 @@ static void fused_block(hl_backend_prog *c, int32_t l, int ith, int nth) {
     cpu_attn_job job = {.kv = c->kv, .layer = l, .b = b, .q = q, .ldq = QD, .out = att, .ldo = OD, .hdk = hdk,
                         .hdv = hdv, .window = L->window, .causal = 1, .scale = c->attn_scale,
                         .sinks = L->sinks};
-    /* units (tile, heads) dealt round-robin: in a causal prefill later tiles
-     * cost more, so contiguous ranges would leave the early threads idle */
-    int64_t unit = 0;
+    /* units (tile, heads), numbered in order and claimed one at a time from
+     * a counter the threads share: in a causal prefill later tiles cost
+     * more, and on a shared machine a thread can lose its core for a while,
+     * so any fixed deal leaves one thread waiting at the barrier; a unit's
+     * result does not depend on the thread that computes it. Fused blocks
+     * take turns with two counters: thread 0 zeroes the next turn's one
+     * here, where every thread is past the previous fused block's attention
+     * (the barrier above) and none has reached the next one's (at least one
+     * barrier below). */
+    const int32_t turn = c->attn_turn++;
+    _Atomic int64_t *claim = &c->attn_claim[(turn & 1) * 8];
+    if (ith == 0) atomic_store_explicit(&c->attn_claim[((turn + 1) & 1) * 8], 0, memory_order_relaxed);
+    int64_t unit = 0, mine = atomic_fetch_add_explicit(claim, 1, memory_order_relaxed);
     for (int64_t t0 = 0, t1; t0 < T; t0 = t1) {
         t1 = cpu_attn_tile_end(b, t0, tq);
         for (int32_t h0 = 0; h0 < nh; h0 += hu, unit++) {
-            if (unit % nth != ith) continue;
+            if (unit != mine) continue;
+            mine = atomic_fetch_add_explicit(claim, 1, memory_order_relaxed);
             const int32_t h1 = h0 + hu;
             for (int32_t h = h0; h < h1;) { /* runs of heads that share a KV head */
                 int32_t he = (h / gqa + 1) * gqa;
@@ -369,6 +380,7 @@ void cpu_step_thread(void *vctx, int ith, int nth) {
     hl_backend_prog local = *c;
     hl_backend_prog *lc = &local;
     lc->pending_ffn = -1;
+    lc->attn_turn = 0;
     int32_t first = p->layer_ops[0];
     if (lc->blocks[0].fused && first == 1 && p->ops[0].kind == HL_OP_EMBED && p->n_layer > 0) {
         fused_prologue(lc, &p->ops[0], r0, r1);

@@ -179,7 +179,8 @@ static void op_attn(hl_backend_prog *c, const hl_op *op, int ith, int nth) {
                         .hdv = op->p.attn.head_dim_v, .window = op->p.attn.window, .causal = op->p.attn.causal,
                         .scale = op->p.attn.scale, .softcap = op->p.attn.softcap,
                         .sinks = op->p.attn.sinks ? op->p.attn.sinks->data : NULL};
-    /* units: (tile, run of heads sharing a KV head), round-robin as in the fused step */
+    /* units: (tile, run of heads sharing a KV head), dealt round-robin (the
+     * fused step claims them from a shared counter instead) */
     int64_t unit = 0;
     for (int64_t t0 = 0, t1; t0 < b->n_tokens; t0 = t1) {
         t1 = cpu_attn_tile_end(b, t0, tq);

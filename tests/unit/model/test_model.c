@@ -480,7 +480,7 @@ TEST(rope_freqs_and_linear_scaling_agree) {
     unlink(p2);
 }
 
-/* Tiled attention (keys in blocks of 64, tiles of up to 64 query rows, two
+/* Tiled attention (keys in blocks of 64, tiles of up to 256 query rows, two
  * threads): a token's logits do not depend on how its prompt is cut into
  * steps. 600 positions over a scattered block table, token by token (the
  * decode path: one token per tile) against steps of 100 and of 37 (tiles

@@ -225,6 +225,35 @@ static void check_attn_tile(hl_simd lv) {
     }
 }
 
+/* The online-softmax step where exp leaves the normal range: scores and
+ * corrections down to 90 below the maximum (results subnormal near -87,
+ * exactly 0 past -87.3), 1..21 rows (the AVX-512 step takes 16 rows per
+ * vector of corrections). The AVX-512 step must give the AVX2 step's bits
+ * (check_attn_tile holds the AVX2 step to a double-precision reference). */
+static void check_softmax_extremes(hl_simd lv) {
+    enum { BK = HL_ATTN_BK, MR = 21 };
+    const hl_vec_ops *v = hl_vec_ops_at(lv), *a2 = hl_vec_ops_at(HL_SIMD_AVX2);
+    float *s = malloc(sizeof(float) * MR * BK), *s2 = malloc(sizeof(float) * MR * BK);
+    for (int32_t nr = 1; nr <= MR; nr += 5) {
+        float m[MR], l[MR], c[MR], m2[MR], l2[MR], c2[MR];
+        for (int32_t r = 0; r < nr; r++) {
+            const float top = rndf() * 4;
+            for (int32_t j = 0; j < BK; j++) s[r * BK + j] = top - (float)((j * 37 + r * 11) % BK) * (90.0f / BK) - rndf() * 0.01f;
+            m[r] = r % 4 == 0 ? -INFINITY : top + 86.5f + (float)(r % 5) * 0.25f; /* corrections near exp's edge */
+            l[r] = m[r] == -INFINITY ? 0.0f : 1.0f;
+        }
+        memcpy(s2, s, sizeof(float) * (size_t)nr * BK);
+        memcpy(m2, m, sizeof m), memcpy(l2, l, sizeof l);
+        v->attn_softmax(s, nr, m, l, c);
+        a2->attn_softmax(s2, nr, m2, l2, c2);
+        CHECK(memcmp(s, s2, sizeof(float) * (size_t)nr * BK) == 0);
+        CHECK(memcmp(m, m2, sizeof(float) * (size_t)nr) == 0);
+        CHECK(memcmp(l, l2, sizeof(float) * (size_t)nr) == 0 && memcmp(c, c2, sizeof(float) * (size_t)nr) == 0);
+    }
+    free(s);
+    free(s2);
+}
+
 /* K/V rows to floats: f16 exactly, q8_0 as d * q */
 static void check_kv_rows(hl_simd lv) {
     const hl_vec_ops *v = hl_vec_ops_at(lv);
@@ -268,6 +297,7 @@ TEST(vec_avx512) {
     }
     check_level(HL_SIMD_AVX512);
     check_attn_tile(HL_SIMD_AVX512);
+    check_softmax_extremes(HL_SIMD_AVX512);
     check_kv_rows(HL_SIMD_AVX512);
 }
 TEST(vec_public_entry_points) {
