@@ -14,17 +14,12 @@
  *    takes while it lives (by the device's own count, or the driver's
  *    VK_EXT_memory_budget figure, which counts other users too, so only a
  *    lower bound on the drop is checked for it). */
-#include "harness.h"
+#include "vk_harness.h"
 
 #include "backend/vulkan/vk_compute.h"
 
 #include <stdlib.h>
 #include <string.h>
-
-static int vulkan_required(void) {
-    const char *r = getenv("HYPERLAMA_TEST_REQUIRE_VULKAN");
-    return r && *r && strcmp(r, "0") != 0;
-}
 
 static hl_vk_device_info dev(const char *name, VkPhysicalDeviceType t, uint64_t gib, int usable) {
     hl_vk_device_info d = {.type = t, .device_local_bytes = gib << 30, .usable = usable};
@@ -53,21 +48,10 @@ TEST(vk_pick_takes_the_gpu_with_the_most_memory) {
 }
 
 TEST(vk_staged_upload_round_trips) {
-    hl_vk_instance *vi = NULL;
-    hl_vk_device *d = NULL;
+    hl_vk_instance *vi;
+    hl_vk_device *d;
     hl_err err = {0};
-    int rc = hl_vk_instance_open(&vi, &err);
-    const char *env = getenv("HYPERLAMA_VULKAN_DEVICE");
-    int idx = rc ? -1 : hl_vk_pick(vi, env && *env ? atoi(env) : -1, 1, &err);
-    if (!rc && idx < 0) rc = HL_ENOTSUP;
-    if (!rc) rc = hl_vk_device_open(vi, idx, &d, &err);
-    if (rc == HL_ENOTSUP && !vulkan_required()) {
-        hl_test_skip(err.msg);
-        hl_vk_instance_close(vi);
-        return;
-    }
-    CHECK_EQ(rc, 0);
-    if (rc) return;
+    if (vk_test_open_device(&vi, &d)) return;
     const size_t n = (3u << 20) + 12; /* three chunks and a tail */
     d->staging_bytes = 1u << 20;
     uint8_t *src = malloc(n);
@@ -76,7 +60,7 @@ TEST(vk_staged_upload_round_trips) {
     uint64_t free0 = hl_vk_device_free_bytes(d);
     hl_vk_buffer b;
     CHECK_EQ(hl_vk_buffer_new_device(d, n, &b, &err), 0);
-    const hl_vk_device_info *info = &vi->devices[idx];
+    const hl_vk_device_info *info = &vi->devices[d->index];
     printf("    %s: free %llu MiB, memory budget %s, %s\n", info->name, (unsigned long long)(free0 >> 20),
            info->memory_budget ? "from the driver" : "counted", info->uma ? "shared heap (no staging needed)" : "device-only memory");
     uint64_t free1 = hl_vk_device_free_bytes(d);

@@ -16,7 +16,7 @@
  *    recording, and reads what the host wrote into its buffers since (new
  *    indices give the new gathers); a buffer freed in between makes the
  *    next run record again. */
-#include "harness.h"
+#include "vk_harness.h"
 
 #include "backend/vulkan/vk_compute.h"
 #include "backend/vulkan/vk_spirv.h"
@@ -29,11 +29,6 @@ extern const uint32_t hl_vk_spv_attn_f16[], hl_vk_spv_attn_f16_words;
 extern const uint32_t hl_vk_spv_attn_combine[], hl_vk_spv_attn_combine_words;
 extern const uint32_t hl_vk_spv_quant_q8_0[], hl_vk_spv_quant_q8_0_words;
 extern const uint32_t hl_vk_spv_elementwise[], hl_vk_spv_elementwise_words;
-
-static int vulkan_required(void) {
-    const char *r = getenv("HYPERLAMA_TEST_REQUIRE_VULKAN");
-    return r && *r && strcmp(r, "0") != 0;
-}
 
 TEST(vk_spirv_reader_finds_the_written_bindings) {
     CHECK_EQ(hl_vk_spirv_written_bindings(hl_vk_spv_gather, hl_vk_spv_gather_words), 1u << 4);
@@ -79,21 +74,12 @@ static void host_gather(const float *src, const uint32_t *idx, float *out) {
 static int same(const float *a, const float *b, int n) { return memcmp(a, b, (size_t)n * sizeof *a) == 0; }
 
 TEST(vk_run_barriers_where_data_depends_and_kept_recording) {
-    hl_vk_instance *vi = NULL;
-    hl_vk_device *d = NULL;
+    hl_vk_instance *vi;
+    hl_vk_device *d;
     hl_vk_kernels *k = NULL;
     hl_err err = {0};
-    int rc = hl_vk_instance_open(&vi, &err);
-    const char *env = getenv("HYPERLAMA_VULKAN_DEVICE");
-    int idx = rc ? -1 : hl_vk_pick(vi, env && *env ? atoi(env) : -1, 1, &err);
-    if (!rc && idx < 0) rc = HL_ENOTSUP;
-    if (!rc) rc = hl_vk_device_open(vi, idx, &d, &err);
-    if (rc == HL_ENOTSUP && !vulkan_required()) {
-        hl_test_skip(err.msg);
-        hl_vk_instance_close(vi);
-        return;
-    }
-    CHECK_EQ(rc, 0);
+    if (vk_test_open_device(&vi, &d)) return;
+    int rc = 0;
     if (!rc) rc = hl_vk_kernels_new(d, NULL, &k, &err);
     CHECK_EQ(rc, 0);
     if (rc) goto done;
